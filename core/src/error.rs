@@ -1,0 +1,87 @@
+//! Errors of the core library. They carry ids and message keys, never case data
+//! (names, villages, notes), so they are safe to log and to show in any language.
+
+use serde::Serialize;
+
+/// One problem found by validating a record against a form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The field id in the form definition.
+    pub field: String,
+    /// A message key such as `required` or `range.max`; the UI picks the text in its language.
+    pub key: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, key: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            key: key.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("validation failed on {} field(s)", .0.len())]
+    Validation(Vec<FieldError>),
+    #[error("unknown form {id} version {version}")]
+    UnknownForm { id: String, version: u32 },
+    #[error("invalid form definition {id}: {reason}")]
+    InvalidFormDefinition { id: String, reason: String },
+    #[error("{kind} not found: {id}")]
+    NotFound { kind: &'static str, id: String },
+    #[error("illegal referral transition {transition} from status {from}")]
+    IllegalTransition { from: String, transition: String },
+    #[error("the database key is wrong, or the file is not a Suivi database or is corrupt")]
+    WrongKeyOrCorrupt,
+    #[error("the file is an unencrypted SQLite database, not a Suivi store; it was left untouched")]
+    PlaintextDatabase,
+    #[error("the file is a database of another application; it was left untouched")]
+    ForeignDatabase,
+    #[error("the database was written by a newer Suivi (schema {found}, this build knows {known})")]
+    SchemaTooNew { found: i64, known: i64 },
+    #[error("the store is already initialised")]
+    AlreadyInitialised,
+    #[error("the store is not enrolled with a sync server")]
+    NotEnrolled,
+    #[error("the case document is damaged: {0}")]
+    Document(String),
+    #[error("storage error: {0}")]
+    Storage(String),
+    #[error("the storage is full")]
+    StorageFull,
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    #[error("server unreachable: {0}")]
+    Offline(String),
+    #[error("sync refused by the server: {0}")]
+    Forbidden(String),
+    #[error("this device was revoked; local case data has been wiped")]
+    DeviceRevoked,
+    #[error("sync protocol error: {0}")]
+    Protocol(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Self {
+        use rusqlite::ffi::ErrorCode;
+        match &err {
+            rusqlite::Error::SqliteFailure(e, _) => match e.code {
+                ErrorCode::DiskFull => Error::StorageFull,
+                ErrorCode::NotADatabase => Error::WrongKeyOrCorrupt,
+                // The SQLite message names tables and constraints, never row values.
+                _ => Error::Storage(err.to_string()),
+            },
+            _ => Error::Storage(err.to_string()),
+        }
+    }
+}
+
+impl From<automerge::AutomergeError> for Error {
+    fn from(err: automerge::AutomergeError) -> Self {
+        Error::Document(err.to_string())
+    }
+}

@@ -1,0 +1,366 @@
+//! Forms as versioned data: definitions shipped as JSON files (id + version), never one Rust
+//! struct per form, so a new form version needs no code change and no app release.
+
+mod validate;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::error::{Error, Result};
+
+pub use validate::Record;
+pub(crate) use validate::parse_geopoint_text as parse_geopoint;
+
+/// Labels in the three languages our agents read. French is the default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Label {
+    pub fr: String,
+    pub en: String,
+    pub ar: String,
+}
+
+/// The UI languages a form can be shown in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    #[default]
+    Fr,
+    En,
+    Ar,
+}
+
+impl Lang {
+    /// Parses a language tag or a POSIX locale (`en_GB.UTF-8`); unknown ones fall back to French.
+    pub fn from_tag(tag: &str) -> Lang {
+        let lower = tag.to_ascii_lowercase();
+        if lower.starts_with("en") {
+            Lang::En
+        } else if lower.starts_with("ar") {
+            Lang::Ar
+        } else {
+            Lang::Fr
+        }
+    }
+}
+
+impl Label {
+    pub fn get(&self, lang: Lang) -> &str {
+        match lang {
+            Lang::Fr => &self.fr,
+            Lang::En => &self.en,
+            Lang::Ar => &self.ar,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    Text,
+    Integer,
+    Decimal,
+    Date,
+    Boolean,
+    SelectOne,
+    SelectMultiple,
+    Geopoint,
+    Phone,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Choice {
+    pub id: String,
+    pub label: Label,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Bounds {
+    #[serde(default)]
+    pub min: Option<Json>,
+    #[serde(default)]
+    pub max: Option<Json>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Constraints {
+    #[serde(default)]
+    pub range: Option<Bounds>,
+    #[serde(default)]
+    pub length: Option<Bounds>,
+    #[serde(default)]
+    pub pattern: Option<String>,
+}
+
+/// A field is shown (and may hold a value) only when another field has a given value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Relevance {
+    pub field: String,
+    #[serde(default)]
+    pub equals: Option<Json>,
+    #[serde(default)]
+    pub any_of: Option<Vec<Json>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Field {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub field_type: FieldType,
+    pub label: Label,
+    #[serde(default)]
+    pub required: bool,
+    /// Narrative text, kept as Automerge text so concurrent edits merge character by character.
+    #[serde(default)]
+    pub multiline: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<Choice>,
+    #[serde(default)]
+    pub constraints: Constraints,
+    #[serde(default)]
+    pub relevant: Option<Relevance>,
+}
+
+impl Field {
+    pub fn choice(&self, id: &str) -> Option<&Choice> {
+        self.choices.iter().find(|c| c.id == id)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormDefinition {
+    pub id: String,
+    pub version: u32,
+    pub title: Label,
+    pub fields: Vec<Field>,
+}
+
+impl FormDefinition {
+    /// Parses and checks a definition: unique ids, choices where needed, valid patterns,
+    /// relevance pointing at an earlier field.
+    pub fn from_json(text: &str) -> Result<FormDefinition> {
+        let form: FormDefinition =
+            serde_json::from_str(text).map_err(|e| Error::InvalidFormDefinition {
+                id: "?".into(),
+                reason: e.to_string(),
+            })?;
+        form.check()?;
+        Ok(form)
+    }
+
+    fn check(&self) -> Result<()> {
+        let bad = |reason: String| Error::InvalidFormDefinition {
+            id: self.id.clone(),
+            reason,
+        };
+        let mut seen: Vec<&str> = Vec::new();
+        for field in &self.fields {
+            if seen.contains(&field.id.as_str()) {
+                return Err(bad(format!("duplicate field {}", field.id)));
+            }
+            let is_select = matches!(
+                field.field_type,
+                FieldType::SelectOne | FieldType::SelectMultiple
+            );
+            if is_select == field.choices.is_empty() {
+                return Err(bad(format!("field {}: choices mismatch", field.id)));
+            }
+            if field.multiline && field.field_type != FieldType::Text {
+                return Err(bad(format!("field {}: multiline on non-text", field.id)));
+            }
+            if let Some(pattern) = &field.constraints.pattern {
+                regex::Regex::new(pattern)
+                    .map_err(|e| bad(format!("field {}: pattern: {e}", field.id)))?;
+            }
+            if let Some(rel) = &field.relevant {
+                if !seen.contains(&rel.field.as_str()) {
+                    return Err(bad(format!(
+                        "field {}: relevance on unknown or later field {}",
+                        field.id, rel.field
+                    )));
+                }
+                if rel.equals.is_none() == rel.any_of.is_none() {
+                    return Err(bad(format!("field {}: relevance needs equals or any_of", field.id)));
+                }
+            }
+            seen.push(&field.id);
+        }
+        Ok(())
+    }
+
+    pub fn field(&self, id: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.id == id)
+    }
+
+    /// Turns text typed on a command line or imported from a spreadsheet cell into the JSON value
+    /// the field expects; the result is then validated like any other input.
+    pub fn parse_input(&self, field_id: &str, text: &str) -> Result<Json> {
+        let field = self.field(field_id).ok_or_else(|| {
+            Error::Validation(vec![crate::error::FieldError::new(field_id, "unknown_field")])
+        })?;
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(Json::Null);
+        }
+        let invalid = |key: &str| Error::Validation(vec![crate::error::FieldError::new(field_id, key)]);
+        Ok(match field.field_type {
+            FieldType::Integer => Json::from(text.parse::<i64>().map_err(|_| invalid("type.integer"))?),
+            FieldType::Decimal => serde_json::Number::from_f64(
+                text.replace(',', ".").parse::<f64>().map_err(|_| invalid("type.decimal"))?,
+            )
+            .map(Json::Number)
+            .ok_or_else(|| invalid("type.decimal"))?,
+            FieldType::Boolean => match text.to_lowercase().as_str() {
+                "true" | "yes" | "oui" | "1" | "y" | "o" | "نعم" => Json::Bool(true),
+                "false" | "no" | "non" | "0" | "n" | "لا" => Json::Bool(false),
+                _ => return Err(invalid("type.boolean")),
+            },
+            FieldType::SelectMultiple => Json::Array(
+                text.split([',', ';', ' '])
+                    .filter(|s| !s.is_empty())
+                    .map(|s| Json::String(s.to_string()))
+                    .collect(),
+            ),
+            FieldType::Geopoint => {
+                let point = validate::parse_geopoint_text(text).ok_or_else(|| invalid("type.geopoint"))?;
+                serde_json::json!({"lat": point.0, "lon": point.1})
+            }
+            _ => Json::String(text.to_string()),
+        })
+    }
+}
+
+/// The forms this build knows, by id and version.
+#[derive(Debug, Clone)]
+pub struct FormRegistry {
+    forms: BTreeMap<(String, u32), FormDefinition>,
+}
+
+/// Form ids the case document uses.
+pub const IDENTIFICATION: &str = "identification";
+pub const REFERRAL: &str = "referral";
+pub const FOLLOWUP: &str = "followup";
+
+const BUILTIN_FORMS: [&str; 3] = [
+    include_str!("../../forms/identification.v1.json"),
+    include_str!("../../forms/referral.v1.json"),
+    include_str!("../../forms/followup.v1.json"),
+];
+
+impl FormRegistry {
+    /// The forms shipped in core. They are checked by a unit test, so loading cannot fail.
+    pub fn builtin() -> FormRegistry {
+        let mut registry = FormRegistry {
+            forms: BTreeMap::new(),
+        };
+        for text in BUILTIN_FORMS {
+            // A shipped definition is checked by `builtin_forms_parse`; failing here is a build bug.
+            #[allow(clippy::expect_used)]
+            let form = FormDefinition::from_json(text).expect("shipped form definitions are valid");
+            registry.add(form);
+        }
+        registry
+    }
+
+    pub fn add(&mut self, form: FormDefinition) {
+        self.forms.insert((form.id.clone(), form.version), form);
+    }
+
+    pub fn get(&self, id: &str, version: u32) -> Result<&FormDefinition> {
+        self.forms
+            .get(&(id.to_string(), version))
+            .ok_or_else(|| Error::UnknownForm {
+                id: id.to_string(),
+                version,
+            })
+    }
+
+    /// The newest version of a form: what new records are written with.
+    pub fn latest(&self, id: &str) -> Result<&FormDefinition> {
+        self.forms
+            .range((id.to_string(), 0)..=(id.to_string(), u32::MAX))
+            .next_back()
+            .map(|(_, f)| f)
+            .ok_or_else(|| Error::UnknownForm {
+                id: id.to_string(),
+                version: 0,
+            })
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &FormDefinition> {
+        self.forms.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_forms_parse() {
+        for text in BUILTIN_FORMS {
+            let form = FormDefinition::from_json(text).expect("valid");
+            assert!(!form.fields.is_empty());
+        }
+        let registry = FormRegistry::builtin();
+        assert_eq!(registry.latest(IDENTIFICATION).unwrap().version, 1);
+        assert!(registry.get(REFERRAL, 1).is_ok());
+        assert!(registry.get(FOLLOWUP, 1).is_ok());
+    }
+
+    #[test]
+    fn unknown_form_version_is_typed() {
+        let registry = FormRegistry::builtin();
+        match registry.get(IDENTIFICATION, 99) {
+            Err(Error::UnknownForm { id, version }) => {
+                assert_eq!(id, IDENTIFICATION);
+                assert_eq!(version, 99);
+            }
+            other => panic!("expected UnknownForm, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn definition_with_relevance_on_later_field_is_rejected() {
+        let text = r#"{"id":"t","version":1,"title":{"fr":"t","en":"t","ar":"t"},"fields":[
+            {"id":"a","type":"text","label":{"fr":"a","en":"a","ar":"a"},"relevant":{"field":"b","equals":true}},
+            {"id":"b","type":"boolean","label":{"fr":"b","en":"b","ar":"b"}}]}"#;
+        assert!(matches!(
+            FormDefinition::from_json(text),
+            Err(Error::InvalidFormDefinition { .. })
+        ));
+    }
+
+    #[test]
+    fn every_label_has_three_languages() {
+        for form in FormRegistry::builtin().all() {
+            for field in &form.fields {
+                for label in std::iter::once(&field.label).chain(field.choices.iter().map(|c| &c.label)) {
+                    assert!(!label.fr.is_empty() && !label.en.is_empty() && !label.ar.is_empty(), "{}", field.id);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn parse_input_by_type() {
+        let registry = FormRegistry::builtin();
+        let form = registry.latest(IDENTIFICATION).unwrap();
+        assert_eq!(form.parse_input("estimated_age", "12").unwrap(), Json::from(12));
+        assert_eq!(form.parse_input("works", "oui").unwrap(), Json::Bool(true));
+        assert_eq!(
+            form.parse_input("hazardous_conditions", "mercury,night_work").unwrap(),
+            serde_json::json!(["mercury", "night_work"])
+        );
+        assert!(matches!(form.parse_input("estimated_age", "douze"), Err(Error::Validation(_))));
+        assert_eq!(Lang::from_tag("en_GB.UTF-8"), Lang::En);
+        assert_eq!(Lang::from_tag("C"), Lang::Fr);
+    }
+}

@@ -1,0 +1,684 @@
+//! The encrypted store: one SQLCipher database holding each case's Automerge document (a
+//! snapshot plus incremental chunks, compacted now and then) and the projection rows that lists
+//! and search read. Every write updates document and projections in one transaction.
+
+pub mod projection;
+pub mod schema;
+
+use std::path::Path;
+
+use automerge::{ActorId, ChangeHash};
+use chrono::NaiveDate;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+use serde_json::Value as Json;
+
+use crate::case_doc::{AuditNote, CaseDoc, ChangeContext, Conflict, FollowUp, HistoryEntry, Referral};
+use crate::error::{Error, Result};
+use crate::forms::{FormRegistry, Record, IDENTIFICATION};
+use crate::referral::Transition;
+pub use projection::{fold, CaseRow, ReferralRow};
+
+/// Fold the incremental chunks into a fresh snapshot once a case has this many.
+pub const CASE_CHUNKS_MAX: i64 = 32;
+/// Upper bound on rows a list or search returns.
+pub const LIST_ROWS_MAX: usize = 10_000;
+
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Who this device is: the user recording cases and the device's persisted Automerge actor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Identity {
+    pub user: String,
+    pub device: String,
+    pub actor: String,
+}
+
+/// Filters for listing cases; all optional, combined with AND.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    /// Name search, folded: "traore" finds "Traoré".
+    pub query: Option<String>,
+    pub village: Option<String>,
+    pub risk_level: Option<String>,
+    /// Cases with at least one referral in this status.
+    pub referral_status: Option<String>,
+    /// Cases whose next follow-up visit was due before this day.
+    pub overdue_on: Option<NaiveDate>,
+    pub limit: Option<usize>,
+}
+
+/// Everything about one case, for the case screen.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseDetail {
+    pub summary: CaseRow,
+    pub identification_form: u32,
+    pub identification: Record,
+    pub referrals: Vec<Referral>,
+    pub followups: Vec<FollowUp>,
+    pub conflicts: Vec<Conflict>,
+    pub audit_notes: Vec<AuditNote>,
+}
+
+pub struct Store {
+    conn: Connection,
+    forms: FormRegistry,
+    identity: Identity,
+}
+
+/// Opens the SQLCipher connection and proves the key before anything is written: a wrong key,
+/// a plaintext SQLite file or another application's database is a typed error and the file is
+/// left exactly as it was.
+fn open_connection(path: &Path, key: &str, create: bool) -> Result<Connection> {
+    if let Ok(mut file) = std::fs::File::open(path) {
+        use std::io::Read;
+        let mut header = [0u8; 16];
+        if file.read_exact(&mut header).is_ok() && &header == SQLITE_HEADER {
+            return Err(Error::PlaintextDatabase);
+        }
+    } else if !create {
+        return Err(Error::NotFound {
+            kind: "store",
+            id: "database file".into(),
+        });
+    }
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags)?;
+    // A failed decryption is our typed error; SQLCipher's own stderr lines would only be noise.
+    let _ = conn.query_row("PRAGMA cipher_log_level = NONE", [], |_| Ok(()));
+    conn.pragma_update(None, "key", key)?;
+    // The first read decrypts page 1: this is where a wrong key shows.
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+        .map_err(|e| match Error::from(e) {
+            Error::Storage(_) => Error::WrongKeyOrCorrupt,
+            other => other,
+        })?;
+    let app_id: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    let version = schema::user_version(&conn)?;
+    if (version == 0 && tables > 0) || (version > 0 && app_id != schema::APPLICATION_ID) {
+        return Err(Error::ForeignDatabase);
+    }
+    if version > schema::LATEST_VERSION {
+        return Err(Error::SchemaTooNew {
+            found: version,
+            known: schema::LATEST_VERSION,
+        });
+    }
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Temporary tables and sorts stay in memory: nothing about a case reaches disk unencrypted.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+    // FULL: an acknowledged save survives a power cut, not only a killed process.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+fn parse_heads(text: &str) -> Vec<ChangeHash> {
+    text.split(' ').filter_map(|h| h.parse().ok()).collect()
+}
+
+fn format_heads(heads: &[ChangeHash]) -> String {
+    heads.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+}
+
+fn row_to_case(row: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {
+    Ok(CaseRow {
+        case_id: row.get("case_id")?,
+        first_name: row.get("first_name")?,
+        last_name: row.get("last_name")?,
+        sex: row.get("sex")?,
+        province: row.get("province")?,
+        commune: row.get("commune")?,
+        village: row.get("village")?,
+        work_sector: row.get("work_sector")?,
+        risk_level: row.get("risk_level")?,
+        created_at: row.get("created_at")?,
+        created_by: row.get("created_by")?,
+        updated_at: row.get("updated_at")?,
+        next_followup_due: row.get("next_followup_due")?,
+        referral_count: row.get("referral_count")?,
+        followup_count: row.get("followup_count")?,
+        conflict_count: row.get("conflict_count")?,
+    })
+}
+
+fn like_pattern(text: &str) -> String {
+    let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+impl Store {
+    /// Creates a new store for a user on a device, with a fresh Automerge actor id.
+    pub fn create(path: &Path, key: &str, user: &str, device: &str) -> Result<Store> {
+        if user.trim().is_empty() || device.trim().is_empty() {
+            return Err(Error::InvalidInput("user and device must not be empty".into()));
+        }
+        let mut conn = open_connection(path, key, true)?;
+        if schema::user_version(&conn)? > 0 {
+            return Err(Error::AlreadyInitialised);
+        }
+        schema::migrate_to(&mut conn, schema::LATEST_VERSION)?;
+        let actor = ActorId::random().to_hex_string();
+        let tx = conn.transaction()?;
+        for (k, v) in [("user", user), ("device", device), ("actor", actor.as_str())] {
+            tx.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", [k, v])?;
+        }
+        tx.commit()?;
+        Store::from_connection(conn)
+    }
+
+    /// Opens an existing store; upgrades its schema if this build is newer.
+    pub fn open(path: &Path, key: &str) -> Result<Store> {
+        let mut conn = open_connection(path, key, false)?;
+        if schema::user_version(&conn)? == 0 {
+            return Err(Error::NotFound {
+                kind: "store",
+                id: "initialised store".into(),
+            });
+        }
+        schema::migrate_to(&mut conn, schema::LATEST_VERSION)?;
+        Store::from_connection(conn)
+    }
+
+    fn from_connection(conn: Connection) -> Result<Store> {
+        let get = |k: &str| -> Result<String> {
+            conn.query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| Error::Document(format!("store meta lacks {k}")))
+        };
+        let identity = Identity {
+            user: get("user")?,
+            device: get("device")?,
+            actor: get("actor")?,
+        };
+        Ok(Store {
+            conn,
+            forms: FormRegistry::builtin(),
+            identity,
+        })
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    pub fn forms(&self) -> &FormRegistry {
+        &self.forms
+    }
+
+    fn actor(&self) -> Result<ActorId> {
+        hex::decode(&self.identity.actor)
+            .map(ActorId::from)
+            .map_err(|_| Error::Document("bad actor id".into()))
+    }
+
+    fn context(&self) -> ChangeContext {
+        ChangeContext::now(self.identity.user.clone())
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_meta(&self, key: &str) -> Result<()> {
+        self.conn.execute("DELETE FROM meta WHERE key = ?1", [key])?;
+        Ok(())
+    }
+
+    /// Loads a case document from its snapshot and chunks; `None` if the case is not here.
+    pub fn load_doc(&self, case_id: &str) -> Result<Option<CaseDoc>> {
+        let snapshot: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT snapshot FROM case_docs WHERE case_id = ?1", [case_id], |r| r.get(0))
+            .optional()?;
+        let Some(snapshot) = snapshot else {
+            return Ok(None);
+        };
+        let mut doc = CaseDoc::load(&snapshot, self.actor()?)?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT data FROM case_chunks WHERE case_id = ?1 ORDER BY id")?;
+        let mut rows = stmt.query([case_id])?;
+        while let Some(row) = rows.next()? {
+            let chunk: Vec<u8> = row.get(0)?;
+            doc.load_incremental(&chunk)?;
+        }
+        Ok(Some(doc))
+    }
+
+    fn require_doc(&self, case_id: &str) -> Result<CaseDoc> {
+        self.load_doc(case_id)?.ok_or_else(|| Error::NotFound {
+            kind: "case",
+            id: case_id.to_string(),
+        })
+    }
+
+    /// Saves a document and its projection in one transaction. `local` marks changes made on this
+    /// device, which the next sync must push.
+    pub(crate) fn save_doc(
+        tx: &rusqlite::Transaction<'_>,
+        forms: &FormRegistry,
+        case_id: &str,
+        doc: &mut CaseDoc,
+        local: bool,
+    ) -> Result<()> {
+        let chunk_count: Option<i64> = tx
+            .query_row("SELECT chunk_count FROM case_docs WHERE case_id = ?1", [case_id], |r| r.get(0))
+            .optional()?;
+        match chunk_count {
+            None => {
+                tx.execute(
+                    "INSERT INTO case_docs (case_id, snapshot, chunk_count) VALUES (?1, ?2, 0)",
+                    params![case_id, doc.save()],
+                )?;
+                tx.execute(
+                    "INSERT INTO case_sync (case_id, dirty, synced_heads) VALUES (?1, ?2, '')",
+                    params![case_id, local],
+                )?;
+            }
+            Some(n) if n + 1 >= CASE_CHUNKS_MAX => {
+                tx.execute("DELETE FROM case_chunks WHERE case_id = ?1", [case_id])?;
+                tx.execute(
+                    "UPDATE case_docs SET snapshot = ?2, chunk_count = 0 WHERE case_id = ?1",
+                    params![case_id, doc.save()],
+                )?;
+            }
+            Some(_) => {
+                let chunk = doc.save_incremental();
+                if !chunk.is_empty() {
+                    tx.execute("INSERT INTO case_chunks (case_id, data) VALUES (?1, ?2)", params![case_id, chunk])?;
+                    tx.execute("UPDATE case_docs SET chunk_count = chunk_count + 1 WHERE case_id = ?1", [case_id])?;
+                }
+            }
+        }
+        if local {
+            tx.execute("UPDATE case_sync SET dirty = 1 WHERE case_id = ?1", [case_id])?;
+        }
+        let projection = projection::project(doc, forms)?;
+        projection::write(tx, &projection)?;
+        Ok(())
+    }
+
+    /// Runs one change on one case: load, change, save and project, all or nothing.
+    fn change_case<T>(
+        &mut self,
+        case_id: &str,
+        op: impl FnOnce(&mut CaseDoc, &FormRegistry, &ChangeContext) -> Result<T>,
+    ) -> Result<T> {
+        let mut doc = self.require_doc(case_id)?;
+        let ctx = self.context();
+        let out = op(&mut doc, &self.forms, &ctx)?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        Store::save_doc(&tx, &self.forms, case_id, &mut doc, true)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Records a new child; returns the case id.
+    pub fn create_case(&mut self, identification: &Record) -> Result<String> {
+        let case_id = uuid::Uuid::new_v4().simple().to_string();
+        let form = self.forms.latest(IDENTIFICATION)?;
+        let mut doc = CaseDoc::create(&case_id, self.actor()?, form, identification, &self.context())?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        Store::save_doc(&tx, &self.forms, &case_id, &mut doc, true)?;
+        tx.commit()?;
+        Ok(case_id)
+    }
+
+    /// Edits identification fields (`null` clears one); returns the fields that changed.
+    pub fn edit_case(&mut self, case_id: &str, patch: &Record) -> Result<Vec<String>> {
+        self.change_case(case_id, |doc, forms, ctx| doc.edit_identification(forms, patch, ctx))
+    }
+
+    pub fn refer(&mut self, case_id: &str, referral: &Record) -> Result<String> {
+        self.change_case(case_id, |doc, forms, ctx| doc.add_referral(forms, referral, ctx))
+    }
+
+    /// Moves a referral; for `transfer`, returns the id of the next referral in the chain.
+    pub fn transition_referral(
+        &mut self,
+        referral_id: &str,
+        transition: Transition,
+        note: Option<&str>,
+        next_provider: Option<&str>,
+    ) -> Result<Option<String>> {
+        let (referral_id, case_id) = self.resolve_referral(referral_id)?;
+        self.change_case(&case_id, |doc, forms, ctx| {
+            doc.transition_referral(forms, &referral_id, transition, note, next_provider, ctx)
+        })
+    }
+
+    pub fn add_followup(&mut self, case_id: &str, visit: &Record) -> Result<String> {
+        self.change_case(case_id, |doc, forms, ctx| doc.add_followup(forms, visit, ctx))
+    }
+
+    pub fn add_audit_note(&mut self, case_id: &str, text: &str) -> Result<String> {
+        self.change_case(case_id, |doc, _, ctx| doc.add_audit_note(text, ctx))
+    }
+
+    pub fn case(&self, case_id: &str) -> Result<CaseDetail> {
+        let doc = self.require_doc(case_id)?;
+        let summary = self
+            .conn
+            .query_row("SELECT * FROM cases WHERE case_id = ?1", [case_id], row_to_case)?;
+        Ok(CaseDetail {
+            summary,
+            identification_form: doc.identification_form_version()?,
+            identification: doc.identification(&self.forms)?,
+            referrals: doc.referrals(&self.forms)?,
+            followups: doc.followups(&self.forms)?,
+            conflicts: doc.conflicts(&self.forms)?,
+            audit_notes: doc.audit_notes()?,
+        })
+    }
+
+    pub fn history(&self, case_id: &str) -> Result<Vec<HistoryEntry>> {
+        self.require_doc(case_id)?.history()
+    }
+
+    /// Lists cases from the projection only: no document is loaded.
+    pub fn list_cases(&self, filter: &CaseFilter) -> Result<Vec<CaseRow>> {
+        let mut sql = String::from("SELECT * FROM cases WHERE 1 = 1");
+        let mut args: Vec<String> = Vec::new();
+        if let Some(q) = filter.query.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            args.push(like_pattern(&fold(q)));
+            sql.push_str(&format!(" AND name_folded LIKE ?{} ESCAPE '\\'", args.len()));
+        }
+        if let Some(village) = &filter.village {
+            args.push(fold(village.trim()));
+            sql.push_str(&format!(" AND village_folded = ?{}", args.len()));
+        }
+        if let Some(risk) = &filter.risk_level {
+            args.push(risk.clone());
+            sql.push_str(&format!(" AND risk_level = ?{}", args.len()));
+        }
+        if let Some(status) = &filter.referral_status {
+            args.push(status.clone());
+            sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM referrals r WHERE r.case_id = cases.case_id AND r.status = ?{})",
+                args.len()
+            ));
+        }
+        if let Some(day) = filter.overdue_on {
+            args.push(day.format("%Y-%m-%d").to_string());
+            sql.push_str(&format!(" AND next_followup_due < ?{}", args.len()));
+        }
+        let limit = filter.limit.unwrap_or(LIST_ROWS_MAX).min(LIST_ROWS_MAX);
+        sql.push_str(&format!(" ORDER BY updated_at DESC, case_id LIMIT {limit}"));
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), row_to_case)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    pub fn referrals_of(&self, case_id: &str) -> Result<Vec<ReferralRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT referral_id, case_id, service_type, provider, urgency, status, created_at,
+                created_by, updated_at, previous_referral, next_referral
+             FROM referrals WHERE case_id = ?1 ORDER BY created_at, referral_id",
+        )?;
+        let rows = stmt.query_map([case_id], |r| {
+            Ok(ReferralRow {
+                referral_id: r.get(0)?,
+                case_id: r.get(1)?,
+                service_type: r.get(2)?,
+                provider: r.get(3)?,
+                urgency: r.get(4)?,
+                status: r.get(5)?,
+                created_at: r.get(6)?,
+                created_by: r.get(7)?,
+                updated_at: r.get(8)?,
+                previous_referral: r.get(9)?,
+                next_referral: r.get(10)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    pub fn case_count(&self) -> Result<i64> {
+        Ok(self.conn.query_row("SELECT count(*) FROM cases", [], |r| r.get(0))?)
+    }
+
+    /// Finds a case by its id or a unique prefix of it (at least 4 characters), as typed by hand.
+    pub fn resolve_case_id(&self, prefix: &str) -> Result<String> {
+        self.resolve("SELECT case_id FROM case_docs WHERE case_id LIKE ?1 ESCAPE '\\' LIMIT 2", prefix, "case")
+            .map(|ids| ids.0)
+    }
+
+    /// Finds a referral (by id or unique prefix) and the case it belongs to.
+    pub fn resolve_referral(&self, prefix: &str) -> Result<(String, String)> {
+        self.resolve(
+            "SELECT referral_id, case_id FROM referrals WHERE referral_id LIKE ?1 ESCAPE '\\' LIMIT 2",
+            prefix,
+            "referral",
+        )
+    }
+
+    fn resolve(&self, sql: &str, prefix: &str, kind: &'static str) -> Result<(String, String)> {
+        let not_found = || Error::NotFound {
+            kind,
+            id: prefix.to_string(),
+        };
+        if prefix.len() < 4 || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(not_found());
+        }
+        let pattern = format!("{}%", prefix.to_ascii_lowercase());
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows: Vec<(String, String)> = stmt
+            .query_map([pattern], |r| {
+                let first: String = r.get(0)?;
+                let second: String = r.get(r.as_ref().column_count() - 1)?;
+                Ok((first, second))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        match rows.len() {
+            0 => Err(not_found()),
+            1 => Ok(rows.into_iter().next().ok_or_else(not_found)?),
+            _ => Err(Error::InvalidInput(format!("{kind} id prefix {prefix} is ambiguous"))),
+        }
+    }
+
+    /// Every case in full, for reports and backups (`suivi export`).
+    pub fn export(&self) -> Result<Json> {
+        let mut ids: Vec<String> = Vec::new();
+        {
+            let mut stmt = self.conn.prepare("SELECT case_id FROM cases ORDER BY created_at, case_id")?;
+            for id in stmt.query_map([], |r| r.get(0))? {
+                ids.push(id?);
+            }
+        }
+        let mut cases = Vec::with_capacity(ids.len());
+        for id in ids {
+            let detail = self.case(&id)?;
+            cases.push(serde_json::json!({
+                "case_id": id,
+                "identification_form": detail.identification_form,
+                "identification": detail.identification,
+                "referrals": detail.referrals,
+                "followups": detail.followups,
+            }));
+        }
+        Ok(serde_json::json!({"format": "suivi-export", "version": 1, "cases": cases}))
+    }
+
+    /// Imports cases, all or nothing: either a spreadsheet turned into a JSON array of rows
+    /// (one object per child, keys are identification field ids, values may be text), or a
+    /// `suivi export`. Every problem in every row is reported with its row number.
+    pub fn import(&mut self, data: &Json) -> Result<Vec<String>> {
+        let rows: Vec<ImportRow> = parse_import(data)?;
+        let form = self.forms.latest(IDENTIFICATION)?.clone();
+        let referral_form = self.forms.latest(crate::forms::REFERRAL)?.clone();
+        let followup_form = self.forms.latest(crate::forms::FOLLOWUP)?.clone();
+        let mut errors = Vec::new();
+        let mut prepared = Vec::new();
+        for (i, row) in rows.into_iter().enumerate() {
+            let mut row_errors = Vec::new();
+            let ident = coerce_record(&form, row.identification, &mut row_errors);
+            if let Err(Error::Validation(e)) = form.validate(&ident) {
+                row_errors.extend(e);
+            }
+            let mut referrals = Vec::new();
+            for r in row.referrals {
+                let r = coerce_record(&referral_form, r, &mut row_errors);
+                if let Err(Error::Validation(e)) = referral_form.validate(&r) {
+                    row_errors.extend(e);
+                }
+                referrals.push(r);
+            }
+            let mut followups = Vec::new();
+            for f in row.followups {
+                let f = coerce_record(&followup_form, f, &mut row_errors);
+                if let Err(Error::Validation(e)) = followup_form.validate(&f) {
+                    row_errors.extend(e);
+                }
+                followups.push(f);
+            }
+            for mut e in row_errors {
+                e.field = format!("row{}.{}", i + 1, e.field);
+                errors.push(e);
+            }
+            prepared.push((ident, referrals, followups));
+        }
+        if !errors.is_empty() {
+            return Err(Error::Validation(errors));
+        }
+        let actor = self.actor()?;
+        let ctx = ChangeContext::now(self.identity.user.clone());
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut ids = Vec::new();
+        for (ident, referrals, followups) in prepared {
+            let case_id = uuid::Uuid::new_v4().simple().to_string();
+            let mut doc = CaseDoc::create(&case_id, actor.clone(), &form, &ident, &ctx)?;
+            for r in &referrals {
+                doc.add_referral(&self.forms, r, &ctx)?;
+            }
+            for f in &followups {
+                doc.add_followup(&self.forms, f, &ctx)?;
+            }
+            Store::save_doc(&tx, &self.forms, &case_id, &mut doc, true)?;
+            ids.push(case_id);
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    pub(crate) fn connection(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// Cases with local changes the server has not acknowledged.
+    pub fn unsynced_case_count(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM case_sync WHERE dirty = 1", [], |r| r.get(0))?)
+    }
+
+    pub(crate) fn synced_heads(&self, case_id: &str) -> Result<Vec<ChangeHash>> {
+        let text: Option<String> = self
+            .conn
+            .query_row("SELECT synced_heads FROM case_sync WHERE case_id = ?1", [case_id], |r| r.get(0))
+            .optional()?;
+        Ok(text.as_deref().map(parse_heads).unwrap_or_default())
+    }
+
+    pub(crate) fn format_heads(heads: &[ChangeHash]) -> String {
+        format_heads(heads)
+    }
+
+    pub(crate) fn parse_heads(text: &str) -> Vec<ChangeHash> {
+        parse_heads(text)
+    }
+}
+
+struct ImportRow {
+    identification: serde_json::Map<String, Json>,
+    referrals: Vec<serde_json::Map<String, Json>>,
+    followups: Vec<serde_json::Map<String, Json>>,
+}
+
+fn parse_import(data: &Json) -> Result<Vec<ImportRow>> {
+    let bad = |what: &str| Error::InvalidInput(format!("import: {what}"));
+    let as_object = |v: &Json| v.as_object().cloned().ok_or_else(|| bad("expected an object"));
+    let list = |v: Option<&Json>| -> Result<Vec<serde_json::Map<String, Json>>> {
+        match v {
+            None | Some(Json::Null) => Ok(Vec::new()),
+            Some(Json::Array(items)) => items
+                .iter()
+                .map(|item| {
+                    // An export carries each record's fields beside its metadata.
+                    let fields = item.get("fields").unwrap_or(item);
+                    as_object(fields)
+                })
+                .collect(),
+            Some(_) => Err(bad("expected a list")),
+        }
+    };
+    match data {
+        Json::Array(rows) => rows
+            .iter()
+            .map(|row| {
+                Ok(ImportRow {
+                    identification: as_object(row)?,
+                    referrals: Vec::new(),
+                    followups: Vec::new(),
+                })
+            })
+            .collect(),
+        Json::Object(obj) => obj
+            .get("cases")
+            .and_then(Json::as_array)
+            .ok_or_else(|| bad("expected an array of rows or an export with \"cases\""))?
+            .iter()
+            .map(|case| {
+                Ok(ImportRow {
+                    identification: as_object(case.get("identification").ok_or_else(|| bad("case without identification"))?)?,
+                    referrals: list(case.get("referrals"))?,
+                    followups: list(case.get("followups"))?,
+                })
+            })
+            .collect(),
+        _ => Err(bad("expected JSON array or object")),
+    }
+}
+
+/// Spreadsheet cells arrive as text: convert them by field type; empty cells are absent.
+fn coerce_record(
+    form: &crate::forms::FormDefinition,
+    raw: serde_json::Map<String, Json>,
+    errors: &mut Vec<crate::error::FieldError>,
+) -> Record {
+    let mut record = Record::new();
+    for (key, value) in raw {
+        let value = match value {
+            Json::String(s) if form.field(&key).is_some() => match form.parse_input(&key, &s) {
+                Ok(v) => v,
+                Err(Error::Validation(e)) => {
+                    errors.extend(e);
+                    continue;
+                }
+                Err(_) => continue,
+            },
+            other => other,
+        };
+        if !value.is_null() {
+            record.insert(key, value);
+        }
+    }
+    record
+}

@@ -1,0 +1,233 @@
+//! Projections: the rows that lists and search read, computed from a case document by a pure
+//! function and written in the same transaction as the document, so they never disagree.
+
+use rusqlite::{params, Transaction};
+use serde::Serialize;
+use serde_json::Value as Json;
+use unicode_normalization::{char::is_combining_mark, UnicodeNormalization};
+
+use crate::case_doc::CaseDoc;
+use crate::error::Result;
+use crate::forms::{FormRegistry, Record};
+
+/// Folds case and accents so "fes" finds "Fès" and "traore" finds "Traoré"; Arabic vowel
+/// marks (harakat) are combining marks and fold away too.
+pub fn fold(text: &str) -> String {
+    text.nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseRow {
+    pub case_id: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub sex: Option<String>,
+    pub province: Option<String>,
+    pub commune: Option<String>,
+    pub village: Option<String>,
+    pub work_sector: Option<String>,
+    pub risk_level: Option<String>,
+    pub created_at: String,
+    pub created_by: String,
+    pub updated_at: String,
+    pub next_followup_due: Option<String>,
+    pub referral_count: i64,
+    pub followup_count: i64,
+    pub conflict_count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReferralRow {
+    pub referral_id: String,
+    pub case_id: String,
+    pub service_type: Option<String>,
+    pub provider: Option<String>,
+    pub urgency: Option<String>,
+    pub status: String,
+    pub created_at: String,
+    pub created_by: String,
+    pub updated_at: String,
+    pub previous_referral: Option<String>,
+    pub next_referral: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FollowupRow {
+    pub followup_id: String,
+    pub case_id: String,
+    pub visit_date: Option<String>,
+    pub visit_type: Option<String>,
+    pub risk_level_now: Option<String>,
+    pub next_visit_due: Option<String>,
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseProjection {
+    pub case: CaseRow,
+    pub referrals: Vec<ReferralRow>,
+    pub followups: Vec<FollowupRow>,
+}
+
+fn text(record: &Record, key: &str) -> Option<String> {
+    record.get(key).and_then(Json::as_str).map(str::to_string)
+}
+
+pub fn project(doc: &mut CaseDoc, forms: &FormRegistry) -> Result<CaseProjection> {
+    let case_id = doc.case_id()?;
+    let ident = doc.identification(forms)?;
+    let referrals = doc.referrals(forms)?;
+    let followups = doc.followups(forms)?;
+    let conflicts = doc.conflicts(forms)?;
+    let created_at = doc.created_at()?;
+    let updated_at = doc
+        .last_change_time()
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_else(|| created_at.clone());
+    let latest_visit = followups.last();
+    let case = CaseRow {
+        case_id: case_id.clone(),
+        first_name: text(&ident, "child_first_name").unwrap_or_default(),
+        last_name: text(&ident, "child_last_name").unwrap_or_default(),
+        sex: text(&ident, "sex"),
+        province: text(&ident, "province"),
+        commune: text(&ident, "commune"),
+        village: text(&ident, "village"),
+        work_sector: text(&ident, "work_sector"),
+        // The risk seen at the latest visit is the one that matters now.
+        risk_level: latest_visit
+            .and_then(|f| text(&f.fields, "risk_level_now"))
+            .or_else(|| text(&ident, "risk_level")),
+        created_by: doc.created_by()?,
+        created_at,
+        updated_at,
+        next_followup_due: latest_visit.and_then(|f| text(&f.fields, "next_visit_due")),
+        referral_count: referrals.len() as i64,
+        followup_count: followups.len() as i64,
+        conflict_count: conflicts.len() as i64,
+    };
+    let referral_rows = referrals
+        .into_iter()
+        .map(|r| ReferralRow {
+            case_id: case_id.clone(),
+            service_type: text(&r.fields, "service_type"),
+            provider: text(&r.fields, "provider"),
+            urgency: text(&r.fields, "urgency"),
+            status: r.status,
+            updated_at: r
+                .transitions
+                .last()
+                .map(|t| t.at.clone())
+                .unwrap_or_else(|| r.created_at.clone()),
+            created_at: r.created_at,
+            created_by: r.created_by,
+            previous_referral: r.previous_referral,
+            next_referral: r.next_referral,
+            referral_id: r.id,
+        })
+        .collect();
+    let followup_rows = followups
+        .into_iter()
+        .map(|f| FollowupRow {
+            case_id: case_id.clone(),
+            visit_date: text(&f.fields, "visit_date"),
+            visit_type: text(&f.fields, "visit_type"),
+            risk_level_now: text(&f.fields, "risk_level_now"),
+            next_visit_due: text(&f.fields, "next_visit_due"),
+            created_by: f.created_by,
+            followup_id: f.id,
+        })
+        .collect();
+    Ok(CaseProjection {
+        case,
+        referrals: referral_rows,
+        followups: followup_rows,
+    })
+}
+
+/// Replaces a case's projection rows.
+pub fn write(tx: &Transaction<'_>, p: &CaseProjection) -> Result<()> {
+    let c = &p.case;
+    tx.execute(
+        "INSERT OR REPLACE INTO cases (case_id, first_name, last_name, name_folded, sex, province,
+            commune, village, village_folded, work_sector, risk_level, created_at, created_by,
+            updated_at, next_followup_due, referral_count, followup_count, conflict_count)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+        params![
+            c.case_id,
+            c.first_name,
+            c.last_name,
+            fold(&format!("{} {}", c.first_name, c.last_name)),
+            c.sex,
+            c.province,
+            c.commune,
+            c.village,
+            c.village.as_deref().map(fold),
+            c.work_sector,
+            c.risk_level,
+            c.created_at,
+            c.created_by,
+            c.updated_at,
+            c.next_followup_due,
+            c.referral_count,
+            c.followup_count,
+            c.conflict_count
+        ],
+    )?;
+    tx.execute("DELETE FROM referrals WHERE case_id = ?1", [&c.case_id])?;
+    for r in &p.referrals {
+        tx.execute(
+            "INSERT INTO referrals (referral_id, case_id, service_type, provider, urgency, status,
+                created_at, created_by, updated_at, previous_referral, next_referral)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                r.referral_id,
+                r.case_id,
+                r.service_type,
+                r.provider,
+                r.urgency,
+                r.status,
+                r.created_at,
+                r.created_by,
+                r.updated_at,
+                r.previous_referral,
+                r.next_referral
+            ],
+        )?;
+    }
+    tx.execute("DELETE FROM followups WHERE case_id = ?1", [&c.case_id])?;
+    for f in &p.followups {
+        tx.execute(
+            "INSERT INTO followups (followup_id, case_id, visit_date, visit_type, risk_level_now,
+                next_visit_due, created_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                f.followup_id,
+                f.case_id,
+                f.visit_date,
+                f.visit_type,
+                f.risk_level_now,
+                f.next_visit_due,
+                f.created_by
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fold;
+
+    #[test]
+    fn folding_ignores_case_and_accents() {
+        assert_eq!(fold("Fès"), "fes");
+        assert_eq!(fold("TRAORÉ"), "traore");
+        assert!(fold("Aïcha Traoré").contains("aicha"));
+        // Arabic with a fatha and a shadda folds to the bare letters.
+        assert_eq!(fold("مُحَمَّد"), "محمد");
+    }
+}

@@ -1,0 +1,1 @@
+//! Suivi sync server.

@@ -1,0 +1,1 @@
+//! Suivi end-to-end support.
