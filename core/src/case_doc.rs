@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::error::{Error, Result};
-use crate::forms::{Field, FieldType, FormDefinition, FormRegistry, Record, FOLLOWUP, IDENTIFICATION, REFERRAL};
+use crate::forms::{
+    Field, FieldType, FormDefinition, FormRegistry, Record, FOLLOWUP, IDENTIFICATION, REFERRAL,
+};
 use crate::referral::{ReferralStatus, Transition};
 
 const K_CASE_ID: &str = "case_id";
@@ -173,8 +175,11 @@ impl CaseDoc {
         };
         // Serializing two strings into JSON cannot fail.
         let message = serde_json::to_string(&meta).unwrap_or_default();
-        self.doc
-            .commit_with(CommitOptions::default().with_message(message).with_time(ctx.time.timestamp()));
+        self.doc.commit_with(
+            CommitOptions::default()
+                .with_message(message)
+                .with_time(ctx.time.timestamp()),
+        );
     }
 
     fn map(&self, parent: &ObjId, key: &str) -> Result<ObjId> {
@@ -200,7 +205,9 @@ impl CaseDoc {
 
     fn version(&self, obj: &ObjId, key: &str) -> Result<u32> {
         match self.scalar(obj, key)? {
-            Some(ScalarValue::Int(v)) => u32::try_from(v).map_err(|_| Error::Document(format!("bad {key}"))),
+            Some(ScalarValue::Int(v)) => {
+                u32::try_from(v).map_err(|_| Error::Document(format!("bad {key}")))
+            }
             _ => Err(Error::Document(format!("missing {key}"))),
         }
     }
@@ -245,7 +252,13 @@ impl CaseDoc {
 
     /// Writes the differences between `old` and `new` into a map. Multiline text goes through
     /// `update_text` so concurrent edits of a narrative merge instead of overwriting each other.
-    fn write_fields(&mut self, obj: &ObjId, form: &FormDefinition, old: &Record, new: &Record) -> Result<Vec<String>> {
+    fn write_fields(
+        &mut self,
+        obj: &ObjId,
+        form: &FormDefinition,
+        old: &Record,
+        new: &Record,
+    ) -> Result<Vec<String>> {
         let mut changed = Vec::new();
         for field in &form.fields {
             let before = old.get(&field.id);
@@ -282,7 +295,12 @@ impl CaseDoc {
     /// Applies a partial edit (a `null` clears a field). Fields that the edit makes irrelevant
     /// (a child who no longer works has no work sector) are cleared too, and the history says so.
     /// Returns the ids of the fields that changed; nothing is written if validation fails.
-    pub fn edit_identification(&mut self, forms: &FormRegistry, patch: &Record, ctx: &ChangeContext) -> Result<Vec<String>> {
+    pub fn edit_identification(
+        &mut self,
+        forms: &FormRegistry,
+        patch: &Record,
+        ctx: &ChangeContext,
+    ) -> Result<Vec<String>> {
         let form = forms.get(IDENTIFICATION, self.identification_form_version()?)?;
         let old = self.identification(forms)?;
         let mut new = old.clone();
@@ -297,7 +315,11 @@ impl CaseDoc {
             let hidden: Vec<String> = form
                 .fields
                 .iter()
-                .filter(|f| new.contains_key(&f.id) && !patch.contains_key(&f.id) && !form.is_relevant(f, &new))
+                .filter(|f| {
+                    new.contains_key(&f.id)
+                        && !patch.contains_key(&f.id)
+                        && !form.is_relevant(f, &new)
+                })
                 .map(|f| f.id.clone())
                 .collect();
             if hidden.is_empty() {
@@ -316,7 +338,12 @@ impl CaseDoc {
         Ok(changed)
     }
 
-    pub fn add_referral(&mut self, forms: &FormRegistry, record: &Record, ctx: &ChangeContext) -> Result<String> {
+    pub fn add_referral(
+        &mut self,
+        forms: &FormRegistry,
+        record: &Record,
+        ctx: &ChangeContext,
+    ) -> Result<String> {
         let form = forms.latest(REFERRAL)?;
         form.validate(record)?;
         let id = new_id();
@@ -335,8 +362,10 @@ impl CaseDoc {
     ) -> Result<ObjId> {
         let referrals = self.map(&ROOT, K_REFERRALS)?;
         let obj = self.doc.put_object(&referrals, id, ObjType::Map)?;
-        self.doc.put(&obj, K_FORM_VERSION, i64::from(form.version))?;
-        self.doc.put(&obj, K_STATUS, ReferralStatus::Draft.as_str())?;
+        self.doc
+            .put(&obj, K_FORM_VERSION, i64::from(form.version))?;
+        self.doc
+            .put(&obj, K_STATUS, ReferralStatus::Draft.as_str())?;
         self.doc.put(&obj, K_CREATED_AT, ctx.time.to_rfc3339())?;
         self.doc.put(&obj, K_CREATED_BY, ctx.user.as_str())?;
         if let Some(previous) = previous {
@@ -358,7 +387,9 @@ impl CaseDoc {
     ) -> Result<()> {
         self.doc.put(referral, K_STATUS, to.as_str())?;
         let log = self.map(referral, K_TRANSITIONS)?;
-        let entry = self.doc.put_object(&log, time_key(ctx.time), ObjType::Map)?;
+        let entry = self
+            .doc
+            .put_object(&log, time_key(ctx.time), ObjType::Map)?;
         self.doc.put(&entry, "transition", transition.as_str())?;
         self.doc.put(&entry, "from", from.as_str())?;
         self.doc.put(&entry, "to", to.as_str())?;
@@ -382,10 +413,12 @@ impl CaseDoc {
         ctx: &ChangeContext,
     ) -> Result<Option<String>> {
         let referrals = self.map(&ROOT, K_REFERRALS)?;
-        let obj = self.map(&referrals, referral_id).map_err(|_| Error::NotFound {
-            kind: "referral",
-            id: referral_id.to_string(),
-        })?;
+        let obj = self
+            .map(&referrals, referral_id)
+            .map_err(|_| Error::NotFound {
+                kind: "referral",
+                id: referral_id.to_string(),
+            })?;
         let from = ReferralStatus::parse(&self.string(&obj, K_STATUS)?.unwrap_or_default())
             .map_err(|_| Error::Document("bad referral status".into()))?;
         let to = from.apply(transition)?;
@@ -393,7 +426,9 @@ impl CaseDoc {
         if transition == Transition::Transfer {
             let provider = next_provider
                 .filter(|p| !p.trim().is_empty())
-                .ok_or_else(|| Error::Validation(vec![crate::error::FieldError::new("provider", "required")]))?;
+                .ok_or_else(|| {
+                    Error::Validation(vec![crate::error::FieldError::new("provider", "required")])
+                })?;
             let form = forms.get(REFERRAL, self.version(&obj, K_FORM_VERSION)?)?;
             let mut record = self.read_fields(&obj, form)?;
             record.insert("provider".into(), Json::String(provider.to_string()));
@@ -401,7 +436,14 @@ impl CaseDoc {
             let id = new_id();
             let next = self.put_referral(&id, form, &record, ctx, Some(referral_id))?;
             // The next link starts as sent: transferring is the act of referring onward.
-            self.record_transition(&next, Transition::Send, ReferralStatus::Draft, ReferralStatus::Sent, note, ctx)?;
+            self.record_transition(
+                &next,
+                Transition::Send,
+                ReferralStatus::Draft,
+                ReferralStatus::Sent,
+                note,
+                ctx,
+            )?;
             self.doc.put(&obj, K_NEXT, id.as_str())?;
             next_id = Some(id);
         }
@@ -447,13 +489,19 @@ impl CaseDoc {
         Ok(out)
     }
 
-    pub fn add_followup(&mut self, forms: &FormRegistry, record: &Record, ctx: &ChangeContext) -> Result<String> {
+    pub fn add_followup(
+        &mut self,
+        forms: &FormRegistry,
+        record: &Record,
+        ctx: &ChangeContext,
+    ) -> Result<String> {
         let form = forms.latest(FOLLOWUP)?;
         form.validate(record)?;
         let followups = self.map(&ROOT, K_FOLLOWUPS)?;
         let id = new_id();
         let obj = self.doc.put_object(&followups, id.as_str(), ObjType::Map)?;
-        self.doc.put(&obj, K_FORM_VERSION, i64::from(form.version))?;
+        self.doc
+            .put(&obj, K_FORM_VERSION, i64::from(form.version))?;
         self.doc.put(&obj, K_CREATED_AT, ctx.time.to_rfc3339())?;
         self.doc.put(&obj, K_CREATED_BY, ctx.user.as_str())?;
         self.write_fields(&obj, form, &Record::new(), record)?;
@@ -477,8 +525,16 @@ impl CaseDoc {
                 created_by: self.string(&obj, K_CREATED_BY)?.unwrap_or_default(),
             });
         }
-        let visit_date = |f: &FollowUp| f.fields.get("visit_date").and_then(Json::as_str).unwrap_or("").to_string();
-        out.sort_by(|a, b| (visit_date(a), &a.created_at, &a.id).cmp(&(visit_date(b), &b.created_at, &b.id)));
+        let visit_date = |f: &FollowUp| {
+            f.fields
+                .get("visit_date")
+                .and_then(Json::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        out.sort_by(|a, b| {
+            (visit_date(a), &a.created_at, &a.id).cmp(&(visit_date(b), &b.created_at, &b.id))
+        });
         Ok(out)
     }
 
@@ -534,7 +590,10 @@ impl CaseDoc {
             if all.len() > 1 {
                 out.push(Conflict {
                     path: format!("{K_REFERRALS}.{}.{K_STATUS}", item.key),
-                    values: all.into_iter().map(|(v, _)| value_to_plain_json(&v)).collect(),
+                    values: all
+                        .into_iter()
+                        .map(|(v, _)| value_to_plain_json(&v))
+                        .collect(),
                 });
             }
         }
@@ -548,7 +607,8 @@ impl CaseDoc {
         for change in changes {
             let deps: Vec<ChangeHash> = change.deps().to_vec();
             let hash = change.hash();
-            let meta: Option<CommitMeta> = change.message().and_then(|m| serde_json::from_str(m).ok());
+            let meta: Option<CommitMeta> =
+                change.message().and_then(|m| serde_json::from_str(m).ok());
             let patches = self.doc.diff(&deps, &[hash]);
             let mut fields = Vec::new();
             let mut texts_seen: Vec<ObjId> = Vec::new();
@@ -559,7 +619,10 @@ impl CaseDoc {
                         if matches!(value.0, Value::Object(_)) {
                             continue;
                         }
-                        let old = self.doc.get_at(&patch.obj, key.as_str(), &deps)?.map(|(v, _)| value_to_plain_json(&v));
+                        let old = self
+                            .doc
+                            .get_at(&patch.obj, key.as_str(), &deps)?
+                            .map(|(v, _)| value_to_plain_json(&v));
                         path.push(key);
                         fields.push(FieldChange {
                             path: path.join("."),
@@ -568,9 +631,16 @@ impl CaseDoc {
                         });
                     }
                     PatchAction::DeleteMap { key } => {
-                        let old = self.doc.get_at(&patch.obj, key.as_str(), &deps)?.map(|(v, _)| value_to_plain_json(&v));
+                        let old = self
+                            .doc
+                            .get_at(&patch.obj, key.as_str(), &deps)?
+                            .map(|(v, _)| value_to_plain_json(&v));
                         path.push(key);
-                        fields.push(FieldChange { path: path.join("."), old, new: None });
+                        fields.push(FieldChange {
+                            path: path.join("."),
+                            old,
+                            new: None,
+                        });
                     }
                     PatchAction::SpliceText { .. } | PatchAction::DeleteSeq { .. } => {
                         if texts_seen.contains(&patch.obj) {
@@ -580,7 +650,10 @@ impl CaseDoc {
                         let old = if deps.is_empty() {
                             None
                         } else {
-                            self.doc.text_at(&patch.obj, &deps).ok().filter(|t| !t.is_empty())
+                            self.doc
+                                .text_at(&patch.obj, &deps)
+                                .ok()
+                                .filter(|t| !t.is_empty())
                         };
                         let new = self.doc.text_at(&patch.obj, &[hash]).ok();
                         fields.push(FieldChange {
@@ -594,7 +667,10 @@ impl CaseDoc {
             }
             out.push(HistoryEntry {
                 hash: hash.to_string(),
-                at: Utc.timestamp_opt(change.timestamp(), 0).single().unwrap_or_default(),
+                at: Utc
+                    .timestamp_opt(change.timestamp(), 0)
+                    .single()
+                    .unwrap_or_default(),
                 user: meta.as_ref().map(|m| m.user.clone()),
                 action: meta.map(|m| m.action),
                 changes: fields,
@@ -646,7 +722,10 @@ impl CaseDoc {
     pub fn apply_changes(&mut self, raw: &[Vec<u8>]) -> Result<()> {
         let mut changes = Vec::with_capacity(raw.len());
         for bytes in raw {
-            changes.push(Change::from_bytes(bytes.clone()).map_err(|e| Error::Protocol(format!("bad change: {e}")))?);
+            changes.push(
+                Change::from_bytes(bytes.clone())
+                    .map_err(|e| Error::Protocol(format!("bad change: {e}")))?,
+            );
         }
         self.doc.apply_changes(changes)?;
         Ok(())
@@ -676,7 +755,9 @@ fn value_to_plain_json(value: &Value<'_>) -> Json {
             ScalarValue::Str(s) => Json::String(s.to_string()),
             ScalarValue::Int(i) => Json::from(*i),
             ScalarValue::Uint(u) => Json::from(*u),
-            ScalarValue::F64(f) => serde_json::Number::from_f64(*f).map(Json::Number).unwrap_or(Json::Null),
+            ScalarValue::F64(f) => serde_json::Number::from_f64(*f)
+                .map(Json::Number)
+                .unwrap_or(Json::Null),
             ScalarValue::Boolean(b) => Json::Bool(*b),
             ScalarValue::Timestamp(t) => Json::from(*t),
             _ => Json::Null,
@@ -698,19 +779,33 @@ fn field_json_to_scalar(field: &Field, json: &Json) -> Option<ScalarValue> {
                 .join(" ")
                 .into(),
         ),
-        FieldType::Geopoint => ScalarValue::Str(format!("{},{}", json.get("lat")?.as_f64()?, json.get("lon")?.as_f64()?).into()),
-        FieldType::Text | FieldType::Phone | FieldType::Date | FieldType::SelectOne => ScalarValue::Str(json.as_str()?.into()),
+        FieldType::Geopoint => ScalarValue::Str(
+            format!(
+                "{},{}",
+                json.get("lat")?.as_f64()?,
+                json.get("lon")?.as_f64()?
+            )
+            .into(),
+        ),
+        FieldType::Text | FieldType::Phone | FieldType::Date | FieldType::SelectOne => {
+            ScalarValue::Str(json.as_str()?.into())
+        }
     })
 }
 
 fn scalar_to_field_json(field: &Field, scalar: &ScalarValue) -> Option<Json> {
     Some(match (field.field_type, scalar) {
         (FieldType::Integer, ScalarValue::Int(i)) => Json::from(*i),
-        (FieldType::Decimal, ScalarValue::F64(f)) => Json::Number(serde_json::Number::from_f64(*f)?),
-        (FieldType::Boolean, ScalarValue::Boolean(b)) => Json::Bool(*b),
-        (FieldType::SelectMultiple, ScalarValue::Str(s)) => {
-            Json::Array(s.split(' ').filter(|p| !p.is_empty()).map(|p| Json::String(p.to_string())).collect())
+        (FieldType::Decimal, ScalarValue::F64(f)) => {
+            Json::Number(serde_json::Number::from_f64(*f)?)
         }
+        (FieldType::Boolean, ScalarValue::Boolean(b)) => Json::Bool(*b),
+        (FieldType::SelectMultiple, ScalarValue::Str(s)) => Json::Array(
+            s.split(' ')
+                .filter(|p| !p.is_empty())
+                .map(|p| Json::String(p.to_string()))
+                .collect(),
+        ),
         (FieldType::Geopoint, ScalarValue::Str(s)) => {
             let (lat, lon) = crate::forms::parse_geopoint(s)?;
             serde_json::json!({"lat": lat, "lon": lon})

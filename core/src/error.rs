@@ -35,11 +35,15 @@ pub enum Error {
     IllegalTransition { from: String, transition: String },
     #[error("the database key is wrong, or the file is not a Suivi database or is corrupt")]
     WrongKeyOrCorrupt,
-    #[error("the file is an unencrypted SQLite database, not a Suivi store; it was left untouched")]
+    #[error(
+        "the file is an unencrypted SQLite database, not a Suivi store; it was left untouched"
+    )]
     PlaintextDatabase,
     #[error("the file is a database of another application; it was left untouched")]
     ForeignDatabase,
-    #[error("the database was written by a newer Suivi (schema {found}, this build knows {known})")]
+    #[error(
+        "the database was written by a newer Suivi (schema {found}, this build knows {known})"
+    )]
     SchemaTooNew { found: i64, known: i64 },
     #[error("the store is already initialised")]
     AlreadyInitialised,

@@ -10,6 +10,7 @@ pub mod error;
 pub mod forms;
 pub mod referral;
 pub mod store;
+pub mod sync;
 
 pub use case_doc::{CaseDoc, ChangeContext};
 pub use error::{Error, FieldError, Result};

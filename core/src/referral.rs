@@ -132,7 +132,12 @@ mod tests {
     #[test]
     fn the_happy_path_reaches_completed() {
         let mut status = ReferralStatus::Draft;
-        for t in [Transition::Send, Transition::Accept, Transition::Start, Transition::Complete] {
+        for t in [
+            Transition::Send,
+            Transition::Accept,
+            Transition::Start,
+            Transition::Complete,
+        ] {
             status = status.apply(t).unwrap();
         }
         assert_eq!(status, ReferralStatus::Completed);
@@ -148,7 +153,10 @@ mod tests {
             (ReferralStatus::Transferred, Transition::Send),
         ] {
             match from.apply(t) {
-                Err(Error::IllegalTransition { from: f, transition }) => {
+                Err(Error::IllegalTransition {
+                    from: f,
+                    transition,
+                }) => {
                     assert_eq!(f, from.as_str());
                     assert_eq!(transition, t.as_str());
                 }

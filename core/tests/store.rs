@@ -12,34 +12,61 @@ fn agent_flow_new_case_referral_transitions_followup_history_search() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = new_store(&dir);
     let case_id = store.create_case(&child("Aïcha", "Traoré", "Fès")).unwrap();
-    store.create_case(&child("Youssef", "El Amrani", "Souk Sebt")).unwrap();
+    store
+        .create_case(&child("Youssef", "El Amrani", "Souk Sebt"))
+        .unwrap();
 
     // Edit: a different village, a cleared field; the history will say old → new.
-    let changed = store.edit_case(&case_id, &record(json!({"village": "Kignan", "tasks": "lavage"}))).unwrap();
+    let changed = store
+        .edit_case(
+            &case_id,
+            &record(json!({"village": "Kignan", "tasks": "lavage"})),
+        )
+        .unwrap();
     assert_eq!(changed, vec!["village", "tasks"]);
 
     let referral_id = store.refer(&case_id, &referral("École de Kignan")).unwrap();
     for t in [Transition::Send, Transition::Accept] {
-        store.transition_referral(&referral_id, t, Some("ok"), None).unwrap();
+        store
+            .transition_referral(&referral_id, t, Some("ok"), None)
+            .unwrap();
     }
     let next = store
-        .transition_referral(&referral_id, Transition::Transfer, Some("classe passerelle"), Some("CAP Sikasso"))
+        .transition_referral(
+            &referral_id,
+            Transition::Transfer,
+            Some("classe passerelle"),
+            Some("CAP Sikasso"),
+        )
         .unwrap()
         .expect("a transfer starts the next link");
-    store.add_followup(&case_id, &visit("2026-10-01", "2026-11-01", "medium")).unwrap();
+    store
+        .add_followup(&case_id, &visit("2026-10-01", "2026-11-01", "medium"))
+        .unwrap();
 
     let detail = store.case(&case_id).unwrap();
     assert_eq!(detail.identification["village"], json!("Kignan"));
-    assert_eq!(detail.summary.risk_level.as_deref(), Some("medium"), "latest visit's risk");
+    assert_eq!(
+        detail.summary.risk_level.as_deref(),
+        Some("medium"),
+        "latest visit's risk"
+    );
     assert_eq!(detail.referrals.len(), 2);
-    let first = detail.referrals.iter().find(|r| r.id == referral_id).unwrap();
+    let first = detail
+        .referrals
+        .iter()
+        .find(|r| r.id == referral_id)
+        .unwrap();
     assert_eq!(first.status, "transferred");
     assert_eq!(first.next_referral.as_deref(), Some(next.as_str()));
     assert_eq!(first.transitions.len(), 3);
     assert!(first.transitions.iter().all(|t| t.actor == "amina"));
     let second = detail.referrals.iter().find(|r| r.id == next).unwrap();
     assert_eq!(second.status, "sent");
-    assert_eq!(second.previous_referral.as_deref(), Some(referral_id.as_str()));
+    assert_eq!(
+        second.previous_referral.as_deref(),
+        Some(referral_id.as_str())
+    );
     assert_eq!(second.fields["provider"], json!("CAP Sikasso"));
 
     // Illegal transition: typed error, nothing saved.
@@ -52,28 +79,69 @@ fn agent_flow_new_case_referral_transitions_followup_history_search() {
     assert_eq!(history.len(), before);
 
     // History: who, what, old → new.
-    let edit = history.iter().find(|h| h.action.as_deref() == Some("case.edit")).unwrap();
+    let edit = history
+        .iter()
+        .find(|h| h.action.as_deref() == Some("case.edit"))
+        .unwrap();
     assert_eq!(edit.user.as_deref(), Some("amina"));
-    let village = edit.changes.iter().find(|c| c.path == "identification.village").unwrap();
+    let village = edit
+        .changes
+        .iter()
+        .find(|c| c.path == "identification.village")
+        .unwrap();
     assert_eq!(village.old, Some(json!("Fès")));
     assert_eq!(village.new, Some(json!("Kignan")));
-    assert!(history.iter().any(|h| h.action.as_deref() == Some("referral.transfer")));
+    assert!(history
+        .iter()
+        .any(|h| h.action.as_deref() == Some("referral.transfer")));
 
     // Search folds case and accents.
-    let found = store.list_cases(&CaseFilter { query: Some("traore".into()), ..Default::default() }).unwrap();
+    let found = store
+        .list_cases(&CaseFilter {
+            query: Some("traore".into()),
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].case_id, case_id);
-    let found = store.list_cases(&CaseFilter { query: Some("AICHA".into()), ..Default::default() }).unwrap();
+    let found = store
+        .list_cases(&CaseFilter {
+            query: Some("AICHA".into()),
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(found.len(), 1);
-    assert!(store.list_cases(&CaseFilter { query: Some("zz".into()), ..Default::default() }).unwrap().is_empty());
+    assert!(store
+        .list_cases(&CaseFilter {
+            query: Some("zz".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .is_empty());
     // Filters.
-    let by_village = CaseFilter { village: Some("souk sebt".into()), ..Default::default() };
+    let by_village = CaseFilter {
+        village: Some("souk sebt".into()),
+        ..Default::default()
+    };
     assert_eq!(store.list_cases(&by_village).unwrap().len(), 1);
-    let by_status = CaseFilter { referral_status: Some("sent".into()), ..Default::default() };
+    let by_status = CaseFilter {
+        referral_status: Some("sent".into()),
+        ..Default::default()
+    };
     assert_eq!(store.list_cases(&by_status).unwrap()[0].case_id, case_id);
-    let by_risk = CaseFilter { risk_level: Some("high".into()), ..Default::default() };
-    assert_eq!(store.list_cases(&by_risk).unwrap().len(), 1, "only the other child is still high");
-    let overdue = |day: &str| CaseFilter { overdue_on: NaiveDate::parse_from_str(day, "%Y-%m-%d").ok(), ..Default::default() };
+    let by_risk = CaseFilter {
+        risk_level: Some("high".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        store.list_cases(&by_risk).unwrap().len(),
+        1,
+        "only the other child is still high"
+    );
+    let overdue = |day: &str| CaseFilter {
+        overdue_on: NaiveDate::parse_from_str(day, "%Y-%m-%d").ok(),
+        ..Default::default()
+    };
     assert_eq!(store.list_cases(&overdue("2026-11-02")).unwrap().len(), 1);
     assert!(store.list_cases(&overdue("2026-10-15")).unwrap().is_empty());
 
@@ -93,8 +161,17 @@ fn invalid_data_saves_nothing_and_lists_every_problem() {
     bad.insert("estimated_age".into(), json!(40));
     match store.create_case(&bad) {
         Err(Error::Validation(errors)) => {
-            let fields: Vec<_> = errors.iter().map(|e| (e.field.as_str(), e.key.as_str())).collect();
-            assert_eq!(fields, vec![("child_first_name", "length.min"), ("estimated_age", "range.max")]);
+            let fields: Vec<_> = errors
+                .iter()
+                .map(|e| (e.field.as_str(), e.key.as_str()))
+                .collect();
+            assert_eq!(
+                fields,
+                vec![
+                    ("child_first_name", "length.min"),
+                    ("estimated_age", "range.max")
+                ]
+            );
         }
         other => panic!("expected validation error, got {other:?}"),
     }
@@ -102,10 +179,19 @@ fn invalid_data_saves_nothing_and_lists_every_problem() {
 
     let case_id = store.create_case(&child("Aïcha", "Traoré", "Fès")).unwrap();
     let history_before = store.history(&case_id).unwrap();
-    assert!(matches!(store.edit_case(&case_id, &record(json!({"sex": "robot"}))), Err(Error::Validation(_))));
-    assert!(matches!(store.add_followup(&case_id, &record(json!({"visit_type": "home"}))), Err(Error::Validation(_))));
+    assert!(matches!(
+        store.edit_case(&case_id, &record(json!({"sex": "robot"}))),
+        Err(Error::Validation(_))
+    ));
+    assert!(matches!(
+        store.add_followup(&case_id, &record(json!({"visit_type": "home"}))),
+        Err(Error::Validation(_))
+    ));
     assert_eq!(store.history(&case_id).unwrap(), history_before);
-    assert!(matches!(store.resolve_case_id("ffffffff"), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        store.resolve_case_id("ffffffff"),
+        Err(Error::NotFound { .. })
+    ));
 }
 
 #[test]
@@ -113,14 +199,18 @@ fn an_edit_that_hides_fields_clears_them() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = new_store(&dir);
     let case_id = store.create_case(&child("Aïcha", "Traoré", "Fès")).unwrap();
-    let changed = store.edit_case(&case_id, &record(json!({"works": false}))).unwrap();
+    let changed = store
+        .edit_case(&case_id, &record(json!({"works": false})))
+        .unwrap();
     assert!(changed.contains(&"work_sector".to_string()), "{changed:?}");
     let ident = store.case(&case_id).unwrap().identification;
     assert!(!ident.contains_key("work_sector") && !ident.contains_key("hazardous_conditions"));
 }
 
 fn file_contains(path: &std::path::Path, needle: &[u8]) -> bool {
-    std::fs::read(path).map(|bytes| bytes.windows(needle.len()).any(|w| w == needle)).unwrap_or(false)
+    std::fs::read(path)
+        .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+        .unwrap_or(false)
 }
 
 #[test]
@@ -128,9 +218,16 @@ fn no_case_data_in_plaintext_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = new_store(&dir);
     let name = "Zoubida";
-    let case_id = store.create_case(&child(name, "Ouedraogo", "Tiébélé")).unwrap();
+    let case_id = store
+        .create_case(&child(name, "Ouedraogo", "Tiébélé"))
+        .unwrap();
     for i in 0..40 {
-        store.edit_case(&case_id, &record(json!({"tasks": format!("{name} porte des charges {i}")}))).unwrap();
+        store
+            .edit_case(
+                &case_id,
+                &record(json!({"tasks": format!("{name} porte des charges {i}")})),
+            )
+            .unwrap();
     }
     // Look while the store is open (WAL and journal exist) and after it is closed.
     let scan = |when: &str| {
@@ -138,8 +235,16 @@ fn no_case_data_in_plaintext_on_disk() {
         for entry in std::fs::read_dir(dir.path()).unwrap() {
             let path = entry.unwrap().path();
             scanned += 1;
-            for needle in [name.as_bytes(), "Ouedraogo".as_bytes(), "orpaillage".as_bytes()] {
-                assert!(!file_contains(&path, needle), "{when}: plaintext in {}", path.display());
+            for needle in [
+                name.as_bytes(),
+                "Ouedraogo".as_bytes(),
+                "orpaillage".as_bytes(),
+            ] {
+                assert!(
+                    !file_contains(&path, needle),
+                    "{when}: plaintext in {}",
+                    path.display()
+                );
             }
         }
         scanned
@@ -164,11 +269,20 @@ fn wrong_key_is_typed_and_changes_nothing() {
     store.create_case(&child("Aïcha", "Traoré", "Fès")).unwrap();
     drop(store);
     let before = digest(&path);
-    assert!(matches!(Store::open(&path, "wrong key"), Err(Error::WrongKeyOrCorrupt)));
-    assert!(matches!(Store::create(&path, "wrong key", "x", "y"), Err(Error::WrongKeyOrCorrupt)));
+    assert!(matches!(
+        Store::open(&path, "wrong key"),
+        Err(Error::WrongKeyOrCorrupt)
+    ));
+    assert!(matches!(
+        Store::create(&path, "wrong key", "x", "y"),
+        Err(Error::WrongKeyOrCorrupt)
+    ));
     assert_eq!(digest(&path), before, "a wrong key must not touch the file");
     assert_eq!(Store::open(&path, KEY).unwrap().case_count().unwrap(), 1);
-    assert!(matches!(Store::create(&path, KEY, "x", "y"), Err(Error::AlreadyInitialised)));
+    assert!(matches!(
+        Store::create(&path, KEY, "x", "y"),
+        Err(Error::AlreadyInitialised)
+    ));
 }
 
 #[test]
@@ -177,30 +291,47 @@ fn corrupt_foreign_or_missing_files_are_typed_and_never_overwritten() {
     // Garbage.
     let garbage = dir.path().join("garbage.db");
     std::fs::write(&garbage, vec![0x5Au8; 8192]).unwrap();
-    assert!(matches!(Store::open(&garbage, KEY), Err(Error::WrongKeyOrCorrupt)));
+    assert!(matches!(
+        Store::open(&garbage, KEY),
+        Err(Error::WrongKeyOrCorrupt)
+    ));
     assert_eq!(digest(&garbage), vec![0x5Au8; 8192]);
     // A plaintext SQLite database of someone else.
     let plain = dir.path().join("plain.db");
     {
         let conn = rusqlite::Connection::open(&plain).unwrap();
-        conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);").unwrap();
+        conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .unwrap();
     }
     let before = digest(&plain);
-    assert!(matches!(Store::open(&plain, KEY), Err(Error::PlaintextDatabase)));
-    assert!(matches!(Store::create(&plain, KEY, "u", "d"), Err(Error::PlaintextDatabase)));
+    assert!(matches!(
+        Store::open(&plain, KEY),
+        Err(Error::PlaintextDatabase)
+    ));
+    assert!(matches!(
+        Store::create(&plain, KEY, "u", "d"),
+        Err(Error::PlaintextDatabase)
+    ));
     assert_eq!(digest(&plain), before);
     // An encrypted database of another application, opened with its own key.
     let other = dir.path().join("other.db");
     {
         let conn = rusqlite::Connection::open(&other).unwrap();
         conn.pragma_update(None, "key", KEY).unwrap();
-        conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);").unwrap();
+        conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .unwrap();
     }
     let before = digest(&other);
-    assert!(matches!(Store::open(&other, KEY), Err(Error::ForeignDatabase)));
+    assert!(matches!(
+        Store::open(&other, KEY),
+        Err(Error::ForeignDatabase)
+    ));
     assert_eq!(digest(&other), before);
     // Missing.
-    assert!(matches!(Store::open(&dir.path().join("none.db"), KEY), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        Store::open(&dir.path().join("none.db"), KEY),
+        Err(Error::NotFound { .. })
+    ));
     assert!(!dir.path().join("none.db").exists());
 }
 
@@ -210,15 +341,23 @@ fn documents_are_compacted_and_reload_identically() {
     let mut store = new_store(&dir);
     let case_id = store.create_case(&child("Aïcha", "Traoré", "Fès")).unwrap();
     for i in 0..(suivi_core::store::CASE_CHUNKS_MAX * 2 + 3) {
-        store.edit_case(&case_id, &record(json!({"hours_per_week": i}))).unwrap();
+        store
+            .edit_case(&case_id, &record(json!({"hours_per_week": i})))
+            .unwrap();
     }
     let detail = store.case(&case_id).unwrap();
     drop(store);
     let store = Store::open(&dir.path().join("suivi.db"), KEY).unwrap();
     let reloaded = store.case(&case_id).unwrap();
     assert_eq!(reloaded.identification, detail.identification);
-    assert_eq!(reloaded.identification["hours_per_week"], json!(suivi_core::store::CASE_CHUNKS_MAX * 2 + 2));
-    assert_eq!(store.history(&case_id).unwrap().len() as i64, suivi_core::store::CASE_CHUNKS_MAX * 2 + 4);
+    assert_eq!(
+        reloaded.identification["hours_per_week"],
+        json!(suivi_core::store::CASE_CHUNKS_MAX * 2 + 2)
+    );
+    assert_eq!(
+        store.history(&case_id).unwrap().len() as i64,
+        suivi_core::store::CASE_CHUNKS_MAX * 2 + 4
+    );
 }
 
 #[test]
@@ -251,9 +390,14 @@ fn import_is_all_or_nothing_and_export_round_trips() {
     let ids = store.import(&rows).unwrap();
     assert_eq!(ids.len(), 2);
     let case = store.case(&ids[0]).unwrap();
-    assert_eq!(case.identification["hazardous_conditions"], json!(["pesticides", "heavy_loads"]));
+    assert_eq!(
+        case.identification["hazardous_conditions"],
+        json!(["pesticides", "heavy_loads"])
+    );
     store.refer(&ids[0], &referral("Centre de santé")).unwrap();
-    store.add_followup(&ids[0], &visit("2026-10-01", "2026-12-01", "medium")).unwrap();
+    store
+        .add_followup(&ids[0], &visit("2026-10-01", "2026-12-01", "medium"))
+        .unwrap();
 
     // An export imports into another device's store with the same content.
     let export = store.export().unwrap();
@@ -269,7 +413,12 @@ fn import_is_all_or_nothing_and_export_round_trips() {
         .collect();
     names.sort();
     assert_eq!(names, vec!["Fatoumata", "Omar"]);
-    let copy = other.list_cases(&CaseFilter { query: Some("coulibaly".into()), ..Default::default() }).unwrap();
+    let copy = other
+        .list_cases(&CaseFilter {
+            query: Some("coulibaly".into()),
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(copy[0].referral_count, 1);
     assert_eq!(copy[0].followup_count, 1);
 }

@@ -1,1 +1,687 @@
-fn main(){}
+//! `suivi`: the device command. Everything an agent's phone does, from a terminal: record
+//! children, refer them, move referrals, record visits, read history, search, import, export
+//! and sync. Human output by default (French, English or Arabic labels), `--json` for scripts.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value as Json;
+use suivi_core::case_doc::HistoryEntry;
+use suivi_core::forms::{FieldType, FormDefinition, FOLLOWUP, IDENTIFICATION, REFERRAL};
+use suivi_core::store::{CaseDetail, CaseRow};
+use suivi_core::{CaseFilter, Error, Lang, Record, Store, Transition};
+
+#[derive(Parser)]
+#[command(
+    name = "suivi",
+    version,
+    about = "Suivi device command: child protection case records, offline first"
+)]
+struct Cli {
+    /// The encrypted case database.
+    #[arg(long, env = "SUIVI_DB", default_value = "suivi.db", global = true)]
+    db: PathBuf,
+    /// Print JSON instead of text, for scripts.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Language of labels and messages: fr (default), en or ar. Defaults to the locale.
+    #[arg(long, global = true)]
+    lang: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the encrypted database for a user on this device. The key comes from SUIVI_KEY
+    /// or is asked for.
+    Init {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        device: String,
+    },
+    /// Children's cases.
+    #[command(subcommand)]
+    Case(CaseCommand),
+    /// Refer a child to a service: `suivi refer <case> --set service_type=health ...`.
+    Refer {
+        case: String,
+        #[command(flatten)]
+        values: Values,
+    },
+    /// Move a referral: send, accept, decline, start, complete, close, transfer.
+    Referral {
+        referral: String,
+        transition: String,
+        #[arg(long)]
+        note: Option<String>,
+        /// For `transfer`: the next provider.
+        #[arg(long)]
+        provider: Option<String>,
+    },
+    /// Record a follow-up visit: `suivi followup <case> --set visit_date=2026-11-02 ...`.
+    Followup {
+        case: String,
+        #[command(flatten)]
+        values: Values,
+    },
+    /// Who changed what in a case, and when.
+    History { case: String },
+    /// Import cases from JSON: a spreadsheet's rows (one object per child) or a `suivi export`.
+    Import { file: PathBuf },
+    /// Export every case as JSON.
+    Export {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Show a form's fields and choices: identification, referral or followup.
+    Form { id: String },
+}
+
+#[derive(Subcommand)]
+enum CaseCommand {
+    /// Record a new child: `--set field=value` for each field, or `--file case.json`.
+    New {
+        #[command(flatten)]
+        values: Values,
+    },
+    /// Change identification fields; `--set field=` clears one.
+    Edit {
+        case: String,
+        #[command(flatten)]
+        values: Values,
+    },
+    Show {
+        case: String,
+    },
+    List {
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// Search children by name; case and accents do not matter.
+    Search {
+        query: String,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+}
+
+#[derive(Args)]
+struct Values {
+    /// field=value, repeated. Choice ids, yes/no (oui/non), dates as YYYY-MM-DD, lists as a,b.
+    #[arg(long = "set", value_name = "FIELD=VALUE")]
+    set: Vec<String>,
+    /// A JSON object of field values.
+    #[arg(long)]
+    file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct FilterArgs {
+    #[arg(long)]
+    village: Option<String>,
+    #[arg(long)]
+    risk: Option<String>,
+    /// Cases with a referral in this status.
+    #[arg(long)]
+    status: Option<String>,
+    /// Cases whose next follow-up visit is overdue today.
+    #[arg(long)]
+    overdue: bool,
+    #[arg(long)]
+    limit: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let lang = cli
+        .lang
+        .clone()
+        .or_else(|| std::env::var("LC_ALL").ok())
+        .or_else(|| std::env::var("LANG").ok())
+        .map(|t| Lang::from_tag(&t))
+        .unwrap_or_default();
+    match run(&cli, lang) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            report_error(&err, lang, cli.json);
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}
+
+fn exit_code(err: &Error) -> u8 {
+    match err {
+        Error::Validation(_) | Error::InvalidInput(_) | Error::IllegalTransition { .. } => 2,
+        Error::NotFound { .. } => 3,
+        Error::WrongKeyOrCorrupt | Error::PlaintextDatabase | Error::ForeignDatabase => 4,
+        Error::Offline(_) => 5,
+        _ => 1,
+    }
+}
+
+fn key() -> Result<String, Error> {
+    if let Ok(key) = std::env::var("SUIVI_KEY") {
+        return Ok(key);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::InvalidInput(
+            "no key: set SUIVI_KEY or run from a terminal".into(),
+        ));
+    }
+    rpassword::prompt_password("Clé de la base / database key: ")
+        .map_err(|e| Error::InvalidInput(e.to_string()))
+}
+
+fn run(cli: &Cli, lang: Lang) -> Result<(), Error> {
+    if let Command::Init { user, device } = &cli.command {
+        let store = Store::create(&cli.db, &key()?, user, device)?;
+        return print(
+            cli,
+            lang,
+            &serde_json::to_value(store.identity()).unwrap_or_default(),
+            |_| format!("{} {}", t(lang, "initialised"), cli.db.display()),
+        );
+    }
+    if let Command::Form { id } = &cli.command {
+        let forms = suivi_core::FormRegistry::builtin();
+        let form = forms.latest(id)?;
+        return print(
+            cli,
+            lang,
+            &serde_json::to_value(form).unwrap_or_default(),
+            |_| describe_form(form, lang),
+        );
+    }
+    let mut store = Store::open(&cli.db, &key()?)?;
+    match &cli.command {
+        Command::Init { .. } | Command::Form { .. } => Ok(()),
+        Command::Case(CaseCommand::New { values }) => {
+            let record = values.record(store.forms().latest(IDENTIFICATION)?)?;
+            let id = store.create_case(&record)?;
+            print(cli, lang, &serde_json::json!({"case_id": id}), |_| {
+                format!("{} {}", t(lang, "case_created"), short(&id))
+            })
+        }
+        Command::Case(CaseCommand::Edit { case, values }) => {
+            let id = store.resolve_case_id(case)?;
+            let version = store.case(&id)?.identification_form;
+            let record = values.record(store.forms().get(IDENTIFICATION, version)?)?;
+            let changed = store.edit_case(&id, &record)?;
+            print(
+                cli,
+                lang,
+                &serde_json::json!({"case_id": id, "changed": changed}),
+                |_| {
+                    format!(
+                        "{} {}: {}",
+                        t(lang, "case_edited"),
+                        short(&id),
+                        changed.join(", ")
+                    )
+                },
+            )
+        }
+        Command::Case(CaseCommand::Show { case }) => {
+            let detail = store.case(&store.resolve_case_id(case)?)?;
+            print(
+                cli,
+                lang,
+                &serde_json::to_value(&detail).unwrap_or_default(),
+                |_| show_case(&store, &detail, lang),
+            )
+        }
+        Command::Case(CaseCommand::List { filter }) => {
+            list(cli, lang, &store, filter.to_filter(None))
+        }
+        Command::Case(CaseCommand::Search { query, filter }) => {
+            list(cli, lang, &store, filter.to_filter(Some(query)))
+        }
+        Command::Refer { case, values } => {
+            let id = store.resolve_case_id(case)?;
+            let record = values.record(store.forms().latest(REFERRAL)?)?;
+            let referral = store.refer(&id, &record)?;
+            print(
+                cli,
+                lang,
+                &serde_json::json!({"case_id": id, "referral_id": referral}),
+                |_| format!("{} {}", t(lang, "referral_created"), short(&referral)),
+            )
+        }
+        Command::Referral {
+            referral,
+            transition,
+            note,
+            provider,
+        } => {
+            let transition = Transition::parse(transition)?;
+            let (referral_id, _) = store.resolve_referral(referral)?;
+            let next = store.transition_referral(
+                &referral_id,
+                transition,
+                note.as_deref(),
+                provider.as_deref(),
+            )?;
+            print(
+                cli,
+                lang,
+                &serde_json::json!({"referral_id": referral_id, "next_referral_id": next}),
+                |_| {
+                    let mut text = format!(
+                        "{} {}: {}",
+                        t(lang, "referral_moved"),
+                        short(&referral_id),
+                        transition.as_str()
+                    );
+                    if let Some(next) = &next {
+                        text.push_str(&format!(
+                            "\n{} {}",
+                            t(lang, "referral_created"),
+                            short(next)
+                        ));
+                    }
+                    text
+                },
+            )
+        }
+        Command::Followup { case, values } => {
+            let id = store.resolve_case_id(case)?;
+            let record = values.record(store.forms().latest(FOLLOWUP)?)?;
+            let visit = store.add_followup(&id, &record)?;
+            print(
+                cli,
+                lang,
+                &serde_json::json!({"case_id": id, "followup_id": visit}),
+                |_| format!("{} {}", t(lang, "followup_created"), short(&visit)),
+            )
+        }
+        Command::History { case } => {
+            let history = store.history(&store.resolve_case_id(case)?)?;
+            print(
+                cli,
+                lang,
+                &serde_json::to_value(&history).unwrap_or_default(),
+                |_| show_history(&history),
+            )
+        }
+        Command::Import { file } => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| Error::InvalidInput(format!("{}: {e}", file.display())))?;
+            let data: Json = serde_json::from_str(&text)
+                .map_err(|e| Error::InvalidInput(format!("JSON: {e}")))?;
+            let ids = store.import(&data)?;
+            print(cli, lang, &serde_json::json!({"imported": ids}), |_| {
+                format!("{} {}", ids.len(), t(lang, "imported"))
+            })
+        }
+        Command::Export { out } => {
+            let data = store.export()?;
+            let text = serde_json::to_string_pretty(&data)
+                .map_err(|e| Error::InvalidInput(e.to_string()))?;
+            match out {
+                Some(path) => std::fs::write(path, text).map_err(|e| Error::Storage(e.to_string())),
+                None => {
+                    println!("{text}");
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+impl Values {
+    /// Collects `--set` pairs and `--file` into a record, converting text by field type.
+    fn record(&self, form: &FormDefinition) -> Result<Record, Error> {
+        let mut record = Record::new();
+        if let Some(path) = &self.file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?;
+            record = serde_json::from_str(&text)
+                .map_err(|e| Error::InvalidInput(format!("JSON: {e}")))?;
+        }
+        let mut errors = Vec::new();
+        for pair in &self.set {
+            let Some((field, value)) = pair.split_once('=') else {
+                return Err(Error::InvalidInput(format!(
+                    "expected FIELD=VALUE, got {pair}"
+                )));
+            };
+            match form.parse_input(field, value) {
+                Ok(v) => {
+                    record.insert(field.to_string(), v);
+                }
+                Err(Error::Validation(e)) => errors.extend(e),
+                Err(e) => return Err(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(record)
+        } else {
+            Err(Error::Validation(errors))
+        }
+    }
+}
+
+impl FilterArgs {
+    fn to_filter(&self, query: Option<&String>) -> CaseFilter {
+        CaseFilter {
+            query: query.cloned(),
+            village: self.village.clone(),
+            risk_level: self.risk.clone(),
+            referral_status: self.status.clone(),
+            overdue_on: self.overdue.then(|| chrono::Local::now().date_naive()),
+            limit: self.limit,
+        }
+    }
+}
+
+fn list(cli: &Cli, lang: Lang, store: &Store, filter: CaseFilter) -> Result<(), Error> {
+    let rows = store.list_cases(&filter)?;
+    print(
+        cli,
+        lang,
+        &serde_json::to_value(&rows).unwrap_or_default(),
+        |_| {
+            let form = store.forms().latest(IDENTIFICATION).ok();
+            let mut out = String::new();
+            for row in &rows {
+                out.push_str(&summary_line(row, form, lang));
+                out.push('\n');
+            }
+            out.push_str(&format!("{} {}", rows.len(), t(lang, "cases")));
+            out
+        },
+    )
+}
+
+fn print(
+    cli: &Cli,
+    _lang: Lang,
+    json: &Json,
+    human: impl FnOnce(&Json) -> String,
+) -> Result<(), Error> {
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(json).unwrap_or_default());
+    } else {
+        println!("{}", human(json));
+    }
+    Ok(())
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(8)]
+}
+
+fn summary_line(row: &CaseRow, form: Option<&FormDefinition>, lang: Lang) -> String {
+    let risk = row
+        .risk_level
+        .as_deref()
+        .map(|r| choice_label(form, "risk_level", r, lang))
+        .unwrap_or_default();
+    let mut line = format!(
+        "{}  {} {}  {}  {}",
+        short(&row.case_id),
+        row.first_name,
+        row.last_name,
+        row.village.as_deref().unwrap_or("-"),
+        risk
+    );
+    if row.conflict_count > 0 {
+        line.push_str(&format!(
+            "  [{} {}]",
+            row.conflict_count,
+            t(lang, "conflicts")
+        ));
+    }
+    line
+}
+
+fn choice_label(form: Option<&FormDefinition>, field: &str, id: &str, lang: Lang) -> String {
+    form.and_then(|f| f.field(field))
+        .and_then(|f| f.choice(id))
+        .map(|c| c.label.get(lang).to_string())
+        .unwrap_or_else(|| id.to_string())
+}
+
+fn display_value(form: &FormDefinition, field_id: &str, value: &Json, lang: Lang) -> String {
+    let Some(field) = form.field(field_id) else {
+        return value.to_string();
+    };
+    match (field.field_type, value) {
+        (FieldType::SelectOne, Json::String(id)) => choice_label(Some(form), field_id, id, lang),
+        (FieldType::SelectMultiple, Json::Array(ids)) => ids
+            .iter()
+            .filter_map(Json::as_str)
+            .map(|id| choice_label(Some(form), field_id, id, lang))
+            .collect::<Vec<_>>()
+            .join(", "),
+        (FieldType::Boolean, Json::Bool(b)) => t(lang, if *b { "yes" } else { "no" }).to_string(),
+        (FieldType::Geopoint, v) => format!("{}, {}", v["lat"], v["lon"]),
+        (_, Json::String(s)) => s.clone(),
+        (_, other) => other.to_string(),
+    }
+}
+
+fn show_record(out: &mut String, form: &FormDefinition, record: &Record, lang: Lang, indent: &str) {
+    for field in &form.fields {
+        if let Some(value) = record.get(&field.id) {
+            out.push_str(&format!(
+                "{indent}{}: {}\n",
+                field.label.get(lang),
+                display_value(form, &field.id, value, lang)
+            ));
+        }
+    }
+}
+
+fn show_case(store: &Store, detail: &CaseDetail, lang: Lang) -> String {
+    let forms = store.forms();
+    let s = &detail.summary;
+    let mut out = format!(
+        "{} {}  {} {}\n{}: {}  ({} {})\n",
+        t(lang, "case"),
+        short(&s.case_id),
+        s.first_name,
+        s.last_name,
+        t(lang, "created"),
+        s.created_at,
+        t(lang, "by"),
+        s.created_by
+    );
+    if let Ok(form) = forms.get(IDENTIFICATION, detail.identification_form) {
+        out.push_str(&format!("\n{}\n", form.title.get(lang)));
+        show_record(&mut out, form, &detail.identification, lang, "  ");
+    }
+    if !detail.referrals.is_empty() {
+        out.push_str(&format!("\n{}\n", t(lang, "referrals")));
+        for r in &detail.referrals {
+            let form = forms.get(REFERRAL, r.form_version).ok();
+            let service = r
+                .fields
+                .get("service_type")
+                .and_then(Json::as_str)
+                .unwrap_or("");
+            out.push_str(&format!(
+                "  [{}] {} → {}  ({})\n",
+                short(&r.id),
+                choice_label(form, "service_type", service, lang),
+                r.fields
+                    .get("provider")
+                    .and_then(Json::as_str)
+                    .unwrap_or(""),
+                r.status
+            ));
+            if let Some(prev) = &r.previous_referral {
+                out.push_str(&format!("      {} {}\n", t(lang, "continues"), short(prev)));
+            }
+            for tr in &r.transitions {
+                out.push_str(&format!(
+                    "      {}  {} {} → {}  {}{}\n",
+                    tr.at,
+                    tr.transition,
+                    tr.from,
+                    tr.to,
+                    tr.actor,
+                    tr.note
+                        .as_deref()
+                        .map(|n| format!("  « {n} »"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+    }
+    if !detail.followups.is_empty() {
+        out.push_str(&format!("\n{}\n", t(lang, "followups")));
+        for f in &detail.followups {
+            out.push_str(&format!("  [{}]\n", short(&f.id)));
+            if let Ok(form) = forms.get(FOLLOWUP, f.form_version) {
+                show_record(&mut out, form, &f.fields, lang, "      ");
+            }
+        }
+    }
+    if !detail.conflicts.is_empty() {
+        out.push_str(&format!("\n{}\n", t(lang, "conflicts")));
+        for c in &detail.conflicts {
+            let values: Vec<String> = c.values.iter().map(Json::to_string).collect();
+            out.push_str(&format!("  {}: {}\n", c.path, values.join(" | ")));
+        }
+    }
+    out.trim_end().to_string()
+}
+
+fn show_history(history: &[HistoryEntry]) -> String {
+    let mut out = String::new();
+    for h in history {
+        out.push_str(&format!(
+            "{}  {}  {}\n",
+            h.at.format("%Y-%m-%d %H:%M:%S"),
+            h.user.as_deref().unwrap_or("?"),
+            h.action.as_deref().unwrap_or("?")
+        ));
+        for c in &h.changes {
+            let show = |v: &Option<Json>| {
+                v.as_ref()
+                    .map(Json::to_string)
+                    .unwrap_or_else(|| "∅".into())
+            };
+            out.push_str(&format!(
+                "    {}: {} → {}\n",
+                c.path,
+                show(&c.old),
+                show(&c.new)
+            ));
+        }
+    }
+    out.trim_end().to_string()
+}
+
+fn describe_form(form: &FormDefinition, lang: Lang) -> String {
+    let mut out = format!("{} ({} v{})\n", form.title.get(lang), form.id, form.version);
+    for f in &form.fields {
+        let ty = serde_json::to_value(f.field_type).unwrap_or_default();
+        out.push_str(&format!(
+            "  {}{}  [{}]  {}\n",
+            f.id,
+            if f.required { "*" } else { "" },
+            ty.as_str().unwrap_or(""),
+            f.label.get(lang)
+        ));
+        for c in &f.choices {
+            out.push_str(&format!("      {} — {}\n", c.id, c.label.get(lang)));
+        }
+    }
+    out.trim_end().to_string()
+}
+
+fn report_error(err: &Error, lang: Lang, json: bool) {
+    if json {
+        let body = match err {
+            Error::Validation(errors) => {
+                serde_json::json!({"error": "validation", "fields": errors})
+            }
+            other => serde_json::json!({"error": other.to_string()}),
+        };
+        eprintln!("{body}");
+        return;
+    }
+    match err {
+        Error::Validation(errors) => {
+            eprintln!("{}", t(lang, "invalid"));
+            for e in errors {
+                eprintln!("  - {}: {}", e.field, message(lang, &e.key));
+            }
+        }
+        other => eprintln!("{}: {other}", t(lang, "error")),
+    }
+}
+
+/// The few words the command itself says; form labels come from the form definitions.
+fn t(lang: Lang, key: &str) -> &'static str {
+    let (fr, en, ar) = match key {
+        "initialised" => (
+            "Base chiffrée créée :",
+            "Encrypted database created:",
+            "تم إنشاء قاعدة البيانات المشفرة:",
+        ),
+        "case_created" => ("Cas créé", "Case created", "تم إنشاء الحالة"),
+        "case_edited" => ("Cas modifié", "Case edited", "تم تعديل الحالة"),
+        "referral_created" => ("Orientation créée", "Referral created", "تم إنشاء الإحالة"),
+        "referral_moved" => ("Orientation", "Referral", "الإحالة"),
+        "followup_created" => (
+            "Visite de suivi enregistrée",
+            "Follow-up visit recorded",
+            "تم تسجيل زيارة المتابعة",
+        ),
+        "imported" => ("cas importés", "cases imported", "حالات مستوردة"),
+        "cases" => ("cas", "cases", "حالات"),
+        "case" => ("Cas", "Case", "حالة"),
+        "created" => ("Créé le", "Created", "أنشئت في"),
+        "by" => ("par", "by", "بواسطة"),
+        "referrals" => ("Orientations", "Referrals", "الإحالات"),
+        "followups" => ("Visites de suivi", "Follow-up visits", "زيارات المتابعة"),
+        "conflicts" => ("conflits", "conflicts", "تعارضات"),
+        "continues" => ("suite de", "continues", "استمرار لـ"),
+        "yes" => ("oui", "yes", "نعم"),
+        "no" => ("non", "no", "لا"),
+        "invalid" => (
+            "Données invalides, rien n'a été enregistré :",
+            "Invalid data, nothing was saved:",
+            "بيانات غير صالحة، لم يتم حفظ أي شيء:",
+        ),
+        "error" => ("Erreur", "Error", "خطأ"),
+        _ => ("?", "?", "?"),
+    };
+    match lang {
+        Lang::Fr => fr,
+        Lang::En => en,
+        Lang::Ar => ar,
+    }
+}
+
+fn message(lang: Lang, key: &str) -> String {
+    let text = match (lang, key) {
+        (Lang::En, "required") => "required",
+        (Lang::En, "unknown_field") => "unknown field",
+        (Lang::En, "not_relevant") => "does not apply given the other answers",
+        (Lang::En, "choice.unknown") => "not one of the choices",
+        (Lang::En, "range.min") => "too small",
+        (Lang::En, "range.max") => "too large",
+        (Lang::En, "length.min") => "too short",
+        (Lang::En, "length.max") => "too long",
+        (Lang::En, "pattern") => "wrong format",
+        (Lang::Fr, "required") => "obligatoire",
+        (Lang::Fr, "unknown_field") => "champ inconnu",
+        (Lang::Fr, "not_relevant") => "ne s'applique pas vu les autres réponses",
+        (Lang::Fr, "choice.unknown") => "choix inconnu",
+        (Lang::Fr, "range.min") => "trop petit",
+        (Lang::Fr, "range.max") => "trop grand",
+        (Lang::Fr, "length.min") => "trop court",
+        (Lang::Fr, "length.max") => "trop long",
+        (Lang::Fr, "pattern") => "format incorrect",
+        _ => return key.to_string(),
+    };
+    format!("{text} ({key})")
+}

@@ -10,8 +10,8 @@ use serde_json::Value as Json;
 
 use crate::error::{Error, Result};
 
-pub use validate::Record;
 pub(crate) use validate::parse_geopoint_text as parse_geopoint;
+pub use validate::Record;
 
 /// Labels in the three languages our agents read. French is the default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,7 +187,10 @@ impl FormDefinition {
                     )));
                 }
                 if rel.equals.is_none() == rel.any_of.is_none() {
-                    return Err(bad(format!("field {}: relevance needs equals or any_of", field.id)));
+                    return Err(bad(format!(
+                        "field {}: relevance needs equals or any_of",
+                        field.id
+                    )));
                 }
             }
             seen.push(&field.id);
@@ -203,17 +206,25 @@ impl FormDefinition {
     /// the field expects; the result is then validated like any other input.
     pub fn parse_input(&self, field_id: &str, text: &str) -> Result<Json> {
         let field = self.field(field_id).ok_or_else(|| {
-            Error::Validation(vec![crate::error::FieldError::new(field_id, "unknown_field")])
+            Error::Validation(vec![crate::error::FieldError::new(
+                field_id,
+                "unknown_field",
+            )])
         })?;
         let text = text.trim();
         if text.is_empty() {
             return Ok(Json::Null);
         }
-        let invalid = |key: &str| Error::Validation(vec![crate::error::FieldError::new(field_id, key)]);
+        let invalid =
+            |key: &str| Error::Validation(vec![crate::error::FieldError::new(field_id, key)]);
         Ok(match field.field_type {
-            FieldType::Integer => Json::from(text.parse::<i64>().map_err(|_| invalid("type.integer"))?),
+            FieldType::Integer => {
+                Json::from(text.parse::<i64>().map_err(|_| invalid("type.integer"))?)
+            }
             FieldType::Decimal => serde_json::Number::from_f64(
-                text.replace(',', ".").parse::<f64>().map_err(|_| invalid("type.decimal"))?,
+                text.replace(',', ".")
+                    .parse::<f64>()
+                    .map_err(|_| invalid("type.decimal"))?,
             )
             .map(Json::Number)
             .ok_or_else(|| invalid("type.decimal"))?,
@@ -229,7 +240,8 @@ impl FormDefinition {
                     .collect(),
             ),
             FieldType::Geopoint => {
-                let point = validate::parse_geopoint_text(text).ok_or_else(|| invalid("type.geopoint"))?;
+                let point =
+                    validate::parse_geopoint_text(text).ok_or_else(|| invalid("type.geopoint"))?;
                 serde_json::json!({"lat": point.0, "lon": point.1})
             }
             _ => Json::String(text.to_string()),
@@ -342,8 +354,14 @@ mod tests {
     fn every_label_has_three_languages() {
         for form in FormRegistry::builtin().all() {
             for field in &form.fields {
-                for label in std::iter::once(&field.label).chain(field.choices.iter().map(|c| &c.label)) {
-                    assert!(!label.fr.is_empty() && !label.en.is_empty() && !label.ar.is_empty(), "{}", field.id);
+                for label in
+                    std::iter::once(&field.label).chain(field.choices.iter().map(|c| &c.label))
+                {
+                    assert!(
+                        !label.fr.is_empty() && !label.en.is_empty() && !label.ar.is_empty(),
+                        "{}",
+                        field.id
+                    );
                 }
             }
         }
@@ -353,13 +371,20 @@ mod tests {
     fn parse_input_by_type() {
         let registry = FormRegistry::builtin();
         let form = registry.latest(IDENTIFICATION).unwrap();
-        assert_eq!(form.parse_input("estimated_age", "12").unwrap(), Json::from(12));
+        assert_eq!(
+            form.parse_input("estimated_age", "12").unwrap(),
+            Json::from(12)
+        );
         assert_eq!(form.parse_input("works", "oui").unwrap(), Json::Bool(true));
         assert_eq!(
-            form.parse_input("hazardous_conditions", "mercury,night_work").unwrap(),
+            form.parse_input("hazardous_conditions", "mercury,night_work")
+                .unwrap(),
             serde_json::json!(["mercury", "night_work"])
         );
-        assert!(matches!(form.parse_input("estimated_age", "douze"), Err(Error::Validation(_))));
+        assert!(matches!(
+            form.parse_input("estimated_age", "douze"),
+            Err(Error::Validation(_))
+        ));
         assert_eq!(Lang::from_tag("en_GB.UTF-8"), Lang::En);
         assert_eq!(Lang::from_tag("C"), Lang::Fr);
     }

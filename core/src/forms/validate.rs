@@ -37,7 +37,9 @@ impl FormDefinition {
             let relevant = self.is_relevant(field, record);
             match (value, relevant) {
                 (Some(_), false) => errors.push(FieldError::new(&field.id, "not_relevant")),
-                (None, true) if field.required => errors.push(FieldError::new(&field.id, "required")),
+                (None, true) if field.required => {
+                    errors.push(FieldError::new(&field.id, "required"))
+                }
                 (Some(value), true) => {
                     if let Err(key) = check_value(field, value) {
                         errors.push(FieldError::new(&field.id, key));
@@ -85,7 +87,12 @@ fn check_value(field: &Field, value: &Json) -> std::result::Result<(), &'static 
         FieldType::Text | FieldType::Phone => {
             let text = value.as_str().ok_or("type.text")?;
             if let Some(bounds) = &constraints.length {
-                check_number_bounds(text.chars().count() as f64, bounds, "length.min", "length.max")?;
+                check_number_bounds(
+                    text.chars().count() as f64,
+                    bounds,
+                    "length.min",
+                    "length.max",
+                )?;
             }
             if let Some(pattern) = &constraints.pattern {
                 // The pattern was compiled when the definition was loaded.
@@ -116,7 +123,8 @@ fn check_value(field: &Field, value: &Json) -> std::result::Result<(), &'static 
         FieldType::Date => {
             let date = value.as_str().and_then(parse_date).ok_or("type.date")?;
             if let Some(bounds) = &constraints.range {
-                let bound = |b: &Option<Json>| b.as_ref().and_then(|j| j.as_str()).and_then(parse_date);
+                let bound =
+                    |b: &Option<Json>| b.as_ref().and_then(|j| j.as_str()).and_then(parse_date);
                 if bound(&bounds.min).is_some_and(|min| date < min) {
                     return Err("range.min");
                 }
@@ -145,8 +153,14 @@ fn check_value(field: &Field, value: &Json) -> std::result::Result<(), &'static 
             }
         }
         FieldType::Geopoint => {
-            let lat = value.get("lat").and_then(Json::as_f64).ok_or("type.geopoint")?;
-            let lon = value.get("lon").and_then(Json::as_f64).ok_or("type.geopoint")?;
+            let lat = value
+                .get("lat")
+                .and_then(Json::as_f64)
+                .ok_or("type.geopoint")?;
+            let lon = value
+                .get("lon")
+                .and_then(Json::as_f64)
+                .ok_or("type.geopoint")?;
             if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
                 return Err("range.geopoint");
             }
@@ -161,10 +175,20 @@ fn check_number_bounds(
     min_key: &'static str,
     max_key: &'static str,
 ) -> std::result::Result<(), &'static str> {
-    if bounds.min.as_ref().and_then(Json::as_f64).is_some_and(|min| n < min) {
+    if bounds
+        .min
+        .as_ref()
+        .and_then(Json::as_f64)
+        .is_some_and(|min| n < min)
+    {
         return Err(min_key);
     }
-    if bounds.max.as_ref().and_then(Json::as_f64).is_some_and(|max| n > max) {
+    if bounds
+        .max
+        .as_ref()
+        .and_then(Json::as_f64)
+        .is_some_and(|max| n > max)
+    {
         return Err(max_key);
     }
     Ok(())
@@ -200,7 +224,11 @@ mod tests {
     #[test]
     fn a_valid_child_passes() {
         let registry = FormRegistry::builtin();
-        registry.latest(IDENTIFICATION).unwrap().validate(&valid_child()).unwrap();
+        registry
+            .latest(IDENTIFICATION)
+            .unwrap()
+            .validate(&valid_child())
+            .unwrap();
     }
 
     #[test]
@@ -245,7 +273,8 @@ mod tests {
         form.validate(&child).unwrap();
         // And a working child must say where.
         child.insert("works".into(), json!(true));
-        assert!(keys(form.validate(&child).unwrap_err()).contains(&("work_sector".into(), "required".into())));
+        assert!(keys(form.validate(&child).unwrap_err())
+            .contains(&("work_sector".into(), "required".into())));
     }
 
     #[test]
@@ -268,6 +297,9 @@ mod tests {
         let id_form = registry.latest(IDENTIFICATION).unwrap();
         let mut child = valid_child();
         child.insert("gps".into(), json!({"lat": 200.0, "lon": 0.0}));
-        assert_eq!(keys(id_form.validate(&child).unwrap_err()), vec![("gps".into(), "range.geopoint".into())]);
+        assert_eq!(
+            keys(id_form.validate(&child).unwrap_err()),
+            vec![("gps".into(), "range.geopoint".into())]
+        );
     }
 }

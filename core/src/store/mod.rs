@@ -13,7 +13,9 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBeha
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use crate::case_doc::{AuditNote, CaseDoc, ChangeContext, Conflict, FollowUp, HistoryEntry, Referral};
+use crate::case_doc::{
+    AuditNote, CaseDoc, ChangeContext, Conflict, FollowUp, HistoryEntry, Referral,
+};
 use crate::error::{Error, Result};
 use crate::forms::{FormRegistry, Record, IDENTIFICATION};
 use crate::referral::Transition;
@@ -123,7 +125,11 @@ fn parse_heads(text: &str) -> Vec<ChangeHash> {
 }
 
 fn format_heads(heads: &[ChangeHash]) -> String {
-    heads.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+    heads
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn row_to_case(row: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {
@@ -148,7 +154,10 @@ fn row_to_case(row: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {
 }
 
 fn like_pattern(text: &str) -> String {
-    let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
     format!("%{escaped}%")
 }
 
@@ -156,7 +165,9 @@ impl Store {
     /// Creates a new store for a user on a device, with a fresh Automerge actor id.
     pub fn create(path: &Path, key: &str, user: &str, device: &str) -> Result<Store> {
         if user.trim().is_empty() || device.trim().is_empty() {
-            return Err(Error::InvalidInput("user and device must not be empty".into()));
+            return Err(Error::InvalidInput(
+                "user and device must not be empty".into(),
+            ));
         }
         let mut conn = open_connection(path, key, true)?;
         if schema::user_version(&conn)? > 0 {
@@ -165,7 +176,11 @@ impl Store {
         schema::migrate_to(&mut conn, schema::LATEST_VERSION)?;
         let actor = ActorId::random().to_hex_string();
         let tx = conn.transaction()?;
-        for (k, v) in [("user", user), ("device", device), ("actor", actor.as_str())] {
+        for (k, v) in [
+            ("user", user),
+            ("device", device),
+            ("actor", actor.as_str()),
+        ] {
             tx.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", [k, v])?;
         }
         tx.commit()?;
@@ -238,7 +253,8 @@ impl Store {
     }
 
     pub fn delete_meta(&self, key: &str) -> Result<()> {
-        self.conn.execute("DELETE FROM meta WHERE key = ?1", [key])?;
+        self.conn
+            .execute("DELETE FROM meta WHERE key = ?1", [key])?;
         Ok(())
     }
 
@@ -246,7 +262,11 @@ impl Store {
     pub fn load_doc(&self, case_id: &str) -> Result<Option<CaseDoc>> {
         let snapshot: Option<Vec<u8>> = self
             .conn
-            .query_row("SELECT snapshot FROM case_docs WHERE case_id = ?1", [case_id], |r| r.get(0))
+            .query_row(
+                "SELECT snapshot FROM case_docs WHERE case_id = ?1",
+                [case_id],
+                |r| r.get(0),
+            )
             .optional()?;
         let Some(snapshot) = snapshot else {
             return Ok(None);
@@ -280,7 +300,11 @@ impl Store {
         local: bool,
     ) -> Result<()> {
         let chunk_count: Option<i64> = tx
-            .query_row("SELECT chunk_count FROM case_docs WHERE case_id = ?1", [case_id], |r| r.get(0))
+            .query_row(
+                "SELECT chunk_count FROM case_docs WHERE case_id = ?1",
+                [case_id],
+                |r| r.get(0),
+            )
             .optional()?;
         match chunk_count {
             None => {
@@ -303,13 +327,22 @@ impl Store {
             Some(_) => {
                 let chunk = doc.save_incremental();
                 if !chunk.is_empty() {
-                    tx.execute("INSERT INTO case_chunks (case_id, data) VALUES (?1, ?2)", params![case_id, chunk])?;
-                    tx.execute("UPDATE case_docs SET chunk_count = chunk_count + 1 WHERE case_id = ?1", [case_id])?;
+                    tx.execute(
+                        "INSERT INTO case_chunks (case_id, data) VALUES (?1, ?2)",
+                        params![case_id, chunk],
+                    )?;
+                    tx.execute(
+                        "UPDATE case_docs SET chunk_count = chunk_count + 1 WHERE case_id = ?1",
+                        [case_id],
+                    )?;
                 }
             }
         }
         if local {
-            tx.execute("UPDATE case_sync SET dirty = 1 WHERE case_id = ?1", [case_id])?;
+            tx.execute(
+                "UPDATE case_sync SET dirty = 1 WHERE case_id = ?1",
+                [case_id],
+            )?;
         }
         let projection = projection::project(doc, forms)?;
         projection::write(tx, &projection)?;
@@ -325,7 +358,9 @@ impl Store {
         let mut doc = self.require_doc(case_id)?;
         let ctx = self.context();
         let out = op(&mut doc, &self.forms, &ctx)?;
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         Store::save_doc(&tx, &self.forms, case_id, &mut doc, true)?;
         tx.commit()?;
         Ok(out)
@@ -335,8 +370,16 @@ impl Store {
     pub fn create_case(&mut self, identification: &Record) -> Result<String> {
         let case_id = uuid::Uuid::new_v4().simple().to_string();
         let form = self.forms.latest(IDENTIFICATION)?;
-        let mut doc = CaseDoc::create(&case_id, self.actor()?, form, identification, &self.context())?;
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut doc = CaseDoc::create(
+            &case_id,
+            self.actor()?,
+            form,
+            identification,
+            &self.context(),
+        )?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         Store::save_doc(&tx, &self.forms, &case_id, &mut doc, true)?;
         tx.commit()?;
         Ok(case_id)
@@ -344,11 +387,15 @@ impl Store {
 
     /// Edits identification fields (`null` clears one); returns the fields that changed.
     pub fn edit_case(&mut self, case_id: &str, patch: &Record) -> Result<Vec<String>> {
-        self.change_case(case_id, |doc, forms, ctx| doc.edit_identification(forms, patch, ctx))
+        self.change_case(case_id, |doc, forms, ctx| {
+            doc.edit_identification(forms, patch, ctx)
+        })
     }
 
     pub fn refer(&mut self, case_id: &str, referral: &Record) -> Result<String> {
-        self.change_case(case_id, |doc, forms, ctx| doc.add_referral(forms, referral, ctx))
+        self.change_case(case_id, |doc, forms, ctx| {
+            doc.add_referral(forms, referral, ctx)
+        })
     }
 
     /// Moves a referral; for `transfer`, returns the id of the next referral in the chain.
@@ -366,7 +413,9 @@ impl Store {
     }
 
     pub fn add_followup(&mut self, case_id: &str, visit: &Record) -> Result<String> {
-        self.change_case(case_id, |doc, forms, ctx| doc.add_followup(forms, visit, ctx))
+        self.change_case(case_id, |doc, forms, ctx| {
+            doc.add_followup(forms, visit, ctx)
+        })
     }
 
     pub fn add_audit_note(&mut self, case_id: &str, text: &str) -> Result<String> {
@@ -375,9 +424,11 @@ impl Store {
 
     pub fn case(&self, case_id: &str) -> Result<CaseDetail> {
         let doc = self.require_doc(case_id)?;
-        let summary = self
-            .conn
-            .query_row("SELECT * FROM cases WHERE case_id = ?1", [case_id], row_to_case)?;
+        let summary = self.conn.query_row(
+            "SELECT * FROM cases WHERE case_id = ?1",
+            [case_id],
+            row_to_case,
+        )?;
         Ok(CaseDetail {
             summary,
             identification_form: doc.identification_form_version()?,
@@ -397,9 +448,17 @@ impl Store {
     pub fn list_cases(&self, filter: &CaseFilter) -> Result<Vec<CaseRow>> {
         let mut sql = String::from("SELECT * FROM cases WHERE 1 = 1");
         let mut args: Vec<String> = Vec::new();
-        if let Some(q) = filter.query.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        if let Some(q) = filter
+            .query
+            .as_deref()
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+        {
             args.push(like_pattern(&fold(q)));
-            sql.push_str(&format!(" AND name_folded LIKE ?{} ESCAPE '\\'", args.len()));
+            sql.push_str(&format!(
+                " AND name_folded LIKE ?{} ESCAPE '\\'",
+                args.len()
+            ));
         }
         if let Some(village) = &filter.village {
             args.push(fold(village.trim()));
@@ -452,13 +511,19 @@ impl Store {
     }
 
     pub fn case_count(&self) -> Result<i64> {
-        Ok(self.conn.query_row("SELECT count(*) FROM cases", [], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM cases", [], |r| r.get(0))?)
     }
 
     /// Finds a case by its id or a unique prefix of it (at least 4 characters), as typed by hand.
     pub fn resolve_case_id(&self, prefix: &str) -> Result<String> {
-        self.resolve("SELECT case_id FROM case_docs WHERE case_id LIKE ?1 ESCAPE '\\' LIMIT 2", prefix, "case")
-            .map(|ids| ids.0)
+        self.resolve(
+            "SELECT case_id FROM case_docs WHERE case_id LIKE ?1 ESCAPE '\\' LIMIT 2",
+            prefix,
+            "case",
+        )
+        .map(|ids| ids.0)
     }
 
     /// Finds a referral (by id or unique prefix) and the case it belongs to.
@@ -490,7 +555,9 @@ impl Store {
         match rows.len() {
             0 => Err(not_found()),
             1 => Ok(rows.into_iter().next().ok_or_else(not_found)?),
-            _ => Err(Error::InvalidInput(format!("{kind} id prefix {prefix} is ambiguous"))),
+            _ => Err(Error::InvalidInput(format!(
+                "{kind} id prefix {prefix} is ambiguous"
+            ))),
         }
     }
 
@@ -498,7 +565,9 @@ impl Store {
     pub fn export(&self) -> Result<Json> {
         let mut ids: Vec<String> = Vec::new();
         {
-            let mut stmt = self.conn.prepare("SELECT case_id FROM cases ORDER BY created_at, case_id")?;
+            let mut stmt = self
+                .conn
+                .prepare("SELECT case_id FROM cases ORDER BY created_at, case_id")?;
             for id in stmt.query_map([], |r| r.get(0))? {
                 ids.push(id?);
             }
@@ -560,7 +629,9 @@ impl Store {
         }
         let actor = self.actor()?;
         let ctx = ChangeContext::now(self.identity.user.clone());
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut ids = Vec::new();
         for (ident, referrals, followups) in prepared {
             let case_id = uuid::Uuid::new_v4().simple().to_string();
@@ -578,31 +649,37 @@ impl Store {
         Ok(ids)
     }
 
-    pub(crate) fn connection(&mut self) -> &mut Connection {
-        &mut self.conn
+    pub(crate) fn connection_ref(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(crate) fn actor_id(&self) -> Result<ActorId> {
+        self.actor()
     }
 
     /// Cases with local changes the server has not acknowledged.
     pub fn unsynced_case_count(&self) -> Result<i64> {
         Ok(self
             .conn
-            .query_row("SELECT count(*) FROM case_sync WHERE dirty = 1", [], |r| r.get(0))?)
+            .query_row("SELECT count(*) FROM case_sync WHERE dirty = 1", [], |r| {
+                r.get(0)
+            })?)
     }
 
     pub(crate) fn synced_heads(&self, case_id: &str) -> Result<Vec<ChangeHash>> {
         let text: Option<String> = self
             .conn
-            .query_row("SELECT synced_heads FROM case_sync WHERE case_id = ?1", [case_id], |r| r.get(0))
+            .query_row(
+                "SELECT synced_heads FROM case_sync WHERE case_id = ?1",
+                [case_id],
+                |r| r.get(0),
+            )
             .optional()?;
         Ok(text.as_deref().map(parse_heads).unwrap_or_default())
     }
 
     pub(crate) fn format_heads(heads: &[ChangeHash]) -> String {
         format_heads(heads)
-    }
-
-    pub(crate) fn parse_heads(text: &str) -> Vec<ChangeHash> {
-        parse_heads(text)
     }
 }
 
@@ -614,7 +691,11 @@ struct ImportRow {
 
 fn parse_import(data: &Json) -> Result<Vec<ImportRow>> {
     let bad = |what: &str| Error::InvalidInput(format!("import: {what}"));
-    let as_object = |v: &Json| v.as_object().cloned().ok_or_else(|| bad("expected an object"));
+    let as_object = |v: &Json| {
+        v.as_object()
+            .cloned()
+            .ok_or_else(|| bad("expected an object"))
+    };
     let list = |v: Option<&Json>| -> Result<Vec<serde_json::Map<String, Json>>> {
         match v {
             None | Some(Json::Null) => Ok(Vec::new()),
@@ -647,7 +728,10 @@ fn parse_import(data: &Json) -> Result<Vec<ImportRow>> {
             .iter()
             .map(|case| {
                 Ok(ImportRow {
-                    identification: as_object(case.get("identification").ok_or_else(|| bad("case without identification"))?)?,
+                    identification: as_object(
+                        case.get("identification")
+                            .ok_or_else(|| bad("case without identification"))?,
+                    )?,
                     referrals: list(case.get("referrals"))?,
                     followups: list(case.get("followups"))?,
                 })
@@ -681,4 +765,87 @@ fn coerce_record(
         }
     }
     record
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "test key";
+
+    fn schema_of(conn: &Connection) -> Vec<(String, String)> {
+        let mut stmt = conn
+            .prepare("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn an_old_schema_upgraded_equals_a_fresh_one_and_keeps_its_cases() {
+        let dir = tempfile::tempdir().unwrap();
+        // A store as the first release wrote it: migration 1 only.
+        let old_path = dir.path().join("old.db");
+        let forms = FormRegistry::builtin();
+        let case_id = "0123456789abcdef0123456789abcdef";
+        {
+            let mut conn = open_connection(&old_path, KEY, true).unwrap();
+            schema::migrate_to(&mut conn, 1).unwrap();
+            assert_eq!(schema::user_version(&conn).unwrap(), 1);
+            for (k, v) in [
+                ("user", "amina"),
+                ("device", "phone"),
+                ("actor", "0a0b0c0d"),
+            ] {
+                conn.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", [k, v])
+                    .unwrap();
+            }
+            let record: Record = serde_json::from_value(serde_json::json!({
+                "child_first_name": "Aïcha", "child_last_name": "Traoré", "sex": "female",
+                "dob_known": false, "estimated_age": 12, "province": "Sikasso", "commune": "Kignan",
+                "village": "Fès", "school_status": "never_enrolled", "works": false,
+                "risk_level": "low", "consent_to_share": true
+            }))
+            .unwrap();
+            let form = forms.latest(IDENTIFICATION).unwrap();
+            let ctx = ChangeContext::now("amina");
+            let mut doc = CaseDoc::create(case_id, ActorId::random(), form, &record, &ctx).unwrap();
+            let tx = conn.transaction().unwrap();
+            tx.execute(
+                "INSERT INTO case_docs (case_id, snapshot, chunk_count) VALUES (?1, ?2, 0)",
+                params![case_id, doc.save()],
+            )
+            .unwrap();
+            projection::write(&tx, &projection::project(&mut doc, &forms).unwrap()).unwrap();
+            tx.commit().unwrap();
+        }
+        let upgraded = Store::open(&old_path, KEY).unwrap();
+        let fresh = Store::create(&dir.path().join("fresh.db"), KEY, "u", "d").unwrap();
+        assert_eq!(
+            schema::user_version(&upgraded.conn).unwrap(),
+            schema::LATEST_VERSION
+        );
+        assert_eq!(schema_of(&upgraded.conn), schema_of(&fresh.conn));
+        assert_eq!(upgraded.case(case_id).unwrap().summary.first_name, "Aïcha");
+        // Cases from before sync existed are waiting to be pushed.
+        assert_eq!(upgraded.unsynced_case_count().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        drop(Store::create(&path, KEY, "u", "d").unwrap());
+        {
+            let conn = open_connection(&path, KEY, false).unwrap();
+            conn.pragma_update(None, "user_version", schema::LATEST_VERSION + 1)
+                .unwrap();
+        }
+        assert!(matches!(
+            Store::open(&path, KEY),
+            Err(Error::SchemaTooNew { .. })
+        ));
+    }
 }

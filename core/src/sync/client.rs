@@ -1,0 +1,438 @@
+//! The sync client: push local changes and pull a page of the caseload in one round trip,
+//! commit each page as it arrives, and repeat until nothing is left. Being offline is normal: a
+//! failed sync has committed whole pages only, and the next one continues from there.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use automerge::sync::{Message, State, SyncDoc};
+use automerge::ChangeHash;
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use super::protocol::{
+    self, CaseChanges, DocSyncRequest, DocSyncResponse, EnrollRequest, EnrollResponse, ErrorBody, Refusal, RefusalReason,
+    SyncRequest, SyncResponse, CONTENT_TYPE, PROTOCOL_VERSION,
+};
+use super::transport::{Credentials, HttpReply, Transport};
+use crate::case_doc::CaseDoc;
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// Raw change bytes gathered into one push before the rest waits for the next round trip.
+pub const PUSH_RAW_BYTES_MAX: usize = 2 * 1024 * 1024;
+/// Round trips of the per-document fallback before giving up on a case for this sync.
+pub const DOC_SYNC_ROUNDS_MAX: usize = 8;
+/// Round trips of one sync: enough for a 10,000-case first sync in 64 KB pages.
+pub const SYNC_ROUND_TRIPS_MAX: usize = 10_000;
+
+const META_SERVER: &str = "server";
+const META_DEVICE_ID: &str = "device_id";
+const META_TOKEN: &str = "device_token";
+const META_ROLE: &str = "role";
+const META_CURSOR: &str = "cursor";
+const META_LAST_SYNC: &str = "last_sync";
+
+/// `case_sync.dirty`: 0 the server has everything; 1 local changes wait; 2 the server refused them.
+const DIRTY_CLEAN: i64 = 0;
+const DIRTY_PENDING: i64 = 1;
+const DIRTY_REFUSED: i64 = 2;
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct SyncReport {
+    pub cases_up: usize,
+    pub cases_down: usize,
+    pub changes_up: usize,
+    pub changes_down: usize,
+    /// Request and response bodies, compressed, as sent.
+    pub bytes_up: usize,
+    pub bytes_down: usize,
+    pub round_trips: usize,
+    pub pages: usize,
+    /// Cases that hold a conflict (concurrent values of one field) after this sync.
+    pub conflicts: usize,
+    pub refused: Vec<Refusal>,
+    /// Cases synced with the per-document fallback.
+    pub fallbacks: usize,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SyncProgress {
+    pub round_trips: usize,
+    pub cases_down: usize,
+    pub bytes_down: usize,
+    pub more: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Enrollment {
+    pub server: String,
+    pub device_id: String,
+    pub user: String,
+    pub role: String,
+}
+
+struct Pushed {
+    case_id: String,
+    changes: Vec<Vec<u8>>,
+    hashes: Vec<ChangeHash>,
+    heads: Vec<ChangeHash>,
+}
+
+fn json_reply<T: for<'de> serde::Deserialize<'de>>(reply: &HttpReply) -> Result<T> {
+    serde_json::from_slice(&reply.body).map_err(|e| Error::Protocol(format!("bad reply: {e}")))
+}
+
+impl Store {
+    /// Enrolls this device with a one-time code from an admin. The credential is kept in the
+    /// encrypted store; the store's user must be the user the code was issued for.
+    pub fn enroll(&mut self, transport: &dyn Transport, server: &str, code: &str) -> Result<Enrollment> {
+        let request = EnrollRequest {
+            code: code.trim().to_string(),
+            actor: self.identity().actor.clone(),
+            device_name: self.identity().device.clone(),
+        };
+        let body = serde_json::to_vec(&request).map_err(|e| Error::Protocol(e.to_string()))?;
+        let reply = transport.post("/v1/enroll", "application/json", body, None)?;
+        if reply.status != 200 {
+            return Err(status_error(&reply));
+        }
+        let enrolled: EnrollResponse = json_reply(&reply)?;
+        if enrolled.user != self.identity().user {
+            return Err(Error::InvalidInput(format!(
+                "this store belongs to {} but the code was issued for {}",
+                self.identity().user,
+                enrolled.user
+            )));
+        }
+        for (k, v) in [
+            (META_SERVER, server),
+            (META_DEVICE_ID, enrolled.device_id.as_str()),
+            (META_TOKEN, enrolled.token.as_str()),
+            (META_ROLE, enrolled.role.as_str()),
+        ] {
+            self.set_meta(k, v)?;
+        }
+        Ok(Enrollment {
+            server: server.to_string(),
+            device_id: enrolled.device_id,
+            user: enrolled.user,
+            role: enrolled.role,
+        })
+    }
+
+    pub fn server_url(&self) -> Result<String> {
+        self.meta(META_SERVER)?.ok_or(Error::NotEnrolled)
+    }
+
+    pub fn credentials(&self) -> Result<Credentials> {
+        match (self.meta(META_DEVICE_ID)?, self.meta(META_TOKEN)?) {
+            (Some(device_id), Some(token)) => Ok(Credentials { device_id, token }),
+            _ => Err(Error::NotEnrolled),
+        }
+    }
+
+    pub fn cursor(&self) -> Result<u64> {
+        Ok(self.meta(META_CURSOR)?.and_then(|c| c.parse().ok()).unwrap_or(0))
+    }
+
+    pub fn last_sync(&self) -> Result<Option<String>> {
+        self.meta(META_LAST_SYNC)
+    }
+
+    /// Syncs the whole caseload: pushes every local change and pulls every page.
+    pub fn sync(&mut self, transport: &dyn Transport, progress: &mut dyn FnMut(&SyncProgress)) -> Result<SyncReport> {
+        let started = Instant::now();
+        let credentials = self.credentials()?;
+        let mut report = SyncReport::default();
+        let mut fallback: Vec<String> = Vec::new();
+        let mut conflicted: HashSet<String> = HashSet::new();
+        for _ in 0..SYNC_ROUND_TRIPS_MAX {
+            let pushed = self.collect_push(&fallback)?;
+            let request = SyncRequest {
+                version: PROTOCOL_VERSION,
+                cursor: self.cursor()?,
+                push: pushed
+                    .iter()
+                    .map(|p| CaseChanges {
+                        case_id: p.case_id.clone(),
+                        changes: p.changes.iter().cloned().map(serde_bytes::ByteBuf::from).collect(),
+                    })
+                    .collect(),
+            };
+            let body = protocol::encode(&request)?;
+            report.bytes_up += body.len();
+            report.round_trips += 1;
+            let reply = transport.post("/v1/sync", CONTENT_TYPE, body, Some(&credentials))?;
+            report.bytes_down += reply.body.len();
+            if reply.status != 200 {
+                return Err(self.handle_error_reply(transport, &credentials, &reply));
+            }
+            let response: SyncResponse = protocol::decode(&reply.body)?;
+            if response.version != PROTOCOL_VERSION {
+                return Err(Error::Protocol(format!("server speaks version {}", response.version)));
+            }
+            self.commit_page(&pushed, &response, &mut report, &mut fallback, &mut conflicted)?;
+            progress(&SyncProgress {
+                round_trips: report.round_trips,
+                cases_down: report.cases_down,
+                bytes_down: report.bytes_down,
+                more: response.more,
+            });
+            let more_to_push = !pushed.is_empty() && self.has_pending(&fallback)?;
+            if !response.more && !more_to_push {
+                break;
+            }
+        }
+        for case_id in fallback {
+            self.doc_sync(transport, &credentials, &case_id, &mut report)?;
+        }
+        report.conflicts = conflicted.len();
+        report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.set_meta(META_LAST_SYNC, &chrono::Utc::now().to_rfc3339())?;
+        Ok(report)
+    }
+
+    fn has_pending(&self, skip: &[String]) -> Result<bool> {
+        let mut stmt = self.connection_ref().prepare_cached("SELECT case_id FROM case_sync WHERE dirty = 1")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let id: String = row.get(0)?;
+            if !skip.contains(&id) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Gathers the changes of pending cases, one document in memory at a time, up to the limits.
+    fn collect_push(&self, skip: &[String]) -> Result<Vec<Pushed>> {
+        let ids: Vec<String> = {
+            let mut stmt = self
+                .connection_ref()
+                .prepare_cached("SELECT case_id FROM case_sync WHERE dirty = 1 ORDER BY case_id")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        let mut pushed = Vec::new();
+        let mut bytes = 0usize;
+        for case_id in ids.into_iter().filter(|id| !skip.contains(id)) {
+            if pushed.len() >= protocol::PUSH_CASES_MAX || bytes >= PUSH_RAW_BYTES_MAX {
+                break;
+            }
+            let Some(mut doc) = self.load_doc(&case_id)? else { continue };
+            let have = self.synced_heads(&case_id)?;
+            let mut changes = doc.automerge().get_changes(&have);
+            changes.truncate(protocol::PUSH_CHANGES_PER_CASE_MAX);
+            let hashes: Vec<ChangeHash> = changes.iter().map(|c| c.hash()).collect();
+            let raw: Vec<Vec<u8>> = changes.iter().map(|c| c.raw_bytes().to_vec()).collect();
+            bytes += raw.iter().map(Vec::len).sum::<usize>();
+            pushed.push(Pushed {
+                heads: doc.heads(),
+                case_id,
+                changes: raw,
+                hashes,
+            });
+        }
+        Ok(pushed)
+    }
+
+    /// Commits one round trip in one transaction: what the server accepted, refused, and the
+    /// page of changes it sent, with the new cursor.
+    fn commit_page(
+        &mut self,
+        pushed: &[Pushed],
+        response: &SyncResponse,
+        report: &mut SyncReport,
+        fallback: &mut Vec<String>,
+        conflicted: &mut HashSet<String>,
+    ) -> Result<()> {
+        let forms = self.forms().clone();
+        let tx = self.connection_ref().unchecked_transaction()?;
+        for p in pushed {
+            if response.accepted.contains(&p.case_id) {
+                let heads = if p.changes.len() < protocol::PUSH_CHANGES_PER_CASE_MAX {
+                    p.heads.clone()
+                } else {
+                    let mut have = self.synced_heads(&p.case_id)?;
+                    have.extend(p.hashes.iter().copied());
+                    have
+                };
+                let dirty = if p.changes.len() < protocol::PUSH_CHANGES_PER_CASE_MAX { DIRTY_CLEAN } else { DIRTY_PENDING };
+                tx.execute(
+                    "UPDATE case_sync SET synced_heads = ?2, dirty = ?3 WHERE case_id = ?1",
+                    params![p.case_id, Store::format_heads(&heads), dirty],
+                )?;
+                report.cases_up += 1;
+                report.changes_up += p.changes.len();
+            }
+        }
+        for refusal in &response.refused {
+            if refusal.reason == RefusalReason::MissingDeps {
+                if !fallback.contains(&refusal.case_id) {
+                    fallback.push(refusal.case_id.clone());
+                }
+            } else {
+                tx.execute(
+                    "UPDATE case_sync SET dirty = ?2 WHERE case_id = ?1",
+                    params![refusal.case_id, DIRTY_REFUSED],
+                )?;
+                report.refused.push(refusal.clone());
+            }
+        }
+        for case in &response.pull {
+            let mut doc = match self.load_doc(&case.case_id)? {
+                Some(doc) => doc,
+                None => CaseDoc::empty(self.actor_id()?),
+            };
+            let raw: Vec<Vec<u8>> = case.changes.iter().map(|c| c.to_vec()).collect();
+            doc.apply_changes(&raw)?;
+            if !doc.missing_deps().is_empty() || doc.case_id().ok().as_deref() != Some(case.case_id.as_str()) {
+                // Committing would lose the queued changes; leave the cursor where it was.
+                return Err(Error::Protocol("pulled changes arrived out of causal order".into()));
+            }
+            Store::save_doc(&tx, &forms, &case.case_id, &mut doc, false)?;
+            let dirty: i64 = tx.query_row("SELECT dirty FROM case_sync WHERE case_id = ?1", [&case.case_id], |r| r.get(0))?;
+            let synced = if dirty == DIRTY_CLEAN {
+                doc.heads()
+            } else {
+                let mut have = self.synced_heads(&case.case_id)?;
+                for c in &raw {
+                    if let Ok(change) = automerge::Change::from_bytes(c.clone()) {
+                        have.push(change.hash());
+                    }
+                }
+                have
+            };
+            tx.execute(
+                "UPDATE case_sync SET synced_heads = ?2 WHERE case_id = ?1",
+                params![case.case_id, Store::format_heads(&synced)],
+            )?;
+            if doc.conflicts(&forms)?.is_empty() {
+                conflicted.remove(&case.case_id);
+            } else {
+                conflicted.insert(case.case_id.clone());
+            }
+            report.cases_down += 1;
+            report.changes_down += raw.len();
+        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![META_CURSOR, response.cursor.to_string()],
+        )?;
+        tx.commit()?;
+        report.pages += 1;
+        Ok(())
+    }
+
+    /// The fallback when device and server disagree on what the other has: Automerge's own
+    /// sync protocol for this one case.
+    fn doc_sync(&mut self, transport: &dyn Transport, credentials: &Credentials, case_id: &str, report: &mut SyncReport) -> Result<()> {
+        let Some(mut doc) = self.load_doc(case_id)? else { return Ok(()) };
+        let mut state = State::new();
+        let mut server_done = false;
+        let mut converged = false;
+        for _ in 0..DOC_SYNC_ROUNDS_MAX {
+            let outgoing = doc.automerge().sync().generate_sync_message(&mut state);
+            if outgoing.is_none() && server_done {
+                converged = true;
+                break;
+            }
+            let request = DocSyncRequest {
+                version: PROTOCOL_VERSION,
+                case_id: case_id.to_string(),
+                message: serde_bytes::ByteBuf::from(outgoing.map(Message::encode).unwrap_or_default()),
+            };
+            let body = protocol::encode(&request)?;
+            report.bytes_up += body.len();
+            report.round_trips += 1;
+            let reply = transport.post("/v1/docsync", CONTENT_TYPE, body, Some(credentials))?;
+            report.bytes_down += reply.body.len();
+            if reply.status != 200 {
+                return Err(self.handle_error_reply(transport, credentials, &reply));
+            }
+            let response: DocSyncResponse = protocol::decode(&reply.body)?;
+            if let Some(reason) = response.refused {
+                report.refused.push(Refusal {
+                    case_id: case_id.to_string(),
+                    reason,
+                });
+                self.connection_ref()
+                    .execute("UPDATE case_sync SET dirty = ?2 WHERE case_id = ?1", params![case_id, DIRTY_REFUSED])?;
+                return Ok(());
+            }
+            match response.message {
+                Some(bytes) => {
+                    let message = Message::decode(&bytes).map_err(|e| Error::Protocol(format!("sync message: {e}")))?;
+                    doc.automerge()
+                        .sync()
+                        .receive_sync_message(&mut state, message)?;
+                    server_done = false;
+                }
+                None => server_done = true,
+            }
+        }
+        let forms = self.forms().clone();
+        let tx = self.connection_ref().unchecked_transaction()?;
+        Store::save_doc(&tx, &forms, case_id, &mut doc, false)?;
+        if converged {
+            tx.execute(
+                "UPDATE case_sync SET synced_heads = ?2, dirty = 0 WHERE case_id = ?1",
+                params![case_id, Store::format_heads(&doc.heads())],
+            )?;
+        }
+        tx.commit()?;
+        report.fallbacks += 1;
+        Ok(())
+    }
+
+    /// Turns an error reply into a typed error. A revoked device wipes its case data first, as
+    /// the server asks, and confirms the wipe.
+    fn handle_error_reply(&mut self, transport: &dyn Transport, credentials: &Credentials, reply: &HttpReply) -> Error {
+        let body: Option<ErrorBody> = serde_json::from_slice(&reply.body).ok();
+        if reply.status == 401 && body.as_ref().is_some_and(|b| b.wipe) {
+            if let Err(e) = self.wipe_case_data() {
+                return e;
+            }
+            // Best effort: if the confirmation is lost, the next contact confirms again.
+            let _ = transport.post("/v1/wipe-confirm", "application/json", b"{}".to_vec(), Some(credentials));
+            return Error::DeviceRevoked;
+        }
+        status_error(reply)
+    }
+
+    /// Erases every case, its documents, projections and sync state; keeps the empty store.
+    pub fn wipe_case_data(&mut self) -> Result<()> {
+        let tx = self.connection_ref().unchecked_transaction()?;
+        tx.execute("DELETE FROM case_docs", [])?;
+        for key in [META_CURSOR, META_TOKEN] {
+            tx.execute("DELETE FROM meta WHERE key = ?1", [key])?;
+        }
+        tx.commit()?;
+        let conn = self.connection_ref();
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        conn.execute_batch("VACUUM")?;
+        Ok(())
+    }
+
+    /// Whether a revoked device's wipe happened (for tests and the app's status screen).
+    pub fn is_wiped(&self) -> Result<bool> {
+        let any: Option<i64> = self
+            .connection_ref()
+            .query_row("SELECT 1 FROM case_docs LIMIT 1", [], |r| r.get(0))
+            .optional()?;
+        Ok(any.is_none() && self.meta(META_TOKEN)?.is_none() && self.meta(META_DEVICE_ID)?.is_some())
+    }
+}
+
+fn status_error(reply: &HttpReply) -> Error {
+    let body: Option<ErrorBody> = serde_json::from_slice(&reply.body).ok();
+    let message = body.map(|b| b.message).unwrap_or_else(|| format!("HTTP {}", reply.status));
+    match reply.status {
+        401 | 403 => Error::Forbidden(message),
+        // Busy or broken server: transient, like being offline; the next sync continues.
+        429 | 500..=599 => Error::Offline(message),
+        _ => Error::Protocol(message),
+    }
+}

@@ -1,0 +1,9 @@
+//! Sync: the wire protocol (no I/O), the HTTP transport (behind a trait so tests can swap a
+//! fake network in), and the client loop that pushes local changes and commits pulled pages.
+
+pub mod client;
+pub mod protocol;
+pub mod transport;
+
+pub use client::{Enrollment, SyncProgress, SyncReport};
+pub use transport::{Credentials, HttpReply, HttpTransport, Transport};

@@ -1,0 +1,85 @@
+//! The HTTP transport. Sync logic talks to a `Transport`, so tests can put a fake or faulty
+//! network in its place; `HttpTransport` is reqwest with rustls.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// A device's credential as the server issued it at enrollment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub device_id: String,
+    pub token: String,
+}
+
+impl Credentials {
+    pub fn header(&self) -> String {
+        format!("Bearer {}.{}", self.device_id, self.token)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpReply {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+pub trait Transport {
+    /// POSTs a body; `Err(Offline)` when the server cannot be reached or the link drops.
+    fn post(&self, path: &str, content_type: &str, body: Vec<u8>, credentials: Option<&Credentials>) -> Result<HttpReply>;
+}
+
+/// Round trips on EDGE take seconds; a dead link must still end a sync in bounded time.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(180);
+
+pub struct HttpTransport {
+    base: String,
+    client: reqwest::blocking::Client,
+}
+
+impl HttpTransport {
+    pub fn new(base: &str) -> Result<HttpTransport> {
+        let client = reqwest::blocking::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("suivi/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Offline(e.to_string()))?;
+        Ok(HttpTransport {
+            base: base.trim_end_matches('/').to_string(),
+            client,
+        })
+    }
+}
+
+impl Transport for HttpTransport {
+    fn post(&self, path: &str, content_type: &str, body: Vec<u8>, credentials: Option<&Credentials>) -> Result<HttpReply> {
+        let mut request = self
+            .client
+            .post(format!("{}{}", self.base, path))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        if let Some(c) = credentials {
+            request = request.header(reqwest::header::AUTHORIZATION, c.header());
+        }
+        let response = request.send().map_err(|e| Error::Offline(without_url(&e)))?;
+        let status = response.status().as_u16();
+        let body = response.bytes().map_err(|e| Error::Offline(without_url(&e)))?.to_vec();
+        Ok(HttpReply { status, body })
+    }
+}
+
+/// reqwest's messages include the URL; keep only the kind of failure.
+fn without_url(err: &reqwest::Error) -> String {
+    let kind = if err.is_timeout() {
+        "timeout"
+    } else if err.is_connect() {
+        "cannot connect"
+    } else if err.is_body() || err.is_decode() {
+        "connection dropped"
+    } else {
+        "request failed"
+    };
+    kind.to_string()
+}
