@@ -1,1 +1,61 @@
-//! Suivi sync server.
+//! suivi-server: devices sync their caseloads here, and the server enforces who may read and
+//! write what. Layers: `api` (HTTP) → `service` (decisions) → `storage` (a trait; SQLite now).
+
+pub mod admin;
+pub mod api;
+pub mod auth;
+pub mod demo;
+pub mod service;
+pub mod storage;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+pub use api::{app, AppState, RateLimiter};
+pub use service::SyncService;
+pub use storage::{sqlite::SqliteStore, ServerStore};
+
+/// The database file inside the data directory.
+pub const DATABASE_FILE: &str = "suivi-server.db";
+
+/// Opens the embedded SQLite store in `data_dir` (created if needed).
+pub fn open_store(data_dir: &Path, key: Option<&str>) -> Result<Arc<SqliteStore>, String> {
+    std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    SqliteStore::open(&data_dir.join(DATABASE_FILE), key)
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
+}
+
+pub fn state(store: Arc<dyn ServerStore>) -> AppState {
+    AppState {
+        service: Arc::new(SyncService::new(store)),
+        limiter: Arc::new(RateLimiter::new(api::RATE_BURST, api::RATE_PER_SEC)),
+    }
+}
+
+/// A server bound to a port, serving until the returned handle is dropped or aborted.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub handle: tokio::task::JoinHandle<()>,
+}
+
+/// Binds and serves in the current tokio runtime. Plain HTTP is for loopback only.
+pub async fn spawn(state: AppState, listen: SocketAddr) -> Result<RunningServer, String> {
+    if !listen.ip().is_loopback() {
+        return Err("plain HTTP is served on loopback only; give --tls-cert and --tls-key for other addresses".into());
+    }
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("bind {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let router = app(state);
+    let handle = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "server stopped");
+        }
+    });
+    Ok(RunningServer { addr, handle })
+}

@@ -1,1 +1,158 @@
-fn main() {}
+//! `suivi-server`: serve devices, and administer users, devices and caseloads.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use suivi_server::storage::Role;
+use suivi_server::{admin, demo, open_store, state, ServerStore};
+
+#[derive(Parser)]
+#[command(
+    name = "suivi-server",
+    version,
+    about = "Suivi sync server: caseloads merged from many devices"
+)]
+struct Cli {
+    /// Where the embedded SQLite database lives.
+    #[arg(long, env = "SUIVI_DATA", default_value = "./data", global = true)]
+    data: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve devices (plain HTTP on loopback).
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Users: agents, supervisors, officers, admins, each in a team.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Devices: enrollment codes, list, revoke.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Caseloads: assign a case to a user.
+    #[command(subcommand)]
+    Case(CaseCommand),
+    /// Start the server and drive it with two agents and a supervisor, offline edits included.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    Add {
+        user: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        team: String,
+        /// Name of an environment variable holding the user's password (kept with argon2).
+        #[arg(long)]
+        password_env: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeviceCommand {
+    /// A one-time code that enrolls one device for this user (valid 72 hours).
+    Code {
+        user: String,
+    },
+    List,
+    /// Revoke a device: it gets 401 and is told to wipe its case data.
+    Revoke {
+        device: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CaseCommand {
+    Assign { case: String, user: String },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let key = std::env::var("SUIVI_SERVER_KEY").ok();
+    let store = open_store(&cli.data, key.as_deref())?;
+    let runtime = || tokio::runtime::Runtime::new().map_err(|e| e.to_string());
+    match cli.command {
+        Command::Serve { listen } => runtime()?.block_on(async move {
+            let server = suivi_server::spawn(state(store), listen).await?;
+            tracing::info!(addr = %server.addr, data = %cli.data.display(), "serving");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => Ok(()),
+                r = server.handle => r.map_err(|e| e.to_string()),
+            }
+        }),
+        Command::Demo { listen } => runtime()?.block_on(demo::run(store, cli.data.clone(), listen)),
+        Command::User(UserCommand::Add {
+            user,
+            role,
+            team,
+            password_env,
+        }) => {
+            let role = Role::parse(&role).ok_or("role is agent, supervisor, officer or admin")?;
+            let password = match password_env {
+                Some(var) => Some(std::env::var(&var).map_err(|_| format!("{var} is not set"))?),
+                None => None,
+            };
+            admin::add_user(store.as_ref(), &user, role, &team, password.as_deref())?;
+            println!("user {user} added ({}, team {team})", role.as_str());
+            Ok(())
+        }
+        Command::Device(DeviceCommand::Code { user }) => {
+            println!("{}", admin::enrollment_code(store.as_ref(), &user)?);
+            Ok(())
+        }
+        Command::Device(DeviceCommand::List) => {
+            for d in store.devices().map_err(|e| e.to_string())? {
+                let status = if d.wiped {
+                    "revoked, wiped"
+                } else if d.revoked {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!("{}  {}  {}  {}", d.device_id, d.user_id, d.name, status);
+            }
+            Ok(())
+        }
+        Command::Device(DeviceCommand::Revoke { device }) => {
+            if admin::revoke(store.as_ref(), &device)? {
+                println!("device {device} revoked");
+                Ok(())
+            } else {
+                Err(format!("no active device {device}"))
+            }
+        }
+        Command::Case(CaseCommand::Assign { case, user }) => {
+            admin::assign(store.as_ref(), &case, &user)?;
+            println!("case {case} assigned to {user}");
+            Ok(())
+        }
+    }
+}

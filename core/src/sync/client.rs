@@ -11,8 +11,8 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::protocol::{
-    self, CaseChanges, DocSyncRequest, DocSyncResponse, EnrollRequest, EnrollResponse, ErrorBody, Refusal, RefusalReason,
-    SyncRequest, SyncResponse, CONTENT_TYPE, PROTOCOL_VERSION,
+    self, CaseChanges, DocSyncRequest, DocSyncResponse, EnrollRequest, EnrollResponse, ErrorBody,
+    Refusal, RefusalReason, SyncRequest, SyncResponse, CONTENT_TYPE, PROTOCOL_VERSION,
 };
 use super::transport::{Credentials, HttpReply, Transport};
 use crate::case_doc::CaseDoc;
@@ -87,7 +87,12 @@ fn json_reply<T: for<'de> serde::Deserialize<'de>>(reply: &HttpReply) -> Result<
 impl Store {
     /// Enrolls this device with a one-time code from an admin. The credential is kept in the
     /// encrypted store; the store's user must be the user the code was issued for.
-    pub fn enroll(&mut self, transport: &dyn Transport, server: &str, code: &str) -> Result<Enrollment> {
+    pub fn enroll(
+        &mut self,
+        transport: &dyn Transport,
+        server: &str,
+        code: &str,
+    ) -> Result<Enrollment> {
         let request = EnrollRequest {
             code: code.trim().to_string(),
             actor: self.identity().actor.clone(),
@@ -134,7 +139,10 @@ impl Store {
     }
 
     pub fn cursor(&self) -> Result<u64> {
-        Ok(self.meta(META_CURSOR)?.and_then(|c| c.parse().ok()).unwrap_or(0))
+        Ok(self
+            .meta(META_CURSOR)?
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0))
     }
 
     pub fn last_sync(&self) -> Result<Option<String>> {
@@ -142,7 +150,11 @@ impl Store {
     }
 
     /// Syncs the whole caseload: pushes every local change and pulls every page.
-    pub fn sync(&mut self, transport: &dyn Transport, progress: &mut dyn FnMut(&SyncProgress)) -> Result<SyncReport> {
+    pub fn sync(
+        &mut self,
+        transport: &dyn Transport,
+        progress: &mut dyn FnMut(&SyncProgress),
+    ) -> Result<SyncReport> {
         let started = Instant::now();
         let credentials = self.credentials()?;
         let mut report = SyncReport::default();
@@ -157,7 +169,12 @@ impl Store {
                     .iter()
                     .map(|p| CaseChanges {
                         case_id: p.case_id.clone(),
-                        changes: p.changes.iter().cloned().map(serde_bytes::ByteBuf::from).collect(),
+                        changes: p
+                            .changes
+                            .iter()
+                            .cloned()
+                            .map(serde_bytes::ByteBuf::from)
+                            .collect(),
                     })
                     .collect(),
             };
@@ -171,9 +188,18 @@ impl Store {
             }
             let response: SyncResponse = protocol::decode(&reply.body)?;
             if response.version != PROTOCOL_VERSION {
-                return Err(Error::Protocol(format!("server speaks version {}", response.version)));
+                return Err(Error::Protocol(format!(
+                    "server speaks version {}",
+                    response.version
+                )));
             }
-            self.commit_page(&pushed, &response, &mut report, &mut fallback, &mut conflicted)?;
+            self.commit_page(
+                &pushed,
+                &response,
+                &mut report,
+                &mut fallback,
+                &mut conflicted,
+            )?;
             progress(&SyncProgress {
                 round_trips: report.round_trips,
                 cases_down: report.cases_down,
@@ -195,7 +221,9 @@ impl Store {
     }
 
     fn has_pending(&self, skip: &[String]) -> Result<bool> {
-        let mut stmt = self.connection_ref().prepare_cached("SELECT case_id FROM case_sync WHERE dirty = 1")?;
+        let mut stmt = self
+            .connection_ref()
+            .prepare_cached("SELECT case_id FROM case_sync WHERE dirty = 1")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let id: String = row.get(0)?;
@@ -221,7 +249,9 @@ impl Store {
             if pushed.len() >= protocol::PUSH_CASES_MAX || bytes >= PUSH_RAW_BYTES_MAX {
                 break;
             }
-            let Some(mut doc) = self.load_doc(&case_id)? else { continue };
+            let Some(mut doc) = self.load_doc(&case_id)? else {
+                continue;
+            };
             let have = self.synced_heads(&case_id)?;
             let mut changes = doc.automerge().get_changes(&have);
             changes.truncate(protocol::PUSH_CHANGES_PER_CASE_MAX);
@@ -259,7 +289,11 @@ impl Store {
                     have.extend(p.hashes.iter().copied());
                     have
                 };
-                let dirty = if p.changes.len() < protocol::PUSH_CHANGES_PER_CASE_MAX { DIRTY_CLEAN } else { DIRTY_PENDING };
+                let dirty = if p.changes.len() < protocol::PUSH_CHANGES_PER_CASE_MAX {
+                    DIRTY_CLEAN
+                } else {
+                    DIRTY_PENDING
+                };
                 tx.execute(
                     "UPDATE case_sync SET synced_heads = ?2, dirty = ?3 WHERE case_id = ?1",
                     params![p.case_id, Store::format_heads(&heads), dirty],
@@ -288,12 +322,20 @@ impl Store {
             };
             let raw: Vec<Vec<u8>> = case.changes.iter().map(|c| c.to_vec()).collect();
             doc.apply_changes(&raw)?;
-            if !doc.missing_deps().is_empty() || doc.case_id().ok().as_deref() != Some(case.case_id.as_str()) {
+            if !doc.missing_deps().is_empty()
+                || doc.case_id().ok().as_deref() != Some(case.case_id.as_str())
+            {
                 // Committing would lose the queued changes; leave the cursor where it was.
-                return Err(Error::Protocol("pulled changes arrived out of causal order".into()));
+                return Err(Error::Protocol(
+                    "pulled changes arrived out of causal order".into(),
+                ));
             }
             Store::save_doc(&tx, &forms, &case.case_id, &mut doc, false)?;
-            let dirty: i64 = tx.query_row("SELECT dirty FROM case_sync WHERE case_id = ?1", [&case.case_id], |r| r.get(0))?;
+            let dirty: i64 = tx.query_row(
+                "SELECT dirty FROM case_sync WHERE case_id = ?1",
+                [&case.case_id],
+                |r| r.get(0),
+            )?;
             let synced = if dirty == DIRTY_CLEAN {
                 doc.heads()
             } else {
@@ -328,8 +370,16 @@ impl Store {
 
     /// The fallback when device and server disagree on what the other has: Automerge's own
     /// sync protocol for this one case.
-    fn doc_sync(&mut self, transport: &dyn Transport, credentials: &Credentials, case_id: &str, report: &mut SyncReport) -> Result<()> {
-        let Some(mut doc) = self.load_doc(case_id)? else { return Ok(()) };
+    fn doc_sync(
+        &mut self,
+        transport: &dyn Transport,
+        credentials: &Credentials,
+        case_id: &str,
+        report: &mut SyncReport,
+    ) -> Result<()> {
+        let Some(mut doc) = self.load_doc(case_id)? else {
+            return Ok(());
+        };
         let mut state = State::new();
         let mut server_done = false;
         let mut converged = false;
@@ -342,7 +392,9 @@ impl Store {
             let request = DocSyncRequest {
                 version: PROTOCOL_VERSION,
                 case_id: case_id.to_string(),
-                message: serde_bytes::ByteBuf::from(outgoing.map(Message::encode).unwrap_or_default()),
+                message: serde_bytes::ByteBuf::from(
+                    outgoing.map(Message::encode).unwrap_or_default(),
+                ),
             };
             let body = protocol::encode(&request)?;
             report.bytes_up += body.len();
@@ -358,13 +410,16 @@ impl Store {
                     case_id: case_id.to_string(),
                     reason,
                 });
-                self.connection_ref()
-                    .execute("UPDATE case_sync SET dirty = ?2 WHERE case_id = ?1", params![case_id, DIRTY_REFUSED])?;
+                self.connection_ref().execute(
+                    "UPDATE case_sync SET dirty = ?2 WHERE case_id = ?1",
+                    params![case_id, DIRTY_REFUSED],
+                )?;
                 return Ok(());
             }
             match response.message {
                 Some(bytes) => {
-                    let message = Message::decode(&bytes).map_err(|e| Error::Protocol(format!("sync message: {e}")))?;
+                    let message = Message::decode(&bytes)
+                        .map_err(|e| Error::Protocol(format!("sync message: {e}")))?;
                     doc.automerge()
                         .sync()
                         .receive_sync_message(&mut state, message)?;
@@ -389,14 +444,24 @@ impl Store {
 
     /// Turns an error reply into a typed error. A revoked device wipes its case data first, as
     /// the server asks, and confirms the wipe.
-    fn handle_error_reply(&mut self, transport: &dyn Transport, credentials: &Credentials, reply: &HttpReply) -> Error {
+    fn handle_error_reply(
+        &mut self,
+        transport: &dyn Transport,
+        credentials: &Credentials,
+        reply: &HttpReply,
+    ) -> Error {
         let body: Option<ErrorBody> = serde_json::from_slice(&reply.body).ok();
         if reply.status == 401 && body.as_ref().is_some_and(|b| b.wipe) {
             if let Err(e) = self.wipe_case_data() {
                 return e;
             }
             // Best effort: if the confirmation is lost, the next contact confirms again.
-            let _ = transport.post("/v1/wipe-confirm", "application/json", b"{}".to_vec(), Some(credentials));
+            let _ = transport.post(
+                "/v1/wipe-confirm",
+                "application/json",
+                b"{}".to_vec(),
+                Some(credentials),
+            );
             return Error::DeviceRevoked;
         }
         status_error(reply)
@@ -422,13 +487,17 @@ impl Store {
             .connection_ref()
             .query_row("SELECT 1 FROM case_docs LIMIT 1", [], |r| r.get(0))
             .optional()?;
-        Ok(any.is_none() && self.meta(META_TOKEN)?.is_none() && self.meta(META_DEVICE_ID)?.is_some())
+        Ok(any.is_none()
+            && self.meta(META_TOKEN)?.is_none()
+            && self.meta(META_DEVICE_ID)?.is_some())
     }
 }
 
 fn status_error(reply: &HttpReply) -> Error {
     let body: Option<ErrorBody> = serde_json::from_slice(&reply.body).ok();
-    let message = body.map(|b| b.message).unwrap_or_else(|| format!("HTTP {}", reply.status));
+    let message = body
+        .map(|b| b.message)
+        .unwrap_or_else(|| format!("HTTP {}", reply.status));
     match reply.status {
         401 | 403 => Error::Forbidden(message),
         // Busy or broken server: transient, like being offline; the next sync continues.

@@ -109,7 +109,9 @@ pub fn decode<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T> {
 /// are compared with.
 pub fn compressed_changes_size(changes: &[&[u8]]) -> usize {
     let joined: Vec<u8> = changes.iter().flat_map(|c| c.iter().copied()).collect();
-    zstd::bulk::compress(&joined, ZSTD_LEVEL).map(|c| c.len()).unwrap_or(joined.len())
+    zstd::bulk::compress(&joined, ZSTD_LEVEL)
+        .map(|c| c.len())
+        .unwrap_or(joined.len())
 }
 
 #[cfg(test)]
@@ -132,16 +134,33 @@ mod tests {
 
     #[test]
     fn truncated_garbage_and_bombs_are_typed_errors() {
-        let body = encode(&SyncRequest { version: 1, cursor: 1, push: vec![] }).unwrap();
-        assert!(matches!(decode::<SyncRequest>(&body[..body.len() / 2]), Err(Error::Protocol(_))));
-        assert!(matches!(decode::<SyncRequest>(b"not zstd at all"), Err(Error::Protocol(_))));
+        let body = encode(&SyncRequest {
+            version: 1,
+            cursor: 1,
+            push: vec![],
+        })
+        .unwrap();
+        assert!(matches!(
+            decode::<SyncRequest>(&body[..body.len() / 2]),
+            Err(Error::Protocol(_))
+        ));
+        assert!(matches!(
+            decode::<SyncRequest>(b"not zstd at all"),
+            Err(Error::Protocol(_))
+        ));
         // Valid zstd, invalid postcard.
         let junk = zstd::bulk::compress(&[0xff; 64], 1).unwrap();
-        assert!(matches!(decode::<SyncRequest>(&junk), Err(Error::Protocol(_))));
+        assert!(matches!(
+            decode::<SyncRequest>(&junk),
+            Err(Error::Protocol(_))
+        ));
         // 100 MB of zeros compresses to almost nothing: refused before it is inflated.
         let bomb = zstd::bulk::compress(&vec![0u8; 100 * 1024 * 1024], 1).unwrap();
         assert!(bomb.len() < SYNC_BODY_BYTES_MAX);
-        assert!(matches!(decode::<SyncRequest>(&bomb), Err(Error::Protocol(_))));
+        assert!(matches!(
+            decode::<SyncRequest>(&bomb),
+            Err(Error::Protocol(_))
+        ));
     }
 }
 

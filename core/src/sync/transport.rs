@@ -26,7 +26,13 @@ pub struct HttpReply {
 
 pub trait Transport {
     /// POSTs a body; `Err(Offline)` when the server cannot be reached or the link drops.
-    fn post(&self, path: &str, content_type: &str, body: Vec<u8>, credentials: Option<&Credentials>) -> Result<HttpReply>;
+    fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        credentials: Option<&Credentials>,
+    ) -> Result<HttpReply>;
 }
 
 /// Round trips on EDGE take seconds; a dead link must still end a sync in bounded time.
@@ -54,7 +60,13 @@ impl HttpTransport {
 }
 
 impl Transport for HttpTransport {
-    fn post(&self, path: &str, content_type: &str, body: Vec<u8>, credentials: Option<&Credentials>) -> Result<HttpReply> {
+    fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        credentials: Option<&Credentials>,
+    ) -> Result<HttpReply> {
         let mut request = self
             .client
             .post(format!("{}{}", self.base, path))
@@ -63,9 +75,14 @@ impl Transport for HttpTransport {
         if let Some(c) = credentials {
             request = request.header(reqwest::header::AUTHORIZATION, c.header());
         }
-        let response = request.send().map_err(|e| Error::Offline(without_url(&e)))?;
+        let response = request
+            .send()
+            .map_err(|e| Error::Offline(without_url(&e)))?;
         let status = response.status().as_u16();
-        let body = response.bytes().map_err(|e| Error::Offline(without_url(&e)))?.to_vec();
+        let body = response
+            .bytes()
+            .map_err(|e| Error::Offline(without_url(&e)))?
+            .to_vec();
         Ok(HttpReply { status, body })
     }
 }

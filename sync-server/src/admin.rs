@@ -1,0 +1,72 @@
+//! Administration: users, enrollment codes, revocation, case assignment. Used by the
+//! `suivi-server` subcommands (on the same database as a running server) and by tests.
+
+use crate::auth;
+use crate::storage::{Role, ServerStore, StorageError, User};
+
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+pub fn add_user(
+    store: &dyn ServerStore,
+    user_id: &str,
+    role: Role,
+    team: &str,
+    password: Option<&str>,
+) -> Result<(), String> {
+    let valid = !user_id.is_empty()
+        && user_id.len() <= 64
+        && user_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !valid {
+        return Err("user ids are 1-64 letters, digits, '-', '_' or '.'".into());
+    }
+    let password_hash = password.map(auth::hash_password).transpose()?;
+    store
+        .add_user(
+            &User {
+                user_id: user_id.to_string(),
+                role,
+                team: team.to_string(),
+                password_hash,
+            },
+            now(),
+        )
+        .map_err(|e| e.to_string())?;
+    store
+        .audit(now(), "admin", "user.add", user_id)
+        .map_err(|e| e.to_string())
+}
+
+/// Issues a one-time enrollment code for a user's new device; only its hash is stored.
+pub fn enrollment_code(store: &dyn ServerStore, user_id: &str) -> Result<String, String> {
+    if store.user(user_id).map_err(|e| e.to_string())?.is_none() {
+        return Err(format!("no user {user_id}"));
+    }
+    let code = auth::new_enrollment_code();
+    store
+        .add_enrollment_code(
+            &auth::sha256_hex(&code),
+            user_id,
+            now() + auth::ENROLLMENT_CODE_TTL_SECS,
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(code)
+}
+
+pub fn revoke(store: &dyn ServerStore, device_id: &str) -> Result<bool, String> {
+    store
+        .revoke_device(device_id, now())
+        .map_err(|e| e.to_string())
+}
+
+pub fn assign(store: &dyn ServerStore, case_id: &str, user_id: &str) -> Result<(), String> {
+    store
+        .assign_case(case_id, user_id, now())
+        .map_err(|e| match e {
+            StorageError::NotFound(what) => format!("not found: {what}"),
+            other => other.to_string(),
+        })
+}

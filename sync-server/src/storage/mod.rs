@@ -1,0 +1,148 @@
+//! Server storage behind a trait: SQLite is the embedded default; PostgreSQL will implement the
+//! same trait and run the same conformance tests. The trait stores and fetches; the decisions
+//! (who may read and write what) live in `service`, shared by every implementation.
+
+pub mod sqlite;
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("already exists: {0}")]
+    Conflict(String),
+    #[error("storage: {0}")]
+    Backend(String),
+}
+
+pub type StorageResult<T> = Result<T, StorageError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Agent,
+    Supervisor,
+    Officer,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Supervisor => "supervisor",
+            Role::Officer => "officer",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        [Role::Agent, Role::Supervisor, Role::Officer, Role::Admin]
+            .into_iter()
+            .find(|r| r.as_str() == text)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub user_id: String,
+    pub role: Role,
+    pub team: String,
+    #[serde(skip)]
+    pub password_hash: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Device {
+    pub device_id: String,
+    pub user_id: String,
+    pub actor: String,
+    pub name: String,
+    #[serde(skip)]
+    pub token_hash: String,
+    pub revoked: bool,
+    pub wiped: bool,
+}
+
+/// Who owns a case on the server: what caseload access is decided from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseAccess {
+    pub created_by: String,
+    pub team: String,
+    pub assignees: Vec<String>,
+}
+
+/// The changes of one case that a push adds, already checked by the service.
+#[derive(Debug, Clone)]
+pub struct AcceptedCase {
+    pub case_id: String,
+    /// Set when the case is new on the server: its creator and team.
+    pub new_case: Option<(String, String)>,
+    /// (hash, raw change) in causal order.
+    pub changes: Vec<(String, Vec<u8>)>,
+}
+
+/// Whose caseload a pull serves.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub user_id: String,
+    pub role: Role,
+    pub team: String,
+    pub device_id: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FeedPage {
+    /// (feed seq, case id, raw change) in feed order.
+    pub rows: Vec<(u64, String, Vec<u8>)>,
+    /// The feed position the page ends at: the last row, or the feed's end if nothing is left.
+    pub cursor: u64,
+    pub more: bool,
+}
+
+pub trait ServerStore: Send + Sync + 'static {
+    fn add_user(&self, user: &User, now: i64) -> StorageResult<()>;
+    fn user(&self, user_id: &str) -> StorageResult<Option<User>>;
+    fn add_enrollment_code(
+        &self,
+        code_hash: &str,
+        user_id: &str,
+        expires_at: i64,
+    ) -> StorageResult<()>;
+    /// Uses a code once and registers the device, atomically. `None`: no such valid code.
+    fn redeem_enrollment_code(
+        &self,
+        code_hash: &str,
+        now: i64,
+        device: &Device,
+    ) -> StorageResult<Option<User>>;
+    fn device(&self, device_id: &str) -> StorageResult<Option<Device>>;
+    fn devices(&self) -> StorageResult<Vec<Device>>;
+    fn revoke_device(&self, device_id: &str, now: i64) -> StorageResult<bool>;
+    fn confirm_wipe(&self, device_id: &str, now: i64) -> StorageResult<()>;
+    /// Adds a user to a case's assignees, and queues the case's existing changes for them.
+    fn assign_case(&self, case_id: &str, user_id: &str, now: i64) -> StorageResult<()>;
+    fn case_access(&self, case_ids: &[String]) -> StorageResult<HashMap<String, CaseAccess>>;
+    /// Which of these hashes the server holds for this case.
+    fn known_changes(&self, case_id: &str, hashes: &[String]) -> StorageResult<HashSet<String>>;
+    /// Stores a checked batch in one transaction; a change already held is skipped, so a retried
+    /// push stores nothing twice.
+    fn store_changes(
+        &self,
+        device_id: &str,
+        batch: &[AcceptedCase],
+        now: i64,
+    ) -> StorageResult<usize>;
+    fn feed_page(
+        &self,
+        viewer: &Viewer,
+        cursor: u64,
+        raw_bytes_max: usize,
+    ) -> StorageResult<FeedPage>;
+    /// Every change of one case in feed order, for the per-document fallback.
+    fn case_changes(&self, case_id: &str) -> StorageResult<Vec<Vec<u8>>>;
+    fn audit(&self, now: i64, actor: &str, action: &str, subject: &str) -> StorageResult<()>;
+}

@@ -1,0 +1,487 @@
+//! The embedded default: one SQLite file (SQLCipher-encrypted when a key is given) in WAL mode.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{
+    AcceptedCase, CaseAccess, Device, FeedPage, Role, ServerStore, StorageError, StorageResult,
+    User, Viewer,
+};
+
+const MIGRATIONS: [&str; 1] = [include_str!("migrations/001_server.sql")];
+/// Rows read per query while filling a page.
+const FEED_ROWS_PER_QUERY: usize = 512;
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+fn backend(err: rusqlite::Error) -> StorageError {
+    StorageError::Backend(err.to_string())
+}
+
+fn row_to_device(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
+    Ok(Device {
+        device_id: r.get(0)?,
+        user_id: r.get(1)?,
+        actor: r.get(2)?,
+        name: r.get(3)?,
+        token_hash: r.get(4)?,
+        revoked: r.get::<_, Option<i64>>(5)?.is_some(),
+        wiped: r.get::<_, Option<i64>>(6)?.is_some(),
+    })
+}
+
+const DEVICE_COLUMNS: &str = "device_id, user_id, actor, name, token_hash, revoked_at, wiped_at";
+
+impl SqliteStore {
+    /// Opens (or creates) the server database. With `key`, the file is encrypted with SQLCipher.
+    pub fn open(path: &Path, key: Option<&str>) -> StorageResult<SqliteStore> {
+        let mut conn = Connection::open(path).map_err(backend)?;
+        if let Some(key) = key {
+            conn.pragma_update(None, "key", key).map_err(backend)?;
+        }
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(|_| {
+            StorageError::Backend("cannot read the database: wrong key or not a database".into())
+        })?;
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(backend)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(backend)?;
+        if version > MIGRATIONS.len() as i64 {
+            return Err(StorageError::Backend(format!(
+                "database schema {version} is newer than this server"
+            )));
+        }
+        for v in version + 1..=MIGRATIONS.len() as i64 {
+            let tx = conn.transaction().map_err(backend)?;
+            tx.execute_batch(MIGRATIONS[(v - 1) as usize])
+                .map_err(backend)?;
+            tx.pragma_update(None, "user_version", v).map_err(backend)?;
+            tx.commit().map_err(backend)?;
+        }
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
+        // back), so a poisoned lock is still usable.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl ServerStore for SqliteStore {
+    fn add_user(&self, user: &User, now: i64) -> StorageResult<()> {
+        let conn = self.conn();
+        let n = conn
+            .execute(
+                "INSERT OR IGNORE INTO users (user_id, role, team, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![user.user_id, user.role.as_str(), user.team, user.password_hash, now],
+            )
+            .map_err(backend)?;
+        if n == 0 {
+            return Err(StorageError::Conflict(format!("user {}", user.user_id)));
+        }
+        Ok(())
+    }
+
+    fn user(&self, user_id: &str) -> StorageResult<Option<User>> {
+        self.conn()
+            .query_row(
+                "SELECT user_id, role, team, password_hash FROM users WHERE user_id = ?1",
+                [user_id],
+                |r| {
+                    let role: String = r.get(1)?;
+                    Ok(User {
+                        user_id: r.get(0)?,
+                        role: Role::parse(&role).unwrap_or(Role::Agent),
+                        team: r.get(2)?,
+                        password_hash: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)
+    }
+
+    fn add_enrollment_code(
+        &self,
+        code_hash: &str,
+        user_id: &str,
+        expires_at: i64,
+    ) -> StorageResult<()> {
+        self.conn()
+            .execute(
+                "INSERT INTO enrollment_codes (code_hash, user_id, expires_at) VALUES (?1, ?2, ?3)",
+                params![code_hash, user_id, expires_at],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn redeem_enrollment_code(
+        &self,
+        code_hash: &str,
+        now: i64,
+        device: &Device,
+    ) -> StorageResult<Option<User>> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let user_id: Option<String> = tx
+            .query_row(
+                "UPDATE enrollment_codes SET used_at = ?2
+                 WHERE code_hash = ?1 AND used_at IS NULL AND expires_at > ?2 RETURNING user_id",
+                params![code_hash, now],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        let Some(user_id) = user_id else {
+            return Ok(None);
+        };
+        let inserted = tx
+            .execute(
+                "INSERT OR IGNORE INTO devices (device_id, user_id, actor, name, token_hash, enrolled_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![device.device_id, user_id, device.actor, device.name, device.token_hash, now],
+            )
+            .map_err(backend)?;
+        if inserted == 0 {
+            // The actor id is taken: leave the code unused so the device can retry.
+            return Err(StorageError::Conflict("actor already enrolled".into()));
+        }
+        tx.execute(
+            "INSERT INTO audit_log (at, actor, action, subject) VALUES (?1, ?2, 'device.enroll', ?3)",
+            params![now, user_id, device.device_id],
+        )
+        .map_err(backend)?;
+        let user = tx
+            .query_row(
+                "SELECT user_id, role, team FROM users WHERE user_id = ?1",
+                [&user_id],
+                |r| {
+                    let role: String = r.get(1)?;
+                    Ok(User {
+                        user_id: r.get(0)?,
+                        role: Role::parse(&role).unwrap_or(Role::Agent),
+                        team: r.get(2)?,
+                        password_hash: None,
+                    })
+                },
+            )
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(Some(user))
+    }
+
+    fn device(&self, device_id: &str) -> StorageResult<Option<Device>> {
+        self.conn()
+            .query_row(
+                &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE device_id = ?1"),
+                [device_id],
+                row_to_device,
+            )
+            .optional()
+            .map_err(backend)
+    }
+
+    fn devices(&self) -> StorageResult<Vec<Device>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {DEVICE_COLUMNS} FROM devices ORDER BY enrolled_at, device_id"
+            ))
+            .map_err(backend)?;
+        let rows = stmt.query_map([], row_to_device).map_err(backend)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+    }
+
+    fn revoke_device(&self, device_id: &str, now: i64) -> StorageResult<bool> {
+        let conn = self.conn();
+        let n = conn
+            .execute(
+                "UPDATE devices SET revoked_at = ?2 WHERE device_id = ?1 AND revoked_at IS NULL",
+                params![device_id, now],
+            )
+            .map_err(backend)?;
+        conn.execute(
+            "INSERT INTO audit_log (at, actor, action, subject) VALUES (?1, 'admin', 'device.revoke', ?2)",
+            params![now, device_id],
+        )
+        .map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    fn confirm_wipe(&self, device_id: &str, now: i64) -> StorageResult<()> {
+        let conn = self.conn();
+        conn.execute(
+            "UPDATE devices SET wiped_at = ?2 WHERE device_id = ?1 AND revoked_at IS NOT NULL",
+            params![device_id, now],
+        )
+        .map_err(backend)?;
+        conn.execute(
+            "INSERT INTO audit_log (at, actor, action, subject) VALUES (?1, ?2, 'device.wiped', ?2)",
+            params![now, device_id],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    fn assign_case(&self, case_id: &str, user_id: &str, now: i64) -> StorageResult<()> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let exists: Option<i64> = tx
+            .query_row("SELECT 1 FROM cases WHERE case_id = ?1", [case_id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(backend)?;
+        if exists.is_none() {
+            return Err(StorageError::NotFound(format!("case {case_id}")));
+        }
+        let n = tx
+            .execute(
+                "INSERT OR IGNORE INTO assignments (case_id, user_id, assigned_at) VALUES (?1, ?2, ?3)",
+                params![case_id, user_id, now],
+            )
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    StorageError::NotFound(format!("user {user_id}"))
+                }
+                other => backend(other),
+            })?;
+        if n > 0 {
+            // The new assignee's devices may have passed these changes already: queue them again
+            // for that user only.
+            tx.execute(
+                "INSERT INTO feed (change_id, case_id, audience)
+                 SELECT id, case_id, ?2 FROM changes WHERE case_id = ?1 ORDER BY id",
+                params![case_id, user_id],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "INSERT INTO audit_log (at, actor, action, subject) VALUES (?1, 'admin', 'case.assign', ?2)",
+                params![now, format!("{case_id} -> {user_id}")],
+            )
+            .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)?;
+        Ok(())
+    }
+
+    fn case_access(&self, case_ids: &[String]) -> StorageResult<HashMap<String, CaseAccess>> {
+        let conn = self.conn();
+        let mut out = HashMap::new();
+        let mut case_stmt = conn
+            .prepare_cached("SELECT created_by, team FROM cases WHERE case_id = ?1")
+            .map_err(backend)?;
+        let mut assignee_stmt = conn
+            .prepare_cached("SELECT user_id FROM assignments WHERE case_id = ?1")
+            .map_err(backend)?;
+        for id in case_ids {
+            let row: Option<(String, String)> = case_stmt
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(backend)?;
+            if let Some((created_by, team)) = row {
+                let assignees = assignee_stmt
+                    .query_map([id], |r| r.get(0))
+                    .map_err(backend)?
+                    .collect::<rusqlite::Result<Vec<String>>>()
+                    .map_err(backend)?;
+                out.insert(
+                    id.clone(),
+                    CaseAccess {
+                        created_by,
+                        team,
+                        assignees,
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    fn known_changes(&self, case_id: &str, hashes: &[String]) -> StorageResult<HashSet<String>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT 1 FROM changes WHERE hash = ?1 AND case_id = ?2")
+            .map_err(backend)?;
+        let mut known = HashSet::new();
+        for h in hashes {
+            if stmt.exists(params![h, case_id]).map_err(backend)? {
+                known.insert(h.clone());
+            }
+        }
+        Ok(known)
+    }
+
+    fn store_changes(
+        &self,
+        device_id: &str,
+        batch: &[AcceptedCase],
+        now: i64,
+    ) -> StorageResult<usize> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let mut stored = 0;
+        {
+            let mut insert_change = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO changes (hash, case_id, origin_device, received_at, data)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(backend)?;
+            let mut insert_feed = tx
+                .prepare_cached("INSERT INTO feed (change_id, case_id) VALUES (?1, ?2)")
+                .map_err(backend)?;
+            for case in batch {
+                if let Some((created_by, team)) = &case.new_case {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO cases (case_id, created_by, team, created_at) VALUES (?1, ?2, ?3, ?4)",
+                        params![case.case_id, created_by, team, now],
+                    )
+                    .map_err(backend)?;
+                }
+                for (hash, data) in &case.changes {
+                    if insert_change
+                        .execute(params![hash, case.case_id, device_id, now, data])
+                        .map_err(backend)?
+                        > 0
+                    {
+                        insert_feed
+                            .execute(params![tx.last_insert_rowid(), case.case_id])
+                            .map_err(backend)?;
+                        stored += 1;
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(backend)?;
+        Ok(stored)
+    }
+
+    fn feed_page(
+        &self,
+        viewer: &Viewer,
+        cursor: u64,
+        raw_bytes_max: usize,
+    ) -> StorageResult<FeedPage> {
+        let mut conn = self.conn();
+        // One read transaction: the feed's end and the page come from the same snapshot, so a
+        // row committed meanwhile is never skipped.
+        let tx = conn.transaction().map_err(backend)?;
+        let end: u64 = tx
+            .query_row("SELECT coalesce(max(seq), 0) FROM feed", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(backend)? as u64;
+        let visible = match viewer.role {
+            Role::Agent => {
+                "(k.created_by = ?3 OR EXISTS (SELECT 1 FROM assignments a WHERE a.case_id = k.case_id AND a.user_id = ?3))"
+            }
+            Role::Supervisor => {
+                "(k.team = ?4 OR EXISTS (SELECT 1 FROM assignments a WHERE a.case_id = k.case_id AND a.user_id = ?3))"
+            }
+            Role::Officer | Role::Admin => "(?3 IS NOT NULL AND ?4 IS NOT NULL)",
+        };
+        let sql = format!(
+            "SELECT f.seq, f.case_id, c.data FROM feed f
+             JOIN changes c ON c.id = f.change_id
+             JOIN cases k ON k.case_id = f.case_id
+             WHERE f.seq > ?1 AND f.seq <= ?2
+               AND (f.audience IS NULL OR f.audience = ?3)
+               AND c.origin_device != ?5
+               AND {visible}
+             ORDER BY f.seq LIMIT {FEED_ROWS_PER_QUERY}"
+        );
+        let mut page = FeedPage {
+            rows: Vec::new(),
+            cursor: end,
+            more: false,
+        };
+        let mut from = cursor;
+        let mut bytes = 0usize;
+        let mut stmt = tx.prepare_cached(&sql).map_err(backend)?;
+        'outer: loop {
+            let rows = stmt
+                .query_map(
+                    params_from_iter([
+                        rusqlite::types::Value::Integer(from as i64),
+                        rusqlite::types::Value::Integer(end as i64),
+                        rusqlite::types::Value::Text(viewer.user_id.clone()),
+                        rusqlite::types::Value::Text(viewer.team.clone()),
+                        rusqlite::types::Value::Text(viewer.device_id.clone()),
+                    ]),
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)? as u64,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, Vec<u8>>(2)?,
+                        ))
+                    },
+                )
+                .map_err(backend)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(backend)?;
+            let fetched = rows.len();
+            for row in rows {
+                if bytes >= raw_bytes_max && !page.rows.is_empty() {
+                    page.cursor = page.rows.last().map(|r| r.0).unwrap_or(cursor);
+                    page.more = true;
+                    break 'outer;
+                }
+                bytes += row.2.len();
+                from = row.0;
+                page.rows.push(row);
+            }
+            if fetched < FEED_ROWS_PER_QUERY {
+                break;
+            }
+        }
+        drop(stmt);
+        tx.commit().map_err(backend)?;
+        Ok(page)
+    }
+
+    fn case_changes(&self, case_id: &str) -> StorageResult<Vec<Vec<u8>>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT data FROM changes WHERE case_id = ?1 ORDER BY id")
+            .map_err(backend)?;
+        let rows = stmt.query_map([case_id], |r| r.get(0)).map_err(backend)?;
+        rows.collect::<rusqlite::Result<Vec<Vec<u8>>>>()
+            .map_err(backend)
+    }
+
+    fn audit(&self, now: i64, actor: &str, action: &str, subject: &str) -> StorageResult<()> {
+        self.conn()
+            .execute(
+                "INSERT INTO audit_log (at, actor, action, subject) VALUES (?1, ?2, ?3, ?4)",
+                params![now, actor, action, subject],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+}
