@@ -30,9 +30,14 @@ pub fn open_store(data_dir: &Path, key: Option<&str>) -> Result<Arc<SqliteStore>
 }
 
 pub fn state(store: Arc<dyn ServerStore>) -> AppState {
+    state_with_rate_limit(store, api::RATE_BURST, api::RATE_PER_SEC)
+}
+
+/// The same, with a per-device rate limit of `burst` requests refilled at `per_sec`.
+pub fn state_with_rate_limit(store: Arc<dyn ServerStore>, burst: u32, per_sec: f64) -> AppState {
     AppState {
         service: Arc::new(SyncService::new(store)),
-        limiter: Arc::new(RateLimiter::new(api::RATE_BURST, api::RATE_PER_SEC)),
+        limiter: Arc::new(RateLimiter::new(burst, per_sec)),
     }
 }
 

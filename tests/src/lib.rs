@@ -1,1 +1,257 @@
-//! Suivi end-to-end support.
+//! Support for the end-to-end tests and the benchmark: a real `suivi-server` on loopback,
+//! enrolled devices with their own encrypted stores, and the link emulator between them.
+
+pub mod link;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::json;
+use suivi_core::sync::{HttpTransport, SyncReport};
+use suivi_core::{Record, Store};
+use suivi_server::storage::Role;
+use suivi_server::{admin, SqliteStore};
+
+pub const DEVICE_KEY: &str = "test device key";
+
+/// A sync server in this process, on its own tokio runtime, with its SQLite store in a
+/// temporary directory.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub store: Arc<SqliteStore>,
+    pub runtime: tokio::runtime::Runtime,
+    handle: tokio::task::JoinHandle<()>,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        Self::start_with(None, None)
+    }
+
+    /// `db` reuses a database file (a backup, say); `rate` sets the per-device (burst, per_sec).
+    pub fn start_with(db: Option<&Path>, rate: Option<(u32, f64)>) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = db
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| dir.path().join("server.db"));
+        let store = Arc::new(SqliteStore::open(&path, None).expect("server store"));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let state = match rate {
+            Some((burst, per_sec)) => {
+                suivi_server::state_with_rate_limit(store.clone(), burst, per_sec)
+            }
+            None => suivi_server::state(store.clone()),
+        };
+        let server = runtime
+            .block_on(suivi_server::spawn(
+                state,
+                "127.0.0.1:0".parse().expect("addr"),
+            ))
+            .expect("server starts");
+        TestServer {
+            addr: server.addr,
+            store,
+            runtime,
+            handle: server.handle,
+            dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn add_user(&self, user: &str, role: Role, team: &str) {
+        admin::add_user(self.store.as_ref(), user, role, team, None).expect("add user");
+    }
+
+    /// A new device for `user`, enrolled over HTTP with a fresh one-time code.
+    pub fn device(&self, user: &str) -> TestDevice {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("device.db");
+        let mut store =
+            Store::create(&path, DEVICE_KEY, user, &format!("{user}-phone")).expect("device store");
+        let code = admin::enrollment_code(self.store.as_ref(), user).expect("code");
+        let transport = HttpTransport::new(&self.url()).expect("transport");
+        store
+            .enroll(&transport, &self.url(), &code)
+            .expect("enroll");
+        TestDevice {
+            store,
+            url: self.url(),
+            path,
+            _dir: dir,
+        }
+    }
+
+    /// The heads of a case as the server holds it.
+    pub fn case_heads(&self, case_id: &str) -> Vec<automerge::ChangeHash> {
+        use suivi_server::ServerStore;
+        let mut doc = automerge::AutoCommit::new();
+        let changes: Vec<automerge::Change> = self
+            .store
+            .case_changes(case_id)
+            .expect("changes")
+            .into_iter()
+            .map(|raw| automerge::Change::from_bytes(raw).expect("stored change decodes"))
+            .collect();
+        doc.apply_changes(changes).expect("apply");
+        let mut heads = doc.get_heads();
+        heads.sort();
+        heads
+    }
+
+    pub fn stop(&self) {
+        self.handle.abort();
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+pub struct TestDevice {
+    pub store: Store,
+    pub url: String,
+    pub path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestDevice {
+    pub fn sync(&mut self) -> suivi_core::Result<SyncReport> {
+        let url = self.url.clone();
+        self.sync_via(&url)
+    }
+
+    pub fn sync_via(&mut self, url: &str) -> suivi_core::Result<SyncReport> {
+        let transport = HttpTransport::new(url)?;
+        self.store.sync(&transport, &mut |_| {})
+    }
+
+    /// Ids of every case on the device.
+    pub fn case_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .store
+            .list_cases(&suivi_core::CaseFilter::default())
+            .expect("list")
+            .into_iter()
+            .map(|c| c.case_id)
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    pub fn case_heads(&self, case_id: &str) -> Vec<automerge::ChangeHash> {
+        let mut doc = self
+            .store
+            .load_doc(case_id)
+            .expect("load")
+            .expect("case present");
+        let mut heads = doc.heads();
+        heads.sort();
+        heads
+    }
+
+    /// All changes held on the device, across cases.
+    pub fn change_count(&self) -> usize {
+        self.case_ids()
+            .iter()
+            .map(|id| {
+                let mut doc = self.store.load_doc(id).expect("load").expect("present");
+                doc.automerge().get_changes(&[]).len()
+            })
+            .sum()
+    }
+}
+
+pub fn record(value: serde_json::Value) -> Record {
+    serde_json::from_value(value).expect("a JSON object")
+}
+
+const FIRST_NAMES: [&str; 12] = [
+    "Aïcha",
+    "Fatoumata",
+    "Mariam",
+    "Khadija",
+    "Salma",
+    "Oumou",
+    "Youssef",
+    "Moussa",
+    "Hamza",
+    "Seydou",
+    "Ibrahim",
+    "Zineb",
+];
+const LAST_NAMES: [&str; 10] = [
+    "Traoré",
+    "Coulibaly",
+    "Diarra",
+    "Konaté",
+    "Benali",
+    "El Idrissi",
+    "Ait Lahcen",
+    "Sangaré",
+    "Ouattara",
+    "Amrani",
+];
+const VILLAGES: [&str; 8] = [
+    "Kignan",
+    "Misséni",
+    "Kadiolo",
+    "Zégoua",
+    "Douar Ouled Ali",
+    "Souk Sebt centre",
+    "Lahrarta",
+    "Fès",
+];
+const SECTORS: [&str; 6] = [
+    "cotton",
+    "artisanal_gold_mining",
+    "crafts",
+    "textile",
+    "domestic_work",
+    "street_work",
+];
+
+/// A realistic identification record, varied by `n`.
+pub fn child(n: usize) -> Record {
+    record(json!({
+        "child_first_name": FIRST_NAMES[n % FIRST_NAMES.len()],
+        "child_last_name": LAST_NAMES[(n / 3) % LAST_NAMES.len()],
+        "sex": if n % 2 == 0 { "female" } else { "male" },
+        "dob_known": false, "estimated_age": 8 + (n % 10) as i64,
+        "province": if n % 2 == 0 { "Sikasso" } else { "Settat" },
+        "commune": "Kadiolo", "village": VILLAGES[n % VILLAGES.len()],
+        "school_status": "dropped_out", "school_level": "primary",
+        "works": true, "work_sector": SECTORS[n % SECTORS.len()],
+        "hazardous_conditions": ["heavy_loads", "long_hours"], "hours_per_week": 20 + (n % 30) as i64,
+        "risk_level": (["low", "medium", "high", "critical"][n % 4]), "consent_to_share": true,
+        "notes": format!("Enfant vu au marché le {}e jour; travaille avec un parent. Famille informée du programme.", n % 28 + 1)
+    }))
+}
+
+pub fn referral(n: usize) -> Record {
+    record(json!({
+        "service_type": (["school_or_bridging_class", "health", "birth_registration", "social_protection"][n % 4]),
+        "provider": (["Classe passerelle Kadiolo", "CSCOM Misséni", "Mairie de Kignan", "ONG Enfance"][n % 4]),
+        "reason": "Déscolarisé et exposé à des travaux dangereux", "urgency": "priority", "consent": true
+    }))
+}
+
+pub fn visit(n: usize) -> Record {
+    record(json!({
+        "visit_date": format!("2026-10-{:02}", n % 28 + 1), "visit_type": (["home", "school", "workplace", "phone"][n % 4]),
+        "attends_school": (["yes", "irregular", "no"][n % 3]), "still_working": n % 2 == 0,
+        "hazardous_work_seen": if n % 2 == 0 { serde_json::Value::Bool(n % 4 == 0) } else { serde_json::Value::Null },
+        "risk_level_now": (["low", "medium", "high"][n % 3]), "next_visit_due": format!("2026-12-{:02}", n % 28 + 1),
+        "notes": "Visite faite avec le parent; l'enfant dit aller à l'école trois jours par semaine."
+    }))
+}

@@ -54,6 +54,8 @@ pub struct SyncReport {
     pub refused: Vec<Refusal>,
     /// Cases synced with the per-document fallback.
     pub fallbacks: usize,
+    /// The server had lost data (restored from a backup) and this device pushed its cases again.
+    pub server_reset: bool,
     pub duration_ms: u64,
 }
 
@@ -162,9 +164,10 @@ impl Store {
         let mut conflicted: HashSet<String> = HashSet::new();
         for _ in 0..SYNC_ROUND_TRIPS_MAX {
             let pushed = self.collect_push(&fallback)?;
+            let cursor = self.cursor()?;
             let request = SyncRequest {
                 version: PROTOCOL_VERSION,
-                cursor: self.cursor()?,
+                cursor,
                 push: pushed
                     .iter()
                     .map(|p| CaseChanges {
@@ -200,13 +203,24 @@ impl Store {
                 &mut fallback,
                 &mut conflicted,
             )?;
+            let server_reset = response.cursor < cursor;
+            if server_reset {
+                // The server's feed is behind what this device already read: it was restored
+                // from a backup. Push everything again; the server keeps what it lacks.
+                self.connection_ref().execute(
+                    "UPDATE case_sync SET dirty = 1, synced_heads = '' WHERE dirty != 2",
+                    [],
+                )?;
+                report.server_reset = true;
+            }
             progress(&SyncProgress {
                 round_trips: report.round_trips,
                 cases_down: report.cases_down,
                 bytes_down: report.bytes_down,
                 more: response.more,
             });
-            let more_to_push = !pushed.is_empty() && self.has_pending(&fallback)?;
+            let more_to_push =
+                (!pushed.is_empty() || server_reset) && self.has_pending(&fallback)?;
             if !response.more && !more_to_push {
                 break;
             }
@@ -420,9 +434,19 @@ impl Store {
                 Some(bytes) => {
                     let message = Message::decode(&bytes)
                         .map_err(|e| Error::Protocol(format!("sync message: {e}")))?;
+                    let mut server_heads = message.heads.clone();
                     doc.automerge()
                         .sync()
                         .receive_sync_message(&mut state, message)?;
+                    // The server answers afresh each round; once its heads are ours, both
+                    // sides hold the same changes.
+                    let mut ours = doc.heads();
+                    server_heads.sort();
+                    ours.sort();
+                    if server_heads == ours {
+                        converged = true;
+                        break;
+                    }
                     server_done = false;
                 }
                 None => server_done = true,

@@ -1,0 +1,315 @@
+//! Caseload access, enforced by the server on every request: unauthorized writes refused and
+//! stored nowhere, no case outside a caseload ever sent, revoked devices wiped.
+
+use automerge::ActorId;
+use serde_json::json;
+use suivi_core::case_doc::{CaseDoc, ChangeContext};
+use suivi_core::sync::protocol::{
+    self, CaseChanges, RefusalReason, SyncRequest, SyncResponse, CONTENT_TYPE, PROTOCOL_VERSION,
+};
+use suivi_core::sync::{HttpTransport, Transport};
+use suivi_core::{Error, FormRegistry};
+use suivi_server::storage::Role;
+use suivi_server::{admin, ServerStore};
+use suivi_tests::{child, record, TestDevice, TestServer};
+
+fn team_server() -> TestServer {
+    let server = TestServer::start();
+    server.add_user("amina", Role::Agent, "souk-sebt");
+    server.add_user("karim", Role::Agent, "souk-sebt");
+    server.add_user("fatima", Role::Supervisor, "souk-sebt");
+    server.add_user("moussa", Role::Agent, "sikasso");
+    server.add_user("ali", Role::Supervisor, "sikasso");
+    server.add_user("officer", Role::Officer, "project");
+    server
+}
+
+fn actor_of(device: &TestDevice) -> ActorId {
+    ActorId::from(hex::decode(&device.store.identity().actor).unwrap())
+}
+
+/// Pushes raw changes with a device's credential, bypassing its store.
+fn raw_push(
+    server: &TestServer,
+    device: &TestDevice,
+    case_id: &str,
+    changes: Vec<Vec<u8>>,
+) -> SyncResponse {
+    let request = SyncRequest {
+        version: PROTOCOL_VERSION,
+        cursor: u64::MAX / 2,
+        push: vec![CaseChanges {
+            case_id: case_id.to_string(),
+            changes: changes
+                .into_iter()
+                .map(serde_bytes::ByteBuf::from)
+                .collect(),
+        }],
+    };
+    let transport = HttpTransport::new(&server.url()).unwrap();
+    let reply = transport
+        .post(
+            "/v1/sync",
+            CONTENT_TYPE,
+            protocol::encode(&request).unwrap(),
+            Some(&device.store.credentials().unwrap()),
+        )
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    protocol::decode(&reply.body).unwrap()
+}
+
+#[test]
+fn a_write_outside_the_caseload_is_refused_and_stored_nowhere() {
+    let server = team_server();
+    let mut amina = server.device("amina");
+    let moussa = server.device("moussa");
+    let case_id = amina.store.create_case(&child(1)).unwrap();
+    amina.sync().unwrap();
+    let heads_before = server.case_heads(&case_id);
+
+    // Moussa (another team) forges an edit of Amina's case, with his own actor.
+    let forms = FormRegistry::builtin();
+    let saved = amina.store.load_doc(&case_id).unwrap().unwrap().save();
+    let mut forged = CaseDoc::load(&saved, actor_of(&moussa)).unwrap();
+    let have = forged.heads();
+    forged
+        .edit_identification(
+            &forms,
+            &record(json!({"village": "Ailleurs"})),
+            &ChangeContext::now("moussa"),
+        )
+        .unwrap();
+    let changes = forged.changes_since(&have);
+    let response = raw_push(&server, &moussa, &case_id, changes.clone());
+    assert!(response.accepted.is_empty());
+    assert_eq!(response.refused[0].reason, RefusalReason::Forbidden);
+    assert_eq!(server.case_heads(&case_id), heads_before, "nothing stored");
+    let hash = automerge::Change::from_bytes(changes[0].clone())
+        .unwrap()
+        .hash()
+        .to_string();
+    assert!(server
+        .store
+        .known_changes(&case_id, &[hash])
+        .unwrap()
+        .is_empty());
+    // The rest of a batch still goes through: a refused case does not block others.
+    let mut own = CaseDoc::create(
+        "00000000000000000000000000000abc",
+        actor_of(&moussa),
+        forms.latest("identification").unwrap(),
+        &child(2),
+        &ChangeContext::now("moussa"),
+    )
+    .unwrap();
+    let request = SyncRequest {
+        version: PROTOCOL_VERSION,
+        cursor: 0,
+        push: vec![
+            CaseChanges {
+                case_id: case_id.clone(),
+                changes: changes
+                    .into_iter()
+                    .map(serde_bytes::ByteBuf::from)
+                    .collect(),
+            },
+            CaseChanges {
+                case_id: "00000000000000000000000000000abc".into(),
+                changes: own
+                    .changes_since(&[])
+                    .into_iter()
+                    .map(serde_bytes::ByteBuf::from)
+                    .collect(),
+            },
+        ],
+    };
+    let transport = HttpTransport::new(&server.url()).unwrap();
+    let reply = transport
+        .post(
+            "/v1/sync",
+            CONTENT_TYPE,
+            protocol::encode(&request).unwrap(),
+            Some(&moussa.store.credentials().unwrap()),
+        )
+        .unwrap();
+    let response: SyncResponse = protocol::decode(&reply.body).unwrap();
+    assert_eq!(
+        response.accepted,
+        vec!["00000000000000000000000000000abc".to_string()]
+    );
+    assert_eq!(response.refused.len(), 1);
+}
+
+#[test]
+fn a_change_not_authored_by_the_pushing_device_is_refused() {
+    let server = team_server();
+    let amina = server.device("amina");
+    let karim = server.device("karim");
+    let forms = FormRegistry::builtin();
+    // Karim pushes a new case whose change claims Amina's actor.
+    let mut doc = CaseDoc::create(
+        "0000000000000000000000000000beef",
+        actor_of(&amina),
+        forms.latest("identification").unwrap(),
+        &child(3),
+        &ChangeContext::now("amina"),
+    )
+    .unwrap();
+    let response = raw_push(
+        &server,
+        &karim,
+        "0000000000000000000000000000beef",
+        doc.changes_since(&[]),
+    );
+    assert_eq!(response.refused[0].reason, RefusalReason::WrongActor);
+    assert!(server
+        .store
+        .case_access(&["0000000000000000000000000000beef".to_string()])
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn devices_receive_only_their_caseload() {
+    let server = team_server();
+    let mut amina = server.device("amina");
+    let mut moussa = server.device("moussa");
+    let mut karim = server.device("karim");
+    let mut fatima = server.device("fatima");
+    let mut ali = server.device("ali");
+    let mut officer = server.device("officer");
+    let amina_case = amina.store.create_case(&child(1)).unwrap();
+    let moussa_case = moussa.store.create_case(&child(2)).unwrap();
+    amina.sync().unwrap();
+    moussa.sync().unwrap();
+    for device in [
+        &mut karim,
+        &mut fatima,
+        &mut ali,
+        &mut officer,
+        &mut amina,
+        &mut moussa,
+    ] {
+        device.sync().unwrap();
+    }
+    assert_eq!(amina.case_ids(), vec![amina_case.clone()]);
+    assert_eq!(moussa.case_ids(), vec![moussa_case.clone()]);
+    assert!(
+        karim.case_ids().is_empty(),
+        "same team is not enough for an agent"
+    );
+    assert_eq!(
+        fatima.case_ids(),
+        vec![amina_case.clone()],
+        "a supervisor gets the team's cases"
+    );
+    assert_eq!(ali.case_ids(), vec![moussa_case.clone()]);
+    let mut both = vec![amina_case.clone(), moussa_case.clone()];
+    both.sort();
+    assert_eq!(
+        officer.case_ids(),
+        both,
+        "an officer reads the whole project"
+    );
+
+    // Assignment brings a case, with its whole history, into Karim's caseload.
+    amina
+        .store
+        .edit_case(&amina_case, &record(json!({"village": "Kignan"})))
+        .unwrap();
+    amina.sync().unwrap();
+    admin::assign(server.store.as_ref(), &amina_case, "karim").unwrap();
+    karim.sync().unwrap();
+    assert_eq!(karim.case_ids(), vec![amina_case.clone()]);
+    assert_eq!(
+        karim.case_heads(&amina_case),
+        server.case_heads(&amina_case)
+    );
+
+    // An officer writes nothing to case records.
+    let village = moussa.store.case(&moussa_case).unwrap().identification["village"].clone();
+    officer
+        .store
+        .edit_case(&moussa_case, &record(json!({"village": "Zégoua"})))
+        .unwrap();
+    let report = officer.sync().unwrap();
+    assert_eq!(report.refused.len(), 1);
+    assert_eq!(report.refused[0].reason, RefusalReason::Forbidden);
+    assert_ne!(
+        officer.case_heads(&moussa_case),
+        server.case_heads(&moussa_case)
+    );
+    moussa.sync().unwrap();
+    assert_eq!(
+        moussa.store.case(&moussa_case).unwrap().identification["village"],
+        village
+    );
+}
+
+#[test]
+fn a_revoked_device_gets_401_and_wipes_its_case_data() {
+    let server = team_server();
+    let mut amina = server.device("amina");
+    let case_id = amina.store.create_case(&child(1)).unwrap();
+    amina.sync().unwrap();
+    let credentials = amina.store.credentials().unwrap();
+    assert!(admin::revoke(server.store.as_ref(), &credentials.device_id).unwrap());
+
+    let result = amina.sync();
+    assert!(matches!(result, Err(Error::DeviceRevoked)), "{result:?}");
+    assert_eq!(amina.store.case_count().unwrap(), 0);
+    assert!(amina.store.is_wiped().unwrap());
+    assert!(matches!(
+        amina.store.case(&case_id),
+        Err(Error::NotFound { .. })
+    ));
+    let device = server
+        .store
+        .device(&credentials.device_id)
+        .unwrap()
+        .unwrap();
+    assert!(
+        device.revoked && device.wiped,
+        "the wipe was confirmed to the server"
+    );
+    // The old credential gets 401 with the wipe instruction; the case is still on the server.
+    let transport = HttpTransport::new(&server.url()).unwrap();
+    let body = protocol::encode(&SyncRequest {
+        version: PROTOCOL_VERSION,
+        cursor: 0,
+        push: vec![],
+    })
+    .unwrap();
+    let reply = transport
+        .post("/v1/sync", CONTENT_TYPE, body, Some(&credentials))
+        .unwrap();
+    assert_eq!(reply.status, 401);
+    let error: protocol::ErrorBody = serde_json::from_slice(&reply.body).unwrap();
+    assert!(error.wipe);
+    assert!(!server.case_heads(&case_id).is_empty());
+}
+
+#[test]
+fn an_enrollment_code_works_once() {
+    let server = team_server();
+    let code = admin::enrollment_code(server.store.as_ref(), "amina").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let transport = HttpTransport::new(&server.url()).unwrap();
+    let mut first = suivi_core::Store::create(&dir.path().join("a.db"), "k", "amina", "a").unwrap();
+    first
+        .enroll(&transport, &server.url(), &code.to_lowercase())
+        .unwrap();
+    let mut second =
+        suivi_core::Store::create(&dir.path().join("b.db"), "k", "amina", "b").unwrap();
+    assert!(matches!(
+        second.enroll(&transport, &server.url(), &code),
+        Err(Error::Forbidden(_))
+    ));
+    // A code for another user does not enroll this store.
+    let other = admin::enrollment_code(server.store.as_ref(), "karim").unwrap();
+    assert!(matches!(
+        second.enroll(&transport, &server.url(), &other),
+        Err(Error::InvalidInput(_))
+    ));
+}

@@ -1,0 +1,116 @@
+//! A sync cut mid-transfer by the link emulator: the next sync completes and no committed page
+//! is sent again.
+
+use suivi_core::Error;
+use suivi_server::storage::Role;
+use suivi_tests::link::{LinkEmulator, PROFILE_LAN};
+use suivi_tests::{child, referral, visit, TestServer};
+
+#[test]
+fn a_cut_sync_resumes_without_resending_committed_pages() {
+    let server = TestServer::start();
+    server.add_user("amina", Role::Agent, "sikasso");
+    server.add_user("fatima", Role::Supervisor, "sikasso");
+    let mut agent = server.device("amina");
+    for n in 0..400 {
+        let id = agent.store.create_case(&child(n)).unwrap();
+        agent.store.refer(&id, &referral(n)).unwrap();
+        agent.store.add_followup(&id, &visit(n)).unwrap();
+    }
+    agent.sync().unwrap();
+    let total_changes = agent.change_count();
+
+    let link = server
+        .runtime
+        .block_on(LinkEmulator::start(server.addr, PROFILE_LAN))
+        .unwrap();
+    // A clean first sync through the link, to know how many bytes it takes.
+    let mut probe = server.device("fatima");
+    link.reset_counters();
+    let full = probe.sync_via(&link.url()).unwrap();
+    let full_down = link.counters().down();
+    assert!(
+        full.pages >= 3,
+        "the caseload should span several pages, got {}",
+        full.pages
+    );
+    assert_eq!(full.changes_down, total_changes);
+
+    for fraction in [0.05, 0.2, 0.45, 0.7, 0.9] {
+        let cut_at = (full_down as f64 * fraction) as u64;
+        let mut device = server.device("fatima");
+        link.cut_after_down_bytes(cut_at);
+        let first = device.sync_via(&link.url());
+        assert!(
+            matches!(first, Err(Error::Offline(_))),
+            "cut at {cut_at}: expected offline, got {first:?}"
+        );
+        let committed = device.change_count();
+        let cursor = device.store.cursor().unwrap();
+        link.heal();
+        link.reset_counters();
+        let second = device.sync_via(&link.url()).unwrap();
+        // Nothing committed before the cut comes down again, and nothing is missing.
+        assert_eq!(
+            second.changes_down + committed,
+            total_changes,
+            "cut at {cut_at} (cursor {cursor}): {committed} committed, {} re-pulled",
+            second.changes_down
+        );
+        assert_eq!(device.case_ids().len(), 400);
+        let resumed_down = link.counters().down();
+        // Headers vary by a few bytes; a resumed sync never costs more than a full one, and
+        // less once a page was committed.
+        assert!(
+            resumed_down <= full_down + 1024,
+            "cut at {cut_at}: resumed {resumed_down} > full {full_down}"
+        );
+        if committed > 0 {
+            assert!(
+                resumed_down < full_down,
+                "cut at {cut_at}: committed pages were fetched again"
+            );
+        }
+        assert_eq!(device.store.unsynced_case_count().unwrap(), 0);
+    }
+}
+
+#[test]
+fn a_failed_push_loses_nothing_and_the_retry_stores_nothing_twice() {
+    let server = TestServer::start();
+    server.add_user("amina", Role::Agent, "sikasso");
+    server.add_user("fatima", Role::Supervisor, "sikasso");
+    let link = server
+        .runtime
+        .block_on(LinkEmulator::start(server.addr, PROFILE_LAN))
+        .unwrap();
+    let mut agent = server.device("amina");
+    for n in 0..30 {
+        agent.store.create_case(&child(n)).unwrap();
+    }
+    // The response is cut: the server stored the push, the device does not know it.
+    link.cut_after_down_bytes(20);
+    assert!(matches!(
+        agent.sync_via(&link.url()),
+        Err(Error::Offline(_))
+    ));
+    assert_eq!(
+        agent.store.unsynced_case_count().unwrap(),
+        30,
+        "unacknowledged pushes stay pending"
+    );
+    link.heal();
+    let retry = agent.sync_via(&link.url()).unwrap();
+    assert_eq!(retry.cases_up, 30);
+    let conn = rusqlite::Connection::open(server.dir.path().join("server.db")).unwrap();
+    let stored: i64 = conn
+        .query_row("SELECT count(*) FROM changes", [], |r| r.get(0))
+        .unwrap();
+    let feed: i64 = conn
+        .query_row("SELECT count(*) FROM feed", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, 30, "each change stored once");
+    assert_eq!(feed, 30, "each change in the feed once");
+    let mut supervisor = server.device("fatima");
+    assert_eq!(supervisor.sync().unwrap().cases_down, 30);
+}
