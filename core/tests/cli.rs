@@ -1,5 +1,6 @@
 //! The `suivi` command runs the agent flow end to end, as the README shows it.
 #![cfg(feature = "cli")]
+#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
 
 use std::process::Command;
 

@@ -1,5 +1,6 @@
 //! Property test: random edit sequences on three replicas of one case, exchanged and merged in
 //! random orders, converge to the same document and the same projection rows.
+#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
 
 mod common;
 

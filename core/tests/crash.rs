@@ -1,5 +1,6 @@
 //! A child process saving in a loop is killed with SIGKILL; on reopen every save it reported
 //! done is present and the database opens.
+#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
 
 mod common;
 

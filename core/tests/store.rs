@@ -1,4 +1,5 @@
 //! The store end to end: the agent flow, search and filters, bad input, keys and files.
+#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
 
 mod common;
 

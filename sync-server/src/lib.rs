@@ -50,7 +50,7 @@ pub struct RunningServer {
 /// Binds and serves in the current tokio runtime. Plain HTTP is for loopback only.
 pub async fn spawn(state: AppState, listen: SocketAddr) -> Result<RunningServer, String> {
     if !listen.ip().is_loopback() {
-        return Err("plain HTTP is served on loopback only; give --tls-cert and --tls-key for other addresses".into());
+        return Err("plain HTTP is served on loopback only; put a TLS-terminating proxy in front for other addresses".into());
     }
     let listener = TcpListener::bind(listen)
         .await

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use automerge::sync::{Message, State, SyncDoc};
-use automerge::{AutoCommit, Change};
+use automerge::{AutoCommit, Change, ReadDoc};
 use suivi_core::sync::protocol::{
     self, CaseChanges, DocSyncRequest, DocSyncResponse, EnrollRequest, EnrollResponse, Refusal,
     RefusalReason, SyncRequest, SyncResponse, PROTOCOL_VERSION,
@@ -73,6 +73,16 @@ pub fn may_write(user: &User, case: &CaseAccess) -> bool {
 pub fn may_create(user: &User) -> bool {
     matches!(user.role, Role::Agent | Role::Supervisor | Role::Admin)
 }
+
+/// What a push leads to: the changes to store, and per case, accepted or refused.
+struct PushPlan {
+    to_store: Vec<AcceptedCase>,
+    accepted: Vec<String>,
+    refused: Vec<Refusal>,
+}
+
+/// The new changes of one case, or why the case is refused.
+type ChangeCheck = Result<Vec<(String, Vec<u8>)>, RefusalReason>;
 
 pub struct SyncService {
     store: Arc<dyn ServerStore>,
@@ -155,7 +165,10 @@ impl SyncService {
             wiped: false,
         };
         let code_hash = auth::sha256_hex(&auth::normalise_code(&request.code));
-        let user = match self.store.redeem_enrollment_code(&code_hash, now, &device) {
+        let user = match self
+            .store
+            .redeem_enrollment_code(&code_hash, &request.user, now, &device)
+        {
             Ok(Some(user)) => user,
             Ok(None) => {
                 return Err(ServiceError::Forbidden(
@@ -206,7 +219,11 @@ impl SyncService {
                 protocol::PUSH_CASES_MAX
             )));
         }
-        let (accepted_cases, accepted, refused) = self.plan_push(device, &request.push)?;
+        let PushPlan {
+            to_store: accepted_cases,
+            accepted,
+            refused,
+        } = self.plan_push(device, &request.push)?;
         let stored = if accepted_cases.is_empty() {
             0
         } else {
@@ -214,9 +231,9 @@ impl SyncService {
                 .store_changes(&device.device.device_id, &accepted_cases, now)?
         };
         for refusal in &refused {
-            let reason = format!("{:?}", refusal.reason);
+            let subject = format!("{} {:?}", refusal.case_id, refusal.reason);
             self.store
-                .audit(now, &device.device.device_id, "push.refused", &reason)?;
+                .audit(now, &device.device.device_id, "push.refused", &subject)?;
         }
         let (body, pulled) = self.pull_page(device, request.cursor, accepted, refused.clone())?;
         Ok((
@@ -235,7 +252,7 @@ impl SyncService {
         &self,
         device: &AuthedDevice,
         push: &[CaseChanges],
-    ) -> Result<(Vec<AcceptedCase>, Vec<String>, Vec<Refusal>), ServiceError> {
+    ) -> Result<PushPlan, ServiceError> {
         let ids: Vec<String> = push.iter().map(|c| c.case_id.clone()).collect();
         let access = self.store.case_access(&ids)?;
         let mut accepted_cases = Vec::new();
@@ -247,9 +264,7 @@ impl SyncService {
                 case_id: case.case_id.clone(),
                 reason,
             };
-            let valid_id =
-                case.case_id.len() == 32 && case.case_id.chars().all(|c| c.is_ascii_hexdigit());
-            if !valid_id || !seen.insert(case.case_id.clone()) {
+            if !valid_case_id(&case.case_id) || !seen.insert(case.case_id.clone()) {
                 refused.push(refuse(RefusalReason::Malformed));
                 continue;
             }
@@ -258,14 +273,6 @@ impl SyncService {
                 continue;
             }
             let existing = access.get(&case.case_id);
-            let allowed = match existing {
-                Some(a) => may_write(&device.user, a),
-                None => may_create(&device.user),
-            };
-            if !allowed {
-                refused.push(refuse(RefusalReason::Forbidden));
-                continue;
-            }
             let Some(changes) = case
                 .changes
                 .iter()
@@ -275,6 +282,19 @@ impl SyncService {
                 refused.push(refuse(RefusalReason::Malformed));
                 continue;
             };
+            let allowed = match existing {
+                Some(a) if may_write(&device.user, a) => true,
+                // An officer reads the project and writes audit notes, nothing else.
+                Some(a) if device.user.role == Role::Officer && may_read(&device.user, a) => {
+                    self.only_audit_notes(&case.case_id, &changes)?
+                }
+                Some(_) => false,
+                None => may_create(&device.user),
+            };
+            if !allowed {
+                refused.push(refuse(RefusalReason::Forbidden));
+                continue;
+            }
             match self.check_changes(device, &case.case_id, changes, existing.is_none())? {
                 Ok(new_changes) => {
                     accepted.push(case.case_id.clone());
@@ -291,7 +311,67 @@ impl SyncService {
                 Err(reason) => refused.push(refuse(reason)),
             }
         }
-        Ok((accepted_cases, accepted, refused))
+        Ok(PushPlan {
+            to_store: accepted_cases,
+            accepted,
+            refused,
+        })
+    }
+
+    /// Whether every op of these changes adds a note under the case's `audit_notes` map: a new
+    /// map there, and values inside maps made by the same change.
+    fn only_audit_notes(
+        &self,
+        case_id: &str,
+        changes: &[DecodedChange],
+    ) -> Result<bool, ServiceError> {
+        let mut doc = AutoCommit::new();
+        let stored: Vec<Change> = self
+            .store
+            .case_changes(case_id)?
+            .into_iter()
+            .filter_map(|raw| Change::from_bytes(raw).ok())
+            .collect();
+        doc.apply_changes(stored)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let Ok(Some((automerge::Value::Object(_), notes))) =
+            doc.get(automerge::ROOT, "audit_notes")
+        else {
+            return Ok(false);
+        };
+        let notes = notes.to_string();
+        for change in changes {
+            let Ok(parsed) = Change::from_bytes(change.raw.clone()) else {
+                return Ok(false);
+            };
+            let expanded = parsed.decode();
+            let actor = expanded.actor_id.to_hex_string();
+            let start = expanded.start_op.get();
+            let mut made: Vec<String> = Vec::new();
+            for (i, op) in expanded.operations.iter().enumerate() {
+                let obj = match &op.obj {
+                    automerge::legacy::ObjectId::Root => "_root".to_string(),
+                    automerge::legacy::ObjectId::Id(id) => {
+                        format!("{}@{}", id.counter(), id.actor().to_hex_string())
+                    }
+                };
+                let is_new_note = obj == notes
+                    && matches!(
+                        op.action,
+                        automerge::legacy::OpType::Make(automerge::ObjType::Map)
+                    )
+                    && op.pred.is_empty();
+                let is_note_value =
+                    made.contains(&obj) && matches!(op.action, automerge::legacy::OpType::Put(_));
+                if !(is_new_note || is_note_value) {
+                    return Ok(false);
+                }
+                if is_new_note {
+                    made.push(format!("{}@{actor}", start + i as u64));
+                }
+            }
+        }
+        Ok(true)
     }
 
     /// The changes the server does not hold yet, if every one is the device's own and its
@@ -302,7 +382,7 @@ impl SyncService {
         case_id: &str,
         changes: Vec<DecodedChange>,
         new_case: bool,
-    ) -> Result<Result<Vec<(String, Vec<u8>)>, RefusalReason>, ServiceError> {
+    ) -> Result<ChangeCheck, ServiceError> {
         let mut lookup: Vec<String> = changes.iter().map(|c| c.hash.clone()).collect();
         lookup.extend(changes.iter().flat_map(|c| c.deps.iter().cloned()));
         let mut known = if new_case {
@@ -373,6 +453,15 @@ impl SyncService {
     ) -> Result<Vec<u8>, ServiceError> {
         let request: DocSyncRequest =
             protocol::decode(body).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+        if request.version != PROTOCOL_VERSION {
+            return Err(ServiceError::BadRequest(format!(
+                "unsupported protocol version {}",
+                request.version
+            )));
+        }
+        if !valid_case_id(&request.case_id) {
+            return Err(ServiceError::BadRequest("invalid case id".into()));
+        }
         let refuse = |reason| {
             protocol::encode(&DocSyncResponse {
                 version: PROTOCOL_VERSION,
@@ -390,6 +479,12 @@ impl SyncService {
             None => may_create(&device.user),
         };
         if !may {
+            self.store.audit(
+                now,
+                &device.device.device_id,
+                "docsync.refused",
+                &format!("{} Forbidden", request.case_id),
+            )?;
             return refuse(RefusalReason::Forbidden);
         }
         let mut doc = AutoCommit::new();
@@ -419,6 +514,12 @@ impl SyncService {
                 .iter()
                 .any(|c| c.actor_id().to_hex_string() != device.device.actor)
             {
+                self.store.audit(
+                    now,
+                    &device.device.device_id,
+                    "docsync.refused",
+                    &format!("{} WrongActor", request.case_id),
+                )?;
                 return refuse(RefusalReason::WrongActor);
             }
             if !fresh.is_empty() {
@@ -453,6 +554,11 @@ pub struct SyncStats {
     pub changes_stored: usize,
     pub cases_refused: usize,
     pub changes_pulled: usize,
+}
+
+/// Case ids are 128-bit random ids in lowercase hex.
+fn valid_case_id(id: &str) -> bool {
+    id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit())
 }
 
 fn group_by_case(rows: &[(u64, String, Vec<u8>)]) -> Vec<CaseChanges> {

@@ -79,6 +79,15 @@ enum Command {
     },
     /// Show a form's fields and choices: identification, referral or followup.
     Form { id: String },
+    /// Enroll this device with a sync server, with a one-time code from an admin.
+    Enroll {
+        #[arg(long)]
+        server: String,
+        #[arg(long)]
+        code: String,
+    },
+    /// Push what was recorded offline and pull the caseload's changes.
+    Sync,
 }
 
 #[derive(Subcommand)]
@@ -159,6 +168,7 @@ fn exit_code(err: &Error) -> u8 {
         Error::NotFound { .. } => 3,
         Error::WrongKeyOrCorrupt | Error::PlaintextDatabase | Error::ForeignDatabase => 4,
         Error::Offline(_) => 5,
+        Error::Forbidden(_) | Error::DeviceRevoked => 6,
         _ => 1,
     }
 }
@@ -316,6 +326,78 @@ fn run(cli: &Cli, lang: Lang) -> Result<(), Error> {
             print(cli, lang, &serde_json::json!({"imported": ids}), |_| {
                 format!("{} {}", ids.len(), t(lang, "imported"))
             })
+        }
+        Command::Enroll { server, code } => {
+            let transport = suivi_core::sync::HttpTransport::new(server)?;
+            let enrolled = store.enroll(&transport, server, code)?;
+            print(
+                cli,
+                lang,
+                &serde_json::to_value(&enrolled).unwrap_or_default(),
+                |_| {
+                    format!(
+                        "{} {} ({}, {})",
+                        t(lang, "enrolled"),
+                        enrolled.server,
+                        enrolled.device_id,
+                        enrolled.role
+                    )
+                },
+            )
+        }
+        Command::Sync => {
+            let transport = suivi_core::sync::HttpTransport::new(&store.server_url()?)?;
+            let bar = (!cli.json && std::io::stderr().is_terminal()).then(|| {
+                let bar = indicatif::ProgressBar::new_spinner();
+                bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                bar
+            });
+            let result = store.sync(&transport, &mut |p| {
+                if let Some(bar) = &bar {
+                    bar.set_message(format!(
+                        "{} {} · {} KB · {} round trip(s)",
+                        p.cases_down,
+                        t(lang, "cases"),
+                        p.bytes_down / 1024,
+                        p.round_trips
+                    ));
+                }
+            });
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            let report = result?;
+            print(
+                cli,
+                lang,
+                &serde_json::to_value(&report).unwrap_or_default(),
+                |_| {
+                    let mut text = format!(
+                        "{}: ↑ {} {} ({} B)  ↓ {} {} ({} B)  {} round trip(s), {} ms",
+                        t(lang, "synced"),
+                        report.cases_up,
+                        t(lang, "cases"),
+                        report.bytes_up,
+                        report.cases_down,
+                        t(lang, "cases"),
+                        report.bytes_down,
+                        report.round_trips,
+                        report.duration_ms
+                    );
+                    if report.conflicts > 0 {
+                        text.push_str(&format!("\n{} {}", report.conflicts, t(lang, "conflicts")));
+                    }
+                    for refusal in &report.refused {
+                        text.push_str(&format!(
+                            "\n{} {}: {:?}",
+                            t(lang, "refused"),
+                            short(&refusal.case_id),
+                            refusal.reason
+                        ));
+                    }
+                    text
+                },
+            )
         }
         Command::Export { out } => {
             let data = store.export()?;
@@ -652,6 +734,17 @@ fn t(lang: Lang, key: &str) -> &'static str {
             "بيانات غير صالحة، لم يتم حفظ أي شيء:",
         ),
         "error" => ("Erreur", "Error", "خطأ"),
+        "enrolled" => (
+            "Appareil inscrit auprès de",
+            "Device enrolled with",
+            "تم تسجيل الجهاز لدى",
+        ),
+        "synced" => ("Synchronisé", "Synced", "تمت المزامنة"),
+        "refused" => (
+            "Refusé par le serveur :",
+            "Refused by the server:",
+            "رفضه الخادم:",
+        ),
         _ => ("?", "?", "?"),
     };
     match lang {

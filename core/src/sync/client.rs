@@ -97,6 +97,7 @@ impl Store {
     ) -> Result<Enrollment> {
         let request = EnrollRequest {
             code: code.trim().to_string(),
+            user: self.identity().user.clone(),
             actor: self.identity().actor.clone(),
             device_name: self.identity().device.clone(),
         };
@@ -198,21 +199,13 @@ impl Store {
             }
             self.commit_page(
                 &pushed,
+                cursor,
                 &response,
                 &mut report,
                 &mut fallback,
                 &mut conflicted,
             )?;
             let server_reset = response.cursor < cursor;
-            if server_reset {
-                // The server's feed is behind what this device already read: it was restored
-                // from a backup. Push everything again; the server keeps what it lacks.
-                self.connection_ref().execute(
-                    "UPDATE case_sync SET dirty = 1, synced_heads = '' WHERE dirty != 2",
-                    [],
-                )?;
-                report.server_reset = true;
-            }
             progress(&SyncProgress {
                 round_trips: report.round_trips,
                 cases_down: report.cases_down,
@@ -287,6 +280,7 @@ impl Store {
     fn commit_page(
         &mut self,
         pushed: &[Pushed],
+        request_cursor: u64,
         response: &SyncResponse,
         report: &mut SyncReport,
         fallback: &mut Vec<String>,
@@ -330,20 +324,38 @@ impl Store {
             }
         }
         for case in &response.pull {
+            let pulled: Vec<Vec<u8>> = case.changes.iter().map(|c| c.to_vec()).collect();
+            let mut raw: Vec<Vec<u8>> = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT data FROM pending_changes WHERE case_id = ?1 ORDER BY id",
+                )?;
+                let rows = stmt.query_map([&case.case_id], |r| r.get(0))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            raw.extend(pulled.iter().cloned());
             let mut doc = match self.load_doc(&case.case_id)? {
                 Some(doc) => doc,
                 None => CaseDoc::empty(self.actor_id()?),
             };
-            let raw: Vec<Vec<u8>> = case.changes.iter().map(|c| c.to_vec()).collect();
             doc.apply_changes(&raw)?;
+            report.changes_down += pulled.len();
             if !doc.missing_deps().is_empty()
                 || doc.case_id().ok().as_deref() != Some(case.case_id.as_str())
             {
-                // Committing would lose the queued changes; leave the cursor where it was.
-                return Err(Error::Protocol(
-                    "pulled changes arrived out of causal order".into(),
-                ));
+                // Their history has not arrived yet: keep them until it does, so the cursor can
+                // move on and nothing is lost.
+                for c in &pulled {
+                    tx.execute(
+                        "INSERT INTO pending_changes (case_id, data) VALUES (?1, ?2)",
+                        params![case.case_id, c],
+                    )?;
+                }
+                continue;
             }
+            tx.execute(
+                "DELETE FROM pending_changes WHERE case_id = ?1",
+                [&case.case_id],
+            )?;
             Store::save_doc(&tx, &forms, &case.case_id, &mut doc, false)?;
             let dirty: i64 = tx.query_row(
                 "SELECT dirty FROM case_sync WHERE case_id = ?1",
@@ -371,7 +383,15 @@ impl Store {
                 conflicted.insert(case.case_id.clone());
             }
             report.cases_down += 1;
-            report.changes_down += raw.len();
+        }
+        if response.cursor < request_cursor {
+            // The server's feed is behind what this device already read: it was restored from a
+            // backup. Push everything again; the server keeps what it lacks.
+            tx.execute(
+                "UPDATE case_sync SET dirty = 1, synced_heads = '' WHERE dirty != 2",
+                [],
+            )?;
+            report.server_reset = true;
         }
         tx.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -479,13 +499,21 @@ impl Store {
             if let Err(e) = self.wipe_case_data() {
                 return e;
             }
-            // Best effort: if the confirmation is lost, the next contact confirms again.
-            let _ = transport.post(
-                "/v1/wipe-confirm",
-                "application/json",
-                b"{}".to_vec(),
-                Some(credentials),
-            );
+            // The credential is kept until the server has the confirmation: if it is lost, the
+            // next sync is told to wipe again, finds nothing, and confirms again.
+            let confirmed = transport
+                .post(
+                    "/v1/wipe-confirm",
+                    "application/json",
+                    b"{}".to_vec(),
+                    Some(credentials),
+                )
+                .is_ok_and(|r| r.status == 204);
+            if confirmed {
+                if let Err(e) = self.delete_meta(META_TOKEN) {
+                    return e;
+                }
+            }
             return Error::DeviceRevoked;
         }
         status_error(reply)
@@ -495,9 +523,7 @@ impl Store {
     pub fn wipe_case_data(&mut self) -> Result<()> {
         let tx = self.connection_ref().unchecked_transaction()?;
         tx.execute("DELETE FROM case_docs", [])?;
-        for key in [META_CURSOR, META_TOKEN] {
-            tx.execute("DELETE FROM meta WHERE key = ?1", [key])?;
-        }
+        tx.execute("DELETE FROM meta WHERE key = ?1", [META_CURSOR])?;
         tx.commit()?;
         let conn = self.connection_ref();
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;

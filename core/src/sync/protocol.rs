@@ -168,6 +168,9 @@ mod tests {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrollRequest {
     pub code: String,
+    /// The user this device's store belongs to: a code issued for someone else is refused
+    /// and stays unused.
+    pub user: String,
     /// The device's Automerge actor id (hex): every change it pushes must carry it.
     pub actor: String,
     pub device_name: String,

@@ -112,10 +112,12 @@ pub trait ServerStore: Send + Sync + 'static {
         user_id: &str,
         expires_at: i64,
     ) -> StorageResult<()>;
-    /// Uses a code once and registers the device, atomically. `None`: no such valid code.
+    /// Uses a code once and registers the device, atomically. `None`: no valid code for this
+    /// user (a code issued for someone else stays unused).
     fn redeem_enrollment_code(
         &self,
         code_hash: &str,
+        user_id: &str,
         now: i64,
         device: &Device,
     ) -> StorageResult<Option<User>>;

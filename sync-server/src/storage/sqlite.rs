@@ -52,7 +52,8 @@ impl SqliteStore {
         })?;
         conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
             .map_err(backend)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
+        // FULL: a push the device was told is stored survives a power cut.
+        conn.pragma_update(None, "synchronous", "FULL")
             .map_err(backend)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(backend)?;
@@ -137,6 +138,7 @@ impl ServerStore for SqliteStore {
     fn redeem_enrollment_code(
         &self,
         code_hash: &str,
+        user_id: &str,
         now: i64,
         device: &Device,
     ) -> StorageResult<Option<User>> {
@@ -147,8 +149,8 @@ impl ServerStore for SqliteStore {
         let user_id: Option<String> = tx
             .query_row(
                 "UPDATE enrollment_codes SET used_at = ?2
-                 WHERE code_hash = ?1 AND used_at IS NULL AND expires_at > ?2 RETURNING user_id",
-                params![code_hash, now],
+                 WHERE code_hash = ?1 AND user_id = ?3 AND used_at IS NULL AND expires_at > ?2 RETURNING user_id",
+                params![code_hash, now, user_id],
                 |r| r.get(0),
             )
             .optional()

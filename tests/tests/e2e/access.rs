@@ -306,10 +306,78 @@ fn an_enrollment_code_works_once() {
         second.enroll(&transport, &server.url(), &code),
         Err(Error::Forbidden(_))
     ));
-    // A code for another user does not enroll this store.
+    // A code for another user does not enroll this store, and stays usable by its owner.
     let other = admin::enrollment_code(server.store.as_ref(), "karim").unwrap();
     assert!(matches!(
         second.enroll(&transport, &server.url(), &other),
-        Err(Error::InvalidInput(_))
+        Err(Error::Forbidden(_))
     ));
+    let mut karim = suivi_core::Store::create(&dir.path().join("c.db"), "k", "karim", "c").unwrap();
+    karim.enroll(&transport, &server.url(), &other).unwrap();
+}
+
+#[test]
+fn an_officer_writes_audit_notes_and_nothing_else() {
+    let server = team_server();
+    let mut amina = server.device("amina");
+    let mut officer = server.device("officer");
+    let case_id = amina.store.create_case(&child(1)).unwrap();
+    amina.sync().unwrap();
+    officer.sync().unwrap();
+    officer
+        .store
+        .add_audit_note(&case_id, "Chaîne d'orientation vérifiée le 20/11")
+        .unwrap();
+    let report = officer.sync().unwrap();
+    assert!(report.refused.is_empty(), "{report:?}");
+    assert_eq!(report.cases_up, 1);
+    assert_eq!(officer.case_heads(&case_id), server.case_heads(&case_id));
+    amina.sync().unwrap();
+    let notes = amina.store.case(&case_id).unwrap().audit_notes;
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].author, "officer");
+    // A note smuggled together with a field edit is refused whole.
+    officer
+        .store
+        .add_audit_note(&case_id, "deuxième note")
+        .unwrap();
+    officer
+        .store
+        .edit_case(&case_id, &record(json!({"risk_level": "low"})))
+        .unwrap();
+    let report = officer.sync().unwrap();
+    assert_eq!(report.refused.len(), 1);
+    assert_eq!(report.refused[0].reason, RefusalReason::Forbidden);
+}
+
+#[test]
+fn a_case_assigned_late_arrives_out_of_order_and_is_still_complete() {
+    let server = team_server();
+    let mut amina = server.device("amina");
+    let mut moussa = server.device("moussa");
+    let mut karim = server.device("karim");
+    let late = amina.store.create_case(&child(1)).unwrap();
+    amina.sync().unwrap();
+    let other = moussa.store.create_case(&child(2)).unwrap();
+    moussa.sync().unwrap();
+    karim.sync().unwrap();
+    assert!(karim.case_ids().is_empty());
+    // Amina edits after Karim's cursor; then two cases are assigned to Karim, so his next page
+    // holds the edit before the history it depends on, with another case in between.
+    amina
+        .store
+        .edit_case(&late, &record(json!({"village": "Kignan"})))
+        .unwrap();
+    amina.sync().unwrap();
+    admin::assign(server.store.as_ref(), &other, "karim").unwrap();
+    admin::assign(server.store.as_ref(), &late, "karim").unwrap();
+    karim.sync().unwrap();
+    let mut expected = vec![late.clone(), other.clone()];
+    expected.sort();
+    assert_eq!(karim.case_ids(), expected);
+    assert_eq!(karim.case_heads(&late), server.case_heads(&late));
+    assert_eq!(
+        karim.store.case(&late).unwrap().identification["village"],
+        json!("Kignan")
+    );
 }

@@ -1,8 +1,10 @@
 //! End-to-end tests: real servers on loopback, enrolled devices with encrypted stores, and the
 //! link emulator. One binary, a module per area.
+#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
 
 mod access;
 mod bad_input;
+mod cli;
 mod fallback;
 mod faults;
 mod simulation;

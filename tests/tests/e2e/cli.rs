@@ -1,0 +1,82 @@
+//! The `suivi` device command against a real server: init, record offline, enroll, sync.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use suivi_server::admin;
+use suivi_server::storage::Role;
+use suivi_tests::TestServer;
+
+/// The `suivi` binary beside this test binary (built by `cargo test --workspace --features
+/// suivi-core/cli`, as the README's test command does).
+fn suivi_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join("suivi");
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with --features suivi-core/cli",
+        path.display()
+    );
+    path
+}
+
+fn suivi(db: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(suivi_binary())
+        .arg("--json")
+        .args(args)
+        .env("SUIVI_DB", db)
+        .env("SUIVI_KEY", "clé de test")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_command_enrolls_and_syncs_a_case_recorded_offline() {
+    let server = TestServer::start();
+    server.add_user("amina", Role::Agent, "sikasso");
+    server.add_user("fatima", Role::Supervisor, "sikasso");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("amina.db");
+    suivi(&db, &["init", "--user", "amina", "--device", "tecno"]);
+    let mut args = vec!["case", "new"];
+    let fields = [
+        "child_first_name=Oumou",
+        "child_last_name=Sangaré",
+        "sex=female",
+        "dob_known=non",
+        "estimated_age=13",
+        "province=Sikasso",
+        "commune=Kadiolo",
+        "village=Zégoua",
+        "school_status=never_enrolled",
+        "works=oui",
+        "work_sector=cotton",
+        "risk_level=high",
+        "consent_to_share=oui",
+    ];
+    for f in &fields {
+        args.push("--set");
+        args.push(f);
+    }
+    suivi(&db, &args);
+    let code = admin::enrollment_code(server.store.as_ref(), "amina").unwrap();
+    let enrolled = suivi(&db, &["enroll", "--server", &server.url(), "--code", &code]);
+    assert_eq!(enrolled["role"], "agent");
+    let report = suivi(&db, &["sync"]);
+    assert_eq!(report["cases_up"], 1);
+    assert_eq!(report["round_trips"], 1);
+    let again = suivi(&db, &["sync"]);
+    assert_eq!(again["cases_up"], 0, "nothing is pushed twice");
+
+    let mut supervisor = server.device("fatima");
+    supervisor.sync().unwrap();
+    let cases = supervisor.store.list_cases(&Default::default()).unwrap();
+    assert_eq!(cases.len(), 1);
+    assert_eq!(cases[0].last_name, "Sangaré");
+}
