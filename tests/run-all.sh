@@ -10,3 +10,6 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets $FEATURES -- -D warnings
 echo "== cargo test"
 cargo test --workspace $FEATURES
+echo "== benchmark smoke run (tiny sizes, lan profile)"
+cargo build -p sync-server -p suivi-tests --bins
+"${CARGO_TARGET_DIR:-target}/debug/suivi-bench" --smoke

@@ -1,6 +1,7 @@
 //! Support for the end-to-end tests and the benchmark: a real `suivi-server` on loopback,
 //! enrolled devices with their own encrypted stores, and the link emulator between them.
 
+pub mod bench;
 pub mod link;
 
 use std::net::SocketAddr;

@@ -85,6 +85,8 @@ struct Shared {
     /// Bytes down since the cut fault was armed.
     down_since_armed: AtomicU64,
     cut: AtomicBool,
+    /// Bumped by `cut_now`: connections opened before the bump are dropped.
+    epoch: AtomicU64,
     counters: Counters,
 }
 
@@ -106,6 +108,7 @@ impl LinkEmulator {
             faults: Mutex::new(Faults::default()),
             down_since_armed: AtomicU64::new(0),
             cut: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
             counters: Counters::default(),
         });
         let accept_shared = shared.clone();
@@ -151,6 +154,11 @@ impl LinkEmulator {
 
     pub fn set_drop_probability(&self, p: f64) {
         self.faults().drop_probability = p;
+    }
+
+    /// Drops every open connection now, as a lost signal does; new connections work.
+    pub fn cut_now(&self) {
+        self.shared.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Removes every fault: the link works again.
@@ -199,6 +207,7 @@ async fn pump(
     direction: Direction,
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    let epoch = shared.epoch.load(Ordering::SeqCst);
     let latency = shared.profile.rtt / 2;
     let bits_per_sec = match direction {
         Direction::Up => shared.profile.up_bits_per_sec,
@@ -232,7 +241,7 @@ async fn pump(
     let writer = async move {
         while let Some((deliver_at, mut chunk)) = rx.recv().await {
             tokio::time::sleep_until(deliver_at).await;
-            if shared.cut.load(Ordering::SeqCst) {
+            if shared.cut.load(Ordering::SeqCst) || shared.epoch.load(Ordering::SeqCst) != epoch {
                 return;
             }
             let (cut_after, drop_p) = {

@@ -1,0 +1,304 @@
+//! The benchmark's scenarios, each against a real `suivi-server` process through the link
+//! emulator: first sync, incremental sync, "anything new?", a first sync with the link cut every
+//! 20 s, a busy server, and local operations on a large caseload.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{json, Value as Json};
+use suivi_core::sync::{protocol, HttpTransport, SyncReport};
+use suivi_core::{CaseFilter, Store};
+use suivi_server::storage::Role;
+use suivi_server::{admin, SqliteStore};
+
+use crate::link::{LinkEmulator, LinkProfile};
+use crate::{child, record, referral, visit};
+
+/// A raw 256-bit SQLCipher key (no passphrase derivation), as the Android app passes the key it
+/// keeps in the Keystore.
+pub const BENCH_KEY: &str = "x'2DD29CA851E7B56E4697B0E1F08507293D761A05CE4D1B628663F411A8086D99'";
+
+/// A `suivi-server` child process with its own data directory.
+pub struct ServerProcess {
+    child: Child,
+    pub addr: SocketAddr,
+    pub store: Arc<SqliteStore>,
+    _data: tempfile::TempDir,
+}
+
+impl ServerProcess {
+    pub fn start(binary: &Path) -> Result<ServerProcess, String> {
+        let data = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}")
+            .parse()
+            .map_err(|e: std::net::AddrParseError| e.to_string())?;
+        let child = Command::new(binary)
+            .args([
+                "--data",
+                &data.path().display().to_string(),
+                "serve",
+                "--listen",
+                &addr.to_string(),
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", binary.display()))?;
+        let started = Instant::now();
+        while TcpStream::connect(addr).is_err() {
+            if started.elapsed() > Duration::from_secs(20) {
+                return Err("suivi-server did not start".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let store = Arc::new(
+            SqliteStore::open(&data.path().join(suivi_server::DATABASE_FILE), None)
+                .map_err(|e| e.to_string())?,
+        );
+        Ok(ServerProcess {
+            child,
+            addr,
+            store,
+            _data: data,
+        })
+    }
+
+    /// User and system CPU seconds the server process has used.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which may hold spaces) start after the last ')'.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks: f64 = [11, 12]
+            .iter()
+            .filter_map(|i| fields.get(*i)?.parse::<f64>().ok())
+            .sum();
+        ticks / clock_ticks_per_second()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Where device databases go: the machine's temporary directory, on disk, so saves pay for
+/// their fsync as on a phone's flash.
+pub fn devices_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+pub fn enroll(server: &ServerProcess, dir: &Path, user: &str, url: &str) -> Result<Store, String> {
+    let mut store = Store::create(
+        &dir.join(format!("{user}.db")),
+        BENCH_KEY,
+        user,
+        &format!("{user}-phone"),
+    )
+    .map_err(|e| e.to_string())?;
+    let code = admin::enrollment_code(server.store.as_ref(), user)?;
+    let transport = HttpTransport::new(url).map_err(|e| e.to_string())?;
+    store
+        .enroll(&transport, url, &code)
+        .map_err(|e| e.to_string())?;
+    Ok(store)
+}
+
+pub fn sync(store: &mut Store, url: &str) -> Result<SyncReport, String> {
+    let transport = HttpTransport::new(url).map_err(|e| e.to_string())?;
+    store
+        .sync(&transport, &mut |_| {})
+        .map_err(|e| e.to_string())
+}
+
+/// A caseload as an import: each child with one referral and two follow-up visits.
+pub fn caseload(first: usize, count: usize) -> Json {
+    let cases: Vec<Json> = (first..first + count)
+        .map(|n| {
+            json!({
+                "identification": child(n),
+                "referrals": [referral(n)],
+                "followups": [visit(n), visit(n + 7)],
+            })
+        })
+        .collect();
+    json!({"cases": cases})
+}
+
+/// Seeds a team's caseload on the server: an agent records `count` cases and syncs (on loopback,
+/// unshaped). Returns the agent's device.
+pub fn seed_team(
+    server: &ServerProcess,
+    dir: &Path,
+    team: &str,
+    count: usize,
+) -> Result<Store, String> {
+    let agent = format!("agent-{team}");
+    admin::add_user(server.store.as_ref(), &agent, Role::Agent, team, None)?;
+    admin::add_user(
+        server.store.as_ref(),
+        &format!("sup-{team}"),
+        Role::Supervisor,
+        team,
+        None,
+    )?;
+    let url = format!("http://{}", server.addr);
+    let mut store = enroll(server, dir, &agent, &url)?;
+    for start in (0..count).step_by(1000) {
+        store
+            .import(&caseload(start, 1000.min(count - start)))
+            .map_err(|e| e.to_string())?;
+    }
+    sync(&mut store, &url)?;
+    Ok(store)
+}
+
+/// zstd-compressed size of every change on a device: the floor bytes on the wire compare with.
+pub fn changes_floor(store: &Store) -> Result<usize, String> {
+    let mut raw: Vec<Vec<u8>> = Vec::new();
+    for case in store
+        .list_cases(&CaseFilter::default())
+        .map_err(|e| e.to_string())?
+    {
+        let mut doc = store
+            .load_doc(&case.case_id)
+            .map_err(|e| e.to_string())?
+            .ok_or("case vanished")?;
+        raw.extend(doc.changes_since(&[]));
+    }
+    let slices: Vec<&[u8]> = raw.iter().map(Vec::as_slice).collect();
+    Ok(protocol::compressed_changes_size(&slices))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Figure {
+    pub scenario: String,
+    pub profile: String,
+    pub runs: usize,
+    pub median_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub round_trips: usize,
+    /// zstd-compressed size of the changes themselves, where it applies.
+    pub floor_bytes: Option<usize>,
+    pub target: String,
+    pub met: Option<bool>,
+    pub note: String,
+}
+
+pub fn summarise(times_ms: &mut [f64]) -> (f64, f64, f64) {
+    times_ms.sort_by(|a, b| a.total_cmp(b));
+    let n = times_ms.len();
+    if n == 0 {
+        return (0.0, 0.0, 0.0);
+    }
+    let median = if n % 2 == 1 {
+        times_ms[n / 2]
+    } else {
+        (times_ms[n / 2 - 1] + times_ms[n / 2]) / 2.0
+    };
+    (median, times_ms[0], times_ms[n - 1])
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Times `f` `runs` times.
+pub fn time_runs<T>(
+    runs: usize,
+    mut f: impl FnMut() -> Result<T, String>,
+) -> Result<(Vec<f64>, Vec<T>), String> {
+    let mut times = Vec::with_capacity(runs);
+    let mut outs = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        outs.push(f()?);
+        times.push(ms(started.elapsed()));
+    }
+    Ok((times, outs))
+}
+
+pub struct Link {
+    pub emulator: LinkEmulator,
+    pub runtime: tokio::runtime::Runtime,
+}
+
+impl Link {
+    pub fn start(target: SocketAddr, profile: LinkProfile) -> Result<Link, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let emulator = runtime
+            .block_on(LinkEmulator::start(target, profile))
+            .map_err(|e| e.to_string())?;
+        Ok(Link { emulator, runtime })
+    }
+
+    pub fn url(&self) -> String {
+        self.emulator.url()
+    }
+}
+
+/// Peak resident memory of this process, from /proc (kB).
+pub fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+pub fn device_path(dir: &Path, user: &str) -> PathBuf {
+    dir.join(format!("{user}.db"))
+}
+
+pub fn edit_followups(store: &mut Store, count: usize) -> Result<(), String> {
+    let cases = store
+        .list_cases(&CaseFilter {
+            limit: Some(count),
+            ..Default::default()
+        })
+        .map_err(|e| e.to_string())?;
+    for (i, case) in cases.iter().enumerate() {
+        store
+            .add_followup(&case.case_id, &visit(i + 3))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+pub fn village_edit(n: usize) -> suivi_core::Record {
+    record(json!({"hours_per_week": (n % 60) as i64}))
+}

@@ -1,0 +1,798 @@
+//! `suivi-bench`: sync over an emulated 2G link, local operations on a caseload, and a server
+//! under many devices, each against a real `suivi-server` process. Prints a Markdown table and
+//! writes JSON (and an SVG plot of first sync against caseload size) when asked.
+//!
+//!     cargo build --release -p sync-server -p suivi-tests
+//!     target/release/suivi-bench --json bench.json --markdown bench.md --plot bench.svg
+//!     target/release/suivi-bench --smoke          # tiny sizes, lan profile: the CI run
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use suivi_core::{CaseFilter, Store};
+use suivi_server::admin;
+use suivi_server::storage::Role;
+use suivi_tests::bench::*;
+use suivi_tests::link::LinkProfile;
+
+/// Syncs one device retries before the cut scenario gives up.
+const SYNC_ATTEMPTS_MAX: usize = 200;
+
+#[derive(Parser)]
+#[command(name = "suivi-bench", about = "Suivi benchmarks over an emulated link")]
+struct Cli {
+    /// Link profile: 2g, 3g or lan.
+    #[arg(long, default_value = "2g")]
+    profile: String,
+    /// Tiny sizes on the lan profile, for CI.
+    #[arg(long)]
+    smoke: bool,
+    /// Runs per timed scenario (the 10,000-case syncs run once).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Caseload sizes for the first-sync scenario; the largest also serves the local and
+    /// "anything new?" scenarios.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,3000,10000")]
+    sizes: Vec<usize>,
+    #[arg(long, default_value_t = 200)]
+    busy_devices: usize,
+    #[arg(long, default_value_t = 50)]
+    busy_cases: usize,
+    /// Seconds between link cuts in the cut scenario.
+    #[arg(long, default_value_t = 20)]
+    cut_every: u64,
+    /// The suivi-server binary (default: beside this one).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Internal>,
+}
+
+#[derive(Subcommand)]
+enum Internal {
+    /// (internal) sync one device until it succeeds, then print its report and peak memory.
+    DeviceSync {
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long)]
+        url: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Some(Internal::DeviceSync { db, url }) => device_sync(db, url),
+        None => run(cli),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("suivi-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Retries a sync until it completes, as the app does when the link comes back.
+fn device_sync(db: &Path, url: &str) -> Result<(), String> {
+    let started = Instant::now();
+    let mut store = Store::open(db, BENCH_KEY).map_err(|e| e.to_string())?;
+    let mut attempts = 0;
+    let report = loop {
+        attempts += 1;
+        match sync(&mut store, url) {
+            Ok(report) => break report,
+            // The link came back: try again, as the app does.
+            Err(e) if attempts < SYNC_ATTEMPTS_MAX => {
+                eprintln!("attempt {attempts}: {e}");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let out = serde_json::json!({
+        "attempts": attempts,
+        "report": report,
+        "cases": store.case_count().map_err(|e| e.to_string())?,
+        "wall_ms": ms(started.elapsed()),
+        "peak_rss_kb": peak_rss_kb(),
+    });
+    println!("{out}");
+    Ok(())
+}
+
+struct Ctx {
+    cli: Cli,
+    profile: LinkProfile,
+    server: ServerProcess,
+    link: Link,
+    dir: tempfile::TempDir,
+    figures: Vec<Figure>,
+}
+
+fn step(text: &str) {
+    eprintln!("· {text}");
+}
+
+fn run(mut cli: Cli) -> Result<(), String> {
+    if cli.smoke {
+        cli.profile = "lan".into();
+        cli.runs = 1;
+        cli.sizes = vec![20, 60];
+        cli.busy_devices = 5;
+        cli.busy_cases = 5;
+        cli.cut_every = 1;
+    }
+    let profile = LinkProfile::by_name(&cli.profile).ok_or("profile is 2g, 3g or lan")?;
+    let server_bin = match &cli.server_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .with_file_name("suivi-server"),
+    };
+    if !server_bin.exists() {
+        return Err(format!(
+            "{} not found: cargo build -p sync-server first",
+            server_bin.display()
+        ));
+    }
+    let server = ServerProcess::start(&server_bin)?;
+    let link = Link::start(server.addr, profile)?;
+    let mut ctx = Ctx {
+        cli,
+        profile,
+        server,
+        link,
+        dir: devices_dir(),
+        figures: Vec::new(),
+    };
+    let largest = *ctx.cli.sizes.iter().max().ok_or("no sizes")?;
+    let mut first_sync_points = Vec::new();
+    let mut large_device = None;
+    let mut incremental_agent = None;
+    let sizes = ctx.cli.sizes.clone();
+    for size in sizes {
+        let FirstSync {
+            point,
+            supervisor,
+            agent,
+        } = first_sync(&mut ctx, size)?;
+        first_sync_points.push(point);
+        if size == largest {
+            large_device = Some(supervisor);
+        }
+        if size == 1000 || (incremental_agent.is_none() && size == ctx.cli.sizes[0]) {
+            incremental_agent = Some((size, agent));
+        }
+    }
+    let (inc_size, mut agent) =
+        incremental_agent.ok_or("no caseload for the incremental scenario")?;
+    incremental(&mut ctx, inc_size, &mut agent)?;
+    let mut large = large_device.ok_or("no large device")?;
+    anything_new(&mut ctx, largest, &mut large)?;
+    cut_sync(&mut ctx, largest)?;
+    local(&mut ctx, largest, &mut large)?;
+    busy(&mut ctx)?;
+    report(&ctx, &first_sync_points)
+}
+
+fn team(size: usize) -> String {
+    format!("t{size}")
+}
+
+/// A fresh supervisor device pulls a whole team caseload over the link.
+/// A point of the first-sync plot: (cases, median ms, bytes down).
+type PlotPoint = (usize, f64, u64);
+
+/// The first-sync figure's point, the synced supervisor device, and the seeding agent's device.
+struct FirstSync {
+    point: PlotPoint,
+    supervisor: Store,
+    agent: Store,
+}
+
+fn first_sync(ctx: &mut Ctx, size: usize) -> Result<FirstSync, String> {
+    step(&format!("seeding {size} cases"));
+    let agent = seed_team(&ctx.server, ctx.dir.path(), &team(size), size)?;
+    let runs = if size >= 10_000 { 1 } else { ctx.cli.runs };
+    let mut times = Vec::new();
+    let mut downs = Vec::new();
+    let mut ups = Vec::new();
+    let mut trips = 0;
+    let mut device = None;
+    for run in 0..runs {
+        step(&format!("first sync of {size} cases, run {}", run + 1));
+        let mut store = enroll_fresh(ctx, &format!("sup-{}", team(size)), run)?;
+        ctx.link.emulator.reset_counters();
+        let started = Instant::now();
+        let report = sync(&mut store, &ctx.link.url())?;
+        times.push(ms(started.elapsed()));
+        downs.push(ctx.link.emulator.counters().down());
+        ups.push(ctx.link.emulator.counters().up());
+        trips = report.round_trips;
+        if store.case_count().map_err(|e| e.to_string())? as usize != size {
+            return Err(format!(
+                "first sync of {size}: got {} cases",
+                store.case_count().unwrap_or(0)
+            ));
+        }
+        device = Some(store);
+    }
+    let device = device.ok_or("no run")?;
+    let floor = changes_floor(&device)?;
+    let (median, min, max) = summarise(&mut times);
+    let down = downs.iter().copied().max().unwrap_or(0);
+    let (target, met) = if size == 1000 && ctx.profile.name == "2g" {
+        (
+            "≤ 100 KB down, ≤ 2 round trips, < 6 s".to_string(),
+            Some(down <= 100 * 1024 && trips <= 2 && median < 6000.0),
+        )
+    } else {
+        ("—".into(), None)
+    };
+    ctx.figures.push(Figure {
+        scenario: format!("first sync, {size} cases"),
+        profile: ctx.profile.name.into(),
+        runs,
+        median_ms: median,
+        min_ms: min,
+        max_ms: max,
+        bytes_up: ups.iter().copied().max().unwrap_or(0),
+        bytes_down: down,
+        round_trips: trips,
+        floor_bytes: Some(floor),
+        target,
+        met,
+        note: format!("wire/floor = {:.2}", down as f64 / floor.max(1) as f64),
+    });
+    Ok(FirstSync {
+        point: (size, median, down),
+        supervisor: device,
+        agent,
+    })
+}
+
+/// Enrolls a new device for a user (a user may have several devices).
+fn enroll_fresh(ctx: &Ctx, user: &str, n: usize) -> Result<Store, String> {
+    let dir = ctx.dir.path().join(format!("{user}-{n}-{}", rand_suffix()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    enroll(
+        &ctx.server,
+        &dir,
+        user,
+        &format!("http://{}", ctx.server.addr),
+    )
+}
+
+fn rand_suffix() -> String {
+    format!(
+        "{:x}",
+        Instant::now().elapsed().as_nanos()
+            ^ std::process::id() as u128
+            ^ rand::random::<u64>() as u128
+    )
+}
+
+/// An up-to-date agent records a follow-up on 50 cases offline, then syncs.
+fn incremental(ctx: &mut Ctx, size: usize, agent: &mut Store) -> Result<(), String> {
+    let edits = 50.min(size);
+    let mut times = Vec::new();
+    let (mut up, mut down, mut trips) = (0, 0, 0);
+    let mut floor = 0;
+    for run in 0..ctx.cli.runs {
+        step(&format!(
+            "incremental sync of {edits} follow-ups, run {}",
+            run + 1
+        ));
+        let before: Vec<(String, Vec<automerge::ChangeHash>)> = agent
+            .list_cases(&CaseFilter {
+                limit: Some(edits),
+                ..Default::default()
+            })
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|c| {
+                let heads = agent
+                    .load_doc(&c.case_id)
+                    .ok()
+                    .flatten()
+                    .map(|mut d| d.heads())
+                    .unwrap_or_default();
+                (c.case_id, heads)
+            })
+            .collect();
+        edit_followups(agent, edits)?;
+        // The floor: the new changes alone, compressed together.
+        let mut raw = Vec::new();
+        for (id, heads) in &before {
+            if let Some(mut doc) = agent.load_doc(id).map_err(|e| e.to_string())? {
+                raw.extend(doc.changes_since(heads));
+            }
+        }
+        floor = suivi_core::sync::protocol::compressed_changes_size(
+            &raw.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+        );
+        ctx.link.emulator.reset_counters();
+        let started = Instant::now();
+        let report = sync(agent, &ctx.link.url())?;
+        times.push(ms(started.elapsed()));
+        up = ctx.link.emulator.counters().up();
+        down = ctx.link.emulator.counters().down();
+        trips = report.round_trips;
+    }
+    let (median, min, max) = summarise(&mut times);
+    let is_2g = ctx.profile.name == "2g";
+    ctx.figures.push(Figure {
+        scenario: format!("incremental, {edits} follow-ups on a {size}-case device"),
+        profile: ctx.profile.name.into(),
+        runs: ctx.cli.runs,
+        median_ms: median,
+        min_ms: min,
+        max_ms: max,
+        bytes_up: up,
+        bytes_down: down,
+        round_trips: trips,
+        floor_bytes: Some(floor),
+        target: "1 round trip, < 1.5 s".into(),
+        met: is_2g.then_some(trips == 1 && median < 1500.0),
+        note: format!("wire up/floor = {:.2}", up as f64 / floor.max(1) as f64),
+    });
+    Ok(())
+}
+
+/// An up-to-date device asks for news when there is none.
+fn anything_new(ctx: &mut Ctx, size: usize, device: &mut Store) -> Result<(), String> {
+    step("anything new?");
+    sync(device, &ctx.link.url())?;
+    let mut times = Vec::new();
+    let (mut total, mut trips) = (0, 0);
+    let (mut up, mut down) = (0, 0);
+    for _ in 0..ctx.cli.runs.max(3) {
+        ctx.link.emulator.reset_counters();
+        let started = Instant::now();
+        let report = sync(device, &ctx.link.url())?;
+        times.push(ms(started.elapsed()));
+        up = ctx.link.emulator.counters().up();
+        down = ctx.link.emulator.counters().down();
+        total = up + down;
+        trips = report.round_trips;
+    }
+    let (median, min, max) = summarise(&mut times);
+    ctx.figures.push(Figure {
+        scenario: format!("anything new? nothing new, {size}-case caseload"),
+        profile: ctx.profile.name.into(),
+        runs: times.len(),
+        median_ms: median,
+        min_ms: min,
+        max_ms: max,
+        bytes_up: up,
+        bytes_down: down,
+        round_trips: trips,
+        floor_bytes: None,
+        target: "1 round trip, < 2 KB".into(),
+        met: Some(trips == 1 && total < 2048),
+        note: format!("{total} B on the wire, HTTP headers included"),
+    });
+    Ok(())
+}
+
+/// A first sync of the largest caseload in a separate process, with the link cut every
+/// `cut_every` seconds: it resumes from its last page each time; peak memory is the child's.
+fn cut_sync(ctx: &mut Ctx, size: usize) -> Result<(), String> {
+    step(&format!(
+        "first sync of {size} cases with the link cut every {} s",
+        ctx.cli.cut_every
+    ));
+    let user = format!("sup-{}", team(size));
+    let store = enroll_fresh(ctx, &user, 99)?;
+    let db = store_path(ctx, &user)?;
+    drop(store);
+    ctx.link.emulator.reset_counters();
+    let started = Instant::now();
+    let mut child = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .args([
+            "device-sync",
+            "--db",
+            &db.display().to_string(),
+            "--url",
+            &ctx.link.url(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    // Cut from this thread, where the emulator lives.
+    let every = Duration::from_secs(ctx.cli.cut_every);
+    let mut cuts = 0;
+    let mut next_cut = Instant::now() + every;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if Instant::now() >= next_cut {
+            ctx.link.emulator.cut_now();
+            cuts += 1;
+            next_cut += every;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let wall = ms(started.elapsed());
+    let mut output = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        use std::io::Read;
+        out.read_to_string(&mut output).map_err(|e| e.to_string())?;
+    }
+    if !status.success() {
+        return Err("the cut sync did not complete".into());
+    }
+    let result: serde_json::Value =
+        serde_json::from_str(output.trim()).map_err(|e| format!("device-sync output: {e}"))?;
+    let cases = result["cases"].as_u64().unwrap_or(0) as usize;
+    if cases != size {
+        return Err(format!("cut sync ended with {cases} of {size} cases"));
+    }
+    let peak_mb = result["peak_rss_kb"].as_f64().unwrap_or(0.0) / 1024.0;
+    let down = ctx.link.emulator.counters().down();
+    let is_2g = ctx.profile.name == "2g";
+    ctx.figures.push(Figure {
+        scenario: format!(
+            "first sync, {size} cases, link cut every {} s",
+            ctx.cli.cut_every
+        ),
+        profile: ctx.profile.name.into(),
+        runs: 1,
+        median_ms: wall,
+        min_ms: wall,
+        max_ms: wall,
+        bytes_up: ctx.link.emulator.counters().up(),
+        bytes_down: down,
+        round_trips: result["report"]["round_trips"].as_u64().unwrap_or(0) as usize,
+        floor_bytes: None,
+        target: "< 60 s; device peak memory < 100 MB".into(),
+        met: is_2g.then_some(wall < 60_000.0 && peak_mb < 100.0),
+        note: format!(
+            "{cuts} cut(s), {} attempt(s); device peak RSS {peak_mb:.1} MB (whole process)",
+            result["attempts"]
+        ),
+    });
+    Ok(())
+}
+
+fn store_path(ctx: &Ctx, user: &str) -> Result<PathBuf, String> {
+    // The newest directory made for this user by `enroll_fresh`.
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(ctx.dir.path())
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("{user}-99-")))
+        })
+        .collect();
+    dirs.sort();
+    dirs.pop()
+        .map(|d| device_path(&d, user))
+        .ok_or_else(|| "device dir missing".into())
+}
+
+/// Local operations on the largest caseload.
+fn local(ctx: &mut Ctx, size: usize, device: &mut Store) -> Result<(), String> {
+    step("local operations");
+    let ids: Vec<String> = device
+        .list_cases(&CaseFilter::default())
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|c| c.case_id)
+        .collect();
+    let runs = 20;
+    let mut i = 0;
+    let (mut t, _) = time_runs(runs, || {
+        i += 1;
+        device
+            .add_followup(&ids[i * 37 % ids.len()], &suivi_tests::visit(i))
+            .map_err(|e| e.to_string())
+    })?;
+    push_local(ctx, "save a follow-up", size, &mut t, Some(5.0));
+    let (mut t, _) = time_runs(10, || {
+        device
+            .list_cases(&CaseFilter::default())
+            .map_err(|e| e.to_string())
+    })?;
+    push_local(ctx, &format!("list {size} cases"), size, &mut t, Some(50.0));
+    let (mut t, found) = time_runs(10, || {
+        device
+            .list_cases(&CaseFilter {
+                query: Some("traore".into()),
+                ..Default::default()
+            })
+            .map_err(|e| e.to_string())
+    })?;
+    push_local(
+        ctx,
+        &format!("search \"traore\" ({} found)", found[0].len()),
+        size,
+        &mut t,
+        Some(50.0),
+    );
+    let mut k = 0;
+    let (mut t, _) = time_runs(20, || {
+        k += 1;
+        device
+            .case(&ids[k * 53 % ids.len()])
+            .map_err(|e| e.to_string())
+    })?;
+    push_local(ctx, "open a case", size, &mut t, None);
+    let target = ids[0].clone();
+    for n in 0..200 {
+        device
+            .edit_case(&target, &village_edit(n))
+            .map_err(|e| e.to_string())?;
+    }
+    let (mut t, history) = time_runs(5, || device.history(&target).map_err(|e| e.to_string()))?;
+    push_local(
+        ctx,
+        &format!("history of a case with {} changes", history[0].len()),
+        size,
+        &mut t,
+        None,
+    );
+    Ok(())
+}
+
+fn push_local(ctx: &mut Ctx, what: &str, size: usize, times: &mut [f64], target_ms: Option<f64>) {
+    let runs = times.len();
+    let (median, min, max) = summarise(times);
+    ctx.figures.push(Figure {
+        scenario: format!("local: {what}"),
+        profile: "-".into(),
+        runs,
+        median_ms: median,
+        min_ms: min,
+        max_ms: max,
+        bytes_up: 0,
+        bytes_down: 0,
+        round_trips: 0,
+        floor_bytes: None,
+        target: target_ms
+            .map(|t| format!("< {t} ms"))
+            .unwrap_or_else(|| "—".into()),
+        met: target_ms.map(|t| median < t),
+        note: format!("{size}-case device"),
+    });
+}
+
+/// Many devices sync at once: each agent pushes its cases and pulls.
+fn busy(ctx: &mut Ctx) -> Result<(), String> {
+    let (devices, cases) = (ctx.cli.busy_devices, ctx.cli.busy_cases);
+    step(&format!(
+        "busy server: preparing {devices} devices with {cases} cases each"
+    ));
+    let url = format!("http://{}", ctx.server.addr);
+    let mut stores = Vec::with_capacity(devices);
+    for d in 0..devices {
+        let user = format!("busy-{d}");
+        admin::add_user(
+            ctx.server.store.as_ref(),
+            &user,
+            Role::Agent,
+            &format!("busy-team-{}", d % 20),
+            None,
+        )?;
+        let dir = ctx.dir.path().join(&user);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let mut store = enroll(&ctx.server, &dir, &user, &url)?;
+        store
+            .import(&caseload(d * cases, cases))
+            .map_err(|e| e.to_string())?;
+        stores.push(store);
+    }
+    step(&format!("busy server: {devices} devices sync at once"));
+    let link_url = ctx.link.url();
+    let cpu_before = ctx.server.cpu_seconds();
+    let started = Instant::now();
+    let results: Vec<Result<SyncOutcome, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = stores
+            .iter_mut()
+            .map(|store| {
+                let url = link_url.clone();
+                scope.spawn(move || {
+                    let t = Instant::now();
+                    let report = sync(store, &url)?;
+                    Ok(SyncOutcome {
+                        ms: ms(t.elapsed()),
+                        refused: report.refused.len(),
+                        up: report.cases_up,
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("panicked".into())))
+            .collect()
+    });
+    let wall = started.elapsed();
+    let cpu = ctx.server.cpu_seconds() - cpu_before;
+    let ok: Vec<&SyncOutcome> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let failed = results.len() - ok.len();
+    let refused: usize = ok.iter().map(|o| o.refused).sum();
+    let pushed: usize = ok.iter().map(|o| o.up).sum();
+    let mut times: Vec<f64> = ok.iter().map(|o| o.ms).collect();
+    let (median, min, max) = summarise(&mut times);
+    if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+        eprintln!("a busy sync failed: {e}");
+    }
+    ctx.figures.push(Figure {
+        scenario: format!("busy server: {devices} devices × {cases} cases at once"),
+        profile: ctx.profile.name.into(),
+        runs: devices,
+        median_ms: median,
+        min_ms: min,
+        max_ms: max,
+        bytes_up: 0,
+        bytes_down: 0,
+        round_trips: 0,
+        floor_bytes: None,
+        target: "all complete, none refused".into(),
+        met: Some(failed == 0 && refused == 0 && pushed == devices * cases),
+        note: format!(
+            "{:.1} syncs/s, {:.1} s wall, server CPU {cpu:.1} s; {failed} failed, {refused} refused",
+            devices as f64 / wall.as_secs_f64(),
+            wall.as_secs_f64()
+        ),
+    });
+    if failed > 0 {
+        return Err(format!("{failed} busy syncs failed"));
+    }
+    Ok(())
+}
+
+struct SyncOutcome {
+    ms: f64,
+    refused: usize,
+    up: usize,
+}
+
+fn markdown(figures: &[Figure]) -> String {
+    let mut out = String::from(
+        "| scenario | profile | runs | median | min–max | bytes up | bytes down | floor | round trips | target | met | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for f in figures {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {}–{} | {} | {} | {} | {} | {} | {} | {} |\n",
+            f.scenario,
+            f.profile,
+            f.runs,
+            fmt_ms(f.median_ms),
+            fmt_ms(f.min_ms),
+            fmt_ms(f.max_ms),
+            fmt_bytes(f.bytes_up),
+            fmt_bytes(f.bytes_down),
+            f.floor_bytes
+                .map(|b| fmt_bytes(b as u64))
+                .unwrap_or_else(|| "—".into()),
+            if f.round_trips > 0 {
+                f.round_trips.to_string()
+            } else {
+                "—".into()
+            },
+            f.target,
+            match f.met {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "—",
+            },
+            f.note
+        ));
+    }
+    out
+}
+
+fn fmt_ms(v: f64) -> String {
+    if v >= 1000.0 {
+        format!("{:.2} s", v / 1000.0)
+    } else {
+        format!("{v:.2} ms")
+    }
+}
+
+fn fmt_bytes(b: u64) -> String {
+    if b == 0 {
+        "—".into()
+    } else if b >= 10 * 1024 {
+        format!("{:.1} KB", b as f64 / 1024.0)
+    } else {
+        format!("{b} B")
+    }
+}
+
+/// An SVG of first-sync time and bytes down against caseload size (log scale).
+fn plot(points: &[PlotPoint], profile: &str) -> String {
+    let (w, h, pad) = (640.0, 360.0, 60.0);
+    let xs: Vec<f64> = points.iter().map(|p| (p.0 as f64).log10()).collect();
+    let (xmin, xmax) = (
+        xs.iter().cloned().fold(f64::MAX, f64::min),
+        xs.iter().cloned().fold(f64::MIN, f64::max),
+    );
+    let tmax = points
+        .iter()
+        .map(|p| p.1 / 1000.0)
+        .fold(0.0, f64::max)
+        .max(1.0);
+    let bmax = points
+        .iter()
+        .map(|p| p.2 as f64 / 1024.0)
+        .fold(0.0, f64::max)
+        .max(1.0);
+    let x = |v: f64| pad + (v - xmin) / (xmax - xmin).max(1e-9) * (w - 2.0 * pad);
+    let y = |v: f64, max: f64| h - pad - v / max * (h - 2.0 * pad);
+    let line = |ys: Vec<f64>, max: f64| {
+        xs.iter()
+            .zip(ys)
+            .map(|(a, b)| format!("{:.1},{:.1}", x(*a), y(b, max)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let times = line(points.iter().map(|p| p.1 / 1000.0).collect(), tmax);
+    let bytes = line(points.iter().map(|p| p.2 as f64 / 1024.0).collect(), bmax);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{pad}\" y=\"24\" font-size=\"14\">First sync on the {profile} profile against caseload size</text>\n\
+         <line x1=\"{pad}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"black\"/>\n\
+         <line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{0}\" stroke=\"black\"/>\n\
+         <polyline points=\"{times}\" fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\"/>\n\
+         <polyline points=\"{bytes}\" fill=\"none\" stroke=\"#d62728\" stroke-width=\"2\" stroke-dasharray=\"6 3\"/>\n\
+         <text x=\"{pad}\" y=\"44\" fill=\"#1f77b4\">time (s), max {tmax:.1} s</text>\n\
+         <text x=\"{2}\" y=\"44\" fill=\"#d62728\">bytes down (KB), max {bmax:.0} KB</text>\n",
+        h - pad,
+        w - pad,
+        w / 2.0
+    );
+    for (p, xv) in points.iter().zip(&xs) {
+        svg.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{} cases</text>\n<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"#1f77b4\"/>\n<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"#d62728\"/>\n",
+            x(*xv),
+            h - pad + 18.0,
+            p.0,
+            x(*xv),
+            y(p.1 / 1000.0, tmax),
+            x(*xv),
+            y(p.2 as f64 / 1024.0, bmax)
+        ));
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+fn report(ctx: &Ctx, points: &[PlotPoint]) -> Result<(), String> {
+    let table = markdown(&ctx.figures);
+    println!("{table}");
+    let write = |path: &Option<PathBuf>, text: &str| -> Result<(), String> {
+        if let Some(path) = path {
+            std::fs::File::create(path)
+                .and_then(|mut f| f.write_all(text.as_bytes()))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        Ok(())
+    };
+    write(
+        &ctx.cli.json,
+        &serde_json::to_string_pretty(&ctx.figures).map_err(|e| e.to_string())?,
+    )?;
+    write(&ctx.cli.markdown, &table)?;
+    if points.len() >= 2 {
+        write(&ctx.cli.plot, &plot(points, ctx.profile.name))?;
+    }
+    Ok(())
+}
