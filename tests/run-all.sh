@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test of the project: formatting, lints, the Rust tests of all crates (unit, property,
-# crash, end-to-end over loopback).
+# crash, end-to-end over loopback), a smoke run of the benchmark, and the Kotlin bindings and
+# demo app logic on the JVM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FEATURES="--features suivi-core/cli"
@@ -13,3 +14,5 @@ cargo test --workspace $FEATURES
 echo "== benchmark smoke run (tiny sizes, lan profile)"
 cargo build -p sync-server -p suivi-tests --bins
 "${CARGO_TARGET_DIR:-target}/debug/suivi-bench" --smoke
+echo "== Kotlin bindings and demo logic on the JVM"
+bash tests/kotlin.sh

@@ -1,1 +1,591 @@
-//! Suivi FFI: thin uniffi adapters over suivi-core (to come, see issue 6).
+//! Suivi for Kotlin/Android: thin uniffi adapters over `suivi-core`. No logic lives here: each
+//! call locks the store, calls core, and maps the result into records Kotlin can read.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use suivi_core::forms::{Lang, FOLLOWUP, IDENTIFICATION, REFERRAL};
+use suivi_core::sync::HttpTransport;
+use suivi_core::{Error as CoreError, Store, Transition};
+
+uniffi::setup_scaffolding!();
+
+/// One problem in a form: the field id and a message key (the UI picks the text).
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct FieldProblem {
+    pub field: String,
+    pub key: String,
+}
+
+/// Errors Kotlin can act on. Messages carry ids and keys, never a child's data.
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum SuiviError {
+    /// The data did not pass the form's checks; nothing was saved.
+    #[error("validation failed on {} field(s)", problems.len())]
+    Validation { problems: Vec<FieldProblem> },
+    /// No such case, referral, form or store.
+    #[error("not found: {what}")]
+    NotFound { what: String },
+    /// The database key is wrong, or the file is not a Suivi database; the file is untouched.
+    #[error("wrong key or not a Suivi database")]
+    WrongKey,
+    /// The server refused (a case outside the caseload, a revoked device, an illegal move).
+    #[error("forbidden: {reason}")]
+    Forbidden { reason: String },
+    /// The server cannot be reached; nothing was lost, sync again later.
+    #[error("offline: {reason}")]
+    Offline { reason: String },
+    /// The phone's storage failed or is full.
+    #[error("storage: {reason}")]
+    Storage { reason: String },
+    #[error("{reason}")]
+    Other { reason: String },
+}
+
+impl From<CoreError> for SuiviError {
+    fn from(err: CoreError) -> Self {
+        match err {
+            CoreError::Validation(problems) => SuiviError::Validation {
+                problems: problems
+                    .into_iter()
+                    .map(|p| FieldProblem {
+                        field: p.field,
+                        key: p.key,
+                    })
+                    .collect(),
+            },
+            CoreError::NotFound { kind, id } => SuiviError::NotFound {
+                what: format!("{kind} {id}"),
+            },
+            CoreError::UnknownForm { id, version } => SuiviError::NotFound {
+                what: format!("form {id} v{version}"),
+            },
+            CoreError::WrongKeyOrCorrupt
+            | CoreError::PlaintextDatabase
+            | CoreError::ForeignDatabase => SuiviError::WrongKey,
+            CoreError::Forbidden(reason) => SuiviError::Forbidden { reason },
+            e @ (CoreError::DeviceRevoked | CoreError::IllegalTransition { .. }) => {
+                SuiviError::Forbidden {
+                    reason: e.to_string(),
+                }
+            }
+            CoreError::Offline(reason) => SuiviError::Offline { reason },
+            CoreError::Storage(reason) => SuiviError::Storage { reason },
+            CoreError::StorageFull => SuiviError::Storage {
+                reason: "storage full".into(),
+            },
+            other => SuiviError::Other {
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
+type Result<T, E = SuiviError> = std::result::Result<T, E>;
+
+/// A row of the caseload list.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct CaseSummary {
+    pub case_id: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub village: Option<String>,
+    pub risk_level: Option<String>,
+    pub next_followup_due: Option<String>,
+    pub referral_count: i64,
+    pub followup_count: i64,
+    pub conflict_count: i64,
+    pub updated_at: String,
+}
+
+impl From<suivi_core::store::CaseRow> for CaseSummary {
+    fn from(r: suivi_core::store::CaseRow) -> Self {
+        CaseSummary {
+            case_id: r.case_id,
+            first_name: r.first_name,
+            last_name: r.last_name,
+            village: r.village,
+            risk_level: r.risk_level,
+            next_followup_due: r.next_followup_due,
+            referral_count: r.referral_count,
+            followup_count: r.followup_count,
+            conflict_count: r.conflict_count,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// Filters for the caseload list; all optional.
+#[derive(Debug, Clone, Default, uniffi::Record)]
+pub struct CaseQuery {
+    /// Name search; case and accents do not matter.
+    pub text: Option<String>,
+    pub village: Option<String>,
+    pub risk_level: Option<String>,
+    pub referral_status: Option<String>,
+    /// Only cases whose next visit was due before this day (YYYY-MM-DD).
+    pub overdue_on: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// One step of a referral: who moved it, when, from which status to which.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ReferralStep {
+    pub transition: String,
+    pub from: String,
+    pub to: String,
+    pub actor: String,
+    pub at: String,
+    pub note: Option<String>,
+}
+
+/// A referral, a link of the case's referral chain.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ReferralInfo {
+    pub referral_id: String,
+    pub status: String,
+    /// Field values as text, by field id (display them with the form's labels).
+    pub fields: HashMap<String, String>,
+    pub created_at: String,
+    pub created_by: String,
+    pub previous_referral: Option<String>,
+    pub next_referral: Option<String>,
+    pub steps: Vec<ReferralStep>,
+}
+
+/// A follow-up visit.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct FollowUpInfo {
+    pub followup_id: String,
+    pub fields: HashMap<String, String>,
+    pub created_at: String,
+    pub created_by: String,
+}
+
+/// A field two devices set concurrently: every value kept, as JSON text.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ConflictInfo {
+    pub path: String,
+    pub values: Vec<String>,
+}
+
+/// Everything about one case, for the case screen.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct CaseDetail {
+    pub summary: CaseSummary,
+    pub identification: HashMap<String, String>,
+    pub referrals: Vec<ReferralInfo>,
+    pub followups: Vec<FollowUpInfo>,
+    pub conflicts: Vec<ConflictInfo>,
+}
+
+/// One field's change in the history: old → new, as JSON text.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct FieldChangeInfo {
+    pub path: String,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+}
+
+/// One change of a case: when, who, what.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct HistoryItem {
+    pub at: String,
+    pub user: Option<String>,
+    pub action: Option<String>,
+    pub changes: Vec<FieldChangeInfo>,
+}
+
+/// A choice of a select field, labelled in the requested language.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ChoiceInfo {
+    pub id: String,
+    pub label: String,
+}
+
+/// A field of a form, labelled in the requested language: enough to render it.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct FieldInfo {
+    pub id: String,
+    /// text, integer, decimal, date, boolean, select_one, select_multiple, geopoint, phone
+    pub field_type: String,
+    pub label: String,
+    pub required: bool,
+    pub multiline: bool,
+    pub choices: Vec<ChoiceInfo>,
+}
+
+/// A form definition, as data: a new version needs no app release.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct FormInfo {
+    pub id: String,
+    pub version: u32,
+    pub title: String,
+    pub right_to_left: bool,
+    pub fields: Vec<FieldInfo>,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct SyncSummary {
+    pub cases_up: u64,
+    pub cases_down: u64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub round_trips: u64,
+    /// Cases holding a conflict after this sync.
+    pub conflicts: u64,
+    /// Cases the server refused (outside this device's caseload).
+    pub refused: u64,
+    pub duration_ms: u64,
+}
+
+/// Progress while a sync runs.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct SyncProgress {
+    pub round_trips: u64,
+    pub cases_down: u64,
+    pub bytes_down: u64,
+    pub more: bool,
+}
+
+/// Receives sync progress (called on the syncing thread).
+#[uniffi::export(callback_interface)]
+pub trait SyncListener: Send + Sync {
+    /// Called after each committed page.
+    fn on_progress(&self, progress: SyncProgress);
+}
+
+/// The device after enrollment.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct EnrollmentInfo {
+    pub device_id: String,
+    pub user: String,
+    pub role: String,
+}
+
+fn text_fields(record: &suivi_core::Record) -> HashMap<String, String> {
+    record
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string()),
+            )
+        })
+        .collect()
+}
+
+fn to_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// The encrypted case store of this device.
+#[derive(uniffi::Object)]
+pub struct CaseStore {
+    inner: Mutex<Store>,
+}
+
+impl CaseStore {
+    fn store(&self) -> MutexGuard<'_, Store> {
+        // A panic in core while holding the lock leaves SQLite consistent (transactions roll
+        // back), so the store stays usable.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[uniffi::export]
+impl CaseStore {
+    /// Creates the store for a user on this device. `key` comes from the Android Keystore.
+    #[uniffi::constructor]
+    pub fn create(path: String, key: String, user: String, device: String) -> Result<Arc<Self>> {
+        let store = Store::create(Path::new(&path), &key, &user, &device)?;
+        Ok(Arc::new(CaseStore {
+            inner: Mutex::new(store),
+        }))
+    }
+
+    /// Opens the store; a wrong key is `SuiviError.WrongKey` and changes nothing.
+    #[uniffi::constructor]
+    pub fn open(path: String, key: String) -> Result<Arc<Self>> {
+        let store = Store::open(Path::new(&path), &key)?;
+        Ok(Arc::new(CaseStore {
+            inner: Mutex::new(store),
+        }))
+    }
+
+    /// The user this store belongs to.
+    pub fn user(&self) -> String {
+        self.store().identity().user.clone()
+    }
+
+    /// A form by id ("identification", "referral", "followup"), labelled in `lang` (fr, en, ar).
+    pub fn form(&self, form_id: String, lang: String) -> Result<FormInfo> {
+        let store = self.store();
+        let lang = Lang::from_tag(&lang);
+        let form = store.forms().latest(&form_id)?;
+        Ok(FormInfo {
+            id: form.id.clone(),
+            version: form.version,
+            title: form.title.get(lang).to_string(),
+            right_to_left: lang == Lang::Ar,
+            fields: form
+                .fields
+                .iter()
+                .map(|f| FieldInfo {
+                    id: f.id.clone(),
+                    field_type: serde_json::to_value(f.field_type)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    label: f.label.get(lang).to_string(),
+                    required: f.required,
+                    multiline: f.multiline,
+                    choices: f
+                        .choices
+                        .iter()
+                        .map(|c| ChoiceInfo {
+                            id: c.id.clone(),
+                            label: c.label.get(lang).to_string(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+    }
+
+    /// The fields a form screen shows given what was entered so far (relevance rules).
+    pub fn visible_fields(
+        &self,
+        form_id: String,
+        inputs: HashMap<String, String>,
+    ) -> Result<Vec<String>> {
+        let store = self.store();
+        let form = store.forms().latest(&form_id)?;
+        // Half-typed values do not hide anything: keep what parses.
+        let record = inputs
+            .iter()
+            .filter_map(|(k, v)| form.parse_input(k, v).ok().map(|j| (k.clone(), j)))
+            .collect();
+        Ok(form.visible_fields(&record))
+    }
+
+    /// Records a new child from the identification form's text inputs; returns the case id.
+    pub fn create_case(&self, inputs: HashMap<String, String>) -> Result<String> {
+        let mut store = self.store();
+        let record = store
+            .forms()
+            .latest(IDENTIFICATION)?
+            .record_from_inputs(&inputs)?;
+        Ok(store.create_case(&record)?)
+    }
+
+    /// Changes identification fields (an empty input clears the field); returns what changed.
+    pub fn edit_case(
+        &self,
+        case_id: String,
+        inputs: HashMap<String, String>,
+    ) -> Result<Vec<String>> {
+        let mut store = self.store();
+        let record = store
+            .forms()
+            .latest(IDENTIFICATION)?
+            .record_from_inputs(&inputs)?;
+        Ok(store.edit_case(&case_id, &record)?)
+    }
+
+    /// Refers the child to a service; returns the referral id.
+    pub fn refer(&self, case_id: String, inputs: HashMap<String, String>) -> Result<String> {
+        let mut store = self.store();
+        let record = store
+            .forms()
+            .latest(REFERRAL)?
+            .record_from_inputs(&inputs)?;
+        Ok(store.refer(&case_id, &record)?)
+    }
+
+    /// Moves a referral (send, accept, decline, start, complete, close, transfer); a transfer
+    /// names the next provider and returns the next referral's id.
+    pub fn move_referral(
+        &self,
+        referral_id: String,
+        transition: String,
+        note: Option<String>,
+        next_provider: Option<String>,
+    ) -> Result<Option<String>> {
+        let transition = Transition::parse(&transition)?;
+        Ok(self.store().transition_referral(
+            &referral_id,
+            transition,
+            note.as_deref(),
+            next_provider.as_deref(),
+        )?)
+    }
+
+    /// Records a follow-up visit; returns its id.
+    pub fn add_followup(&self, case_id: String, inputs: HashMap<String, String>) -> Result<String> {
+        let mut store = self.store();
+        let record = store
+            .forms()
+            .latest(FOLLOWUP)?
+            .record_from_inputs(&inputs)?;
+        Ok(store.add_followup(&case_id, &record)?)
+    }
+
+    /// The caseload list, from the projections (no document is loaded).
+    pub fn list_cases(&self, query: CaseQuery) -> Result<Vec<CaseSummary>> {
+        let filter = suivi_core::CaseFilter {
+            query: query.text,
+            village: query.village,
+            risk_level: query.risk_level,
+            referral_status: query.referral_status,
+            overdue_on: query
+                .overdue_on
+                .map(|d| {
+                    suivi_core::store::parse_date(&d).ok_or_else(|| SuiviError::Validation {
+                        problems: vec![FieldProblem {
+                            field: "overdue_on".into(),
+                            key: "type.date".into(),
+                        }],
+                    })
+                })
+                .transpose()?,
+            limit: query.limit.map(|l| l as usize),
+        };
+        Ok(self
+            .store()
+            .list_cases(&filter)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// Everything about one case: identification, referral chain, visits, conflicts.
+    pub fn case_detail(&self, case_id: String) -> Result<CaseDetail> {
+        let d = self.store().case(&case_id)?;
+        Ok(CaseDetail {
+            summary: d.summary.into(),
+            identification: text_fields(&d.identification),
+            referrals: d
+                .referrals
+                .into_iter()
+                .map(|r| ReferralInfo {
+                    fields: text_fields(&r.fields),
+                    referral_id: r.id,
+                    status: r.status,
+                    created_at: r.created_at,
+                    created_by: r.created_by,
+                    previous_referral: r.previous_referral,
+                    next_referral: r.next_referral,
+                    steps: r
+                        .transitions
+                        .into_iter()
+                        .map(|t| ReferralStep {
+                            transition: t.transition,
+                            from: t.from,
+                            to: t.to,
+                            actor: t.actor,
+                            at: t.at,
+                            note: t.note,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            followups: d
+                .followups
+                .into_iter()
+                .map(|f| FollowUpInfo {
+                    fields: text_fields(&f.fields),
+                    followup_id: f.id,
+                    created_at: f.created_at,
+                    created_by: f.created_by,
+                })
+                .collect(),
+            conflicts: d
+                .conflicts
+                .into_iter()
+                .map(|c| ConflictInfo {
+                    path: c.path,
+                    values: c.values.iter().map(ToString::to_string).collect(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Who changed what in a case, and when.
+    pub fn history(&self, case_id: String) -> Result<Vec<HistoryItem>> {
+        let to_text = |v: Option<serde_json::Value>| v.map(|v| v.to_string());
+        Ok(self
+            .store()
+            .history(&case_id)?
+            .into_iter()
+            .map(|h| HistoryItem {
+                at: h.at.to_rfc3339(),
+                user: h.user,
+                action: h.action,
+                changes: h
+                    .changes
+                    .into_iter()
+                    .map(|c| FieldChangeInfo {
+                        path: c.path,
+                        old_value: to_text(c.old),
+                        new_value: to_text(c.new),
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// Cases holding a conflict, for the conflicts badge.
+    pub fn conflicted_case_count(&self) -> Result<u64> {
+        let rows = self
+            .store()
+            .list_cases(&suivi_core::CaseFilter::default())?;
+        Ok(to_u64(rows.iter().filter(|r| r.conflict_count > 0).count()))
+    }
+
+    /// Enrolls this device with a sync server using a one-time code from an admin.
+    pub fn enroll(&self, server_url: String, code: String) -> Result<EnrollmentInfo> {
+        let transport = HttpTransport::new(&server_url)?;
+        let e = self.store().enroll(&transport, &server_url, &code)?;
+        Ok(EnrollmentInfo {
+            device_id: e.device_id,
+            user: e.user,
+            role: e.role,
+        })
+    }
+
+    /// Syncs the caseload. Being offline is `SuiviError.Offline` and loses nothing.
+    pub fn sync(&self, listener: Option<Box<dyn SyncListener>>) -> Result<SyncSummary> {
+        let mut store = self.store();
+        let transport = HttpTransport::new(&store.server_url()?)?;
+        let report = store.sync(&transport, &mut |p| {
+            if let Some(l) = &listener {
+                l.on_progress(SyncProgress {
+                    round_trips: to_u64(p.round_trips),
+                    cases_down: to_u64(p.cases_down),
+                    bytes_down: to_u64(p.bytes_down),
+                    more: p.more,
+                });
+            }
+        })?;
+        Ok(SyncSummary {
+            cases_up: to_u64(report.cases_up),
+            cases_down: to_u64(report.cases_down),
+            bytes_up: to_u64(report.bytes_up),
+            bytes_down: to_u64(report.bytes_down),
+            round_trips: to_u64(report.round_trips),
+            conflicts: to_u64(report.conflicts),
+            refused: to_u64(report.refused.len()),
+            duration_ms: report.duration_ms,
+        })
+    }
+
+    /// When the last sync completed (RFC 3339), if ever.
+    pub fn last_sync(&self) -> Result<Option<String>> {
+        Ok(self.store().last_sync()?)
+    }
+}

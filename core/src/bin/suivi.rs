@@ -424,26 +424,15 @@ impl Values {
             record = serde_json::from_str(&text)
                 .map_err(|e| Error::InvalidInput(format!("JSON: {e}")))?;
         }
-        let mut errors = Vec::new();
+        let mut pairs = Vec::new();
         for pair in &self.set {
-            let Some((field, value)) = pair.split_once('=') else {
-                return Err(Error::InvalidInput(format!(
-                    "expected FIELD=VALUE, got {pair}"
-                )));
-            };
-            match form.parse_input(field, value) {
-                Ok(v) => {
-                    record.insert(field.to_string(), v);
-                }
-                Err(Error::Validation(e)) => errors.extend(e),
-                Err(e) => return Err(e),
-            }
+            let (field, value) = pair
+                .split_once('=')
+                .ok_or_else(|| Error::InvalidInput(format!("expected FIELD=VALUE, got {pair}")))?;
+            pairs.push((field, value));
         }
-        if errors.is_empty() {
-            Ok(record)
-        } else {
-            Err(Error::Validation(errors))
-        }
+        record.extend(form.record_from_inputs(pairs)?);
+        Ok(record)
     }
 }
 

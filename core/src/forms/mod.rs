@@ -249,6 +249,42 @@ impl FormDefinition {
     }
 }
 
+impl FormDefinition {
+    /// Builds a record from text inputs (a form screen's fields, a command line's `--set`
+    /// pairs), converting each by its field type; every problem is reported at once. Empty text
+    /// becomes `null`, which clears a field in an edit.
+    pub fn record_from_inputs<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        inputs: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Record> {
+        let mut record = Record::new();
+        let mut errors = Vec::new();
+        for (field, text) in inputs {
+            match self.parse_input(field.as_ref(), text.as_ref()) {
+                Ok(value) => {
+                    record.insert(field.as_ref().to_string(), value);
+                }
+                Err(Error::Validation(e)) => errors.extend(e),
+                Err(e) => return Err(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(record)
+        } else {
+            Err(Error::Validation(errors))
+        }
+    }
+
+    /// The ids of the fields a form screen shows, given the values entered so far.
+    pub fn visible_fields(&self, record: &Record) -> Vec<String> {
+        self.fields
+            .iter()
+            .filter(|f| self.is_relevant(f, record))
+            .map(|f| f.id.clone())
+            .collect()
+    }
+}
+
 /// The forms this build knows, by id and version.
 #[derive(Debug, Clone)]
 pub struct FormRegistry {

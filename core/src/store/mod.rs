@@ -21,6 +21,14 @@ use crate::forms::{FormRegistry, Record, IDENTIFICATION};
 use crate::referral::Transition;
 pub use projection::{fold, CaseRow, ReferralRow};
 
+/// A calendar day, as filters take it.
+pub type Date = NaiveDate;
+
+/// Parses a YYYY-MM-DD day.
+pub fn parse_date(text: &str) -> Option<Date> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+}
+
 /// Fold the incremental chunks into a fresh snapshot once a case has this many.
 pub const CASE_CHUNKS_MAX: i64 = 32;
 /// Upper bound on rows a list or search returns.

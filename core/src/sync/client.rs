@@ -523,6 +523,7 @@ impl Store {
     pub fn wipe_case_data(&mut self) -> Result<()> {
         let tx = self.connection_ref().unchecked_transaction()?;
         tx.execute("DELETE FROM case_docs", [])?;
+        tx.execute("DELETE FROM pending_changes", [])?;
         tx.execute("DELETE FROM meta WHERE key = ?1", [META_CURSOR])?;
         tx.commit()?;
         let conn = self.connection_ref();
