@@ -331,7 +331,15 @@ impl CaseDoc {
         }
         form.validate(&new)?;
         let ident = self.map(&ROOT, K_IDENTIFICATION)?;
-        let changed = self.write_fields(&ident, form, &old, &new)?;
+        // Setting a conflicted field settles the conflict, even to the value shown now: mark it
+        // as different so it is written.
+        let mut before = old.clone();
+        for key in patch.keys() {
+            if self.doc.get_all(&ident, key.as_str())?.len() > 1 {
+                before.insert(key.clone(), Json::String("\u{0}conflicted".into()));
+            }
+        }
+        let changed = self.write_fields(&ident, form, &before, &new)?;
         if !changed.is_empty() {
             self.commit(ctx, "case.edit");
         }

@@ -209,13 +209,21 @@ fn a_same_field_edit_on_two_devices_is_kept_as_a_conflict() {
     values.sort_by_key(|v| v.to_string());
     assert_eq!(values, vec![json!("Kignan"), json!("Misséni")]);
     assert_eq!(docs[1].conflicts(&forms).unwrap(), conflicts);
-    // A supervisor's later edit settles it.
-    docs[1]
+    // A supervisor's later edit settles it, even when it keeps the value shown now.
+    let shown = docs[1].identification(&forms).unwrap()["village"].clone();
+    let changed = docs[1]
         .edit_identification(
             &forms,
-            &record(json!({"village": "Kignan"})),
+            &record(json!({"village": shown})),
             &ChangeContext::now("sup"),
         )
         .unwrap();
+    assert_eq!(changed, vec!["village"]);
     assert!(docs[1].conflicts(&forms).unwrap().is_empty());
+    // The other device receives the settlement: the conflict is gone there too.
+    exchange(&mut docs, 1, 0);
+    assert!(
+        docs[0].conflicts(&forms).unwrap().is_empty(),
+        "the settled value supersedes both"
+    );
 }

@@ -127,7 +127,7 @@ fn bad_bodies_get_4xx_and_the_server_keeps_serving() {
 
 #[test]
 fn a_device_over_its_rate_limit_gets_429_then_recovers() {
-    let server = TestServer::start_with(None, Some((3, 50.0)));
+    let server = TestServer::start_with(None, Some((3, 2.0)));
     server.add_user("amina", Role::Agent, "sikasso");
     let mut device = server.device("amina");
     let credentials = device.store.credentials().unwrap();
@@ -142,6 +142,6 @@ fn a_device_over_its_rate_limit_gets_429_then_recovers() {
         .collect();
     assert!(statuses.contains(&429), "{statuses:?}");
     assert_eq!(statuses[0], 200);
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    std::thread::sleep(std::time::Duration::from_millis(800));
     device.sync().unwrap();
 }
