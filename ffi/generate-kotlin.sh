@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:?usage: ffi/generate-kotlin.sh <out-dir>}"
 target="${CARGO_TARGET_DIR:-target}"
-cargo build -p suivi-ffi
-cargo run -q -p suivi-ffi --features bindgen --bin uniffi-bindgen -- \
-  generate --library "$target/debug/libsuivi_ffi.so" --language kotlin --out-dir "$out" --no-format
+# The same feature set as the test command, so nothing is compiled twice.
+cargo build --workspace --features suivi-core/cli,suivi-ffi/bindgen
+"$target/debug/uniffi-bindgen" generate --library "$target/debug/libsuivi_ffi.so" --language kotlin --out-dir "$out" --no-format
 echo "Kotlin bindings in $out"

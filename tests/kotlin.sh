@@ -11,7 +11,6 @@ jna="${JNA_JAR:-/usr/share/java/jna.jar}"
 [ -x "$kotlin_home/bin/kotlinc" ] || { echo "kotlinc not found under $kotlin_home (bash .ci/setup installs it)"; exit 1; }
 [ -f "$jna" ] || { echo "$jna not found (apt-get install libjna-java)"; exit 1; }
 
-cargo build -p sync-server --bin suivi-server
 rm -rf "$work" && mkdir -p "$work"
 ffi/generate-kotlin.sh "$work/bindings"
 "$kotlin_home/bin/kotlinc" -nowarn -cp "$jna" -d "$work/classes" \

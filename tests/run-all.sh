@@ -4,15 +4,16 @@
 # demo app logic on the JVM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-FEATURES="--features suivi-core/cli"
+# One feature set for every step, so each dependency is compiled once.
+BUILD=(--workspace --features suivi-core/cli,suivi-ffi/bindgen)
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --workspace --all-targets $FEATURES -- -D warnings
+cargo clippy "${BUILD[@]}" --all-targets -- -D warnings
 echo "== cargo test"
-cargo test --workspace $FEATURES
+cargo test "${BUILD[@]}"
 echo "== benchmark smoke run (tiny sizes, lan profile)"
-cargo build -p sync-server -p suivi-tests --bins
+cargo build "${BUILD[@]}"
 "${CARGO_TARGET_DIR:-target}/debug/suivi-bench" --smoke
 echo "== Kotlin bindings and demo logic on the JVM"
 bash tests/kotlin.sh

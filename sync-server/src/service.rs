@@ -18,8 +18,9 @@ use crate::storage::{
 };
 
 /// Raw change bytes read for one pull page before compression; trimmed if the compressed page
-/// would exceed `PULL_PAGE_BYTES_MAX`.
-pub const PULL_PAGE_RAW_BYTES_MAX: usize = 4 * protocol::PULL_PAGE_BYTES_MAX;
+/// would exceed `PULL_PAGE_BYTES_MAX`. Case changes compress about 7:1 together, so read
+/// enough to fill a page.
+pub const PULL_PAGE_RAW_BYTES_MAX: usize = 16 * protocol::PULL_PAGE_BYTES_MAX;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {

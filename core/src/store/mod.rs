@@ -31,6 +31,8 @@ pub fn parse_date(text: &str) -> Option<Date> {
 
 /// Fold the incremental chunks into a fresh snapshot once a case has this many.
 pub const CASE_CHUNKS_MAX: i64 = 32;
+/// SQLite page cache, KiB: enough for the projections of a 10,000-case caseload.
+pub const STORE_CACHE_KIB_MAX: i64 = 16 * 1024;
 /// Upper bound on rows a list or search returns.
 pub const LIST_ROWS_MAX: usize = 10_000;
 
@@ -121,6 +123,9 @@ fn open_connection(path: &Path, key: &str, create: bool) -> Result<Connection> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     // Temporary tables and sorts stay in memory: nothing about a case reaches disk unencrypted.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // Keep decrypted pages of the projections in memory: lists and searches read them again and
+    // again, and SQLCipher decrypts every page it reads from disk.
+    conn.pragma_update(None, "cache_size", -STORE_CACHE_KIB_MAX)?;
     conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
     // FULL: an acknowledged save survives a power cut, not only a killed process.
     conn.pragma_update(None, "synchronous", "FULL")?;

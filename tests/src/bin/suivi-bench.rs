@@ -508,7 +508,28 @@ fn local(ctx: &mut Ctx, size: usize, device: &mut Store) -> Result<(), String> {
             .list_cases(&CaseFilter::default())
             .map_err(|e| e.to_string())
     })?;
-    push_local(ctx, &format!("list {size} cases"), size, &mut t, Some(50.0));
+    push_local(
+        ctx,
+        &format!("list all {size} cases"),
+        size,
+        &mut t,
+        Some(50.0),
+    );
+    let (mut t, _) = time_runs(10, || {
+        device
+            .list_cases(&CaseFilter {
+                limit: Some(100),
+                ..Default::default()
+            })
+            .map_err(|e| e.to_string())
+    })?;
+    push_local(
+        ctx,
+        "list the first 100 cases (one screen)",
+        size,
+        &mut t,
+        None,
+    );
     let (mut t, found) = time_runs(10, || {
         device
             .list_cases(&CaseFilter {

@@ -4,7 +4,9 @@
 use suivi_core::Error;
 use suivi_server::storage::Role;
 use suivi_tests::link::{LinkEmulator, PROFILE_LAN};
-use suivi_tests::{child, referral, visit, TestServer};
+use suivi_tests::{child, TestServer};
+
+const CASES: usize = 1500;
 
 #[test]
 fn a_cut_sync_resumes_without_resending_committed_pages() {
@@ -12,11 +14,11 @@ fn a_cut_sync_resumes_without_resending_committed_pages() {
     server.add_user("amina", Role::Agent, "sikasso");
     server.add_user("fatima", Role::Supervisor, "sikasso");
     let mut agent = server.device("amina");
-    for n in 0..400 {
-        let id = agent.store.create_case(&child(n)).unwrap();
-        agent.store.refer(&id, &referral(n)).unwrap();
-        agent.store.add_followup(&id, &visit(n)).unwrap();
-    }
+    // Enough cases for several 64 KB pages: each with a referral and two visits.
+    agent
+        .store
+        .import(&suivi_tests::bench::caseload(0, CASES))
+        .unwrap();
     agent.sync().unwrap();
     let total_changes = agent.change_count();
 
@@ -57,7 +59,7 @@ fn a_cut_sync_resumes_without_resending_committed_pages() {
             "cut at {cut_at} (cursor {cursor}): {committed} committed, {} re-pulled",
             second.changes_down
         );
-        assert_eq!(device.case_ids().len(), 400);
+        assert_eq!(device.case_ids().len(), CASES);
         let resumed_down = link.counters().down();
         // Headers vary by a few bytes; a resumed sync never costs more than a full one, and
         // less once a page was committed.
