@@ -622,34 +622,13 @@ impl CaseDoc {
             let mut texts_seen: Vec<ObjId> = Vec::new();
             for patch in patches {
                 let mut path: Vec<String> = patch.path.iter().map(|(_, p)| prop_text(p)).collect();
-                match patch.action {
-                    PatchAction::PutMap { key, value, .. } => {
-                        if matches!(value.0, Value::Object(_)) {
-                            continue;
-                        }
-                        let old = self
-                            .doc
-                            .get_at(&patch.obj, key.as_str(), &deps)?
-                            .map(|(v, _)| value_to_plain_json(&v));
-                        path.push(key);
-                        fields.push(FieldChange {
-                            path: path.join("."),
-                            old,
-                            new: Some(value_to_plain_json(&value.0)),
-                        });
+                let (key, new) = match patch.action {
+                    PatchAction::PutMap { key, value, .. }
+                        if !matches!(value.0, Value::Object(_)) =>
+                    {
+                        (key, Some(value_to_plain_json(&value.0)))
                     }
-                    PatchAction::DeleteMap { key } => {
-                        let old = self
-                            .doc
-                            .get_at(&patch.obj, key.as_str(), &deps)?
-                            .map(|(v, _)| value_to_plain_json(&v));
-                        path.push(key);
-                        fields.push(FieldChange {
-                            path: path.join("."),
-                            old,
-                            new: None,
-                        });
-                    }
+                    PatchAction::DeleteMap { key } => (key, None),
                     PatchAction::SpliceText { .. } | PatchAction::DeleteSeq { .. } => {
                         if texts_seen.contains(&patch.obj) {
                             continue;
@@ -669,9 +648,20 @@ impl CaseDoc {
                             old: old.map(Json::String),
                             new: new.map(Json::String),
                         });
+                        continue;
                     }
-                    _ => {}
-                }
+                    _ => continue,
+                };
+                let old = self
+                    .doc
+                    .get_at(&patch.obj, key.as_str(), &deps)?
+                    .map(|(v, _)| value_to_plain_json(&v));
+                path.push(key);
+                fields.push(FieldChange {
+                    path: path.join("."),
+                    old,
+                    new,
+                });
             }
             out.push(HistoryEntry {
                 hash: hash.to_string(),

@@ -28,23 +28,22 @@ fn actor_of(device: &TestDevice) -> ActorId {
     ActorId::from(hex::decode(&device.store.identity().actor).unwrap())
 }
 
-/// Pushes raw changes with a device's credential, bypassing its store.
-fn raw_push(
-    server: &TestServer,
-    device: &TestDevice,
-    case_id: &str,
-    changes: Vec<Vec<u8>>,
-) -> SyncResponse {
+fn case_changes(case_id: &str, changes: Vec<Vec<u8>>) -> CaseChanges {
+    CaseChanges {
+        case_id: case_id.to_string(),
+        changes: changes
+            .into_iter()
+            .map(serde_bytes::ByteBuf::from)
+            .collect(),
+    }
+}
+
+/// Pushes a batch with a device's credential, bypassing its store.
+fn raw_sync(server: &TestServer, device: &TestDevice, push: Vec<CaseChanges>) -> SyncResponse {
     let request = SyncRequest {
         version: PROTOCOL_VERSION,
         cursor: u64::MAX / 2,
-        push: vec![CaseChanges {
-            case_id: case_id.to_string(),
-            changes: changes
-                .into_iter()
-                .map(serde_bytes::ByteBuf::from)
-                .collect(),
-        }],
+        push,
     };
     let transport = HttpTransport::new(&server.url()).unwrap();
     let reply = transport
@@ -57,6 +56,16 @@ fn raw_push(
         .unwrap();
     assert_eq!(reply.status, 200);
     protocol::decode(&reply.body).unwrap()
+}
+
+/// Pushes one case's raw changes.
+fn raw_push(
+    server: &TestServer,
+    device: &TestDevice,
+    case_id: &str,
+    changes: Vec<Vec<u8>>,
+) -> SyncResponse {
+    raw_sync(server, device, vec![case_changes(case_id, changes)])
 }
 
 #[test]
@@ -103,37 +112,14 @@ fn a_write_outside_the_caseload_is_refused_and_stored_nowhere() {
         &ChangeContext::now("moussa"),
     )
     .unwrap();
-    let request = SyncRequest {
-        version: PROTOCOL_VERSION,
-        cursor: 0,
-        push: vec![
-            CaseChanges {
-                case_id: case_id.clone(),
-                changes: changes
-                    .into_iter()
-                    .map(serde_bytes::ByteBuf::from)
-                    .collect(),
-            },
-            CaseChanges {
-                case_id: "00000000000000000000000000000abc".into(),
-                changes: own
-                    .changes_since(&[])
-                    .into_iter()
-                    .map(serde_bytes::ByteBuf::from)
-                    .collect(),
-            },
+    let response = raw_sync(
+        &server,
+        &moussa,
+        vec![
+            case_changes(&case_id, changes),
+            case_changes("00000000000000000000000000000abc", own.changes_since(&[])),
         ],
-    };
-    let transport = HttpTransport::new(&server.url()).unwrap();
-    let reply = transport
-        .post(
-            "/v1/sync",
-            CONTENT_TYPE,
-            protocol::encode(&request).unwrap(),
-            Some(&moussa.store.credentials().unwrap()),
-        )
-        .unwrap();
-    let response: SyncResponse = protocol::decode(&reply.body).unwrap();
+    );
     assert_eq!(
         response.accepted,
         vec!["00000000000000000000000000000abc".to_string()]
