@@ -561,7 +561,7 @@ impl CaseStore {
     /// Syncs the caseload. Being offline is `SuiviError.Offline` and loses nothing.
     pub fn sync(&self, listener: Option<Box<dyn SyncListener>>) -> Result<SyncSummary> {
         let mut store = self.store();
-        let transport = HttpTransport::new(&store.server_url()?)?;
+        let transport = store.transport()?;
         let report = store.sync(&transport, &mut |p| {
             if let Some(l) = &listener {
                 l.on_progress(SyncProgress {

@@ -41,6 +41,40 @@ pub fn state_with_rate_limit(store: Arc<dyn ServerStore>, burst: u32, per_sec: f
     }
 }
 
+/// A certificate chain and private key, PEM files, for HTTPS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+/// Binds and serves HTTPS (rustls) in the current tokio runtime, on any address.
+pub async fn spawn_tls(
+    state: AppState,
+    listen: SocketAddr,
+    tls: &TlsFiles,
+) -> Result<RunningServer, String> {
+    // One process-wide crypto provider for rustls; installing it twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+        .await
+        .map_err(|e| format!("TLS certificate or key: {e}"))?;
+    let listener =
+        std::net::TcpListener::bind(listen).map_err(|e| format!("bind {listen}: {e}"))?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let router = app(state);
+    let handle = tokio::spawn(async move {
+        if let Err(e) = axum_server::from_tcp_rustls(listener, config)
+            .serve(router.into_make_service())
+            .await
+        {
+            tracing::error!(error = %e, "server stopped");
+        }
+    });
+    Ok(RunningServer { addr, handle })
+}
+
 /// A server bound to a port, serving until the returned handle is dropped or aborted.
 pub struct RunningServer {
     pub addr: SocketAddr,
@@ -50,7 +84,7 @@ pub struct RunningServer {
 /// Binds and serves in the current tokio runtime. Plain HTTP is for loopback only.
 pub async fn spawn(state: AppState, listen: SocketAddr) -> Result<RunningServer, String> {
     if !listen.ip().is_loopback() {
-        return Err("plain HTTP is served on loopback only; put a TLS-terminating proxy in front for other addresses".into());
+        return Err("plain HTTP is served on loopback only; give --tls-cert and --tls-key to serve HTTPS on other addresses".into());
     }
     let listener = TcpListener::bind(listen)
         .await

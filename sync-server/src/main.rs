@@ -24,10 +24,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve devices (plain HTTP on loopback).
+    /// Serve devices: plain HTTP on loopback, or HTTPS with --tls-cert and --tls-key.
     Serve {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// PEM certificate chain: serve HTTPS (rustls), on any address.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Users: agents, supervisors, officers, admins, each in a team.
     #[command(subcommand)]
@@ -100,8 +106,22 @@ fn run(cli: Cli) -> Result<(), String> {
     let store = open_store(&cli.data, key.as_deref())?;
     let runtime = || tokio::runtime::Runtime::new().map_err(|e| e.to_string());
     match cli.command {
-        Command::Serve { listen } => runtime()?.block_on(async move {
-            let server = suivi_server::spawn(state(store), listen).await?;
+        Command::Serve {
+            listen,
+            tls_cert,
+            tls_key,
+        } => runtime()?.block_on(async move {
+            let server = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => {
+                    suivi_server::spawn_tls(
+                        state(store),
+                        listen,
+                        &suivi_server::TlsFiles { cert, key },
+                    )
+                    .await?
+                }
+                _ => suivi_server::spawn(state(store), listen).await?,
+            };
             tracing::info!(addr = %server.addr, data = %cli.data.display(), "serving");
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => Ok(()),

@@ -85,6 +85,9 @@ enum Command {
         server: String,
         #[arg(long)]
         code: String,
+        /// The project's CA certificate (PEM), when the server's certificate is not public.
+        #[arg(long)]
+        ca_cert: Option<PathBuf>,
     },
     /// Push what was recorded offline and pull the caseload's changes.
     Sync,
@@ -327,8 +330,25 @@ fn run(cli: &Cli, lang: Lang) -> Result<(), Error> {
                 format!("{} {}", ids.len(), t(lang, "imported"))
             })
         }
-        Command::Enroll { server, code } => {
-            let transport = suivi_core::sync::HttpTransport::new(server)?;
+        Command::Enroll {
+            server,
+            code,
+            ca_cert,
+        } => {
+            let ca = match ca_cert {
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?,
+                ),
+                None => None,
+            };
+            let transport = suivi_core::sync::HttpTransport::with_root_certificate(
+                server,
+                ca.as_deref().map(str::as_bytes),
+            )?;
+            if let Some(pem) = &ca {
+                store.set_server_ca(pem)?;
+            }
             let enrolled = store.enroll(&transport, server, code)?;
             print(
                 cli,
@@ -346,7 +366,7 @@ fn run(cli: &Cli, lang: Lang) -> Result<(), Error> {
             )
         }
         Command::Sync => {
-            let transport = suivi_core::sync::HttpTransport::new(&store.server_url()?)?;
+            let transport = store.transport()?;
             let bar = (!cli.json && std::io::stderr().is_terminal()).then(|| {
                 let bar = indicatif::ProgressBar::new_spinner();
                 bar.enable_steady_tick(std::time::Duration::from_millis(120));

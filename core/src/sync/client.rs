@@ -32,6 +32,7 @@ const META_TOKEN: &str = "device_token";
 const META_ROLE: &str = "role";
 const META_CURSOR: &str = "cursor";
 const META_LAST_SYNC: &str = "last_sync";
+const META_SERVER_CA: &str = "server_ca";
 
 /// `case_sync.dirty`: 0 the server has everything; 1 local changes wait; 2 the server refused them.
 const DIRTY_CLEAN: i64 = 0;
@@ -132,6 +133,22 @@ impl Store {
 
     pub fn server_url(&self) -> Result<String> {
         self.meta(META_SERVER)?.ok_or(Error::NotEnrolled)
+    }
+
+    /// Trusts a project's own certificate authority (PEM) for this device's server; kept in
+    /// the encrypted store.
+    pub fn set_server_ca(&self, pem: &str) -> Result<()> {
+        crate::sync::HttpTransport::with_root_certificate("https://check", Some(pem.as_bytes()))?;
+        self.set_meta(META_SERVER_CA, pem)
+    }
+
+    /// The transport to this device's server, trusting its CA if one was set.
+    pub fn transport(&self) -> Result<crate::sync::HttpTransport> {
+        let ca = self.meta(META_SERVER_CA)?;
+        crate::sync::HttpTransport::with_root_certificate(
+            &self.server_url()?,
+            ca.as_deref().map(str::as_bytes),
+        )
     }
 
     pub fn credentials(&self) -> Result<Credentials> {

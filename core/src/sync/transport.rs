@@ -46,12 +46,29 @@ pub struct HttpTransport {
 
 impl HttpTransport {
     pub fn new(base: &str) -> Result<HttpTransport> {
-        let client = reqwest::blocking::Client::builder()
+        Self::with_root_certificate(base, None)
+    }
+
+    /// Also trusts a project's own certificate authority (PEM), for a server whose certificate
+    /// is not signed by a public one.
+    pub fn with_root_certificate(base: &str, ca_pem: Option<&[u8]>) -> Result<HttpTransport> {
+        let mut builder = reqwest::blocking::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
-            .user_agent(concat!("suivi/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Offline(e.to_string()))?;
+            .user_agent(concat!("suivi/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| Error::InvalidInput(format!("CA certificate: {e}")))?;
+            if certs.is_empty() {
+                return Err(Error::InvalidInput(
+                    "CA certificate: no certificate in the PEM".into(),
+                ));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder.build().map_err(|e| Error::Offline(e.to_string()))?;
         Ok(HttpTransport {
             base: base.trim_end_matches('/').to_string(),
             client,

@@ -7,4 +7,5 @@ mod bad_input;
 mod cli;
 mod fallback;
 mod faults;
+mod https;
 mod simulation;
