@@ -35,6 +35,23 @@ fn row_to_device(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
     })
 }
 
+/// One row of the audit log, inside the caller's transaction when it has one, so an action and
+/// its record land together.
+fn audit_row(
+    conn: &Connection,
+    now: i64,
+    actor: &str,
+    action: &str,
+    subject: &str,
+) -> StorageResult<()> {
+    conn.execute(
+        "INSERT INTO audit_log (at, actor, action, subject) VALUES (?1, ?2, ?3, ?4)",
+        params![now, actor, action, subject],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
 const DEVICE_COLUMNS: &str = "device_id, user_id, actor, name, token_hash, revoked_at, wiped_at";
 
 impl SqliteStore {
@@ -169,11 +186,7 @@ impl ServerStore for SqliteStore {
             // The actor id is taken: leave the code unused so the device can retry.
             return Err(StorageError::Conflict("actor already enrolled".into()));
         }
-        tx.execute(
-            "INSERT INTO audit_log (at, actor, action, subject) VALUES (?1, ?2, 'device.enroll', ?3)",
-            params![now, user_id, device.device_id],
-        )
-        .map_err(backend)?;
+        audit_row(&tx, now, &user_id, "device.enroll", &device.device_id)?;
         let user = tx
             .query_row(
                 "SELECT user_id, role, team FROM users WHERE user_id = ?1",
@@ -216,33 +229,36 @@ impl ServerStore for SqliteStore {
     }
 
     fn revoke_device(&self, device_id: &str, now: i64) -> StorageResult<bool> {
-        let conn = self.conn();
-        let n = conn
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(backend)?;
+        let revoked = tx
             .execute(
                 "UPDATE devices SET revoked_at = ?2 WHERE device_id = ?1 AND revoked_at IS NULL",
                 params![device_id, now],
             )
-            .map_err(backend)?;
-        conn.execute(
-            "INSERT INTO audit_log (at, actor, action, subject) VALUES (?1, 'admin', 'device.revoke', ?2)",
-            params![now, device_id],
-        )
-        .map_err(backend)?;
-        Ok(n > 0)
+            .map_err(backend)?
+            > 0;
+        if revoked {
+            audit_row(&tx, now, "admin", "device.revoke", device_id)?;
+        }
+        tx.commit().map_err(backend)?;
+        Ok(revoked)
     }
 
     fn confirm_wipe(&self, device_id: &str, now: i64) -> StorageResult<()> {
-        let conn = self.conn();
-        conn.execute(
-            "UPDATE devices SET wiped_at = ?2 WHERE device_id = ?1 AND revoked_at IS NOT NULL",
-            params![device_id, now],
-        )
-        .map_err(backend)?;
-        conn.execute(
-            "INSERT INTO audit_log (at, actor, action, subject) VALUES (?1, ?2, 'device.wiped', ?2)",
-            params![now, device_id],
-        )
-        .map_err(backend)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(backend)?;
+        let wiped = tx
+            .execute(
+                "UPDATE devices SET wiped_at = ?2 WHERE device_id = ?1 AND revoked_at IS NOT NULL",
+                params![device_id, now],
+            )
+            .map_err(backend)?
+            > 0;
+        if wiped {
+            audit_row(&tx, now, device_id, "device.wiped", device_id)?;
+        }
+        tx.commit().map_err(backend)?;
         Ok(())
     }
 
@@ -280,11 +296,13 @@ impl ServerStore for SqliteStore {
                 params![case_id, user_id],
             )
             .map_err(backend)?;
-            tx.execute(
-                "INSERT INTO audit_log (at, actor, action, subject) VALUES (?1, 'admin', 'case.assign', ?2)",
-                params![now, format!("{case_id} -> {user_id}")],
-            )
-            .map_err(backend)?;
+            audit_row(
+                &tx,
+                now,
+                "admin",
+                "case.assign",
+                &format!("{case_id} -> {user_id}"),
+            )?;
         }
         tx.commit().map_err(backend)?;
         Ok(())
@@ -478,12 +496,60 @@ impl ServerStore for SqliteStore {
     }
 
     fn audit(&self, now: i64, actor: &str, action: &str, subject: &str) -> StorageResult<()> {
-        self.conn()
-            .execute(
-                "INSERT INTO audit_log (at, actor, action, subject) VALUES (?1, ?2, ?3, ?4)",
-                params![now, actor, action, subject],
+        audit_row(&self.conn(), now, actor, action, subject)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn audit_count(store: &SqliteStore, action: &str) -> i64 {
+        store
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM audit_log WHERE action = ?1",
+                [action],
+                |r| r.get(0),
             )
-            .map_err(backend)?;
-        Ok(())
+            .unwrap()
+    }
+
+    #[test]
+    fn revocation_and_wipe_are_audited_only_when_they_happen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db"), None).unwrap();
+        let user = User {
+            user_id: "amina".into(),
+            role: Role::Agent,
+            team: "t".into(),
+            password_hash: None,
+        };
+        store.add_user(&user, 1).unwrap();
+        store.add_enrollment_code("code", "amina", 100).unwrap();
+        let device = Device {
+            device_id: "dev-1".into(),
+            user_id: String::new(),
+            actor: "00112233445566778899aabbccddeeff".into(),
+            name: "phone".into(),
+            token_hash: "h".into(),
+            revoked: false,
+            wiped: false,
+        };
+        assert!(store
+            .redeem_enrollment_code("code", "amina", 2, &device)
+            .unwrap()
+            .is_some());
+        assert!(!store.revoke_device("dev-unknown", 3).unwrap());
+        store.confirm_wipe("dev-1", 3).unwrap(); // not revoked: nothing to confirm
+        assert_eq!(audit_count(&store, "device.revoke"), 0);
+        assert_eq!(audit_count(&store, "device.wiped"), 0);
+        assert!(store.revoke_device("dev-1", 4).unwrap());
+        assert!(!store.revoke_device("dev-1", 5).unwrap());
+        store.confirm_wipe("dev-1", 6).unwrap();
+        assert_eq!(audit_count(&store, "device.revoke"), 1);
+        assert_eq!(audit_count(&store, "device.wiped"), 1);
+        assert_eq!(audit_count(&store, "device.enroll"), 1);
+        assert!(store.device("dev-1").unwrap().unwrap().wiped);
     }
 }
