@@ -18,6 +18,8 @@ use crate::forms::{
 };
 use crate::referral::{ReferralStatus, Transition};
 
+pub mod check;
+
 const K_CASE_ID: &str = "case_id";
 const K_CREATED_AT: &str = "created_at";
 const K_CREATED_BY: &str = "created_by";
@@ -717,15 +719,19 @@ impl CaseDoc {
     }
 
     /// Applies raw change chunks; already-known changes are ignored, so a retry is harmless.
+    /// The bytes may come from a server that is not trusted blindly: each chunk is checked
+    /// before Automerge parses it, and a panic inside Automerge is an error, not a crash.
     pub fn apply_changes(&mut self, raw: &[Vec<u8>]) -> Result<()> {
         let mut changes = Vec::with_capacity(raw.len());
         for bytes in raw {
             changes.push(
-                Change::from_bytes(bytes.clone())
+                check::parse_change(bytes)
                     .map_err(|e| Error::Protocol(format!("bad change: {e}")))?,
             );
         }
-        self.doc.apply_changes(changes)?;
+        let doc = &mut self.doc;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| doc.apply_changes(changes)))
+            .map_err(|_| Error::Document("applying changes panicked".into()))??;
         Ok(())
     }
 

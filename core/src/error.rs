@@ -65,6 +65,8 @@ pub enum Error {
     DeviceRevoked,
     #[error("sync protocol error: {0}")]
     Protocol(String),
+    #[error("this app is too old for the sync server: update it, then sync again")]
+    UpgradeRequired,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -55,6 +55,13 @@ impl IntoResponse for AppError {
                 "this device was revoked: erase its case data".into(),
                 true,
             ),
+            AppError::Service(err @ ServiceError::UpgradeRequired(_)) => error_response(
+                StatusCode::from_u16(protocol::UPGRADE_REQUIRED_STATUS)
+                    .unwrap_or(StatusCode::BAD_REQUEST),
+                protocol::UPGRADE_REQUIRED,
+                err.to_string(),
+                false,
+            ),
             AppError::Service(ServiceError::BadRequest(m)) => {
                 error_response(StatusCode::BAD_REQUEST, "bad_request", m, false)
             }

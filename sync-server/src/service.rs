@@ -1,26 +1,37 @@
 //! The sync service: authenticates devices, decides who may read and write which case, checks
 //! every pushed change, and builds pull pages. Decisions are made here, once, for every storage
 //! implementation: a plan is computed from what the store holds, then applied in one write.
+//!
+//! A device is untrusted input. A pushed change is stored only once it was parsed under bounds,
+//! applied to the server's copy of its case with panics contained, and checked by the case
+//! layout rules in core (`suivi_core::case_doc::check`): structure, values, verified user,
+//! legal referral transitions. A refused case stores nothing; the rest of the batch goes on.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use automerge::sync::{Message, State, SyncDoc};
-use automerge::{AutoCommit, Change, ReadDoc};
+use automerge::{AutoCommit, Change, ChangeHash};
+use suivi_core::case_doc::check::{self, Author, CaseCheck, ChangeRefusal};
 use suivi_core::sync::protocol::{
-    self, CaseChanges, DocSyncRequest, DocSyncResponse, EnrollRequest, EnrollResponse, Refusal,
-    RefusalReason, SyncRequest, SyncResponse, PROTOCOL_VERSION,
+    self, CaseChanges, DocSyncRequest, DocSyncResponse, EnrollRequest, EnrollResponse, PulledCase,
+    PulledChange, Refusal, RefusalReason, SyncRequest, SyncResponse, PROTOCOL_VERSION,
+    PROTOCOL_VERSION_MIN,
 };
+use suivi_core::FormRegistry;
 
 use crate::auth;
 use crate::storage::{
-    AcceptedCase, CaseAccess, Device, Role, ServerStore, StorageError, User, Viewer,
+    AcceptedCase, CaseAccess, CursorCheck, Device, FeedRow, Role, ServerStore, StorageError, User,
+    Viewer,
 };
 
 /// Raw change bytes read for one pull page before compression; trimmed if the compressed page
 /// would exceed `PULL_PAGE_BYTES_MAX`. Case changes compress about 7:1 together, so read
 /// enough to fill a page.
 pub const PULL_PAGE_RAW_BYTES_MAX: usize = 16 * protocol::PULL_PAGE_BYTES_MAX;
+/// Refused cases named in the one audit row a push writes; the rest are counted.
+const AUDIT_REFUSALS_LISTED_MAX: usize = 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -28,6 +39,8 @@ pub enum ServiceError {
     Unauthorized,
     #[error("this device was revoked")]
     Revoked,
+    #[error("this app speaks protocol {0}; the server needs {PROTOCOL_VERSION_MIN} or newer")]
+    UpgradeRequired(u16),
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -82,33 +95,75 @@ struct PushPlan {
     refused: Vec<Refusal>,
 }
 
-/// The new changes of one case, or why the case is refused.
-type ChangeCheck = Result<Vec<(String, Vec<u8>)>, RefusalReason>;
+/// What a user may do to one case, decided from the envelope before any change is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteMode {
+    Write,
+    AuditNotesOnly,
+}
 
 pub struct SyncService {
     store: Arc<dyn ServerStore>,
+    forms: FormRegistry,
 }
 
-struct DecodedChange {
-    hash: String,
-    actor: String,
-    deps: Vec<String>,
-    raw: Vec<u8>,
+/// The refusal reason a broken layout rule leads to, with its detail.
+fn refusal_of(refusal: &ChangeRefusal) -> (RefusalReason, String) {
+    match refusal {
+        ChangeRefusal::Malformed(why) => (RefusalReason::Malformed, (*why).to_string()),
+        ChangeRefusal::DuplicateSeq => (RefusalReason::DuplicateSeq, String::new()),
+        ChangeRefusal::Invalid(at) => (RefusalReason::Invalid, at.clone()),
+        ChangeRefusal::WrongAuthor(at) => (RefusalReason::WrongAuthor, at.clone()),
+        ChangeRefusal::IllegalTransition(at) => (RefusalReason::IllegalTransition, at.clone()),
+        ChangeRefusal::NotAllowed(at) => (RefusalReason::Forbidden, at.clone()),
+    }
 }
 
-fn decode_change(raw: &[u8]) -> Option<DecodedChange> {
-    let change = Change::from_bytes(raw.to_vec()).ok()?;
-    Some(DecodedChange {
-        hash: change.hash().to_string(),
-        actor: change.actor_id().to_hex_string(),
-        deps: change.deps().iter().map(ToString::to_string).collect(),
-        raw: raw.to_vec(),
-    })
+/// Reads the version a body speaks before decoding the rest: an older device gets "upgrade
+/// required", never a decoding failure.
+fn check_version(body: &[u8]) -> Result<(), ServiceError> {
+    let version =
+        protocol::peek_version(body).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+    if version < PROTOCOL_VERSION_MIN {
+        return Err(ServiceError::UpgradeRequired(version));
+    }
+    if version > PROTOCOL_VERSION {
+        return Err(ServiceError::BadRequest(format!(
+            "protocol version {version} is newer than this server's {PROTOCOL_VERSION}"
+        )));
+    }
+    Ok(())
+}
+
+/// Orders changes so each comes after the ones it depends on among them; `None` if some depend
+/// on changes that are neither here nor in `known`.
+fn causal_order(changes: Vec<Change>, known: &HashSet<ChangeHash>) -> Option<Vec<Change>> {
+    let mut have: HashSet<ChangeHash> = known.clone();
+    let mut left = changes;
+    let mut out = Vec::with_capacity(left.len());
+    while !left.is_empty() {
+        let before = left.len();
+        let (ready, rest): (Vec<Change>, Vec<Change>) = left
+            .into_iter()
+            .partition(|c| c.deps().iter().all(|d| have.contains(d)));
+        for c in &ready {
+            have.insert(c.hash());
+        }
+        out.extend(ready);
+        left = rest;
+        if left.len() == before {
+            return None;
+        }
+    }
+    Some(out)
 }
 
 impl SyncService {
     pub fn new(store: Arc<dyn ServerStore>) -> SyncService {
-        SyncService { store }
+        SyncService {
+            store,
+            forms: FormRegistry::builtin(),
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn ServerStore> {
@@ -206,37 +261,39 @@ impl SyncService {
         body: &[u8],
         now: i64,
     ) -> Result<(Vec<u8>, SyncStats), ServiceError> {
+        check_version(body)?;
         let request: SyncRequest =
             protocol::decode(body).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
-        if request.version != PROTOCOL_VERSION {
-            return Err(ServiceError::BadRequest(format!(
-                "unsupported protocol version {}",
-                request.version
-            )));
-        }
         if request.push.len() > protocol::PUSH_CASES_MAX {
             return Err(ServiceError::BadRequest(format!(
                 "more than {} cases in one push",
                 protocol::PUSH_CASES_MAX
             )));
         }
+        let cursor = match self.store.check_cursor(request.cursor, &request.mark)? {
+            CursorCheck::Matches => Some(request.cursor),
+            CursorCheck::Reset => None,
+            CursorCheck::Invalid => {
+                return Err(ServiceError::BadRequest("cursor beyond the feed".into()))
+            }
+        };
         let PushPlan {
             to_store: accepted_cases,
             accepted,
             refused,
         } = self.plan_push(device, &request.push)?;
-        let stored = if accepted_cases.is_empty() {
+        let audit = (!refused.is_empty()).then(|| refusal_audit(&refused));
+        let stored = if accepted_cases.is_empty() && audit.is_none() {
             0
         } else {
-            self.store
-                .store_changes(&device.device.device_id, &accepted_cases, now)?
+            self.store.store_changes(
+                &device.device.device_id,
+                &accepted_cases,
+                audit.as_deref().map(|subject| ("push.refused", subject)),
+                now,
+            )?
         };
-        for refusal in &refused {
-            let subject = format!("{} {:?}", refusal.case_id, refusal.reason);
-            self.store
-                .audit(now, &device.device.device_id, "push.refused", &subject)?;
-        }
-        let (body, pulled) = self.pull_page(device, request.cursor, accepted, refused.clone())?;
+        let (body, pulled) = self.pull_page(device, cursor, accepted, refused.clone())?;
         Ok((
             body,
             SyncStats {
@@ -247,190 +304,241 @@ impl SyncService {
         ))
     }
 
+    /// What a user may do to a case, from the envelope alone (its id and who owns it).
+    fn write_mode(&self, user: &User, existing: Option<&CaseAccess>) -> Option<WriteMode> {
+        match existing {
+            Some(a) if may_write(user, a) => Some(WriteMode::Write),
+            // An officer reads the project and writes audit notes, nothing else.
+            Some(a) if user.role == Role::Officer && may_read(user, a) => {
+                Some(WriteMode::AuditNotesOnly)
+            }
+            Some(_) => None,
+            None => may_create(user).then_some(WriteMode::Write),
+        }
+    }
+
     /// Decides, case by case, what of a push is stored: nothing for a case the device may not
-    /// write, nothing not authored by the device, nothing whose history the server lacks.
+    /// write, nothing not authored by the device, nothing whose history the server lacks,
+    /// nothing that breaks the case layout rules.
     fn plan_push(
         &self,
         device: &AuthedDevice,
         push: &[CaseChanges],
     ) -> Result<PushPlan, ServiceError> {
-        let ids: Vec<String> = push.iter().map(|c| c.case_id.clone()).collect();
+        let ids: Vec<String> = push
+            .iter()
+            .filter(|c| valid_case_id(&c.case_id))
+            .map(|c| c.case_id.clone())
+            .collect();
         let access = self.store.case_access(&ids)?;
-        let mut accepted_cases = Vec::new();
-        let mut accepted = Vec::new();
-        let mut refused = Vec::new();
+        let mut plan = PushPlan {
+            to_store: Vec::new(),
+            accepted: Vec::new(),
+            refused: Vec::new(),
+        };
         let mut seen = HashSet::new();
         for case in push {
-            let refuse = |reason| Refusal {
-                case_id: case.case_id.clone(),
-                reason,
-            };
             if !valid_case_id(&case.case_id) || !seen.insert(case.case_id.clone()) {
-                refused.push(refuse(RefusalReason::Malformed));
-                continue;
-            }
-            if case.changes.len() > protocol::PUSH_CHANGES_PER_CASE_MAX {
-                refused.push(refuse(RefusalReason::TooManyChanges));
+                // An id that is not ours is echoed back cut short, never as sent.
+                let id: String = case.case_id.chars().take(32).collect();
+                plan.refused
+                    .push(Refusal::new(&id, RefusalReason::Malformed, "case id"));
                 continue;
             }
             let existing = access.get(&case.case_id);
-            let Some(changes) = case
-                .changes
-                .iter()
-                .map(|c| decode_change(c))
-                .collect::<Option<Vec<_>>>()
-            else {
-                refused.push(refuse(RefusalReason::Malformed));
-                continue;
-            };
-            let allowed = match existing {
-                Some(a) if may_write(&device.user, a) => true,
-                // An officer reads the project and writes audit notes, nothing else.
-                Some(a) if device.user.role == Role::Officer && may_read(&device.user, a) => {
-                    self.only_audit_notes(&case.case_id, &changes)?
+            match self.check_case(device, case, existing)? {
+                Ok(None) => plan.accepted.push(case.case_id.clone()),
+                Ok(Some(accepted)) => {
+                    plan.accepted.push(case.case_id.clone());
+                    plan.to_store.push(accepted);
                 }
-                Some(_) => false,
-                None => may_create(&device.user),
-            };
-            if !allowed {
-                refused.push(refuse(RefusalReason::Forbidden));
-                continue;
-            }
-            match self.check_changes(device, &case.case_id, changes, existing.is_none())? {
-                Ok(new_changes) => {
-                    accepted.push(case.case_id.clone());
-                    if !new_changes.is_empty() {
-                        accepted_cases.push(AcceptedCase {
-                            case_id: case.case_id.clone(),
-                            new_case: existing
-                                .is_none()
-                                .then(|| (device.user.user_id.clone(), device.user.team.clone())),
-                            changes: new_changes,
-                        });
-                    }
+                Err((reason, detail)) => {
+                    plan.refused
+                        .push(Refusal::new(&case.case_id, reason, &detail))
                 }
-                Err(reason) => refused.push(refuse(reason)),
             }
         }
-        Ok(PushPlan {
-            to_store: accepted_cases,
-            accepted,
-            refused,
-        })
+        Ok(plan)
     }
 
-    /// Whether every op of these changes adds a note under the case's `audit_notes` map: a new
-    /// map there, and values inside maps made by the same change.
-    fn only_audit_notes(
+    /// Checks one pushed case: `Ok(None)` if the server holds all of it already.
+    fn check_case(
         &self,
-        case_id: &str,
-        changes: &[DecodedChange],
-    ) -> Result<bool, ServiceError> {
-        let mut doc = AutoCommit::new();
-        let stored: Vec<Change> = self
-            .store
-            .case_changes(case_id)?
-            .into_iter()
-            .filter_map(|raw| Change::from_bytes(raw).ok())
-            .collect();
-        doc.apply_changes(stored)
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let Ok(Some((automerge::Value::Object(_), notes))) =
-            doc.get(automerge::ROOT, "audit_notes")
-        else {
-            return Ok(false);
+        device: &AuthedDevice,
+        case: &CaseChanges,
+        existing: Option<&CaseAccess>,
+    ) -> Result<Result<Option<AcceptedCase>, (RefusalReason, String)>, ServiceError> {
+        if case.changes.len() > protocol::PUSH_CHANGES_PER_CASE_MAX {
+            return Ok(Err((RefusalReason::TooManyChanges, String::new())));
+        }
+        if existing.is_some() && self.store.is_quarantined(&case.case_id)? {
+            return Ok(Err((RefusalReason::Quarantined, String::new())));
+        }
+        let Some(mode) = self.write_mode(&device.user, existing) else {
+            return Ok(Err((RefusalReason::Forbidden, String::new())));
         };
-        let notes = notes.to_string();
-        for change in changes {
-            let Ok(parsed) = Change::from_bytes(change.raw.clone()) else {
-                return Ok(false);
-            };
-            let expanded = parsed.decode();
-            let actor = expanded.actor_id.to_hex_string();
-            let start = expanded.start_op.get();
-            let mut made: Vec<String> = Vec::new();
-            for (i, op) in expanded.operations.iter().enumerate() {
-                let obj = match &op.obj {
-                    automerge::legacy::ObjectId::Root => "_root".to_string(),
-                    automerge::legacy::ObjectId::Id(id) => {
-                        format!("{}@{}", id.counter(), id.actor().to_hex_string())
-                    }
-                };
-                let is_new_note = obj == notes
-                    && matches!(
-                        op.action,
-                        automerge::legacy::OpType::Make(automerge::ObjType::Map)
-                    )
-                    && op.pred.is_empty();
-                let is_note_value =
-                    made.contains(&obj) && matches!(op.action, automerge::legacy::OpType::Put(_));
-                if !(is_new_note || is_note_value) {
-                    return Ok(false);
-                }
-                if is_new_note {
-                    made.push(format!("{}@{actor}", start + i as u64));
-                }
+        let mut parsed = Vec::with_capacity(case.changes.len());
+        for raw in &case.changes {
+            match check::parse_change(raw) {
+                Ok(change) => parsed.push(change),
+                Err(e) => return Ok(Err(refusal_of(&e))),
             }
         }
-        Ok(true)
+        // Which of these (and of their dependencies) the server holds.
+        let mut lookup: Vec<String> = parsed.iter().map(|c| c.hash().to_string()).collect();
+        lookup.extend(
+            parsed
+                .iter()
+                .flat_map(|c| c.deps().iter().map(ToString::to_string)),
+        );
+        let known: HashSet<String> = if existing.is_none() {
+            HashSet::new()
+        } else {
+            self.store.known_changes(&case.case_id, &lookup)?
+        };
+        let mut have: HashSet<String> = known.clone();
+        let mut fresh = Vec::new();
+        for change in parsed {
+            let hash = change.hash().to_string();
+            if have.contains(&hash) {
+                continue;
+            }
+            if change.actor_id().to_hex_string() != device.device.actor {
+                return Ok(Err((RefusalReason::WrongActor, String::new())));
+            }
+            if !change.deps().iter().all(|d| have.contains(&d.to_string())) {
+                return Ok(Err((RefusalReason::MissingDeps, String::new())));
+            }
+            have.insert(hash);
+            fresh.push(change);
+        }
+        if fresh.is_empty() {
+            return Ok(Ok(None));
+        }
+        let raw: Vec<(String, Vec<u8>)> = fresh
+            .iter()
+            .map(|c| (c.hash().to_string(), c.raw_bytes().to_vec()))
+            .collect();
+        if let Err(refusal) =
+            self.validate(device, &case.case_id, existing.is_some(), mode, fresh)?
+        {
+            return Ok(Err(refusal));
+        }
+        Ok(Ok(Some(AcceptedCase {
+            case_id: case.case_id.clone(),
+            new_case: existing
+                .is_none()
+                .then(|| (device.user.user_id.clone(), device.user.team.clone())),
+            changes: raw,
+        })))
     }
 
-    /// The changes the server does not hold yet, if every one is the device's own and its
-    /// dependencies are known.
-    fn check_changes(
+    /// Applies new changes to the server's copy of the case and runs the layout rules.
+    fn validate(
         &self,
         device: &AuthedDevice,
         case_id: &str,
-        changes: Vec<DecodedChange>,
-        new_case: bool,
-    ) -> Result<ChangeCheck, ServiceError> {
-        let mut lookup: Vec<String> = changes.iter().map(|c| c.hash.clone()).collect();
-        lookup.extend(changes.iter().flat_map(|c| c.deps.iter().cloned()));
-        let mut known = if new_case {
-            HashSet::new()
+        exists: bool,
+        mode: WriteMode,
+        fresh: Vec<Change>,
+    ) -> Result<Result<(), (RefusalReason, String)>, ServiceError> {
+        let stored = if exists {
+            self.stored_changes(case_id)?
         } else {
-            self.store.known_changes(case_id, &lookup)?
+            Vec::new()
         };
-        let mut fresh = Vec::new();
-        for change in changes {
-            if known.contains(&change.hash) {
-                continue;
+        let mut copy = match CaseCheck::load(case_id, stored) {
+            Ok(copy) => copy,
+            Err(_) => {
+                return Ok(Err((
+                    RefusalReason::Quarantined,
+                    "stored history fails validation".into(),
+                )))
             }
-            if change.actor != device.device.actor {
-                return Ok(Err(RefusalReason::WrongActor));
-            }
-            if !change.deps.iter().all(|d| known.contains(d)) {
-                return Ok(Err(RefusalReason::MissingDeps));
-            }
-            known.insert(change.hash.clone());
-            fresh.push((change.hash, change.raw));
-        }
-        Ok(Ok(fresh))
+        };
+        let author = Author {
+            user: &device.user.user_id,
+            audit_notes_only: mode == WriteMode::AuditNotesOnly,
+        };
+        Ok(copy
+            .apply(fresh, author, &self.forms)
+            .map_err(|e| refusal_of(&e)))
     }
 
-    /// The next page of the device's caseload after `cursor`, at most `PULL_PAGE_BYTES_MAX`
-    /// compressed.
+    /// A case's stored changes, parsed under the same bounds as a push.
+    fn stored_changes(&self, case_id: &str) -> Result<Vec<Change>, ServiceError> {
+        self.store
+            .case_changes(case_id)?
+            .iter()
+            .map(|raw| check::parse_change(raw))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ServiceError::Internal(format!("stored change of {case_id}: {e}")))
+    }
+
+    /// Checks every stored case against the layout rules, as if each change were pushed again
+    /// by the user whose device pushed it: the cases that fail, with why.
+    pub fn check_stored_cases(&self) -> Result<Vec<(String, String)>, ServiceError> {
+        let mut failing = Vec::new();
+        for case_id in self.store.case_ids()? {
+            let raw = self.store.case_changes(&case_id)?;
+            let mut changes = Vec::new();
+            let mut broken = None;
+            for r in &raw {
+                match check::parse_change(r) {
+                    Ok(c) => changes.push(c),
+                    Err(e) => {
+                        broken = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            let result = match broken {
+                Some(why) => Err(why),
+                None => CaseCheck::load(&case_id, changes)
+                    .map_err(|e| e.to_string())
+                    .and_then(|copy| {
+                        let doc = copy.into_document();
+                        check::check_document(&doc, &case_id, &self.forms)
+                            .map_err(|e| e.to_string())
+                    }),
+            };
+            if let Err(why) = result {
+                failing.push((case_id, why));
+            }
+        }
+        Ok(failing)
+    }
+
+    /// The next page of the device's caseload after `cursor` (from the start when `None`: the
+    /// device's cursor does not match this feed), at most `PULL_PAGE_BYTES_MAX` compressed.
     fn pull_page(
         &self,
         device: &AuthedDevice,
-        cursor: u64,
+        cursor: Option<u64>,
         accepted: Vec<String>,
         refused: Vec<Refusal>,
     ) -> Result<(Vec<u8>, usize), ServiceError> {
+        let from = cursor.unwrap_or(0);
         let page = self
             .store
-            .feed_page(&device.viewer(), cursor, PULL_PAGE_RAW_BYTES_MAX)?;
+            .feed_page(&device.viewer(), from, PULL_PAGE_RAW_BYTES_MAX)?;
         let mut rows = page.rows;
         let mut response = SyncResponse {
             version: PROTOCOL_VERSION,
             accepted,
             refused,
+            authors: Vec::new(),
             pull: Vec::new(),
             cursor: page.cursor,
+            mark: serde_bytes::ByteBuf::new(),
             more: page.more,
+            reset: cursor.is_none(),
         };
         loop {
-            response.pull = group_by_case(&rows);
+            let (authors, pull) = group_by_case(&rows);
+            response.authors = authors;
+            response.pull = pull;
+            response.mark = serde_bytes::ByteBuf::from(self.store.feed_mark(response.cursor)?);
             let body =
                 protocol::encode(&response).map_err(|e| ServiceError::Internal(e.to_string()))?;
             if body.len() <= protocol::PULL_PAGE_BYTES_MAX || rows.len() <= 1 {
@@ -440,7 +548,7 @@ impl SyncService {
             let keep = (rows.len() * protocol::PULL_PAGE_BYTES_MAX * 9 / 10 / body.len())
                 .clamp(1, rows.len() - 1);
             rows.truncate(keep);
-            response.cursor = rows.last().map(|r| r.0).unwrap_or(cursor);
+            response.cursor = rows.last().map(|r| r.seq).unwrap_or(from);
             response.more = true;
         }
     }
@@ -452,29 +560,25 @@ impl SyncService {
         body: &[u8],
         now: i64,
     ) -> Result<Vec<u8>, ServiceError> {
+        check_version(body)?;
         let request: DocSyncRequest =
             protocol::decode(body).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
-        if request.version != PROTOCOL_VERSION {
-            return Err(ServiceError::BadRequest(format!(
-                "unsupported protocol version {}",
-                request.version
-            )));
-        }
         if !valid_case_id(&request.case_id) {
             return Err(ServiceError::BadRequest("invalid case id".into()));
         }
-        let refuse = |reason| {
+        let case_id = request.case_id.as_str();
+        let refuse = |reason, detail: &str| {
             protocol::encode(&DocSyncResponse {
                 version: PROTOCOL_VERSION,
                 message: None,
-                refused: Some(reason),
+                refused: Some(Refusal::new(case_id, reason, detail)),
             })
             .map_err(|e| ServiceError::Internal(e.to_string()))
         };
         let access = self
             .store
             .case_access(std::slice::from_ref(&request.case_id))?;
-        let existing = access.get(&request.case_id);
+        let existing = access.get(case_id);
         let may = match existing {
             Some(a) => may_write(&device.user, a),
             None => may_create(&device.user),
@@ -484,34 +588,40 @@ impl SyncService {
                 now,
                 &device.device.device_id,
                 "docsync.refused",
-                &format!("{} Forbidden", request.case_id),
+                &format!("{case_id} forbidden"),
             )?;
-            return refuse(RefusalReason::Forbidden);
+            return refuse(RefusalReason::Forbidden, "");
         }
+        if existing.is_some() && self.store.is_quarantined(case_id)? {
+            return refuse(RefusalReason::Quarantined, "");
+        }
+        let stored = self.stored_changes(case_id)?;
+        let stored_hashes: HashSet<ChangeHash> = stored.iter().map(Change::hash).collect();
         let mut doc = AutoCommit::new();
-        let stored: Vec<Change> = self
-            .store
-            .case_changes(&request.case_id)?
-            .into_iter()
-            .filter_map(|raw| Change::from_bytes(raw).ok())
-            .collect();
-        doc.apply_changes(stored)
+        doc.apply_changes(stored.clone())
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let before = doc.get_heads();
         let mut state = State::new();
         if !request.message.is_empty() {
-            let message = Message::decode(&request.message)
-                .map_err(|e| ServiceError::BadRequest(e.to_string()))?;
-            let mut scratch = doc.fork();
-            if scratch
-                .sync()
-                .receive_sync_message(&mut state, message)
-                .is_err()
-            {
-                return refuse(RefusalReason::Malformed);
+            let Ok(Ok(message)) = std::panic::catch_unwind(|| Message::decode(&request.message))
+            else {
+                return Err(ServiceError::BadRequest(
+                    "sync message does not decode".into(),
+                ));
+            };
+            // Plain change chunks only, each checked like a pushed one: a whole document (a
+            // version 2 message) could hold compressed columns of any size.
+            let mut incoming = Vec::new();
+            for chunk in message.changes.iter() {
+                match check::parse_change(chunk) {
+                    Ok(c) if !stored_hashes.contains(&c.hash()) => incoming.push(c),
+                    Ok(_) => {}
+                    Err(e) => {
+                        let (reason, detail) = refusal_of(&e);
+                        return refuse(reason, &detail);
+                    }
+                }
             }
-            let fresh = scratch.get_changes(&before);
-            if fresh
+            if incoming
                 .iter()
                 .any(|c| c.actor_id().to_hex_string() != device.device.actor)
             {
@@ -519,25 +629,50 @@ impl SyncService {
                     now,
                     &device.device.device_id,
                     "docsync.refused",
-                    &format!("{} WrongActor", request.case_id),
+                    &format!("{case_id} wrong_actor"),
                 )?;
-                return refuse(RefusalReason::WrongActor);
+                return refuse(RefusalReason::WrongActor, "");
             }
-            if !fresh.is_empty() {
+            if !incoming.is_empty() {
+                let Some(ordered) = causal_order(incoming, &stored_hashes) else {
+                    return refuse(RefusalReason::MissingDeps, "");
+                };
+                let raw: Vec<(String, Vec<u8>)> = ordered
+                    .iter()
+                    .map(|c| (c.hash().to_string(), c.raw_bytes().to_vec()))
+                    .collect();
+                if let Err((reason, detail)) = self.validate(
+                    device,
+                    case_id,
+                    existing.is_some(),
+                    WriteMode::Write,
+                    ordered.clone(),
+                )? {
+                    return refuse(reason, &detail);
+                }
+                doc.apply_changes(ordered)
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
                 let accepted = AcceptedCase {
-                    case_id: request.case_id.clone(),
+                    case_id: case_id.to_string(),
                     new_case: existing
                         .is_none()
                         .then(|| (device.user.user_id.clone(), device.user.team.clone())),
-                    changes: fresh
-                        .iter()
-                        .map(|c| (c.hash().to_string(), c.raw_bytes().to_vec()))
-                        .collect(),
+                    changes: raw,
                 };
                 self.store
-                    .store_changes(&device.device.device_id, &[accepted], now)?;
+                    .store_changes(&device.device.device_id, &[accepted], None, now)?;
             }
-            doc = scratch;
+            // The message's own bookkeeping (heads, have, need) without its changes, which
+            // were applied above.
+            let mut bookkeeping = message;
+            bookkeeping.changes = automerge::sync::ChunkList::empty();
+            let synced = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                doc.sync().receive_sync_message(&mut state, bookkeeping)
+            }));
+            if !matches!(synced, Ok(Ok(()))) {
+                return refuse(RefusalReason::Malformed, "sync message");
+            }
+            state.their_capabilities = None;
         }
         let reply = doc.sync().generate_sync_message(&mut state);
         protocol::encode(&DocSyncResponse {
@@ -547,6 +682,21 @@ impl SyncService {
         })
         .map_err(|e| ServiceError::Internal(e.to_string()))
     }
+}
+
+/// The one audit row of a push with refusals: validated case ids only (a malformed id is
+/// counted, never written), at most `AUDIT_REFUSALS_LISTED_MAX` listed.
+fn refusal_audit(refused: &[Refusal]) -> String {
+    let mut listed: Vec<String> = refused
+        .iter()
+        .filter(|r| valid_case_id(&r.case_id))
+        .take(AUDIT_REFUSALS_LISTED_MAX)
+        .map(|r| format!("{} {}", r.case_id, r.reason.as_str()))
+        .collect();
+    if refused.len() > listed.len() {
+        listed.push(format!("+{} more", refused.len() - listed.len()));
+    }
+    listed.join(", ")
 }
 
 /// What one sync did, for the structured log (counts only: no case data).
@@ -562,20 +712,35 @@ fn valid_case_id(id: &str) -> bool {
     id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit())
 }
 
-fn group_by_case(rows: &[(u64, String, Vec<u8>)]) -> Vec<CaseChanges> {
-    let mut out: Vec<CaseChanges> = Vec::new();
-    for (_, case_id, raw) in rows {
+/// Groups consecutive rows of one case, and lists each row's verified author once per page.
+fn group_by_case(rows: &[FeedRow]) -> (Vec<protocol::Author>, Vec<PulledCase>) {
+    let mut authors: Vec<protocol::Author> = Vec::new();
+    let mut index: HashMap<(&str, &str), u32> = HashMap::new();
+    let mut out: Vec<PulledCase> = Vec::new();
+    for row in rows {
+        let author = *index
+            .entry((row.user_id.as_str(), row.device_id.as_str()))
+            .or_insert_with(|| {
+                authors.push(protocol::Author {
+                    user: row.user_id.clone(),
+                    device: row.device_id.clone(),
+                });
+                (authors.len() - 1) as u32
+            });
+        let change = PulledChange {
+            data: serde_bytes::ByteBuf::from(row.data.clone()),
+            author,
+            received_at: row.received_at,
+        };
         match out.last_mut() {
-            Some(last) if &last.case_id == case_id => {
-                last.changes.push(serde_bytes::ByteBuf::from(raw.clone()))
-            }
-            _ => out.push(CaseChanges {
-                case_id: case_id.clone(),
-                changes: vec![serde_bytes::ByteBuf::from(raw.clone())],
+            Some(last) if last.case_id == row.case_id => last.changes.push(change),
+            _ => out.push(PulledCase {
+                case_id: row.case_id.clone(),
+                changes: vec![change],
             }),
         }
     }
-    out
+    (authors, out)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 use crate::error::{Error, Result};
 
 pub(crate) use validate::parse_geopoint_text as parse_geopoint;
-pub use validate::Record;
+pub use validate::{check_field_value, Record};
 
 /// Labels in the three languages our agents read. French is the default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

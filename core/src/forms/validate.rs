@@ -81,6 +81,12 @@ impl FormDefinition {
     }
 }
 
+/// One value against its field's type and constraints (not required-ness or relevance): the
+/// check a server applies to every value a change writes.
+pub fn check_field_value(field: &Field, value: &Json) -> std::result::Result<(), &'static str> {
+    check_value(field, value)
+}
+
 fn check_value(field: &Field, value: &Json) -> std::result::Result<(), &'static str> {
     let constraints = &field.constraints;
     match field.field_type {

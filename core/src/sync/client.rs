@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::protocol::{
     self, CaseChanges, DocSyncRequest, DocSyncResponse, EnrollRequest, EnrollResponse, ErrorBody,
-    Refusal, RefusalReason, SyncRequest, SyncResponse, CONTENT_TYPE, PROTOCOL_VERSION,
+    PulledCase, Refusal, RefusalReason, SyncRequest, SyncResponse, CONTENT_TYPE, PROTOCOL_VERSION,
 };
 use super::transport::{Credentials, HttpReply, Transport};
 use crate::case_doc::CaseDoc;
@@ -31,6 +31,9 @@ const META_DEVICE_ID: &str = "device_id";
 const META_TOKEN: &str = "device_token";
 const META_ROLE: &str = "role";
 const META_CURSOR: &str = "cursor";
+/// The server's feed mark at the cursor: proves at the next sync that the server still holds
+/// the same history up to there.
+const META_MARK: &str = "feed_mark";
 const META_LAST_SYNC: &str = "last_sync";
 const META_SERVER_CA: &str = "server_ca";
 
@@ -53,11 +56,27 @@ pub struct SyncReport {
     /// Cases that hold a conflict (concurrent values of one field) after this sync.
     pub conflicts: usize,
     pub refused: Vec<Refusal>,
+    /// Pulled cases set aside because they failed to apply, load or project; the rest of the
+    /// page went on.
+    pub quarantined: Vec<QuarantinedCase>,
     /// Cases synced with the per-document fallback.
     pub fallbacks: usize,
     /// The server had lost data (restored from a backup) and this device pushed its cases again.
     pub server_reset: bool,
     pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct QuarantinedCase {
+    pub case_id: String,
+    pub reason: String,
+}
+
+/// A case whose own changes the server refused: still readable here, its later edits kept.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RefusedCase {
+    pub case_id: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -183,9 +202,14 @@ impl Store {
         for _ in 0..SYNC_ROUND_TRIPS_MAX {
             let pushed = self.collect_push(&fallback)?;
             let cursor = self.cursor()?;
+            let mark = self
+                .meta(META_MARK)?
+                .and_then(|m| hex::decode(m).ok())
+                .unwrap_or_default();
             let request = SyncRequest {
                 version: PROTOCOL_VERSION,
                 cursor,
+                mark: serde_bytes::ByteBuf::from(mark),
                 push: pushed
                     .iter()
                     .map(|p| CaseChanges {
@@ -216,13 +240,12 @@ impl Store {
             }
             self.commit_page(
                 &pushed,
-                cursor,
                 &response,
                 &mut report,
                 &mut fallback,
                 &mut conflicted,
             )?;
-            let server_reset = response.cursor < cursor;
+            let server_reset = response.reset;
             progress(&SyncProgress {
                 round_trips: report.round_trips,
                 cases_down: report.cases_down,
@@ -293,11 +316,11 @@ impl Store {
     }
 
     /// Commits one round trip in one transaction: what the server accepted, refused, and the
-    /// page of changes it sent, with the new cursor.
+    /// page of changes it sent, with the new cursor. A pulled case that fails to apply, load or
+    /// project is set aside in quarantine; the others and the cursor go on.
     fn commit_page(
         &mut self,
         pushed: &[Pushed],
-        request_cursor: u64,
         response: &SyncResponse,
         report: &mut SyncReport,
         fallback: &mut Vec<String>,
@@ -320,7 +343,7 @@ impl Store {
                     DIRTY_PENDING
                 };
                 tx.execute(
-                    "UPDATE case_sync SET synced_heads = ?2, dirty = ?3 WHERE case_id = ?1",
+                    "UPDATE case_sync SET synced_heads = ?2, dirty = ?3, refusal = NULL WHERE case_id = ?1",
                     params![p.case_id, Store::format_heads(&heads), dirty],
                 )?;
                 report.cases_up += 1;
@@ -334,89 +357,202 @@ impl Store {
                 }
             } else {
                 tx.execute(
-                    "UPDATE case_sync SET dirty = ?2 WHERE case_id = ?1",
-                    params![refusal.case_id, DIRTY_REFUSED],
+                    "UPDATE case_sync SET dirty = ?2, refusal = ?3 WHERE case_id = ?1",
+                    params![refusal.case_id, DIRTY_REFUSED, refusal_text(refusal)],
                 )?;
                 report.refused.push(refusal.clone());
             }
         }
-        for case in &response.pull {
-            let pulled: Vec<Vec<u8>> = case.changes.iter().map(|c| c.to_vec()).collect();
-            let mut raw: Vec<Vec<u8>> = {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT data FROM pending_changes WHERE case_id = ?1 ORDER BY id",
-                )?;
-                let rows = stmt.query_map([&case.case_id], |r| r.get(0))?;
-                rows.collect::<rusqlite::Result<_>>()?
-            };
-            raw.extend(pulled.iter().cloned());
-            let mut doc = match self.load_doc(&case.case_id)? {
-                Some(doc) => doc,
-                None => CaseDoc::empty(self.actor_id()?),
-            };
-            doc.apply_changes(&raw)?;
-            report.changes_down += pulled.len();
-            if !doc.missing_deps().is_empty()
-                || doc.case_id().ok().as_deref() != Some(case.case_id.as_str())
-            {
-                // Their history has not arrived yet: keep them until it does, so the cursor can
-                // move on and nothing is lost.
-                for c in &pulled {
-                    tx.execute(
-                        "INSERT INTO pending_changes (case_id, data) VALUES (?1, ?2)",
-                        params![case.case_id, c],
-                    )?;
-                }
-                continue;
-            }
-            tx.execute(
-                "DELETE FROM pending_changes WHERE case_id = ?1",
-                [&case.case_id],
-            )?;
-            Store::save_doc(&tx, &forms, &case.case_id, &mut doc, false)?;
-            let dirty: i64 = tx.query_row(
-                "SELECT dirty FROM case_sync WHERE case_id = ?1",
-                [&case.case_id],
-                |r| r.get(0),
-            )?;
-            let synced = if dirty == DIRTY_CLEAN {
-                doc.heads()
-            } else {
-                let mut have = self.synced_heads(&case.case_id)?;
-                for c in &raw {
-                    if let Ok(change) = automerge::Change::from_bytes(c.clone()) {
-                        have.push(change.hash());
-                    }
-                }
-                have
-            };
-            tx.execute(
-                "UPDATE case_sync SET synced_heads = ?2 WHERE case_id = ?1",
-                params![case.case_id, Store::format_heads(&synced)],
-            )?;
-            if doc.conflicts(&forms)?.is_empty() {
-                conflicted.remove(&case.case_id);
-            } else {
-                conflicted.insert(case.case_id.clone());
-            }
-            report.cases_down += 1;
-        }
-        if response.cursor < request_cursor {
-            // The server's feed is behind what this device already read: it was restored from a
-            // backup. Push everything again; the server keeps what it lacks.
+        if response.reset {
+            // The server's feed does not hold the history this device read: it was replaced or
+            // restored from a backup. Push everything again; the server keeps what it lacks,
+            // and what it refuses is reported.
             tx.execute(
                 "UPDATE case_sync SET dirty = 1, synced_heads = '' WHERE dirty != 2",
                 [],
             )?;
             report.server_reset = true;
         }
+        for case in &response.pull {
+            report.changes_down += case.changes.len();
+            tx.execute_batch("SAVEPOINT pulled_case")?;
+            match self.commit_pulled_case(&tx, &forms, response, case) {
+                Ok(Pulled::Saved { conflicts }) => {
+                    tx.execute_batch("RELEASE pulled_case")?;
+                    if conflicts {
+                        conflicted.insert(case.case_id.clone());
+                    } else {
+                        conflicted.remove(&case.case_id);
+                    }
+                    report.cases_down += 1;
+                }
+                Ok(Pulled::Waiting) => tx.execute_batch("RELEASE pulled_case")?,
+                // A full disk or a broken database stops the page: nothing of it is committed.
+                Err(e @ (Error::StorageFull | Error::Storage(_) | Error::WrongKeyOrCorrupt)) => {
+                    return Err(e)
+                }
+                Err(e) => {
+                    tx.execute_batch("ROLLBACK TO pulled_case; RELEASE pulled_case")?;
+                    let reason = e.to_string();
+                    let pulled: Vec<&[u8]> =
+                        case.changes.iter().map(|c| c.data.as_slice()).collect();
+                    self.quarantine(&tx, &case.case_id, &pulled, &reason)?;
+                    report.quarantined.push(QuarantinedCase {
+                        case_id: case.case_id.clone(),
+                        reason,
+                    });
+                }
+            }
+        }
         tx.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             params![META_CURSOR, response.cursor.to_string()],
         )?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![META_MARK, hex::encode(&response.mark)],
+        )?;
         tx.commit()?;
         report.pages += 1;
         Ok(())
+    }
+
+    /// Applies one pulled case with the changes still waiting for it, checks the result and
+    /// saves it; records who the server says wrote each change.
+    fn commit_pulled_case(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        forms: &crate::forms::FormRegistry,
+        response: &SyncResponse,
+        case: &PulledCase,
+    ) -> Result<Pulled> {
+        let mut raw: Vec<Vec<u8>> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT data FROM pending_changes WHERE case_id = ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map([&case.case_id], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for c in &case.changes {
+            let change = crate::case_doc::check::parse_change(&c.data)
+                .map_err(|e| Error::Protocol(e.to_string()))?;
+            let author = response
+                .authors
+                .get(c.author as usize)
+                .ok_or_else(|| Error::Protocol("pulled change without an author".into()))?;
+            tx.execute(
+                "INSERT OR REPLACE INTO change_origins (hash, case_id, user_id, device_id, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    change.hash().to_string(),
+                    case.case_id,
+                    author.user,
+                    author.device,
+                    c.received_at
+                ],
+            )?;
+            raw.push(c.data.to_vec());
+        }
+        let mut doc = match self.load_doc(&case.case_id)? {
+            Some(doc) => doc,
+            None => CaseDoc::empty(self.actor_id()?),
+        };
+        doc.apply_changes(&raw)?;
+        if !doc.missing_deps().is_empty()
+            || doc.case_id().ok().as_deref() != Some(case.case_id.as_str())
+        {
+            // Their history has not arrived yet: keep them until it does, so the cursor can
+            // move on and nothing is lost.
+            for c in &case.changes {
+                tx.execute(
+                    "INSERT INTO pending_changes (case_id, data) VALUES (?1, ?2)",
+                    params![case.case_id, c.data.as_slice()],
+                )?;
+            }
+            return Ok(Pulled::Waiting);
+        }
+        crate::case_doc::check::check_document(doc.automerge(), &case.case_id, forms)
+            .map_err(|e| Error::Document(e.to_string()))?;
+        tx.execute(
+            "DELETE FROM pending_changes WHERE case_id = ?1",
+            [&case.case_id],
+        )?;
+        tx.execute("DELETE FROM quarantine WHERE case_id = ?1", [&case.case_id])?;
+        Store::save_doc(tx, forms, &case.case_id, &mut doc, false)?;
+        let dirty: i64 = tx.query_row(
+            "SELECT dirty FROM case_sync WHERE case_id = ?1",
+            [&case.case_id],
+            |r| r.get(0),
+        )?;
+        let synced = if dirty == DIRTY_CLEAN {
+            doc.heads()
+        } else {
+            let mut have = self.synced_heads(&case.case_id)?;
+            for c in &raw {
+                if let Ok(change) = crate::case_doc::check::parse_change(c) {
+                    have.push(change.hash());
+                }
+            }
+            have
+        };
+        tx.execute(
+            "UPDATE case_sync SET synced_heads = ?2 WHERE case_id = ?1",
+            params![case.case_id, Store::format_heads(&synced)],
+        )?;
+        Ok(Pulled::Saved {
+            conflicts: !doc.conflicts(forms)?.is_empty(),
+        })
+    }
+
+    /// Sets a pulled case aside: its changes wait with it (retried with its next pulled
+    /// changes), its last good state stays readable.
+    fn quarantine(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        case_id: &str,
+        pulled: &[&[u8]],
+        reason: &str,
+    ) -> Result<()> {
+        for data in pulled {
+            tx.execute(
+                "INSERT INTO pending_changes (case_id, data) VALUES (?1, ?2)",
+                params![case_id, data],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO quarantine (case_id, reason, at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(case_id) DO UPDATE SET reason = excluded.reason, at = excluded.at",
+            params![case_id, reason, chrono::Utc::now().to_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    /// Pulled cases set aside, with why.
+    pub fn quarantined_cases(&self) -> Result<Vec<QuarantinedCase>> {
+        let mut stmt = self
+            .connection_ref()
+            .prepare_cached("SELECT case_id, reason FROM quarantine ORDER BY case_id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(QuarantinedCase {
+                case_id: r.get(0)?,
+                reason: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Cases whose own changes the server refused, with its reason.
+    pub fn refused_cases(&self) -> Result<Vec<RefusedCase>> {
+        let mut stmt = self.connection_ref().prepare_cached(
+            "SELECT case_id, coalesce(refusal, 'refused') FROM case_sync WHERE dirty = 2 OR refusal IS NOT NULL ORDER BY case_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(RefusedCase {
+                case_id: r.get(0)?,
+                reason: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// The fallback when device and server disagree on what the other has: Automerge's own
@@ -456,15 +592,14 @@ impl Store {
                 return Err(self.handle_error_reply(transport, credentials, &reply));
             }
             let response: DocSyncResponse = protocol::decode(&reply.body)?;
-            if let Some(reason) = response.refused {
-                report.refused.push(Refusal {
-                    case_id: case_id.to_string(),
-                    reason,
-                });
+            if let Some(refusal) = response.refused {
                 self.connection_ref().execute(
-                    "UPDATE case_sync SET dirty = ?2 WHERE case_id = ?1",
-                    params![case_id, DIRTY_REFUSED],
+                    "UPDATE case_sync SET dirty = ?2, refusal = ?3 WHERE case_id = ?1",
+                    params![case_id, DIRTY_REFUSED, refusal_text(&refusal)],
                 )?;
+                report
+                    .refused
+                    .push(Refusal::new(case_id, refusal.reason, &refusal.detail));
                 return Ok(());
             }
             match response.message {
@@ -472,9 +607,14 @@ impl Store {
                     let message = Message::decode(&bytes)
                         .map_err(|e| Error::Protocol(format!("sync message: {e}")))?;
                     let mut server_heads = message.heads.clone();
-                    doc.automerge()
-                        .sync()
-                        .receive_sync_message(&mut state, message)?;
+                    let automerge = doc.automerge();
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        automerge.sync().receive_sync_message(&mut state, message)
+                    }))
+                    .map_err(|_| Error::Protocol("server sync message panicked".into()))??;
+                    // Plain change chunks only (message version 1): the server refuses whole
+                    // documents, whose compressed columns it cannot bound.
+                    state.their_capabilities = None;
                     // The server answers afresh each round; once its heads are ours, both
                     // sides hold the same changes.
                     let mut ours = doc.heads();
@@ -541,7 +681,12 @@ impl Store {
         let tx = self.connection_ref().unchecked_transaction()?;
         tx.execute("DELETE FROM case_docs", [])?;
         tx.execute("DELETE FROM pending_changes", [])?;
-        tx.execute("DELETE FROM meta WHERE key = ?1", [META_CURSOR])?;
+        tx.execute("DELETE FROM change_origins", [])?;
+        tx.execute("DELETE FROM quarantine", [])?;
+        tx.execute(
+            "DELETE FROM meta WHERE key IN (?1, ?2)",
+            params![META_CURSOR, META_MARK],
+        )?;
         tx.commit()?;
         let conn = self.connection_ref();
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
@@ -561,8 +706,29 @@ impl Store {
     }
 }
 
+/// How a refusal is kept beside a case: its reason's name and detail.
+fn refusal_text(refusal: &Refusal) -> String {
+    if refusal.detail.is_empty() {
+        refusal.reason.as_str().to_string()
+    } else {
+        format!("{}: {}", refusal.reason.as_str(), refusal.detail)
+    }
+}
+
+enum Pulled {
+    Saved { conflicts: bool },
+    Waiting,
+}
+
 fn status_error(reply: &HttpReply) -> Error {
     let body: Option<ErrorBody> = serde_json::from_slice(&reply.body).ok();
+    if reply.status == protocol::UPGRADE_REQUIRED_STATUS
+        || body
+            .as_ref()
+            .is_some_and(|b| b.error == protocol::UPGRADE_REQUIRED)
+    {
+        return Error::UpgradeRequired;
+    }
     let message = body
         .map(|b| b.message)
         .unwrap_or_else(|| format!("HTTP {}", reply.status));

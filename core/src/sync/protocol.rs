@@ -3,30 +3,99 @@
 //! down. Messages are postcard-encoded and zstd-compressed as a whole, so the Automerge change
 //! chunks of all documents compress together. See PROTOCOL.md.
 
-use serde::{Deserialize, Serialize};
+use std::cell::Cell;
+use std::io::Read;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
 
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The version this build speaks. Version 2: refusal codes with a detail, pulled changes with
+/// their verified author and receive time, the feed mark.
+pub const PROTOCOL_VERSION: u16 = 2;
+/// The oldest version a server still answers; an older device is told "upgrade required".
+pub const PROTOCOL_VERSION_MIN: u16 = 2;
 pub const CONTENT_TYPE: &str = "application/x-suivi-sync";
+/// The HTTP status and error code that tell a device its app is too old for the server.
+pub const UPGRADE_REQUIRED_STATUS: u16 = 426;
+pub const UPGRADE_REQUIRED: &str = "upgrade_required";
 
 /// Largest compressed request or response body accepted.
 pub const SYNC_BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
-/// Largest body once decompressed: a guard against compression bombs.
-pub const SYNC_BODY_DECOMPRESSED_BYTES_MAX: usize = 32 * 1024 * 1024;
+/// Largest body once decompressed: a push gathers at most 2 MiB of changes and a page about
+/// 1 MiB, so this leaves room and no more (a compression-bomb guard).
+pub const SYNC_BODY_DECOMPRESSED_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Items (cases, changes, authors, refusals) in one decoded message, all lists together: every
+/// list is counted while it is decoded, so a body that lists millions of empty changes is
+/// refused before they are allocated.
+pub const MESSAGE_ITEMS_MAX: usize = 50_000;
 /// Cases in one push.
 pub const PUSH_CASES_MAX: usize = 500;
 /// Changes for one case in one push.
 pub const PUSH_CHANGES_PER_CASE_MAX: usize = 10_000;
 /// Compressed changes in one pull page: a cut sync wastes at most this much.
 pub const PULL_PAGE_BYTES_MAX: usize = 64 * 1024;
+/// Characters of a refusal's detail (a field path and a message key), echoed back bounded.
+pub const REFUSAL_DETAIL_CHARS_MAX: usize = 120;
 /// The zstd level: a phone's CPU is cheap next to a 2G link's bytes.
 pub const ZSTD_LEVEL: i32 = 9;
+
+thread_local! {
+    /// Items the message being decoded may still hold (see `MESSAGE_ITEMS_MAX`).
+    static ITEMS_LEFT: Cell<usize> = const { Cell::new(usize::MAX) };
+    /// Set when a list went over the budget, so `decode` can say so (postcard keeps only a
+    /// generic message for errors raised inside serde).
+    static OVER_BUDGET: Cell<bool> = const { Cell::new(false) };
+}
+
+fn over_budget<E: serde::de::Error>() -> E {
+    OVER_BUDGET.with(|c| c.set(true));
+    E::custom("too many items in one message")
+}
+
+/// Decodes a list while counting its items against the message's budget; never sizes an
+/// allocation from the count the sender wrote.
+fn bounded<'de, D, T>(deserializer: D) -> std::result::Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Bounded<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Bounded<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> std::result::Result<Vec<T>, A::Error> {
+            // Postcard states the length first: refuse a list longer than the budget before
+            // decoding any of it, and count each item as it comes.
+            let left = ITEMS_LEFT.with(Cell::get);
+            if seq.size_hint().is_some_and(|n| n > left) {
+                return Err(over_budget());
+            }
+            let mut out = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                let left = ITEMS_LEFT.with(Cell::get);
+                if left == 0 {
+                    return Err(over_budget());
+                }
+                ITEMS_LEFT.with(|c| c.set(left - 1));
+                out.push(item);
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_seq(Bounded(std::marker::PhantomData))
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaseChanges {
     pub case_id: String,
     /// Raw Automerge change chunks, in causal order.
+    #[serde(deserialize_with = "bounded")]
     pub changes: Vec<serde_bytes::ByteBuf>,
 }
 
@@ -35,10 +104,16 @@ pub struct SyncRequest {
     pub version: u16,
     /// The last feed position this device committed; the server sends what follows it.
     pub cursor: u64,
+    /// The feed mark the server sent with that cursor (empty at first): a server whose feed
+    /// does not hold the same history up to the cursor was replaced or restored.
+    pub mark: serde_bytes::ByteBuf,
+    #[serde(deserialize_with = "bounded")]
     pub push: Vec<CaseChanges>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Why the server refused a case. Travels as a number: a reason added by a newer server reads
+/// as `Other` on an older device instead of failing to decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefusalReason {
     /// The device's user may not write this case.
     Forbidden,
@@ -46,31 +121,156 @@ pub enum RefusalReason {
     WrongActor,
     /// A change depends on changes the server does not have: run the fallback for this case.
     MissingDeps,
-    /// A change chunk does not decode.
+    /// A change chunk does not decode, is compressed, too large, or does not apply.
     Malformed,
     /// Too many changes for one case in one request.
     TooManyChanges,
+    /// The case document would lack the structure or values its forms require.
+    Invalid,
+    /// A user field or the commit message names someone other than the device's user.
+    WrongAuthor,
+    /// A referral status moved in a way its status machine does not allow.
+    IllegalTransition,
+    /// A different change with the same actor and sequence number is already held.
+    DuplicateSeq,
+    /// The device's daily quota of new cases or bytes is used up; retry tomorrow.
+    QuotaExceeded,
+    /// The server set this case aside (its stored history failed validation).
+    Quarantined,
+    /// A reason this build does not know.
+    Other,
+}
+
+const REFUSAL_CODES: [(RefusalReason, u16); 12] = [
+    (RefusalReason::Forbidden, 0),
+    (RefusalReason::WrongActor, 1),
+    (RefusalReason::MissingDeps, 2),
+    (RefusalReason::Malformed, 3),
+    (RefusalReason::TooManyChanges, 4),
+    (RefusalReason::Invalid, 5),
+    (RefusalReason::WrongAuthor, 6),
+    (RefusalReason::IllegalTransition, 7),
+    (RefusalReason::DuplicateSeq, 8),
+    (RefusalReason::QuotaExceeded, 9),
+    (RefusalReason::Quarantined, 10),
+    (RefusalReason::Other, 0xffff),
+];
+
+impl RefusalReason {
+    pub fn code(self) -> u16 {
+        REFUSAL_CODES
+            .iter()
+            .find(|(r, _)| *r == self)
+            .map_or(0xffff, |(_, c)| *c)
+    }
+
+    pub fn from_code(code: u16) -> RefusalReason {
+        REFUSAL_CODES
+            .iter()
+            .find(|(_, c)| *c == code)
+            .map_or(RefusalReason::Other, |(r, _)| *r)
+    }
+
+    /// A stable name for logs, the CLI's JSON and the bindings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalReason::Forbidden => "forbidden",
+            RefusalReason::WrongActor => "wrong_actor",
+            RefusalReason::MissingDeps => "missing_deps",
+            RefusalReason::Malformed => "malformed",
+            RefusalReason::TooManyChanges => "too_many_changes",
+            RefusalReason::Invalid => "invalid",
+            RefusalReason::WrongAuthor => "wrong_author",
+            RefusalReason::IllegalTransition => "illegal_transition",
+            RefusalReason::DuplicateSeq => "duplicate_seq",
+            RefusalReason::QuotaExceeded => "quota_exceeded",
+            RefusalReason::Quarantined => "quarantined",
+            RefusalReason::Other => "other",
+        }
+    }
+}
+
+impl Serialize for RefusalReason {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_u16(self.code())
+    }
+}
+
+impl<'de> Deserialize<'de> for RefusalReason {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        u16::deserialize(d).map(RefusalReason::from_code)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
     pub case_id: String,
     pub reason: RefusalReason,
+    /// Where and why, briefly (a field path and a message key; never a value), at most
+    /// `REFUSAL_DETAIL_CHARS_MAX` characters.
+    pub detail: String,
+}
+
+impl Refusal {
+    pub fn new(case_id: &str, reason: RefusalReason, detail: &str) -> Refusal {
+        Refusal {
+            case_id: case_id.to_string(),
+            reason,
+            detail: detail.chars().take(REFUSAL_DETAIL_CHARS_MAX).collect(),
+        }
+    }
+}
+
+/// Who the server verified as the author of pulled changes: the user and device of the
+/// credential that pushed them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Author {
+    pub user: String,
+    pub device: String,
+}
+
+/// One pulled change with what the server verified about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PulledChange {
+    pub data: serde_bytes::ByteBuf,
+    /// Index into `SyncResponse::authors`.
+    pub author: u32,
+    /// When the server received it (Unix seconds, the server's clock).
+    pub received_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PulledCase {
+    pub case_id: String,
+    #[serde(deserialize_with = "bounded")]
+    pub changes: Vec<PulledChange>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncResponse {
     pub version: u16,
     /// Cases whose pushed changes are stored (or were already).
+    #[serde(deserialize_with = "bounded")]
     pub accepted: Vec<String>,
     /// Cases refused, with why; nothing of theirs was stored.
+    #[serde(deserialize_with = "bounded")]
     pub refused: Vec<Refusal>,
+    /// The authors the pulled changes refer to, each once per page.
+    #[serde(deserialize_with = "bounded")]
+    pub authors: Vec<Author>,
     /// Changes for the device's caseload that follow its cursor, in feed order.
-    pub pull: Vec<CaseChanges>,
+    #[serde(deserialize_with = "bounded")]
+    pub pull: Vec<PulledCase>,
     /// The feed position this page ends at; the device stores it with the page.
     pub cursor: u64,
+    /// The feed mark at `cursor`, to send back with it.
+    pub mark: serde_bytes::ByteBuf,
     /// Another page is waiting.
     pub more: bool,
+    /// The device's cursor and mark do not match this server's feed (it was replaced or
+    /// restored from a backup): this page starts from the beginning, and the device pushes
+    /// every case again.
+    pub reset: bool,
 }
 
 /// Fallback for one case when device and server disagree on what the other has: Automerge's
@@ -86,7 +286,35 @@ pub struct DocSyncRequest {
 pub struct DocSyncResponse {
     pub version: u16,
     pub message: Option<serde_bytes::ByteBuf>,
-    pub refused: Option<RefusalReason>,
+    pub refused: Option<Refusal>,
+}
+
+/// The version a message says it speaks: its first field, read before anything else, so a
+/// server can tell an old device "upgrade required" instead of failing to decode its body.
+pub fn peek_version(body: &[u8]) -> Result<u16> {
+    let raw = inflate(body, 16, false)?;
+    postcard::take_from_bytes::<u16>(&raw)
+        .map(|(v, _)| v)
+        .map_err(|e| Error::Protocol(format!("decode: {e}")))
+}
+
+/// Inflates a body, growing with what it really holds. `whole`: the entire message, refused
+/// beyond `limit`; otherwise only its first `limit` bytes are wanted.
+fn inflate(body: &[u8], limit: usize, whole: bool) -> Result<Vec<u8>> {
+    if body.len() > SYNC_BODY_BYTES_MAX {
+        return Err(Error::Protocol("body too large".into()));
+    }
+    let decoder = zstd::stream::read::Decoder::new(body)
+        .map_err(|e| Error::Protocol(format!("decompress: {e}")))?;
+    let mut raw = Vec::new();
+    match decoder.take(limit as u64 + 1).read_to_end(&mut raw) {
+        Ok(n) if whole && n > limit => {
+            Err(Error::Protocol("body inflates beyond the limit".into()))
+        }
+        Ok(_) => Ok(raw),
+        Err(_) if !whole && !raw.is_empty() => Ok(raw),
+        Err(e) => Err(Error::Protocol(format!("decompress: {e}"))),
+    }
 }
 
 /// Encodes a message: postcard, then zstd over the whole batch.
@@ -95,14 +323,25 @@ pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>> {
     zstd::bulk::compress(&raw, ZSTD_LEVEL).map_err(|e| Error::Protocol(format!("compress: {e}")))
 }
 
-/// Decodes a message, refusing oversized, truncated or malformed bodies with a typed error.
+/// Decodes a message, refusing oversized, truncated or malformed bodies, bodies that inflate
+/// beyond `SYNC_BODY_DECOMPRESSED_BYTES_MAX`, and bodies listing more than `MESSAGE_ITEMS_MAX`
+/// items, with a typed error. Bytes after the message are ignored: a newer peer may append
+/// fields at the end.
 pub fn decode<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T> {
-    if body.len() > SYNC_BODY_BYTES_MAX {
-        return Err(Error::Protocol("body too large".into()));
-    }
-    let raw = zstd::bulk::decompress(body, SYNC_BODY_DECOMPRESSED_BYTES_MAX)
-        .map_err(|e| Error::Protocol(format!("decompress: {e}")))?;
-    postcard::from_bytes(&raw).map_err(|e| Error::Protocol(format!("decode: {e}")))
+    let raw = inflate(body, SYNC_BODY_DECOMPRESSED_BYTES_MAX, true)?;
+    ITEMS_LEFT.with(|c| c.set(MESSAGE_ITEMS_MAX));
+    OVER_BUDGET.with(|c| c.set(false));
+    let decoded = postcard::take_from_bytes(&raw).map(|(value, _rest)| value);
+    ITEMS_LEFT.with(|c| c.set(usize::MAX));
+    decoded.map_err(|e| {
+        if OVER_BUDGET.with(Cell::get) {
+            Error::Protocol(format!(
+                "decode: more than {MESSAGE_ITEMS_MAX} items in one message"
+            ))
+        } else {
+            Error::Protocol(format!("decode: {e}"))
+        }
+    })
 }
 
 /// The size of a message's changes alone, zstd-compressed: the floor that bytes on the wire
@@ -112,56 +351,6 @@ pub fn compressed_changes_size(changes: &[&[u8]]) -> usize {
     zstd::bulk::compress(&joined, ZSTD_LEVEL)
         .map(|c| c.len())
         .unwrap_or(joined.len())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn messages_round_trip() {
-        let request = SyncRequest {
-            version: PROTOCOL_VERSION,
-            cursor: 42,
-            push: vec![CaseChanges {
-                case_id: "abc".into(),
-                changes: vec![serde_bytes::ByteBuf::from(vec![1, 2, 3])],
-            }],
-        };
-        let body = encode(&request).unwrap();
-        assert_eq!(decode::<SyncRequest>(&body).unwrap(), request);
-    }
-
-    #[test]
-    fn truncated_garbage_and_bombs_are_typed_errors() {
-        let body = encode(&SyncRequest {
-            version: 1,
-            cursor: 1,
-            push: vec![],
-        })
-        .unwrap();
-        assert!(matches!(
-            decode::<SyncRequest>(&body[..body.len() / 2]),
-            Err(Error::Protocol(_))
-        ));
-        assert!(matches!(
-            decode::<SyncRequest>(b"not zstd at all"),
-            Err(Error::Protocol(_))
-        ));
-        // Valid zstd, invalid postcard.
-        let junk = zstd::bulk::compress(&[0xff; 64], 1).unwrap();
-        assert!(matches!(
-            decode::<SyncRequest>(&junk),
-            Err(Error::Protocol(_))
-        ));
-        // 100 MB of zeros compresses to almost nothing: refused before it is inflated.
-        let bomb = zstd::bulk::compress(&vec![0u8; 100 * 1024 * 1024], 1).unwrap();
-        assert!(bomb.len() < SYNC_BODY_BYTES_MAX);
-        assert!(matches!(
-            decode::<SyncRequest>(&bomb),
-            Err(Error::Protocol(_))
-        ));
-    }
 }
 
 /// `POST /v1/enroll` (JSON): a one-time code from an admin turns into a device credential.
@@ -191,4 +380,119 @@ pub struct ErrorBody {
     pub message: String,
     #[serde(default)]
     pub wipe: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(push: Vec<CaseChanges>) -> SyncRequest {
+        SyncRequest {
+            version: PROTOCOL_VERSION,
+            cursor: 42,
+            mark: serde_bytes::ByteBuf::from(vec![7; 32]),
+            push,
+        }
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        let request = request(vec![CaseChanges {
+            case_id: "abc".into(),
+            changes: vec![serde_bytes::ByteBuf::from(vec![1, 2, 3])],
+        }]);
+        let body = encode(&request).unwrap();
+        assert_eq!(decode::<SyncRequest>(&body).unwrap(), request);
+        assert_eq!(peek_version(&body).unwrap(), PROTOCOL_VERSION);
+    }
+
+    #[test]
+    fn truncated_garbage_and_bombs_are_typed_errors() {
+        let body = encode(&request(vec![])).unwrap();
+        assert!(matches!(
+            decode::<SyncRequest>(&body[..body.len() / 2]),
+            Err(Error::Protocol(_))
+        ));
+        assert!(matches!(
+            decode::<SyncRequest>(b"not zstd at all"),
+            Err(Error::Protocol(_))
+        ));
+        assert!(peek_version(b"not zstd at all").is_err());
+        // Valid zstd, invalid postcard.
+        let junk = zstd::bulk::compress(&[0xff; 64], 1).unwrap();
+        assert!(matches!(
+            decode::<SyncRequest>(&junk),
+            Err(Error::Protocol(_))
+        ));
+        // 100 MB of zeros compresses to almost nothing: refused once it passes the limit.
+        let bomb = zstd::bulk::compress(&vec![0u8; 100 * 1024 * 1024], 1).unwrap();
+        assert!(bomb.len() < SYNC_BODY_BYTES_MAX);
+        assert!(matches!(
+            decode::<SyncRequest>(&bomb),
+            Err(Error::Protocol(_))
+        ));
+    }
+
+    /// A ~1 KB body that lists millions of empty changes: refused while counting, before
+    /// millions of buffers exist.
+    #[test]
+    fn a_body_listing_millions_of_items_is_refused_while_decoding() {
+        let mut raw = postcard::to_stdvec(&PROTOCOL_VERSION).unwrap();
+        raw.push(0); // cursor
+        raw.push(0); // empty mark
+        raw.push(1); // one case
+        raw.extend(postcard::to_stdvec("c").unwrap());
+        raw.extend([0x80, 0xad, 0xe2, 0x04]); // 10,000,000 changes
+        raw.resize(raw.len() + 6_000_000, 0); // each an empty change
+        let body = zstd::bulk::compress(&raw, 19).unwrap();
+        assert!(body.len() < 2048, "{} bytes", body.len());
+        let err = decode::<SyncRequest>(&body).unwrap_err();
+        assert!(err.to_string().contains("items in one message"), "{err}");
+        // The budget is per message: the next decode starts afresh.
+        let fine = encode(&request(vec![])).unwrap();
+        assert!(decode::<SyncRequest>(&fine).is_ok());
+    }
+
+    #[test]
+    fn a_newer_peer_can_append_fields_and_reasons() {
+        let response = SyncResponse {
+            version: PROTOCOL_VERSION,
+            accepted: vec!["a".into()],
+            refused: vec![Refusal::new(
+                "b",
+                RefusalReason::Invalid,
+                "identification.sex: type.choice",
+            )],
+            authors: vec![Author {
+                user: "amina".into(),
+                device: "dev-1".into(),
+            }],
+            pull: vec![PulledCase {
+                case_id: "c".into(),
+                changes: vec![PulledChange {
+                    data: serde_bytes::ByteBuf::from(vec![1]),
+                    author: 0,
+                    received_at: 1_700_000_000,
+                }],
+            }],
+            cursor: 9,
+            mark: serde_bytes::ByteBuf::from(vec![1; 32]),
+            more: false,
+            reset: false,
+        };
+        // A field appended at the end by a newer server is ignored.
+        let mut raw = postcard::to_stdvec(&response).unwrap();
+        raw.extend([3, b'n', b'e', b'w']);
+        let body = zstd::bulk::compress(&raw, 3).unwrap();
+        assert_eq!(decode::<SyncResponse>(&body).unwrap(), response);
+        // A refusal reason this build does not know reads as Other.
+        let unknown: RefusalReason =
+            postcard::from_bytes(&postcard::to_stdvec(&77u16).unwrap()).unwrap();
+        assert_eq!(unknown, RefusalReason::Other);
+        for (reason, code) in REFUSAL_CODES {
+            assert_eq!(RefusalReason::from_code(code), reason);
+        }
+        let long = Refusal::new("b", RefusalReason::Invalid, &"x".repeat(10_000));
+        assert_eq!(long.detail.chars().count(), REFUSAL_DETAIL_CHARS_MAX);
+    }
 }

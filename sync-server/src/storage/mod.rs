@@ -20,6 +20,25 @@ pub enum StorageError {
 
 pub type StorageResult<T> = Result<T, StorageError>;
 
+/// The feed mark of a row: SHA-256 over the previous row's mark, this row's seq, its change's
+/// hash and its audience. Equal marks at a position mean the same feed up to there; a store
+/// migration that carries every row carries the marks with them.
+pub fn next_feed_mark(
+    previous: &[u8],
+    seq: u64,
+    change_hash: &str,
+    audience: Option<&str>,
+) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(previous);
+    h.update(seq.to_be_bytes());
+    h.update(change_hash.as_bytes());
+    h.update([u8::from(audience.is_some())]);
+    h.update(audience.unwrap_or_default().as_bytes());
+    h.finalize().to_vec()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -94,13 +113,43 @@ pub struct Viewer {
     pub device_id: String,
 }
 
+/// One feed row as a device receives it: the change and what the server verified about it.
+#[derive(Debug, Clone)]
+pub struct FeedRow {
+    pub seq: u64,
+    pub case_id: String,
+    pub data: Vec<u8>,
+    /// The user and device whose credential pushed the change.
+    pub user_id: String,
+    pub device_id: String,
+    pub received_at: i64,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct FeedPage {
-    /// (feed seq, case id, raw change) in feed order.
-    pub rows: Vec<(u64, String, Vec<u8>)>,
+    /// Rows in feed order.
+    pub rows: Vec<FeedRow>,
     /// The feed position the page ends at: the last row, or the feed's end if nothing is left.
     pub cursor: u64,
     pub more: bool,
+}
+
+/// Where a device's cursor stands against this server's feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CursorCheck {
+    /// The feed holds the history the device read up to its cursor.
+    Matches,
+    /// It does not (restored or replaced): the device must start again from 0.
+    Reset,
+    /// A cursor beyond the feed with no mark: not something an honest device sends.
+    Invalid,
+}
+
+/// A case set aside by an admin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantinedCase {
+    pub case_id: String,
+    pub reason: String,
 }
 
 pub trait ServerStore: Send + Sync + 'static {
@@ -131,13 +180,23 @@ pub trait ServerStore: Send + Sync + 'static {
     /// Which of these hashes the server holds for this case.
     fn known_changes(&self, case_id: &str, hashes: &[String]) -> StorageResult<HashSet<String>>;
     /// Stores a checked batch in one transaction; a change already held is skipped, so a retried
-    /// push stores nothing twice.
+    /// push stores nothing twice. `audit` (action, subject) is written in the same transaction.
     fn store_changes(
         &self,
         device_id: &str,
         batch: &[AcceptedCase],
+        audit: Option<(&str, &str)>,
         now: i64,
     ) -> StorageResult<usize>;
+    /// Checks a device's cursor and the mark it holds for it against the feed.
+    fn check_cursor(&self, cursor: u64, mark: &[u8]) -> StorageResult<CursorCheck>;
+    /// The feed mark at a position (empty at 0).
+    fn feed_mark(&self, seq: u64) -> StorageResult<Vec<u8>>;
+    /// Every case with stored changes, for `case check`.
+    fn case_ids(&self) -> StorageResult<Vec<String>>;
+    fn quarantine_case(&self, case_id: &str, reason: &str, now: i64) -> StorageResult<bool>;
+    fn quarantined_cases(&self) -> StorageResult<Vec<QuarantinedCase>>;
+    fn is_quarantined(&self, case_id: &str) -> StorageResult<bool>;
     fn feed_page(
         &self,
         viewer: &Viewer,

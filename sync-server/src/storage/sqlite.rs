@@ -7,11 +7,14 @@ use std::sync::Mutex;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    AcceptedCase, CaseAccess, Device, FeedPage, Role, ServerStore, StorageError, StorageResult,
-    User, Viewer,
+    next_feed_mark, AcceptedCase, CaseAccess, CursorCheck, Device, FeedPage, FeedRow,
+    QuarantinedCase, Role, ServerStore, StorageError, StorageResult, User, Viewer,
 };
 
-const MIGRATIONS: [&str; 1] = [include_str!("migrations/001_server.sql")];
+const MIGRATIONS: [&str; 2] = [
+    include_str!("migrations/001_server.sql"),
+    include_str!("migrations/002_trust.sql"),
+];
 /// Rows read per query while filling a page.
 const FEED_ROWS_PER_QUERY: usize = 512;
 
@@ -50,6 +53,88 @@ fn audit_row(
     )
     .map_err(backend)?;
     Ok(())
+}
+
+/// Appends feed rows inside a write transaction, chaining each row's mark to the last.
+struct FeedAppender {
+    previous: Vec<u8>,
+}
+
+impl FeedAppender {
+    fn start(tx: &Connection) -> StorageResult<FeedAppender> {
+        let previous: Option<Vec<u8>> = tx
+            .query_row("SELECT mark FROM feed ORDER BY seq DESC LIMIT 1", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(backend)?
+            .flatten();
+        Ok(FeedAppender {
+            previous: previous.unwrap_or_default(),
+        })
+    }
+
+    fn append(
+        &mut self,
+        tx: &Connection,
+        change_id: i64,
+        case_id: &str,
+        hash: &str,
+        audience: Option<&str>,
+    ) -> StorageResult<()> {
+        tx.execute(
+            "INSERT INTO feed (change_id, case_id, audience) VALUES (?1, ?2, ?3)",
+            params![change_id, case_id, audience],
+        )
+        .map_err(backend)?;
+        let seq = tx.last_insert_rowid();
+        let mark = next_feed_mark(&self.previous, seq as u64, hash, audience);
+        tx.execute(
+            "UPDATE feed SET mark = ?2 WHERE seq = ?1",
+            params![seq, mark],
+        )
+        .map_err(backend)?;
+        self.previous = mark;
+        Ok(())
+    }
+}
+
+/// Fills the marks of rows written before marks existed, in feed order.
+fn backfill_marks(conn: &mut Connection) -> StorageResult<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(backend)?;
+    let rows: Vec<(i64, String, Option<String>)> = {
+        let mut stmt = tx
+            .prepare(
+                "SELECT f.seq, c.hash, f.audience FROM feed f JOIN changes c ON c.id = f.change_id
+                 WHERE f.mark IS NULL ORDER BY f.seq",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(backend)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(backend)?
+    };
+    for (seq, hash, audience) in rows {
+        let previous: Vec<u8> = tx
+            .query_row(
+                "SELECT mark FROM feed WHERE seq < ?1 ORDER BY seq DESC LIMIT 1",
+                [seq],
+                |r| r.get::<_, Option<Vec<u8>>>(0),
+            )
+            .optional()
+            .map_err(backend)?
+            .flatten()
+            .unwrap_or_default();
+        let mark = next_feed_mark(&previous, seq as u64, &hash, audience.as_deref());
+        tx.execute(
+            "UPDATE feed SET mark = ?2 WHERE seq = ?1",
+            params![seq, mark],
+        )
+        .map_err(backend)?;
+    }
+    tx.commit().map_err(backend)
 }
 
 const DEVICE_COLUMNS: &str = "device_id, user_id, actor, name, token_hash, revoked_at, wiped_at";
@@ -91,6 +176,7 @@ impl SqliteStore {
             tx.pragma_update(None, "user_version", v).map_err(backend)?;
             tx.commit().map_err(backend)?;
         }
+        backfill_marks(&mut conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -290,12 +376,19 @@ impl ServerStore for SqliteStore {
         if n > 0 {
             // The new assignee's devices may have passed these changes already: queue them again
             // for that user only.
-            tx.execute(
-                "INSERT INTO feed (change_id, case_id, audience)
-                 SELECT id, case_id, ?2 FROM changes WHERE case_id = ?1 ORDER BY id",
-                params![case_id, user_id],
-            )
-            .map_err(backend)?;
+            let changes: Vec<(i64, String)> = {
+                let mut stmt = tx
+                    .prepare("SELECT id, hash FROM changes WHERE case_id = ?1 ORDER BY id")
+                    .map_err(backend)?;
+                let rows = stmt
+                    .query_map([case_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(backend)?;
+                rows.collect::<rusqlite::Result<_>>().map_err(backend)?
+            };
+            let mut feed = FeedAppender::start(&tx)?;
+            for (id, hash) in changes {
+                feed.append(&tx, id, case_id, &hash, Some(user_id))?;
+            }
             audit_row(
                 &tx,
                 now,
@@ -359,6 +452,7 @@ impl ServerStore for SqliteStore {
         &self,
         device_id: &str,
         batch: &[AcceptedCase],
+        audit: Option<(&str, &str)>,
         now: i64,
     ) -> StorageResult<usize> {
         let mut conn = self.conn();
@@ -367,14 +461,12 @@ impl ServerStore for SqliteStore {
             .map_err(backend)?;
         let mut stored = 0;
         {
+            let mut feed = FeedAppender::start(&tx)?;
             let mut insert_change = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO changes (hash, case_id, origin_device, received_at, data)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
-                .map_err(backend)?;
-            let mut insert_feed = tx
-                .prepare_cached("INSERT INTO feed (change_id, case_id) VALUES (?1, ?2)")
                 .map_err(backend)?;
             for case in batch {
                 if let Some((created_by, team)) = &case.new_case {
@@ -390,16 +482,114 @@ impl ServerStore for SqliteStore {
                         .map_err(backend)?
                         > 0
                     {
-                        insert_feed
-                            .execute(params![tx.last_insert_rowid(), case.case_id])
-                            .map_err(backend)?;
+                        feed.append(&tx, tx.last_insert_rowid(), &case.case_id, hash, None)?;
                         stored += 1;
                     }
                 }
             }
         }
+        if let Some((action, subject)) = audit {
+            audit_row(&tx, now, device_id, action, subject)?;
+        }
         tx.commit().map_err(backend)?;
         Ok(stored)
+    }
+
+    fn check_cursor(&self, cursor: u64, mark: &[u8]) -> StorageResult<CursorCheck> {
+        if cursor == 0 {
+            return Ok(CursorCheck::Matches);
+        }
+        let Ok(seq) = i64::try_from(cursor) else {
+            return Ok(CursorCheck::Invalid);
+        };
+        let row: Option<Option<Vec<u8>>> = self
+            .conn()
+            .query_row("SELECT mark FROM feed WHERE seq = ?1", [seq], |r| r.get(0))
+            .optional()
+            .map_err(backend)?;
+        Ok(match (row, mark.is_empty()) {
+            (Some(Some(stored)), false) if stored == mark => CursorCheck::Matches,
+            (Some(_), false) => CursorCheck::Reset,
+            // A device from before marks existed: its cursor is trusted as far as the feed goes.
+            (Some(_), true) => CursorCheck::Matches,
+            (None, false) => CursorCheck::Reset,
+            (None, true) => CursorCheck::Invalid,
+        })
+    }
+
+    fn feed_mark(&self, seq: u64) -> StorageResult<Vec<u8>> {
+        if seq == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT mark FROM feed WHERE seq = ?1",
+                [i64::try_from(seq).unwrap_or(i64::MAX)],
+                |r| r.get::<_, Option<Vec<u8>>>(0),
+            )
+            .optional()
+            .map_err(backend)?
+            .flatten()
+            .unwrap_or_default())
+    }
+
+    fn case_ids(&self) -> StorageResult<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT case_id FROM cases ORDER BY case_id")
+            .map_err(backend)?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(backend)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(backend)
+    }
+
+    fn quarantine_case(&self, case_id: &str, reason: &str, now: i64) -> StorageResult<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(backend)?;
+        let known: bool = tx
+            .query_row("SELECT 1 FROM cases WHERE case_id = ?1", [case_id], |_| {
+                Ok(())
+            })
+            .optional()
+            .map_err(backend)?
+            .is_some();
+        if !known {
+            return Err(StorageError::NotFound(format!("case {case_id}")));
+        }
+        let n = tx
+            .execute(
+                "INSERT OR IGNORE INTO quarantined_cases (case_id, reason, at) VALUES (?1, ?2, ?3)",
+                params![case_id, reason, now],
+            )
+            .map_err(backend)?;
+        if n > 0 {
+            audit_row(&tx, now, "admin", "case.quarantine", case_id)?;
+        }
+        tx.commit().map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    fn quarantined_cases(&self) -> StorageResult<Vec<QuarantinedCase>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT case_id, reason FROM quarantined_cases ORDER BY case_id")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(QuarantinedCase {
+                    case_id: r.get(0)?,
+                    reason: r.get(1)?,
+                })
+            })
+            .map_err(backend)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(backend)
+    }
+
+    fn is_quarantined(&self, case_id: &str) -> StorageResult<bool> {
+        self.conn()
+            .prepare_cached("SELECT 1 FROM quarantined_cases WHERE case_id = ?1")
+            .and_then(|mut s| s.exists([case_id]))
+            .map_err(backend)
     }
 
     fn feed_page(
@@ -427,12 +617,15 @@ impl ServerStore for SqliteStore {
             Role::Officer | Role::Admin => "(?3 IS NOT NULL AND ?4 IS NOT NULL)",
         };
         let sql = format!(
-            "SELECT f.seq, f.case_id, c.data FROM feed f
+            "SELECT f.seq, f.case_id, c.data, coalesce(d.user_id, ''), c.origin_device, c.received_at
+             FROM feed f
              JOIN changes c ON c.id = f.change_id
              JOIN cases k ON k.case_id = f.case_id
+             LEFT JOIN devices d ON d.device_id = c.origin_device
              WHERE f.seq > ?1 AND f.seq <= ?2
                AND (f.audience IS NULL OR f.audience = ?3)
                AND c.origin_device != ?5
+               AND NOT EXISTS (SELECT 1 FROM quarantined_cases q WHERE q.case_id = f.case_id)
                AND {visible}
              ORDER BY f.seq LIMIT {FEED_ROWS_PER_QUERY}"
         );
@@ -455,11 +648,14 @@ impl ServerStore for SqliteStore {
                         rusqlite::types::Value::Text(viewer.device_id.clone()),
                     ]),
                     |r| {
-                        Ok((
-                            r.get::<_, i64>(0)? as u64,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, Vec<u8>>(2)?,
-                        ))
+                        Ok(FeedRow {
+                            seq: r.get::<_, i64>(0)? as u64,
+                            case_id: r.get(1)?,
+                            data: r.get(2)?,
+                            user_id: r.get(3)?,
+                            device_id: r.get(4)?,
+                            received_at: r.get(5)?,
+                        })
                     },
                 )
                 .map_err(backend)?
@@ -468,12 +664,12 @@ impl ServerStore for SqliteStore {
             let fetched = rows.len();
             for row in rows {
                 if bytes >= raw_bytes_max && !page.rows.is_empty() {
-                    page.cursor = page.rows.last().map(|r| r.0).unwrap_or(cursor);
+                    page.cursor = page.rows.last().map(|r| r.seq).unwrap_or(cursor);
                     page.more = true;
                     break 'outer;
                 }
-                bytes += row.2.len();
-                from = row.0;
+                bytes += row.data.len();
+                from = row.seq;
                 page.rows.push(row);
             }
             if fetched < FEED_ROWS_PER_QUERY {

@@ -42,7 +42,8 @@ fn case_changes(case_id: &str, changes: Vec<Vec<u8>>) -> CaseChanges {
 fn raw_sync(server: &TestServer, device: &TestDevice, push: Vec<CaseChanges>) -> SyncResponse {
     let request = SyncRequest {
         version: PROTOCOL_VERSION,
-        cursor: u64::MAX / 2,
+        cursor: 0,
+        mark: Default::default(),
         push,
     };
     let transport = HttpTransport::new(&server.url()).unwrap();
@@ -264,6 +265,7 @@ fn a_revoked_device_gets_401_and_wipes_its_case_data() {
     let body = protocol::encode(&SyncRequest {
         version: PROTOCOL_VERSION,
         cursor: 0,
+        mark: Default::default(),
         push: vec![],
     })
     .unwrap();

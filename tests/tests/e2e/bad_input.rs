@@ -39,6 +39,7 @@ fn bad_bodies_get_4xx_and_the_server_keeps_serving() {
     let valid = protocol::encode(&SyncRequest {
         version: PROTOCOL_VERSION,
         cursor: 0,
+        mark: Default::default(),
         push: vec![],
     })
     .unwrap();
@@ -57,6 +58,7 @@ fn bad_bodies_get_4xx_and_the_server_keeps_serving() {
             protocol::encode(&SyncRequest {
                 version: 99,
                 cursor: 0,
+                mark: Default::default(),
                 push: vec![],
             })
             .unwrap(),
@@ -67,6 +69,7 @@ fn bad_bodies_get_4xx_and_the_server_keeps_serving() {
             protocol::encode(&SyncRequest {
                 version: PROTOCOL_VERSION,
                 cursor: 0,
+                mark: Default::default(),
                 push: (0..protocol::PUSH_CASES_MAX + 1)
                     .map(|i| CaseChanges {
                         case_id: format!("{i:032x}"),
@@ -99,6 +102,7 @@ fn bad_bodies_get_4xx_and_the_server_keeps_serving() {
     let request = SyncRequest {
         version: PROTOCOL_VERSION,
         cursor: 0,
+        mark: Default::default(),
         push: vec![CaseChanges {
             case_id: "0123456789abcdef0123456789abcdef".into(),
             changes: vec![serde_bytes::ByteBuf::from(vec![
@@ -134,6 +138,7 @@ fn a_device_over_its_rate_limit_gets_429_then_recovers() {
     let body = protocol::encode(&SyncRequest {
         version: PROTOCOL_VERSION,
         cursor: 0,
+        mark: Default::default(),
         push: vec![],
     })
     .unwrap();

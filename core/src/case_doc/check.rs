@@ -1,0 +1,734 @@
+//! The rules a change must follow before anyone stores it. The server runs them on every pushed
+//! change (a device is untrusted input); they live here, next to `CaseDoc`, because this is the
+//! one place that knows the document's layout.
+//!
+//! Two kinds of rules:
+//! - **per change**, judged against the state the change's own dependencies hold: user fields
+//!   (`created_by`, a transition's `actor`, a note's `author`, the commit message's user) name the
+//!   verified user; a referral's status moves only by a legal transition; records are never
+//!   deleted; an officer only adds new audit notes.
+//! - **layout and values**, judged on the merged document: the structure `CaseDoc` reads and the
+//!   value types and constraints of each record's form version.
+//!
+//! Required fields and relevance are not checked: a merge of two honest concurrent changes can
+//! break them (a field cleared on one phone while set on another), and that shows as a conflict
+//! for a supervisor, never as a refusal.
+
+use std::collections::{HashMap, HashSet};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use automerge::{AutoCommit, Change, ChangeHash, ObjId, ObjType, PatchAction, Prop, ReadDoc};
+use automerge::{ScalarValue, Value, ROOT};
+use serde_json::Value as Json;
+
+use super::{
+    scalar_to_field_json, CommitMeta, K_AUDIT_NOTES, K_CASE_ID, K_CREATED_AT, K_CREATED_BY,
+    K_FOLLOWUPS, K_FORM_VERSION, K_IDENTIFICATION, K_IDENTIFICATION_FORM, K_NEXT, K_PREVIOUS,
+    K_REFERRALS, K_STATUS, K_TRANSITIONS,
+};
+use crate::forms::{FieldType, FormDefinition, FormRegistry, FOLLOWUP, IDENTIFICATION, REFERRAL};
+use crate::referral::{ReferralStatus, ALL_TRANSITIONS};
+
+/// Largest raw change accepted: a follow-up with a long narrative is a few KB.
+pub const CHANGE_BYTES_MAX: usize = 256 * 1024;
+/// Operations in one change: an honest edit of the largest form makes a few hundred; a
+/// run-length-encoded column could otherwise declare millions in a few bytes.
+pub const CHANGE_OPS_MAX: usize = 20_000;
+/// Dependencies, other actors and columns a change chunk may declare.
+const CHUNK_LIST_MAX: u64 = 1_024;
+/// The commit message is a small JSON object.
+const MESSAGE_BYTES_MAX: u64 = 4 * 1024;
+
+/// Why a change (and so its whole case) is refused. Each maps to a refusal reason on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeRefusal {
+    /// The bytes are not a plain Automerge change chunk, or applying them failed or panicked.
+    #[error("malformed change: {0}")]
+    Malformed(&'static str),
+    /// Two different changes with the same actor and sequence number.
+    #[error("a different change with the same actor and sequence number exists")]
+    DuplicateSeq,
+    /// The document does not have the structure or values its forms require.
+    #[error("invalid case document at {0}")]
+    Invalid(String),
+    /// A user field or the commit message names someone other than the verified user.
+    #[error("the change names another user at {0}")]
+    WrongAuthor(String),
+    /// A referral status moved in a way its status machine does not allow.
+    #[error("illegal referral transition at {0}")]
+    IllegalTransition(String),
+    /// The change does something the author's role may not do (an officer editing a record,
+    /// anyone deleting one).
+    #[error("the change is not allowed at {0}")]
+    NotAllowed(String),
+}
+
+/// What the server verified about who pushes a change.
+#[derive(Debug, Clone, Copy)]
+pub struct Author<'a> {
+    pub user: &'a str,
+    /// Officers audit: their changes may only add new audit notes.
+    pub audit_notes_only: bool,
+}
+
+/// Checks the layout of a raw change chunk without inflating anything: a plain change chunk
+/// (type 1), no DEFLATE-compressed column, every count bounded by the bytes that remain. Runs
+/// before Automerge parses the bytes, whose inflation has no size cap.
+pub fn precheck_change_chunk(raw: &[u8]) -> Result<(), ChangeRefusal> {
+    const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+    const CHUNK_TYPE_CHANGE: u8 = 1;
+    const COLUMN_DEFLATE: u64 = 0b1000;
+    if raw.len() > CHANGE_BYTES_MAX {
+        return Err(ChangeRefusal::Malformed("change too large"));
+    }
+    if raw.len() < 9 || raw[..4] != MAGIC {
+        return Err(ChangeRefusal::Malformed("not an Automerge chunk"));
+    }
+    if raw[8] != CHUNK_TYPE_CHANGE {
+        return Err(ChangeRefusal::Malformed(
+            "not a plain change chunk (compressed or document)",
+        ));
+    }
+    let mut r = Reader { bytes: raw, at: 9 };
+    let body_len = r.uleb()?;
+    if body_len != (raw.len() - r.at) as u64 {
+        return Err(ChangeRefusal::Malformed("chunk length"));
+    }
+    let deps = r.count(32)?;
+    r.skip(deps * 32)?;
+    let actor = r.count(1)?;
+    r.skip(actor)?;
+    r.uleb()?; // seq
+    r.uleb()?; // start op
+    r.sleb()?; // time
+    let message = r.uleb()?;
+    if message > MESSAGE_BYTES_MAX {
+        return Err(ChangeRefusal::Malformed("commit message too long"));
+    }
+    r.skip(message as usize)?;
+    let others = r.count(1)?;
+    for _ in 0..others {
+        let len = r.count(1)?;
+        r.skip(len)?;
+    }
+    let columns = r.count(2)?;
+    let mut specs = Vec::with_capacity(columns);
+    for _ in 0..columns {
+        let spec = r.uleb()?;
+        if spec & COLUMN_DEFLATE != 0 {
+            return Err(ChangeRefusal::Malformed("compressed column"));
+        }
+        let len = r.uleb()?;
+        specs.push((spec, usize::try_from(len).unwrap_or(usize::MAX)));
+    }
+    // Run-length encoding lets a few bytes declare millions of operations, or one operation
+    // with millions of predecessors, which Automerge would allocate while parsing: add the
+    // runs up first.
+    let mut at = r.at;
+    for (spec, len) in specs {
+        if len > raw.len() - at {
+            return Err(ChangeRefusal::Malformed("column beyond the chunk"));
+        }
+        let data = &raw[at..at + len];
+        at += len;
+        let limit = match spec {
+            COLUMN_ACTION => CHANGE_OPS_MAX as u64,
+            COLUMN_PRED_GROUP => CHANGE_PREDS_MAX,
+            _ => continue,
+        };
+        if rle_total(data, spec == COLUMN_ACTION)? > limit {
+            return Err(ChangeRefusal::Malformed("too many operations"));
+        }
+    }
+    Ok(())
+}
+
+/// The action column (its value count is the number of operations) and the predecessor-count
+/// column (its sum is the number of predecessors), as Automerge's change format numbers them.
+const COLUMN_ACTION: u64 = (4 << 4) | 2;
+const COLUMN_PRED_GROUP: u64 = 7 << 4;
+/// Predecessors over all operations of one change.
+const CHANGE_PREDS_MAX: u64 = 4 * CHANGE_OPS_MAX as u64;
+
+/// Adds up an unsigned run-length-encoded column without expanding it: the number of values
+/// (`count_values`) or their sum. Saturates, so a huge declared run is simply "too many".
+fn rle_total(data: &[u8], count_values: bool) -> Result<u64, ChangeRefusal> {
+    let mut r = Reader { bytes: data, at: 0 };
+    let mut total: u64 = 0;
+    while r.at < data.len() {
+        let run = r.sleb_value()?;
+        if run > 0 {
+            let value = r.uleb()?;
+            let add = if count_values { 1 } else { value };
+            total = total.saturating_add((run as u64).saturating_mul(add));
+        } else if run < 0 {
+            for _ in 0..run.unsigned_abs() {
+                let value = r.uleb()?;
+                total = total.saturating_add(if count_values { 1 } else { value });
+            }
+        } else {
+            let nulls = r.uleb()?;
+            if count_values {
+                total = total.saturating_add(nulls);
+            }
+        }
+    }
+    Ok(total)
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn uleb(&mut self) -> Result<u64, ChangeRefusal> {
+        let mut value: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let byte = *self
+                .bytes
+                .get(self.at)
+                .ok_or(ChangeRefusal::Malformed("truncated chunk"))?;
+            self.at += 1;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(ChangeRefusal::Malformed("varint too long"))
+    }
+
+    fn sleb(&mut self) -> Result<(), ChangeRefusal> {
+        self.sleb_value().map(|_| ())
+    }
+
+    fn sleb_value(&mut self) -> Result<i64, ChangeRefusal> {
+        let mut value: i64 = 0;
+        for shift in (0..64).step_by(7) {
+            let byte = *self
+                .bytes
+                .get(self.at)
+                .ok_or(ChangeRefusal::Malformed("truncated chunk"))?;
+            self.at += 1;
+            value |= i64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                if shift < 57 && byte & 0x40 != 0 {
+                    value |= -1i64 << (shift + 7);
+                }
+                return Ok(value);
+            }
+        }
+        Err(ChangeRefusal::Malformed("varint too long"))
+    }
+
+    /// A count of items of at least `item_bytes` each: bounded by the list limit and by the
+    /// bytes that remain, so nothing is sized from an unchecked number.
+    fn count(&mut self, item_bytes: usize) -> Result<usize, ChangeRefusal> {
+        let n = self.uleb()?;
+        let left = (self.bytes.len() - self.at) as u64;
+        if n > CHUNK_LIST_MAX.max(1) && item_bytes == 1 && n > left {
+            return Err(ChangeRefusal::Malformed("count beyond the chunk"));
+        }
+        if n > CHUNK_LIST_MAX && item_bytes > 1 {
+            return Err(ChangeRefusal::Malformed("too many entries"));
+        }
+        if n.saturating_mul(item_bytes as u64) > left {
+            return Err(ChangeRefusal::Malformed("count beyond the chunk"));
+        }
+        Ok(n as usize)
+    }
+
+    fn skip(&mut self, n: usize) -> Result<(), ChangeRefusal> {
+        if n > self.bytes.len() - self.at {
+            return Err(ChangeRefusal::Malformed("truncated chunk"));
+        }
+        self.at += n;
+        Ok(())
+    }
+}
+
+/// Parses a raw change after `precheck_change_chunk`, bounding its operation count.
+pub fn parse_change(raw: &[u8]) -> Result<Change, ChangeRefusal> {
+    precheck_change_chunk(raw)?;
+    let change = catch_unwind(|| Change::from_bytes(raw.to_vec()))
+        .map_err(|_| ChangeRefusal::Malformed("parser panicked"))?
+        .map_err(|_| ChangeRefusal::Malformed("does not decode"))?;
+    if change.len() > CHANGE_OPS_MAX {
+        return Err(ChangeRefusal::Malformed("too many operations"));
+    }
+    Ok(change)
+}
+
+/// The server's copy of one case, to apply and check new changes on.
+pub struct CaseCheck {
+    case_id: String,
+    doc: AutoCommit,
+    /// (actor, seq) of every change held: a different change reusing one is refused.
+    seqs: HashMap<(Vec<u8>, u64), ChangeHash>,
+}
+
+impl CaseCheck {
+    /// Rebuilds a case from its stored changes. Panics inside Automerge are contained.
+    pub fn load(case_id: &str, stored: Vec<Change>) -> Result<CaseCheck, ChangeRefusal> {
+        let mut seqs = HashMap::new();
+        for c in &stored {
+            seqs.insert((c.actor_id().to_bytes().to_vec(), c.seq()), c.hash());
+        }
+        let doc = catch_unwind(AssertUnwindSafe(|| {
+            let mut doc = AutoCommit::new();
+            doc.apply_changes(stored).map(|_| doc)
+        }))
+        .map_err(|_| ChangeRefusal::Malformed("stored history panicked"))?
+        .map_err(|_| ChangeRefusal::Malformed("stored history does not apply"))?;
+        Ok(CaseCheck {
+            case_id: case_id.to_string(),
+            doc,
+            seqs,
+        })
+    }
+
+    /// Applies new changes one by one, each checked against its own dependencies, then checks
+    /// the merged document's layout and values. On any refusal this copy must be dropped:
+    /// nothing of the case may be stored.
+    pub fn apply(
+        &mut self,
+        changes: Vec<Change>,
+        author: Author<'_>,
+        forms: &FormRegistry,
+    ) -> Result<(), ChangeRefusal> {
+        for change in changes {
+            let key = (change.actor_id().to_bytes().to_vec(), change.seq());
+            match self.seqs.get(&key) {
+                Some(h) if *h == change.hash() => continue,
+                Some(_) => return Err(ChangeRefusal::DuplicateSeq),
+                None => {}
+            }
+            // Automerge asserts these while applying; check them first so a hostile change is a
+            // refusal, and so the per-change view below (clocks by actor) means what it says.
+            if change.seq() > 1 && !self.seqs.contains_key(&(key.0.clone(), change.seq() - 1)) {
+                return Err(ChangeRefusal::Malformed("sequence gap"));
+            }
+            let mut max_op = 0u64;
+            for dep in change.deps() {
+                let dep = self
+                    .doc
+                    .get_change_by_hash(dep)
+                    .ok_or(ChangeRefusal::Malformed("dependencies missing"))?;
+                max_op = max_op.max(dep.max_op());
+            }
+            if change.start_op().get() != max_op + 1 || change.max_op() > u64::from(u32::MAX) {
+                return Err(ChangeRefusal::Malformed("operation counter"));
+            }
+            self.seqs.insert(key, change.hash());
+            let hash = change.hash();
+            let deps = change.deps().to_vec();
+            let message = change.message().map(str::to_string);
+            let doc = &mut self.doc;
+            catch_unwind(AssertUnwindSafe(|| doc.apply_changes([change])))
+                .map_err(|_| ChangeRefusal::Malformed("applying panicked"))?
+                .map_err(|_| ChangeRefusal::Malformed("does not apply"))?;
+            if self.doc.get_change_by_hash(&hash).is_none() {
+                return Err(ChangeRefusal::Malformed("dependencies missing"));
+            }
+            let mut rules = ChangeRules {
+                doc: &mut self.doc,
+                deps: &deps,
+                hash,
+                author,
+            };
+            catch_unwind(AssertUnwindSafe(|| rules.check(message.as_deref())))
+                .map_err(|_| ChangeRefusal::Malformed("reading the change panicked"))??;
+        }
+        let doc = &self.doc;
+        catch_unwind(AssertUnwindSafe(|| check_layout(doc, &self.case_id, forms)))
+            .map_err(|_| ChangeRefusal::Malformed("reading the document panicked"))?
+    }
+
+    /// The document as checked, for reading it whole.
+    pub fn into_document(self) -> AutoCommit {
+        self.doc
+    }
+}
+
+/// Checks a whole case document as it stands (for `case check` on a server's stored cases, and
+/// for a device receiving a page from a server it does not trust blindly).
+pub fn check_document(
+    doc: &AutoCommit,
+    case_id: &str,
+    forms: &FormRegistry,
+) -> Result<(), ChangeRefusal> {
+    catch_unwind(AssertUnwindSafe(|| check_layout(doc, case_id, forms)))
+        .map_err(|_| ChangeRefusal::Malformed("reading the document panicked"))?
+}
+
+/// Per-change rules, read from the change's own view: `diff(deps → hash)`.
+struct ChangeRules<'a> {
+    doc: &'a mut AutoCommit,
+    deps: &'a [ChangeHash],
+    hash: ChangeHash,
+    author: Author<'a>,
+}
+
+const USER_KEYS: [&str; 3] = [K_CREATED_BY, "actor", "author"];
+
+impl ChangeRules<'_> {
+    fn check(&mut self, message: Option<&str>) -> Result<(), ChangeRefusal> {
+        let meta: CommitMeta = message
+            .and_then(|m| serde_json::from_str(m).ok())
+            .ok_or_else(|| ChangeRefusal::Invalid("commit message".into()))?;
+        if meta.user != self.author.user {
+            return Err(ChangeRefusal::WrongAuthor("commit message".into()));
+        }
+        if self.author.audit_notes_only && meta.action != "audit.note" {
+            return Err(ChangeRefusal::NotAllowed("commit action".into()));
+        }
+        let patches = self.doc.diff(self.deps, &[self.hash]);
+        // Audit notes this change creates: an officer may fill them in, nothing else.
+        let mut new_notes: HashSet<String> = HashSet::new();
+        for patch in patches {
+            let path: Vec<String> = patch
+                .path
+                .iter()
+                .map(|(_, p)| match p {
+                    Prop::Map(k) => k.to_string(),
+                    Prop::Seq(i) => i.to_string(),
+                })
+                .collect();
+            let (key, put) = match &patch.action {
+                PatchAction::PutMap { key, .. } => (Some(key.clone()), true),
+                PatchAction::Conflict {
+                    prop: Prop::Map(key),
+                } => (Some(key.clone()), true),
+                PatchAction::DeleteMap { key } => (Some(key.clone()), false),
+                // Text edits of a narrative field; the layout check places the text object.
+                PatchAction::SpliceText { .. } | PatchAction::DeleteSeq { .. } => (None, true),
+                _ => return Err(ChangeRefusal::NotAllowed(path.join("."))),
+            };
+            let at = match &key {
+                Some(k) => format!("{}.{k}", path.join(".")),
+                None => path.join("."),
+            };
+            if self.author.audit_notes_only {
+                let is_new_note = matches!(path.as_slice(), [n] if n == K_AUDIT_NOTES)
+                    && matches!(
+                        &patch.action,
+                        PatchAction::PutMap {
+                            value: (Value::Object(ObjType::Map), _),
+                            ..
+                        }
+                    )
+                    && key
+                        .as_deref()
+                        .is_some_and(|k| self.absent_at_deps(&patch.obj, k));
+                let in_new_note = matches!(path.as_slice(), [n, id] if n == K_AUDIT_NOTES && new_notes.contains(id))
+                    && matches!(&patch.action, PatchAction::PutMap { .. });
+                if is_new_note {
+                    new_notes.extend(key.clone());
+                } else if !in_new_note {
+                    return Err(ChangeRefusal::NotAllowed(at));
+                }
+            }
+            let Some(key) = key else { continue };
+            if !put {
+                // Clearing a field is an edit; removing a record or a part of the layout is not.
+                let field_map = matches!(path.as_slice(), [m] if m == K_IDENTIFICATION)
+                    || matches!(path.as_slice(), [m, _] if m == K_REFERRALS || m == super::K_FOLLOWUPS);
+                let fixed = [
+                    K_FORM_VERSION,
+                    K_STATUS,
+                    K_CREATED_AT,
+                    K_CREATED_BY,
+                    K_TRANSITIONS,
+                    K_PREVIOUS,
+                    K_NEXT,
+                ];
+                if !field_map || fixed.contains(&key.as_str()) {
+                    return Err(ChangeRefusal::NotAllowed(at));
+                }
+                continue;
+            }
+            if USER_KEYS.contains(&key.as_str()) {
+                for value in self.new_values(&patch.obj, &key) {
+                    if !matches!(&value, Value::Scalar(s) if matches!(s.as_ref(), ScalarValue::Str(u) if u.as_str() == self.author.user))
+                    {
+                        return Err(ChangeRefusal::WrongAuthor(at));
+                    }
+                }
+            }
+            if key == K_STATUS && matches!(path.as_slice(), [r, _] if r == K_REFERRALS) {
+                self.check_transition(&patch.obj, &at)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn absent_at_deps(&self, obj: &ObjId, key: &str) -> bool {
+        self.doc
+            .get_all_at(obj, key, self.deps)
+            .map(|v| v.is_empty())
+            .unwrap_or(true)
+    }
+
+    /// The values this change put at `obj.key`: those in its own view that its dependencies
+    /// did not hold.
+    fn new_values(&self, obj: &ObjId, key: &str) -> Vec<Value<'static>> {
+        let before: HashSet<ObjId> = self
+            .doc
+            .get_all_at(obj, key, self.deps)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        self.doc
+            .get_all_at(obj, key, &[self.hash])
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, id)| !before.contains(id))
+            .map(|(v, _)| v.into_owned())
+            .collect()
+    }
+
+    /// A referral's new status must follow from a status its dependencies hold by one legal
+    /// transition; a new referral starts as a draft, or as sent when a transfer starts it.
+    fn check_transition(&self, referral: &ObjId, at: &str) -> Result<(), ChangeRefusal> {
+        let status_of = |v: &Value<'_>| match v {
+            Value::Scalar(s) => match s.as_ref() {
+                ScalarValue::Str(t) => ReferralStatus::parse(t).ok(),
+                _ => None,
+            },
+            _ => None,
+        };
+        let before: Vec<ReferralStatus> = self
+            .doc
+            .get_all_at(referral, K_STATUS, self.deps)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|(v, _)| status_of(v))
+            .collect();
+        for value in self.new_values(referral, K_STATUS) {
+            let to = status_of(&value).ok_or_else(|| ChangeRefusal::Invalid(at.to_string()))?;
+            let legal = if before.is_empty() {
+                matches!(to, ReferralStatus::Draft | ReferralStatus::Sent)
+            } else {
+                before.iter().any(|from| {
+                    ALL_TRANSITIONS
+                        .iter()
+                        .any(|t| from.apply(*t).is_ok_and(|s| s == to))
+                })
+            };
+            if !legal {
+                return Err(ChangeRefusal::IllegalTransition(at.to_string()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The structure `CaseDoc` reads, and every value (conflicting ones included) valid for its
+/// field in the record's form version.
+fn check_layout(
+    doc: &AutoCommit,
+    case_id: &str,
+    forms: &FormRegistry,
+) -> Result<(), ChangeRefusal> {
+    let bad = |at: &str| ChangeRefusal::Invalid(at.to_string());
+    let root_keys = [
+        K_CASE_ID,
+        K_CREATED_AT,
+        K_CREATED_BY,
+        K_IDENTIFICATION_FORM,
+        K_IDENTIFICATION,
+        K_REFERRALS,
+        K_FOLLOWUPS,
+        K_AUDIT_NOTES,
+    ];
+    for key in doc.keys(ROOT) {
+        if !root_keys.contains(&key.as_str()) {
+            return Err(bad(&key));
+        }
+    }
+    if one_str(doc, &ROOT, K_CASE_ID)?.as_deref() != Some(case_id) {
+        return Err(bad(K_CASE_ID));
+    }
+    for key in [K_CREATED_AT, K_CREATED_BY] {
+        one_str(doc, &ROOT, key)?.ok_or_else(|| bad(key))?;
+    }
+    let version = one_version(doc, &ROOT, K_IDENTIFICATION_FORM)?;
+    let form = forms
+        .get(IDENTIFICATION, version)
+        .map_err(|_| bad(K_IDENTIFICATION_FORM))?;
+    let ident = one_map(doc, &ROOT, K_IDENTIFICATION)?;
+    check_fields(doc, &ident, form, K_IDENTIFICATION, &[])?;
+
+    let referrals = one_map(doc, &ROOT, K_REFERRALS)?;
+    for key in doc.keys(&referrals) {
+        let at = format!("{K_REFERRALS}.{key}");
+        let obj = one_map(doc, &referrals, &key)?;
+        let form = forms
+            .get(REFERRAL, one_version(doc, &obj, K_FORM_VERSION)?)
+            .map_err(|_| bad(&at))?;
+        let statuses = doc.get_all(&obj, K_STATUS).map_err(|_| bad(&at))?;
+        // Two legal transitions from one status are a dispute to show, not a refusal.
+        if statuses.is_empty() {
+            return Err(bad(&format!("{at}.{K_STATUS}")));
+        }
+        for (v, _) in statuses {
+            let ok = matches!(&v, Value::Scalar(s) if matches!(s.as_ref(), ScalarValue::Str(t) if ReferralStatus::parse(t).is_ok()));
+            if !ok {
+                return Err(bad(&format!("{at}.{K_STATUS}")));
+            }
+        }
+        for key in [K_CREATED_AT, K_CREATED_BY] {
+            one_str(doc, &obj, key)?.ok_or_else(|| bad(&format!("{at}.{key}")))?;
+        }
+        for key in [K_PREVIOUS, K_NEXT] {
+            one_str(doc, &obj, key)?;
+        }
+        let log = one_map(doc, &obj, K_TRANSITIONS)?;
+        for entry in doc.keys(&log) {
+            let e = one_map(doc, &log, &entry)?;
+            check_string_map(
+                doc,
+                &e,
+                &["transition", "from", "to", "actor", "at", "note"],
+                &format!("{at}.{K_TRANSITIONS}.{entry}"),
+            )?;
+        }
+        let fixed = [
+            K_FORM_VERSION,
+            K_STATUS,
+            K_CREATED_AT,
+            K_CREATED_BY,
+            K_PREVIOUS,
+            K_NEXT,
+            K_TRANSITIONS,
+        ];
+        check_fields(doc, &obj, form, &at, &fixed)?;
+    }
+
+    let followups = one_map(doc, &ROOT, K_FOLLOWUPS)?;
+    for key in doc.keys(&followups) {
+        let at = format!("{K_FOLLOWUPS}.{key}");
+        let obj = one_map(doc, &followups, &key)?;
+        let form = forms
+            .get(FOLLOWUP, one_version(doc, &obj, K_FORM_VERSION)?)
+            .map_err(|_| bad(&at))?;
+        for key in [K_CREATED_AT, K_CREATED_BY] {
+            one_str(doc, &obj, key)?.ok_or_else(|| bad(&format!("{at}.{key}")))?;
+        }
+        check_fields(
+            doc,
+            &obj,
+            form,
+            &at,
+            &[K_FORM_VERSION, K_CREATED_AT, K_CREATED_BY],
+        )?;
+    }
+
+    let notes = one_map(doc, &ROOT, K_AUDIT_NOTES)?;
+    for key in doc.keys(&notes) {
+        let note = one_map(doc, &notes, &key)?;
+        check_string_map(
+            doc,
+            &note,
+            &["text", "author", "at"],
+            &format!("{K_AUDIT_NOTES}.{key}"),
+        )?;
+    }
+    Ok(())
+}
+
+/// A key that holds exactly one value (no conflict is possible in honest use), a string if
+/// present.
+fn one_str(doc: &AutoCommit, obj: &ObjId, key: &str) -> Result<Option<String>, ChangeRefusal> {
+    let all = doc
+        .get_all(obj, key)
+        .map_err(|_| ChangeRefusal::Invalid(key.into()))?;
+    match all.as_slice() {
+        [] => Ok(None),
+        [(Value::Scalar(s), _)] => match s.as_ref() {
+            ScalarValue::Str(t) => Ok(Some(t.to_string())),
+            _ => Err(ChangeRefusal::Invalid(key.into())),
+        },
+        _ => Err(ChangeRefusal::Invalid(key.into())),
+    }
+}
+
+fn one_version(doc: &AutoCommit, obj: &ObjId, key: &str) -> Result<u32, ChangeRefusal> {
+    let all = doc
+        .get_all(obj, key)
+        .map_err(|_| ChangeRefusal::Invalid(key.into()))?;
+    match all.as_slice() {
+        [(Value::Scalar(s), _)] => match s.as_ref() {
+            ScalarValue::Int(v) => {
+                u32::try_from(*v).map_err(|_| ChangeRefusal::Invalid(key.into()))
+            }
+            _ => Err(ChangeRefusal::Invalid(key.into())),
+        },
+        _ => Err(ChangeRefusal::Invalid(key.into())),
+    }
+}
+
+fn one_map(doc: &AutoCommit, obj: &ObjId, key: &str) -> Result<ObjId, ChangeRefusal> {
+    let all = doc
+        .get_all(obj, key)
+        .map_err(|_| ChangeRefusal::Invalid(key.into()))?;
+    match all.as_slice() {
+        [(Value::Object(ObjType::Map), id)] => Ok(id.clone()),
+        _ => Err(ChangeRefusal::Invalid(key.into())),
+    }
+}
+
+/// A map of short strings with known keys (a transition, an audit note).
+fn check_string_map(
+    doc: &AutoCommit,
+    obj: &ObjId,
+    allowed: &[&str],
+    at: &str,
+) -> Result<(), ChangeRefusal> {
+    for key in doc.keys(obj) {
+        if !allowed.contains(&key.as_str()) {
+            return Err(ChangeRefusal::Invalid(format!("{at}.{key}")));
+        }
+        one_str(doc, obj, &key).map_err(|_| ChangeRefusal::Invalid(format!("{at}.{key}")))?;
+    }
+    Ok(())
+}
+
+/// Every key of a record map is a field of its form (or one of `fixed`, checked by the caller),
+/// and every value held there, conflicting ones included, is valid for the field.
+fn check_fields(
+    doc: &AutoCommit,
+    obj: &ObjId,
+    form: &FormDefinition,
+    at: &str,
+    fixed: &[&str],
+) -> Result<(), ChangeRefusal> {
+    for key in doc.keys(obj) {
+        if fixed.contains(&key.as_str()) {
+            continue;
+        }
+        let here = format!("{at}.{key}");
+        let field = form
+            .field(&key)
+            .ok_or_else(|| ChangeRefusal::Invalid(here.clone()))?;
+        let values = doc
+            .get_all(obj, key.as_str())
+            .map_err(|_| ChangeRefusal::Invalid(here.clone()))?;
+        for (value, id) in values {
+            let json = match value {
+                Value::Object(ObjType::Text)
+                    if field.multiline && field.field_type == FieldType::Text =>
+                {
+                    doc.text(&id).ok().map(Json::String)
+                }
+                Value::Object(_) => None,
+                Value::Scalar(s) => scalar_to_field_json(field, &s),
+            };
+            let json = json.ok_or_else(|| ChangeRefusal::Invalid(here.clone()))?;
+            crate::forms::check_field_value(field, &json)
+                .map_err(|key| ChangeRefusal::Invalid(format!("{here}: {key}")))?;
+        }
+    }
+    Ok(())
+}
