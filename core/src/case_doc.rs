@@ -114,10 +114,25 @@ pub struct FieldChange {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryEntry {
     pub hash: String,
+    /// The time the writing device's clock gave (a device clock can be wrong: shown, never
+    /// trusted).
     pub at: DateTime<Utc>,
+    /// The user the change names (written by the device).
     pub user: Option<String>,
     pub action: Option<String>,
     pub changes: Vec<FieldChange>,
+    /// Who the server verified pushed it (the user and device of the credential), and when it
+    /// received it; for this device's own changes, this device. `None`: not verified (a change
+    /// received through the per-document fallback, or from before verification existed).
+    pub verified: Option<VerifiedOrigin>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifiedOrigin {
+    pub user: String,
+    pub device: String,
+    /// When the server received the change; `None` for a change made on this device.
+    pub received_at: Option<DateTime<Utc>>,
 }
 
 pub struct CaseDoc {
@@ -674,6 +689,7 @@ impl CaseDoc {
                 user: meta.as_ref().map(|m| m.user.clone()),
                 action: meta.map(|m| m.action),
                 changes: fields,
+                verified: None,
             });
         }
         Ok(out)

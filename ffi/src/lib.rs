@@ -39,6 +39,9 @@ pub enum SuiviError {
     /// The phone's storage failed or is full.
     #[error("storage: {reason}")]
     Storage { reason: String },
+    /// The app is too old for the sync server: it must be updated before it syncs again.
+    #[error("upgrade required")]
+    UpgradeRequired,
     #[error("{reason}")]
     Other { reason: String },
 }
@@ -71,6 +74,7 @@ impl From<CoreError> for SuiviError {
                 }
             }
             CoreError::Offline(reason) => SuiviError::Offline { reason },
+            CoreError::UpgradeRequired => SuiviError::UpgradeRequired,
             CoreError::Storage(reason) => SuiviError::Storage { reason },
             CoreError::StorageFull => SuiviError::Storage {
                 reason: "storage full".into(),
@@ -191,10 +195,17 @@ pub struct FieldChangeInfo {
 /// One change of a case: when, who, what.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct HistoryItem {
+    /// The writing device's clock: shown, never trusted.
     pub at: String,
+    /// The user the change names.
     pub user: Option<String>,
     pub action: Option<String>,
     pub changes: Vec<FieldChangeInfo>,
+    /// Who the server verified pushed it (None: not verified).
+    pub verified_user: Option<String>,
+    pub verified_device: Option<String>,
+    /// When the server received it (RFC 3339; None for this device's own changes).
+    pub received_at: Option<String>,
 }
 
 /// A choice of a select field, labelled in the requested language.
@@ -526,6 +537,13 @@ impl CaseStore {
                 at: h.at.to_rfc3339(),
                 user: h.user,
                 action: h.action,
+                verified_user: h.verified.as_ref().map(|v| v.user.clone()),
+                verified_device: h.verified.as_ref().map(|v| v.device.clone()),
+                received_at: h
+                    .verified
+                    .as_ref()
+                    .and_then(|v| v.received_at)
+                    .map(|t| t.to_rfc3339()),
                 changes: h
                     .changes
                     .into_iter()

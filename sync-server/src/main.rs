@@ -80,7 +80,20 @@ enum DeviceCommand {
 
 #[derive(Subcommand)]
 enum CaseCommand {
-    Assign { case: String, user: String },
+    Assign {
+        case: String,
+        user: String,
+    },
+    /// List the cases whose stored changes fail validation (exit 1 if any).
+    Check,
+    /// Set a case aside: no longer served to devices, pushes to it refused.
+    Quarantine {
+        case: String,
+        #[arg(long, default_value = "fails validation")]
+        reason: String,
+    },
+    /// The cases set aside.
+    Quarantined,
 }
 
 fn main() -> ExitCode {
@@ -172,6 +185,41 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Case(CaseCommand::Assign { case, user }) => {
             admin::assign(store.as_ref(), &case, &user)?;
             println!("case {case} assigned to {user}");
+            Ok(())
+        }
+        Command::Case(CaseCommand::Check) => {
+            let failing = suivi_server::SyncService::new(store)
+                .check_stored_cases()
+                .map_err(|e| e.to_string())?;
+            for (case, why) in &failing {
+                println!("{case}  {why}");
+            }
+            if failing.is_empty() {
+                println!("every stored case passes validation");
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} case(s) fail validation: `suivi-server case quarantine <case>` sets one aside",
+                    failing.len()
+                ))
+            }
+        }
+        Command::Case(CaseCommand::Quarantine { case, reason }) => {
+            let now = chrono::Utc::now().timestamp();
+            if store
+                .quarantine_case(&case, &reason, now)
+                .map_err(|e| e.to_string())?
+            {
+                println!("case {case} set aside");
+            } else {
+                println!("case {case} was already set aside");
+            }
+            Ok(())
+        }
+        Command::Case(CaseCommand::Quarantined) => {
+            for q in store.quarantined_cases().map_err(|e| e.to_string())? {
+                println!("{}  {}", q.case_id, q.reason);
+            }
             Ok(())
         }
     }

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::json;
-use suivi_core::sync::{HttpTransport, SyncReport};
+use suivi_core::sync::protocol::{
+    self, CaseChanges, SyncRequest, SyncResponse, CONTENT_TYPE, PROTOCOL_VERSION,
+};
+use suivi_core::sync::{HttpTransport, SyncReport, Transport};
 use suivi_core::{Record, Store};
 use suivi_server::storage::Role;
 use suivi_server::{admin, SqliteStore};
@@ -255,4 +258,51 @@ pub fn visit(n: usize) -> Record {
         "risk_level_now": (["low", "medium", "high"][n % 3]), "next_visit_due": format!("2026-12-{:02}", n % 28 + 1),
         "notes": "Visite faite avec le parent; l'enfant dit aller à l'école trois jours par semaine."
     }))
+}
+
+/// A device's Automerge actor id.
+pub fn actor_of(device: &TestDevice) -> automerge::ActorId {
+    automerge::ActorId::from(hex::decode(&device.store.identity().actor).expect("hex actor"))
+}
+
+pub fn case_changes(case_id: &str, changes: Vec<Vec<u8>>) -> CaseChanges {
+    CaseChanges {
+        case_id: case_id.to_string(),
+        changes: changes
+            .into_iter()
+            .map(serde_bytes::ByteBuf::from)
+            .collect(),
+    }
+}
+
+/// Pushes a batch with a device's credential, bypassing its store: what a hostile or buggy app
+/// could send.
+pub fn raw_sync(server: &TestServer, device: &TestDevice, push: Vec<CaseChanges>) -> SyncResponse {
+    let request = SyncRequest {
+        version: PROTOCOL_VERSION,
+        cursor: 0,
+        mark: Default::default(),
+        push,
+    };
+    let transport = HttpTransport::new(&server.url()).expect("transport");
+    let reply = transport
+        .post(
+            "/v1/sync",
+            CONTENT_TYPE,
+            protocol::encode(&request).expect("encode"),
+            Some(&device.store.credentials().expect("enrolled")),
+        )
+        .expect("reply");
+    assert_eq!(reply.status, 200);
+    protocol::decode(&reply.body).expect("decode")
+}
+
+/// Pushes one case's raw changes.
+pub fn raw_push(
+    server: &TestServer,
+    device: &TestDevice,
+    case_id: &str,
+    changes: Vec<Vec<u8>>,
+) -> SyncResponse {
+    raw_sync(server, device, vec![case_changes(case_id, changes)])
 }

@@ -91,6 +91,8 @@ enum Command {
     },
     /// Push what was recorded offline and pull the caseload's changes.
     Sync,
+    /// Cases the last syncs set aside (quarantined) or the server refused, with why.
+    Problems,
 }
 
 #[derive(Subcommand)]
@@ -172,6 +174,7 @@ fn exit_code(err: &Error) -> u8 {
         Error::WrongKeyOrCorrupt | Error::PlaintextDatabase | Error::ForeignDatabase => 4,
         Error::Offline(_) => 5,
         Error::Forbidden(_) | Error::DeviceRevoked => 6,
+        Error::UpgradeRequired => 7,
         _ => 1,
     }
 }
@@ -409,13 +412,47 @@ fn run(cli: &Cli, lang: Lang) -> Result<(), Error> {
                     }
                     for refusal in &report.refused {
                         text.push_str(&format!(
-                            "\n{} {}: {:?}",
+                            "\n{} {}: {} {}",
                             t(lang, "refused"),
                             short(&refusal.case_id),
-                            refusal.reason
+                            refusal.reason.as_str(),
+                            refusal.detail
                         ));
                     }
+                    for q in &report.quarantined {
+                        text.push_str(&format!("\nquarantine {}: {}", short(&q.case_id), q.reason));
+                    }
+                    if report.server_reset {
+                        text.push_str("\nserver reset: every case pushed again");
+                    }
                     text
+                },
+            )
+        }
+        Command::Problems => {
+            let quarantined = store.quarantined_cases()?;
+            let refused = store.refused_cases()?;
+            print(
+                cli,
+                lang,
+                &serde_json::json!({"quarantined": quarantined, "refused": refused}),
+                |_| {
+                    let mut text = String::new();
+                    for q in &quarantined {
+                        text.push_str(&format!("quarantine {}  {}\n", q.case_id, q.reason));
+                    }
+                    for r in &refused {
+                        text.push_str(&format!(
+                            "{} {}  {}\n",
+                            t(lang, "refused"),
+                            r.case_id,
+                            r.reason
+                        ));
+                    }
+                    if text.is_empty() {
+                        text.push('-');
+                    }
+                    text.trim_end().to_string()
                 },
             )
         }
@@ -646,11 +683,25 @@ fn show_case(store: &Store, detail: &CaseDetail, lang: Lang) -> String {
 fn show_history(history: &[HistoryEntry]) -> String {
     let mut out = String::new();
     for h in history {
+        // The device's clock and the user it names, then what the server verified.
+        let verified = match &h.verified {
+            Some(v) => match v.received_at {
+                Some(at) => format!(
+                    "✓ {} ({}) {}",
+                    v.user,
+                    v.device,
+                    at.format("%Y-%m-%d %H:%M:%S")
+                ),
+                None => format!("✓ {} ({})", v.user, v.device),
+            },
+            None => "unverified".to_string(),
+        };
         out.push_str(&format!(
-            "{}  {}  {}\n",
+            "{}  {}  {}  [{}]\n",
             h.at.format("%Y-%m-%d %H:%M:%S"),
             h.user.as_deref().unwrap_or("?"),
-            h.action.as_deref().unwrap_or("?")
+            h.action.as_deref().unwrap_or("?"),
+            verified
         ));
         for c in &h.changes {
             let show = |v: &Option<Json>| {

@@ -443,7 +443,7 @@ impl ChangeRules<'_> {
                     K_NEXT,
                 ];
                 if !field_map || fixed.contains(&key.as_str()) {
-                    return Err(ChangeRefusal::NotAllowed(at));
+                    return Err(ChangeRefusal::Invalid(format!("{at}: deleted")));
                 }
                 continue;
             }
@@ -731,4 +731,129 @@ fn check_fields(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A change chunk written by hand: `columns` are (spec, data).
+    fn chunk(chunk_type: u8, columns: &[(u8, Vec<u8>)]) -> Vec<u8> {
+        let mut body = vec![0]; // no deps
+        body.push(16);
+        body.extend([0xab; 16]); // actor
+        body.extend([1, 1, 0, 0, 0]); // seq, start op, time, empty message, no other actors
+        body.push(columns.len() as u8);
+        for (spec, data) in columns {
+            body.extend([*spec, data.len() as u8]);
+        }
+        for (_, data) in columns {
+            body.extend(data);
+        }
+        let mut out = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, chunk_type];
+        assert!(body.len() < 128);
+        out.push(body.len() as u8);
+        out.extend(body);
+        out
+    }
+
+    fn sleb(mut v: i64) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if (v == 0 && byte & 0x40 == 0) || (v == -1 && byte & 0x40 != 0) {
+                out.push(byte);
+                return out;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    #[test]
+    fn compressed_chunks_and_columns_are_refused_before_automerge_sees_them() {
+        assert!(matches!(
+            precheck_change_chunk(&chunk(2, &[])),
+            Err(ChangeRefusal::Malformed(_))
+        ));
+        assert!(matches!(
+            precheck_change_chunk(&chunk(0, &[])),
+            Err(ChangeRefusal::Malformed(_))
+        ));
+        // The action column with its deflate bit set.
+        assert!(matches!(
+            precheck_change_chunk(&chunk(1, &[(0x42 | 0x08, vec![1, 2])])),
+            Err(ChangeRefusal::Malformed("compressed column"))
+        ));
+        assert!(precheck_change_chunk(&chunk(1, &[])).is_ok());
+        assert!(precheck_change_chunk(&[0x85, 0x6f, 0x4a]).is_err());
+    }
+
+    /// A few bytes of run-length encoding declaring a billion operations, or one operation with
+    /// a billion predecessors: refused by adding up the runs, before Automerge allocates them.
+    #[test]
+    fn run_length_bombs_are_refused() {
+        let mut action = sleb(1_000_000_000);
+        action.push(1);
+        let bomb = chunk(1, &[(0x42, action)]);
+        assert!(bomb.len() < 64);
+        assert_eq!(
+            precheck_change_chunk(&bomb),
+            Err(ChangeRefusal::Malformed("too many operations"))
+        );
+        let mut preds = sleb(1);
+        preds.extend([0x80, 0x94, 0xeb, 0xdc, 0x03]); // one op with 1e9 predecessors
+        let bomb = chunk(1, &[(0x70, preds)]);
+        assert_eq!(
+            precheck_change_chunk(&bomb),
+            Err(ChangeRefusal::Malformed("too many operations"))
+        );
+        let mut fine = sleb(3);
+        fine.push(1);
+        assert!(precheck_change_chunk(&chunk(1, &[(0x42, fine)])).is_ok());
+    }
+
+    #[test]
+    fn honest_changes_pass_the_precheck() {
+        let forms = FormRegistry::builtin();
+        let record: crate::Record = serde_json::from_value(serde_json::json!({
+            "child_first_name": "Aïcha", "child_last_name": "Traoré", "sex": "female",
+            "dob_known": false, "estimated_age": 12, "province": "Sikasso", "commune": "Kignan",
+            "village": "Fès", "school_status": "dropped_out", "school_level": "primary",
+            "works": true, "work_sector": "artisanal_gold_mining",
+            "hazardous_conditions": ["mercury"], "hours_per_week": 30,
+            "risk_level": "high", "consent_to_share": true,
+            "notes": "Travaille au site d'orpaillage avec son oncle, depuis deux saisons, six jours sur sept."
+        }))
+        .unwrap();
+        let mut doc = crate::CaseDoc::create(
+            &"a".repeat(32),
+            automerge::ActorId::random(),
+            forms.latest(IDENTIFICATION).unwrap(),
+            &record,
+            &crate::ChangeContext::now("amina"),
+        )
+        .unwrap();
+        let changes = doc.changes_since(&[]);
+        assert!(
+            changes[0].len() > 256,
+            "large enough that Automerge could compress it"
+        );
+        let parsed: Vec<Change> = changes.iter().map(|c| parse_change(c).unwrap()).collect();
+        let mut copy = CaseCheck::load(&"a".repeat(32), Vec::new()).unwrap();
+        let author = Author {
+            user: "amina",
+            audit_notes_only: false,
+        };
+        copy.apply(parsed.clone(), author, &forms).unwrap();
+        let mut other = CaseCheck::load(&"a".repeat(32), Vec::new()).unwrap();
+        let karim = Author {
+            user: "karim",
+            audit_notes_only: false,
+        };
+        assert!(matches!(
+            other.apply(parsed, karim, &forms),
+            Err(ChangeRefusal::WrongAuthor(_))
+        ));
+    }
 }

@@ -454,7 +454,41 @@ impl Store {
     }
 
     pub fn history(&self, case_id: &str) -> Result<Vec<HistoryEntry>> {
-        self.require_doc(case_id)?.history()
+        let mut doc = self.require_doc(case_id)?;
+        let mut history = doc.history()?;
+        let own_actor = self.actor()?;
+        let own_device = self
+            .meta("device_id")?
+            .unwrap_or_else(|| self.identity.device.clone());
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT user_id, device_id, received_at FROM change_origins WHERE hash = ?1",
+        )?;
+        for entry in &mut history {
+            let origin = stmt
+                .query_row([&entry.hash], |r| {
+                    Ok(crate::case_doc::VerifiedOrigin {
+                        user: r.get(0)?,
+                        device: r.get(1)?,
+                        received_at: chrono::DateTime::from_timestamp(r.get(2)?, 0),
+                    })
+                })
+                .optional()?;
+            entry.verified = match origin {
+                Some(origin) => Some(origin),
+                None => {
+                    let hash: Option<automerge::ChangeHash> = entry.hash.parse().ok();
+                    let own = hash
+                        .and_then(|h| doc.automerge().get_change_by_hash(&h))
+                        .is_some_and(|c| *c.actor_id() == own_actor);
+                    own.then(|| crate::case_doc::VerifiedOrigin {
+                        user: self.identity.user.clone(),
+                        device: own_device.clone(),
+                        received_at: None,
+                    })
+                }
+            };
+        }
+        Ok(history)
     }
 
     /// Lists cases from the projection only: no document is loaded.

@@ -1,17 +1,16 @@
 //! Caseload access, enforced by the server on every request: unauthorized writes refused and
 //! stored nowhere, no case outside a caseload ever sent, revoked devices wiped.
 
-use automerge::ActorId;
 use serde_json::json;
 use suivi_core::case_doc::{CaseDoc, ChangeContext};
 use suivi_core::sync::protocol::{
-    self, CaseChanges, RefusalReason, SyncRequest, SyncResponse, CONTENT_TYPE, PROTOCOL_VERSION,
+    self, RefusalReason, SyncRequest, CONTENT_TYPE, PROTOCOL_VERSION,
 };
 use suivi_core::sync::{HttpTransport, Transport};
 use suivi_core::{Error, FormRegistry};
 use suivi_server::storage::Role;
 use suivi_server::{admin, ServerStore};
-use suivi_tests::{child, record, TestDevice, TestServer};
+use suivi_tests::{actor_of, case_changes, child, raw_push, raw_sync, record, TestServer};
 
 fn team_server() -> TestServer {
     let server = TestServer::start();
@@ -22,51 +21,6 @@ fn team_server() -> TestServer {
     server.add_user("ali", Role::Supervisor, "sikasso");
     server.add_user("officer", Role::Officer, "project");
     server
-}
-
-fn actor_of(device: &TestDevice) -> ActorId {
-    ActorId::from(hex::decode(&device.store.identity().actor).unwrap())
-}
-
-fn case_changes(case_id: &str, changes: Vec<Vec<u8>>) -> CaseChanges {
-    CaseChanges {
-        case_id: case_id.to_string(),
-        changes: changes
-            .into_iter()
-            .map(serde_bytes::ByteBuf::from)
-            .collect(),
-    }
-}
-
-/// Pushes a batch with a device's credential, bypassing its store.
-fn raw_sync(server: &TestServer, device: &TestDevice, push: Vec<CaseChanges>) -> SyncResponse {
-    let request = SyncRequest {
-        version: PROTOCOL_VERSION,
-        cursor: 0,
-        mark: Default::default(),
-        push,
-    };
-    let transport = HttpTransport::new(&server.url()).unwrap();
-    let reply = transport
-        .post(
-            "/v1/sync",
-            CONTENT_TYPE,
-            protocol::encode(&request).unwrap(),
-            Some(&device.store.credentials().unwrap()),
-        )
-        .unwrap();
-    assert_eq!(reply.status, 200);
-    protocol::decode(&reply.body).unwrap()
-}
-
-/// Pushes one case's raw changes.
-fn raw_push(
-    server: &TestServer,
-    device: &TestDevice,
-    case_id: &str,
-    changes: Vec<Vec<u8>>,
-) -> SyncResponse {
-    raw_sync(server, device, vec![case_changes(case_id, changes)])
 }
 
 #[test]

@@ -9,3 +9,4 @@ mod fallback;
 mod faults;
 mod https;
 mod simulation;
+mod trust;

@@ -26,6 +26,7 @@ object Messages {
         "type.date" to Triple("Date attendue (AAAA-MM-JJ)", "A date (YYYY-MM-DD)", "تاريخ (YYYY-MM-DD)"),
         "type.boolean" to Triple("Oui ou non", "Yes or no", "نعم أو لا"),
         "offline" to Triple("Hors connexion : rien n'est perdu", "Offline: nothing is lost", "غير متصل: لم يضع شيء"),
+        "upgrade_required" to Triple("Mettez l'application à jour pour synchroniser", "Update the app to sync", "حدّث التطبيق للمزامنة"),
         "wrong_key" to Triple("Clé incorrecte", "Wrong key", "مفتاح غير صحيح"),
         "forbidden" to Triple("Refusé par le serveur", "Refused by the server", "رفضه الخادم"),
         "not_found" to Triple("Introuvable", "Not found", "غير موجود"),

@@ -16,6 +16,7 @@ fun SuiviException.toUiError(lang: Lang): UiError = when (this) {
     is SuiviException.Forbidden -> UiError(Messages.text("forbidden", lang))
     is SuiviException.NotFound -> UiError(Messages.text("not_found", lang))
     is SuiviException.Storage -> UiError(Messages.text("storage", lang))
+    is SuiviException.UpgradeRequired -> UiError(Messages.text("upgrade_required", lang))
     is SuiviException.Other -> UiError(Messages.text("error", lang))
 }
 
