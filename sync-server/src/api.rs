@@ -6,9 +6,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,12 +19,14 @@ use axum::{Json, Router};
 use suivi_core::sync::protocol::{self, EnrollRequest, ErrorBody};
 use tower_http::trace::TraceLayer;
 
+use crate::conn::Peer;
 use crate::service::{AuthedDevice, ServiceError, SyncService};
 
 #[derive(Debug)]
 pub enum AppError {
     Service(ServiceError),
     RateLimited,
+    Busy,
     Body(StatusCode, String),
 }
 
@@ -78,6 +83,12 @@ impl IntoResponse for AppError {
                 "too many requests from this device; retry later".into(),
                 false,
             ),
+            AppError::Busy => error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "the server is busy; retry later".into(),
+                false,
+            ),
             AppError::Body(status, m) => error_response(status, "bad_body", m, false),
         }
     }
@@ -99,15 +110,34 @@ impl RateLimiter {
         }
     }
 
+    /// Whether a request is allowed now; takes one token if so.
     pub fn allow(&self, key: &str) -> bool {
+        self.take(key, true)
+    }
+
+    /// Whether `key` has a token left, without taking one.
+    pub fn has_room(&self, key: &str) -> bool {
+        self.take(key, false)
+    }
+
+    fn take(&self, key: &str, consume: bool) -> bool {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
+        if buckets.len() > RATE_KEYS_MAX {
+            // Keys that would be full again cost nothing to forget: keeps memory bounded.
+            let (burst, per_sec) = (self.burst, self.per_sec);
+            buckets.retain(|_, (t, last)| {
+                *t + now.duration_since(*last).as_secs_f64() * per_sec < burst
+            });
+        }
         let (tokens, last) = buckets.entry(key.to_string()).or_insert((self.burst, now));
         *tokens =
             (*tokens + now.duration_since(*last).as_secs_f64() * self.per_sec).min(self.burst);
         *last = now;
         if *tokens >= 1.0 {
-            *tokens -= 1.0;
+            if consume {
+                *tokens -= 1.0;
+            }
             true
         } else {
             false
@@ -118,12 +148,35 @@ impl RateLimiter {
 #[derive(Clone)]
 pub struct AppState {
     pub service: Arc<SyncService>,
+    /// Per device.
     pub limiter: Arc<RateLimiter>,
+    /// Per IP address: enrollment attempts.
+    pub enroll_limiter: Arc<RateLimiter>,
+    /// Per IP address: failed authentications (a guessed token costs a token).
+    pub auth_failure_limiter: Arc<RateLimiter>,
+    /// `/v1/sync` and `/v1/docsync` bodies being read or worked on at once: the server's
+    /// memory budget (each holds at most a 4 MiB body, its 8 MiB inflation and one case's
+    /// copy at a time).
+    pub sync_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Requests per device allowed in a burst, and refilled per second.
 pub const RATE_BURST: u32 = 600;
 pub const RATE_PER_SEC: f64 = 20.0;
+/// Enrollment attempts per IP: a district office enrolls its phones in one sitting behind one
+/// address; a code guesser gets a handful a minute.
+pub const ENROLL_PER_IP_BURST: u32 = 30;
+pub const ENROLL_PER_IP_PER_SEC: f64 = 0.2;
+/// Failed authentications per IP before it is told to wait.
+pub const AUTH_FAILURES_PER_IP_BURST: u32 = 20;
+pub const AUTH_FAILURES_PER_IP_PER_SEC: f64 = 0.5;
+/// Keys a rate limiter remembers before forgetting the idle ones.
+const RATE_KEYS_MAX: usize = 50_000;
+/// Sync requests worked on at once, and how long one waits for a slot before "busy".
+pub const SYNC_CONCURRENT_MAX: usize = 8;
+pub const SYNC_SLOT_WAIT: Duration = Duration::from_secs(30);
+/// A whole request body, once authenticated: 4 MiB at 2G speed with room to spare.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub fn app(state: AppState) -> Router {
     Router::new()
@@ -155,17 +208,31 @@ async fn blocking<T: Send + 'static>(
         .map_err(AppError::from)
 }
 
+/// Authenticates from the headers alone, before any body byte is read: a per-IP limit on
+/// failures, one indexed lookup, then the per-device limit.
 async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
+    peer: SocketAddr,
     allow_revoked: bool,
 ) -> Result<AuthedDevice, AppError> {
+    let ip = peer.ip().to_string();
+    if !state.auth_failure_limiter.has_room(&ip) {
+        return Err(AppError::RateLimited);
+    }
     let header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let service = state.service.clone();
-    let device = blocking(move || service.authenticate(header.as_deref(), allow_revoked)).await?;
+    let device =
+        match blocking(move || service.authenticate(header.as_deref(), allow_revoked)).await {
+            Err(AppError::Service(ServiceError::Unauthorized)) => {
+                state.auth_failure_limiter.allow(&ip);
+                return Err(AppError::Service(ServiceError::Unauthorized));
+            }
+            other => other?,
+        };
     if !state.limiter.allow(&device.device.device_id) {
         tracing::warn!(device = %device.device.device_id, "rate limited");
         return Err(AppError::RateLimited);
@@ -173,10 +240,50 @@ async fn authenticate(
     Ok(device)
 }
 
+/// Reads a body within the size limit and `BODY_READ_TIMEOUT`.
+async fn read_body(body: axum::body::Body) -> Result<Bytes, AppError> {
+    match tokio::time::timeout(
+        BODY_READ_TIMEOUT,
+        axum::body::to_bytes(body, protocol::SYNC_BODY_BYTES_MAX),
+    )
+    .await
+    {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(AppError::Body(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body too large or cut".into(),
+        )),
+        Err(_) => Err(AppError::Body(
+            StatusCode::REQUEST_TIMEOUT,
+            "body not received in time".into(),
+        )),
+    }
+}
+
+/// Authenticated, holding a sync slot, with its body: what `/v1/sync` and `/v1/docsync` need.
+async fn sync_request(
+    state: &AppState,
+    peer: SocketAddr,
+    request: Request,
+) -> Result<(AuthedDevice, Bytes, tokio::sync::OwnedSemaphorePermit), AppError> {
+    let (parts, body) = request.into_parts();
+    let device = authenticate(state, &parts.headers, peer, false).await?;
+    let slot = tokio::time::timeout(SYNC_SLOT_WAIT, state.sync_slots.clone().acquire_owned())
+        .await
+        .map_err(|_| AppError::Busy)?
+        .map_err(|_| AppError::Busy)?;
+    let raw = read_body(body).await?;
+    Ok((device, raw, slot))
+}
+
 async fn enroll(
     State(state): State<AppState>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
+    if !state.enroll_limiter.allow(&peer.ip().to_string()) {
+        return Err(AppError::RateLimited);
+    }
     let raw = body(raw)?;
     let request: EnrollRequest = serde_json::from_slice(&raw)
         .map_err(|e| AppError::Service(ServiceError::BadRequest(format!("enroll: {e}"))))?;
@@ -192,11 +299,10 @@ fn sync_reply(bytes: Vec<u8>) -> Response {
 
 async fn sync(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    raw: Result<Bytes, BytesRejection>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    request: Request,
 ) -> Result<Response, AppError> {
-    let device = authenticate(&state, &headers, false).await?;
-    let raw = body(raw)?;
+    let (device, raw, _slot) = sync_request(&state, peer, request).await?;
     let service = state.service.clone();
     let device_id = device.device.device_id.clone();
     let bytes_in = raw.len();
@@ -215,11 +321,10 @@ async fn sync(
 
 async fn doc_sync(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    raw: Result<Bytes, BytesRejection>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    request: Request,
 ) -> Result<Response, AppError> {
-    let device = authenticate(&state, &headers, false).await?;
-    let raw = body(raw)?;
+    let (device, raw, _slot) = sync_request(&state, peer, request).await?;
     let service = state.service.clone();
     let reply = blocking(move || service.doc_sync(&device, &raw, now())).await?;
     Ok(sync_reply(reply))
@@ -227,9 +332,10 @@ async fn doc_sync(
 
 async fn wipe_confirm(
     State(state): State<AppState>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let device = authenticate(&state, &headers, true).await?;
+    let device = authenticate(&state, &headers, peer, true).await?;
     let device_id = device.device.device_id.clone();
     let service = state.service.clone();
     blocking(move || service.confirm_wipe(&device, now())).await?;

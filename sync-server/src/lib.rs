@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod conn;
 pub mod demo;
 pub mod service;
 pub mod storage;
@@ -38,6 +39,15 @@ pub fn state_with_rate_limit(store: Arc<dyn ServerStore>, burst: u32, per_sec: f
     AppState {
         service: Arc::new(SyncService::new(store)),
         limiter: Arc::new(RateLimiter::new(burst, per_sec)),
+        enroll_limiter: Arc::new(RateLimiter::new(
+            api::ENROLL_PER_IP_BURST,
+            api::ENROLL_PER_IP_PER_SEC,
+        )),
+        auth_failure_limiter: Arc::new(RateLimiter::new(
+            api::AUTH_FAILURES_PER_IP_BURST,
+            api::AUTH_FAILURES_PER_IP_PER_SEC,
+        )),
+        sync_slots: Arc::new(tokio::sync::Semaphore::new(api::SYNC_CONCURRENT_MAX)),
     }
 }
 
@@ -64,9 +74,13 @@ pub async fn spawn_tls(
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let router = app(state);
+    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
+        .handshake_timeout(conn::IDLE_TIMEOUT)
+        .acceptor(conn::CappedAcceptor::new(conn::CONNECTIONS_MAX));
     let handle = tokio::spawn(async move {
-        if let Err(e) = axum_server::from_tcp_rustls(listener, config)
-            .serve(router.into_make_service())
+        if let Err(e) = axum_server::from_tcp(listener)
+            .acceptor(acceptor)
+            .serve(router.into_make_service_with_connect_info::<conn::Peer>())
             .await
         {
             tracing::error!(error = %e, "server stopped");
@@ -83,6 +97,16 @@ pub struct RunningServer {
 
 /// Binds and serves in the current tokio runtime. Plain HTTP is for loopback only.
 pub async fn spawn(state: AppState, listen: SocketAddr) -> Result<RunningServer, String> {
+    spawn_with_limits(state, listen, conn::CONNECTIONS_MAX, conn::IDLE_TIMEOUT).await
+}
+
+/// The same, with another connection cap and idle timeout (tests use small ones).
+pub async fn spawn_with_limits(
+    state: AppState,
+    listen: SocketAddr,
+    connections_max: usize,
+    idle_timeout: std::time::Duration,
+) -> Result<RunningServer, String> {
     if !listen.ip().is_loopback() {
         return Err("plain HTTP is served on loopback only; give --tls-cert and --tls-key to serve HTTPS on other addresses".into());
     }
@@ -91,8 +115,14 @@ pub async fn spawn(state: AppState, listen: SocketAddr) -> Result<RunningServer,
         .map_err(|e| format!("bind {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let router = app(state);
+    let listener = conn::CappedListener::new(listener, connections_max, idle_timeout);
     let handle = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
+        if let Err(e) = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<conn::Peer>(),
+        )
+        .await
+        {
             tracing::error!(error = %e, "server stopped");
         }
     });

@@ -435,3 +435,80 @@ fn a_device_maps_upgrade_required_to_a_typed_error() {
     assert!(matches!(err, Error::UpgradeRequired), "{err:?}");
     drop(server);
 }
+
+#[test]
+fn half_open_connections_are_capped_and_timed_out_and_healthz_keeps_answering() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(
+        suivi_server::SqliteStore::open(&dir.path().join("s.db"), None).unwrap(),
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime
+        .block_on(suivi_server::spawn_with_limits(
+            suivi_server::state(store),
+            "127.0.0.1:0".parse().unwrap(),
+            4,
+            Duration::from_millis(700),
+        ))
+        .unwrap();
+    // Four connections that never send a byte hold every slot...
+    let idle: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    // ...so a fifth is closed at once, before it is read.
+    let mut fifth = TcpStream::connect(server.addr).unwrap();
+    fifth
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = fifth.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n");
+    let mut buf = [0u8; 64];
+    assert!(
+        matches!(fifth.read(&mut buf), Ok(0) | Err(_)),
+        "closed over the cap"
+    );
+    // The idle ones are closed by the idle timeout, and the server answers again.
+    let started = Instant::now();
+    for mut c in idle {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert!(matches!(c.read(&mut buf), Ok(0) | Err(_)));
+    }
+    assert!(started.elapsed() < Duration::from_secs(4));
+    let mut again = TcpStream::connect(server.addr).unwrap();
+    again
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    again.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+}
+
+#[test]
+fn failed_authentications_from_one_address_are_rate_limited() {
+    let (server, amina, _) = team();
+    let transport = HttpTransport::new(&server.url()).unwrap();
+    let wrong = suivi_core::sync::Credentials {
+        device_id: amina.store.credentials().unwrap().device_id,
+        token: "00".repeat(32),
+    };
+    let body = protocol::encode(&SyncRequest {
+        version: protocol::PROTOCOL_VERSION,
+        cursor: 0,
+        mark: Default::default(),
+        push: vec![],
+    })
+    .unwrap();
+    let statuses: Vec<u16> = (0..40)
+        .map(|_| {
+            transport
+                .post("/v1/sync", CONTENT_TYPE, body.clone(), Some(&wrong))
+                .unwrap()
+                .status
+        })
+        .collect();
+    assert_eq!(statuses[0], 401);
+    assert_eq!(*statuses.last().unwrap(), 429, "{statuses:?}");
+}
