@@ -419,9 +419,12 @@ impl SyncService {
             .iter()
             .map(|c| (c.hash().to_string(), c.raw_bytes().to_vec()))
             .collect();
-        if let Err(refusal) =
-            self.validate(device, &case.case_id, existing.is_some(), mode, fresh)?
-        {
+        let stored = if existing.is_some() {
+            self.stored_changes(&case.case_id)?
+        } else {
+            Vec::new()
+        };
+        if let Err(refusal) = self.validate(device, &case.case_id, stored, mode, fresh) {
             return Ok(Err(refusal));
         }
         Ok(Ok(Some(AcceptedCase {
@@ -433,36 +436,28 @@ impl SyncService {
         })))
     }
 
-    /// Applies new changes to the server's copy of the case and runs the layout rules.
+    /// Applies new changes to the server's copy of the case (rebuilt from `stored`) and runs
+    /// the layout rules.
     fn validate(
         &self,
         device: &AuthedDevice,
         case_id: &str,
-        exists: bool,
+        stored: Vec<Change>,
         mode: WriteMode,
         fresh: Vec<Change>,
-    ) -> Result<Result<(), (RefusalReason, String)>, ServiceError> {
-        let stored = if exists {
-            self.stored_changes(case_id)?
-        } else {
-            Vec::new()
-        };
-        let mut copy = match CaseCheck::load(case_id, stored) {
-            Ok(copy) => copy,
-            Err(_) => {
-                return Ok(Err((
-                    RefusalReason::Quarantined,
-                    "stored history fails validation".into(),
-                )))
-            }
-        };
+    ) -> Result<(), (RefusalReason, String)> {
+        let mut copy = CaseCheck::load(case_id, stored).map_err(|_| {
+            (
+                RefusalReason::Quarantined,
+                "stored history fails validation".to_string(),
+            )
+        })?;
         let author = Author {
             user: &device.user.user_id,
             audit_notes_only: mode == WriteMode::AuditNotesOnly,
         };
-        Ok(copy
-            .apply(fresh, author, &self.forms)
-            .map_err(|e| refusal_of(&e)))
+        copy.apply(fresh, author, &self.forms)
+            .map_err(|e| refusal_of(&e))
     }
 
     /// A case's stored changes, parsed under the same bounds as a push.
@@ -641,13 +636,14 @@ impl SyncService {
                     .iter()
                     .map(|c| (c.hash().to_string(), c.raw_bytes().to_vec()))
                     .collect();
+                // The stored changes were read once, above, and serve the reply too.
                 if let Err((reason, detail)) = self.validate(
                     device,
                     case_id,
-                    existing.is_some(),
+                    stored.clone(),
                     WriteMode::Write,
                     ordered.clone(),
-                )? {
+                ) {
                     return refuse(reason, &detail);
                 }
                 doc.apply_changes(ordered)

@@ -100,7 +100,7 @@ pub fn precheck_change_chunk(raw: &[u8]) -> Result<(), ChangeRefusal> {
     r.skip(actor)?;
     r.uleb()?; // seq
     r.uleb()?; // start op
-    r.sleb()?; // time
+    r.sleb_value()?; // time
     let message = r.uleb()?;
     if message > MESSAGE_BYTES_MAX {
         return Err(ChangeRefusal::Malformed("commit message too long"));
@@ -196,10 +196,6 @@ impl Reader<'_> {
             }
         }
         Err(ChangeRefusal::Malformed("varint too long"))
-    }
-
-    fn sleb(&mut self) -> Result<(), ChangeRefusal> {
-        self.sleb_value().map(|_| ())
     }
 
     fn sleb_value(&mut self) -> Result<i64, ChangeRefusal> {
@@ -638,28 +634,38 @@ fn check_layout(
     Ok(())
 }
 
-/// A key that holds exactly one value (no conflict is possible in honest use), a string if
-/// present.
-fn one_str(doc: &AutoCommit, obj: &ObjId, key: &str) -> Result<Option<String>, ChangeRefusal> {
-    let all = doc
+/// The one value a key holds (no conflict is possible there in honest use): `None` if absent,
+/// `Invalid` if it holds several.
+fn one_value(
+    doc: &AutoCommit,
+    obj: &ObjId,
+    key: &str,
+) -> Result<Option<(Value<'static>, ObjId)>, ChangeRefusal> {
+    let mut all = doc
         .get_all(obj, key)
         .map_err(|_| ChangeRefusal::Invalid(key.into()))?;
-    match all.as_slice() {
-        [] => Ok(None),
-        [(Value::Scalar(s), _)] => match s.as_ref() {
-            ScalarValue::Str(t) => Ok(Some(t.to_string())),
-            _ => Err(ChangeRefusal::Invalid(key.into())),
-        },
+    match all.len() {
+        0 => Ok(None),
+        1 => Ok(all.pop().map(|(v, id)| (v.into_owned(), id))),
         _ => Err(ChangeRefusal::Invalid(key.into())),
     }
 }
 
+/// A key's one value, a string if present.
+fn one_str(doc: &AutoCommit, obj: &ObjId, key: &str) -> Result<Option<String>, ChangeRefusal> {
+    match one_value(doc, obj, key)? {
+        None => Ok(None),
+        Some((Value::Scalar(s), _)) => match s.as_ref() {
+            ScalarValue::Str(t) => Ok(Some(t.to_string())),
+            _ => Err(ChangeRefusal::Invalid(key.into())),
+        },
+        Some(_) => Err(ChangeRefusal::Invalid(key.into())),
+    }
+}
+
 fn one_version(doc: &AutoCommit, obj: &ObjId, key: &str) -> Result<u32, ChangeRefusal> {
-    let all = doc
-        .get_all(obj, key)
-        .map_err(|_| ChangeRefusal::Invalid(key.into()))?;
-    match all.as_slice() {
-        [(Value::Scalar(s), _)] => match s.as_ref() {
+    match one_value(doc, obj, key)? {
+        Some((Value::Scalar(s), _)) => match s.as_ref() {
             ScalarValue::Int(v) => {
                 u32::try_from(*v).map_err(|_| ChangeRefusal::Invalid(key.into()))
             }
@@ -670,11 +676,8 @@ fn one_version(doc: &AutoCommit, obj: &ObjId, key: &str) -> Result<u32, ChangeRe
 }
 
 fn one_map(doc: &AutoCommit, obj: &ObjId, key: &str) -> Result<ObjId, ChangeRefusal> {
-    let all = doc
-        .get_all(obj, key)
-        .map_err(|_| ChangeRefusal::Invalid(key.into()))?;
-    match all.as_slice() {
-        [(Value::Object(ObjType::Map), id)] => Ok(id.clone()),
+    match one_value(doc, obj, key)? {
+        Some((Value::Object(ObjType::Map), id)) => Ok(id),
         _ => Err(ChangeRefusal::Invalid(key.into())),
     }
 }
