@@ -2,7 +2,7 @@
 //! `suivi-server` subcommands (on the same database as a running server) and by tests.
 
 use crate::auth;
-use crate::storage::{Role, ServerStore, StorageError, User};
+use crate::storage::{Quota, Role, ServerStore, StorageError, User};
 
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -41,19 +41,38 @@ pub fn add_user(
 }
 
 /// Issues a one-time enrollment code for a user's new device; only its hash is stored.
-pub fn enrollment_code(store: &dyn ServerStore, user_id: &str) -> Result<String, String> {
+pub fn enrollment_code(
+    store: &dyn ServerStore,
+    codes: &auth::CodeKey,
+    user_id: &str,
+) -> Result<String, String> {
     if store.user(user_id).map_err(|e| e.to_string())?.is_none() {
         return Err(format!("no user {user_id}"));
     }
     let code = auth::new_enrollment_code();
     store
         .add_enrollment_code(
-            &auth::sha256_hex(&code),
+            &codes.code_hash(&code),
             user_id,
             now() + auth::ENROLLMENT_CODE_TTL_SECS,
         )
         .map_err(|e| e.to_string())?;
     Ok(code)
+}
+
+/// A device's quotas in force: its override, or the defaults.
+pub fn quota(store: &dyn ServerStore, device_id: &str) -> Result<Quota, String> {
+    if store
+        .device(device_id)
+        .map_err(|e| e.to_string())?
+        .is_none()
+    {
+        return Err(format!("no device {device_id}"));
+    }
+    Ok(store
+        .device_quota(device_id)
+        .map_err(|e| e.to_string())?
+        .unwrap_or(crate::service::DEFAULT_QUOTA))
 }
 
 pub fn revoke(store: &dyn ServerStore, device_id: &str) -> Result<bool, String> {

@@ -1,11 +1,14 @@
-//! Credentials. Device tokens and enrollment codes are random and long, so a SHA-256 of them is
-//! what the server keeps (a slow hash would cost CPU on every sync for no gain); user passwords
-//! are chosen by people and are kept with argon2.
+//! Credentials. Device tokens are random and long (256 bits), so a SHA-256 of them is what the
+//! server keeps (a slow hash would cost CPU on every sync for no gain). Enrollment codes are
+//! short enough to be typed (about 50 bits), so a plain hash of them could be reversed by brute
+//! force from a stolen database: they are kept as an HMAC under a secret kept outside the
+//! database (`CodeKey`). User passwords are chosen by people and are kept with argon2.
 
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
 use argon2::Argon2;
+use hmac::{Hmac, Mac};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -17,6 +20,48 @@ pub const ENROLLMENT_CODE_TTL_SECS: i64 = 72 * 3600;
 
 pub fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// The secret for keyed hashes of enrollment codes, from the key file (or derived from the
+/// database passphrase); never stored in the database.
+#[derive(Clone)]
+pub struct CodeKey(Vec<u8>);
+
+impl CodeKey {
+    pub fn new(secret: Vec<u8>) -> CodeKey {
+        CodeKey(secret)
+    }
+
+    /// A fresh random secret (tests, and servers whose codes need not outlive them).
+    pub fn generate() -> CodeKey {
+        CodeKey(rand::thread_rng().gen::<[u8; 32]>().to_vec())
+    }
+
+    /// A secret derived from a passphrase that also keys the database: HMAC as a key derivation
+    /// step, under a label that keeps it apart from any other use of the passphrase.
+    pub fn derive(passphrase: &[u8]) -> CodeKey {
+        CodeKey(Self::mac(passphrase, b"suivi-server enrollment codes v1"))
+    }
+
+    fn mac(key: &[u8], message: &[u8]) -> Vec<u8> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+        mac.update(message);
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// What is stored for a (normalised) enrollment code.
+    pub fn code_hash(&self, code: &str) -> String {
+        format!(
+            "hmac-sha256:{}",
+            hex::encode(Self::mac(&self.0, code.as_bytes()))
+        )
+    }
+}
+
+impl std::fmt::Debug for CodeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CodeKey(…)")
+    }
 }
 
 pub fn new_token() -> String {
@@ -87,6 +132,26 @@ mod tests {
         assert!(verify_password("Sikasso-2026", &stored));
         assert!(!verify_password("sikasso-2026", &stored));
         assert!(!verify_password("x", "not a hash"));
+    }
+
+    #[test]
+    fn code_hashes_are_keyed() {
+        let key = CodeKey::generate();
+        let hash = key.code_hash("ABCDE23456");
+        assert!(hash.starts_with("hmac-sha256:"));
+        assert_eq!(hash, key.code_hash("ABCDE23456"));
+        assert_ne!(hash, CodeKey::generate().code_hash("ABCDE23456"));
+        assert_ne!(hash, key.code_hash("ABCDE23457"));
+        assert!(!hash.contains(&sha256_hex("ABCDE23456")));
+        let derived = CodeKey::derive(b"passphrase");
+        assert_eq!(
+            derived.code_hash("X"),
+            CodeKey::derive(b"passphrase").code_hash("X")
+        );
+        assert_ne!(
+            derived.code_hash("X"),
+            CodeKey::derive(b"other").code_hash("X")
+        );
     }
 
     #[test]

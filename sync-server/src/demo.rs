@@ -10,6 +10,7 @@ use serde_json::json;
 use suivi_core::sync::{HttpTransport, SyncReport};
 use suivi_core::{CaseFilter, Record, Store};
 
+use crate::auth::CodeKey;
 use crate::storage::{Role, ServerStore};
 use crate::SqliteStore;
 use crate::{admin, state};
@@ -44,8 +45,13 @@ fn line(name: &str, report: &SyncReport) {
     );
 }
 
-pub async fn run(store: Arc<SqliteStore>, data: PathBuf, listen: SocketAddr) -> Result<(), String> {
-    let server = crate::spawn(state(store.clone()), listen).await?;
+pub async fn run(
+    store: Arc<SqliteStore>,
+    codes: CodeKey,
+    data: PathBuf,
+    listen: SocketAddr,
+) -> Result<(), String> {
+    let server = crate::spawn(state(store.clone(), codes.clone()), listen).await?;
     let url = format!("http://{}", server.addr);
     println!(
         "suivi-server listening on {url} (data in {})",
@@ -54,15 +60,17 @@ pub async fn run(store: Arc<SqliteStore>, data: PathBuf, listen: SocketAddr) -> 
     let devices_dir = data
         .join("demo-devices")
         .join(chrono::Utc::now().format("%Y%m%dT%H%M%S").to_string());
-    let result = tokio::task::spawn_blocking(move || drive(store.as_ref(), &url, &devices_dir))
-        .await
-        .map_err(|e| e.to_string())?;
+    let result =
+        tokio::task::spawn_blocking(move || drive(store.as_ref(), &codes, &url, &devices_dir))
+            .await
+            .map_err(|e| e.to_string())?;
     server.handle.abort();
     result
 }
 
 fn enroll(
     store: &dyn ServerStore,
+    codes: &CodeKey,
     url: &str,
     dir: &std::path::Path,
     user: &str,
@@ -70,7 +78,7 @@ fn enroll(
 ) -> Result<Store, String> {
     let mut local = Store::create(&dir.join(format!("{device}.db")), KEY, user, device)
         .map_err(|e| e.to_string())?;
-    let code = admin::enrollment_code(store, user)?;
+    let code = admin::enrollment_code(store, codes, user)?;
     let transport = HttpTransport::new(url).map_err(|e| e.to_string())?;
     let enrolled = local
         .enroll(&transport, url, &code)
@@ -91,7 +99,12 @@ fn sync(name: &str, device: &mut Store, url: &str) -> Result<SyncReport, String>
     Ok(report)
 }
 
-fn drive(store: &dyn ServerStore, url: &str, dir: &std::path::Path) -> Result<(), String> {
+fn drive(
+    store: &dyn ServerStore,
+    codes: &CodeKey,
+    url: &str,
+    dir: &std::path::Path,
+) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     println!("\n1. Accounts and enrollment");
     for (user, role) in [
@@ -102,9 +115,9 @@ fn drive(store: &dyn ServerStore, url: &str, dir: &std::path::Path) -> Result<()
         // Users persist in ./data across runs; a second run reuses them.
         let _ = admin::add_user(store, user, role, "souk-sebt", None);
     }
-    let mut amina = enroll(store, url, dir, "amina", "tecno-amina")?;
-    let mut youssef = enroll(store, url, dir, "youssef", "itel-youssef")?;
-    let mut fatima = enroll(store, url, dir, "fatima", "samsung-fatima")?;
+    let mut amina = enroll(store, codes, url, dir, "amina", "tecno-amina")?;
+    let mut youssef = enroll(store, codes, url, dir, "youssef", "itel-youssef")?;
+    let mut fatima = enroll(store, codes, url, dir, "fatima", "samsung-fatima")?;
 
     println!("\n2. Offline: Amina records two children, a referral and a visit; Youssef one child");
     let err = |e: suivi_core::Error| e.to_string();

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod at_rest;
 pub mod auth;
 pub mod conn;
 pub mod demo;
@@ -22,22 +23,27 @@ pub use storage::{sqlite::SqliteStore, ServerStore};
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "suivi-server.db";
 
-/// Opens the embedded SQLite store in `data_dir` (created if needed).
-pub fn open_store(data_dir: &Path, key: Option<&str>) -> Result<Arc<SqliteStore>, String> {
-    std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
-    SqliteStore::open(&data_dir.join(DATABASE_FILE), key)
-        .map(Arc::new)
-        .map_err(|e| e.to_string())
+/// Opens the embedded SQLite store in `data_dir`, encrypted at rest (see `at_rest`).
+pub fn open_store(
+    data_dir: &Path,
+    keys: &at_rest::KeySource,
+) -> Result<at_rest::OpenedStore, at_rest::AtRestError> {
+    at_rest::open(data_dir, keys)
 }
 
-pub fn state(store: Arc<dyn ServerStore>) -> AppState {
-    state_with_rate_limit(store, api::RATE_BURST, api::RATE_PER_SEC)
+pub fn state(store: Arc<dyn ServerStore>, codes: auth::CodeKey) -> AppState {
+    state_with_rate_limit(store, codes, api::RATE_BURST, api::RATE_PER_SEC)
 }
 
 /// The same, with a per-device rate limit of `burst` requests refilled at `per_sec`.
-pub fn state_with_rate_limit(store: Arc<dyn ServerStore>, burst: u32, per_sec: f64) -> AppState {
+pub fn state_with_rate_limit(
+    store: Arc<dyn ServerStore>,
+    codes: auth::CodeKey,
+    burst: u32,
+    per_sec: f64,
+) -> AppState {
     AppState {
-        service: Arc::new(SyncService::new(store)),
+        service: Arc::new(SyncService::new(store, codes)),
         limiter: Arc::new(RateLimiter::new(burst, per_sec)),
         enroll_limiter: Arc::new(RateLimiter::new(
             api::ENROLL_PER_IP_BURST,

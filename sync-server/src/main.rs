@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use suivi_server::at_rest::{self, KeySource};
 use suivi_server::storage::Role;
 use suivi_server::{admin, demo, open_store, state, ServerStore};
 
@@ -18,6 +19,11 @@ struct Cli {
     /// Where the embedded SQLite database lives.
     #[arg(long, env = "SUIVI_DATA", default_value = "./data", global = true)]
     data: PathBuf,
+    /// The key file (database key and enrollment-code secret), kept outside the data directory
+    /// and backed up apart from it. Generated on first start. Default: beside the data
+    /// directory, `<data>.key`. SUIVI_SERVER_KEY (a passphrase) replaces it.
+    #[arg(long, env = "SUIVI_KEY_FILE", global = true)]
+    key_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,11 +50,21 @@ enum Command {
     /// Caseloads: assign a case to a user.
     #[command(subcommand)]
     Case(CaseCommand),
+    /// The database at rest.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Start the server and drive it with two agents and a supervisor, offline edits included.
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
     },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Encrypt a plaintext database (from an older suivi-server) in place, losing nothing.
+    /// Stop the server first.
+    Encrypt,
 }
 
 #[derive(Subcommand)]
@@ -75,6 +91,20 @@ enum DeviceCommand {
     /// Revoke a device: it gets 401 and is told to wipe its case data.
     Revoke {
         device: String,
+    },
+    /// Show a device's daily quotas and today's use; with options, override them (an import of
+    /// a large spreadsheet, say) or go back to the defaults.
+    Quota {
+        device: String,
+        /// New cases the device may create per UTC day.
+        #[arg(long)]
+        new_cases_per_day: Option<u64>,
+        /// Bytes of changes the device may store per UTC day.
+        #[arg(long)]
+        bytes_per_day: Option<u64>,
+        /// Drop the override: the defaults apply again.
+        #[arg(long, conflicts_with_all = ["new_cases_per_day", "bytes_per_day"])]
+        default: bool,
     },
 }
 
@@ -115,8 +145,30 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
-    let key = std::env::var("SUIVI_SERVER_KEY").ok();
-    let store = open_store(&cli.data, key.as_deref())?;
+    let keys = KeySource::from_env_or(
+        cli.key_file
+            .clone()
+            .unwrap_or_else(|| at_rest::default_key_file(&cli.data)),
+    );
+    if let Command::Store(StoreCommand::Encrypt) = cli.command {
+        let done = at_rest::encrypt_in_place(&cli.data, &keys).map_err(|e| e.to_string())?;
+        if let Some(key_file) = &done.key_file_created {
+            println!(
+                "generated the key file {}: back it up apart from the data directory",
+                key_file.display()
+            );
+        }
+        println!(
+            "{} encrypted in place: {} tables, {} rows, all checked. Copies and backups of the \
+             old plaintext file are still readable: delete them.",
+            done.db.display(),
+            done.tables,
+            done.rows
+        );
+        return Ok(());
+    }
+    let opened = open_store(&cli.data, &keys).map_err(|e| e.to_string())?;
+    let (store, codes) = (opened.store.clone(), opened.codes.clone());
     let runtime = || tokio::runtime::Runtime::new().map_err(|e| e.to_string());
     match cli.command {
         Command::Serve {
@@ -127,21 +179,29 @@ fn run(cli: Cli) -> Result<(), String> {
             let server = match (tls_cert, tls_key) {
                 (Some(cert), Some(key)) => {
                     suivi_server::spawn_tls(
-                        state(store),
+                        state(store, codes),
                         listen,
                         &suivi_server::TlsFiles { cert, key },
                     )
                     .await?
                 }
-                _ => suivi_server::spawn(state(store), listen).await?,
+                _ => suivi_server::spawn(state(store, codes), listen).await?,
             };
-            tracing::info!(addr = %server.addr, data = %cli.data.display(), "serving");
+            tracing::info!(addr = %server.addr, data = %cli.data.display(), key = %keys.describe(), "serving, encrypted at rest");
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => Ok(()),
                 r = server.handle => r.map_err(|e| e.to_string()),
             }
         }),
-        Command::Demo { listen } => runtime()?.block_on(demo::run(store, cli.data.clone(), listen)),
+        Command::Demo { listen } => {
+            println!(
+                "The server database is encrypted at rest under {}: back it up apart from {}.",
+                keys.describe(),
+                cli.data.display()
+            );
+            runtime()?.block_on(demo::run(store, codes, cli.data.clone(), listen))
+        }
+        Command::Store(StoreCommand::Encrypt) => unreachable!("handled before the store opens"),
         Command::User(UserCommand::Add {
             user,
             role,
@@ -158,7 +218,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Device(DeviceCommand::Code { user }) => {
-            println!("{}", admin::enrollment_code(store.as_ref(), &user)?);
+            println!("{}", admin::enrollment_code(store.as_ref(), &codes, &user)?);
             Ok(())
         }
         Command::Device(DeviceCommand::List) => {
@@ -182,13 +242,52 @@ fn run(cli: Cli) -> Result<(), String> {
                 Err(format!("no active device {device}"))
             }
         }
+        Command::Device(DeviceCommand::Quota {
+            device,
+            new_cases_per_day,
+            bytes_per_day,
+            default,
+        }) => {
+            let now = chrono::Utc::now().timestamp();
+            let current = admin::quota(store.as_ref(), &device)?;
+            if default {
+                store
+                    .set_device_quota(&device, None, now)
+                    .map_err(|e| e.to_string())?;
+            } else if new_cases_per_day.is_some() || bytes_per_day.is_some() {
+                let quota = suivi_server::storage::Quota {
+                    new_cases_per_day: new_cases_per_day.unwrap_or(current.new_cases_per_day),
+                    bytes_per_day: bytes_per_day.unwrap_or(current.bytes_per_day),
+                };
+                store
+                    .set_device_quota(&device, Some(quota), now)
+                    .map_err(|e| e.to_string())?;
+            }
+            let quota = admin::quota(store.as_ref(), &device)?;
+            let used = store
+                .device_usage(&device, now.div_euclid(86_400))
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{device}: {} of {} new cases and {} of {} bytes used today (UTC){}",
+                used.new_cases,
+                quota.new_cases_per_day,
+                used.bytes,
+                quota.bytes_per_day,
+                if store.device_quota(&device).map_err(|e| e.to_string())?.is_some() {
+                    ", override"
+                } else {
+                    ", defaults"
+                }
+            );
+            Ok(())
+        }
         Command::Case(CaseCommand::Assign { case, user }) => {
             admin::assign(store.as_ref(), &case, &user)?;
             println!("case {case} assigned to {user}");
             Ok(())
         }
         Command::Case(CaseCommand::Check) => {
-            let failing = suivi_server::SyncService::new(store)
+            let failing = suivi_server::SyncService::new(store, codes)
                 .check_stored_cases()
                 .map_err(|e| e.to_string())?;
             for (case, why) in &failing {

@@ -22,8 +22,8 @@ use suivi_core::FormRegistry;
 
 use crate::auth;
 use crate::storage::{
-    AcceptedCase, CaseAccess, CursorCheck, Device, FeedRow, Role, ServerStore, StorageError, User,
-    Viewer,
+    AcceptedCase, CaseAccess, CursorCheck, Device, FeedRow, Quota, Role, ServerStore, StorageError,
+    Usage, User, Viewer,
 };
 
 /// Raw change bytes read for one pull page before compression; trimmed if the compressed page
@@ -32,6 +32,57 @@ use crate::storage::{
 pub const PULL_PAGE_RAW_BYTES_MAX: usize = 16 * protocol::PULL_PAGE_BYTES_MAX;
 /// Refused cases named in the one audit row a push writes; the rest are counted.
 const AUDIT_REFUSALS_LISTED_MAX: usize = 20;
+
+/// The default daily quotas of one device: far above what an agent records in a day (tens of
+/// children), and above a whole project's spreadsheet imported at once (a few thousand children
+/// of ~2–5 KB of changes each). They bound what one stolen or buggy phone can add to every
+/// reader's caseload; `suivi-server device quota` raises or lowers them per device.
+pub const DEFAULT_QUOTA: Quota = Quota {
+    new_cases_per_day: 10_000,
+    bytes_per_day: 128 * 1024 * 1024,
+};
+
+/// What a device may still store today, spent case by case as a push is planned. Two pushes
+/// from the same device at once can each see the same allowance, so a day may overshoot by at
+/// most one request.
+struct Allowance {
+    quota: Quota,
+    used: Usage,
+}
+
+impl Allowance {
+    fn today(
+        store: &dyn ServerStore,
+        device_id: &str,
+        now: i64,
+    ) -> Result<Allowance, ServiceError> {
+        Ok(Allowance {
+            quota: store.device_quota(device_id)?.unwrap_or(DEFAULT_QUOTA),
+            used: store.device_usage(device_id, now.div_euclid(86_400))?,
+        })
+    }
+
+    /// Takes what `case` would store, or says which quota it would exceed.
+    fn take(&mut self, case: &AcceptedCase) -> Result<(), (RefusalReason, String)> {
+        let new_cases = u64::from(case.new_case.is_some());
+        let bytes: u64 = case.changes.iter().map(|(_, c)| c.len() as u64).sum();
+        if self.used.new_cases + new_cases > self.quota.new_cases_per_day {
+            return Err((
+                RefusalReason::QuotaExceeded,
+                format!("{} new cases per day", self.quota.new_cases_per_day),
+            ));
+        }
+        if self.used.bytes + bytes > self.quota.bytes_per_day {
+            return Err((
+                RefusalReason::QuotaExceeded,
+                format!("{} bytes per day", self.quota.bytes_per_day),
+            ));
+        }
+        self.used.new_cases += new_cases;
+        self.used.bytes += bytes;
+        Ok(())
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -105,6 +156,7 @@ enum WriteMode {
 pub struct SyncService {
     store: Arc<dyn ServerStore>,
     forms: FormRegistry,
+    codes: auth::CodeKey,
 }
 
 /// The refusal reason a broken layout rule leads to, with its detail.
@@ -159,10 +211,11 @@ fn causal_order(changes: Vec<Change>, known: &HashSet<ChangeHash>) -> Option<Vec
 }
 
 impl SyncService {
-    pub fn new(store: Arc<dyn ServerStore>) -> SyncService {
+    pub fn new(store: Arc<dyn ServerStore>, codes: auth::CodeKey) -> SyncService {
         SyncService {
             store,
             forms: FormRegistry::builtin(),
+            codes,
         }
     }
 
@@ -220,11 +273,24 @@ impl SyncService {
             revoked: false,
             wiped: false,
         };
-        let code_hash = auth::sha256_hex(&auth::normalise_code(&request.code));
-        let user = match self
-            .store
-            .redeem_enrollment_code(&code_hash, &request.user, now, &device)
-        {
+        let code = auth::normalise_code(&request.code);
+        // Codes issued before they were keyed were stored as a plain SHA-256; they expire within
+        // ENROLLMENT_CODE_TTL_SECS of the upgrade, and the two forms cannot collide.
+        let redeemed = match self.store.redeem_enrollment_code(
+            &self.codes.code_hash(&code),
+            &request.user,
+            now,
+            &device,
+        ) {
+            Ok(None) => self.store.redeem_enrollment_code(
+                &auth::sha256_hex(&code),
+                &request.user,
+                now,
+                &device,
+            ),
+            other => other,
+        };
+        let user = match redeemed {
             Ok(Some(user)) => user,
             Ok(None) => {
                 return Err(ServiceError::Forbidden(
@@ -281,7 +347,7 @@ impl SyncService {
             to_store: accepted_cases,
             accepted,
             refused,
-        } = self.plan_push(device, &request.push)?;
+        } = self.plan_push(device, &request.push, now)?;
         let audit = (!refused.is_empty()).then(|| refusal_audit(&refused));
         let stored = if accepted_cases.is_empty() && audit.is_none() {
             0
@@ -324,6 +390,7 @@ impl SyncService {
         &self,
         device: &AuthedDevice,
         push: &[CaseChanges],
+        now: i64,
     ) -> Result<PushPlan, ServiceError> {
         let ids: Vec<String> = push
             .iter()
@@ -337,6 +404,7 @@ impl SyncService {
             refused: Vec::new(),
         };
         let mut seen = HashSet::new();
+        let mut allowance = Allowance::today(self.store.as_ref(), &device.device.device_id, now)?;
         for case in push {
             if !valid_case_id(&case.case_id) || !seen.insert(case.case_id.clone()) {
                 // An id that is not ours is echoed back cut short, never as sent.
@@ -348,10 +416,16 @@ impl SyncService {
             let existing = access.get(&case.case_id);
             match self.check_case(device, case, existing)? {
                 Ok(None) => plan.accepted.push(case.case_id.clone()),
-                Ok(Some(accepted)) => {
-                    plan.accepted.push(case.case_id.clone());
-                    plan.to_store.push(accepted);
-                }
+                Ok(Some(accepted)) => match allowance.take(&accepted) {
+                    Ok(()) => {
+                        plan.accepted.push(case.case_id.clone());
+                        plan.to_store.push(accepted);
+                    }
+                    Err((reason, detail)) => {
+                        plan.refused
+                            .push(Refusal::new(&case.case_id, reason, &detail))
+                    }
+                },
                 Err((reason, detail)) => {
                     plan.refused
                         .push(Refusal::new(&case.case_id, reason, &detail))
@@ -655,6 +729,11 @@ impl SyncService {
                         .then(|| (device.user.user_id.clone(), device.user.team.clone())),
                     changes: raw,
                 };
+                let mut allowance =
+                    Allowance::today(self.store.as_ref(), &device.device.device_id, now)?;
+                if let Err((reason, detail)) = allowance.take(&accepted) {
+                    return refuse(reason, &detail);
+                }
                 self.store
                     .store_changes(&device.device.device_id, &[accepted], None, now)?;
             }

@@ -49,12 +49,14 @@ fun tempDir(): File = Files.createTempDirectory("suivi-kotlin").toFile().apply {
 /** A real suivi-server on loopback, administered through its own command. */
 class TestServer : AutoCloseable {
     private val binary = System.getenv("SUIVI_SERVER_BIN") ?: error("SUIVI_SERVER_BIN is not set")
-    private val data = tempDir()
+    private val root = tempDir()
+    // The key file lives outside the data directory, as the server requires.
+    private val location = listOf("--data", File(root, "data").path, "--key-file", File(root, "server.key").path)
     val port: Int = ServerSocket(0).use { it.localPort }
     val url = "http://127.0.0.1:$port"
-    private val process: Process = ProcessBuilder(binary, "--data", data.path, "serve", "--listen", "127.0.0.1:$port")
+    private val process: Process = ProcessBuilder(listOf(binary) + location + listOf("serve", "--listen", "127.0.0.1:$port"))
         .redirectErrorStream(true)
-        .redirectOutput(File(data, "server.log"))
+        .redirectOutput(File(root, "server.log"))
         .start()
 
     init {
@@ -71,7 +73,7 @@ class TestServer : AutoCloseable {
     }
 
     fun admin(vararg args: String): String {
-        val p = ProcessBuilder(listOf(binary, "--data", data.path) + args).redirectErrorStream(false).start()
+        val p = ProcessBuilder(listOf(binary) + location + args).redirectErrorStream(false).start()
         val out = p.inputStream.bufferedReader().readText().trim()
         check(p.waitFor() == 0) { "suivi-server ${args.joinToString(" ")} failed" }
         return out

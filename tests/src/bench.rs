@@ -12,7 +12,10 @@ use serde::Serialize;
 use serde_json::{json, Value as Json};
 use suivi_core::sync::{protocol, HttpTransport, SyncReport};
 use suivi_core::{CaseFilter, Store};
-use suivi_server::storage::Role;
+use suivi_server::at_rest::{KeySource, OpenedStore};
+use suivi_server::auth::CodeKey;
+use suivi_server::storage::{Quota, Role};
+use suivi_server::ServerStore;
 use suivi_server::{admin, SqliteStore};
 
 use crate::link::{LinkEmulator, LinkProfile};
@@ -22,17 +25,23 @@ use crate::{child, record, referral, visit};
 /// keeps in the Keystore.
 pub const BENCH_KEY: &str = "x'2DD29CA851E7B56E4697B0E1F08507293D761A05CE4D1B628663F411A8086D99'";
 
-/// A `suivi-server` child process with its own data directory.
+/// A `suivi-server` child process with its own data directory, encrypted as in production
+/// under a key file in a directory of its own.
 pub struct ServerProcess {
     child: Child,
     pub addr: SocketAddr,
     pub store: Arc<SqliteStore>,
-    _data: tempfile::TempDir,
+    pub codes: CodeKey,
+    pub data: tempfile::TempDir,
+    pub keys: tempfile::TempDir,
+    _opened: OpenedStore,
 }
 
 impl ServerProcess {
     pub fn start(binary: &Path) -> Result<ServerProcess, String> {
         let data = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let keys = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let key_file = keys.path().join("server.key");
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
@@ -44,6 +53,8 @@ impl ServerProcess {
             .args([
                 "--data",
                 &data.path().display().to_string(),
+                "--key-file",
+                &key_file.display().to_string(),
                 "serve",
                 "--listen",
                 &addr.to_string(),
@@ -60,15 +71,16 @@ impl ServerProcess {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let store = Arc::new(
-            SqliteStore::open(&data.path().join(suivi_server::DATABASE_FILE), None)
-                .map_err(|e| e.to_string())?,
-        );
+        let opened = suivi_server::at_rest::open(data.path(), &KeySource::File(key_file))
+            .map_err(|e| e.to_string())?;
         Ok(ServerProcess {
             child,
             addr,
-            store,
-            _data: data,
+            store: opened.store.clone(),
+            codes: opened.codes.clone(),
+            data,
+            keys,
+            _opened: opened,
         })
     }
 
@@ -106,6 +118,13 @@ fn clock_ticks_per_second() -> f64 {
         .unwrap_or(100.0)
 }
 
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 /// Where device databases go: the machine's temporary directory, on disk, so saves pay for
 /// their fsync as on a phone's flash.
 pub fn devices_dir() -> tempfile::TempDir {
@@ -120,10 +139,23 @@ pub fn enroll(server: &ServerProcess, dir: &Path, user: &str, url: &str) -> Resu
         &format!("{user}-phone"),
     )
     .map_err(|e| e.to_string())?;
-    let code = admin::enrollment_code(server.store.as_ref(), user)?;
+    let code = admin::enrollment_code(server.store.as_ref(), &server.codes, user)?;
     let transport = HttpTransport::new(url).map_err(|e| e.to_string())?;
-    store
+    let enrolled = store
         .enroll(&transport, url, &code)
+        .map_err(|e| e.to_string())?;
+    // The benchmark seeds whole caseloads from one phone: above the daily defaults, as an
+    // admin would allow for an import.
+    server
+        .store
+        .set_device_quota(
+            &enrolled.device_id,
+            Some(Quota {
+                new_cases_per_day: 1_000_000,
+                bytes_per_day: 64 << 30,
+            }),
+            chrono_now(),
+        )
         .map_err(|e| e.to_string())?;
     Ok(store)
 }

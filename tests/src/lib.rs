@@ -14,6 +14,7 @@ use suivi_core::sync::protocol::{
 };
 use suivi_core::sync::{HttpTransport, SyncReport, Transport};
 use suivi_core::{Record, Store};
+use suivi_server::auth::CodeKey;
 use suivi_server::storage::Role;
 use suivi_server::{admin, SqliteStore};
 
@@ -24,6 +25,8 @@ pub const DEVICE_KEY: &str = "test device key";
 pub struct TestServer {
     pub addr: SocketAddr,
     pub store: Arc<SqliteStore>,
+    /// The enrollment-code secret this server hashes codes with.
+    pub codes: CodeKey,
     pub runtime: tokio::runtime::Runtime,
     handle: tokio::task::JoinHandle<()>,
     pub dir: tempfile::TempDir,
@@ -46,11 +49,12 @@ impl TestServer {
             .enable_all()
             .build()
             .expect("runtime");
+        let codes = CodeKey::generate();
         let state = match rate {
             Some((burst, per_sec)) => {
-                suivi_server::state_with_rate_limit(store.clone(), burst, per_sec)
+                suivi_server::state_with_rate_limit(store.clone(), codes.clone(), burst, per_sec)
             }
-            None => suivi_server::state(store.clone()),
+            None => suivi_server::state(store.clone(), codes.clone()),
         };
         let server = runtime
             .block_on(suivi_server::spawn(
@@ -61,6 +65,7 @@ impl TestServer {
         TestServer {
             addr: server.addr,
             store,
+            codes,
             runtime,
             handle: server.handle,
             dir,
@@ -69,6 +74,11 @@ impl TestServer {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// A one-time enrollment code for `user`.
+    pub fn code(&self, user: &str) -> String {
+        admin::enrollment_code(self.store.as_ref(), &self.codes, user).expect("code")
     }
 
     pub fn add_user(&self, user: &str, role: Role, team: &str) {
@@ -81,7 +91,7 @@ impl TestServer {
         let path = dir.path().join("device.db");
         let mut store =
             Store::create(&path, DEVICE_KEY, user, &format!("{user}-phone")).expect("device store");
-        let code = admin::enrollment_code(self.store.as_ref(), user).expect("code");
+        let code = self.code(user);
         let transport = HttpTransport::new(&self.url()).expect("transport");
         store
             .enroll(&transport, &self.url(), &code)
@@ -230,9 +240,9 @@ pub fn child(n: usize) -> Record {
     record(json!({
         "child_first_name": FIRST_NAMES[n % FIRST_NAMES.len()],
         "child_last_name": LAST_NAMES[(n / 3) % LAST_NAMES.len()],
-        "sex": if n % 2 == 0 { "female" } else { "male" },
+        "sex": if n.is_multiple_of(2) { "female" } else { "male" },
         "dob_known": false, "estimated_age": 8 + (n % 10) as i64,
-        "province": if n % 2 == 0 { "Sikasso" } else { "Settat" },
+        "province": if n.is_multiple_of(2) { "Sikasso" } else { "Settat" },
         "commune": "Kadiolo", "village": VILLAGES[n % VILLAGES.len()],
         "school_status": "dropped_out", "school_level": "primary",
         "works": true, "work_sector": SECTORS[n % SECTORS.len()],
@@ -253,8 +263,8 @@ pub fn referral(n: usize) -> Record {
 pub fn visit(n: usize) -> Record {
     record(json!({
         "visit_date": format!("2026-10-{:02}", n % 28 + 1), "visit_type": (["home", "school", "workplace", "phone"][n % 4]),
-        "attends_school": (["yes", "irregular", "no"][n % 3]), "still_working": n % 2 == 0,
-        "hazardous_work_seen": if n % 2 == 0 { serde_json::Value::Bool(n % 4 == 0) } else { serde_json::Value::Null },
+        "attends_school": (["yes", "irregular", "no"][n % 3]), "still_working": n.is_multiple_of(2),
+        "hazardous_work_seen": if n.is_multiple_of(2) { serde_json::Value::Bool(n.is_multiple_of(4)) } else { serde_json::Value::Null },
         "risk_level_now": (["low", "medium", "high"][n % 3]), "next_visit_due": format!("2026-12-{:02}", n % 28 + 1),
         "notes": "Visite faite avec le parent; l'enfant dit aller à l'école trois jours par semaine."
     }))

@@ -463,7 +463,7 @@ fn run(cli: &Cli, lang: Lang) -> Result<(), Error> {
             match out {
                 Some(path) => std::fs::write(path, text).map_err(|e| Error::Storage(e.to_string())),
                 None => {
-                    println!("{text}");
+                    print_line(&text);
                     Ok(())
                 }
             }
@@ -532,11 +532,27 @@ fn print(
     human: impl FnOnce(&Json) -> String,
 ) -> Result<(), Error> {
     if cli.json {
-        println!("{}", serde_json::to_string_pretty(json).unwrap_or_default());
+        print_line(&serde_json::to_string_pretty(json).unwrap_or_default());
     } else {
-        println!("{}", human(json));
+        print_line(&human(json));
     }
     Ok(())
+}
+
+/// Writes a line to standard output. A reader that stopped early (`suivi case list | head`)
+/// closes the pipe: that ends the command quietly, as it does for other Unix tools, instead of
+/// the panic `println!` gives.
+fn print_line(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("error: standard output: {e}");
+            std::process::exit(1);
+        }
+    }
 }
 
 fn short(id: &str) -> &str {

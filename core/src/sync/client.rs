@@ -198,9 +198,12 @@ impl Store {
         let credentials = self.credentials()?;
         let mut report = SyncReport::default();
         let mut fallback: Vec<String> = Vec::new();
+        // Cases refused for now (a quota): pending still, pushed again at the next sync.
+        let mut later: Vec<String> = Vec::new();
         let mut conflicted: HashSet<String> = HashSet::new();
         for _ in 0..SYNC_ROUND_TRIPS_MAX {
-            let pushed = self.collect_push(&fallback)?;
+            let skip = skip_after(&fallback, &later);
+            let pushed = self.collect_push(&skip)?;
             let cursor = self.cursor()?;
             let mark = self
                 .meta(META_MARK)?
@@ -243,6 +246,7 @@ impl Store {
                 &response,
                 &mut report,
                 &mut fallback,
+                &mut later,
                 &mut conflicted,
             )?;
             let server_reset = response.reset;
@@ -252,8 +256,8 @@ impl Store {
                 bytes_down: report.bytes_down,
                 more: response.more,
             });
-            let more_to_push =
-                (!pushed.is_empty() || server_reset) && self.has_pending(&fallback)?;
+            let more_to_push = (!pushed.is_empty() || server_reset)
+                && self.has_pending(&skip_after(&fallback, &later))?;
             if !response.more && !more_to_push {
                 break;
             }
@@ -324,6 +328,7 @@ impl Store {
         response: &SyncResponse,
         report: &mut SyncReport,
         fallback: &mut Vec<String>,
+        later: &mut Vec<String>,
         conflicted: &mut HashSet<String>,
     ) -> Result<()> {
         let forms = self.forms().clone();
@@ -355,6 +360,15 @@ impl Store {
                 if !fallback.contains(&refusal.case_id) {
                     fallback.push(refusal.case_id.clone());
                 }
+            } else if refusal.reason.is_retryable() {
+                tx.execute(
+                    "UPDATE case_sync SET refusal = ?2 WHERE case_id = ?1",
+                    params![refusal.case_id, refusal_text(refusal)],
+                )?;
+                if !later.contains(&refusal.case_id) {
+                    later.push(refusal.case_id.clone());
+                }
+                report.refused.push(refusal.clone());
             } else {
                 tx.execute(
                     "UPDATE case_sync SET dirty = ?2, refusal = ?3 WHERE case_id = ?1",
@@ -593,9 +607,15 @@ impl Store {
             }
             let response: DocSyncResponse = protocol::decode(&reply.body)?;
             if let Some(refusal) = response.refused {
+                // A retryable refusal leaves the case pending for the next sync.
+                let dirty = if refusal.reason.is_retryable() {
+                    DIRTY_PENDING
+                } else {
+                    DIRTY_REFUSED
+                };
                 self.connection_ref().execute(
                     "UPDATE case_sync SET dirty = ?2, refusal = ?3 WHERE case_id = ?1",
-                    params![case_id, DIRTY_REFUSED, refusal_text(&refusal)],
+                    params![case_id, dirty, refusal_text(&refusal)],
                 )?;
                 report
                     .refused
@@ -704,6 +724,10 @@ impl Store {
             && self.meta(META_TOKEN)?.is_none()
             && self.meta(META_DEVICE_ID)?.is_some())
     }
+}
+
+fn skip_after(fallback: &[String], later: &[String]) -> Vec<String> {
+    fallback.iter().chain(later).cloned().collect()
 }
 
 /// How a refusal is kept beside a case: its reason's name and detail.

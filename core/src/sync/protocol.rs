@@ -171,6 +171,12 @@ impl RefusalReason {
             .map_or(RefusalReason::Other, |(r, _)| *r)
     }
 
+    /// A refusal that says "not now" rather than "never": the device keeps the changes pending
+    /// and pushes them again at a later sync.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, RefusalReason::QuotaExceeded)
+    }
+
     /// A stable name for logs, the CLI's JSON and the bindings.
     pub fn as_str(self) -> &'static str {
         match self {

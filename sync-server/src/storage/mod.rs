@@ -145,6 +145,20 @@ pub enum CursorCheck {
     Invalid,
 }
 
+/// A device's daily limits: the default, or an admin's override.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub new_cases_per_day: u64,
+    pub bytes_per_day: u64,
+}
+
+/// What a device stored on one UTC day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub new_cases: u64,
+    pub bytes: u64,
+}
+
 /// A case set aside by an admin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuarantinedCase {
@@ -180,7 +194,8 @@ pub trait ServerStore: Send + Sync + 'static {
     /// Which of these hashes the server holds for this case.
     fn known_changes(&self, case_id: &str, hashes: &[String]) -> StorageResult<HashSet<String>>;
     /// Stores a checked batch in one transaction; a change already held is skipped, so a retried
-    /// push stores nothing twice. `audit` (action, subject) is written in the same transaction.
+    /// push stores nothing twice. `audit` (action, subject) is written in the same transaction,
+    /// and so is the device's usage for the day (new cases and bytes really stored).
     fn store_changes(
         &self,
         device_id: &str,
@@ -188,6 +203,17 @@ pub trait ServerStore: Send + Sync + 'static {
         audit: Option<(&str, &str)>,
         now: i64,
     ) -> StorageResult<usize>;
+    /// What a device stored on a UTC day (`unix time / 86400`).
+    fn device_usage(&self, device_id: &str, day: i64) -> StorageResult<Usage>;
+    /// An admin's override of the default quotas, if any.
+    fn device_quota(&self, device_id: &str) -> StorageResult<Option<Quota>>;
+    /// Sets (or with `None` clears) a device's override, with an audit row.
+    fn set_device_quota(
+        &self,
+        device_id: &str,
+        quota: Option<Quota>,
+        now: i64,
+    ) -> StorageResult<()>;
     /// Checks a device's cursor and the mark it holds for it against the feed.
     fn check_cursor(&self, cursor: u64, mark: &[u8]) -> StorageResult<CursorCheck>;
     /// The feed mark at a position (empty at 0).

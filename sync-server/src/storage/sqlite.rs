@@ -8,13 +8,16 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transact
 
 use super::{
     next_feed_mark, AcceptedCase, CaseAccess, CursorCheck, Device, FeedPage, FeedRow,
-    QuarantinedCase, Role, ServerStore, StorageError, StorageResult, User, Viewer,
+    QuarantinedCase, Quota, Role, ServerStore, StorageError, StorageResult, Usage, User, Viewer,
 };
 
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     include_str!("migrations/001_server.sql"),
     include_str!("migrations/002_trust.sql"),
+    include_str!("migrations/003_quotas.sql"),
 ];
+/// Days of per-device usage kept (for `device quota` to show recent days).
+const USAGE_DAYS_KEPT: i64 = 7;
 /// Rows read per query while filling a page.
 const FEED_ROWS_PER_QUERY: usize = 512;
 
@@ -336,7 +339,9 @@ impl ServerStore for SqliteStore {
         let tx = conn.transaction().map_err(backend)?;
         let wiped = tx
             .execute(
-                "UPDATE devices SET wiped_at = ?2 WHERE device_id = ?1 AND revoked_at IS NOT NULL",
+                // The first confirmation is the one kept; a repeat changes and audits nothing.
+                "UPDATE devices SET wiped_at = ?2
+                 WHERE device_id = ?1 AND revoked_at IS NOT NULL AND wiped_at IS NULL",
                 params![device_id, now],
             )
             .map_err(backend)?
@@ -460,6 +465,7 @@ impl ServerStore for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
         let mut stored = 0;
+        let mut usage = Usage::default();
         {
             let mut feed = FeedAppender::start(&tx)?;
             let mut insert_change = tx
@@ -470,11 +476,11 @@ impl ServerStore for SqliteStore {
                 .map_err(backend)?;
             for case in batch {
                 if let Some((created_by, team)) = &case.new_case {
-                    tx.execute(
+                    usage.new_cases += tx.execute(
                         "INSERT OR IGNORE INTO cases (case_id, created_by, team, created_at) VALUES (?1, ?2, ?3, ?4)",
                         params![case.case_id, created_by, team, now],
                     )
-                    .map_err(backend)?;
+                    .map_err(backend)? as u64;
                 }
                 for (hash, data) in &case.changes {
                     if insert_change
@@ -484,6 +490,7 @@ impl ServerStore for SqliteStore {
                     {
                         feed.append(&tx, tx.last_insert_rowid(), &case.case_id, hash, None)?;
                         stored += 1;
+                        usage.bytes += data.len() as u64;
                     }
                 }
             }
@@ -491,8 +498,109 @@ impl ServerStore for SqliteStore {
         if let Some((action, subject)) = audit {
             audit_row(&tx, now, device_id, action, subject)?;
         }
+        if usage != Usage::default() {
+            let day = now.div_euclid(86_400);
+            tx.execute(
+                "INSERT INTO device_usage (device_id, day, new_cases, bytes) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (device_id, day) DO UPDATE
+                 SET new_cases = new_cases + excluded.new_cases, bytes = bytes + excluded.bytes",
+                params![device_id, day, usage.new_cases as i64, usage.bytes as i64],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "DELETE FROM device_usage WHERE device_id = ?1 AND day < ?2",
+                params![device_id, day - USAGE_DAYS_KEPT],
+            )
+            .map_err(backend)?;
+        }
         tx.commit().map_err(backend)?;
         Ok(stored)
+    }
+
+    fn device_usage(&self, device_id: &str, day: i64) -> StorageResult<Usage> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT new_cases, bytes FROM device_usage WHERE device_id = ?1 AND day = ?2",
+                params![device_id, day],
+                |r| {
+                    Ok(Usage {
+                        new_cases: r.get::<_, i64>(0)? as u64,
+                        bytes: r.get::<_, i64>(1)? as u64,
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)?
+            .unwrap_or_default())
+    }
+
+    fn device_quota(&self, device_id: &str) -> StorageResult<Option<Quota>> {
+        self.conn()
+            .query_row(
+                "SELECT new_cases_per_day, bytes_per_day FROM device_quotas WHERE device_id = ?1",
+                [device_id],
+                |r| {
+                    Ok(Quota {
+                        new_cases_per_day: r.get::<_, i64>(0)? as u64,
+                        bytes_per_day: r.get::<_, i64>(1)? as u64,
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)
+    }
+
+    fn set_device_quota(
+        &self,
+        device_id: &str,
+        quota: Option<Quota>,
+        now: i64,
+    ) -> StorageResult<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(backend)?;
+        let known: Option<i64> = tx
+            .query_row(
+                "SELECT 1 FROM devices WHERE device_id = ?1",
+                [device_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        if known.is_none() {
+            return Err(StorageError::NotFound(format!("device {device_id}")));
+        }
+        let subject = match quota {
+            Some(q) => {
+                let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                tx.execute(
+                    "INSERT INTO device_quotas (device_id, new_cases_per_day, bytes_per_day)
+                     VALUES (?1, ?2, ?3) ON CONFLICT (device_id) DO UPDATE
+                     SET new_cases_per_day = excluded.new_cases_per_day,
+                         bytes_per_day = excluded.bytes_per_day",
+                    params![
+                        device_id,
+                        clamp(q.new_cases_per_day),
+                        clamp(q.bytes_per_day)
+                    ],
+                )
+                .map_err(backend)?;
+                format!(
+                    "{device_id} {} new cases/day {} bytes/day",
+                    q.new_cases_per_day, q.bytes_per_day
+                )
+            }
+            None => {
+                tx.execute(
+                    "DELETE FROM device_quotas WHERE device_id = ?1",
+                    [device_id],
+                )
+                .map_err(backend)?;
+                format!("{device_id} default")
+            }
+        };
+        audit_row(&tx, now, "admin", "device.quota", &subject)?;
+        tx.commit().map_err(backend)
     }
 
     fn check_cursor(&self, cursor: u64, mark: &[u8]) -> StorageResult<CursorCheck> {

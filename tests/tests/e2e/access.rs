@@ -230,12 +230,38 @@ fn a_revoked_device_gets_401_and_wipes_its_case_data() {
     let error: protocol::ErrorBody = serde_json::from_slice(&reply.body).unwrap();
     assert!(error.wipe);
     assert!(!server.case_heads(&case_id).is_empty());
+
+    // The revoked credential calling wipe-confirm again and again: one audit row in all, and
+    // the per-device limit stops it.
+    let mut statuses = Vec::new();
+    while statuses.last() != Some(&429) && statuses.len() < 2000 {
+        let reply = transport
+            .post(
+                "/v1/wipe-confirm",
+                "application/json",
+                b"{}".to_vec(),
+                Some(&credentials),
+            )
+            .unwrap();
+        statuses.push(reply.status);
+    }
+    assert_eq!(statuses[0], 204);
+    assert_eq!(statuses.last(), Some(&429), "never limited");
+    let conn = rusqlite::Connection::open(server.dir.path().join("server.db")).unwrap();
+    let rows: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM audit_log WHERE action = 'device.wiped'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rows, 1);
 }
 
 #[test]
 fn an_enrollment_code_works_once() {
     let server = team_server();
-    let code = admin::enrollment_code(server.store.as_ref(), "amina").unwrap();
+    let code = server.code("amina");
     let dir = tempfile::tempdir().unwrap();
     let transport = HttpTransport::new(&server.url()).unwrap();
     let mut first = suivi_core::Store::create(&dir.path().join("a.db"), "k", "amina", "a").unwrap();
@@ -249,7 +275,7 @@ fn an_enrollment_code_works_once() {
         Err(Error::Forbidden(_))
     ));
     // A code for another user does not enroll this store, and stays usable by its owner.
-    let other = admin::enrollment_code(server.store.as_ref(), "karim").unwrap();
+    let other = server.code("karim");
     assert!(matches!(
         second.enroll(&transport, &server.url(), &other),
         Err(Error::Forbidden(_))

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use suivi_server::admin;
 use suivi_server::storage::Role;
 use suivi_tests::TestServer;
 
@@ -65,7 +64,7 @@ fn the_command_enrolls_and_syncs_a_case_recorded_offline() {
         args.push(f);
     }
     suivi(&db, &args);
-    let code = admin::enrollment_code(server.store.as_ref(), "amina").unwrap();
+    let code = server.code("amina");
     let enrolled = suivi(&db, &["enroll", "--server", &server.url(), "--code", &code]);
     assert_eq!(enrolled["role"], "agent");
     let report = suivi(&db, &["sync"]);
@@ -79,4 +78,24 @@ fn the_command_enrolls_and_syncs_a_case_recorded_offline() {
     let cases = supervisor.store.list_cases(&Default::default()).unwrap();
     assert_eq!(cases.len(), 1);
     assert_eq!(cases[0].last_name, "Sangaré");
+}
+
+#[test]
+fn a_reader_that_stops_early_ends_the_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("amina.db");
+    suivi(&db, &["init", "--user", "amina", "--device", "tecno"]);
+    // `suivi case list | head -0`: the reading end is closed before anything is written.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(suivi_binary())
+        .args(["case", "list"])
+        .env("SUIVI_DB", &db)
+        .env("SUIVI_KEY", "clé de test")
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
 }

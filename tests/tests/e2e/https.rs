@@ -22,10 +22,11 @@ fn devices_sync_over_https_with_the_projects_certificate() {
     let store =
         std::sync::Arc::new(SqliteStore::open(&dir.path().join("server.db"), None).unwrap());
     admin::add_user(store.as_ref(), "amina", Role::Agent, "sikasso", None).unwrap();
+    let codes = suivi_server::auth::CodeKey::generate();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let server = runtime
         .block_on(suivi_server::spawn_tls(
-            suivi_server::state(store.clone()),
+            suivi_server::state(store.clone(), codes.clone()),
             "127.0.0.1:0".parse().unwrap(),
             &files,
         ))
@@ -35,7 +36,7 @@ fn devices_sync_over_https_with_the_projects_certificate() {
     let mut device = Store::create(&dir.path().join("device.db"), "k", "amina", "phone").unwrap();
     // Without the project's CA the certificate is not trusted: offline, nothing lost.
     let untrusted = HttpTransport::new(&url).unwrap();
-    let code = admin::enrollment_code(store.as_ref(), "amina").unwrap();
+    let code = admin::enrollment_code(store.as_ref(), &codes, "amina").unwrap();
     assert!(matches!(
         device.enroll(&untrusted, &url, &code),
         Err(Error::Offline(_))

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
 
 mod access;
+mod at_rest;
 mod bad_input;
 mod cli;
 mod fallback;

@@ -9,6 +9,7 @@ use suivi_core::sync::protocol::{self, RefusalReason, SyncRequest, CONTENT_TYPE}
 use suivi_core::sync::{HttpTransport, Transport};
 use suivi_core::Error;
 use suivi_server::storage::Role;
+use suivi_server::ServerStore;
 use suivi_tests::{actor_of, child, raw_push, record, referral, TestDevice, TestServer};
 
 fn team() -> (TestServer, TestDevice, TestDevice) {
@@ -374,7 +375,7 @@ fn a_stored_bad_case_is_found_set_aside_and_no_longer_stalls_anyone() {
         )
         .unwrap();
     }
-    let service = suivi_server::SyncService::new(server.store.clone());
+    let service = suivi_server::SyncService::new(server.store.clone(), server.codes.clone());
     let failing = service.check_stored_cases().unwrap();
     assert_eq!(failing.len(), 1, "{failing:?}");
     assert_eq!(failing[0].0, bad);
@@ -385,7 +386,6 @@ fn a_stored_bad_case_is_found_set_aside_and_no_longer_stalls_anyone() {
     assert!(fatima.case_ids().contains(&good));
     assert_eq!(fatima.store.quarantined_cases().unwrap()[0].case_id, bad);
     // Set aside on the server: no longer served, pushes to it refused.
-    use suivi_server::ServerStore;
     assert!(server
         .store
         .quarantine_case(&bad, "fails validation", 1)
@@ -448,7 +448,7 @@ fn half_open_connections_are_capped_and_timed_out_and_healthz_keeps_answering() 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let server = runtime
         .block_on(suivi_server::spawn_with_limits(
-            suivi_server::state(store),
+            suivi_server::state(store, suivi_server::auth::CodeKey::generate()),
             "127.0.0.1:0".parse().unwrap(),
             4,
             Duration::from_millis(700),
@@ -511,4 +511,111 @@ fn failed_authentications_from_one_address_are_rate_limited() {
         .collect();
     assert_eq!(statuses[0], 401);
     assert_eq!(*statuses.last().unwrap(), 429, "{statuses:?}");
+}
+
+#[test]
+fn enrollment_code_guessing_from_one_address_is_rate_limited() {
+    let server = TestServer::start();
+    server.add_user("amina", Role::Agent, "souk-sebt");
+    let transport = HttpTransport::new(&server.url()).unwrap();
+    let attempt = |code: &str, n: usize| {
+        let body = serde_json::to_vec(&json!({
+            "code": code, "user": "amina", "actor": format!("{n:032x}"), "device_name": "guess"
+        }))
+        .unwrap();
+        transport
+            .post("/v1/enroll", "application/json", body, None)
+            .unwrap()
+            .status
+    };
+    let statuses: Vec<u16> = (0..40).map(|n| attempt("AAAAAAAAAA", n)).collect();
+    assert_eq!(statuses[0], 403);
+    assert_eq!(*statuses.last().unwrap(), 429, "{statuses:?}");
+    // Past the limit even the right code waits: guessing gets no more answers than using it.
+    let code = server.code("amina");
+    assert_eq!(attempt(&code, 99), 429);
+    assert!(server.store.devices().unwrap().is_empty());
+}
+
+#[test]
+fn a_device_over_its_daily_quota_is_refused_keeps_its_cases_and_pushes_them_once_allowed() {
+    use suivi_server::storage::Quota;
+    let (server, mut amina, mut fatima) = team();
+    let device_id = amina.store.credentials().unwrap().device_id;
+    let now = chrono::Utc::now().timestamp();
+    server
+        .store
+        .set_device_quota(
+            &device_id,
+            Some(Quota {
+                new_cases_per_day: 3,
+                bytes_per_day: 1 << 20,
+            }),
+            now,
+        )
+        .unwrap();
+    for n in 0..5 {
+        amina.store.create_case(&child(n)).unwrap();
+    }
+    let report = amina.sync().unwrap();
+    assert_eq!(report.cases_up, 3);
+    assert_eq!(report.refused.len(), 2, "{:?}", report.refused);
+    assert!(report
+        .refused
+        .iter()
+        .all(|r| r.reason == RefusalReason::QuotaExceeded && r.detail.contains("3 new cases")));
+    // Kept on the phone, listed with their reason, and nothing of them on the server.
+    let held = amina.store.refused_cases().unwrap();
+    assert_eq!(held.len(), 2);
+    assert!(held.iter().all(|c| c.reason.starts_with("quota_exceeded")));
+    fatima.sync().unwrap();
+    assert_eq!(fatima.case_ids().len(), 3);
+    let used = server
+        .store
+        .device_usage(&device_id, now.div_euclid(86_400))
+        .unwrap();
+    assert_eq!(used.new_cases, 3);
+    assert!(used.bytes > 0);
+    // A sync later the same day: still held, still reported, not lost.
+    let again = amina.sync().unwrap();
+    assert_eq!((again.cases_up, again.refused.len()), (0, 2));
+
+    // Bytes count too: an edit of a case already there is refused once the day's bytes are spent.
+    let existing = fatima.case_ids()[0].clone();
+    server
+        .store
+        .set_device_quota(
+            &device_id,
+            Some(Quota {
+                new_cases_per_day: 3,
+                bytes_per_day: used.bytes,
+            }),
+            now,
+        )
+        .unwrap();
+    amina
+        .store
+        .edit_case(&existing, &record(json!({"village": "Hameau de Tiéré"})))
+        .unwrap();
+    let report = amina.sync().unwrap();
+    assert!(
+        report
+            .refused
+            .iter()
+            .any(|r| r.case_id == existing && r.detail.contains("bytes per day")),
+        "{existing}: {:?}",
+        report.refused
+    );
+
+    // The admin goes back to the defaults: everything held goes through, nothing is reported.
+    server
+        .store
+        .set_device_quota(&device_id, None, now)
+        .unwrap();
+    let report = amina.sync().unwrap();
+    assert_eq!(report.cases_up, 3, "{:?}", report.refused);
+    assert!(report.refused.is_empty());
+    assert!(amina.store.refused_cases().unwrap().is_empty());
+    fatima.sync().unwrap();
+    assert_eq!(fatima.case_ids().len(), 5);
 }
