@@ -158,6 +158,40 @@ pub struct AppState {
     /// memory budget (each holds at most a 4 MiB body, its 8 MiB inflation and one case's
     /// copy at a time).
     pub sync_slots: Arc<tokio::sync::Semaphore>,
+    /// One sync at a time per account, taken before a shared slot: the phones of one stolen
+    /// or buggy account queue behind each other instead of filling the server's slots.
+    pub account_slots: Arc<AccountSlots>,
+}
+
+/// Per-account sync slots, striped: an account's id picks one of `ACCOUNT_STRIPES`
+/// one-permit semaphores (two accounts may share one, which costs a little waiting, never a
+/// refusal), so memory stays fixed however many accounts sync.
+pub struct AccountSlots(Vec<Arc<tokio::sync::Semaphore>>);
+
+/// Stripes for per-account slots: far more than the shared sync slots.
+const ACCOUNT_STRIPES: usize = 256;
+
+impl AccountSlots {
+    pub fn new() -> AccountSlots {
+        AccountSlots(
+            (0..ACCOUNT_STRIPES)
+                .map(|_| Arc::new(tokio::sync::Semaphore::new(1)))
+                .collect(),
+        )
+    }
+
+    fn for_account(&self, user_id: &str) -> Arc<tokio::sync::Semaphore> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        user_id.hash(&mut h);
+        self.0[(h.finish() as usize) % self.0.len()].clone()
+    }
+}
+
+impl Default for AccountSlots {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Requests per device allowed in a burst, and refilled per second.
@@ -260,20 +294,32 @@ async fn read_body(body: axum::body::Body) -> Result<Bytes, AppError> {
     }
 }
 
-/// Authenticated, holding a sync slot, with its body: what `/v1/sync` and `/v1/docsync` need.
+/// The slots a sync request holds while it is read and worked on.
+type SyncSlots = (
+    tokio::sync::OwnedSemaphorePermit,
+    tokio::sync::OwnedSemaphorePermit,
+);
+
+/// Authenticated, holding its account's slot and a shared sync slot, with its body: what
+/// `/v1/sync` and `/v1/docsync` need. Both waits together stay within `SYNC_SLOT_WAIT`.
 async fn sync_request(
     state: &AppState,
     peer: SocketAddr,
     request: Request,
-) -> Result<(AuthedDevice, Bytes, tokio::sync::OwnedSemaphorePermit), AppError> {
+) -> Result<(AuthedDevice, Bytes, SyncSlots), AppError> {
     let (parts, body) = request.into_parts();
     let device = authenticate(state, &parts.headers, peer, false).await?;
-    let slot = tokio::time::timeout(SYNC_SLOT_WAIT, state.sync_slots.clone().acquire_owned())
-        .await
-        .map_err(|_| AppError::Busy)?
-        .map_err(|_| AppError::Busy)?;
+    let account = state.account_slots.for_account(&device.user.user_id);
+    let slots = tokio::time::timeout(SYNC_SLOT_WAIT, async {
+        let mine = account.acquire_owned().await;
+        let shared = state.sync_slots.clone().acquire_owned().await;
+        Ok::<_, tokio::sync::AcquireError>((mine?, shared?))
+    })
+    .await
+    .map_err(|_| AppError::Busy)?
+    .map_err(|_| AppError::Busy)?;
     let raw = read_body(body).await?;
-    Ok((device, raw, slot))
+    Ok((device, raw, slots))
 }
 
 async fn enroll(

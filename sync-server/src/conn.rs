@@ -1,11 +1,14 @@
 //! Connection hygiene, on plain HTTP and TLS alike: a cap on open connections (one past it is
-//! closed at once, so a flood of half-open sockets cannot exhaust file descriptors) and an idle
-//! timeout on every connection (no byte either way for `IDLE_TIMEOUT` closes it: a stalled
-//! header, a stalled body, a forgotten keep-alive).
+//! closed at once, so a flood of half-open sockets cannot exhaust file descriptors), a cap per
+//! IP address (so one address dripping a byte a minute cannot take every slot), an idle timeout
+//! on every connection (no byte either way for `IDLE_TIMEOUT` closes it: a stalled header, a
+//! stalled body, a forgotten keep-alive) and a lifetime cap (a drip just fast enough to stay
+//! active still ends).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -19,35 +22,125 @@ use tokio::time::{Instant, Sleep};
 /// Connections open at once. A district's phones sync a few at a time; this leaves room for a
 /// whole region's morning rush and still far below the process's file-descriptor limit.
 pub const CONNECTIONS_MAX: usize = 512;
+/// Connections from one IP address at once. Phones behind one carrier-grade NAT share an
+/// address, so this is generous; one address still cannot hold the whole server.
+pub const CONNECTIONS_PER_IP_MAX: usize = 64;
 /// No byte in either direction for this long closes a connection. A 2G link stalls for
 /// seconds, not a minute.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// However busy, a connection lives this long at most; the device reconnects for its next
+/// round trip (a sync's pages are committed one by one, so a cut costs one page at most).
+pub const LIFETIME_MAX: Duration = Duration::from_secs(30 * 60);
 
-/// A connection that holds one of the capped slots and closes when idle.
+/// The limits a listener applies to every connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub connections_max: usize,
+    pub per_ip_max: usize,
+    pub idle_timeout: Duration,
+    pub lifetime_max: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            connections_max: CONNECTIONS_MAX,
+            per_ip_max: CONNECTIONS_PER_IP_MAX,
+            idle_timeout: IDLE_TIMEOUT,
+            lifetime_max: LIFETIME_MAX,
+        }
+    }
+}
+
+/// Open connections per address, shared by a listener and its connections.
+#[derive(Default)]
+struct PerIp(std::sync::Mutex<HashMap<IpAddr, usize>>);
+
+/// One connection's place in `PerIp`, given back when the connection closes.
+struct IpSlot {
+    table: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    fn take(table: &Arc<PerIp>, ip: IpAddr, max: usize) -> Option<IpSlot> {
+        let mut open = table.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            table: table.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut open = self.table.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// What admits a connection: a slot under the total cap and one under its address's cap.
+#[derive(Clone)]
+struct Admission {
+    slots: Arc<Semaphore>,
+    per_ip: Arc<PerIp>,
+    limits: Limits,
+}
+
+impl Admission {
+    fn new(limits: Limits) -> Admission {
+        Admission {
+            slots: Arc::new(Semaphore::new(limits.connections_max)),
+            per_ip: Arc::new(PerIp::default()),
+            limits,
+        }
+    }
+
+    fn admit<T>(&self, io: T, ip: IpAddr) -> Option<Guarded<T>> {
+        let permit = self.slots.clone().try_acquire_owned().ok()?;
+        let ip_slot = PerIp::take(&self.per_ip, ip, self.limits.per_ip_max)?;
+        Some(Guarded {
+            io,
+            idle_timeout: self.limits.idle_timeout,
+            idle: Box::pin(tokio::time::sleep(self.limits.idle_timeout)),
+            lifetime: Box::pin(tokio::time::sleep(self.limits.lifetime_max)),
+            _permit: permit,
+            _ip_slot: ip_slot,
+        })
+    }
+}
+
+/// A connection that holds one of the capped slots and closes when idle or too old.
 pub struct Guarded<T> {
     io: T,
     idle_timeout: Duration,
     idle: Pin<Box<Sleep>>,
+    lifetime: Pin<Box<Sleep>>,
     _permit: OwnedSemaphorePermit,
+    _ip_slot: IpSlot,
 }
 
 impl<T> Guarded<T> {
-    fn new(io: T, permit: OwnedSemaphorePermit, idle_timeout: Duration) -> Guarded<T> {
-        Guarded {
-            io,
-            idle_timeout,
-            idle: Box::pin(tokio::time::sleep(idle_timeout)),
-            _permit: permit,
-        }
-    }
-
     fn touched(&mut self) {
         let at = Instant::now() + self.idle_timeout;
         self.idle.as_mut().reset(at);
     }
 
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        self.idle.as_mut().poll(cx).is_ready()
+        // Both polled, so both wake this connection when they fire.
+        let idle = self.idle.as_mut().poll(cx).is_ready();
+        let old = self.lifetime.as_mut().poll(cx).is_ready();
+        idle || old
     }
 }
 
@@ -104,23 +197,17 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
     }
 }
 
-/// The plain-HTTP listener: capped, idle-timed connections.
+/// The plain-HTTP listener: capped, timed connections.
 pub struct CappedListener {
     inner: TcpListener,
-    slots: Arc<Semaphore>,
-    idle_timeout: Duration,
+    admission: Admission,
 }
 
 impl CappedListener {
-    pub fn new(
-        inner: TcpListener,
-        connections_max: usize,
-        idle_timeout: Duration,
-    ) -> CappedListener {
+    pub fn new(inner: TcpListener, limits: Limits) -> CappedListener {
         CappedListener {
             inner,
-            slots: Arc::new(Semaphore::new(connections_max)),
-            idle_timeout,
+            admission: Admission::new(limits),
         }
     }
 }
@@ -132,11 +219,12 @@ impl axum::serve::Listener for CappedListener {
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
             match self.inner.accept().await {
-                Ok((stream, addr)) => match self.slots.clone().try_acquire_owned() {
-                    Ok(permit) => return (Guarded::new(stream, permit, self.idle_timeout), addr),
-                    // Over the cap: closed at once, before a byte is read.
-                    Err(_) => drop(stream),
-                },
+                Ok((stream, addr)) => {
+                    // Over a cap, `admit` drops the stream: closed at once, before a byte is read.
+                    if let Some(guarded) = self.admission.admit(stream, addr.ip()) {
+                        return (guarded, addr);
+                    }
+                }
                 // Out of descriptors or a reset before accept: wait a little, go on.
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
@@ -148,16 +236,16 @@ impl axum::serve::Listener for CappedListener {
     }
 }
 
-/// The same cap and idle timeout for the TLS path (axum-server), applied before the handshake.
+/// The same limits for the TLS path (axum-server), applied before the handshake.
 #[derive(Clone)]
 pub struct CappedAcceptor {
-    slots: Arc<Semaphore>,
+    admission: Admission,
 }
 
 impl CappedAcceptor {
-    pub fn new(connections_max: usize) -> CappedAcceptor {
+    pub fn new(limits: Limits) -> CappedAcceptor {
         CappedAcceptor {
-            slots: Arc::new(Semaphore::new(connections_max)),
+            admission: Admission::new(limits),
         }
     }
 }
@@ -168,10 +256,13 @@ impl<S: Send + 'static> axum_server::accept::Accept<TcpStream, S> for CappedAcce
     type Future = std::future::Ready<io::Result<(Self::Stream, S)>>;
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
-        std::future::ready(match self.slots.clone().try_acquire_owned() {
-            Ok(permit) => Ok((Guarded::new(stream, permit, IDLE_TIMEOUT), service)),
-            Err(_) => Err(io::Error::other("connection cap reached")),
-        })
+        let ip = stream.peer_addr().map(|a| a.ip());
+        std::future::ready(
+            match ip.ok().and_then(|ip| self.admission.admit(stream, ip)) {
+                Some(guarded) => Ok((guarded, service)),
+                None => Err(io::Error::other("connection cap reached")),
+            },
+        )
     }
 }
 

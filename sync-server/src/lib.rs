@@ -54,6 +54,7 @@ pub fn state_with_rate_limit(
             api::AUTH_FAILURES_PER_IP_PER_SEC,
         )),
         sync_slots: Arc::new(tokio::sync::Semaphore::new(api::SYNC_CONCURRENT_MAX)),
+        account_slots: Arc::new(api::AccountSlots::new()),
     }
 }
 
@@ -82,7 +83,7 @@ pub async fn spawn_tls(
     let router = app(state);
     let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
         .handshake_timeout(conn::IDLE_TIMEOUT)
-        .acceptor(conn::CappedAcceptor::new(conn::CONNECTIONS_MAX));
+        .acceptor(conn::CappedAcceptor::new(conn::Limits::default()));
     let handle = tokio::spawn(async move {
         if let Err(e) = axum_server::from_tcp(listener)
             .acceptor(acceptor)
@@ -103,15 +104,14 @@ pub struct RunningServer {
 
 /// Binds and serves in the current tokio runtime. Plain HTTP is for loopback only.
 pub async fn spawn(state: AppState, listen: SocketAddr) -> Result<RunningServer, String> {
-    spawn_with_limits(state, listen, conn::CONNECTIONS_MAX, conn::IDLE_TIMEOUT).await
+    spawn_with_limits(state, listen, conn::Limits::default()).await
 }
 
-/// The same, with another connection cap and idle timeout (tests use small ones).
+/// The same, with other connection limits (tests use small ones).
 pub async fn spawn_with_limits(
     state: AppState,
     listen: SocketAddr,
-    connections_max: usize,
-    idle_timeout: std::time::Duration,
+    limits: conn::Limits,
 ) -> Result<RunningServer, String> {
     if !listen.ip().is_loopback() {
         return Err("plain HTTP is served on loopback only; give --tls-cert and --tls-key to serve HTTPS on other addresses".into());
@@ -121,7 +121,7 @@ pub async fn spawn_with_limits(
         .map_err(|e| format!("bind {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let router = app(state);
-    let listener = conn::CappedListener::new(listener, connections_max, idle_timeout);
+    let listener = conn::CappedListener::new(listener, limits);
     let handle = tokio::spawn(async move {
         if let Err(e) = axum::serve(
             listener,

@@ -9,6 +9,25 @@ use suivi_server::at_rest::{self, KeySource};
 use suivi_server::storage::Role;
 use suivi_server::{admin, demo, open_store, state, ServerStore};
 
+/// A line on standard output; a reader that stopped early (`suivi-server device list | head`)
+/// ends the command quietly instead of the panic `println!` gives.
+macro_rules! say {
+    ($($arg:tt)*) => { print_line(&format!($($arg)*)) };
+}
+
+fn print_line(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("error: standard output: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "suivi-server",
@@ -153,12 +172,12 @@ fn run(cli: Cli) -> Result<(), String> {
     if let Command::Store(StoreCommand::Encrypt) = cli.command {
         let done = at_rest::encrypt_in_place(&cli.data, &keys).map_err(|e| e.to_string())?;
         if let Some(key_file) = &done.key_file_created {
-            println!(
+            say!(
                 "generated the key file {}: back it up apart from the data directory",
                 key_file.display()
             );
         }
-        println!(
+        say!(
             "{} encrypted in place: {} tables, {} rows, all checked. Copies and backups of the \
              old plaintext file are still readable: delete them.",
             done.db.display(),
@@ -194,7 +213,7 @@ fn run(cli: Cli) -> Result<(), String> {
             }
         }),
         Command::Demo { listen } => {
-            println!(
+            say!(
                 "The server database is encrypted at rest under {}: back it up apart from {}.",
                 keys.describe(),
                 cli.data.display()
@@ -214,11 +233,11 @@ fn run(cli: Cli) -> Result<(), String> {
                 None => None,
             };
             admin::add_user(store.as_ref(), &user, role, &team, password.as_deref())?;
-            println!("user {user} added ({}, team {team})", role.as_str());
+            say!("user {user} added ({}, team {team})", role.as_str());
             Ok(())
         }
         Command::Device(DeviceCommand::Code { user }) => {
-            println!("{}", admin::enrollment_code(store.as_ref(), &codes, &user)?);
+            say!("{}", admin::enrollment_code(store.as_ref(), &codes, &user)?);
             Ok(())
         }
         Command::Device(DeviceCommand::List) => {
@@ -230,13 +249,13 @@ fn run(cli: Cli) -> Result<(), String> {
                 } else {
                     "active"
                 };
-                println!("{}  {}  {}  {}", d.device_id, d.user_id, d.name, status);
+                say!("{}  {}  {}  {}", d.device_id, d.user_id, d.name, status);
             }
             Ok(())
         }
         Command::Device(DeviceCommand::Revoke { device }) => {
             if admin::revoke(store.as_ref(), &device)? {
-                println!("device {device} revoked");
+                say!("device {device} revoked");
                 Ok(())
             } else {
                 Err(format!("no active device {device}"))
@@ -267,7 +286,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let used = store
                 .device_usage(&device, now.div_euclid(86_400))
                 .map_err(|e| e.to_string())?;
-            println!(
+            say!(
                 "{device}: {} of {} new cases and {} of {} bytes used today (UTC){}",
                 used.new_cases,
                 quota.new_cases_per_day,
@@ -283,7 +302,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Case(CaseCommand::Assign { case, user }) => {
             admin::assign(store.as_ref(), &case, &user)?;
-            println!("case {case} assigned to {user}");
+            say!("case {case} assigned to {user}");
             Ok(())
         }
         Command::Case(CaseCommand::Check) => {
@@ -291,10 +310,10 @@ fn run(cli: Cli) -> Result<(), String> {
                 .check_stored_cases()
                 .map_err(|e| e.to_string())?;
             for (case, why) in &failing {
-                println!("{case}  {why}");
+                say!("{case}  {why}");
             }
             if failing.is_empty() {
-                println!("every stored case passes validation");
+                say!("every stored case passes validation");
                 Ok(())
             } else {
                 Err(format!(
@@ -309,15 +328,15 @@ fn run(cli: Cli) -> Result<(), String> {
                 .quarantine_case(&case, &reason, now)
                 .map_err(|e| e.to_string())?
             {
-                println!("case {case} set aside");
+                say!("case {case} set aside");
             } else {
-                println!("case {case} was already set aside");
+                say!("case {case} was already set aside");
             }
             Ok(())
         }
         Command::Case(CaseCommand::Quarantined) => {
             for q in store.quarantined_cases().map_err(|e| e.to_string())? {
-                println!("{}  {}", q.case_id, q.reason);
+                say!("{}  {}", q.case_id, q.reason);
             }
             Ok(())
         }

@@ -42,6 +42,42 @@ pub const DEFAULT_QUOTA: Quota = Quota {
     bytes_per_day: 128 * 1024 * 1024,
 };
 
+/// Automerge operations one sync request may load and apply, across its cases. Validation
+/// costs a few microseconds per operation, so this bounds one request to a few seconds of
+/// CPU however its bytes were packed (run-length encoding fits millions of operations in a
+/// small body). An honest push (at most 2 MiB of changes, most cases a few hundred operations)
+/// stays well under it; cases past it are refused for now (`QuotaExceeded`) and pushed again
+/// at the device's next sync.
+pub const REQUEST_OPS_MAX: usize = 1_000_000;
+
+/// What is left of `REQUEST_OPS_MAX` as a push is checked. The first case always goes through,
+/// so every request makes progress.
+struct OpsBudget {
+    left: usize,
+    spent: bool,
+}
+
+impl OpsBudget {
+    fn new() -> OpsBudget {
+        OpsBudget {
+            left: REQUEST_OPS_MAX,
+            spent: false,
+        }
+    }
+
+    fn take(&mut self, ops: usize) -> Result<(), (RefusalReason, String)> {
+        if self.spent && ops > self.left {
+            return Err((
+                RefusalReason::QuotaExceeded,
+                format!("{REQUEST_OPS_MAX} operations per request"),
+            ));
+        }
+        self.left = self.left.saturating_sub(ops);
+        self.spent = true;
+        Ok(())
+    }
+}
+
 /// What a device may still store today, spent case by case as a push is planned. Two pushes
 /// from the same device at once can each see the same allowance, so a day may overshoot by at
 /// most one request.
@@ -168,6 +204,10 @@ fn refusal_of(refusal: &ChangeRefusal) -> (RefusalReason, String) {
         ChangeRefusal::WrongAuthor(at) => (RefusalReason::WrongAuthor, at.clone()),
         ChangeRefusal::IllegalTransition(at) => (RefusalReason::IllegalTransition, at.clone()),
         ChangeRefusal::NotAllowed(at) => (RefusalReason::Forbidden, at.clone()),
+        ChangeRefusal::TooLarge => (
+            RefusalReason::TooManyChanges,
+            format!("over {} operations in the case", check::CASE_OPS_MAX),
+        ),
     }
 }
 
@@ -405,6 +445,7 @@ impl SyncService {
         };
         let mut seen = HashSet::new();
         let mut allowance = Allowance::today(self.store.as_ref(), &device.device.device_id, now)?;
+        let mut budget = OpsBudget::new();
         for case in push {
             if !valid_case_id(&case.case_id) || !seen.insert(case.case_id.clone()) {
                 // An id that is not ours is echoed back cut short, never as sent.
@@ -414,7 +455,7 @@ impl SyncService {
                 continue;
             }
             let existing = access.get(&case.case_id);
-            match self.check_case(device, case, existing)? {
+            match self.check_case(device, case, existing, &mut budget)? {
                 Ok(None) => plan.accepted.push(case.case_id.clone()),
                 Ok(Some(accepted)) => match allowance.take(&accepted) {
                     Ok(()) => {
@@ -441,6 +482,7 @@ impl SyncService {
         device: &AuthedDevice,
         case: &CaseChanges,
         existing: Option<&CaseAccess>,
+        budget: &mut OpsBudget,
     ) -> Result<Result<Option<AcceptedCase>, (RefusalReason, String)>, ServiceError> {
         if case.changes.len() > protocol::PUSH_CHANGES_PER_CASE_MAX {
             return Ok(Err((RefusalReason::TooManyChanges, String::new())));
@@ -498,6 +540,10 @@ impl SyncService {
         } else {
             Vec::new()
         };
+        let ops = stored.iter().chain(&fresh).map(Change::len).sum();
+        if let Err(refusal) = budget.take(ops) {
+            return Ok(Err(refusal));
+        }
         if let Err(refusal) = self.validate(device, &case.case_id, stored, mode, fresh) {
             return Ok(Err(refusal));
         }

@@ -34,6 +34,10 @@ pub const CHANGE_BYTES_MAX: usize = 256 * 1024;
 /// Operations in one change: an honest edit of the largest form makes a few hundred; a
 /// run-length-encoded column could otherwise declare millions in a few bytes.
 pub const CHANGE_OPS_MAX: usize = 20_000;
+/// Operations in one case's whole history. A busy real case (identification, ten referrals
+/// with their transitions, fifty visits) holds a few thousand; the bound keeps the memory the
+/// server spends to load and check one case small, whatever its history.
+pub const CASE_OPS_MAX: usize = 100_000;
 /// Dependencies, other actors and columns a change chunk may declare.
 const CHUNK_LIST_MAX: u64 = 1_024;
 /// The commit message is a small JSON object.
@@ -61,6 +65,9 @@ pub enum ChangeRefusal {
     /// anyone deleting one).
     #[error("the change is not allowed at {0}")]
     NotAllowed(String),
+    /// The case's history would exceed `CASE_OPS_MAX` operations.
+    #[error("the case would hold more than {CASE_OPS_MAX} operations")]
+    TooLarge,
 }
 
 /// What the server verified about who pushes a change.
@@ -259,6 +266,8 @@ pub fn parse_change(raw: &[u8]) -> Result<Change, ChangeRefusal> {
 pub struct CaseCheck {
     case_id: String,
     doc: AutoCommit,
+    /// Operations held, against `CASE_OPS_MAX`.
+    ops: usize,
     /// (actor, seq) of every change held: a different change reusing one is refused.
     seqs: HashMap<(Vec<u8>, u64), ChangeHash>,
 }
@@ -270,6 +279,11 @@ impl CaseCheck {
         for c in &stored {
             seqs.insert((c.actor_id().to_bytes().to_vec(), c.seq()), c.hash());
         }
+        // Counted from the change headers, before Automerge builds anything.
+        let ops: usize = stored.iter().map(Change::len).sum();
+        if ops > CASE_OPS_MAX {
+            return Err(ChangeRefusal::TooLarge);
+        }
         let doc = catch_unwind(AssertUnwindSafe(|| {
             let mut doc = AutoCommit::new();
             doc.apply_changes(stored).map(|_| doc)
@@ -279,6 +293,7 @@ impl CaseCheck {
         Ok(CaseCheck {
             case_id: case_id.to_string(),
             doc,
+            ops,
             seqs,
         })
     }
@@ -292,6 +307,11 @@ impl CaseCheck {
         author: Author<'_>,
         forms: &FormRegistry,
     ) -> Result<(), ChangeRefusal> {
+        let adding: usize = changes.iter().map(Change::len).sum();
+        if self.ops.saturating_add(adding) > CASE_OPS_MAX {
+            return Err(ChangeRefusal::TooLarge);
+        }
+        self.ops += adding;
         for change in changes {
             let key = (change.actor_id().to_bytes().to_vec(), change.seq());
             match self.seqs.get(&key) {

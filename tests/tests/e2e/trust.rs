@@ -277,18 +277,7 @@ fn an_old_app_is_told_to_upgrade_and_a_wild_cursor_is_refused() {
 }
 
 fn postcard_version(version: u16) -> Vec<u8> {
-    // postcard writes a u16 as a varint.
-    let mut out = Vec::new();
-    let mut v = version;
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return out;
-        }
-        out.push(byte | 0x80);
-    }
+    postcard::to_stdvec(&version).unwrap()
 }
 
 #[test]
@@ -450,8 +439,12 @@ fn half_open_connections_are_capped_and_timed_out_and_healthz_keeps_answering() 
         .block_on(suivi_server::spawn_with_limits(
             suivi_server::state(store, suivi_server::auth::CodeKey::generate()),
             "127.0.0.1:0".parse().unwrap(),
-            4,
-            Duration::from_millis(700),
+            suivi_server::conn::Limits {
+                connections_max: 4,
+                per_ip_max: 64,
+                idle_timeout: Duration::from_millis(700),
+                lifetime_max: Duration::from_secs(60),
+            },
         ))
         .unwrap();
     // Four connections that never send a byte hold every slot...
@@ -484,6 +477,83 @@ fn half_open_connections_are_capped_and_timed_out_and_healthz_keeps_answering() 
     let mut reply = String::new();
     again.read_to_string(&mut reply).unwrap();
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+}
+
+#[test]
+fn one_address_cannot_take_every_connection_and_a_slow_drip_ends() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(
+        suivi_server::SqliteStore::open(&dir.path().join("s.db"), None).unwrap(),
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime
+        .block_on(suivi_server::spawn_with_limits(
+            suivi_server::state(store, suivi_server::auth::CodeKey::generate()),
+            "127.0.0.1:0".parse().unwrap(),
+            suivi_server::conn::Limits {
+                connections_max: 16,
+                per_ip_max: 3,
+                idle_timeout: Duration::from_millis(700),
+                lifetime_max: Duration::from_secs(2),
+            },
+        ))
+        .unwrap();
+    let connect_from = |ip: &str| -> std::net::TcpStream {
+        runtime
+            .block_on(async {
+                let socket = tokio::net::TcpSocket::new_v4()?;
+                socket.bind(format!("{ip}:0").parse().unwrap())?;
+                socket.connect(server.addr).await?.into_std()
+            })
+            .inspect(|s| {
+                s.set_nonblocking(false).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            })
+            .unwrap()
+    };
+    let healthz = |mut c: std::net::TcpStream| -> bool {
+        let _ = c.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+        let mut reply = String::new();
+        let _ = c.read_to_string(&mut reply);
+        reply.starts_with("HTTP/1.1 200")
+    };
+    // Three connections from 127.0.0.7 drip a header byte every 200 ms: never idle.
+    let dripping: Vec<_> = (0..3).map(|_| connect_from("127.0.0.7")).collect();
+    std::thread::sleep(Duration::from_millis(100));
+    // A fourth from the same address is closed at once; another address is served.
+    assert!(
+        !healthz(connect_from("127.0.0.7")),
+        "over the per-address cap"
+    );
+    assert!(healthz(connect_from("127.0.0.8")));
+    // The drip goes on, and the lifetime cap ends each of them.
+    let started = Instant::now();
+    let drip = std::thread::spawn(move || {
+        let mut open = dripping;
+        for c in &mut open {
+            c.write_all(b"GET /healthz HTTP/1.1\r\nx-slow: ").unwrap();
+        }
+        let mut n = 0;
+        // A header value that never ends, one byte at a time.
+        while !open.is_empty() && n < 100 {
+            open.retain_mut(|c| c.write_all(b"a").is_ok());
+            std::thread::sleep(Duration::from_millis(200));
+            n += 1;
+        }
+        open.len()
+    });
+    assert_eq!(
+        drip.join().unwrap(),
+        0,
+        "every dripping connection was closed"
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(
+        healthz(connect_from("127.0.0.7")),
+        "the address is served again"
+    );
 }
 
 #[test]
