@@ -10,10 +10,12 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy "${BUILD[@]}" --all-targets -- -D warnings
+echo "== cargo build"
+# The binaries first: end-to-end tests run suivi-server and suivi as separate processes.
+cargo build "${BUILD[@]}"
 echo "== cargo test"
 cargo test "${BUILD[@]}"
 echo "== benchmark smoke run (tiny sizes, lan profile)"
-cargo build "${BUILD[@]}"
 "${CARGO_TARGET_DIR:-target}/debug/suivi-bench" --smoke
 echo "== Kotlin bindings and demo logic on the JVM"
 bash tests/kotlin.sh

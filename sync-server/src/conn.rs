@@ -3,7 +3,8 @@
 //! IP address (so one address dripping a byte a minute cannot take every slot), an idle timeout
 //! on every connection (no byte either way for `IDLE_TIMEOUT` closes it: a stalled header, a
 //! stalled body, a forgotten keep-alive) and a lifetime cap (a drip just fast enough to stay
-//! active still ends).
+//! active still ends). The header-read timeout is hyper's own, set where the server is built
+//! (`lib.rs`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -15,7 +16,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
@@ -32,6 +33,9 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// round trip (a sync's pages are committed one by one, so a cut costs one page at most).
 pub const LIFETIME_MAX: Duration = Duration::from_secs(30 * 60);
 
+/// A request's headers are a few hundred bytes: even on 2G they arrive in seconds.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The limits a listener applies to every connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -39,6 +43,8 @@ pub struct Limits {
     pub per_ip_max: usize,
     pub idle_timeout: Duration,
     pub lifetime_max: Duration,
+    /// A request's headers must all arrive within this (hyper's own timeout).
+    pub header_read_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -48,6 +54,7 @@ impl Default for Limits {
             per_ip_max: CONNECTIONS_PER_IP_MAX,
             idle_timeout: IDLE_TIMEOUT,
             lifetime_max: LIFETIME_MAX,
+            header_read_timeout: HEADER_READ_TIMEOUT,
         }
     }
 }
@@ -197,46 +204,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
     }
 }
 
-/// The plain-HTTP listener: capped, timed connections.
-pub struct CappedListener {
-    inner: TcpListener,
-    admission: Admission,
-}
-
-impl CappedListener {
-    pub fn new(inner: TcpListener, limits: Limits) -> CappedListener {
-        CappedListener {
-            inner,
-            admission: Admission::new(limits),
-        }
-    }
-}
-
-impl axum::serve::Listener for CappedListener {
-    type Io = Guarded<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            match self.inner.accept().await {
-                Ok((stream, addr)) => {
-                    // Over a cap, `admit` drops the stream: closed at once, before a byte is read.
-                    if let Some(guarded) = self.admission.admit(stream, addr.ip()) {
-                        return (guarded, addr);
-                    }
-                }
-                // Out of descriptors or a reset before accept: wait a little, go on.
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.inner.local_addr()
-    }
-}
-
-/// The same limits for the TLS path (axum-server), applied before the handshake.
+/// The acceptor for both paths (axum-server): limits applied before a byte is read, and before
+/// the TLS handshake on HTTPS.
 #[derive(Clone)]
 pub struct CappedAcceptor {
     admission: Admission,
@@ -269,14 +238,6 @@ impl<S: Send + 'static> axum_server::accept::Accept<TcpStream, S> for CappedAcce
 /// The peer's address, as the handlers see it (per-IP limits), on both paths.
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
-
-impl<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, CappedListener>>
-    for Peer
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'a, CappedListener>) -> Peer {
-        Peer(*stream.remote_addr())
-    }
-}
 
 impl axum::extract::connect_info::Connected<SocketAddr> for Peer {
     fn connect_info(addr: SocketAddr) -> Peer {

@@ -14,8 +14,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
-
 pub use api::{app, AppState, RateLimiter};
 pub use service::SyncService;
 pub use storage::{sqlite::SqliteStore, ServerStore};
@@ -76,24 +74,11 @@ pub async fn spawn_tls(
     let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
         .await
         .map_err(|e| format!("TLS certificate or key: {e}"))?;
-    let listener =
-        std::net::TcpListener::bind(listen).map_err(|e| format!("bind {listen}: {e}"))?;
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let router = app(state);
+    let limits = conn::Limits::default();
     let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
-        .handshake_timeout(conn::IDLE_TIMEOUT)
-        .acceptor(conn::CappedAcceptor::new(conn::Limits::default()));
-    let handle = tokio::spawn(async move {
-        if let Err(e) = axum_server::from_tcp(listener)
-            .acceptor(acceptor)
-            .serve(router.into_make_service_with_connect_info::<conn::Peer>())
-            .await
-        {
-            tracing::error!(error = %e, "server stopped");
-        }
-    });
-    Ok(RunningServer { addr, handle })
+        .handshake_timeout(limits.idle_timeout)
+        .acceptor(conn::CappedAcceptor::new(limits));
+    serve(state, listen, acceptor, limits)
 }
 
 /// A server bound to a port, serving until the returned handle is dropped or aborted.
@@ -116,18 +101,45 @@ pub async fn spawn_with_limits(
     if !listen.ip().is_loopback() {
         return Err("plain HTTP is served on loopback only; give --tls-cert and --tls-key to serve HTTPS on other addresses".into());
     }
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("bind {listen}: {e}"))?;
+    serve(state, listen, conn::CappedAcceptor::new(limits), limits)
+}
+
+/// One serving path for plain HTTP and HTTPS: the acceptor (capped, then TLS or not), and
+/// hyper's own header-read timeout, which needs a timer to be given.
+fn serve<A>(
+    state: AppState,
+    listen: SocketAddr,
+    acceptor: A,
+    limits: conn::Limits,
+) -> Result<RunningServer, String>
+where
+    A: axum_server::accept::Accept<
+            tokio::net::TcpStream,
+            axum::middleware::AddExtension<axum::Router, axum::extract::ConnectInfo<conn::Peer>>,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    A::Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    A::Service:
+        axum_server::service::SendService<axum::http::Request<hyper::body::Incoming>> + Send,
+    A::Future: Send,
+{
+    let listener =
+        std::net::TcpListener::bind(listen).map_err(|e| format!("bind {listen}: {e}"))?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let router = app(state);
-    let listener = conn::CappedListener::new(listener, limits);
+    let mut server = axum_server::from_tcp(listener).acceptor(acceptor);
+    server
+        .http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
     let handle = tokio::spawn(async move {
-        if let Err(e) = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<conn::Peer>(),
-        )
-        .await
+        if let Err(e) = server
+            .serve(router.into_make_service_with_connect_info::<conn::Peer>())
+            .await
         {
             tracing::error!(error = %e, "server stopped");
         }

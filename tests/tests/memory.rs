@@ -22,7 +22,13 @@ const PER_REQUEST_RSS_MAX: u64 = 64 * MB;
 
 fn server_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("suivi-server")
+    let path = exe.parent().unwrap().parent().unwrap().join("suivi-server");
+    assert!(
+        path.exists(),
+        "{} is missing: run cargo build --workspace first",
+        path.display()
+    );
+    path
 }
 
 /// `count` chained changes by `actor`, each of `chunk_ops` operations that run-length encoding

@@ -360,7 +360,12 @@ impl Store {
                 if !fallback.contains(&refusal.case_id) {
                     fallback.push(refusal.case_id.clone());
                 }
-            } else if refusal.reason.is_retryable() {
+            } else if refusal.reason.is_retryable()
+                || (report.server_reset && refusal.reason == RefusalReason::WrongActor)
+            {
+                // After a restore, a case may hold another device's change the server lost:
+                // this device cannot push it for them. Kept pending, reported, and tried again
+                // at the next sync, by when that device may have pushed it back itself.
                 tx.execute(
                     "UPDATE case_sync SET refusal = ?2 WHERE case_id = ?1",
                     params![refusal.case_id, refusal_text(refusal)],
@@ -607,8 +612,11 @@ impl Store {
             }
             let response: DocSyncResponse = protocol::decode(&reply.body)?;
             if let Some(refusal) = response.refused {
-                // A retryable refusal leaves the case pending for the next sync.
-                let dirty = if refusal.reason.is_retryable() {
+                // A retryable refusal leaves the case pending for the next sync (after a restore,
+                // so does another device's lost change, as in `commit_page`).
+                let dirty = if refusal.reason.is_retryable()
+                    || (report.server_reset && refusal.reason == RefusalReason::WrongActor)
+                {
                     DIRTY_PENDING
                 } else {
                     DIRTY_REFUSED

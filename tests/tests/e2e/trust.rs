@@ -444,6 +444,7 @@ fn half_open_connections_are_capped_and_timed_out_and_healthz_keeps_answering() 
                 per_ip_max: 64,
                 idle_timeout: Duration::from_millis(700),
                 lifetime_max: Duration::from_secs(60),
+                header_read_timeout: Duration::from_secs(30),
             },
         ))
         .unwrap();
@@ -496,7 +497,8 @@ fn one_address_cannot_take_every_connection_and_a_slow_drip_ends() {
                 connections_max: 16,
                 per_ip_max: 3,
                 idle_timeout: Duration::from_millis(700),
-                lifetime_max: Duration::from_secs(2),
+                lifetime_max: Duration::from_secs(4),
+                header_read_timeout: Duration::from_millis(1500),
             },
         ))
         .unwrap();
@@ -549,10 +551,37 @@ fn one_address_cannot_take_every_connection_and_a_slow_drip_ends() {
         0,
         "every dripping connection was closed"
     );
-    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "by the header-read timeout, before the lifetime cap"
+    );
     assert!(
         healthz(connect_from("127.0.0.7")),
         "the address is served again"
+    );
+    // A connection that keeps asking, request after request, ends at its lifetime.
+    let mut busy = connect_from("127.0.0.9");
+    let started = Instant::now();
+    let mut answered = 0;
+    while started.elapsed() < Duration::from_secs(15) {
+        if busy
+            .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            .is_err()
+        {
+            break;
+        }
+        let mut buf = [0u8; 512];
+        match busy.read(&mut buf) {
+            Ok(n) if n > 0 => answered += 1,
+            _ => break,
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(answered > 5, "{answered}");
+    let lived = started.elapsed();
+    assert!(
+        lived >= Duration::from_secs(3) && lived < Duration::from_secs(10),
+        "{lived:?}"
     );
 }
 

@@ -1,0 +1,269 @@
+//! Fuzz targets as plain functions: `tests/fuzz` (cargo fuzz, nightly, libFuzzer) calls them
+//! with generated inputs, and `tests/tests/fuzz_replay.rs` calls them on stable with every
+//! corpus and crash file, so each input ever found stays a regression test.
+//!
+//! Each takes untrusted bytes the way the network or a server response delivers them, and may
+//! return errors of any kind; a panic, an abort, or an internal server error is the bug.
+
+use std::sync::{Mutex, OnceLock};
+
+use serde_json::Value as Json;
+use suivi_core::case_doc::check::{self, CaseCheck};
+use suivi_core::forms::{check_field_value, FormRegistry};
+use suivi_core::sync::protocol::{
+    self, DocSyncRequest, DocSyncResponse, EnrollResponse, SyncRequest, SyncResponse,
+};
+use suivi_core::sync::{Credentials, HttpReply, Transport};
+use suivi_core::{Record, Store};
+use suivi_server::service::{AuthedDevice, ServiceError, SyncService};
+use suivi_server::storage::{Device, Role, ServerStore, User};
+use suivi_server::SqliteStore;
+
+/// A fuzz target: untrusted bytes in, a panic if they find a bug.
+pub type Target = fn(&[u8]);
+
+/// The fuzz targets by name, as `tests/fuzz/fuzz_targets/*.rs` and the corpus directories
+/// name them.
+pub const TARGETS: [(&str, Target); 6] = [
+    ("protocol_decode", protocol_decode),
+    ("server_push", server_push),
+    ("device_page", device_page),
+    ("case_changes", case_changes),
+    ("form_values", form_values),
+    ("json_import", json_import),
+];
+
+/// Every wire message decoder, on the bytes as sent (zstd) and on the bytes as postcard (so
+/// the fuzzer reaches the message structure without having to find valid zstd frames).
+pub fn protocol_decode(data: &[u8]) {
+    for body in [data.to_vec(), compress(data)] {
+        let _ = protocol::peek_version(&body);
+        let _ = protocol::decode::<SyncRequest>(&body);
+        let _ = protocol::decode::<SyncResponse>(&body);
+        let _ = protocol::decode::<DocSyncRequest>(&body);
+        let _ = protocol::decode::<DocSyncResponse>(&body);
+    }
+}
+
+fn compress(data: &[u8]) -> Vec<u8> {
+    zstd::bulk::compress(data, 1).unwrap_or_default()
+}
+
+/// The actor of the device the server fuzz target pushes as.
+pub const FUZZ_ACTOR: &str = "f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0";
+
+struct PushTarget {
+    service: SyncService,
+    device: AuthedDevice,
+    _dir: tempfile::TempDir,
+}
+
+fn push_target() -> &'static PushTarget {
+    static TARGET: OnceLock<PushTarget> = OnceLock::new();
+    TARGET.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("fuzz.db"), None).expect("store");
+        let user = User {
+            user_id: "amina".into(),
+            role: Role::Agent,
+            team: "sikasso".into(),
+            password_hash: None,
+        };
+        store.add_user(&user, 0).expect("user");
+        let device = Device {
+            device_id: "dev-fuzz".into(),
+            user_id: "amina".into(),
+            actor: FUZZ_ACTOR.into(),
+            name: "fuzz".into(),
+            token_hash: String::new(),
+            revoked: false,
+            wiped: false,
+        };
+        store
+            .add_enrollment_code("fuzz", "amina", i64::MAX)
+            .expect("code");
+        store
+            .redeem_enrollment_code("fuzz", "amina", 0, &device)
+            .expect("enroll")
+            .expect("code valid");
+        let store: std::sync::Arc<dyn ServerStore> = std::sync::Arc::new(store);
+        PushTarget {
+            service: SyncService::new(store, suivi_server::auth::CodeKey::generate()),
+            device: AuthedDevice { device, user },
+            _dir: dir,
+        }
+    })
+}
+
+/// The server's push path: a sync request body from an enrolled device (envelope, changes,
+/// validation, storage, the pull page it answers with). Also the per-document fallback.
+pub fn server_push(data: &[u8]) {
+    let target = push_target();
+    for body in [data.to_vec(), compress(data)] {
+        match target.service.sync(&target.device, &body, 1_800_000_000) {
+            Err(ServiceError::Internal(why)) => panic!("internal error on a push: {why}"),
+            Err(ServiceError::Storage(why)) => panic!("storage error on a push: {why}"),
+            _ => {}
+        }
+        match target
+            .service
+            .doc_sync(&target.device, &body, 1_800_000_000)
+        {
+            Err(ServiceError::Internal(why)) => panic!("internal error on a docsync: {why}"),
+            Err(ServiceError::Storage(why)) => panic!("storage error on a docsync: {why}"),
+            _ => {}
+        }
+    }
+}
+
+/// A server that answers the first sync request with the fuzzer's bytes, then with an empty
+/// page; enrollment succeeds.
+struct HostileServer {
+    page: Vec<u8>,
+    calls: Mutex<usize>,
+}
+
+impl Transport for HostileServer {
+    fn post(
+        &self,
+        path: &str,
+        _content_type: &str,
+        _body: Vec<u8>,
+        _credentials: Option<&Credentials>,
+    ) -> suivi_core::Result<HttpReply> {
+        if path == "/v1/enroll" {
+            let body = serde_json::to_vec(&EnrollResponse {
+                device_id: "dev-1".into(),
+                token: "t".into(),
+                user: "amina".into(),
+                role: "agent".into(),
+            })
+            .map_err(|e| suivi_core::Error::Protocol(e.to_string()))?;
+            return Ok(HttpReply { status: 200, body });
+        }
+        let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        *calls += 1;
+        let body = if *calls == 1 {
+            self.page.clone()
+        } else {
+            protocol::encode(&SyncResponse {
+                version: protocol::PROTOCOL_VERSION,
+                accepted: Vec::new(),
+                refused: Vec::new(),
+                authors: Vec::new(),
+                pull: Vec::new(),
+                cursor: 0,
+                mark: Default::default(),
+                more: false,
+                reset: false,
+            })?
+        };
+        Ok(HttpReply { status: 200, body })
+    }
+}
+
+fn device() -> &'static Mutex<(Store, tempfile::TempDir)> {
+    static DEVICE: OnceLock<Mutex<(Store, tempfile::TempDir)>> = OnceLock::new();
+    DEVICE.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::create(
+            &dir.path().join("device.db"),
+            crate::bench::BENCH_KEY,
+            "amina",
+            "phone",
+        )
+        .expect("store");
+        let server = HostileServer {
+            page: Vec::new(),
+            calls: Mutex::new(0),
+        };
+        store
+            .enroll(&server, "http://fuzz", "CODE")
+            .expect("enroll");
+        Mutex::new((store, dir))
+    })
+}
+
+/// The device's sync with a hostile server: the fuzzer's bytes as a response to a sync
+/// request, decoded and committed (accepted, refused, pulled cases, cursor, mark, reset).
+pub fn device_page(data: &[u8]) {
+    let mut guard = device().lock().unwrap_or_else(|p| p.into_inner());
+    let store = &mut guard.0;
+    for page in [data.to_vec(), compress(data)] {
+        let server = HostileServer {
+            page,
+            calls: Mutex::new(0),
+        };
+        let _ = store.sync(&server, &mut |_| {});
+    }
+    // Whatever the server said, the device still answers for its own caseload.
+    store
+        .list_cases(&suivi_core::CaseFilter::default())
+        .expect("the device's store still reads");
+}
+
+/// A case's history from untrusted bytes, as the server rebuilds and checks it: the input is a
+/// list of change chunks, each a little-endian u16 length and its bytes; the first half is
+/// loaded as stored history, the rest applied as a push.
+pub fn case_changes(data: &[u8]) {
+    let mut chunks = Vec::new();
+    let mut rest = data;
+    while rest.len() >= 2 && chunks.len() < 64 {
+        let len = usize::from(u16::from_le_bytes([rest[0], rest[1]]));
+        rest = &rest[2..];
+        let take = len.min(rest.len());
+        chunks.push(&rest[..take]);
+        rest = &rest[take..];
+    }
+    let parsed: Vec<_> = chunks
+        .iter()
+        .filter_map(|c| check::parse_change(c).ok())
+        .collect();
+    let (stored, pushed) = parsed.split_at(parsed.len() / 2);
+    let forms = FormRegistry::builtin();
+    if let Ok(mut copy) = CaseCheck::load("c0ffee00c0ffee00c0ffee00c0ffee00", stored.to_vec()) {
+        let author = check::Author {
+            user: "amina",
+            audit_notes_only: false,
+        };
+        let _ = copy.apply(pushed.to_vec(), author, &forms);
+        let doc = copy.into_document();
+        let _ = check::check_document(&doc, "c0ffee00c0ffee00c0ffee00c0ffee00", &forms);
+    }
+}
+
+/// Form validation on arbitrary JSON: every form against the record, every field against
+/// every value.
+pub fn form_values(data: &[u8]) {
+    let Ok(json) = serde_json::from_slice::<Json>(data) else {
+        return;
+    };
+    let forms = FormRegistry::builtin();
+    if let Ok(record) = serde_json::from_value::<Record>(json.clone()) {
+        for form in forms.all() {
+            let _ = form.validate(&record);
+            let _ = form.visible_fields(&record);
+        }
+    }
+    let values: Vec<&Json> = match &json {
+        Json::Object(map) => map.values().collect(),
+        Json::Array(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    for form in forms.all() {
+        for field in &form.fields {
+            for value in &values {
+                let _ = check_field_value(field, value);
+            }
+        }
+    }
+}
+
+/// The JSON import (a spreadsheet's rows or a `suivi export`), all or nothing.
+pub fn json_import(data: &[u8]) {
+    let Ok(json) = serde_json::from_slice::<Json>(data) else {
+        return;
+    };
+    let mut guard = device().lock().unwrap_or_else(|p| p.into_inner());
+    let _ = guard.0.import(&json);
+}

@@ -1,0 +1,174 @@
+//! Every fuzz target on stable: the seeds (valid inputs built here), every file of its corpus
+//! (`tests/fuzz/corpus/<target>`) and every crash the fuzzer ever found
+//! (`tests/fuzz/regressions/<target>`, each also a named test below). Fuzzing itself is
+//! `tests/fuzz/run.sh` (nightly, cargo fuzz); see RELIABILITY.md.
+#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
+
+use std::path::{Path, PathBuf};
+
+use automerge::ActorId;
+use serde_json::json;
+use suivi_core::forms::{FormRegistry, IDENTIFICATION};
+use suivi_core::sync::protocol::{self, CaseChanges, SyncRequest};
+use suivi_core::{CaseDoc, ChangeContext};
+use suivi_tests::fuzz::{FUZZ_ACTOR, TARGETS};
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+}
+
+/// A real case by the fuzz device's actor: its changes, as the device would push them.
+fn case_changes() -> (String, Vec<Vec<u8>>) {
+    let forms = FormRegistry::builtin();
+    let form = forms.latest(IDENTIFICATION).unwrap();
+    let case_id = "c0ffee00c0ffee00c0ffee00c0ffee00".to_string();
+    let ctx = ChangeContext::now("amina");
+    let mut doc = CaseDoc::create(
+        &case_id,
+        ActorId::from(hex::decode(FUZZ_ACTOR).unwrap()),
+        form,
+        &suivi_tests::child(3),
+        &ctx,
+    )
+    .unwrap();
+    doc.add_referral(&forms, &suivi_tests::referral(1), &ctx)
+        .unwrap();
+    doc.add_followup(&forms, &suivi_tests::visit(2), &ctx)
+        .unwrap();
+    let changes = doc.changes_since(&[]);
+    (case_id, changes)
+}
+
+/// Valid inputs for each target, the starting points the fuzzer mutates.
+fn seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let (case_id, changes) = case_changes();
+    let request = SyncRequest {
+        version: protocol::PROTOCOL_VERSION,
+        cursor: 0,
+        mark: Default::default(),
+        push: vec![CaseChanges {
+            case_id: case_id.clone(),
+            changes: changes
+                .iter()
+                .cloned()
+                .map(serde_bytes::ByteBuf::from)
+                .collect(),
+        }],
+    };
+    // Postcard as is: the targets also try each input zstd-compressed.
+    let push = postcard::to_stdvec(&request).unwrap();
+    let page = postcard::to_stdvec(&protocol::SyncResponse {
+        version: protocol::PROTOCOL_VERSION,
+        accepted: vec![],
+        refused: vec![protocol::Refusal::new(
+            &case_id,
+            protocol::RefusalReason::Invalid,
+            "identification.village",
+        )],
+        authors: vec![protocol::Author {
+            user: "fatima".into(),
+            device: "dev-2".into(),
+        }],
+        pull: vec![protocol::PulledCase {
+            case_id: case_id.clone(),
+            changes: changes
+                .iter()
+                .map(|c| protocol::PulledChange {
+                    data: serde_bytes::ByteBuf::from(c.clone()),
+                    author: 0,
+                    received_at: 1_800_000_000,
+                })
+                .collect(),
+        }],
+        cursor: 3,
+        mark: serde_bytes::ByteBuf::from(vec![7; 32]),
+        more: false,
+        reset: false,
+    })
+    .unwrap();
+    let mut chunks = Vec::new();
+    for c in &changes {
+        chunks.extend((c.len() as u16).to_le_bytes());
+        chunks.extend(c);
+    }
+    let record = serde_json::to_vec(&suivi_tests::child(4)).unwrap();
+    let import = serde_json::to_vec(&json!([
+        {"child_first_name": "Awa", "child_last_name": "Traoré", "sex": "female",
+         "dob_known": "non", "estimated_age": "12", "province": "Sikasso", "commune": "Kadiolo",
+         "village": "Zégoua", "school_status": "never_enrolled", "works": "oui",
+         "work_sector": "cotton", "risk_level": "high", "consent_to_share": "oui"}
+    ]))
+    .unwrap();
+    vec![
+        ("protocol_decode", push.clone()),
+        ("protocol_decode", page.clone()),
+        ("server_push", push),
+        ("device_page", page),
+        ("case_changes", chunks),
+        ("form_values", record),
+        ("json_import", import),
+    ]
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| Some(e.ok()?.path())).collect())
+        .unwrap_or_default();
+    out.retain(|p| p.is_file());
+    out.sort();
+    out
+}
+
+#[test]
+fn every_seed_corpus_file_and_past_crash_replays_without_a_panic() {
+    let seeds = seeds();
+    for (name, target) in TARGETS {
+        let mut inputs = 0;
+        for (_, seed) in seeds.iter().filter(|(n, _)| *n == name) {
+            target(seed);
+            inputs += 1;
+        }
+        for dir in ["corpus", "regressions"] {
+            for file in files(&fuzz_dir().join(dir).join(name)) {
+                target(&std::fs::read(&file).unwrap());
+                inputs += 1;
+            }
+        }
+        println!("{name}: {inputs} inputs replayed");
+        assert!(inputs > 0, "{name} has no seed");
+    }
+}
+
+/// Writes the seeds into each target's corpus: `cargo test -p suivi-tests --test fuzz_replay
+/// -- --ignored write_seeds`, before a first fuzzing run.
+#[test]
+#[ignore]
+fn write_seeds() {
+    for (n, (name, seed)) in seeds().into_iter().enumerate() {
+        let dir = fuzz_dir().join("corpus").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("seed-{n}")), seed).unwrap();
+    }
+}
+
+#[test]
+fn the_seeds_reach_deep_paths() {
+    // A seed that stopped at the first check would leave the fuzzer far from the interesting
+    // code: the push seed is stored by the server, the page seed is committed by the device.
+    let (case_id, changes) = case_changes();
+    assert_eq!(changes.len(), 3);
+    let parsed: Vec<_> = changes
+        .iter()
+        .map(|c| suivi_core::case_doc::check::parse_change(c).unwrap())
+        .collect();
+    let mut copy = suivi_core::case_doc::check::CaseCheck::load(&case_id, vec![]).unwrap();
+    copy.apply(
+        parsed,
+        suivi_core::case_doc::check::Author {
+            user: "amina",
+            audit_notes_only: false,
+        },
+        &FormRegistry::builtin(),
+    )
+    .unwrap();
+}
