@@ -249,6 +249,8 @@ pub struct SyncSummary {
     pub conflicts: u64,
     /// Cases the server refused (outside this device's caseload).
     pub refused: u64,
+    /// Cases erased on the server (consent withdrawn) and deleted from this phone.
+    pub erased: u64,
     pub duration_ms: u64,
 }
 
@@ -598,6 +600,7 @@ impl CaseStore {
             round_trips: to_u64(report.round_trips),
             conflicts: to_u64(report.conflicts),
             refused: to_u64(report.refused.len()),
+            erased: to_u64(report.erased),
             duration_ms: report.duration_ms,
         })
     }

@@ -241,6 +241,15 @@ pub fn open(data_dir: &Path, source: &KeySource) -> Result<OpenedStore, AtRestEr
         other => AtRestError::Storage(other),
     })?;
     tighten_database_files(&db)?;
+    // An erasure journalled after the backup this database came from is applied again.
+    let replayed = crate::erasure::replay(&store, &crate::erasure::journal_path(data_dir))
+        .map_err(|e| AtRestError::Storage(StorageError::Backend(e.to_string())))?;
+    if replayed > 0 {
+        tracing::warn!(
+            replayed,
+            "erasures from the journal applied again (a restored database?)"
+        );
+    }
     Ok(OpenedStore {
         store: Arc::new(store),
         codes: keys.codes,

@@ -7,6 +7,7 @@ pub mod at_rest;
 pub mod auth;
 pub mod conn;
 pub mod demo;
+pub mod erasure;
 pub mod service;
 pub mod storage;
 

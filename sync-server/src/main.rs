@@ -143,6 +143,12 @@ enum CaseCommand {
     },
     /// The cases set aside.
     Quarantined,
+    /// Erase a case everywhere (consent withdrawn, a data-protection request): every change,
+    /// feed row and assignment on the server, and the case on every device at its next sync.
+    /// Only the id remains. Journalled beside the data directory, so a restore keeps it erased.
+    Erase {
+        case: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -331,6 +337,18 @@ fn run(cli: Cli) -> Result<(), String> {
                 say!("case {case} set aside");
             } else {
                 say!("case {case} was already set aside");
+            }
+            Ok(())
+        }
+        Command::Case(CaseCommand::Erase { case }) => {
+            let now = chrono::Utc::now().timestamp();
+            let journal = suivi_server::erasure::journal_path(&cli.data);
+            if suivi_server::erasure::erase(store.as_ref(), &journal, &case, now)
+                .map_err(|e| e.to_string())?
+            {
+                say!("case {case} erased; devices delete it at their next sync");
+            } else {
+                say!("case {case} was already erased");
             }
             Ok(())
         }

@@ -21,6 +21,7 @@ use suivi_core::sync::protocol::{
 use suivi_core::FormRegistry;
 
 use crate::auth;
+use crate::storage::valid_case_id;
 use crate::storage::{
     AcceptedCase, CaseAccess, CursorCheck, Device, FeedRow, Quota, Role, ServerStore, StorageError,
     Usage, User, Viewer,
@@ -399,7 +400,13 @@ impl SyncService {
                 now,
             )?
         };
-        let (body, pulled) = self.pull_page(device, cursor, accepted, refused.clone())?;
+        let (body, pulled) = self.pull_page(
+            device,
+            cursor,
+            request.erasures_seen,
+            accepted,
+            refused.clone(),
+        )?;
         Ok((
             body,
             SyncStats {
@@ -484,6 +491,10 @@ impl SyncService {
         existing: Option<&CaseAccess>,
         budget: &mut OpsBudget,
     ) -> Result<Result<Option<AcceptedCase>, (RefusalReason, String)>, ServiceError> {
+        if self.store.is_erased(&case.case_id)? {
+            // Checked first: an erased case has no owner left, so it would read as new.
+            return Ok(Err((RefusalReason::Erased, String::new())));
+        }
         if case.changes.len() > protocol::PUSH_CHANGES_PER_CASE_MAX {
             return Ok(Err((RefusalReason::TooManyChanges, String::new())));
         }
@@ -630,10 +641,14 @@ impl SyncService {
         &self,
         device: &AuthedDevice,
         cursor: Option<u64>,
+        erasures_seen: u64,
         accepted: Vec<String>,
         refused: Vec<Refusal>,
     ) -> Result<(Vec<u8>, usize), ServiceError> {
         let from = cursor.unwrap_or(0);
+        let erasures = self
+            .store
+            .erasures_after(erasures_seen, crate::erasure::ERASURES_PER_PAGE)?;
         let page = self
             .store
             .feed_page(&device.viewer(), from, PULL_PAGE_RAW_BYTES_MAX)?;
@@ -646,8 +661,10 @@ impl SyncService {
             pull: Vec::new(),
             cursor: page.cursor,
             mark: serde_bytes::ByteBuf::new(),
-            more: page.more,
+            more: page.more || erasures.len() == crate::erasure::ERASURES_PER_PAGE,
             reset: cursor.is_none(),
+            erasures_cursor: erasures.last().map_or(erasures_seen, |(seq, _)| *seq),
+            erased: erasures.into_iter().map(|(_, id)| id).collect(),
         };
         loop {
             let (authors, pull) = group_by_case(&rows);
@@ -690,6 +707,9 @@ impl SyncService {
             })
             .map_err(|e| ServiceError::Internal(e.to_string()))
         };
+        if self.store.is_erased(case_id)? {
+            return refuse(RefusalReason::Erased, "");
+        }
         let access = self
             .store
             .case_access(std::slice::from_ref(&request.case_id))?;
@@ -826,11 +846,6 @@ pub struct SyncStats {
     pub changes_stored: usize,
     pub cases_refused: usize,
     pub changes_pulled: usize,
-}
-
-/// Case ids are 128-bit random ids in lowercase hex.
-fn valid_case_id(id: &str) -> bool {
-    id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit())
 }
 
 /// Groups consecutive rows of one case, and lists each row's verified author once per page.

@@ -156,6 +156,8 @@ impl Transport for HostileServer {
                 mark: Default::default(),
                 more: false,
                 reset: false,
+                erased: Vec::new(),
+                erasures_cursor: 0,
             })?
         };
         Ok(HttpReply { status: 200, body })

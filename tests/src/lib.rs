@@ -5,9 +5,11 @@ pub mod bench;
 pub mod fuzz;
 pub mod link;
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use suivi_core::sync::protocol::{
@@ -294,6 +296,7 @@ pub fn raw_sync(server: &TestServer, device: &TestDevice, push: Vec<CaseChanges>
         cursor: 0,
         mark: Default::default(),
         push,
+        erasures_seen: 0,
     };
     let transport = HttpTransport::new(&server.url()).expect("transport");
     let reply = transport
@@ -316,4 +319,157 @@ pub fn raw_push(
     changes: Vec<Vec<u8>>,
 ) -> SyncResponse {
     raw_sync(server, device, vec![case_changes(case_id, changes)])
+}
+
+/// The `suivi-server` binary beside the test binaries (built first by `tests/run-all.sh`).
+pub fn server_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test harness");
+    let path = exe
+        .parent()
+        .expect("test harness")
+        .parent()
+        .expect("test harness")
+        .join("suivi-server");
+    assert!(path.exists(), "{} is missing", path.display());
+    path
+}
+
+/// One data directory and its key file, side by side in a temporary directory.
+pub struct ServerSite {
+    pub root: tempfile::TempDir,
+}
+
+impl ServerSite {
+    pub fn new() -> ServerSite {
+        ServerSite {
+            root: tempfile::tempdir().expect("test harness"),
+        }
+    }
+    pub fn data(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+    pub fn key_file(&self) -> PathBuf {
+        self.root.path().join("data.key")
+    }
+    pub fn db(&self) -> PathBuf {
+        self.data().join(suivi_server::DATABASE_FILE)
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(server_binary());
+        command
+            .arg("--data")
+            .arg(self.data())
+            .arg("--key-file")
+            .arg(self.key_file())
+            .args(args)
+            .env_remove("SUIVI_SERVER_KEY")
+            .env("RUST_LOG", "warn");
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("test harness")
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("test harness")
+    }
+
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        String::from_utf8(out.stderr).expect("test harness")
+    }
+
+    pub fn serve(&self) -> Served {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("test harness")
+            .local_addr()
+            .expect("test harness")
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("test harness");
+        let child = self
+            .command(&["serve", "--listen", &addr.to_string()])
+            .spawn()
+            .expect("test harness");
+        let started = Instant::now();
+        while TcpStream::connect(addr).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "no server");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Served { child, addr }
+    }
+}
+
+impl Default for ServerSite {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ServerSite {
+    /// The database key from the key file, as `PRAGMA key` takes it.
+    pub fn database_key(&self) -> String {
+        let text = std::fs::read_to_string(self.key_file()).expect("key file");
+        let hex = text
+            .lines()
+            .find_map(|l| l.strip_prefix("database-key = "))
+            .expect("database-key");
+        format!("x'{hex}'")
+    }
+}
+
+/// Every byte a SQLCipher database holds, decrypted: the log checkpointed into it, vacuumed
+/// (so free pages are gone, as a careful attacker with the key would not find them either),
+/// then exported in plaintext. What a scan for a child's name reads.
+pub fn decrypted_contents(db: &Path, key: &str) -> Vec<u8> {
+    let conn = rusqlite::Connection::open(db).expect("open");
+    conn.pragma_update(None, "key", key).expect("key");
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .expect("checkpoint");
+    conn.execute_batch("VACUUM").expect("vacuum");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plain = dir.path().join("plain.db");
+    conn.execute(
+        "ATTACH DATABASE ?1 AS plain KEY ''",
+        [plain.to_string_lossy()],
+    )
+    .expect("attach");
+    conn.query_row("SELECT sqlcipher_export('plain')", [], |_| Ok(()))
+        .expect("export");
+    conn.execute_batch("DETACH DATABASE plain").expect("detach");
+    std::fs::read(&plain).expect("read export")
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// A `suivi-server serve` process, killed when dropped.
+pub struct Served {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Served {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

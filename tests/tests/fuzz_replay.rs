@@ -54,6 +54,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
                 .map(serde_bytes::ByteBuf::from)
                 .collect(),
         }],
+        erasures_seen: 0,
     };
     // Postcard as is: the targets also try each input zstd-compressed.
     let push = postcard::to_stdvec(&request).unwrap();
@@ -84,6 +85,8 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         mark: serde_bytes::ByteBuf::from(vec![7; 32]),
         more: false,
         reset: false,
+        erased: Vec::new(),
+        erasures_cursor: 0,
     })
     .unwrap();
     let mut chunks = Vec::new();

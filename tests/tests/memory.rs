@@ -61,6 +61,7 @@ fn body(push: Vec<CaseChanges>) -> Vec<u8> {
         cursor: 0,
         mark: Default::default(),
         push,
+        erasures_seen: 0,
     })
     .unwrap()
 }

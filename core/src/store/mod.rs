@@ -130,6 +130,9 @@ fn open_connection(path: &Path, key: &str, create: bool) -> Result<Connection> {
     // FULL: an acknowledged save survives a power cut, not only a killed process.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Deleted rows are overwritten in the file, not left in free pages: an erased or wiped
+    // child's name must not survive in it.
+    conn.pragma_update(None, "secure_delete", "ON")?;
     Ok(conn)
 }
 

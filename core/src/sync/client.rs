@@ -31,6 +31,8 @@ const META_DEVICE_ID: &str = "device_id";
 const META_TOKEN: &str = "device_token";
 const META_ROLE: &str = "role";
 const META_CURSOR: &str = "cursor";
+/// The last erasure this device applied (the server's erasure sequence).
+const META_ERASURES: &str = "erasures_cursor";
 /// The server's feed mark at the cursor: proves at the next sync that the server still holds
 /// the same history up to there.
 const META_MARK: &str = "feed_mark";
@@ -63,6 +65,8 @@ pub struct SyncReport {
     pub fallbacks: usize,
     /// The server had lost data (restored from a backup) and this device pushed its cases again.
     pub server_reset: bool,
+    /// Cases erased on the server (consent withdrawn) and deleted here, history included.
+    pub erased: usize,
     pub duration_ms: u64,
 }
 
@@ -225,6 +229,10 @@ impl Store {
                             .collect(),
                     })
                     .collect(),
+                erasures_seen: self
+                    .meta(META_ERASURES)?
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0),
             };
             let body = protocol::encode(&request)?;
             report.bytes_up += body.len();
@@ -360,6 +368,12 @@ impl Store {
                 if !fallback.contains(&refusal.case_id) {
                     fallback.push(refusal.case_id.clone());
                 }
+            } else if refusal.reason == RefusalReason::Erased {
+                // Erased while this device held it: deleted here too, never pushed again.
+                if erase_locally(&tx, &refusal.case_id)? {
+                    report.erased += 1;
+                }
+                report.refused.push(refusal.clone());
             } else if refusal.reason.is_retryable()
                 || (report.server_reset && refusal.reason == RefusalReason::WrongActor)
             {
@@ -423,6 +437,16 @@ impl Store {
                 }
             }
         }
+        // After the pulls: nothing of an erased case is left behind by this page.
+        for case_id in &response.erased {
+            if erase_locally(&tx, case_id)? {
+                report.erased += 1;
+            }
+        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![META_ERASURES, response.erasures_cursor.to_string()],
+        )?;
         tx.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             params![META_CURSOR, response.cursor.to_string()],
@@ -433,6 +457,16 @@ impl Store {
         )?;
         tx.commit()?;
         report.pages += 1;
+        if !response.erased.is_empty()
+            || response
+                .refused
+                .iter()
+                .any(|r| r.reason == RefusalReason::Erased)
+        {
+            // Old page images stay in the write-ahead log until a checkpoint.
+            self.connection_ref()
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
         Ok(())
     }
 
@@ -612,6 +646,17 @@ impl Store {
             }
             let response: DocSyncResponse = protocol::decode(&reply.body)?;
             if let Some(refusal) = response.refused {
+                if refusal.reason == RefusalReason::Erased {
+                    let tx = self.connection_ref().unchecked_transaction()?;
+                    if erase_locally(&tx, case_id)? {
+                        report.erased += 1;
+                    }
+                    tx.commit()?;
+                    report
+                        .refused
+                        .push(Refusal::new(case_id, refusal.reason, &refusal.detail));
+                    return Ok(());
+                }
                 // A retryable refusal leaves the case pending for the next sync (after a restore,
                 // so does another device's lost change, as in `commit_page`).
                 let dirty = if refusal.reason.is_retryable()
@@ -732,6 +777,16 @@ impl Store {
             && self.meta(META_TOKEN)?.is_none()
             && self.meta(META_DEVICE_ID)?.is_some())
     }
+}
+
+/// Deletes every trace of a case on this device: its document, projections and sync state (by
+/// cascade), waiting changes, verified origins and quarantine. Whether it was here.
+fn erase_locally(tx: &rusqlite::Transaction<'_>, case_id: &str) -> Result<bool> {
+    let held = tx.execute("DELETE FROM case_docs WHERE case_id = ?1", [case_id])? > 0;
+    tx.execute("DELETE FROM pending_changes WHERE case_id = ?1", [case_id])?;
+    tx.execute("DELETE FROM change_origins WHERE case_id = ?1", [case_id])?;
+    tx.execute("DELETE FROM quarantine WHERE case_id = ?1", [case_id])?;
+    Ok(held)
 }
 
 fn skip_after(fallback: &[String], later: &[String]) -> Vec<String> {

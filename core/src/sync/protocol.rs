@@ -11,10 +11,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::{Error, Result};
 
 /// The version this build speaks. Version 2: refusal codes with a detail, pulled changes with
-/// their verified author and receive time, the feed mark.
-pub const PROTOCOL_VERSION: u16 = 2;
-/// The oldest version a server still answers; an older device is told "upgrade required".
-pub const PROTOCOL_VERSION_MIN: u16 = 2;
+/// their verified author and receive time, the feed mark. Version 3: erasures (the request's
+/// `erasures_seen`, the response's `erased` and `erasures_cursor`, refusal `Erased`).
+pub const PROTOCOL_VERSION: u16 = 3;
+/// The oldest version a server still answers; an older device is told "upgrade required". A
+/// version 2 app cannot honour an erasure, so it must upgrade before it syncs again.
+pub const PROTOCOL_VERSION_MIN: u16 = 3;
 pub const CONTENT_TYPE: &str = "application/x-suivi-sync";
 /// The HTTP status and error code that tell a device its app is too old for the server.
 pub const UPGRADE_REQUIRED_STATUS: u16 = 426;
@@ -109,6 +111,8 @@ pub struct SyncRequest {
     pub mark: serde_bytes::ByteBuf,
     #[serde(deserialize_with = "bounded")]
     pub push: Vec<CaseChanges>,
+    /// The last erasure this device applied (0 at first): the server lists the ones after it.
+    pub erasures_seen: u64,
 }
 
 /// Why the server refused a case. Travels as a number: a reason added by a newer server reads
@@ -137,11 +141,13 @@ pub enum RefusalReason {
     QuotaExceeded,
     /// The server set this case aside (its stored history failed validation).
     Quarantined,
+    /// The case was erased (consent withdrawn): the device deletes it, history included.
+    Erased,
     /// A reason this build does not know.
     Other,
 }
 
-const REFUSAL_CODES: [(RefusalReason, u16); 12] = [
+const REFUSAL_CODES: [(RefusalReason, u16); 13] = [
     (RefusalReason::Forbidden, 0),
     (RefusalReason::WrongActor, 1),
     (RefusalReason::MissingDeps, 2),
@@ -153,6 +159,7 @@ const REFUSAL_CODES: [(RefusalReason, u16); 12] = [
     (RefusalReason::DuplicateSeq, 8),
     (RefusalReason::QuotaExceeded, 9),
     (RefusalReason::Quarantined, 10),
+    (RefusalReason::Erased, 11),
     (RefusalReason::Other, 0xffff),
 ];
 
@@ -191,6 +198,7 @@ impl RefusalReason {
             RefusalReason::DuplicateSeq => "duplicate_seq",
             RefusalReason::QuotaExceeded => "quota_exceeded",
             RefusalReason::Quarantined => "quarantined",
+            RefusalReason::Erased => "erased",
             RefusalReason::Other => "other",
         }
     }
@@ -277,6 +285,12 @@ pub struct SyncResponse {
     /// restored from a backup): this page starts from the beginning, and the device pushes
     /// every case again.
     pub reset: bool,
+    /// Cases erased since the request's `erasures_seen` (any caseload: ids say nothing): the
+    /// device deletes each, history included, and never pushes it again.
+    #[serde(deserialize_with = "bounded")]
+    pub erased: Vec<String>,
+    /// The last erasure listed (or the request's `erasures_seen`), to send back next time.
+    pub erasures_cursor: u64,
 }
 
 /// Fallback for one case when device and server disagree on what the other has: Automerge's
@@ -398,6 +412,7 @@ mod tests {
             cursor: 42,
             mark: serde_bytes::ByteBuf::from(vec![7; 32]),
             push,
+            erasures_seen: 0,
         }
     }
 
@@ -485,6 +500,8 @@ mod tests {
             mark: serde_bytes::ByteBuf::from(vec![1; 32]),
             more: false,
             reset: false,
+            erased: Vec::new(),
+            erasures_cursor: 0,
         };
         // A field appended at the end by a newer server is ignored.
         let mut raw = postcard::to_stdvec(&response).unwrap();

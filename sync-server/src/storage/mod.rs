@@ -39,6 +39,11 @@ pub fn next_feed_mark(
     h.finalize().to_vec()
 }
 
+/// A case id as devices make them (32 hex digits): anything else is refused, never stored.
+pub fn valid_case_id(id: &str) -> bool {
+    id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -203,6 +208,13 @@ pub trait ServerStore: Send + Sync + 'static {
         audit: Option<(&str, &str)>,
         now: i64,
     ) -> StorageResult<usize>;
+    /// Erases a case: its changes, feed rows, assignments and case row go; a tombstone (the id
+    /// and when) stays, with an audit row. `false` if it was already erased. A case the server
+    /// never held gets its tombstone too, so a device that still holds it deletes it.
+    fn erase_case(&self, case_id: &str, now: i64) -> StorageResult<bool>;
+    fn is_erased(&self, case_id: &str) -> StorageResult<bool>;
+    /// Erasures after `seq`, in order, at most `limit`: (seq, case id).
+    fn erasures_after(&self, seq: u64, limit: usize) -> StorageResult<Vec<(u64, String)>>;
     /// What a device stored on a UTC day (`unix time / 86400`).
     fn device_usage(&self, device_id: &str, day: i64) -> StorageResult<Usage>;
     /// An admin's override of the default quotas, if any.

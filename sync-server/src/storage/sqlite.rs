@@ -11,13 +11,17 @@ use super::{
     QuarantinedCase, Quota, Role, ServerStore, StorageError, StorageResult, Usage, User, Viewer,
 };
 
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     include_str!("migrations/001_server.sql"),
     include_str!("migrations/002_trust.sql"),
     include_str!("migrations/003_quotas.sql"),
+    include_str!("migrations/004_erasure.sql"),
 ];
 /// Days of per-device usage kept (for `device quota` to show recent days).
 const USAGE_DAYS_KEPT: i64 = 7;
+/// Every feed mark, of live rows and of rows an erasure removed.
+const ALL_MARKS: &str =
+    "(SELECT seq, mark FROM feed UNION ALL SELECT seq, mark FROM erased_feed_marks)";
 /// Rows read per query while filling a page.
 const FEED_ROWS_PER_QUERY: usize = 512;
 
@@ -66,9 +70,11 @@ struct FeedAppender {
 impl FeedAppender {
     fn start(tx: &Connection) -> StorageResult<FeedAppender> {
         let previous: Option<Vec<u8>> = tx
-            .query_row("SELECT mark FROM feed ORDER BY seq DESC LIMIT 1", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                &format!("SELECT mark FROM {ALL_MARKS} ORDER BY seq DESC LIMIT 1"),
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(backend)?
             .flatten();
@@ -161,6 +167,10 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(backend)?;
         conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(backend)?;
+        // Deleted rows are overwritten, not left in free pages: an erased child's name must not
+        // survive in the file.
+        conn.pragma_update(None, "secure_delete", "ON")
             .map_err(backend)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(backend)?;
@@ -517,6 +527,77 @@ impl ServerStore for SqliteStore {
         Ok(stored)
     }
 
+    fn erase_case(&self, case_id: &str, now: i64) -> StorageResult<bool> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let known: Option<i64> = tx
+            .query_row(
+                "SELECT 1 FROM erasures WHERE case_id = ?1",
+                [case_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        if known.is_some() {
+            return Ok(false);
+        }
+        // Feed rows first (they point at changes; their marks are kept), then everything else
+        // the case owns.
+        tx.execute(
+            "INSERT INTO erased_feed_marks (seq, mark) SELECT seq, mark FROM feed WHERE case_id = ?1",
+            [case_id],
+        )
+        .map_err(backend)?;
+        for sql in [
+            "DELETE FROM feed WHERE case_id = ?1",
+            "DELETE FROM changes WHERE case_id = ?1",
+            "DELETE FROM assignments WHERE case_id = ?1",
+            "DELETE FROM quarantined_cases WHERE case_id = ?1",
+            "DELETE FROM cases WHERE case_id = ?1",
+        ] {
+            tx.execute(sql, [case_id]).map_err(backend)?;
+        }
+        tx.execute(
+            "INSERT INTO erasures (case_id, at) VALUES (?1, ?2)",
+            params![case_id, now],
+        )
+        .map_err(backend)?;
+        audit_row(&tx, now, "admin", "case.erased", case_id)?;
+        tx.commit().map_err(backend)?;
+        Ok(true)
+    }
+
+    fn is_erased(&self, case_id: &str) -> StorageResult<bool> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM erasures WHERE case_id = ?1",
+                [case_id],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map_err(backend)?
+            .is_some())
+    }
+
+    fn erasures_after(&self, seq: u64, limit: usize) -> StorageResult<Vec<(u64, String)>> {
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT seq, case_id FROM erasures WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![seq, limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+            })
+            .map_err(backend)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(backend)
+    }
+
     fn device_usage(&self, device_id: &str, day: i64) -> StorageResult<Usage> {
         Ok(self
             .conn()
@@ -612,7 +693,11 @@ impl ServerStore for SqliteStore {
         };
         let row: Option<Option<Vec<u8>>> = self
             .conn()
-            .query_row("SELECT mark FROM feed WHERE seq = ?1", [seq], |r| r.get(0))
+            .query_row(
+                &format!("SELECT mark FROM {ALL_MARKS} WHERE seq = ?1"),
+                [seq],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(backend)?;
         Ok(match (row, mark.is_empty()) {
@@ -632,7 +717,7 @@ impl ServerStore for SqliteStore {
         Ok(self
             .conn()
             .query_row(
-                "SELECT mark FROM feed WHERE seq = ?1",
+                &format!("SELECT mark FROM {ALL_MARKS} WHERE seq = ?1"),
                 [i64::try_from(seq).unwrap_or(i64::MAX)],
                 |r| r.get::<_, Option<Vec<u8>>>(0),
             )
@@ -711,9 +796,12 @@ impl ServerStore for SqliteStore {
         // row committed meanwhile is never skipped.
         let tx = conn.transaction().map_err(backend)?;
         let end: u64 = tx
-            .query_row("SELECT coalesce(max(seq), 0) FROM feed", [], |r| {
-                r.get::<_, i64>(0)
-            })
+            // Rows an erasure removed count: the end never moves back past a device's cursor.
+            .query_row(
+                &format!("SELECT coalesce(max(seq), 0) FROM {ALL_MARKS}"),
+                [],
+                |r| r.get::<_, i64>(0),
+            )
             .map_err(backend)? as u64;
         let visible = match viewer.role {
             Role::Agent => {

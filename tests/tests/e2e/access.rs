@@ -221,6 +221,7 @@ fn a_revoked_device_gets_401_and_wipes_its_case_data() {
         cursor: 0,
         mark: Default::default(),
         push: vec![],
+        erasures_seen: 0,
     })
     .unwrap();
     let reply = transport

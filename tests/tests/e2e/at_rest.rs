@@ -3,114 +3,13 @@
 //! without touching the data, and a plaintext database from an older server encrypted in place
 //! with nothing lost.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
 use suivi_server::storage::Role;
 use suivi_server::ServerStore;
-use suivi_tests::{child, TestServer};
-
-fn server_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("suivi-server");
-    assert!(path.exists(), "{} is missing", path.display());
-    path
-}
-
-/// One data directory and its key file, side by side in a temporary directory.
-struct Site {
-    root: tempfile::TempDir,
-}
-
-impl Site {
-    fn new() -> Site {
-        Site {
-            root: tempfile::tempdir().unwrap(),
-        }
-    }
-    fn data(&self) -> PathBuf {
-        self.root.path().join("data")
-    }
-    fn key_file(&self) -> PathBuf {
-        self.root.path().join("data.key")
-    }
-    fn db(&self) -> PathBuf {
-        self.data().join(suivi_server::DATABASE_FILE)
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(server_binary());
-        command
-            .arg("--data")
-            .arg(self.data())
-            .arg("--key-file")
-            .arg(self.key_file())
-            .args(args)
-            .env_remove("SUIVI_SERVER_KEY")
-            .env("RUST_LOG", "warn");
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(!out.status.success(), "{args:?} should fail");
-        String::from_utf8(out.stderr).unwrap()
-    }
-
-    fn serve(&self) -> Served {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let child = self
-            .command(&["serve", "--listen", &addr.to_string()])
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while TcpStream::connect(addr).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "no server");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Served { child, addr }
-    }
-}
-
-struct Served {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Served {
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use suivi_tests::{child, server_binary, ServerSite, TestServer};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -134,7 +33,7 @@ fn data_bytes(dir: &Path) -> Vec<u8> {
 
 #[test]
 fn a_new_server_is_encrypted_under_a_key_file_kept_outside_its_data() {
-    let site = Site::new();
+    let site = ServerSite::new();
     site.ok(&[
         "user",
         "add",
@@ -172,7 +71,7 @@ fn a_new_server_is_encrypted_under_a_key_file_kept_outside_its_data() {
     assert_eq!(std::fs::read(site.db()).unwrap(), before);
 
     // Another server's key: refused as a wrong key, data untouched.
-    let other = Site::new();
+    let other = ServerSite::new();
     other.ok(&["device", "list"]);
     std::fs::copy(other.key_file(), site.key_file()).unwrap();
     let err = site.fails(&["device", "list"]);
@@ -200,7 +99,7 @@ fn a_new_server_is_encrypted_under_a_key_file_kept_outside_its_data() {
 
 #[test]
 fn a_plaintext_database_from_an_older_server_is_encrypted_in_place_losing_nothing() {
-    let site = Site::new();
+    let site = ServerSite::new();
     std::fs::create_dir_all(site.data()).unwrap();
     // An older server: plaintext, files readable by everyone, a case synced, a code not yet used
     // (kept as a plain SHA-256, as older servers did).

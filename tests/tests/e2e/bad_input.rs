@@ -41,6 +41,7 @@ fn bad_bodies_get_4xx_and_the_server_keeps_serving() {
         cursor: 0,
         mark: Default::default(),
         push: vec![],
+        erasures_seen: 0,
     })
     .unwrap();
 
@@ -60,6 +61,7 @@ fn bad_bodies_get_4xx_and_the_server_keeps_serving() {
                 cursor: 0,
                 mark: Default::default(),
                 push: vec![],
+                erasures_seen: 0,
             })
             .unwrap(),
             400,
@@ -76,6 +78,7 @@ fn bad_bodies_get_4xx_and_the_server_keeps_serving() {
                         changes: vec![],
                     })
                     .collect(),
+                erasures_seen: 0,
             })
             .unwrap(),
             400,
@@ -109,6 +112,7 @@ fn bad_bodies_get_4xx_and_the_server_keeps_serving() {
                 0x85, 0x6f, 0x4a, 0x83, 1, 2, 3,
             ])],
         }],
+        erasures_seen: 0,
     };
     let transport = HttpTransport::new(&server.url()).unwrap();
     let reply = transport
@@ -140,6 +144,7 @@ fn a_device_over_its_rate_limit_gets_429_then_recovers() {
         cursor: 0,
         mark: Default::default(),
         push: vec![],
+        erasures_seen: 0,
     })
     .unwrap();
     let statuses: Vec<u16> = (0..10)

@@ -268,6 +268,7 @@ fn an_old_app_is_told_to_upgrade_and_a_wild_cursor_is_refused() {
         cursor: 1 << 63,
         mark: Default::default(),
         push: vec![],
+        erasures_seen: 0,
     })
     .unwrap();
     let reply = transport
@@ -598,6 +599,7 @@ fn failed_authentications_from_one_address_are_rate_limited() {
         cursor: 0,
         mark: Default::default(),
         push: vec![],
+        erasures_seen: 0,
     })
     .unwrap();
     let statuses: Vec<u16> = (0..40)
