@@ -33,6 +33,14 @@ pub const TARGETS: [(&str, Target); 6] = [
     ("json_import", json_import),
 ];
 
+/// For the libFuzzer harness: panics that our code contains (`catch_unwind` around Automerge)
+/// must not end the run. libFuzzer's own hook aborts on any panic, contained or not; this one
+/// stays silent, and a panic that escapes a target still aborts, through the harness's own
+/// `catch_unwind`. Replay a crash on stable to read its message.
+pub fn contain_panics() {
+    std::panic::set_hook(Box::new(|_| {}));
+}
+
 /// Every wire message decoder, on the bytes as sent (zstd) and on the bytes as postcard (so
 /// the fuzzer reaches the message structure without having to find valid zstd frames).
 pub fn protocol_decode(data: &[u8]) {
@@ -116,11 +124,20 @@ pub fn server_push(data: &[u8]) {
     }
 }
 
-/// A server that answers the first sync request with the fuzzer's bytes, then with an empty
+/// A server that answers the first sync request with the given bytes, then with an empty
 /// page; enrollment succeeds.
-struct HostileServer {
+pub struct HostileServer {
     page: Vec<u8>,
     calls: Mutex<usize>,
+}
+
+impl HostileServer {
+    pub fn new(page: Vec<u8>) -> HostileServer {
+        HostileServer {
+            page,
+            calls: Mutex::new(0),
+        }
+    }
 }
 
 impl Transport for HostileServer {
@@ -208,16 +225,7 @@ pub fn device_page(data: &[u8]) {
 /// list of change chunks, each a little-endian u16 length and its bytes; the first half is
 /// loaded as stored history, the rest applied as a push.
 pub fn case_changes(data: &[u8]) {
-    let mut chunks = Vec::new();
-    let mut rest = data;
-    while rest.len() >= 2 && chunks.len() < 64 {
-        let len = usize::from(u16::from_le_bytes([rest[0], rest[1]]));
-        rest = &rest[2..];
-        let take = len.min(rest.len());
-        chunks.push(&rest[..take]);
-        rest = &rest[take..];
-    }
-    let parsed: Vec<_> = chunks
+    let parsed: Vec<_> = chunks(data)
         .iter()
         .filter_map(|c| check::parse_change(c).ok())
         .collect();
@@ -232,6 +240,20 @@ pub fn case_changes(data: &[u8]) {
         let doc = copy.into_document();
         let _ = check::check_document(&doc, "c0ffee00c0ffee00c0ffee00c0ffee00", &forms);
     }
+}
+
+/// Splits `case_changes` input: each chunk a little-endian u16 length and its bytes, at most 64.
+pub fn chunks(data: &[u8]) -> Vec<&[u8]> {
+    let mut chunks = Vec::new();
+    let mut rest = data;
+    while rest.len() >= 2 && chunks.len() < 64 {
+        let len = usize::from(u16::from_le_bytes([rest[0], rest[1]]));
+        rest = &rest[2..];
+        let take = len.min(rest.len());
+        chunks.push(&rest[..take]);
+        rest = &rest[take..];
+    }
+    chunks
 }
 
 /// Form validation on arbitrary JSON: every form against the record, every field against

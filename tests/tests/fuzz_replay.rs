@@ -175,3 +175,79 @@ fn the_seeds_reach_deep_paths() {
     )
     .unwrap();
 }
+
+fn regression(target: &str, name: &str) -> Vec<u8> {
+    std::fs::read(fuzz_dir().join("regressions").join(target).join(name)).unwrap()
+}
+
+/// Found by `device_page` (2026-11-24): a page whose pulled change makes Automerge 0.12 panic
+/// while importing it (`op_set2/change/batch.rs`, an actor index it does not have). The panic
+/// is contained: the case is set aside, the sync completes and the store still reads.
+#[test]
+fn a_pulled_change_that_makes_automerge_panic_is_quarantined_not_a_crash() {
+    let page = regression("device_page", "automerge-panics-importing-a-pulled-change");
+    let mut quarantined = 0;
+    for body in [page.clone(), zstd::bulk::compress(&page, 1).unwrap()] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut phone =
+            suivi_core::Store::create(&dir.path().join("p.db"), "k", "amina", "phone").unwrap();
+        let server = suivi_tests::fuzz::HostileServer::new(body);
+        phone.enroll(&server, "http://hostile", "CODE").unwrap();
+        if let Ok(report) = phone.sync(&server, &mut |_| {}) {
+            quarantined += report.quarantined.len();
+        }
+        phone
+            .list_cases(&suivi_core::CaseFilter::default())
+            .unwrap();
+    }
+    assert!(quarantined > 0, "the case that panicked was set aside");
+}
+
+/// What the server's case check says about a `case_changes` input: the refusal from loading
+/// its first half as stored history or applying the rest as a push.
+fn case_changes_refusal(name: &str) -> suivi_core::case_doc::check::ChangeRefusal {
+    use suivi_core::case_doc::check::{self, CaseCheck};
+    let data = regression("case_changes", name);
+    let parsed: Vec<_> = suivi_tests::fuzz::chunks(&data)
+        .into_iter()
+        .filter_map(|c| check::parse_change(c).ok())
+        .collect();
+    let (stored, pushed) = parsed.split_at(parsed.len() / 2);
+    match CaseCheck::load("c0ffee00c0ffee00c0ffee00c0ffee00", stored.to_vec()) {
+        Err(refusal) => refusal,
+        Ok(mut copy) => copy
+            .apply(
+                pushed.to_vec(),
+                check::Author {
+                    user: "amina",
+                    audit_notes_only: false,
+                },
+                &FormRegistry::builtin(),
+            )
+            .unwrap_err(),
+    }
+}
+
+/// Found by `case_changes` (2026-11-24): change chunks that each parse, but whose history makes
+/// Automerge 0.12 panic while loading it ("Obj … Missing from Index"). Refused as malformed.
+#[test]
+fn a_history_that_makes_automerge_panic_is_refused_as_malformed() {
+    let refusal = case_changes_refusal("automerge-panics-loading-a-stored-history");
+    assert!(
+        matches!(refusal, suivi_core::case_doc::check::ChangeRefusal::Malformed(why) if why.contains("panicked")),
+        "{refusal:?}"
+    );
+}
+
+/// Found by `case_changes` (2026-11-24), a real bug: Automerge 0.12 panics looking up a change
+/// by hash in a history a hostile peer built (`get_change_by_hash`, an unwrap on a missing
+/// dependency), and that lookup ran outside `catch_unwind`: a push could end in a panic (a 500
+/// from the server). Now contained and refused.
+#[test]
+fn a_dependency_lookup_that_makes_automerge_panic_is_refused_as_malformed() {
+    let refusal = case_changes_refusal("automerge-panics-looking-up-a-dependency");
+    assert!(
+        matches!(refusal, suivi_core::case_doc::check::ChangeRefusal::Malformed(why) if why.contains("panicked")),
+        "{refusal:?}"
+    );
+}

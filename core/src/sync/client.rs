@@ -510,6 +510,25 @@ impl Store {
             Some(doc) => doc,
             None => CaseDoc::empty(self.actor_id()?),
         };
+        // A server is untrusted too: a case past the server's own operation cap would cost this
+        // phone's memory, so it is set aside (quarantined) before Automerge builds it.
+        let held: usize = doc
+            .automerge()
+            .get_changes(&[])
+            .iter()
+            .map(|c| c.len())
+            .sum();
+        let adding: usize = raw
+            .iter()
+            .filter_map(|r| crate::case_doc::check::parse_change(r).ok())
+            .map(|c| c.len())
+            .sum();
+        if held.saturating_add(adding) > crate::case_doc::check::CASE_OPS_MAX {
+            return Err(Error::Document(format!(
+                "more than {} operations in the case",
+                crate::case_doc::check::CASE_OPS_MAX
+            )));
+        }
         doc.apply_changes(&raw)?;
         if !doc.missing_deps().is_empty()
             || doc.case_id().ok().as_deref() != Some(case.case_id.as_str())

@@ -720,3 +720,70 @@ fn a_device_over_its_daily_quota_is_refused_keeps_its_cases_and_pushes_them_once
     fatima.sync().unwrap();
     assert_eq!(fatima.case_ids().len(), 5);
 }
+
+#[test]
+fn a_hostile_server_cannot_make_a_phone_build_a_huge_case() {
+    use suivi_core::sync::protocol::{Author, PulledCase, PulledChange, SyncResponse};
+    // Six changes of 20,000 operations each: past the case cap, a few hundred bytes.
+    let actor = automerge::ActorId::from(vec![9u8; 16]);
+    let mut doc = AutoCommit::new().with_actor(actor);
+    let mut changes = Vec::new();
+    for _ in 0..6 {
+        let before = doc.get_heads();
+        for n in 0..20_000 {
+            doc.put(ROOT, "x", n % 2 == 0).unwrap();
+        }
+        doc.commit();
+        changes.extend(
+            doc.get_changes(&before)
+                .into_iter()
+                .map(|c| c.raw_bytes().to_vec()),
+        );
+    }
+    let case_id = "0badcafe0badcafe0badcafe0badcafe";
+    let page = protocol::encode(&SyncResponse {
+        version: protocol::PROTOCOL_VERSION,
+        accepted: vec![],
+        refused: vec![],
+        authors: vec![Author {
+            user: "x".into(),
+            device: "y".into(),
+        }],
+        pull: vec![PulledCase {
+            case_id: case_id.into(),
+            changes: changes
+                .into_iter()
+                .map(|c| PulledChange {
+                    data: serde_bytes::ByteBuf::from(c),
+                    author: 0,
+                    received_at: 0,
+                })
+                .collect(),
+        }],
+        cursor: 1,
+        mark: serde_bytes::ByteBuf::from(vec![1; 32]),
+        more: false,
+        reset: false,
+        erased: vec![],
+        erasures_cursor: 0,
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut phone = suivi_core::Store::create(
+        &dir.path().join("p.db"),
+        suivi_tests::DEVICE_KEY,
+        "amina",
+        "phone",
+    )
+    .unwrap();
+    let server = suivi_tests::fuzz::HostileServer::new(page);
+    phone.enroll(&server, "http://hostile", "CODE").unwrap();
+    let report = phone.sync(&server, &mut |_| {}).unwrap();
+    assert_eq!(report.quarantined.len(), 1, "{report:?}");
+    assert!(
+        report.quarantined[0].reason.contains("operations"),
+        "{report:?}"
+    );
+    assert!(phone.load_doc(case_id).unwrap().is_none());
+    assert_eq!(phone.cursor().unwrap(), 1, "the page went on");
+}
