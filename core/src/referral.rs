@@ -144,6 +144,20 @@ mod tests {
     }
 
     #[test]
+    fn any_open_referral_can_be_closed_and_a_finished_one_cannot() {
+        for s in ALL_STATUSES {
+            let closed = s.apply(Transition::Close);
+            if s.is_terminal() {
+                assert!(closed.is_err(), "{s:?}");
+            } else {
+                assert_eq!(closed.unwrap(), ReferralStatus::Closed, "{s:?}");
+            }
+        }
+        assert!(!ReferralStatus::Draft.is_terminal());
+        assert!(ReferralStatus::Completed.is_terminal());
+    }
+
+    #[test]
     fn illegal_transitions_are_typed_errors() {
         for (from, t) in [
             (ReferralStatus::Draft, Transition::Accept),

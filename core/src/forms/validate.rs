@@ -227,6 +227,77 @@ mod tests {
         }
     }
 
+    /// A form with one field of each kind the checks below need, bounds included.
+    fn bounded_form() -> FormDefinition {
+        FormDefinition::from_json(
+            r#"{"id":"t","version":1,"title":{"fr":"t","en":"t","ar":"t"},"fields":[
+            {"id":"phone","type":"phone","label":{"fr":"p","en":"p","ar":"p"}},
+            {"id":"day","type":"date","label":{"fr":"d","en":"d","ar":"d"},
+             "constraints":{"range":{"min":"2020-01-01","max":"2020-12-31"}}},
+            {"id":"age","type":"integer","label":{"fr":"a","en":"a","ar":"a"},
+             "constraints":{"range":{"min":5,"max":17}}}]}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn geopoints_typed_as_text_parse_with_commas_or_spaces() {
+        assert_eq!(parse_geopoint_text("11.3, -5.6"), Some((11.3, -5.6)));
+        assert_eq!(parse_geopoint_text("11.3 -5.6"), Some((11.3, -5.6)));
+        assert_eq!(parse_geopoint_text("-1.5,2"), Some((-1.5, 2.0)));
+        assert_eq!(parse_geopoint_text("11.3"), None);
+        assert_eq!(parse_geopoint_text("nord, sud"), None);
+    }
+
+    #[test]
+    fn a_phone_without_a_pattern_is_digits_with_an_optional_plus() {
+        let form = bounded_form();
+        let phone = form.field("phone").unwrap();
+        assert_eq!(check_field_value(phone, &json!("+22376000000")), Ok(()));
+        assert_eq!(check_field_value(phone, &json!("76000000")), Ok(()));
+        for bad in ["+", "", "76 00", "7600000a"] {
+            assert_eq!(
+                check_field_value(phone, &json!(bad)),
+                Err("type.phone"),
+                "{bad}"
+            );
+        }
+        assert_eq!(check_field_value(phone, &json!(76)), Err("type.text"));
+    }
+
+    #[test]
+    fn number_bounds_include_their_ends() {
+        let form = bounded_form();
+        let age = form.field("age").unwrap();
+        for ok in [5, 10, 17] {
+            assert_eq!(check_field_value(age, &json!(ok)), Ok(()), "{ok}");
+        }
+        assert_eq!(check_field_value(age, &json!(4)), Err("range.min"));
+        assert_eq!(check_field_value(age, &json!(18)), Err("range.max"));
+        assert_eq!(check_field_value(age, &json!("12")), Err("type.integer"));
+    }
+
+    #[test]
+    fn date_bounds_include_their_ends() {
+        let form = bounded_form();
+        let day = form.field("day").unwrap();
+        for ok in ["2020-01-01", "2020-06-15", "2020-12-31"] {
+            assert_eq!(check_field_value(day, &json!(ok)), Ok(()), "{ok}");
+        }
+        assert_eq!(
+            check_field_value(day, &json!("2019-12-31")),
+            Err("range.min")
+        );
+        assert_eq!(
+            check_field_value(day, &json!("2021-01-01")),
+            Err("range.max")
+        );
+        assert_eq!(
+            check_field_value(day, &json!("31/12/2020")),
+            Err("type.date")
+        );
+    }
+
     #[test]
     fn a_valid_child_passes() {
         let registry = FormRegistry::builtin();
