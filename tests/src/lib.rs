@@ -288,22 +288,27 @@ pub fn case_changes(case_id: &str, changes: Vec<Vec<u8>>) -> CaseChanges {
     }
 }
 
-/// Pushes a batch with a device's credential, bypassing its store: what a hostile or buggy app
-/// could send.
-pub fn raw_sync(server: &TestServer, device: &TestDevice, push: Vec<CaseChanges>) -> SyncResponse {
-    let request = SyncRequest {
+/// A sync request body as a device sends it: from `cursor` (no feed mark), pushing `push`.
+pub fn sync_body(cursor: u64, push: Vec<CaseChanges>) -> Vec<u8> {
+    protocol::encode(&SyncRequest {
         version: PROTOCOL_VERSION,
-        cursor: 0,
+        cursor,
         mark: Default::default(),
         push,
         erasures_seen: 0,
-    };
+    })
+    .expect("encode")
+}
+
+/// Pushes a batch with a device's credential, bypassing its store: what a hostile or buggy app
+/// could send.
+pub fn raw_sync(server: &TestServer, device: &TestDevice, push: Vec<CaseChanges>) -> SyncResponse {
     let transport = HttpTransport::new(&server.url()).expect("transport");
     let reply = transport
         .post(
             "/v1/sync",
             CONTENT_TYPE,
-            protocol::encode(&request).expect("encode"),
+            sync_body(0, push),
             Some(&device.store.credentials().expect("enrolled")),
         )
         .expect("reply");

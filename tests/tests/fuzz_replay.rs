@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use automerge::ActorId;
 use serde_json::json;
 use suivi_core::forms::{FormRegistry, IDENTIFICATION};
-use suivi_core::sync::protocol::{self, CaseChanges, SyncRequest};
+use suivi_core::sync::protocol::{self, SyncRequest};
 use suivi_core::{CaseDoc, ChangeContext};
 use suivi_tests::fuzz::{FUZZ_ACTOR, TARGETS};
 
@@ -46,14 +46,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         version: protocol::PROTOCOL_VERSION,
         cursor: 0,
         mark: Default::default(),
-        push: vec![CaseChanges {
-            case_id: case_id.clone(),
-            changes: changes
-                .iter()
-                .cloned()
-                .map(serde_bytes::ByteBuf::from)
-                .collect(),
-        }],
+        push: vec![suivi_tests::case_changes(&case_id, changes.clone())],
         erasures_seen: 0,
     };
     // Postcard as is: the targets also try each input zstd-compressed.

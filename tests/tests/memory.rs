@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{AutoCommit, ReadDoc, ScalarValue, ROOT};
-use suivi_core::sync::protocol::{self, CaseChanges, SyncRequest, CONTENT_TYPE};
+use suivi_core::sync::protocol::{self, CaseChanges, CONTENT_TYPE};
 use suivi_core::sync::{Credentials, HttpTransport, Transport};
 use suivi_core::Store;
 use suivi_server::storage::Role;
@@ -56,25 +56,11 @@ fn op_heavy_changes(actor: &automerge::ActorId, count: usize, chunk_ops: usize) 
 }
 
 fn body(push: Vec<CaseChanges>) -> Vec<u8> {
-    protocol::encode(&SyncRequest {
-        version: protocol::PROTOCOL_VERSION,
-        cursor: 0,
-        mark: Default::default(),
-        push,
-        erasures_seen: 0,
-    })
-    .unwrap()
+    suivi_tests::sync_body(0, push)
 }
 
 fn case(n: usize, changes: &[Vec<u8>]) -> CaseChanges {
-    CaseChanges {
-        case_id: format!("{n:032x}"),
-        changes: changes
-            .iter()
-            .cloned()
-            .map(serde_bytes::ByteBuf::from)
-            .collect(),
-    }
+    suivi_tests::case_changes(&format!("{n:032x}"), changes.to_vec())
 }
 
 /// A number as postcard writes it (a varint), also a sequence's length.
@@ -271,14 +257,7 @@ fn hostile_body_for(store: &mut Store) -> Vec<u8> {
     let ops: Vec<usize> = heavy.iter().map(|c| c.len()).collect();
     assert_eq!(ops, [20_000; 4], "each edit is an operation");
     changes.extend(heavy.into_iter().map(|c| c.raw_bytes().to_vec()));
-    let mut push = vec![CaseChanges {
-        case_id: case_id.clone(),
-        changes: changes
-            .iter()
-            .cloned()
-            .map(serde_bytes::ByteBuf::from)
-            .collect(),
-    }];
+    let mut push = vec![suivi_tests::case_changes(&case_id, changes.clone())];
     // As many cases as fit the 8 MiB a body may inflate to.
     let per_case: usize = changes.iter().map(Vec::len).sum();
     let cases = (protocol::SYNC_BODY_DECOMPRESSED_BYTES_MAX / (per_case + 64)).min(500);

@@ -189,7 +189,8 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn uleb(&mut self) -> Result<u64, ChangeRefusal> {
+    /// A LEB128 number's bits and how many of them it wrote (a multiple of 7).
+    fn leb(&mut self) -> Result<(u64, u32), ChangeRefusal> {
         let mut value: u64 = 0;
         for shift in (0..64).step_by(7) {
             let byte = *self
@@ -199,29 +200,25 @@ impl Reader<'_> {
             self.at += 1;
             value |= u64::from(byte & 0x7f) << shift;
             if byte & 0x80 == 0 {
-                return Ok(value);
+                return Ok((value, shift + 7));
             }
         }
         Err(ChangeRefusal::Malformed("varint too long"))
     }
 
+    fn uleb(&mut self) -> Result<u64, ChangeRefusal> {
+        self.leb().map(|(value, _)| value)
+    }
+
     fn sleb_value(&mut self) -> Result<i64, ChangeRefusal> {
-        let mut value: i64 = 0;
-        for shift in (0..64).step_by(7) {
-            let byte = *self
-                .bytes
-                .get(self.at)
-                .ok_or(ChangeRefusal::Malformed("truncated chunk"))?;
-            self.at += 1;
-            value |= i64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                if shift < 57 && byte & 0x40 != 0 {
-                    value |= -1i64 << (shift + 7);
-                }
-                return Ok(value);
-            }
-        }
-        Err(ChangeRefusal::Malformed("varint too long"))
+        let (value, bits) = self.leb()?;
+        // The last byte's top data bit is the sign; fill the bits above it.
+        let value = if bits < 64 && value & (1 << (bits - 1)) != 0 {
+            value | (u64::MAX << bits)
+        } else {
+            value
+        };
+        Ok(value as i64)
     }
 
     /// A count of items of at least `item_bytes` each: bounded by the list limit and by the

@@ -512,18 +512,19 @@ impl Store {
         };
         // A server is untrusted too: a case past the server's own operation cap would cost this
         // phone's memory, so it is set aside (quarantined) before Automerge builds it.
-        let held: usize = doc
+        // From the changes' metadata (operation counters): nothing is re-encoded.
+        let held: u64 = doc
             .automerge()
-            .get_changes(&[])
+            .get_changes_meta(&[])
             .iter()
-            .map(|c| c.len())
+            .map(|c| (c.max_op + 1).saturating_sub(c.start_op))
             .sum();
-        let adding: usize = raw
+        let adding: u64 = raw
             .iter()
             .filter_map(|r| crate::case_doc::check::parse_change(r).ok())
-            .map(|c| c.len())
+            .map(|c| c.len() as u64)
             .sum();
-        if held.saturating_add(adding) > crate::case_doc::check::CASE_OPS_MAX {
+        if held.saturating_add(adding) > crate::case_doc::check::CASE_OPS_MAX as u64 {
             return Err(Error::Document(format!(
                 "more than {} operations in the case",
                 crate::case_doc::check::CASE_OPS_MAX

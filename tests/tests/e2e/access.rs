@@ -3,9 +3,7 @@
 
 use serde_json::json;
 use suivi_core::case_doc::{CaseDoc, ChangeContext};
-use suivi_core::sync::protocol::{
-    self, RefusalReason, SyncRequest, CONTENT_TYPE, PROTOCOL_VERSION,
-};
+use suivi_core::sync::protocol::{self, RefusalReason, CONTENT_TYPE};
 use suivi_core::sync::{HttpTransport, Transport};
 use suivi_core::{Error, FormRegistry};
 use suivi_server::storage::Role;
@@ -216,14 +214,7 @@ fn a_revoked_device_gets_401_and_wipes_its_case_data() {
     );
     // The old credential gets 401 with the wipe instruction; the case is still on the server.
     let transport = HttpTransport::new(&server.url()).unwrap();
-    let body = protocol::encode(&SyncRequest {
-        version: PROTOCOL_VERSION,
-        cursor: 0,
-        mark: Default::default(),
-        push: vec![],
-        erasures_seen: 0,
-    })
-    .unwrap();
+    let body = suivi_tests::sync_body(0, vec![]);
     let reply = transport
         .post("/v1/sync", CONTENT_TYPE, body, Some(&credentials))
         .unwrap();

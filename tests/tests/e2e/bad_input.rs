@@ -36,14 +36,7 @@ fn bad_bodies_get_4xx_and_the_server_keeps_serving() {
     let mut device = server.device("amina");
     device.store.create_case(&child(1)).unwrap();
     let credentials = device.store.credentials().unwrap();
-    let valid = protocol::encode(&SyncRequest {
-        version: PROTOCOL_VERSION,
-        cursor: 0,
-        mark: Default::default(),
-        push: vec![],
-        erasures_seen: 0,
-    })
-    .unwrap();
+    let valid = suivi_tests::sync_body(0, vec![]);
 
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         ("garbage", b"this is not a sync message".to_vec(), 400),
@@ -139,14 +132,7 @@ fn a_device_over_its_rate_limit_gets_429_then_recovers() {
     server.add_user("amina", Role::Agent, "sikasso");
     let mut device = server.device("amina");
     let credentials = device.store.credentials().unwrap();
-    let body = protocol::encode(&SyncRequest {
-        version: PROTOCOL_VERSION,
-        cursor: 0,
-        mark: Default::default(),
-        push: vec![],
-        erasures_seen: 0,
-    })
-    .unwrap();
+    let body = suivi_tests::sync_body(0, vec![]);
     let statuses: Vec<u16> = (0..10)
         .map(|_| post(&server, body.clone(), Some(&credentials)).0)
         .collect();

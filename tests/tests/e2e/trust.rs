@@ -5,7 +5,7 @@
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{AutoCommit, ObjType, ReadDoc, ROOT};
 use serde_json::json;
-use suivi_core::sync::protocol::{self, RefusalReason, SyncRequest, CONTENT_TYPE};
+use suivi_core::sync::protocol::{self, RefusalReason, CONTENT_TYPE};
 use suivi_core::sync::{HttpTransport, Transport};
 use suivi_core::Error;
 use suivi_server::storage::Role;
@@ -263,14 +263,7 @@ fn an_old_app_is_told_to_upgrade_and_a_wild_cursor_is_refused() {
     let error: protocol::ErrorBody = serde_json::from_slice(&reply.body).unwrap();
     assert_eq!(error.error, protocol::UPGRADE_REQUIRED);
     // A cursor no feed has reached, without a mark: 400 (it was read as "from the start").
-    let body = protocol::encode(&SyncRequest {
-        version: protocol::PROTOCOL_VERSION,
-        cursor: 1 << 63,
-        mark: Default::default(),
-        push: vec![],
-        erasures_seen: 0,
-    })
-    .unwrap();
+    let body = suivi_tests::sync_body(1 << 63, vec![]);
     let reply = transport
         .post("/v1/sync", CONTENT_TYPE, body, Some(&credentials))
         .unwrap();
@@ -426,11 +419,14 @@ fn a_device_maps_upgrade_required_to_a_typed_error() {
     drop(server);
 }
 
-#[test]
-fn half_open_connections_are_capped_and_timed_out_and_healthz_keeps_answering() {
-    use std::io::{Read, Write};
-    use std::net::TcpStream;
-    use std::time::{Duration, Instant};
+/// A server in this process with its own connection limits (small ones, for the tests).
+fn limited_server(
+    limits: suivi_server::conn::Limits,
+) -> (
+    tempfile::TempDir,
+    tokio::runtime::Runtime,
+    suivi_server::RunningServer,
+) {
     let dir = tempfile::tempdir().unwrap();
     let store = std::sync::Arc::new(
         suivi_server::SqliteStore::open(&dir.path().join("s.db"), None).unwrap(),
@@ -440,15 +436,24 @@ fn half_open_connections_are_capped_and_timed_out_and_healthz_keeps_answering() 
         .block_on(suivi_server::spawn_with_limits(
             suivi_server::state(store, suivi_server::auth::CodeKey::generate()),
             "127.0.0.1:0".parse().unwrap(),
-            suivi_server::conn::Limits {
-                connections_max: 4,
-                per_ip_max: 64,
-                idle_timeout: Duration::from_millis(700),
-                lifetime_max: Duration::from_secs(60),
-                header_read_timeout: Duration::from_secs(30),
-            },
+            limits,
         ))
         .unwrap();
+    (dir, runtime, server)
+}
+
+#[test]
+fn half_open_connections_are_capped_and_timed_out_and_healthz_keeps_answering() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+    let (_dir, _runtime, server) = limited_server(suivi_server::conn::Limits {
+        connections_max: 4,
+        per_ip_max: 64,
+        idle_timeout: Duration::from_millis(700),
+        lifetime_max: Duration::from_secs(60),
+        header_read_timeout: Duration::from_secs(30),
+    });
     // Four connections that never send a byte hold every slot...
     let idle: Vec<TcpStream> = (0..4)
         .map(|_| TcpStream::connect(server.addr).unwrap())
@@ -485,24 +490,13 @@ fn half_open_connections_are_capped_and_timed_out_and_healthz_keeps_answering() 
 fn one_address_cannot_take_every_connection_and_a_slow_drip_ends() {
     use std::io::{Read, Write};
     use std::time::{Duration, Instant};
-    let dir = tempfile::tempdir().unwrap();
-    let store = std::sync::Arc::new(
-        suivi_server::SqliteStore::open(&dir.path().join("s.db"), None).unwrap(),
-    );
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let server = runtime
-        .block_on(suivi_server::spawn_with_limits(
-            suivi_server::state(store, suivi_server::auth::CodeKey::generate()),
-            "127.0.0.1:0".parse().unwrap(),
-            suivi_server::conn::Limits {
-                connections_max: 16,
-                per_ip_max: 3,
-                idle_timeout: Duration::from_millis(700),
-                lifetime_max: Duration::from_secs(4),
-                header_read_timeout: Duration::from_millis(1500),
-            },
-        ))
-        .unwrap();
+    let (_dir, runtime, server) = limited_server(suivi_server::conn::Limits {
+        connections_max: 16,
+        per_ip_max: 3,
+        idle_timeout: Duration::from_millis(700),
+        lifetime_max: Duration::from_secs(4),
+        header_read_timeout: Duration::from_millis(1500),
+    });
     let connect_from = |ip: &str| -> std::net::TcpStream {
         runtime
             .block_on(async {
@@ -594,14 +588,7 @@ fn failed_authentications_from_one_address_are_rate_limited() {
         device_id: amina.store.credentials().unwrap().device_id,
         token: "00".repeat(32),
     };
-    let body = protocol::encode(&SyncRequest {
-        version: protocol::PROTOCOL_VERSION,
-        cursor: 0,
-        mark: Default::default(),
-        push: vec![],
-        erasures_seen: 0,
-    })
-    .unwrap();
+    let body = suivi_tests::sync_body(0, vec![]);
     let statuses: Vec<u16> = (0..40)
         .map(|_| {
             transport
