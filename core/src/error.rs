@@ -77,7 +77,10 @@ impl From<rusqlite::Error> for Error {
         match &err {
             rusqlite::Error::SqliteFailure(e, _) => match e.code {
                 ErrorCode::DiskFull => Error::StorageFull,
-                ErrorCode::NotADatabase => Error::WrongKeyOrCorrupt,
+                // The WAL index could not grow: no room left on the device (seen on a full
+                // filesystem when the store is opened).
+                _ if e.extended_code == rusqlite::ffi::SQLITE_IOERR_SHMSIZE => Error::StorageFull,
+                ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => Error::WrongKeyOrCorrupt,
                 // The SQLite message names tables and constraints, never row values.
                 _ => Error::Storage(err.to_string()),
             },

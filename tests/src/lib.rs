@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod fuzz;
 pub mod link;
+pub mod sim;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -326,17 +327,10 @@ pub fn raw_push(
     raw_sync(server, device, vec![case_changes(case_id, changes)])
 }
 
-/// The `suivi-server` binary beside the test binaries (built first by `tests/run-all.sh`).
+/// The `suivi-server` binary beside the test binaries or tools (built first by
+/// `tests/run-all.sh`).
 pub fn server_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test harness");
-    let path = exe
-        .parent()
-        .expect("test harness")
-        .parent()
-        .expect("test harness")
-        .join("suivi-server");
-    assert!(path.exists(), "{} is missing", path.display());
-    path
+    sim::workspace_binary("suivi-server")
 }
 
 /// One data directory and its key file, side by side in a temporary directory.

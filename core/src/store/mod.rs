@@ -105,10 +105,10 @@ fn open_connection(path: &Path, key: &str, create: bool) -> Result<Connection> {
     // The first read decrypts page 1: this is where a wrong key shows.
     let tables: i64 = conn
         .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
-        .map_err(|e| match Error::from(e) {
-            Error::Storage(_) => Error::WrongKeyOrCorrupt,
-            other => other,
-        })?;
+        // Only a page that does not decrypt or parse is the key's or the file's fault
+        // (`WrongKeyOrCorrupt`); a full disk or an I/O error keeps its own error, so that it
+        // never sends the user to key recovery.
+        .map_err(Error::from)?;
     let app_id: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
     let version = schema::user_version(&conn)?;
     if (version == 0 && tables > 0) || (version > 0 && app_id != schema::APPLICATION_ID) {

@@ -158,8 +158,14 @@ impl SqliteStore {
         conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
             r.get::<_, i64>(0)
         })
-        .map_err(|_| {
-            StorageError::Backend("cannot read the database: wrong key or not a database".into())
+        .map_err(|e| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+                StorageError::Backend(
+                    "cannot read the database: wrong key or not a database".into(),
+                )
+            }
+            // A full disk or an I/O error says so: it is not a key problem.
+            _ => backend(e),
         })?;
         conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
             .map_err(backend)?;
