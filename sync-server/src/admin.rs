@@ -75,10 +75,56 @@ pub fn quota(store: &dyn ServerStore, device_id: &str) -> Result<Quota, String> 
         .unwrap_or(crate::service::DEFAULT_QUOTA))
 }
 
-pub fn revoke(store: &dyn ServerStore, device_id: &str) -> Result<bool, String> {
+/// Revokes a device. With a journal (the server's data directory has one beside it), the
+/// revocation is journalled first, so that a restore from an older backup cannot bring the
+/// device back. `false`: no such active device.
+pub fn revoke(
+    store: &dyn ServerStore,
+    journal: Option<&std::path::Path>,
+    device_id: &str,
+) -> Result<bool, String> {
+    let active = store
+        .device(device_id)
+        .map_err(|e| e.to_string())?
+        .is_some_and(|d| !d.revoked);
+    if !active {
+        return Ok(false);
+    }
+    let now = now();
+    if let Some(journal) = journal {
+        crate::journal::append(journal, device_id, now).map_err(|e| format!("revocation {e}"))?;
+    }
     store
-        .revoke_device(device_id, now())
+        .revoke_device(device_id, now)
         .map_err(|e| e.to_string())
+}
+
+/// The revocation journal of a data directory: beside it, `<data>.revocations`.
+pub fn revocation_journal(data_dir: &std::path::Path) -> std::path::PathBuf {
+    crate::journal::path_beside(data_dir, "revocations")
+}
+
+/// Re-applies every journalled revocation of a device the database knows as active (after a
+/// restore from an older backup): how many were applied again.
+pub fn replay_revocations(
+    store: &dyn ServerStore,
+    journal: &std::path::Path,
+) -> Result<usize, String> {
+    let mut applied = 0;
+    for (device_id, at) in crate::journal::entries(journal).map_err(|e| e.to_string())? {
+        let active = store
+            .device(&device_id)
+            .map_err(|e| e.to_string())?
+            .is_some_and(|d| !d.revoked);
+        if active
+            && store
+                .revoke_device(&device_id, at)
+                .map_err(|e| e.to_string())?
+        {
+            applied += 1;
+        }
+    }
+    Ok(applied)
 }
 
 pub fn assign(store: &dyn ServerStore, case_id: &str, user_id: &str) -> Result<(), String> {

@@ -241,13 +241,24 @@ pub fn open(data_dir: &Path, source: &KeySource) -> Result<OpenedStore, AtRestEr
         other => AtRestError::Storage(other),
     })?;
     tighten_database_files(&db)?;
-    // An erasure journalled after the backup this database came from is applied again.
+    // An erasure journalled after the backup this database came from is applied again
+    // (`journal`).
     let replayed = crate::erasure::replay(&store, &crate::erasure::journal_path(data_dir))
         .map_err(|e| AtRestError::Storage(StorageError::Backend(e.to_string())))?;
     if replayed > 0 {
         tracing::warn!(
             replayed,
             "erasures from the journal applied again (a restored database?)"
+        );
+    }
+    // So is a revocation: a lost phone must not come back with an older database.
+    let revoked =
+        crate::admin::replay_revocations(&store, &crate::admin::revocation_journal(data_dir))
+            .map_err(|e| AtRestError::Storage(StorageError::Backend(e)))?;
+    if revoked > 0 {
+        tracing::warn!(
+            revoked,
+            "revocations from the journal applied again (a restored database?)"
         );
     }
     Ok(OpenedStore {

@@ -2,12 +2,13 @@
 //! a tombstone id kept, and every device told to delete it at its next sync.
 //!
 //! Each erasure is first appended to a journal kept beside the data directory
-//! (`<data>.erasures`: case ids and times, no names), then applied to the database. Opening a
-//! store re-applies the journal, so an erasure survives a restore from a backup older than it.
+//! (`<data>.erasures`: case ids and times, no names; see `journal`), then applied to the
+//! database. Opening a store re-applies the journal, so an erasure survives a restore from a
+//! backup older than it.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::journal::{self, JournalError};
 use crate::storage::{valid_case_id, ServerStore, StorageError};
 
 /// Erasures listed in one sync response; more follow on the next round trip.
@@ -15,23 +16,15 @@ pub const ERASURES_PER_PAGE: usize = 1_000;
 
 /// The journal of a data directory: beside it, `<data>.erasures`.
 pub fn journal_path(data_dir: &Path) -> PathBuf {
-    let mut name = data_dir
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_else(|| "suivi-server".into());
-    name.push(".erasures");
-    data_dir.with_file_name(name)
+    journal::path_beside(data_dir, "erasures")
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ErasureError {
     #[error("not a case id: {0}")]
     BadCaseId(String),
-    #[error("erasure journal {path}: {source}")]
-    Journal {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("erasure {0}")]
+    Journal(#[from] JournalError),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -47,42 +40,16 @@ pub fn erase(
     if !valid_case_id(case_id) {
         return Err(ErasureError::BadCaseId(case_id.chars().take(40).collect()));
     }
-    let journal_error = |source| ErasureError::Journal {
-        path: journal.to_path_buf(),
-        source,
-    };
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(journal)
-        .map_err(journal_error)?;
-    writeln!(file, "{case_id} {now}")
-        .and_then(|()| file.sync_all())
-        .map_err(journal_error)?;
+    journal::append(journal, case_id, now)?;
     Ok(store.erase_case(&case_id.to_ascii_lowercase(), now)?)
 }
 
 /// Re-applies every journalled erasure the database does not hold (after a restore from an
 /// older backup): how many were applied again.
 pub fn replay(store: &dyn ServerStore, journal: &Path) -> Result<usize, ErasureError> {
-    let text = match std::fs::read_to_string(journal) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(source) => {
-            return Err(ErasureError::Journal {
-                path: journal.to_path_buf(),
-                source,
-            })
-        }
-    };
     let mut applied = 0;
-    for line in text.lines() {
-        let mut parts = line.split_whitespace();
-        let (Some(case_id), Some(at)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        let Ok(at) = at.parse::<i64>() else { continue };
-        if valid_case_id(case_id) && store.erase_case(&case_id.to_ascii_lowercase(), at)? {
+    for (case_id, at) in journal::entries(journal)? {
+        if valid_case_id(&case_id) && store.erase_case(&case_id.to_ascii_lowercase(), at)? {
             applied += 1;
         }
     }

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod conn;
 pub mod demo;
 pub mod erasure;
+pub mod journal;
 pub mod service;
 pub mod storage;
 

@@ -260,7 +260,8 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Device(DeviceCommand::Revoke { device }) => {
-            if admin::revoke(store.as_ref(), &device)? {
+            let journal = admin::revocation_journal(&cli.data);
+            if admin::revoke(store.as_ref(), Some(&journal), &device)? {
                 say!("device {device} revoked");
                 Ok(())
             } else {

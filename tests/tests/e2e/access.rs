@@ -193,7 +193,7 @@ fn a_revoked_device_gets_401_and_wipes_its_case_data() {
     let case_id = amina.store.create_case(&child(1)).unwrap();
     amina.sync().unwrap();
     let credentials = amina.store.credentials().unwrap();
-    assert!(admin::revoke(server.store.as_ref(), &credentials.device_id).unwrap());
+    assert!(admin::revoke(server.store.as_ref(), None, &credentials.device_id).unwrap());
 
     let result = amina.sync();
     assert!(matches!(result, Err(Error::DeviceRevoked)), "{result:?}");
@@ -340,4 +340,56 @@ fn a_case_assigned_late_arrives_out_of_order_and_is_still_complete() {
         karim.store.case(&late).unwrap().identification["village"],
         json!("Kignan")
     );
+}
+
+/// A lost phone revoked after the server's last backup stays revoked when the server is
+/// restored from that backup: the revocation journal beside the data directory is applied again
+/// at start, and the phone is told to wipe at its next sync.
+#[test]
+fn a_revoked_phone_stays_revoked_after_a_restore_from_an_older_backup() {
+    use suivi_tests::{ServerSite, DEVICE_KEY};
+    let site = ServerSite::new();
+    site.ok(&["user", "add", "amina", "--role", "agent", "--team", "sikasso"]);
+    let served = site.serve();
+    let dir = tempfile::tempdir().unwrap();
+    let mut phone = suivi_core::Store::create(
+        &dir.path().join("phone.db"),
+        DEVICE_KEY,
+        "amina",
+        "amina-phone",
+    )
+    .unwrap();
+    let code = site.ok(&["device", "code", "amina"]).trim().to_string();
+    let transport = HttpTransport::new(&served.url()).unwrap();
+    phone.enroll(&transport, &served.url(), &code).unwrap();
+    phone.create_case(&child(1)).unwrap();
+    phone.sync(&transport, &mut |_| {}).unwrap();
+    drop(served);
+    // The backup: the data directory as it was before the phone was lost.
+    let backup = site.root.path().join("backup");
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(site.data())
+        .arg(&backup)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let device_id = phone.credentials().unwrap().device_id;
+    site.ok(&["device", "revoke", &device_id]);
+    // The disk is lost; the server comes back from the older backup.
+    std::fs::remove_dir_all(site.data()).unwrap();
+    std::fs::rename(&backup, site.data()).unwrap();
+    let served = site.serve();
+    let transport = HttpTransport::new(&served.url()).unwrap();
+    assert!(
+        matches!(
+            phone.sync(&transport, &mut |_| {}),
+            Err(suivi_core::Error::DeviceRevoked)
+        ),
+        "the restore brought a revoked phone back"
+    );
+    assert!(phone.is_wiped().unwrap());
+    // Revoking it again is not needed, and says so.
+    let again = site.fails(&["device", "revoke", &device_id]);
+    assert!(again.contains("no active device"), "{again}");
 }
