@@ -248,7 +248,9 @@ pub fn open(data_dir: &Path, source: &KeySource) -> Result<OpenedStore, AtRestEr
     if replayed > 0 {
         tracing::warn!(
             replayed,
-            "erasures from the journal applied again (a restored database?)"
+            "erasures from the journal applied again: the database was restored from a backup \
+             older than them; changes stored after that backup are lost unless phones still \
+             hold them (their authors' phones push them again)"
         );
     }
     // So is a revocation: a lost phone must not come back with an older database.
@@ -258,7 +260,9 @@ pub fn open(data_dir: &Path, source: &KeySource) -> Result<OpenedStore, AtRestEr
     if revoked > 0 {
         tracing::warn!(
             revoked,
-            "revocations from the journal applied again (a restored database?)"
+            "revocations from the journal applied again: the database was restored from a \
+             backup older than them; changes stored after that backup are lost unless phones \
+             still hold them (their authors' phones push them again)"
         );
     }
     Ok(OpenedStore {

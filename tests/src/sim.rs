@@ -90,8 +90,9 @@ pub enum Exception {
     /// `wrong_actor` refusal (`suivi problems`), its case kept pending.
     StrandedByRestore,
     /// A change the restored server lost, that no device still holding it may push (its author
-    /// was revoked, nobody else pulled it). Reported by every device that synced with the
-    /// restored server: its sync report says `server_reset` (the server lost history).
+    /// was revoked, nobody else pulled it). Reported to the admin by the restored server at its
+    /// start (the journalled revocation it applied again shows its database predates it), and
+    /// to the agents whose phones saw the lost history (`server_reset` in their sync report).
     LostWithRestore,
     /// A device enrolled after the backup the server was restored from: the server no longer
     /// knows it, refuses it (401, no wipe), and an admin enrolls it again with a new code.
@@ -429,19 +430,25 @@ impl World {
         }
         // After a kill -9 the port may linger a moment; the server must come back regardless.
         let started = Instant::now();
+        let log_path = self.work.path().join("server.log");
         loop {
+            // The server's log, kept across restarts: what it tells the admin is checked.
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .map_err(|e| e.to_string())?;
             let mut child = self
                 .site
                 .command(&["serve", "--listen", &self.addr.to_string()])
+                .env("NO_COLOR", "1")
                 .stdout(Stdio::null())
-                .stderr(Stdio::piped())
+                .stderr(log)
                 .spawn()
                 .map_err(|e| e.to_string())?;
             loop {
                 if std::net::TcpStream::connect(self.addr).is_ok() {
                     self.tally.server_starts += 1;
-                    // Its stderr is only read if it dies; a pipe nobody reads could fill up.
-                    child.stderr.take();
                     self.server = Some(Served {
                         child,
                         addr: self.addr,
@@ -449,13 +456,12 @@ impl World {
                     return Ok(());
                 }
                 if let Ok(Some(status)) = child.try_wait() {
-                    let mut err = String::new();
-                    if let Some(mut e) = child.stderr.take() {
-                        use std::io::Read;
-                        let _ = e.read_to_string(&mut err);
-                    }
                     if started.elapsed() > Duration::from_secs(20) {
-                        return Err(format!("the server does not start again ({status}): {err}"));
+                        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                        let tail: String = log.lines().rev().take(5).collect::<Vec<_>>().join("\n");
+                        return Err(format!(
+                            "the server does not start again ({status}): {tail}"
+                        ));
                     }
                     std::thread::sleep(Duration::from_millis(100));
                     break;
@@ -467,6 +473,13 @@ impl World {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+    }
+
+    /// Whether the server told its admin, at a start, that its database is older than
+    /// decisions it had journalled (restored from a backup).
+    fn server_reported_restore(&self) -> bool {
+        std::fs::read_to_string(self.work.path().join("server.log"))
+            .is_ok_and(|log| log.contains("restored from a backup"))
     }
 
     fn kill_server(&mut self) {
@@ -1274,7 +1287,8 @@ impl World {
                 } else if device.revoked && !synced {
                     // Saved, never synced, wiped by the revocation: the revoked sync said so.
                     Some(Exception::RevokedBeforeSync)
-                } else if device.revoked && self.reset_reported {
+                } else if device.revoked && (self.reset_reported || self.server_reported_restore())
+                {
                     Some(Exception::LostWithRestore)
                 } else {
                     None

@@ -226,9 +226,6 @@ impl Reader<'_> {
     fn count(&mut self, item_bytes: usize) -> Result<usize, ChangeRefusal> {
         let n = self.uleb()?;
         let left = (self.bytes.len() - self.at) as u64;
-        if n > CHUNK_LIST_MAX.max(1) && item_bytes == 1 && n > left {
-            return Err(ChangeRefusal::Malformed("count beyond the chunk"));
-        }
         if n > CHUNK_LIST_MAX && item_bytes > 1 {
             return Err(ChangeRefusal::Malformed("too many entries"));
         }
@@ -882,5 +879,202 @@ mod tests {
             other.apply(parsed, karim, &forms),
             Err(ChangeRefusal::WrongAuthor(_))
         ));
+    }
+
+    fn uleb(mut v: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(byte);
+                return out;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    /// A change chunk of any size written by hand: `deps` hashes, a commit message of
+    /// `message` bytes, `columns` as (spec, data), and `padding` bytes of trailing column data.
+    fn big_chunk(deps: u64, message: usize, columns: &[(u64, Vec<u8>)]) -> Vec<u8> {
+        let mut body = uleb(deps);
+        body.extend(vec![0x11; deps as usize * 32]);
+        body.push(16);
+        body.extend([0xab; 16]); // actor
+        body.extend([1, 1, 0]); // seq, start op, time
+        body.extend(uleb(message as u64));
+        body.extend(vec![b'm'; message]);
+        body.push(0); // no other actors
+        body.extend(uleb(columns.len() as u64));
+        for (spec, data) in columns {
+            body.extend(uleb(*spec));
+            body.extend(uleb(data.len() as u64));
+        }
+        for (_, data) in columns {
+            body.extend(data);
+        }
+        let mut out = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 1];
+        out.extend(uleb(body.len() as u64));
+        out.extend(body);
+        out
+    }
+
+    fn reader(bytes: &[u8]) -> Reader<'_> {
+        Reader { bytes, at: 0 }
+    }
+
+    #[test]
+    fn run_lengths_add_up_values_runs_literals_and_nulls() {
+        // 3 × 5, then the literals 4 and 6, then 7 nulls.
+        let mut column = sleb(3);
+        column.extend(uleb(5));
+        column.extend(sleb(-2));
+        column.extend([4, 6]);
+        column.extend(sleb(0));
+        column.extend(uleb(7));
+        assert_eq!(rle_total(&column, true), Ok(3 + 2 + 7));
+        assert_eq!(rle_total(&column, false), Ok(15 + 10));
+        assert_eq!(rle_total(&[], true), Ok(0));
+        // A literal run that promises more values than it holds.
+        let mut short = sleb(-3);
+        short.push(1);
+        assert_eq!(
+            rle_total(&short, true),
+            Err(ChangeRefusal::Malformed("truncated chunk"))
+        );
+    }
+
+    #[test]
+    fn signed_varints_decode_with_their_sign() {
+        for v in [
+            0i64,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            -65,
+            127,
+            -128,
+            8191,
+            -8192,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            assert_eq!(reader(&sleb(v)).sleb_value(), Ok(v), "{v}");
+        }
+        assert_eq!(reader(&[0x7f]).sleb_value(), Ok(-1));
+        assert_eq!(reader(&[0x3f]).sleb_value(), Ok(63));
+        assert_eq!(reader(&[0xff, 0x00]).sleb_value(), Ok(127));
+        assert_eq!(
+            reader(&[0x80; 11]).sleb_value(),
+            Err(ChangeRefusal::Malformed("varint too long"))
+        );
+    }
+
+    #[test]
+    fn counts_are_bounded_by_the_list_limit_and_the_bytes_left() {
+        let with_left = |n: u64, left: usize| {
+            let mut bytes = uleb(n);
+            bytes.extend(vec![0; left]);
+            bytes
+        };
+        // Hashes of 32 bytes: exactly enough bytes, one short, and past the list limit.
+        assert_eq!(reader(&with_left(3, 96)).count(32), Ok(3));
+        assert_eq!(
+            reader(&with_left(3, 95)).count(32),
+            Err(ChangeRefusal::Malformed("count beyond the chunk"))
+        );
+        assert_eq!(reader(&with_left(1024, 1024 * 32)).count(32), Ok(1024));
+        assert_eq!(
+            reader(&with_left(1025, 1025 * 32)).count(32),
+            Err(ChangeRefusal::Malformed("too many entries"))
+        );
+        // Bytes: bounded by what is left only.
+        assert_eq!(reader(&with_left(5000, 5000)).count(1), Ok(5000));
+        assert_eq!(
+            reader(&with_left(5, 4)).count(1),
+            Err(ChangeRefusal::Malformed("count beyond the chunk"))
+        );
+        let mut r = reader(&[1, 2, 3]);
+        assert_eq!(r.skip(3), Ok(()));
+        assert_eq!(r.skip(1), Err(ChangeRefusal::Malformed("truncated chunk")));
+        let mut r = reader(&[1, 2, 3]);
+        r.at = 1;
+        assert_eq!(r.skip(3), Err(ChangeRefusal::Malformed("truncated chunk")));
+    }
+
+    #[test]
+    fn the_precheck_bounds_sit_exactly_at_their_limits() {
+        assert_eq!(precheck_change_chunk(&big_chunk(0, 0, &[])), Ok(()));
+        // Dependencies are skipped by their size.
+        assert_eq!(precheck_change_chunk(&big_chunk(3, 0, &[])), Ok(()));
+        // The commit message: 4 KiB at most.
+        assert_eq!(precheck_change_chunk(&big_chunk(0, 4096, &[])), Ok(()));
+        assert_eq!(
+            precheck_change_chunk(&big_chunk(0, 4097, &[])),
+            Err(ChangeRefusal::Malformed("commit message too long"))
+        );
+        // The whole chunk: 256 KiB at most (a long column of nulls makes it big).
+        let padding = |total: usize| {
+            let bare = big_chunk(0, 0, &[(0x11, vec![])]).len();
+            // The column length grows from 1 to 3 varint bytes, and so does the body length.
+            vec![0u8; total - bare - 4]
+        };
+        let at_limit = big_chunk(0, 0, &[(0x11, padding(CHANGE_BYTES_MAX))]);
+        assert_eq!(at_limit.len(), CHANGE_BYTES_MAX);
+        assert_eq!(precheck_change_chunk(&at_limit), Ok(()));
+        let over = big_chunk(0, 0, &[(0x11, padding(CHANGE_BYTES_MAX + 1))]);
+        assert_eq!(over.len(), CHANGE_BYTES_MAX + 1);
+        assert_eq!(
+            precheck_change_chunk(&over),
+            Err(ChangeRefusal::Malformed("change too large"))
+        );
+        // Nine bytes are a header without a body: read on, and found truncated.
+        assert_eq!(
+            precheck_change_chunk(&[0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 1]),
+            Err(ChangeRefusal::Malformed("truncated chunk"))
+        );
+        // A column that declares more bytes than the chunk holds.
+        let mut beyond = big_chunk(0, 0, &[(0x42, vec![1, 1])]);
+        let len_at = beyond.len() - 3;
+        assert_eq!(beyond[len_at], 2, "the column's declared length");
+        beyond[len_at] = 3;
+        assert_eq!(
+            precheck_change_chunk(&beyond),
+            Err(ChangeRefusal::Malformed("column beyond the chunk"))
+        );
+    }
+
+    #[test]
+    fn operation_and_predecessor_totals_sit_exactly_at_their_limits() {
+        let ops = |n: u64| {
+            let mut column = sleb(n as i64);
+            column.push(1);
+            big_chunk(0, 0, &[(COLUMN_ACTION, column)])
+        };
+        assert_eq!(precheck_change_chunk(&ops(CHANGE_OPS_MAX as u64)), Ok(()));
+        assert_eq!(
+            precheck_change_chunk(&ops(CHANGE_OPS_MAX as u64 + 1)),
+            Err(ChangeRefusal::Malformed("too many operations"))
+        );
+        let preds = |n: u64| {
+            let mut column = sleb(1);
+            column.extend(uleb(n));
+            big_chunk(0, 0, &[(COLUMN_PRED_GROUP, column)])
+        };
+        assert_eq!(precheck_change_chunk(&preds(CHANGE_PREDS_MAX)), Ok(()));
+        assert_eq!(
+            precheck_change_chunk(&preds(CHANGE_PREDS_MAX + 1)),
+            Err(ChangeRefusal::Malformed("too many operations"))
+        );
+        assert_eq!(CHANGE_PREDS_MAX, 80_000);
+        // Other columns are not added up.
+        let mut other = sleb(1_000_000_000);
+        other.push(1);
+        assert_eq!(
+            precheck_change_chunk(&big_chunk(0, 0, &[(0x11, other)])),
+            Ok(())
+        );
     }
 }

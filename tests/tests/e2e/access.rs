@@ -349,7 +349,9 @@ fn a_case_assigned_late_arrives_out_of_order_and_is_still_complete() {
 fn a_revoked_phone_stays_revoked_after_a_restore_from_an_older_backup() {
     use suivi_tests::{ServerSite, DEVICE_KEY};
     let site = ServerSite::new();
-    site.ok(&["user", "add", "amina", "--role", "agent", "--team", "sikasso"]);
+    site.ok(&[
+        "user", "add", "amina", "--role", "agent", "--team", "sikasso",
+    ]);
     let served = site.serve();
     let dir = tempfile::tempdir().unwrap();
     let mut phone = suivi_core::Store::create(
