@@ -1025,27 +1025,36 @@ impl World {
                 self.count(fault, true);
             }
             Fault::RestoreOlderBackup => self.restore()?,
+            // A few bytes to a few pages left; if the operation fit in them, again with none
+            // (each `suivi` process starts without a write-ahead log, so any write needs room).
             Fault::DiskFullInSave => {
-                let (args, case) = self.save_args(index)?;
-                let ballast = self.fill_disk()?;
-                let outcome = self.run_save(index, &args, case);
-                drop_ballast(&ballast)?;
-                match self.settle_save(index, outcome?)? {
-                    SaveOutcome::StorageFull => {
+                for leave in [self.rng.gen_range(0..48 * 1024), 0] {
+                    let (args, case) = self.save_args(index)?;
+                    let ballast = self.fill_disk(leave)?;
+                    let outcome = self.run_save(index, &args, case);
+                    drop_ballast(&ballast)?;
+                    let outcome = self.settle_save(index, outcome?)?;
+                    self.check_opens(index)?;
+                    let full = matches!(outcome, SaveOutcome::StorageFull);
+                    self.count(fault, full);
+                    if full {
                         self.tally.saves_refused_disk_full += 1;
-                        self.count(fault, true);
+                        break;
                     }
-                    SaveOutcome::Acknowledged => self.count(fault, false),
                 }
-                self.check_opens(index)?;
             }
             Fault::DiskFullInSync => {
-                let ballast = self.fill_disk()?;
-                let outcome = self.sync(index);
-                drop_ballast(&ballast)?;
-                let outcome = outcome?;
-                self.count(fault, matches!(outcome, SyncOutcome::StorageFull));
-                self.check_opens(index)?;
+                for leave in [self.rng.gen_range(0..48 * 1024), 0] {
+                    let ballast = self.fill_disk(leave)?;
+                    let outcome = self.sync(index);
+                    drop_ballast(&ballast)?;
+                    let full = matches!(outcome?, SyncOutcome::StorageFull);
+                    self.check_opens(index)?;
+                    self.count(fault, full);
+                    if full {
+                        break;
+                    }
+                }
             }
             Fault::RevokeMidSync => self.revoke_mid_sync(index)?,
         }
@@ -1204,9 +1213,8 @@ impl World {
         Ok(())
     }
 
-    /// Fills the devices' filesystem, leaving a few random bytes to a few pages free.
-    fn fill_disk(&mut self) -> Result<PathBuf, String> {
-        let leave = self.rng.gen_range(0..48 * 1024);
+    /// Fills the devices' filesystem, leaving `leave` bytes free.
+    fn fill_disk(&mut self, leave: u64) -> Result<PathBuf, String> {
         let path = self.fs.fill(leave)?;
         self.note(format!("disk filled, {leave} bytes left"));
         Ok(path)
