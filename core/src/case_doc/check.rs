@@ -1077,4 +1077,132 @@ mod tests {
             Ok(())
         );
     }
+
+    /// A change of exactly `n` operations: a list made (on the first call) and values inserted.
+    fn ops_change(doc: &mut AutoCommit, n: usize) -> Change {
+        use automerge::transaction::Transactable;
+        let list = match doc.get(ROOT, "l").unwrap() {
+            Some((_, id)) => id,
+            None => doc.put_object(ROOT, "l", ObjType::List).unwrap(),
+        };
+        let made = usize::from(doc.get_heads().is_empty() || doc.pending_ops() > 0);
+        for i in 0..n - made {
+            doc.insert(&list, 0, i as i64).unwrap();
+        }
+        doc.commit();
+        let change = doc.get_last_local_change().unwrap().clone();
+        assert_eq!(change.len(), n);
+        change
+    }
+
+    #[test]
+    fn a_change_at_the_operation_limit_parses() {
+        let mut doc = AutoCommit::new();
+        let change = ops_change(&mut doc, CHANGE_OPS_MAX);
+        assert!(parse_change(change.raw_bytes()).is_ok());
+        let over = ops_change(&mut doc, CHANGE_OPS_MAX + 1);
+        assert_eq!(
+            parse_change(over.raw_bytes()).err(),
+            Some(ChangeRefusal::Malformed("too many operations"))
+        );
+    }
+
+    /// A case's history is bounded at exactly `CASE_OPS_MAX` operations, whether it is loaded
+    /// from storage or grows by pushes, one after another.
+    #[test]
+    fn a_case_history_is_bounded_at_exactly_its_operation_limit() {
+        let mut doc = AutoCommit::new();
+        let parts = CASE_OPS_MAX / CHANGE_OPS_MAX;
+        let full: Vec<Change> = (0..parts)
+            .map(|_| ops_change(&mut doc, CHANGE_OPS_MAX))
+            .collect();
+        let one_more = ops_change(&mut doc, 1);
+        assert!(CaseCheck::load("c", full.clone()).is_ok());
+        let mut over = full.clone();
+        over.push(one_more.clone());
+        assert_eq!(
+            CaseCheck::load("c", over).err(),
+            Some(ChangeRefusal::TooLarge)
+        );
+        // Pushed one by one: each is refused for its layout (not a case document), but its
+        // operations count; the limit itself is still allowed, one more is not.
+        let forms = FormRegistry::builtin();
+        let author = Author {
+            user: "amina",
+            audit_notes_only: false,
+        };
+        let mut check = CaseCheck::load("c", Vec::new()).unwrap();
+        for change in full {
+            let result = check.apply(vec![change], author, &forms);
+            assert_ne!(result, Err(ChangeRefusal::TooLarge));
+        }
+        assert_eq!(
+            check.apply(vec![one_more], author, &forms),
+            Err(ChangeRefusal::TooLarge)
+        );
+    }
+
+    fn case_changes(actor: automerge::ActorId, village: &str) -> Vec<Change> {
+        let forms = FormRegistry::builtin();
+        let record: crate::Record = serde_json::from_value(serde_json::json!({
+            "child_first_name": "Aïcha", "child_last_name": "Traoré", "sex": "female",
+            "dob_known": false, "estimated_age": 12, "province": "Sikasso", "commune": "Kignan",
+            "village": "Fès", "school_status": "dropped_out", "school_level": "primary",
+            "works": false, "risk_level": "high", "consent_to_share": true
+        }))
+        .unwrap();
+        let ctx = crate::ChangeContext::now("amina");
+        let mut doc = crate::CaseDoc::create(
+            &"b".repeat(32),
+            actor,
+            forms.latest(IDENTIFICATION).unwrap(),
+            &record,
+            &ctx,
+        )
+        .unwrap();
+        let patch: crate::Record =
+            serde_json::from_value(serde_json::json!({ "village": village })).unwrap();
+        doc.edit_identification(&forms, &patch, &ctx).unwrap();
+        doc.changes_since(&[])
+            .iter()
+            .map(|raw| parse_change(raw).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn sequence_numbers_are_checked_before_anything_is_applied() {
+        let forms = FormRegistry::builtin();
+        let author = Author {
+            user: "amina",
+            audit_notes_only: false,
+        };
+        let actor = automerge::ActorId::random();
+        let changes = case_changes(actor.clone(), "Misséni");
+        assert_eq!(changes.len(), 2);
+        assert_eq!(changes[1].seq(), 2);
+        // The second change alone: its predecessor by sequence is missing.
+        let mut check = CaseCheck::load(&"b".repeat(32), Vec::new()).unwrap();
+        assert_eq!(
+            check.apply(vec![changes[1].clone()], author, &forms),
+            Err(ChangeRefusal::Malformed("sequence gap"))
+        );
+        // Both, in order: fine; both again (a retried push): skipped, fine.
+        let mut check = CaseCheck::load(&"b".repeat(32), Vec::new()).unwrap();
+        assert_eq!(check.apply(changes.clone(), author, &forms), Ok(()));
+        assert_eq!(check.apply(changes.clone(), author, &forms), Ok(()));
+        // The same actor and sequence number on a different change: refused.
+        let forged = case_changes(actor, "Zégoua");
+        assert_ne!(forged[1].hash(), changes[1].hash());
+        assert_eq!(
+            check.apply(vec![forged[1].clone()], author, &forms),
+            Err(ChangeRefusal::DuplicateSeq)
+        );
+        // Loaded from storage, the held changes are known the same way.
+        let mut loaded = CaseCheck::load(&"b".repeat(32), changes.clone()).unwrap();
+        assert_eq!(loaded.apply(changes, author, &forms), Ok(()));
+        assert_eq!(
+            loaded.apply(vec![forged[0].clone()], author, &forms),
+            Err(ChangeRefusal::DuplicateSeq)
+        );
+    }
 }
