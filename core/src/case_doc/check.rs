@@ -1205,4 +1205,29 @@ mod tests {
             Err(ChangeRefusal::DuplicateSeq)
         );
     }
+
+    /// A change whose operation counter does not follow its dependencies (re-encoded with a
+    /// shifted start) is refused before Automerge applies it.
+    #[test]
+    fn an_operation_counter_that_does_not_follow_the_dependencies_is_refused() {
+        let forms = FormRegistry::builtin();
+        let author = Author {
+            user: "amina",
+            audit_notes_only: false,
+        };
+        let changes = case_changes(automerge::ActorId::random(), "Misséni");
+        for shift in [1u64, 1000] {
+            let mut expanded = changes[1].decode();
+            expanded.start_op =
+                std::num::NonZeroU64::new(expanded.start_op.get() + shift).unwrap();
+            expanded.hash = None;
+            let forged = Change::from(expanded);
+            let mut check = CaseCheck::load(&"b".repeat(32), vec![changes[0].clone()]).unwrap();
+            assert_eq!(
+                check.apply(vec![forged], author, &forms),
+                Err(ChangeRefusal::Malformed("operation counter")),
+                "start shifted by {shift}"
+            );
+        }
+    }
 }
