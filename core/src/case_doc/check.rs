@@ -1218,8 +1218,7 @@ mod tests {
         let changes = case_changes(automerge::ActorId::random(), "Misséni");
         for shift in [1u64, 1000] {
             let mut expanded = changes[1].decode();
-            expanded.start_op =
-                std::num::NonZeroU64::new(expanded.start_op.get() + shift).unwrap();
+            expanded.start_op = std::num::NonZeroU64::new(expanded.start_op.get() + shift).unwrap();
             expanded.hash = None;
             let forged = Change::from(expanded);
             let mut check = CaseCheck::load(&"b".repeat(32), vec![changes[0].clone()]).unwrap();
@@ -1229,5 +1228,69 @@ mod tests {
                 "start shifted by {shift}"
             );
         }
+    }
+
+    /// An officer adds audit notes and nothing else: a new note is fine, writing a new note
+    /// map over one that exists (same id) is not.
+    #[test]
+    fn an_officer_may_add_a_note_but_not_overwrite_one() {
+        let forms = FormRegistry::builtin();
+        let record: crate::Record = serde_json::from_value(serde_json::json!({
+            "child_first_name": "Aïcha", "child_last_name": "Traoré", "sex": "female",
+            "dob_known": false, "estimated_age": 12, "province": "Sikasso", "commune": "Kignan",
+            "village": "Fès", "school_status": "dropped_out", "school_level": "primary",
+            "works": false, "risk_level": "high", "consent_to_share": true
+        }))
+        .unwrap();
+        let case_id = "c".repeat(32);
+        let mut doc = crate::CaseDoc::create(
+            &case_id,
+            automerge::ActorId::random(),
+            forms.latest(IDENTIFICATION).unwrap(),
+            &record,
+            &crate::ChangeContext::now("amina"),
+        )
+        .unwrap();
+        let officer = crate::ChangeContext::now("omar");
+        let note = doc
+            .add_audit_note("Chaîne de référence vérifiée", &officer)
+            .unwrap();
+        // A new map written over the note's id: the note replaced.
+        {
+            use automerge::transaction::Transactable;
+            let am = doc.automerge();
+            let (_, notes) = am.get(ROOT, K_AUDIT_NOTES).unwrap().unwrap();
+            let replaced = am.put_object(&notes, note.as_str(), ObjType::Map).unwrap();
+            am.put(&replaced, "text", "Réécrite").unwrap();
+            am.put(&replaced, "author", "omar").unwrap();
+            am.commit_with(
+                automerge::transaction::CommitOptions::default()
+                    .with_message(r#"{"user":"omar","action":"audit.note"}"#.to_string()),
+            );
+        }
+        let changes: Vec<Change> = doc
+            .changes_since(&[])
+            .iter()
+            .map(|raw| parse_change(raw).unwrap())
+            .collect();
+        assert_eq!(changes.len(), 3);
+        let agent = Author {
+            user: "amina",
+            audit_notes_only: false,
+        };
+        let omar = Author {
+            user: "omar",
+            audit_notes_only: true,
+        };
+        let mut check = CaseCheck::load(&case_id, Vec::new()).unwrap();
+        check
+            .apply(vec![changes[0].clone()], agent, &forms)
+            .unwrap();
+        assert_eq!(check.apply(vec![changes[1].clone()], omar, &forms), Ok(()));
+        let overwrite = check.apply(vec![changes[2].clone()], omar, &forms);
+        assert!(
+            matches!(overwrite, Err(ChangeRefusal::NotAllowed(_))),
+            "{overwrite:?}"
+        );
     }
 }
