@@ -1293,4 +1293,144 @@ mod tests {
             "{overwrite:?}"
         );
     }
+
+    /// A case created by Amina (with one referral), as the server holds it, and a way to add
+    /// changes written straight into the Automerge document, as a hostile app could.
+    struct Hostile {
+        doc: crate::CaseDoc,
+        check: CaseCheck,
+        forms: FormRegistry,
+        seen: Vec<ChangeHash>,
+    }
+
+    impl Hostile {
+        fn new() -> Hostile {
+            let forms = FormRegistry::builtin();
+            let record: crate::Record = serde_json::from_value(serde_json::json!({
+                "child_first_name": "Aïcha", "child_last_name": "Traoré", "sex": "female",
+                "dob_known": false, "estimated_age": 12, "province": "Sikasso",
+                "commune": "Kignan", "village": "Fès", "school_status": "dropped_out",
+                "school_level": "primary", "works": false, "risk_level": "high",
+                "consent_to_share": true, "notes": "Vue au marché"
+            }))
+            .unwrap();
+            let ctx = crate::ChangeContext::now("amina");
+            let mut doc = crate::CaseDoc::create(
+                &"d".repeat(32),
+                automerge::ActorId::random(),
+                forms.latest(IDENTIFICATION).unwrap(),
+                &record,
+                &ctx,
+            )
+            .unwrap();
+            let referral: crate::Record = serde_json::from_value(serde_json::json!({
+                "service_type": "health", "provider": "CSCOM Misséni",
+                "reason": "Blessure au travail", "urgency": "priority", "consent": true
+            }))
+            .unwrap();
+            doc.add_referral(&forms, &referral, &ctx).unwrap();
+            let mut hostile = Hostile {
+                doc,
+                check: CaseCheck::load(&"d".repeat(32), Vec::new()).unwrap(),
+                forms,
+                seen: Vec::new(),
+            };
+            let amina = Author {
+                user: "amina",
+                audit_notes_only: false,
+            };
+            assert_eq!(hostile.push(amina), Ok(()));
+            hostile
+        }
+
+        /// Commits what `write` does to the document as `user`'s `action`.
+        fn write(
+            &mut self,
+            user: &str,
+            action: &str,
+            write: impl FnOnce(&mut AutoCommit, &ObjId, &ObjId),
+        ) {
+            use automerge::transaction::CommitOptions;
+            let am = self.doc.automerge();
+            let (_, identification) = am.get(ROOT, K_IDENTIFICATION).unwrap().unwrap();
+            let (_, referrals) = am.get(ROOT, K_REFERRALS).unwrap().unwrap();
+            let referral = am.keys(&referrals).next().unwrap();
+            let (_, referral) = am.get(&referrals, referral.as_str()).unwrap().unwrap();
+            write(am, &identification, &referral);
+            am.commit_with(
+                CommitOptions::default()
+                    .with_message(format!(r#"{{"user":"{user}","action":"{action}"}}"#)),
+            );
+        }
+
+        /// Pushes every change not pushed yet.
+        fn push(&mut self, author: Author<'_>) -> Result<(), ChangeRefusal> {
+            let changes: Vec<Change> = self
+                .doc
+                .changes_since(&self.seen.clone())
+                .iter()
+                .map(|raw| parse_change(raw).unwrap())
+                .collect();
+            self.seen = self.doc.heads();
+            self.check.apply(changes, author, &self.forms)
+        }
+    }
+
+    const OMAR: Author<'static> = Author {
+        user: "omar",
+        audit_notes_only: true,
+    };
+    const AMINA: Author<'static> = Author {
+        user: "amina",
+        audit_notes_only: false,
+    };
+
+    #[test]
+    fn an_officer_writes_nothing_but_new_notes_whatever_the_commit_says() {
+        use automerge::transaction::Transactable;
+        // A field the case did not hold yet, filled in by an officer.
+        let mut case = Hostile::new();
+        case.write("omar", "audit.note", |am, identification, _| {
+            am.put(identification, "school_level", "secondary").unwrap();
+            am.put(identification, "hours_per_week", 10).unwrap();
+        });
+        assert!(matches!(case.push(OMAR), Err(ChangeRefusal::NotAllowed(_))));
+        // A field it held, changed by an officer.
+        let mut case = Hostile::new();
+        case.write("omar", "audit.note", |am, identification, _| {
+            am.put(identification, "village", "Zégoua").unwrap();
+        });
+        assert!(matches!(case.push(OMAR), Err(ChangeRefusal::NotAllowed(_))));
+        // A new map anywhere but under the audit notes.
+        let mut case = Hostile::new();
+        case.write("omar", "audit.note", |am, _, _| {
+            am.put_object(ROOT, "extra", ObjType::Map).unwrap();
+        });
+        assert!(matches!(case.push(OMAR), Err(ChangeRefusal::NotAllowed(_))));
+    }
+
+    #[test]
+    fn clearing_a_field_is_an_edit_removing_the_layout_is_not() {
+        use automerge::transaction::Transactable;
+        // Amina clears an optional field of the identification: an edit.
+        let mut case = Hostile::new();
+        case.write("amina", "case.edit", |am, identification, _| {
+            am.delete(identification, "notes").unwrap();
+        });
+        assert_eq!(case.push(AMINA), Ok(()));
+        // And a referral's optional field.
+        case.write("amina", "referral.edit", |am, _, referral| {
+            am.delete(referral, "reason").unwrap();
+        });
+        assert_eq!(case.push(AMINA), Ok(()));
+        // A referral's status is part of its layout: deleting it is refused as a deletion.
+        let mut case = Hostile::new();
+        case.write("amina", "referral.edit", |am, _, referral| {
+            am.delete(referral, K_STATUS).unwrap();
+        });
+        assert!(matches!(
+            case.push(AMINA),
+            Err(ChangeRefusal::Invalid(at)) if at.ends_with("status: deleted")
+        ));
+    }
 }
