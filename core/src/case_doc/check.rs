@@ -1433,4 +1433,54 @@ mod tests {
             Err(ChangeRefusal::Invalid(at)) if at.ends_with("status: deleted")
         ));
     }
+
+    #[test]
+    fn the_layout_checks_form_versions_note_keys_and_text_objects() {
+        use automerge::transaction::Transactable;
+        // A referral claiming a form version that does not exist.
+        let mut case = Hostile::new();
+        case.write("amina", "referral.edit", |am, _, referral| {
+            am.put(referral, K_FORM_VERSION, 99).unwrap();
+        });
+        assert!(matches!(case.push(AMINA), Err(ChangeRefusal::Invalid(_))));
+        // An audit note with a key notes do not have, or a value that is not a string.
+        for (key, value) in [
+            ("photo", ScalarValue::Str("x".into())),
+            ("at", ScalarValue::Int(3)),
+        ] {
+            let mut case = Hostile::new();
+            case.write("omar", "audit.note", |am, _, _| {
+                let (_, notes) = am.get(ROOT, K_AUDIT_NOTES).unwrap().unwrap();
+                let note = am.put_object(&notes, "n1", ObjType::Map).unwrap();
+                am.put(&note, "text", "Vérifié").unwrap();
+                am.put(&note, "author", "omar").unwrap();
+                am.put(&note, key, value).unwrap();
+            });
+            assert!(
+                matches!(case.push(OMAR), Err(ChangeRefusal::Invalid(at)) if at.contains(key)),
+                "{key}"
+            );
+        }
+        // A text object is a narrative field's value only, never a short field's.
+        let mut case = Hostile::new();
+        case.write("amina", "case.edit", |am, identification, _| {
+            let text = am
+                .put_object(identification, "village", ObjType::Text)
+                .unwrap();
+            am.splice_text(&text, 0, 0, "Zégoua").unwrap();
+        });
+        assert!(matches!(
+            case.push(AMINA),
+            Err(ChangeRefusal::Invalid(at)) if at.contains("village")
+        ));
+        let mut case = Hostile::new();
+        case.write("amina", "case.edit", |am, identification, _| {
+            let text = am
+                .put_object(identification, "notes", ObjType::Text)
+                .unwrap();
+            am.splice_text(&text, 0, 0, "Vue au marché, puis à l'école")
+                .unwrap();
+        });
+        assert_eq!(case.push(AMINA), Ok(()));
+    }
 }
