@@ -8,7 +8,10 @@ detection), applies
 each one's diff to a copy of the tree, runs the chosen end-to-end tests, and prints CAUGHT or
 MISSED per mutant, then the totals. One core, about a minute a mutant.
 
-  python3 tests/mutants/against-e2e.py MUTANTS_OUT_DIR [cargo test args...]
+  python3 tests/mutants/against-e2e.py MUTANTS_OUT_DIR_OR_LIST [cargo test args...]
+
+MUTANTS_OUT_DIR_OR_LIST: cargo-mutants' `mutants.out` directory, or a text file of mutant names
+(one a line, `#` comments), such as tests/mutants/service.missed-by-unit-tests.txt.
 
 Default test args: the in-process e2e tests (those that need the suivi-server binary are
 skipped: a missing binary would count as a kill).
@@ -28,11 +31,8 @@ def main():
     out_dir = sys.argv[1]
     test_args = sys.argv[2:] or DEFAULT_TESTS
     root = subprocess.check_output(["git", "rev-parse", "--show-toplevel"], text=True).strip()
-    names = []
-    for listing in ("missed.txt",):
-        path = os.path.join(out_dir, listing)
-        if os.path.exists(path):
-            names += [l.strip() for l in open(path) if l.strip()]
+    listing = out_dir if os.path.isfile(out_dir) else os.path.join(out_dir, "missed.txt")
+    names = [l.strip() for l in open(listing) if l.strip() and not l.startswith("#")]
     files = sorted({n.split(":")[0] for n in names})
     mutants = []
     for f in files:
