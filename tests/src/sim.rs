@@ -329,7 +329,8 @@ struct World {
     step: usize,
     /// A device's sync reported that the server had lost history (`server_reset`).
     reset_reported: bool,
-    children: usize,
+    /// Input files written so far (each save reads its record from one).
+    inputs: usize,
     tally: Tally,
     log: Vec<String>,
 }
@@ -376,7 +377,7 @@ impl World {
             captured: Vec::new(),
             step: 0,
             reset_reported: false,
-            children: 0,
+            inputs: 0,
             tally: Tally {
                 runs: 1,
                 ..Tally::default()
@@ -408,7 +409,12 @@ impl World {
     }
 
     fn note(&mut self, line: String) {
-        self.log.push(format!("[{}] {line}", self.step));
+        let step = if self.step == usize::MAX {
+            "end".to_string()
+        } else {
+            self.step.to_string()
+        };
+        self.log.push(format!("[{step}] {line}"));
     }
 
     // ---- the server ------------------------------------------------------------------------
@@ -605,11 +611,8 @@ impl World {
     }
 
     fn write_input(&mut self, value: &Value) -> Result<PathBuf, String> {
-        self.children += 1;
-        let path = self
-            .work
-            .path()
-            .join(format!("input-{}.json", self.children));
+        self.inputs += 1;
+        let path = self.work.path().join(format!("input-{}.json", self.inputs));
         std::fs::write(&path, value.to_string()).map_err(|e| e.to_string())?;
         Ok(path)
     }
@@ -630,21 +633,14 @@ impl World {
         };
         let n = self.rng.gen_range(0..1000);
         let case = (!ids.is_empty()).then(|| ids[self.rng.gen_range(0..ids.len())].clone());
-        Ok(match (kind, case) {
-            (Save::New, _) | (_, None) => {
-                let file = self.write_input(
-                    &serde_json::to_value(crate::child(n)).expect("a record is JSON"),
-                )?;
-                (
-                    vec![
-                        "case".into(),
-                        "new".into(),
-                        "--file".into(),
-                        file.display().to_string(),
-                    ],
-                    None,
-                )
-            }
+        let json = |record: crate::Record| serde_json::to_value(record).expect("a record is JSON");
+        // The command's words before `--file`, the record it saves, and the case it writes.
+        let (mut args, input, case): (Vec<String>, Value, Option<String>) = match (kind, case) {
+            (Save::New, _) | (_, None) => (
+                vec!["case".into(), "new".into()],
+                json(crate::child(n)),
+                None,
+            ),
             (Save::Edit, Some(case)) => {
                 // Few values on few fields: devices often write the same field concurrently.
                 let village = ["Kignan", "Misséni", "Zégoua"][self.rng.gen_range(0..3)];
@@ -654,47 +650,26 @@ impl World {
                     1 => json!({"risk_level": risk}),
                     _ => json!({"village": village, "hours_per_week": n % 60}),
                 };
-                let file = self.write_input(&edit)?;
                 (
-                    vec![
-                        "case".into(),
-                        "edit".into(),
-                        case.clone(),
-                        "--file".into(),
-                        file.display().to_string(),
-                    ],
+                    vec!["case".into(), "edit".into(), case.clone()],
+                    edit,
                     Some(case),
                 )
             }
-            (Save::Refer, Some(case)) => {
-                let file = self.write_input(
-                    &serde_json::to_value(crate::referral(n)).expect("a record is JSON"),
-                )?;
-                (
-                    vec![
-                        "refer".into(),
-                        case.clone(),
-                        "--file".into(),
-                        file.display().to_string(),
-                    ],
-                    Some(case),
-                )
-            }
-            (Save::Followup, Some(case)) => {
-                let file = self.write_input(
-                    &serde_json::to_value(crate::visit(n)).expect("a record is JSON"),
-                )?;
-                (
-                    vec![
-                        "followup".into(),
-                        case.clone(),
-                        "--file".into(),
-                        file.display().to_string(),
-                    ],
-                    Some(case),
-                )
-            }
-        })
+            (Save::Refer, Some(case)) => (
+                vec!["refer".into(), case.clone()],
+                json(crate::referral(n)),
+                Some(case),
+            ),
+            (Save::Followup, Some(case)) => (
+                vec!["followup".into(), case.clone()],
+                json(crate::visit(n)),
+                Some(case),
+            ),
+        };
+        let file = self.write_input(&input)?;
+        args.extend(["--file".to_string(), file.display().to_string()]);
+        Ok((args, case))
     }
 
     /// Records an acknowledged save: the case it wrote and the device's heads for it now.
@@ -1452,10 +1427,7 @@ impl ServerView {
     }
 
     fn holds(&self, case_id: &str, hashes: &[ChangeHash]) -> bool {
-        self.docs.get(case_id).is_some_and(|doc| {
-            let mut doc = doc.clone();
-            hashes.iter().all(|h| doc.get_change_by_hash(h).is_some())
-        })
+        holds(&self.docs, case_id, hashes)
     }
 
     fn may_read(&self, user: &str, case_id: &str) -> Result<bool, String> {
@@ -1469,6 +1441,19 @@ impl ServerView {
             .get(case_id)
             .is_some_and(|a| suivi_server::service::may_read(&user, a)))
     }
+}
+
+/// Whether a copy of the case holds every one of these changes.
+fn holds(
+    docs: &HashMap<String, automerge::AutoCommit>,
+    case_id: &str,
+    hashes: &[ChangeHash],
+) -> bool {
+    docs.get(case_id).is_some_and(|doc| {
+        // Looking a change up needs the document mutable (it may build an index).
+        let mut doc = doc.clone();
+        hashes.iter().all(|h| doc.get_change_by_hash(h).is_some())
+    })
 }
 
 /// What a device holds at the end, read from its store with its key.
@@ -1511,10 +1496,7 @@ impl DeviceView {
     }
 
     fn holds(&self, case_id: &str, hashes: &[ChangeHash]) -> bool {
-        self.docs.get(case_id).is_some_and(|doc| {
-            let mut doc = doc.clone();
-            hashes.iter().all(|h| doc.get_change_by_hash(h).is_some())
-        })
+        holds(&self.docs, case_id, hashes)
     }
 
     /// The server refused this phone's push of the case as someone else's changes: after a

@@ -1142,15 +1142,20 @@ mod tests {
         );
     }
 
-    fn case_changes(actor: automerge::ActorId, village: &str) -> Vec<Change> {
-        let forms = FormRegistry::builtin();
-        let record: crate::Record = serde_json::from_value(serde_json::json!({
+    /// A child's identification, valid for the identification form.
+    fn aicha() -> crate::Record {
+        serde_json::from_value(serde_json::json!({
             "child_first_name": "Aïcha", "child_last_name": "Traoré", "sex": "female",
             "dob_known": false, "estimated_age": 12, "province": "Sikasso", "commune": "Kignan",
             "village": "Fès", "school_status": "dropped_out", "school_level": "primary",
             "works": false, "risk_level": "high", "consent_to_share": true
         }))
-        .unwrap();
+        .unwrap()
+    }
+
+    fn case_changes(actor: automerge::ActorId, village: &str) -> Vec<Change> {
+        let forms = FormRegistry::builtin();
+        let record = aicha();
         let ctx = crate::ChangeContext::now("amina");
         let mut doc = crate::CaseDoc::create(
             &"b".repeat(32),
@@ -1235,13 +1240,7 @@ mod tests {
     #[test]
     fn an_officer_may_add_a_note_but_not_overwrite_one() {
         let forms = FormRegistry::builtin();
-        let record: crate::Record = serde_json::from_value(serde_json::json!({
-            "child_first_name": "Aïcha", "child_last_name": "Traoré", "sex": "female",
-            "dob_known": false, "estimated_age": 12, "province": "Sikasso", "commune": "Kignan",
-            "village": "Fès", "school_status": "dropped_out", "school_level": "primary",
-            "works": false, "risk_level": "high", "consent_to_share": true
-        }))
-        .unwrap();
+        let record = aicha();
         let case_id = "c".repeat(32);
         let mut doc = crate::CaseDoc::create(
             &case_id,
@@ -1306,14 +1305,8 @@ mod tests {
     impl Hostile {
         fn new() -> Hostile {
             let forms = FormRegistry::builtin();
-            let record: crate::Record = serde_json::from_value(serde_json::json!({
-                "child_first_name": "Aïcha", "child_last_name": "Traoré", "sex": "female",
-                "dob_known": false, "estimated_age": 12, "province": "Sikasso",
-                "commune": "Kignan", "village": "Fès", "school_status": "dropped_out",
-                "school_level": "primary", "works": false, "risk_level": "high",
-                "consent_to_share": true, "notes": "Vue au marché"
-            }))
-            .unwrap();
+            let mut record = aicha();
+            record.insert("notes".into(), "Vue au marché".into());
             let ctx = crate::ChangeContext::now("amina");
             let mut doc = crate::CaseDoc::create(
                 &"d".repeat(32),
