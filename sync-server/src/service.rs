@@ -914,4 +914,36 @@ mod tests {
         assert!(may_read(&officer, &case) && !may_write(&officer, &case));
         assert!(!may_create(&officer) && may_create(&amina));
     }
+
+    /// What a phone claims at enrollment is checked before any code is looked up: an actor id
+    /// of 16 to 64 hex digits, a device name of 1 to 100 bytes.
+    #[test]
+    fn enrollment_requests_are_checked_at_their_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::SqliteStore::open(&dir.path().join("s.db"), None).unwrap();
+        let service = SyncService::new(Arc::new(store), auth::CodeKey::generate());
+        let request = |actor: String, device_name: String| EnrollRequest {
+            code: "NOCODE".into(),
+            user: "amina".into(),
+            actor,
+            device_name,
+        };
+        let refused_as_bad =
+            |r: EnrollRequest| matches!(service.enroll(&r, 0), Err(ServiceError::BadRequest(_)));
+        let hex = |n: usize| "ab".repeat(n).chars().take(n).collect::<String>();
+        let name = |n: usize| "t".repeat(n);
+        // Within the bounds the request goes on to the code, which does not exist.
+        for (actor, device) in [(hex(16), name(1)), (hex(64), name(100))] {
+            let result = service.enroll(&request(actor, device), 0);
+            assert!(
+                !matches!(result, Err(ServiceError::BadRequest(_))),
+                "{result:?}"
+            );
+        }
+        assert!(refused_as_bad(request(hex(15), name(10))));
+        assert!(refused_as_bad(request(hex(65), name(10))));
+        assert!(refused_as_bad(request(format!("{}g", hex(31)), name(10))));
+        assert!(refused_as_bad(request(hex(32), name(0))));
+        assert!(refused_as_bad(request(hex(32), name(101))));
+    }
 }
