@@ -919,9 +919,7 @@ mod tests {
     /// of 16 to 64 hex digits, a device name of 1 to 100 bytes.
     #[test]
     fn enrollment_requests_are_checked_at_their_bounds() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::SqliteStore::open(&dir.path().join("s.db"), None).unwrap();
-        let service = SyncService::new(Arc::new(store), auth::CodeKey::generate());
+        let (_dir, service) = service();
         let request = |actor: String, device_name: String| EnrollRequest {
             code: "NOCODE".into(),
             user: "amina".into(),
@@ -945,5 +943,50 @@ mod tests {
         assert!(refused_as_bad(request(format!("{}g", hex(31)), name(10))));
         assert!(refused_as_bad(request(hex(32), name(0))));
         assert!(refused_as_bad(request(hex(32), name(101))));
+    }
+
+    fn service() -> (tempfile::TempDir, SyncService) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::SqliteStore::open(&dir.path().join("s.db"), None).unwrap();
+        (
+            dir,
+            SyncService::new(Arc::new(store), auth::CodeKey::generate()),
+        )
+    }
+
+    /// The mode a push is checked in: only an officer who may read the case gets notes-only;
+    /// anyone else outside the caseload gets nothing (the push is refused as forbidden).
+    #[test]
+    fn write_modes_by_role_and_caseload() {
+        let (_dir, service) = service();
+        let case = CaseAccess {
+            created_by: "amina".into(),
+            team: "souk-sebt".into(),
+            assignees: vec![],
+        };
+        let mode = |u: &User| service.write_mode(u, Some(&case));
+        assert_eq!(
+            mode(&user("amina", Role::Agent, "souk-sebt")),
+            Some(WriteMode::Write)
+        );
+        assert_eq!(
+            mode(&user("fatima", Role::Supervisor, "souk-sebt")),
+            Some(WriteMode::Write)
+        );
+        assert_eq!(mode(&user("karim", Role::Agent, "souk-sebt")), None);
+        assert_eq!(mode(&user("ali", Role::Supervisor, "sikasso")), None);
+        assert_eq!(
+            mode(&user("omar", Role::Officer, "project")),
+            Some(WriteMode::AuditNotesOnly)
+        );
+        // A new case: created by agents, supervisors and admins, never by an officer.
+        assert_eq!(
+            service.write_mode(&user("karim", Role::Agent, "souk-sebt"), None),
+            Some(WriteMode::Write)
+        );
+        assert_eq!(
+            service.write_mode(&user("omar", Role::Officer, "project"), None),
+            None
+        );
     }
 }
