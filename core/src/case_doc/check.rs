@@ -761,6 +761,16 @@ fn check_fields(
 mod tests {
     use super::*;
 
+    /// An agent, and an officer who may only add audit notes.
+    const AMINA: Author<'static> = Author {
+        user: "amina",
+        audit_notes_only: false,
+    };
+    const OMAR: Author<'static> = Author {
+        user: "omar",
+        audit_notes_only: true,
+    };
+
     /// A change chunk written by hand: `columns` are (spec, data).
     fn chunk(chunk_type: u8, columns: &[(u8, Vec<u8>)]) -> Vec<u8> {
         let mut body = vec![0]; // no deps
@@ -865,11 +875,7 @@ mod tests {
         );
         let parsed: Vec<Change> = changes.iter().map(|c| parse_change(c).unwrap()).collect();
         let mut copy = CaseCheck::load(&"a".repeat(32), Vec::new()).unwrap();
-        let author = Author {
-            user: "amina",
-            audit_notes_only: false,
-        };
-        copy.apply(parsed.clone(), author, &forms).unwrap();
+        copy.apply(parsed.clone(), AMINA, &forms).unwrap();
         let mut other = CaseCheck::load(&"a".repeat(32), Vec::new()).unwrap();
         let karim = Author {
             user: "karim",
@@ -1127,17 +1133,13 @@ mod tests {
         // Pushed one by one: each is refused for its layout (not a case document), but its
         // operations count; the limit itself is still allowed, one more is not.
         let forms = FormRegistry::builtin();
-        let author = Author {
-            user: "amina",
-            audit_notes_only: false,
-        };
         let mut check = CaseCheck::load("c", Vec::new()).unwrap();
         for change in full {
-            let result = check.apply(vec![change], author, &forms);
+            let result = check.apply(vec![change], AMINA, &forms);
             assert_ne!(result, Err(ChangeRefusal::TooLarge));
         }
         assert_eq!(
-            check.apply(vec![one_more], author, &forms),
+            check.apply(vec![one_more], AMINA, &forms),
             Err(ChangeRefusal::TooLarge)
         );
     }
@@ -1177,10 +1179,6 @@ mod tests {
     #[test]
     fn sequence_numbers_are_checked_before_anything_is_applied() {
         let forms = FormRegistry::builtin();
-        let author = Author {
-            user: "amina",
-            audit_notes_only: false,
-        };
         let actor = automerge::ActorId::random();
         let changes = case_changes(actor.clone(), "Misséni");
         assert_eq!(changes.len(), 2);
@@ -1188,25 +1186,25 @@ mod tests {
         // The second change alone: its predecessor by sequence is missing.
         let mut check = CaseCheck::load(&"b".repeat(32), Vec::new()).unwrap();
         assert_eq!(
-            check.apply(vec![changes[1].clone()], author, &forms),
+            check.apply(vec![changes[1].clone()], AMINA, &forms),
             Err(ChangeRefusal::Malformed("sequence gap"))
         );
         // Both, in order: fine; both again (a retried push): skipped, fine.
         let mut check = CaseCheck::load(&"b".repeat(32), Vec::new()).unwrap();
-        assert_eq!(check.apply(changes.clone(), author, &forms), Ok(()));
-        assert_eq!(check.apply(changes.clone(), author, &forms), Ok(()));
+        assert_eq!(check.apply(changes.clone(), AMINA, &forms), Ok(()));
+        assert_eq!(check.apply(changes.clone(), AMINA, &forms), Ok(()));
         // The same actor and sequence number on a different change: refused.
         let forged = case_changes(actor, "Zégoua");
         assert_ne!(forged[1].hash(), changes[1].hash());
         assert_eq!(
-            check.apply(vec![forged[1].clone()], author, &forms),
+            check.apply(vec![forged[1].clone()], AMINA, &forms),
             Err(ChangeRefusal::DuplicateSeq)
         );
         // Loaded from storage, the held changes are known the same way.
         let mut loaded = CaseCheck::load(&"b".repeat(32), changes.clone()).unwrap();
-        assert_eq!(loaded.apply(changes, author, &forms), Ok(()));
+        assert_eq!(loaded.apply(changes, AMINA, &forms), Ok(()));
         assert_eq!(
-            loaded.apply(vec![forged[0].clone()], author, &forms),
+            loaded.apply(vec![forged[0].clone()], AMINA, &forms),
             Err(ChangeRefusal::DuplicateSeq)
         );
     }
@@ -1216,10 +1214,6 @@ mod tests {
     #[test]
     fn an_operation_counter_that_does_not_follow_the_dependencies_is_refused() {
         let forms = FormRegistry::builtin();
-        let author = Author {
-            user: "amina",
-            audit_notes_only: false,
-        };
         let changes = case_changes(automerge::ActorId::random(), "Misséni");
         for shift in [1u64, 1000] {
             let mut expanded = changes[1].decode();
@@ -1228,7 +1222,7 @@ mod tests {
             let forged = Change::from(expanded);
             let mut check = CaseCheck::load(&"b".repeat(32), vec![changes[0].clone()]).unwrap();
             assert_eq!(
-                check.apply(vec![forged], author, &forms),
+                check.apply(vec![forged], AMINA, &forms),
                 Err(ChangeRefusal::Malformed("operation counter")),
                 "start shifted by {shift}"
             );
@@ -1273,20 +1267,12 @@ mod tests {
             .map(|raw| parse_change(raw).unwrap())
             .collect();
         assert_eq!(changes.len(), 3);
-        let agent = Author {
-            user: "amina",
-            audit_notes_only: false,
-        };
-        let omar = Author {
-            user: "omar",
-            audit_notes_only: true,
-        };
         let mut check = CaseCheck::load(&case_id, Vec::new()).unwrap();
         check
-            .apply(vec![changes[0].clone()], agent, &forms)
+            .apply(vec![changes[0].clone()], AMINA, &forms)
             .unwrap();
-        assert_eq!(check.apply(vec![changes[1].clone()], omar, &forms), Ok(()));
-        let overwrite = check.apply(vec![changes[2].clone()], omar, &forms);
+        assert_eq!(check.apply(vec![changes[1].clone()], OMAR, &forms), Ok(()));
+        let overwrite = check.apply(vec![changes[2].clone()], OMAR, &forms);
         assert!(
             matches!(overwrite, Err(ChangeRefusal::NotAllowed(_))),
             "{overwrite:?}"
@@ -1328,11 +1314,7 @@ mod tests {
                 forms,
                 seen: Vec::new(),
             };
-            let amina = Author {
-                user: "amina",
-                audit_notes_only: false,
-            };
-            assert_eq!(hostile.push(amina), Ok(()));
+            assert_eq!(hostile.push(AMINA), Ok(()));
             hostile
         }
 
@@ -1368,15 +1350,6 @@ mod tests {
             self.check.apply(changes, author, &self.forms)
         }
     }
-
-    const OMAR: Author<'static> = Author {
-        user: "omar",
-        audit_notes_only: true,
-    };
-    const AMINA: Author<'static> = Author {
-        user: "amina",
-        audit_notes_only: false,
-    };
 
     #[test]
     fn an_officer_writes_nothing_but_new_notes_whatever_the_commit_says() {
