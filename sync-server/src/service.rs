@@ -989,4 +989,35 @@ mod tests {
             None
         );
     }
+
+    /// The per-case change count is checked before anything is decoded: exactly the maximum goes
+    /// on to be parsed (and this garbage is refused as malformed), one more is refused outright.
+    #[test]
+    fn a_case_may_push_up_to_the_change_limit() {
+        let (_dir, service) = service();
+        let device = AuthedDevice {
+            device: Device {
+                device_id: "dev-1".into(),
+                user_id: "amina".into(),
+                actor: "a1".repeat(16),
+                name: "phone".into(),
+                token_hash: String::new(),
+                revoked: false,
+                wiped: false,
+            },
+            user: user("amina", Role::Agent, "souk-sebt"),
+        };
+        let refusal = |n: usize| {
+            let case = CaseChanges {
+                case_id: "c0ffee00c0ffee00c0ffee00c0ffee00".into(),
+                changes: vec![serde_bytes::ByteBuf::from(vec![0u8; 4]); n],
+            };
+            let checked = service.check_case(&device, &case, None, &mut OpsBudget::new());
+            checked.unwrap().unwrap_err().0
+        };
+        let max = protocol::PUSH_CHANGES_PER_CASE_MAX;
+        assert_eq!(refusal(max + 1), RefusalReason::TooManyChanges);
+        assert_eq!(refusal(max), RefusalReason::Malformed);
+        assert_eq!(refusal(1), RefusalReason::Malformed);
+    }
 }

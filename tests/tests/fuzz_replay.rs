@@ -244,3 +244,27 @@ fn a_dependency_lookup_that_makes_automerge_panic_is_refused_as_malformed() {
         "{refusal:?}"
     );
 }
+
+/// Found by `case_changes` (2026-11-25), a real bug: a change ending a text mark on a map key
+/// makes Automerge 0.12 panic while applying it, then panic again in a destructor while
+/// unwinding, which aborts the process: `catch_unwind` cannot contain it, so a hostile device
+/// could abort the server (and a hostile server the app). Suivi never writes marks: such a change
+/// is now refused when it is parsed, before Automerge applies anything.
+#[test]
+fn a_change_that_makes_automerge_abort_is_refused_before_it_is_applied() {
+    use suivi_core::case_doc::check::{self, ChangeRefusal};
+    let data = regression(
+        "case_changes",
+        "automerge-aborts-undoing-a-text-mark-on-a-map",
+    );
+    let refusals: Vec<_> = suivi_tests::fuzz::chunks(&data)
+        .into_iter()
+        .filter_map(|c| check::parse_change(c).err())
+        .collect();
+    assert!(
+        refusals.contains(&ChangeRefusal::Malformed("text marks")),
+        "{refusals:?}"
+    );
+    // Nothing of it is left to apply: the whole input replays without reaching Automerge.
+    suivi_tests::fuzz::case_changes(&data);
+}

@@ -253,7 +253,37 @@ pub fn parse_change(raw: &[u8]) -> Result<Change, ChangeRefusal> {
     if change.len() > CHANGE_OPS_MAX {
         return Err(ChangeRefusal::Malformed("too many operations"));
     }
+    check_operation_kinds(&change)?;
     Ok(change)
+}
+
+/// Refuses, before Automerge applies anything, every kind of operation Suivi never writes. A
+/// case holds maps and text only: objects made, scalars put, values deleted, characters inserted
+/// into text. Found by fuzzing: a text mark ended on a map key makes Automerge 0.12 panic while
+/// applying and panic again while undoing, which aborts the process (`catch_unwind` cannot
+/// contain a panic during unwinding), so a hostile device could abort the server.
+fn check_operation_kinds(change: &Change) -> Result<(), ChangeRefusal> {
+    use automerge::legacy::{Key, OpType};
+    let expanded = catch_unwind(AssertUnwindSafe(|| change.decode()))
+        .map_err(|_| ChangeRefusal::Malformed("expanding the operations panicked"))?;
+    for op in &expanded.operations {
+        match &op.action {
+            OpType::Make(ObjType::Map | ObjType::Text) | OpType::Delete => {}
+            OpType::Put(value) if !matches!(value, ScalarValue::Counter(_)) => {}
+            OpType::MarkBegin(_) | OpType::MarkEnd(_) => {
+                return Err(ChangeRefusal::Malformed("text marks"))
+            }
+            _ => {
+                return Err(ChangeRefusal::Malformed(
+                    "an operation kind Suivi never writes",
+                ))
+            }
+        }
+        if op.insert && matches!(op.key, Key::Map(_)) {
+            return Err(ChangeRefusal::Malformed("an insertion at a map key"));
+        }
+    }
+    Ok(())
 }
 
 /// The server's copy of one case, to apply and check new changes on.
@@ -1087,18 +1117,65 @@ mod tests {
     /// A change of exactly `n` operations: a list made (on the first call) and values inserted.
     fn ops_change(doc: &mut AutoCommit, n: usize) -> Change {
         use automerge::transaction::Transactable;
-        let list = match doc.get(ROOT, "l").unwrap() {
+        let text = match doc.get(ROOT, "t").unwrap() {
             Some((_, id)) => id,
-            None => doc.put_object(ROOT, "l", ObjType::List).unwrap(),
+            None => doc.put_object(ROOT, "t", ObjType::Text).unwrap(),
         };
         let made = usize::from(doc.get_heads().is_empty() || doc.pending_ops() > 0);
-        for i in 0..n - made {
-            doc.insert(&list, 0, i as i64).unwrap();
-        }
+        doc.splice_text(&text, 0, 0, &"x".repeat(n - made)).unwrap();
         doc.commit();
         let change = doc.get_last_local_change().unwrap().clone();
         assert_eq!(change.len(), n);
         change
+    }
+
+    /// One change of each kind of operation Suivi never writes, each refused when parsed.
+    #[test]
+    fn operations_suivi_never_writes_are_refused_before_they_are_applied() {
+        use automerge::marks::{ExpandMark, Mark};
+        use automerge::transaction::Transactable;
+        let mut doc = AutoCommit::new();
+        let text = doc.put_object(ROOT, "notes", ObjType::Text).unwrap();
+        doc.splice_text(&text, 0, 0, "Enfant vu au marché").unwrap();
+        doc.commit();
+        let plain = doc.get_last_local_change().unwrap().clone();
+        assert!(
+            parse_change(plain.raw_bytes()).is_ok(),
+            "text is what notes are"
+        );
+
+        let mut kinds = Vec::new();
+        let mut marked = doc.fork();
+        marked
+            .mark(
+                &text,
+                Mark::new("bold".into(), true, 0, 6),
+                ExpandMark::None,
+            )
+            .unwrap();
+        marked.commit();
+        kinds.push((marked, "text marks"));
+        let mut list = doc.fork();
+        list.put_object(ROOT, "visits", ObjType::List).unwrap();
+        list.commit();
+        kinds.push((list, "an operation kind Suivi never writes"));
+        let mut counter = doc.fork();
+        counter
+            .put(ROOT, "visits", ScalarValue::counter(1))
+            .unwrap();
+        counter.commit();
+        let mut increment = counter.fork();
+        kinds.push((counter, "an operation kind Suivi never writes"));
+        increment.increment(ROOT, "visits", 2).unwrap();
+        increment.commit();
+        kinds.push((increment, "an operation kind Suivi never writes"));
+        for (mut doc, why) in kinds {
+            let change = doc.get_last_local_change().unwrap().clone();
+            assert_eq!(
+                parse_change(change.raw_bytes()).err(),
+                Some(ChangeRefusal::Malformed(why))
+            );
+        }
     }
 
     #[test]
