@@ -1,24 +1,30 @@
 #!/usr/bin/env bash
 # The Kotlin side, on the JVM: build the FFI library, generate its Kotlin bindings, compile them
-# with the demo app's logic and the tests (kotlinc from npm, JNA from Debian), run against a real
-# suivi-server.
+# with the demo app's logic, its unit tests (android-demo/app/src/test) and the bindings' tests
+# (ffi/tests/kotlin), then run every JUnit test class against a real suivi-server. kotlinc comes
+# from npm; JNA, JUnit 4 and kotlinx-coroutines from Debian (.ci/setup installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
 work="$target/kotlin"
 kotlin_home="${KOTLIN_HOME:-$HOME/.cache/suivi/kotlin/node_modules/kotlin-compiler}"
-jna="${JNA_JAR:-/usr/share/java/jna.jar}"
+jars=/usr/share/java
+classpath="$jars/jna.jar:$jars/junit4.jar:$jars/hamcrest-core.jar:$jars/kotlinx-coroutines-core.jar:$jars/atomicfu.jar"
 [ -x "$kotlin_home/bin/kotlinc" ] || { echo "kotlinc not found under $kotlin_home (bash .ci/setup installs it)"; exit 1; }
-[ -f "$jna" ] || { echo "$jna not found (apt-get install libjna-java)"; exit 1; }
+for jar in ${classpath//:/ }; do
+  [ -f "$jar" ] || { echo "$jar not found (bash .ci/setup installs it)"; exit 1; }
+done
 
 rm -rf "$work" && mkdir -p "$work"
 ffi/generate-kotlin.sh "$work/bindings"
-"$kotlin_home/bin/kotlinc" -nowarn -cp "$jna" -d "$work/classes" \
+"$kotlin_home/bin/kotlinc" -nowarn -cp "$classpath" -d "$work/classes" \
   "$work/bindings" \
   android-demo/app/src/main/kotlin/org/suivi/demo/logic \
-  ffi/tests/kotlin \
   android-demo/app/src/test/kotlin \
-  tests/kotlin
+  ffi/tests/kotlin
+# Every top-level class whose name ends in Test.
+tests=$(cd "$work/classes" && find . -name '*Test.class' ! -name '*$*' | sed 's|^\./||; s|\.class$||; s|/|.|g' | sort)
+[ -n "$tests" ] || { echo "no test classes found"; exit 1; }
 SUIVI_SERVER_BIN="$target/debug/suivi-server" \
   java -Djna.library.path="$target/debug" \
-  -cp "$work/classes:$kotlin_home/lib/kotlin-stdlib.jar:$jna" org.suivi.test.MainKt
+  -cp "$work/classes:$kotlin_home/lib/kotlin-stdlib.jar:$classpath" org.junit.runner.JUnitCore $tests

@@ -67,6 +67,9 @@ pub enum Error {
     Protocol(String),
     #[error("this app is too old for the sync server: update it, then sync again")]
     UpgradeRequired,
+    /// The sync was cancelled; every page committed before stays committed.
+    #[error("sync cancelled")]
+    Cancelled,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

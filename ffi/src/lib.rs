@@ -1,12 +1,18 @@
 //! Suivi for Kotlin/Android: thin uniffi adapters over `suivi-core`. No logic lives here: each
-//! call locks the store, calls core, and maps the result into records Kotlin can read.
+//! call takes a connection, calls core, and maps the result into records Kotlin can read.
+//!
+//! Two connections: reads (lists, search, a case, its history) go through a read-only one and
+//! never wait for a save or a sync; saves and syncs share the writer, which a sync holds only
+//! while it decides or commits a page, never while it waits on the network. Every call is
+//! blocking: from Kotlin, run it on `Dispatchers.IO`, never on the main thread.
 
 use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use suivi_core::forms::{Lang, FOLLOWUP, IDENTIFICATION, REFERRAL};
-use suivi_core::sync::HttpTransport;
+use suivi_core::sync::{session, Cancel, HttpTransport, Transport};
 use suivi_core::{Error as CoreError, Store, Transition};
 
 uniffi::setup_scaffolding!();
@@ -18,7 +24,8 @@ pub struct FieldProblem {
     pub key: String,
 }
 
-/// Errors Kotlin can act on. Messages carry ids and keys, never a child's data.
+/// Errors Kotlin can act on, one kind per thing the app does differently. Messages carry ids,
+/// keys and kinds of failure, never a child's data.
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum SuiviError {
     /// The data did not pass the form's checks; nothing was saved.
@@ -28,20 +35,43 @@ pub enum SuiviError {
     #[error("not found: {what}")]
     NotFound { what: String },
     /// The database key is wrong, or the file is not a Suivi database; the file is untouched.
+    /// The app offers to reset the store and enroll again.
     #[error("wrong key or not a Suivi database")]
     WrongKey,
-    /// The server refused (a case outside the caseload, a revoked device, an illegal move).
+    /// This device was revoked: its case data is wiped. It must be enrolled again.
+    #[error("this device was revoked; its case data was wiped")]
+    Revoked,
+    /// The store has no sync credential yet: enroll first.
+    #[error("not enrolled with a sync server")]
+    NotEnrolled,
+    /// The app is too old for the sync server: it must be updated before it syncs again.
+    #[error("upgrade required")]
+    UpgradeRequired,
+    /// A referral cannot make this move from its status; nothing was saved.
+    #[error("illegal referral transition {transition} from {from}")]
+    IllegalTransition { transition: String, from: String },
+    /// The server refused (an enrollment code, a case outside the caseload).
     #[error("forbidden: {reason}")]
     Forbidden { reason: String },
     /// The server cannot be reached; nothing was lost, sync again later.
     #[error("offline: {reason}")]
     Offline { reason: String },
-    /// The phone's storage failed or is full.
+    /// The phone's storage is full; nothing of the failed step was saved.
+    #[error("storage full")]
+    StorageFull,
+    /// The phone's storage failed.
     #[error("storage: {reason}")]
     Storage { reason: String },
-    /// The app is too old for the sync server: it must be updated before it syncs again.
-    #[error("upgrade required")]
-    UpgradeRequired,
+    /// The sync was cancelled; every page committed before it stays.
+    #[error("sync cancelled")]
+    Cancelled,
+    /// Input the app passed is not acceptable (an unknown transition, a bad certificate).
+    #[error("invalid input: {reason}")]
+    InvalidInput { reason: String },
+    /// A bug in Suivi (a panic), caught at the boundary: the app reports it and goes on. The
+    /// panic's own message stays out: it could hold data.
+    #[error("internal error")]
+    Internal,
     #[error("{reason}")]
     Other { reason: String },
 }
@@ -67,23 +97,30 @@ impl From<CoreError> for SuiviError {
             CoreError::WrongKeyOrCorrupt
             | CoreError::PlaintextDatabase
             | CoreError::ForeignDatabase => SuiviError::WrongKey,
-            CoreError::Forbidden(reason) => SuiviError::Forbidden { reason },
-            e @ (CoreError::DeviceRevoked | CoreError::IllegalTransition { .. }) => {
-                SuiviError::Forbidden {
-                    reason: e.to_string(),
-                }
-            }
-            CoreError::Offline(reason) => SuiviError::Offline { reason },
+            CoreError::DeviceRevoked => SuiviError::Revoked,
+            CoreError::NotEnrolled => SuiviError::NotEnrolled,
             CoreError::UpgradeRequired => SuiviError::UpgradeRequired,
+            CoreError::IllegalTransition { from, transition } => {
+                SuiviError::IllegalTransition { transition, from }
+            }
+            CoreError::Forbidden(reason) => SuiviError::Forbidden { reason },
+            CoreError::Offline(reason) => SuiviError::Offline { reason },
+            CoreError::StorageFull => SuiviError::StorageFull,
             CoreError::Storage(reason) => SuiviError::Storage { reason },
-            CoreError::StorageFull => SuiviError::Storage {
-                reason: "storage full".into(),
-            },
+            CoreError::Cancelled => SuiviError::Cancelled,
+            CoreError::InvalidInput(reason) => SuiviError::InvalidInput { reason },
             other => SuiviError::Other {
                 reason: other.to_string(),
             },
         }
     }
+}
+
+/// Runs one call with panics contained: a bug in Rust becomes `SuiviError::Internal` for the
+/// app to report, never a crash of the app (uniffi would raise its own exception with the
+/// panic's message).
+fn guard<T>(call: impl FnOnce() -> Result<T>) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(call)).unwrap_or(Err(SuiviError::Internal))
 }
 
 type Result<T, E = SuiviError> = std::result::Result<T, E>;
@@ -251,7 +288,35 @@ pub struct SyncSummary {
     pub refused: u64,
     /// Cases erased on the server (consent withdrawn) and deleted from this phone.
     pub erased: u64,
+    /// Pulled cases set aside because they failed to apply or check; the rest went on.
+    pub quarantined: u64,
     pub duration_ms: u64,
+}
+
+/// A pulled case set aside (it failed to apply or check), readable in its last good state.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct QuarantinedCase {
+    pub case_id: String,
+    pub reason: String,
+}
+
+/// Cancels a running sync from another thread (a Cancel button, a coroutine's cancellation).
+#[derive(uniffi::Object, Default)]
+pub struct SyncCancel {
+    inner: Cancel,
+}
+
+#[uniffi::export]
+impl SyncCancel {
+    #[uniffi::constructor]
+    pub fn new() -> Arc<Self> {
+        Arc::new(SyncCancel::default())
+    }
+
+    /// Stops the sync at once if it waits on the network, else before its next request.
+    pub fn cancel(&self) {
+        self.inner.cancel();
+    }
 }
 
 /// Progress while a sync runs.
@@ -263,7 +328,7 @@ pub struct SyncProgress {
     pub more: bool,
 }
 
-/// Receives sync progress (called on the syncing thread).
+/// Receives sync progress, on the syncing thread, with no lock held: post it to the UI thread.
 #[uniffi::export(callback_interface)]
 pub trait SyncListener: Send + Sync {
     /// Called after each committed page.
@@ -299,74 +364,130 @@ fn to_u64(n: usize) -> u64 {
 /// The encrypted case store of this device.
 #[derive(uniffi::Object)]
 pub struct CaseStore {
-    inner: Mutex<Store>,
+    /// Saves, syncs and enrollment.
+    writer: Mutex<Store>,
+    /// Lists, search, case screens: a read-only connection that never waits for the writer.
+    reader: Mutex<Store>,
+}
+
+fn lock(store: &Mutex<Store>) -> MutexGuard<'_, Store> {
+    // A panic while holding the lock left SQLite consistent (its transaction rolled back), so
+    // the store stays usable.
+    store.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl CaseStore {
-    fn store(&self) -> MutexGuard<'_, Store> {
-        // A panic in core while holding the lock leaves SQLite consistent (transactions roll
-        // back), so the store stays usable.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    fn with(writer: Store, path: &str, key: &str) -> Result<Arc<Self>> {
+        let reader = Store::open_reader(Path::new(path), key)?;
+        Ok(Arc::new(CaseStore {
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+        }))
     }
+
+    fn writer(&self) -> MutexGuard<'_, Store> {
+        lock(&self.writer)
+    }
+
+    fn reader(&self) -> MutexGuard<'_, Store> {
+        lock(&self.reader)
+    }
+}
+
+/// Deletes a store's files: the reset before enrolling again, after a revocation or when the
+/// database key is lost. Close every `CaseStore` on it first. Unsynced work is lost: ask first.
+#[uniffi::export]
+pub fn remove_store(path: String) -> Result<()> {
+    guard(|| Ok(Store::remove_files(Path::new(&path))?))
 }
 
 #[uniffi::export]
 impl CaseStore {
-    /// Creates the store for a user on this device. `key` comes from the Android Keystore.
+    /// Creates a store for a user without enrolling it (offline use and tests; the app
+    /// enrolls with `enroll_new`). `key` comes from the Android Keystore.
     #[uniffi::constructor]
     pub fn create(path: String, key: String, user: String, device: String) -> Result<Arc<Self>> {
-        let store = Store::create(Path::new(&path), &key, &user, &device)?;
-        Ok(Arc::new(CaseStore {
-            inner: Mutex::new(store),
-        }))
+        guard(|| {
+            let store = Store::create(Path::new(&path), &key, &user, &device)?;
+            CaseStore::with(store, &path, &key)
+        })
+    }
+
+    /// Creates the store for `user` and enrolls it with a one-time code, trusting `ca_pem` (a
+    /// project's own certificate authority, PEM) for this request and every sync after it. On
+    /// any failure no store is left behind, so the app can try again. Blocking: network.
+    #[uniffi::constructor]
+    pub fn enroll_new(
+        path: String,
+        key: String,
+        user: String,
+        device: String,
+        server_url: String,
+        code: String,
+        ca_pem: Option<String>,
+    ) -> Result<Arc<Self>> {
+        guard(|| {
+            let (store, _) = Store::create_enrolled(
+                Path::new(&path),
+                &key,
+                &user,
+                &device,
+                &server_url,
+                &code,
+                ca_pem.as_deref(),
+            )?;
+            CaseStore::with(store, &path, &key)
+        })
     }
 
     /// Opens the store; a wrong key is `SuiviError.WrongKey` and changes nothing.
     #[uniffi::constructor]
     pub fn open(path: String, key: String) -> Result<Arc<Self>> {
-        let store = Store::open(Path::new(&path), &key)?;
-        Ok(Arc::new(CaseStore {
-            inner: Mutex::new(store),
-        }))
+        guard(|| {
+            let store = Store::open(Path::new(&path), &key)?;
+            CaseStore::with(store, &path, &key)
+        })
     }
 
     /// The user this store belongs to.
     pub fn user(&self) -> String {
-        self.store().identity().user.clone()
+        self.reader().identity().user.clone()
     }
 
     /// A form by id ("identification", "referral", "followup"), labelled in `lang` (fr, en, ar).
     pub fn form(&self, form_id: String, lang: String) -> Result<FormInfo> {
-        let store = self.store();
-        let lang = Lang::from_tag(&lang);
-        let form = store.forms().latest(&form_id)?;
-        Ok(FormInfo {
-            id: form.id.clone(),
-            version: form.version,
-            title: form.title.get(lang).to_string(),
-            right_to_left: lang == Lang::Ar,
-            fields: form
-                .fields
-                .iter()
-                .map(|f| FieldInfo {
-                    id: f.id.clone(),
-                    field_type: serde_json::to_value(f.field_type)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default(),
-                    label: f.label.get(lang).to_string(),
-                    required: f.required,
-                    multiline: f.multiline,
-                    choices: f
-                        .choices
-                        .iter()
-                        .map(|c| ChoiceInfo {
-                            id: c.id.clone(),
-                            label: c.label.get(lang).to_string(),
-                        })
-                        .collect(),
-                })
-                .collect(),
+        guard(|| {
+            let store = self.reader();
+            let lang = Lang::from_tag(&lang);
+            let form = store.forms().latest(&form_id)?;
+            Ok(FormInfo {
+                id: form.id.clone(),
+                version: form.version,
+                title: form.title.get(lang).to_string(),
+                right_to_left: lang == Lang::Ar,
+                fields: form
+                    .fields
+                    .iter()
+                    .map(|f| FieldInfo {
+                        id: f.id.clone(),
+                        field_type: serde_json::to_value(f.field_type)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default(),
+                        label: f.label.get(lang).to_string(),
+                        required: f.required,
+                        multiline: f.multiline,
+                        choices: f
+                            .choices
+                            .iter()
+                            .map(|c| ChoiceInfo {
+                                id: c.id.clone(),
+                                label: c.label.get(lang).to_string(),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
         })
     }
 
@@ -376,24 +497,28 @@ impl CaseStore {
         form_id: String,
         inputs: HashMap<String, String>,
     ) -> Result<Vec<String>> {
-        let store = self.store();
-        let form = store.forms().latest(&form_id)?;
-        // Half-typed values do not hide anything: keep what parses.
-        let record = inputs
-            .iter()
-            .filter_map(|(k, v)| form.parse_input(k, v).ok().map(|j| (k.clone(), j)))
-            .collect();
-        Ok(form.visible_fields(&record))
+        guard(|| {
+            let store = self.reader();
+            let form = store.forms().latest(&form_id)?;
+            // Half-typed values do not hide anything: keep what parses.
+            let record = inputs
+                .iter()
+                .filter_map(|(k, v)| form.parse_input(k, v).ok().map(|j| (k.clone(), j)))
+                .collect();
+            Ok(form.visible_fields(&record))
+        })
     }
 
     /// Records a new child from the identification form's text inputs; returns the case id.
     pub fn create_case(&self, inputs: HashMap<String, String>) -> Result<String> {
-        let mut store = self.store();
-        let record = store
-            .forms()
-            .latest(IDENTIFICATION)?
-            .record_from_inputs(&inputs)?;
-        Ok(store.create_case(&record)?)
+        guard(|| {
+            let mut store = self.writer();
+            let record = store
+                .forms()
+                .latest(IDENTIFICATION)?
+                .record_from_inputs(&inputs)?;
+            Ok(store.create_case(&record)?)
+        })
     }
 
     /// Changes identification fields (an empty input clears the field); returns what changed.
@@ -402,22 +527,26 @@ impl CaseStore {
         case_id: String,
         inputs: HashMap<String, String>,
     ) -> Result<Vec<String>> {
-        let mut store = self.store();
-        let record = store
-            .forms()
-            .latest(IDENTIFICATION)?
-            .record_from_inputs(&inputs)?;
-        Ok(store.edit_case(&case_id, &record)?)
+        guard(|| {
+            let mut store = self.writer();
+            let record = store
+                .forms()
+                .latest(IDENTIFICATION)?
+                .record_from_inputs(&inputs)?;
+            Ok(store.edit_case(&case_id, &record)?)
+        })
     }
 
     /// Refers the child to a service; returns the referral id.
     pub fn refer(&self, case_id: String, inputs: HashMap<String, String>) -> Result<String> {
-        let mut store = self.store();
-        let record = store
-            .forms()
-            .latest(REFERRAL)?
-            .record_from_inputs(&inputs)?;
-        Ok(store.refer(&case_id, &record)?)
+        guard(|| {
+            let mut store = self.writer();
+            let record = store
+                .forms()
+                .latest(REFERRAL)?
+                .record_from_inputs(&inputs)?;
+            Ok(store.refer(&case_id, &record)?)
+        })
     }
 
     /// Moves a referral (send, accept, decline, start, complete, close, transfer); a transfer
@@ -429,184 +558,272 @@ impl CaseStore {
         note: Option<String>,
         next_provider: Option<String>,
     ) -> Result<Option<String>> {
-        let transition = Transition::parse(&transition)?;
-        Ok(self.store().transition_referral(
-            &referral_id,
-            transition,
-            note.as_deref(),
-            next_provider.as_deref(),
-        )?)
+        guard(|| {
+            let transition = Transition::parse(&transition)?;
+            Ok(self.writer().transition_referral(
+                &referral_id,
+                transition,
+                note.as_deref(),
+                next_provider.as_deref(),
+            )?)
+        })
     }
 
     /// Records a follow-up visit; returns its id.
     pub fn add_followup(&self, case_id: String, inputs: HashMap<String, String>) -> Result<String> {
-        let mut store = self.store();
-        let record = store
-            .forms()
-            .latest(FOLLOWUP)?
-            .record_from_inputs(&inputs)?;
-        Ok(store.add_followup(&case_id, &record)?)
+        guard(|| {
+            let mut store = self.writer();
+            let record = store
+                .forms()
+                .latest(FOLLOWUP)?
+                .record_from_inputs(&inputs)?;
+            Ok(store.add_followup(&case_id, &record)?)
+        })
     }
 
     /// The caseload list, from the projections (no document is loaded).
     pub fn list_cases(&self, query: CaseQuery) -> Result<Vec<CaseSummary>> {
-        let filter = suivi_core::CaseFilter {
-            query: query.text,
-            village: query.village,
-            risk_level: query.risk_level,
-            referral_status: query.referral_status,
-            overdue_on: query
-                .overdue_on
-                .map(|d| {
-                    suivi_core::store::parse_date(&d).ok_or_else(|| SuiviError::Validation {
-                        problems: vec![FieldProblem {
-                            field: "overdue_on".into(),
-                            key: "type.date".into(),
-                        }],
+        guard(|| {
+            let filter = suivi_core::CaseFilter {
+                query: query.text,
+                village: query.village,
+                risk_level: query.risk_level,
+                referral_status: query.referral_status,
+                overdue_on: query
+                    .overdue_on
+                    .map(|d| {
+                        suivi_core::store::parse_date(&d).ok_or_else(|| SuiviError::Validation {
+                            problems: vec![FieldProblem {
+                                field: "overdue_on".into(),
+                                key: "type.date".into(),
+                            }],
+                        })
                     })
-                })
-                .transpose()?,
-            limit: query.limit.map(|l| l as usize),
-        };
-        Ok(self
-            .store()
-            .list_cases(&filter)?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+                    .transpose()?,
+                limit: query.limit.map(|l| l as usize),
+            };
+            Ok(self
+                .reader()
+                .list_cases(&filter)?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
     }
 
     /// Everything about one case: identification, referral chain, visits, conflicts.
     pub fn case_detail(&self, case_id: String) -> Result<CaseDetail> {
-        let d = self.store().case(&case_id)?;
-        Ok(CaseDetail {
-            summary: d.summary.into(),
-            identification: text_fields(&d.identification),
-            referrals: d
-                .referrals
-                .into_iter()
-                .map(|r| ReferralInfo {
-                    fields: text_fields(&r.fields),
-                    referral_id: r.id,
-                    status: r.status,
-                    created_at: r.created_at,
-                    created_by: r.created_by,
-                    previous_referral: r.previous_referral,
-                    next_referral: r.next_referral,
-                    steps: r
-                        .transitions
-                        .into_iter()
-                        .map(|t| ReferralStep {
-                            transition: t.transition,
-                            from: t.from,
-                            to: t.to,
-                            actor: t.actor,
-                            at: t.at,
-                            note: t.note,
-                        })
-                        .collect(),
-                })
-                .collect(),
-            followups: d
-                .followups
-                .into_iter()
-                .map(|f| FollowUpInfo {
-                    fields: text_fields(&f.fields),
-                    followup_id: f.id,
-                    created_at: f.created_at,
-                    created_by: f.created_by,
-                })
-                .collect(),
-            conflicts: d
-                .conflicts
-                .into_iter()
-                .map(|c| ConflictInfo {
-                    path: c.path,
-                    values: c.values.iter().map(ToString::to_string).collect(),
-                })
-                .collect(),
+        guard(|| {
+            let d = self.reader().case(&case_id)?;
+            Ok(CaseDetail {
+                summary: d.summary.into(),
+                identification: text_fields(&d.identification),
+                referrals: d
+                    .referrals
+                    .into_iter()
+                    .map(|r| ReferralInfo {
+                        fields: text_fields(&r.fields),
+                        referral_id: r.id,
+                        status: r.status,
+                        created_at: r.created_at,
+                        created_by: r.created_by,
+                        previous_referral: r.previous_referral,
+                        next_referral: r.next_referral,
+                        steps: r
+                            .transitions
+                            .into_iter()
+                            .map(|t| ReferralStep {
+                                transition: t.transition,
+                                from: t.from,
+                                to: t.to,
+                                actor: t.actor,
+                                at: t.at,
+                                note: t.note,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+                followups: d
+                    .followups
+                    .into_iter()
+                    .map(|f| FollowUpInfo {
+                        fields: text_fields(&f.fields),
+                        followup_id: f.id,
+                        created_at: f.created_at,
+                        created_by: f.created_by,
+                    })
+                    .collect(),
+                conflicts: d
+                    .conflicts
+                    .into_iter()
+                    .map(|c| ConflictInfo {
+                        path: c.path,
+                        values: c.values.iter().map(ToString::to_string).collect(),
+                    })
+                    .collect(),
+            })
         })
     }
 
     /// Who changed what in a case, and when.
     pub fn history(&self, case_id: String) -> Result<Vec<HistoryItem>> {
-        let to_text = |v: Option<serde_json::Value>| v.map(|v| v.to_string());
-        Ok(self
-            .store()
-            .history(&case_id)?
-            .into_iter()
-            .map(|h| HistoryItem {
-                at: h.at.to_rfc3339(),
-                user: h.user,
-                action: h.action,
-                verified_user: h.verified.as_ref().map(|v| v.user.clone()),
-                verified_device: h.verified.as_ref().map(|v| v.device.clone()),
-                received_at: h
-                    .verified
-                    .as_ref()
-                    .and_then(|v| v.received_at)
-                    .map(|t| t.to_rfc3339()),
-                changes: h
-                    .changes
-                    .into_iter()
-                    .map(|c| FieldChangeInfo {
-                        path: c.path,
-                        old_value: to_text(c.old),
-                        new_value: to_text(c.new),
-                    })
-                    .collect(),
-            })
-            .collect())
+        guard(|| {
+            let to_text = |v: Option<serde_json::Value>| v.map(|v| v.to_string());
+            Ok(self
+                .reader()
+                .history(&case_id)?
+                .into_iter()
+                .map(|h| HistoryItem {
+                    at: h.at.to_rfc3339(),
+                    user: h.user,
+                    action: h.action,
+                    verified_user: h.verified.as_ref().map(|v| v.user.clone()),
+                    verified_device: h.verified.as_ref().map(|v| v.device.clone()),
+                    received_at: h
+                        .verified
+                        .as_ref()
+                        .and_then(|v| v.received_at)
+                        .map(|t| t.to_rfc3339()),
+                    changes: h
+                        .changes
+                        .into_iter()
+                        .map(|c| FieldChangeInfo {
+                            path: c.path,
+                            old_value: to_text(c.old),
+                            new_value: to_text(c.new),
+                        })
+                        .collect(),
+                })
+                .collect())
+        })
     }
 
     /// Cases holding a conflict, for the conflicts badge.
     pub fn conflicted_case_count(&self) -> Result<u64> {
-        let rows = self
-            .store()
-            .list_cases(&suivi_core::CaseFilter::default())?;
-        Ok(to_u64(rows.iter().filter(|r| r.conflict_count > 0).count()))
-    }
-
-    /// Enrolls this device with a sync server using a one-time code from an admin.
-    pub fn enroll(&self, server_url: String, code: String) -> Result<EnrollmentInfo> {
-        let transport = HttpTransport::new(&server_url)?;
-        let e = self.store().enroll(&transport, &server_url, &code)?;
-        Ok(EnrollmentInfo {
-            device_id: e.device_id,
-            user: e.user,
-            role: e.role,
+        guard(|| {
+            let rows = self
+                .reader()
+                .list_cases(&suivi_core::CaseFilter::default())?;
+            Ok(to_u64(rows.iter().filter(|r| r.conflict_count > 0).count()))
         })
     }
 
-    /// Syncs the caseload. Being offline is `SuiviError.Offline` and loses nothing.
-    pub fn sync(&self, listener: Option<Box<dyn SyncListener>>) -> Result<SyncSummary> {
-        let mut store = self.store();
-        let transport = store.transport()?;
-        let report = store.sync(&transport, &mut |p| {
-            if let Some(l) = &listener {
-                l.on_progress(SyncProgress {
-                    round_trips: to_u64(p.round_trips),
-                    cases_down: to_u64(p.cases_down),
-                    bytes_down: to_u64(p.bytes_down),
-                    more: p.more,
-                });
+    /// Enrolls this store with a sync server using a one-time code from an admin, trusting
+    /// `ca_pem` (a project's own certificate authority, PEM) for this request and every sync
+    /// after it. The store is free for reads and saves while the request is on the network.
+    pub fn enroll(
+        &self,
+        server_url: String,
+        code: String,
+        ca_pem: Option<String>,
+    ) -> Result<EnrollmentInfo> {
+        guard(|| {
+            let transport = HttpTransport::with_root_certificate(
+                &server_url,
+                ca_pem.as_deref().map(str::as_bytes),
+            )?;
+            let body = self.writer().enrollment_request(&code)?;
+            let reply = transport.post("/v1/enroll", "application/json", body, None)?;
+            let mut store = self.writer();
+            if let Some(pem) = &ca_pem {
+                store.set_server_ca(pem)?;
             }
-        })?;
-        Ok(SyncSummary {
-            cases_up: to_u64(report.cases_up),
-            cases_down: to_u64(report.cases_down),
-            bytes_up: to_u64(report.bytes_up),
-            bytes_down: to_u64(report.bytes_down),
-            round_trips: to_u64(report.round_trips),
-            conflicts: to_u64(report.conflicts),
-            refused: to_u64(report.refused.len()),
-            erased: to_u64(report.erased),
-            duration_ms: report.duration_ms,
+            let e = store.finish_enrollment(&server_url, &reply)?;
+            Ok(EnrollmentInfo {
+                device_id: e.device_id,
+                user: e.user,
+                role: e.role,
+            })
         })
+    }
+
+    /// This device's enrollment; `None` before enrolling, or after a revocation's wipe.
+    pub fn enrollment(&self) -> Result<Option<EnrollmentInfo>> {
+        guard(|| {
+            Ok(self.reader().enrollment()?.map(|e| EnrollmentInfo {
+                device_id: e.device_id,
+                user: e.user,
+                role: e.role,
+            }))
+        })
+    }
+
+    /// Trusts a project's own certificate authority (PEM) for this store's server.
+    pub fn set_server_ca(&self, ca_pem: String) -> Result<()> {
+        guard(|| Ok(self.writer().set_server_ca(&ca_pem)?))
+    }
+
+    /// Syncs the caseload. Being offline is `SuiviError.Offline` and loses nothing; `cancel`
+    /// stops it (`SuiviError.Cancelled`), keeping every page committed before. Reads and saves
+    /// on other threads go on meanwhile. `listener` is called with no lock held.
+    pub fn sync(
+        &self,
+        listener: Option<Box<dyn SyncListener>>,
+        cancel: Option<Arc<SyncCancel>>,
+    ) -> Result<SyncSummary> {
+        guard(|| {
+            let transport = self.writer().transport()?;
+            let cancel = cancel.map(|c| c.inner.clone()).unwrap_or_default();
+            let mut handle = &self.writer;
+            let report = session::run(
+                &mut handle,
+                &transport,
+                &mut |p| {
+                    if let Some(l) = &listener {
+                        l.on_progress(SyncProgress {
+                            round_trips: to_u64(p.round_trips),
+                            cases_down: to_u64(p.cases_down),
+                            bytes_down: to_u64(p.bytes_down),
+                            more: p.more,
+                        });
+                    }
+                },
+                &cancel,
+            )?;
+            Ok(SyncSummary {
+                cases_up: to_u64(report.cases_up),
+                cases_down: to_u64(report.cases_down),
+                bytes_up: to_u64(report.bytes_up),
+                bytes_down: to_u64(report.bytes_down),
+                round_trips: to_u64(report.round_trips),
+                conflicts: to_u64(report.conflicts),
+                refused: to_u64(report.refused.len()),
+                erased: to_u64(report.erased),
+                quarantined: to_u64(report.quarantined.len()),
+                duration_ms: report.duration_ms,
+            })
+        })
+    }
+
+    /// Pulled cases set aside, with why (a reason, no case data).
+    pub fn quarantined_cases(&self) -> Result<Vec<QuarantinedCase>> {
+        guard(|| {
+            Ok(self
+                .reader()
+                .quarantined_cases()?
+                .into_iter()
+                .map(|q| QuarantinedCase {
+                    case_id: q.case_id,
+                    reason: q.reason,
+                })
+                .collect())
+        })
+    }
+
+    /// Cases with changes the server has not acknowledged: what a reset would lose. The app
+    /// keeps this number (no case data) outside the encrypted store, for the day the key is
+    /// lost and the store cannot be opened to count.
+    pub fn unsynced_case_count(&self) -> Result<u64> {
+        guard(|| Ok(u64::try_from(self.reader().unsynced_case_count()?).unwrap_or(0)))
+    }
+
+    /// Whether a revoked device's case data was wiped (the app then offers to enroll again).
+    pub fn is_wiped(&self) -> Result<bool> {
+        guard(|| Ok(self.reader().is_wiped()?))
     }
 
     /// When the last sync completed (RFC 3339), if ever.
     pub fn last_sync(&self) -> Result<Option<String>> {
-        Ok(self.store().last_sync()?)
+        guard(|| Ok(self.reader().last_sync()?))
     }
 }

@@ -81,7 +81,8 @@ pub struct Store {
 /// Opens the SQLCipher connection and proves the key before anything is written: a wrong key,
 /// a plaintext SQLite file or another application's database is a typed error and the file is
 /// left exactly as it was.
-fn open_connection(path: &Path, key: &str, create: bool) -> Result<Connection> {
+fn open_connection(path: &Path, key: &str, mode: Access) -> Result<Connection> {
+    let create = mode == Access::Create;
     if let Ok(mut file) = std::fs::File::open(path) {
         use std::io::Read;
         let mut header = [0u8; 16];
@@ -94,7 +95,10 @@ fn open_connection(path: &Path, key: &str, create: bool) -> Result<Connection> {
             id: "database file".into(),
         });
     }
-    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut flags = match mode {
+        Access::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
+        Access::Create | Access::ReadWrite => OpenFlags::SQLITE_OPEN_READ_WRITE,
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if create {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
@@ -126,7 +130,17 @@ fn open_connection(path: &Path, key: &str, create: bool) -> Result<Connection> {
     // Keep decrypted pages of the projections in memory: lists and searches read them again and
     // again, and SQLCipher decrypts every page it reads from disk.
     conn.pragma_update(None, "cache_size", -STORE_CACHE_KIB_MAX)?;
-    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+    if mode == Access::ReadOnly {
+        // The writer set WAL mode, which lets this connection read while it writes.
+        let journal: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        if !journal.eq_ignore_ascii_case("wal") {
+            return Err(Error::Storage(format!(
+                "a reader needs the store in WAL mode, found {journal}"
+            )));
+        }
+    } else {
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+    }
     // FULL: an acknowledged save survives a power cut, not only a killed process.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -134,6 +148,13 @@ fn open_connection(path: &Path, key: &str, create: bool) -> Result<Connection> {
     // child's name must not survive in it.
     conn.pragma_update(None, "secure_delete", "ON")?;
     Ok(conn)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Create,
+    ReadWrite,
+    ReadOnly,
 }
 
 fn parse_heads(text: &str) -> Vec<ChangeHash> {
@@ -185,7 +206,7 @@ impl Store {
                 "user and device must not be empty".into(),
             ));
         }
-        let mut conn = open_connection(path, key, true)?;
+        let mut conn = open_connection(path, key, Access::Create)?;
         if schema::user_version(&conn)? > 0 {
             return Err(Error::AlreadyInitialised);
         }
@@ -205,7 +226,7 @@ impl Store {
 
     /// Opens an existing store; upgrades its schema if this build is newer.
     pub fn open(path: &Path, key: &str) -> Result<Store> {
-        let mut conn = open_connection(path, key, false)?;
+        let mut conn = open_connection(path, key, Access::ReadWrite)?;
         if schema::user_version(&conn)? == 0 {
             return Err(Error::NotFound {
                 kind: "store",
@@ -213,6 +234,41 @@ impl Store {
             });
         }
         schema::migrate_to(&mut conn, schema::LATEST_VERSION)?;
+        Store::from_connection(conn)
+    }
+
+    /// Deletes a store's files (database, write-ahead log, shared memory): a reset before a new
+    /// enrollment, when the key is lost or the device was revoked. Missing files are fine.
+    pub fn remove_files(path: &Path) -> Result<()> {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            match std::fs::remove_file(&name) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(Error::Storage(format!(
+                        "cannot remove the store: {}",
+                        e.kind()
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens a second, read-only connection to a store that is open for writing (which made
+    /// it current): lists, searches and case screens read through it and never wait for a
+    /// sync or a save, which SQLite's WAL mode lets write meanwhile.
+    pub fn open_reader(path: &Path, key: &str) -> Result<Store> {
+        let conn = open_connection(path, key, Access::ReadOnly)?;
+        let version = schema::user_version(&conn)?;
+        if version != schema::LATEST_VERSION {
+            return Err(Error::Storage(format!(
+                "a reader needs the store at schema {}, found {version}: open it for writing first",
+                schema::LATEST_VERSION
+            )));
+        }
         Store::from_connection(conn)
     }
 
@@ -356,7 +412,7 @@ impl Store {
         }
         if local {
             tx.execute(
-                "UPDATE case_sync SET dirty = 1 WHERE case_id = ?1",
+                "UPDATE case_sync SET dirty = 1, edits = edits + 1 WHERE case_id = ?1",
                 [case_id],
             )?;
         }
@@ -841,7 +897,7 @@ mod tests {
         let forms = FormRegistry::builtin();
         let case_id = "0123456789abcdef0123456789abcdef";
         {
-            let mut conn = open_connection(&old_path, KEY, true).unwrap();
+            let mut conn = open_connection(&old_path, KEY, Access::Create).unwrap();
             schema::migrate_to(&mut conn, 1).unwrap();
             assert_eq!(schema::user_version(&conn).unwrap(), 1);
             for (k, v) in [
@@ -889,7 +945,7 @@ mod tests {
         let path = dir.path().join("new.db");
         drop(Store::create(&path, KEY, "u", "d").unwrap());
         {
-            let conn = open_connection(&path, KEY, false).unwrap();
+            let conn = open_connection(&path, KEY, Access::ReadWrite).unwrap();
             conn.pragma_update(None, "user_version", schema::LATEST_VERSION + 1)
                 .unwrap();
         }

@@ -3,16 +3,14 @@
 //! failed sync has committed whole pages only, and the next one continues from there.
 
 use std::collections::HashSet;
-use std::time::Instant;
 
-use automerge::sync::{Message, State, SyncDoc};
 use automerge::ChangeHash;
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::protocol::{
-    self, CaseChanges, DocSyncRequest, DocSyncResponse, EnrollRequest, EnrollResponse, ErrorBody,
-    PulledCase, Refusal, RefusalReason, SyncRequest, SyncResponse, CONTENT_TYPE, PROTOCOL_VERSION,
+    self, EnrollRequest, EnrollResponse, ErrorBody, PulledCase, Refusal, RefusalReason,
+    SyncResponse,
 };
 use super::transport::{Credentials, HttpReply, Transport};
 use crate::case_doc::CaseDoc;
@@ -21,28 +19,23 @@ use crate::store::Store;
 
 /// Raw change bytes gathered into one push before the rest waits for the next round trip.
 pub const PUSH_RAW_BYTES_MAX: usize = 2 * 1024 * 1024;
-/// Round trips of the per-document fallback before giving up on a case for this sync.
-pub const DOC_SYNC_ROUNDS_MAX: usize = 8;
-/// Round trips of one sync: enough for a 10,000-case first sync in 64 KB pages.
-pub const SYNC_ROUND_TRIPS_MAX: usize = 10_000;
-
 const META_SERVER: &str = "server";
 const META_DEVICE_ID: &str = "device_id";
-const META_TOKEN: &str = "device_token";
+pub(super) const META_TOKEN: &str = "device_token";
 const META_ROLE: &str = "role";
 const META_CURSOR: &str = "cursor";
 /// The last erasure this device applied (the server's erasure sequence).
-const META_ERASURES: &str = "erasures_cursor";
+pub(super) const META_ERASURES: &str = "erasures_cursor";
 /// The server's feed mark at the cursor: proves at the next sync that the server still holds
 /// the same history up to there.
-const META_MARK: &str = "feed_mark";
-const META_LAST_SYNC: &str = "last_sync";
+pub(super) const META_MARK: &str = "feed_mark";
+pub(super) const META_LAST_SYNC: &str = "last_sync";
 const META_SERVER_CA: &str = "server_ca";
 
 /// `case_sync.dirty`: 0 the server has everything; 1 local changes wait; 2 the server refused them.
-const DIRTY_CLEAN: i64 = 0;
-const DIRTY_PENDING: i64 = 1;
-const DIRTY_REFUSED: i64 = 2;
+pub(super) const DIRTY_CLEAN: i64 = 0;
+pub(super) const DIRTY_PENDING: i64 = 1;
+pub(super) const DIRTY_REFUSED: i64 = 2;
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct SyncReport {
@@ -99,11 +92,13 @@ pub struct Enrollment {
     pub role: String,
 }
 
-struct Pushed {
-    case_id: String,
-    changes: Vec<Vec<u8>>,
+pub(super) struct Pushed {
+    pub(super) case_id: String,
+    pub(super) changes: Vec<Vec<u8>>,
     hashes: Vec<ChangeHash>,
     heads: Vec<ChangeHash>,
+    /// The case's local save count when it was gathered (`case_sync.edits`).
+    edits: i64,
 }
 
 fn json_reply<T: for<'de> serde::Deserialize<'de>>(reply: &HttpReply) -> Result<T> {
@@ -119,18 +114,29 @@ impl Store {
         server: &str,
         code: &str,
     ) -> Result<Enrollment> {
+        let body = self.enrollment_request(code)?;
+        let reply = transport.post("/v1/enroll", "application/json", body, None)?;
+        self.finish_enrollment(server, &reply)
+    }
+
+    /// The body of `POST /v1/enroll` for this device. Split from `finish_enrollment` so an app
+    /// holds the store only before and after the request, never during it.
+    pub fn enrollment_request(&self, code: &str) -> Result<Vec<u8>> {
         let request = EnrollRequest {
             code: code.trim().to_string(),
             user: self.identity().user.clone(),
             actor: self.identity().actor.clone(),
             device_name: self.identity().device.clone(),
         };
-        let body = serde_json::to_vec(&request).map_err(|e| Error::Protocol(e.to_string()))?;
-        let reply = transport.post("/v1/enroll", "application/json", body, None)?;
+        serde_json::to_vec(&request).map_err(|e| Error::Protocol(e.to_string()))
+    }
+
+    /// Keeps the credential the server's reply to `enrollment_request` carries.
+    pub fn finish_enrollment(&mut self, server: &str, reply: &HttpReply) -> Result<Enrollment> {
         if reply.status != 200 {
-            return Err(status_error(&reply));
+            return Err(status_error(reply));
         }
-        let enrolled: EnrollResponse = json_reply(&reply)?;
+        let enrolled: EnrollResponse = json_reply(reply)?;
         if enrolled.user != self.identity().user {
             return Err(Error::InvalidInput(format!(
                 "this store belongs to {} but the code was issued for {}",
@@ -138,20 +144,75 @@ impl Store {
                 enrolled.user
             )));
         }
+        let tx = self.connection_ref().unchecked_transaction()?;
         for (k, v) in [
             (META_SERVER, server),
             (META_DEVICE_ID, enrolled.device_id.as_str()),
             (META_TOKEN, enrolled.token.as_str()),
             (META_ROLE, enrolled.role.as_str()),
         ] {
-            self.set_meta(k, v)?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [k, v],
+            )?;
         }
+        tx.commit()?;
         Ok(Enrollment {
             server: server.to_string(),
             device_id: enrolled.device_id,
             user: enrolled.user,
             role: enrolled.role,
         })
+    }
+
+    /// Creates a store at `path` for `user` and enrolls it, trusting `ca_pem` (a project's own
+    /// certificate authority) for the enrollment request itself and every sync after it. If
+    /// anything fails the new files are removed, so the app can simply try again; an existing
+    /// store is never touched (`AlreadyInitialised`: reset it explicitly first).
+    pub fn create_enrolled(
+        path: &std::path::Path,
+        key: &str,
+        user: &str,
+        device: &str,
+        server: &str,
+        code: &str,
+        ca_pem: Option<&str>,
+    ) -> Result<(Store, Enrollment)> {
+        if path.exists() {
+            return Err(Error::AlreadyInitialised);
+        }
+        let transport =
+            crate::sync::HttpTransport::with_root_certificate(server, ca_pem.map(str::as_bytes))?;
+        let attempt = Store::create(path, key, user, device).and_then(|mut store| {
+            if let Some(pem) = ca_pem {
+                store.set_server_ca(pem)?;
+            }
+            let enrolled = store.enroll(&transport, server, code)?;
+            Ok((store, enrolled))
+        });
+        if attempt.is_err() {
+            Store::remove_files(path)?;
+        }
+        attempt
+    }
+
+    /// This device's enrollment, if it has a credential (`None` before enrolling or once a
+    /// revocation's wipe was confirmed).
+    pub fn enrollment(&self) -> Result<Option<Enrollment>> {
+        let (Some(server), Some(device_id), Some(_)) = (
+            self.meta(META_SERVER)?,
+            self.meta(META_DEVICE_ID)?,
+            self.meta(META_TOKEN)?,
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(Enrollment {
+            server,
+            device_id,
+            user: self.identity().user.clone(),
+            role: self.meta(META_ROLE)?.unwrap_or_default(),
+        }))
     }
 
     pub fn server_url(&self) -> Result<String> {
@@ -192,94 +253,18 @@ impl Store {
         self.meta(META_LAST_SYNC)
     }
 
-    /// Syncs the whole caseload: pushes every local change and pulls every page.
+    /// Syncs the whole caseload: pushes every local change and pulls every page (the CLI's
+    /// way: the store is held throughout; an app uses `session::run` with a locked store).
     pub fn sync(
         &mut self,
         transport: &dyn Transport,
         progress: &mut dyn FnMut(&SyncProgress),
     ) -> Result<SyncReport> {
-        let started = Instant::now();
-        let credentials = self.credentials()?;
-        let mut report = SyncReport::default();
-        let mut fallback: Vec<String> = Vec::new();
-        // Cases refused for now (a quota): pending still, pushed again at the next sync.
-        let mut later: Vec<String> = Vec::new();
-        let mut conflicted: HashSet<String> = HashSet::new();
-        for _ in 0..SYNC_ROUND_TRIPS_MAX {
-            let skip = skip_after(&fallback, &later);
-            let pushed = self.collect_push(&skip)?;
-            let cursor = self.cursor()?;
-            let mark = self
-                .meta(META_MARK)?
-                .and_then(|m| hex::decode(m).ok())
-                .unwrap_or_default();
-            let request = SyncRequest {
-                version: PROTOCOL_VERSION,
-                cursor,
-                mark: serde_bytes::ByteBuf::from(mark),
-                push: pushed
-                    .iter()
-                    .map(|p| CaseChanges {
-                        case_id: p.case_id.clone(),
-                        changes: p
-                            .changes
-                            .iter()
-                            .cloned()
-                            .map(serde_bytes::ByteBuf::from)
-                            .collect(),
-                    })
-                    .collect(),
-                erasures_seen: self
-                    .meta(META_ERASURES)?
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(0),
-            };
-            let body = protocol::encode(&request)?;
-            report.bytes_up += body.len();
-            report.round_trips += 1;
-            let reply = transport.post("/v1/sync", CONTENT_TYPE, body, Some(&credentials))?;
-            report.bytes_down += reply.body.len();
-            if reply.status != 200 {
-                return Err(self.handle_error_reply(transport, &credentials, &reply));
-            }
-            let response: SyncResponse = protocol::decode(&reply.body)?;
-            if response.version != PROTOCOL_VERSION {
-                return Err(Error::Protocol(format!(
-                    "server speaks version {}",
-                    response.version
-                )));
-            }
-            self.commit_page(
-                &pushed,
-                &response,
-                &mut report,
-                &mut fallback,
-                &mut later,
-                &mut conflicted,
-            )?;
-            let server_reset = response.reset;
-            progress(&SyncProgress {
-                round_trips: report.round_trips,
-                cases_down: report.cases_down,
-                bytes_down: report.bytes_down,
-                more: response.more,
-            });
-            let more_to_push = (!pushed.is_empty() || server_reset)
-                && self.has_pending(&skip_after(&fallback, &later))?;
-            if !response.more && !more_to_push {
-                break;
-            }
-        }
-        for case_id in fallback {
-            self.doc_sync(transport, &credentials, &case_id, &mut report)?;
-        }
-        report.conflicts = conflicted.len();
-        report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.set_meta(META_LAST_SYNC, &chrono::Utc::now().to_rfc3339())?;
-        Ok(report)
+        let mut store = self;
+        super::session::run(&mut store, transport, progress, &super::Cancel::default())
     }
 
-    fn has_pending(&self, skip: &[String]) -> Result<bool> {
+    pub(super) fn has_pending(&self, skip: &[String]) -> Result<bool> {
         let mut stmt = self
             .connection_ref()
             .prepare_cached("SELECT case_id FROM case_sync WHERE dirty = 1")?;
@@ -294,17 +279,17 @@ impl Store {
     }
 
     /// Gathers the changes of pending cases, one document in memory at a time, up to the limits.
-    fn collect_push(&self, skip: &[String]) -> Result<Vec<Pushed>> {
-        let ids: Vec<String> = {
-            let mut stmt = self
-                .connection_ref()
-                .prepare_cached("SELECT case_id FROM case_sync WHERE dirty = 1 ORDER BY case_id")?;
-            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    pub(super) fn collect_push(&self, skip: &[String]) -> Result<Vec<Pushed>> {
+        let ids: Vec<(String, i64)> = {
+            let mut stmt = self.connection_ref().prepare_cached(
+                "SELECT case_id, edits FROM case_sync WHERE dirty = 1 ORDER BY case_id",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
             rows.collect::<rusqlite::Result<Vec<_>>>()?
         };
         let mut pushed = Vec::new();
         let mut bytes = 0usize;
-        for case_id in ids.into_iter().filter(|id| !skip.contains(id)) {
+        for (case_id, edits) in ids.into_iter().filter(|(id, _)| !skip.contains(id)) {
             if pushed.len() >= protocol::PUSH_CASES_MAX || bytes >= PUSH_RAW_BYTES_MAX {
                 break;
             }
@@ -322,6 +307,7 @@ impl Store {
                 case_id,
                 changes: raw,
                 hashes,
+                edits,
             });
         }
         Ok(pushed)
@@ -330,7 +316,7 @@ impl Store {
     /// Commits one round trip in one transaction: what the server accepted, refused, and the
     /// page of changes it sent, with the new cursor. A pulled case that fails to apply, load or
     /// project is set aside in quarantine; the others and the cursor go on.
-    fn commit_page(
+    pub(super) fn commit_page(
         &mut self,
         pushed: &[Pushed],
         response: &SyncResponse,
@@ -355,9 +341,12 @@ impl Store {
                 } else {
                     DIRTY_PENDING
                 };
+                // A save while the request was on the network leaves the case pending.
                 tx.execute(
-                    "UPDATE case_sync SET synced_heads = ?2, dirty = ?3, refusal = NULL WHERE case_id = ?1",
-                    params![p.case_id, Store::format_heads(&heads), dirty],
+                    "UPDATE case_sync SET synced_heads = ?2,
+                        dirty = CASE WHEN edits = ?4 THEN ?3 ELSE 1 END, refusal = NULL
+                     WHERE case_id = ?1",
+                    params![p.case_id, Store::format_heads(&heads), dirty, p.edits],
                 )?;
                 report.cases_up += 1;
                 report.changes_up += p.changes.len();
@@ -628,147 +617,6 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// The fallback when device and server disagree on what the other has: Automerge's own
-    /// sync protocol for this one case.
-    fn doc_sync(
-        &mut self,
-        transport: &dyn Transport,
-        credentials: &Credentials,
-        case_id: &str,
-        report: &mut SyncReport,
-    ) -> Result<()> {
-        let Some(mut doc) = self.load_doc(case_id)? else {
-            return Ok(());
-        };
-        let mut state = State::new();
-        let mut server_done = false;
-        let mut converged = false;
-        for _ in 0..DOC_SYNC_ROUNDS_MAX {
-            let outgoing = doc.automerge().sync().generate_sync_message(&mut state);
-            if outgoing.is_none() && server_done {
-                converged = true;
-                break;
-            }
-            let request = DocSyncRequest {
-                version: PROTOCOL_VERSION,
-                case_id: case_id.to_string(),
-                message: serde_bytes::ByteBuf::from(
-                    outgoing.map(Message::encode).unwrap_or_default(),
-                ),
-            };
-            let body = protocol::encode(&request)?;
-            report.bytes_up += body.len();
-            report.round_trips += 1;
-            let reply = transport.post("/v1/docsync", CONTENT_TYPE, body, Some(credentials))?;
-            report.bytes_down += reply.body.len();
-            if reply.status != 200 {
-                return Err(self.handle_error_reply(transport, credentials, &reply));
-            }
-            let response: DocSyncResponse = protocol::decode(&reply.body)?;
-            if let Some(refusal) = response.refused {
-                if refusal.reason == RefusalReason::Erased {
-                    let tx = self.connection_ref().unchecked_transaction()?;
-                    if erase_locally(&tx, case_id)? {
-                        report.erased += 1;
-                    }
-                    tx.commit()?;
-                    report
-                        .refused
-                        .push(Refusal::new(case_id, refusal.reason, &refusal.detail));
-                    return Ok(());
-                }
-                // A retryable refusal leaves the case pending for the next sync (after a restore,
-                // so does another device's lost change, as in `commit_page`).
-                let dirty = if refusal.reason.is_retryable()
-                    || (report.server_reset && refusal.reason == RefusalReason::WrongActor)
-                {
-                    DIRTY_PENDING
-                } else {
-                    DIRTY_REFUSED
-                };
-                self.connection_ref().execute(
-                    "UPDATE case_sync SET dirty = ?2, refusal = ?3 WHERE case_id = ?1",
-                    params![case_id, dirty, refusal_text(&refusal)],
-                )?;
-                report
-                    .refused
-                    .push(Refusal::new(case_id, refusal.reason, &refusal.detail));
-                return Ok(());
-            }
-            match response.message {
-                Some(bytes) => {
-                    let message = Message::decode(&bytes)
-                        .map_err(|e| Error::Protocol(format!("sync message: {e}")))?;
-                    let mut server_heads = message.heads.clone();
-                    let automerge = doc.automerge();
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        automerge.sync().receive_sync_message(&mut state, message)
-                    }))
-                    .map_err(|_| Error::Protocol("server sync message panicked".into()))??;
-                    // Plain change chunks only (message version 1): the server refuses whole
-                    // documents, whose compressed columns it cannot bound.
-                    state.their_capabilities = None;
-                    // The server answers afresh each round; once its heads are ours, both
-                    // sides hold the same changes.
-                    let mut ours = doc.heads();
-                    server_heads.sort();
-                    ours.sort();
-                    if server_heads == ours {
-                        converged = true;
-                        break;
-                    }
-                    server_done = false;
-                }
-                None => server_done = true,
-            }
-        }
-        let forms = self.forms().clone();
-        let tx = self.connection_ref().unchecked_transaction()?;
-        Store::save_doc(&tx, &forms, case_id, &mut doc, false)?;
-        if converged {
-            tx.execute(
-                "UPDATE case_sync SET synced_heads = ?2, dirty = 0 WHERE case_id = ?1",
-                params![case_id, Store::format_heads(&doc.heads())],
-            )?;
-        }
-        tx.commit()?;
-        report.fallbacks += 1;
-        Ok(())
-    }
-
-    /// Turns an error reply into a typed error. A revoked device wipes its case data first, as
-    /// the server asks, and confirms the wipe.
-    fn handle_error_reply(
-        &mut self,
-        transport: &dyn Transport,
-        credentials: &Credentials,
-        reply: &HttpReply,
-    ) -> Error {
-        let body: Option<ErrorBody> = serde_json::from_slice(&reply.body).ok();
-        if reply.status == 401 && body.as_ref().is_some_and(|b| b.wipe) {
-            if let Err(e) = self.wipe_case_data() {
-                return e;
-            }
-            // The credential is kept until the server has the confirmation: if it is lost, the
-            // next sync is told to wipe again, finds nothing, and confirms again.
-            let confirmed = transport
-                .post(
-                    "/v1/wipe-confirm",
-                    "application/json",
-                    b"{}".to_vec(),
-                    Some(credentials),
-                )
-                .is_ok_and(|r| r.status == 204);
-            if confirmed {
-                if let Err(e) = self.delete_meta(META_TOKEN) {
-                    return e;
-                }
-            }
-            return Error::DeviceRevoked;
-        }
-        status_error(reply)
-    }
-
     /// Erases every case, its documents, projections and sync state; keeps the empty store.
     pub fn wipe_case_data(&mut self) -> Result<()> {
         let tx = self.connection_ref().unchecked_transaction()?;
@@ -801,7 +649,7 @@ impl Store {
 
 /// Deletes every trace of a case on this device: its document, projections and sync state (by
 /// cascade), waiting changes, verified origins and quarantine. Whether it was here.
-fn erase_locally(tx: &rusqlite::Transaction<'_>, case_id: &str) -> Result<bool> {
+pub(super) fn erase_locally(tx: &rusqlite::Transaction<'_>, case_id: &str) -> Result<bool> {
     let held = tx.execute("DELETE FROM case_docs WHERE case_id = ?1", [case_id])? > 0;
     tx.execute("DELETE FROM pending_changes WHERE case_id = ?1", [case_id])?;
     tx.execute("DELETE FROM change_origins WHERE case_id = ?1", [case_id])?;
@@ -809,12 +657,12 @@ fn erase_locally(tx: &rusqlite::Transaction<'_>, case_id: &str) -> Result<bool> 
     Ok(held)
 }
 
-fn skip_after(fallback: &[String], later: &[String]) -> Vec<String> {
+pub(super) fn skip_after(fallback: &[String], later: &[String]) -> Vec<String> {
     fallback.iter().chain(later).cloned().collect()
 }
 
 /// How a refusal is kept beside a case: its reason's name and detail.
-fn refusal_text(refusal: &Refusal) -> String {
+pub(super) fn refusal_text(refusal: &Refusal) -> String {
     if refusal.detail.is_empty() {
         refusal.reason.as_str().to_string()
     } else {
@@ -827,7 +675,7 @@ enum Pulled {
     Waiting,
 }
 
-fn status_error(reply: &HttpReply) -> Error {
+pub(super) fn status_error(reply: &HttpReply) -> Error {
     let body: Option<ErrorBody> = serde_json::from_slice(&reply.body).ok();
     if reply.status == protocol::UPGRADE_REQUIRED_STATUS
         || body

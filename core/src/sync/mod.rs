@@ -3,7 +3,9 @@
 
 pub mod client;
 pub mod protocol;
+pub mod session;
 pub mod transport;
 
 pub use client::{Enrollment, SyncProgress, SyncReport};
+pub use session::{Cancel, SyncSession};
 pub use transport::{Credentials, HttpReply, HttpTransport, Transport};

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::session::Cancel;
 use crate::error::{Error, Result};
 
 /// A device's credential as the server issued it at enrollment.
@@ -33,7 +34,26 @@ pub trait Transport {
         body: Vec<u8>,
         credentials: Option<&Credentials>,
     ) -> Result<HttpReply>;
+
+    /// `post`, given up on with `Err(Cancelled)` once `cancel` is set. This default checks
+    /// before sending only; a network transport returns while still waiting on the server.
+    fn post_cancellable(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        credentials: Option<&Credentials>,
+        cancel: &Cancel,
+    ) -> Result<HttpReply> {
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        self.post(path, content_type, body, credentials)
+    }
 }
+
+/// How often a cancellable request looks at its cancel flag.
+const CANCEL_POLL: Duration = Duration::from_millis(50);
 
 /// Round trips on EDGE take seconds; a dead link must still end a sync in bounded time.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -76,14 +96,14 @@ impl HttpTransport {
     }
 }
 
-impl Transport for HttpTransport {
-    fn post(
+impl HttpTransport {
+    fn request(
         &self,
         path: &str,
         content_type: &str,
         body: Vec<u8>,
         credentials: Option<&Credentials>,
-    ) -> Result<HttpReply> {
+    ) -> reqwest::blocking::RequestBuilder {
         let mut request = self
             .client
             .post(format!("{}{}", self.base, path))
@@ -92,15 +112,66 @@ impl Transport for HttpTransport {
         if let Some(c) = credentials {
             request = request.header(reqwest::header::AUTHORIZATION, c.header());
         }
-        let response = request
-            .send()
-            .map_err(|e| Error::Offline(without_url(&e)))?;
-        let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .map_err(|e| Error::Offline(without_url(&e)))?
-            .to_vec();
-        Ok(HttpReply { status, body })
+        request
+    }
+}
+
+fn send(request: reqwest::blocking::RequestBuilder) -> Result<HttpReply> {
+    let response = request
+        .send()
+        .map_err(|e| Error::Offline(without_url(&e)))?;
+    let status = response.status().as_u16();
+    let body = response
+        .bytes()
+        .map_err(|e| Error::Offline(without_url(&e)))?
+        .to_vec();
+    Ok(HttpReply { status, body })
+}
+
+impl Transport for HttpTransport {
+    fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        credentials: Option<&Credentials>,
+    ) -> Result<HttpReply> {
+        send(self.request(path, content_type, body, credentials))
+    }
+
+    /// The request runs on its own thread; a cancel leaves it to end (its reply, if any, is
+    /// dropped: nothing was committed from it) and returns at once.
+    fn post_cancellable(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        credentials: Option<&Credentials>,
+        cancel: &Cancel,
+    ) -> Result<HttpReply> {
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let request = self.request(path, content_type, body, credentials);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("suivi-request".into())
+            .spawn(move || {
+                let _ = tx.send(send(request));
+            })
+            .map_err(|e| Error::Offline(format!("cannot start a request thread: {e}")))?;
+        loop {
+            match rx.recv_timeout(CANCEL_POLL) {
+                Ok(reply) => return reply,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if cancel.is_cancelled() => {
+                    return Err(Error::Cancelled)
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(Error::Offline("request failed".into()))
+                }
+            }
+        }
     }
 }
 

@@ -6,6 +6,7 @@ mod access;
 mod at_rest;
 mod bad_input;
 mod cli;
+mod concurrent;
 mod disk_full;
 mod erasure;
 mod fallback;

@@ -1,23 +1,27 @@
 package org.suivi.demo.logic
 
 import org.suivi.core.CaseQuery
-import org.suivi.core.CaseStore
 import org.suivi.core.CaseSummary
 
-/** The caseload screen: a search box, filters, the list, and the conflicts badge. */
-class CaseListViewModel(private val store: CaseStore, var lang: Lang = Lang.FR) {
-    var search: String = ""
-    var onlyOverdueOn: String? = null
-    var riskLevel: String? = null
+/**
+ * The caseload screen: a search box, filters, the list, and the conflicts badge. `refresh`
+ * reads through the store's read connection on the IO dispatcher; the UI cancels a refresh
+ * still running when the agent types again, so only the latest search lands.
+ */
+class CaseListViewModel(private val repository: CaseRepository, @Volatile var lang: Lang = Lang.FR) {
+    @Volatile var search: String = ""
+    @Volatile var onlyOverdueOn: String? = null
+    @Volatile var riskLevel: String? = null
 
-    var cases: List<CaseSummary> = emptyList()
-        private set
-    var conflictBadge: Long = 0
-        private set
-    var error: UiError? = null
+    class Screen(val cases: List<CaseSummary>, val conflictBadge: Long, val error: UiError?)
+
+    @Volatile var screen: Screen = Screen(emptyList(), 0, null)
         private set
 
-    fun refresh() {
+    val cases: List<CaseSummary> get() = screen.cases
+    val conflictBadge: Long get() = screen.conflictBadge
+
+    suspend fun refresh(): Screen {
         val query = CaseQuery(
             text = search.ifBlank { null },
             village = null,
@@ -26,14 +30,15 @@ class CaseListViewModel(private val store: CaseStore, var lang: Lang = Lang.FR) 
             overdueOn = onlyOverdueOn,
             limit = 500u,
         )
-        when (val r = attempt(lang) { store.listCases(query) to store.conflictedCaseCount() }) {
-            is Outcome.Ok -> {
-                cases = r.value.first
-                conflictBadge = r.value.second.toLong()
-                error = null
-            }
-            is Outcome.Failed -> error = r.error
+        val next = try {
+            Screen(repository.list(query), repository.conflictedCaseCount(), null)
+        } catch (e: kotlinx.coroutines.CancellationException) {
+            throw e
+        } catch (e: Throwable) {
+            Screen(screen.cases, screen.conflictBadge, e.toUiError(lang))
         }
+        screen = next
+        return next
     }
 
     /** A list row's title, as the agent reads it. */

@@ -1,46 +1,66 @@
 package org.suivi.demo.logic
 
-import org.suivi.core.CaseStore
 import org.suivi.core.FieldInfo
 import org.suivi.core.FormInfo
 
 /**
  * A form screen rendered from the form definition (a new form version needs no app release):
- * the fields to show given the answers so far, the inputs, and the errors after a submit.
+ * the fields to show given the answers so far, re-evaluated as each answer is typed, the inputs,
+ * and the errors after a submit. On a phone it lives in an androidx ViewModel, so typed input
+ * survives a rotation.
  */
-class FormScreenModel(private val store: CaseStore, formId: String, val lang: Lang) {
-    val form: FormInfo = store.form(formId, lang.tag)
-    val inputs: MutableMap<String, String> = linkedMapOf()
-    var fieldErrors: Map<String, String> = emptyMap()
+class FormScreenModel private constructor(
+    private val repository: CaseRepository,
+    val form: FormInfo,
+    val lang: Lang,
+) {
+    companion object {
+        suspend fun load(repository: CaseRepository, formId: String, lang: Lang): FormScreenModel =
+            FormScreenModel(repository, repository.form(formId, lang), lang)
+    }
+
+    val inputs: MutableMap<String, String> = java.util.Collections.synchronizedMap(linkedMapOf())
+    @Volatile var fieldErrors: Map<String, String> = emptyMap()
+        private set
+    @Volatile var visible: List<FieldInfo> = emptyList()
         private set
 
     val rightToLeft: Boolean get() = form.rightToLeft
 
     /** The fields to draw now, in form order: relevance is decided by core. */
-    fun visibleFields(): List<FieldInfo> {
-        val visible = store.visibleFields(form.id, inputs.filterValues { it.isNotBlank() }).toSet()
-        return form.fields.filter { it.id in visible }
+    suspend fun visibleFields(): List<FieldInfo> {
+        val shown = repository.visibleFields(form.id, inputs.filterValues { it.isNotBlank() }).toSet()
+        visible = form.fields.filter { it.id in shown }
+        return visible
     }
 
-    fun set(fieldId: String, value: String) {
+    /** Records an answer and returns the fields to draw now: one made relevant appears at once. */
+    suspend fun answer(fieldId: String, value: String): List<FieldInfo> {
         inputs[fieldId] = value
+        return visibleFields()
     }
 
     /** Only the answers of fields still shown are submitted. */
-    private fun answers(): Map<String, String> {
+    private suspend fun answers(): Map<String, String> {
         val shown = visibleFields().map { it.id }.toSet()
         return inputs.filter { (k, v) -> k in shown && v.isNotBlank() }
     }
 
     /** Saves a new case from this identification form; errors land on their fields. */
-    fun submitNewCase(): Outcome<String> = record { store.createCase(answers()) }
+    suspend fun submitNewCase(): Outcome<String> = record { repository.createCase(it) }
 
-    fun submitReferral(caseId: String): Outcome<String> = record { store.refer(caseId, answers()) }
+    suspend fun submitReferral(caseId: String): Outcome<String> = record { repository.refer(caseId, it) }
 
-    fun submitFollowUp(caseId: String): Outcome<String> = record { store.addFollowup(caseId, answers()) }
+    suspend fun submitFollowUp(caseId: String): Outcome<String> = record { repository.addFollowUp(caseId, it) }
 
-    private fun record(save: () -> String): Outcome<String> {
-        val outcome = attempt(lang, save)
+    private suspend fun record(save: suspend (Map<String, String>) -> String): Outcome<String> {
+        val outcome = try {
+            Outcome.Ok(save(answers()))
+        } catch (e: kotlinx.coroutines.CancellationException) {
+            throw e
+        } catch (e: Throwable) {
+            Outcome.Failed(e.toUiError(lang))
+        }
         fieldErrors = (outcome as? Outcome.Failed)?.error?.fieldErrors ?: emptyMap()
         return outcome
     }

@@ -1,41 +1,77 @@
 package org.suivi.demo.logic
 
-import org.suivi.core.CaseStore
-import org.suivi.core.SyncListener
-import org.suivi.core.SyncProgress
+import kotlinx.coroutines.CancellationException
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.launch
 import org.suivi.core.SyncSummary
+import java.util.concurrent.CopyOnWriteArrayList
 
-/** The sync button: progress while it runs, the last result, and the last-sync line. */
-class SyncViewModel(private val store: CaseStore, var lang: Lang = Lang.FR) {
+/**
+ * The sync button: progress while it runs, the last result, and the last-sync line. The state
+ * is written from the syncing thread and read from the UI thread: it is one immutable value
+ * behind a volatile field, and observers are told of each new value (the UI posts it to the
+ * main thread).
+ */
+class SyncViewModel(
+    private val repository: CaseRepository,
+    private val scope: CoroutineScope,
+    @Volatile var lang: Lang = Lang.FR,
+) {
     sealed class State {
         object Idle : State()
-        data class Running(val casesDown: Long, val bytesDown: Long) : State()
+        data class Running(val pages: Long, val casesDown: Long, val bytesDown: Long) : State()
         data class Done(val summary: SyncSummary) : State()
         data class Failed(val error: UiError) : State()
+        object Cancelled : State()
     }
 
-    var state: State = State.Idle
+    @Volatile var state: State = State.Idle
         private set
-    val progressSeen = mutableListOf<SyncProgress>()
+    private val observers = CopyOnWriteArrayList<(State) -> Unit>()
+    @Volatile private var job: Job? = null
 
-    /** Runs a sync on the calling thread (the UI calls it from a background executor). */
-    fun sync(): State {
-        state = State.Running(0, 0)
-        val listener = object : SyncListener {
-            override fun onProgress(progress: SyncProgress) {
-                progressSeen.add(progress)
-                state = State.Running(progress.casesDown.toLong(), progress.bytesDown.toLong())
-            }
-        }
-        state = when (val r = attempt(lang) { store.sync(listener) }) {
-            is Outcome.Ok -> State.Done(r.value)
-            is Outcome.Failed -> State.Failed(r.error)
-        }
-        return state
+    fun observe(observer: (State) -> Unit) {
+        observers.add(observer)
+        observer(state)
     }
 
-    fun lastSyncLine(): String {
-        val last = store.lastSync() ?: return Messages.text("never_synced", lang)
+    private fun set(next: State) {
+        state = next
+        observers.forEach { it(next) }
+    }
+
+    val running: Boolean get() = job?.isActive == true
+
+    /** Starts a sync unless one runs; returns its job. */
+    @Synchronized
+    fun start(): Job {
+        job?.takeIf { it.isActive }?.let { return it }
+        set(State.Running(0, 0, 0))
+        val started = scope.launch {
+            val next = try {
+                val summary = repository.sync { p ->
+                    set(State.Running(p.roundTrips.toLong(), p.casesDown.toLong(), p.bytesDown.toLong()))
+                }
+                State.Done(summary)
+            } catch (e: CancellationException) {
+                State.Cancelled
+            } catch (e: Throwable) {
+                State.Failed(e.toUiError(lang))
+            }
+            set(next)
+        }
+        job = started
+        return started
+    }
+
+    /** Cancels the running sync: it stops at once; pages committed before stay. */
+    fun cancel() {
+        job?.cancel()
+    }
+
+    suspend fun lastSyncLine(): String {
+        val last = repository.lastSync() ?: return Messages.text("never_synced", lang)
         return "${Messages.text("last_sync", lang)} : ${last.take(16).replace('T', ' ')}"
     }
 }

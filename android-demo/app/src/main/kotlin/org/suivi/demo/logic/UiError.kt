@@ -1,9 +1,20 @@
 package org.suivi.demo.logic
 
+import org.suivi.core.InternalException
 import org.suivi.core.SuiviException
 
-/** What a screen shows for a failure: a message, and per-field messages for a form. */
-data class UiError(val message: String, val fieldErrors: Map<String, String> = emptyMap())
+/**
+ * What a screen shows for a failure: a message, per-field messages for a form, and what the app
+ * offers next. Built from the error's kind only: no message from Rust is shown, so no child's
+ * data can reach the screen or a log through an error.
+ */
+data class UiError(
+    val message: String,
+    val fieldErrors: Map<String, String> = emptyMap(),
+    val next: Next = Next.NOTHING,
+) {
+    enum class Next { NOTHING, RETRY_LATER, ENROLL_AGAIN, RESET_KEY, UPDATE_APP, REPORT_BUG }
+}
 
 /** Maps the bindings' typed exceptions to what the agent reads, in their language. */
 fun SuiviException.toUiError(lang: Lang): UiError = when (this) {
@@ -11,13 +22,27 @@ fun SuiviException.toUiError(lang: Lang): UiError = when (this) {
         Messages.text("error", lang),
         problems.associate { it.field to Messages.text(it.key, lang) },
     )
-    is SuiviException.Offline -> UiError(Messages.text("offline", lang))
-    is SuiviException.WrongKey -> UiError(Messages.text("wrong_key", lang))
+    is SuiviException.Offline -> UiError(Messages.text("offline", lang), next = UiError.Next.RETRY_LATER)
+    is SuiviException.WrongKey -> UiError(Messages.text("wrong_key", lang), next = UiError.Next.RESET_KEY)
+    is SuiviException.Revoked -> UiError(Messages.text("revoked", lang), next = UiError.Next.ENROLL_AGAIN)
+    is SuiviException.NotEnrolled -> UiError(Messages.text("not_enrolled", lang), next = UiError.Next.ENROLL_AGAIN)
+    is SuiviException.UpgradeRequired -> UiError(Messages.text("upgrade_required", lang), next = UiError.Next.UPDATE_APP)
+    is SuiviException.IllegalTransition -> UiError(Messages.text("illegal_transition", lang))
     is SuiviException.Forbidden -> UiError(Messages.text("forbidden", lang))
     is SuiviException.NotFound -> UiError(Messages.text("not_found", lang))
+    is SuiviException.StorageFull -> UiError(Messages.text("storage_full", lang))
     is SuiviException.Storage -> UiError(Messages.text("storage", lang))
-    is SuiviException.UpgradeRequired -> UiError(Messages.text("upgrade_required", lang))
+    is SuiviException.Cancelled -> UiError(Messages.text("cancelled", lang))
+    is SuiviException.InvalidInput -> UiError(Messages.text("invalid_input", lang))
+    is SuiviException.Internal -> UiError(Messages.text("internal", lang), next = UiError.Next.REPORT_BUG)
     is SuiviException.Other -> UiError(Messages.text("error", lang))
+}
+
+/** Any failure of a call: the bindings' own, or uniffi's for a broken call (reported as a bug). */
+fun Throwable.toUiError(lang: Lang): UiError = when (this) {
+    is SuiviException -> toUiError(lang)
+    is InternalException -> UiError(Messages.text("internal", lang), next = UiError.Next.REPORT_BUG)
+    else -> throw this
 }
 
 /** A call's outcome for a screen. */
@@ -29,5 +54,7 @@ sealed class Outcome<out T> {
 inline fun <T> attempt(lang: Lang, block: () -> T): Outcome<T> = try {
     Outcome.Ok(block())
 } catch (e: SuiviException) {
+    Outcome.Failed(e.toUiError(lang))
+} catch (e: InternalException) {
     Outcome.Failed(e.toUiError(lang))
 }

@@ -1,0 +1,75 @@
+package org.suivi.demo.logic
+
+import org.suivi.core.CaseStore
+import org.suivi.core.SuiviException
+import org.suivi.core.removeStore
+
+/** What the app shows first. */
+sealed class Startup {
+    /** No store yet (or it was reset): the enrollment screen. */
+    object Enroll : Startup()
+
+    /** The store is open. */
+    data class Ready(val store: CaseStore) : Startup()
+
+    /**
+     * The store is there but its key cannot be unwrapped (Keystore reset, a transfer to another
+     * phone): offer a reset and a new enrollment. `unsyncedCases` is the last count recorded,
+     * or null when it is unknown.
+     */
+    data class KeyLost(val unsyncedCases: Long?) : Startup()
+
+    /** The server revoked this device and its case data was wiped: enroll again. */
+    data class Revoked(val store: CaseStore) : Startup()
+}
+
+/** Opening, enrolling and resetting the store, with its key (blocking: call it off the main thread). */
+class AppStartup(private val files: AppFiles, private val keys: StoreKeys) {
+    val unsynced = UnsyncedCount(files)
+
+    fun open(): Startup {
+        if (!files.store.exists()) return Startup.Enroll
+        val key = try {
+            keys.existingKey()
+        } catch (e: KeyUnavailable) {
+            return Startup.KeyLost(unsynced.last())
+        }
+        val store = try {
+            CaseStore.open(files.store.path, key)
+        } catch (e: SuiviException.WrongKey) {
+            return Startup.KeyLost(unsynced.last())
+        }
+        if (store.isWiped()) return Startup.Revoked(store)
+        return Startup.Ready(store)
+    }
+
+    /**
+     * Creates the store for `user` and enrolls it. Its key is written before the store exists; on
+     * any failure no store is left (the app shows the error and the screen stays filled in).
+     */
+    fun enroll(user: String, deviceName: String, server: String, code: String, caPem: String?): CaseStore {
+        check(!files.store.exists()) { "a store exists: reset it first" }
+        val key = keys.newKey()
+        val store = CaseStore.enrollNew(files.store.path, key, user.trim(), deviceName, server.trim(), code.trim(), caPem)
+        unsynced.record(0)
+        return store
+    }
+
+    /**
+     * Removes the store, its key and its count: what a lost key or a revocation leaves no choice
+     * but to do. The caller has closed every handle on the store and, if work could be lost,
+     * asked the user with `resetWarning`.
+     */
+    fun reset() {
+        removeStore(files.store.path)
+        keys.forget()
+        unsynced.clear()
+    }
+}
+
+/** The confirmation a reset asks for: how many cases with unsynced work it loses, or that this is unknown. */
+fun resetWarning(unsyncedCases: Long?, lang: Lang): String = when {
+    unsyncedCases == null -> Messages.text("reset.unknown", lang)
+    unsyncedCases == 0L -> Messages.text("reset.nothing_lost", lang)
+    else -> Messages.text("reset.loses", lang).replace("{n}", unsyncedCases.toString())
+}

@@ -1,0 +1,94 @@
+package org.suivi.demo.logic
+
+import kotlinx.coroutines.CancellationException
+import kotlinx.coroutines.CoroutineDispatcher
+import kotlinx.coroutines.CoroutineStart
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.suspendCancellableCoroutine
+import kotlinx.coroutines.withContext
+import org.suivi.core.CaseDetail
+import org.suivi.core.CaseQuery
+import org.suivi.core.CaseStore
+import org.suivi.core.CaseSummary
+import org.suivi.core.FormInfo
+import org.suivi.core.HistoryItem
+import org.suivi.core.SuiviException
+import org.suivi.core.SyncCancel
+import org.suivi.core.SyncListener
+import org.suivi.core.SyncProgress
+import org.suivi.core.SyncSummary
+
+/**
+ * Every store call the screens make, as suspend functions that run on `io` (Dispatchers.IO on a
+ * phone): the bindings block, so nothing here may run on the main thread. Reads use the store's
+ * read connection and never wait for a sync or a save. After each write and each sync the count
+ * of unsynced cases goes to `unsynced` (kept outside the encrypted store, see `AppFiles`).
+ */
+class CaseRepository(
+    val store: CaseStore,
+    private val unsynced: UnsyncedCount? = null,
+    private val io: CoroutineDispatcher = Dispatchers.IO,
+) {
+    suspend fun list(query: CaseQuery): List<CaseSummary> = withContext(io) { store.listCases(query) }
+
+    suspend fun conflictedCaseCount(): Long = withContext(io) { store.conflictedCaseCount().toLong() }
+
+    suspend fun case(caseId: String): CaseDetail = withContext(io) { store.caseDetail(caseId) }
+
+    suspend fun history(caseId: String): List<HistoryItem> = withContext(io) { store.history(caseId) }
+
+    suspend fun form(formId: String, lang: Lang): FormInfo = withContext(io) { store.form(formId, lang.tag) }
+
+    suspend fun visibleFields(formId: String, inputs: Map<String, String>): List<String> =
+        withContext(io) { store.visibleFields(formId, inputs) }
+
+    suspend fun createCase(inputs: Map<String, String>): String = write { store.createCase(inputs) }
+
+    suspend fun refer(caseId: String, inputs: Map<String, String>): String = write { store.refer(caseId, inputs) }
+
+    suspend fun addFollowUp(caseId: String, inputs: Map<String, String>): String =
+        write { store.addFollowup(caseId, inputs) }
+
+    suspend fun moveReferral(referralId: String, transition: String, note: String?, nextProvider: String?): String? =
+        write { store.moveReferral(referralId, transition, note, nextProvider) }
+
+    suspend fun lastSync(): String? = withContext(io) { store.lastSync() }
+
+    /**
+     * Syncs; `onProgress` is called on the syncing thread after each committed page. Cancelling
+     * the calling coroutine cancels the sync at once, even while it waits on the network: it
+     * ends with `SuiviException.Cancelled` inside and `CancellationException` here, and every
+     * page committed before stays.
+     */
+    suspend fun sync(onProgress: (SyncProgress) -> Unit): SyncSummary = coroutineScope {
+        val cancel = SyncCancel()
+        // Suspends until this scope is cancelled (or the sync ends and stops it).
+        val watcher = launch(start = CoroutineStart.UNDISPATCHED) {
+            try {
+                suspendCancellableCoroutine<Unit> { }
+            } finally {
+                cancel.cancel()
+            }
+        }
+        try {
+            val listener = object : SyncListener {
+                override fun onProgress(progress: SyncProgress) = onProgress(progress)
+            }
+            write { store.sync(listener, cancel) }
+        } catch (e: SuiviException.Cancelled) {
+            throw CancellationException("sync cancelled")
+        } finally {
+            watcher.cancel()
+        }
+    }
+
+    private suspend fun <T> write(call: () -> T): T = withContext(io) {
+        try {
+            call()
+        } finally {
+            unsynced?.let { counter -> runCatching { counter.record(store.unsyncedCaseCount().toLong()) } }
+        }
+    }
+}

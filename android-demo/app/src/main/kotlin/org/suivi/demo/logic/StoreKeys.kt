@@ -1,0 +1,90 @@
+package org.suivi.demo.logic
+
+import java.io.File
+import java.io.FileOutputStream
+import java.security.SecureRandom
+
+/**
+ * Wraps the database key. On a phone: an AES key that never leaves the Android Keystore. It can
+ * be lost (a Keystore reset, a device-to-device transfer that copies files but never Keystore
+ * keys): `unwrap` then throws `KeyUnavailable`, never anything the app does not expect.
+ */
+interface KeyWrapper {
+    fun wrap(raw: ByteArray): ByteArray
+
+    /** @throws KeyUnavailable when the wrapping key is gone or does not open this blob. */
+    fun unwrap(sealed: ByteArray): ByteArray
+
+    /** Deletes the wrapping key (a reset). */
+    fun deleteKey()
+}
+
+class KeyUnavailable(cause: Throwable? = null) : Exception("the database key cannot be unwrapped", cause)
+
+/**
+ * The app's files, all in one directory that is never backed up or transferred to another
+ * device (`noBackupFilesDir`, and the backup rules exclude it too): the store, its wrapped key,
+ * and the last count of unsynced cases (a number, no case data) for the day the key is lost.
+ */
+class AppFiles(val dir: File) {
+    val store = File(dir, "suivi.db")
+    val wrappedKey = File(dir, "suivi.db.key")
+    val unsyncedCount = File(dir, "unsynced-cases")
+}
+
+/** Writes a small file so that a process death or power cut leaves the old file or the new one. */
+internal fun writeDurably(file: File, bytes: ByteArray) {
+    val temp = File(file.parentFile, file.name + ".tmp")
+    FileOutputStream(temp).use { out ->
+        out.write(bytes)
+        out.fd.sync()
+    }
+    if (!temp.renameTo(file)) throw java.io.IOException("cannot replace ${file.name}")
+}
+
+/** The count of unsynced cases, kept outside the encrypted store (a number, nothing else). */
+class UnsyncedCount(private val files: AppFiles) {
+    fun record(count: Long) = writeDurably(files.unsyncedCount, count.toString().toByteArray())
+
+    /** The last count recorded, or null when none was (or it cannot be read). */
+    fun last(): Long? = runCatching { files.unsyncedCount.readText().trim().toLong() }.getOrNull()
+
+    fun clear() {
+        files.unsyncedCount.delete()
+    }
+}
+
+/** The SQLCipher key of the store: 32 random bytes, kept only wrapped. */
+class StoreKeys(private val files: AppFiles, private val wrapper: KeyWrapper) {
+    /**
+     * A fresh key for a new store. The wrapped key is written durably and read back through the
+     * wrapper before this returns, so the store is only ever created once its key is safe: a
+     * process death in between leaves a key and no store, and the next start simply enrolls.
+     */
+    fun newKey(): String {
+        val raw = ByteArray(32).also { SecureRandom().nextBytes(it) }
+        writeDurably(files.wrappedKey, wrapper.wrap(raw))
+        val back = wrapper.unwrap(files.wrappedKey.readBytes())
+        check(back.contentEquals(raw)) { "the wrapped key does not read back" }
+        return sqlcipherKey(raw)
+    }
+
+    /** The existing store's key. @throws KeyUnavailable when it is missing or cannot be unwrapped. */
+    fun existingKey(): String {
+        if (!files.wrappedKey.exists()) throw KeyUnavailable()
+        val sealed = try {
+            files.wrappedKey.readBytes()
+        } catch (e: java.io.IOException) {
+            throw KeyUnavailable(e)
+        }
+        return sqlcipherKey(wrapper.unwrap(sealed))
+    }
+
+    /** Forgets the key (after the store itself was removed). */
+    fun forget() {
+        files.wrappedKey.delete()
+        runCatching { wrapper.deleteKey() }
+    }
+
+    private fun sqlcipherKey(raw: ByteArray): String = "x'" + raw.joinToString("") { "%02X".format(it) } + "'"
+}

@@ -1,0 +1,88 @@
+// The sync screen's logic against a real suivi-server: progress, the result, the last-sync line,
+// and a cancel that stops a sync stalled on the network at once.
+package org.suivi.demo
+
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.GlobalScope
+import kotlinx.coroutines.runBlocking
+import org.junit.Assert.assertEquals
+import org.junit.Assert.assertTrue
+import org.junit.Test
+import org.suivi.core.CaseQuery
+import org.suivi.demo.logic.CaseRepository
+import org.suivi.demo.logic.Lang
+import org.suivi.demo.logic.SyncViewModel
+import org.suivi.demo.logic.UiError
+import org.suivi.demo.testing.StallingProxy
+import org.suivi.demo.testing.TestServer
+import org.suivi.demo.testing.child
+import org.suivi.demo.testing.newStore
+import org.suivi.demo.testing.until
+import java.util.concurrent.CopyOnWriteArrayList
+
+class SyncViewModelTest {
+    @Test
+    fun `sync screen - progress, result and last-sync line`() = runBlocking {
+        TestServer().use { server ->
+            server.addUser("amina", "agent", "souk-sebt")
+            val (store, _) = newStore("amina")
+            val sync = SyncViewModel(CaseRepository(store), GlobalScope, Lang.FR)
+            assertEquals("Jamais synchronisé", sync.lastSyncLine())
+            store.enroll(server.url, server.enrollmentCode("amina"), null)
+            store.createCase(child("Khadija", "Benali", "Douar Ouled Ali"))
+            val seen = CopyOnWriteArrayList<SyncViewModel.State>()
+            sync.observe { seen.add(it) }
+            sync.start().join()
+            val done = sync.state
+            assertTrue("sync done: $done", done is SyncViewModel.State.Done)
+            assertEquals(1uL, (done as SyncViewModel.State.Done).summary.casesUp)
+            assertTrue("progress drawn: $seen", seen.any { it is SyncViewModel.State.Running && it.pages > 0 })
+            assertTrue(sync.lastSyncLine(), sync.lastSyncLine().startsWith("Dernière synchronisation"))
+        }
+    }
+
+    @Test
+    fun `sync screen - cancelling a stalled sync stops it at once and loses nothing`() = runBlocking {
+        TestServer().use { server ->
+            server.addUser("amina", "agent", "souk-sebt")
+            StallingProxy(server.port).use { proxy ->
+                val (store, _) = newStore("amina")
+                store.enroll(proxy.url, server.enrollmentCode("amina"), null)
+                val repo = CaseRepository(store)
+                val sync = SyncViewModel(repo, GlobalScope, Lang.FR)
+                proxy.stall = true
+                val job = sync.start()
+                until("the sync waits on the stalled link") { proxy.stalled.isNotEmpty() }
+                // Meanwhile the agent records a child: the save does not wait for the sync.
+                val saved = repo.createCase(child("Nadia", "Amrani", "Souk Sebt"))
+                assertTrue("still syncing", sync.running)
+                sync.cancel()
+                job.join()
+                assertEquals(SyncViewModel.State.Cancelled, sync.state)
+                proxy.stall = false
+                sync.start().join()
+                val done = sync.state
+                assertTrue("synced once the link is back: $done", done is SyncViewModel.State.Done)
+                assertEquals(1uL, (done as SyncViewModel.State.Done).summary.casesUp)
+                assertEquals(listOf(saved), store.listCases(CaseQuery(null, null, null, null, null, null)).map { it.caseId })
+            }
+        }
+    }
+
+    @Test
+    fun `sync screen - offline is a message in the agent's language, with retry later`() = runBlocking {
+        TestServer().use { server ->
+            server.addUser("amina", "agent", "souk-sebt")
+            val (store, _) = newStore("amina")
+            store.enroll(server.url, server.enrollmentCode("amina"), null)
+            server.close()
+            val sync = SyncViewModel(CaseRepository(store, io = Dispatchers.IO), GlobalScope, Lang.EN)
+            sync.start().join()
+            val failed = sync.state
+            assertTrue("$failed", failed is SyncViewModel.State.Failed)
+            val error = (failed as SyncViewModel.State.Failed).error
+            assertEquals("Offline: nothing is lost", error.message)
+            assertEquals(UiError.Next.RETRY_LATER, error.next)
+        }
+    }
+}

@@ -1,0 +1,237 @@
+// What the JVM tests of the app's logic and of the bindings share: a real suivi-server process,
+// stores in temporary directories, and small loopback servers that misbehave on purpose. Lives
+// in the module's test sources, so `./gradlew test` compiles it with the tests that use it.
+package org.suivi.demo.testing
+
+import org.suivi.core.CaseStore
+import java.io.File
+import java.io.InputStream
+import java.io.OutputStream
+import java.net.InetAddress
+import java.net.ServerSocket
+import java.net.Socket
+import java.nio.file.Files
+import java.util.concurrent.CopyOnWriteArrayList
+import java.util.concurrent.TimeUnit
+
+/** A raw SQLCipher key, as the app's key handling hands it to the store. */
+const val KEY = "x'2DD29CA851E7B56E4697B0E1F08507293D761A05CE4D1B628663F411A8086D99'"
+
+/** Long enough never to fail a healthy run, short enough to turn a hang into a failure. */
+const val DEADLINE_SECONDS = 60L
+
+fun tempDir(): File = Files.createTempDirectory("suivi-kotlin").toFile().apply { deleteOnExit() }
+
+fun child(first: String, last: String, village: String) = mapOf(
+    "child_first_name" to first, "child_last_name" to last, "sex" to "female", "dob_known" to "non",
+    "estimated_age" to "12", "province" to "Sikasso", "commune" to "Kignan", "village" to village,
+    "school_status" to "dropped_out", "works" to "oui", "work_sector" to "artisanal_gold_mining",
+    "hazardous_conditions" to "mercury,underground_work", "risk_level" to "high", "consent_to_share" to "oui",
+)
+
+fun newStore(user: String = "amina"): Pair<CaseStore, File> {
+    val path = File(tempDir(), "$user.db")
+    return CaseStore.create(path.path, KEY, user, "$user-phone") to path
+}
+
+/** Waits for `condition`, failing (not hanging) after the deadline. */
+fun until(what: String, condition: () -> Boolean) {
+    val deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(DEADLINE_SECONDS)
+    while (!condition()) {
+        if (System.nanoTime() > deadline) throw AssertionError("gave up waiting: $what")
+        Thread.sleep(20)
+    }
+}
+
+/** A real suivi-server on loopback, administered through its own command. */
+class TestServer(tls: Tls? = null) : AutoCloseable {
+    private val binary = System.getenv("SUIVI_SERVER_BIN") ?: error("SUIVI_SERVER_BIN is not set")
+    private val root = tempDir()
+    // The key file lives outside the data directory, as the server requires.
+    private val location = listOf("--data", File(root, "data").path, "--key-file", File(root, "server.key").path)
+    val port: Int = ServerSocket(0).use { it.localPort }
+    val url = if (tls == null) "http://127.0.0.1:$port" else "https://localhost:$port"
+    private val process: Process = ProcessBuilder(
+        listOf(binary) + location + listOf("serve", "--listen", "127.0.0.1:$port") +
+            (tls?.let { listOf("--tls-cert", it.cert.path, "--tls-key", it.key.path) } ?: emptyList()),
+    )
+        .redirectErrorStream(true)
+        .redirectOutput(File(root, "server.log"))
+        .start()
+
+    init {
+        val deadline = System.currentTimeMillis() + 20_000
+        while (true) {
+            try {
+                Socket("127.0.0.1", port).close()
+                break
+            } catch (e: Exception) {
+                if (System.currentTimeMillis() > deadline) error("suivi-server did not start")
+                Thread.sleep(50)
+            }
+        }
+    }
+
+    fun admin(vararg args: String): String {
+        val p = ProcessBuilder(listOf(binary) + location + args).redirectErrorStream(false).start()
+        val out = p.inputStream.bufferedReader().readText().trim()
+        check(p.waitFor() == 0) { "suivi-server ${args.joinToString(" ")} failed" }
+        return out
+    }
+
+    fun addUser(user: String, role: String, team: String) = admin("user", "add", user, "--role", role, "--team", team)
+
+    fun enrollmentCode(user: String): String = admin("device", "code", user)
+
+    fun revoke(deviceId: String) = admin("device", "revoke", deviceId)
+
+    override fun close() {
+        process.destroy()
+        process.waitFor()
+    }
+}
+
+/** A project's own certificate authority and a server certificate it signed for localhost. */
+class Tls private constructor(val caPem: String, val cert: File, val key: File) {
+    companion object {
+        fun make(): Tls {
+            val dir = tempDir()
+            fun openssl(vararg args: String) {
+                val p = ProcessBuilder(listOf("openssl") + args).directory(dir).redirectErrorStream(true).start()
+                val out = p.inputStream.bufferedReader().readText()
+                check(p.waitFor() == 0) { "openssl ${args.first()} failed: $out" }
+            }
+            openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Projet Suivi CA",
+                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+            openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
+            File(dir, "ext.cnf").writeText("subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n")
+            openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+            return Tls(File(dir, "ca.pem").readText(), File(dir, "server.pem"), File(dir, "server.key"))
+        }
+    }
+}
+
+/**
+ * A loopback proxy to a real server that can stall: once `stall` is set, it accepts new
+ * connections, reads what comes and never answers, the way a 2G link dies mid-sync.
+ */
+class StallingProxy(private val target: Int) : AutoCloseable {
+    private val listener = ServerSocket(0, 50, InetAddress.getLoopbackAddress())
+    val url = "http://127.0.0.1:${listener.localPort}"
+    @Volatile var stall = false
+    val stalled = CopyOnWriteArrayList<Socket>()
+    private val open = CopyOnWriteArrayList<Socket>()
+
+    init {
+        Thread {
+            while (!listener.isClosed) {
+                val client = try { listener.accept() } catch (e: Exception) { break }
+                open.add(client)
+                if (stall) {
+                    stalled.add(client)
+                    Thread { drain(client.getInputStream()) }.apply { isDaemon = true }.start()
+                } else {
+                    val upstream = Socket("127.0.0.1", target)
+                    open.add(upstream)
+                    pipe(client.getInputStream(), upstream.getOutputStream())
+                    pipe(upstream.getInputStream(), client.getOutputStream())
+                }
+            }
+        }.apply { isDaemon = true }.start()
+    }
+
+    private fun drain(input: InputStream) {
+        val sink = ByteArray(4096)
+        try { while (input.read(sink) >= 0) Unit } catch (e: Exception) { }
+    }
+
+    private fun pipe(input: InputStream, output: OutputStream) {
+        Thread {
+            try { input.copyTo(output) } catch (e: Exception) { }
+            try { output.close() } catch (e: Exception) { }
+        }.apply { isDaemon = true }.start()
+    }
+
+    override fun close() {
+        listener.close()
+        open.forEach { runCatching { it.close() } }
+    }
+}
+
+/** A loopback HTTP server that answers every request with one fixed response. */
+class FixedReplyServer(status: Int, body: String) : AutoCloseable {
+    private val listener = ServerSocket(0, 50, InetAddress.getLoopbackAddress())
+    val url = "http://127.0.0.1:${listener.localPort}"
+
+    init {
+        val bytes = body.toByteArray()
+        val head = "HTTP/1.1 $status Status\r\nContent-Type: application/json\r\n" +
+            "Content-Length: ${bytes.size}\r\nConnection: close\r\n\r\n"
+        Thread {
+            while (!listener.isClosed) {
+                val client = try { listener.accept() } catch (e: Exception) { break }
+                Thread {
+                    client.use {
+                        // Read the request head and body before answering.
+                        val input = it.getInputStream().buffered()
+                        var length = 0
+                        while (true) {
+                            val line = readLine(input) ?: break
+                            if (line.isEmpty()) break
+                            if (line.lowercase().startsWith("content-length:")) length = line.substringAfter(':').trim().toInt()
+                        }
+                        input.readNBytes(length)
+                        it.getOutputStream().apply { write(head.toByteArray() + bytes); flush() }
+                    }
+                }.apply { isDaemon = true }.start()
+            }
+        }.apply { isDaemon = true }.start()
+    }
+
+    private fun readLine(input: InputStream): String? {
+        val line = StringBuilder()
+        while (true) {
+            val c = input.read()
+            if (c < 0) return if (line.isEmpty()) null else line.toString()
+            if (c == '\n'.code) return line.toString().trimEnd('\r')
+            line.append(c.toChar())
+        }
+    }
+
+    override fun close() = listener.close()
+}
+
+/**
+ * A key wrapper for the JVM: AES-GCM with a key held in memory, standing in for the Android
+ * Keystore. `lose()` drops the key, as a Keystore reset or a transfer to a new phone does.
+ */
+class SoftwareKeyWrapper : org.suivi.demo.logic.KeyWrapper {
+    private var key: javax.crypto.SecretKey = fresh()
+
+    private fun fresh(): javax.crypto.SecretKey =
+        javax.crypto.KeyGenerator.getInstance("AES").apply { init(256) }.generateKey()
+
+    override fun wrap(raw: ByteArray): ByteArray {
+        val cipher = javax.crypto.Cipher.getInstance("AES/GCM/NoPadding").apply { init(javax.crypto.Cipher.ENCRYPT_MODE, key) }
+        return cipher.iv + cipher.doFinal(raw)
+    }
+
+    override fun unwrap(sealed: ByteArray): ByteArray = try {
+        val cipher = javax.crypto.Cipher.getInstance("AES/GCM/NoPadding")
+        cipher.init(javax.crypto.Cipher.DECRYPT_MODE, key, javax.crypto.spec.GCMParameterSpec(128, sealed.copyOfRange(0, 12)))
+        cipher.doFinal(sealed.copyOfRange(12, sealed.size))
+    } catch (e: java.security.GeneralSecurityException) {
+        throw org.suivi.demo.logic.KeyUnavailable(e)
+    } catch (e: IllegalArgumentException) {
+        throw org.suivi.demo.logic.KeyUnavailable(e)
+    }
+
+    override fun deleteKey() = lose()
+
+    fun lose() {
+        key = fresh()
+    }
+}

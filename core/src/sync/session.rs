@@ -1,0 +1,499 @@
+//! One sync, its decisions apart from its I/O. `SyncSession` decides which request goes next
+//! and what each reply means, committing pulled pages into the store; `run` is the thin driver
+//! that sends the requests. The driver holds the store only while the session reads or commits
+//! (one short write transaction per page), never while a request is on the network: an app's
+//! saves go on during a minutes-long sync on 2G, and its reads use their own connection.
+
+use std::collections::HashSet;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use automerge::sync::{Message, State, SyncDoc};
+use automerge::ChangeHash;
+use rusqlite::params;
+
+use super::client::{
+    erase_locally, refusal_text, skip_after, status_error, Pushed, SyncProgress, SyncReport,
+    DIRTY_CLEAN, DIRTY_PENDING, DIRTY_REFUSED, META_ERASURES, META_LAST_SYNC, META_MARK,
+    META_TOKEN,
+};
+use super::protocol::{
+    self, CaseChanges, DocSyncRequest, DocSyncResponse, ErrorBody, Refusal, RefusalReason,
+    SyncRequest, SyncResponse, CONTENT_TYPE, PROTOCOL_VERSION,
+};
+use super::transport::{Credentials, HttpReply, Transport};
+use crate::case_doc::CaseDoc;
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// Round trips of the per-document fallback before giving up on a case for this sync.
+pub const DOC_SYNC_ROUNDS_MAX: usize = 8;
+/// Round trips of one sync: enough for a 10,000-case first sync in 64 KB pages.
+pub const SYNC_ROUND_TRIPS_MAX: usize = 10_000;
+
+/// Cancels a running sync from another thread. The sync stops before its next request, or at
+/// once if it is waiting on the network; pages committed before stay committed.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        Ok(())
+    }
+}
+
+/// The store, held for one step of a sync: borrowed whole (the CLI) or locked (an app, whose
+/// other threads save between steps).
+pub enum StoreGuard<'a> {
+    Borrowed(&'a mut Store),
+    Locked(MutexGuard<'a, Store>),
+}
+
+impl Deref for StoreGuard<'_> {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        match self {
+            StoreGuard::Borrowed(s) => s,
+            StoreGuard::Locked(s) => s,
+        }
+    }
+}
+
+impl DerefMut for StoreGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Store {
+        match self {
+            StoreGuard::Borrowed(s) => s,
+            StoreGuard::Locked(s) => s,
+        }
+    }
+}
+
+/// Gives the driver the store for one step at a time.
+pub trait LockStore {
+    fn lock_store(&mut self) -> StoreGuard<'_>;
+}
+
+impl LockStore for &mut Store {
+    fn lock_store(&mut self) -> StoreGuard<'_> {
+        StoreGuard::Borrowed(self)
+    }
+}
+
+impl LockStore for &Mutex<Store> {
+    fn lock_store(&mut self) -> StoreGuard<'_> {
+        // A panic while the store was held left SQLite consistent (its transaction rolled back).
+        StoreGuard::Locked(self.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// A request the session wants sent.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub path: &'static str,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+/// What a reply led to.
+#[derive(Debug)]
+pub enum Step {
+    /// A page was committed: report progress, then ask for the next request.
+    Progress(SyncProgress),
+    /// Nothing to report; ask for the next request.
+    Continue,
+    /// The server revoked this device and its case data is wiped: send this confirmation,
+    /// then call `on_wipe_confirmed`.
+    ConfirmWipe(Outgoing),
+}
+
+/// Automerge's own sync protocol for one case, when device and server disagree on what the
+/// other holds. Runs on a copy of the document; the store gets what the server sent at the end.
+struct DocSync {
+    case_id: String,
+    doc: CaseDoc,
+    loaded_heads: Vec<ChangeHash>,
+    state: State,
+    server_done: bool,
+    rounds: usize,
+    converged: bool,
+}
+
+enum Phase {
+    /// Batched round trips: push pending cases, pull a page of the caseload.
+    Pages,
+    /// The per-document fallback for the cases the server could not take in a batch.
+    Fallback,
+    Done,
+}
+
+pub struct SyncSession {
+    started: Instant,
+    credentials: Credentials,
+    report: SyncReport,
+    /// Cases for the per-document fallback, after the pages.
+    fallback: Vec<String>,
+    /// Cases refused for now (a quota): pending still, pushed again at the next sync.
+    later: Vec<String>,
+    conflicted: HashSet<String>,
+    /// What the request in flight pushed.
+    pushed: Vec<Pushed>,
+    phase: Phase,
+    doc_sync: Option<DocSync>,
+}
+
+impl SyncSession {
+    pub fn start(store: &Store) -> Result<SyncSession> {
+        Ok(SyncSession {
+            started: Instant::now(),
+            credentials: store.credentials()?,
+            report: SyncReport::default(),
+            fallback: Vec::new(),
+            later: Vec::new(),
+            conflicted: HashSet::new(),
+            pushed: Vec::new(),
+            phase: Phase::Pages,
+            doc_sync: None,
+        })
+    }
+
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    /// The next request to send, or `None` when the sync is complete (then call `finish`).
+    pub fn next_request(&mut self, store: &mut Store) -> Result<Option<Outgoing>> {
+        loop {
+            match self.phase {
+                Phase::Pages if self.report.round_trips < SYNC_ROUND_TRIPS_MAX => {
+                    return self.page_request(store).map(Some)
+                }
+                Phase::Pages => self.phase = Phase::Fallback,
+                Phase::Fallback => {
+                    if let Some(out) = self.doc_sync_request(store)? {
+                        return Ok(Some(out));
+                    }
+                    if self.fallback.is_empty() {
+                        self.phase = Phase::Done;
+                    } else {
+                        let case_id = self.fallback.remove(0);
+                        self.doc_sync = load_doc_sync(store, case_id)?;
+                    }
+                }
+                Phase::Done => return Ok(None),
+            }
+        }
+    }
+
+    fn page_request(&mut self, store: &Store) -> Result<Outgoing> {
+        let skip = skip_after(&self.fallback, &self.later);
+        self.pushed = store.collect_push(&skip)?;
+        let mark = store
+            .meta(META_MARK)?
+            .and_then(|m| hex::decode(m).ok())
+            .unwrap_or_default();
+        let request = SyncRequest {
+            version: PROTOCOL_VERSION,
+            cursor: store.cursor()?,
+            mark: serde_bytes::ByteBuf::from(mark),
+            push: self
+                .pushed
+                .iter()
+                .map(|p| CaseChanges {
+                    case_id: p.case_id.clone(),
+                    changes: p
+                        .changes
+                        .iter()
+                        .cloned()
+                        .map(serde_bytes::ByteBuf::from)
+                        .collect(),
+                })
+                .collect(),
+            erasures_seen: store
+                .meta(META_ERASURES)?
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0),
+        };
+        let body = protocol::encode(&request)?;
+        self.report.bytes_up += body.len();
+        self.report.round_trips += 1;
+        Ok(Outgoing {
+            path: "/v1/sync",
+            content_type: CONTENT_TYPE,
+            body,
+        })
+    }
+
+    /// The next message of the case in the fallback, or `None` once it is finished (saved).
+    fn doc_sync_request(&mut self, store: &mut Store) -> Result<Option<Outgoing>> {
+        let Some(ds) = &mut self.doc_sync else {
+            return Ok(None);
+        };
+        if !ds.converged && ds.rounds < DOC_SYNC_ROUNDS_MAX {
+            let outgoing = ds
+                .doc
+                .automerge()
+                .sync()
+                .generate_sync_message(&mut ds.state);
+            if outgoing.is_some() || !ds.server_done {
+                ds.rounds += 1;
+                let request = DocSyncRequest {
+                    version: PROTOCOL_VERSION,
+                    case_id: ds.case_id.clone(),
+                    message: serde_bytes::ByteBuf::from(
+                        outgoing.map(Message::encode).unwrap_or_default(),
+                    ),
+                };
+                let body = protocol::encode(&request)?;
+                self.report.bytes_up += body.len();
+                self.report.round_trips += 1;
+                return Ok(Some(Outgoing {
+                    path: "/v1/docsync",
+                    content_type: CONTENT_TYPE,
+                    body,
+                }));
+            }
+            ds.converged = true;
+        }
+        let ds = self.doc_sync.take().expect("checked above");
+        finish_doc_sync(store, ds)?;
+        self.report.fallbacks += 1;
+        Ok(None)
+    }
+
+    /// Reads a reply to the last request, committing what it brings.
+    pub fn on_reply(&mut self, store: &mut Store, reply: HttpReply) -> Result<Step> {
+        self.report.bytes_down += reply.body.len();
+        if reply.status != 200 {
+            return self.error_reply(store, &reply);
+        }
+        if self.doc_sync.is_some() {
+            self.on_doc_sync_reply(store, &reply)?;
+            return Ok(Step::Continue);
+        }
+        let response: SyncResponse = protocol::decode(&reply.body)?;
+        if response.version != PROTOCOL_VERSION {
+            return Err(Error::Protocol(format!(
+                "server speaks version {}",
+                response.version
+            )));
+        }
+        let pushed = std::mem::take(&mut self.pushed);
+        store.commit_page(
+            &pushed,
+            &response,
+            &mut self.report,
+            &mut self.fallback,
+            &mut self.later,
+            &mut self.conflicted,
+        )?;
+        let more_to_push = (!pushed.is_empty() || response.reset)
+            && store.has_pending(&skip_after(&self.fallback, &self.later))?;
+        if !response.more && !more_to_push {
+            self.phase = Phase::Fallback;
+        }
+        Ok(Step::Progress(SyncProgress {
+            round_trips: self.report.round_trips,
+            cases_down: self.report.cases_down,
+            bytes_down: self.report.bytes_down,
+            more: response.more,
+        }))
+    }
+
+    fn on_doc_sync_reply(&mut self, store: &mut Store, reply: &HttpReply) -> Result<()> {
+        let response: DocSyncResponse = protocol::decode(&reply.body)?;
+        let ds = self
+            .doc_sync
+            .as_mut()
+            .expect("a fallback case is in flight");
+        if let Some(refusal) = response.refused {
+            let case_id = ds.case_id.clone();
+            self.doc_sync = None;
+            if refusal.reason == RefusalReason::Erased {
+                let tx = store.connection_ref().unchecked_transaction()?;
+                if erase_locally(&tx, &case_id)? {
+                    self.report.erased += 1;
+                }
+                tx.commit()?;
+            } else {
+                // A retryable refusal leaves the case pending for the next sync (after a
+                // restore, so does another device's lost change, as in `commit_page`).
+                let dirty = if refusal.reason.is_retryable()
+                    || (self.report.server_reset && refusal.reason == RefusalReason::WrongActor)
+                {
+                    DIRTY_PENDING
+                } else {
+                    DIRTY_REFUSED
+                };
+                store.connection_ref().execute(
+                    "UPDATE case_sync SET dirty = ?2, refusal = ?3 WHERE case_id = ?1",
+                    params![case_id, dirty, refusal_text(&refusal)],
+                )?;
+            }
+            self.report
+                .refused
+                .push(Refusal::new(&case_id, refusal.reason, &refusal.detail));
+            return Ok(());
+        }
+        match response.message {
+            Some(bytes) => {
+                let message = Message::decode(&bytes)
+                    .map_err(|e| Error::Protocol(format!("sync message: {e}")))?;
+                let mut server_heads = message.heads.clone();
+                let automerge = ds.doc.automerge();
+                let state = &mut ds.state;
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    automerge.sync().receive_sync_message(state, message)
+                }))
+                .map_err(|_| Error::Protocol("server sync message panicked".into()))??;
+                // Plain change chunks only (message version 1): the server refuses whole
+                // documents, whose compressed columns it cannot bound.
+                ds.state.their_capabilities = None;
+                // The server answers afresh each round; once its heads are ours, both sides
+                // hold the same changes.
+                let mut ours = ds.doc.heads();
+                server_heads.sort();
+                ours.sort();
+                ds.converged = server_heads == ours;
+                ds.server_done = false;
+            }
+            None => ds.server_done = true,
+        }
+        Ok(())
+    }
+
+    /// An error reply as a typed error. A revoked device wipes its case data first, as the
+    /// server asks, and then confirms the wipe.
+    fn error_reply(&mut self, store: &mut Store, reply: &HttpReply) -> Result<Step> {
+        let body: Option<ErrorBody> = serde_json::from_slice(&reply.body).ok();
+        if reply.status == 401 && body.as_ref().is_some_and(|b| b.wipe) {
+            store.wipe_case_data()?;
+            return Ok(Step::ConfirmWipe(Outgoing {
+                path: "/v1/wipe-confirm",
+                content_type: "application/json",
+                body: b"{}".to_vec(),
+            }));
+        }
+        Err(status_error(reply))
+    }
+
+    /// After the wipe confirmation was sent: the credential is dropped only once the server has
+    /// the confirmation (if it is lost, the next sync is told to wipe again, finds nothing, and
+    /// confirms again). Always ends the sync with `DeviceRevoked`.
+    pub fn on_wipe_confirmed(&mut self, store: &mut Store, confirmed: bool) -> Error {
+        if confirmed {
+            if let Err(e) = store.delete_meta(META_TOKEN) {
+                return e;
+            }
+        }
+        Error::DeviceRevoked
+    }
+
+    /// Closes the sync: its report, and the time of this last complete sync.
+    pub fn finish(mut self, store: &mut Store) -> Result<SyncReport> {
+        self.report.conflicts = self.conflicted.len();
+        self.report.duration_ms =
+            u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        store.set_meta(META_LAST_SYNC, &chrono::Utc::now().to_rfc3339())?;
+        Ok(self.report)
+    }
+}
+
+fn load_doc_sync(store: &Store, case_id: String) -> Result<Option<DocSync>> {
+    Ok(store.load_doc(&case_id)?.map(|mut doc| DocSync {
+        loaded_heads: doc.heads(),
+        case_id,
+        doc,
+        state: State::new(),
+        server_done: false,
+        rounds: 0,
+        converged: false,
+    }))
+}
+
+/// Gives the store what the server sent during the fallback: merged into the case as it is now
+/// (saves may have come in between), synced only if nothing was saved meanwhile.
+fn finish_doc_sync(store: &mut Store, mut ds: DocSync) -> Result<()> {
+    let Some(mut current) = store.load_doc(&ds.case_id)? else {
+        return Ok(()); // Erased meanwhile.
+    };
+    let received: Vec<Vec<u8>> = ds
+        .doc
+        .automerge()
+        .get_changes(&ds.loaded_heads)
+        .iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect();
+    current.apply_changes(&received)?;
+    let forms = store.forms().clone();
+    let tx = store.connection_ref().unchecked_transaction()?;
+    Store::save_doc(&tx, &forms, &ds.case_id, &mut current, false)?;
+    if ds.converged {
+        let heads = ds.doc.heads();
+        let dirty = if current.heads() == heads {
+            DIRTY_CLEAN
+        } else {
+            DIRTY_PENDING
+        };
+        tx.execute(
+            "UPDATE case_sync SET synced_heads = ?2, dirty = ?3 WHERE case_id = ?1",
+            params![ds.case_id, Store::format_heads(&heads), dirty],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Runs a whole sync. The store is held for each decision and commit, never across a request.
+/// `progress` is called after each committed page, with the store released.
+pub fn run(
+    handle: &mut dyn LockStore,
+    transport: &dyn Transport,
+    progress: &mut dyn FnMut(&SyncProgress),
+    cancel: &Cancel,
+) -> Result<SyncReport> {
+    let mut session = SyncSession::start(&handle.lock_store())?;
+    loop {
+        cancel.check()?;
+        let Some(out) = session.next_request(&mut handle.lock_store())? else {
+            break;
+        };
+        let reply = transport.post_cancellable(
+            out.path,
+            out.content_type,
+            out.body,
+            Some(session.credentials()),
+            cancel,
+        )?;
+        let step = session.on_reply(&mut handle.lock_store(), reply)?;
+        match step {
+            Step::Progress(p) => progress(&p),
+            Step::Continue => {}
+            Step::ConfirmWipe(out) => {
+                let confirmed = transport
+                    .post(
+                        out.path,
+                        out.content_type,
+                        out.body,
+                        Some(session.credentials()),
+                    )
+                    .is_ok_and(|r| r.status == 204);
+                return Err(session.on_wipe_confirmed(&mut handle.lock_store(), confirmed));
+            }
+        }
+    }
+    let report = session.finish(&mut handle.lock_store())?;
+    Ok(report)
+}
