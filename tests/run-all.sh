@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test of the project: formatting, lints, the Rust tests of all crates (unit, property,
-# crash, end-to-end over loopback), a smoke run of the benchmark, and the Kotlin bindings and
-# demo app logic on the JVM.
+# crash, end-to-end over loopback), a smoke run of the benchmark, the Kotlin bindings and the
+# demo app's logic and unit tests on the JVM, and the Android resource and APK checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # One feature set for every step, so each dependency is compiled once.
@@ -17,5 +17,7 @@ echo "== cargo test"
 cargo test "${BUILD[@]}"
 echo "== benchmark smoke run (tiny sizes, lan profile)"
 "${CARGO_TARGET_DIR:-target}/debug/suivi-bench" --smoke
-echo "== Kotlin bindings and demo logic on the JVM"
+echo "== Kotlin bindings, demo app logic and its unit tests on the JVM"
 bash tests/kotlin.sh
+echo "== Android resources: aapt2 against API 29, zipalign, apksigner, badging"
+bash tests/android-resources.sh

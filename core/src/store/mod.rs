@@ -495,6 +495,9 @@ impl Store {
     }
 
     pub fn case(&self, case_id: &str) -> Result<CaseDetail> {
+        // One snapshot for the document and its summary row, though a sync may commit between
+        // the two reads (the app reads on its own connection while the sync writes).
+        let _snapshot = self.conn.unchecked_transaction()?;
         let doc = self.require_doc(case_id)?;
         let summary = self.conn.query_row(
             "SELECT * FROM cases WHERE case_id = ?1",

@@ -182,6 +182,7 @@ fn run(mut cli: Cli) -> Result<(), String> {
     anything_new(&mut ctx, largest, &mut large)?;
     cut_sync(&mut ctx, largest)?;
     local(&mut ctx, largest, &mut large)?;
+    app_during_sync(&mut ctx, largest)?;
     busy(&mut ctx)?;
     report(&ctx, &first_sync_points)
 }
@@ -590,6 +591,108 @@ fn push_local(ctx: &mut Ctx, what: &str, size: usize, times: &mut [f64], target_
         met: target_ms.map(|t| median < t),
         note: format!("{size}-case device"),
     });
+}
+
+/// The app while a fresh device's first sync of the largest caseload runs over the link: a list,
+/// a name search and a case screen on the read connection, and a save on the writer, which the
+/// sync holds only to commit a page. On a phone, a call over 5 s on the main thread is an "app
+/// not responding"; the app makes these calls off the main thread, and they must still return
+/// quickly.
+fn app_during_sync(ctx: &mut Ctx, size: usize) -> Result<(), String> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+    use suivi_core::sync::{session, Cancel, HttpTransport};
+    step(&format!("the app during a first sync of {size} cases"));
+    let user = format!("sup-{}", team(size));
+    let dir = ctx.dir.path().join(format!("{user}-app-{}", rand_suffix()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let writer = enroll(
+        &ctx.server,
+        &dir,
+        &user,
+        &format!("http://{}", ctx.server.addr),
+    )?;
+    let path = device_path(&dir, &user);
+    let reader = Store::open_reader(&path, BENCH_KEY).map_err(|e| e.to_string())?;
+    let writer = Mutex::new(writer);
+    let transport = HttpTransport::new(&ctx.link.url()).map_err(|e| e.to_string())?;
+    let done = AtomicBool::new(false);
+    let (mut list, mut search, mut case, mut save) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let started = Instant::now();
+    let synced = std::thread::scope(|s| {
+        let sync = s.spawn(|| {
+            let mut handle = &writer;
+            let out = session::run(&mut handle, &transport, &mut |_| {}, &Cancel::default());
+            done.store(true, Ordering::SeqCst);
+            out
+        });
+        let mut n = 0usize;
+        while !done.load(Ordering::SeqCst) {
+            let t = Instant::now();
+            let rows = reader
+                .list_cases(&CaseFilter {
+                    limit: Some(500),
+                    ..CaseFilter::default()
+                })
+                .map_err(|e| e.to_string())?;
+            list.push(ms(t.elapsed()));
+            let t = Instant::now();
+            reader
+                .list_cases(&CaseFilter {
+                    query: Some("traore".into()),
+                    limit: Some(500),
+                    ..CaseFilter::default()
+                })
+                .map_err(|e| e.to_string())?;
+            search.push(ms(t.elapsed()));
+            if let Some(row) = rows.get(n % rows.len().max(1)) {
+                let t = Instant::now();
+                reader.case(&row.case_id).map_err(|e| e.to_string())?;
+                case.push(ms(t.elapsed()));
+            }
+            if n.is_multiple_of(10) {
+                let t = Instant::now();
+                writer
+                    .lock()
+                    .map_err(|_| "writer lock poisoned")?
+                    .create_case(&suivi_tests::child(n))
+                    .map_err(|e| e.to_string())?;
+                save.push(ms(t.elapsed()));
+            }
+            n += 1;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sync.join()
+            .map_err(|_| "sync thread panicked".to_string())?
+            .map_err(|e| e.to_string())
+    })?;
+    let sync_ms = ms(started.elapsed());
+    for (what, times) in [
+        ("list (500 rows)", &mut list),
+        ("name search", &mut search),
+        ("case screen", &mut case),
+        ("save a new case", &mut save),
+    ] {
+        let runs = times.len();
+        let (median, min, max) = summarise(times);
+        ctx.figures.push(Figure {
+            scenario: format!("app during a first sync of {size} cases: {what}"),
+            profile: ctx.profile.name.into(),
+            runs,
+            median_ms: median,
+            min_ms: min,
+            max_ms: max,
+            bytes_up: 0,
+            bytes_down: 0,
+            round_trips: synced.round_trips,
+            floor_bytes: None,
+            target: "max < 5000 ms (no ANR)".into(),
+            met: Some(runs > 0 && max < 5000.0),
+            note: format!("sync took {}", fmt_ms(sync_ms)),
+        });
+    }
+    Ok(())
 }
 
 /// Many devices sync at once: each agent pushes its cases and pulls.

@@ -8,7 +8,11 @@ import org.junit.Assert.assertFalse
 import org.junit.Assert.assertNotEquals
 import org.junit.Assert.assertTrue
 import org.junit.Test
+import org.suivi.core.SuiviException
 import org.suivi.demo.logic.CaseListViewModel
+import org.suivi.demo.logic.Messages
+import org.suivi.demo.logic.UiError
+import org.suivi.demo.logic.toUiError
 import org.suivi.demo.logic.CaseRepository
 import org.suivi.demo.logic.FormScreenModel
 import org.suivi.demo.logic.Lang
@@ -74,5 +78,28 @@ class DemoLogicTest {
         assertEquals(1, chains.size)
         assertEquals(listOf(r1, r2, r3), chains[0].map { it.referralId })
         assertEquals("Centre de formation C", chains[0].last().fields["provider"])
+    }
+
+    @Test
+    fun `every error kind and referral status reads as text in French, English and Arabic`() {
+        val errors = listOf(
+            SuiviException.Offline("timeout"), SuiviException.WrongKey(), SuiviException.Revoked(),
+            SuiviException.NotEnrolled(), SuiviException.UpgradeRequired(),
+            SuiviException.IllegalTransition("complete", "draft"), SuiviException.Forbidden("code"),
+            SuiviException.NotFound("case"), SuiviException.StorageFull(), SuiviException.Storage("io"),
+            SuiviException.Cancelled(), SuiviException.InvalidInput("pem"), SuiviException.Internal(),
+            SuiviException.Other("x"),
+        )
+        val statuses = listOf("draft", "sent", "accepted", "declined", "in_service", "completed", "closed", "transferred")
+        for (lang in Lang.values()) {
+            for (e in errors) {
+                val message = e.toUiError(lang).message
+                assertTrue("$e in $lang: '$message'", message.isNotBlank() && !message.matches(Regex("[a-z_.]+")))
+            }
+            for (s in statuses) assertNotEquals("status.$s in $lang", "status.$s", Messages.text("status.$s", lang))
+        }
+        assertEquals(UiError.Next.ENROLL_AGAIN, SuiviException.Revoked().toUiError(Lang.FR).next)
+        assertEquals(UiError.Next.RESET_KEY, SuiviException.WrongKey().toUiError(Lang.FR).next)
+        assertEquals(UiError.Next.REPORT_BUG, SuiviException.Internal().toUiError(Lang.FR).next)
     }
 }

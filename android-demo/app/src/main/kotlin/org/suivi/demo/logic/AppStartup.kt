@@ -48,7 +48,8 @@ class AppStartup(private val files: AppFiles, private val keys: StoreKeys) {
      * any failure no store is left (the app shows the error and the screen stays filled in).
      */
     fun enroll(user: String, deviceName: String, server: String, code: String, caPem: String?): CaseStore {
-        check(!files.store.exists()) { "a store exists: reset it first" }
+        // Never over an existing store: a reset (with its warning) comes first.
+        if (files.store.exists()) throw SuiviException.Other("a store exists on this phone: reset it first")
         val key = keys.newKey()
         val store = CaseStore.enrollNew(files.store.path, key, user.trim(), deviceName, server.trim(), code.trim(), caPem)
         unsynced.record(0)

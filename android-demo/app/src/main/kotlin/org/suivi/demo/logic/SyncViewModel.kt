@@ -31,9 +31,11 @@ class SyncViewModel(
     private val observers = CopyOnWriteArrayList<(State) -> Unit>()
     @Volatile private var job: Job? = null
 
-    fun observe(observer: (State) -> Unit) {
+    /** Tells `observer` the state now and each new one; returns what stops it (a screen going away). */
+    fun observe(observer: (State) -> Unit): () -> Unit {
         observers.add(observer)
         observer(state)
+        return { observers.remove(observer) }
     }
 
     private fun set(next: State) {

@@ -1,41 +1,68 @@
 package org.suivi.demo.ui
 
-import android.app.Activity
 import android.content.Intent
 import android.os.Bundle
 import android.widget.Button
 import android.widget.LinearLayout
 import android.widget.ScrollView
 import android.widget.TextView
+import androidx.activity.ComponentActivity
+import androidx.lifecycle.lifecycleScope
+import kotlinx.coroutines.launch
 import org.suivi.demo.R
+import org.suivi.demo.logic.Messages
 import org.suivi.demo.logic.referralChains
+import org.suivi.demo.logic.toUiError
 
-/** One child: identification, conflicts, referral chains, visits. */
-class CaseActivity : Activity() {
-    override fun onResume() {
-        super.onResume()
+/**
+ * One child: identification with the form's labels, conflicts, referral chains, visits. Loaded
+ * off the main thread through the store's read connection. (Android only.)
+ */
+class CaseActivity : ComponentActivity() {
+    override fun onStart() {
+        super.onStart()
         val caseId = intent.getStringExtra("case_id") ?: return finish()
-        val detail = Session.store(this).caseDetail(caseId)
-        val body = LinearLayout(this).apply { orientation = LinearLayout.VERTICAL }
-        body.addView(TextView(this).apply { text = "${detail.summary.firstName} ${detail.summary.lastName}"; textSize = 20f })
-        detail.identification.toSortedMap().forEach { (k, v) -> body.addView(TextView(this).apply { text = "$k: $v" }) }
-        detail.conflicts.forEach { c -> body.addView(TextView(this).apply { text = "⚠ ${c.path}: ${c.values.joinToString(" | ")}" }) }
-        body.addView(TextView(this).apply { text = getString(R.string.referral_chain); textSize = 18f })
-        for (chain in referralChains(detail)) {
-            body.addView(TextView(this).apply {
-                text = chain.joinToString(" → ") { "${it.fields["provider"].orEmpty()} (${it.status})" }
-            })
-        }
-        body.addView(TextView(this).apply { text = getString(R.string.followups); textSize = 18f })
-        detail.followups.forEach { f -> body.addView(TextView(this).apply { text = "${f.fields["visit_date"]} · ${f.fields["risk_level_now"]}" }) }
-        for (form in listOf("referral", "followup")) {
-            body.addView(Button(this).apply {
-                text = form
-                setOnClickListener {
-                    startActivity(Intent(this@CaseActivity, FormActivity::class.java).putExtra("form", form).putExtra("case_id", caseId))
+        val repository = app.repository ?: return finish()
+        val lang = app.lang()
+        lifecycleScope.launch {
+            val body = LinearLayout(this@CaseActivity).apply { orientation = LinearLayout.VERTICAL }
+            fun line(text: String, size: Float = 14f) = body.addView(TextView(this@CaseActivity).apply { this.text = text; textSize = size })
+            try {
+                val detail = repository.case(caseId)
+                val form = repository.form("identification", lang)
+                val referralForm = repository.form("referral", lang)
+                val visitForm = repository.form("followup", lang)
+                line("${detail.summary.firstName} ${detail.summary.lastName}", 20f)
+                for (field in form.fields) {
+                    val value = detail.identification[field.id] ?: continue
+                    val shown = field.choices.firstOrNull { it.id == value }?.label ?: value
+                    line("${field.label} : $shown")
                 }
-            })
+                detail.conflicts.forEach { c -> line("⚠ ${c.path} : ${c.values.joinToString(" | ")}") }
+                line(getString(R.string.referral_chain), 18f)
+                for (chain in referralChains(detail)) {
+                    line(chain.joinToString(" → ") { "${it.fields["provider"].orEmpty()} (${Messages.text("status.${it.status}", lang)})" })
+                }
+                line(getString(R.string.followups), 18f)
+                val riskField = visitForm.fields.firstOrNull { it.id == "risk_level_now" }
+                detail.followups.forEach { f ->
+                    val risk = riskField?.choices?.firstOrNull { it.id == f.fields["risk_level_now"] }?.label ?: f.fields["risk_level_now"].orEmpty()
+                    line("${f.fields["visit_date"].orEmpty()} · $risk")
+                }
+                for ((form, title) in listOf("referral" to referralForm.title, "followup" to visitForm.title)) {
+                    body.addView(Button(this@CaseActivity).apply {
+                        text = title
+                        setOnClickListener {
+                            startActivity(Intent(this@CaseActivity, FormActivity::class.java).putExtra("form", form).putExtra("case_id", caseId))
+                        }
+                    })
+                }
+            } catch (e: kotlinx.coroutines.CancellationException) {
+                throw e
+            } catch (e: Throwable) {
+                line(e.toUiError(lang).message)
+            }
+            setContentView(ScrollView(this@CaseActivity).apply { addView(body) })
         }
-        setContentView(ScrollView(this).apply { addView(body) })
     }
 }

@@ -1,86 +1,141 @@
 package org.suivi.demo.ui
 
-import android.app.Activity
 import android.content.Intent
 import android.os.Bundle
-import android.text.Editable
-import android.text.TextWatcher
+import android.view.View
 import android.widget.ArrayAdapter
 import android.widget.Button
 import android.widget.EditText
 import android.widget.LinearLayout
 import android.widget.ListView
+import android.widget.ProgressBar
 import android.widget.TextView
+import androidx.activity.ComponentActivity
+import androidx.activity.viewModels
+import androidx.lifecycle.ViewModel
+import androidx.lifecycle.lifecycleScope
+import androidx.lifecycle.viewModelScope
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.launch
 import org.suivi.demo.R
 import org.suivi.demo.logic.CaseListViewModel
+import org.suivi.demo.logic.CaseRepository
 import org.suivi.demo.logic.SyncViewModel
-import java.util.concurrent.Executors
+import org.suivi.demo.logic.UiError
 
-/** The caseload: search, list, sync with progress and last-sync status, conflicts badge. */
-class MainActivity : Activity() {
-    private val background = Executors.newSingleThreadExecutor()
-    private lateinit var list: CaseListViewModel
-    private lateinit var sync: SyncViewModel
+/** The caseload screen's state, kept across rotation; a sync outlives the activity. */
+class MainViewModel : ViewModel() {
+    var list: CaseListViewModel? = null
+    var sync: SyncViewModel? = null
+
+    fun attach(repository: CaseRepository, app: SuiviApp) {
+        if (list != null) return
+        list = CaseListViewModel(repository, app.lang())
+        sync = SyncViewModel(repository, viewModelScope, app.lang())
+    }
+}
+
+/**
+ * The caseload: search, list, sync with progress drawn as pages arrive, a cancel button, the
+ * last-sync line and the conflicts badge. Every store call runs on the IO dispatcher.
+ * (Android only.)
+ */
+class MainActivity : ComponentActivity() {
+    private val state: MainViewModel by viewModels()
     private lateinit var adapter: ArrayAdapter<String>
     private lateinit var status: TextView
     private lateinit var badge: TextView
+    private lateinit var progress: ProgressBar
+    private lateinit var syncButton: Button
+    private lateinit var cancelButton: Button
+    private var refreshJob: Job? = null
+    private var stopObserving: (() -> Unit)? = null
 
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
-        val store = Session.store(this)
-        list = CaseListViewModel(store, Session.lang())
-        sync = SyncViewModel(store, Session.lang())
-        val search = EditText(this).apply { hint = getString(R.string.search_hint) }
+        val repository = app.repository ?: run {
+            // The process was restarted on this screen: open the store first.
+            startActivity(Intent(this, StartActivity::class.java))
+            finish()
+            return
+        }
+        state.attach(repository, app)
+        val list = state.list!!
+        val sync = state.sync!!
+        val search = EditText(this).apply { hint = getString(R.string.search_hint); setText(list.search) }
         badge = TextView(this)
         status = TextView(this)
+        progress = ProgressBar(this, null, android.R.attr.progressBarStyleHorizontal).apply { isIndeterminate = true }
         adapter = ArrayAdapter(this, android.R.layout.simple_list_item_1, mutableListOf())
         val listView = ListView(this).apply {
             adapter = this@MainActivity.adapter
             setOnItemClickListener { _, _, position, _ ->
-                startActivity(Intent(this@MainActivity, CaseActivity::class.java).putExtra("case_id", list.cases[position].caseId))
+                val case = list.cases.getOrNull(position) ?: return@setOnItemClickListener
+                startActivity(Intent(this@MainActivity, CaseActivity::class.java).putExtra("case_id", case.caseId))
             }
         }
         val newCase = Button(this).apply {
             text = getString(R.string.new_case)
             setOnClickListener { startActivity(Intent(this@MainActivity, FormActivity::class.java).putExtra("form", "identification")) }
         }
-        val syncButton = Button(this).apply {
-            text = getString(R.string.sync)
-            setOnClickListener {
-                background.execute {
-                    sync.sync()
-                    runOnUiThread { render() }
-                }
-            }
-        }
-        search.addTextChangedListener(object : TextWatcher {
-            override fun afterTextChanged(s: Editable?) {
-                list.search = s?.toString().orEmpty()
-                render()
-            }
-            override fun beforeTextChanged(s: CharSequence?, start: Int, count: Int, after: Int) {}
-            override fun onTextChanged(s: CharSequence?, start: Int, before: Int, count: Int) {}
+        syncButton = Button(this).apply { text = getString(R.string.sync); setOnClickListener { sync.start() } }
+        cancelButton = Button(this).apply { text = getString(R.string.cancel); setOnClickListener { sync.cancel() } }
+        // Each keystroke restarts the search after a short pause: only the latest one lands.
+        search.addTextChangedListener(Watcher { text ->
+            list.search = text
+            refreshList(pause = 250)
         })
         setContentView(LinearLayout(this).apply {
             orientation = LinearLayout.VERTICAL
-            addView(search); addView(badge); addView(status); addView(newCase); addView(syncButton); addView(listView)
+            listOf(search, badge, status, progress, newCase, syncButton, cancelButton, listView).forEach { addView(it) }
         })
     }
 
-    override fun onResume() {
-        super.onResume()
-        render()
+    override fun onStart() {
+        super.onStart()
+        val sync = state.sync ?: return
+        stopObserving = sync.observe { s -> runOnUiThread { drawSync(s) } }
+        refreshList(pause = 0)
     }
 
-    private fun render() {
-        list.refresh()
-        adapter.clear()
-        adapter.addAll(list.cases.map { "${list.title(it)} · ${it.village.orEmpty()} · ${it.riskLevel.orEmpty()}" })
-        badge.text = getString(R.string.conflicts, list.conflictBadge.toInt())
-        status.text = when (val s = sync.state) {
-            is SyncViewModel.State.Running -> "↓ ${s.casesDown} · ${s.bytesDown / 1024} KB"
-            is SyncViewModel.State.Failed -> s.error.message
-            else -> sync.lastSyncLine()
+    override fun onStop() {
+        stopObserving?.invoke()
+        stopObserving = null
+        super.onStop()
+    }
+
+    private fun refreshList(pause: Long) {
+        val list = state.list ?: return
+        refreshJob?.cancel()
+        refreshJob = lifecycleScope.launch {
+            delay(pause)
+            val screen = list.refresh()
+            adapter.clear()
+            adapter.addAll(screen.cases.map { "${list.title(it)} · ${it.village.orEmpty()} · ${it.riskLevel.orEmpty()}" })
+            badge.text = getString(R.string.conflicts, screen.conflictBadge.toInt())
+            screen.error?.let { status.text = it.message }
+        }
+    }
+
+    private fun drawSync(s: SyncViewModel.State) {
+        val running = s is SyncViewModel.State.Running
+        progress.visibility = if (running) View.VISIBLE else View.GONE
+        cancelButton.visibility = if (running) View.VISIBLE else View.GONE
+        syncButton.isEnabled = !running
+        when (s) {
+            is SyncViewModel.State.Running -> status.text = getString(R.string.sync_progress, s.casesDown.toInt(), (s.bytesDown / 1024).toInt())
+            is SyncViewModel.State.Failed -> {
+                status.text = s.error.message
+                if (s.error.next == UiError.Next.ENROLL_AGAIN) {
+                    startActivity(Intent(this, StartActivity::class.java))
+                    finish()
+                }
+            }
+            else -> lifecycleScope.launch {
+                status.text = state.sync?.lastSyncLine().orEmpty()
+                if (s is SyncViewModel.State.Done) refreshList(pause = 0)
+            }
         }
     }
 }

@@ -1,0 +1,33 @@
+package org.suivi.demo.ui
+
+import android.app.Application
+import android.os.Build
+import org.suivi.demo.logic.AppFiles
+import org.suivi.demo.logic.AppStartup
+import org.suivi.demo.logic.CaseRepository
+import org.suivi.demo.logic.Lang
+import org.suivi.demo.logic.StoreKeys
+import java.util.Locale
+
+/**
+ * The process: where the store lives (`noBackupFilesDir`: never backed up, never moved to
+ * another phone) and the open store, shared by the screens. (Android only.)
+ */
+class SuiviApp : Application() {
+    lateinit var startup: AppStartup
+        private set
+
+    @Volatile var repository: CaseRepository? = null
+
+    override fun onCreate() {
+        super.onCreate()
+        val files = AppFiles(noBackupFilesDir)
+        startup = AppStartup(files, StoreKeys(files, KeystoreKeyWrapper()))
+    }
+
+    val deviceName: String get() = "${Build.MANUFACTURER} ${Build.MODEL}".take(100)
+
+    fun lang(): Lang = Lang.from(Locale.getDefault().toLanguageTag())
+}
+
+val android.app.Activity.app: SuiviApp get() = application as SuiviApp

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The Android checks this machine can run without an Android SDK: compile the app's resources
+# with Debian's aapt2 against the API 29 framework (android-framework-res), link them with a copy
+# of the manifest into an APK, align it with zipalign, sign and verify it with apksigner, and
+# assert its badging (package, SDK levels, locales, launchable activity, icon, label) and its
+# default (French) strings. What this proves and what still needs an Android toolchain:
+# android-demo/README.md, "What is verified where".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+app=android-demo/app
+framework=/usr/share/android-framework-res/framework-res.apk
+for tool in aapt2 aapt zipalign apksigner keytool; do
+  command -v "$tool" >/dev/null || { echo "$tool not found (bash .ci/setup installs it)"; exit 1; }
+done
+[ -f "$framework" ] || { echo "$framework not found (apt-get install android-framework-res)"; exit 1; }
+work="${CARGO_TARGET_DIR:-target}/android-resources"
+rm -rf "$work" && mkdir -p "$work"
+
+# SDK levels and version as the Gradle build declares them (app/build.gradle.kts).
+gradle="$app/build.gradle.kts"
+min_sdk=$(sed -n 's/^ *minSdk = \([0-9]*\).*/\1/p' "$gradle")
+target_sdk=$(sed -n 's/^ *targetSdk = \([0-9]*\).*/\1/p' "$gradle")
+version_code=$(sed -n 's/^ *versionCode = \([0-9]*\).*/\1/p' "$gradle")
+version_name=$(sed -n 's/^ *versionName = "\(.*\)".*/\1/p' "$gradle")
+[ -n "$min_sdk" ] && [ -n "$target_sdk" ] || { echo "cannot read the SDK levels from $gradle"; exit 1; }
+
+# The real manifest must keep backups and transfers away from the store.
+manifest="$app/src/main/AndroidManifest.xml"
+for needed in 'android:allowBackup="false"' 'android:dataExtractionRules="@xml/data_extraction_rules"' \
+  'android:fullBackupContent="@xml/backup_rules"'; do
+  grep -q "$needed" "$manifest" || { echo "the manifest lacks $needed"; exit 1; }
+done
+for domain in root file database sharedpref external; do
+  [ "$(grep -c "domain=\"$domain\"" "$app/src/main/res/xml/data_extraction_rules.xml")" -eq 2 ] \
+    || { echo "data_extraction_rules.xml does not exclude $domain from both backup and transfer"; exit 1; }
+done
+
+# Native libraries for 64-bit phones linked for 16 KB pages (no NDK here to check a built one).
+for triple in aarch64-linux-android x86_64-linux-android; do
+  python3 - "$triple" <<'PY' || { echo ".cargo/config.toml: $triple is not linked for 16 KB pages"; exit 1; }
+import sys, tomllib
+flags = tomllib.load(open(".cargo/config.toml", "rb"))["target"][sys.argv[1]]["rustflags"]
+assert "link-arg=-Wl,-z,max-page-size=16384" in flags, flags
+PY
+done
+# The release build shrinks with R8 and keeps what JNA and the bindings reach by reflection.
+grep -q 'isMinifyEnabled = true' "$gradle" && grep -q '"proguard-rules.pro"' "$gradle" \
+  || { echo "$gradle: no minified release build with proguard-rules.pro"; exit 1; }
+for rule in '-keep class com.sun.jna.** { *; }' '-keep class org.suivi.core.** { *; }'; do
+  grep -qF -- "$rule" "$app/proguard-rules.pro" || { echo "proguard-rules.pro lacks: $rule"; exit 1; }
+done
+
+# A copy made for API 29: the package Gradle would inject, and without the attributes newer
+# than the framework aapt2 links against (the real manifest keeps them).
+python3 - "$manifest" "$work/AndroidManifest.xml" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+newer = ["dataExtractionRules", "localeConfig"]  # API 31, API 33
+for attr in newer:
+    text, n = re.subn(r'\s+android:%s="[^"]*"' % attr, "", text)
+    assert n == 1, "expected android:%s once in the manifest" % attr
+text = text.replace("<manifest ", '<manifest package="org.suivi.demo" ', 1)
+open(sys.argv[2], "w").write(text)
+PY
+
+aapt2 compile --dir "$app/src/main/res" -o "$work/resources.zip"
+aapt2 link -I "$framework" --manifest "$work/AndroidManifest.xml" -o "$work/unaligned.apk" \
+  --min-sdk-version "$min_sdk" --target-sdk-version "$target_sdk" \
+  --version-code "$version_code" --version-name "$version_name" "$work/resources.zip"
+zipalign -p -f 4 "$work/unaligned.apk" "$work/aligned.apk"
+zipalign -c 4 "$work/aligned.apk"
+keytool -genkeypair -keystore "$work/check.jks" -storepass suivi-check -keypass suivi-check \
+  -alias check -keyalg EC -groupname secp256r1 -validity 2 -dname "CN=Suivi resource check" >/dev/null 2>&1
+apksigner sign --ks "$work/check.jks" --ks-pass pass:suivi-check --key-pass pass:suivi-check \
+  --min-sdk-version "$min_sdk" --out "$work/suivi-resources.apk" "$work/aligned.apk"
+apksigner verify --min-sdk-version "$min_sdk" --verbose "$work/suivi-resources.apk" > "$work/verify.txt"
+grep -q "Verified using v2 scheme (APK Signature Scheme v2): true" "$work/verify.txt" \
+  || { cat "$work/verify.txt"; echo "APK signature v2 not verified"; exit 1; }
+
+aapt dump badging "$work/suivi-resources.apk" > "$work/badging.txt"
+expect() {
+  grep -qF -- "$1" "$work/badging.txt" || { cat "$work/badging.txt"; echo "badging lacks: $1"; exit 1; }
+}
+expect "package: name='org.suivi.demo' versionCode='$version_code' versionName='$version_name'"
+expect "sdkVersion:'$min_sdk'"
+expect "targetSdkVersion:'$target_sdk'"
+expect "launchable-activity: name='org.suivi.demo.ui.StartActivity'"
+expect "application-label:'Suivi'"
+expect "uses-permission: name='android.permission.INTERNET'"
+# The default locale '--_--' holds the French strings; English and Arabic are the others.
+expect "locales: '--_--' 'ar' 'en'"
+expect "icon='res/mipmap-anydpi-v26/ic_launcher.xml'"
+grep -q "^application: .*icon=" "$work/badging.txt" || { echo "no launcher icon"; exit 1; }
+aapt2 dump resources "$work/suivi-resources.apk" > "$work/resources.txt"
+grep -A3 "string/search_hint" "$work/resources.txt" | grep -q '() "Rechercher un enfant"' \
+  || { grep -A3 "string/search_hint" "$work/resources.txt"; echo "the default strings are not French"; exit 1; }
+echo "android resources: $(basename "$work/suivi-resources.apk") linked against API 29, aligned, signed, verified; badging as declared"
