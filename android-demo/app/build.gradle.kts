@@ -5,6 +5,7 @@
 import org.gradle.api.file.DirectoryProperty
 import org.gradle.api.tasks.Exec
 import org.gradle.api.tasks.OutputDirectory
+import org.gradle.process.CommandLineArgumentProvider
 
 plugins {
     id("com.android.application")
@@ -68,28 +69,34 @@ abstract class UniffiBindings : Exec() {
     @get:OutputDirectory abstract val outputDir: DirectoryProperty
 }
 
-val cargoNdk = tasks.register<CargoNdk>("cargoNdk") {
-    outputDir.set(layout.buildDirectory.dir("generated/jniLibs"))
-    workingDir = repoRoot
-    commandLine(
-        "cargo", "ndk", "-t", "arm64-v8a", "-t", "armeabi-v7a", "-t", "x86_64",
-        "-o", outputDir.get().asFile.path,
-        "build", "--release", "-p", "suivi-ffi", "--features", "vendored-openssl",
-    )
-}
-
-val uniffiBindings = tasks.register<UniffiBindings>("uniffiBindings") {
-    outputDir.set(layout.buildDirectory.dir("generated/uniffi"))
-    workingDir = repoRoot
-    commandLine("bash", "ffi/generate-kotlin.sh", outputDir.get().asFile.path)
-}
-
-// Generated sources go through the variant API: they are rebuilt before compilation and live
-// under build/, which Clean deletes and regenerates.
+// Generated sources go through the variant API: one task per variant, each writing where AGP
+// tells it (the output path is read when the task runs, not when it is configured). They run
+// before compilation, live under build/ (Clean deletes them and the next build makes them
+// again), and always run: cargo decides what is up to date, Gradle does not see Rust sources.
 androidComponents {
     onVariants { variant ->
+        val name = variant.name.replaceFirstChar { it.uppercase() }
+        val cargoNdk = tasks.register<CargoNdk>("cargoNdk$name") {
+            workingDir = repoRoot
+            executable = "cargo"
+            argumentProviders.add(CommandLineArgumentProvider {
+                // Release Rust even in a debug APK: a debug build of SQLCipher and Automerge is
+                // too slow on a phone to try anything.
+                listOf(
+                    "ndk", "-t", "arm64-v8a", "-t", "armeabi-v7a", "-t", "x86_64", "-o", outputDir.get().asFile.path,
+                    "build", "--release", "-p", "suivi-ffi", "--features", "vendored-openssl",
+                )
+            })
+            outputs.upToDateWhen { false }
+        }
+        val bindings = tasks.register<UniffiBindings>("uniffiBindings$name") {
+            workingDir = repoRoot
+            executable = "bash"
+            argumentProviders.add(CommandLineArgumentProvider { listOf("ffi/generate-kotlin.sh", outputDir.get().asFile.path) })
+            outputs.upToDateWhen { false }
+        }
         variant.sources.jniLibs?.addGeneratedSourceDirectory(cargoNdk, CargoNdk::outputDir)
-        variant.sources.kotlin?.addGeneratedSourceDirectory(uniffiBindings, UniffiBindings::outputDir)
+        variant.sources.kotlin?.addGeneratedSourceDirectory(bindings, UniffiBindings::outputDir)
     }
 }
 

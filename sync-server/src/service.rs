@@ -13,6 +13,7 @@ use std::sync::Arc;
 use automerge::sync::{Message, State, SyncDoc};
 use automerge::{AutoCommit, Change, ChangeHash};
 use suivi_core::case_doc::check::{self, Author, CaseCheck, ChangeRefusal};
+use suivi_core::policy::{self, WriteMode};
 use suivi_core::sync::protocol::{
     self, CaseChanges, DocSyncRequest, DocSyncResponse, EnrollRequest, EnrollResponse, PulledCase,
     PulledChange, Refusal, RefusalReason, SyncRequest, SyncResponse, PROTOCOL_VERSION,
@@ -23,7 +24,7 @@ use suivi_core::FormRegistry;
 use crate::auth;
 use crate::storage::valid_case_id;
 use crate::storage::{
-    AcceptedCase, CaseAccess, CursorCheck, Device, FeedRow, Quota, Role, ServerStore, StorageError,
+    AcceptedCase, CaseAccess, CursorCheck, Device, FeedRow, Quota, ServerStore, StorageError,
     Usage, User, Viewer,
 };
 
@@ -157,37 +158,11 @@ impl AuthedDevice {
     }
 }
 
-/// Caseload reads: an agent reads the cases it created or was assigned; a supervisor its team's;
-/// officers and admins the whole project.
-pub fn may_read(user: &User, case: &CaseAccess) -> bool {
-    match user.role {
-        Role::Agent => case.created_by == user.user_id || case.assignees.contains(&user.user_id),
-        Role::Supervisor => case.team == user.team || case.assignees.contains(&user.user_id),
-        Role::Officer | Role::Admin => true,
-    }
-}
-
-/// Writes follow reads, except that officers audit and do not edit case records.
-pub fn may_write(user: &User, case: &CaseAccess) -> bool {
-    user.role != Role::Officer && may_read(user, case)
-}
-
-pub fn may_create(user: &User) -> bool {
-    matches!(user.role, Role::Agent | Role::Supervisor | Role::Admin)
-}
-
 /// What a push leads to: the changes to store, and per case, accepted or refused.
 struct PushPlan {
     to_store: Vec<AcceptedCase>,
     accepted: Vec<String>,
     refused: Vec<Refusal>,
-}
-
-/// What a user may do to one case, decided from the envelope before any change is decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum WriteMode {
-    Write,
-    AuditNotesOnly,
 }
 
 pub struct SyncService {
@@ -419,15 +394,10 @@ impl SyncService {
 
     /// What a user may do to a case, from the envelope alone (its id and who owns it).
     fn write_mode(&self, user: &User, existing: Option<&CaseAccess>) -> Option<WriteMode> {
-        match existing {
-            Some(a) if may_write(user, a) => Some(WriteMode::Write),
-            // An officer reads the project and writes audit notes, nothing else.
-            Some(a) if user.role == Role::Officer && may_read(user, a) => {
-                Some(WriteMode::AuditNotesOnly)
-            }
-            Some(_) => None,
-            None => may_create(user).then_some(WriteMode::Write),
-        }
+        policy::write_mode(
+            &user.subject(),
+            existing.map(CaseAccess::ownership).as_ref(),
+        )
     }
 
     /// Decides, case by case, what of a push is stored: nothing for a case the device may not
@@ -714,11 +684,8 @@ impl SyncService {
             .store
             .case_access(std::slice::from_ref(&request.case_id))?;
         let existing = access.get(case_id);
-        let may = match existing {
-            Some(a) => may_write(&device.user, a),
-            None => may_create(&device.user),
-        };
-        if !may {
+        // The same decision as a push: an officer's fallback carries audit notes only.
+        let Some(mode) = self.write_mode(&device.user, existing) else {
             self.store.audit(
                 now,
                 &device.device.device_id,
@@ -726,7 +693,7 @@ impl SyncService {
                 &format!("{case_id} forbidden"),
             )?;
             return refuse(RefusalReason::Forbidden, "");
-        }
+        };
         if existing.is_some() && self.store.is_quarantined(case_id)? {
             return refuse(RefusalReason::Quarantined, "");
         }
@@ -777,13 +744,9 @@ impl SyncService {
                     .map(|c| (c.hash().to_string(), c.raw_bytes().to_vec()))
                     .collect();
                 // The stored changes were read once, above, and serve the reply too.
-                if let Err((reason, detail)) = self.validate(
-                    device,
-                    case_id,
-                    stored.clone(),
-                    WriteMode::Write,
-                    ordered.clone(),
-                ) {
+                if let Err((reason, detail)) =
+                    self.validate(device, case_id, stored.clone(), mode, ordered.clone())
+                {
                     return refuse(reason, &detail);
                 }
                 doc.apply_changes(ordered)
@@ -882,6 +845,7 @@ fn group_by_case(rows: &[FeedRow]) -> (Vec<protocol::Author>, Vec<PulledCase>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::Role;
 
     fn user(id: &str, role: Role, team: &str) -> User {
         User {
@@ -890,29 +854,6 @@ mod tests {
             team: team.into(),
             password_hash: None,
         }
-    }
-
-    #[test]
-    fn caseload_access_rules() {
-        let case = CaseAccess {
-            created_by: "amina".into(),
-            team: "souk-sebt".into(),
-            assignees: vec!["moussa".into()],
-        };
-        let amina = user("amina", Role::Agent, "souk-sebt");
-        let moussa = user("moussa", Role::Agent, "sikasso");
-        let other = user("karim", Role::Agent, "souk-sebt");
-        let sup = user("fatima", Role::Supervisor, "souk-sebt");
-        let far_sup = user("ali", Role::Supervisor, "sikasso");
-        let officer = user("officer", Role::Officer, "project");
-        assert!(may_write(&amina, &case) && may_write(&moussa, &case) && may_write(&sup, &case));
-        assert!(
-            !may_read(&other, &case),
-            "same team is not enough for an agent"
-        );
-        assert!(!may_read(&far_sup, &case));
-        assert!(may_read(&officer, &case) && !may_write(&officer, &case));
-        assert!(!may_create(&officer) && may_create(&amina));
     }
 
     /// What a phone claims at enrollment is checked before any code is looked up: an actor id
@@ -1019,5 +960,59 @@ mod tests {
         assert_eq!(refusal(max + 1), RefusalReason::TooManyChanges);
         assert_eq!(refusal(max), RefusalReason::Malformed);
         assert_eq!(refusal(1), RefusalReason::Malformed);
+    }
+
+    /// The per-request operation budget: the first case always goes through; after it, a case
+    /// that fits exactly what is left goes through, one operation more is refused.
+    #[test]
+    fn the_request_operation_budget_is_spent_to_its_last_operation() {
+        let mut budget = OpsBudget::new();
+        assert!(
+            budget.take(REQUEST_OPS_MAX + 5).is_ok(),
+            "the first case goes through"
+        );
+        assert!(budget.take(1).is_err(), "nothing is left after it");
+        let mut budget = OpsBudget::new();
+        budget.take(REQUEST_OPS_MAX - 10).unwrap();
+        assert_eq!(budget.take(11).unwrap_err().0, RefusalReason::QuotaExceeded);
+        assert!(budget.take(10).is_ok(), "exactly what is left fits");
+        assert!(budget.take(1).is_err());
+        assert!(budget.take(0).is_ok(), "an empty case costs nothing");
+    }
+
+    /// The daily quotas: a device may fill each to the last case and byte, not one past it;
+    /// what is taken is counted for the next case.
+    #[test]
+    fn daily_quotas_fill_to_their_bound_and_not_past_it() {
+        let case = |new: bool, bytes: usize| AcceptedCase {
+            case_id: "c".into(),
+            new_case: new.then(|| ("amina".to_string(), "sikasso".to_string())),
+            changes: vec![("h".into(), vec![0; bytes])],
+        };
+        let mut allowance = Allowance {
+            quota: Quota {
+                new_cases_per_day: 2,
+                bytes_per_day: 100,
+            },
+            used: Usage {
+                new_cases: 1,
+                bytes: 40,
+            },
+        };
+        allowance.take(&case(true, 10)).unwrap();
+        assert_eq!((allowance.used.new_cases, allowance.used.bytes), (2, 50));
+        let refused = allowance.take(&case(true, 1)).unwrap_err();
+        assert_eq!(
+            refused,
+            (RefusalReason::QuotaExceeded, "2 new cases per day".into())
+        );
+        allowance.take(&case(false, 50)).unwrap();
+        assert_eq!((allowance.used.new_cases, allowance.used.bytes), (2, 100));
+        let refused = allowance.take(&case(false, 1)).unwrap_err();
+        assert_eq!(
+            refused,
+            (RefusalReason::QuotaExceeded, "100 bytes per day".into())
+        );
+        allowance.take(&case(false, 0)).unwrap();
     }
 }

@@ -1439,7 +1439,7 @@ impl ServerView {
         Ok(self
             .access
             .get(case_id)
-            .is_some_and(|a| suivi_server::service::may_read(&user, a)))
+            .is_some_and(|a| suivi_core::policy::may_read(&user.subject(), &a.ownership())))
     }
 }
 

@@ -44,31 +44,9 @@ pub fn valid_case_id(id: &str) -> bool {
     id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Agent,
-    Supervisor,
-    Officer,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Agent => "agent",
-            Role::Supervisor => "supervisor",
-            Role::Officer => "officer",
-            Role::Admin => "admin",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Role> {
-        [Role::Agent, Role::Supervisor, Role::Officer, Role::Admin]
-            .into_iter()
-            .find(|r| r.as_str() == text)
-    }
-}
+/// Roles and what they may do: the one access policy, in core.
+pub use suivi_core::policy::Role;
+use suivi_core::policy::{Ownership, Subject};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct User {
@@ -97,6 +75,28 @@ pub struct CaseAccess {
     pub created_by: String,
     pub team: String,
     pub assignees: Vec<String>,
+}
+
+impl CaseAccess {
+    /// The case's ownership, as the access policy reads it.
+    pub fn ownership(&self) -> Ownership<'_> {
+        Ownership {
+            created_by: &self.created_by,
+            team: &self.team,
+            assignees: &self.assignees,
+        }
+    }
+}
+
+impl User {
+    /// This user, as the access policy reads it.
+    pub fn subject(&self) -> Subject<'_> {
+        Subject {
+            user_id: &self.user_id,
+            role: self.role,
+            team: &self.team,
+        }
+    }
 }
 
 /// The changes of one case that a push adds, already checked by the service.

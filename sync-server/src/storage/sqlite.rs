@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
+use suivi_core::policy::ReadScope;
 
 use super::{
     next_feed_mark, AcceptedCase, CaseAccess, CursorCheck, Device, FeedPage, FeedRow,
@@ -809,14 +810,15 @@ impl ServerStore for SqliteStore {
                 |r| r.get::<_, i64>(0),
             )
             .map_err(backend)? as u64;
-        let visible = match viewer.role {
-            Role::Agent => {
+        // The policy's read scope, translated (`ReadScope::includes` is what this must match).
+        let visible = match ReadScope::of(viewer.role) {
+            ReadScope::Own => {
                 "(k.created_by = ?3 OR EXISTS (SELECT 1 FROM assignments a WHERE a.case_id = k.case_id AND a.user_id = ?3))"
             }
-            Role::Supervisor => {
+            ReadScope::Team => {
                 "(k.team = ?4 OR EXISTS (SELECT 1 FROM assignments a WHERE a.case_id = k.case_id AND a.user_id = ?3))"
             }
-            Role::Officer | Role::Admin => "(?3 IS NOT NULL AND ?4 IS NOT NULL)",
+            ReadScope::All => "(?3 IS NOT NULL AND ?4 IS NOT NULL)",
         };
         let sql = format!(
             "SELECT f.seq, f.case_id, c.data, coalesce(d.user_id, ''), c.origin_device, c.received_at

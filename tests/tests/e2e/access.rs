@@ -395,3 +395,42 @@ fn a_revoked_phone_stays_revoked_after_a_restore_from_an_older_backup() {
     let again = site.fails(&["device", "revoke", &device_id]);
     assert!(again.contains("no active device"), "{again}");
 }
+
+/// The store translates the policy's read scope into its own query: for every role, the cases
+/// its feed serves are exactly those `policy::may_read` allows (own, team, assigned across
+/// teams, all), so no role logic hides in SQL.
+#[test]
+fn the_stores_feed_serves_exactly_what_the_access_policy_allows() {
+    use suivi_server::storage::Viewer;
+    let server = team_server();
+    let mut cases = Vec::new();
+    for user in ["amina", "karim", "fatima", "moussa", "ali"] {
+        let mut device = server.device(user);
+        cases.push(device.store.create_case(&child(cases.len())).unwrap());
+        device.sync().unwrap();
+    }
+    // One of Amina's cases assigned across teams, to a Sikasso supervisor.
+    admin::assign(server.store.as_ref(), &cases[0], "ali").unwrap();
+    let access = server.store.case_access(&cases).unwrap();
+    for user_id in ["amina", "karim", "fatima", "moussa", "ali", "officer"] {
+        let user = server.store.user(user_id).unwrap().unwrap();
+        let viewer = Viewer {
+            user_id: user.user_id.clone(),
+            role: user.role,
+            team: user.team.clone(),
+            device_id: "a device that pushed nothing".into(),
+        };
+        let page = server.store.feed_page(&viewer, 0, usize::MAX).unwrap();
+        let mut served: Vec<&str> = page.rows.iter().map(|r| r.case_id.as_str()).collect();
+        served.sort();
+        served.dedup();
+        let mut allowed: Vec<&str> = cases
+            .iter()
+            .filter(|id| suivi_core::policy::may_read(&user.subject(), &access[*id].ownership()))
+            .map(String::as_str)
+            .collect();
+        allowed.sort();
+        assert_eq!(served, allowed, "{user_id}'s feed");
+        assert!(!served.is_empty(), "{user_id} reads something");
+    }
+}

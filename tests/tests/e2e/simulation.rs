@@ -128,7 +128,7 @@ fn readable_cases(server: &TestServer, user: &str) -> Vec<String> {
     let user = server.store.user(user).unwrap().unwrap();
     let mut out: Vec<String> = ids
         .into_iter()
-        .filter(|id| suivi_server::service::may_read(&user, &access[id]))
+        .filter(|id| suivi_core::policy::may_read(&user.subject(), &access[id].ownership()))
         .collect();
     out.sort();
     out

@@ -76,6 +76,7 @@ object Messages {
         "enroll.code" to Triple("Code d'inscription", "Enrollment code", "رمز التسجيل"),
         "enroll.user" to Triple("Identifiant de l'agent", "Agent id", "معرّف العون"),
         "enroll.ca" to Triple("Certificat du projet (facultatif)", "Project certificate (optional)", "شهادة المشروع (اختياري)"),
+        "enroll.sending" to Triple("Inscription en cours…", "Enrolling…", "جارٍ التسجيل…"),
         "enroll.https" to Triple("Une adresse https:// est requise", "An https:// address is required", "يلزم عنوان https://"),
         "enroll.ca_format" to Triple("Certificat PEM attendu", "A PEM certificate", "شهادة PEM"),
         "yes" to Triple("Oui", "Yes", "نعم"),

@@ -1,6 +1,5 @@
 package org.suivi.demo.logic
 
-import org.suivi.core.InternalException
 import org.suivi.core.SuiviException
 
 /**
@@ -38,11 +37,15 @@ fun SuiviException.toUiError(lang: Lang): UiError = when (this) {
     is SuiviException.Other -> UiError(Messages.text("error", lang))
 }
 
-/** Any failure of a call: the bindings' own, or uniffi's for a broken call (reported as a bug). */
+/**
+ * Any failure a screen can meet: the bindings' own, a lost Keystore key, the phone's storage, or
+ * anything else, uniffi's `InternalException` included (a bug: reported, never a crash).
+ */
 fun Throwable.toUiError(lang: Lang): UiError = when (this) {
     is SuiviException -> toUiError(lang)
-    is InternalException -> UiError(Messages.text("internal", lang), next = UiError.Next.REPORT_BUG)
-    else -> throw this
+    is KeyUnavailable -> UiError(Messages.text("key_lost", lang), next = UiError.Next.RESET_KEY)
+    is java.io.IOException -> UiError(Messages.text("storage", lang))
+    else -> UiError(Messages.text("internal", lang), next = UiError.Next.REPORT_BUG)
 }
 
 /** A call's outcome for a screen. */
@@ -51,10 +54,11 @@ sealed class Outcome<out T> {
     data class Failed(val error: UiError) : Outcome<Nothing>()
 }
 
+/** Runs `block`; any failure but a coroutine's cancellation becomes what the screen shows. */
 inline fun <T> attempt(lang: Lang, block: () -> T): Outcome<T> = try {
     Outcome.Ok(block())
-} catch (e: SuiviException) {
-    Outcome.Failed(e.toUiError(lang))
-} catch (e: InternalException) {
+} catch (e: kotlinx.coroutines.CancellationException) {
+    throw e
+} catch (e: Exception) {
     Outcome.Failed(e.toUiError(lang))
 }

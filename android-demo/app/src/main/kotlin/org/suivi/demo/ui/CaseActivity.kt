@@ -62,7 +62,7 @@ class CaseActivity : ComponentActivity() {
             } catch (e: Throwable) {
                 line(e.toUiError(lang).message)
             }
-            setContentView(ScrollView(this@CaseActivity).apply { addView(body) })
+            show(ScrollView(this@CaseActivity).apply { addView(body) })
         }
     }
 }

@@ -11,7 +11,6 @@ import android.widget.TextView
 import androidx.activity.ComponentActivity
 import androidx.activity.viewModels
 import androidx.lifecycle.ViewModel
-import androidx.lifecycle.lifecycleScope
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
@@ -21,9 +20,33 @@ import org.suivi.demo.logic.EnrollmentModel
 import org.suivi.demo.logic.Messages
 import org.suivi.demo.logic.Outcome
 
-/** Keeps what was typed across a rotation. */
+/**
+ * What was typed and the enrollment's outcome, kept across rotation. The enrollment itself runs
+ * in the app's scope: leaving the screen mid-way still hands the new store to the app.
+ */
 class EnrollViewModel : ViewModel() {
     val model = EnrollmentModel()
+    @Volatile var running = false
+    @Volatile var outcome: Outcome<Unit>? = null
+    var listener: (() -> Unit)? = null
+
+    fun enroll(app: SuiviApp) {
+        if (running) return
+        running = true
+        outcome = null
+        app.scope.launch {
+            val result = withContext(Dispatchers.IO) { model.enroll(app.startup, app.deviceName) }
+            outcome = when (result) {
+                is Outcome.Ok -> {
+                    app.use(CaseRepository(result.value, app.startup.unsynced))
+                    Outcome.Ok(Unit)
+                }
+                is Outcome.Failed -> result
+            }
+            running = false
+            listener?.invoke()
+        }
+    }
 }
 
 /**
@@ -32,6 +55,9 @@ class EnrollViewModel : ViewModel() {
  */
 class EnrollActivity : ComponentActivity() {
     private val state: EnrollViewModel by viewModels()
+    private lateinit var fields: Map<String, EditText>
+    private lateinit var message: TextView
+    private lateinit var send: Button
 
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
@@ -42,40 +68,51 @@ class EnrollActivity : ComponentActivity() {
             inputType = type
             addTextChangedListener(Watcher(set))
         }
-        val server = field("enroll.server", model.server, InputType.TYPE_TEXT_VARIATION_URI) { model.server = it }
-        val user = field("enroll.user", model.user, InputType.TYPE_CLASS_TEXT) { model.user = it }
-        val code = field("enroll.code", model.code, InputType.TYPE_CLASS_TEXT or InputType.TYPE_TEXT_FLAG_CAP_CHARACTERS) { model.code = it }
-        val ca = field("enroll.ca", model.caPem, InputType.TYPE_CLASS_TEXT or InputType.TYPE_TEXT_FLAG_MULTI_LINE) { model.caPem = it }
-        val message = TextView(this)
-        val send = Button(this).apply { text = getString(R.string.enroll) }
-        send.setOnClickListener {
-            send.isEnabled = false
-            lifecycleScope.launch {
-                val outcome = withContext(Dispatchers.IO) { model.enroll(app.startup, app.deviceName) }
-                send.isEnabled = true
-                when (outcome) {
-                    is Outcome.Ok -> {
-                        app.repository = CaseRepository(outcome.value, app.startup.unsynced)
-                        startActivity(Intent(this@EnrollActivity, MainActivity::class.java))
-                        finish()
-                    }
-                    is Outcome.Failed -> {
-                        message.text = outcome.error.message
-                        server.error = outcome.error.fieldErrors["server"]
-                        user.error = outcome.error.fieldErrors["user"]
-                        code.error = outcome.error.fieldErrors["code"]
-                        ca.error = outcome.error.fieldErrors["ca"]
-                    }
-                }
-            }
+        fields = mapOf(
+            "server" to field("enroll.server", model.server, InputType.TYPE_CLASS_TEXT or InputType.TYPE_TEXT_VARIATION_URI) { model.server = it },
+            "user" to field("enroll.user", model.user, InputType.TYPE_CLASS_TEXT) { model.user = it },
+            "code" to field("enroll.code", model.code, InputType.TYPE_CLASS_TEXT or InputType.TYPE_TEXT_FLAG_CAP_CHARACTERS) { model.code = it },
+            "ca" to field("enroll.ca", model.caPem, InputType.TYPE_CLASS_TEXT or InputType.TYPE_TEXT_FLAG_MULTI_LINE) { model.caPem = it },
+        )
+        message = TextView(this)
+        send = Button(this).apply {
+            text = getString(R.string.enroll)
+            setOnClickListener { state.enroll(app); render() }
         }
-        setContentView(ScrollView(this).apply {
+        show(ScrollView(this).apply {
             addView(LinearLayout(this@EnrollActivity).apply {
                 orientation = LinearLayout.VERTICAL
                 addView(TextView(this@EnrollActivity).apply { text = getString(R.string.enroll_title); textSize = 20f })
-                listOf(server, user, code, ca, send, message).forEach { addView(it) }
+                fields.values.forEach { addView(it) }
+                addView(send); addView(message)
             })
         })
+    }
+
+    override fun onStart() {
+        super.onStart()
+        state.listener = { render() }
+        render()
+    }
+
+    override fun onStop() {
+        state.listener = null
+        super.onStop()
+    }
+
+    private fun render() {
+        send.isEnabled = !state.running
+        when (val outcome = state.outcome) {
+            is Outcome.Ok -> {
+                startActivity(Intent(this, MainActivity::class.java))
+                finish()
+            }
+            is Outcome.Failed -> {
+                message.text = outcome.error.message
+                fields.forEach { (id, view) -> view.error = outcome.error.fieldErrors[id] }
+            }
+            null -> message.text = if (state.running) Messages.text("enroll.sending", state.model.lang) else ""
+        }
     }
 }
 

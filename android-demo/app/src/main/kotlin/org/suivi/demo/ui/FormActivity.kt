@@ -16,66 +16,154 @@ import android.widget.TextView
 import androidx.activity.ComponentActivity
 import androidx.activity.viewModels
 import androidx.lifecycle.ViewModel
-import androidx.lifecycle.lifecycleScope
+import androidx.lifecycle.viewModelScope
+import kotlinx.coroutines.Job
 import kotlinx.coroutines.launch
 import org.suivi.core.FieldInfo
 import org.suivi.demo.R
+import org.suivi.demo.logic.CaseRepository
 import org.suivi.demo.logic.FormScreenModel
+import org.suivi.demo.logic.Lang
 import org.suivi.demo.logic.Messages
 import org.suivi.demo.logic.Outcome
+import org.suivi.demo.logic.UiError
+import org.suivi.demo.logic.attempt
 
-/** The form and its typed answers, kept across rotation. */
+/**
+ * The form, its typed answers, which fields are relevant and the save's outcome, kept across
+ * rotation. Only the latest answer's relevance check lands; one save at a time.
+ */
 class FormViewModel : ViewModel() {
-    var model: FormScreenModel? = null
+    @Volatile var model: FormScreenModel? = null
+    @Volatile var error: UiError? = null
+    @Volatile var saving = false
+    @Volatile var saved: String? = null
+    var listener: (() -> Unit)? = null
+    private var relevance: Job? = null
+
+    fun load(repository: CaseRepository, formId: String, lang: Lang) {
+        if (model?.lang == lang) return
+        viewModelScope.launch {
+            when (val loaded = attempt(lang) { FormScreenModel.load(repository, formId, lang).also { it.visibleFields() } }) {
+                is Outcome.Ok -> model = loaded.value
+                is Outcome.Failed -> error = loaded.error
+            }
+            listener?.invoke()
+        }
+    }
+
+    fun answer(fieldId: String, value: String) {
+        val model = model ?: return
+        model.inputs[fieldId] = value
+        relevance?.cancel()
+        relevance = viewModelScope.launch {
+            attempt(model.lang) { model.visibleFields() }
+            listener?.invoke()
+        }
+    }
+
+    fun save(caseId: String) {
+        val model = model ?: return
+        if (saving) return
+        saving = true
+        listener?.invoke()
+        viewModelScope.launch {
+            val outcome = when (model.form.id) {
+                "referral" -> model.submitReferral(caseId)
+                "followup" -> model.submitFollowUp(caseId)
+                else -> model.submitNewCase()
+            }
+            saving = false
+            when (outcome) {
+                is Outcome.Ok -> saved = outcome.value
+                is Outcome.Failed -> error = outcome.error
+            }
+            listener?.invoke()
+        }
+    }
 }
 
 /**
  * Any form (identification, referral, follow-up) drawn from its definition: labels and choices
  * in the agent's language, never raw ids; a field made relevant by an answer appears as soon as
- * the answer is typed; errors shown on their fields. (Android only.)
+ * the answer is typed, without redrawing the field being typed in; errors shown on their
+ * fields. (Android only.)
  */
 class FormActivity : ComponentActivity() {
     private val state: FormViewModel by viewModels()
     private lateinit var body: LinearLayout
-    private var drawn: List<String> = emptyList()
+    private val rows = mutableMapOf<String, Pair<View, TextView>>()
+    private var save: Button? = null
+    private var message: TextView? = null
 
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
         val repository = app.repository ?: return finish()
         body = LinearLayout(this).apply { orientation = LinearLayout.VERTICAL }
-        setContentView(ScrollView(this).apply { addView(body) })
-        lifecycleScope.launch {
-            val model = state.model
-                ?: FormScreenModel.load(repository, intent.getStringExtra("form") ?: "identification", app.lang())
-                    .also { state.model = it }
-            window.decorView.layoutDirection = if (model.rightToLeft) View.LAYOUT_DIRECTION_RTL else View.LAYOUT_DIRECTION_LTR
-            draw(model, model.visibleFields())
-        }
+        show(ScrollView(this).apply { addView(body) })
+        state.load(repository, intent.getStringExtra("form") ?: "identification", app.lang())
     }
 
-    /** Called on each answer: redraws only when the set of relevant fields changed. */
-    private fun answered(model: FormScreenModel, fieldId: String, value: String) {
-        lifecycleScope.launch {
-            val visible = model.answer(fieldId, value)
-            if (visible.map { it.id } != drawn) draw(model, visible)
-        }
+    override fun onStart() {
+        super.onStart()
+        state.listener = { render() }
+        render()
     }
 
-    private fun draw(model: FormScreenModel, fields: List<FieldInfo>) {
-        drawn = fields.map { it.id }
+    override fun onStop() {
+        state.listener = null
+        super.onStop()
+    }
+
+    private fun render() {
+        state.saved?.let { caseId ->
+            if (state.model?.form?.id == "identification") {
+                startActivity(Intent(this, CaseActivity::class.java).putExtra("case_id", caseId))
+            }
+            finish()
+            return
+        }
+        val model = state.model
+        if (model == null) {
+            state.error?.let { error -> body.removeAllViews(); body.addView(TextView(this).apply { text = error.message }) }
+            return
+        }
+        if (rows.isEmpty()) build(model)
+        val shown = model.visible.map { it.id }.toSet()
+        for ((id, row) in rows) {
+            row.first.visibility = if (id in shown) View.VISIBLE else View.GONE
+            val error = model.fieldErrors[id]
+            row.second.text = error.orEmpty()
+            row.second.visibility = if (error != null && id in shown) View.VISIBLE else View.GONE
+        }
+        save?.isEnabled = !state.saving
+        message?.text = state.error?.takeIf { model.fieldErrors.isEmpty() }?.message.orEmpty()
+    }
+
+    /** One row per field of the form, built once; relevance only shows and hides them. */
+    private fun build(model: FormScreenModel) {
+        window.decorView.layoutDirection = if (model.rightToLeft) View.LAYOUT_DIRECTION_RTL else View.LAYOUT_DIRECTION_LTR
         body.removeAllViews()
         body.addView(TextView(this).apply { text = model.form.title; textSize = 20f })
-        for (field in fields) {
-            body.addView(TextView(this).apply { text = field.label + if (field.required) " *" else "" })
-            body.addView(input(model, field))
-            model.fieldErrors[field.id]?.let { error ->
-                body.addView(TextView(this).apply { text = error; setTextColor(0xFFB00020.toInt()) })
+        for (field in model.form.fields) {
+            val error = TextView(this).apply { setTextColor(0xFFB00020.toInt()) }
+            val row = LinearLayout(this).apply {
+                orientation = LinearLayout.VERTICAL
+                addView(TextView(this@FormActivity).apply { text = field.label + if (field.required) " *" else "" })
+                addView(input(model, field))
+                addView(error)
             }
+            rows[field.id] = row to error
+            body.addView(row)
         }
-        body.addView(Button(this).apply {
+        message = TextView(this).also { body.addView(it) }
+        save = Button(this).apply {
             text = getString(R.string.save)
-            setOnClickListener { save(model) }
-        })
+            setOnClickListener {
+                currentFocus?.clearFocus()
+                state.save(intent.getStringExtra("case_id").orEmpty())
+            }
+        }.also { body.addView(it) }
     }
 
     private fun input(model: FormScreenModel, field: FieldInfo): View {
@@ -94,7 +182,7 @@ class FormActivity : ComponentActivity() {
                     onItemSelectedListener = object : AdapterView.OnItemSelectedListener {
                         override fun onItemSelected(parent: AdapterView<*>?, view: View?, position: Int, id: Long) {
                             val value = if (position == 0) "" else options[position - 1].first
-                            if (value != model.inputs[field.id].orEmpty()) answered(model, field.id, value)
+                            if (value != model.inputs[field.id].orEmpty()) state.answer(field.id, value)
                         }
                         override fun onNothingSelected(parent: AdapterView<*>?) {}
                     }
@@ -109,7 +197,7 @@ class FormActivity : ComponentActivity() {
                         isChecked = choice.id in chosen
                         setOnCheckedChangeListener { _, checked ->
                             if (checked) chosen.add(choice.id) else chosen.remove(choice.id)
-                            answered(model, field.id, field.choices.map { it.id }.filter { it in chosen }.joinToString(","))
+                            state.answer(field.id, field.choices.map { it.id }.filter { it in chosen }.joinToString(","))
                         }
                     })
                 }
@@ -123,27 +211,7 @@ class FormActivity : ComponentActivity() {
                     "date" -> InputType.TYPE_CLASS_DATETIME or InputType.TYPE_DATETIME_VARIATION_DATE
                     else -> if (field.multiline) InputType.TYPE_CLASS_TEXT or InputType.TYPE_TEXT_FLAG_MULTI_LINE else InputType.TYPE_CLASS_TEXT
                 }
-                addTextChangedListener(Watcher { answered(model, field.id, it) })
-            }
-        }
-    }
-
-    private fun save(model: FormScreenModel) {
-        lifecycleScope.launch {
-            val caseId = intent.getStringExtra("case_id").orEmpty()
-            val outcome = when (model.form.id) {
-                "referral" -> model.submitReferral(caseId)
-                "followup" -> model.submitFollowUp(caseId)
-                else -> model.submitNewCase()
-            }
-            when (outcome) {
-                is Outcome.Ok -> {
-                    if (model.form.id == "identification") {
-                        startActivity(Intent(this@FormActivity, CaseActivity::class.java).putExtra("case_id", outcome.value))
-                    }
-                    finish()
-                }
-                is Outcome.Failed -> draw(model, model.visible)
+                addTextChangedListener(Watcher { state.answer(field.id, it) })
             }
         }
     }

@@ -4,8 +4,10 @@ import android.security.keystore.KeyGenParameterSpec
 import android.security.keystore.KeyProperties
 import org.suivi.demo.logic.KeyUnavailable
 import org.suivi.demo.logic.KeyWrapper
+import java.io.IOException
 import java.security.GeneralSecurityException
 import java.security.KeyStore
+import java.security.ProviderException
 import javax.crypto.Cipher
 import javax.crypto.KeyGenerator
 import javax.crypto.SecretKey
@@ -39,6 +41,7 @@ class KeystoreKeyWrapper : KeyWrapper {
         return generator.generateKey()
     }
 
+    /** Failures here stop an enrollment with a message (`UiError`): no store is created. */
     override fun wrap(raw: ByteArray): ByteArray {
         val cipher = Cipher.getInstance("AES/GCM/NoPadding").apply { init(Cipher.ENCRYPT_MODE, existing() ?: create()) }
         return cipher.iv + cipher.doFinal(raw)
@@ -53,6 +56,12 @@ class KeystoreKeyWrapper : KeyWrapper {
             cipher.doFinal(sealed.copyOfRange(IV_BYTES, sealed.size))
         } catch (e: GeneralSecurityException) {
             // KeyPermanentlyInvalidatedException, UnrecoverableKeyException, AEADBadTagException…
+            throw KeyUnavailable(e)
+        } catch (e: IOException) {
+            // KeyStore.load
+            throw KeyUnavailable(e)
+        } catch (e: ProviderException) {
+            // Keystore2 failures
             throw KeyUnavailable(e)
         }
     }

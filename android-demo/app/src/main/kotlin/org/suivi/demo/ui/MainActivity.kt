@@ -21,6 +21,8 @@ import kotlinx.coroutines.launch
 import org.suivi.demo.R
 import org.suivi.demo.logic.CaseListViewModel
 import org.suivi.demo.logic.CaseRepository
+import org.suivi.demo.logic.Outcome
+import org.suivi.demo.logic.attempt
 import org.suivi.demo.logic.SyncViewModel
 import org.suivi.demo.logic.UiError
 
@@ -30,9 +32,13 @@ class MainViewModel : ViewModel() {
     var sync: SyncViewModel? = null
 
     fun attach(repository: CaseRepository, app: SuiviApp) {
-        if (list != null) return
-        list = CaseListViewModel(repository, app.lang())
-        sync = SyncViewModel(repository, viewModelScope, app.lang())
+        if (list == null) {
+            list = CaseListViewModel(repository, app.lang())
+            sync = SyncViewModel(repository, viewModelScope, app.lang())
+        }
+        // The per-app language may have changed since (the activity is recreated, not this).
+        list?.lang = app.lang()
+        sync?.lang = app.lang()
     }
 }
 
@@ -86,7 +92,7 @@ class MainActivity : ComponentActivity() {
             list.search = text
             refreshList(pause = 250)
         })
-        setContentView(LinearLayout(this).apply {
+        show(LinearLayout(this).apply {
             orientation = LinearLayout.VERTICAL
             listOf(search, badge, status, progress, newCase, syncButton, cancelButton, listView).forEach { addView(it) }
         })
@@ -133,7 +139,11 @@ class MainActivity : ComponentActivity() {
                 }
             }
             else -> lifecycleScope.launch {
-                status.text = state.sync?.lastSyncLine().orEmpty()
+                val lang = app.lang()
+                status.text = when (val line = attempt(lang) { state.sync?.lastSyncLine().orEmpty() }) {
+                    is Outcome.Ok -> line.value
+                    is Outcome.Failed -> line.error.message
+                }
                 if (s is SyncViewModel.State.Done) refreshList(pause = 0)
             }
         }

@@ -3,17 +3,59 @@ package org.suivi.demo.ui
 import android.app.AlertDialog
 import android.content.Intent
 import android.os.Bundle
+import android.widget.Button
+import android.widget.LinearLayout
 import android.widget.ProgressBar
+import android.widget.TextView
 import androidx.activity.ComponentActivity
-import androidx.lifecycle.lifecycleScope
+import androidx.activity.viewModels
+import androidx.lifecycle.ViewModel
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
 import org.suivi.demo.R
 import org.suivi.demo.logic.CaseRepository
 import org.suivi.demo.logic.Messages
+import org.suivi.demo.logic.Outcome
 import org.suivi.demo.logic.Startup
+import org.suivi.demo.logic.attempt
 import org.suivi.demo.logic.resetWarning
+
+/** What the start screen found, kept across rotation; runs in the app's scope. */
+class StartViewModel : ViewModel() {
+    @Volatile var outcome: Outcome<Startup>? = null
+    @Volatile var busy = false
+    var listener: (() -> Unit)? = null
+
+    fun open(app: SuiviApp) {
+        if (busy || outcome != null) return
+        busy = true
+        app.scope.launch {
+            outcome = withContext(Dispatchers.IO) { attempt(app.lang()) { app.startup.open() } }
+            busy = false
+            listener?.invoke()
+        }
+    }
+
+    /** Closes what was opened, removes the store and its key, then goes to enrollment. */
+    fun reset(app: SuiviApp) {
+        if (busy) return
+        busy = true
+        val found = (outcome as? Outcome.Ok)?.value
+        app.scope.launch {
+            outcome = withContext(Dispatchers.IO) {
+                attempt(app.lang()) {
+                    (found as? Startup.Revoked)?.store?.close()
+                    app.use(null)
+                    app.startup.reset()
+                    Startup.Enroll
+                }
+            }
+            busy = false
+            listener?.invoke()
+        }
+    }
+}
 
 /**
  * The launcher: opens the store off the main thread and sends the agent where they must go:
@@ -21,41 +63,69 @@ import org.suivi.demo.logic.resetWarning
  * says what it loses. (Android only.)
  */
 class StartActivity : ComponentActivity() {
+    private val state: StartViewModel by viewModels()
+    private var dialog: AlertDialog? = null
+    private lateinit var message: TextView
+    private lateinit var retry: Button
+
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
-        setContentView(ProgressBar(this))
-        lifecycleScope.launch {
-            val startup = withContext(Dispatchers.IO) { app.startup.open() }
-            when (startup) {
+        message = TextView(this)
+        retry = Button(this).apply {
+            text = getString(R.string.retry)
+            setOnClickListener { state.outcome = null; state.open(app); render() }
+        }
+        show(LinearLayout(this).apply {
+            orientation = LinearLayout.VERTICAL
+            addView(ProgressBar(this@StartActivity)); addView(message); addView(retry)
+        })
+    }
+
+    override fun onStart() {
+        super.onStart()
+        state.listener = { render() }
+        state.open(app)
+        render()
+    }
+
+    override fun onStop() {
+        state.listener = null
+        super.onStop()
+    }
+
+    override fun onDestroy() {
+        dialog?.dismiss()
+        super.onDestroy()
+    }
+
+    private fun render() {
+        retry.visibility = android.view.View.GONE
+        if (state.busy) return
+        when (val outcome = state.outcome ?: return) {
+            is Outcome.Failed -> {
+                message.text = outcome.error.message
+                retry.visibility = android.view.View.VISIBLE
+            }
+            is Outcome.Ok -> when (val found = outcome.value) {
                 Startup.Enroll -> go(EnrollActivity::class.java)
                 is Startup.Ready -> {
-                    app.repository = CaseRepository(startup.store, app.startup.unsynced)
+                    app.use(CaseRepository(found.store, app.startup.unsynced))
                     go(MainActivity::class.java)
                 }
                 is Startup.KeyLost -> confirmReset(
-                    Messages.text("key_lost", app.lang()) + "\n\n" + resetWarning(startup.unsyncedCases, app.lang()),
-                ) {}
-                is Startup.Revoked -> confirmReset(Messages.text("revoked", app.lang())) { startup.store.close() }
+                    Messages.text("key_lost", app.lang()) + "\n\n" + resetWarning(found.unsyncedCases, app.lang()),
+                )
+                is Startup.Revoked -> confirmReset(Messages.text("revoked", app.lang()))
             }
         }
     }
 
-    private fun confirmReset(message: String, close: () -> Unit) {
-        AlertDialog.Builder(this)
-            .setMessage(message)
+    private fun confirmReset(text: String) {
+        if (dialog?.isShowing == true) return
+        dialog = AlertDialog.Builder(this)
+            .setMessage(text)
             .setCancelable(false)
-            .setPositiveButton(R.string.reset_and_enroll) { _, _ ->
-                lifecycleScope.launch {
-                    withContext(Dispatchers.IO) {
-                        close()
-                        // A revoked store may still be open from the caseload screen.
-                        app.repository?.store?.close()
-                        app.repository = null
-                        app.startup.reset()
-                    }
-                    go(EnrollActivity::class.java)
-                }
-            }
+            .setPositiveButton(R.string.reset_and_enroll) { _, _ -> state.reset(app) }
             .setNegativeButton(R.string.quit) { _, _ -> finish() }
             .show()
     }

@@ -2,6 +2,7 @@ package org.suivi.demo.ui
 
 import android.app.Application
 import android.os.Build
+import kotlinx.coroutines.MainScope
 import org.suivi.demo.logic.AppFiles
 import org.suivi.demo.logic.AppStartup
 import org.suivi.demo.logic.CaseRepository
@@ -18,6 +19,20 @@ class SuiviApp : Application() {
         private set
 
     @Volatile var repository: CaseRepository? = null
+        private set
+
+    /**
+     * For work that must finish whatever the screens do (an enrollment, a reset): a screen
+     * that goes away mid-way must not leave a store open and unowned.
+     */
+    val scope = MainScope()
+
+    /** Makes `next` the open store, closing the one it replaces. */
+    fun use(next: CaseRepository?) {
+        val previous = repository
+        repository = next
+        if (previous != null && previous.store !== next?.store) previous.store.close()
+    }
 
     override fun onCreate() {
         super.onCreate()
