@@ -219,6 +219,10 @@ pub struct CaseDetail {
     pub referrals: Vec<ReferralInfo>,
     pub followups: Vec<FollowUpInfo>,
     pub conflicts: Vec<ConflictInfo>,
+    /// Set when changes pulled for this case failed to apply or check: what is shown is its
+    /// last good state, and the reason (ids and kinds, no case data) says why. Not an error:
+    /// one bad case never stops the others.
+    pub quarantine_reason: Option<String>,
 }
 
 /// One field's change in the history: old → new, as JSON text.
@@ -614,8 +618,15 @@ impl CaseStore {
     /// Everything about one case: identification, referral chain, visits, conflicts.
     pub fn case_detail(&self, case_id: String) -> Result<CaseDetail> {
         guard(|| {
-            let d = self.reader().case(&case_id)?;
+            let reader = self.reader();
+            let d = reader.case(&case_id)?;
+            let quarantine_reason = reader
+                .quarantined_cases()?
+                .into_iter()
+                .find(|q| q.case_id == case_id)
+                .map(|q| q.reason);
             Ok(CaseDetail {
+                quarantine_reason,
                 summary: d.summary.into(),
                 identification: text_fields(&d.identification),
                 referrals: d

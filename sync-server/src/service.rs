@@ -1015,4 +1015,48 @@ mod tests {
         );
         allowance.take(&case(false, 0)).unwrap();
     }
+
+    /// The version is read before anything else: older than the oldest spoken is "upgrade
+    /// required", newer than this server is a bad request, anything between goes on.
+    #[test]
+    fn protocol_versions_are_checked_at_both_ends() {
+        let body = |version: u16| {
+            protocol::encode(&SyncRequest {
+                version,
+                cursor: 0,
+                mark: Default::default(),
+                push: vec![],
+                erasures_seen: 0,
+            })
+            .unwrap()
+        };
+        assert!(check_version(&body(PROTOCOL_VERSION)).is_ok());
+        assert!(check_version(&body(PROTOCOL_VERSION_MIN)).is_ok());
+        assert!(matches!(
+            check_version(&body(PROTOCOL_VERSION_MIN - 1)),
+            Err(ServiceError::UpgradeRequired(v)) if v == PROTOCOL_VERSION_MIN - 1
+        ));
+        assert!(matches!(
+            check_version(&body(PROTOCOL_VERSION + 1)),
+            Err(ServiceError::BadRequest(m)) if m.contains("newer")
+        ));
+    }
+
+    /// The default quotas are meant to let a whole project's spreadsheet through in one day:
+    /// 5,000 children of 5 KB of changes each from one device.
+    #[test]
+    fn the_default_quotas_let_a_spreadsheet_import_through() {
+        let mut allowance = Allowance {
+            quota: DEFAULT_QUOTA,
+            used: Usage::default(),
+        };
+        for n in 0..5_000 {
+            let case = AcceptedCase {
+                case_id: format!("{n:032x}"),
+                new_case: Some(("amina".into(), "sikasso".into())),
+                changes: vec![("h".into(), vec![0; 5 * 1024])],
+            };
+            allowance.take(&case).unwrap();
+        }
+    }
 }

@@ -79,6 +79,11 @@ object Messages {
         "enroll.sending" to Triple("Inscription en cours…", "Enrolling…", "جارٍ التسجيل…"),
         "enroll.https" to Triple("Une adresse https:// est requise", "An https:// address is required", "يلزم عنوان https://"),
         "enroll.ca_format" to Triple("Certificat PEM attendu", "A PEM certificate", "شهادة PEM"),
+        "quarantined" to Triple(
+            "Dossier mis de côté : des modifications reçues n'ont pas pu être appliquées ; voici son dernier état valable.",
+            "Case set aside: changes received for it could not be applied; this is its last good state.",
+            "ملف موضوع جانبا: تعذّر تطبيق تعديلات وصلت إليه؛ هذه آخر حالة سليمة له.",
+        ),
         "yes" to Triple("Oui", "Yes", "نعم"),
         "no" to Triple("Non", "No", "لا"),
         "status.draft" to Triple("brouillon", "draft", "مسودة"),

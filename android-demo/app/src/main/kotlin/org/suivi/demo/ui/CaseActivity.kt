@@ -33,6 +33,7 @@ class CaseActivity : ComponentActivity() {
                 val referralForm = repository.form("referral", lang)
                 val visitForm = repository.form("followup", lang)
                 line("${detail.summary.firstName} ${detail.summary.lastName}", 20f)
+                if (detail.quarantineReason != null) line("⚠ " + Messages.text("quarantined", lang))
                 for (field in form.fields) {
                     val value = detail.identification[field.id] ?: continue
                     val shown = field.choices.firstOrNull { it.id == value }?.label ?: value
