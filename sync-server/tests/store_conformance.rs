@@ -1,0 +1,421 @@
+//! One storage test suite for every `ServerStore`: what the sync service relies on a store to
+//! do, whatever its engine. `conformance!(name, factory)` instantiates every test for a store;
+//! SQLite (the embedded default) runs here, and a PostgreSQL store joins with one more line.
+//! The stores hold raw change bytes without reading them (the service checks changes before
+//! storing them), so the changes here are opaque bytes under made-up hashes.
+#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use suivi_server::storage::{
+    AcceptedCase, CursorCheck, Device, Quota, Role, ServerStore, StorageError, Usage, User, Viewer,
+};
+
+/// A store under test and whatever keeps it alive (a temporary directory, a database).
+pub struct Subject {
+    pub store: Arc<dyn ServerStore>,
+    _keep: Box<dyn std::any::Any>,
+}
+
+fn sqlite() -> Subject {
+    let dir = tempfile::tempdir().unwrap();
+    let store = suivi_server::SqliteStore::open(&dir.path().join("server.db"), None).unwrap();
+    Subject {
+        store: Arc::new(store),
+        _keep: Box::new(dir),
+    }
+}
+
+const NOW: i64 = 1_800_000_000;
+
+fn user(id: &str, role: Role, team: &str) -> User {
+    User {
+        user_id: id.into(),
+        role,
+        team: team.into(),
+        password_hash: None,
+    }
+}
+
+fn device(id: &str, user: &str) -> Device {
+    Device {
+        device_id: id.into(),
+        user_id: user.into(),
+        actor: format!("{:0>32}", id.bytes().map(|b| format!("{b:02x}")).collect::<String>()),
+        name: format!("{id} phone"),
+        token_hash: format!("token-of-{id}"),
+        revoked: false,
+        wiped: false,
+    }
+}
+
+/// A team (two agents, a supervisor, an officer), each agent with an enrolled device.
+fn team(store: &dyn ServerStore) {
+    for u in [
+        user("amina", Role::Agent, "sikasso"),
+        user("karim", Role::Agent, "sikasso"),
+        user("fatima", Role::Supervisor, "sikasso"),
+        user("omar", Role::Officer, "project"),
+    ] {
+        store.add_user(&u, NOW).unwrap();
+    }
+    for (dev, who) in [("dev-amina", "amina"), ("dev-karim", "karim")] {
+        store
+            .add_enrollment_code(&format!("code-{dev}"), who, NOW + 3600)
+            .unwrap();
+        store
+            .redeem_enrollment_code(&format!("code-{dev}"), who, NOW, &device(dev, who))
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// `n` opaque changes of one case, under hashes unique to (case, n).
+fn case(case_id: &str, creator: Option<&str>, changes: usize, bytes: usize) -> AcceptedCase {
+    AcceptedCase {
+        case_id: case_id.into(),
+        new_case: creator.map(|c| (c.to_string(), "sikasso".to_string())),
+        changes: (0..changes)
+            .map(|i| (format!("{case_id}-{i}"), vec![i as u8; bytes]))
+            .collect(),
+    }
+}
+
+fn case_id(n: usize) -> String {
+    format!("{n:032x}")
+}
+
+fn viewer(user_id: &str, role: Role, team: &str) -> Viewer {
+    Viewer {
+        user_id: user_id.into(),
+        role,
+        team: team.into(),
+        device_id: "a device that pushed nothing".into(),
+    }
+}
+
+/// Every row of the feed a viewer reads, paging from 0 in small pages.
+fn read_feed(store: &dyn ServerStore, viewer: &Viewer) -> Vec<(u64, String)> {
+    let mut rows = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let page = store.feed_page(viewer, cursor, 64).unwrap();
+        rows.extend(page.rows.iter().map(|r| (r.seq, r.case_id.clone())));
+        assert!(page.cursor >= cursor, "the cursor never moves back");
+        cursor = page.cursor;
+        if !page.more {
+            return rows;
+        }
+    }
+}
+
+pub fn users_and_devices(s: Subject) {
+    let store = s.store.as_ref();
+    team(store);
+    assert_eq!(store.user("fatima").unwrap().unwrap().role, Role::Supervisor);
+    assert!(store.user("nobody").unwrap().is_none());
+    let amina = store.device("dev-amina").unwrap().unwrap();
+    assert_eq!((amina.user_id.as_str(), amina.revoked), ("amina", false));
+    assert_eq!(store.devices().unwrap().len(), 2);
+    assert!(store.revoke_device("dev-amina", NOW).unwrap());
+    assert!(store.device("dev-amina").unwrap().unwrap().revoked);
+    store.confirm_wipe("dev-amina", NOW).unwrap();
+    assert!(store.device("dev-amina").unwrap().unwrap().wiped);
+    assert!(!store.device("dev-karim").unwrap().unwrap().revoked);
+}
+
+pub fn enrollment_codes_are_single_use_per_user_and_expire(s: Subject) {
+    let store = s.store.as_ref();
+    team(store);
+    store.add_enrollment_code("c1", "amina", NOW + 60).unwrap();
+    // A code issued for someone else stays unused.
+    let other = store
+        .redeem_enrollment_code("c1", "karim", NOW, &device("d1", "karim"))
+        .unwrap();
+    assert!(other.is_none());
+    let used = store
+        .redeem_enrollment_code("c1", "amina", NOW, &device("d1", "amina"))
+        .unwrap();
+    assert_eq!(used.unwrap().user_id, "amina");
+    let again = store
+        .redeem_enrollment_code("c1", "amina", NOW, &device("d2", "amina"))
+        .unwrap();
+    assert!(again.is_none(), "a code enrolls one device");
+    store.add_enrollment_code("c2", "amina", NOW + 60).unwrap();
+    let late = store
+        .redeem_enrollment_code("c2", "amina", NOW + 61, &device("d3", "amina"))
+        .unwrap();
+    assert!(late.is_none(), "an expired code enrolls nothing");
+    assert!(store.device("d3").unwrap().is_none());
+    // An actor id already enrolled is a conflict, and the code stays usable.
+    store.add_enrollment_code("c3", "amina", NOW + 60).unwrap();
+    let mut twin = device("d4", "amina");
+    twin.actor = store.device("d1").unwrap().unwrap().actor;
+    assert!(matches!(
+        store.redeem_enrollment_code("c3", "amina", NOW, &twin),
+        Err(StorageError::Conflict(_))
+    ));
+    assert!(store
+        .redeem_enrollment_code("c3", "amina", NOW, &device("d5", "amina"))
+        .unwrap()
+        .is_some());
+}
+
+pub fn a_code_redeemed_from_many_threads_at_once_enrolls_one_device(s: Subject) {
+    let store = s.store.clone();
+    team(store.as_ref());
+    store.add_enrollment_code("race", "amina", NOW + 60).unwrap();
+    let winners: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                scope.spawn(move || {
+                    store
+                        .redeem_enrollment_code(
+                            "race",
+                            "amina",
+                            NOW,
+                            &device(&format!("r{i}"), "amina"),
+                        )
+                        .unwrap()
+                        .is_some() as usize
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(winners, 1);
+}
+
+pub fn storing_the_same_changes_twice_stores_them_once(s: Subject) {
+    let store = s.store.as_ref();
+    team(store);
+    let batch = [case(&case_id(1), Some("amina"), 3, 100)];
+    assert_eq!(store.store_changes("dev-amina", &batch, None, NOW).unwrap(), 3);
+    assert_eq!(store.store_changes("dev-amina", &batch, None, NOW).unwrap(), 0);
+    let mut amina = viewer("amina", Role::Agent, "sikasso");
+    assert_eq!(read_feed(store, &amina).len(), 3, "her other phone gets them");
+    amina.device_id = "dev-amina".into();
+    assert!(read_feed(store, &amina).is_empty(), "a device's own changes are not sent back");
+    let fatima = viewer("fatima", Role::Supervisor, "sikasso");
+    assert_eq!(read_feed(store, &fatima).len(), 3);
+    assert_eq!(store.case_changes(&case_id(1)).unwrap().len(), 3);
+    let known = store
+        .known_changes(&case_id(1), &[format!("{}-0", case_id(1)), "other".into()])
+        .unwrap();
+    assert_eq!(known.len(), 1);
+    // Usage counts what was really stored, once.
+    let usage = store.device_usage("dev-amina", NOW.div_euclid(86_400)).unwrap();
+    assert_eq!(
+        usage,
+        Usage {
+            new_cases: 1,
+            bytes: 300
+        }
+    );
+    let access = store.case_access(&[case_id(1)]).unwrap();
+    assert_eq!(access[&case_id(1)].created_by, "amina");
+}
+
+/// Writers commit while a reader pages through the feed: the reader sees every row exactly
+/// once, in order, whatever the interleaving of commits.
+pub fn the_feed_never_skips_or_repeats_a_row_under_concurrent_writers(s: Subject) {
+    let store = s.store.clone();
+    team(store.as_ref());
+    let writers = 4;
+    let cases_each = 25;
+    let fatima = viewer("fatima", Role::Supervisor, "sikasso");
+    let seen = std::thread::scope(|scope| {
+        let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        for w in 0..writers {
+            let store = store.clone();
+            let done = done.clone();
+            scope.spawn(move || {
+                let (dev, who) = if w % 2 == 0 {
+                    ("dev-amina", "amina")
+                } else {
+                    ("dev-karim", "karim")
+                };
+                for c in 0..cases_each {
+                    let batch = [case(&case_id(w * 1000 + c), Some(who), 2, 50)];
+                    store.store_changes(dev, &batch, None, NOW).unwrap();
+                }
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+        let reader = store.clone();
+        scope
+            .spawn(move || {
+                let mut seen = Vec::new();
+                let mut cursor = 0;
+                loop {
+                    let finished = done.load(std::sync::atomic::Ordering::SeqCst) == writers;
+                    let page = reader.feed_page(&fatima, cursor, 256).unwrap();
+                    seen.extend(page.rows.iter().map(|r| (r.seq, r.case_id.clone())));
+                    cursor = page.cursor;
+                    if finished && !page.more {
+                        return seen;
+                    }
+                }
+            })
+            .join()
+            .unwrap()
+    });
+    let seqs: Vec<u64> = seen.iter().map(|(s, _)| *s).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order, never repeated");
+    assert_eq!(seen.len(), writers * cases_each * 2, "nothing skipped");
+    let cases: BTreeSet<&String> = seen.iter().map(|(_, c)| c).collect();
+    assert_eq!(cases.len(), writers * cases_each);
+}
+
+pub fn feed_marks_notice_a_different_history(s: Subject) {
+    let store = s.store.as_ref();
+    team(store);
+    assert!(store.feed_mark(0).unwrap().is_empty());
+    store
+        .store_changes("dev-amina", &[case(&case_id(1), Some("amina"), 3, 10)], None, NOW)
+        .unwrap();
+    let fatima = viewer("fatima", Role::Supervisor, "sikasso");
+    let end = store.feed_page(&fatima, 0, usize::MAX).unwrap().cursor;
+    let mark = store.feed_mark(end).unwrap();
+    assert!(!mark.is_empty());
+    assert_eq!(store.check_cursor(end, &mark).unwrap(), CursorCheck::Matches);
+    assert_eq!(store.check_cursor(0, &[]).unwrap(), CursorCheck::Matches);
+    assert_eq!(
+        store.check_cursor(end, &[0u8; 32]).unwrap(),
+        CursorCheck::Reset,
+        "a mark this feed never had"
+    );
+    assert_eq!(
+        store.check_cursor(end + 1000, &[]).unwrap(),
+        CursorCheck::Invalid,
+        "beyond the feed without a mark"
+    );
+    // The mark of a position does not change as the feed grows past it.
+    store
+        .store_changes("dev-karim", &[case(&case_id(2), Some("karim"), 2, 10)], None, NOW)
+        .unwrap();
+    assert_eq!(store.feed_mark(end).unwrap(), mark);
+}
+
+pub fn quotas_override_and_clear(s: Subject) {
+    let store = s.store.as_ref();
+    team(store);
+    assert!(store.device_quota("dev-amina").unwrap().is_none());
+    let quota = Quota {
+        new_cases_per_day: 3,
+        bytes_per_day: 1000,
+    };
+    store.set_device_quota("dev-amina", Some(quota), NOW).unwrap();
+    assert_eq!(store.device_quota("dev-amina").unwrap(), Some(quota));
+    assert!(store.device_quota("dev-karim").unwrap().is_none());
+    store.set_device_quota("dev-amina", None, NOW).unwrap();
+    assert!(store.device_quota("dev-amina").unwrap().is_none());
+    // Usage is per UTC day.
+    store
+        .store_changes("dev-amina", &[case(&case_id(1), Some("amina"), 1, 10)], None, NOW)
+        .unwrap();
+    let day = NOW.div_euclid(86_400);
+    assert_eq!(store.device_usage("dev-amina", day).unwrap().new_cases, 1);
+    assert_eq!(
+        store.device_usage("dev-amina", day + 1).unwrap(),
+        Usage::default()
+    );
+}
+
+pub fn assignment_opens_a_case_to_its_assignee(s: Subject) {
+    let store = s.store.as_ref();
+    team(store);
+    store
+        .store_changes("dev-amina", &[case(&case_id(1), Some("amina"), 2, 10)], None, NOW)
+        .unwrap();
+    let karim = viewer("karim", Role::Agent, "sikasso");
+    let before = store.feed_page(&karim, 0, usize::MAX).unwrap();
+    assert!(before.rows.is_empty());
+    store.assign_case(&case_id(1), "karim", NOW).unwrap();
+    assert_eq!(store.case_access(&[case_id(1)]).unwrap()[&case_id(1)].assignees, ["karim"]);
+    // An assignee whose cursor is already past the case's rows still gets its whole history.
+    let after = store.feed_page(&karim, before.cursor, usize::MAX).unwrap();
+    let changes: BTreeSet<&Vec<u8>> = after.rows.iter().map(|r| &r.data).collect();
+    assert_eq!(changes.len(), 2, "the case's history reaches its assignee");
+    assert!(matches!(
+        store.assign_case(&case_id(9), "karim", NOW),
+        Err(StorageError::NotFound(_))
+    ));
+}
+
+pub fn quarantine_takes_a_case_out_of_the_feed(s: Subject) {
+    let store = s.store.as_ref();
+    team(store);
+    for n in [1, 2] {
+        store
+            .store_changes("dev-amina", &[case(&case_id(n), Some("amina"), 1, 10)], None, NOW)
+            .unwrap();
+    }
+    assert!(store.quarantine_case(&case_id(1), "invalid", NOW).unwrap());
+    assert!(!store.quarantine_case(&case_id(1), "invalid", NOW).unwrap());
+    assert!(store.is_quarantined(&case_id(1)).unwrap());
+    assert_eq!(store.quarantined_cases().unwrap()[0].reason, "invalid");
+    let fatima = viewer("fatima", Role::Supervisor, "sikasso");
+    let cases: Vec<String> = read_feed(store, &fatima).into_iter().map(|(_, c)| c).collect();
+    assert_eq!(cases, [case_id(2)]);
+    assert_eq!(store.case_ids().unwrap().len(), 2);
+}
+
+pub fn erasure_leaves_a_tombstone_and_nothing_else(s: Subject) {
+    let store = s.store.as_ref();
+    team(store);
+    store
+        .store_changes("dev-amina", &[case(&case_id(1), Some("amina"), 3, 10)], None, NOW)
+        .unwrap();
+    store.assign_case(&case_id(1), "karim", NOW).unwrap();
+    assert!(store.erase_case(&case_id(1), NOW).unwrap());
+    assert!(!store.erase_case(&case_id(1), NOW).unwrap(), "already erased");
+    assert!(store.is_erased(&case_id(1)).unwrap());
+    assert!(store.case_changes(&case_id(1)).unwrap().is_empty());
+    assert!(store.case_access(&[case_id(1)]).unwrap().is_empty());
+    for who in [
+        viewer("fatima", Role::Supervisor, "sikasso"),
+        viewer("karim", Role::Agent, "sikasso"),
+    ] {
+        assert!(read_feed(store, &who).is_empty());
+    }
+    // A case the server never held gets its tombstone too.
+    assert!(store.erase_case(&case_id(7), NOW).unwrap());
+    let erasures = store.erasures_after(0, 10).unwrap();
+    assert_eq!(
+        erasures.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>(),
+        [case_id(1), case_id(7)]
+    );
+    assert_eq!(store.erasures_after(erasures[0].0, 10).unwrap().len(), 1);
+}
+
+macro_rules! conformance {
+    ($store:ident, $factory:expr) => {
+        mod $store {
+            conformance!(@tests $factory;
+                users_and_devices,
+                enrollment_codes_are_single_use_per_user_and_expire,
+                a_code_redeemed_from_many_threads_at_once_enrolls_one_device,
+                storing_the_same_changes_twice_stores_them_once,
+                the_feed_never_skips_or_repeats_a_row_under_concurrent_writers,
+                feed_marks_notice_a_different_history,
+                quotas_override_and_clear,
+                assignment_opens_a_case_to_its_assignee,
+                quarantine_takes_a_case_out_of_the_feed,
+                erasure_leaves_a_tombstone_and_nothing_else
+            );
+        }
+    };
+    (@tests $factory:expr; $($test:ident),+) => {
+        $(
+            #[test]
+            fn $test() {
+                super::$test($factory());
+            }
+        )+
+    };
+}
+
+conformance!(sqlite, super::sqlite);
