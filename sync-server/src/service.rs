@@ -1059,4 +1059,44 @@ mod tests {
             allowance.take(&case).unwrap();
         }
     }
+
+    /// A push may name up to `PUSH_CASES_MAX` cases; one more is a bad request, refused before
+    /// any case is looked at.
+    #[test]
+    fn a_push_may_name_up_to_the_case_limit() {
+        let (_dir, service) = service();
+        let device = AuthedDevice {
+            device: Device {
+                device_id: "dev-1".into(),
+                user_id: "amina".into(),
+                actor: "a1".repeat(16),
+                name: "phone".into(),
+                token_hash: String::new(),
+                revoked: false,
+                wiped: false,
+            },
+            user: user("amina", Role::Agent, "souk-sebt"),
+        };
+        let body = |cases: usize| {
+            protocol::encode(&SyncRequest {
+                version: PROTOCOL_VERSION,
+                cursor: 0,
+                mark: Default::default(),
+                push: (0..cases)
+                    .map(|n| CaseChanges {
+                        case_id: format!("{n:032x}"),
+                        changes: vec![],
+                    })
+                    .collect(),
+                erasures_seen: 0,
+            })
+            .unwrap()
+        };
+        let max = protocol::PUSH_CASES_MAX;
+        assert!(service.sync(&device, &body(max), 0).is_ok());
+        assert!(matches!(
+            service.sync(&device, &body(max + 1), 0),
+            Err(ServiceError::BadRequest(_))
+        ));
+    }
 }

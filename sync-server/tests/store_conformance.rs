@@ -42,7 +42,10 @@ fn device(id: &str, user: &str) -> Device {
     Device {
         device_id: id.into(),
         user_id: user.into(),
-        actor: format!("{:0>32}", id.bytes().map(|b| format!("{b:02x}")).collect::<String>()),
+        actor: format!(
+            "{:0>32}",
+            id.bytes().map(|b| format!("{b:02x}")).collect::<String>()
+        ),
         name: format!("{id} phone"),
         token_hash: format!("token-of-{id}"),
         revoked: false,
@@ -113,7 +116,10 @@ fn read_feed(store: &dyn ServerStore, viewer: &Viewer) -> Vec<(u64, String)> {
 pub fn users_and_devices(s: Subject) {
     let store = s.store.as_ref();
     team(store);
-    assert_eq!(store.user("fatima").unwrap().unwrap().role, Role::Supervisor);
+    assert_eq!(
+        store.user("fatima").unwrap().unwrap().role,
+        Role::Supervisor
+    );
     assert!(store.user("nobody").unwrap().is_none());
     let amina = store.device("dev-amina").unwrap().unwrap();
     assert_eq!((amina.user_id.as_str(), amina.revoked), ("amina", false));
@@ -165,7 +171,9 @@ pub fn enrollment_codes_are_single_use_per_user_and_expire(s: Subject) {
 pub fn a_code_redeemed_from_many_threads_at_once_enrolls_one_device(s: Subject) {
     let store = s.store.clone();
     team(store.as_ref());
-    store.add_enrollment_code("race", "amina", NOW + 60).unwrap();
+    store
+        .add_enrollment_code("race", "amina", NOW + 60)
+        .unwrap();
     let winners: usize = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..8)
             .map(|i| {
@@ -192,12 +200,25 @@ pub fn storing_the_same_changes_twice_stores_them_once(s: Subject) {
     let store = s.store.as_ref();
     team(store);
     let batch = [case(&case_id(1), Some("amina"), 3, 100)];
-    assert_eq!(store.store_changes("dev-amina", &batch, None, NOW).unwrap(), 3);
-    assert_eq!(store.store_changes("dev-amina", &batch, None, NOW).unwrap(), 0);
+    assert_eq!(
+        store.store_changes("dev-amina", &batch, None, NOW).unwrap(),
+        3
+    );
+    assert_eq!(
+        store.store_changes("dev-amina", &batch, None, NOW).unwrap(),
+        0
+    );
     let mut amina = viewer("amina", Role::Agent, "sikasso");
-    assert_eq!(read_feed(store, &amina).len(), 3, "her other phone gets them");
+    assert_eq!(
+        read_feed(store, &amina).len(),
+        3,
+        "her other phone gets them"
+    );
     amina.device_id = "dev-amina".into();
-    assert!(read_feed(store, &amina).is_empty(), "a device's own changes are not sent back");
+    assert!(
+        read_feed(store, &amina).is_empty(),
+        "a device's own changes are not sent back"
+    );
     let fatima = viewer("fatima", Role::Supervisor, "sikasso");
     assert_eq!(read_feed(store, &fatima).len(), 3);
     assert_eq!(store.case_changes(&case_id(1)).unwrap().len(), 3);
@@ -206,7 +227,9 @@ pub fn storing_the_same_changes_twice_stores_them_once(s: Subject) {
         .unwrap();
     assert_eq!(known.len(), 1);
     // Usage counts what was really stored, once.
-    let usage = store.device_usage("dev-amina", NOW.div_euclid(86_400)).unwrap();
+    let usage = store
+        .device_usage("dev-amina", NOW.div_euclid(86_400))
+        .unwrap();
     assert_eq!(
         usage,
         Usage {
@@ -263,7 +286,10 @@ pub fn the_feed_never_skips_or_repeats_a_row_under_concurrent_writers(s: Subject
             .unwrap()
     });
     let seqs: Vec<u64> = seen.iter().map(|(s, _)| *s).collect();
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order, never repeated");
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "in order, never repeated"
+    );
     assert_eq!(seen.len(), writers * cases_each * 2, "nothing skipped");
     let cases: BTreeSet<&String> = seen.iter().map(|(_, c)| c).collect();
     assert_eq!(cases.len(), writers * cases_each);
@@ -274,13 +300,21 @@ pub fn feed_marks_notice_a_different_history(s: Subject) {
     team(store);
     assert!(store.feed_mark(0).unwrap().is_empty());
     store
-        .store_changes("dev-amina", &[case(&case_id(1), Some("amina"), 3, 10)], None, NOW)
+        .store_changes(
+            "dev-amina",
+            &[case(&case_id(1), Some("amina"), 3, 10)],
+            None,
+            NOW,
+        )
         .unwrap();
     let fatima = viewer("fatima", Role::Supervisor, "sikasso");
     let end = store.feed_page(&fatima, 0, usize::MAX).unwrap().cursor;
     let mark = store.feed_mark(end).unwrap();
     assert!(!mark.is_empty());
-    assert_eq!(store.check_cursor(end, &mark).unwrap(), CursorCheck::Matches);
+    assert_eq!(
+        store.check_cursor(end, &mark).unwrap(),
+        CursorCheck::Matches
+    );
     assert_eq!(store.check_cursor(0, &[]).unwrap(), CursorCheck::Matches);
     assert_eq!(
         store.check_cursor(end, &[0u8; 32]).unwrap(),
@@ -294,7 +328,12 @@ pub fn feed_marks_notice_a_different_history(s: Subject) {
     );
     // The mark of a position does not change as the feed grows past it.
     store
-        .store_changes("dev-karim", &[case(&case_id(2), Some("karim"), 2, 10)], None, NOW)
+        .store_changes(
+            "dev-karim",
+            &[case(&case_id(2), Some("karim"), 2, 10)],
+            None,
+            NOW,
+        )
         .unwrap();
     assert_eq!(store.feed_mark(end).unwrap(), mark);
 }
@@ -307,14 +346,21 @@ pub fn quotas_override_and_clear(s: Subject) {
         new_cases_per_day: 3,
         bytes_per_day: 1000,
     };
-    store.set_device_quota("dev-amina", Some(quota), NOW).unwrap();
+    store
+        .set_device_quota("dev-amina", Some(quota), NOW)
+        .unwrap();
     assert_eq!(store.device_quota("dev-amina").unwrap(), Some(quota));
     assert!(store.device_quota("dev-karim").unwrap().is_none());
     store.set_device_quota("dev-amina", None, NOW).unwrap();
     assert!(store.device_quota("dev-amina").unwrap().is_none());
     // Usage is per UTC day.
     store
-        .store_changes("dev-amina", &[case(&case_id(1), Some("amina"), 1, 10)], None, NOW)
+        .store_changes(
+            "dev-amina",
+            &[case(&case_id(1), Some("amina"), 1, 10)],
+            None,
+            NOW,
+        )
         .unwrap();
     let day = NOW.div_euclid(86_400);
     assert_eq!(store.device_usage("dev-amina", day).unwrap().new_cases, 1);
@@ -328,13 +374,21 @@ pub fn assignment_opens_a_case_to_its_assignee(s: Subject) {
     let store = s.store.as_ref();
     team(store);
     store
-        .store_changes("dev-amina", &[case(&case_id(1), Some("amina"), 2, 10)], None, NOW)
+        .store_changes(
+            "dev-amina",
+            &[case(&case_id(1), Some("amina"), 2, 10)],
+            None,
+            NOW,
+        )
         .unwrap();
     let karim = viewer("karim", Role::Agent, "sikasso");
     let before = store.feed_page(&karim, 0, usize::MAX).unwrap();
     assert!(before.rows.is_empty());
     store.assign_case(&case_id(1), "karim", NOW).unwrap();
-    assert_eq!(store.case_access(&[case_id(1)]).unwrap()[&case_id(1)].assignees, ["karim"]);
+    assert_eq!(
+        store.case_access(&[case_id(1)]).unwrap()[&case_id(1)].assignees,
+        ["karim"]
+    );
     // An assignee whose cursor is already past the case's rows still gets its whole history.
     let after = store.feed_page(&karim, before.cursor, usize::MAX).unwrap();
     let changes: BTreeSet<&Vec<u8>> = after.rows.iter().map(|r| &r.data).collect();
@@ -350,7 +404,12 @@ pub fn quarantine_takes_a_case_out_of_the_feed(s: Subject) {
     team(store);
     for n in [1, 2] {
         store
-            .store_changes("dev-amina", &[case(&case_id(n), Some("amina"), 1, 10)], None, NOW)
+            .store_changes(
+                "dev-amina",
+                &[case(&case_id(n), Some("amina"), 1, 10)],
+                None,
+                NOW,
+            )
             .unwrap();
     }
     assert!(store.quarantine_case(&case_id(1), "invalid", NOW).unwrap());
@@ -358,7 +417,10 @@ pub fn quarantine_takes_a_case_out_of_the_feed(s: Subject) {
     assert!(store.is_quarantined(&case_id(1)).unwrap());
     assert_eq!(store.quarantined_cases().unwrap()[0].reason, "invalid");
     let fatima = viewer("fatima", Role::Supervisor, "sikasso");
-    let cases: Vec<String> = read_feed(store, &fatima).into_iter().map(|(_, c)| c).collect();
+    let cases: Vec<String> = read_feed(store, &fatima)
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
     assert_eq!(cases, [case_id(2)]);
     assert_eq!(store.case_ids().unwrap().len(), 2);
 }
@@ -367,11 +429,19 @@ pub fn erasure_leaves_a_tombstone_and_nothing_else(s: Subject) {
     let store = s.store.as_ref();
     team(store);
     store
-        .store_changes("dev-amina", &[case(&case_id(1), Some("amina"), 3, 10)], None, NOW)
+        .store_changes(
+            "dev-amina",
+            &[case(&case_id(1), Some("amina"), 3, 10)],
+            None,
+            NOW,
+        )
         .unwrap();
     store.assign_case(&case_id(1), "karim", NOW).unwrap();
     assert!(store.erase_case(&case_id(1), NOW).unwrap());
-    assert!(!store.erase_case(&case_id(1), NOW).unwrap(), "already erased");
+    assert!(
+        !store.erase_case(&case_id(1), NOW).unwrap(),
+        "already erased"
+    );
     assert!(store.is_erased(&case_id(1)).unwrap());
     assert!(store.case_changes(&case_id(1)).unwrap().is_empty());
     assert!(store.case_access(&[case_id(1)]).unwrap().is_empty());

@@ -12,11 +12,12 @@ use super::{
     QuarantinedCase, Quota, Role, ServerStore, StorageError, StorageResult, Usage, User, Viewer,
 };
 
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     include_str!("migrations/001_server.sql"),
     include_str!("migrations/002_trust.sql"),
     include_str!("migrations/003_quotas.sql"),
     include_str!("migrations/004_erasure.sql"),
+    include_str!("migrations/005_pull_by_caseload.sql"),
 ];
 /// Days of per-device usage kept (for `device quota` to show recent days).
 const USAGE_DAYS_KEPT: i64 = 7;
@@ -92,9 +93,17 @@ impl FeedAppender {
         hash: &str,
         audience: Option<&str>,
     ) -> StorageResult<()> {
+        // The case's owner and team go on the row, so a pull finds its caseload's rows by index.
+        let (owner, team): (String, String) = tx
+            .query_row(
+                "SELECT created_by, team FROM cases WHERE case_id = ?1",
+                [case_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(backend)?;
         tx.execute(
-            "INSERT INTO feed (change_id, case_id, audience) VALUES (?1, ?2, ?3)",
-            params![change_id, case_id, audience],
+            "INSERT INTO feed (change_id, case_id, audience, owner, team) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![change_id, case_id, audience, owner, team],
         )
         .map_err(backend)?;
         let seq = tx.last_insert_rowid();
@@ -107,6 +116,47 @@ impl FeedAppender {
         self.previous = mark;
         Ok(())
     }
+}
+
+/// The feed query of a read scope (parameters: ?1 cursor, ?2 end, ?3 user, ?4 team, ?5 the
+/// reading device).
+fn feed_sql(scope: ReadScope) -> String {
+    // The policy's read scope, translated (`ReadScope::includes` is what this must match):
+    // one arm per way a row enters the caseload, each an index range scan from the cursor
+    // (owner or team, audience rows, assigned cases), merged in feed order. Officers and
+    // admins read the whole project: their arm walks every row after the cursor.
+    let assigned = "f.case_id IN (SELECT a.case_id FROM assignments a WHERE a.user_id = ?3)";
+    let arms: Vec<String> = match scope {
+        ReadScope::Own => vec![
+            "f.audience IS NULL AND f.owner = ?3".into(),
+            format!("f.audience IS NULL AND f.owner != ?3 AND {assigned}"),
+            format!("f.audience = ?3 AND (f.owner = ?3 OR {assigned})"),
+        ],
+        ReadScope::Team => vec![
+            "f.audience IS NULL AND f.team = ?4".into(),
+            format!("f.audience IS NULL AND f.team != ?4 AND {assigned}"),
+            format!("f.audience = ?3 AND (f.team = ?4 OR {assigned})"),
+        ],
+        ReadScope::All => {
+            vec!["(f.audience IS NULL OR f.audience = ?3) AND ?4 IS NOT NULL".into()]
+        }
+    };
+    arms
+        .iter()
+        .map(|arm| {
+            format!(
+                "SELECT f.seq, f.case_id, c.data, coalesce(d.user_id, ''), c.origin_device, c.received_at
+                 FROM feed f
+                 JOIN changes c ON c.id = f.change_id
+                 LEFT JOIN devices d ON d.device_id = c.origin_device
+                 WHERE f.seq > ?1 AND f.seq <= ?2 AND {arm}
+                   AND c.origin_device != ?5
+                   AND NOT EXISTS (SELECT 1 FROM quarantined_cases q WHERE q.case_id = f.case_id)"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+        + &format!(" ORDER BY 1 LIMIT {FEED_ROWS_PER_QUERY}")
 }
 
 /// Fills the marks of rows written before marks existed, in feed order.
@@ -810,29 +860,7 @@ impl ServerStore for SqliteStore {
                 |r| r.get::<_, i64>(0),
             )
             .map_err(backend)? as u64;
-        // The policy's read scope, translated (`ReadScope::includes` is what this must match).
-        let visible = match ReadScope::of(viewer.role) {
-            ReadScope::Own => {
-                "(k.created_by = ?3 OR EXISTS (SELECT 1 FROM assignments a WHERE a.case_id = k.case_id AND a.user_id = ?3))"
-            }
-            ReadScope::Team => {
-                "(k.team = ?4 OR EXISTS (SELECT 1 FROM assignments a WHERE a.case_id = k.case_id AND a.user_id = ?3))"
-            }
-            ReadScope::All => "(?3 IS NOT NULL AND ?4 IS NOT NULL)",
-        };
-        let sql = format!(
-            "SELECT f.seq, f.case_id, c.data, coalesce(d.user_id, ''), c.origin_device, c.received_at
-             FROM feed f
-             JOIN changes c ON c.id = f.change_id
-             JOIN cases k ON k.case_id = f.case_id
-             LEFT JOIN devices d ON d.device_id = c.origin_device
-             WHERE f.seq > ?1 AND f.seq <= ?2
-               AND (f.audience IS NULL OR f.audience = ?3)
-               AND c.origin_device != ?5
-               AND NOT EXISTS (SELECT 1 FROM quarantined_cases q WHERE q.case_id = f.case_id)
-               AND {visible}
-             ORDER BY f.seq LIMIT {FEED_ROWS_PER_QUERY}"
-        );
+        let sql = feed_sql(ReadScope::of(viewer.role));
         let mut page = FeedPage {
             rows: Vec::new(),
             cursor: end,
@@ -951,5 +979,54 @@ mod tests {
         assert_eq!(audit_count(&store, "device.wiped"), 1);
         assert_eq!(audit_count(&store, "device.enroll"), 1);
         assert!(store.device("dev-1").unwrap().unwrap().wiped);
+    }
+
+    /// A pull in a caseload scope reads the feed through its scope's indexes, from the cursor:
+    /// it never walks other caseloads' rows (the cost of "anything new?" follows the caseload,
+    /// not the project). Only the whole-project scope scans the feed after the cursor.
+    #[test]
+    fn a_pull_in_a_caseload_seeks_by_index_and_never_walks_the_feed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db"), None).unwrap();
+        let conn = store.conn();
+        let plan = |scope| -> Vec<String> {
+            let mut stmt = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {}", feed_sql(scope)))
+                .unwrap();
+            let rows = stmt
+                .query_map(params![0, 10, "amina", "sikasso", "dev-1"], |r| {
+                    r.get::<_, String>(3)
+                })
+                .unwrap();
+            rows.map(Result::unwrap).collect()
+        };
+        for (scope, index) in [
+            (ReadScope::Own, "feed_by_owner"),
+            (ReadScope::Team, "feed_by_team"),
+        ] {
+            let plan = plan(scope);
+            let feed_steps: Vec<&String> = plan
+                .iter()
+                .filter(|step| step.contains(" f ") || step.ends_with(" f"))
+                .collect();
+            assert!(
+                feed_steps.iter().any(|s| s.contains(index)),
+                "{scope:?}: {plan:#?}"
+            );
+            assert!(
+                feed_steps.iter().any(|s| s.contains("feed_by_audience")),
+                "{scope:?}: {plan:#?}"
+            );
+            assert!(
+                feed_steps.iter().all(|s| s.starts_with("SEARCH")),
+                "{scope:?} walks the feed: {plan:#?}"
+            );
+        }
+        assert!(
+            plan(ReadScope::All)
+                .iter()
+                .any(|s| s.starts_with("SEARCH f USING INTEGER PRIMARY KEY")),
+            "the whole project is read from the cursor on"
+        );
     }
 }

@@ -353,7 +353,8 @@ fn a_stored_bad_case_is_found_set_aside_and_no_longer_stalls_anyone() {
         )
         .unwrap();
         conn.execute(
-            "INSERT INTO feed (change_id, case_id) VALUES (last_insert_rowid(), ?1)",
+            "INSERT INTO feed (change_id, case_id, owner, team)
+             SELECT last_insert_rowid(), case_id, created_by, team FROM cases WHERE case_id = ?1",
             [&bad],
         )
         .unwrap();
