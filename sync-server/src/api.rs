@@ -73,6 +73,16 @@ impl IntoResponse for AppError {
             AppError::Service(ServiceError::Forbidden(m)) => {
                 error_response(StatusCode::FORBIDDEN, "forbidden", m, false)
             }
+            // A busy store: the device retries later, as for any busy server.
+            AppError::Service(ServiceError::Storage(e)) if e.is_retryable() => {
+                tracing::warn!(error = %e, "storage busy");
+                error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "the server is busy; retry later".into(),
+                    false,
+                )
+            }
             AppError::Service(err @ (ServiceError::Storage(_) | ServiceError::Internal(_))) => {
                 tracing::error!(error = %err, "internal failure");
                 StatusCode::INTERNAL_SERVER_ERROR.into_response()
@@ -387,4 +397,29 @@ async fn wipe_confirm(
     blocking(move || service.confirm_wipe(&device, now())).await?;
     tracing::info!(device = %device_id, "wipe confirmed");
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::StorageError;
+
+    /// A busy store tells the device to retry later (503, which it reads as "offline, nothing
+    /// lost"); any other storage failure is an internal error (500).
+    #[test]
+    fn a_busy_store_is_a_503_and_a_broken_one_a_500() {
+        let status = |e: StorageError| {
+            AppError::Service(ServiceError::Storage(e))
+                .into_response()
+                .status()
+        };
+        assert_eq!(
+            status(StorageError::Retryable("database is locked".into())),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status(StorageError::Backend("disk I/O error".into())),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
 }

@@ -16,6 +16,17 @@ pub enum StorageError {
     Conflict(String),
     #[error("storage: {0}")]
     Backend(String),
+    /// The store was busy (a lock held too long, a serialization failure, a deadlock): the
+    /// same request can succeed if tried again. Devices are told to retry later (503).
+    #[error("storage busy, retry later: {0}")]
+    Retryable(String),
+}
+
+impl StorageError {
+    /// Whether trying the same operation again can succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StorageError::Retryable(_))
+    }
 }
 
 pub type StorageResult<T> = Result<T, StorageError>;

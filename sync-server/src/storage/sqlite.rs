@@ -24,6 +24,10 @@ const USAGE_DAYS_KEPT: i64 = 7;
 /// Every feed mark, of live rows and of rows an erasure removed.
 const ALL_MARKS: &str =
     "(SELECT seq, mark FROM feed UNION ALL SELECT seq, mark FROM erased_feed_marks)";
+/// The feed's end, rows an erasure removed included: two primary-key lookups (an aggregate over
+/// `ALL_MARKS` would read every row of both tables).
+const FEED_END: &str = "SELECT max(coalesce((SELECT max(seq) FROM feed), 0),
+                                    coalesce((SELECT max(seq) FROM erased_feed_marks), 0))";
 /// Rows read per query while filling a page.
 const FEED_ROWS_PER_QUERY: usize = 512;
 
@@ -31,8 +35,30 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
 }
 
+/// Keeps SQLite's message (tables and constraints, never row values) and says whether a retry
+/// can succeed: a database busy or locked past the busy timeout is worth another try.
 fn backend(err: rusqlite::Error) -> StorageError {
-    StorageError::Backend(err.to_string())
+    use rusqlite::ffi::ErrorCode;
+    match &err {
+        rusqlite::Error::SqliteFailure(e, _)
+            if matches!(e.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) =>
+        {
+            StorageError::Retryable(err.to_string())
+        }
+        _ => StorageError::Backend(err.to_string()),
+    }
+}
+
+/// A role stored by an older or newer server, or edited by hand, is an error, never read as
+/// `Agent`: access follows the role, so a guess could widen or narrow a caseload silently.
+fn parse_role(text: &str) -> rusqlite::Result<Role> {
+    Role::parse(text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            1,
+            rusqlite::types::Type::Text,
+            format!("unknown role {text:?}").into(),
+        )
+    })
 }
 
 fn row_to_device(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
@@ -73,7 +99,7 @@ impl FeedAppender {
     fn start(tx: &Connection) -> StorageResult<FeedAppender> {
         let previous: Option<Vec<u8>> = tx
             .query_row(
-                &format!("SELECT mark FROM {ALL_MARKS} ORDER BY seq DESC LIMIT 1"),
+                &format!("SELECT mark FROM {ALL_MARKS} WHERE seq = ({FEED_END})"),
                 [],
                 |r| r.get(0),
             )
@@ -283,7 +309,7 @@ impl ServerStore for SqliteStore {
                     let role: String = r.get(1)?;
                     Ok(User {
                         user_id: r.get(0)?,
-                        role: Role::parse(&role).unwrap_or(Role::Agent),
+                        role: parse_role(&role)?,
                         team: r.get(2)?,
                         password_hash: r.get(3)?,
                     })
@@ -351,7 +377,7 @@ impl ServerStore for SqliteStore {
                     let role: String = r.get(1)?;
                     Ok(User {
                         user_id: r.get(0)?,
-                        role: Role::parse(&role).unwrap_or(Role::Agent),
+                        role: parse_role(&role)?,
                         team: r.get(2)?,
                         password_hash: None,
                     })
@@ -854,11 +880,7 @@ impl ServerStore for SqliteStore {
         let tx = conn.transaction().map_err(backend)?;
         let end: u64 = tx
             // Rows an erasure removed count: the end never moves back past a device's cursor.
-            .query_row(
-                &format!("SELECT coalesce(max(seq), 0) FROM {ALL_MARKS}"),
-                [],
-                |r| r.get::<_, i64>(0),
-            )
+            .query_row(FEED_END, [], |r| r.get::<_, i64>(0))
             .map_err(backend)? as u64;
         let sql = feed_sql(ReadScope::of(viewer.role));
         let mut page = FeedPage {
@@ -981,6 +1003,34 @@ mod tests {
         assert!(store.device("dev-1").unwrap().unwrap().wiped);
     }
 
+    #[test]
+    fn an_unknown_stored_role_is_an_error_never_read_as_an_agent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db"), None).unwrap();
+        // The schema's CHECK keeps it out; a database edited by hand (or by another version)
+        // may not.
+        store
+            .conn()
+            .execute_batch(
+                "PRAGMA ignore_check_constraints = ON;
+                 INSERT INTO users (user_id, role, team, created_at) VALUES ('x', 'chief', 't', 0);
+                 PRAGMA ignore_check_constraints = OFF;",
+            )
+            .unwrap();
+        assert!(matches!(store.user("x"), Err(StorageError::Backend(m)) if m.contains("chief")));
+    }
+
+    #[test]
+    fn a_busy_database_is_a_retryable_error_and_others_are_not() {
+        let failure = |code| {
+            rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), Some("x".into()))
+        };
+        assert!(backend(failure(rusqlite::ffi::SQLITE_BUSY)).is_retryable());
+        assert!(backend(failure(rusqlite::ffi::SQLITE_LOCKED)).is_retryable());
+        assert!(!backend(failure(rusqlite::ffi::SQLITE_CONSTRAINT)).is_retryable());
+        assert!(!backend(failure(rusqlite::ffi::SQLITE_FULL)).is_retryable());
+    }
+
     /// A pull in a caseload scope reads the feed through its scope's indexes, from the cursor:
     /// it never walks other caseloads' rows (the cost of "anything new?" follows the caseload,
     /// not the project). Only the whole-project scope scans the feed after the cursor.
@@ -1028,5 +1078,24 @@ mod tests {
                 .any(|s| s.starts_with("SEARCH f USING INTEGER PRIMARY KEY")),
             "the whole project is read from the cursor on"
         );
+        // The feed's end and the marks a pull checks are lookups too.
+        for sql in [
+            FEED_END.to_string(),
+            format!("SELECT mark FROM {ALL_MARKS} WHERE seq = 7"),
+            format!("SELECT mark FROM {ALL_MARKS} WHERE seq = ({FEED_END})"),
+        ] {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let steps: Vec<String> = stmt
+                .query_map([], |r| r.get::<_, String>(3))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert!(
+                steps
+                    .iter()
+                    .all(|s| !s.starts_with("SCAN") || s == "SCAN CONSTANT ROW"),
+                "{sql}: {steps:#?}"
+            );
+        }
     }
 }
