@@ -1099,4 +1099,27 @@ mod tests {
             Err(ServiceError::BadRequest(_))
         ));
     }
+
+    /// The audit row of a push's refusals: valid case ids with their reason, at most
+    /// `AUDIT_REFUSALS_LISTED_MAX` of them, the rest (and every malformed id) counted.
+    #[test]
+    fn the_refusal_audit_lists_valid_ids_up_to_its_bound_and_counts_the_rest() {
+        let refusal = |id: &str| Refusal::new(id, RefusalReason::Forbidden, "");
+        assert_eq!(refusal_audit(&[]), "");
+        let one = format!("{:032x}", 1);
+        assert_eq!(refusal_audit(&[refusal(&one)]), format!("{one} forbidden"));
+        let bad = refusal("<script>alert(1)</script>");
+        assert_eq!(
+            refusal_audit(&[refusal(&one), bad.clone()]),
+            format!("{one} forbidden, +1 more")
+        );
+        let many: Vec<Refusal> = (0..AUDIT_REFUSALS_LISTED_MAX + 3)
+            .map(|n| refusal(&format!("{n:032x}")))
+            .collect();
+        let row = refusal_audit(&many);
+        assert_eq!(row.matches(" forbidden").count(), AUDIT_REFUSALS_LISTED_MAX);
+        assert!(row.ends_with(", +3 more"), "{row}");
+        let exactly: Vec<Refusal> = many[..AUDIT_REFUSALS_LISTED_MAX].to_vec();
+        assert!(!refusal_audit(&exactly).contains("more"));
+    }
 }
