@@ -1003,6 +1003,49 @@ mod tests {
         assert!(store.device("dev-1").unwrap().unwrap().wiped);
     }
 
+    /// A server's database from before pulls by caseload (schema 4, feed rows without owner or
+    /// team) is migrated in place: its rows get their case's owner and team, and every caseload
+    /// reads exactly what it read before.
+    #[test]
+    fn an_older_database_gets_its_feed_rows_placed_in_their_caseloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for (v, sql) in MIGRATIONS[..4].iter().enumerate() {
+                conn.execute_batch(sql).unwrap();
+                conn.pragma_update(None, "user_version", v as i64 + 1)
+                    .unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO users (user_id, role, team, created_at) VALUES
+                   ('amina', 'agent', 'sikasso', 0), ('karim', 'agent', 'sikasso', 0),
+                   ('fatima', 'supervisor', 'sikasso', 0), ('ali', 'supervisor', 'souk-sebt', 0);
+                 INSERT INTO cases (case_id, created_by, team, created_at) VALUES
+                   ('c1', 'amina', 'sikasso', 0), ('c2', 'karim', 'sikasso', 0);
+                 INSERT INTO changes (id, hash, case_id, origin_device, received_at, data) VALUES
+                   (1, 'h1', 'c1', 'dev-a', 0, x'01'), (2, 'h2', 'c2', 'dev-k', 0, x'02');
+                 INSERT INTO feed (change_id, case_id) VALUES (1, 'c1'), (2, 'c2');",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path, None).unwrap();
+        let read = |user: &str, role, team: &str| -> Vec<String> {
+            let viewer = Viewer {
+                user_id: user.into(),
+                role,
+                team: team.into(),
+                device_id: "d".into(),
+            };
+            let page = store.feed_page(&viewer, 0, usize::MAX).unwrap();
+            page.rows.into_iter().map(|r| r.case_id).collect()
+        };
+        assert_eq!(read("amina", Role::Agent, "sikasso"), ["c1"]);
+        assert_eq!(read("karim", Role::Agent, "sikasso"), ["c2"]);
+        assert_eq!(read("fatima", Role::Supervisor, "sikasso"), ["c1", "c2"]);
+        assert!(read("ali", Role::Supervisor, "souk-sebt").is_empty());
+    }
+
     #[test]
     fn an_unknown_stored_role_is_an_error_never_read_as_an_agent() {
         let dir = tempfile::tempdir().unwrap();
