@@ -1122,4 +1122,117 @@ mod tests {
         let exactly: Vec<Refusal> = many[..AUDIT_REFUSALS_LISTED_MAX].to_vec();
         assert!(!refusal_audit(&exactly).contains("more"));
     }
+
+    /// An Automerge sync message may carry changes the server already holds, written by other
+    /// devices (the device cannot always know what the server has). The fallback skips those and
+    /// checks only what is new, so a supervisor's edit goes through instead of being refused as
+    /// another device's change.
+    #[test]
+    fn a_fallback_message_carrying_changes_already_stored_is_accepted_for_its_new_ones() {
+        use automerge::sync::SyncDoc;
+        use automerge::ActorId;
+        use suivi_core::{forms::IDENTIFICATION, CaseDoc, ChangeContext, Record};
+        let (_dir, service) = service();
+        let store = service.store.clone();
+        for u in [
+            user("amina", Role::Agent, "sikasso"),
+            user("fatima", Role::Supervisor, "sikasso"),
+        ] {
+            store.add_user(&u, 0).unwrap();
+        }
+        let (amina_actor, fatima_actor) = (ActorId::from([1u8; 16]), ActorId::from([2u8; 16]));
+        let fatima = AuthedDevice {
+            device: Device {
+                device_id: "dev-f".into(),
+                user_id: "fatima".into(),
+                actor: fatima_actor.to_hex_string(),
+                name: "phone".into(),
+                token_hash: String::new(),
+                revoked: false,
+                wiped: false,
+            },
+            user: user("fatima", Role::Supervisor, "sikasso"),
+        };
+        store.add_enrollment_code("code", "fatima", 100).unwrap();
+        store
+            .redeem_enrollment_code("code", "fatima", 0, &fatima.device)
+            .unwrap()
+            .unwrap();
+        let forms = FormRegistry::builtin();
+        let child: Record = serde_json::from_value(serde_json::json!({
+            "child_first_name": "Awa", "child_last_name": "Konaté", "sex": "female",
+            "dob_known": false, "estimated_age": 12, "province": "Sikasso", "commune": "Kignan",
+            "village": "Kignan", "school_status": "dropped_out", "school_level": "primary",
+            "works": true, "work_sector": "artisanal_gold_mining",
+            "hazardous_conditions": ["mercury"], "hours_per_week": 30, "risk_level": "high",
+            "consent_to_share": true
+        }))
+        .unwrap();
+        let case_id = format!("{:032x}", 7);
+        let mut amina_doc = CaseDoc::create(
+            &case_id,
+            amina_actor,
+            forms.latest(IDENTIFICATION).unwrap(),
+            &child,
+            &ChangeContext::now("amina"),
+        )
+        .unwrap();
+        let stored = amina_doc.changes_since(&[]);
+        let accepted = AcceptedCase {
+            case_id: case_id.clone(),
+            new_case: Some(("amina".into(), "sikasso".into())),
+            changes: stored
+                .iter()
+                .map(|raw| {
+                    let hash = Change::from_bytes(raw.clone()).unwrap().hash();
+                    (hash.to_string(), raw.clone())
+                })
+                .collect(),
+        };
+        store.store_changes("dev-a", &[accepted], None, 0).unwrap();
+        // Fatima's phone holds the case and edits it.
+        let mut doc = CaseDoc::empty(fatima_actor);
+        doc.apply_changes(&stored).unwrap();
+        let patch: Record =
+            serde_json::from_value(serde_json::json!({"village": "Zégoua"})).unwrap();
+        doc.edit_identification(&forms, &patch, &ChangeContext::now("fatima"))
+            .unwrap();
+        // Its sync message to a peer it believes holds nothing carries every change.
+        let mut state = automerge::sync::State::new();
+        let mut nobody = automerge::sync::State::new();
+        let empty = AutoCommit::new()
+            .sync()
+            .generate_sync_message(&mut nobody)
+            .unwrap();
+        doc.automerge().sync().generate_sync_message(&mut state);
+        doc.automerge()
+            .sync()
+            .receive_sync_message(&mut state, empty)
+            .unwrap();
+        // Plain change chunks, as the phone's fallback sends them.
+        state.their_capabilities = None;
+        let message = doc
+            .automerge()
+            .sync()
+            .generate_sync_message(&mut state)
+            .unwrap();
+        assert!(
+            message.changes.len() > stored.len(),
+            "the stored changes ride along"
+        );
+        let body = protocol::encode(&DocSyncRequest {
+            version: PROTOCOL_VERSION,
+            case_id: case_id.clone(),
+            message: serde_bytes::ByteBuf::from(message.encode()),
+        })
+        .unwrap();
+        let reply: DocSyncResponse =
+            protocol::decode(&service.doc_sync(&fatima, &body, 0).unwrap()).unwrap();
+        assert_eq!(reply.refused, None);
+        assert_eq!(
+            store.case_changes(&case_id).unwrap().len(),
+            stored.len() + 1,
+            "Fatima's edit is stored, nothing twice"
+        );
+    }
 }
