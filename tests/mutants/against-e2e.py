@@ -14,7 +14,9 @@ MUTANTS_OUT_DIR_OR_LIST: cargo-mutants' `mutants.out` directory, or a text file 
 (one a line, `#` comments), such as tests/mutants/service.missed-by-unit-tests.txt.
 
 Default test args: the in-process e2e tests (those that need the suivi-server binary are
-skipped: a missing binary would count as a kill).
+skipped: a missing binary would count as a kill). With SUIVI_MUTANTS_BINARIES=1, the
+`suivi-server` and `suivi` binaries are built from the mutated tree before each run, so the tests
+that start them can run too (the whole `--test e2e`), at about 20 s more a mutant.
 """
 import json
 import os
@@ -43,9 +45,20 @@ def main():
     work = tempfile.mkdtemp(prefix="suivi-mutants-")
     shutil.copytree(root, work, dirs_exist_ok=True, ignore=shutil.ignore_patterns("target", ".git"))
     env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(work, "target"))
+    binaries = os.environ.get("SUIVI_MUTANTS_BINARIES") == "1"
+
+    def build_binaries():
+        if not binaries:
+            return True
+        built = subprocess.run(["cargo", "build", "--workspace", "--features", "suivi-core/cli",
+                                "--bins"], cwd=work, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return built.returncode == 0
+
     base = subprocess.run(["cargo", "test"] + test_args, cwd=work, env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if base.returncode != 0:
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) \
+        if build_binaries() else None
+    if base is None or base.returncode != 0:
         sys.exit("the unmutated tree fails these tests")
     caught = missed = 0
     for m in mutants:
@@ -57,10 +70,13 @@ def main():
             open(target, "w").write(original)
             continue
         try:
-            run = subprocess.run(["cargo", "test"] + test_args, cwd=work, env=env,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                 timeout=300)
-            failed = run.returncode != 0
+            if not build_binaries():
+                failed = True  # the mutant does not build: cargo-mutants calls it unviable
+            else:
+                run = subprocess.run(["cargo", "test"] + test_args, cwd=work, env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     timeout=300)
+                failed = run.returncode != 0
         except subprocess.TimeoutExpired:
             failed = True
         open(target, "w").write(original)
