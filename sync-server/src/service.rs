@@ -1235,4 +1235,66 @@ mod tests {
             "Fatima's edit is stored, nothing twice"
         );
     }
+
+    /// A page that stops at its raw read budget says there is more, even when what it holds
+    /// compresses far below the page size (nothing was trimmed after encoding): the device keeps
+    /// pulling and gets every row once.
+    #[test]
+    fn a_page_stopped_by_its_read_budget_says_there_is_more() {
+        let (_dir, service) = service();
+        let store = service.store.clone();
+        store
+            .add_user(&user("fatima", Role::Supervisor, "sikasso"), 0)
+            .unwrap();
+        // Changes of zeros: 64 KiB each, they compress to almost nothing.
+        let cases: Vec<AcceptedCase> = (0..40)
+            .map(|n| AcceptedCase {
+                case_id: format!("{n:032x}"),
+                new_case: Some(("amina".into(), "sikasso".into())),
+                changes: vec![(format!("h{n}"), vec![0; 64 * 1024])],
+            })
+            .collect();
+        store.store_changes("dev-a", &cases, None, 0).unwrap();
+        let fatima = AuthedDevice {
+            device: Device {
+                device_id: "dev-f".into(),
+                user_id: "fatima".into(),
+                actor: "f1".repeat(16),
+                name: "phone".into(),
+                token_hash: String::new(),
+                revoked: false,
+                wiped: false,
+            },
+            user: user("fatima", Role::Supervisor, "sikasso"),
+        };
+        let mut cursor = 0;
+        let mut mark = Vec::new();
+        let mut pulled = 0;
+        let mut pages = 0;
+        loop {
+            let body = protocol::encode(&SyncRequest {
+                version: PROTOCOL_VERSION,
+                cursor,
+                mark: serde_bytes::ByteBuf::from(mark.clone()),
+                push: vec![],
+                erasures_seen: 0,
+            })
+            .unwrap();
+            let (reply, _) = service.sync(&fatima, &body, 0).unwrap();
+            let response: SyncResponse = protocol::decode(&reply).unwrap();
+            assert!(
+                reply.len() < protocol::PULL_PAGE_BYTES_MAX / 4,
+                "nothing to trim"
+            );
+            pulled += response.pull.iter().map(|c| c.changes.len()).sum::<usize>();
+            pages += 1;
+            cursor = response.cursor;
+            mark = response.mark.to_vec();
+            if !response.more {
+                break;
+            }
+        }
+        assert_eq!(pulled, 40, "every row once");
+        assert!(pages > 1, "the read budget cut the pull into pages");
+    }
 }
