@@ -1297,4 +1297,65 @@ mod tests {
         assert_eq!(pulled, 40, "every row once");
         assert!(pages > 1, "the read budget cut the pull into pages");
     }
+
+    /// A page whose rows do not compress is trimmed until it fits the page size: no reply is
+    /// larger than `PULL_PAGE_BYTES_MAX` unless it holds a single row.
+    #[test]
+    fn an_incompressible_page_is_trimmed_to_the_page_size() {
+        let (_dir, service) = service();
+        let store = service.store.clone();
+        store
+            .add_user(&user("fatima", Role::Supervisor, "sikasso"), 0)
+            .unwrap();
+        // 20 KiB of noise per change (a xorshift: no compressor finds a pattern in it).
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut noise = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect()
+        };
+        let cases: Vec<AcceptedCase> = (0..20)
+            .map(|n| AcceptedCase {
+                case_id: format!("{n:032x}"),
+                new_case: Some(("amina".into(), "sikasso".into())),
+                changes: vec![(format!("h{n}"), noise(20 * 1024))],
+            })
+            .collect();
+        store.store_changes("dev-a", &cases, None, 0).unwrap();
+        let fatima = AuthedDevice {
+            device: Device {
+                device_id: "dev-f".into(),
+                user_id: "fatima".into(),
+                actor: "f1".repeat(16),
+                name: "phone".into(),
+                token_hash: String::new(),
+                revoked: false,
+                wiped: false,
+            },
+            user: user("fatima", Role::Supervisor, "sikasso"),
+        };
+        let body = protocol::encode(&SyncRequest {
+            version: PROTOCOL_VERSION,
+            cursor: 0,
+            mark: Default::default(),
+            push: vec![],
+            erasures_seen: 0,
+        })
+        .unwrap();
+        let (reply, _) = service.sync(&fatima, &body, 0).unwrap();
+        let response: SyncResponse = protocol::decode(&reply).unwrap();
+        let rows: usize = response.pull.iter().map(|c| c.changes.len()).sum();
+        assert!(rows > 1, "more than one row fits");
+        assert!(
+            reply.len() <= protocol::PULL_PAGE_BYTES_MAX,
+            "{} bytes in one page",
+            reply.len()
+        );
+        assert!(response.more, "the rest comes in the next page");
+    }
 }
