@@ -886,6 +886,22 @@ mod tests {
         assert!(refused_as_bad(request(hex(32), name(101))));
     }
 
+    /// A device of `user` that presented a valid credential.
+    fn authed(device_id: &str, user: User, actor: String) -> AuthedDevice {
+        AuthedDevice {
+            device: Device {
+                device_id: device_id.into(),
+                user_id: user.user_id.clone(),
+                actor,
+                name: "phone".into(),
+                token_hash: String::new(),
+                revoked: false,
+                wiped: false,
+            },
+            user,
+        }
+    }
+
     fn service() -> (tempfile::TempDir, SyncService) {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::SqliteStore::open(&dir.path().join("s.db"), None).unwrap();
@@ -936,18 +952,11 @@ mod tests {
     #[test]
     fn a_case_may_push_up_to_the_change_limit() {
         let (_dir, service) = service();
-        let device = AuthedDevice {
-            device: Device {
-                device_id: "dev-1".into(),
-                user_id: "amina".into(),
-                actor: "a1".repeat(16),
-                name: "phone".into(),
-                token_hash: String::new(),
-                revoked: false,
-                wiped: false,
-            },
-            user: user("amina", Role::Agent, "souk-sebt"),
-        };
+        let device = authed(
+            "dev-1",
+            user("amina", Role::Agent, "souk-sebt"),
+            "a1".repeat(16),
+        );
         let refusal = |n: usize| {
             let case = CaseChanges {
                 case_id: "c0ffee00c0ffee00c0ffee00c0ffee00".into(),
@@ -1065,18 +1074,11 @@ mod tests {
     #[test]
     fn a_push_may_name_up_to_the_case_limit() {
         let (_dir, service) = service();
-        let device = AuthedDevice {
-            device: Device {
-                device_id: "dev-1".into(),
-                user_id: "amina".into(),
-                actor: "a1".repeat(16),
-                name: "phone".into(),
-                token_hash: String::new(),
-                revoked: false,
-                wiped: false,
-            },
-            user: user("amina", Role::Agent, "souk-sebt"),
-        };
+        let device = authed(
+            "dev-1",
+            user("amina", Role::Agent, "souk-sebt"),
+            "a1".repeat(16),
+        );
         let body = |cases: usize| {
             protocol::encode(&SyncRequest {
                 version: PROTOCOL_VERSION,
@@ -1141,18 +1143,11 @@ mod tests {
             store.add_user(&u, 0).unwrap();
         }
         let (amina_actor, fatima_actor) = (ActorId::from([1u8; 16]), ActorId::from([2u8; 16]));
-        let fatima = AuthedDevice {
-            device: Device {
-                device_id: "dev-f".into(),
-                user_id: "fatima".into(),
-                actor: fatima_actor.to_hex_string(),
-                name: "phone".into(),
-                token_hash: String::new(),
-                revoked: false,
-                wiped: false,
-            },
-            user: user("fatima", Role::Supervisor, "sikasso"),
-        };
+        let fatima = authed(
+            "dev-f",
+            user("fatima", Role::Supervisor, "sikasso"),
+            fatima_actor.to_hex_string(),
+        );
         store.add_enrollment_code("code", "fatima", 100).unwrap();
         store
             .redeem_enrollment_code("code", "fatima", 0, &fatima.device)
@@ -1255,18 +1250,11 @@ mod tests {
             })
             .collect();
         store.store_changes("dev-a", &cases, None, 0).unwrap();
-        let fatima = AuthedDevice {
-            device: Device {
-                device_id: "dev-f".into(),
-                user_id: "fatima".into(),
-                actor: "f1".repeat(16),
-                name: "phone".into(),
-                token_hash: String::new(),
-                revoked: false,
-                wiped: false,
-            },
-            user: user("fatima", Role::Supervisor, "sikasso"),
-        };
+        let fatima = authed(
+            "dev-f",
+            user("fatima", Role::Supervisor, "sikasso"),
+            "f1".repeat(16),
+        );
         let mut cursor = 0;
         let mut mark = Vec::new();
         let mut pulled = 0;
@@ -1327,18 +1315,11 @@ mod tests {
             })
             .collect();
         store.store_changes("dev-a", &cases, None, 0).unwrap();
-        let fatima = AuthedDevice {
-            device: Device {
-                device_id: "dev-f".into(),
-                user_id: "fatima".into(),
-                actor: "f1".repeat(16),
-                name: "phone".into(),
-                token_hash: String::new(),
-                revoked: false,
-                wiped: false,
-            },
-            user: user("fatima", Role::Supervisor, "sikasso"),
-        };
+        let fatima = authed(
+            "dev-f",
+            user("fatima", Role::Supervisor, "sikasso"),
+            "f1".repeat(16),
+        );
         let body = protocol::encode(&SyncRequest {
             version: PROTOCOL_VERSION,
             cursor: 0,

@@ -147,32 +147,21 @@ fn a_save_during_a_push_is_pushed_not_marked_synced() {
     let transport = HttpTransport::new(&amina.url).unwrap();
 
     let mut session = SyncSession::start(&amina.store).unwrap();
-    let out = session.next_request(&mut amina.store).unwrap().unwrap();
+    let credentials = session.credentials().clone();
+    let send = |out: session::Outgoing| {
+        transport
+            .post(out.path, out.content_type, out.body, Some(&credentials))
+            .unwrap()
+    };
+    let mut out = session.next_request(&mut amina.store).unwrap();
+    // The save lands after the push was gathered, before its reply.
     amina
         .store
         .edit_case(&case, &record(json!({"village": "Zégoua"})))
         .unwrap();
-    let mut reply = transport
-        .post(
-            out.path,
-            out.content_type,
-            out.body,
-            Some(session.credentials()),
-        )
-        .unwrap();
-    loop {
-        session.on_reply(&mut amina.store, reply).unwrap();
-        let Some(out) = session.next_request(&mut amina.store).unwrap() else {
-            break;
-        };
-        reply = transport
-            .post(
-                out.path,
-                out.content_type,
-                out.body,
-                Some(session.credentials()),
-            )
-            .unwrap();
+    while let Some(request) = out {
+        session.on_reply(&mut amina.store, send(request)).unwrap();
+        out = session.next_request(&mut amina.store).unwrap();
     }
     let report = session.finish(&mut amina.store).unwrap();
     // The reply accepted the state that was pushed; the save made meanwhile left the case
