@@ -17,7 +17,8 @@ use rand::Rng;
 use rusqlite::Connection;
 
 use crate::auth::CodeKey;
-use crate::storage::{sqlite::SqliteStore, StorageError};
+use crate::storage::{postgres::PostgresStore, sqlite::SqliteStore, StorageError};
+use crate::ServerStore;
 use crate::DATABASE_FILE;
 
 /// The database passphrase, when the environment supplies it instead of a key file.
@@ -52,6 +53,8 @@ pub enum AtRestError {
     },
     #[error("the encrypted copy does not match the original ({0}); the original is untouched")]
     CopyMismatch(String),
+    #[error("SUIVI_SERVER_KEY (a passphrase) is for the embedded SQLite store; with PostgreSQL give every instance the same key file (--key-file), whose random key seals change payloads")]
+    PassphraseOnPostgres,
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -104,6 +107,9 @@ pub fn default_key_file(data_dir: &Path) -> PathBuf {
 pub struct ServerKeys {
     /// The value given to `PRAGMA key`: a raw key (`x'…'`) from a key file, or a passphrase.
     database: String,
+    /// The key file's raw database key (none for a passphrase): what seals change payloads on
+    /// PostgreSQL.
+    raw_database: Option<[u8; 32]>,
     pub codes: CodeKey,
 }
 
@@ -113,6 +119,7 @@ impl ServerKeys {
             // A raw 256-bit key: SQLCipher skips its passphrase derivation, which a random key
             // does not need.
             database: format!("x'{}'", hex::encode(database)),
+            raw_database: Some(database),
             codes: CodeKey::new(codes.to_vec()),
         }
     }
@@ -120,6 +127,7 @@ impl ServerKeys {
     fn from_passphrase(passphrase: &str) -> ServerKeys {
         ServerKeys {
             database: passphrase.to_string(),
+            raw_database: None,
             codes: CodeKey::derive(passphrase.as_bytes()),
         }
     }
@@ -200,9 +208,10 @@ fn database_file(db: &Path) -> Result<DatabaseFile, AtRestError> {
 /// A store opened at rest: the store, the enrollment-code secret, and the lock that tells
 /// `store encrypt` this directory is in use (held while this value lives).
 pub struct OpenedStore {
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn ServerStore>,
     pub codes: CodeKey,
-    _lock: File,
+    /// None on PostgreSQL: several instances share the database by design.
+    _lock: Option<File>,
 }
 
 /// Opens (or creates) the encrypted store in `data_dir`.
@@ -241,9 +250,20 @@ pub fn open(data_dir: &Path, source: &KeySource) -> Result<OpenedStore, AtRestEr
         other => AtRestError::Storage(other),
     })?;
     tighten_database_files(&db)?;
+    let store: Arc<dyn ServerStore> = Arc::new(store);
+    replay_journals(store.as_ref(), data_dir)?;
+    Ok(OpenedStore {
+        store,
+        codes: keys.codes,
+        _lock: Some(lock),
+    })
+}
+
+/// Journals beside the data directory are applied again on every start (see `journal`).
+fn replay_journals(store: &dyn ServerStore, data_dir: &Path) -> Result<(), AtRestError> {
     // An erasure journalled after the backup this database came from is applied again
     // (`journal`).
-    let replayed = crate::erasure::replay(&store, &crate::erasure::journal_path(data_dir))
+    let replayed = crate::erasure::replay(store, &crate::erasure::journal_path(data_dir))
         .map_err(|e| AtRestError::Storage(StorageError::Backend(e.to_string())))?;
     if replayed > 0 {
         tracing::warn!(
@@ -255,7 +275,7 @@ pub fn open(data_dir: &Path, source: &KeySource) -> Result<OpenedStore, AtRestEr
     }
     // So is a revocation: a lost phone must not come back with an older database.
     let revoked =
-        crate::admin::replay_revocations(&store, &crate::admin::revocation_journal(data_dir))
+        crate::admin::replay_revocations(store, &crate::admin::revocation_journal(data_dir))
             .map_err(|e| AtRestError::Storage(StorageError::Backend(e)))?;
     if revoked > 0 {
         tracing::warn!(
@@ -265,11 +285,70 @@ pub fn open(data_dir: &Path, source: &KeySource) -> Result<OpenedStore, AtRestEr
              still hold them (their authors' phones push them again)"
         );
     }
+    Ok(())
+}
+
+/// Opens (or creates) the store in a PostgreSQL database, for one of several instances.
+///
+/// PostgreSQL has no SQLCipher: the server seals change payloads with a key derived from the
+/// key file's database key (`storage::sealed`). Every instance must be given the same key file;
+/// one whose key is not the database's refuses to start. The key file is generated only for a
+/// new database. The data directory keeps this host's erasure and revocation journals.
+pub fn open_postgres(
+    url: &str,
+    data_dir: &Path,
+    source: &KeySource,
+) -> Result<OpenedStore, AtRestError> {
+    prepare_data_dir(data_dir)?;
+    let KeySource::File(path) = source else {
+        return Err(AtRestError::PassphraseOnPostgres);
+    };
+    check_outside(data_dir, path)?;
+    let keys = match load_key_file(path)? {
+        Some(keys) => keys,
+        None if !PostgresStore::holds_data(url)? => create_key_file(path)?,
+        None => {
+            return Err(AtRestError::KeyMissing {
+                db: PathBuf::from(redact_url(url)),
+                key_file: path.clone(),
+            })
+        }
+    };
+    let raw = keys
+        .raw_database
+        .expect("a key file always holds a raw database key");
+    let store = PostgresStore::open(url, &raw).map_err(|e| match e {
+        StorageError::Backend(why) if why.contains("wrong key") => AtRestError::WrongKey {
+            db: PathBuf::from(redact_url(url)),
+            key: source.describe(),
+        },
+        other => AtRestError::Storage(other),
+    })?;
+    let store: Arc<dyn ServerStore> = Arc::new(store);
+    replay_journals(store.as_ref(), data_dir)?;
     Ok(OpenedStore {
-        store: Arc::new(store),
+        store,
         codes: keys.codes,
-        _lock: lock,
+        _lock: None,
     })
+}
+
+/// A database URL for messages and logs: its password replaced.
+pub fn redact_url(url: &str) -> String {
+    match url.parse::<postgres::Config>() {
+        Ok(config) if config.get_password().is_some() => {
+            // user:password@ → user:***@ (the URL form is the only one that reaches here).
+            match (url.find("://"), url.rfind('@')) {
+                (Some(scheme), Some(at)) if at > scheme => {
+                    let creds = &url[scheme + 3..at];
+                    let user = creds.split(':').next().unwrap_or_default();
+                    format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+                }
+                _ => "a PostgreSQL database".into(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// What `store encrypt` did.

@@ -12,7 +12,6 @@ use suivi_core::{CaseFilter, Record, Store};
 
 use crate::auth::CodeKey;
 use crate::storage::{Role, ServerStore};
-use crate::SqliteStore;
 use crate::{admin, state};
 
 const KEY: &str = "demo key: the Android app keeps its key in the Keystore";
@@ -46,7 +45,7 @@ fn line(name: &str, report: &SyncReport) {
 }
 
 pub async fn run(
-    store: Arc<SqliteStore>,
+    store: Arc<dyn ServerStore>,
     codes: CodeKey,
     data: PathBuf,
     listen: SocketAddr,

@@ -11,6 +11,8 @@ pub mod erasure;
 pub mod journal;
 pub mod service;
 pub mod storage;
+#[doc(hidden)]
+pub mod testing;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -18,17 +20,56 @@ use std::sync::Arc;
 
 pub use api::{app, AppState, RateLimiter};
 pub use service::SyncService;
-pub use storage::{sqlite::SqliteStore, ServerStore};
+pub use storage::{postgres::PostgresStore, sqlite::SqliteStore, ServerStore};
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "suivi-server.db";
 
-/// Opens the embedded SQLite store in `data_dir`, encrypted at rest (see `at_rest`).
+/// Where the server keeps its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// The embedded default: one SQLCipher file in the data directory.
+    Sqlite,
+    /// A PostgreSQL database (`postgres://…`), shared by any number of instances.
+    Postgres(String),
+}
+
+impl Database {
+    /// `sqlite` (or nothing) for the embedded store, a `postgres://` or `postgresql://` URL for
+    /// PostgreSQL.
+    pub fn parse(text: Option<&str>) -> Result<Database, String> {
+        match text.map(str::trim) {
+            None | Some("") | Some("sqlite") => Ok(Database::Sqlite),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Database::Postgres(url.to_string()))
+            }
+            Some(_) => Err(
+                "--database is `sqlite` (the default) or a postgres://user:password@host:port/name URL"
+                    .into(),
+            ),
+        }
+    }
+
+    /// For logs: the kind and, for PostgreSQL, the URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Sqlite => "sqlite".into(),
+            Database::Postgres(url) => at_rest::redact_url(url),
+        }
+    }
+}
+
+/// Opens the server's store, encrypted at rest (see `at_rest`): the embedded SQLite store in
+/// `data_dir`, or a PostgreSQL database (the data directory then keeps this host's journals).
 pub fn open_store(
     data_dir: &Path,
     keys: &at_rest::KeySource,
+    database: &Database,
 ) -> Result<at_rest::OpenedStore, at_rest::AtRestError> {
-    at_rest::open(data_dir, keys)
+    match database {
+        Database::Sqlite => at_rest::open(data_dir, keys),
+        Database::Postgres(url) => at_rest::open_postgres(url, data_dir, keys),
+    }
 }
 
 pub fn state(store: Arc<dyn ServerStore>, codes: auth::CodeKey) -> AppState {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use suivi_server::at_rest::{self, KeySource};
 use suivi_server::storage::Role;
-use suivi_server::{admin, demo, open_store, state, ServerStore};
+use suivi_server::{admin, demo, open_store, state};
 
 /// A line on standard output; a reader that stopped early (`suivi-server device list | head`)
 /// ends the command quietly instead of the panic `println!` gives.
@@ -43,6 +43,11 @@ struct Cli {
     /// directory, `<data>.key`. SUIVI_SERVER_KEY (a passphrase) replaces it.
     #[arg(long, env = "SUIVI_KEY_FILE", global = true)]
     key_file: Option<PathBuf>,
+    /// Where the data lives: `sqlite` (the default: one encrypted file in the data directory)
+    /// or a PostgreSQL URL, postgres://user:password@host:port/database, which several
+    /// instances may share (each given the same key file).
+    #[arg(long, env = "SUIVI_DATABASE", global = true, hide_env_values = true)]
+    database: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -175,7 +180,11 @@ fn run(cli: Cli) -> Result<(), String> {
             .clone()
             .unwrap_or_else(|| at_rest::default_key_file(&cli.data)),
     );
+    let database = suivi_server::Database::parse(cli.database.as_deref())?;
     if let Command::Store(StoreCommand::Encrypt) = cli.command {
+        if database != suivi_server::Database::Sqlite {
+            return Err("`store encrypt` encrypts the embedded SQLite database; on PostgreSQL change payloads are sealed from the start".into());
+        }
         let done = at_rest::encrypt_in_place(&cli.data, &keys).map_err(|e| e.to_string())?;
         if let Some(key_file) = &done.key_file_created {
             say!(
@@ -192,7 +201,7 @@ fn run(cli: Cli) -> Result<(), String> {
         );
         return Ok(());
     }
-    let opened = open_store(&cli.data, &keys).map_err(|e| e.to_string())?;
+    let opened = open_store(&cli.data, &keys, &database).map_err(|e| e.to_string())?;
     let (store, codes) = (opened.store.clone(), opened.codes.clone());
     let runtime = || tokio::runtime::Runtime::new().map_err(|e| e.to_string());
     match cli.command {
@@ -212,7 +221,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
                 _ => suivi_server::spawn(state(store, codes), listen).await?,
             };
-            tracing::info!(addr = %server.addr, data = %cli.data.display(), key = %keys.describe(), "serving, encrypted at rest");
+            tracing::info!(addr = %server.addr, database = %database.describe(), data = %cli.data.display(), key = %keys.describe(), "serving, encrypted at rest");
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => Ok(()),
                 r = server.handle => r.map_err(|e| e.to_string()),

@@ -27,6 +27,17 @@ fn sqlite() -> Subject {
     }
 }
 
+/// A PostgreSQL database of the test's own, on the loopback test cluster.
+fn postgres() -> Subject {
+    let db = suivi_server::testing::TestDatabase::create();
+    let store = suivi_server::PostgresStore::open_with_pool_size(&db.url, &[42; 32], 12).unwrap();
+    Subject {
+        store: Arc::new(store),
+        // The store (and its connections) goes before the database is dropped.
+        _keep: Box::new(db),
+    }
+}
+
 const NOW: i64 = 1_800_000_000;
 
 fn user(id: &str, role: Role, team: &str) -> User {
@@ -461,6 +472,44 @@ pub fn erasure_leaves_a_tombstone_and_nothing_else(s: Subject) {
     assert_eq!(store.erasures_after(erasures[0].0, 10).unwrap().len(), 1);
 }
 
+/// A push checked before an erasure and stored after it keeps nothing of the erased case: the
+/// store, not only the service, refuses to bring an erased case back.
+pub fn a_push_to_an_erased_case_stores_nothing(s: Subject) {
+    let store = s.store.as_ref();
+    team(store);
+    assert!(store.erase_case(&case_id(1), NOW).unwrap());
+    let stored = store
+        .store_changes(
+            "dev-amina",
+            &[
+                case(&case_id(1), Some("amina"), 2, 10),
+                case(&case_id(2), Some("amina"), 3, 10),
+            ],
+            None,
+            NOW,
+        )
+        .unwrap();
+    assert_eq!(stored, 3, "only the live case's changes");
+    assert!(store.case_changes(&case_id(1)).unwrap().is_empty());
+    assert!(store.case_access(&[case_id(1)]).unwrap().is_empty());
+    let fatima = viewer("fatima", Role::Supervisor, "sikasso");
+    let cases: BTreeSet<String> = read_feed(store, &fatima)
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
+    assert_eq!(cases, BTreeSet::from([case_id(2)]));
+    let usage = store
+        .device_usage("dev-amina", NOW.div_euclid(86_400))
+        .unwrap();
+    assert_eq!(
+        usage,
+        Usage {
+            new_cases: 1,
+            bytes: 30
+        }
+    );
+}
+
 macro_rules! conformance {
     ($store:ident, $factory:expr) => {
         mod $store {
@@ -474,7 +523,8 @@ macro_rules! conformance {
                 quotas_override_and_clear,
                 assignment_opens_a_case_to_its_assignee,
                 quarantine_takes_a_case_out_of_the_feed,
-                erasure_leaves_a_tombstone_and_nothing_else
+                erasure_leaves_a_tombstone_and_nothing_else,
+                a_push_to_an_erased_case_stores_nothing
             );
         }
     };
@@ -489,3 +539,176 @@ macro_rules! conformance {
 }
 
 conformance!(sqlite, super::sqlite);
+conformance!(postgres, super::postgres);
+
+/// What only the PostgreSQL store has to prove: its sequencer under a stalled writer, several
+/// instances on one database, and change payloads sealed at rest.
+mod postgres_only {
+    use super::*;
+    use suivi_server::testing::TestDatabase;
+    use suivi_server::PostgresStore;
+
+    const KEY: [u8; 32] = [42; 32];
+
+    fn open(db: &TestDatabase) -> PostgresStore {
+        PostgresStore::open_with_pool_size(&db.url, &KEY, 8).unwrap()
+    }
+
+    /// A writer holds the sequencer and does not commit (a slow disk, a paused process). Other
+    /// writers queue behind it; readers neither wait nor skip; once it lets go, every row is
+    /// read exactly once.
+    #[test]
+    fn a_writer_holding_the_sequencer_stalls_writers_never_readers_and_nothing_is_skipped() {
+        let db = TestDatabase::create();
+        let store = Arc::new(open(&db));
+        team(store.as_ref());
+        store
+            .store_changes(
+                "dev-amina",
+                &[case(&case_id(1), Some("amina"), 2, 10)],
+                None,
+                NOW,
+            )
+            .unwrap();
+        let mut holder = ::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap();
+        let mut held = holder.transaction().unwrap();
+        held.query("SELECT seq FROM feed_head FOR UPDATE", &[])
+            .unwrap();
+        let fatima = viewer("fatima", Role::Supervisor, "sikasso");
+        let (read_tx, read_rx) = std::sync::mpsc::channel();
+        let seen = std::thread::scope(|scope| {
+            let writers: Vec<_> = (0..3)
+                .map(|w| {
+                    let store = store.clone();
+                    scope.spawn(move || {
+                        let batch = [case(&case_id(10 + w), Some("karim"), 3, 10)];
+                        store.store_changes("dev-karim", &batch, None, NOW).unwrap()
+                    })
+                })
+                .collect();
+            // While the sequencer is held, a reader still gets its page at once: the first
+            // case's two rows and nothing of the writers still waiting.
+            let reader = store.clone();
+            let fatima_reader = fatima.clone();
+            scope.spawn(move || {
+                let page = reader.feed_page(&fatima_reader, 0, usize::MAX).unwrap();
+                read_tx.send(page).unwrap();
+            });
+            let page = read_rx
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .expect("a reader never waits for a writer");
+            assert_eq!(page.rows.len(), 2);
+            assert!(writers.iter().all(|w| !w.is_finished()), "writers wait for the sequencer");
+            held.commit().unwrap();
+            let stored: usize = writers.into_iter().map(|w| w.join().unwrap()).sum();
+            assert_eq!(stored, 9);
+            let mut seen: Vec<u64> = page.rows.iter().map(|r| r.seq).collect();
+            let rest = store.feed_page(&fatima, page.cursor, usize::MAX).unwrap();
+            seen.extend(rest.rows.iter().map(|r| r.seq));
+            seen
+        });
+        assert_eq!(seen, (1..=11).collect::<Vec<u64>>(), "every row once, in order, no gap");
+    }
+
+    /// Two instances on one database, writers on both, a reader alternating between them: the
+    /// same feed, nothing skipped or repeated.
+    #[test]
+    fn two_instances_on_one_database_serve_one_feed() {
+        let db = TestDatabase::create();
+        let a: Arc<dyn ServerStore> = Arc::new(open(&db));
+        let b: Arc<dyn ServerStore> = Arc::new(open(&db));
+        team(a.as_ref());
+        let fatima = viewer("fatima", Role::Supervisor, "sikasso");
+        let per_writer = 20;
+        let seen = std::thread::scope(|scope| {
+            let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            for (w, store) in [a.clone(), b.clone(), a.clone(), b.clone()].into_iter().enumerate() {
+                let done = done.clone();
+                scope.spawn(move || {
+                    for c in 0..per_writer {
+                        let batch = [case(&case_id(w * 1000 + c), Some("amina"), 2, 20)];
+                        store.store_changes("dev-amina", &batch, None, NOW).unwrap();
+                    }
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                });
+            }
+            let (a, b) = (a.clone(), b.clone());
+            scope
+                .spawn(move || {
+                    let mut seen = Vec::new();
+                    let mut cursor = 0;
+                    for turn in 0.. {
+                        let finished = done.load(std::sync::atomic::Ordering::SeqCst) == 4;
+                        let store = if turn % 2 == 0 { &a } else { &b };
+                        let page = store.feed_page(&fatima, cursor, 300).unwrap();
+                        seen.extend(page.rows.iter().map(|r| r.seq));
+                        cursor = page.cursor;
+                        if finished && !page.more {
+                            break;
+                        }
+                    }
+                    seen
+                })
+                .join()
+                .unwrap()
+        });
+        assert_eq!(seen, (1..=(4 * per_writer * 2) as u64).collect::<Vec<_>>());
+    }
+
+    /// A dump of the database (what a stolen backup or disk holds) has no child's name in it;
+    /// the server, with its key, serves the change intact. Another key does not open the
+    /// database, and a payload moved to another row is refused, never served.
+    #[test]
+    fn change_payloads_are_sealed_at_rest() {
+        let db = TestDatabase::create();
+        let store = open(&db);
+        team(&store);
+        let name = "Aminata Coulibaly, Kaniko village";
+        let secret = AcceptedCase {
+            case_id: case_id(1),
+            new_case: Some(("amina".into(), "sikasso".into())),
+            changes: vec![
+                ("h-1".into(), name.as_bytes().to_vec()),
+                ("h-2".into(), b"another change".to_vec()),
+            ],
+        };
+        store
+            .store_changes("dev-amina", &[secret], None, NOW)
+            .unwrap();
+        assert_eq!(
+            store.case_changes(&case_id(1)).unwrap()[0],
+            name.as_bytes()
+        );
+        let dump = std::process::Command::new("pg_dump")
+            .args(["--data-only", "--format=plain", &db.url])
+            .output()
+            .unwrap();
+        assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
+        let dump = String::from_utf8_lossy(&dump.stdout);
+        assert!(dump.contains(&case_id(1)), "the dump is of this database");
+        for needle in ["Aminata", "Kaniko", "another change"] {
+            assert!(!dump.contains(needle), "{needle} is readable in a dump");
+            let hex = needle.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+            assert!(!dump.contains(&hex), "{needle} is readable in a dump, as hex");
+        }
+
+        match PostgresStore::open_with_pool_size(&db.url, &[7; 32], 2) {
+            Err(StorageError::Backend(why)) => assert!(why.contains("wrong key"), "{why}"),
+            Err(other) => panic!("expected a wrong key, got {other}"),
+            Ok(_) => panic!("another key opened the database"),
+        }
+
+        // One change's payload copied over the other's: it no longer opens, and the server
+        // says so instead of serving it.
+        store
+            .raw_query(
+                "UPDATE changes SET data = (SELECT data FROM changes WHERE hash = 'h-1') WHERE hash = 'h-2'",
+            )
+            .unwrap();
+        let fatima = viewer("fatima", Role::Supervisor, "sikasso");
+        match store.feed_page(&fatima, 0, usize::MAX) {
+            Err(StorageError::Backend(why)) => assert!(why.contains("h-2"), "{why}"),
+            other => panic!("an altered payload was not refused: {:?}", other.map(|p| p.rows.len())),
+        }
+    }
+}

@@ -16,7 +16,7 @@ use suivi_server::at_rest::{KeySource, OpenedStore};
 use suivi_server::auth::CodeKey;
 use suivi_server::storage::{Quota, Role};
 use suivi_server::ServerStore;
-use suivi_server::{admin, SqliteStore};
+use suivi_server::admin;
 
 use crate::link::{LinkEmulator, LinkProfile};
 use crate::{child, record, referral, visit};
@@ -30,7 +30,7 @@ pub const BENCH_KEY: &str = "x'2DD29CA851E7B56E4697B0E1F08507293D761A05CE4D1B628
 pub struct ServerProcess {
     child: Child,
     pub addr: SocketAddr,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn ServerStore>,
     pub codes: CodeKey,
     pub data: tempfile::TempDir,
     pub keys: tempfile::TempDir,

@@ -1,7 +1,9 @@
-//! Server storage behind a trait: SQLite is the embedded default; PostgreSQL will implement the
-//! same trait and run the same conformance tests. The trait stores and fetches; the decisions
+//! Server storage behind a trait: SQLite is the embedded default; PostgreSQL implements the same
+//! trait and runs the same conformance tests. The trait stores and fetches; the decisions
 //! (who may read and write what) live in `service`, shared by every implementation.
 
+pub mod postgres;
+pub mod sealed;
 pub mod sqlite;
 
 use std::collections::{HashMap, HashSet};

@@ -567,7 +567,15 @@ impl ServerStore for SqliteStore {
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(backend)?;
+            let mut erased = tx
+                .prepare_cached("SELECT 1 FROM erasures WHERE case_id = ?1")
+                .map_err(backend)?;
             for case in batch {
+                // An erasure that landed after the service checked this batch wins: the case
+                // keeps nothing of it.
+                if erased.exists([&case.case_id]).map_err(backend)? {
+                    continue;
+                }
                 if let Some((created_by, team)) = &case.new_case {
                     usage.new_cases += tx.execute(
                         "INSERT OR IGNORE INTO cases (case_id, created_by, team, created_at) VALUES (?1, ?2, ?3, ?4)",

@@ -718,7 +718,6 @@ fn unix_now() -> i64 {
 
 fn pull_by_caseload(ctx: &mut Ctx) -> Result<(), String> {
     use suivi_server::storage::AcceptedCase;
-    use suivi_server::ServerStore;
     let rows = ctx.cli.other_rows;
     step(&format!(
         "pull by caseload: {rows} rows of other teams since the cursor"

@@ -1,0 +1,1032 @@
+//! The PostgreSQL store: one database shared by several server instances.
+//!
+//! Two things differ from the SQLite store, both explained in `migrations/postgres/001_server.sql`:
+//! the feed's positions come from a one-row sequencer (`feed_head`) locked until commit, so the
+//! feed is in commit order by construction; and change payloads are sealed by the server
+//! (`sealed`), since PostgreSQL has no SQLCipher.
+//!
+//! The trait is synchronous (the service calls it from blocking threads), so this uses the
+//! synchronous `postgres` client over an r2d2 pool. Never call it from an async task.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use postgres::error::SqlState;
+use postgres::types::Type;
+use postgres::{GenericClient, IsolationLevel, NoTls};
+use r2d2_postgres::PostgresConnectionManager;
+use suivi_core::policy::ReadScope;
+
+use super::sealed::Sealer;
+use super::{
+    next_feed_mark, AcceptedCase, CaseAccess, CursorCheck, Device, FeedPage, FeedRow,
+    QuarantinedCase, Quota, Role, ServerStore, StorageError, StorageResult, Usage, User, Viewer,
+};
+
+const MIGRATIONS: [&str; 1] = [include_str!("migrations/postgres/001_server.sql")];
+/// Taken (transaction-scoped) while migrating: instances starting together migrate once.
+const MIGRATION_LOCK: i64 = 0x5375_6976_6900_0001;
+const USAGE_DAYS_KEPT: i64 = 7;
+const FEED_ROWS_PER_QUERY: i64 = 512;
+/// Connections per server instance. PostgreSQL's default `max_connections` is 100: three
+/// instances and the admin commands fit.
+pub const POOL_SIZE: u32 = 16;
+const DEVICE_COLUMNS: &str = "device_id, user_id, actor, name, token_hash, revoked_at, wiped_at";
+
+type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+
+pub struct PostgresStore {
+    pool: Pool,
+    sealer: Sealer,
+}
+
+/// Keeps PostgreSQL's message (never its DETAIL, which quotes row values) and says whether a
+/// retry can succeed: serialization failures, deadlocks, lock and statement time-outs, a
+/// server shutting down and a lost connection all can.
+fn backend(err: postgres::Error) -> StorageError {
+    let retryable = err.is_closed()
+        || err.code().is_some_and(|code| {
+            [
+                SqlState::T_R_SERIALIZATION_FAILURE,
+                SqlState::T_R_DEADLOCK_DETECTED,
+                SqlState::LOCK_NOT_AVAILABLE,
+                SqlState::QUERY_CANCELED,
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+                SqlState::TOO_MANY_CONNECTIONS,
+            ]
+            .contains(code)
+        })
+        // No database error at all: the connection failed (I/O), worth another try.
+        || err.as_db_error().is_none();
+    let message = match err.as_db_error() {
+        Some(db) => format!("postgres: {} ({})", db.message(), db.code().code()),
+        None => format!("postgres: {err}"),
+    };
+    if retryable {
+        StorageError::Retryable(message)
+    } else {
+        StorageError::Backend(message)
+    }
+}
+
+fn pool_error(err: r2d2::Error) -> StorageError {
+    StorageError::Retryable(format!("postgres: no connection: {err}"))
+}
+
+fn role(text: &str) -> StorageResult<Role> {
+    Role::parse(text).ok_or_else(|| StorageError::Backend(format!("unknown role {text:?}")))
+}
+
+fn row_to_device(r: &postgres::Row) -> Device {
+    Device {
+        device_id: r.get(0),
+        user_id: r.get(1),
+        actor: r.get(2),
+        name: r.get(3),
+        token_hash: r.get(4),
+        revoked: r.get::<_, Option<i64>>(5).is_some(),
+        wiped: r.get::<_, Option<i64>>(6).is_some(),
+    }
+}
+
+fn pg_seq(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+fn audit_row(
+    tx: &mut impl GenericClient,
+    now: i64,
+    actor: &str,
+    action: &str,
+    subject: &str,
+) -> StorageResult<()> {
+    tx.execute(
+        "INSERT INTO audit_log (at, actor, action, subject) VALUES ($1, $2, $3, $4)",
+        &[&now, &actor, &action, &subject],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// The feed's sequencer, locked for the rest of the transaction: rows appended through it get
+/// the positions after the head, and the head moves when the transaction commits.
+struct FeedHead {
+    seq: i64,
+    mark: Vec<u8>,
+    erasure_seq: i64,
+}
+
+impl FeedHead {
+    fn lock(tx: &mut impl GenericClient) -> StorageResult<FeedHead> {
+        let row = tx
+            .query_one("SELECT seq, mark, erasure_seq FROM feed_head FOR UPDATE", &[])
+            .map_err(backend)?;
+        Ok(FeedHead {
+            seq: row.get(0),
+            mark: row.get(1),
+            erasure_seq: row.get(2),
+        })
+    }
+
+    fn append(
+        &mut self,
+        tx: &mut impl GenericClient,
+        insert: &postgres::Statement,
+        change_id: i64,
+        case_id: &str,
+        hash: &str,
+        audience: Option<&str>,
+        (owner, team): (&str, &str),
+    ) -> StorageResult<()> {
+        self.seq += 1;
+        self.mark = next_feed_mark(&self.mark, self.seq as u64, hash, audience);
+        tx.execute(
+            insert,
+            &[&self.seq, &change_id, &case_id, &audience, &owner, &team, &self.mark],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    fn save(&self, tx: &mut impl GenericClient) -> StorageResult<()> {
+        tx.execute(
+            "UPDATE feed_head SET seq = $1, mark = $2, erasure_seq = $3",
+            &[&self.seq, &self.mark, &self.erasure_seq],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+}
+
+const INSERT_FEED_ROW: &str = "INSERT INTO feed (seq, change_id, case_id, audience, owner, team, mark)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// The feed query of a read scope ($1 cursor, $2 end, $3 user, $4 team, $5 the reading
+/// device): one arm per way a row enters the caseload, each an index range scan, merged in
+/// feed order. The same translation of `ReadScope` as the SQLite store's.
+fn feed_sql(scope: ReadScope) -> String {
+    let assigned = "f.case_id IN (SELECT a.case_id FROM assignments a WHERE a.user_id = $3)";
+    let arms: Vec<String> = match scope {
+        ReadScope::Own => vec![
+            "f.audience IS NULL AND f.owner = $3".into(),
+            format!("f.audience IS NULL AND f.owner <> $3 AND {assigned}"),
+            format!("f.audience = $3 AND (f.owner = $3 OR {assigned})"),
+        ],
+        ReadScope::Team => vec![
+            "f.audience IS NULL AND f.team = $4".into(),
+            format!("f.audience IS NULL AND f.team <> $4 AND {assigned}"),
+            format!("f.audience = $3 AND (f.team = $4 OR {assigned})"),
+        ],
+        ReadScope::All => vec!["f.audience IS NULL OR f.audience = $3".into()],
+    };
+    let select = arms
+        .iter()
+        .map(|arm| {
+            format!(
+                "(SELECT f.seq, f.case_id, c.hash, c.data, coalesce(d.user_id, ''), c.origin_device, c.received_at
+                  FROM feed f
+                  JOIN changes c ON c.id = f.change_id
+                  LEFT JOIN devices d ON d.device_id = c.origin_device
+                  WHERE f.seq > $1 AND f.seq <= $2 AND ({arm})
+                    AND c.origin_device <> $5
+                    AND NOT EXISTS (SELECT 1 FROM quarantined_cases q WHERE q.case_id = f.case_id)
+                  ORDER BY f.seq LIMIT {FEED_ROWS_PER_QUERY})"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    format!("{select} ORDER BY 1 LIMIT {FEED_ROWS_PER_QUERY}")
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database`), migrates the schema,
+    /// and checks that `database_key` is this database's (a new database keeps a check value
+    /// of it). Several instances may open the same database at once.
+    pub fn open(url: &str, database_key: &[u8; 32]) -> StorageResult<PostgresStore> {
+        Self::open_with_pool_size(url, database_key, POOL_SIZE)
+    }
+
+    pub fn open_with_pool_size(
+        url: &str,
+        database_key: &[u8; 32],
+        pool_size: u32,
+    ) -> StorageResult<PostgresStore> {
+        let mut config: postgres::Config = url
+            .parse()
+            .map_err(|e| StorageError::Backend(format!("database URL: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        // A stuck lock or query ends in an error a device retries, never in a request that
+        // waits forever; a transaction left open by a crashed caller is ended by the server.
+        let mut options = config.get_options().unwrap_or_default().to_string();
+        options.push_str(
+            " -c lock_timeout=10s -c statement_timeout=120s -c idle_in_transaction_session_timeout=60s",
+        );
+        config.options(options.trim());
+        let manager = PostgresConnectionManager::new(config, NoTls);
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            // A dead connection shows itself on use and is reported retryable.
+            .test_on_check_out(false)
+            .build(manager)
+            .map_err(|e| StorageError::Backend(format!("postgres: cannot connect: {e}")))?;
+        let store = PostgresStore {
+            pool,
+            sealer: Sealer::from_database_key(database_key),
+        };
+        store.migrate()?;
+        store.check_key()?;
+        Ok(store)
+    }
+
+    fn client(&self) -> StorageResult<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>> {
+        self.pool.get().map_err(pool_error)
+    }
+
+    fn migrate(&self) -> StorageResult<()> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction().map_err(backend)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .map_err(backend)?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS suivi_schema (version INTEGER NOT NULL)")
+            .map_err(backend)?;
+        let version: i32 = tx
+            .query_opt("SELECT version FROM suivi_schema", &[])
+            .map_err(backend)?
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        if version as usize > MIGRATIONS.len() {
+            return Err(StorageError::Backend(format!(
+                "database schema {version} is newer than this server"
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.batch_execute(sql).map_err(backend)?;
+            let v = i as i32 + 1;
+            tx.execute("DELETE FROM suivi_schema", &[]).map_err(backend)?;
+            tx.execute("INSERT INTO suivi_schema (version) VALUES ($1)", &[&v])
+                .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)
+    }
+
+    /// A new database keeps a value sealed under this key; an existing one must open with it.
+    fn check_key(&self) -> StorageResult<()> {
+        let mut client = self.client()?;
+        let check = self.sealer.key_check();
+        client
+            .execute(
+                "INSERT INTO server_meta (name, value) VALUES ('key_check', $1) ON CONFLICT DO NOTHING",
+                &[&check],
+            )
+            .map_err(backend)?;
+        let stored: Vec<u8> = client
+            .query_one("SELECT value FROM server_meta WHERE name = 'key_check'", &[])
+            .map_err(backend)?
+            .get(0);
+        if self.sealer.verify_key_check(&stored) {
+            Ok(())
+        } else {
+            Err(StorageError::Backend(
+                "cannot read the database: wrong key (this key file is not the one this database was created with)".into(),
+            ))
+        }
+    }
+
+    fn open_change(&self, case_id: &str, hash: &str, sealed: &[u8]) -> StorageResult<Vec<u8>> {
+        self.sealer
+            .open_change(case_id, hash, sealed)
+            .map_err(|e| StorageError::Backend(format!("change {hash} of case {case_id}: {e}")))
+    }
+
+    /// Whether the database at `url` already holds a Suivi server's data (its key check): a
+    /// missing key file is then an error, never a reason to make a new key.
+    pub fn holds_data(url: &str) -> StorageResult<bool> {
+        let mut client = postgres::Client::connect(url, NoTls).map_err(backend)?;
+        let row = client
+            .query_one("SELECT to_regclass('server_meta') IS NOT NULL", &[])
+            .map_err(backend)?;
+        if !row.get::<_, bool>(0) {
+            return Ok(false);
+        }
+        Ok(client
+            .query_opt("SELECT 1 FROM server_meta WHERE name = 'key_check'", &[])
+            .map_err(backend)?
+            .is_some())
+    }
+
+    /// A query as the database holds the data, for tests that look at it as a thief would.
+    #[doc(hidden)]
+    pub fn raw_query(&self, sql: &str) -> StorageResult<Vec<postgres::Row>> {
+        self.client()?.query(sql, &[]).map_err(backend)
+    }
+}
+
+impl ServerStore for PostgresStore {
+    fn add_user(&self, user: &User, now: i64) -> StorageResult<()> {
+        let n = self
+            .client()?
+            .execute(
+                "INSERT INTO users (user_id, role, team, password_hash, created_at)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                &[&user.user_id, &user.role.as_str(), &user.team, &user.password_hash, &now],
+            )
+            .map_err(backend)?;
+        if n == 0 {
+            return Err(StorageError::Conflict(format!("user {}", user.user_id)));
+        }
+        Ok(())
+    }
+
+    fn user(&self, user_id: &str) -> StorageResult<Option<User>> {
+        let row = self
+            .client()?
+            .query_opt(
+                "SELECT user_id, role, team, password_hash FROM users WHERE user_id = $1",
+                &[&user_id],
+            )
+            .map_err(backend)?;
+        row.map(|r| {
+            Ok(User {
+                user_id: r.get(0),
+                role: role(r.get(1))?,
+                team: r.get(2),
+                password_hash: r.get(3),
+            })
+        })
+        .transpose()
+    }
+
+    fn add_enrollment_code(
+        &self,
+        code_hash: &str,
+        user_id: &str,
+        expires_at: i64,
+    ) -> StorageResult<()> {
+        self.client()?
+            .execute(
+                "INSERT INTO enrollment_codes (code_hash, user_id, expires_at) VALUES ($1, $2, $3)",
+                &[&code_hash, &user_id, &expires_at],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn redeem_enrollment_code(
+        &self,
+        code_hash: &str,
+        user_id: &str,
+        now: i64,
+        device: &Device,
+    ) -> StorageResult<Option<User>> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction().map_err(backend)?;
+        // The row lock makes a second redeemer wait, then find the code used.
+        let Some(row) = tx
+            .query_opt(
+                "UPDATE enrollment_codes SET used_at = $2
+                 WHERE code_hash = $1 AND user_id = $3 AND used_at IS NULL AND expires_at > $2
+                 RETURNING user_id",
+                &[&code_hash, &now, &user_id],
+            )
+            .map_err(backend)?
+        else {
+            return Ok(None);
+        };
+        let user_id: String = row.get(0);
+        let inserted = tx
+            .execute(
+                "INSERT INTO devices (device_id, user_id, actor, name, token_hash, enrolled_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                &[&device.device_id, &user_id, &device.actor, &device.name, &device.token_hash, &now],
+            )
+            .map_err(backend)?;
+        if inserted == 0 {
+            // The actor id is taken: the transaction rolls back, the code stays unused.
+            return Err(StorageError::Conflict("actor already enrolled".into()));
+        }
+        audit_row(&mut tx, now, &user_id, "device.enroll", &device.device_id)?;
+        let r = tx
+            .query_one("SELECT user_id, role, team FROM users WHERE user_id = $1", &[&user_id])
+            .map_err(backend)?;
+        let user = User {
+            user_id: r.get(0),
+            role: role(r.get(1))?,
+            team: r.get(2),
+            password_hash: None,
+        };
+        tx.commit().map_err(backend)?;
+        Ok(Some(user))
+    }
+
+    fn device(&self, device_id: &str) -> StorageResult<Option<Device>> {
+        Ok(self
+            .client()?
+            .query_opt(
+                &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE device_id = $1"),
+                &[&device_id],
+            )
+            .map_err(backend)?
+            .map(|r| row_to_device(&r)))
+    }
+
+    fn devices(&self) -> StorageResult<Vec<Device>> {
+        Ok(self
+            .client()?
+            .query(
+                &format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY enrolled_at, device_id"),
+                &[],
+            )
+            .map_err(backend)?
+            .iter()
+            .map(row_to_device)
+            .collect())
+    }
+
+    fn revoke_device(&self, device_id: &str, now: i64) -> StorageResult<bool> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction().map_err(backend)?;
+        let revoked = tx
+            .execute(
+                "UPDATE devices SET revoked_at = $2 WHERE device_id = $1 AND revoked_at IS NULL",
+                &[&device_id, &now],
+            )
+            .map_err(backend)?
+            > 0;
+        if revoked {
+            audit_row(&mut tx, now, "admin", "device.revoke", device_id)?;
+        }
+        tx.commit().map_err(backend)?;
+        Ok(revoked)
+    }
+
+    fn confirm_wipe(&self, device_id: &str, now: i64) -> StorageResult<()> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction().map_err(backend)?;
+        let wiped = tx
+            .execute(
+                "UPDATE devices SET wiped_at = $2
+                 WHERE device_id = $1 AND revoked_at IS NOT NULL AND wiped_at IS NULL",
+                &[&device_id, &now],
+            )
+            .map_err(backend)?
+            > 0;
+        if wiped {
+            audit_row(&mut tx, now, device_id, "device.wiped", device_id)?;
+        }
+        tx.commit().map_err(backend)
+    }
+
+    fn assign_case(&self, case_id: &str, user_id: &str, now: i64) -> StorageResult<()> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction().map_err(backend)?;
+        // The sequencer first: the case's rows are re-appended in one block, and an erasure of
+        // the case cannot interleave.
+        let mut head = FeedHead::lock(&mut tx)?;
+        let Some(case) = tx
+            .query_opt("SELECT created_by, team FROM cases WHERE case_id = $1", &[&case_id])
+            .map_err(backend)?
+        else {
+            return Err(StorageError::NotFound(format!("case {case_id}")));
+        };
+        let (owner, team): (String, String) = (case.get(0), case.get(1));
+        if tx
+            .query_opt("SELECT 1 FROM users WHERE user_id = $1", &[&user_id])
+            .map_err(backend)?
+            .is_none()
+        {
+            return Err(StorageError::NotFound(format!("user {user_id}")));
+        }
+        let n = tx
+            .execute(
+                "INSERT INTO assignments (case_id, user_id, assigned_at) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                &[&case_id, &user_id, &now],
+            )
+            .map_err(backend)?;
+        if n > 0 {
+            // The new assignee's devices may have passed these changes already: queue them
+            // again for that user only, in feed order.
+            let changes = tx
+                .query(
+                    "SELECT c.id, c.hash FROM changes c
+                     JOIN feed f ON f.change_id = c.id AND f.audience IS NULL
+                     WHERE c.case_id = $1 ORDER BY f.seq",
+                    &[&case_id],
+                )
+                .map_err(backend)?;
+            let insert = tx.prepare(INSERT_FEED_ROW).map_err(backend)?;
+            for row in changes {
+                let hash: String = row.get(1);
+                head.append(
+                    &mut tx,
+                    &insert,
+                    row.get(0),
+                    case_id,
+                    &hash,
+                    Some(user_id),
+                    (&owner, &team),
+                )?;
+            }
+            head.save(&mut tx)?;
+            audit_row(&mut tx, now, "admin", "case.assign", &format!("{case_id} -> {user_id}"))?;
+        }
+        tx.commit().map_err(backend)
+    }
+
+    fn case_access(&self, case_ids: &[String]) -> StorageResult<HashMap<String, CaseAccess>> {
+        let mut client = self.client()?;
+        let mut out: HashMap<String, CaseAccess> = client
+            .query(
+                "SELECT case_id, created_by, team FROM cases WHERE case_id = ANY($1)",
+                &[&case_ids],
+            )
+            .map_err(backend)?
+            .into_iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    CaseAccess {
+                        created_by: r.get(1),
+                        team: r.get(2),
+                        assignees: Vec::new(),
+                    },
+                )
+            })
+            .collect();
+        for r in client
+            .query(
+                "SELECT case_id, user_id FROM assignments WHERE case_id = ANY($1) ORDER BY assigned_at, user_id",
+                &[&case_ids],
+            )
+            .map_err(backend)?
+        {
+            if let Some(access) = out.get_mut(r.get::<_, &str>(0)) {
+                access.assignees.push(r.get(1));
+            }
+        }
+        Ok(out)
+    }
+
+    fn known_changes(&self, case_id: &str, hashes: &[String]) -> StorageResult<HashSet<String>> {
+        Ok(self
+            .client()?
+            .query(
+                "SELECT hash FROM changes WHERE case_id = $1 AND hash = ANY($2)",
+                &[&case_id, &hashes],
+            )
+            .map_err(backend)?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    fn store_changes(
+        &self,
+        device_id: &str,
+        batch: &[AcceptedCase],
+        audit: Option<(&str, &str)>,
+        now: i64,
+    ) -> StorageResult<usize> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction().map_err(backend)?;
+        // Changes are inserted before the sequencer is taken, so the lock is held only to
+        // number feed rows and commit.
+        struct Inserted<'a> {
+            case_id: &'a str,
+            id: i64,
+            hash: &'a str,
+            bytes: u64,
+        }
+        let mut inserted = Vec::new();
+        let mut new_cases: HashSet<&str> = HashSet::new();
+        {
+            let insert_case = tx
+                .prepare(
+                    "INSERT INTO cases (case_id, created_by, team, created_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT DO NOTHING",
+                )
+                .map_err(backend)?;
+            let insert_change = tx
+                .prepare(
+                    "INSERT INTO changes (hash, case_id, origin_device, received_at, data)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hash) DO NOTHING RETURNING id",
+                )
+                .map_err(backend)?;
+            for case in batch {
+                if let Some((created_by, team)) = &case.new_case {
+                    if tx
+                        .execute(&insert_case, &[&case.case_id, created_by, team, &now])
+                        .map_err(backend)?
+                        > 0
+                    {
+                        new_cases.insert(&case.case_id);
+                    }
+                }
+                for (hash, data) in &case.changes {
+                    let sealed = self.sealer.seal_change(&case.case_id, hash, data);
+                    if let Some(row) = tx
+                        .query_opt(&insert_change, &[hash, &case.case_id, &device_id, &now, &sealed])
+                        .map_err(backend)?
+                    {
+                        inserted.push(Inserted {
+                            case_id: &case.case_id,
+                            id: row.get(0),
+                            hash,
+                            bytes: data.len() as u64,
+                        });
+                    }
+                }
+            }
+        }
+        let mut head = FeedHead::lock(&mut tx)?;
+        // An erasure that committed after the service checked this batch: its cases keep
+        // nothing of it (the erasure held the sequencer, so it is visible now).
+        let batch_cases: Vec<&str> = batch.iter().map(|c| c.case_id.as_str()).collect();
+        let erased: HashSet<String> = tx
+            .query("SELECT case_id FROM erasures WHERE case_id = ANY($1)", &[&batch_cases])
+            .map_err(backend)?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect();
+        if !erased.is_empty() {
+            let erased_list: Vec<&String> = erased.iter().collect();
+            for sql in [
+                "DELETE FROM changes WHERE case_id = ANY($1)",
+                "DELETE FROM cases WHERE case_id = ANY($1)",
+            ] {
+                tx.execute(sql, &[&erased_list]).map_err(backend)?;
+            }
+            inserted.retain(|c| !erased.contains(c.case_id));
+            new_cases.retain(|c| !erased.contains(*c));
+        }
+        let mut usage = Usage {
+            new_cases: new_cases.len() as u64,
+            bytes: 0,
+        };
+        let mut owners: HashMap<&str, (String, String)> = HashMap::new();
+        let insert_feed = tx.prepare(INSERT_FEED_ROW).map_err(backend)?;
+        for change in &inserted {
+            if !owners.contains_key(change.case_id) {
+                let r = tx
+                    .query_one(
+                        "SELECT created_by, team FROM cases WHERE case_id = $1",
+                        &[&change.case_id],
+                    )
+                    .map_err(backend)?;
+                owners.insert(change.case_id, (r.get(0), r.get(1)));
+            }
+            let (owner, team) = &owners[change.case_id];
+            head.append(
+                &mut tx,
+                &insert_feed,
+                change.id,
+                change.case_id,
+                change.hash,
+                None,
+                (owner, team),
+            )?;
+            usage.bytes += change.bytes;
+        }
+        head.save(&mut tx)?;
+        if let Some((action, subject)) = audit {
+            audit_row(&mut tx, now, device_id, action, subject)?;
+        }
+        if usage != Usage::default() {
+            let day = now.div_euclid(86_400);
+            tx.execute(
+                "INSERT INTO device_usage (device_id, day, new_cases, bytes) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (device_id, day) DO UPDATE
+                 SET new_cases = device_usage.new_cases + excluded.new_cases,
+                     bytes = device_usage.bytes + excluded.bytes",
+                &[&device_id, &day, &(usage.new_cases as i64), &(usage.bytes as i64)],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "DELETE FROM device_usage WHERE device_id = $1 AND day < $2",
+                &[&device_id, &(day - USAGE_DAYS_KEPT)],
+            )
+            .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)?;
+        Ok(inserted.len())
+    }
+
+    fn erase_case(&self, case_id: &str, now: i64) -> StorageResult<bool> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction().map_err(backend)?;
+        // The sequencer orders erasures as it orders feed rows, and keeps a push of this case
+        // from interleaving (see `store_changes`).
+        let mut head = FeedHead::lock(&mut tx)?;
+        if tx
+            .query_opt("SELECT 1 FROM erasures WHERE case_id = $1", &[&case_id])
+            .map_err(backend)?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO erased_feed_marks (seq, mark) SELECT seq, mark FROM feed WHERE case_id = $1",
+            &[&case_id],
+        )
+        .map_err(backend)?;
+        for sql in [
+            "DELETE FROM feed WHERE case_id = $1",
+            "DELETE FROM changes WHERE case_id = $1",
+            "DELETE FROM assignments WHERE case_id = $1",
+            "DELETE FROM quarantined_cases WHERE case_id = $1",
+            "DELETE FROM cases WHERE case_id = $1",
+        ] {
+            tx.execute(sql, &[&case_id]).map_err(backend)?;
+        }
+        head.erasure_seq += 1;
+        tx.execute(
+            "INSERT INTO erasures (seq, case_id, at) VALUES ($1, $2, $3)",
+            &[&head.erasure_seq, &case_id, &now],
+        )
+        .map_err(backend)?;
+        head.save(&mut tx)?;
+        audit_row(&mut tx, now, "admin", "case.erased", case_id)?;
+        tx.commit().map_err(backend)?;
+        Ok(true)
+    }
+
+    fn is_erased(&self, case_id: &str) -> StorageResult<bool> {
+        Ok(self
+            .client()?
+            .query_opt("SELECT 1 FROM erasures WHERE case_id = $1", &[&case_id])
+            .map_err(backend)?
+            .is_some())
+    }
+
+    fn erasures_after(&self, seq: u64, limit: usize) -> StorageResult<Vec<(u64, String)>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Ok(self
+            .client()?
+            .query(
+                "SELECT seq, case_id FROM erasures WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &[&pg_seq(seq), &limit],
+            )
+            .map_err(backend)?
+            .into_iter()
+            .map(|r| (r.get::<_, i64>(0) as u64, r.get(1)))
+            .collect())
+    }
+
+    fn device_usage(&self, device_id: &str, day: i64) -> StorageResult<Usage> {
+        Ok(self
+            .client()?
+            .query_opt(
+                "SELECT new_cases, bytes FROM device_usage WHERE device_id = $1 AND day = $2",
+                &[&device_id, &day],
+            )
+            .map_err(backend)?
+            .map(|r| Usage {
+                new_cases: r.get::<_, i64>(0) as u64,
+                bytes: r.get::<_, i64>(1) as u64,
+            })
+            .unwrap_or_default())
+    }
+
+    fn device_quota(&self, device_id: &str) -> StorageResult<Option<Quota>> {
+        Ok(self
+            .client()?
+            .query_opt(
+                "SELECT new_cases_per_day, bytes_per_day FROM device_quotas WHERE device_id = $1",
+                &[&device_id],
+            )
+            .map_err(backend)?
+            .map(|r| Quota {
+                new_cases_per_day: r.get::<_, i64>(0) as u64,
+                bytes_per_day: r.get::<_, i64>(1) as u64,
+            }))
+    }
+
+    fn set_device_quota(
+        &self,
+        device_id: &str,
+        quota: Option<Quota>,
+        now: i64,
+    ) -> StorageResult<()> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction().map_err(backend)?;
+        if tx
+            .query_opt("SELECT 1 FROM devices WHERE device_id = $1", &[&device_id])
+            .map_err(backend)?
+            .is_none()
+        {
+            return Err(StorageError::NotFound(format!("device {device_id}")));
+        }
+        let subject = match quota {
+            Some(q) => {
+                let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                tx.execute(
+                    "INSERT INTO device_quotas (device_id, new_cases_per_day, bytes_per_day)
+                     VALUES ($1, $2, $3) ON CONFLICT (device_id) DO UPDATE
+                     SET new_cases_per_day = excluded.new_cases_per_day,
+                         bytes_per_day = excluded.bytes_per_day",
+                    &[&device_id, &clamp(q.new_cases_per_day), &clamp(q.bytes_per_day)],
+                )
+                .map_err(backend)?;
+                format!(
+                    "{device_id} {} new cases/day {} bytes/day",
+                    q.new_cases_per_day, q.bytes_per_day
+                )
+            }
+            None => {
+                tx.execute("DELETE FROM device_quotas WHERE device_id = $1", &[&device_id])
+                    .map_err(backend)?;
+                format!("{device_id} default")
+            }
+        };
+        audit_row(&mut tx, now, "admin", "device.quota", &subject)?;
+        tx.commit().map_err(backend)
+    }
+
+    fn check_cursor(&self, cursor: u64, mark: &[u8]) -> StorageResult<CursorCheck> {
+        if cursor == 0 {
+            return Ok(CursorCheck::Matches);
+        }
+        let Ok(seq) = i64::try_from(cursor) else {
+            return Ok(CursorCheck::Invalid);
+        };
+        let stored: Option<Vec<u8>> = self
+            .client()?
+            .query_opt(
+                "SELECT mark FROM feed WHERE seq = $1 UNION ALL SELECT mark FROM erased_feed_marks WHERE seq = $1",
+                &[&seq],
+            )
+            .map_err(backend)?
+            .map(|r| r.get(0));
+        Ok(match (stored, mark.is_empty()) {
+            (Some(stored), false) if stored == mark => CursorCheck::Matches,
+            (Some(_), false) => CursorCheck::Reset,
+            (Some(_), true) => CursorCheck::Matches,
+            (None, false) => CursorCheck::Reset,
+            (None, true) => CursorCheck::Invalid,
+        })
+    }
+
+    fn feed_mark(&self, seq: u64) -> StorageResult<Vec<u8>> {
+        if seq == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .client()?
+            .query_opt(
+                "SELECT mark FROM feed WHERE seq = $1 UNION ALL SELECT mark FROM erased_feed_marks WHERE seq = $1",
+                &[&pg_seq(seq)],
+            )
+            .map_err(backend)?
+            .map(|r| r.get(0))
+            .unwrap_or_default())
+    }
+
+    fn case_ids(&self) -> StorageResult<Vec<String>> {
+        Ok(self
+            .client()?
+            .query("SELECT case_id FROM cases ORDER BY case_id", &[])
+            .map_err(backend)?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    fn quarantine_case(&self, case_id: &str, reason: &str, now: i64) -> StorageResult<bool> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction().map_err(backend)?;
+        if tx
+            .query_opt("SELECT 1 FROM cases WHERE case_id = $1", &[&case_id])
+            .map_err(backend)?
+            .is_none()
+        {
+            return Err(StorageError::NotFound(format!("case {case_id}")));
+        }
+        let n = tx
+            .execute(
+                "INSERT INTO quarantined_cases (case_id, reason, at) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                &[&case_id, &reason, &now],
+            )
+            .map_err(backend)?;
+        if n > 0 {
+            audit_row(&mut tx, now, "admin", "case.quarantine", case_id)?;
+        }
+        tx.commit().map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    fn quarantined_cases(&self) -> StorageResult<Vec<QuarantinedCase>> {
+        Ok(self
+            .client()?
+            .query("SELECT case_id, reason FROM quarantined_cases ORDER BY case_id", &[])
+            .map_err(backend)?
+            .into_iter()
+            .map(|r| QuarantinedCase {
+                case_id: r.get(0),
+                reason: r.get(1),
+            })
+            .collect())
+    }
+
+    fn is_quarantined(&self, case_id: &str) -> StorageResult<bool> {
+        Ok(self
+            .client()?
+            .query_opt("SELECT 1 FROM quarantined_cases WHERE case_id = $1", &[&case_id])
+            .map_err(backend)?
+            .is_some())
+    }
+
+    fn feed_page(
+        &self,
+        viewer: &Viewer,
+        cursor: u64,
+        raw_bytes_max: usize,
+    ) -> StorageResult<FeedPage> {
+        let mut client = self.client()?;
+        // One snapshot for the head and the page. The head moves only when a writer holding the
+        // sequencer commits, so every row up to it is visible here; reading takes no lock and
+        // never waits for a writer.
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(backend)?;
+        let end: i64 = tx
+            .query_one("SELECT seq FROM feed_head", &[])
+            .map_err(backend)?
+            .get(0);
+        // Typed: a scope's query need not use every parameter (an agent's ignores the team).
+        let stmt = tx
+            .prepare_typed(
+                &feed_sql(ReadScope::of(viewer.role)),
+                &[Type::INT8, Type::INT8, Type::TEXT, Type::TEXT, Type::TEXT],
+            )
+            .map_err(backend)?;
+        let mut page = FeedPage {
+            rows: Vec::new(),
+            cursor: end as u64,
+            more: false,
+        };
+        let mut from = pg_seq(cursor);
+        let mut bytes = 0usize;
+        'outer: loop {
+            let rows = tx
+                .query(
+                    &stmt,
+                    &[&from, &end, &viewer.user_id, &viewer.team, &viewer.device_id],
+                )
+                .map_err(backend)?;
+            let fetched = rows.len() as i64;
+            for r in rows {
+                if bytes >= raw_bytes_max && !page.rows.is_empty() {
+                    page.cursor = page.rows.last().map(|r| r.seq).unwrap_or(cursor);
+                    page.more = true;
+                    break 'outer;
+                }
+                let seq: i64 = r.get(0);
+                let case_id: String = r.get(1);
+                let hash: &str = r.get(2);
+                let data = self.open_change(&case_id, hash, r.get(3))?;
+                bytes += data.len();
+                from = seq;
+                page.rows.push(FeedRow {
+                    seq: seq as u64,
+                    case_id,
+                    data,
+                    user_id: r.get(4),
+                    device_id: r.get(5),
+                    received_at: r.get(6),
+                });
+            }
+            if fetched < FEED_ROWS_PER_QUERY {
+                break;
+            }
+        }
+        tx.commit().map_err(backend)?;
+        Ok(page)
+    }
+
+    fn case_changes(&self, case_id: &str) -> StorageResult<Vec<Vec<u8>>> {
+        self.client()?
+            .query(
+                "SELECT c.hash, c.data FROM changes c
+                 JOIN feed f ON f.change_id = c.id AND f.audience IS NULL
+                 WHERE c.case_id = $1 ORDER BY f.seq",
+                &[&case_id],
+            )
+            .map_err(backend)?
+            .iter()
+            .map(|r| self.open_change(case_id, r.get(0), r.get(1)))
+            .collect()
+    }
+
+    fn audit(&self, now: i64, actor: &str, action: &str, subject: &str) -> StorageResult<()> {
+        audit_row(&mut *self.client()?, now, actor, action, subject)
+    }
+}
