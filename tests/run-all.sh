@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test of the project: formatting, lints, the Rust tests of all crates (unit, property,
-# crash, end-to-end over loopback), a smoke run of the benchmark, the Kotlin bindings and the
+# crash, end-to-end over loopback; the storage suite on SQLite and on PostgreSQL), a smoke run of the benchmark, the Kotlin bindings and the
 # demo app's logic and unit tests on the JVM, and the Android resource and APK checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,9 @@ cargo clippy "${BUILD[@]}" --all-targets -- -D warnings
 echo "== cargo build"
 # The binaries first: end-to-end tests run suivi-server and suivi as separate processes.
 cargo build "${BUILD[@]}"
+echo "== PostgreSQL test cluster (127.0.0.1:55432): the storage suite and the multi-instance soak"
+SUIVI_TEST_POSTGRES="${SUIVI_TEST_POSTGRES:-$(bash tests/postgres.sh)}"
+export SUIVI_TEST_POSTGRES
 echo "== cargo test"
 cargo test "${BUILD[@]}"
 echo "== benchmark smoke run (tiny sizes, lan profile)"

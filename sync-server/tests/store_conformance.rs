@@ -598,7 +598,10 @@ mod postgres_only {
                 .recv_timeout(std::time::Duration::from_secs(30))
                 .expect("a reader never waits for a writer");
             assert_eq!(page.rows.len(), 2);
-            assert!(writers.iter().all(|w| !w.is_finished()), "writers wait for the sequencer");
+            assert!(
+                writers.iter().all(|w| !w.is_finished()),
+                "writers wait for the sequencer"
+            );
             held.commit().unwrap();
             let stored: usize = writers.into_iter().map(|w| w.join().unwrap()).sum();
             assert_eq!(stored, 9);
@@ -607,7 +610,11 @@ mod postgres_only {
             seen.extend(rest.rows.iter().map(|r| r.seq));
             seen
         });
-        assert_eq!(seen, (1..=11).collect::<Vec<u64>>(), "every row once, in order, no gap");
+        assert_eq!(
+            seen,
+            (1..=11).collect::<Vec<u64>>(),
+            "every row once, in order, no gap"
+        );
     }
 
     /// Two instances on one database, writers on both, a reader alternating between them: the
@@ -622,7 +629,10 @@ mod postgres_only {
         let per_writer = 20;
         let seen = std::thread::scope(|scope| {
             let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-            for (w, store) in [a.clone(), b.clone(), a.clone(), b.clone()].into_iter().enumerate() {
+            for (w, store) in [a.clone(), b.clone(), a.clone(), b.clone()]
+                .into_iter()
+                .enumerate()
+            {
                 let done = done.clone();
                 scope.spawn(move || {
                     for c in 0..per_writer {
@@ -675,21 +685,28 @@ mod postgres_only {
         store
             .store_changes("dev-amina", &[secret], None, NOW)
             .unwrap();
-        assert_eq!(
-            store.case_changes(&case_id(1)).unwrap()[0],
-            name.as_bytes()
-        );
+        assert_eq!(store.case_changes(&case_id(1)).unwrap()[0], name.as_bytes());
         let dump = std::process::Command::new("pg_dump")
             .args(["--data-only", "--format=plain", &db.url])
             .output()
             .unwrap();
-        assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
+        assert!(
+            dump.status.success(),
+            "{}",
+            String::from_utf8_lossy(&dump.stderr)
+        );
         let dump = String::from_utf8_lossy(&dump.stdout);
         assert!(dump.contains(&case_id(1)), "the dump is of this database");
         for needle in ["Aminata", "Kaniko", "another change"] {
             assert!(!dump.contains(needle), "{needle} is readable in a dump");
-            let hex = needle.bytes().map(|b| format!("{b:02x}")).collect::<String>();
-            assert!(!dump.contains(&hex), "{needle} is readable in a dump, as hex");
+            let hex = needle
+                .bytes()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>();
+            assert!(
+                !dump.contains(&hex),
+                "{needle} is readable in a dump, as hex"
+            );
         }
 
         match PostgresStore::open_with_pool_size(&db.url, &[7; 32], 2) {
@@ -708,7 +725,10 @@ mod postgres_only {
         let fatima = viewer("fatima", Role::Supervisor, "sikasso");
         match store.feed_page(&fatima, 0, usize::MAX) {
             Err(StorageError::Backend(why)) => assert!(why.contains("h-2"), "{why}"),
-            other => panic!("an altered payload was not refused: {:?}", other.map(|p| p.rows.len())),
+            other => panic!(
+                "an altered payload was not refused: {:?}",
+                other.map(|p| p.rows.len())
+            ),
         }
     }
 }

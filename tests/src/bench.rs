@@ -12,11 +12,11 @@ use serde::Serialize;
 use serde_json::{json, Value as Json};
 use suivi_core::sync::{protocol, HttpTransport, SyncReport};
 use suivi_core::{CaseFilter, Store};
+use suivi_server::admin;
 use suivi_server::at_rest::{KeySource, OpenedStore};
 use suivi_server::auth::CodeKey;
 use suivi_server::storage::{Quota, Role};
 use suivi_server::ServerStore;
-use suivi_server::admin;
 
 use crate::link::{LinkEmulator, LinkProfile};
 use crate::{child, record, referral, visit};

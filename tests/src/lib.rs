@@ -336,13 +336,36 @@ pub fn server_binary() -> PathBuf {
 /// One data directory and its key file, side by side in a temporary directory.
 pub struct ServerSite {
     pub root: tempfile::TempDir,
+    /// `--database`: none for the embedded SQLite store.
+    pub database: Option<String>,
 }
 
 impl ServerSite {
     pub fn new() -> ServerSite {
         ServerSite {
             root: tempfile::tempdir().expect("test harness"),
+            database: None,
         }
+    }
+
+    /// A site whose data lives in a PostgreSQL database (its data directory keeps only this
+    /// host's journals).
+    pub fn on_postgres(url: &str) -> ServerSite {
+        ServerSite {
+            database: Some(url.to_string()),
+            ..ServerSite::new()
+        }
+    }
+
+    /// Another host serving the same database: a data directory of its own and a copy of this
+    /// site's key file, as an operator deploys a second instance.
+    pub fn another_instance(&self) -> ServerSite {
+        let other = ServerSite {
+            database: self.database.clone(),
+            ..ServerSite::new()
+        };
+        std::fs::copy(self.key_file(), other.key_file()).expect("copy the key file");
+        other
     }
     pub fn data(&self) -> PathBuf {
         self.root.path().join("data")
@@ -360,7 +383,11 @@ impl ServerSite {
             .arg("--data")
             .arg(self.data())
             .arg("--key-file")
-            .arg(self.key_file())
+            .arg(self.key_file());
+        if let Some(database) = &self.database {
+            command.arg("--database").arg(database);
+        }
+        command
             .args(args)
             .env_remove("SUIVI_SERVER_KEY")
             .env("RUST_LOG", "warn");

@@ -112,6 +112,7 @@ fn audit_row(
 /// The feed's sequencer, locked for the rest of the transaction: rows appended through it get
 /// the positions after the head, and the head moves when the transaction commits.
 struct FeedHead {
+    insert: postgres::Statement,
     seq: i64,
     mark: Vec<u8>,
     erasure_seq: i64,
@@ -120,9 +121,13 @@ struct FeedHead {
 impl FeedHead {
     fn lock(tx: &mut impl GenericClient) -> StorageResult<FeedHead> {
         let row = tx
-            .query_one("SELECT seq, mark, erasure_seq FROM feed_head FOR UPDATE", &[])
+            .query_one(
+                "SELECT seq, mark, erasure_seq FROM feed_head FOR UPDATE",
+                &[],
+            )
             .map_err(backend)?;
         Ok(FeedHead {
+            insert: tx.prepare(INSERT_FEED_ROW).map_err(backend)?,
             seq: row.get(0),
             mark: row.get(1),
             erasure_seq: row.get(2),
@@ -132,7 +137,6 @@ impl FeedHead {
     fn append(
         &mut self,
         tx: &mut impl GenericClient,
-        insert: &postgres::Statement,
         change_id: i64,
         case_id: &str,
         hash: &str,
@@ -142,8 +146,10 @@ impl FeedHead {
         self.seq += 1;
         self.mark = next_feed_mark(&self.mark, self.seq as u64, hash, audience);
         tx.execute(
-            insert,
-            &[&self.seq, &change_id, &case_id, &audience, &owner, &team, &self.mark],
+            &self.insert,
+            &[
+                &self.seq, &change_id, &case_id, &audience, &owner, &team, &self.mark,
+            ],
         )
         .map_err(backend)?;
         Ok(())
@@ -159,7 +165,8 @@ impl FeedHead {
     }
 }
 
-const INSERT_FEED_ROW: &str = "INSERT INTO feed (seq, change_id, case_id, audience, owner, team, mark)
+const INSERT_FEED_ROW: &str =
+    "INSERT INTO feed (seq, change_id, case_id, audience, owner, team, mark)
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 /// The feed query of a read scope ($1 cursor, $2 end, $3 user, $4 team, $5 the reading
@@ -267,7 +274,8 @@ impl PostgresStore {
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             tx.batch_execute(sql).map_err(backend)?;
             let v = i as i32 + 1;
-            tx.execute("DELETE FROM suivi_schema", &[]).map_err(backend)?;
+            tx.execute("DELETE FROM suivi_schema", &[])
+                .map_err(backend)?;
             tx.execute("INSERT INTO suivi_schema (version) VALUES ($1)", &[&v])
                 .map_err(backend)?;
         }
@@ -285,7 +293,10 @@ impl PostgresStore {
             )
             .map_err(backend)?;
         let stored: Vec<u8> = client
-            .query_one("SELECT value FROM server_meta WHERE name = 'key_check'", &[])
+            .query_one(
+                "SELECT value FROM server_meta WHERE name = 'key_check'",
+                &[],
+            )
             .map_err(backend)?
             .get(0);
         if self.sealer.verify_key_check(&stored) {
@@ -333,7 +344,13 @@ impl ServerStore for PostgresStore {
             .execute(
                 "INSERT INTO users (user_id, role, team, password_hash, created_at)
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                &[&user.user_id, &user.role.as_str(), &user.team, &user.password_hash, &now],
+                &[
+                    &user.user_id,
+                    &user.role.as_str(),
+                    &user.team,
+                    &user.password_hash,
+                    &now,
+                ],
             )
             .map_err(backend)?;
         if n == 0 {
@@ -402,7 +419,14 @@ impl ServerStore for PostgresStore {
             .execute(
                 "INSERT INTO devices (device_id, user_id, actor, name, token_hash, enrolled_at)
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                &[&device.device_id, &user_id, &device.actor, &device.name, &device.token_hash, &now],
+                &[
+                    &device.device_id,
+                    &user_id,
+                    &device.actor,
+                    &device.name,
+                    &device.token_hash,
+                    &now,
+                ],
             )
             .map_err(backend)?;
         if inserted == 0 {
@@ -411,7 +435,10 @@ impl ServerStore for PostgresStore {
         }
         audit_row(&mut tx, now, &user_id, "device.enroll", &device.device_id)?;
         let r = tx
-            .query_one("SELECT user_id, role, team FROM users WHERE user_id = $1", &[&user_id])
+            .query_one(
+                "SELECT user_id, role, team FROM users WHERE user_id = $1",
+                &[&user_id],
+            )
             .map_err(backend)?;
         let user = User {
             user_id: r.get(0),
@@ -488,7 +515,10 @@ impl ServerStore for PostgresStore {
         // the case cannot interleave.
         let mut head = FeedHead::lock(&mut tx)?;
         let Some(case) = tx
-            .query_opt("SELECT created_by, team FROM cases WHERE case_id = $1", &[&case_id])
+            .query_opt(
+                "SELECT created_by, team FROM cases WHERE case_id = $1",
+                &[&case_id],
+            )
             .map_err(backend)?
         else {
             return Err(StorageError::NotFound(format!("case {case_id}")));
@@ -519,12 +549,10 @@ impl ServerStore for PostgresStore {
                     &[&case_id],
                 )
                 .map_err(backend)?;
-            let insert = tx.prepare(INSERT_FEED_ROW).map_err(backend)?;
             for row in changes {
                 let hash: String = row.get(1);
                 head.append(
                     &mut tx,
-                    &insert,
                     row.get(0),
                     case_id,
                     &hash,
@@ -533,7 +561,13 @@ impl ServerStore for PostgresStore {
                 )?;
             }
             head.save(&mut tx)?;
-            audit_row(&mut tx, now, "admin", "case.assign", &format!("{case_id} -> {user_id}"))?;
+            audit_row(
+                &mut tx,
+                now,
+                "admin",
+                "case.assign",
+                &format!("{case_id} -> {user_id}"),
+            )?;
         }
         tx.commit().map_err(backend)
     }
@@ -630,7 +664,10 @@ impl ServerStore for PostgresStore {
                 for (hash, data) in &case.changes {
                     let sealed = self.sealer.seal_change(&case.case_id, hash, data);
                     if let Some(row) = tx
-                        .query_opt(&insert_change, &[hash, &case.case_id, &device_id, &now, &sealed])
+                        .query_opt(
+                            &insert_change,
+                            &[hash, &case.case_id, &device_id, &now, &sealed],
+                        )
                         .map_err(backend)?
                     {
                         inserted.push(Inserted {
@@ -648,7 +685,10 @@ impl ServerStore for PostgresStore {
         // nothing of it (the erasure held the sequencer, so it is visible now).
         let batch_cases: Vec<&str> = batch.iter().map(|c| c.case_id.as_str()).collect();
         let erased: HashSet<String> = tx
-            .query("SELECT case_id FROM erasures WHERE case_id = ANY($1)", &[&batch_cases])
+            .query(
+                "SELECT case_id FROM erasures WHERE case_id = ANY($1)",
+                &[&batch_cases],
+            )
             .map_err(backend)?
             .into_iter()
             .map(|r| r.get(0))
@@ -669,7 +709,6 @@ impl ServerStore for PostgresStore {
             bytes: 0,
         };
         let mut owners: HashMap<&str, (String, String)> = HashMap::new();
-        let insert_feed = tx.prepare(INSERT_FEED_ROW).map_err(backend)?;
         for change in &inserted {
             if !owners.contains_key(change.case_id) {
                 let r = tx
@@ -683,7 +722,6 @@ impl ServerStore for PostgresStore {
             let (owner, team) = &owners[change.case_id];
             head.append(
                 &mut tx,
-                &insert_feed,
                 change.id,
                 change.case_id,
                 change.hash,
@@ -829,7 +867,11 @@ impl ServerStore for PostgresStore {
                      VALUES ($1, $2, $3) ON CONFLICT (device_id) DO UPDATE
                      SET new_cases_per_day = excluded.new_cases_per_day,
                          bytes_per_day = excluded.bytes_per_day",
-                    &[&device_id, &clamp(q.new_cases_per_day), &clamp(q.bytes_per_day)],
+                    &[
+                        &device_id,
+                        &clamp(q.new_cases_per_day),
+                        &clamp(q.bytes_per_day),
+                    ],
                 )
                 .map_err(backend)?;
                 format!(
@@ -838,8 +880,11 @@ impl ServerStore for PostgresStore {
                 )
             }
             None => {
-                tx.execute("DELETE FROM device_quotas WHERE device_id = $1", &[&device_id])
-                    .map_err(backend)?;
+                tx.execute(
+                    "DELETE FROM device_quotas WHERE device_id = $1",
+                    &[&device_id],
+                )
+                .map_err(backend)?;
                 format!("{device_id} default")
             }
         };
@@ -923,7 +968,10 @@ impl ServerStore for PostgresStore {
     fn quarantined_cases(&self) -> StorageResult<Vec<QuarantinedCase>> {
         Ok(self
             .client()?
-            .query("SELECT case_id, reason FROM quarantined_cases ORDER BY case_id", &[])
+            .query(
+                "SELECT case_id, reason FROM quarantined_cases ORDER BY case_id",
+                &[],
+            )
             .map_err(backend)?
             .into_iter()
             .map(|r| QuarantinedCase {
@@ -936,7 +984,10 @@ impl ServerStore for PostgresStore {
     fn is_quarantined(&self, case_id: &str) -> StorageResult<bool> {
         Ok(self
             .client()?
-            .query_opt("SELECT 1 FROM quarantined_cases WHERE case_id = $1", &[&case_id])
+            .query_opt(
+                "SELECT 1 FROM quarantined_cases WHERE case_id = $1",
+                &[&case_id],
+            )
             .map_err(backend)?
             .is_some())
     }
@@ -979,7 +1030,13 @@ impl ServerStore for PostgresStore {
             let rows = tx
                 .query(
                     &stmt,
-                    &[&from, &end, &viewer.user_id, &viewer.team, &viewer.device_id],
+                    &[
+                        &from,
+                        &end,
+                        &viewer.user_id,
+                        &viewer.team,
+                        &viewer.device_id,
+                    ],
                 )
                 .map_err(backend)?;
             let fetched = rows.len() as i64;

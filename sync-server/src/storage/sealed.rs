@@ -73,7 +73,12 @@ impl Sealer {
         self.seal_with(data, &change_aad(case_id, hash))
     }
 
-    pub fn open_change(&self, case_id: &str, hash: &str, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+    pub fn open_change(
+        &self,
+        case_id: &str,
+        hash: &str,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, SealError> {
         self.open_with(sealed, &change_aad(case_id, hash))
     }
 
@@ -108,9 +113,7 @@ mod tests {
     fn a_sealed_change_opens_only_under_its_key_case_and_hash() {
         let sealer = Sealer::from_database_key(&[7; 32]);
         let sealed = sealer.seal_change("case-a", "hash-1", b"Aminata, Sikasso");
-        assert!(!sealed
-            .windows(b"Aminata".len())
-            .any(|w| w == b"Aminata"));
+        assert!(!sealed.windows(b"Aminata".len()).any(|w| w == b"Aminata"));
         assert_eq!(
             sealer.open_change("case-a", "hash-1", &sealed).unwrap(),
             b"Aminata, Sikasso"
@@ -133,7 +136,10 @@ mod tests {
             Err(SealError::Unknown)
         ));
         // Two seals of the same change differ (random nonces).
-        assert_ne!(sealed, sealer.seal_change("case-a", "hash-1", b"Aminata, Sikasso"));
+        assert_ne!(
+            sealed,
+            sealer.seal_change("case-a", "hash-1", b"Aminata, Sikasso")
+        );
     }
 
     #[test]

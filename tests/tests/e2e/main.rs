@@ -12,5 +12,6 @@ mod erasure;
 mod fallback;
 mod faults;
 mod https;
+mod postgres;
 mod simulation;
 mod trust;
