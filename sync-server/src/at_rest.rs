@@ -333,6 +333,62 @@ pub fn open_postgres(
     })
 }
 
+/// Moves the SQLite store in `data_dir` into the (empty) PostgreSQL database at `url`, with the
+/// same key file, so devices notice nothing (`storage::migrate`). Stop the server first: the
+/// data directory is locked exclusively meanwhile. The SQLite file is left as it was.
+pub fn migrate_to_postgres(
+    data_dir: &Path,
+    source: &KeySource,
+    url: &str,
+) -> Result<crate::storage::migrate::MigrationReport, AtRestError> {
+    let lock = lock_file(data_dir)?;
+    lock.try_lock()
+        .map_err(|_| AtRestError::InUse(data_dir.to_path_buf()))?;
+    let db = data_dir.join(DATABASE_FILE);
+    match database_file(&db)? {
+        DatabaseFile::Encrypted => {}
+        DatabaseFile::Plaintext => return Err(AtRestError::Plaintext { db }),
+        DatabaseFile::Absent => return Err(AtRestError::NoDatabase(db)),
+    }
+    let KeySource::File(path) = source else {
+        return Err(AtRestError::PassphraseOnPostgres);
+    };
+    let keys = load_key_file(path)?.ok_or_else(|| AtRestError::KeyMissing {
+        db: db.clone(),
+        key_file: path.clone(),
+    })?;
+    let sqlite = SqliteStore::open(&db, Some(&keys.database)).map_err(|e| match e {
+        StorageError::Backend(why) if why.contains("wrong key") => AtRestError::WrongKey {
+            db: db.clone(),
+            key: source.describe(),
+        },
+        other => AtRestError::Storage(other),
+    })?;
+    let raw = keys
+        .raw_database
+        .expect("a key file always holds a raw database key");
+    let target = PostgresStore::open(url, &raw).map_err(|e| match e {
+        StorageError::Backend(why) if why.contains("wrong key") => AtRestError::WrongKey {
+            db: PathBuf::from(redact_url(url)),
+            key: source.describe(),
+        },
+        other => AtRestError::Storage(other),
+    })?;
+    let report = crate::storage::migrate::sqlite_to_postgres(&sqlite, &target)?;
+    target.audit(
+        chrono::Utc::now().timestamp(),
+        "admin",
+        "store.migrate",
+        &format!(
+            "from sqlite: {} rows, feed end {}",
+            report.rows(),
+            report.feed_end
+        ),
+    )?;
+    drop(lock);
+    Ok(report)
+}
+
 /// A database URL for messages and logs: its password replaced.
 pub fn redact_url(url: &str) -> String {
     match url.parse::<postgres::Config>() {

@@ -77,6 +77,17 @@ enum Command {
     /// The database at rest.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Move a server from its SQLite store to an empty PostgreSQL database, every table and
+    /// position kept, so devices notice nothing; compared table by table before it says done.
+    /// Stop the server first. The key file stays the same: give it to every new instance.
+    MigrateStore {
+        /// The SQLite store: `sqlite:<data directory>` (its key file: --key-file, or beside it).
+        #[arg(long)]
+        from: String,
+        /// The PostgreSQL database: postgres://user:password@host:port/database.
+        #[arg(long)]
+        to: String,
+    },
     /// Start the server and drive it with two agents and a supervisor, offline edits included.
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -181,6 +192,32 @@ fn run(cli: Cli) -> Result<(), String> {
             .unwrap_or_else(|| at_rest::default_key_file(&cli.data)),
     );
     let database = suivi_server::Database::parse(cli.database.as_deref())?;
+    if let Command::MigrateStore { from, to } = &cli.command {
+        let data = PathBuf::from(
+            from.strip_prefix("sqlite:")
+                .ok_or("--from is sqlite:<data directory>")?,
+        );
+        let suivi_server::Database::Postgres(url) = suivi_server::Database::parse(Some(to))? else {
+            return Err("--to is a postgres:// URL".into());
+        };
+        let keys = KeySource::from_env_or(
+            cli.key_file
+                .clone()
+                .unwrap_or_else(|| at_rest::default_key_file(&data)),
+        );
+        let report = at_rest::migrate_to_postgres(&data, &keys, &url).map_err(|e| e.to_string())?;
+        for (table, rows) in &report.tables {
+            say!("{table}: {rows} rows");
+        }
+        say!(
+            "moved to {}: {} rows, feed end {}, every table compared. Serve with --database and              {} on every instance; the SQLite file is left as it was.",
+            at_rest::redact_url(&url),
+            report.rows(),
+            report.feed_end,
+            keys.describe()
+        );
+        return Ok(());
+    }
     if let Command::Store(StoreCommand::Encrypt) = cli.command {
         if database != suivi_server::Database::Sqlite {
             return Err("`store encrypt` encrypts the embedded SQLite database; on PostgreSQL change payloads are sealed from the start".into());
@@ -235,7 +272,9 @@ fn run(cli: Cli) -> Result<(), String> {
             );
             runtime()?.block_on(demo::run(store, codes, cli.data.clone(), listen))
         }
-        Command::Store(StoreCommand::Encrypt) => unreachable!("handled before the store opens"),
+        Command::Store(StoreCommand::Encrypt) | Command::MigrateStore { .. } => {
+            unreachable!("handled before the store opens")
+        }
         Command::User(UserCommand::Add {
             user,
             role,

@@ -232,6 +232,17 @@ pub fn storing_the_same_changes_twice_stores_them_once(s: Subject) {
     );
     let fatima = viewer("fatima", Role::Supervisor, "sikasso");
     assert_eq!(read_feed(store, &fatima).len(), 3);
+    let omar = viewer("omar", Role::Officer, "project");
+    assert_eq!(
+        read_feed(store, &omar).len(),
+        3,
+        "an officer reads the whole project"
+    );
+    let karim = viewer("karim", Role::Agent, "sikasso");
+    assert!(
+        read_feed(store, &karim).is_empty(),
+        "another agent reads nothing of it"
+    );
     assert_eq!(store.case_changes(&case_id(1)).unwrap().len(), 3);
     let known = store
         .known_changes(&case_id(1), &[format!("{}-0", case_id(1)), "other".into()])

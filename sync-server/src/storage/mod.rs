@@ -2,6 +2,7 @@
 //! trait and runs the same conformance tests. The trait stores and fetches; the decisions
 //! (who may read and write what) live in `service`, shared by every implementation.
 
+pub mod migrate;
 pub mod postgres;
 pub mod sealed;
 pub mod sqlite;

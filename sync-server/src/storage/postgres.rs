@@ -37,13 +37,13 @@ type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 
 pub struct PostgresStore {
     pool: Pool,
-    sealer: Sealer,
+    pub(super) sealer: Sealer,
 }
 
 /// Keeps PostgreSQL's message (never its DETAIL, which quotes row values) and says whether a
 /// retry can succeed: serialization failures, deadlocks, lock and statement time-outs, a
 /// server shutting down and a lost connection all can.
-fn backend(err: postgres::Error) -> StorageError {
+pub(super) fn backend(err: postgres::Error) -> StorageError {
     let retryable = err.is_closed()
         || err.code().is_some_and(|code| {
             [
@@ -203,6 +203,10 @@ fn feed_sql(scope: ReadScope) -> String {
         })
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
+    if arms.len() == 1 {
+        // One arm is already ordered and limited; PostgreSQL refuses a second ORDER BY on it.
+        return select;
+    }
     format!("{select} ORDER BY 1 LIMIT {FEED_ROWS_PER_QUERY}")
 }
 
@@ -250,7 +254,9 @@ impl PostgresStore {
         Ok(store)
     }
 
-    fn client(&self) -> StorageResult<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>> {
+    pub(super) fn client(
+        &self,
+    ) -> StorageResult<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>> {
         self.pool.get().map_err(pool_error)
     }
 
@@ -308,7 +314,12 @@ impl PostgresStore {
         }
     }
 
-    fn open_change(&self, case_id: &str, hash: &str, sealed: &[u8]) -> StorageResult<Vec<u8>> {
+    pub(super) fn open_change(
+        &self,
+        case_id: &str,
+        hash: &str,
+        sealed: &[u8],
+    ) -> StorageResult<Vec<u8>> {
         self.sealer
             .open_change(case_id, hash, sealed)
             .map_err(|e| StorageError::Backend(format!("change {hash} of case {case_id}: {e}")))

@@ -37,7 +37,7 @@ pub struct SqliteStore {
 
 /// Keeps SQLite's message (tables and constraints, never row values) and says whether a retry
 /// can succeed: a database busy or locked past the busy timeout is worth another try.
-fn backend(err: rusqlite::Error) -> StorageError {
+pub(super) fn backend(err: rusqlite::Error) -> StorageError {
     use rusqlite::ffi::ErrorCode;
     match &err {
         rusqlite::Error::SqliteFailure(e, _)
@@ -278,7 +278,7 @@ impl SqliteStore {
         })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(super) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
         // back), so a poisoned lock is still usable.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
