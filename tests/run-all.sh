@@ -18,8 +18,8 @@ SUIVI_TEST_POSTGRES="${SUIVI_TEST_POSTGRES:-$(bash tests/postgres.sh)}"
 export SUIVI_TEST_POSTGRES
 echo "== cargo test"
 cargo test "${BUILD[@]}"
-echo "== benchmark smoke run (tiny sizes, lan profile)"
-"${CARGO_TARGET_DIR:-target}/debug/suivi-bench" --smoke
+echo "== benchmark smoke run (tiny sizes, lan profile; the busy server on SQLite and on two PostgreSQL instances)"
+"${CARGO_TARGET_DIR:-target}/debug/suivi-bench" --smoke --postgres
 echo "== Kotlin bindings, demo app logic and its unit tests on the JVM"
 bash tests/kotlin.sh
 echo "== Android resources: aapt2 against API 29, zipalign, apksigner, badging"

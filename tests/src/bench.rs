@@ -29,6 +29,7 @@ pub const BENCH_KEY: &str = "x'2DD29CA851E7B56E4697B0E1F08507293D761A05CE4D1B628
 /// under a key file in a directory of its own.
 pub struct ServerProcess {
     child: Child,
+    pub key_file: PathBuf,
     pub addr: SocketAddr,
     pub store: Arc<dyn ServerStore>,
     pub codes: CodeKey,
@@ -39,9 +40,21 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub fn start(binary: &Path) -> Result<ServerProcess, String> {
+        Self::start_on(binary, None, None)
+    }
+
+    /// An instance on a PostgreSQL database (`database`), given the key file of the instances
+    /// already serving it (`key_file`), or the embedded SQLite store with `None`.
+    pub fn start_on(
+        binary: &Path,
+        database: Option<&str>,
+        key_file: Option<&Path>,
+    ) -> Result<ServerProcess, String> {
         let data = tempfile::tempdir().map_err(|e| e.to_string())?;
         let keys = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let key_file = keys.path().join("server.key");
+        let key_file = key_file
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| keys.path().join("server.key"));
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
@@ -50,6 +63,12 @@ impl ServerProcess {
             .parse()
             .map_err(|e: std::net::AddrParseError| e.to_string())?;
         let child = Command::new(binary)
+            .args(
+                database
+                    .map(|url| ["--database", url])
+                    .into_iter()
+                    .flatten(),
+            )
             .args([
                 "--data",
                 &data.path().display().to_string(),
@@ -71,10 +90,15 @@ impl ServerProcess {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let opened = suivi_server::at_rest::open(data.path(), &KeySource::File(key_file))
-            .map_err(|e| e.to_string())?;
+        let keys_of = KeySource::File(key_file.clone());
+        let opened = match database {
+            Some(url) => suivi_server::at_rest::open_postgres(url, data.path(), &keys_of),
+            None => suivi_server::at_rest::open(data.path(), &keys_of),
+        }
+        .map_err(|e| e.to_string())?;
         Ok(ServerProcess {
             child,
+            key_file,
             addr,
             store: opened.store.clone(),
             codes: opened.codes.clone(),
