@@ -173,26 +173,49 @@ const INSERT_FEED_ROW: &str =
 /// device): one arm per way a row enters the caseload, each an index range scan, merged in
 /// feed order. The same translation of `ReadScope` as the SQLite store's.
 fn feed_sql(scope: ReadScope) -> String {
+    // Rows of cases assigned to the user, found from the user's assignments: a lateral join, so
+    // the plan starts from the few assignments and seeks each case's rows by index, whatever
+    // the statistics say (before autovacuum's first analyze, PostgreSQL otherwise walked every
+    // feed row after the cursor: 100 ms with 50,000 other rows).
+    let assigned_rows = format!(
+        "assignments a CROSS JOIN LATERAL (
+             SELECT * FROM feed f0
+             WHERE f0.case_id = a.case_id AND f0.audience IS NULL AND f0.seq > $1 AND f0.seq <= $2
+             ORDER BY f0.seq LIMIT {FEED_ROWS_PER_QUERY}) f"
+    );
     let assigned = "f.case_id IN (SELECT a.case_id FROM assignments a WHERE a.user_id = $3)";
-    let arms: Vec<String> = match scope {
+    // (rows, condition) per way a row enters the caseload.
+    let arms: Vec<(String, String)> = match scope {
         ReadScope::Own => vec![
-            "f.audience IS NULL AND f.owner = $3".into(),
-            format!("f.audience IS NULL AND f.owner <> $3 AND {assigned}"),
-            format!("f.audience = $3 AND (f.owner = $3 OR {assigned})"),
+            (
+                "feed f".into(),
+                "f.audience IS NULL AND f.owner = $3".into(),
+            ),
+            (assigned_rows, "a.user_id = $3 AND f.owner <> $3".into()),
+            (
+                "feed f".into(),
+                format!("f.audience = $3 AND (f.owner = $3 OR {assigned})"),
+            ),
         ],
         ReadScope::Team => vec![
-            "f.audience IS NULL AND f.team = $4".into(),
-            format!("f.audience IS NULL AND f.team <> $4 AND {assigned}"),
-            format!("f.audience = $3 AND (f.team = $4 OR {assigned})"),
+            ("feed f".into(), "f.audience IS NULL AND f.team = $4".into()),
+            (assigned_rows, "a.user_id = $3 AND f.team <> $4".into()),
+            (
+                "feed f".into(),
+                format!("f.audience = $3 AND (f.team = $4 OR {assigned})"),
+            ),
         ],
-        ReadScope::All => vec!["f.audience IS NULL OR f.audience = $3".into()],
+        ReadScope::All => vec![(
+            "feed f".into(),
+            "f.audience IS NULL OR f.audience = $3".into(),
+        )],
     };
     let select = arms
         .iter()
-        .map(|arm| {
+        .map(|(rows, arm)| {
             format!(
                 "(SELECT f.seq, f.case_id, c.hash, c.data, coalesce(d.user_id, ''), c.origin_device, c.received_at
-                  FROM feed f
+                  FROM {rows}
                   JOIN changes c ON c.id = f.change_id
                   LEFT JOIN devices d ON d.device_id = c.origin_device
                   WHERE f.seq > $1 AND f.seq <= $2 AND ({arm})

@@ -48,7 +48,7 @@ struct Cli {
     /// team's "anything new?".
     #[arg(long, default_value_t = 1_000_000)]
     other_rows: usize,
-    /// Also run the busy-server scenario on two instances sharing one PostgreSQL database (a
+    /// Also run the pull by caseload and the busy server on two instances sharing one PostgreSQL database (a
     /// database made for the run on the test cluster: SUIVI_TEST_POSTGRES, or the one
     /// tests/postgres.sh starts).
     #[arg(long)]
@@ -196,7 +196,7 @@ fn run(mut cli: Cli) -> Result<(), String> {
     pull_by_caseload(&mut ctx)?;
     busy(&mut ctx)?;
     if ctx.cli.postgres {
-        busy_on_postgres(&mut ctx, &server_bin)?;
+        on_postgres(&mut ctx, &server_bin)?;
     }
     report(&ctx, &first_sync_points)
 }
@@ -725,36 +725,52 @@ fn unix_now() -> i64 {
 }
 
 fn pull_by_caseload(ctx: &mut Ctx) -> Result<(), String> {
+    let figures = pull_by_caseload_on(ctx, &ctx.server, "SQLite")?;
+    ctx.figures.extend(figures);
+    Ok(())
+}
+
+fn pull_by_caseload_on(
+    ctx: &Ctx,
+    server: &ServerProcess,
+    store_name: &str,
+) -> Result<Vec<Figure>, String> {
     use suivi_server::storage::AcceptedCase;
     let rows = ctx.cli.other_rows;
     step(&format!(
-        "pull by caseload: {rows} rows of other teams since the cursor"
+        "pull by caseload ({store_name}): {rows} rows of other teams since the cursor"
     ));
-    let url = format!("http://{}", ctx.server.addr);
-    let quiet = seed_team(&ctx.server, ctx.dir.path(), "quiet", 20)?;
+    let url = format!("http://{}", server.addr);
+    // Phones of this run in a directory of their own: the scenario runs once per store.
+    let base = ctx
+        .dir
+        .path()
+        .join(format!("pull-{store_name}-{}", rand_suffix()));
+    std::fs::create_dir_all(&base).map_err(|e| e.to_string())?;
+    let quiet = seed_team(server, &base, "quiet", 20)?;
     drop(quiet);
     // Five phones each for the quiet agent and supervisor, up to date before the other teams
     // write: each then asks once, with every one of those rows after its cursor.
     let mut devices = Vec::new();
     for user in ["agent-quiet", "sup-quiet"] {
         for _ in 0..5 {
-            let dir = ctx.dir.path().join(format!("{user}-{}", rand_suffix()));
+            let dir = base.join(format!("{user}-{}", rand_suffix()));
             std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-            let mut device = enroll(&ctx.server, &dir, user, &url)?;
+            let mut device = enroll(server, &dir, user, &url)?;
             sync(&mut device, &url)?;
             devices.push((user, device));
         }
     }
     admin::add_user(
-        ctx.server.store.as_ref(),
+        server.store.as_ref(),
         "agent-loud",
         Role::Agent,
         "loud",
         None,
     )?;
-    let loud_dir = ctx.dir.path().join(format!("agent-loud-{}", rand_suffix()));
+    let loud_dir = base.join(format!("agent-loud-{}", rand_suffix()));
     std::fs::create_dir_all(&loud_dir).map_err(|e| e.to_string())?;
-    let loud = enroll(&ctx.server, &loud_dir, "agent-loud", &url)?;
+    let loud = enroll(server, &loud_dir, "agent-loud", &url)?;
     let loud_device = loud
         .meta("device_id")
         .map_err(|e| e.to_string())?
@@ -776,12 +792,12 @@ fn pull_by_caseload(ctx: &mut Ctx) -> Result<(), String> {
                 }
             })
             .collect();
-        written += ctx
-            .server
+        written += server
             .store
             .store_changes(&loud_device, &batch, None, unix_now())
             .map_err(|e| e.to_string())?;
     }
+    let mut figures = Vec::new();
     for user in ["agent-quiet", "sup-quiet"] {
         let mut times = Vec::new();
         let mut trips = 0;
@@ -798,9 +814,9 @@ fn pull_by_caseload(ctx: &mut Ctx) -> Result<(), String> {
             }
         }
         let (median, min, max) = summarise(&mut times);
-        ctx.figures.push(Figure {
+        figures.push(Figure {
             scenario: format!(
-                "anything new? {user}, {written} rows of other teams since the cursor"
+                "anything new? {user} ({store_name}), {written} rows of other teams since the cursor"
             ),
             profile: "loopback".into(),
             runs: times.len(),
@@ -816,7 +832,7 @@ fn pull_by_caseload(ctx: &mut Ctx) -> Result<(), String> {
             note: "one phone each run; server time plus a loopback round trip".into(),
         });
     }
-    Ok(())
+    Ok(figures)
 }
 
 /// Many devices sync at once: each agent pushes its cases and pulls.
@@ -828,12 +844,14 @@ fn busy(ctx: &mut Ctx) -> Result<(), String> {
     Ok(())
 }
 
-/// The same load on two instances sharing one PostgreSQL database, each behind a link of the
-/// same profile; devices are spread over both (no sticky sessions needed).
-fn busy_on_postgres(ctx: &mut Ctx, server_bin: &Path) -> Result<(), String> {
+/// The pull by caseload and the busy server on two instances sharing one PostgreSQL database,
+/// each behind a link of the same profile; devices are spread over both (no sticky sessions).
+fn on_postgres(ctx: &mut Ctx, server_bin: &Path) -> Result<(), String> {
     let db = suivi_server::testing::TestDatabase::create();
     let first = ServerProcess::start_on(server_bin, Some(&db.url), None)?;
     let second = ServerProcess::start_on(server_bin, Some(&db.url), Some(&first.key_file))?;
+    let figures = pull_by_caseload_on(ctx, &first, "PostgreSQL")?;
+    ctx.figures.extend(figures);
     let links = [
         Link::start(first.addr, ctx.profile)?,
         Link::start(second.addr, ctx.profile)?,
