@@ -64,6 +64,10 @@ enum Command {
         /// PEM private key for --tls-cert.
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Enrollments one IP address may try at once before it is slowed to one every 5 s.
+        /// Raise it for a training day where a room of phones enrolls behind one Wi-Fi.
+        #[arg(long, default_value_t = suivi_server::api::ENROLL_PER_IP_BURST)]
+        enroll_burst: u32,
     },
     /// Users: agents, supervisors, officers, admins, each in a team.
     #[command(subcommand)]
@@ -246,17 +250,23 @@ fn run(cli: Cli) -> Result<(), String> {
             listen,
             tls_cert,
             tls_key,
+            enroll_burst,
         } => runtime()?.block_on(async move {
+            let mut state = state(store, codes);
+            state.enroll_limiter = std::sync::Arc::new(suivi_server::RateLimiter::new(
+                enroll_burst,
+                suivi_server::api::ENROLL_PER_IP_PER_SEC,
+            ));
             let server = match (tls_cert, tls_key) {
                 (Some(cert), Some(key)) => {
                     suivi_server::spawn_tls(
-                        state(store, codes),
+                        state,
                         listen,
                         &suivi_server::TlsFiles { cert, key },
                     )
                     .await?
                 }
-                _ => suivi_server::spawn(state(store, codes), listen).await?,
+                _ => suivi_server::spawn(state, listen).await?,
             };
             tracing::info!(addr = %server.addr, database = %database.describe(), data = %cli.data.display(), key = %keys.describe(), "serving, encrypted at rest");
             tokio::select! {

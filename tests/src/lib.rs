@@ -415,6 +415,11 @@ impl ServerSite {
     }
 
     pub fn serve(&self) -> Served {
+        self.serve_with(&[])
+    }
+
+    /// `serve` with more options.
+    pub fn serve_with(&self, options: &[&str]) -> Served {
         let port = TcpListener::bind("127.0.0.1:0")
             .expect("test harness")
             .local_addr()
@@ -422,7 +427,7 @@ impl ServerSite {
             .port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("test harness");
         let child = self
-            .command(&["serve", "--listen", &addr.to_string()])
+            .command(&[&["serve", "--listen", &addr.to_string()], options].concat())
             .spawn()
             .expect("test harness");
         let started = Instant::now();

@@ -99,3 +99,39 @@ fn a_reader_that_stops_early_ends_the_command_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
 }
+
+/// A training day: a room of phones enrolls from one address (the office Wi-Fi). The default
+/// per-address limit slows the 31st attempt; `serve --enroll-burst` raises it.
+#[test]
+fn enroll_burst_lets_a_room_of_phones_enroll_from_one_address() {
+    use suivi_core::sync::{HttpTransport, Transport};
+    use suivi_tests::ServerSite;
+    let site = ServerSite::new();
+    site.ok(&[
+        "user", "add", "amina", "--role", "agent", "--team", "sikasso",
+    ]);
+    let statuses = |served: &suivi_tests::Served| -> Vec<u16> {
+        let transport = HttpTransport::new(&served.url()).unwrap();
+        (0..40)
+            .map(|n| {
+                let body = serde_json::to_vec(&serde_json::json!({
+                    "code": "AAAAAAAAAA", "user": "amina", "actor": format!("{n:032x}"),
+                    "device_name": "room"
+                }))
+                .unwrap();
+                transport
+                    .post("/v1/enroll", "application/json", body, None)
+                    .unwrap()
+                    .status
+            })
+            .collect()
+    };
+    let default = statuses(&site.serve());
+    assert_eq!(
+        default.iter().filter(|s| **s == 429).count(),
+        10,
+        "{default:?}"
+    );
+    let raised = statuses(&site.serve_with(&["--enroll-burst", "100"]));
+    assert!(raised.iter().all(|s| *s == 403), "{raised:?}");
+}
