@@ -112,12 +112,21 @@ pub async fn spawn_tls(
     listen: SocketAddr,
     tls: &TlsFiles,
 ) -> Result<RunningServer, String> {
+    spawn_tls_with_limits(state, listen, tls, conn::Limits::default()).await
+}
+
+/// The same, with other connection limits.
+pub async fn spawn_tls_with_limits(
+    state: AppState,
+    listen: SocketAddr,
+    tls: &TlsFiles,
+    limits: conn::Limits,
+) -> Result<RunningServer, String> {
     // One process-wide crypto provider for rustls; installing it twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
         .await
         .map_err(|e| format!("TLS certificate or key: {e}"))?;
-    let limits = conn::Limits::default();
     let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
         .handshake_timeout(limits.idle_timeout)
         .acceptor(conn::CappedAcceptor::new(limits));

@@ -68,6 +68,10 @@ enum Command {
         /// Raise it for a training day where a room of phones enrolls behind one Wi-Fi.
         #[arg(long, default_value_t = suivi_server::api::ENROLL_PER_IP_BURST)]
         enroll_burst: u32,
+        /// Open connections one IP address may hold. Behind a reverse proxy or a load
+        /// balancer every phone comes from its address: raise this up to the total cap (512).
+        #[arg(long, default_value_t = suivi_server::conn::CONNECTIONS_PER_IP_MAX)]
+        connections_per_ip: usize,
     },
     /// Users: agents, supervisors, officers, admins, each in a team.
     #[command(subcommand)]
@@ -251,7 +255,12 @@ fn run(cli: Cli) -> Result<(), String> {
             tls_cert,
             tls_key,
             enroll_burst,
+            connections_per_ip,
         } => runtime()?.block_on(async move {
+            let limits = suivi_server::conn::Limits {
+                per_ip_max: connections_per_ip,
+                ..Default::default()
+            };
             let mut state = state(store, codes);
             state.enroll_limiter = std::sync::Arc::new(suivi_server::RateLimiter::new(
                 enroll_burst,
@@ -259,14 +268,15 @@ fn run(cli: Cli) -> Result<(), String> {
             ));
             let server = match (tls_cert, tls_key) {
                 (Some(cert), Some(key)) => {
-                    suivi_server::spawn_tls(
+                    suivi_server::spawn_tls_with_limits(
                         state,
                         listen,
                         &suivi_server::TlsFiles { cert, key },
+                        limits,
                     )
                     .await?
                 }
-                _ => suivi_server::spawn(state, listen).await?,
+                _ => suivi_server::spawn_with_limits(state, listen, limits).await?,
             };
             tracing::info!(addr = %server.addr, database = %database.describe(), data = %cli.data.display(), key = %keys.describe(), "serving, encrypted at rest");
             tokio::select! {

@@ -77,10 +77,13 @@ impl ServerProcess {
                 "serve",
                 "--listen",
                 &addr.to_string(),
-                // Every phone of the benchmark enrolls from 127.0.0.1, as a room of phones
+                // Every phone of the benchmark comes from 127.0.0.1, as a room of phones
                 // behind one Wi-Fi on a training day.
                 "--enroll-burst",
                 "100000",
+                // The link emulator is one address for every phone, as a load balancer is.
+                "--connections-per-ip",
+                "512",
             ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

@@ -135,3 +135,36 @@ fn enroll_burst_lets_a_room_of_phones_enroll_from_one_address() {
     let raised = statuses(&site.serve_with(&["--enroll-burst", "100"]));
     assert!(raised.iter().all(|s| *s == 403), "{raised:?}");
 }
+
+/// Behind a load balancer every phone comes from one address: `serve --connections-per-ip`
+/// sets how many connections that address may hold (64 by default); one past it is closed
+/// before it is read, the others are served.
+#[test]
+fn connections_per_ip_sets_the_per_address_cap() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let site = suivi_tests::ServerSite::new();
+    let served = site.serve_with(&["--connections-per-ip", "2"]);
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(served.addr).unwrap())
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut third = TcpStream::connect(served.addr).unwrap();
+    third
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    // Written or not (the server may have closed it already), it gets no answer.
+    let _ = third.write_all(request);
+    let mut refused = String::new();
+    let _ = third.read_to_string(&mut refused);
+    assert!(
+        refused.is_empty(),
+        "the third connection was served: {refused}"
+    );
+    let mut first = &held[0];
+    first.write_all(request).unwrap();
+    let mut answer = String::new();
+    first.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
