@@ -521,6 +521,69 @@ pub fn a_push_to_an_erased_case_stores_nothing(s: Subject) {
     );
 }
 
+/// Each action that changes who may do what, or what the server holds, leaves one audit row in
+/// the transaction that made it, naming ids only; an action that changed nothing leaves none.
+pub fn actions_leave_one_audit_row_each(s: Subject) {
+    let store = s.store.as_ref();
+    team(store);
+    let mut cursor = 0;
+    let mut read = |expected: &[(&str, &str, &str)]| {
+        let rows = store.audit_log(cursor, 100).unwrap();
+        let got: Vec<(&str, &str, &str)> = rows
+            .iter()
+            .map(|r| (r.actor.as_str(), r.action.as_str(), r.subject.as_str()))
+            .collect();
+        assert_eq!(got, expected);
+        assert!(rows.windows(2).all(|w| w[0].id < w[1].id));
+        if let Some(last) = rows.last() {
+            cursor = last.id;
+        }
+    };
+    read(&[
+        ("amina", "device.enroll", "dev-amina"),
+        ("karim", "device.enroll", "dev-karim"),
+    ]);
+    store
+        .store_changes(
+            "dev-amina",
+            &[case(&case_id(1), Some("amina"), 1, 10)],
+            Some(("push.refused", "a case id")),
+            NOW,
+        )
+        .unwrap();
+    store.assign_case(&case_id(1), "karim", NOW).unwrap();
+    store.assign_case(&case_id(1), "karim", NOW).unwrap(); // already assigned: nothing
+    assert!(!store.revoke_device("dev-nobody", NOW).unwrap());
+    assert!(store.revoke_device("dev-karim", NOW).unwrap());
+    store
+        .set_device_quota(
+            "dev-amina",
+            Some(Quota {
+                new_cases_per_day: 5,
+                bytes_per_day: 100,
+            }),
+            NOW,
+        )
+        .unwrap();
+    assert!(store.quarantine_case(&case_id(1), "invalid", NOW).unwrap());
+    assert!(store.erase_case(&case_id(1), NOW).unwrap());
+    store.audit(NOW, "admin", "user.add", "omar").unwrap();
+    read(&[
+        ("dev-amina", "push.refused", "a case id"),
+        ("admin", "case.assign", &format!("{} -> karim", case_id(1))),
+        ("admin", "device.revoke", "dev-karim"),
+        (
+            "admin",
+            "device.quota",
+            "dev-amina 5 new cases/day 100 bytes/day",
+        ),
+        ("admin", "case.quarantine", &case_id(1)),
+        ("admin", "case.erased", &case_id(1)),
+        ("admin", "user.add", "omar"),
+    ]);
+    read(&[]);
+}
+
 macro_rules! conformance {
     ($store:ident, $factory:expr) => {
         mod $store {
@@ -535,7 +598,8 @@ macro_rules! conformance {
                 assignment_opens_a_case_to_its_assignee,
                 quarantine_takes_a_case_out_of_the_feed,
                 erasure_leaves_a_tombstone_and_nothing_else,
-                a_push_to_an_erased_case_stores_nothing
+                a_push_to_an_erased_case_stores_nothing,
+                actions_leave_one_audit_row_each
             );
         }
     };
@@ -626,6 +690,44 @@ mod postgres_only {
             (1..=11).collect::<Vec<u64>>(),
             "every row once, in order, no gap"
         );
+    }
+
+    /// A storage error says whether trying again can help, and keeps its cause: a lock held
+    /// past `lock_timeout` is retryable (the device is told to come back), a broken database is
+    /// not.
+    #[test]
+    fn a_lock_timeout_is_retryable_and_a_broken_table_is_not() {
+        let db = TestDatabase::create();
+        let url = format!("{}?options=-c%20lock_timeout%3D300ms", db.url);
+        let store = PostgresStore::open_with_pool_size(&url, &KEY, 4).unwrap();
+        team(&store);
+        let mut holder = ::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap();
+        let mut held = holder.transaction().unwrap();
+        held.query("SELECT seq FROM feed_head FOR UPDATE", &[])
+            .unwrap();
+        let batch = [case(&case_id(1), Some("amina"), 1, 10)];
+        match store.store_changes("dev-amina", &batch, None, NOW) {
+            Err(e @ StorageError::Retryable(_)) => {
+                assert!(e.is_retryable());
+                assert!(e.to_string().contains("55P03"), "{e}");
+            }
+            other => panic!("expected a retryable lock timeout, got {other:?}"),
+        }
+        held.rollback().unwrap();
+        // Nothing of the failed push was kept; the same push now goes through.
+        assert!(store.case_changes(&case_id(1)).unwrap().is_empty());
+        assert_eq!(
+            store.store_changes("dev-amina", &batch, None, NOW).unwrap(),
+            1
+        );
+        holder.batch_execute("DROP TABLE device_quotas").unwrap();
+        match store.device_quota("dev-amina") {
+            Err(e @ StorageError::Backend(_)) => {
+                assert!(!e.is_retryable());
+                assert!(e.to_string().contains("device_quotas"), "{e}");
+            }
+            other => panic!("expected a backend error, got {other:?}"),
+        }
     }
 
     /// Two instances on one database, writers on both, a reader alternating between them: the

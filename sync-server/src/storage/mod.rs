@@ -178,6 +178,16 @@ pub struct Usage {
     pub bytes: u64,
 }
 
+/// One row of the audit log: who did what on the server, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub id: u64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+}
+
 /// A case set aside by an admin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuarantinedCase {
@@ -258,4 +268,7 @@ pub trait ServerStore: Send + Sync + 'static {
     /// Every change of one case in feed order, for the per-document fallback.
     fn case_changes(&self, case_id: &str) -> StorageResult<Vec<Vec<u8>>>;
     fn audit(&self, now: i64, actor: &str, action: &str, subject: &str) -> StorageResult<()>;
+    /// Audit rows after `after` (a row id; 0 for the start), in the order they were written, at
+    /// most `limit`.
+    fn audit_log(&self, after: u64, limit: usize) -> StorageResult<Vec<AuditRow>>;
 }

@@ -19,7 +19,7 @@ use suivi_core::policy::ReadScope;
 
 use super::sealed::Sealer;
 use super::{
-    next_feed_mark, AcceptedCase, CaseAccess, CursorCheck, Device, FeedPage, FeedRow,
+    next_feed_mark, AcceptedCase, AuditRow, CaseAccess, CursorCheck, Device, FeedPage, FeedRow,
     QuarantinedCase, Quota, Role, ServerStore, StorageError, StorageResult, Usage, User, Viewer,
 };
 
@@ -254,9 +254,10 @@ impl PostgresStore {
         }
         // A stuck lock or query ends in an error a device retries, never in a request that
         // waits forever; a transaction left open by a crashed caller is ended by the server.
-        let mut options = config.get_options().unwrap_or_default().to_string();
-        options.push_str(
-            " -c lock_timeout=10s -c statement_timeout=120s -c idle_in_transaction_session_timeout=60s",
+        // The URL's own options come last, so they win (`?options=-c%20lock_timeout%3D2s`).
+        let options = format!(
+            "-c lock_timeout=10s -c statement_timeout=120s -c idle_in_transaction_session_timeout=60s {}",
+            config.get_options().unwrap_or_default()
         );
         config.options(options.trim());
         let manager = PostgresConnectionManager::new(config, NoTls);
@@ -1119,5 +1120,26 @@ impl ServerStore for PostgresStore {
 
     fn audit(&self, now: i64, actor: &str, action: &str, subject: &str) -> StorageResult<()> {
         audit_row(&mut *self.client()?, now, actor, action, subject)
+    }
+
+    fn audit_log(&self, after: u64, limit: usize) -> StorageResult<Vec<AuditRow>> {
+        // Ids come from a sequence, taken before commit: a row committed late can sit below one
+        // already read. The log is for people reading it whole, not a feed with a cursor.
+        Ok(self
+            .client()?
+            .query(
+                "SELECT id, at, actor, action, subject FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
+                &[&pg_seq(after), &i64::try_from(limit).unwrap_or(i64::MAX)],
+            )
+            .map_err(backend)?
+            .into_iter()
+            .map(|r| AuditRow {
+                id: r.get::<_, i64>(0) as u64,
+                at: r.get(1),
+                actor: r.get(2),
+                action: r.get(3),
+                subject: r.get(4),
+            })
+            .collect())
     }
 }

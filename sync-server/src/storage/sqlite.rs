@@ -8,7 +8,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transact
 use suivi_core::policy::ReadScope;
 
 use super::{
-    next_feed_mark, AcceptedCase, CaseAccess, CursorCheck, Device, FeedPage, FeedRow,
+    next_feed_mark, AcceptedCase, AuditRow, CaseAccess, CursorCheck, Device, FeedPage, FeedRow,
     QuarantinedCase, Quota, Role, ServerStore, StorageError, StorageResult, Usage, User, Viewer,
 };
 
@@ -955,6 +955,33 @@ impl ServerStore for SqliteStore {
 
     fn audit(&self, now: i64, actor: &str, action: &str, subject: &str) -> StorageResult<()> {
         audit_row(&self.conn(), now, actor, action, subject)
+    }
+
+    fn audit_log(&self, after: u64, limit: usize) -> StorageResult<Vec<AuditRow>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, at, actor, action, subject FROM audit_log WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(
+                params![
+                    i64::try_from(after).unwrap_or(i64::MAX),
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                |r| {
+                    Ok(AuditRow {
+                        id: r.get::<_, i64>(0)? as u64,
+                        at: r.get(1)?,
+                        actor: r.get(2)?,
+                        action: r.get(3)?,
+                        subject: r.get(4)?,
+                    })
+                },
+            )
+            .map_err(backend)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(backend)
     }
 }
 
