@@ -42,7 +42,8 @@ def main():
             ["cargo", "mutants", "-f", f, "--list", "--diff", "--json"], cwd=root, text=True,
             stderr=subprocess.DEVNULL))
         mutants += [m for m in listed if m["name"] in names]
-    work = tempfile.mkdtemp(prefix="suivi-mutants-")
+    # SUIVI_MUTANTS_WORK reuses a copy (and its build) from an earlier run.
+    work = os.environ.get("SUIVI_MUTANTS_WORK") or tempfile.mkdtemp(prefix="suivi-mutants-")
     shutil.copytree(root, work, dirs_exist_ok=True, ignore=shutil.ignore_patterns("target", ".git"))
     env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(work, "target"))
     binaries = os.environ.get("SUIVI_MUTANTS_BINARIES") == "1"
@@ -56,10 +57,12 @@ def main():
         return built.returncode == 0
 
     base = subprocess.run(["cargo", "test"] + test_args, cwd=work, env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) \
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) \
         if build_binaries() else None
     if base is None or base.returncode != 0:
-        sys.exit("the unmutated tree fails these tests")
+        if base is not None:
+            print("\n".join(base.stdout.splitlines()[-40:]))
+        sys.exit(f"the unmutated tree fails these tests (the copy is kept: {work})")
     caught = missed = 0
     for m in mutants:
         target = os.path.join(work, m["file"])
