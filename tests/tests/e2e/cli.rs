@@ -145,10 +145,34 @@ fn connections_per_ip_sets_the_per_address_cap() {
     use std::net::TcpStream;
     let site = suivi_tests::ServerSite::new();
     let served = site.serve_with(&["--connections-per-ip", "2"]);
+    // A connection answered once and kept open: the server has counted it. (A slot may still be
+    // held a moment by the start-up probe's closed connection: then try again.)
+    let answered = || -> Option<TcpStream> {
+        let mut c = TcpStream::connect(served.addr).ok()?;
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .ok()?;
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 512];
+        while !answer.ends_with(b"\r\n\r\nok") {
+            match c.read(&mut chunk) {
+                Ok(n) if n > 0 => answer.extend_from_slice(&chunk[..n]),
+                _ => return None,
+            }
+        }
+        Some(c)
+    };
     let held: Vec<TcpStream> = (0..2)
-        .map(|_| TcpStream::connect(served.addr).unwrap())
+        .map(|_| {
+            (0..50)
+                .find_map(|_| {
+                    answered().or_else(|| {
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                        None
+                    })
+                })
+                .expect("two connections are served")
+        })
         .collect();
-    std::thread::sleep(std::time::Duration::from_millis(300));
     let mut third = TcpStream::connect(served.addr).unwrap();
     third
         .set_read_timeout(Some(std::time::Duration::from_secs(10)))
