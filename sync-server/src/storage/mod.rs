@@ -164,6 +164,22 @@ pub enum CursorCheck {
     Invalid,
 }
 
+impl CursorCheck {
+    /// The decision, whatever the store: `stored` is the feed's mark at the device's cursor
+    /// (`None`: no row there; `Some(None)`: a row from before marks existed), `mark` the one the
+    /// device holds for it (empty from a device that predates marks).
+    pub fn decide(stored: Option<Option<&[u8]>>, mark: &[u8]) -> CursorCheck {
+        match (stored, mark.is_empty()) {
+            (Some(Some(stored)), false) if stored == mark => CursorCheck::Matches,
+            (Some(_), false) => CursorCheck::Reset,
+            // A device from before marks existed: its cursor is trusted as far as the feed goes.
+            (Some(_), true) => CursorCheck::Matches,
+            (None, false) => CursorCheck::Reset,
+            (None, true) => CursorCheck::Invalid,
+        }
+    }
+}
+
 /// A device's daily limits: the default, or an admin's override.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {

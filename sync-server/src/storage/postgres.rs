@@ -942,13 +942,7 @@ impl ServerStore for PostgresStore {
             )
             .map_err(backend)?
             .map(|r| r.get(0));
-        Ok(match (stored, mark.is_empty()) {
-            (Some(stored), false) if stored == mark => CursorCheck::Matches,
-            (Some(_), false) => CursorCheck::Reset,
-            (Some(_), true) => CursorCheck::Matches,
-            (None, false) => CursorCheck::Reset,
-            (None, true) => CursorCheck::Invalid,
-        })
+        Ok(CursorCheck::decide(stored.as_deref().map(Some), mark))
     }
 
     fn feed_mark(&self, seq: u64) -> StorageResult<Vec<u8>> {

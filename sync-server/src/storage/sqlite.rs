@@ -791,14 +791,10 @@ impl ServerStore for SqliteStore {
             )
             .optional()
             .map_err(backend)?;
-        Ok(match (row, mark.is_empty()) {
-            (Some(Some(stored)), false) if stored == mark => CursorCheck::Matches,
-            (Some(_), false) => CursorCheck::Reset,
-            // A device from before marks existed: its cursor is trusted as far as the feed goes.
-            (Some(_), true) => CursorCheck::Matches,
-            (None, false) => CursorCheck::Reset,
-            (None, true) => CursorCheck::Invalid,
-        })
+        Ok(CursorCheck::decide(
+            row.as_ref().map(|m| m.as_deref()),
+            mark,
+        ))
     }
 
     fn feed_mark(&self, seq: u64) -> StorageResult<Vec<u8>> {
