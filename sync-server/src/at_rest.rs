@@ -242,13 +242,7 @@ pub fn open(data_dir: &Path, source: &KeySource) -> Result<OpenedStore, AtRestEr
         },
     };
     create_private_file(&db)?;
-    let store = SqliteStore::open(&db, Some(&keys.database)).map_err(|e| match e {
-        StorageError::Backend(why) if why.contains("wrong key") => AtRestError::WrongKey {
-            db: db.clone(),
-            key: source.describe(),
-        },
-        other => AtRestError::Storage(other),
-    })?;
+    let store = SqliteStore::open(&db, Some(&keys.database)).map_err(opening(&db, source))?;
     tighten_database_files(&db)?;
     let store: Arc<dyn ServerStore> = Arc::new(store);
     replay_journals(store.as_ref(), data_dir)?;
@@ -317,13 +311,8 @@ pub fn open_postgres(
     let raw = keys
         .raw_database
         .expect("a key file always holds a raw database key");
-    let store = PostgresStore::open(url, &raw).map_err(|e| match e {
-        StorageError::Backend(why) if why.contains("wrong key") => AtRestError::WrongKey {
-            db: PathBuf::from(redact_url(url)),
-            key: source.describe(),
-        },
-        other => AtRestError::Storage(other),
-    })?;
+    let store =
+        PostgresStore::open(url, &raw).map_err(opening(Path::new(&redact_url(url)), source))?;
     let store: Arc<dyn ServerStore> = Arc::new(store);
     replay_journals(store.as_ref(), data_dir)?;
     Ok(OpenedStore {
@@ -357,23 +346,12 @@ pub fn migrate_to_postgres(
         db: db.clone(),
         key_file: path.clone(),
     })?;
-    let sqlite = SqliteStore::open(&db, Some(&keys.database)).map_err(|e| match e {
-        StorageError::Backend(why) if why.contains("wrong key") => AtRestError::WrongKey {
-            db: db.clone(),
-            key: source.describe(),
-        },
-        other => AtRestError::Storage(other),
-    })?;
+    let sqlite = SqliteStore::open(&db, Some(&keys.database)).map_err(opening(&db, source))?;
     let raw = keys
         .raw_database
         .expect("a key file always holds a raw database key");
-    let target = PostgresStore::open(url, &raw).map_err(|e| match e {
-        StorageError::Backend(why) if why.contains("wrong key") => AtRestError::WrongKey {
-            db: PathBuf::from(redact_url(url)),
-            key: source.describe(),
-        },
-        other => AtRestError::Storage(other),
-    })?;
+    let target =
+        PostgresStore::open(url, &raw).map_err(opening(Path::new(&redact_url(url)), source))?;
     let report = crate::storage::migrate::sqlite_to_postgres(&sqlite, &target)?;
     target.audit(
         chrono::Utc::now().timestamp(),
@@ -387,6 +365,21 @@ pub fn migrate_to_postgres(
     )?;
     drop(lock);
     Ok(report)
+}
+
+/// What a store's opening error means here: a key that does not open the database names the
+/// key's source; anything else stays a storage error.
+fn opening<'a>(
+    db: &'a Path,
+    source: &'a KeySource,
+) -> impl FnOnce(StorageError) -> AtRestError + 'a {
+    move |e| match e {
+        StorageError::Backend(why) if why.contains("wrong key") => AtRestError::WrongKey {
+            db: db.to_path_buf(),
+            key: source.describe(),
+        },
+        other => AtRestError::Storage(other),
+    }
 }
 
 /// A database URL for messages and logs: its password replaced.

@@ -62,8 +62,6 @@ const TABLES: [(&str, &str, &str); 13] = [
     ("erasures", "seq, case_id, at", "seq"),
     ("erased_feed_marks", "seq, mark", "seq"),
 ];
-/// Rows per read from SQLite: the copy streams, whatever the size of the server.
-const ROWS_PER_BATCH: i64 = 2_000;
 
 /// What a migration moved, per table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,7 +109,7 @@ fn canonical(hasher: &mut Sha256, row: &[Value]) {
     }
 }
 
-/// Reads one table from SQLite in key order, a batch at a time.
+/// Reads one table from SQLite in key order, row by row (one statement, streamed).
 fn sqlite_rows(
     source: &SqliteStore,
     table: &str,
@@ -122,28 +120,19 @@ fn sqlite_rows(
     let conn = source.conn();
     let width = columns.split(',').count();
     let mut stmt = conn
-        .prepare(&format!(
-            "SELECT {columns} FROM {table} ORDER BY {order} LIMIT ?1 OFFSET ?2"
-        ))
+        .prepare(&format!("SELECT {columns} FROM {table} ORDER BY {order}"))
         .map_err(sqlite::backend)?;
-    let mut offset = 0i64;
-    loop {
-        let batch: Vec<Vec<Value>> = stmt
-            .query_map([ROWS_PER_BATCH, offset], |r| {
-                (0..width).map(|i| r.get::<_, Value>(i)).collect()
-            })
-            .map_err(sqlite::backend)?
-            .collect::<rusqlite::Result<_>>()
+    let mut rows = stmt.query([]).map_err(sqlite::backend)?;
+    let mut n = 0;
+    while let Some(r) = rows.next().map_err(sqlite::backend)? {
+        let row = (0..width)
+            .map(|i| r.get::<_, Value>(i))
+            .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(sqlite::backend)?;
-        let n = batch.len() as i64;
-        for row in batch {
-            each(row)?;
-        }
-        offset += n;
-        if n < ROWS_PER_BATCH {
-            return Ok(offset as u64);
-        }
+        each(row)?;
+        n += 1;
     }
+    Ok(n)
 }
 
 /// The same table read back from PostgreSQL, as SQLite values, payloads opened.
@@ -153,15 +142,19 @@ fn postgres_digest(
     columns: &str,
     order: &str,
 ) -> StorageResult<(u64, Vec<u8>)> {
+    use postgres::fallible_iterator::FallibleIterator;
     let mut client = target.client()?;
-    let rows = client
-        .query(
+    // Streamed: a server's whole history is never held in memory at once.
+    let mut rows = client
+        .query_raw(
             &format!("SELECT {columns} FROM {table} ORDER BY {order}"),
-            &[],
+            std::iter::empty::<&str>(),
         )
         .map_err(pg::backend)?;
     let mut hasher = Sha256::new();
-    for r in &rows {
+    let mut n = 0u64;
+    while let Some(r) = rows.next().map_err(pg::backend)? {
+        n += 1;
         let mut row = Vec::with_capacity(r.len());
         for (i, column) in r.columns().iter().enumerate() {
             let ty = column.type_();
@@ -185,7 +178,7 @@ fn postgres_digest(
         }
         canonical(&mut hasher, &row);
     }
-    Ok((rows.len() as u64, hasher.finalize().to_vec()))
+    Ok((n, hasher.finalize().to_vec()))
 }
 
 /// Copies every table of `source` into `target`, which must be empty, then compares both.

@@ -153,6 +153,29 @@ pub struct FeedPage {
     pub more: bool,
 }
 
+impl FeedPage {
+    /// Adds a row unless the page's raw bytes already reached `raw_bytes_max`: the row that
+    /// reaches the budget is still included, and a page always holds at least one row. `false`
+    /// when the page is full: the cursor then stops at its last row and there is more.
+    pub fn push_within(
+        &mut self,
+        row: FeedRow,
+        raw_bytes: &mut usize,
+        raw_bytes_max: usize,
+    ) -> bool {
+        if *raw_bytes >= raw_bytes_max {
+            if let Some(last) = self.rows.last() {
+                self.cursor = last.seq;
+                self.more = true;
+                return false;
+            }
+        }
+        *raw_bytes += row.data.len();
+        self.rows.push(row);
+        true
+    }
+}
+
 /// Where a device's cursor stands against this server's feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CursorCheck {

@@ -112,7 +112,8 @@ fn audit_row(
 /// The feed's sequencer, locked for the rest of the transaction: rows appended through it get
 /// the positions after the head, and the head moves when the transaction commits.
 struct FeedHead {
-    insert: postgres::Statement,
+    /// Prepared at the first append: an erasure locks the head without appending.
+    insert: Option<postgres::Statement>,
     seq: i64,
     mark: Vec<u8>,
     erasure_seq: i64,
@@ -127,7 +128,7 @@ impl FeedHead {
             )
             .map_err(backend)?;
         Ok(FeedHead {
-            insert: tx.prepare(INSERT_FEED_ROW).map_err(backend)?,
+            insert: None,
             seq: row.get(0),
             mark: row.get(1),
             erasure_seq: row.get(2),
@@ -145,8 +146,14 @@ impl FeedHead {
     ) -> StorageResult<()> {
         self.seq += 1;
         self.mark = next_feed_mark(&self.mark, self.seq as u64, hash, audience);
+        let insert = match &self.insert {
+            Some(insert) => insert,
+            None => self
+                .insert
+                .insert(tx.prepare(INSERT_FEED_ROW).map_err(backend)?),
+        };
         tx.execute(
-            &self.insert,
+            insert,
             &[
                 &self.seq, &change_id, &case_id, &audience, &owner, &team, &self.mark,
             ],
@@ -1070,25 +1077,21 @@ impl ServerStore for PostgresStore {
                 .map_err(backend)?;
             let fetched = rows.len() as i64;
             for r in rows {
-                if bytes >= raw_bytes_max && !page.rows.is_empty() {
-                    page.cursor = page.rows.last().map(|r| r.seq).unwrap_or(cursor);
-                    page.more = true;
-                    break 'outer;
-                }
                 let seq: i64 = r.get(0);
                 let case_id: String = r.get(1);
                 let hash: &str = r.get(2);
-                let data = self.open_change(&case_id, hash, r.get(3))?;
-                bytes += data.len();
-                from = seq;
-                page.rows.push(FeedRow {
+                let row = FeedRow {
                     seq: seq as u64,
+                    data: self.open_change(&case_id, hash, r.get(3))?,
                     case_id,
-                    data,
                     user_id: r.get(4),
                     device_id: r.get(5),
                     received_at: r.get(6),
-                });
+                };
+                from = seq;
+                if !page.push_within(row, &mut bytes, raw_bytes_max) {
+                    break 'outer;
+                }
             }
             if fetched < FEED_ROWS_PER_QUERY {
                 break;

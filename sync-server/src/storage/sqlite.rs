@@ -921,14 +921,10 @@ impl ServerStore for SqliteStore {
                 .map_err(backend)?;
             let fetched = rows.len();
             for row in rows {
-                if bytes >= raw_bytes_max && !page.rows.is_empty() {
-                    page.cursor = page.rows.last().map(|r| r.seq).unwrap_or(cursor);
-                    page.more = true;
+                from = row.seq;
+                if !page.push_within(row, &mut bytes, raw_bytes_max) {
                     break 'outer;
                 }
-                bytes += row.data.len();
-                from = row.seq;
-                page.rows.push(row);
             }
             if fetched < FEED_ROWS_PER_QUERY {
                 break;
