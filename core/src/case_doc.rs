@@ -178,6 +178,11 @@ impl CaseDoc {
         Ok(CaseDoc { doc })
     }
 
+    /// A document checked and rebuilt elsewhere (the server's copy of a pushed case), to read.
+    pub fn from_automerge(doc: AutoCommit) -> CaseDoc {
+        CaseDoc { doc }
+    }
+
     /// An empty document for a case known only by id, to receive changes from the server.
     pub fn empty(actor: ActorId) -> CaseDoc {
         CaseDoc {

@@ -8,6 +8,7 @@
 pub mod case_doc;
 pub mod error;
 pub mod forms;
+pub mod names;
 pub mod policy;
 pub mod referral;
 pub mod store;

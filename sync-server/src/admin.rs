@@ -23,6 +23,9 @@ pub fn add_user(
     if !valid {
         return Err("user ids are 1-64 letters, digits, '-', '_' or '.'".into());
     }
+    if role == Role::Agent && password.is_some() {
+        return Err("agents work on their phones and have no console password".into());
+    }
     let password_hash = password.map(auth::hash_password).transpose()?;
     store
         .add_user(
@@ -38,6 +41,32 @@ pub fn add_user(
     store
         .audit(now(), "admin", "user.add", user_id)
         .map_err(|e| e.to_string())
+}
+
+/// The shortest console password accepted: a supervisor's password guards a team's children.
+pub const PASSWORD_CHARS_MIN: usize = 12;
+
+/// Sets a console password. Agents have none: they work on their enrolled phones.
+pub fn set_password(store: &dyn ServerStore, user_id: &str, password: &str) -> Result<(), String> {
+    let user = store
+        .user(user_id)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no user {user_id}"))?;
+    if user.role == Role::Agent {
+        return Err(format!(
+            "{user_id} is an agent: agents work on their phones and have no console password"
+        ));
+    }
+    if password.chars().count() < PASSWORD_CHARS_MIN {
+        return Err(format!(
+            "a console password has at least {PASSWORD_CHARS_MIN} characters"
+        ));
+    }
+    let hash = auth::hash_password(password)?;
+    store
+        .set_password(user_id, Some(&hash), now())
+        .map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 /// Issues a one-time enrollment code for a user's new device; only its hash is stored.

@@ -171,6 +171,8 @@ pub struct AppState {
     /// One sync at a time per account, taken before a shared slot: the phones of one stolen
     /// or buggy account queue behind each other instead of filling the server's slots.
     pub account_slots: Arc<AccountSlots>,
+    /// Served over HTTPS: console cookies are marked Secure.
+    pub https: bool,
 }
 
 /// Per-account sync slots, striped: an account's id picks one of `ACCOUNT_STRIPES`
@@ -229,6 +231,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/sync", post(sync))
         .route("/v1/docsync", post(doc_sync))
         .route("/v1/wipe-confirm", post(wipe_confirm))
+        .merge(crate::console::routes())
         .layer(DefaultBodyLimit::max(protocol::SYNC_BODY_BYTES_MAX))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

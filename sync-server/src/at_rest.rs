@@ -353,6 +353,11 @@ pub fn migrate_to_postgres(
     let target =
         PostgresStore::open(url, &raw).map_err(opening(Path::new(&redact_url(url)), source))?;
     let report = crate::storage::migrate::sqlite_to_postgres(&sqlite, &target)?;
+    let target = std::sync::Arc::new(target);
+    // The console's projections are sealed and keyed for this store: built from the changes.
+    crate::service::SyncService::new(target.clone(), crate::auth::CodeKey::generate())
+        .refresh_all_summaries()
+        .map_err(|e| AtRestError::Storage(crate::storage::StorageError::Backend(e.to_string())))?;
     target.audit(
         chrono::Utc::now().timestamp(),
         "admin",

@@ -6,11 +6,13 @@ pub mod api;
 pub mod at_rest;
 pub mod auth;
 pub mod conn;
+pub mod console;
 pub mod demo;
 pub mod erasure;
 pub mod journal;
 pub mod service;
 pub mod storage;
+pub mod summary;
 #[doc(hidden)]
 pub mod testing;
 
@@ -96,6 +98,7 @@ pub fn state_with_rate_limit(
         )),
         sync_slots: Arc::new(tokio::sync::Semaphore::new(api::SYNC_CONCURRENT_MAX)),
         account_slots: Arc::new(api::AccountSlots::new()),
+        https: false,
     }
 }
 
@@ -130,6 +133,10 @@ pub async fn spawn_tls_with_limits(
     let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
         .handshake_timeout(limits.idle_timeout)
         .acceptor(conn::CappedAcceptor::new(limits));
+    let state = AppState {
+        https: true,
+        ..state
+    };
     serve(state, listen, acceptor, limits)
 }
 

@@ -122,6 +122,14 @@ enum UserCommand {
         #[arg(long)]
         password_env: Option<String>,
     },
+    /// Sets or resets the console password of a supervisor, officer or admin (agents work on
+    /// their phones and have none), and ends the user's console sessions. The password is read
+    /// from the environment variable --password-env names, or from standard input.
+    Password {
+        user: String,
+        #[arg(long)]
+        password_env: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -262,6 +270,14 @@ fn run(cli: Cli) -> Result<(), String> {
                 ..Default::default()
             };
             let mut state = state(store, codes);
+            // Cases stored before the console existed (or a refresh cut short) get their
+            // projections in the background: devices are served meanwhile.
+            let service = state.service.clone();
+            tokio::task::spawn_blocking(move || match service.refresh_all_summaries() {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(cases = n, "console projections built"),
+                Err(e) => tracing::error!(error = %e, "console projections"),
+            });
             state.enroll_limiter = std::sync::Arc::new(suivi_server::RateLimiter::new(
                 enroll_burst,
                 suivi_server::api::ENROLL_PER_IP_PER_SEC,
@@ -308,6 +324,21 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             admin::add_user(store.as_ref(), &user, role, &team, password.as_deref())?;
             say!("user {user} added ({}, team {team})", role.as_str());
+            Ok(())
+        }
+        Command::User(UserCommand::Password { user, password_env }) => {
+            let password = match password_env {
+                Some(var) => std::env::var(&var).map_err(|_| format!("{var} is not set"))?,
+                None => {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .map_err(|e| format!("reading the password: {e}"))?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            admin::set_password(store.as_ref(), &user, &password)?;
+            say!("password set for {user}; their console sessions were ended");
             Ok(())
         }
         Command::Device(DeviceCommand::Code { user }) => {

@@ -27,6 +27,7 @@ use crate::storage::{
     AcceptedCase, CaseAccess, CursorCheck, Device, FeedRow, Quota, ServerStore, StorageError,
     Usage, User, Viewer,
 };
+use crate::summary;
 
 /// Raw change bytes read for one pull page before compression; trimmed if the compressed page
 /// would exceed `PULL_PAGE_BYTES_MAX`. Case changes compress about 7:1 together, so read
@@ -375,6 +376,10 @@ impl SyncService {
                 now,
             )?
         };
+        if !accepted_cases.is_empty() {
+            let ids: Vec<String> = accepted_cases.iter().map(|c| c.case_id.clone()).collect();
+            self.refresh_summaries_of(&ids)?;
+        }
         let (body, pulled) = self.pull_page(
             device,
             cursor,
@@ -390,6 +395,70 @@ impl SyncService {
                 changes_pulled: pulled,
             },
         ))
+    }
+
+    /// The form definitions the server validates with (and the console shows records with).
+    pub fn forms(&self) -> &FormRegistry {
+        &self.forms
+    }
+
+    /// A case's document rebuilt from its stored changes under the push's bounds, to read;
+    /// `None` if it does not load (a quarantine candidate: `case check` reports it).
+    pub fn case_document(
+        &self,
+        case_id: &str,
+    ) -> Result<Option<suivi_core::CaseDoc>, ServiceError> {
+        let stored = self.stored_changes(case_id)?;
+        Ok(CaseCheck::load(case_id, stored)
+            .ok()
+            .map(|c| suivi_core::CaseDoc::from_automerge(c.into_document())))
+    }
+
+    /// Recomputes the projections of these cases that a concurrent push left stale. Another push
+    /// can land meanwhile and leave one stale again: that push refreshes it in turn.
+    fn refresh_summaries_of(&self, case_ids: &[String]) -> Result<(), ServiceError> {
+        let stale = self.store.stale_summaries(case_ids)?;
+        self.rebuild_summaries(&stale)
+    }
+
+    /// Recomputes and stores the projections of these cases from their stored changes.
+    pub fn rebuild_summaries(&self, case_ids: &[String]) -> Result<(), ServiceError> {
+        let mut writes = Vec::new();
+        for case_id in case_ids {
+            let stored = self.stored_changes(case_id)?;
+            let count = stored.len() as u64;
+            match CaseCheck::load(case_id, stored) {
+                Ok(check) => writes.extend(summary::summarize(
+                    check.into_document(),
+                    count,
+                    &self.forms,
+                )),
+                Err(e) => {
+                    tracing::warn!(case = %case_id, error = ?e, "a stored case does not load")
+                }
+            }
+        }
+        if !writes.is_empty() {
+            self.store.write_summaries(&writes)?;
+        }
+        Ok(())
+    }
+
+    /// Builds every missing or stale projection (a store from before projections, a refresh
+    /// cut short), a batch at a time. Returns how many it wrote.
+    pub fn refresh_all_summaries(&self) -> Result<usize, ServiceError> {
+        let mut done = 0;
+        let mut last: Option<String> = None;
+        loop {
+            let batch = self.store.summaries_to_refresh(256)?;
+            // A case that cannot be summarized stays listed: stop rather than loop on it.
+            if batch.is_empty() || batch.last() == last.as_ref() {
+                return Ok(done);
+            }
+            self.rebuild_summaries(&batch)?;
+            done += batch.len();
+            last = batch.last().cloned();
+        }
     }
 
     /// What a user may do to a case, from the envelope alone (its id and who owns it).
@@ -525,20 +594,23 @@ impl SyncService {
         if let Err(refusal) = budget.take(ops) {
             return Ok(Err(refusal));
         }
-        if let Err(refusal) = self.validate(device, &case.case_id, stored, mode, fresh) {
-            return Ok(Err(refusal));
-        }
+        let change_count = (stored.len() + fresh.len()) as u64;
+        let checked = match self.validate(device, &case.case_id, stored, mode, fresh) {
+            Ok(checked) => checked,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
         Ok(Ok(Some(AcceptedCase {
             case_id: case.case_id.clone(),
             new_case: existing
                 .is_none()
                 .then(|| (device.user.user_id.clone(), device.user.team.clone())),
             changes: raw,
+            summary: summary::summarize(checked, change_count, &self.forms),
         })))
     }
 
     /// Applies new changes to the server's copy of the case (rebuilt from `stored`) and runs
-    /// the layout rules.
+    /// the layout rules; the checked document, for its projection.
     fn validate(
         &self,
         device: &AuthedDevice,
@@ -546,7 +618,7 @@ impl SyncService {
         stored: Vec<Change>,
         mode: WriteMode,
         fresh: Vec<Change>,
-    ) -> Result<(), (RefusalReason, String)> {
+    ) -> Result<AutoCommit, (RefusalReason, String)> {
         let mut copy = CaseCheck::load(case_id, stored).map_err(|_| {
             (
                 RefusalReason::Quarantined,
@@ -558,7 +630,8 @@ impl SyncService {
             audit_notes_only: mode == WriteMode::AuditNotesOnly,
         };
         copy.apply(fresh, author, &self.forms)
-            .map_err(|e| refusal_of(&e))
+            .map_err(|e| refusal_of(&e))?;
+        Ok(copy.into_document())
     }
 
     /// A case's stored changes, parsed under the same bounds as a push.
@@ -744,11 +817,12 @@ impl SyncService {
                     .map(|c| (c.hash().to_string(), c.raw_bytes().to_vec()))
                     .collect();
                 // The stored changes were read once, above, and serve the reply too.
-                if let Err((reason, detail)) =
-                    self.validate(device, case_id, stored.clone(), mode, ordered.clone())
-                {
-                    return refuse(reason, &detail);
-                }
+                let change_count = (stored.len() + ordered.len()) as u64;
+                let checked =
+                    match self.validate(device, case_id, stored.clone(), mode, ordered.clone()) {
+                        Ok(checked) => checked,
+                        Err((reason, detail)) => return refuse(reason, &detail),
+                    };
                 doc.apply_changes(ordered)
                     .map_err(|e| ServiceError::Internal(e.to_string()))?;
                 let accepted = AcceptedCase {
@@ -757,6 +831,7 @@ impl SyncService {
                         .is_none()
                         .then(|| (device.user.user_id.clone(), device.user.team.clone())),
                     changes: raw,
+                    summary: summary::summarize(checked, change_count, &self.forms),
                 };
                 let mut allowance =
                     Allowance::today(self.store.as_ref(), &device.device.device_id, now)?;
@@ -765,6 +840,7 @@ impl SyncService {
                 }
                 self.store
                     .store_changes(&device.device.device_id, &[accepted], None, now)?;
+                self.refresh_summaries_of(&[case_id.to_string()])?;
             }
             // The message's own bookkeeping (heads, have, need) without its changes, which
             // were applied above.
@@ -997,6 +1073,7 @@ mod tests {
             case_id: "c".into(),
             new_case: new.then(|| ("amina".to_string(), "sikasso".to_string())),
             changes: vec![("h".into(), vec![0; bytes])],
+            summary: None,
         };
         let mut allowance = Allowance {
             quota: Quota {
@@ -1064,6 +1141,7 @@ mod tests {
                 case_id: format!("{n:032x}"),
                 new_case: Some(("amina".into(), "sikasso".into())),
                 changes: vec![("h".into(), vec![0; 5 * 1024])],
+                summary: None,
             };
             allowance.take(&case).unwrap();
         }
@@ -1183,6 +1261,7 @@ mod tests {
                     (hash.to_string(), raw.clone())
                 })
                 .collect(),
+            summary: None,
         };
         store.store_changes("dev-a", &[accepted], None, 0).unwrap();
         // Fatima's phone holds the case and edits it.
@@ -1247,6 +1326,7 @@ mod tests {
                 case_id: format!("{n:032x}"),
                 new_case: Some(("amina".into(), "sikasso".into())),
                 changes: vec![(format!("h{n}"), vec![0; 64 * 1024])],
+                summary: None,
             })
             .collect();
         store.store_changes("dev-a", &cases, None, 0).unwrap();
@@ -1312,6 +1392,7 @@ mod tests {
                 case_id: format!("{n:032x}"),
                 new_case: Some(("amina".into(), "sikasso".into())),
                 changes: vec![(format!("h{n}"), noise(20 * 1024))],
+                summary: None,
             })
             .collect();
         store.store_changes("dev-a", &cases, None, 0).unwrap();

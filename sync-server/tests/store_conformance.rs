@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use suivi_server::storage::{
-    AcceptedCase, CursorCheck, Device, Quota, Role, ServerStore, StorageError, Usage, User, Viewer,
+    AcceptedCase, CaseQuery, CaseSummary, ConsoleSession, CursorCheck, Device, LoginFailures,
+    Quota, Role, ServerStore, StorageError, SummaryWrite, Usage, User, Viewer,
 };
 
 /// A store under test and whatever keeps it alive (a temporary directory, a database).
@@ -93,6 +94,7 @@ fn case(case_id: &str, creator: Option<&str>, changes: usize, bytes: usize) -> A
         changes: (0..changes)
             .map(|i| (format!("{case_id}-{i}"), vec![i as u8; bytes]))
             .collect(),
+        summary: None,
     }
 }
 
@@ -584,6 +586,377 @@ pub fn actions_leave_one_audit_row_each(s: Subject) {
     read(&[]);
 }
 
+/// A case whose projection the service computed: `changes` opaque changes and its summary.
+fn summarized(
+    n: usize,
+    creator: &str,
+    changes: usize,
+    shape: impl FnOnce(&mut CaseSummary),
+) -> AcceptedCase {
+    let mut summary = CaseSummary {
+        case_id: case_id(n),
+        first_name: format!("Child{n}"),
+        last_name: "Traoré".into(),
+        village: Some("Kaniko".into()),
+        ..Default::default()
+    };
+    shape(&mut summary);
+    let names = [summary.first_name.as_str(), summary.last_name.as_str()];
+    let write = SummaryWrite {
+        name_terms: suivi_core::names::search_terms(&names),
+        village_key: summary
+            .village
+            .as_deref()
+            .map(suivi_server::summary::place_key),
+        summary,
+        change_count: changes as u64,
+    };
+    AcceptedCase {
+        summary: Some(write),
+        ..case(&case_id(n), Some(creator), changes, 8)
+    }
+}
+
+fn listed_ids(store: &dyn ServerStore, reader: &User, query: CaseQuery) -> Vec<String> {
+    let list = store
+        .list_cases(
+            reader,
+            &CaseQuery {
+                limit: 100,
+                ..query
+            },
+        )
+        .unwrap();
+    let mut ids: Vec<String> = list
+        .cases
+        .iter()
+        .map(|c| c.summary.case_id.clone())
+        .collect();
+    assert_eq!(ids.len() as u64, list.total, "one page holds them all");
+    ids.sort();
+    ids
+}
+
+/// The console's projections: written with the push that changed the case, listed by the
+/// reader's scope, filtered and searched, removed by erasure.
+fn case_summaries_are_listed_by_scope_filtered_and_erased(subject: Subject) {
+    let store = subject.store.as_ref();
+    team(store);
+    store
+        .add_user(&user("ali", Role::Supervisor, "souk-sebt"), NOW)
+        .unwrap();
+    store
+        .add_user(&user("moussa", Role::Agent, "souk-sebt"), NOW)
+        .unwrap();
+    store
+        .add_enrollment_code("code-m", "moussa", NOW + 60)
+        .unwrap();
+    store
+        .redeem_enrollment_code("code-m", "moussa", NOW, &device("dev-moussa", "moussa"))
+        .unwrap()
+        .unwrap();
+    let batch = vec![
+        summarized(1, "amina", 2, |s| {
+            s.first_name = "Mohammed".into();
+            s.last_name = "El-Idrissi".into();
+            s.risk_level = Some("high".into());
+            s.referral_statuses = vec!["accepted".into(), "sent".into()];
+            s.next_followup_due = Some("2026-01-10".into());
+        }),
+        summarized(2, "amina", 1, |s| {
+            s.first_name = "Aïcha".into();
+            s.village = Some("Aït Ourir".into());
+            s.conflict_count = 2;
+            s.referral_statuses = vec!["disputed".into(), "in_service".into()];
+        }),
+        summarized(3, "karim", 1, |s| {
+            s.first_name = "Muhammad".into();
+            s.risk_level = Some("low".into());
+            s.next_followup_due = Some("2026-03-01".into());
+        }),
+    ];
+    store
+        .store_changes("dev-amina", &batch[..2], None, NOW)
+        .unwrap();
+    store
+        .store_changes("dev-karim", &batch[2..], None, NOW + 5)
+        .unwrap();
+    let elsewhere = summarized(4, "moussa", 1, |s| s.first_name = "Mohamed".into());
+    let elsewhere = AcceptedCase {
+        new_case: Some(("moussa".into(), "souk-sebt".into())),
+        ..elsewhere
+    };
+    store
+        .store_changes("dev-moussa", &[elsewhere], None, NOW)
+        .unwrap();
+
+    let fatima = user("fatima", Role::Supervisor, "sikasso");
+    let amina = user("amina", Role::Agent, "sikasso");
+    let ali = user("ali", Role::Supervisor, "souk-sebt");
+    let omar = user("omar", Role::Officer, "project");
+    let all = CaseQuery::default();
+    let ids = |ns: &[usize]| ns.iter().map(|n| case_id(*n)).collect::<Vec<_>>();
+    assert_eq!(listed_ids(store, &fatima, all.clone()), ids(&[1, 2, 3]));
+    assert_eq!(listed_ids(store, &amina, all.clone()), ids(&[1, 2]));
+    assert_eq!(listed_ids(store, &ali, all.clone()), ids(&[4]));
+    assert_eq!(listed_ids(store, &omar, all.clone()), ids(&[1, 2, 3, 4]));
+
+    // Newest first: Karim's push came last.
+    let page = store
+        .list_cases(
+            &fatima,
+            &CaseQuery {
+                limit: 2,
+                ..all.clone()
+            },
+        )
+        .unwrap();
+    assert_eq!(page.total, 3);
+    assert_eq!(page.cases.len(), 2);
+    assert_eq!(page.cases[0].summary.case_id, case_id(3));
+    assert_eq!(page.cases[0].created_by, "karim");
+    assert_eq!(page.cases[0].team, "sikasso");
+    assert_eq!(page.cases[0].updated_at, NOW + 5);
+    let rest = store
+        .list_cases(
+            &fatima,
+            &CaseQuery {
+                limit: 2,
+                offset: 2,
+                ..all.clone()
+            },
+        )
+        .unwrap();
+    assert_eq!((rest.total, rest.cases.len()), (3, 1));
+
+    let q = |shape: fn(&mut CaseQuery)| {
+        let mut query = CaseQuery::default();
+        shape(&mut query);
+        query
+    };
+    // Transliterations: Mohamed finds Mohammed and Muhammad; a prefix from three letters.
+    for text in ["Mohamed", "muhamad", "moh"] {
+        let query = CaseQuery {
+            name_terms: suivi_core::names::query_terms(text),
+            ..Default::default()
+        };
+        assert_eq!(listed_ids(store, &fatima, query), ids(&[1, 3]), "{text}");
+    }
+    let query = CaseQuery {
+        name_terms: suivi_core::names::query_terms("mohamed el idrissi"),
+        ..Default::default()
+    };
+    assert_eq!(listed_ids(store, &fatima, query), ids(&[1]));
+    let query = CaseQuery {
+        village_key: Some(suivi_server::summary::place_key("ait-ourir")),
+        ..Default::default()
+    };
+    assert_eq!(listed_ids(store, &fatima, query), ids(&[2]));
+    assert_eq!(
+        listed_ids(store, &fatima, q(|q| q.agent = Some("karim".into()))),
+        ids(&[3])
+    );
+    assert_eq!(
+        listed_ids(store, &fatima, q(|q| q.risk_level = Some("high".into()))),
+        ids(&[1])
+    );
+    assert_eq!(
+        listed_ids(
+            store,
+            &fatima,
+            q(|q| q.referral_status = Some("sent".into()))
+        ),
+        ids(&[1])
+    );
+    // A status is matched whole: "service" is not "in_service".
+    assert!(listed_ids(
+        store,
+        &fatima,
+        q(|q| q.referral_status = Some("service".into()))
+    )
+    .is_empty());
+    assert_eq!(
+        listed_ids(
+            store,
+            &fatima,
+            q(|q| q.referral_status = Some("disputed".into()))
+        ),
+        ids(&[2])
+    );
+    assert_eq!(
+        listed_ids(
+            store,
+            &fatima,
+            q(|q| q.due_before = Some("2026-02-01".into()))
+        ),
+        ids(&[1])
+    );
+    assert_eq!(
+        listed_ids(store, &fatima, q(|q| q.conflicts_only = true)),
+        ids(&[2])
+    );
+    // Criteria add up, and never widen the scope.
+    assert!(listed_ids(
+        store,
+        &ali,
+        CaseQuery {
+            name_terms: suivi_core::names::query_terms("mohammed"),
+            ..Default::default()
+        }
+    )
+    .iter()
+    .all(|id| *id == case_id(4)));
+
+    let listed = store.listed_case(&case_id(1)).unwrap().unwrap();
+    assert_eq!(listed.summary.last_name, "El-Idrissi");
+    assert_eq!(listed.summary.referral_statuses, vec!["accepted", "sent"]);
+    let origins = store.change_origins(&case_id(1)).unwrap();
+    assert_eq!(origins.len(), 2);
+    assert!(origins
+        .iter()
+        .all(|o| o.user_id == "amina" && o.device_id == "dev-amina" && o.received_at == NOW));
+
+    assert!(store.erase_case(&case_id(1), NOW).unwrap());
+    assert!(store.listed_case(&case_id(1)).unwrap().is_none());
+    let query = CaseQuery {
+        name_terms: suivi_core::names::query_terms("idrissi"),
+        ..Default::default()
+    };
+    assert!(listed_ids(store, &omar, query).is_empty());
+    assert!(store.summaries_to_refresh(10).unwrap().is_empty());
+}
+
+/// A summary computed from fewer changes than the store holds (another push to the case
+/// committed in between) is kept but marked stale, and listed for a refresh; a refresh from
+/// every change clears it. Cases stored with no summary are listed for a refresh too.
+fn a_summary_behind_its_case_is_marked_stale(subject: Subject) {
+    let store = subject.store.as_ref();
+    team(store);
+    store
+        .store_changes("dev-amina", &[summarized(1, "amina", 2, |_| {})], None, NOW)
+        .unwrap();
+    assert!(store.stale_summaries(&[case_id(1)]).unwrap().is_empty());
+    // Karim's push of one more change, summarized from the two it knew of plus its own: 3.
+    // Amina's, racing it, summarized from 2 + 1 = 3 as well, but the case now holds 4.
+    let mut karim = summarized(1, "amina", 3, |s| s.first_name = "Karim's view".into());
+    karim.new_case = None;
+    karim.changes = vec![("k-1".into(), vec![1])];
+    store
+        .store_changes("dev-karim", &[karim], None, NOW + 1)
+        .unwrap();
+    let mut amina = summarized(1, "amina", 3, |s| s.first_name = "Amina's view".into());
+    amina.new_case = None;
+    amina.changes = vec![("a-1".into(), vec![2])];
+    store
+        .store_changes("dev-amina", &[amina], None, NOW + 2)
+        .unwrap();
+    assert_eq!(
+        store.stale_summaries(&[case_id(1)]).unwrap(),
+        vec![case_id(1)]
+    );
+    assert_eq!(store.summaries_to_refresh(10).unwrap(), vec![case_id(1)]);
+    // Still listed meanwhile, with the newest time.
+    let listed = store.listed_case(&case_id(1)).unwrap().unwrap();
+    assert_eq!(listed.updated_at, NOW + 2);
+    let refreshed = match summarized(1, "amina", 4, |s| s.first_name = "Both".into()).summary {
+        Some(s) => s,
+        None => unreachable!(),
+    };
+    store.write_summaries(&[refreshed]).unwrap();
+    assert!(store.stale_summaries(&[case_id(1)]).unwrap().is_empty());
+    assert_eq!(
+        store
+            .listed_case(&case_id(1))
+            .unwrap()
+            .unwrap()
+            .summary
+            .first_name,
+        "Both"
+    );
+    // A case stored without a summary (before projections existed) waits for one.
+    store
+        .store_changes(
+            "dev-amina",
+            &[case(&case_id(2), Some("amina"), 1, 8)],
+            None,
+            NOW,
+        )
+        .unwrap();
+    assert_eq!(store.summaries_to_refresh(10).unwrap(), vec![case_id(2)]);
+    // A summary for a case the server does not hold is not written.
+    let ghost = summarized(9, "amina", 1, |_| {}).summary.unwrap();
+    store.write_summaries(&[ghost]).unwrap();
+    assert!(store.listed_case(&case_id(9)).unwrap().is_none());
+}
+
+/// Console sessions and login throttling live in the store, so every instance sees them.
+fn sessions_and_login_failures(subject: Subject) {
+    let store = subject.store.as_ref();
+    team(store);
+    let session = ConsoleSession {
+        token_hash: "t1".into(),
+        user_id: "fatima".into(),
+        csrf_token: "c1".into(),
+        created_at: NOW,
+        last_seen: NOW,
+    };
+    store.add_session(&session).unwrap();
+    assert_eq!(store.session("t1").unwrap(), Some(session.clone()));
+    assert!(store.session("t2").unwrap().is_none());
+    store.touch_session("t1", NOW + 100).unwrap();
+    store.touch_session("t1", NOW + 50).unwrap();
+    assert_eq!(store.session("t1").unwrap().unwrap().last_seen, NOW + 100);
+    // Idle since before NOW + 101: ended.
+    store.end_expired_sessions(NOW + 101, NOW - 1).unwrap();
+    assert!(store.session("t1").unwrap().is_none());
+    store.add_session(&session).unwrap();
+    store.end_expired_sessions(NOW - 1, NOW + 1).unwrap();
+    assert!(store.session("t1").unwrap().is_none(), "absolute expiry");
+    store.add_session(&session).unwrap();
+    store.end_session("t1").unwrap();
+    assert!(store.session("t1").unwrap().is_none());
+    // A new password ends every session of the user, with an audit row.
+    store.add_session(&session).unwrap();
+    assert!(store
+        .set_password("fatima", Some("argon2-hash"), NOW)
+        .unwrap());
+    assert!(store.session("t1").unwrap().is_none());
+    assert_eq!(
+        store
+            .user("fatima")
+            .unwrap()
+            .unwrap()
+            .password_hash
+            .as_deref(),
+        Some("argon2-hash")
+    );
+    assert!(!store.set_password("nobody", Some("x"), NOW).unwrap());
+    assert!(store
+        .audit_log(0, 100)
+        .unwrap()
+        .iter()
+        .any(|r| r.action == "user.password" && r.subject == "fatima"));
+
+    assert_eq!(
+        store.login_failures("user:fatima").unwrap(),
+        LoginFailures::default()
+    );
+    for i in 1..=3 {
+        let f = store.record_login_failure("user:fatima", NOW + i).unwrap();
+        assert_eq!(
+            f,
+            LoginFailures {
+                count: i as u32,
+                last_at: NOW + i
+            }
+        );
+    }
+    assert_eq!(store.login_failures("user:fatima").unwrap().count, 3);
+    assert_eq!(store.login_failures("ip:127.0.0.1").unwrap().count, 0);
+    store.clear_login_failures("user:fatima").unwrap();
+    assert_eq!(store.login_failures("user:fatima").unwrap().count, 0);
+}
+
 macro_rules! conformance {
     ($store:ident, $factory:expr) => {
         mod $store {
@@ -599,7 +972,10 @@ macro_rules! conformance {
                 quarantine_takes_a_case_out_of_the_feed,
                 erasure_leaves_a_tombstone_and_nothing_else,
                 a_push_to_an_erased_case_stores_nothing,
-                actions_leave_one_audit_row_each
+                actions_leave_one_audit_row_each,
+                case_summaries_are_listed_by_scope_filtered_and_erased,
+                a_summary_behind_its_case_is_marked_stale,
+                sessions_and_login_failures
             );
         }
     };
@@ -787,18 +1163,36 @@ mod postgres_only {
         let store = open(&db);
         team(&store);
         let name = "Aminata Coulibaly, Kaniko village";
-        let secret = AcceptedCase {
-            case_id: case_id(1),
-            new_case: Some(("amina".into(), "sikasso".into())),
-            changes: vec![
-                ("h-1".into(), name.as_bytes().to_vec()),
-                ("h-2".into(), b"another change".to_vec()),
-            ],
-        };
+        // The console's projection of the case holds the name and village too.
+        let mut secret = summarized(1, "amina", 2, |s| {
+            s.first_name = "Aminata".into();
+            s.last_name = "Coulibaly".into();
+            s.village = Some("Kaniko village".into());
+        });
+        secret.changes = vec![
+            ("h-1".into(), name.as_bytes().to_vec()),
+            ("h-2".into(), b"another change".to_vec()),
+        ];
         store
             .store_changes("dev-amina", &[secret], None, NOW)
             .unwrap();
         assert_eq!(store.case_changes(&case_id(1)).unwrap()[0], name.as_bytes());
+        let fatima_user = user("fatima", Role::Supervisor, "sikasso");
+        let found = store
+            .list_cases(
+                &fatima_user,
+                &CaseQuery {
+                    name_terms: suivi_core::names::query_terms("aminata"),
+                    village_key: Some(suivi_server::summary::place_key("KANIKO village")),
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            found.cases[0].summary.last_name, "Coulibaly",
+            "found by blinded terms"
+        );
         let dump = std::process::Command::new("pg_dump")
             .args(["--data-only", "--format=plain", &db.url])
             .output()

@@ -15,7 +15,9 @@ use super::{StorageError, StorageResult};
 
 /// Every table, its columns, and the order that makes a dump canonical. `changes` is first among
 /// the feed's tables because feed rows point at it.
-const TABLES: [(&str, &str, &str); 13] = [
+/// The console's projections are not among them: they are sealed and keyed differently on each
+/// store, and the target rebuilds them from the changes once the copy is checked.
+const TABLES: [(&str, &str, &str); 15] = [
     (
         "users",
         "user_id, role, team, password_hash, created_at",
@@ -61,6 +63,12 @@ const TABLES: [(&str, &str, &str); 13] = [
     ),
     ("erasures", "seq, case_id, at", "seq"),
     ("erased_feed_marks", "seq, mark", "seq"),
+    (
+        "console_sessions",
+        "token_hash, user_id, csrf_token, created_at, last_seen",
+        "token_hash",
+    ),
+    ("login_failures", "key, count, last_at", "key"),
 ];
 
 /// What a migration moved, per table.

@@ -9,7 +9,7 @@ pub mod sqlite;
 
 use std::collections::{HashMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -51,6 +51,12 @@ pub fn next_feed_mark(
     h.update([u8::from(audience.is_some())]);
     h.update(audience.unwrap_or_default().as_bytes());
     h.finalize().to_vec()
+}
+
+/// The referral statuses of a summary as one column: each between spaces, so one status is
+/// matched as ` status ` and never as part of another.
+pub fn statuses_column(statuses: &[String]) -> String {
+    format!(" {} ", statuses.join(" "))
 }
 
 /// A case id as devices make them (32 hex digits): anything else is refused, never stored.
@@ -121,6 +127,110 @@ pub struct AcceptedCase {
     pub new_case: Option<(String, String)>,
     /// (hash, raw change) in causal order.
     pub changes: Vec<(String, Vec<u8>)>,
+    /// The case's projection after these changes, written in the same transaction. `None`
+    /// keeps the one stored (the service could not read the document: logged).
+    pub summary: Option<SummaryWrite>,
+}
+
+/// What the console shows of a case in lists, computed by the service from the checked
+/// document. The names and places are sealed at rest on PostgreSQL; the rest is in clear on
+/// every store, to filter on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseSummary {
+    pub case_id: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub province: Option<String>,
+    pub commune: Option<String>,
+    pub village: Option<String>,
+    pub sex: Option<String>,
+    pub work_sector: Option<String>,
+    /// The risk seen at the latest visit, or at identification.
+    pub risk_level: Option<String>,
+    /// Stated, or estimated from the age given at identification.
+    pub birth_year: Option<i32>,
+    /// The statuses the case's referrals are in, sorted, without repeats; `disputed` when
+    /// two devices moved one referral concurrently.
+    pub referral_statuses: Vec<String>,
+    /// The next visit the latest follow-up set (YYYY-MM-DD).
+    pub next_followup_due: Option<String>,
+    pub referral_count: u32,
+    pub followup_count: u32,
+    /// Fields holding concurrent values.
+    pub conflict_count: u32,
+}
+
+/// A summary and the keys it is found by (`suivi_core::names`): kept by each store in the form
+/// its protection at rest allows (on PostgreSQL, keyed hashes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SummaryWrite {
+    pub summary: CaseSummary,
+    /// How many changes of the case it was computed from: a store holding more (another push
+    /// committed meanwhile) marks it stale, for the service to recompute.
+    pub change_count: u64,
+    pub name_terms: Vec<String>,
+    pub village_key: Option<String>,
+}
+
+/// One case as the console lists it: its summary and what the server knows of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedCase {
+    pub summary: CaseSummary,
+    pub created_by: String,
+    pub team: String,
+    /// When the server last stored a change of it.
+    pub updated_at: i64,
+}
+
+/// A console query over the caseload a user reads: every given criterion must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseQuery {
+    /// Name keys (`suivi_core::names::query_terms`): a case matches when it has every one.
+    pub name_terms: Vec<String>,
+    pub village_key: Option<String>,
+    /// The agent who created the case.
+    pub agent: Option<String>,
+    pub risk_level: Option<String>,
+    pub referral_status: Option<String>,
+    /// Cases whose next follow-up is due before this date (YYYY-MM-DD): overdue on it.
+    pub due_before: Option<String>,
+    pub conflicts_only: bool,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+/// A page of listed cases, newest first, and how many match in all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseList {
+    pub cases: Vec<ListedCase>,
+    pub total: u64,
+}
+
+/// Who pushed one stored change, as the server verified it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeOrigin {
+    pub hash: String,
+    pub user_id: String,
+    pub device_id: String,
+    pub received_at: i64,
+}
+
+/// A console login. The cookie holds a random token; the store keeps its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSession {
+    pub token_hash: String,
+    pub user_id: String,
+    /// Sent back in every form; compared with the session's own.
+    pub csrf_token: String,
+    pub created_at: i64,
+    pub last_seen: i64,
+}
+
+/// Failed logins for one key (an account, or an address): how many in a row, the last when.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoginFailures {
+    pub count: u32,
+    pub last_at: i64,
 }
 
 /// Whose caseload a pull serves.
@@ -310,4 +420,31 @@ pub trait ServerStore: Send + Sync + 'static {
     /// Audit rows after `after` (a row id; 0 for the start), in the order they were written, at
     /// most `limit`.
     fn audit_log(&self, after: u64, limit: usize) -> StorageResult<Vec<AuditRow>>;
+
+    // --- the console ---
+
+    /// Replaces the projections of cases already stored (a rebuild, a store written before
+    /// projections existed). A case not held is skipped.
+    fn write_summaries(&self, summaries: &[SummaryWrite]) -> StorageResult<()>;
+    /// Stored cases whose projection is missing (stored before projections existed) or stale.
+    fn summaries_to_refresh(&self, limit: usize) -> StorageResult<Vec<String>>;
+    /// Which of these cases have a stale projection.
+    fn stale_summaries(&self, case_ids: &[String]) -> StorageResult<Vec<String>>;
+    /// The cases `reader` reads that match `query`, newest first.
+    fn list_cases(&self, reader: &User, query: &CaseQuery) -> StorageResult<CaseList>;
+    /// One case's listing, whoever reads it (the caller decides access).
+    fn listed_case(&self, case_id: &str) -> StorageResult<Option<ListedCase>>;
+    /// Who pushed each of a case's changes.
+    fn change_origins(&self, case_id: &str) -> StorageResult<Vec<ChangeOrigin>>;
+    /// Sets a user's password hash (`None` removes it) and ends the user's sessions.
+    fn set_password(&self, user_id: &str, hash: Option<&str>, now: i64) -> StorageResult<bool>;
+    fn add_session(&self, session: &ConsoleSession) -> StorageResult<()>;
+    fn session(&self, token_hash: &str) -> StorageResult<Option<ConsoleSession>>;
+    fn touch_session(&self, token_hash: &str, now: i64) -> StorageResult<()>;
+    fn end_session(&self, token_hash: &str) -> StorageResult<()>;
+    /// Removes sessions idle since before `idle_before` or created before `created_before`.
+    fn end_expired_sessions(&self, idle_before: i64, created_before: i64) -> StorageResult<()>;
+    fn login_failures(&self, key: &str) -> StorageResult<LoginFailures>;
+    fn record_login_failure(&self, key: &str, now: i64) -> StorageResult<LoginFailures>;
+    fn clear_login_failures(&self, key: &str) -> StorageResult<()>;
 }

@@ -19,11 +19,16 @@ use suivi_core::policy::ReadScope;
 
 use super::sealed::Sealer;
 use super::{
-    next_feed_mark, AcceptedCase, AuditRow, CaseAccess, CursorCheck, Device, FeedPage, FeedRow,
-    QuarantinedCase, Quota, Role, ServerStore, StorageError, StorageResult, Usage, User, Viewer,
+    next_feed_mark, AcceptedCase, AuditRow, CaseAccess, CaseList, CaseQuery, CaseSummary,
+    ChangeOrigin, ConsoleSession, CursorCheck, Device, FeedPage, FeedRow, ListedCase,
+    LoginFailures, QuarantinedCase, Quota, Role, ServerStore, StorageError, StorageResult,
+    SummaryWrite, Usage, User, Viewer,
 };
 
-const MIGRATIONS: [&str; 1] = [include_str!("migrations/postgres/001_server.sql")];
+const MIGRATIONS: [&str; 2] = [
+    include_str!("migrations/postgres/001_server.sql"),
+    include_str!("migrations/postgres/002_console.sql"),
+];
 /// Taken (transaction-scoped) while migrating: instances starting together migrate once.
 const MIGRATION_LOCK: i64 = 0x5375_6976_6900_0001;
 const USAGE_DAYS_KEPT: i64 = 7;
@@ -283,6 +288,87 @@ impl PostgresStore {
         store.migrate()?;
         store.check_key()?;
         Ok(store)
+    }
+
+    /// Replaces a case's projection row and search terms inside the caller's transaction: the
+    /// shown part sealed, the keys blinded.
+    fn write_summary(
+        &self,
+        tx: &mut impl GenericClient,
+        write: &SummaryWrite,
+        now: i64,
+    ) -> StorageResult<()> {
+        let s = &write.summary;
+        let shown = serde_json::to_vec(s).map_err(|e| StorageError::Backend(e.to_string()))?;
+        let shown = self.sealer.seal_summary(&s.case_id, &shown);
+        let held: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM changes WHERE case_id = $1",
+                &[&s.case_id],
+            )
+            .map_err(backend)?
+            .get(0);
+        let stale = held as u64 != write.change_count;
+        let village_key = write.village_key.as_deref().map(|v| self.sealer.blind(v));
+        tx.execute(
+            "INSERT INTO case_summaries (case_id, shown, village_key, risk_level,
+                referral_statuses, next_followup_due, conflict_count, birth_year, updated_at, stale)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (case_id) DO UPDATE SET shown = excluded.shown,
+                village_key = excluded.village_key, risk_level = excluded.risk_level,
+                referral_statuses = excluded.referral_statuses,
+                next_followup_due = excluded.next_followup_due,
+                conflict_count = excluded.conflict_count, birth_year = excluded.birth_year,
+                updated_at = greatest(case_summaries.updated_at, excluded.updated_at),
+                stale = excluded.stale",
+            &[
+                &s.case_id,
+                &shown,
+                &village_key,
+                &s.risk_level,
+                &super::statuses_column(&s.referral_statuses),
+                &s.next_followup_due,
+                &i64::from(s.conflict_count),
+                &s.birth_year,
+                &now,
+                &stale,
+            ],
+        )
+        .map_err(backend)?;
+        tx.execute(
+            "DELETE FROM case_search_terms WHERE case_id = $1",
+            &[&s.case_id],
+        )
+        .map_err(backend)?;
+        let terms: Vec<String> = write
+            .name_terms
+            .iter()
+            .map(|t| self.sealer.blind(t))
+            .collect();
+        tx.execute(
+            "INSERT INTO case_search_terms (term, case_id)
+             SELECT DISTINCT t, $2 FROM unnest($1::text[]) AS t",
+            &[&terms, &s.case_id],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    fn row_to_listed(&self, r: &postgres::Row) -> StorageResult<ListedCase> {
+        let case_id: String = r.get(4);
+        let sealed: Vec<u8> = r.get(0);
+        let shown = self
+            .sealer
+            .open_summary(&case_id, &sealed)
+            .map_err(|e| StorageError::Backend(e.to_string()))?;
+        let summary: CaseSummary =
+            serde_json::from_slice(&shown).map_err(|e| StorageError::Backend(e.to_string()))?;
+        Ok(ListedCase {
+            summary,
+            created_by: r.get(1),
+            team: r.get(2),
+            updated_at: r.get(3),
+        })
     }
 
     pub(super) fn client(
@@ -773,6 +859,15 @@ impl ServerStore for PostgresStore {
             usage.bytes += change.bytes;
         }
         head.save(&mut tx)?;
+        // Under the sequencer, every other push to these cases has committed or will count
+        // these changes: the count a summary is checked against is exact.
+        for case in batch {
+            if let Some(summary) = &case.summary {
+                if !erased.contains(&case.case_id) {
+                    self.write_summary(&mut tx, summary, now)?;
+                }
+            }
+        }
         if let Some((action, subject)) = audit {
             audit_row(&mut tx, now, device_id, action, subject)?;
         }
@@ -819,6 +914,8 @@ impl ServerStore for PostgresStore {
             "DELETE FROM changes WHERE case_id = $1",
             "DELETE FROM assignments WHERE case_id = $1",
             "DELETE FROM quarantined_cases WHERE case_id = $1",
+            "DELETE FROM case_search_terms WHERE case_id = $1",
+            "DELETE FROM case_summaries WHERE case_id = $1",
             "DELETE FROM cases WHERE case_id = $1",
         ] {
             tx.execute(sql, &[&case_id]).map_err(backend)?;
@@ -1138,5 +1235,309 @@ impl ServerStore for PostgresStore {
                 subject: r.get(4),
             })
             .collect())
+    }
+    fn write_summaries(&self, summaries: &[SummaryWrite]) -> StorageResult<()> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction().map_err(backend)?;
+        // The sequencer, as a push: the change count is exact while it is held.
+        let head = FeedHead::lock(&mut tx)?;
+        for write in summaries {
+            let updated_at: Option<i64> = tx
+                .query_one(
+                    "SELECT max(received_at) FROM changes WHERE case_id = $1",
+                    &[&write.summary.case_id],
+                )
+                .map_err(backend)?
+                .get(0);
+            if let Some(updated_at) = updated_at {
+                self.write_summary(&mut tx, write, updated_at)?;
+            }
+        }
+        drop(head);
+        tx.commit().map_err(backend)
+    }
+
+    fn summaries_to_refresh(&self, limit: usize) -> StorageResult<Vec<String>> {
+        let mut client = self.client()?;
+        Ok(client
+            .query(
+                "SELECT case_id FROM (
+                    SELECT k.case_id FROM cases k WHERE NOT EXISTS
+                        (SELECT 1 FROM case_summaries s WHERE s.case_id = k.case_id)
+                    UNION SELECT case_id FROM case_summaries WHERE stale) AS r
+                 ORDER BY case_id LIMIT $1",
+                &[&i64::try_from(limit).unwrap_or(i64::MAX)],
+            )
+            .map_err(backend)?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    fn stale_summaries(&self, case_ids: &[String]) -> StorageResult<Vec<String>> {
+        let mut client = self.client()?;
+        Ok(client
+            .query(
+                "SELECT case_id FROM case_summaries WHERE case_id = ANY($1) AND stale",
+                &[&case_ids],
+            )
+            .map_err(backend)?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    fn list_cases(&self, reader: &User, query: &CaseQuery) -> StorageResult<CaseList> {
+        let mut clauses: Vec<String> = Vec::new();
+        let mut args: Vec<String> = Vec::new();
+        let arg = |v: String, args: &mut Vec<String>| {
+            args.push(v);
+            format!("${}", args.len())
+        };
+        let assigned =
+            |p: &str| format!("k.case_id IN (SELECT case_id FROM assignments WHERE user_id = {p})");
+        match ReadScope::of(reader.role) {
+            ReadScope::Own => {
+                let p = arg(reader.user_id.clone(), &mut args);
+                clauses.push(format!("(k.created_by = {p} OR {})", assigned(&p)));
+            }
+            ReadScope::Team => {
+                let t = arg(reader.team.clone(), &mut args);
+                let p = arg(reader.user_id.clone(), &mut args);
+                clauses.push(format!("(k.team = {t} OR {})", assigned(&p)));
+            }
+            ReadScope::All => {}
+        }
+        for term in &query.name_terms {
+            let p = arg(self.sealer.blind(term), &mut args);
+            clauses.push(format!(
+                "s.case_id IN (SELECT case_id FROM case_search_terms WHERE term = {p})"
+            ));
+        }
+        if let Some(v) = &query.village_key {
+            let p = arg(self.sealer.blind(v), &mut args);
+            clauses.push(format!("s.village_key = {p}"));
+        }
+        if let Some(v) = &query.agent {
+            let p = arg(v.clone(), &mut args);
+            clauses.push(format!("k.created_by = {p}"));
+        }
+        if let Some(v) = &query.risk_level {
+            let p = arg(v.clone(), &mut args);
+            clauses.push(format!("s.risk_level = {p}"));
+        }
+        if let Some(v) = &query.referral_status {
+            let p = arg(format!(" {v} "), &mut args);
+            clauses.push(format!("strpos(s.referral_statuses, {p}) > 0"));
+        }
+        if let Some(v) = &query.due_before {
+            let p = arg(v.clone(), &mut args);
+            clauses.push(format!("s.next_followup_due < {p}"));
+        }
+        if query.conflicts_only {
+            clauses.push("s.conflict_count > 0".into());
+        }
+        let filter = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let from = "FROM case_summaries s JOIN cases k ON k.case_id = s.case_id";
+        let params: Vec<&(dyn postgres::types::ToSql + Sync)> = args
+            .iter()
+            .map(|a| a as &(dyn postgres::types::ToSql + Sync))
+            .collect();
+        let mut client = self.client()?;
+        // One snapshot for the count and the page.
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(backend)?;
+        let total: i64 = tx
+            .query_one(&format!("SELECT count(*) {from} {filter}"), &params)
+            .map_err(backend)?
+            .get(0);
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT s.shown, k.created_by, k.team, s.updated_at, s.case_id {from} {filter}
+                     ORDER BY s.updated_at DESC, s.case_id LIMIT {limit} OFFSET {offset}"
+                ),
+                &params,
+            )
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        let cases = rows
+            .iter()
+            .map(|r| self.row_to_listed(r))
+            .collect::<StorageResult<Vec<_>>>()?;
+        Ok(CaseList {
+            cases,
+            total: total as u64,
+        })
+    }
+
+    fn listed_case(&self, case_id: &str) -> StorageResult<Option<ListedCase>> {
+        let mut client = self.client()?;
+        client
+            .query_opt(
+                "SELECT s.shown, k.created_by, k.team, s.updated_at, s.case_id
+                 FROM case_summaries s JOIN cases k ON k.case_id = s.case_id WHERE s.case_id = $1",
+                &[&case_id],
+            )
+            .map_err(backend)?
+            .map(|r| self.row_to_listed(&r))
+            .transpose()
+    }
+
+    fn change_origins(&self, case_id: &str) -> StorageResult<Vec<ChangeOrigin>> {
+        let mut client = self.client()?;
+        Ok(client
+            .query(
+                "SELECT c.hash, coalesce(d.user_id, ''), c.origin_device, c.received_at
+                 FROM changes c LEFT JOIN devices d ON d.device_id = c.origin_device
+                 WHERE c.case_id = $1 ORDER BY c.id",
+                &[&case_id],
+            )
+            .map_err(backend)?
+            .into_iter()
+            .map(|r| ChangeOrigin {
+                hash: r.get(0),
+                user_id: r.get(1),
+                device_id: r.get(2),
+                received_at: r.get(3),
+            })
+            .collect())
+    }
+
+    fn set_password(&self, user_id: &str, hash: Option<&str>, now: i64) -> StorageResult<bool> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction().map_err(backend)?;
+        let changed = tx
+            .execute(
+                "UPDATE users SET password_hash = $2 WHERE user_id = $1",
+                &[&user_id, &hash],
+            )
+            .map_err(backend)?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        tx.execute(
+            "DELETE FROM console_sessions WHERE user_id = $1",
+            &[&user_id],
+        )
+        .map_err(backend)?;
+        audit_row(&mut tx, now, "admin", "user.password", user_id)?;
+        tx.commit().map_err(backend)?;
+        Ok(true)
+    }
+
+    fn add_session(&self, session: &ConsoleSession) -> StorageResult<()> {
+        self.client()?
+            .execute(
+                "INSERT INTO console_sessions (token_hash, user_id, csrf_token, created_at, last_seen)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &session.token_hash,
+                    &session.user_id,
+                    &session.csrf_token,
+                    &session.created_at,
+                    &session.last_seen,
+                ],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn session(&self, token_hash: &str) -> StorageResult<Option<ConsoleSession>> {
+        Ok(self
+            .client()?
+            .query_opt(
+                "SELECT token_hash, user_id, csrf_token, created_at, last_seen
+                 FROM console_sessions WHERE token_hash = $1",
+                &[&token_hash],
+            )
+            .map_err(backend)?
+            .map(|r| ConsoleSession {
+                token_hash: r.get(0),
+                user_id: r.get(1),
+                csrf_token: r.get(2),
+                created_at: r.get(3),
+                last_seen: r.get(4),
+            }))
+    }
+
+    fn touch_session(&self, token_hash: &str, now: i64) -> StorageResult<()> {
+        self.client()?
+            .execute(
+                "UPDATE console_sessions SET last_seen = greatest(last_seen, $2)
+                 WHERE token_hash = $1",
+                &[&token_hash, &now],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn end_session(&self, token_hash: &str) -> StorageResult<()> {
+        self.client()?
+            .execute(
+                "DELETE FROM console_sessions WHERE token_hash = $1",
+                &[&token_hash],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn end_expired_sessions(&self, idle_before: i64, created_before: i64) -> StorageResult<()> {
+        self.client()?
+            .execute(
+                "DELETE FROM console_sessions WHERE last_seen < $1 OR created_at < $2",
+                &[&idle_before, &created_before],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn login_failures(&self, key: &str) -> StorageResult<LoginFailures> {
+        Ok(self
+            .client()?
+            .query_opt(
+                "SELECT count, last_at FROM login_failures WHERE key = $1",
+                &[&key],
+            )
+            .map_err(backend)?
+            .map(|r| LoginFailures {
+                count: u32::try_from(r.get::<_, i64>(0)).unwrap_or(u32::MAX),
+                last_at: r.get(1),
+            })
+            .unwrap_or_default())
+    }
+
+    fn record_login_failure(&self, key: &str, now: i64) -> StorageResult<LoginFailures> {
+        let r = self
+            .client()?
+            .query_one(
+                "INSERT INTO login_failures (key, count, last_at) VALUES ($1, 1, $2)
+                 ON CONFLICT (key) DO UPDATE
+                 SET count = login_failures.count + 1, last_at = excluded.last_at
+                 RETURNING count, last_at",
+                &[&key, &now],
+            )
+            .map_err(backend)?;
+        Ok(LoginFailures {
+            count: u32::try_from(r.get::<_, i64>(0)).unwrap_or(u32::MAX),
+            last_at: r.get(1),
+        })
+    }
+
+    fn clear_login_failures(&self, key: &str) -> StorageResult<()> {
+        self.client()?
+            .execute("DELETE FROM login_failures WHERE key = $1", &[&key])
+            .map_err(backend)?;
+        Ok(())
     }
 }

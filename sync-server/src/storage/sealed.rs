@@ -27,18 +27,26 @@ pub enum SealError {
 /// Seals and opens change payloads with one key.
 pub struct Sealer {
     cipher: XChaCha20Poly1305,
+    /// Keys the blind index of search terms: a term is found by its keyed hash, never stored.
+    terms: hmac::Hmac<sha2::Sha256>,
 }
 
 impl Sealer {
     /// A sealer whose key is derived (HKDF-SHA256) from the server's 256-bit database key, so the
     /// key file's key is never used directly for two purposes.
     pub fn from_database_key(database_key: &[u8; 32]) -> Sealer {
+        use hmac::Mac;
+        let hkdf = hkdf::Hkdf::<sha2::Sha256>::new(None, database_key);
         let mut key = [0u8; 32];
-        hkdf::Hkdf::<sha2::Sha256>::new(None, database_key)
-            .expand(b"suivi-server change payloads v1", &mut key)
+        hkdf.expand(b"suivi-server change payloads v1", &mut key)
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        let mut terms_key = [0u8; 32];
+        hkdf.expand(b"suivi-server search terms v1", &mut terms_key)
             .expect("32 bytes is a valid HKDF-SHA256 output length");
         Sealer {
             cipher: XChaCha20Poly1305::new(&key.into()),
+            terms: <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&terms_key)
+                .expect("HMAC takes keys of any length"),
         }
     }
 
@@ -80,6 +88,24 @@ impl Sealer {
         sealed: &[u8],
     ) -> Result<Vec<u8>, SealError> {
         self.open_with(sealed, &change_aad(case_id, hash))
+    }
+
+    /// Seals a case's shown summary (names and places) for its projection row.
+    pub fn seal_summary(&self, case_id: &str, plain: &[u8]) -> Vec<u8> {
+        self.seal_with(plain, &change_aad(case_id, "summary"))
+    }
+
+    pub fn open_summary(&self, case_id: &str, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+        self.open_with(sealed, &change_aad(case_id, "summary"))
+    }
+
+    /// A search term (a name key, a folded village) as the database keeps it: a keyed hash,
+    /// so equal terms match and a dump shows no name. 128 bits: collisions do not happen.
+    pub fn blind(&self, term: &str) -> String {
+        use hmac::Mac;
+        let mut mac = self.terms.clone();
+        mac.update(term.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
     }
 
     /// A value kept in the database that only this key opens: a wrong key file is caught when

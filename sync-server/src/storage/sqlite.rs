@@ -8,16 +8,19 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transact
 use suivi_core::policy::ReadScope;
 
 use super::{
-    next_feed_mark, AcceptedCase, AuditRow, CaseAccess, CursorCheck, Device, FeedPage, FeedRow,
-    QuarantinedCase, Quota, Role, ServerStore, StorageError, StorageResult, Usage, User, Viewer,
+    next_feed_mark, AcceptedCase, AuditRow, CaseAccess, CaseList, CaseQuery, CaseSummary,
+    ChangeOrigin, ConsoleSession, CursorCheck, Device, FeedPage, FeedRow, ListedCase,
+    LoginFailures, QuarantinedCase, Quota, Role, ServerStore, StorageError, StorageResult,
+    SummaryWrite, Usage, User, Viewer,
 };
 
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     include_str!("migrations/001_server.sql"),
     include_str!("migrations/002_trust.sql"),
     include_str!("migrations/003_quotas.sql"),
     include_str!("migrations/004_erasure.sql"),
     include_str!("migrations/005_pull_by_caseload.sql"),
+    include_str!("migrations/006_console.sql"),
 ];
 /// Days of per-device usage kept (for `device quota` to show recent days).
 const USAGE_DAYS_KEPT: i64 = 7;
@@ -88,6 +91,67 @@ fn audit_row(
     )
     .map_err(backend)?;
     Ok(())
+}
+
+/// Replaces a case's projection row and search terms, inside the caller's transaction.
+fn write_summary(conn: &Connection, write: &SummaryWrite, now: i64) -> StorageResult<()> {
+    let s = &write.summary;
+    let shown = serde_json::to_vec(s).map_err(|e| StorageError::Backend(e.to_string()))?;
+    let held: i64 = conn
+        .prepare_cached("SELECT count(*) FROM changes WHERE case_id = ?1")
+        .map_err(backend)?
+        .query_row([&s.case_id], |r| r.get(0))
+        .map_err(backend)?;
+    let stale = held as u64 != write.change_count;
+    conn.prepare_cached(
+        "INSERT INTO case_summaries (case_id, shown, village_key, risk_level, referral_statuses,
+            next_followup_due, conflict_count, birth_year, updated_at, stale)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (case_id) DO UPDATE SET shown = excluded.shown,
+            village_key = excluded.village_key, risk_level = excluded.risk_level,
+            referral_statuses = excluded.referral_statuses,
+            next_followup_due = excluded.next_followup_due,
+            conflict_count = excluded.conflict_count, birth_year = excluded.birth_year,
+            updated_at = max(updated_at, excluded.updated_at), stale = excluded.stale",
+    )
+    .map_err(backend)?
+    .execute(params![
+        s.case_id,
+        shown,
+        write.village_key,
+        s.risk_level,
+        super::statuses_column(&s.referral_statuses),
+        s.next_followup_due,
+        s.conflict_count,
+        s.birth_year,
+        now,
+        stale
+    ])
+    .map_err(backend)?;
+    conn.prepare_cached("DELETE FROM case_search_terms WHERE case_id = ?1")
+        .map_err(backend)?
+        .execute([&s.case_id])
+        .map_err(backend)?;
+    let mut insert = conn
+        .prepare_cached("INSERT OR IGNORE INTO case_search_terms (term, case_id) VALUES (?1, ?2)")
+        .map_err(backend)?;
+    for term in &write.name_terms {
+        insert.execute([term, &s.case_id]).map_err(backend)?;
+    }
+    Ok(())
+}
+
+fn row_to_listed(r: &rusqlite::Row<'_>) -> rusqlite::Result<ListedCase> {
+    let shown: Vec<u8> = r.get(0)?;
+    let summary: CaseSummary = serde_json::from_slice(&shown).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, e.into())
+    })?;
+    Ok(ListedCase {
+        summary,
+        created_by: r.get(1)?,
+        team: r.get(2)?,
+        updated_at: r.get(3)?,
+    })
 }
 
 /// Appends feed rows inside a write transaction, chaining each row's mark to the last.
@@ -594,6 +658,9 @@ impl ServerStore for SqliteStore {
                         usage.bytes += data.len() as u64;
                     }
                 }
+                if let Some(summary) = &case.summary {
+                    write_summary(&tx, summary, now)?;
+                }
             }
         }
         if let Some((action, subject)) = audit {
@@ -646,6 +713,8 @@ impl ServerStore for SqliteStore {
             "DELETE FROM changes WHERE case_id = ?1",
             "DELETE FROM assignments WHERE case_id = ?1",
             "DELETE FROM quarantined_cases WHERE case_id = ?1",
+            "DELETE FROM case_search_terms WHERE case_id = ?1",
+            "DELETE FROM case_summaries WHERE case_id = ?1",
             "DELETE FROM cases WHERE case_id = ?1",
         ] {
             tx.execute(sql, [case_id]).map_err(backend)?;
@@ -974,6 +1043,311 @@ impl ServerStore for SqliteStore {
             )
             .map_err(backend)?;
         rows.collect::<rusqlite::Result<_>>().map_err(backend)
+    }
+    fn write_summaries(&self, summaries: &[SummaryWrite]) -> StorageResult<()> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        for write in summaries {
+            let updated_at: Option<i64> = tx
+                .query_row(
+                    "SELECT max(received_at) FROM changes WHERE case_id = ?1",
+                    [&write.summary.case_id],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            if let Some(updated_at) = updated_at {
+                write_summary(&tx, write, updated_at)?;
+            }
+        }
+        tx.commit().map_err(backend)
+    }
+
+    fn summaries_to_refresh(&self, limit: usize) -> StorageResult<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT case_id FROM (
+                    SELECT k.case_id FROM cases k WHERE NOT EXISTS
+                        (SELECT 1 FROM case_summaries s WHERE s.case_id = k.case_id)
+                    UNION SELECT case_id FROM case_summaries WHERE stale = 1)
+                 ORDER BY case_id LIMIT ?1",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| r.get(0))
+            .map_err(backend)?;
+        rows.collect::<rusqlite::Result<Vec<String>>>()
+            .map_err(backend)
+    }
+
+    fn stale_summaries(&self, case_ids: &[String]) -> StorageResult<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT 1 FROM case_summaries WHERE case_id = ?1 AND stale = 1")
+            .map_err(backend)?;
+        let mut out = Vec::new();
+        for id in case_ids {
+            if stmt.exists([id]).map_err(backend)? {
+                out.push(id.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    fn list_cases(&self, reader: &User, query: &CaseQuery) -> StorageResult<CaseList> {
+        use rusqlite::types::Value;
+        let mut clauses: Vec<String> = Vec::new();
+        let mut args: Vec<Value> = Vec::new();
+        let arg = |v: &str, args: &mut Vec<Value>| {
+            args.push(Value::Text(v.to_string()));
+            format!("?{}", args.len())
+        };
+        let assigned = |p: String| {
+            format!("k.case_id IN (SELECT case_id FROM assignments WHERE user_id = {p})")
+        };
+        match ReadScope::of(reader.role) {
+            ReadScope::Own => {
+                let p = arg(&reader.user_id, &mut args);
+                clauses.push(format!("(k.created_by = {p} OR {})", assigned(p.clone())));
+            }
+            ReadScope::Team => {
+                let t = arg(&reader.team, &mut args);
+                let p = arg(&reader.user_id, &mut args);
+                clauses.push(format!("(k.team = {t} OR {})", assigned(p)));
+            }
+            ReadScope::All => {}
+        }
+        for term in &query.name_terms {
+            let p = arg(term, &mut args);
+            clauses.push(format!(
+                "s.case_id IN (SELECT case_id FROM case_search_terms WHERE term = {p})"
+            ));
+        }
+        if let Some(v) = &query.village_key {
+            let p = arg(v, &mut args);
+            clauses.push(format!("s.village_key = {p}"));
+        }
+        if let Some(v) = &query.agent {
+            let p = arg(v, &mut args);
+            clauses.push(format!("k.created_by = {p}"));
+        }
+        if let Some(v) = &query.risk_level {
+            let p = arg(v, &mut args);
+            clauses.push(format!("s.risk_level = {p}"));
+        }
+        if let Some(v) = &query.referral_status {
+            let p = arg(&format!(" {v} "), &mut args);
+            clauses.push(format!("instr(s.referral_statuses, {p}) > 0"));
+        }
+        if let Some(v) = &query.due_before {
+            let p = arg(v, &mut args);
+            clauses.push(format!("s.next_followup_due < {p}"));
+        }
+        if query.conflicts_only {
+            clauses.push("s.conflict_count > 0".into());
+        }
+        let filter = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let from = "FROM case_summaries s JOIN cases k ON k.case_id = s.case_id";
+        let mut conn = self.conn();
+        // One snapshot for the count and the page.
+        let tx = conn.transaction().map_err(backend)?;
+        let total: i64 = tx
+            .query_row(
+                &format!("SELECT count(*) {from} {filter}"),
+                params_from_iter(args.iter()),
+                |r| r.get(0),
+            )
+            .map_err(backend)?;
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
+        let cases = {
+            let mut stmt = tx
+                .prepare_cached(&format!(
+                    "SELECT s.shown, k.created_by, k.team, s.updated_at {from} {filter}
+                     ORDER BY s.updated_at DESC, s.case_id LIMIT {limit} OFFSET {offset}"
+                ))
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params_from_iter(args.iter()), row_to_listed)
+                .map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(backend)?
+        };
+        tx.commit().map_err(backend)?;
+        Ok(CaseList {
+            cases,
+            total: total as u64,
+        })
+    }
+
+    fn listed_case(&self, case_id: &str) -> StorageResult<Option<ListedCase>> {
+        self.conn()
+            .query_row(
+                "SELECT s.shown, k.created_by, k.team, s.updated_at
+                 FROM case_summaries s JOIN cases k ON k.case_id = s.case_id WHERE s.case_id = ?1",
+                [case_id],
+                row_to_listed,
+            )
+            .optional()
+            .map_err(backend)
+    }
+
+    fn change_origins(&self, case_id: &str) -> StorageResult<Vec<ChangeOrigin>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT c.hash, coalesce(d.user_id, ''), c.origin_device, c.received_at
+                 FROM changes c LEFT JOIN devices d ON d.device_id = c.origin_device
+                 WHERE c.case_id = ?1 ORDER BY c.id",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([case_id], |r| {
+                Ok(ChangeOrigin {
+                    hash: r.get(0)?,
+                    user_id: r.get(1)?,
+                    device_id: r.get(2)?,
+                    received_at: r.get(3)?,
+                })
+            })
+            .map_err(backend)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+    }
+
+    fn set_password(&self, user_id: &str, hash: Option<&str>, now: i64) -> StorageResult<bool> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let changed = tx
+            .execute(
+                "UPDATE users SET password_hash = ?2 WHERE user_id = ?1",
+                params![user_id, hash],
+            )
+            .map_err(backend)?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        tx.execute("DELETE FROM console_sessions WHERE user_id = ?1", [user_id])
+            .map_err(backend)?;
+        audit_row(&tx, now, "admin", "user.password", user_id)?;
+        tx.commit().map_err(backend)?;
+        Ok(true)
+    }
+
+    fn add_session(&self, session: &ConsoleSession) -> StorageResult<()> {
+        self.conn()
+            .execute(
+                "INSERT INTO console_sessions (token_hash, user_id, csrf_token, created_at, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    session.token_hash,
+                    session.user_id,
+                    session.csrf_token,
+                    session.created_at,
+                    session.last_seen
+                ],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn session(&self, token_hash: &str) -> StorageResult<Option<ConsoleSession>> {
+        self.conn()
+            .query_row(
+                "SELECT token_hash, user_id, csrf_token, created_at, last_seen
+                 FROM console_sessions WHERE token_hash = ?1",
+                [token_hash],
+                |r| {
+                    Ok(ConsoleSession {
+                        token_hash: r.get(0)?,
+                        user_id: r.get(1)?,
+                        csrf_token: r.get(2)?,
+                        created_at: r.get(3)?,
+                        last_seen: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)
+    }
+
+    fn touch_session(&self, token_hash: &str, now: i64) -> StorageResult<()> {
+        self.conn()
+            .execute(
+                "UPDATE console_sessions SET last_seen = max(last_seen, ?2) WHERE token_hash = ?1",
+                params![token_hash, now],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn end_session(&self, token_hash: &str) -> StorageResult<()> {
+        self.conn()
+            .execute(
+                "DELETE FROM console_sessions WHERE token_hash = ?1",
+                [token_hash],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn end_expired_sessions(&self, idle_before: i64, created_before: i64) -> StorageResult<()> {
+        self.conn()
+            .execute(
+                "DELETE FROM console_sessions WHERE last_seen < ?1 OR created_at < ?2",
+                params![idle_before, created_before],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn login_failures(&self, key: &str) -> StorageResult<LoginFailures> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT count, last_at FROM login_failures WHERE key = ?1",
+                [key],
+                |r| {
+                    Ok(LoginFailures {
+                        count: r.get(0)?,
+                        last_at: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)?
+            .unwrap_or_default())
+    }
+
+    fn record_login_failure(&self, key: &str, now: i64) -> StorageResult<LoginFailures> {
+        self.conn()
+            .query_row(
+                "INSERT INTO login_failures (key, count, last_at) VALUES (?1, 1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET count = count + 1, last_at = excluded.last_at
+                 RETURNING count, last_at",
+                params![key, now],
+                |r| {
+                    Ok(LoginFailures {
+                        count: r.get(0)?,
+                        last_at: r.get(1)?,
+                    })
+                },
+            )
+            .map_err(backend)
+    }
+
+    fn clear_login_failures(&self, key: &str) -> StorageResult<()> {
+        self.conn()
+            .execute("DELETE FROM login_failures WHERE key = ?1", [key])
+            .map_err(backend)?;
+        Ok(())
     }
 }
 

@@ -789,6 +789,7 @@ fn pull_by_caseload_on(
                         .map(|i| (format!("{case_id}-{i}"), vec![i as u8; 64]))
                         .collect(),
                     case_id,
+                    summary: None,
                 }
             })
             .collect();

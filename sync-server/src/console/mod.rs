@@ -1,0 +1,623 @@
+//! The web console for supervisors, officers and admins, served by `suivi-server` on the same
+//! port under `/console`. Pages are rendered on the server (maud, escaped by construction) and
+//! need no JavaScript; the stylesheet is embedded in the binary.
+//!
+//! Sessions live in the database, so they work across several instances: the cookie holds a
+//! random token, the store its SHA-256. Cookies are HttpOnly and SameSite=Strict (Secure under
+//! HTTPS); every form carries a CSRF token compared with the session's own. Failed logins slow
+//! the next try down per account and per address (growing delays up to a minute), never lock
+//! an account: a lockout is something an attacker could use to keep a supervisor out. Every
+//! page reads through the one access policy: the caseload list by the reader's scope, a case
+//! page only if `policy::may_read` says so (otherwise "not found", so ids reveal nothing).
+
+mod pages;
+pub mod text;
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Form, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+use suivi_core::forms::IDENTIFICATION;
+use suivi_core::policy::{self, Role};
+use suivi_core::Lang;
+
+use crate::api::AppState;
+use crate::auth;
+use crate::conn::Peer;
+use crate::storage::{CaseQuery, ConsoleSession, LoginFailures, StorageError, User};
+use pages::{Filters, Frame};
+use text::{t, T};
+
+/// A session ends after this long without a request...
+pub const IDLE_SECS: i64 = 30 * 60;
+/// ...and after this long in any case.
+pub const ABSOLUTE_SECS: i64 = 12 * 3600;
+/// Failed logins in a row that cost nothing; each one after doubles the wait, up to the cap.
+pub const FREE_FAILURES: u32 = 3;
+pub const DELAY_MAX_SECS: i64 = 60;
+/// Cases per page of the caseload.
+pub const PAGE_SIZE: u64 = 50;
+/// A search or filter longer than this is cut: no name or village is longer.
+const FILTER_CHARS_MAX: usize = 100;
+
+const SESSION_COOKIE: &str = "suivi_session";
+const LOGIN_CSRF_COOKIE: &str = "suivi_login";
+const LANG_COOKIE: &str = "suivi_lang";
+/// What a page may load: its own stylesheet, nothing else; no script at all.
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(|| async { Redirect::to("/console/cases") }))
+        .route("/console/login", get(login_page).post(login))
+        .route("/console/logout", post(logout))
+        .route("/console/lang/{lang}", get(set_lang))
+        .route("/console/cases", get(caseload))
+        .route("/console/cases/{case_id}", get(case_page))
+        .route("/console/assets/console.css", get(stylesheet))
+        // A login or filter form is a few hundred bytes.
+        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        // Pages show children's data: no copy in a shared computer's cache.
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn lang_of(headers: &HeaderMap) -> Lang {
+    match cookie(headers, LANG_COOKIE) {
+        Some(tag) => Lang::from_tag(tag),
+        None => Lang::Fr,
+    }
+}
+
+fn set_cookie(state: &AppState, name: &str, value: &str, max_age: i64) -> HeaderValue {
+    let secure = if state.https { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    ))
+    .expect("cookie values are hex or fixed words")
+}
+
+fn html(status: StatusCode, markup: maud::Markup) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        markup.into_string(),
+    )
+        .into_response()
+}
+
+/// Console failures: a storage fault is logged and shown as a bare 500, never its cause.
+enum ConsoleError {
+    Storage(String),
+    SignIn,
+}
+
+impl From<StorageError> for ConsoleError {
+    fn from(e: StorageError) -> Self {
+        ConsoleError::Storage(e.to_string())
+    }
+}
+
+impl From<crate::service::ServiceError> for ConsoleError {
+    fn from(e: crate::service::ServiceError) -> Self {
+        ConsoleError::Storage(e.to_string())
+    }
+}
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        match self {
+            ConsoleError::Storage(e) => {
+                tracing::error!(error = %e, "console");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+            }
+            ConsoleError::SignIn => Redirect::to("/console/login").into_response(),
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ConsoleError> + Send + 'static,
+) -> Result<T, ConsoleError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ConsoleError::Storage(format!("task: {e}")))?
+}
+
+/// A signed-in console user.
+struct Signed {
+    user: User,
+    session: ConsoleSession,
+}
+
+/// The session the cookie names, if it is live: expired ones are ended here, and a live one is
+/// touched (at most once a minute, to keep writes down). Agents never get one, but a session of
+/// a user since made an agent is refused too.
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Signed, ConsoleError> {
+    let Some(token) = cookie(headers, SESSION_COOKIE) else {
+        return Err(ConsoleError::SignIn);
+    };
+    let token_hash = auth::sha256_hex(token);
+    let store = state.service.store().clone();
+    blocking(move || {
+        let now = now();
+        let Some(session) = store.session(&token_hash)? else {
+            return Err(ConsoleError::SignIn);
+        };
+        if session.last_seen < now - IDLE_SECS || session.created_at < now - ABSOLUTE_SECS {
+            store.end_session(&token_hash)?;
+            return Err(ConsoleError::SignIn);
+        }
+        let Some(user) = store.user(&session.user_id)? else {
+            return Err(ConsoleError::SignIn);
+        };
+        if user.role == Role::Agent {
+            store.end_session(&token_hash)?;
+            return Err(ConsoleError::SignIn);
+        }
+        if now - session.last_seen >= 60 {
+            store.touch_session(&token_hash, now)?;
+        }
+        Ok(Signed { user, session })
+    })
+    .await
+}
+
+fn csrf_matches(expected: &str, given: &str) -> bool {
+    !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
+}
+
+/// How long a key must still wait before its next login try.
+pub fn login_wait(failures: LoginFailures, now: i64) -> i64 {
+    if failures.count < FREE_FAILURES {
+        return 0;
+    }
+    let doublings = (failures.count - FREE_FAILURES).min(6);
+    let delay = (1i64 << doublings).min(DELAY_MAX_SECS);
+    (failures.last_at + delay - now).max(0)
+}
+
+async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    render_login(&state, lang_of(&headers), StatusCode::OK, None, "")
+}
+
+/// The login form with a fresh double-submit token (there is no session yet to hold one).
+fn render_login(
+    state: &AppState,
+    lang: Lang,
+    status: StatusCode,
+    message: Option<&str>,
+    user: &str,
+) -> Response {
+    let csrf = auth::new_token();
+    let frame = Frame {
+        lang,
+        user: None,
+        csrf: &csrf,
+        here: "/console/login",
+    };
+    let mut response = html(status, pages::login(&frame, message, user));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(state, LOGIN_CSRF_COOKIE, &csrf, 3600),
+    );
+    response
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    password: String,
+}
+
+enum LoginOutcome {
+    Wait(i64),
+    Refused,
+    Agent,
+    Session(String),
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, ConsoleError> {
+    let lang = lang_of(&headers);
+    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if !csrf_matches(expected, &form.csrf) {
+        return Ok(render_login(
+            &state,
+            lang,
+            StatusCode::FORBIDDEN,
+            Some(t(lang, T::Forbidden)),
+            "",
+        ));
+    }
+    let store = state.service.store().clone();
+    let user_id: String = form.user.trim().chars().take(64).collect();
+    let ip = ip_key(peer);
+    let shown_user = user_id.clone();
+    let outcome = blocking(move || {
+        let now = now();
+        let user_key = format!("user:{user_id}");
+        let wait = login_wait(store.login_failures(&user_key)?, now)
+            .max(login_wait(store.login_failures(&ip)?, now));
+        if wait > 0 {
+            return Ok(LoginOutcome::Wait(wait));
+        }
+        let user = store.user(&user_id)?;
+        // An unknown user costs the same argon2 work as a known one: timing tells nothing.
+        let stored = user
+            .as_ref()
+            .and_then(|u| u.password_hash.clone())
+            .unwrap_or_else(|| auth::dummy_password_hash().to_string());
+        let password_ok = auth::verify_password(&form.password, &stored);
+        let user = match user {
+            Some(u) if password_ok && u.password_hash.is_some() => u,
+            _ => {
+                store.record_login_failure(&user_key, now)?;
+                store.record_login_failure(&ip, now)?;
+                store.audit(now, &user_id, "console.login_failed", &ip)?;
+                return Ok(LoginOutcome::Refused);
+            }
+        };
+        if user.role == Role::Agent {
+            return Ok(LoginOutcome::Agent);
+        }
+        store.clear_login_failures(&user_key)?;
+        store.clear_login_failures(&ip)?;
+        store.end_expired_sessions(now - IDLE_SECS, now - ABSOLUTE_SECS)?;
+        let token = auth::new_token();
+        store.add_session(&ConsoleSession {
+            token_hash: auth::sha256_hex(&token),
+            user_id: user.user_id.clone(),
+            csrf_token: auth::new_token(),
+            created_at: now,
+            last_seen: now,
+        })?;
+        store.audit(now, &user.user_id, "console.login", &ip)?;
+        Ok(LoginOutcome::Session(token))
+    })
+    .await?;
+    Ok(match outcome {
+        LoginOutcome::Wait(secs) => {
+            let text = format!("{} {secs} s", t(lang, T::TooManyTries));
+            let mut r = render_login(
+                &state,
+                lang,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(&text),
+                &shown_user,
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            r
+        }
+        LoginOutcome::Refused => render_login(
+            &state,
+            lang,
+            StatusCode::UNAUTHORIZED,
+            Some(t(lang, T::BadLogin)),
+            &shown_user,
+        ),
+        LoginOutcome::Agent => render_login(
+            &state,
+            lang,
+            StatusCode::FORBIDDEN,
+            Some(t(lang, T::AgentsUsePhones)),
+            "",
+        ),
+        LoginOutcome::Session(token) => {
+            let mut r = Redirect::to("/console/cases").into_response();
+            let h = r.headers_mut();
+            h.append(
+                header::SET_COOKIE,
+                set_cookie(&state, SESSION_COOKIE, &token, ABSOLUTE_SECS),
+            );
+            h.append(
+                header::SET_COOKIE,
+                set_cookie(&state, LOGIN_CSRF_COOKIE, "", 0),
+            );
+            r
+        }
+    })
+}
+
+/// The address a login try is counted against: IPv6 by its /64, which one household or phone
+/// gets whole.
+fn ip_key(peer: SocketAddr) -> String {
+    match peer.ip() {
+        std::net::IpAddr::V4(ip) => format!("ip:{ip}"),
+        std::net::IpAddr::V6(ip) => {
+            let s = ip.segments();
+            format!("ip:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, ConsoleError> {
+    let signed = signed_in(&state, &headers).await?;
+    let lang = lang_of(&headers);
+    if !csrf_matches(&signed.session.csrf_token, &form.csrf) {
+        return Ok(forbidden(lang, &signed));
+    }
+    let store = state.service.store().clone();
+    let token_hash = signed.session.token_hash.clone();
+    let user_id = signed.user.user_id.clone();
+    blocking(move || {
+        store.end_session(&token_hash)?;
+        store.audit(now(), &user_id, "console.logout", "")?;
+        Ok(())
+    })
+    .await?;
+    let mut r = Redirect::to("/console/login").into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state, SESSION_COOKIE, "", 0),
+    );
+    Ok(r)
+}
+
+fn forbidden(lang: Lang, signed: &Signed) -> Response {
+    let frame = Frame {
+        lang,
+        user: Some(&signed.user),
+        csrf: &signed.session.csrf_token,
+        here: "/console/cases",
+    };
+    html(
+        StatusCode::FORBIDDEN,
+        pages::message(&frame, "403", t(lang, T::Forbidden)),
+    )
+}
+
+#[derive(Deserialize)]
+struct Back {
+    #[serde(default)]
+    back: String,
+}
+
+/// Sets the language and returns to the page it was chosen on (a console path only: never a
+/// redirect to another site).
+async fn set_lang(
+    State(state): State<AppState>,
+    Path(lang): Path<String>,
+    Query(back): Query<Back>,
+) -> Response {
+    let lang = text::tag(Lang::from_tag(&lang));
+    let back = if back.back.starts_with("/console/") && !back.back.starts_with("//") {
+        back.back
+    } else {
+        "/console/cases".to_string()
+    };
+    let mut r = Redirect::to(&back).into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state, LANG_COOKIE, lang, 365 * 86_400),
+    );
+    r
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        pages::STYLESHEET,
+    )
+        .into_response()
+}
+
+#[derive(Deserialize, Default)]
+struct CaseloadQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    village: String,
+    #[serde(default)]
+    agent: String,
+    #[serde(default)]
+    risk: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    overdue: String,
+    #[serde(default)]
+    conflicts: String,
+    #[serde(default)]
+    page: u64,
+}
+
+fn bounded(text: &str) -> String {
+    text.trim().chars().take(FILTER_CHARS_MAX).collect()
+}
+
+async fn caseload(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<CaseloadQuery>,
+) -> Result<Response, ConsoleError> {
+    let signed = signed_in(&state, &headers).await?;
+    let lang = lang_of(&headers);
+    let filters = Filters {
+        q: bounded(&query.q),
+        village: bounded(&query.village),
+        agent: bounded(&query.agent),
+        risk: bounded(&query.risk),
+        status: bounded(&query.status),
+        overdue: !query.overdue.is_empty(),
+        conflicts: !query.conflicts.is_empty(),
+        page: query.page.min(1_000_000),
+    };
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let case_query = CaseQuery {
+        name_terms: suivi_core::names::query_terms(&filters.q),
+        village_key: Some(crate::summary::place_key(&filters.village)).filter(|v| !v.is_empty()),
+        agent: Some(filters.agent.clone()).filter(|v| !v.is_empty()),
+        risk_level: Some(filters.risk.clone()).filter(|v| !v.is_empty()),
+        referral_status: Some(filters.status.clone())
+            .filter(|v| pages::STATUSES.contains(&v.as_str())),
+        due_before: filters.overdue.then(|| today.clone()),
+        conflicts_only: filters.conflicts,
+        offset: filters.page * PAGE_SIZE,
+        limit: PAGE_SIZE,
+    };
+    let store = state.service.store().clone();
+    let reader = signed.user.clone();
+    let list = blocking(move || Ok(store.list_cases(&reader, &case_query)?)).await?;
+    let here = format!("/console/cases?{}", filters.query_string(filters.page));
+    let frame = Frame {
+        lang,
+        user: Some(&signed.user),
+        csrf: &signed.session.csrf_token,
+        here: &here,
+    };
+    let forms = state.service.forms();
+    let Ok(identification) = forms.latest(IDENTIFICATION) else {
+        return Err(ConsoleError::Storage("no identification form".into()));
+    };
+    Ok(html(
+        StatusCode::OK,
+        pages::caseload(&frame, &filters, &list, PAGE_SIZE, &today, identification),
+    ))
+}
+
+async fn case_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(case_id): Path<String>,
+) -> Result<Response, ConsoleError> {
+    let signed = signed_in(&state, &headers).await?;
+    let lang = lang_of(&headers);
+    let here = format!("/console/cases/{}", pages::urlencode(&case_id));
+    let frame = Frame {
+        lang,
+        user: Some(&signed.user),
+        csrf: &signed.session.csrf_token,
+        here: &here,
+    };
+    let not_found = || {
+        html(
+            StatusCode::NOT_FOUND,
+            pages::message(&frame, "404", t(lang, T::NotFound)),
+        )
+    };
+    if !crate::storage::valid_case_id(&case_id) {
+        return Ok(not_found());
+    }
+    let service = state.service.clone();
+    let reader = signed.user.clone();
+    let loaded = blocking(move || {
+        let store = service.store();
+        let access = store.case_access(std::slice::from_ref(&case_id))?;
+        let Some(access) = access.get(&case_id) else {
+            return Ok(None);
+        };
+        if !policy::may_read(&reader.subject(), &access.ownership()) {
+            return Ok(None);
+        }
+        let Some(listed) = store.listed_case(&case_id)? else {
+            return Ok(None);
+        };
+        let doc = service.case_document(&case_id)?;
+        let origins = store.change_origins(&case_id)?;
+        store.audit(now(), &reader.user_id, "console.case_viewed", &case_id)?;
+        Ok(Some((listed, doc, origins)))
+    })
+    .await?;
+    let Some((listed, doc, origins)) = loaded else {
+        return Ok(not_found());
+    };
+    let Some(mut doc) = doc else {
+        return Ok(not_found());
+    };
+    let forms = state.service.forms();
+    let read = (|| -> suivi_core::Result<_> {
+        let version = doc.identification_form_version()?;
+        let ident_form = forms.get(IDENTIFICATION, version)?;
+        Ok((
+            ident_form,
+            doc.identification(forms)?,
+            doc.referrals(forms)?,
+            doc.followups(forms)?,
+            doc.audit_notes()?,
+            doc.conflicts(forms)?,
+        ))
+    })();
+    let Ok((ident_form, identification, referrals, followups, notes, conflicts)) = read else {
+        return Err(ConsoleError::Storage("a stored case does not read".into()));
+    };
+    let history = doc
+        .history()
+        .map_err(|e| ConsoleError::Storage(e.to_string()))?;
+    let page = pages::CasePage {
+        listed: &listed,
+        identification: &identification,
+        identification_form: ident_form,
+        forms,
+        referrals: &referrals,
+        followups: &followups,
+        notes: &notes,
+        conflicts: &conflicts,
+        history: &history,
+        origins: &origins,
+    };
+    Ok(html(StatusCode::OK, pages::case_page(&frame, &page)))
+}

@@ -1,0 +1,451 @@
+//! The console's pages, rendered on the server with maud: every value typed on a phone goes
+//! through maud's escaping (`(value)`), never `PreEscaped`, so a name holding HTML shows as text.
+
+use chrono::{TimeZone, Utc};
+use maud::{html, Markup, DOCTYPE};
+use serde_json::Value as Json;
+use suivi_core::case_doc::{Conflict, FollowUp, HistoryEntry, Referral};
+use suivi_core::forms::{FieldType, FormDefinition, FormRegistry, FOLLOWUP, REFERRAL};
+use suivi_core::{Lang, Record};
+
+use super::text::{dir, t, tag, T};
+use crate::storage::{CaseList, ChangeOrigin, ListedCase, User};
+
+/// What every signed-in page shows in its header.
+pub struct Frame<'a> {
+    pub lang: Lang,
+    pub user: Option<&'a User>,
+    pub csrf: &'a str,
+    /// This page's path and query, for the language links to come back to.
+    pub here: &'a str,
+}
+
+pub fn page(frame: &Frame<'_>, title: &str, body: Markup) -> Markup {
+    let lang = frame.lang;
+    html! {
+        (DOCTYPE)
+        html lang=(tag(lang)) dir=(dir(lang)) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · " (t(lang, T::Title)) }
+                link rel="stylesheet" href="/console/assets/console.css";
+            }
+            body {
+                header {
+                    a.brand href="/console/cases" { "Suivi" }
+                    nav.langs aria-label=(t(lang, T::Language)) {
+                        @for (l, name) in [(Lang::Fr, "Français"), (Lang::En, "English"), (Lang::Ar, "العربية")] {
+                            @if l == lang {
+                                span.current lang=(tag(l)) { (name) }
+                            } @else {
+                                a lang=(tag(l)) href={ "/console/lang/" (tag(l)) "?back=" (urlencode(frame.here)) } { (name) }
+                            }
+                        }
+                    }
+                    @if let Some(user) = frame.user {
+                        span.who { (user.user_id) " · " (user.role.as_str()) " · " (t(lang, T::Team)) " " (user.team) }
+                        form.logout method="post" action="/console/logout" {
+                            input type="hidden" name="csrf" value=(frame.csrf);
+                            button type="submit" { (t(lang, T::SignOut)) }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+pub fn login(frame: &Frame<'_>, message: Option<&str>, user: &str) -> Markup {
+    let lang = frame.lang;
+    page(
+        frame,
+        t(lang, T::SignIn),
+        html! {
+            h1 { (t(lang, T::SignIn)) }
+            @if let Some(message) = message {
+                p.error role="alert" { (message) }
+            }
+            form.login method="post" action="/console/login" {
+                input type="hidden" name="csrf" value=(frame.csrf);
+                label { (t(lang, T::User)) input name="user" autocomplete="username" required value=(user); }
+                label { (t(lang, T::Password)) input type="password" name="password" autocomplete="current-password" required; }
+                button type="submit" { (t(lang, T::SignIn)) }
+            }
+        },
+    )
+}
+
+pub fn message(frame: &Frame<'_>, title: &str, text: &str) -> Markup {
+    page(
+        frame,
+        title,
+        html! { h1 { (title) } p.error role="alert" { (text) } },
+    )
+}
+
+/// The caseload's filters, as given in the query string.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    pub q: String,
+    pub village: String,
+    pub agent: String,
+    pub risk: String,
+    pub status: String,
+    pub overdue: bool,
+    pub conflicts: bool,
+    pub page: u64,
+}
+
+impl Filters {
+    pub fn query_string(&self, page: u64) -> String {
+        let mut parts = Vec::new();
+        for (k, v) in [
+            ("q", &self.q),
+            ("village", &self.village),
+            ("agent", &self.agent),
+            ("risk", &self.risk),
+            ("status", &self.status),
+        ] {
+            if !v.is_empty() {
+                parts.push(format!("{k}={}", urlencode(v)));
+            }
+        }
+        if self.overdue {
+            parts.push("overdue=1".into());
+        }
+        if self.conflicts {
+            parts.push("conflicts=1".into());
+        }
+        if page > 0 {
+            parts.push(format!("page={page}"));
+        }
+        parts.join("&")
+    }
+}
+
+pub const STATUSES: [&str; 9] = [
+    "draft",
+    "sent",
+    "accepted",
+    "declined",
+    "in_service",
+    "completed",
+    "closed",
+    "transferred",
+    crate::summary::DISPUTED,
+];
+
+pub fn caseload(
+    frame: &Frame<'_>,
+    filters: &Filters,
+    list: &CaseList,
+    page_size: u64,
+    today: &str,
+    identification: &FormDefinition,
+) -> Markup {
+    let lang = frame.lang;
+    let risk_field = identification.field("risk_level");
+    let first = filters.page * page_size;
+    page(
+        frame,
+        t(lang, T::Caseload),
+        html! {
+            h1 { (t(lang, T::Caseload)) }
+            form.filters method="get" action="/console/cases" role="search" {
+                label.wide { (t(lang, T::Search)) input type="search" name="q" value=(filters.q) placeholder=(t(lang, T::SearchHint)); }
+                label { (t(lang, T::Village)) input name="village" value=(filters.village); }
+                label { (t(lang, T::Agent)) input name="agent" value=(filters.agent); }
+                label { (t(lang, T::Risk))
+                    select name="risk" {
+                        option value="" { (t(lang, T::Any)) }
+                        @if let Some(field) = risk_field {
+                            @for c in &field.choices {
+                                option value=(c.id) selected[filters.risk == c.id] { (c.label.get(lang)) }
+                            }
+                        }
+                    }
+                }
+                label { (t(lang, T::ReferralStatus))
+                    select name="status" {
+                        option value="" { (t(lang, T::Any)) }
+                        @for s in STATUSES {
+                            option value=(s) selected[filters.status == s] { (status_label(lang, s)) }
+                        }
+                    }
+                }
+                label.check { input type="checkbox" name="overdue" value="1" checked[filters.overdue]; (t(lang, T::OverdueOnly)) }
+                label.check { input type="checkbox" name="conflicts" value="1" checked[filters.conflicts]; (t(lang, T::ConflictsOnly)) }
+                button type="submit" { (t(lang, T::Filter)) }
+            }
+            p.count { (list.total) " " (t(lang, T::Cases)) }
+            @if list.cases.is_empty() {
+                p { (t(lang, T::NoCases)) }
+            } @else {
+                table.cases {
+                    thead { tr {
+                        th { (t(lang, T::Name)) } th { (t(lang, T::Place)) } th { (t(lang, T::Agent)) }
+                        th { (t(lang, T::Risk)) } th { (t(lang, T::Referrals)) } th { (t(lang, T::NextVisit)) }
+                        th { (t(lang, T::Conflicts)) } th { (t(lang, T::Updated)) }
+                    } }
+                    tbody {
+                        @for case in &list.cases {
+                            (case_row(lang, case, today, risk_field.map(|f| &f.choices[..]).unwrap_or(&[])))
+                        }
+                    }
+                }
+            }
+            nav.pages {
+                @if filters.page > 0 {
+                    a rel="prev" href={ "/console/cases?" (filters.query_string(filters.page - 1)) } { (t(lang, T::Previous)) }
+                }
+                @if first + (list.cases.len() as u64) < list.total {
+                    a rel="next" href={ "/console/cases?" (filters.query_string(filters.page + 1)) } { (t(lang, T::Next)) }
+                }
+            }
+        },
+    )
+}
+
+fn case_row(
+    lang: Lang,
+    case: &ListedCase,
+    today: &str,
+    risks: &[suivi_core::forms::Choice],
+) -> Markup {
+    let s = &case.summary;
+    let overdue = s.next_followup_due.as_deref().is_some_and(|d| d < today);
+    let place: Vec<&str> = [s.village.as_deref(), s.commune.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter(|p| !p.is_empty())
+        .collect();
+    html! {
+        tr {
+            td { a.case href={ "/console/cases/" (s.case_id) } { (s.first_name) " " (s.last_name) } }
+            td { (place.join(", ")) }
+            td { (case.created_by) }
+            td { @if let Some(r) = &s.risk_level {
+                span class={ "risk risk-" (css_word(r)) } { (risks.iter().find(|c| &c.id == r).map(|c| c.label.get(lang)).unwrap_or(r)) }
+            } }
+            td { @for st in &s.referral_statuses { span class={ "status status-" (css_word(st)) } { (status_label(lang, st)) } " " } }
+            td { @if let Some(d) = &s.next_followup_due { (d) @if overdue { " " span.overdue { (t(lang, T::Overdue)) } } } }
+            td { @if s.conflict_count > 0 { span.conflicts { (s.conflict_count) } } }
+            td { (time(case.updated_at)) }
+        }
+    }
+}
+
+/// A case's page: identification, referral chain, visits, notes, conflicts, verified history.
+pub struct CasePage<'a> {
+    pub listed: &'a ListedCase,
+    pub identification: &'a Record,
+    pub identification_form: &'a FormDefinition,
+    /// Each referral and visit is shown with the form version it was written with.
+    pub forms: &'a FormRegistry,
+    pub referrals: &'a [Referral],
+    pub followups: &'a [FollowUp],
+    pub notes: &'a [suivi_core::case_doc::AuditNote],
+    pub conflicts: &'a [Conflict],
+    pub history: &'a [HistoryEntry],
+    pub origins: &'a [ChangeOrigin],
+}
+
+pub fn case_page(frame: &Frame<'_>, p: &CasePage<'_>) -> Markup {
+    let lang = frame.lang;
+    let s = &p.listed.summary;
+    let title = format!("{} {}", s.first_name, s.last_name);
+    page(
+        frame,
+        &title,
+        html! {
+            h1 { (title) }
+            p.meta { (t(lang, T::Agent)) " " (p.listed.created_by) " · " (t(lang, T::Team)) " " (p.listed.team) " · " code { (s.case_id) } }
+            @if !p.conflicts.is_empty() {
+                section.conflicts {
+                    h2 { (t(lang, T::Conflicts)) }
+                    p { (t(lang, T::ConcurrentValues)) }
+                    ul { @for c in p.conflicts {
+                        li { code { (c.path) } " : " @for (i, v) in c.values.iter().enumerate() { @if i > 0 { " / " } strong { (plain(v)) } } }
+                    } }
+                }
+            }
+            section {
+                h2 { (t(lang, T::Identification)) }
+                (record_table(lang, p.identification_form, p.identification))
+            }
+            section {
+                h2 { (t(lang, T::Referrals)) " (" (p.referrals.len()) ")" }
+                @for r in p.referrals {
+                    article.referral {
+                        h3 { span class={ "status status-" (css_word(&r.status)) } { (status_label(lang, &r.status)) } " · " (r.created_by) " · " (r.created_at) }
+                        @if let Ok(form) = p.forms.get(REFERRAL, r.form_version) { (record_table(lang, form, &r.fields)) }
+                        @if !r.transitions.is_empty() {
+                            h4 { (t(lang, T::Transitions)) }
+                            ol { @for tr in &r.transitions {
+                                li { (status_label(lang, &tr.from)) " → " (status_label(lang, &tr.to)) " · " (tr.actor) " · " (tr.at)
+                                    @if let Some(note) = &tr.note { " · " q { (note) } } }
+                            } }
+                        }
+                    }
+                }
+            }
+            section {
+                h2 { (t(lang, T::FollowUps)) " (" (p.followups.len()) ")" }
+                @for f in p.followups {
+                    article.followup {
+                        h3 { (f.created_by) " · " (f.created_at) }
+                        @if let Ok(form) = p.forms.get(FOLLOWUP, f.form_version) { (record_table(lang, form, &f.fields)) }
+                    }
+                }
+            }
+            @if !p.notes.is_empty() {
+                section {
+                    h2 { (t(lang, T::AuditNotes)) }
+                    ul { @for n in p.notes { li { (n.author) " · " (n.at) " : " (n.text) } } }
+                }
+            }
+            section.history {
+                h2 { (t(lang, T::History)) }
+                ol { @for e in p.history { (history_entry(lang, e, p.origins)) } }
+            }
+        },
+    )
+}
+
+fn history_entry(lang: Lang, e: &HistoryEntry, origins: &[ChangeOrigin]) -> Markup {
+    let origin = origins.iter().find(|o| o.hash == e.hash);
+    html! {
+        li {
+            p {
+                strong { (e.action.as_deref().unwrap_or("?")) } " · "
+                @match origin {
+                    Some(o) => {
+                        span.verified title=(t(lang, T::Verified)) { "✔ " (t(lang, T::Verified)) ": " (o.user_id) } " · "
+                        (t(lang, T::Device)) " " code { (o.device_id) } " · "
+                        (t(lang, T::ReceivedAt)) " " (time(o.received_at)) " · "
+                    }
+                    None => { span.unverified { (t(lang, T::NotVerified)) } " · " (e.user.as_deref().unwrap_or("?")) " · " }
+                }
+                (t(lang, T::DeviceTime)) " " (e.at.format("%Y-%m-%d %H:%M UTC"))
+            }
+            @if !e.changes.is_empty() {
+                ul.fields { @for c in &e.changes {
+                    li { code { (c.path) } ": " (c.old.as_ref().map(plain).unwrap_or_default()) " → " (c.new.as_ref().map(plain).unwrap_or_default()) }
+                } }
+            }
+        }
+    }
+}
+
+fn record_table(lang: Lang, form: &FormDefinition, record: &Record) -> Markup {
+    html! {
+        dl.record {
+            @for field in &form.fields {
+                @if let Some(value) = record.get(&field.id) {
+                    dt { (field.label.get(lang)) }
+                    dd { (shown_value(lang, field, value)) }
+                }
+            }
+        }
+    }
+}
+
+fn shown_value(lang: Lang, field: &suivi_core::forms::Field, value: &Json) -> String {
+    match (field.field_type, value) {
+        (FieldType::SelectOne, Json::String(id)) => field
+            .choice(id)
+            .map(|c| c.label.get(lang).to_string())
+            .unwrap_or_else(|| id.clone()),
+        (FieldType::SelectMultiple, Json::Array(ids)) => ids
+            .iter()
+            .map(|id| {
+                id.as_str()
+                    .and_then(|id| field.choice(id))
+                    .map(|c| c.label.get(lang).to_string())
+                    .unwrap_or_else(|| plain(id))
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        (FieldType::Boolean, Json::Bool(b)) => match (lang, b) {
+            (Lang::Fr, true) => "oui".into(),
+            (Lang::Fr, false) => "non".into(),
+            (Lang::En, true) => "yes".into(),
+            (Lang::En, false) => "no".into(),
+            (Lang::Ar, true) => "نعم".into(),
+            (Lang::Ar, false) => "لا".into(),
+        },
+        _ => plain(value),
+    }
+}
+
+/// A JSON value as text (strings without quotes).
+pub fn plain(value: &Json) -> String {
+    match value {
+        Json::String(s) => s.clone(),
+        Json::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+pub fn status_label(lang: Lang, status: &str) -> String {
+    let words: Option<(&str, &str, &str)> = match status {
+        "draft" => Some(("brouillon", "draft", "مسودة")),
+        "sent" => Some(("envoyée", "sent", "مُرسلة")),
+        "accepted" => Some(("acceptée", "accepted", "مقبولة")),
+        "declined" => Some(("refusée", "declined", "مرفوضة")),
+        "in_service" => Some(("en cours de service", "in service", "قيد الخدمة")),
+        "completed" => Some(("terminée", "completed", "مكتملة")),
+        "closed" => Some(("clôturée", "closed", "مغلقة")),
+        "transferred" => Some(("transférée", "transferred", "مُحوَّلة")),
+        crate::summary::DISPUTED => Some((
+            t(Lang::Fr, T::Disputed),
+            t(Lang::En, T::Disputed),
+            t(Lang::Ar, T::Disputed),
+        )),
+        _ => None,
+    };
+    match (words, lang) {
+        (Some((fr, _, _)), Lang::Fr) => fr.into(),
+        (Some((_, en, _)), Lang::En) => en.into(),
+        (Some((_, _, ar)), Lang::Ar) => ar.into(),
+        (None, _) => status.into(),
+    }
+}
+
+/// A class name from a known word: anything else becomes `other`, so phone data never shapes
+/// the markup beyond text.
+fn css_word(word: &str) -> &str {
+    if !word.is_empty()
+        && word.len() <= 24
+        && word.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+    {
+        word
+    } else {
+        "other"
+    }
+}
+
+pub fn time(unix: i64) -> String {
+    Utc.timestamp_opt(unix, 0)
+        .single()
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+pub fn urlencode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The stylesheet, embedded in the binary (no CDN: district offices are offline often).
+pub const STYLESHEET: &str = include_str!("console.css");
