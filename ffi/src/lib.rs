@@ -204,11 +204,21 @@ pub struct FollowUpInfo {
     pub created_by: String,
 }
 
-/// A field two devices set concurrently: every value kept, as JSON text.
+/// A field two devices set concurrently: every value kept, as JSON text, and who wrote each.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct ConflictInfo {
     pub path: String,
     pub values: Vec<String>,
+    /// In the order of `values`.
+    pub sources: Vec<ConflictSource>,
+}
+
+/// The change that wrote one conflicting value: the user its device named, and that device's
+/// clock (RFC 3339).
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ConflictSource {
+    pub user: Option<String>,
+    pub at: String,
 }
 
 /// Everything about one case, for the case screen.
@@ -526,6 +536,12 @@ impl CaseStore {
     }
 
     /// Changes identification fields (an empty input clears the field); returns what changed.
+    /// Settles a conflict (a `ConflictInfo.path`) with a value typed as the form takes it, or
+    /// one of a disputed referral's statuses; the other devices see it settled after syncing.
+    pub fn resolve_conflict(&self, case_id: String, path: String, value: String) -> Result<()> {
+        guard(|| Ok(self.writer().resolve_conflict(&case_id, &path, &value)?))
+    }
+
     pub fn edit_case(
         &self,
         case_id: String,
@@ -670,6 +686,14 @@ impl CaseStore {
                     .map(|c| ConflictInfo {
                         path: c.path,
                         values: c.values.iter().map(ToString::to_string).collect(),
+                        sources: c
+                            .sources
+                            .into_iter()
+                            .map(|s| ConflictSource {
+                                user: s.user,
+                                at: s.at.to_rfc3339(),
+                            })
+                            .collect(),
                     })
                     .collect(),
             })

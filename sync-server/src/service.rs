@@ -397,6 +397,85 @@ impl SyncService {
         ))
     }
 
+    /// A change made in the console by `user` (a conflict settled; later merges, reassignments
+    /// and audit notes): written by the server under the actor registered to that user's
+    /// console (`console-<user>`), then checked and stored exactly as a device's push, so
+    /// devices receive it with its verified author like any other change. `edit` gets the case
+    /// as the server holds it.
+    pub fn console_change<T>(
+        &self,
+        user: &User,
+        case_id: &str,
+        now: i64,
+        edit: impl FnOnce(
+            &mut suivi_core::CaseDoc,
+            &FormRegistry,
+            &suivi_core::ChangeContext,
+        ) -> suivi_core::Result<T>,
+    ) -> Result<T, ServiceError> {
+        let not_found = || ServiceError::Forbidden(format!("no case {case_id} in your caseload"));
+        if !valid_case_id(case_id) || self.store.is_erased(case_id)? {
+            return Err(not_found());
+        }
+        let access = self.store.case_access(&[case_id.to_string()])?;
+        let existing = access.get(case_id).ok_or_else(not_found)?;
+        if self.write_mode(user, Some(existing)).is_none() {
+            return Err(not_found());
+        }
+        let actor = automerge::ActorId::random();
+        let device = self
+            .store
+            .console_device(&user.user_id, &actor.to_hex_string(), now)?;
+        let actor = automerge::ActorId::from(
+            hex::decode(&device.actor).map_err(|e| ServiceError::Internal(e.to_string()))?,
+        );
+        let stored = self.stored_changes(case_id)?;
+        let mut doc = CaseCheck::load(case_id, stored)
+            .map(|c| suivi_core::CaseDoc::from_automerge(c.into_document().with_actor(actor)))
+            .map_err(|e| ServiceError::Internal(format!("stored case does not load: {e:?}")))?;
+        let before = doc.heads();
+        let ctx = suivi_core::ChangeContext {
+            time: chrono::DateTime::from_timestamp(now, 0).unwrap_or_default(),
+            ..suivi_core::ChangeContext::now(user.user_id.clone())
+        };
+        let out = edit(&mut doc, &self.forms, &ctx)
+            .map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+        let changes = doc.changes_since(&before);
+        if changes.is_empty() {
+            return Ok(out);
+        }
+        let authed = AuthedDevice {
+            device,
+            user: user.clone(),
+        };
+        let pushed = CaseChanges {
+            case_id: case_id.to_string(),
+            changes: changes
+                .into_iter()
+                .map(serde_bytes::ByteBuf::from)
+                .collect(),
+        };
+        let accepted =
+            match self.check_case(&authed, &pushed, Some(existing), &mut OpsBudget::new())? {
+                Ok(Some(accepted)) => accepted,
+                Ok(None) => return Ok(out),
+                Err((reason, detail)) => {
+                    return Err(ServiceError::BadRequest(format!(
+                        "refused: {} {detail}",
+                        reason.as_str()
+                    )))
+                }
+            };
+        self.store.store_changes(
+            &authed.device.device_id,
+            &[accepted],
+            Some(("console.change", case_id)),
+            now,
+        )?;
+        self.refresh_summaries_of(&[case_id.to_string()])?;
+        Ok(out)
+    }
+
     /// The form definitions the server validates with (and the console shows records with).
     pub fn forms(&self) -> &FormRegistry {
         &self.forms

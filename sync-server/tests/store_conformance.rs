@@ -655,7 +655,7 @@ fn case_summaries_are_listed_by_scope_filtered_and_erased(subject: Subject) {
         .redeem_enrollment_code("code-m", "moussa", NOW, &device("dev-moussa", "moussa"))
         .unwrap()
         .unwrap();
-    let batch = vec![
+    let batch = [
         summarized(1, "amina", 2, |s| {
             s.first_name = "Mohammed".into();
             s.last_name = "El-Idrissi".into();

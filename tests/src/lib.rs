@@ -194,7 +194,7 @@ pub fn record(value: serde_json::Value) -> Record {
     serde_json::from_value(value).expect("a JSON object")
 }
 
-const FIRST_NAMES: [&str; 12] = [
+pub const FIRST_NAMES: [&str; 12] = [
     "Aïcha",
     "Fatoumata",
     "Mariam",
@@ -208,7 +208,7 @@ const FIRST_NAMES: [&str; 12] = [
     "Ibrahim",
     "Zineb",
 ];
-const LAST_NAMES: [&str; 10] = [
+pub const LAST_NAMES: [&str; 10] = [
     "Traoré",
     "Coulibaly",
     "Diarra",
@@ -220,7 +220,7 @@ const LAST_NAMES: [&str; 10] = [
     "Ouattara",
     "Amrani",
 ];
-const VILLAGES: [&str; 8] = [
+pub const VILLAGES: [&str; 8] = [
     "Kignan",
     "Misséni",
     "Kadiolo",

@@ -93,6 +93,15 @@ enum Command {
     Sync,
     /// Cases the last syncs set aside (quarantined) or the server refused, with why.
     Problems,
+    /// Fields two devices set at once: each value, who wrote it and when.
+    Conflicts,
+    /// Settle a conflict: `suivi resolve <case> identification.village Kaniko`, or a disputed
+    /// referral's `referrals.<id>.status` with one of its statuses.
+    Resolve {
+        case: String,
+        path: String,
+        value: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -427,6 +436,69 @@ fn run(cli: &Cli, lang: Lang) -> Result<(), Error> {
                     }
                     text
                 },
+            )
+        }
+        Command::Conflicts => {
+            let mut found = Vec::new();
+            for row in store.list_cases(&suivi_core::CaseFilter::default())? {
+                if row.conflict_count > 0 {
+                    let detail = store.case(&row.case_id)?;
+                    found.push((row, detail.conflicts));
+                }
+            }
+            print(
+                cli,
+                lang,
+                &serde_json::json!(found
+                    .iter()
+                    .map(|(row, conflicts)| serde_json::json!({
+                        "case_id": row.case_id,
+                        "name": format!("{} {}", row.first_name, row.last_name),
+                        "conflicts": conflicts,
+                    }))
+                    .collect::<Vec<_>>()),
+                |_| {
+                    let mut text = String::new();
+                    for (row, conflicts) in &found {
+                        text.push_str(&format!(
+                            "{}  {} {}\n",
+                            short(&row.case_id),
+                            row.first_name,
+                            row.last_name
+                        ));
+                        for c in conflicts {
+                            let values: Vec<String> = c
+                                .values
+                                .iter()
+                                .zip(c.sources.iter().map(Some).chain(std::iter::repeat(None)))
+                                .map(|(v, src)| match src {
+                                    Some(src) => format!(
+                                        "{} ({}, {})",
+                                        v,
+                                        src.user.as_deref().unwrap_or("?"),
+                                        src.at.format("%Y-%m-%d %H:%M")
+                                    ),
+                                    None => v.to_string(),
+                                })
+                                .collect();
+                            text.push_str(&format!("  {}: {}\n", c.path, values.join(" | ")));
+                        }
+                    }
+                    if text.is_empty() {
+                        text.push('-');
+                    }
+                    text.trim_end().to_string()
+                },
+            )
+        }
+        Command::Resolve { case, path, value } => {
+            let case_id = store.resolve_case_id(case)?;
+            store.resolve_conflict(&case_id, path, value)?;
+            print(
+                cli,
+                lang,
+                &serde_json::json!({"case_id": case_id, "resolved": path}),
+                |_| format!("{} {}", t(lang, "resolved"), path),
             )
         }
         Command::Problems => {
@@ -801,6 +873,7 @@ fn t(lang: Lang, key: &str) -> &'static str {
         "referrals" => ("Orientations", "Referrals", "الإحالات"),
         "followups" => ("Visites de suivi", "Follow-up visits", "زيارات المتابعة"),
         "conflicts" => ("conflits", "conflicts", "تعارضات"),
+        "resolved" => ("Conflit réglé :", "Conflict settled:", "تمت تسوية التعارض:"),
         "continues" => ("suite de", "continues", "استمرار لـ"),
         "yes" => ("oui", "yes", "نعم"),
         "no" => ("non", "no", "لا"),

@@ -536,7 +536,8 @@ impl ChangeRules<'_> {
     }
 
     /// A referral's new status must follow from a status its dependencies hold by one legal
-    /// transition; a new referral starts as a draft, or as sent when a transfer starts it.
+    /// transition, or settle a dispute with one of the statuses they hold; a new referral
+    /// starts as a draft, or as sent when a transfer starts it.
     fn check_transition(&self, referral: &ObjId, at: &str) -> Result<(), ChangeRefusal> {
         let status_of = |v: &Value<'_>| match v {
             Value::Scalar(s) => match s.as_ref() {
@@ -556,6 +557,9 @@ impl ChangeRules<'_> {
             let to = status_of(&value).ok_or_else(|| ChangeRefusal::Invalid(at.to_string()))?;
             let legal = if before.is_empty() {
                 matches!(to, ReferralStatus::Draft | ReferralStatus::Sent)
+            } else if before.len() > 1 && before.contains(&to) {
+                // Settling a dispute: one of the concurrent moves stands.
+                true
             } else {
                 before.iter().any(|from| {
                     ALL_TRANSITIONS

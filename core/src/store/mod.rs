@@ -494,11 +494,30 @@ impl Store {
         self.change_case(case_id, |doc, _, ctx| doc.add_audit_note(text, ctx))
     }
 
+    /// Settles a conflict (a path `case(..).conflicts` lists): `input` is typed as the form
+    /// takes it for an identification field (a choice id, `oui`/`true`, a date), or is one of
+    /// a disputed referral's statuses. The other devices see it settled at their next sync.
+    pub fn resolve_conflict(&mut self, case_id: &str, path: &str, input: &str) -> Result<()> {
+        let value = match path.strip_prefix("identification.") {
+            Some(field) => {
+                let doc = self.require_doc(case_id)?;
+                let form = self
+                    .forms
+                    .get(IDENTIFICATION, doc.identification_form_version()?)?;
+                form.parse_input(field, input)?
+            }
+            None => Json::String(input.trim().to_string()),
+        };
+        self.change_case(case_id, |doc, forms, ctx| {
+            doc.resolve_conflict(forms, path, &value, ctx)
+        })
+    }
+
     pub fn case(&self, case_id: &str) -> Result<CaseDetail> {
         // One snapshot for the document and its summary row, though a sync may commit between
         // the two reads (the app reads on its own connection while the sync writes).
         let _snapshot = self.conn.unchecked_transaction()?;
-        let doc = self.require_doc(case_id)?;
+        let mut doc = self.require_doc(case_id)?;
         let summary = self.conn.query_row(
             "SELECT * FROM cases WHERE case_id = ?1",
             [case_id],
@@ -510,7 +529,7 @@ impl Store {
             identification: doc.identification(&self.forms)?,
             referrals: doc.referrals(&self.forms)?,
             followups: doc.followups(&self.forms)?,
-            conflicts: doc.conflicts(&self.forms)?,
+            conflicts: doc.conflicts_with_sources(&self.forms)?,
             audit_notes: doc.audit_notes()?,
         })
     }

@@ -111,4 +111,39 @@ class BindingsTest {
             assertNotNull("last sync recorded", supervisor.lastSync())
         }
     }
+
+    @Test
+    fun `a conflict made on two phones is listed with its authors and settled from the app`() {
+        TestServer().use { server ->
+            server.addUser("amina", "agent", "sikasso")
+            server.addUser("fatima", "supervisor", "sikasso")
+            val (agent, _) = newStore("amina")
+            agent.enroll(server.url, server.enrollmentCode("amina"), null)
+            val (supervisor, _) = newStore("fatima")
+            supervisor.enroll(server.url, server.enrollmentCode("fatima"), null)
+            val caseId = agent.createCase(child("Mariam", "Diarra", "Kignan"))
+            agent.sync(null, null)
+            supervisor.sync(null, null)
+            // Both offline, both change the village.
+            agent.editCase(caseId, mapOf("village" to "Kaniko"))
+            supervisor.editCase(caseId, mapOf("village" to "Kafiné"))
+            agent.sync(null, null)
+            supervisor.sync(null, null)
+            val conflict = supervisor.caseDetail(caseId).conflicts.single()
+            assertEquals("identification.village", conflict.path)
+            assertEquals(2, conflict.sources.size)
+            assertEquals(setOf("amina", "fatima"), conflict.sources.map { it.user }.toSet())
+            // A value the field refuses is a typed error; nothing changes.
+            expectThrows<SuiviException.NotFound> {
+                supervisor.resolveConflict(caseId, "identification.commune", "X")
+            }
+            supervisor.resolveConflict(caseId, "identification.village", "Ninkina")
+            assertTrue(supervisor.caseDetail(caseId).conflicts.isEmpty())
+            supervisor.sync(null, null)
+            agent.sync(null, null)
+            val settled = agent.caseDetail(caseId)
+            assertTrue("gone on the other phone too", settled.conflicts.isEmpty())
+            assertEquals("Ninkina", settled.identification["village"])
+        }
+    }
 }

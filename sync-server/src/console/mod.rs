@@ -60,6 +60,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/lang/{lang}", get(set_lang))
         .route("/console/cases", get(caseload))
         .route("/console/cases/{case_id}", get(case_page))
+        .route("/console/cases/{case_id}/resolve", post(resolve))
         .route("/console/assets/console.css", get(stylesheet))
         // A login or filter form is a few hundred bytes.
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
@@ -539,10 +540,17 @@ async fn caseload(
     ))
 }
 
+#[derive(Deserialize, Default)]
+struct CasePageQuery {
+    #[serde(default)]
+    settled: String,
+}
+
 async fn case_page(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(case_id): Path<String>,
+    Query(query): Query<CasePageQuery>,
 ) -> Result<Response, ConsoleError> {
     let signed = signed_in(&state, &headers).await?;
     let lang = lang_of(&headers);
@@ -598,7 +606,7 @@ async fn case_page(
             doc.referrals(forms)?,
             doc.followups(forms)?,
             doc.audit_notes()?,
-            doc.conflicts(forms)?,
+            doc.conflicts_with_sources(forms)?,
         ))
     })();
     let Ok((ident_form, identification, referrals, followups, notes, conflicts)) = read else {
@@ -612,6 +620,7 @@ async fn case_page(
         identification: &identification,
         identification_form: ident_form,
         forms,
+        notice: (!query.settled.is_empty()).then(|| t(lang, T::Settled)),
         referrals: &referrals,
         followups: &followups,
         notes: &notes,
@@ -620,4 +629,89 @@ async fn case_page(
         origins: &origins,
     };
     Ok(html(StatusCode::OK, pages::case_page(&frame, &page)))
+}
+
+#[derive(Deserialize)]
+struct ResolveForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    choice: String,
+    #[serde(default)]
+    other: String,
+}
+
+/// Settles a conflict from the case page: the value kept (by its index among the concurrent
+/// ones) or, for an identification field, another one typed in. Written as a console change.
+async fn resolve(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(case_id): Path<String>,
+    Form(form): Form<ResolveForm>,
+) -> Result<Response, ConsoleError> {
+    let signed = signed_in(&state, &headers).await?;
+    let lang = lang_of(&headers);
+    if !csrf_matches(&signed.session.csrf_token, &form.csrf) {
+        return Ok(forbidden(lang, &signed));
+    }
+    let service = state.service.clone();
+    let user = signed.user.clone();
+    let target = case_id.clone();
+    let outcome = blocking(move || {
+        let path = form.path;
+        let result = service.console_change(&user, &target, now(), |doc, forms, ctx| {
+            let value = if form.choice == "other" {
+                let field = path
+                    .strip_prefix("identification.")
+                    .ok_or_else(|| suivi_core::Error::InvalidInput("another value".into()))?;
+                let version = doc.identification_form_version()?;
+                forms
+                    .get(IDENTIFICATION, version)?
+                    .parse_input(field, &form.other)?
+            } else {
+                let index: usize = form
+                    .choice
+                    .parse()
+                    .map_err(|_| suivi_core::Error::InvalidInput("choice".into()))?;
+                doc.conflicts(forms)?
+                    .into_iter()
+                    .find(|c| c.path == path)
+                    .and_then(|c| c.values.get(index).cloned())
+                    .ok_or_else(|| suivi_core::Error::NotFound {
+                        kind: "conflict",
+                        id: path.clone(),
+                    })?
+            };
+            doc.resolve_conflict(forms, &path, &value, ctx)
+        });
+        match result {
+            Ok(()) => Ok(Ok(())),
+            Err(crate::service::ServiceError::Forbidden(_)) => Ok(Err(StatusCode::NOT_FOUND)),
+            Err(crate::service::ServiceError::BadRequest(why)) => {
+                tracing::info!(case = %target, why = %why, "console resolution refused");
+                Ok(Err(StatusCode::UNPROCESSABLE_ENTITY))
+            }
+            Err(e) => Err(ConsoleError::from(e)),
+        }
+    })
+    .await?;
+    match outcome {
+        Ok(()) => Ok(Redirect::to(&format!("/console/cases/{case_id}?settled=1")).into_response()),
+        Err(status) => {
+            let frame = Frame {
+                lang,
+                user: Some(&signed.user),
+                csrf: &signed.session.csrf_token,
+                here: "/console/cases",
+            };
+            let text = if status == StatusCode::NOT_FOUND {
+                t(lang, T::NotFound)
+            } else {
+                t(lang, T::NotSettled)
+            };
+            Ok(html(status, pages::message(&frame, status.as_str(), text)))
+        }
+    }
 }

@@ -34,6 +34,9 @@ pub fn page(frame: &Frame<'_>, title: &str, body: Markup) -> Markup {
             body {
                 header {
                     a.brand href="/console/cases" { "Suivi" }
+                    @if frame.user.is_some() {
+                        a href="/console/cases?conflicts=1" { (t(lang, T::Conflicts)) }
+                    }
                     nav.langs aria-label=(t(lang, T::Language)) {
                         @for (l, name) in [(Lang::Fr, "Français"), (Lang::En, "English"), (Lang::Ar, "العربية")] {
                             @if l == lang {
@@ -223,16 +226,16 @@ fn case_row(
         .collect();
     html! {
         tr {
-            td { a.case href={ "/console/cases/" (s.case_id) } { (s.first_name) " " (s.last_name) } }
-            td { (place.join(", ")) }
+            td { a.case href={ "/console/cases/" (s.case_id) } { bdi { (s.first_name) " " (s.last_name) } } }
+            td { bdi { (place.join(", ")) } }
             td { (case.created_by) }
             td { @if let Some(r) = &s.risk_level {
                 span class={ "risk risk-" (css_word(r)) } { (risks.iter().find(|c| &c.id == r).map(|c| c.label.get(lang)).unwrap_or(r)) }
             } }
             td { @for st in &s.referral_statuses { span class={ "status status-" (css_word(st)) } { (status_label(lang, st)) } " " } }
-            td { @if let Some(d) = &s.next_followup_due { (d) @if overdue { " " span.overdue { (t(lang, T::Overdue)) } } } }
+            td { @if let Some(d) = &s.next_followup_due { span dir="ltr" { (d) } @if overdue { " " span.overdue { (t(lang, T::Overdue)) } } } }
             td { @if s.conflict_count > 0 { span.conflicts { (s.conflict_count) } } }
-            td { (time(case.updated_at)) }
+            td { (when(case.updated_at)) }
         }
     }
 }
@@ -244,6 +247,8 @@ pub struct CasePage<'a> {
     pub identification_form: &'a FormDefinition,
     /// Each referral and visit is shown with the form version it was written with.
     pub forms: &'a FormRegistry,
+    /// What the last action did (a conflict settled).
+    pub notice: Option<&'a str>,
     pub referrals: &'a [Referral],
     pub followups: &'a [FollowUp],
     pub notes: &'a [suivi_core::case_doc::AuditNote],
@@ -260,15 +265,14 @@ pub fn case_page(frame: &Frame<'_>, p: &CasePage<'_>) -> Markup {
         frame,
         &title,
         html! {
-            h1 { (title) }
+            h1 { bdi { (title) } }
+            @if let Some(notice) = p.notice { p.notice role="status" { (notice) } }
             p.meta { (t(lang, T::Agent)) " " (p.listed.created_by) " · " (t(lang, T::Team)) " " (p.listed.team) " · " code { (s.case_id) } }
             @if !p.conflicts.is_empty() {
-                section.conflicts {
+                section.conflict-box id="conflicts" {
                     h2 { (t(lang, T::Conflicts)) }
                     p { (t(lang, T::ConcurrentValues)) }
-                    ul { @for c in p.conflicts {
-                        li { code { (c.path) } " : " @for (i, v) in c.values.iter().enumerate() { @if i > 0 { " / " } strong { (plain(v)) } } }
-                    } }
+                    @for c in p.conflicts { (conflict_form(frame, p, c)) }
                 }
             }
             section {
@@ -314,6 +318,62 @@ pub fn case_page(frame: &Frame<'_>, p: &CasePage<'_>) -> Markup {
     )
 }
 
+/// One conflict: each value with who wrote it (verified by the server when it can say), and a
+/// form to keep one or, for an identification field, enter another.
+fn conflict_form(frame: &Frame<'_>, p: &CasePage<'_>, c: &Conflict) -> Markup {
+    let lang = frame.lang;
+    let field = c
+        .path
+        .strip_prefix("identification.")
+        .and_then(|id| p.identification_form.field(id));
+    let label = match field {
+        Some(f) => f.label.get(lang).to_string(),
+        None => format!("{} ({})", t(lang, T::ReferralStatus), t(lang, T::Disputed)),
+    };
+    let shown = |v: &Json| match field {
+        Some(f) => shown_value(lang, f, v),
+        None => v
+            .as_str()
+            .map(|s| status_label(lang, s))
+            .unwrap_or_else(|| plain(v)),
+    };
+    html! {
+        form.resolve method="post" action={ "/console/cases/" (p.listed.summary.case_id) "/resolve" } {
+            input type="hidden" name="csrf" value=(frame.csrf);
+            input type="hidden" name="path" value=(c.path);
+            fieldset {
+                legend { (label) }
+                @for (i, v) in c.values.iter().enumerate() {
+                    label.choice {
+                        input type="radio" name="choice" value=(i) required;
+                        strong { bdi { (shown(v)) } }
+                        @if let Some(src) = c.sources.get(i) {
+                            " · "
+                            @match p.origins.iter().find(|o| o.hash == src.change) {
+                                Some(o) => {
+                                    span.verified { "✔ " (t(lang, T::Verified)) ": " (o.user_id) }
+                                    " · " (t(lang, T::Device)) " " code { (o.device_id) }
+                                    " · " (t(lang, T::ReceivedAt)) " " (when(o.received_at))
+                                }
+                                None => { span.unverified { (t(lang, T::NotVerified)) } " · " (src.user.as_deref().unwrap_or("?")) }
+                            }
+                            " · " (t(lang, T::DeviceTime)) " " span dir="ltr" { (src.at.format("%Y-%m-%d %H:%M UTC")) }
+                        }
+                    }
+                }
+                @if field.is_some() {
+                    label.choice {
+                        input type="radio" name="choice" value="other";
+                        (t(lang, T::AnotherValue)) " "
+                        input type="text" name="other" maxlength="500";
+                    }
+                }
+                button type="submit" { (t(lang, T::Settle)) }
+            }
+        }
+    }
+}
+
 fn history_entry(lang: Lang, e: &HistoryEntry, origins: &[ChangeOrigin]) -> Markup {
     let origin = origins.iter().find(|o| o.hash == e.hash);
     html! {
@@ -323,12 +383,16 @@ fn history_entry(lang: Lang, e: &HistoryEntry, origins: &[ChangeOrigin]) -> Mark
                 @match origin {
                     Some(o) => {
                         span.verified title=(t(lang, T::Verified)) { "✔ " (t(lang, T::Verified)) ": " (o.user_id) } " · "
-                        (t(lang, T::Device)) " " code { (o.device_id) } " · "
-                        (t(lang, T::ReceivedAt)) " " (time(o.received_at)) " · "
+                        @if o.device_id == crate::storage::console_device_id(&o.user_id) {
+                            strong.console { (t(lang, T::InTheConsole)) } " · "
+                        } @else {
+                            (t(lang, T::Device)) " " code { (o.device_id) } " · "
+                        }
+                        (t(lang, T::ReceivedAt)) " " (when(o.received_at)) " · "
                     }
                     None => { span.unverified { (t(lang, T::NotVerified)) } " · " (e.user.as_deref().unwrap_or("?")) " · " }
                 }
-                (t(lang, T::DeviceTime)) " " (e.at.format("%Y-%m-%d %H:%M UTC"))
+                (t(lang, T::DeviceTime)) " " span dir="ltr" { (e.at.format("%Y-%m-%d %H:%M UTC")) }
             }
             @if !e.changes.is_empty() {
                 ul.fields { @for c in &e.changes {
@@ -427,11 +491,14 @@ fn css_word(word: &str) -> &str {
     }
 }
 
-pub fn time(unix: i64) -> String {
-    Utc.timestamp_opt(unix, 0)
+/// A server time, left to right in an Arabic page too.
+fn when(unix: i64) -> Markup {
+    let text = Utc
+        .timestamp_opt(unix, 0)
         .single()
         .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    html! { span dir="ltr" { (text) } }
 }
 
 /// Percent-encodes everything but unreserved characters (RFC 3986).

@@ -53,6 +53,11 @@ pub enum T {
     Overdue,
     Disputed,
     Team,
+    AnotherValue,
+    Settle,
+    InTheConsole,
+    Settled,
+    NotSettled,
 }
 
 /// The phrase in `lang`.
@@ -137,6 +142,19 @@ pub fn t(lang: Lang, phrase: T) -> &'static str {
         T::Overdue => ("en retard", "overdue", "متأخرة"),
         T::Disputed => ("contesté", "disputed", "متنازع عليه"),
         T::Team => ("Équipe", "Team", "الفريق"),
+        T::AnotherValue => ("Une autre valeur :", "Another value:", "قيمة أخرى:"),
+        T::Settle => ("Régler le conflit", "Settle the conflict", "تسوية التعارض"),
+        T::InTheConsole => ("fait dans la console", "made in the console", "أُنجز في لوحة المتابعة"),
+        T::NotSettled => (
+            "Cette valeur ne convient pas à ce champ, ou le conflit est déjà réglé.",
+            "That value does not fit the field, or the conflict is already settled.",
+            "هذه القيمة لا تناسب الحقل، أو تمت تسوية التعارض من قبل.",
+        ),
+        T::Settled => (
+            "Conflit réglé : les téléphones le verront à leur prochaine synchronisation.",
+            "Conflict settled: phones see it at their next sync.",
+            "تمت تسوية التعارض: ستراه الهواتف عند المزامنة القادمة.",
+        ),
     };
     match lang {
         Lang::Fr => fr,

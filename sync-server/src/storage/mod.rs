@@ -2,6 +2,7 @@
 //! trait and runs the same conformance tests. The trait stores and fetches; the decisions
 //! (who may read and write what) live in `service`, shared by every implementation.
 
+mod case_list;
 pub mod migrate;
 pub mod postgres;
 pub mod sealed;
@@ -205,6 +206,14 @@ pub struct CaseList {
     pub cases: Vec<ListedCase>,
     pub total: u64,
 }
+
+/// The device id a user's console changes are stored under.
+pub fn console_device_id(user_id: &str) -> String {
+    format!("console-{user_id}")
+}
+
+/// What a console device keeps as its token hash: not a SHA-256, so no token matches it.
+pub const CONSOLE_TOKEN_HASH: &str = "none: written by the server for the console";
 
 /// Who pushed one stored change, as the server verified it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -422,6 +431,11 @@ pub trait ServerStore: Send + Sync + 'static {
     fn audit_log(&self, after: u64, limit: usize) -> StorageResult<Vec<AuditRow>>;
 
     // --- the console ---
+
+    /// The device a user's console changes are written under (`console-<user>`, named
+    /// `console`), registered with `actor` the first time; it has no credential a request could
+    /// present. Returns the stored device.
+    fn console_device(&self, user_id: &str, actor: &str, now: i64) -> StorageResult<Device>;
 
     /// Replaces the projections of cases already stored (a rebuild, a store written before
     /// projections existed). A case not held is skipped.

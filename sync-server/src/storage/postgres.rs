@@ -311,16 +311,17 @@ impl PostgresStore {
         let stale = held as u64 != write.change_count;
         let village_key = write.village_key.as_deref().map(|v| self.sealer.blind(v));
         tx.execute(
-            "INSERT INTO case_summaries (case_id, shown, village_key, risk_level,
+            "INSERT INTO case_summaries (case_id, owner, team, shown, village_key, risk_level,
                 referral_statuses, next_followup_due, conflict_count, birth_year, updated_at, stale)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             SELECT $1, k.created_by, k.team, $2, $3, $4, $5, $6, $7, $8, $9, $10
+             FROM cases k WHERE k.case_id = $1
              ON CONFLICT (case_id) DO UPDATE SET shown = excluded.shown,
                 village_key = excluded.village_key, risk_level = excluded.risk_level,
                 referral_statuses = excluded.referral_statuses,
                 next_followup_due = excluded.next_followup_due,
                 conflict_count = excluded.conflict_count, birth_year = excluded.birth_year,
                 updated_at = greatest(case_summaries.updated_at, excluded.updated_at),
-                stale = excluded.stale",
+                stale = excluded.stale, owner = excluded.owner, team = excluded.team",
             &[
                 &s.case_id,
                 &shown,
@@ -1236,6 +1237,31 @@ impl ServerStore for PostgresStore {
             })
             .collect())
     }
+    fn console_device(&self, user_id: &str, actor: &str, now: i64) -> StorageResult<Device> {
+        let device_id = super::console_device_id(user_id);
+        let mut client = self.client()?;
+        client
+            .execute(
+                "INSERT INTO devices (device_id, user_id, actor, name, token_hash, enrolled_at)
+                 VALUES ($1, $2, $3, 'console', $4, $5) ON CONFLICT (device_id) DO NOTHING",
+                &[
+                    &device_id,
+                    &user_id,
+                    &actor,
+                    &super::CONSOLE_TOKEN_HASH,
+                    &now,
+                ],
+            )
+            .map_err(backend)?;
+        let r = client
+            .query_one(
+                &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE device_id = $1"),
+                &[&device_id],
+            )
+            .map_err(backend)?;
+        Ok(row_to_device(&r))
+    }
+
     fn write_summaries(&self, summaries: &[SummaryWrite]) -> StorageResult<()> {
         let mut client = self.client()?;
         let mut tx = client.transaction().map_err(backend)?;
@@ -1288,105 +1314,75 @@ impl ServerStore for PostgresStore {
     }
 
     fn list_cases(&self, reader: &User, query: &CaseQuery) -> StorageResult<CaseList> {
-        let mut clauses: Vec<String> = Vec::new();
-        let mut args: Vec<String> = Vec::new();
-        let arg = |v: String, args: &mut Vec<String>| {
-            args.push(v);
-            format!("${}", args.len())
+        use super::case_list::{arm_limit, arms, page_of, Dialect};
+        let dialect = Dialect {
+            param: |n| format!("${n}"),
+            contains: |needle, haystack| format!("strpos({haystack}, {needle}) > 0"),
         };
-        let assigned =
-            |p: &str| format!("k.case_id IN (SELECT case_id FROM assignments WHERE user_id = {p})");
-        match ReadScope::of(reader.role) {
-            ReadScope::Own => {
-                let p = arg(reader.user_id.clone(), &mut args);
-                clauses.push(format!("(k.created_by = {p} OR {})", assigned(&p)));
-            }
-            ReadScope::Team => {
-                let t = arg(reader.team.clone(), &mut args);
-                let p = arg(reader.user_id.clone(), &mut args);
-                clauses.push(format!("(k.team = {t} OR {})", assigned(&p)));
-            }
-            ReadScope::All => {}
-        }
-        for term in &query.name_terms {
-            let p = arg(self.sealer.blind(term), &mut args);
-            clauses.push(format!(
-                "s.case_id IN (SELECT case_id FROM case_search_terms WHERE term = {p})"
-            ));
-        }
-        if let Some(v) = &query.village_key {
-            let p = arg(self.sealer.blind(v), &mut args);
-            clauses.push(format!("s.village_key = {p}"));
-        }
-        if let Some(v) = &query.agent {
-            let p = arg(v.clone(), &mut args);
-            clauses.push(format!("k.created_by = {p}"));
-        }
-        if let Some(v) = &query.risk_level {
-            let p = arg(v.clone(), &mut args);
-            clauses.push(format!("s.risk_level = {p}"));
-        }
-        if let Some(v) = &query.referral_status {
-            let p = arg(format!(" {v} "), &mut args);
-            clauses.push(format!("strpos(s.referral_statuses, {p}) > 0"));
-        }
-        if let Some(v) = &query.due_before {
-            let p = arg(v.clone(), &mut args);
-            clauses.push(format!("s.next_followup_due < {p}"));
-        }
-        if query.conflicts_only {
-            clauses.push("s.conflict_count > 0".into());
-        }
-        let filter = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", clauses.join(" AND "))
-        };
-        let from = "FROM case_summaries s JOIN cases k ON k.case_id = s.case_id";
-        let params: Vec<&(dyn postgres::types::ToSql + Sync)> = args
-            .iter()
-            .map(|a| a as &(dyn postgres::types::ToSql + Sync))
-            .collect();
+        let arms = arms(reader, query, &dialect, &|t| self.sealer.blind(t));
         let mut client = self.client()?;
-        // One snapshot for the count and the page.
+        // One snapshot for the counts and the page.
         let mut tx = client
             .build_transaction()
             .isolation_level(IsolationLevel::RepeatableRead)
             .read_only(true)
             .start()
             .map_err(backend)?;
-        let total: i64 = tx
-            .query_one(&format!("SELECT count(*) {from} {filter}"), &params)
-            .map_err(backend)?
-            .get(0);
-        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-        let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
+        let mut total = 0u64;
+        let mut keys: Vec<(i64, String)> = Vec::new();
+        for arm in &arms {
+            let params: Vec<&(dyn postgres::types::ToSql + Sync)> = arm
+                .args
+                .iter()
+                .map(|a| a as &(dyn postgres::types::ToSql + Sync))
+                .collect();
+            let count: i64 = tx
+                .query_one(
+                    &format!("SELECT count(*) FROM case_summaries s {}", arm.filter),
+                    &params,
+                )
+                .map_err(backend)?
+                .get(0);
+            total += count as u64;
+            for r in tx
+                .query(
+                    &format!(
+                        "SELECT s.updated_at, s.case_id FROM case_summaries s {}
+                         ORDER BY s.updated_at DESC, s.case_id LIMIT {}",
+                        arm.filter,
+                        arm_limit(query)
+                    ),
+                    &params,
+                )
+                .map_err(backend)?
+            {
+                keys.push((r.get(0), r.get(1)));
+            }
+        }
+        let page = page_of(keys, query);
         let rows = tx
             .query(
-                &format!(
-                    "SELECT s.shown, k.created_by, k.team, s.updated_at, s.case_id {from} {filter}
-                     ORDER BY s.updated_at DESC, s.case_id LIMIT {limit} OFFSET {offset}"
-                ),
-                &params,
+                "SELECT shown, owner, team, updated_at, case_id FROM case_summaries
+                 WHERE case_id = ANY($1)",
+                &[&page],
             )
             .map_err(backend)?;
         tx.commit().map_err(backend)?;
-        let cases = rows
-            .iter()
-            .map(|r| self.row_to_listed(r))
-            .collect::<StorageResult<Vec<_>>>()?;
-        Ok(CaseList {
-            cases,
-            total: total as u64,
-        })
+        let mut by_id: HashMap<String, ListedCase> = HashMap::new();
+        for r in &rows {
+            let listed = self.row_to_listed(r)?;
+            by_id.insert(listed.summary.case_id.clone(), listed);
+        }
+        let cases = page.iter().filter_map(|id| by_id.remove(id)).collect();
+        Ok(CaseList { cases, total })
     }
 
     fn listed_case(&self, case_id: &str) -> StorageResult<Option<ListedCase>> {
         let mut client = self.client()?;
         client
             .query_opt(
-                "SELECT s.shown, k.created_by, k.team, s.updated_at, s.case_id
-                 FROM case_summaries s JOIN cases k ON k.case_id = s.case_id WHERE s.case_id = $1",
+                "SELECT shown, owner, team, updated_at, case_id FROM case_summaries
+                 WHERE case_id = $1",
                 &[&case_id],
             )
             .map_err(backend)?

@@ -104,15 +104,17 @@ fn write_summary(conn: &Connection, write: &SummaryWrite, now: i64) -> StorageRe
         .map_err(backend)?;
     let stale = held as u64 != write.change_count;
     conn.prepare_cached(
-        "INSERT INTO case_summaries (case_id, shown, village_key, risk_level, referral_statuses,
-            next_followup_due, conflict_count, birth_year, updated_at, stale)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+        "INSERT INTO case_summaries (case_id, owner, team, shown, village_key, risk_level,
+            referral_statuses, next_followup_due, conflict_count, birth_year, updated_at, stale)
+         SELECT ?1, k.created_by, k.team, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
+         FROM cases k WHERE k.case_id = ?1
          ON CONFLICT (case_id) DO UPDATE SET shown = excluded.shown,
             village_key = excluded.village_key, risk_level = excluded.risk_level,
             referral_statuses = excluded.referral_statuses,
             next_followup_due = excluded.next_followup_due,
             conflict_count = excluded.conflict_count, birth_year = excluded.birth_year,
-            updated_at = max(updated_at, excluded.updated_at), stale = excluded.stale",
+            updated_at = max(updated_at, excluded.updated_at), stale = excluded.stale,
+            owner = excluded.owner, team = excluded.team",
     )
     .map_err(backend)?
     .execute(params![
@@ -308,6 +310,10 @@ impl SqliteStore {
             // A full disk or an I/O error says so: it is not a key problem.
             _ => backend(e),
         })?;
+        // 64 MiB of decrypted pages: a SQLCipher page read from disk is decrypted and checked
+        // again, so a console list over a large team must find its pages here.
+        conn.pragma_update(None, "cache_size", -65_536)
+            .map_err(backend)?;
         conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
             .map_err(backend)?;
         // FULL: a push the device was told is stored survives a power cut.
@@ -1044,6 +1050,24 @@ impl ServerStore for SqliteStore {
             .map_err(backend)?;
         rows.collect::<rusqlite::Result<_>>().map_err(backend)
     }
+    fn console_device(&self, user_id: &str, actor: &str, now: i64) -> StorageResult<Device> {
+        let device_id = super::console_device_id(user_id);
+        let conn = self.conn();
+        conn.execute(
+            "INSERT OR IGNORE INTO devices (device_id, user_id, actor, name, token_hash, enrolled_at)
+             VALUES (?1, ?2, ?3, 'console', ?4, ?5)",
+            params![device_id, user_id, actor, super::CONSOLE_TOKEN_HASH, now],
+        )
+        .map_err(backend)?;
+        conn.query_row(
+            "SELECT device_id, user_id, actor, name, token_hash, revoked_at, wiped_at
+             FROM devices WHERE device_id = ?1",
+            [&device_id],
+            row_to_device,
+        )
+        .map_err(backend)
+    }
+
     fn write_summaries(&self, summaries: &[SummaryWrite]) -> StorageResult<()> {
         let mut conn = self.conn();
         let tx = conn
@@ -1097,100 +1121,63 @@ impl ServerStore for SqliteStore {
     }
 
     fn list_cases(&self, reader: &User, query: &CaseQuery) -> StorageResult<CaseList> {
-        use rusqlite::types::Value;
-        let mut clauses: Vec<String> = Vec::new();
-        let mut args: Vec<Value> = Vec::new();
-        let arg = |v: &str, args: &mut Vec<Value>| {
-            args.push(Value::Text(v.to_string()));
-            format!("?{}", args.len())
+        use super::case_list::{arm_limit, arms, page_of, Dialect};
+        let dialect = Dialect {
+            param: |n| format!("?{n}"),
+            contains: |needle, haystack| format!("instr({haystack}, {needle}) > 0"),
         };
-        let assigned = |p: String| {
-            format!("k.case_id IN (SELECT case_id FROM assignments WHERE user_id = {p})")
-        };
-        match ReadScope::of(reader.role) {
-            ReadScope::Own => {
-                let p = arg(&reader.user_id, &mut args);
-                clauses.push(format!("(k.created_by = {p} OR {})", assigned(p.clone())));
-            }
-            ReadScope::Team => {
-                let t = arg(&reader.team, &mut args);
-                let p = arg(&reader.user_id, &mut args);
-                clauses.push(format!("(k.team = {t} OR {})", assigned(p)));
-            }
-            ReadScope::All => {}
-        }
-        for term in &query.name_terms {
-            let p = arg(term, &mut args);
-            clauses.push(format!(
-                "s.case_id IN (SELECT case_id FROM case_search_terms WHERE term = {p})"
-            ));
-        }
-        if let Some(v) = &query.village_key {
-            let p = arg(v, &mut args);
-            clauses.push(format!("s.village_key = {p}"));
-        }
-        if let Some(v) = &query.agent {
-            let p = arg(v, &mut args);
-            clauses.push(format!("k.created_by = {p}"));
-        }
-        if let Some(v) = &query.risk_level {
-            let p = arg(v, &mut args);
-            clauses.push(format!("s.risk_level = {p}"));
-        }
-        if let Some(v) = &query.referral_status {
-            let p = arg(&format!(" {v} "), &mut args);
-            clauses.push(format!("instr(s.referral_statuses, {p}) > 0"));
-        }
-        if let Some(v) = &query.due_before {
-            let p = arg(v, &mut args);
-            clauses.push(format!("s.next_followup_due < {p}"));
-        }
-        if query.conflicts_only {
-            clauses.push("s.conflict_count > 0".into());
-        }
-        let filter = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", clauses.join(" AND "))
-        };
-        let from = "FROM case_summaries s JOIN cases k ON k.case_id = s.case_id";
+        let arms = arms(reader, query, &dialect, &|t| t.to_string());
         let mut conn = self.conn();
-        // One snapshot for the count and the page.
+        // One snapshot for the counts and the page.
         let tx = conn.transaction().map_err(backend)?;
-        let total: i64 = tx
-            .query_row(
-                &format!("SELECT count(*) {from} {filter}"),
-                params_from_iter(args.iter()),
-                |r| r.get(0),
-            )
-            .map_err(backend)?;
-        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-        let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
-        let cases = {
+        let mut total = 0u64;
+        let mut keys: Vec<(i64, String)> = Vec::new();
+        for arm in &arms {
+            let count: i64 = tx
+                .prepare_cached(&format!(
+                    "SELECT count(*) FROM case_summaries s {}",
+                    arm.filter
+                ))
+                .map_err(backend)?
+                .query_row(params_from_iter(arm.args.iter()), |r| r.get(0))
+                .map_err(backend)?;
+            total += count as u64;
             let mut stmt = tx
                 .prepare_cached(&format!(
-                    "SELECT s.shown, k.created_by, k.team, s.updated_at {from} {filter}
-                     ORDER BY s.updated_at DESC, s.case_id LIMIT {limit} OFFSET {offset}"
+                    "SELECT s.updated_at, s.case_id FROM case_summaries s {}
+                     ORDER BY s.updated_at DESC, s.case_id LIMIT {}",
+                    arm.filter,
+                    arm_limit(query)
                 ))
                 .map_err(backend)?;
             let rows = stmt
-                .query_map(params_from_iter(args.iter()), row_to_listed)
+                .query_map(params_from_iter(arm.args.iter()), |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
                 .map_err(backend)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(backend)?
-        };
+            for row in rows {
+                keys.push(row.map_err(backend)?);
+            }
+        }
+        let mut cases = Vec::new();
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT shown, owner, team, updated_at FROM case_summaries WHERE case_id = ?1",
+                )
+                .map_err(backend)?;
+            for id in page_of(keys, query) {
+                cases.push(stmt.query_row([&id], row_to_listed).map_err(backend)?);
+            }
+        }
         tx.commit().map_err(backend)?;
-        Ok(CaseList {
-            cases,
-            total: total as u64,
-        })
+        Ok(CaseList { cases, total })
     }
 
     fn listed_case(&self, case_id: &str) -> StorageResult<Option<ListedCase>> {
         self.conn()
             .query_row(
-                "SELECT s.shown, k.created_by, k.team, s.updated_at
-                 FROM case_summaries s JOIN cases k ON k.case_id = s.case_id WHERE s.case_id = ?1",
+                "SELECT shown, owner, team, updated_at FROM case_summaries WHERE case_id = ?1",
                 [case_id],
                 row_to_listed,
             )

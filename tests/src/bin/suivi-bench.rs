@@ -48,6 +48,12 @@ struct Cli {
     /// team's "anything new?".
     #[arg(long, default_value_t = 1_000_000)]
     other_rows: usize,
+    /// Run only the console scenario (on SQLite, and on PostgreSQL with --postgres).
+    #[arg(long)]
+    console_only: bool,
+    /// Cases of one team behind the console's caseload scenario (listing, search, filters).
+    #[arg(long, default_value_t = 100_000)]
+    console_cases: usize,
     /// Also run the pull by caseload and the busy server on two instances sharing one PostgreSQL database (a
     /// database made for the run on the test cluster: SUIVI_TEST_POSTGRES, or the one
     /// tests/postgres.sh starts).
@@ -142,6 +148,7 @@ fn run(mut cli: Cli) -> Result<(), String> {
         cli.busy_cases = 5;
         cli.cut_every = 1;
         cli.other_rows = 5_000;
+        cli.console_cases = 2_000;
     }
     let profile = LinkProfile::by_name(&cli.profile).ok_or("profile is 2g, 3g or lan")?;
     let server_bin = match &cli.server_bin {
@@ -166,6 +173,17 @@ fn run(mut cli: Cli) -> Result<(), String> {
         dir: devices_dir(),
         figures: Vec::new(),
     };
+    if ctx.cli.console_only {
+        let figures = console_caseload_on(&ctx, &ctx.server, "SQLite")?;
+        ctx.figures.extend(figures);
+        if ctx.cli.postgres {
+            let db = suivi_server::testing::TestDatabase::create();
+            let instance = ServerProcess::start_on(&server_bin, Some(&db.url), None)?;
+            let figures = console_caseload_on(&ctx, &instance, "PostgreSQL")?;
+            ctx.figures.extend(figures);
+        }
+        return report(&ctx, &[]);
+    }
     let largest = *ctx.cli.sizes.iter().max().ok_or("no sizes")?;
     let mut first_sync_points = Vec::new();
     let mut large_device = None;
@@ -194,6 +212,8 @@ fn run(mut cli: Cli) -> Result<(), String> {
     local(&mut ctx, largest, &mut large)?;
     app_during_sync(&mut ctx, largest)?;
     pull_by_caseload(&mut ctx)?;
+    let figures = console_caseload_on(&ctx, &ctx.server, "SQLite")?;
+    ctx.figures.extend(figures);
     busy(&mut ctx)?;
     if ctx.cli.postgres {
         on_postgres(&mut ctx, &server_bin)?;
@@ -836,6 +856,173 @@ fn pull_by_caseload_on(
     Ok(figures)
 }
 
+/// A supervisor's console over a team of `console_cases` cases: each page fetched over HTTP
+/// from a signed-in session, as a browser does (query, rendering, transfer on loopback). The
+/// cases' projections are written through the store as pushes write them.
+fn console_caseload_on(
+    ctx: &Ctx,
+    server: &ServerProcess,
+    store_name: &str,
+) -> Result<Vec<Figure>, String> {
+    use suivi_server::storage::{AcceptedCase, CaseSummary, ConsoleSession, SummaryWrite};
+    use suivi_tests::{FIRST_NAMES, LAST_NAMES, VILLAGES};
+    let total = ctx.cli.console_cases;
+    step(&format!(
+        "console caseload ({store_name}): {total} cases of one team"
+    ));
+    let team = format!("console-{}", rand_suffix());
+    let agents: Vec<String> = (0..20).map(|i| format!("{team}-agent-{i}")).collect();
+    for agent in &agents {
+        admin::add_user(server.store.as_ref(), agent, Role::Agent, &team, None)?;
+    }
+    let supervisor = format!("{team}-sup");
+    admin::add_user(
+        server.store.as_ref(),
+        &supervisor,
+        Role::Supervisor,
+        &team,
+        None,
+    )?;
+    let device_dir = ctx.dir.path().join(format!("{team}-device"));
+    std::fs::create_dir_all(&device_dir).map_err(|e| e.to_string())?;
+    let url = format!("http://{}", server.addr);
+    let device = enroll(server, &device_dir, &agents[0], &url)?;
+    let device_id = device
+        .meta("device_id")
+        .map_err(|e| e.to_string())?
+        .ok_or("not enrolled")?;
+    let statuses = ["draft", "sent", "accepted", "in_service", "completed"];
+    let risks = ["low", "medium", "high", "critical"];
+    let seeding = Instant::now();
+    let mut n = 0usize;
+    while n < total {
+        let batch: Vec<AcceptedCase> = (0..500.min(total - n))
+            .map(|_| {
+                n += 1;
+                let case_id = format!("c0{:030x}", n);
+                let summary = CaseSummary {
+                    case_id: case_id.clone(),
+                    first_name: FIRST_NAMES[n % FIRST_NAMES.len()].to_string(),
+                    last_name: format!("{} {}", LAST_NAMES[(n / 7) % LAST_NAMES.len()], n % 997),
+                    province: Some("Sikasso".into()),
+                    commune: Some("Kadiolo".into()),
+                    village: Some(VILLAGES[(n / 3) % VILLAGES.len()].to_string()),
+                    risk_level: Some(risks[n % risks.len()].into()),
+                    referral_statuses: vec![statuses[n % statuses.len()].into()],
+                    next_followup_due: Some(format!("2026-{:02}-{:02}", 1 + n % 12, 1 + n % 28)),
+                    referral_count: 1,
+                    followup_count: 1,
+                    conflict_count: u32::from(n.is_multiple_of(50)),
+                    ..Default::default()
+                };
+                let names = [summary.first_name.as_str(), summary.last_name.as_str()];
+                AcceptedCase {
+                    new_case: Some((agents[n % agents.len()].clone(), team.clone())),
+                    changes: vec![(format!("{case_id}-0"), vec![1u8; 64])],
+                    case_id,
+                    summary: Some(SummaryWrite {
+                        name_terms: suivi_core::names::search_terms(&names),
+                        village_key: summary
+                            .village
+                            .as_deref()
+                            .map(suivi_server::summary::place_key),
+                        summary,
+                        change_count: 1,
+                    }),
+                }
+            })
+            .collect();
+        server
+            .store
+            .store_changes(&device_id, &batch, None, unix_now())
+            .map_err(|e| e.to_string())?;
+    }
+    step(&format!(
+        "  seeded {total} cases with their projections in {:.1} s",
+        seeding.elapsed().as_secs_f64()
+    ));
+    // A signed-in session, as the login page would have made it.
+    let token = format!("bench-{}", rand_suffix());
+    let now = unix_now();
+    server
+        .store
+        .add_session(&ConsoleSession {
+            token_hash: suivi_server::auth::sha256_hex(&token),
+            user_id: supervisor.clone(),
+            csrf_token: "bench".into(),
+            created_at: now,
+            last_seen: now,
+        })
+        .map_err(|e| e.to_string())?;
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let pages = [
+        ("caseload, first page", "/console/cases".to_string()),
+        ("caseload, page 100", "/console/cases?page=100".to_string()),
+        (
+            "search a name across spellings",
+            "/console/cases?q=yousef+traore".to_string(),
+        ),
+        ("search a name prefix", "/console/cases?q=kha".to_string()),
+        (
+            "filter village + risk",
+            format!(
+                "/console/cases?village={}&risk=high",
+                VILLAGES[2].replace(' ', "+")
+            ),
+        ),
+        (
+            "filter overdue + referral status",
+            "/console/cases?overdue=1&status=sent".to_string(),
+        ),
+        (
+            "filter agent + conflicts",
+            format!("/console/cases?agent={}&conflicts=1", agents[0]),
+        ),
+    ];
+    let mut figures = Vec::new();
+    for (what, path) in pages {
+        let mut times = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..ctx.cli.runs.max(5) {
+            let started = Instant::now();
+            let response = client
+                .get(format!("{url}{path}"))
+                .header("cookie", format!("suivi_session={token}"))
+                .send()
+                .map_err(|e| e.to_string())?;
+            if response.status() != reqwest::StatusCode::OK {
+                return Err(format!("{path}: {}", response.status()));
+            }
+            let body = response.text().map_err(|e| e.to_string())?;
+            times.push(ms(started.elapsed()));
+            if !body.contains("class=\"count\"") {
+                return Err(format!("{path}: not a caseload page"));
+            }
+            bytes = body.len() as u64;
+        }
+        let (median, min, max) = summarise(&mut times);
+        figures.push(Figure {
+            scenario: format!("console: {what} ({store_name}, {total} cases in the team)"),
+            profile: "loopback".into(),
+            runs: times.len(),
+            median_ms: median,
+            min_ms: min,
+            max_ms: max,
+            bytes_up: 0,
+            bytes_down: bytes,
+            round_trips: 1,
+            floor_bytes: None,
+            target: "< 200 ms".into(),
+            met: Some(median < 200.0),
+            note: "HTTP GET of the rendered page from a signed-in session".into(),
+        });
+    }
+    Ok(figures)
+}
+
 /// Many devices sync at once: each agent pushes its cases and pulls.
 fn busy(ctx: &mut Ctx) -> Result<(), String> {
     let link_url = ctx.link.url();
@@ -852,6 +1039,8 @@ fn on_postgres(ctx: &mut Ctx, server_bin: &Path) -> Result<(), String> {
     let first = ServerProcess::start_on(server_bin, Some(&db.url), None)?;
     let second = ServerProcess::start_on(server_bin, Some(&db.url), Some(&first.key_file))?;
     let figures = pull_by_caseload_on(ctx, &first, "PostgreSQL")?;
+    ctx.figures.extend(figures);
+    let figures = console_caseload_on(ctx, &second, "PostgreSQL")?;
     ctx.figures.extend(figures);
     let links = [
         Link::start(first.addr, ctx.profile)?,

@@ -8,7 +8,7 @@ use suivi_tests::TestServer;
 
 /// The `suivi` binary beside this test binary (built by `cargo test --workspace --features
 /// suivi-core/cli`, as the README's test command does).
-fn suivi_binary() -> PathBuf {
+pub fn suivi_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let path = exe.parent().unwrap().parent().unwrap().join("suivi");
     assert!(
@@ -19,7 +19,7 @@ fn suivi_binary() -> PathBuf {
     path
 }
 
-fn suivi(db: &std::path::Path, args: &[&str]) -> serde_json::Value {
+pub fn suivi(db: &std::path::Path, args: &[&str]) -> serde_json::Value {
     let out = Command::new(suivi_binary())
         .arg("--json")
         .args(args)

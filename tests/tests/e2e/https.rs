@@ -61,5 +61,16 @@ fn devices_sync_over_https_with_the_projects_certificate() {
     // Plain HTTP to the TLS port does not get a sync through.
     let plain = HttpTransport::new(&format!("http://127.0.0.1:{}", server.addr.port())).unwrap();
     assert!(device.sync(&plain, &mut |_| {}).is_err());
+    // Over HTTPS the console's cookies are marked Secure.
+    let client = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let login = client.get(format!("{url}/console/login")).send().unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
     server.handle.abort();
 }

@@ -7,6 +7,8 @@ mod at_rest;
 mod bad_input;
 mod cli;
 mod concurrent;
+mod console;
+mod console_browser;
 mod disk_full;
 mod erasure;
 mod fallback;

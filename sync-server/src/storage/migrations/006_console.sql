@@ -3,6 +3,9 @@
 -- erasure. Lists, filters and search read these rows, never the documents.
 CREATE TABLE case_summaries (
     case_id           TEXT PRIMARY KEY,
+    -- The case's owner and team (as in `cases`), here so that a team's list walks one index.
+    owner             TEXT NOT NULL,
+    team              TEXT NOT NULL,
     -- The shown summary as JSON (names, places, statuses).
     shown             BLOB NOT NULL,
     village_key       TEXT,
@@ -19,7 +22,12 @@ CREATE TABLE case_summaries (
 );
 CREATE INDEX case_summaries_stale ON case_summaries(case_id) WHERE stale = 1;
 CREATE INDEX case_summaries_by_update ON case_summaries(updated_at DESC, case_id);
-CREATE INDEX case_summaries_by_village ON case_summaries(village_key);
+-- A team's (an owner's) list in time order, with every filtered column: a filter reads the
+-- index alone, never the rows with their shown summaries.
+CREATE INDEX case_summaries_by_team ON case_summaries(team, updated_at DESC, case_id, owner,
+    village_key, risk_level, next_followup_due, conflict_count, referral_statuses);
+CREATE INDEX case_summaries_by_owner ON case_summaries(owner, updated_at DESC, case_id, team,
+    village_key, risk_level, next_followup_due, conflict_count, referral_statuses);
 
 -- Search terms of the names (suivi_core::names): a case matches a query holding all its terms.
 CREATE TABLE case_search_terms (

@@ -6,6 +6,9 @@
 -- columns below (risk, statuses, dates, counts).
 CREATE TABLE case_summaries (
     case_id           TEXT PRIMARY KEY,
+    -- The case's owner and team (as in `cases`), here so that a team's list walks one index.
+    owner             TEXT NOT NULL,
+    team              TEXT NOT NULL,
     shown             BYTEA NOT NULL,
     village_key       TEXT,
     risk_level        TEXT,
@@ -17,6 +20,8 @@ CREATE TABLE case_summaries (
     stale             BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE INDEX case_summaries_by_update ON case_summaries(updated_at DESC, case_id);
+CREATE INDEX case_summaries_by_team ON case_summaries(team, updated_at DESC, case_id);
+CREATE INDEX case_summaries_by_owner ON case_summaries(owner, updated_at DESC, case_id);
 CREATE INDEX case_summaries_by_village ON case_summaries(village_key);
 CREATE INDEX case_summaries_stale ON case_summaries(case_id) WHERE stale;
 

@@ -39,7 +39,10 @@ class CaseActivity : ComponentActivity() {
                     val shown = field.choices.firstOrNull { it.id == value }?.label ?: value
                     line("${field.label} : $shown")
                 }
-                detail.conflicts.forEach { c -> line("⚠ ${c.path} : ${c.values.joinToString(" | ")}") }
+                detail.conflicts.forEach { c ->
+                    val values = c.values.zip(c.sources) { v, src -> "$v (${src.user ?: "?"})" }
+                    line("⚠ ${c.path} : ${values.joinToString(" | ")}")
+                }
                 line(getString(R.string.referral_chain), 18f)
                 for (chain in referralChains(detail)) {
                     line(chain.joinToString(" → ") { "${it.fields["provider"].orEmpty()} (${Messages.text("status.${it.status}", lang)})" })

@@ -1,0 +1,370 @@
+//! The console in a real browser: Debian's Chromium, headless, driven through chromedriver
+//! (WebDriver) by fantoccini, against a real server that devices sync to. Set
+//! SUIVI_SCREENSHOTS to a directory to keep screenshots of the main pages (docs/ holds them).
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value as Json};
+use suivi_tests::{child, TestServer};
+
+use crate::console::{
+    a_conflict_made_on_two_phones, two_teams, HOSTILE_FIRST, HOSTILE_LAST, PASSWORD,
+};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// A headless Chromium session, its chromedriver, and a runtime to drive it from a test.
+struct Browser {
+    client: Option<Client>,
+    driver: Child,
+    runtime: tokio::runtime::Runtime,
+    base: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn open(server: &TestServer) -> Browser {
+        assert!(
+            std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists(),
+            "the browser tests need Debian's chromium and chromium-driver (.ci/setup installs them)"
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // As root, Chromium needs --no-sandbox; the background-networking flags keep it from
+        // calling out of this closed machine.
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                    "--window-size=1280,860", "--lang=fr",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            }),
+        );
+        let client = runtime
+            .block_on(async {
+                ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                    .capabilities(caps)
+                    .connect(&format!("http://127.0.0.1:{port}"))
+                    .await
+            })
+            .expect("a Chromium session");
+        Browser {
+            client: Some(client),
+            driver,
+            runtime,
+            base: server.url(),
+            _profile: profile,
+        }
+    }
+
+    fn client(&self) -> &Client {
+        self.client.as_ref().unwrap()
+    }
+
+    fn goto(&self, path: &str) {
+        let url = format!("{}{path}", self.base);
+        self.runtime.block_on(self.client().goto(&url)).unwrap();
+    }
+
+    fn path(&self) -> String {
+        let url = self.runtime.block_on(self.client().current_url()).unwrap();
+        url.path().to_string()
+    }
+
+    fn text(&self, css: &str) -> String {
+        self.runtime
+            .block_on(async { self.client().find(Locator::Css(css)).await?.text().await })
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+    }
+
+    fn texts(&self, css: &str) -> Vec<String> {
+        self.runtime.block_on(async {
+            let mut out = Vec::new();
+            for e in self.client().find_all(Locator::Css(css)).await.unwrap() {
+                out.push(e.text().await.unwrap());
+            }
+            out
+        })
+    }
+
+    fn script(&self, js: &str) -> Json {
+        self.runtime
+            .block_on(self.client().execute(js, vec![]))
+            .unwrap()
+    }
+
+    /// Clicks a link or a submit button and waits for the next page to have loaded: a
+    /// marker set on this page must be gone (every click here navigates).
+    fn click(&self, css: &str) {
+        self.script("window.__suivi_previous_page = true; return 0");
+        self.runtime
+            .block_on(async { self.client().find(Locator::Css(css)).await?.click().await })
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        let started = Instant::now();
+        loop {
+            let loaded = self.runtime.block_on(self.client().execute(
+                "return window.__suivi_previous_page === undefined && document.readyState === 'complete'",
+                vec![],
+            ));
+            if matches!(loaded, Ok(Json::Bool(true))) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{css}: no page loaded"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    fn fill(&self, css: &str, text: &str) {
+        self.runtime
+            .block_on(async {
+                let field = self.client().find(Locator::Css(css)).await?;
+                field.clear().await?;
+                field.send_keys(text).await
+            })
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+    }
+
+    fn sign_in(&self, user: &str, password: &str) {
+        self.goto("/console/login");
+        self.fill("input[name=user]", user);
+        self.fill("input[name=password]", password);
+        self.click("form.login button");
+    }
+
+    /// Keeps a screenshot of the page when SUIVI_SCREENSHOTS names a directory.
+    fn screenshot(&self, name: &str) {
+        let Some(dir) = std::env::var_os("SUIVI_SCREENSHOTS") else {
+            return;
+        };
+        let png = self.runtime.block_on(self.client().screenshot()).unwrap();
+        std::fs::write(PathBuf::from(dir).join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            let _ = self.runtime.block_on(client.close());
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// Two agents' phones record children (one with a hostile name) and sync.
+fn synced_caseload(server: &TestServer) -> (String, String) {
+    let mut amina = server.device("amina");
+    let mut karim = server.device("karim");
+    let mut hostile = child(1);
+    hostile.insert("child_first_name".into(), json!(HOSTILE_FIRST));
+    hostile.insert("child_last_name".into(), json!(HOSTILE_LAST));
+    let hostile_case = amina.store.create_case(&hostile).unwrap();
+    let mut mohamed = child(2);
+    mohamed.insert("child_first_name".into(), json!("Mohamed"));
+    mohamed.insert("child_last_name".into(), json!("El-Idrissi"));
+    mohamed.insert("village".into(), json!("Aït Ourir"));
+    let mohamed_case = karim.store.create_case(&mohamed).unwrap();
+    karim
+        .store
+        .refer(&mohamed_case, &suivi_tests::referral(1))
+        .unwrap();
+    karim
+        .store
+        .add_followup(&mohamed_case, &suivi_tests::visit(3))
+        .unwrap();
+    for n in 3..9 {
+        amina.store.create_case(&child(n)).unwrap();
+    }
+    amina.sync().unwrap();
+    karim.sync().unwrap();
+    (hostile_case, mohamed_case)
+}
+
+#[test]
+fn a_supervisor_reads_the_caseload_and_a_case_with_phone_data_inert() {
+    let server = two_teams();
+    let (hostile_case, mohamed_case) = synced_caseload(&server);
+    let browser = Browser::open(&server);
+    browser.goto("/console/login");
+    browser.sign_in("fatima", PASSWORD);
+    assert_eq!(browser.path(), "/console/cases");
+    assert_eq!(browser.text("p.count"), "8 dossiers");
+    browser.screenshot("console-caseload");
+
+    // The hostile name is the link's text, letter for letter; nothing it holds became markup
+    // or ran.
+    let names = browser.texts("table.cases a.case");
+    let expected = format!("{HOSTILE_FIRST} {HOSTILE_LAST}");
+    assert!(names.contains(&expected), "{names:?}");
+    assert_eq!(
+        browser.script("return document.querySelectorAll('main img, main script').length"),
+        json!(0)
+    );
+    assert_eq!(
+        browser.script("return typeof window.__pwned"),
+        json!("undefined")
+    );
+    browser.goto(&format!("/console/cases/{hostile_case}"));
+    assert_eq!(browser.text("h1"), expected);
+    assert_eq!(
+        browser.script("return document.querySelectorAll('img, script').length"),
+        json!(0)
+    );
+    assert_eq!(
+        browser.script("return typeof window.__pwned"),
+        json!("undefined")
+    );
+
+    // Search across spellings, then the case page with its verified history.
+    browser.goto("/console/cases");
+    browser.fill("input[name=q]", "muhammad");
+    browser.click("form.filters button");
+    assert_eq!(
+        browser.texts("table.cases a.case"),
+        vec!["Mohamed El-Idrissi"]
+    );
+    browser.click("table.cases a.case");
+    assert_eq!(browser.path(), format!("/console/cases/{mohamed_case}"));
+    let history = browser.text("section.history");
+    assert!(history.contains("✔ vérifié: karim"), "{history}");
+    assert!(browser.text("main").contains("Orientations (1)"));
+    browser.screenshot("console-case");
+
+    // Arabic, right to left.
+    browser.click("nav.langs a[lang=ar]");
+    assert_eq!(
+        browser.script("return document.documentElement.dir"),
+        json!("rtl")
+    );
+    assert_eq!(browser.path(), format!("/console/cases/{mohamed_case}"));
+    browser.goto("/console/cases");
+    assert_eq!(browser.text("h1"), "ملفات الفريق");
+    browser.screenshot("console-caseload-ar");
+}
+
+#[test]
+fn an_agent_cannot_sign_in_and_another_teams_case_stays_closed() {
+    let server = two_teams();
+    let (_, mohamed_case) = synced_caseload(&server);
+    // An agent with a password anyway (an old database, a hand edit).
+    let hash = suivi_server::auth::hash_password(PASSWORD).unwrap();
+    suivi_server::ServerStore::set_password(server.store.as_ref(), "amina", Some(&hash), 0)
+        .unwrap();
+    let browser = Browser::open(&server);
+    browser.sign_in("amina", PASSWORD);
+    assert_eq!(browser.path(), "/console/login");
+    assert!(browser
+        .text("p.error")
+        .contains("Les agents travaillent sur leur téléphone"));
+    browser.goto("/console/cases");
+    assert_eq!(browser.path(), "/console/login", "no session");
+
+    // Ali supervises Souk Sebt: a Sikasso case opened by its URL is "not found".
+    browser.sign_in("ali", PASSWORD);
+    assert_eq!(browser.path(), "/console/cases");
+    assert_eq!(browser.text("p.count"), "0 dossiers");
+    browser.goto(&format!("/console/cases/{mohamed_case}"));
+    assert_eq!(browser.text("h1"), "404");
+    assert!(!browser.text("main").contains("Mohamed"));
+}
+
+#[test]
+fn a_form_posted_without_its_csrf_token_is_refused() {
+    let server = two_teams();
+    let browser = Browser::open(&server);
+    browser.sign_in("fatima", PASSWORD);
+    assert_eq!(browser.path(), "/console/cases");
+    // The sign-out form, its token taken out, as a forged cross-site form would be.
+    browser.script("document.querySelector('form.logout input[name=csrf]').remove(); return 0");
+    browser.click("form.logout button");
+    assert_eq!(browser.text("h1"), "403");
+    browser.goto("/console/cases");
+    assert_eq!(browser.path(), "/console/cases", "still signed in");
+    browser.click("form.logout button");
+    assert_eq!(
+        browser.path(),
+        "/console/login",
+        "signed out with the token"
+    );
+    browser.goto("/console/cases");
+    assert_eq!(browser.path(), "/console/login");
+}
+
+#[test]
+fn a_supervisor_settles_the_conflict_two_phones_made_and_both_phones_lose_it() {
+    let server = two_teams();
+    let (mut amina, mut fatima_phone, case_id) = a_conflict_made_on_two_phones(&server);
+    let browser = Browser::open(&server);
+    browser.sign_in("fatima", PASSWORD);
+    // The conflicts queue, then the case.
+    browser.click("header a[href='/console/cases?conflicts=1']");
+    assert_eq!(browser.text("p.count"), "1 dossiers");
+    browser.click("table.cases a.case");
+    assert_eq!(browser.path(), format!("/console/cases/{case_id}"));
+    let conflict = browser.text("section.conflict-box");
+    assert!(
+        conflict.contains("Kaniko") && conflict.contains("Kafiné"),
+        "{conflict}"
+    );
+    assert!(conflict.contains("✔ vérifié: amina") && conflict.contains("✔ vérifié: fatima"));
+    browser.screenshot("console-conflict");
+    // Keep Amina's value.
+    browser.script(
+        "for (const l of document.querySelectorAll('form.resolve label.choice')) \
+         { if (l.textContent.includes('Kaniko')) { l.querySelector('input').click(); } } return 0",
+    );
+    browser.click("form.resolve button");
+    assert!(browser.text("p.notice").contains("Conflit réglé"));
+    assert_eq!(
+        browser.script("return document.querySelectorAll('form.resolve').length"),
+        json!(0)
+    );
+    assert!(browser
+        .text("section.history")
+        .contains("fait dans la console"));
+
+    for device in [&mut amina, &mut fatima_phone] {
+        device.sync().unwrap();
+        let detail = device.store.case(&case_id).unwrap();
+        assert!(detail.conflicts.is_empty(), "gone on the phone");
+        assert_eq!(detail.identification["village"], json!("Kaniko"));
+    }
+    browser.goto("/console/cases?conflicts=1");
+    assert_eq!(browser.text("p.count"), "0 dossiers");
+}
