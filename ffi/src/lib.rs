@@ -536,6 +536,12 @@ impl CaseStore {
     }
 
     /// Changes identification fields (an empty input clears the field); returns what changed.
+    /// The app's name and version, reported at each sync for the supervisor's console (say
+    /// "suivi-android 1.4.0"); kept in the store.
+    pub fn set_app_version(&self, version: String) -> Result<()> {
+        guard(|| Ok(self.writer().set_app_version(&version)?))
+    }
+
     /// Settles a conflict (a `ConflictInfo.path`) with a value typed as the form takes it, or
     /// one of a disputed referral's statuses; the other devices see it settled after syncing.
     pub fn resolve_conflict(&self, case_id: String, path: String, value: String) -> Result<()> {

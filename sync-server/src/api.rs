@@ -173,6 +173,9 @@ pub struct AppState {
     pub account_slots: Arc<AccountSlots>,
     /// Served over HTTPS: console cookies are marked Secure.
     pub https: bool,
+    /// Where a revocation made in the console is journalled first (`<data>.revocations`), so a
+    /// restore from an older backup cannot bring the phone back; `None` in tests without one.
+    pub revocation_journal: Option<std::path::PathBuf>,
 }
 
 /// Per-account sync slots, striped: an account's id picks one of `ACCOUNT_STRIPES`

@@ -99,6 +99,7 @@ pub fn state_with_rate_limit(
         sync_slots: Arc::new(tokio::sync::Semaphore::new(api::SYNC_CONCURRENT_MAX)),
         account_slots: Arc::new(api::AccountSlots::new()),
         https: false,
+        revocation_journal: None,
     }
 }
 

@@ -270,6 +270,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 ..Default::default()
             };
             let mut state = state(store, codes);
+            state.revocation_journal = Some(admin::revocation_journal(&cli.data));
             // Cases stored before the console existed (or a refresh cut short) get their
             // projections in the background: devices are served meanwhile.
             let service = state.service.clone();

@@ -346,7 +346,7 @@ impl SyncService {
     ) -> Result<(Vec<u8>, SyncStats), ServiceError> {
         check_version(body)?;
         let request: SyncRequest =
-            protocol::decode(body).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+            protocol::decode_request(body).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
         if request.push.len() > protocol::PUSH_CASES_MAX {
             return Err(ServiceError::BadRequest(format!(
                 "more than {} cases in one push",
@@ -380,6 +380,29 @@ impl SyncService {
             let ids: Vec<String> = accepted_cases.iter().map(|c| c.case_id.clone()).collect();
             self.refresh_summaries_of(&ids)?;
         }
+        // What the device said, for its supervisor: the cases still waiting on it are those it
+        // counted less the ones this push settled (accepted, or already held).
+        let (app_version, waiting) = if request.version >= 4 {
+            let version: String = request
+                .report
+                .app_version
+                .chars()
+                .take(protocol::APP_VERSION_CHARS_MAX)
+                .collect();
+            let settled = accepted.len() as u64;
+            (
+                Some(version),
+                Some(request.report.waiting_cases.saturating_sub(settled)),
+            )
+        } else {
+            (None, None)
+        };
+        self.store.record_device_sync(
+            &device.device.device_id,
+            now,
+            app_version.as_deref(),
+            waiting,
+        )?;
         let (body, pulled) = self.pull_page(
             device,
             cursor,
@@ -1192,6 +1215,7 @@ mod tests {
                 mark: Default::default(),
                 push: vec![],
                 erasures_seen: 0,
+                report: Default::default(),
             })
             .unwrap()
         };
@@ -1248,6 +1272,7 @@ mod tests {
                     })
                     .collect(),
                 erasures_seen: 0,
+                report: Default::default(),
             })
             .unwrap()
         };
@@ -1425,6 +1450,7 @@ mod tests {
                 mark: serde_bytes::ByteBuf::from(mark.clone()),
                 push: vec![],
                 erasures_seen: 0,
+                report: Default::default(),
             })
             .unwrap();
             let (reply, _) = service.sync(&fatima, &body, 0).unwrap();
@@ -1486,6 +1512,7 @@ mod tests {
             mark: Default::default(),
             push: vec![],
             erasures_seen: 0,
+            report: Default::default(),
         })
         .unwrap();
         let (reply, _) = service.sync(&fatima, &body, 0).unwrap();

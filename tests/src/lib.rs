@@ -297,6 +297,7 @@ pub fn sync_body(cursor: u64, push: Vec<CaseChanges>) -> Vec<u8> {
         mark: Default::default(),
         push,
         erasures_seen: 0,
+        report: Default::default(),
     })
     .expect("encode")
 }

@@ -48,6 +48,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         mark: Default::default(),
         push: vec![suivi_tests::case_changes(&case_id, changes.clone())],
         erasures_seen: 0,
+        report: Default::default(),
     };
     // Postcard as is: the targets also try each input zstd-compressed.
     let push = postcard::to_stdvec(&request).unwrap();

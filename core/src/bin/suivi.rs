@@ -378,6 +378,7 @@ fn run(cli: &Cli, lang: Lang) -> Result<(), Error> {
             )
         }
         Command::Sync => {
+            store.set_app_version(&format!("suivi-cli {}", env!("CARGO_PKG_VERSION")))?;
             let transport = store.transport()?;
             let bar = (!cli.json && std::io::stderr().is_terminal()).then(|| {
                 let bar = indicatif::ProgressBar::new_spinner();

@@ -72,6 +72,9 @@ pub struct CaseDetail {
     pub audit_notes: Vec<AuditNote>,
 }
 
+/// Meta key: the app version reported at sync.
+const META_APP_VERSION: &str = "app_version";
+
 pub struct Store {
     conn: Connection,
     forms: FormRegistry,
@@ -786,6 +789,22 @@ impl Store {
     }
 
     /// Cases with local changes the server has not acknowledged.
+    /// The app's name and version this device reports when it syncs (its supervisor sees it):
+    /// set by the app (`set_app_version`), or the library's own.
+    pub fn app_version(&self) -> Result<String> {
+        Ok(self
+            .meta(META_APP_VERSION)?
+            .unwrap_or_else(|| format!("suivi-core {}", env!("CARGO_PKG_VERSION"))))
+    }
+
+    pub fn set_app_version(&self, version: &str) -> Result<()> {
+        let version: String = version
+            .chars()
+            .take(crate::sync::protocol::APP_VERSION_CHARS_MAX)
+            .collect();
+        self.set_meta(META_APP_VERSION, &version)
+    }
+
     pub fn unsynced_case_count(&self) -> Result<i64> {
         Ok(self
             .conn

@@ -12,11 +12,16 @@ use crate::error::{Error, Result};
 
 /// The version this build speaks. Version 2: refusal codes with a detail, pulled changes with
 /// their verified author and receive time, the feed mark. Version 3: erasures (the request's
-/// `erasures_seen`, the response's `erased` and `erasures_cursor`, refusal `Erased`).
-pub const PROTOCOL_VERSION: u16 = 3;
+/// `erasures_seen`, the response's `erased` and `erasures_cursor`, refusal `Erased`). Version
+/// 4: the request's `report` (the app's version and the cases waiting on the device, for the
+/// supervisor's console).
+pub const PROTOCOL_VERSION: u16 = 4;
 /// The oldest version a server still answers; an older device is told "upgrade required". A
-/// version 2 app cannot honour an erasure, so it must upgrade before it syncs again.
+/// version 2 app cannot honour an erasure, so it must upgrade before it syncs again; a version
+/// 3 app syncs as before and its supervisor sees no app version.
 pub const PROTOCOL_VERSION_MIN: u16 = 3;
+/// Characters of a reported app version the server keeps.
+pub const APP_VERSION_CHARS_MAX: usize = 64;
 pub const CONTENT_TYPE: &str = "application/x-suivi-sync";
 /// The HTTP status and error code that tell a device its app is too old for the server.
 pub const UPGRADE_REQUIRED_STATUS: u16 = 426;
@@ -113,6 +118,47 @@ pub struct SyncRequest {
     pub push: Vec<CaseChanges>,
     /// The last erasure this device applied (0 at first): the server lists the ones after it.
     pub erasures_seen: u64,
+    /// What the device says about itself (version 4 on; empty from a version 3 device).
+    pub report: DeviceReport,
+}
+
+/// What a device says about itself in each sync request, shown to its supervisor.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceReport {
+    /// The app's name and version, as the app gives it.
+    pub app_version: String,
+    /// Cases holding changes the server has not acknowledged, counted when the request was
+    /// built (those it carries included). A device keeps a flag per case, not a count of
+    /// changes: one case's changes travel together.
+    pub waiting_cases: u64,
+}
+
+/// A version 3 request: a version 4 one without its report.
+#[derive(Deserialize)]
+struct SyncRequestV3 {
+    version: u16,
+    cursor: u64,
+    mark: serde_bytes::ByteBuf,
+    #[serde(deserialize_with = "bounded")]
+    push: Vec<CaseChanges>,
+    erasures_seen: u64,
+}
+
+/// Decodes a sync request of any version the server answers: a version 3 one gets an empty
+/// report.
+pub fn decode_request(body: &[u8]) -> Result<SyncRequest> {
+    if peek_version(body)? >= 4 {
+        return decode(body);
+    }
+    let old: SyncRequestV3 = decode(body)?;
+    Ok(SyncRequest {
+        version: old.version,
+        cursor: old.cursor,
+        mark: old.mark,
+        push: old.push,
+        erasures_seen: old.erasures_seen,
+        report: DeviceReport::default(),
+    })
 }
 
 /// Why the server refused a case. Travels as a number: a reason added by a newer server reads
@@ -413,7 +459,41 @@ mod tests {
             mark: serde_bytes::ByteBuf::from(vec![7; 32]),
             push,
             erasures_seen: 0,
+            report: Default::default(),
         }
+    }
+
+    #[test]
+    fn a_version_3_request_decodes_with_an_empty_report_and_a_version_4_one_keeps_it() {
+        #[derive(Serialize)]
+        struct V3 {
+            version: u16,
+            cursor: u64,
+            mark: serde_bytes::ByteBuf,
+            push: Vec<CaseChanges>,
+            erasures_seen: u64,
+        }
+        let body = encode(&V3 {
+            version: 3,
+            cursor: 9,
+            mark: serde_bytes::ByteBuf::from(vec![1; 32]),
+            push: vec![],
+            erasures_seen: 2,
+        })
+        .unwrap();
+        let old = decode_request(&body).unwrap();
+        assert_eq!((old.version, old.cursor, old.erasures_seen), (3, 9, 2));
+        assert_eq!(old.report, DeviceReport::default());
+        let mut new = request(vec![]);
+        new.report = DeviceReport {
+            app_version: "suivi-android 1.4.0".into(),
+            waiting_cases: 3,
+        };
+        let body = encode(&new).unwrap();
+        assert_eq!(decode_request(&body).unwrap(), new);
+        // A server that only knows version 3 reads the same body, the report as trailing bytes.
+        let read_by_older: SyncRequestV3 = decode(&body).unwrap();
+        assert_eq!(read_by_older.cursor, 42);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use super::client::{
 };
 use super::protocol::{
     self, CaseChanges, DocSyncRequest, DocSyncResponse, ErrorBody, Refusal, RefusalReason,
-    SyncRequest, SyncResponse, CONTENT_TYPE, PROTOCOL_VERSION,
+    SyncRequest, SyncResponse, CONTENT_TYPE, PROTOCOL_VERSION, PROTOCOL_VERSION_MIN,
 };
 use super::transport::{Credentials, HttpReply, Transport};
 use crate::case_doc::CaseDoc;
@@ -225,6 +225,10 @@ impl SyncSession {
                 .meta(META_ERASURES)?
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(0),
+            report: protocol::DeviceReport {
+                app_version: store.app_version()?,
+                waiting_cases: u64::try_from(store.unsynced_case_count()?).unwrap_or(0),
+            },
         };
         let body = protocol::encode(&request)?;
         self.report.bytes_up += body.len();
@@ -284,7 +288,8 @@ impl SyncSession {
             return Ok(Step::Continue);
         }
         let response: SyncResponse = protocol::decode(&reply.body)?;
-        if response.version != PROTOCOL_VERSION {
+        // Responses did not change in version 4: a version 3 server's are read as they are.
+        if !(PROTOCOL_VERSION_MIN..=PROTOCOL_VERSION).contains(&response.version) {
             return Err(Error::Protocol(format!(
                 "server speaks version {}",
                 response.version

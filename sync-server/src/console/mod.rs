@@ -61,6 +61,8 @@ pub fn routes() -> Router<AppState> {
         .route("/console/cases", get(caseload))
         .route("/console/cases/{case_id}", get(case_page))
         .route("/console/cases/{case_id}/resolve", post(resolve))
+        .route("/console/agents", get(agents_page))
+        .route("/console/devices/{device_id}/revoke", post(revoke))
         .route("/console/assets/console.css", get(stylesheet))
         // A login or filter form is a few hundred bytes.
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
@@ -714,4 +716,111 @@ async fn resolve(
             Ok(html(status, pages::message(&frame, status.as_str(), text)))
         }
     }
+}
+
+/// The devices a reader sees on the agents page: a supervisor its team's, an officer or admin
+/// every team's (by the same scope as cases).
+fn devices_in_scope(
+    reader: &User,
+    all: Vec<crate::storage::DeviceStatus>,
+) -> Vec<crate::storage::DeviceStatus> {
+    use suivi_core::policy::ReadScope;
+    all.into_iter()
+        .filter(|d| match ReadScope::of(reader.role) {
+            ReadScope::All => true,
+            ReadScope::Team => d.team == reader.team,
+            ReadScope::Own => d.device.user_id == reader.user_id,
+        })
+        .collect()
+}
+
+/// Who may revoke a device from the console: an admin any, a supervisor its team's.
+fn may_revoke(reader: &User, team: &str) -> bool {
+    match reader.role {
+        Role::Admin => true,
+        Role::Supervisor => reader.team == team,
+        Role::Agent | Role::Officer => false,
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct AgentsQuery {
+    #[serde(default)]
+    revoked: String,
+}
+
+async fn agents_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<AgentsQuery>,
+) -> Result<Response, ConsoleError> {
+    let signed = signed_in(&state, &headers).await?;
+    let lang = lang_of(&headers);
+    let store = state.service.store().clone();
+    let reader = signed.user.clone();
+    let devices = blocking(move || Ok(devices_in_scope(&reader, store.device_statuses()?))).await?;
+    let frame = Frame {
+        lang,
+        user: Some(&signed.user),
+        csrf: &signed.session.csrf_token,
+        here: "/console/agents",
+    };
+    let revoker = matches!(signed.user.role, Role::Admin | Role::Supervisor);
+    let notice = (!query.revoked.is_empty()).then(|| t(lang, T::RevokedNotice));
+    Ok(html(
+        StatusCode::OK,
+        pages::agents(&frame, &devices, revoker, now(), notice),
+    ))
+}
+
+/// Revokes a device of the reader's team: journalled first, as `device revoke` does; the phone
+/// erases its cases at its next connection.
+async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(device_id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, ConsoleError> {
+    let signed = signed_in(&state, &headers).await?;
+    let lang = lang_of(&headers);
+    if !csrf_matches(&signed.session.csrf_token, &form.csrf) {
+        return Ok(forbidden(lang, &signed));
+    }
+    let store = state.service.store().clone();
+    let journal = state.revocation_journal.clone();
+    let reader = signed.user.clone();
+    let revoked = blocking(move || {
+        let status = store
+            .device_statuses()?
+            .into_iter()
+            .find(|d| d.device.device_id == device_id);
+        let Some(status) = status.filter(|d| may_revoke(&reader, &d.team)) else {
+            return Ok(false);
+        };
+        let done = crate::admin::revoke(store.as_ref(), journal.as_deref(), &device_id)
+            .map_err(ConsoleError::Storage)?;
+        if done {
+            store.audit(
+                now(),
+                &reader.user_id,
+                "console.revoke",
+                &status.device.device_id,
+            )?;
+        }
+        Ok(true)
+    })
+    .await?;
+    if !revoked {
+        let frame = Frame {
+            lang,
+            user: Some(&signed.user),
+            csrf: &signed.session.csrf_token,
+            here: "/console/agents",
+        };
+        return Ok(html(
+            StatusCode::NOT_FOUND,
+            pages::message(&frame, "404", t(lang, T::NoDevice)),
+        ));
+    }
+    Ok(Redirect::to("/console/agents?revoked=1").into_response())
 }

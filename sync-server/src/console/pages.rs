@@ -36,6 +36,7 @@ pub fn page(frame: &Frame<'_>, title: &str, body: Markup) -> Markup {
                     a.brand href="/console/cases" { "Suivi" }
                     @if frame.user.is_some() {
                         a href="/console/cases?conflicts=1" { (t(lang, T::Conflicts)) }
+                        a href="/console/agents" { (t(lang, T::Agents)) }
                     }
                     nav.langs aria-label=(t(lang, T::Language)) {
                         @for (l, name) in [(Lang::Fr, "Français"), (Lang::En, "English"), (Lang::Ar, "العربية")] {
@@ -238,6 +239,65 @@ fn case_row(
             td { (when(case.updated_at)) }
         }
     }
+}
+
+/// Days without a sync after which a device is flagged.
+pub const STALE_DAYS: i64 = 7;
+
+/// The agents and devices of the reader's scope: last sync, app version, cases waiting on the
+/// device, flagged after `STALE_DAYS` without a sync; a revoke button where the reader may.
+pub fn agents(
+    frame: &Frame<'_>,
+    devices: &[crate::storage::DeviceStatus],
+    may_revoke: bool,
+    now: i64,
+    notice: Option<&str>,
+) -> Markup {
+    let lang = frame.lang;
+    page(
+        frame,
+        t(lang, T::Agents),
+        html! {
+            h1 { (t(lang, T::Agents)) }
+            @if let Some(notice) = notice { p.notice role="status" { (notice) } }
+            table.cases.devices {
+                thead { tr {
+                    th { (t(lang, T::Agent)) } th { (t(lang, T::Team)) } th { (t(lang, T::Devices)) }
+                    th { (t(lang, T::LastSync)) } th { (t(lang, T::AppVersion)) } th { (t(lang, T::Waiting)) } th {}
+                } }
+                tbody {
+                    @for d in devices {
+                        @let stale = d.last_sync_at.is_none_or(|at| at < now - STALE_DAYS * 86_400);
+                        tr class=[(stale && !d.device.revoked).then_some("stale")] {
+                            td { (d.device.user_id) " · " (d.role.as_str()) }
+                            td { (d.team) }
+                            td { bdi { (d.device.name) } " " code { (d.device.device_id) } }
+                            td {
+                                @match d.last_sync_at { Some(at) => (when(at)), None => (t(lang, T::Never)) }
+                                @if stale && !d.device.revoked { " " span.overdue { (t(lang, T::Stale)) } }
+                            }
+                            td { @match (&d.app_version, d.last_sync_at) {
+                                (Some(v), _) => bdi { (v) },
+                                (None, Some(_)) => (t(lang, T::OldApp)),
+                                (None, None) => "—",
+                            } }
+                            td { @if let Some(w) = d.waiting_cases { (w) } }
+                            td {
+                                @if d.device.wiped { (t(lang, T::Wiped)) }
+                                @else if d.device.revoked { (t(lang, T::Revoked)) }
+                                @else if may_revoke {
+                                    form.revoke method="post" action={ "/console/devices/" (d.device.device_id) "/revoke" } {
+                                        input type="hidden" name="csrf" value=(frame.csrf);
+                                        button type="submit" { (t(lang, T::Revoke)) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
 }
 
 /// A case's page: identification, referral chain, visits, notes, conflicts, verified history.

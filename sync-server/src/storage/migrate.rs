@@ -30,7 +30,8 @@ const TABLES: [(&str, &str, &str); 15] = [
     ),
     (
         "devices",
-        "device_id, user_id, actor, name, token_hash, enrolled_at, revoked_at, wiped_at",
+        "device_id, user_id, actor, name, token_hash, enrolled_at, revoked_at, wiped_at, \
+         last_sync_at, app_version, waiting_cases",
         "device_id",
     ),
     ("cases", "case_id, created_by, team, created_at", "case_id"),

@@ -90,6 +90,19 @@ pub struct Device {
     pub wiped: bool,
 }
 
+/// A device and what it said at its last sync, with its user's role and team: the console's
+/// agents and devices page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceStatus {
+    pub device: Device,
+    pub role: Role,
+    pub team: String,
+    pub last_sync_at: Option<i64>,
+    /// `None`: never synced, or only with a version 3 app, which does not say.
+    pub app_version: Option<String>,
+    pub waiting_cases: Option<u64>,
+}
+
 /// Who owns a case on the server: what caseload access is decided from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseAccess {
@@ -431,6 +444,17 @@ pub trait ServerStore: Send + Sync + 'static {
     fn audit_log(&self, after: u64, limit: usize) -> StorageResult<Vec<AuditRow>>;
 
     // --- the console ---
+
+    /// Records a device's sync: when, and what it reported (`None` from a version 3 app).
+    fn record_device_sync(
+        &self,
+        device_id: &str,
+        at: i64,
+        app_version: Option<&str>,
+        waiting_cases: Option<u64>,
+    ) -> StorageResult<()>;
+    /// Every device of a person (console devices left out), with its status.
+    fn device_statuses(&self) -> StorageResult<Vec<DeviceStatus>>;
 
     /// The device a user's console changes are written under (`console-<user>`, named
     /// `console`), registered with `actor` the first time; it has no credential a request could

@@ -20,14 +20,15 @@ use suivi_core::policy::ReadScope;
 use super::sealed::Sealer;
 use super::{
     next_feed_mark, AcceptedCase, AuditRow, CaseAccess, CaseList, CaseQuery, CaseSummary,
-    ChangeOrigin, ConsoleSession, CursorCheck, Device, FeedPage, FeedRow, ListedCase,
+    ChangeOrigin, ConsoleSession, CursorCheck, Device, DeviceStatus, FeedPage, FeedRow, ListedCase,
     LoginFailures, QuarantinedCase, Quota, Role, ServerStore, StorageError, StorageResult,
     SummaryWrite, Usage, User, Viewer,
 };
 
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     include_str!("migrations/postgres/001_server.sql"),
     include_str!("migrations/postgres/002_console.sql"),
+    include_str!("migrations/postgres/003_device_status.sql"),
 ];
 /// Taken (transaction-scoped) while migrating: instances starting together migrate once.
 const MIGRATION_LOCK: i64 = 0x5375_6976_6900_0001;
@@ -1237,6 +1238,55 @@ impl ServerStore for PostgresStore {
             })
             .collect())
     }
+    fn record_device_sync(
+        &self,
+        device_id: &str,
+        at: i64,
+        app_version: Option<&str>,
+        waiting_cases: Option<u64>,
+    ) -> StorageResult<()> {
+        self.client()?
+            .execute(
+                "UPDATE devices SET last_sync_at = greatest(coalesce(last_sync_at, 0), $2),
+                    app_version = $3, waiting_cases = $4 WHERE device_id = $1",
+                &[
+                    &device_id,
+                    &at,
+                    &app_version,
+                    &waiting_cases.map(|w| i64::try_from(w).unwrap_or(i64::MAX)),
+                ],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn device_statuses(&self) -> StorageResult<Vec<DeviceStatus>> {
+        let rows = self
+            .client()?
+            .query(
+                "SELECT d.device_id, d.user_id, d.actor, d.name, d.token_hash, d.revoked_at,
+                    d.wiped_at, u.role, u.team, d.last_sync_at, d.app_version, d.waiting_cases
+                 FROM devices d JOIN users u ON u.user_id = d.user_id
+                 WHERE d.token_hash <> $1 ORDER BY u.team, d.user_id, d.device_id",
+                &[&super::CONSOLE_TOKEN_HASH],
+            )
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                let role: String = r.get(7);
+                Ok(DeviceStatus {
+                    device: row_to_device(r),
+                    role: Role::parse(&role)
+                        .ok_or_else(|| StorageError::Backend(format!("unknown role {role:?}")))?,
+                    team: r.get(8),
+                    last_sync_at: r.get(9),
+                    app_version: r.get(10),
+                    waiting_cases: r.get::<_, Option<i64>>(11).map(|w| w.max(0) as u64),
+                })
+            })
+            .collect()
+    }
+
     fn console_device(&self, user_id: &str, actor: &str, now: i64) -> StorageResult<Device> {
         let device_id = super::console_device_id(user_id);
         let mut client = self.client()?;

@@ -9,18 +9,19 @@ use suivi_core::policy::ReadScope;
 
 use super::{
     next_feed_mark, AcceptedCase, AuditRow, CaseAccess, CaseList, CaseQuery, CaseSummary,
-    ChangeOrigin, ConsoleSession, CursorCheck, Device, FeedPage, FeedRow, ListedCase,
+    ChangeOrigin, ConsoleSession, CursorCheck, Device, DeviceStatus, FeedPage, FeedRow, ListedCase,
     LoginFailures, QuarantinedCase, Quota, Role, ServerStore, StorageError, StorageResult,
     SummaryWrite, Usage, User, Viewer,
 };
 
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     include_str!("migrations/001_server.sql"),
     include_str!("migrations/002_trust.sql"),
     include_str!("migrations/003_quotas.sql"),
     include_str!("migrations/004_erasure.sql"),
     include_str!("migrations/005_pull_by_caseload.sql"),
     include_str!("migrations/006_console.sql"),
+    include_str!("migrations/007_device_status.sql"),
 ];
 /// Days of per-device usage kept (for `device quota` to show recent days).
 const USAGE_DAYS_KEPT: i64 = 7;
@@ -1050,6 +1051,54 @@ impl ServerStore for SqliteStore {
             .map_err(backend)?;
         rows.collect::<rusqlite::Result<_>>().map_err(backend)
     }
+    fn record_device_sync(
+        &self,
+        device_id: &str,
+        at: i64,
+        app_version: Option<&str>,
+        waiting_cases: Option<u64>,
+    ) -> StorageResult<()> {
+        self.conn()
+            .prepare_cached(
+                "UPDATE devices SET last_sync_at = max(coalesce(last_sync_at, 0), ?2),
+                    app_version = ?3, waiting_cases = ?4 WHERE device_id = ?1",
+            )
+            .map_err(backend)?
+            .execute(params![
+                device_id,
+                at,
+                app_version,
+                waiting_cases.map(|w| i64::try_from(w).unwrap_or(i64::MAX))
+            ])
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn device_statuses(&self) -> StorageResult<Vec<DeviceStatus>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT d.device_id, d.user_id, d.actor, d.name, d.token_hash, d.revoked_at,
+                    d.wiped_at, u.role, u.team, d.last_sync_at, d.app_version, d.waiting_cases
+                 FROM devices d JOIN users u ON u.user_id = d.user_id
+                 WHERE d.token_hash <> ?1 ORDER BY u.team, d.user_id, d.device_id",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([super::CONSOLE_TOKEN_HASH], |r| {
+                Ok(DeviceStatus {
+                    device: row_to_device(r)?,
+                    role: parse_role(&r.get::<_, String>(7)?)?,
+                    team: r.get(8)?,
+                    last_sync_at: r.get(9)?,
+                    app_version: r.get(10)?,
+                    waiting_cases: r.get::<_, Option<i64>>(11)?.map(|w| w.max(0) as u64),
+                })
+            })
+            .map_err(backend)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+    }
+
     fn console_device(&self, user_id: &str, actor: &str, now: i64) -> StorageResult<Device> {
         let device_id = super::console_device_id(user_id);
         let conn = self.conn();

@@ -55,6 +55,7 @@ fn bad_bodies_get_4xx_and_the_server_keeps_serving() {
                 mark: Default::default(),
                 push: vec![],
                 erasures_seen: 0,
+                report: Default::default(),
             })
             .unwrap(),
             400,
@@ -72,6 +73,7 @@ fn bad_bodies_get_4xx_and_the_server_keeps_serving() {
                     })
                     .collect(),
                 erasures_seen: 0,
+                report: Default::default(),
             })
             .unwrap(),
             400,
@@ -106,6 +108,7 @@ fn bad_bodies_get_4xx_and_the_server_keeps_serving() {
             ])],
         }],
         erasures_seen: 0,
+        report: Default::default(),
     };
     let transport = HttpTransport::new(&server.url()).unwrap();
     let reply = transport

@@ -818,3 +818,165 @@ fn a_disputed_referral_is_settled_from_a_phone_and_the_command() {
     assert_eq!(detail.identification["commune"], json!("Kadiolo"));
     assert_eq!(suivi(&db, &["conflicts"]), json!([]));
 }
+
+#[test]
+fn the_agents_page_shows_each_phones_sync_health_and_a_supervisor_revokes_one() {
+    use suivi_core::sync::protocol::{self, CONTENT_TYPE};
+    use suivi_core::sync::{HttpTransport, Transport};
+    let server = two_teams();
+    let device_id = |user: &str| {
+        server
+            .store
+            .devices()
+            .unwrap()
+            .into_iter()
+            .find(|d| d.user_id == user)
+            .unwrap()
+            .device_id
+    };
+    // Amina's phone, under a quota of one new case a day, records three: one goes through, two
+    // wait on the phone.
+    let mut amina = server.device("amina");
+    let amina_id = device_id("amina");
+    amina.store.set_app_version("suivi-android 1.4.0").unwrap();
+    server
+        .store
+        .set_device_quota(
+            &amina_id,
+            Some(suivi_server::storage::Quota {
+                new_cases_per_day: 1,
+                bytes_per_day: 10_000_000,
+            }),
+            chrono::Utc::now().timestamp(),
+        )
+        .unwrap();
+    for n in 0..3 {
+        amina.store.create_case(&child(n)).unwrap();
+    }
+    amina.sync().unwrap();
+    // Karim's phone enrolled and never synced; Moussa's is another team's.
+    let mut karim = server.device("karim");
+    let _moussa = server.device("moussa");
+    // Fatima's phone runs an app from before version 4: it syncs without saying its version.
+    let fatima_phone = server.device("fatima");
+    #[derive(serde::Serialize)]
+    struct V3 {
+        version: u16,
+        cursor: u64,
+        mark: serde_bytes::ByteBuf,
+        push: Vec<protocol::CaseChanges>,
+        erasures_seen: u64,
+    }
+    let body = protocol::encode(&V3 {
+        version: 3,
+        cursor: 0,
+        mark: Default::default(),
+        push: vec![],
+        erasures_seen: 0,
+    })
+    .unwrap();
+    let reply = HttpTransport::new(&server.url())
+        .unwrap()
+        .post(
+            "/v1/sync",
+            CONTENT_TYPE,
+            body,
+            Some(&fatima_phone.store.credentials().unwrap()),
+        )
+        .unwrap();
+    assert_eq!(reply.status, 200, "a version 3 app still syncs");
+
+    let mut fatima = Console::signed_in(&server, "fatima");
+    let (status, page, _) = fatima.get("/console/agents");
+    assert_eq!(status, StatusCode::OK);
+    let row = |user: &str| {
+        let id = if user == "amina" {
+            amina_id.clone()
+        } else {
+            device_id(user)
+        };
+        let at = page
+            .find(&id)
+            .unwrap_or_else(|| panic!("{user}'s device listed: {page}"));
+        let end = page[at..].find("</tr>").unwrap() + at;
+        let start = page[..at].rfind("<tr").unwrap();
+        page[start..end].to_string()
+    };
+    let amina_row = row("amina");
+    assert!(amina_row.contains("suivi-android 1.4.0"), "{amina_row}");
+    assert!(
+        amina_row.contains("<td>2</td>"),
+        "two cases wait on the phone: {amina_row}"
+    );
+    assert!(!amina_row.contains("plus de 7 jours"));
+    let karim_row = row("karim");
+    assert!(
+        karim_row.contains("jamais") && karim_row.contains("plus de 7 jours"),
+        "{karim_row}"
+    );
+    assert!(row("fatima").contains("ancienne application"));
+    assert!(
+        !page.contains(&device_id("moussa")),
+        "another team's phone is not listed"
+    );
+    assert!(!page.contains("console-"), "console actors are not phones");
+
+    // Amina's old phone, last seen eight days ago, is flagged.
+    let old_phone = server.device("amina");
+    let old_id = server
+        .store
+        .devices()
+        .unwrap()
+        .into_iter()
+        .find(|d| d.user_id == "amina" && d.device_id != amina_id)
+        .unwrap()
+        .device_id;
+    drop(old_phone);
+    let eight_days_ago = chrono::Utc::now().timestamp() - 8 * 86_400;
+    server
+        .store
+        .record_device_sync(
+            &old_id,
+            eight_days_ago,
+            Some("suivi-android 1.3.9"),
+            Some(0),
+        )
+        .unwrap();
+    let (_, page_now, _) = fatima.get("/console/agents");
+    let at = page_now.find(&old_id).unwrap();
+    let old_row = page_now[at..].split("</tr>").next().unwrap();
+    assert!(
+        old_row.contains("plus de 7 jours") && old_row.contains("1.3.9"),
+        "{old_row}"
+    );
+    let at = page_now.find(&amina_id).unwrap();
+    assert!(!page_now[at..]
+        .split("</tr>")
+        .next()
+        .unwrap()
+        .contains("plus de 7 jours"));
+
+    // Revoking Karim's phone: not without the form's token, not by another team's supervisor.
+    let csrf = Console::csrf(&page);
+    let path = format!("/console/devices/{}/revoke", device_id("karim"));
+    let (status, _, _) = fatima.post(&path, &[]);
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let mut ali = Console::signed_in(&server, "ali");
+    let (_, ali_page, _) = ali.get("/console/agents");
+    let (status, _, _) = ali.post(&path, &[("csrf", &Console::csrf(&ali_page))]);
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(karim.sync().is_ok(), "still active");
+    let (status, _, headers) = fatima.post(&path, &[("csrf", &csrf)]);
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[LOCATION], "/console/agents?revoked=1");
+    assert!(
+        matches!(karim.sync(), Err(suivi_core::Error::DeviceRevoked)),
+        "the phone is told"
+    );
+    let (_, page, _) = fatima.get("/console/agents?revoked=1");
+    assert!(page.contains("Appareil révoqué"));
+    let audit = server.store.audit_log(0, 1000).unwrap();
+    assert!(audit.iter().any(|r| r.actor == "fatima"
+        && r.action == "console.revoke"
+        && r.subject == device_id("karim")));
+}

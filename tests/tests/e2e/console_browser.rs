@@ -367,4 +367,8 @@ fn a_supervisor_settles_the_conflict_two_phones_made_and_both_phones_lose_it() {
     }
     browser.goto("/console/cases?conflicts=1");
     assert_eq!(browser.text("p.count"), "0 dossiers");
+    // Both phones on the agents page, with the time they just synced.
+    browser.click("header a[href='/console/agents']");
+    assert_eq!(browser.texts("table.devices tbody tr").len(), 2);
+    browser.screenshot("console-agents");
 }
