@@ -161,9 +161,15 @@ enum DeviceCommand {
 
 #[derive(Subcommand)]
 enum CaseCommand {
-    Assign {
-        case: String,
-        user: String,
+    /// Let a user read a case too (its owner keeps it).
+    Assign { case: String, user: String },
+    /// Move cases to another agent of their team: the new agent's phones receive them, the
+    /// former owner's push what they recorded (for 30 days) and then remove them.
+    Reassign {
+        #[arg(required = true)]
+        cases: Vec<String>,
+        #[arg(long)]
+        to: String,
     },
     /// List the cases whose stored changes fail validation (exit 1 if any).
     Check,
@@ -178,9 +184,7 @@ enum CaseCommand {
     /// Erase a case everywhere (consent withdrawn, a data-protection request): every change,
     /// feed row and assignment on the server, and the case on every device at its next sync.
     /// Only the id remains. Journalled beside the data directory, so a restore keeps it erased.
-    Erase {
-        case: String,
-    },
+    Erase { case: String },
 }
 
 fn main() -> ExitCode {
@@ -410,6 +414,20 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Case(CaseCommand::Assign { case, user }) => {
             admin::assign(store.as_ref(), &case, &user)?;
             say!("case {case} assigned to {user}");
+            Ok(())
+        }
+        Command::Case(CaseCommand::Reassign { cases, to }) => {
+            let service = suivi_server::SyncService::new(store.clone(), codes.clone());
+            let admin_user = suivi_server::storage::User {
+                user_id: "admin".into(),
+                role: Role::Admin,
+                team: String::new(),
+                password_hash: None,
+            };
+            let moved = service
+                .reassign(&admin_user, &cases, &to, admin::now())
+                .map_err(|e| e.to_string())?;
+            say!("{} of {} cases reassigned to {to}", moved.len(), cases.len());
             Ok(())
         }
         Command::Case(CaseCommand::Check) => {

@@ -24,7 +24,7 @@ use suivi_core::FormRegistry;
 use crate::auth;
 use crate::storage::valid_case_id;
 use crate::storage::{
-    AcceptedCase, CaseAccess, CursorCheck, Device, FeedRow, Quota, ServerStore, StorageError,
+    AcceptedCase, CaseAccess, CursorCheck, Device, FeedRow, Quota, Role, ServerStore, StorageError,
     Usage, User, Viewer,
 };
 use crate::summary;
@@ -140,6 +140,10 @@ pub enum ServiceError {
     #[error("internal failure: {0}")]
     Internal(String),
 }
+
+/// How long a former owner's phones may still push to a case reassigned away from it: phones
+/// in the field stay offline for days.
+pub const REASSIGN_GRACE_SECS: i64 = 30 * 86_400;
 
 /// A device that presented a valid credential, with its user.
 #[derive(Debug, Clone)]
@@ -405,8 +409,9 @@ impl SyncService {
         )?;
         let (body, pulled) = self.pull_page(
             device,
+            request.version,
             cursor,
-            request.erasures_seen,
+            (request.erasures_seen, request.removals_seen),
             accepted,
             refused.clone(),
         )?;
@@ -479,7 +484,7 @@ impl SyncService {
                 .collect(),
         };
         let accepted =
-            match self.check_case(&authed, &pushed, Some(existing), &mut OpsBudget::new())? {
+            match self.check_case(&authed, &pushed, Some(existing), &mut OpsBudget::new(), now)? {
                 Ok(Some(accepted)) => accepted,
                 Ok(None) => return Ok(out),
                 Err((reason, detail)) => {
@@ -497,6 +502,60 @@ impl SyncService {
         )?;
         self.refresh_summaries_of(&[case_id.to_string()])?;
         Ok(out)
+    }
+
+    /// Moves cases to the agent `to`, from the console or an admin's command: only cases `by`
+    /// may write, only to an agent of their team (a supervisor: of its own team). The former
+    /// owner's phones push what they recorded for `REASSIGN_GRACE_SECS`, and remove the case.
+    /// Returns the cases moved.
+    pub fn reassign(
+        &self,
+        by: &User,
+        case_ids: &[String],
+        to: &str,
+        now: i64,
+    ) -> Result<Vec<String>, ServiceError> {
+        let to = self
+            .store
+            .user(to)?
+            .filter(|u| u.role == Role::Agent)
+            .ok_or_else(|| ServiceError::BadRequest(format!("{to} is not an agent")))?;
+        if by.role == Role::Supervisor && to.team != by.team {
+            return Err(ServiceError::Forbidden(format!(
+                "{} is not in your team",
+                to.user_id
+            )));
+        }
+        if !matches!(by.role, Role::Supervisor | Role::Admin) {
+            return Err(ServiceError::Forbidden(
+                "supervisors and admins reassign cases".into(),
+            ));
+        }
+        let mut permitted = Vec::with_capacity(case_ids.len());
+        for chunk in case_ids.chunks(500) {
+            let access = self.store.case_access(chunk)?;
+            permitted.extend(
+                chunk
+                    .iter()
+                    .filter(|id| {
+                        access
+                            .get(id.as_str())
+                            .is_some_and(|a| self.write_mode(by, Some(a)) == Some(WriteMode::Write))
+                    })
+                    .cloned(),
+            );
+        }
+        let mut moved = Vec::with_capacity(permitted.len());
+        for chunk in permitted.chunks(500) {
+            moved.extend(self.store.reassign_cases(
+                chunk,
+                &to,
+                &by.user_id,
+                now,
+                now + REASSIGN_GRACE_SECS,
+            )?);
+        }
+        Ok(moved)
     }
 
     /// The form definitions the server validates with (and the console shows records with).
@@ -527,7 +586,15 @@ impl SyncService {
     pub fn rebuild_summaries(&self, case_ids: &[String]) -> Result<(), ServiceError> {
         let mut writes = Vec::new();
         for case_id in case_ids {
-            let stored = self.stored_changes(case_id)?;
+            // One bad stored case (for `case check` to find) never stops the others.
+            let stored = match self.stored_changes(case_id) {
+                Ok(stored) => stored,
+                Err(ServiceError::Storage(e)) => return Err(ServiceError::Storage(e)),
+                Err(e) => {
+                    tracing::warn!(case = %case_id, error = %e, "a stored case does not parse");
+                    continue;
+                }
+            };
             let count = stored.len() as u64;
             match CaseCheck::load(case_id, stored) {
                 Ok(check) => writes.extend(summary::summarize(
@@ -603,7 +670,7 @@ impl SyncService {
                 continue;
             }
             let existing = access.get(&case.case_id);
-            match self.check_case(device, case, existing, &mut budget)? {
+            match self.check_case(device, case, existing, &mut budget, now)? {
                 Ok(None) => plan.accepted.push(case.case_id.clone()),
                 Ok(Some(accepted)) => match allowance.take(&accepted) {
                     Ok(()) => {
@@ -631,6 +698,7 @@ impl SyncService {
         case: &CaseChanges,
         existing: Option<&CaseAccess>,
         budget: &mut OpsBudget,
+        now: i64,
     ) -> Result<Result<Option<AcceptedCase>, (RefusalReason, String)>, ServiceError> {
         if self.store.is_erased(&case.case_id)? {
             // Checked first: an erased case has no owner left, so it would read as new.
@@ -642,8 +710,18 @@ impl SyncService {
         if existing.is_some() && self.store.is_quarantined(&case.case_id)? {
             return Ok(Err((RefusalReason::Quarantined, String::new())));
         }
-        let Some(mode) = self.write_mode(&device.user, existing) else {
-            return Ok(Err((RefusalReason::Forbidden, String::new())));
+        let mode = match self.write_mode(&device.user, existing) {
+            Some(mode) => mode,
+            // A case reassigned away: what the former owner's phones recorded before they heard
+            // of it is still accepted, for a grace period (it had the right when it wrote it).
+            None if existing.is_some()
+                && self
+                    .store
+                    .in_handover(&case.case_id, &device.user.user_id, now)? =>
+            {
+                WriteMode::Write
+            }
+            None => return Ok(Err((RefusalReason::Forbidden, String::new()))),
         };
         let mut parsed = Vec::with_capacity(case.changes.len());
         for raw in &case.changes {
@@ -782,11 +860,14 @@ impl SyncService {
 
     /// The next page of the device's caseload after `cursor` (from the start when `None`: the
     /// device's cursor does not match this feed), at most `PULL_PAGE_BYTES_MAX` compressed.
+    /// The response to a sync request of `version`: a version 3 device gets a version 3
+    /// response (the same layout, read without the removals appended at its end).
     fn pull_page(
         &self,
         device: &AuthedDevice,
+        version: u16,
         cursor: Option<u64>,
-        erasures_seen: u64,
+        (erasures_seen, removals_seen): (u64, u64),
         accepted: Vec<String>,
         refused: Vec<Refusal>,
     ) -> Result<(Vec<u8>, usize), ServiceError> {
@@ -794,22 +875,35 @@ impl SyncService {
         let erasures = self
             .store
             .erasures_after(erasures_seen, crate::erasure::ERASURES_PER_PAGE)?;
+        let removals = if version >= 4 {
+            self.store.removals_after(
+                &device.user.user_id,
+                removals_seen,
+                crate::erasure::ERASURES_PER_PAGE,
+            )?
+        } else {
+            Vec::new()
+        };
         let page = self
             .store
             .feed_page(&device.viewer(), from, PULL_PAGE_RAW_BYTES_MAX)?;
         let mut rows = page.rows;
         let mut response = SyncResponse {
-            version: PROTOCOL_VERSION,
+            version: version.min(PROTOCOL_VERSION),
             accepted,
             refused,
             authors: Vec::new(),
             pull: Vec::new(),
             cursor: page.cursor,
             mark: serde_bytes::ByteBuf::new(),
-            more: page.more || erasures.len() == crate::erasure::ERASURES_PER_PAGE,
+            more: page.more
+                || erasures.len() == crate::erasure::ERASURES_PER_PAGE
+                || removals.len() == crate::erasure::ERASURES_PER_PAGE,
             reset: cursor.is_none(),
             erasures_cursor: erasures.last().map_or(erasures_seen, |(seq, _)| *seq),
             erased: erasures.into_iter().map(|(_, id)| id).collect(),
+            removals_cursor: removals.last().map_or(removals_seen, |(seq, _)| *seq),
+            removed: removals.into_iter().map(|(_, id)| id).collect(),
         };
         loop {
             let (authors, pull) = group_by_case(&rows);
@@ -859,8 +953,14 @@ impl SyncService {
             .store
             .case_access(std::slice::from_ref(&request.case_id))?;
         let existing = access.get(case_id);
-        // The same decision as a push: an officer's fallback carries audit notes only.
-        let Some(mode) = self.write_mode(&device.user, existing) else {
+        // The same decision as a push: an officer's fallback carries audit notes only, and a
+        // former owner's phone may still hand over what it recorded.
+        let handover =
+            existing.is_some() && self.store.in_handover(case_id, &device.user.user_id, now)?;
+        let mode = self
+            .write_mode(&device.user, existing)
+            .or(handover.then_some(WriteMode::Write));
+        let Some(mode) = mode else {
             self.store.audit(
                 now,
                 &device.device.device_id,
@@ -1140,7 +1240,7 @@ mod tests {
                 case_id: "c0ffee00c0ffee00c0ffee00c0ffee00".into(),
                 changes: vec![serde_bytes::ByteBuf::from(vec![0u8; 4]); n],
             };
-            let checked = service.check_case(&device, &case, None, &mut OpsBudget::new());
+            let checked = service.check_case(&device, &case, None, &mut OpsBudget::new(), 0);
             checked.unwrap().unwrap_err().0
         };
         let max = protocol::PUSH_CHANGES_PER_CASE_MAX;
@@ -1216,6 +1316,7 @@ mod tests {
                 push: vec![],
                 erasures_seen: 0,
                 report: Default::default(),
+                removals_seen: 0,
             })
             .unwrap()
         };
@@ -1273,6 +1374,7 @@ mod tests {
                     .collect(),
                 erasures_seen: 0,
                 report: Default::default(),
+                removals_seen: 0,
             })
             .unwrap()
         };
@@ -1451,6 +1553,7 @@ mod tests {
                 push: vec![],
                 erasures_seen: 0,
                 report: Default::default(),
+                removals_seen: 0,
             })
             .unwrap();
             let (reply, _) = service.sync(&fatima, &body, 0).unwrap();
@@ -1513,6 +1616,7 @@ mod tests {
             push: vec![],
             erasures_seen: 0,
             report: Default::default(),
+            removals_seen: 0,
         })
         .unwrap();
         let (reply, _) = service.sync(&fatima, &body, 0).unwrap();

@@ -957,6 +957,130 @@ fn sessions_and_login_failures(subject: Subject) {
     assert_eq!(store.login_failures("user:fatima").unwrap().count, 0);
 }
 
+/// A reassignment moves the case's ownership, queues its history for the new owner, lets the
+/// former owner hand over until the grace ends, and lists a removal for it; other teams and
+/// no-op moves are skipped; an erasure ends the handover.
+fn reassignment_moves_a_case_and_queues_its_history(subject: Subject) {
+    let store = subject.store.as_ref();
+    team(store);
+    store
+        .add_user(&user("moussa", Role::Agent, "souk-sebt"), NOW)
+        .unwrap();
+    store
+        .store_changes("dev-amina", &[summarized(1, "amina", 2, |_| {})], None, NOW)
+        .unwrap();
+    store
+        .store_changes("dev-amina", &[summarized(2, "amina", 1, |_| {})], None, NOW)
+        .unwrap();
+    let karim_viewer = viewer("karim", Role::Agent, "sikasso");
+    let amina_viewer = viewer("amina", Role::Agent, "sikasso");
+    assert!(read_feed(store, &karim_viewer).is_empty());
+    let karim = user("karim", Role::Agent, "sikasso");
+    let moved = store
+        .reassign_cases(
+            &[case_id(1), case_id(9)],
+            &karim,
+            "fatima",
+            NOW + 10,
+            NOW + 100,
+        )
+        .unwrap();
+    assert_eq!(moved, vec![case_id(1)], "a case not held is skipped");
+    let access = store.case_access(&[case_id(1)]).unwrap();
+    assert_eq!(access[&case_id(1)].created_by, "karim");
+    assert_eq!(
+        store.listed_case(&case_id(1)).unwrap().unwrap().created_by,
+        "karim"
+    );
+    // Karim's phones get the whole history; Amina's no longer read it. Read from the start,
+    // the case's rows come twice (as his now, and the copies queued for him): a phone whose
+    // cursor passed them gets the copies, and applying a change twice changes nothing.
+    let karim_rows = read_feed(store, &karim_viewer);
+    assert_eq!(karim_rows.len(), 4);
+    assert!(karim_rows.iter().all(|(_, c)| *c == case_id(1)));
+    let amina_rows = read_feed(store, &amina_viewer);
+    assert!(
+        amina_rows.iter().all(|(_, c)| *c == case_id(2)),
+        "{amina_rows:?}"
+    );
+    // Amina hands over until the grace ends, and her phones are told to remove it.
+    assert!(store.in_handover(&case_id(1), "amina", NOW + 50).unwrap());
+    assert!(!store.in_handover(&case_id(1), "amina", NOW + 100).unwrap());
+    assert!(!store.in_handover(&case_id(2), "amina", NOW + 50).unwrap());
+    let removals = store.removals_after("amina", 0, 10).unwrap();
+    assert_eq!(removals.len(), 1);
+    assert_eq!(removals[0].1, case_id(1));
+    assert!(store
+        .removals_after("amina", removals[0].0, 10)
+        .unwrap()
+        .is_empty());
+    assert!(store.removals_after("karim", 0, 10).unwrap().is_empty());
+    // Another team's agent, and the owner it already has: nothing moves.
+    let moussa = user("moussa", Role::Agent, "souk-sebt");
+    assert!(store
+        .reassign_cases(&[case_id(2)], &moussa, "admin", NOW, NOW)
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .reassign_cases(&[case_id(1)], &karim, "fatima", NOW, NOW)
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .audit_log(0, 100)
+        .unwrap()
+        .iter()
+        .any(|r| r.actor == "fatima"
+            && r.action == "case.reassign"
+            && r.subject == format!("{} amina -> karim", case_id(1))));
+    let members: Vec<String> = store
+        .team_members("sikasso")
+        .unwrap()
+        .into_iter()
+        .map(|u| u.user_id)
+        .collect();
+    assert_eq!(members, vec!["amina", "fatima", "karim"]);
+    assert!(store.erase_case(&case_id(1), NOW).unwrap());
+    assert!(!store.in_handover(&case_id(1), "amina", NOW + 50).unwrap());
+}
+
+/// What a device said at its last sync, newest time kept; console devices are not listed.
+fn device_statuses_record_each_sync(subject: Subject) {
+    let store = subject.store.as_ref();
+    team(store);
+    store
+        .record_device_sync("dev-amina", NOW, Some("suivi-android 1.4.0"), Some(3))
+        .unwrap();
+    store
+        .record_device_sync("dev-amina", NOW - 10, None, None)
+        .unwrap();
+    store
+        .console_device("fatima", "ab".repeat(16).as_str(), NOW)
+        .unwrap();
+    let statuses = store.device_statuses().unwrap();
+    assert_eq!(statuses.len(), 2, "console devices are left out");
+    let amina = statuses
+        .iter()
+        .find(|d| d.device.device_id == "dev-amina")
+        .unwrap();
+    assert_eq!(amina.last_sync_at, Some(NOW), "the time never moves back");
+    assert_eq!(
+        (amina.app_version.clone(), amina.waiting_cases),
+        (None, None)
+    );
+    assert_eq!((amina.role, amina.team.as_str()), (Role::Agent, "sikasso"));
+    let karim = statuses
+        .iter()
+        .find(|d| d.device.device_id == "dev-karim")
+        .unwrap();
+    assert_eq!(karim.last_sync_at, None);
+    // The console device: registered once, the same on the next call, no usable token.
+    let console = store
+        .console_device("fatima", &"cd".repeat(16), NOW)
+        .unwrap();
+    assert_eq!(console.actor, "ab".repeat(16));
+    assert_eq!(console.device_id, "console-fatima");
+}
+
 macro_rules! conformance {
     ($store:ident, $factory:expr) => {
         mod $store {
@@ -975,7 +1099,9 @@ macro_rules! conformance {
                 actions_leave_one_audit_row_each,
                 case_summaries_are_listed_by_scope_filtered_and_erased,
                 a_summary_behind_its_case_is_marked_stale,
-                sessions_and_login_failures
+                sessions_and_login_failures,
+                reassignment_moves_a_case_and_queues_its_history,
+                device_statuses_record_each_sync
             );
         }
     };

@@ -175,6 +175,8 @@ impl Transport for HostileServer {
                 reset: false,
                 erased: Vec::new(),
                 erasures_cursor: 0,
+                removed: Vec::new(),
+                removals_cursor: 0,
             })?
         };
         Ok(HttpReply { status: 200, body })

@@ -298,6 +298,7 @@ pub fn sync_body(cursor: u64, push: Vec<CaseChanges>) -> Vec<u8> {
         push,
         erasures_seen: 0,
         report: Default::default(),
+        removals_seen: 0,
     })
     .expect("encode")
 }

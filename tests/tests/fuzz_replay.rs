@@ -49,6 +49,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         push: vec![suivi_tests::case_changes(&case_id, changes.clone())],
         erasures_seen: 0,
         report: Default::default(),
+        removals_seen: 0,
     };
     // Postcard as is: the targets also try each input zstd-compressed.
     let push = postcard::to_stdvec(&request).unwrap();
@@ -81,6 +82,8 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         reset: false,
         erased: Vec::new(),
         erasures_cursor: 0,
+        removed: Vec::new(),
+        removals_cursor: 0,
     })
     .unwrap();
     let mut chunks = Vec::new();

@@ -26,6 +26,8 @@ const META_ROLE: &str = "role";
 const META_CURSOR: &str = "cursor";
 /// The last erasure this device applied (the server's erasure sequence).
 pub(super) const META_ERASURES: &str = "erasures_cursor";
+/// The last removal (a case reassigned away from this user) applied.
+pub(super) const META_REMOVALS: &str = "removals_cursor";
 /// The server's feed mark at the cursor: proves at the next sync that the server still holds
 /// the same history up to there.
 pub(super) const META_MARK: &str = "feed_mark";
@@ -60,6 +62,8 @@ pub struct SyncReport {
     pub server_reset: bool,
     /// Cases erased on the server (consent withdrawn) and deleted here, history included.
     pub erased: usize,
+    /// Cases reassigned to another agent and removed from this phone.
+    pub removed: usize,
     pub duration_ms: u64,
 }
 
@@ -436,6 +440,27 @@ impl Store {
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             params![META_ERASURES, response.erasures_cursor.to_string()],
         )?;
+        // Cases reassigned away from this user leave the phone, with what was only theirs to
+        // read, once the server holds everything recorded here: a case still holding changes
+        // it has not accepted stays (and is pushed again) rather than lose them.
+        for case_id in &response.removed {
+            let dirty: Option<i64> = tx
+                .query_row(
+                    "SELECT dirty FROM case_sync WHERE case_id = ?1",
+                    [case_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if dirty.unwrap_or(DIRTY_CLEAN) == DIRTY_CLEAN && erase_locally(&tx, case_id)? {
+                report.removed += 1;
+            }
+        }
+        if response.version >= 4 {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![META_REMOVALS, response.removals_cursor.to_string()],
+            )?;
+        }
         tx.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             params![META_CURSOR, response.cursor.to_string()],

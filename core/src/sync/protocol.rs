@@ -14,7 +14,8 @@ use crate::error::{Error, Result};
 /// their verified author and receive time, the feed mark. Version 3: erasures (the request's
 /// `erasures_seen`, the response's `erased` and `erasures_cursor`, refusal `Erased`). Version
 /// 4: the request's `report` (the app's version and the cases waiting on the device, for the
-/// supervisor's console).
+/// supervisor's console) and `removals_seen`; the response's `removed` and `removals_cursor`
+/// (cases reassigned away from the device's user).
 pub const PROTOCOL_VERSION: u16 = 4;
 /// The oldest version a server still answers; an older device is told "upgrade required". A
 /// version 2 app cannot honour an erasure, so it must upgrade before it syncs again; a version
@@ -120,6 +121,8 @@ pub struct SyncRequest {
     pub erasures_seen: u64,
     /// What the device says about itself (version 4 on; empty from a version 3 device).
     pub report: DeviceReport,
+    /// The last removal this device applied (0 at first): the server lists its user's after it.
+    pub removals_seen: u64,
 }
 
 /// What a device says about itself in each sync request, shown to its supervisor.
@@ -158,6 +161,52 @@ pub fn decode_request(body: &[u8]) -> Result<SyncRequest> {
         push: old.push,
         erasures_seen: old.erasures_seen,
         report: DeviceReport::default(),
+        removals_seen: 0,
+    })
+}
+
+/// A version 3 response: a version 4 one without its removals.
+#[derive(Deserialize)]
+struct SyncResponseV3 {
+    version: u16,
+    #[serde(deserialize_with = "bounded")]
+    accepted: Vec<String>,
+    #[serde(deserialize_with = "bounded")]
+    refused: Vec<Refusal>,
+    #[serde(deserialize_with = "bounded")]
+    authors: Vec<Author>,
+    #[serde(deserialize_with = "bounded")]
+    pull: Vec<PulledCase>,
+    cursor: u64,
+    mark: serde_bytes::ByteBuf,
+    more: bool,
+    reset: bool,
+    #[serde(deserialize_with = "bounded")]
+    erased: Vec<String>,
+    erasures_cursor: u64,
+}
+
+/// Decodes a sync response from a server of any version this device reads: a version 3
+/// server's has no removals.
+pub fn decode_response(body: &[u8]) -> Result<SyncResponse> {
+    if peek_version(body)? >= 4 {
+        return decode(body);
+    }
+    let old: SyncResponseV3 = decode(body)?;
+    Ok(SyncResponse {
+        version: old.version,
+        accepted: old.accepted,
+        refused: old.refused,
+        authors: old.authors,
+        pull: old.pull,
+        cursor: old.cursor,
+        mark: old.mark,
+        more: old.more,
+        reset: old.reset,
+        erased: old.erased,
+        erasures_cursor: old.erasures_cursor,
+        removed: Vec::new(),
+        removals_cursor: 0,
     })
 }
 
@@ -337,6 +386,12 @@ pub struct SyncResponse {
     pub erased: Vec<String>,
     /// The last erasure listed (or the request's `erasures_seen`), to send back next time.
     pub erasures_cursor: u64,
+    /// Cases reassigned away from the device's user since the request's `removals_seen`: the
+    /// device deletes each once the server holds everything it recorded (version 4 on).
+    #[serde(deserialize_with = "bounded")]
+    pub removed: Vec<String>,
+    /// The last removal listed (or the request's `removals_seen`), to send back next time.
+    pub removals_cursor: u64,
 }
 
 /// Fallback for one case when device and server disagree on what the other has: Automerge's
@@ -460,6 +515,7 @@ mod tests {
             push,
             erasures_seen: 0,
             report: Default::default(),
+            removals_seen: 0,
         }
     }
 
@@ -582,6 +638,8 @@ mod tests {
             reset: false,
             erased: Vec::new(),
             erasures_cursor: 0,
+            removed: Vec::new(),
+            removals_cursor: 0,
         };
         // A field appended at the end by a newer server is ignored.
         let mut raw = postcard::to_stdvec(&response).unwrap();

@@ -17,7 +17,7 @@ use rusqlite::params;
 use super::client::{
     erase_locally, refusal_text, skip_after, status_error, Pushed, SyncProgress, SyncReport,
     DIRTY_CLEAN, DIRTY_PENDING, DIRTY_REFUSED, META_ERASURES, META_LAST_SYNC, META_MARK,
-    META_TOKEN,
+    META_REMOVALS, META_TOKEN,
 };
 use super::protocol::{
     self, CaseChanges, DocSyncRequest, DocSyncResponse, ErrorBody, Refusal, RefusalReason,
@@ -225,6 +225,10 @@ impl SyncSession {
                 .meta(META_ERASURES)?
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(0),
+            removals_seen: store
+                .meta(META_REMOVALS)?
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0),
             report: protocol::DeviceReport {
                 app_version: store.app_version()?,
                 waiting_cases: u64::try_from(store.unsynced_case_count()?).unwrap_or(0),
@@ -287,7 +291,7 @@ impl SyncSession {
             self.on_doc_sync_reply(store, &reply)?;
             return Ok(Step::Continue);
         }
-        let response: SyncResponse = protocol::decode(&reply.body)?;
+        let response: SyncResponse = protocol::decode_response(&reply.body)?;
         // Responses did not change in version 4: a version 3 server's are read as they are.
         if !(PROTOCOL_VERSION_MIN..=PROTOCOL_VERSION).contains(&response.version) {
             return Err(Error::Protocol(format!(

@@ -62,6 +62,8 @@ pub fn routes() -> Router<AppState> {
         .route("/console/cases/{case_id}", get(case_page))
         .route("/console/cases/{case_id}/resolve", post(resolve))
         .route("/console/agents", get(agents_page))
+        .route("/console/reassign", post(reassign_list))
+        .route("/console/cases/{case_id}/reassign", post(reassign_case))
         .route("/console/devices/{device_id}/revoke", post(revoke))
         .route("/console/assets/console.css", get(stylesheet))
         // A login or filter form is a few hundred bytes.
@@ -486,10 +488,58 @@ struct CaseloadQuery {
     conflicts: String,
     #[serde(default)]
     page: u64,
+    /// How many cases the last bulk reassignment moved.
+    #[serde(default)]
+    reassigned: Option<u64>,
 }
 
 fn bounded(text: &str) -> String {
     text.trim().chars().take(FILTER_CHARS_MAX).collect()
+}
+
+fn filters_of(query: &CaseloadQuery) -> Filters {
+    Filters {
+        q: bounded(&query.q),
+        village: bounded(&query.village),
+        agent: bounded(&query.agent),
+        risk: bounded(&query.risk),
+        status: bounded(&query.status),
+        overdue: !query.overdue.is_empty(),
+        conflicts: !query.conflicts.is_empty(),
+        page: query.page.min(1_000_000),
+    }
+}
+
+fn case_query_of(filters: &Filters, today: &str, offset: u64, limit: u64) -> CaseQuery {
+    CaseQuery {
+        name_terms: suivi_core::names::query_terms(&filters.q),
+        village_key: Some(crate::summary::place_key(&filters.village)).filter(|v| !v.is_empty()),
+        agent: Some(filters.agent.clone()).filter(|v| !v.is_empty()),
+        risk_level: Some(filters.risk.clone()).filter(|v| !v.is_empty()),
+        referral_status: Some(filters.status.clone())
+            .filter(|v| pages::STATUSES.contains(&v.as_str())),
+        due_before: filters.overdue.then(|| today.to_string()),
+        conflicts_only: filters.conflicts,
+        offset,
+        limit,
+    }
+}
+
+/// The agents a reader may reassign cases to: a supervisor's team's agents; nobody for others
+/// (admins reassign with `suivi-server case reassign`).
+fn reassign_choices(
+    store: &dyn crate::storage::ServerStore,
+    reader: &User,
+) -> Result<Vec<String>, ConsoleError> {
+    if reader.role != Role::Supervisor {
+        return Ok(Vec::new());
+    }
+    Ok(store
+        .team_members(&reader.team)?
+        .into_iter()
+        .filter(|u| u.role == Role::Agent)
+        .map(|u| u.user_id)
+        .collect())
 }
 
 async fn caseload(
@@ -499,32 +549,16 @@ async fn caseload(
 ) -> Result<Response, ConsoleError> {
     let signed = signed_in(&state, &headers).await?;
     let lang = lang_of(&headers);
-    let filters = Filters {
-        q: bounded(&query.q),
-        village: bounded(&query.village),
-        agent: bounded(&query.agent),
-        risk: bounded(&query.risk),
-        status: bounded(&query.status),
-        overdue: !query.overdue.is_empty(),
-        conflicts: !query.conflicts.is_empty(),
-        page: query.page.min(1_000_000),
-    };
+    let filters = filters_of(&query);
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
-    let case_query = CaseQuery {
-        name_terms: suivi_core::names::query_terms(&filters.q),
-        village_key: Some(crate::summary::place_key(&filters.village)).filter(|v| !v.is_empty()),
-        agent: Some(filters.agent.clone()).filter(|v| !v.is_empty()),
-        risk_level: Some(filters.risk.clone()).filter(|v| !v.is_empty()),
-        referral_status: Some(filters.status.clone())
-            .filter(|v| pages::STATUSES.contains(&v.as_str())),
-        due_before: filters.overdue.then(|| today.clone()),
-        conflicts_only: filters.conflicts,
-        offset: filters.page * PAGE_SIZE,
-        limit: PAGE_SIZE,
-    };
+    let case_query = case_query_of(&filters, &today, filters.page * PAGE_SIZE, PAGE_SIZE);
     let store = state.service.store().clone();
     let reader = signed.user.clone();
-    let list = blocking(move || Ok(store.list_cases(&reader, &case_query)?)).await?;
+    let (list, agents) = blocking(move || {
+        let list = store.list_cases(&reader, &case_query)?;
+        Ok((list, reassign_choices(store.as_ref(), &reader)?))
+    })
+    .await?;
     let here = format!("/console/cases?{}", filters.query_string(filters.page));
     let frame = Frame {
         lang,
@@ -538,7 +572,20 @@ async fn caseload(
     };
     Ok(html(
         StatusCode::OK,
-        pages::caseload(&frame, &filters, &list, PAGE_SIZE, &today, identification),
+        pages::caseload(
+            &frame,
+            &pages::Caseload {
+                filters: &filters,
+                list: &list,
+                page_size: PAGE_SIZE,
+                today: &today,
+                identification,
+                agents: &agents,
+                notice: query
+                    .reassigned
+                    .map(|n| format!("{n} {}", t(lang, T::Reassigned))),
+            },
+        ),
     ))
 }
 
@@ -588,11 +635,12 @@ async fn case_page(
         };
         let doc = service.case_document(&case_id)?;
         let origins = store.change_origins(&case_id)?;
+        let agents = reassign_choices(store.as_ref(), &reader)?;
         store.audit(now(), &reader.user_id, "console.case_viewed", &case_id)?;
-        Ok(Some((listed, doc, origins)))
+        Ok(Some((listed, doc, origins, agents)))
     })
     .await?;
-    let Some((listed, doc, origins)) = loaded else {
+    let Some((listed, doc, origins, agents)) = loaded else {
         return Ok(not_found());
     };
     let Some(mut doc) = doc else {
@@ -623,6 +671,7 @@ async fn case_page(
         identification_form: ident_form,
         forms,
         notice: (!query.settled.is_empty()).then(|| t(lang, T::Settled)),
+        agents: &agents,
         referrals: &referrals,
         followups: &followups,
         notes: &notes,
@@ -823,4 +872,111 @@ async fn revoke(
         ));
     }
     Ok(Redirect::to("/console/agents?revoked=1").into_response())
+}
+
+/// The largest list a bulk reassignment moves at once.
+pub const REASSIGN_CASES_MAX: u64 = 10_000;
+
+#[derive(Deserialize)]
+struct ReassignListForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    to: String,
+    #[serde(flatten)]
+    filters: CaseloadQuery,
+}
+
+/// Reassigns every case the list's filters select (up to `REASSIGN_CASES_MAX`) to one agent.
+async fn reassign_list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<ReassignListForm>,
+) -> Result<Response, ConsoleError> {
+    let signed = signed_in(&state, &headers).await?;
+    let lang = lang_of(&headers);
+    if !csrf_matches(&signed.session.csrf_token, &form.csrf) {
+        return Ok(forbidden(lang, &signed));
+    }
+    let filters = Filters {
+        page: 0,
+        ..filters_of(&form.filters)
+    };
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let query = case_query_of(&filters, &today, 0, REASSIGN_CASES_MAX);
+    let service = state.service.clone();
+    let reader = signed.user.clone();
+    let to = form.to.clone();
+    let moved = blocking(move || {
+        let ids: Vec<String> = service
+            .store()
+            .list_cases(&reader, &query)?
+            .cases
+            .into_iter()
+            .map(|c| c.summary.case_id)
+            .collect();
+        match service.reassign(&reader, &ids, &to, now()) {
+            Ok(moved) => Ok(Ok(moved.len())),
+            Err(
+                crate::service::ServiceError::BadRequest(_)
+                | crate::service::ServiceError::Forbidden(_),
+            ) => Ok(Err(())),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await?;
+    let Ok(moved) = moved else {
+        return Ok(forbidden(lang, &signed));
+    };
+    let back = filters.query_string(0);
+    let sep = if back.is_empty() { "" } else { "&" };
+    Ok(Redirect::to(&format!("/console/cases?{back}{sep}reassigned={moved}")).into_response())
+}
+
+#[derive(Deserialize)]
+struct ReassignForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    to: String,
+}
+
+async fn reassign_case(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(case_id): Path<String>,
+    Form(form): Form<ReassignForm>,
+) -> Result<Response, ConsoleError> {
+    let signed = signed_in(&state, &headers).await?;
+    let lang = lang_of(&headers);
+    if !csrf_matches(&signed.session.csrf_token, &form.csrf) {
+        return Ok(forbidden(lang, &signed));
+    }
+    let service = state.service.clone();
+    let reader = signed.user.clone();
+    let target = case_id.clone();
+    let moved = blocking(move || {
+        match service.reassign(&reader, std::slice::from_ref(&target), &form.to, now()) {
+            Ok(moved) => Ok(moved.len()),
+            Err(
+                crate::service::ServiceError::BadRequest(_)
+                | crate::service::ServiceError::Forbidden(_),
+            ) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await?;
+    if moved == 0 {
+        let frame = Frame {
+            lang,
+            user: Some(&signed.user),
+            csrf: &signed.session.csrf_token,
+            here: "/console/cases",
+        };
+        return Ok(html(
+            StatusCode::NOT_FOUND,
+            pages::message(&frame, "404", t(lang, T::NotFound)),
+        ));
+    }
+    Ok(Redirect::to(&format!("/console/cases/{case_id}")).into_response())
 }

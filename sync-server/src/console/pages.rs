@@ -103,6 +103,24 @@ pub struct Filters {
 }
 
 impl Filters {
+    /// The filters as form fields (a bulk action over the list they select).
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        let mut out = vec![
+            ("q", self.q.clone()),
+            ("village", self.village.clone()),
+            ("agent", self.agent.clone()),
+            ("risk", self.risk.clone()),
+            ("status", self.status.clone()),
+        ];
+        if self.overdue {
+            out.push(("overdue", "1".into()));
+        }
+        if self.conflicts {
+            out.push(("conflicts", "1".into()));
+        }
+        out
+    }
+
     pub fn query_string(&self, page: u64) -> String {
         let mut parts = Vec::new();
         for (k, v) in [
@@ -141,14 +159,29 @@ pub const STATUSES: [&str; 9] = [
     crate::summary::DISPUTED,
 ];
 
-pub fn caseload(
-    frame: &Frame<'_>,
-    filters: &Filters,
-    list: &CaseList,
-    page_size: u64,
-    today: &str,
-    identification: &FormDefinition,
-) -> Markup {
+/// What the caseload page shows.
+pub struct Caseload<'a> {
+    pub filters: &'a Filters,
+    pub list: &'a CaseList,
+    pub page_size: u64,
+    pub today: &'a str,
+    pub identification: &'a FormDefinition,
+    /// Agents the reader may reassign the list to (empty: it may not).
+    pub agents: &'a [String],
+    pub notice: Option<String>,
+}
+
+pub fn caseload(frame: &Frame<'_>, view: &Caseload<'_>) -> Markup {
+    let Caseload {
+        filters,
+        list,
+        page_size,
+        today,
+        identification,
+        agents,
+        notice,
+    } = view;
+    let (page_size, today, agents, list) = (*page_size, *today, *agents, *list);
     let lang = frame.lang;
     let risk_field = identification.field("risk_level");
     let first = filters.page * page_size;
@@ -157,6 +190,7 @@ pub fn caseload(
         t(lang, T::Caseload),
         html! {
             h1 { (t(lang, T::Caseload)) }
+            @if let Some(notice) = &notice { p.notice role="status" { (notice) } }
             form.filters method="get" action="/console/cases" role="search" {
                 label.wide { (t(lang, T::Search)) input type="search" name="q" value=(filters.q) placeholder=(t(lang, T::SearchHint)); }
                 label { (t(lang, T::Village)) input name="village" value=(filters.village); }
@@ -198,6 +232,19 @@ pub fn caseload(
                             (case_row(lang, case, today, risk_field.map(|f| &f.choices[..]).unwrap_or(&[])))
                         }
                     }
+                }
+            }
+            @if !agents.is_empty() && list.total > 0 {
+                form.reassign method="post" action="/console/reassign" {
+                    input type="hidden" name="csrf" value=(frame.csrf);
+                    @for (k, v) in filters.fields() { input type="hidden" name=(k) value=(v); }
+                    label.check { (t(lang, T::ReassignAll)) " (" (list.total) ")"
+                        select name="to" required {
+                            option value="" { "—" }
+                            @for a in agents { option value=(a) { (a) } }
+                        }
+                    }
+                    button type="submit" { (t(lang, T::Reassign)) }
                 }
             }
             nav.pages {
@@ -309,6 +356,8 @@ pub struct CasePage<'a> {
     pub forms: &'a FormRegistry,
     /// What the last action did (a conflict settled).
     pub notice: Option<&'a str>,
+    /// Agents the reader may reassign this case to (empty: it may not).
+    pub agents: &'a [String],
     pub referrals: &'a [Referral],
     pub followups: &'a [FollowUp],
     pub notes: &'a [suivi_core::case_doc::AuditNote],
@@ -328,6 +377,18 @@ pub fn case_page(frame: &Frame<'_>, p: &CasePage<'_>) -> Markup {
             h1 { bdi { (title) } }
             @if let Some(notice) = p.notice { p.notice role="status" { (notice) } }
             p.meta { (t(lang, T::Agent)) " " (p.listed.created_by) " · " (t(lang, T::Team)) " " (p.listed.team) " · " code { (s.case_id) } }
+            @if !p.agents.is_empty() {
+                form.reassign method="post" action={ "/console/cases/" (s.case_id) "/reassign" } {
+                    input type="hidden" name="csrf" value=(frame.csrf);
+                    label.check { (t(lang, T::ReassignTo)) " "
+                        select name="to" required {
+                            option value="" { "—" }
+                            @for a in p.agents.iter().filter(|a| **a != p.listed.created_by) { option value=(a) { (a) } }
+                        }
+                    }
+                    button type="submit" { (t(lang, T::Reassign)) }
+                }
+            }
             @if !p.conflicts.is_empty() {
                 section.conflict-box id="conflicts" {
                     h2 { (t(lang, T::Conflicts)) }

@@ -71,6 +71,10 @@ pub enum T {
     Devices,
     RevokedNotice,
     NoDevice,
+    ReassignTo,
+    Reassign,
+    ReassignAll,
+    Reassigned,
 }
 
 /// The phrase in `lang`.
@@ -169,6 +173,18 @@ pub fn t(lang: Lang, phrase: T) -> &'static str {
         T::Revoked => ("révoqué", "revoked", "ملغى"),
         T::Wiped => ("effacé", "wiped", "تم مسحه"),
         T::OldApp => ("ancienne application (ne le dit pas)", "old app (does not say)", "تطبيق قديم (لا يذكر)"),
+        T::ReassignTo => ("Réassigner à", "Reassign to", "إعادة الإسناد إلى"),
+        T::Reassign => ("Réassigner", "Reassign", "إعادة الإسناد"),
+        T::ReassignAll => (
+            "Réassigner tous les dossiers de cette liste à",
+            "Reassign every case of this list to",
+            "إعادة إسناد كل ملفات هذه القائمة إلى",
+        ),
+        T::Reassigned => (
+            "dossiers réassignés : le nouvel agent les reçoit à sa prochaine synchronisation, l'ancien envoie d'abord ce qu'il a saisi, puis ils quittent son téléphone.",
+            "cases reassigned: the new agent receives them at the next sync; the former one first sends what it recorded, then they leave its phone.",
+            "ملفات أُعيد إسنادها: يستلمها العون الجديد عند مزامنته القادمة، ويرسل السابق أولا ما سجّله ثم تغادر هاتفه.",
+        ),
         T::NoDevice => (
             "Cet appareil n'existe pas, est déjà révoqué, ou n'est pas de votre équipe.",
             "This device does not exist, is already revoked, or is not your team's.",

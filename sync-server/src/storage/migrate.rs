@@ -17,7 +17,7 @@ use super::{StorageError, StorageResult};
 /// the feed's tables because feed rows point at it.
 /// The console's projections are not among them: they are sealed and keyed differently on each
 /// store, and the target rebuilds them from the changes once the copy is checked.
-const TABLES: [(&str, &str, &str); 15] = [
+const TABLES: [(&str, &str, &str); 17] = [
     (
         "users",
         "user_id, role, team, password_hash, created_at",
@@ -70,6 +70,12 @@ const TABLES: [(&str, &str, &str); 15] = [
         "token_hash",
     ),
     ("login_failures", "key, count, last_at", "key"),
+    (
+        "case_handovers",
+        "case_id, user_id, until",
+        "case_id, user_id",
+    ),
+    ("removals", "seq, user_id, case_id, at", "seq"),
 ];
 
 /// What a migration moved, per table.
@@ -258,7 +264,7 @@ pub fn sqlite_to_postgres(
     }
     // Ids PostgreSQL hands out next follow the copied ones; the sequencer stands at the feed's
     // end (rows an erasure removed included) with its mark.
-    for (table, column) in [("changes", "id"), ("audit_log", "id")] {
+    for (table, column) in [("changes", "id"), ("audit_log", "id"), ("removals", "seq")] {
         tx.execute(
             &format!(
                 "SELECT setval(pg_get_serial_sequence('{table}', '{column}'),

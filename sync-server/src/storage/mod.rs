@@ -445,6 +445,31 @@ pub trait ServerStore: Send + Sync + 'static {
 
     // --- the console ---
 
+    /// Moves cases to `to`, an agent of their team: the owner changes; the new owner's phones
+    /// get each case's history at their next sync; the former owner may still push to it until
+    /// `grace_until`, and its phones are told to remove it unless it still reads the case (an
+    /// assignment). One audit row per case, by `by`, in the same transaction. Returns the cases
+    /// moved, skipping those not held, of another team, or already `to`'s.
+    fn reassign_cases(
+        &self,
+        case_ids: &[String],
+        to: &User,
+        by: &str,
+        now: i64,
+        grace_until: i64,
+    ) -> StorageResult<Vec<String>>;
+    /// Whether `user_id` may still push to a case reassigned away from it.
+    fn in_handover(&self, case_id: &str, user_id: &str, now: i64) -> StorageResult<bool>;
+    /// Cases reassigned away from `user_id` after `seq`, in order, at most `limit`.
+    fn removals_after(
+        &self,
+        user_id: &str,
+        seq: u64,
+        limit: usize,
+    ) -> StorageResult<Vec<(u64, String)>>;
+    /// The users of a team.
+    fn team_members(&self, team: &str) -> StorageResult<Vec<User>>;
+
     /// Records a device's sync: when, and what it reported (`None` from a version 3 app).
     fn record_device_sync(
         &self,

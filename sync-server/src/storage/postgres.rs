@@ -25,10 +25,11 @@ use super::{
     SummaryWrite, Usage, User, Viewer,
 };
 
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     include_str!("migrations/postgres/001_server.sql"),
     include_str!("migrations/postgres/002_console.sql"),
     include_str!("migrations/postgres/003_device_status.sql"),
+    include_str!("migrations/postgres/004_reassignment.sql"),
 ];
 /// Taken (transaction-scoped) while migrating: instances starting together migrate once.
 const MIGRATION_LOCK: i64 = 0x5375_6976_6900_0001;
@@ -232,7 +233,7 @@ fn feed_sql(scope: ReadScope) -> String {
                   JOIN changes c ON c.id = f.change_id
                   LEFT JOIN devices d ON d.device_id = c.origin_device
                   WHERE f.seq > $1 AND f.seq <= $2 AND ({arm})
-                    AND c.origin_device <> $5
+                    AND (f.audience IS NOT NULL OR c.origin_device <> $5)
                     AND NOT EXISTS (SELECT 1 FROM quarantined_cases q WHERE q.case_id = f.case_id)
                   ORDER BY f.seq LIMIT {FEED_ROWS_PER_QUERY})"
             )
@@ -918,6 +919,7 @@ impl ServerStore for PostgresStore {
             "DELETE FROM quarantined_cases WHERE case_id = $1",
             "DELETE FROM case_search_terms WHERE case_id = $1",
             "DELETE FROM case_summaries WHERE case_id = $1",
+            "DELETE FROM case_handovers WHERE case_id = $1",
             "DELETE FROM cases WHERE case_id = $1",
         ] {
             tx.execute(sql, &[&case_id]).map_err(backend)?;
@@ -1238,6 +1240,150 @@ impl ServerStore for PostgresStore {
             })
             .collect())
     }
+    fn reassign_cases(
+        &self,
+        case_ids: &[String],
+        to: &User,
+        by: &str,
+        now: i64,
+        grace_until: i64,
+    ) -> StorageResult<Vec<String>> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction().map_err(backend)?;
+        // The sequencer first, as an assignment: each case's rows for its new owner are appended
+        // in one block, and an erasure cannot interleave.
+        let mut head = FeedHead::lock(&mut tx)?;
+        let mut moved = Vec::new();
+        for case_id in case_ids {
+            let Some(case) = tx
+                .query_opt(
+                    "SELECT created_by, team FROM cases WHERE case_id = $1",
+                    &[case_id],
+                )
+                .map_err(backend)?
+            else {
+                continue;
+            };
+            let (old, team): (String, String) = (case.get(0), case.get(1));
+            if old == to.user_id || team != to.team {
+                continue;
+            }
+            for sql in [
+                "UPDATE cases SET created_by = $2 WHERE case_id = $1",
+                "UPDATE case_summaries SET owner = $2 WHERE case_id = $1",
+                "UPDATE feed SET owner = $2 WHERE case_id = $1 AND audience IS NULL",
+            ] {
+                tx.execute(sql, &[case_id, &to.user_id]).map_err(backend)?;
+            }
+            let changes = tx
+                .query(
+                    "SELECT c.id, c.hash FROM changes c
+                     JOIN feed f ON f.change_id = c.id AND f.audience IS NULL
+                     WHERE c.case_id = $1 ORDER BY f.seq",
+                    &[case_id],
+                )
+                .map_err(backend)?;
+            for row in changes {
+                let hash: String = row.get(1);
+                head.append(
+                    &mut tx,
+                    row.get(0),
+                    case_id,
+                    &hash,
+                    Some(&to.user_id),
+                    (&to.user_id, &team),
+                )?;
+            }
+            tx.execute(
+                "INSERT INTO case_handovers (case_id, user_id, until) VALUES ($1, $2, $3)
+                 ON CONFLICT (case_id, user_id) DO UPDATE SET until = excluded.until",
+                &[case_id, &old, &grace_until],
+            )
+            .map_err(backend)?;
+            let still_reads = tx
+                .query_opt(
+                    "SELECT 1 FROM assignments WHERE case_id = $1 AND user_id = $2
+                     UNION ALL SELECT 1 FROM users WHERE user_id = $2 AND role <> 'agent'",
+                    &[case_id, &old],
+                )
+                .map_err(backend)?
+                .is_some();
+            if !still_reads {
+                tx.execute(
+                    "INSERT INTO removals (user_id, case_id, at) VALUES ($1, $2, $3)",
+                    &[&old, case_id, &now],
+                )
+                .map_err(backend)?;
+            }
+            audit_row(
+                &mut tx,
+                now,
+                by,
+                "case.reassign",
+                &format!("{case_id} {old} -> {}", to.user_id),
+            )?;
+            moved.push(case_id.clone());
+        }
+        head.save(&mut tx)?;
+        tx.commit().map_err(backend)?;
+        Ok(moved)
+    }
+
+    fn in_handover(&self, case_id: &str, user_id: &str, now: i64) -> StorageResult<bool> {
+        Ok(self
+            .client()?
+            .query_opt(
+                "SELECT 1 FROM case_handovers WHERE case_id = $1 AND user_id = $2 AND until > $3",
+                &[&case_id, &user_id, &now],
+            )
+            .map_err(backend)?
+            .is_some())
+    }
+
+    fn removals_after(
+        &self,
+        user_id: &str,
+        seq: u64,
+        limit: usize,
+    ) -> StorageResult<Vec<(u64, String)>> {
+        Ok(self
+            .client()?
+            .query(
+                "SELECT seq, case_id FROM removals WHERE user_id = $1 AND seq > $2
+                 ORDER BY seq LIMIT $3",
+                &[
+                    &user_id,
+                    &pg_seq(seq),
+                    &i64::try_from(limit).unwrap_or(i64::MAX),
+                ],
+            )
+            .map_err(backend)?
+            .into_iter()
+            .map(|r| (r.get::<_, i64>(0) as u64, r.get(1)))
+            .collect())
+    }
+
+    fn team_members(&self, team: &str) -> StorageResult<Vec<User>> {
+        self.client()?
+            .query(
+                "SELECT user_id, role, team FROM users WHERE team = $1 ORDER BY user_id",
+                &[&team],
+            )
+            .map_err(backend)?
+            .into_iter()
+            .map(|r| {
+                let role: String = r.get(1);
+                Ok(User {
+                    user_id: r.get(0),
+                    role: Role::parse(&role)
+                        .ok_or_else(|| StorageError::Backend(format!("unknown role {role:?}")))?,
+                    team: r.get(2),
+                    password_hash: None,
+                })
+            })
+            .collect()
+    }
+
     fn record_device_sync(
         &self,
         device_id: &str,

@@ -14,7 +14,7 @@ use super::{
     SummaryWrite, Usage, User, Viewer,
 };
 
-const MIGRATIONS: [&str; 7] = [
+const MIGRATIONS: [&str; 8] = [
     include_str!("migrations/001_server.sql"),
     include_str!("migrations/002_trust.sql"),
     include_str!("migrations/003_quotas.sql"),
@@ -22,6 +22,7 @@ const MIGRATIONS: [&str; 7] = [
     include_str!("migrations/005_pull_by_caseload.sql"),
     include_str!("migrations/006_console.sql"),
     include_str!("migrations/007_device_status.sql"),
+    include_str!("migrations/008_reassignment.sql"),
 ];
 /// Days of per-device usage kept (for `device quota` to show recent days).
 const USAGE_DAYS_KEPT: i64 = 7;
@@ -217,7 +218,9 @@ fn feed_sql(scope: ReadScope) -> String {
     // The policy's read scope, translated (`ReadScope::includes` is what this must match):
     // one arm per way a row enters the caseload, each an index range scan from the cursor
     // (owner or team, audience rows, assigned cases), merged in feed order. Officers and
-    // admins read the whole project: their arm walks every row after the cursor.
+    // admins read the whole project: their arm walks every row after the cursor. A device is
+    // not sent its own changes back, except in rows queued for its user (an assignment, a case
+    // reassigned back to it after its phones removed it).
     let assigned = "f.case_id IN (SELECT a.case_id FROM assignments a WHERE a.user_id = ?3)";
     let arms: Vec<String> = match scope {
         ReadScope::Own => vec![
@@ -243,7 +246,7 @@ fn feed_sql(scope: ReadScope) -> String {
                  JOIN changes c ON c.id = f.change_id
                  LEFT JOIN devices d ON d.device_id = c.origin_device
                  WHERE f.seq > ?1 AND f.seq <= ?2 AND {arm}
-                   AND c.origin_device != ?5
+                   AND (f.audience IS NOT NULL OR c.origin_device != ?5)
                    AND NOT EXISTS (SELECT 1 FROM quarantined_cases q WHERE q.case_id = f.case_id)"
             )
         })
@@ -722,6 +725,7 @@ impl ServerStore for SqliteStore {
             "DELETE FROM quarantined_cases WHERE case_id = ?1",
             "DELETE FROM case_search_terms WHERE case_id = ?1",
             "DELETE FROM case_summaries WHERE case_id = ?1",
+            "DELETE FROM case_handovers WHERE case_id = ?1",
             "DELETE FROM cases WHERE case_id = ?1",
         ] {
             tx.execute(sql, [case_id]).map_err(backend)?;
@@ -1051,6 +1055,153 @@ impl ServerStore for SqliteStore {
             .map_err(backend)?;
         rows.collect::<rusqlite::Result<_>>().map_err(backend)
     }
+    fn reassign_cases(
+        &self,
+        case_ids: &[String],
+        to: &User,
+        by: &str,
+        now: i64,
+        grace_until: i64,
+    ) -> StorageResult<Vec<String>> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let mut moved = Vec::new();
+        {
+            let mut feed = FeedAppender::start(&tx)?;
+            let mut owner_of = tx
+                .prepare_cached("SELECT created_by, team FROM cases WHERE case_id = ?1")
+                .map_err(backend)?;
+            let mut changes_of = tx
+                .prepare_cached("SELECT id, hash FROM changes WHERE case_id = ?1 ORDER BY id")
+                .map_err(backend)?;
+            for case_id in case_ids {
+                let Some((old, team)) = owner_of
+                    .query_row([case_id], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })
+                    .optional()
+                    .map_err(backend)?
+                else {
+                    continue;
+                };
+                if old == to.user_id || team != to.team {
+                    continue;
+                }
+                for sql in [
+                    "UPDATE cases SET created_by = ?2 WHERE case_id = ?1",
+                    "UPDATE case_summaries SET owner = ?2 WHERE case_id = ?1",
+                    // Later pulls find the case's rows under its new owner.
+                    "UPDATE feed SET owner = ?2 WHERE case_id = ?1 AND audience IS NULL",
+                ] {
+                    tx.prepare_cached(sql)
+                        .map_err(backend)?
+                        .execute(params![case_id, to.user_id])
+                        .map_err(backend)?;
+                }
+                // The new owner's phones may have passed these rows: its own copy of each.
+                let rows: Vec<(i64, String)> = changes_of
+                    .query_map([case_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(backend)?
+                    .collect::<rusqlite::Result<_>>()
+                    .map_err(backend)?;
+                for (id, hash) in rows {
+                    feed.append(&tx, id, case_id, &hash, Some(&to.user_id))?;
+                }
+                tx.prepare_cached(
+                    "INSERT INTO case_handovers (case_id, user_id, until) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (case_id, user_id) DO UPDATE SET until = excluded.until",
+                )
+                .map_err(backend)?
+                .execute(params![case_id, old, grace_until])
+                .map_err(backend)?;
+                let still_reads = tx
+                    .prepare_cached(
+                        "SELECT 1 FROM assignments WHERE case_id = ?1 AND user_id = ?2
+                         UNION ALL SELECT 1 FROM users WHERE user_id = ?2 AND role <> 'agent'",
+                    )
+                    .map_err(backend)?
+                    .exists(params![case_id, old])
+                    .map_err(backend)?;
+                if !still_reads {
+                    tx.prepare_cached(
+                        "INSERT INTO removals (user_id, case_id, at) VALUES (?1, ?2, ?3)",
+                    )
+                    .map_err(backend)?
+                    .execute(params![old, case_id, now])
+                    .map_err(backend)?;
+                }
+                audit_row(
+                    &tx,
+                    now,
+                    by,
+                    "case.reassign",
+                    &format!("{case_id} {old} -> {}", to.user_id),
+                )?;
+                moved.push(case_id.clone());
+            }
+        }
+        tx.commit().map_err(backend)?;
+        Ok(moved)
+    }
+
+    fn in_handover(&self, case_id: &str, user_id: &str, now: i64) -> StorageResult<bool> {
+        self.conn()
+            .prepare_cached(
+                "SELECT 1 FROM case_handovers WHERE case_id = ?1 AND user_id = ?2 AND until > ?3",
+            )
+            .map_err(backend)?
+            .exists(params![case_id, user_id, now])
+            .map_err(backend)
+    }
+
+    fn removals_after(
+        &self,
+        user_id: &str,
+        seq: u64,
+        limit: usize,
+    ) -> StorageResult<Vec<(u64, String)>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT seq, case_id FROM removals WHERE user_id = ?1 AND seq > ?2
+                 ORDER BY seq LIMIT ?3",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(
+                params![
+                    user_id,
+                    i64::try_from(seq).unwrap_or(i64::MAX),
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .map_err(backend)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+    }
+
+    fn team_members(&self, team: &str) -> StorageResult<Vec<User>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT user_id, role, team FROM users WHERE team = ?1 ORDER BY user_id",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([team], |r| {
+                Ok(User {
+                    user_id: r.get(0)?,
+                    role: parse_role(&r.get::<_, String>(1)?)?,
+                    team: r.get(2)?,
+                    password_hash: None,
+                })
+            })
+            .map_err(backend)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+    }
+
     fn record_device_sync(
         &self,
         device_id: &str,

@@ -176,11 +176,15 @@ fn run(mut cli: Cli) -> Result<(), String> {
     if ctx.cli.console_only {
         let figures = console_caseload_on(&ctx, &ctx.server, "SQLite")?;
         ctx.figures.extend(figures);
+        let figure = console_reassign_on(&ctx, &ctx.server, "SQLite")?;
+        ctx.figures.push(figure);
         if ctx.cli.postgres {
             let db = suivi_server::testing::TestDatabase::create();
             let instance = ServerProcess::start_on(&server_bin, Some(&db.url), None)?;
             let figures = console_caseload_on(&ctx, &instance, "PostgreSQL")?;
             ctx.figures.extend(figures);
+            let figure = console_reassign_on(&ctx, &instance, "PostgreSQL")?;
+            ctx.figures.push(figure);
         }
         return report(&ctx, &[]);
     }
@@ -214,6 +218,8 @@ fn run(mut cli: Cli) -> Result<(), String> {
     pull_by_caseload(&mut ctx)?;
     let figures = console_caseload_on(&ctx, &ctx.server, "SQLite")?;
     ctx.figures.extend(figures);
+    let figure = console_reassign_on(&ctx, &ctx.server, "SQLite")?;
+    ctx.figures.push(figure);
     busy(&mut ctx)?;
     if ctx.cli.postgres {
         on_postgres(&mut ctx, &server_bin)?;
@@ -1023,6 +1029,134 @@ fn console_caseload_on(
     Ok(figures)
 }
 
+/// A supervisor reassigns every case of one agent (1,000, each with 3 changes) to another, from
+/// the console's caseload filtered by that agent: one HTTP POST, timed to its answer.
+fn console_reassign_on(
+    ctx: &Ctx,
+    server: &ServerProcess,
+    store_name: &str,
+) -> Result<Figure, String> {
+    use suivi_server::storage::{AcceptedCase, CaseSummary, ConsoleSession, SummaryWrite};
+    let cases = if ctx.cli.smoke { 100 } else { 1_000 };
+    step(&format!(
+        "console reassignment ({store_name}): {cases} cases at once"
+    ));
+    let team = format!("handover-{}", rand_suffix());
+    let (from, to, sup) = (
+        format!("{team}-a"),
+        format!("{team}-b"),
+        format!("{team}-s"),
+    );
+    for (user, role) in [
+        (&from, Role::Agent),
+        (&to, Role::Agent),
+        (&sup, Role::Supervisor),
+    ] {
+        admin::add_user(server.store.as_ref(), user, role, &team, None)?;
+    }
+    let device_dir = ctx.dir.path().join(format!("{team}-device"));
+    std::fs::create_dir_all(&device_dir).map_err(|e| e.to_string())?;
+    let url = format!("http://{}", server.addr);
+    let device = enroll(server, &device_dir, &from, &url)?;
+    let device_id = device
+        .meta("device_id")
+        .map_err(|e| e.to_string())?
+        .ok_or("not enrolled")?;
+    let batch: Vec<AcceptedCase> = (0..cases)
+        .map(|n| {
+            let case_id = format!("e0{n:030x}");
+            AcceptedCase {
+                new_case: Some((from.clone(), team.clone())),
+                changes: (0..3)
+                    .map(|i| (format!("{team}-{n}-{i}"), vec![i as u8; 64]))
+                    .collect(),
+                summary: Some(SummaryWrite {
+                    summary: CaseSummary {
+                        case_id: case_id.clone(),
+                        first_name: format!("Child {n}"),
+                        ..Default::default()
+                    },
+                    change_count: 3,
+                    ..Default::default()
+                }),
+                case_id,
+            }
+        })
+        .collect();
+    for chunk in batch.chunks(500) {
+        server
+            .store
+            .store_changes(&device_id, chunk, None, unix_now())
+            .map_err(|e| e.to_string())?;
+    }
+    let token = format!("bench-{}", rand_suffix());
+    let now = unix_now();
+    server
+        .store
+        .add_session(&ConsoleSession {
+            token_hash: suivi_server::auth::sha256_hex(&token),
+            user_id: sup.clone(),
+            csrf_token: "bench".into(),
+            created_at: now,
+            last_seen: now,
+        })
+        .map_err(|e| e.to_string())?;
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(120))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let response = client
+        .post(format!("{url}/console/reassign"))
+        .header("cookie", format!("suivi_session={token}"))
+        .form(&[
+            ("csrf", "bench"),
+            ("agent", from.as_str()),
+            ("to", to.as_str()),
+        ])
+        .send()
+        .map_err(|e| e.to_string())?;
+    let took = ms(started.elapsed());
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    if !location.ends_with(&format!("reassigned={cases}")) {
+        return Err(format!(
+            "reassignment answered {} {location}",
+            response.status()
+        ));
+    }
+    let audited = server
+        .store
+        .audit_log(0, usize::MAX)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .filter(|r| r.action == "case.reassign" && r.actor == sup)
+        .count();
+    if audited != cases {
+        return Err(format!("{audited} audit rows for {cases} cases"));
+    }
+    Ok(Figure {
+        scenario: format!("console: reassign {cases} cases at once ({store_name}, 3 changes each)"),
+        profile: "loopback".into(),
+        runs: 1,
+        median_ms: took,
+        min_ms: took,
+        max_ms: took,
+        bytes_up: 0,
+        bytes_down: 0,
+        round_trips: 1,
+        floor_bytes: None,
+        target: "< 10 s".into(),
+        met: Some(took < 10_000.0),
+        note: "one POST from the filtered caseload; each case audited".into(),
+    })
+}
+
 /// Many devices sync at once: each agent pushes its cases and pulls.
 fn busy(ctx: &mut Ctx) -> Result<(), String> {
     let link_url = ctx.link.url();
@@ -1042,6 +1176,8 @@ fn on_postgres(ctx: &mut Ctx, server_bin: &Path) -> Result<(), String> {
     ctx.figures.extend(figures);
     let figures = console_caseload_on(ctx, &second, "PostgreSQL")?;
     ctx.figures.extend(figures);
+    let figure = console_reassign_on(ctx, &second, "PostgreSQL")?;
+    ctx.figures.push(figure);
     let links = [
         Link::start(first.addr, ctx.profile)?,
         Link::start(second.addr, ctx.profile)?,

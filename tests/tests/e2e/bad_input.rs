@@ -56,6 +56,7 @@ fn bad_bodies_get_4xx_and_the_server_keeps_serving() {
                 push: vec![],
                 erasures_seen: 0,
                 report: Default::default(),
+                removals_seen: 0,
             })
             .unwrap(),
             400,
@@ -74,6 +75,7 @@ fn bad_bodies_get_4xx_and_the_server_keeps_serving() {
                     .collect(),
                 erasures_seen: 0,
                 report: Default::default(),
+                removals_seen: 0,
             })
             .unwrap(),
             400,
@@ -109,6 +111,7 @@ fn bad_bodies_get_4xx_and_the_server_keeps_serving() {
         }],
         erasures_seen: 0,
         report: Default::default(),
+        removals_seen: 0,
     };
     let transport = HttpTransport::new(&server.url()).unwrap();
     let reply = transport

@@ -980,3 +980,175 @@ fn the_agents_page_shows_each_phones_sync_health_and_a_supervisor_revokes_one() 
         && r.action == "console.revoke"
         && r.subject == device_id("karim")));
 }
+
+#[test]
+fn a_reassigned_case_moves_from_one_agents_phone_to_the_others_losing_nothing() {
+    let server = two_teams();
+    let mut amina = server.device("amina");
+    let mut karim = server.device("karim");
+    let mut moussa = server.device("moussa");
+    let case_id = amina.store.create_case(&child(7)).unwrap();
+    let kept = amina.store.create_case(&child(8)).unwrap();
+    amina.sync().unwrap();
+    karim.sync().unwrap();
+    assert!(karim.case_ids().is_empty(), "not Karim's yet");
+    // Offline, Amina records a visit the server has not seen.
+    amina
+        .store
+        .add_followup(&case_id, &suivi_tests::visit(4))
+        .unwrap();
+
+    let mut fatima = Console::signed_in(&server, "fatima");
+    let (_, page, _) = fatima.get(&format!("/console/cases/{case_id}"));
+    assert!(page.contains("Réassigner à"), "{page}");
+    assert!(
+        !page.contains("<option value=\"moussa\""),
+        "only agents of the team"
+    );
+    let csrf = Console::csrf(&page);
+    let path = format!("/console/cases/{case_id}/reassign");
+    let (status, _, _) = fatima.post(&path, &[("to", "karim")]);
+    assert_eq!(status, StatusCode::FORBIDDEN, "no CSRF token");
+    // Not to another team's agent, and not by another team's supervisor.
+    let (status, _, _) = fatima.post(&path, &[("csrf", &csrf), ("to", "moussa")]);
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let mut ali = Console::signed_in(&server, "ali");
+    let (_, ali_page, _) = ali.get("/console/cases");
+    let (status, _, _) = ali.post(
+        &path,
+        &[("csrf", &Console::csrf(&ali_page)), ("to", "moussa")],
+    );
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, headers) = fatima.post(&path, &[("csrf", &csrf), ("to", "karim")]);
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[LOCATION], format!("/console/cases/{case_id}"));
+    let (_, page, _) = fatima.get(&format!("/console/cases/{case_id}"));
+    assert!(page.contains("Agent karim"), "the case is Karim's now");
+
+    // Karim's phone receives the case with its history; Moussa's does not.
+    karim.sync().unwrap();
+    assert_eq!(karim.case_ids(), vec![case_id.clone()]);
+    moussa.sync().unwrap();
+    assert!(moussa.case_ids().is_empty());
+    // Amina's phone first hands over the visit (accepted), then the case leaves it; her
+    // other case stays.
+    let report = amina.sync().unwrap();
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    assert_eq!(report.removed, 1);
+    assert_eq!(amina.case_ids(), vec![kept.clone()]);
+    karim.sync().unwrap();
+    assert_eq!(
+        karim.store.case(&case_id).unwrap().followups.len(),
+        1,
+        "nothing lost"
+    );
+    // Karim may edit it; Amina's new phone would not get it.
+    karim
+        .store
+        .edit_case(&case_id, &record(json!({"village": "Kaniko"})))
+        .unwrap();
+    assert!(karim.sync().unwrap().refused.is_empty());
+    let mut amina_again = server.device("amina");
+    amina_again.sync().unwrap();
+    assert_eq!(amina_again.case_ids(), vec![kept]);
+    let audit = server.store.audit_log(0, 1000).unwrap();
+    assert!(audit.iter().any(|r| r.actor == "fatima"
+        && r.action == "case.reassign"
+        && r.subject == format!("{case_id} amina -> karim")));
+}
+
+#[test]
+fn a_supervisor_reassigns_a_whole_filtered_list_and_an_admin_from_the_command() {
+    let server = two_teams();
+    let mut amina = server.device("amina");
+    let mut ids = Vec::new();
+    for n in 0..12 {
+        ids.push(amina.store.create_case(&child(n)).unwrap());
+    }
+    amina.sync().unwrap();
+    let mut fatima = Console::signed_in(&server, "fatima");
+    let (_, page, _) = fatima.get("/console/cases?agent=amina");
+    assert!(page.contains("12 dossiers"));
+    let csrf = Console::csrf(&page);
+    let (status, _, headers) = fatima.post(
+        "/console/reassign",
+        &[("csrf", &csrf), ("agent", "amina"), ("to", "karim")],
+    );
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        headers[LOCATION],
+        "/console/cases?agent=amina&reassigned=12"
+    );
+    let (_, page, _) = fatima.get("/console/cases?agent=karim&reassigned=12");
+    assert!(page.contains("12 dossiers réassignés"), "{page}");
+    let mut karim = server.device("karim");
+    karim.sync().unwrap();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(karim.case_ids(), expected);
+    assert_eq!(amina.sync().unwrap().removed, 12);
+    assert!(amina.case_ids().is_empty());
+
+    // An admin moves one back with the command.
+    let site_ids = [ids[0].clone()];
+    let moved = server
+        .runtime
+        .block_on(async { Ok::<_, String>(()) })
+        .and_then(|()| {
+            suivi_server::SyncService::new(server.store.clone(), server.codes.clone())
+                .reassign(
+                    &suivi_server::storage::User {
+                        user_id: "admin".into(),
+                        role: Role::Admin,
+                        team: String::new(),
+                        password_hash: None,
+                    },
+                    &site_ids,
+                    "amina",
+                    chrono::Utc::now().timestamp(),
+                )
+                .map_err(|e| e.to_string())
+        })
+        .unwrap();
+    assert_eq!(moved, site_ids.to_vec());
+    amina.sync().unwrap();
+    assert_eq!(amina.case_ids(), site_ids.to_vec());
+}
+
+#[test]
+fn the_reassign_command_moves_cases_on_a_served_database() {
+    let site = ServerSite::new();
+    site.ok(&[
+        "user", "add", "amina", "--role", "agent", "--team", "sikasso",
+    ]);
+    site.ok(&[
+        "user", "add", "karim", "--role", "agent", "--team", "sikasso",
+    ]);
+    site.ok(&[
+        "user",
+        "add",
+        "moussa",
+        "--role",
+        "agent",
+        "--team",
+        "souk-sebt",
+    ]);
+    let served = site.serve();
+    let dir = tempfile::tempdir().unwrap();
+    let mut amina = suivi_core::Store::create(&dir.path().join("a.db"), "k", "amina", "p").unwrap();
+    let transport = suivi_core::sync::HttpTransport::new(&served.url()).unwrap();
+    let code = site.ok(&["device", "code", "amina"]);
+    amina
+        .enroll(&transport, &served.url(), code.trim())
+        .unwrap();
+    let case_id = amina.create_case(&child(1)).unwrap();
+    amina.sync(&transport, &mut |_| {}).unwrap();
+    let out = site.fails(&["case", "reassign", &case_id, "--to", "nobody"]);
+    assert!(out.contains("not an agent"), "{out}");
+    let out = site.ok(&["case", "reassign", &case_id, "--to", "moussa"]);
+    assert!(out.contains("0 of 1"), "another team: {out}");
+    let out = site.ok(&["case", "reassign", &case_id, "--to", "karim"]);
+    assert!(out.contains("1 of 1 cases reassigned to karim"), "{out}");
+    let report = amina.sync(&transport, &mut |_| {}).unwrap();
+    assert_eq!(report.removed, 1);
+}

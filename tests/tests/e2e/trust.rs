@@ -754,6 +754,8 @@ fn a_hostile_server_cannot_make_a_phone_build_a_huge_case() {
         reset: false,
         erased: vec![],
         erasures_cursor: 0,
+        removed: Vec::new(),
+        removals_cursor: 0,
     })
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
