@@ -58,9 +58,19 @@ pub fn summarize(doc: AutoCommit, change_count: u64, forms: &FormRegistry) -> Op
     Some(SummaryWrite {
         name_terms: names::search_terms(&[&summary.first_name, &summary.last_name]),
         village_key: summary.village.as_deref().map(place_key),
+        dup_key: duplicate_key(&summary.first_name, &summary.last_name),
+        commune_key: summary.commune.as_deref().map(place_key),
         summary,
         change_count,
     })
+}
+
+/// A child's name as duplicates are found by: its words' keys, sorted, so "Mohamed El-Idrissi"
+/// and "Muhammad El Idrissi" (or the names given the other way round) are one.
+pub fn duplicate_key(first_name: &str, last_name: &str) -> Option<String> {
+    let mut keys = names::name_keys(&format!("{first_name} {last_name}"));
+    keys.sort();
+    (!keys.is_empty()).then(|| keys.join(" "))
 }
 
 /// A place name as filters match it: folded, words joined by single spaces ("Aït  Ourir" and
@@ -86,6 +96,16 @@ fn birth_year(ident: &suivi_core::Record, created_at: &str) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_name_however_spelled_or_ordered_has_one_duplicate_key() {
+        let key = duplicate_key("Mohamed", "El-Idrissi");
+        assert!(key.is_some());
+        assert_eq!(key, duplicate_key("Muhammad", "El Idrissi"));
+        assert_eq!(key, duplicate_key("El Idrissi", "Mohammed"));
+        assert_ne!(key, duplicate_key("Mohamed", "Benali"));
+        assert_eq!(duplicate_key("", " - "), None);
+    }
 
     #[test]
     fn place_keys_ignore_case_accents_and_separators() {

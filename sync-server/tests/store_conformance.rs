@@ -608,6 +608,11 @@ fn summarized(
             .village
             .as_deref()
             .map(suivi_server::summary::place_key),
+        dup_key: suivi_server::summary::duplicate_key(&summary.first_name, &summary.last_name),
+        commune_key: summary
+            .commune
+            .as_deref()
+            .map(suivi_server::summary::place_key),
         summary,
         change_count: changes as u64,
     };
@@ -1081,6 +1086,75 @@ fn device_statuses_record_each_sync(subject: Subject) {
     assert_eq!(console.device_id, "console-fatima");
 }
 
+/// Duplicate candidates: the same name however spelled, the same commune, birth years at most a
+/// year apart, in the reader's scope; a pair marked as two children is no longer proposed.
+fn duplicate_candidates_by_name_commune_and_birth_year(subject: Subject) {
+    let store = subject.store.as_ref();
+    team(store);
+    store
+        .add_user(&user("moussa", Role::Agent, "souk-sebt"), NOW)
+        .unwrap();
+    store
+        .add_enrollment_code("code-m", "moussa", NOW + 60)
+        .unwrap();
+    store
+        .redeem_enrollment_code("code-m", "moussa", NOW, &device("dev-moussa", "moussa"))
+        .unwrap()
+        .unwrap();
+    let child = |n: usize, first: &str, last: &str, commune: &str, year: i32| {
+        let (first, last, commune) = (first.to_string(), last.to_string(), commune.to_string());
+        summarized(n, "amina", 1, move |s| {
+            s.first_name = first;
+            s.last_name = last;
+            s.commune = Some(commune);
+            s.birth_year = Some(year);
+        })
+    };
+    let batch = [
+        child(1, "Mohamed", "El-Idrissi", "Kadiolo", 2014),
+        child(2, "Muhammad", "El Idrissi", "kadiolo", 2015),
+        child(3, "Mohammed", "El Idrissi", "Kadiolo", 2010), // four years apart
+        child(4, "Mohamed", "El-Idrissi", "Zégoua", 2014),   // another commune
+        child(5, "Aminata", "Traoré", "Kadiolo", 2014),
+    ];
+    store.store_changes("dev-amina", &batch, None, NOW).unwrap();
+    let mut elsewhere = child(6, "Mohamed", "El Idrissi", "Kadiolo", 2014);
+    elsewhere.new_case = Some(("moussa".into(), "souk-sebt".into()));
+    store
+        .store_changes("dev-moussa", &[elsewhere], None, NOW)
+        .unwrap();
+
+    let fatima = user("fatima", Role::Supervisor, "sikasso");
+    let omar = user("omar", Role::Officer, "project");
+    assert_eq!(
+        store.duplicate_candidates(&fatima, 10).unwrap(),
+        vec![(case_id(1), case_id(2))]
+    );
+    // The officer reads every team: the other team's registration joins the pairs.
+    let officer_pairs = store.duplicate_candidates(&omar, 10).unwrap();
+    assert!(
+        officer_pairs.contains(&(case_id(1), case_id(6))),
+        "{officer_pairs:?}"
+    );
+    assert!(officer_pairs.contains(&(case_id(2), case_id(6))));
+    assert_eq!(officer_pairs.len(), 3);
+    store
+        .mark_distinct(&case_id(2), &case_id(1), "fatima", NOW)
+        .unwrap();
+    store
+        .mark_distinct(&case_id(1), &case_id(2), "fatima", NOW)
+        .unwrap();
+    assert!(store.duplicate_candidates(&fatima, 10).unwrap().is_empty());
+    let marks: Vec<_> = store
+        .audit_log(0, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action == "case.not_duplicate")
+        .collect();
+    assert_eq!(marks.len(), 1, "marked once");
+    assert_eq!(marks[0].subject, format!("{} {}", case_id(1), case_id(2)));
+}
+
 macro_rules! conformance {
     ($store:ident, $factory:expr) => {
         mod $store {
@@ -1101,7 +1175,8 @@ macro_rules! conformance {
                 a_summary_behind_its_case_is_marked_stale,
                 sessions_and_login_failures,
                 reassignment_moves_a_case_and_queues_its_history,
-                device_statuses_record_each_sync
+                device_statuses_record_each_sync,
+                duplicate_candidates_by_name_commune_and_birth_year
             );
         }
     };

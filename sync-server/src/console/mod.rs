@@ -62,6 +62,8 @@ pub fn routes() -> Router<AppState> {
         .route("/console/cases/{case_id}", get(case_page))
         .route("/console/cases/{case_id}/resolve", post(resolve))
         .route("/console/agents", get(agents_page))
+        .route("/console/duplicates", get(duplicates_page))
+        .route("/console/duplicates/distinct", post(mark_distinct))
         .route("/console/reassign", post(reassign_list))
         .route("/console/cases/{case_id}/reassign", post(reassign_case))
         .route("/console/devices/{device_id}/revoke", post(revoke))
@@ -979,4 +981,108 @@ async fn reassign_case(
         ));
     }
     Ok(Redirect::to(&format!("/console/cases/{case_id}")).into_response())
+}
+
+/// Pairs proposed on one page of duplicates.
+pub const DUPLICATE_PAIRS_SHOWN: usize = 100;
+
+#[derive(Deserialize, Default)]
+struct DuplicatesQuery {
+    #[serde(default)]
+    marked: String,
+}
+
+async fn duplicates_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<DuplicatesQuery>,
+) -> Result<Response, ConsoleError> {
+    let signed = signed_in(&state, &headers).await?;
+    let lang = lang_of(&headers);
+    let store = state.service.store().clone();
+    let reader = signed.user.clone();
+    let pairs = blocking(move || {
+        let mut out = Vec::new();
+        for (a, b) in store.duplicate_candidates(&reader, DUPLICATE_PAIRS_SHOWN)? {
+            if let (Some(a), Some(b)) = (store.listed_case(&a)?, store.listed_case(&b)?) {
+                out.push((a, b));
+            }
+        }
+        store.audit(
+            now(),
+            &reader.user_id,
+            "console.duplicates_viewed",
+            &out.len().to_string(),
+        )?;
+        Ok(out)
+    })
+    .await?;
+    let frame = Frame {
+        lang,
+        user: Some(&signed.user),
+        csrf: &signed.session.csrf_token,
+        here: "/console/duplicates",
+    };
+    let notice = (!query.marked.is_empty()).then(|| t(lang, T::MarkedDistinct));
+    Ok(html(
+        StatusCode::OK,
+        pages::duplicates(&frame, &pairs, notice),
+    ))
+}
+
+#[derive(Deserialize)]
+struct DistinctForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    a: String,
+    #[serde(default)]
+    b: String,
+}
+
+/// "Not the same child": only for two cases the reader may write.
+async fn mark_distinct(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<DistinctForm>,
+) -> Result<Response, ConsoleError> {
+    let signed = signed_in(&state, &headers).await?;
+    let lang = lang_of(&headers);
+    if !csrf_matches(&signed.session.csrf_token, &form.csrf) {
+        return Ok(forbidden(lang, &signed));
+    }
+    let store = state.service.store().clone();
+    let reader = signed.user.clone();
+    let marked = blocking(move || {
+        let ids = [form.a.clone(), form.b.clone()];
+        if form.a == form.b || !ids.iter().all(|id| crate::storage::valid_case_id(id)) {
+            return Ok(false);
+        }
+        let access = store.case_access(&ids)?;
+        let writable = ids.iter().all(|id| {
+            access.get(id).is_some_and(|a| {
+                policy::write_mode(&reader.subject(), Some(&a.ownership()))
+                    == Some(policy::WriteMode::Write)
+            })
+        });
+        if !writable {
+            return Ok(false);
+        }
+        store.mark_distinct(&form.a, &form.b, &reader.user_id, now())?;
+        Ok(true)
+    })
+    .await?;
+    if !marked {
+        let frame = Frame {
+            lang,
+            user: Some(&signed.user),
+            csrf: &signed.session.csrf_token,
+            here: "/console/duplicates",
+        };
+        return Ok(html(
+            StatusCode::NOT_FOUND,
+            pages::message(&frame, "404", t(lang, T::NotFound)),
+        ));
+    }
+    Ok(Redirect::to("/console/duplicates?marked=1").into_response())
 }

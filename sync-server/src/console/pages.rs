@@ -36,6 +36,7 @@ pub fn page(frame: &Frame<'_>, title: &str, body: Markup) -> Markup {
                     a.brand href="/console/cases" { "Suivi" }
                     @if frame.user.is_some() {
                         a href="/console/cases?conflicts=1" { (t(lang, T::Conflicts)) }
+                        a href="/console/duplicates" { (t(lang, T::Duplicates)) }
                         a href="/console/agents" { (t(lang, T::Agents)) }
                     }
                     nav.langs aria-label=(t(lang, T::Language)) {
@@ -286,6 +287,59 @@ fn case_row(
             td { (when(case.updated_at)) }
         }
     }
+}
+
+/// Pairs of cases that may be one child registered twice, side by side, each with a form to
+/// say they are two children.
+pub fn duplicates(
+    frame: &Frame<'_>,
+    pairs: &[(ListedCase, ListedCase)],
+    notice: Option<&str>,
+) -> Markup {
+    let lang = frame.lang;
+    let side = |c: &ListedCase| {
+        let s = &c.summary;
+        html! {
+            td {
+                a.case href={ "/console/cases/" (s.case_id) } { bdi { (s.first_name) " " (s.last_name) } }
+                br;
+                bdi { (s.village.as_deref().unwrap_or_default()) ", " (s.commune.as_deref().unwrap_or_default()) }
+                @if let Some(y) = s.birth_year { " · " (t(lang, T::BirthYear)) " " (y) }
+                br;
+                (t(lang, T::Agent)) " " (c.created_by) " · " (when(c.updated_at))
+            }
+        }
+    };
+    page(
+        frame,
+        t(lang, T::Duplicates),
+        html! {
+            h1 { (t(lang, T::Duplicates)) }
+            p.meta { (t(lang, T::DuplicatesHint)) }
+            @if let Some(notice) = notice { p.notice role="status" { (notice) } }
+            @if pairs.is_empty() {
+                p { (t(lang, T::NoDuplicates)) }
+            } @else {
+                table.cases.duplicates {
+                    tbody {
+                        @for (a, b) in pairs {
+                            tr {
+                                (side(a)) (side(b))
+                                td {
+                                    form.distinct method="post" action="/console/duplicates/distinct" {
+                                        input type="hidden" name="csrf" value=(frame.csrf);
+                                        input type="hidden" name="a" value=(a.summary.case_id);
+                                        input type="hidden" name="b" value=(b.summary.case_id);
+                                        button type="submit" { (t(lang, T::NotSameChild)) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
 }
 
 /// Days without a sync after which a device is flagged.

@@ -75,6 +75,12 @@ pub enum T {
     Reassign,
     ReassignAll,
     Reassigned,
+    Duplicates,
+    DuplicatesHint,
+    NotSameChild,
+    NoDuplicates,
+    BirthYear,
+    MarkedDistinct,
 }
 
 /// The phrase in `lang`.
@@ -173,6 +179,20 @@ pub fn t(lang: Lang, phrase: T) -> &'static str {
         T::Revoked => ("révoqué", "revoked", "ملغى"),
         T::Wiped => ("effacé", "wiped", "تم مسحه"),
         T::OldApp => ("ancienne application (ne le dit pas)", "old app (does not say)", "تطبيق قديم (لا يذكر)"),
+        T::Duplicates => ("Doublons possibles", "Possible duplicates", "تكرارات محتملة"),
+        T::DuplicatesHint => (
+            "Même nom (quelle que soit l'orthographe), même commune, années de naissance à un an près.",
+            "The same name (however spelled), the same commune, birth years within a year.",
+            "الاسم نفسه (مهما كانت كتابته)، الجماعة نفسها، وسنة ولادة بفارق سنة على الأكثر.",
+        ),
+        T::NotSameChild => ("Pas le même enfant", "Not the same child", "ليس الطفل نفسه"),
+        T::NoDuplicates => ("Aucun doublon possible.", "No possible duplicates.", "لا توجد تكرارات محتملة."),
+        T::BirthYear => ("Né(e) vers", "Born about", "مولود(ة) حوالي"),
+        T::MarkedDistinct => (
+            "Noté : ce sont deux enfants ; la paire ne sera plus proposée.",
+            "Noted: two children; the pair will not be proposed again.",
+            "تم التسجيل: طفلان مختلفان؛ لن يُقترح هذا الزوج مجددا.",
+        ),
         T::ReassignTo => ("Réassigner à", "Reassign to", "إعادة الإسناد إلى"),
         T::Reassign => ("Réassigner", "Reassign", "إعادة الإسناد"),
         T::ReassignAll => (

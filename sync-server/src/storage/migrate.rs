@@ -17,7 +17,7 @@ use super::{StorageError, StorageResult};
 /// the feed's tables because feed rows point at it.
 /// The console's projections are not among them: they are sealed and keyed differently on each
 /// store, and the target rebuilds them from the changes once the copy is checked.
-const TABLES: [(&str, &str, &str); 17] = [
+const TABLES: [(&str, &str, &str); 18] = [
     (
         "users",
         "user_id, role, team, password_hash, created_at",
@@ -76,6 +76,11 @@ const TABLES: [(&str, &str, &str); 17] = [
         "case_id, user_id",
     ),
     ("removals", "seq, user_id, case_id, at", "seq"),
+    (
+        "distinct_cases",
+        "case_a, case_b, marked_by, at",
+        "case_a, case_b",
+    ),
 ];
 
 /// What a migration moved, per table.

@@ -184,6 +184,9 @@ pub struct SummaryWrite {
     pub change_count: u64,
     pub name_terms: Vec<String>,
     pub village_key: Option<String>,
+    /// The child's name keys, sorted: equal for the same name however it was spelled.
+    pub dup_key: Option<String>,
+    pub commune_key: Option<String>,
 }
 
 /// One case as the console lists it: its summary and what the server knows of it.
@@ -469,6 +472,16 @@ pub trait ServerStore: Send + Sync + 'static {
     ) -> StorageResult<Vec<(u64, String)>>;
     /// The users of a team.
     fn team_members(&self, team: &str) -> StorageResult<Vec<User>>;
+    /// Pairs of cases `reader` reads that may be one child registered twice: the same name
+    /// keys and commune, estimated birth years at most a year apart, not marked as two
+    /// children. Each pair is (smaller id, larger id), at most `limit`.
+    fn duplicate_candidates(
+        &self,
+        reader: &User,
+        limit: usize,
+    ) -> StorageResult<Vec<(String, String)>>;
+    /// Records that two cases are two children, with an audit row by `by`.
+    fn mark_distinct(&self, a: &str, b: &str, by: &str, now: i64) -> StorageResult<()>;
 
     /// Records a device's sync: when, and what it reported (`None` from a version 3 app).
     fn record_device_sync(

@@ -25,11 +25,12 @@ use super::{
     SummaryWrite, Usage, User, Viewer,
 };
 
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     include_str!("migrations/postgres/001_server.sql"),
     include_str!("migrations/postgres/002_console.sql"),
     include_str!("migrations/postgres/003_device_status.sql"),
     include_str!("migrations/postgres/004_reassignment.sql"),
+    include_str!("migrations/postgres/005_duplicates.sql"),
 ];
 /// Taken (transaction-scoped) while migrating: instances starting together migrate once.
 const MIGRATION_LOCK: i64 = 0x5375_6976_6900_0001;
@@ -312,10 +313,13 @@ impl PostgresStore {
             .get(0);
         let stale = held as u64 != write.change_count;
         let village_key = write.village_key.as_deref().map(|v| self.sealer.blind(v));
+        let dup_key = write.dup_key.as_deref().map(|v| self.sealer.blind(v));
+        let commune_key = write.commune_key.as_deref().map(|v| self.sealer.blind(v));
         tx.execute(
             "INSERT INTO case_summaries (case_id, owner, team, shown, village_key, risk_level,
-                referral_statuses, next_followup_due, conflict_count, birth_year, updated_at, stale)
-             SELECT $1, k.created_by, k.team, $2, $3, $4, $5, $6, $7, $8, $9, $10
+                referral_statuses, next_followup_due, conflict_count, birth_year, updated_at, stale,
+                dup_key, commune_key)
+             SELECT $1, k.created_by, k.team, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12
              FROM cases k WHERE k.case_id = $1
              ON CONFLICT (case_id) DO UPDATE SET shown = excluded.shown,
                 village_key = excluded.village_key, risk_level = excluded.risk_level,
@@ -323,7 +327,8 @@ impl PostgresStore {
                 next_followup_due = excluded.next_followup_due,
                 conflict_count = excluded.conflict_count, birth_year = excluded.birth_year,
                 updated_at = greatest(case_summaries.updated_at, excluded.updated_at),
-                stale = excluded.stale, owner = excluded.owner, team = excluded.team",
+                stale = excluded.stale, owner = excluded.owner, team = excluded.team,
+                dup_key = excluded.dup_key, commune_key = excluded.commune_key",
             &[
                 &s.case_id,
                 &shown,
@@ -335,6 +340,8 @@ impl PostgresStore {
                 &s.birth_year,
                 &now,
                 &stale,
+                &dup_key,
+                &commune_key,
             ],
         )
         .map_err(backend)?;
@@ -920,6 +927,7 @@ impl ServerStore for PostgresStore {
             "DELETE FROM case_search_terms WHERE case_id = $1",
             "DELETE FROM case_summaries WHERE case_id = $1",
             "DELETE FROM case_handovers WHERE case_id = $1",
+            "DELETE FROM distinct_cases WHERE case_a = $1 OR case_b = $1",
             "DELETE FROM cases WHERE case_id = $1",
         ] {
             tx.execute(sql, &[&case_id]).map_err(backend)?;
@@ -1361,6 +1369,58 @@ impl ServerStore for PostgresStore {
             .into_iter()
             .map(|r| (r.get::<_, i64>(0) as u64, r.get(1)))
             .collect())
+    }
+
+    fn duplicate_candidates(
+        &self,
+        reader: &User,
+        limit: usize,
+    ) -> StorageResult<Vec<(String, String)>> {
+        let (scope, arg): (&str, Option<String>) = match ReadScope::of(reader.role) {
+            ReadScope::All => ("", None),
+            ReadScope::Team => ("AND a.team = $2 AND b.team = $2", Some(reader.team.clone())),
+            ReadScope::Own => (
+                "AND a.owner = $2 AND b.owner = $2",
+                Some(reader.user_id.clone()),
+            ),
+        };
+        let sql = format!(
+            "SELECT a.case_id, b.case_id FROM case_summaries a
+             JOIN case_summaries b ON b.dup_key = a.dup_key AND b.case_id > a.case_id
+             WHERE a.dup_key IS NOT NULL
+               AND coalesce(a.commune_key, '') = coalesce(b.commune_key, '')
+               AND (a.birth_year IS NULL OR b.birth_year IS NULL
+                    OR abs(a.birth_year - b.birth_year) <= 1)
+               AND NOT EXISTS (SELECT 1 FROM distinct_cases d
+                               WHERE d.case_a = a.case_id AND d.case_b = b.case_id)
+               {scope}
+             ORDER BY a.case_id, b.case_id LIMIT $1"
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut client = self.client()?;
+        let rows = match &arg {
+            Some(arg) => client.query(&sql, &[&limit, arg]),
+            None => client.query(&sql, &[&limit]),
+        }
+        .map_err(backend)?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn mark_distinct(&self, a: &str, b: &str, by: &str, now: i64) -> StorageResult<()> {
+        let (a, b) = if a < b { (a, b) } else { (b, a) };
+        let mut client = self.client()?;
+        let mut tx = client.transaction().map_err(backend)?;
+        let n = tx
+            .execute(
+                "INSERT INTO distinct_cases (case_a, case_b, marked_by, at)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[&a, &b, &by, &now],
+            )
+            .map_err(backend)?;
+        if n > 0 {
+            audit_row(&mut tx, now, by, "case.not_duplicate", &format!("{a} {b}"))?;
+        }
+        tx.commit().map_err(backend)
     }
 
     fn team_members(&self, team: &str) -> StorageResult<Vec<User>> {

@@ -14,7 +14,7 @@ use super::{
     SummaryWrite, Usage, User, Viewer,
 };
 
-const MIGRATIONS: [&str; 8] = [
+const MIGRATIONS: [&str; 9] = [
     include_str!("migrations/001_server.sql"),
     include_str!("migrations/002_trust.sql"),
     include_str!("migrations/003_quotas.sql"),
@@ -23,6 +23,7 @@ const MIGRATIONS: [&str; 8] = [
     include_str!("migrations/006_console.sql"),
     include_str!("migrations/007_device_status.sql"),
     include_str!("migrations/008_reassignment.sql"),
+    include_str!("migrations/009_duplicates.sql"),
 ];
 /// Days of per-device usage kept (for `device quota` to show recent days).
 const USAGE_DAYS_KEPT: i64 = 7;
@@ -107,8 +108,9 @@ fn write_summary(conn: &Connection, write: &SummaryWrite, now: i64) -> StorageRe
     let stale = held as u64 != write.change_count;
     conn.prepare_cached(
         "INSERT INTO case_summaries (case_id, owner, team, shown, village_key, risk_level,
-            referral_statuses, next_followup_due, conflict_count, birth_year, updated_at, stale)
-         SELECT ?1, k.created_by, k.team, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
+            referral_statuses, next_followup_due, conflict_count, birth_year, updated_at, stale,
+            dup_key, commune_key)
+         SELECT ?1, k.created_by, k.team, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
          FROM cases k WHERE k.case_id = ?1
          ON CONFLICT (case_id) DO UPDATE SET shown = excluded.shown,
             village_key = excluded.village_key, risk_level = excluded.risk_level,
@@ -116,7 +118,8 @@ fn write_summary(conn: &Connection, write: &SummaryWrite, now: i64) -> StorageRe
             next_followup_due = excluded.next_followup_due,
             conflict_count = excluded.conflict_count, birth_year = excluded.birth_year,
             updated_at = max(updated_at, excluded.updated_at), stale = excluded.stale,
-            owner = excluded.owner, team = excluded.team",
+            owner = excluded.owner, team = excluded.team, dup_key = excluded.dup_key,
+            commune_key = excluded.commune_key",
     )
     .map_err(backend)?
     .execute(params![
@@ -129,7 +132,9 @@ fn write_summary(conn: &Connection, write: &SummaryWrite, now: i64) -> StorageRe
         s.conflict_count,
         s.birth_year,
         now,
-        stale
+        stale,
+        write.dup_key,
+        write.commune_key
     ])
     .map_err(backend)?;
     conn.prepare_cached("DELETE FROM case_search_terms WHERE case_id = ?1")
@@ -726,6 +731,7 @@ impl ServerStore for SqliteStore {
             "DELETE FROM case_search_terms WHERE case_id = ?1",
             "DELETE FROM case_summaries WHERE case_id = ?1",
             "DELETE FROM case_handovers WHERE case_id = ?1",
+            "DELETE FROM distinct_cases WHERE case_a = ?1 OR case_b = ?1",
             "DELETE FROM cases WHERE case_id = ?1",
         ] {
             tx.execute(sql, [case_id]).map_err(backend)?;
@@ -1180,6 +1186,62 @@ impl ServerStore for SqliteStore {
             )
             .map_err(backend)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+    }
+
+    fn duplicate_candidates(
+        &self,
+        reader: &User,
+        limit: usize,
+    ) -> StorageResult<Vec<(String, String)>> {
+        let (scope, args): (&str, Vec<String>) = match ReadScope::of(reader.role) {
+            ReadScope::All => ("", vec![]),
+            ReadScope::Team => ("AND a.team = ?2 AND b.team = ?2", vec![reader.team.clone()]),
+            ReadScope::Own => (
+                "AND a.owner = ?2 AND b.owner = ?2",
+                vec![reader.user_id.clone()],
+            ),
+        };
+        let sql = format!(
+            "SELECT a.case_id, b.case_id FROM case_summaries a
+             JOIN case_summaries b ON b.dup_key = a.dup_key AND b.case_id > a.case_id
+             WHERE a.dup_key IS NOT NULL
+               AND coalesce(a.commune_key, '') = coalesce(b.commune_key, '')
+               AND (a.birth_year IS NULL OR b.birth_year IS NULL
+                    OR abs(a.birth_year - b.birth_year) <= 1)
+               AND NOT EXISTS (SELECT 1 FROM distinct_cases d
+                               WHERE d.case_a = a.case_id AND d.case_b = b.case_id)
+               {scope}
+             ORDER BY a.case_id, b.case_id LIMIT ?1"
+        );
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+        let mut params: Vec<rusqlite::types::Value> = vec![rusqlite::types::Value::Integer(
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        )];
+        params.extend(args.into_iter().map(rusqlite::types::Value::Text));
+        let rows = stmt
+            .query_map(params_from_iter(params), |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(backend)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+    }
+
+    fn mark_distinct(&self, a: &str, b: &str, by: &str, now: i64) -> StorageResult<()> {
+        let (a, b) = if a < b { (a, b) } else { (b, a) };
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let n = tx
+            .execute(
+                "INSERT OR IGNORE INTO distinct_cases (case_a, case_b, marked_by, at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![a, b, by, now],
+            )
+            .map_err(backend)?;
+        if n > 0 {
+            audit_row(&tx, now, by, "case.not_duplicate", &format!("{a} {b}"))?;
+        }
+        tx.commit().map_err(backend)
     }
 
     fn team_members(&self, team: &str) -> StorageResult<Vec<User>> {

@@ -934,6 +934,7 @@ fn console_caseload_on(
                             .map(suivi_server::summary::place_key),
                         summary,
                         change_count: 1,
+                        ..Default::default()
                     }),
                 }
             })
