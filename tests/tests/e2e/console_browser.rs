@@ -372,3 +372,36 @@ fn a_supervisor_settles_the_conflict_two_phones_made_and_both_phones_lose_it() {
     assert_eq!(browser.texts("table.devices tbody tr").len(), 2);
     browser.screenshot("console-agents");
 }
+
+#[test]
+fn a_supervisor_reassigns_a_case_and_it_moves_between_two_agents_phones() {
+    let server = two_teams();
+    let mut amina = server.device("amina");
+    let mut karim = server.device("karim");
+    let case_id = amina.store.create_case(&child(9)).unwrap();
+    amina.sync().unwrap();
+    karim.sync().unwrap();
+    // Recorded offline on Amina's phone before she hears of the move.
+    amina
+        .store
+        .add_followup(&case_id, &suivi_tests::visit(2))
+        .unwrap();
+    let browser = Browser::open(&server);
+    browser.sign_in("fatima", PASSWORD);
+    browser.goto(&format!("/console/cases/{case_id}"));
+    browser.script("document.querySelector('form.reassign select').value = 'karim'; return 0");
+    browser.click("form.reassign button");
+    assert_eq!(browser.path(), format!("/console/cases/{case_id}"));
+    assert!(browser.text("p.meta").contains("Agent karim"));
+    karim.sync().unwrap();
+    assert_eq!(karim.case_ids(), vec![case_id.clone()], "on Karim's phone");
+    let report = amina.sync().unwrap();
+    assert_eq!(report.removed, 1);
+    assert!(amina.case_ids().is_empty(), "gone from Amina's phone");
+    karim.sync().unwrap();
+    assert_eq!(
+        karim.store.case(&case_id).unwrap().followups.len(),
+        1,
+        "her visit arrived"
+    );
+}
