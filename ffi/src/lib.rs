@@ -542,6 +542,11 @@ impl CaseStore {
         guard(|| Ok(self.writer().set_app_version(&version)?))
     }
 
+    /// The app version the next sync reports.
+    pub fn app_version(&self) -> Result<String> {
+        guard(|| Ok(self.reader().app_version()?))
+    }
+
     /// Settles a conflict (a `ConflictInfo.path`) with a value typed as the form takes it, or
     /// one of a disputed referral's statuses; the other devices see it settled after syncing.
     pub fn resolve_conflict(&self, case_id: String, path: String, value: String) -> Result<()> {

@@ -30,7 +30,7 @@ import java.io.File
 class StartupTest {
     private class Phone(dir: File = tempDir(), val wrapper: SoftwareKeyWrapper = SoftwareKeyWrapper()) {
         val files = AppFiles(dir)
-        val startup = AppStartup(files, StoreKeys(files, wrapper))
+        val startup = AppStartup(files, StoreKeys(files, wrapper), "suivi-android 1.4.0-test")
     }
 
     private val all = CaseQuery(null, null, null, null, null, null)
@@ -58,6 +58,7 @@ class StartupTest {
             assertTrue("$enrolled", enrolled is Outcome.Ok)
             val store = ready(phone.startup.open())
             assertEquals("amina", store.user())
+            assertEquals("the version each sync reports", "suivi-android 1.4.0-test", store.appVersion())
             assertEquals("agent", store.enrollment()!!.role)
             store.createCase(child("Awa", "Konaté", "Kignan"))
             assertEquals(1uL, store.sync(null, null).casesUp)

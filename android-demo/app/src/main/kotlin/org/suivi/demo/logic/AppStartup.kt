@@ -23,8 +23,15 @@ sealed class Startup {
     data class Revoked(val store: CaseStore) : Startup()
 }
 
-/** Opening, enrolling and resetting the store, with its key (blocking: call it off the main thread). */
-class AppStartup(private val files: AppFiles, private val keys: StoreKeys) {
+/**
+ * Opening, enrolling and resetting the store, with its key (blocking: call it off the main thread).
+ * `appVersion` is what each sync reports, so a supervisor sees which phones run an old app.
+ */
+class AppStartup(
+    private val files: AppFiles,
+    private val keys: StoreKeys,
+    private val appVersion: String = "suivi-android",
+) {
     val unsynced = UnsyncedCount(files)
 
     fun open(): Startup {
@@ -40,6 +47,7 @@ class AppStartup(private val files: AppFiles, private val keys: StoreKeys) {
             return Startup.KeyLost(unsynced.last())
         }
         if (store.isWiped()) return Startup.Revoked(store)
+        store.setAppVersion(appVersion)
         return Startup.Ready(store)
     }
 
@@ -52,6 +60,7 @@ class AppStartup(private val files: AppFiles, private val keys: StoreKeys) {
         if (files.store.exists()) throw SuiviException.Other("a store exists on this phone: reset it first")
         val key = keys.newKey()
         val store = CaseStore.enrollNew(files.store.path, key, user.trim(), deviceName, server.trim(), code.trim(), caPem)
+        store.setAppVersion(appVersion)
         unsynced.record(0)
         return store
     }

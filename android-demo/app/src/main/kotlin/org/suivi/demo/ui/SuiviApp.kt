@@ -37,7 +37,8 @@ class SuiviApp : Application() {
     override fun onCreate() {
         super.onCreate()
         val files = AppFiles(noBackupFilesDir)
-        startup = AppStartup(files, StoreKeys(files, KeystoreKeyWrapper()))
+        val version = packageManager.getPackageInfo(packageName, 0).versionName ?: "?"
+        startup = AppStartup(files, StoreKeys(files, KeystoreKeyWrapper()), "suivi-android $version")
     }
 
     val deviceName: String get() = "${Build.MANUFACTURER} ${Build.MODEL}".take(100)
