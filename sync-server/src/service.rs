@@ -173,6 +173,8 @@ struct PushPlan {
 pub struct SyncService {
     store: Arc<dyn ServerStore>,
     forms: FormRegistry,
+    /// Held while a console change is made, from reading the case to storing the change.
+    console_writes: std::sync::Mutex<()>,
     codes: auth::CodeKey,
 }
 
@@ -236,6 +238,7 @@ impl SyncService {
         SyncService {
             store,
             forms: FormRegistry::builtin(),
+            console_writes: std::sync::Mutex::new(()),
             codes,
         }
     }
@@ -441,6 +444,12 @@ impl SyncService {
             &suivi_core::ChangeContext,
         ) -> suivi_core::Result<T>,
     ) -> Result<T, ServiceError> {
+        // One console change at a time on this instance: two made at once under one console
+        // actor would both take the same sequence number and break the case's history.
+        let _one_at_a_time = self
+            .console_writes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let not_found = || ServiceError::Forbidden(format!("no case {case_id} in your caseload"));
         if !valid_case_id(case_id) || self.store.is_erased(case_id)? {
             return Err(not_found());

@@ -878,6 +878,21 @@ fn a_summary_behind_its_case_is_marked_stale(subject: Subject) {
             .first_name,
         "Both"
     );
+    // A computation from fewer changes, finishing late, never overwrites a newer one.
+    let late = match summarized(1, "amina", 3, |s| s.first_name = "Late".into()).summary {
+        Some(s) => s,
+        None => unreachable!(),
+    };
+    store.write_summaries(&[late]).unwrap();
+    assert_eq!(
+        store
+            .listed_case(&case_id(1))
+            .unwrap()
+            .unwrap()
+            .summary
+            .first_name,
+        "Both"
+    );
     // A case stored without a summary (before projections existed) waits for one.
     store
         .store_changes(
@@ -1037,6 +1052,29 @@ fn reassignment_moves_a_case_and_queues_its_history(subject: Subject) {
         .any(|r| r.actor == "fatima"
             && r.action == "case.reassign"
             && r.subject == format!("{} amina -> karim", case_id(1))));
+    // Moved back to Amina: Karim's phones read nothing more of it, and the removal waiting for
+    // Amina is gone (her phones keep the case); Karim's phones are told to remove it.
+    let karim_cursor = karim_rows.iter().map(|(seq, _)| *seq).max().unwrap();
+    let amina_user = user("amina", Role::Agent, "sikasso");
+    let back = store
+        .reassign_cases(&[case_id(1)], &amina_user, "fatima", NOW + 20, NOW + 100)
+        .unwrap();
+    assert_eq!(back, vec![case_id(1)]);
+    let karim_after: Vec<_> = read_feed(store, &karim_viewer)
+        .into_iter()
+        .filter(|(seq, c)| *seq > karim_cursor && *c == case_id(1))
+        .collect();
+    assert!(karim_after.is_empty(), "{karim_after:?}");
+    assert!(read_feed(store, &amina_viewer)
+        .iter()
+        .any(|(_, c)| *c == case_id(1)));
+    assert!(store.removals_after("amina", 0, 10).unwrap().is_empty());
+    assert_eq!(store.removals_after("karim", 0, 10).unwrap().len(), 1);
+    let karim_id = case_id(1);
+    let to_karim = store
+        .reassign_cases(&[karim_id], &karim, "fatima", NOW + 30, NOW + 100)
+        .unwrap();
+    assert_eq!(to_karim.len(), 1);
     let members: Vec<String> = store
         .team_members("sikasso")
         .unwrap()

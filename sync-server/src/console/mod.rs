@@ -42,6 +42,9 @@ pub const FREE_FAILURES: u32 = 3;
 pub const DELAY_MAX_SECS: i64 = 60;
 /// Cases per page of the caseload.
 pub const PAGE_SIZE: u64 = 50;
+/// The deepest page: past it, a narrower filter finds a case sooner than paging does, and a
+/// deep page would make each list read its whole scope.
+pub const PAGES_MAX: u64 = 200;
 /// A search or filter longer than this is cut: no name or village is longer.
 const FILTER_CHARS_MAX: usize = 100;
 
@@ -293,10 +296,19 @@ async fn login(
     let outcome = blocking(move || {
         let now = now();
         let user_key = format!("user:{user_id}");
-        let wait = login_wait(store.login_failures(&user_key)?, now)
-            .max(login_wait(store.login_failures(&ip)?, now));
+        let (before_user, before_ip) =
+            (store.login_failures(&user_key)?, store.login_failures(&ip)?);
+        let wait = login_wait(before_user, now).max(login_wait(before_ip, now));
         if wait > 0 {
             return Ok(LoginOutcome::Wait(wait));
+        }
+        // The try is counted before the password is checked: tries at one account sent at once,
+        // past the free ones, get one check between them, not one each (the account's count
+        // decides, so that the address's, counted in another statement, cannot interleave).
+        let after_user = store.record_login_failure(&user_key, now)?;
+        store.record_login_failure(&ip, now)?;
+        if after_user.count > before_user.count + 1 && after_user.count > FREE_FAILURES {
+            return Ok(LoginOutcome::Wait(1));
         }
         let user = store.user(&user_id)?;
         // An unknown user costs the same argon2 work as a known one: timing tells nothing.
@@ -308,17 +320,17 @@ async fn login(
         let user = match user {
             Some(u) if password_ok && u.password_hash.is_some() => u,
             _ => {
-                store.record_login_failure(&user_key, now)?;
-                store.record_login_failure(&ip, now)?;
                 store.audit(now, &user_id, "console.login_failed", &ip)?;
                 return Ok(LoginOutcome::Refused);
             }
         };
+        // The right password: this try was no guess. The address keeps its earlier misses (a
+        // login of one's own must not wipe the count of guesses at other accounts).
+        store.clear_login_failures(&user_key)?;
+        store.forgive_login_failure(&ip)?;
         if user.role == Role::Agent {
             return Ok(LoginOutcome::Agent);
         }
-        store.clear_login_failures(&user_key)?;
-        store.clear_login_failures(&ip)?;
         store.end_expired_sessions(now - IDLE_SECS, now - ABSOLUTE_SECS)?;
         let token = auth::new_token();
         store.add_session(&ConsoleSession {
@@ -379,7 +391,8 @@ async fn login(
 /// The address a login try is counted against: IPv6 by its /64, which one household or phone
 /// gets whole.
 fn ip_key(peer: SocketAddr) -> String {
-    match peer.ip() {
+    // An IPv4 client of a dual-stack listener arrives as ::ffff:a.b.c.d: counted as itself.
+    match peer.ip().to_canonical() {
         std::net::IpAddr::V4(ip) => format!("ip:{ip}"),
         std::net::IpAddr::V6(ip) => {
             let s = ip.segments();
@@ -508,7 +521,7 @@ fn filters_of(query: &CaseloadQuery) -> Filters {
         status: bounded(&query.status),
         overdue: !query.overdue.is_empty(),
         conflicts: !query.conflicts.is_empty(),
-        page: query.page.min(1_000_000),
+        page: query.page.min(PAGES_MAX),
     }
 }
 
@@ -1085,4 +1098,23 @@ async fn mark_distinct(
         ));
     }
     Ok(Redirect::to("/console/duplicates?marked=1").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv4_client_of_a_dual_stack_listener_is_counted_as_itself() {
+        let mapped: SocketAddr = "[::ffff:192.0.2.7]:5000"
+            .parse()
+            .unwrap_or_else(|_| unreachable!());
+        let plain: SocketAddr = "192.0.2.7:6000".parse().unwrap_or_else(|_| unreachable!());
+        assert_eq!(ip_key(mapped), "ip:192.0.2.7");
+        assert_eq!(ip_key(plain), ip_key(mapped));
+        let v6: SocketAddr = "[2001:db8:1:2:3:4:5:6]:1"
+            .parse()
+            .unwrap_or_else(|_| unreachable!());
+        assert_eq!(ip_key(v6), "ip:2001:db8:1:2::/64");
+    }
 }

@@ -523,4 +523,6 @@ pub trait ServerStore: Send + Sync + 'static {
     fn login_failures(&self, key: &str) -> StorageResult<LoginFailures>;
     fn record_login_failure(&self, key: &str, now: i64) -> StorageResult<LoginFailures>;
     fn clear_login_failures(&self, key: &str) -> StorageResult<()>;
+    /// Takes one failure back (a try counted before its password proved right).
+    fn forgive_login_failure(&self, key: &str) -> StorageResult<()>;
 }

@@ -318,8 +318,8 @@ impl PostgresStore {
         tx.execute(
             "INSERT INTO case_summaries (case_id, owner, team, shown, village_key, risk_level,
                 referral_statuses, next_followup_due, conflict_count, birth_year, updated_at, stale,
-                dup_key, commune_key)
-             SELECT $1, k.created_by, k.team, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12
+                dup_key, commune_key, change_count)
+             SELECT $1, k.created_by, k.team, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
              FROM cases k WHERE k.case_id = $1
              ON CONFLICT (case_id) DO UPDATE SET shown = excluded.shown,
                 village_key = excluded.village_key, risk_level = excluded.risk_level,
@@ -328,7 +328,9 @@ impl PostgresStore {
                 conflict_count = excluded.conflict_count, birth_year = excluded.birth_year,
                 updated_at = greatest(case_summaries.updated_at, excluded.updated_at),
                 stale = excluded.stale, owner = excluded.owner, team = excluded.team,
-                dup_key = excluded.dup_key, commune_key = excluded.commune_key",
+                dup_key = excluded.dup_key, commune_key = excluded.commune_key,
+                change_count = excluded.change_count
+             WHERE excluded.change_count >= case_summaries.change_count",
             &[
                 &s.case_id,
                 &shown,
@@ -342,6 +344,7 @@ impl PostgresStore {
                 &stale,
                 &dup_key,
                 &commune_key,
+                &i64::try_from(write.change_count).unwrap_or(i64::MAX),
             ],
         )
         .map_err(backend)?;
@@ -1279,7 +1282,12 @@ impl ServerStore for PostgresStore {
             for sql in [
                 "UPDATE cases SET created_by = $2 WHERE case_id = $1",
                 "UPDATE case_summaries SET owner = $2 WHERE case_id = $1",
-                "UPDATE feed SET owner = $2 WHERE case_id = $1 AND audience IS NULL",
+                // Every row of the case, those queued for an earlier owner too: a case moved
+                // back leaves nothing behind for the owner it left.
+                "UPDATE feed SET owner = $2 WHERE case_id = $1",
+                // A removal still waiting for the new owner (the case moved away from it
+                // and back) would take the case off its phones again.
+                "DELETE FROM removals WHERE case_id = $1 AND user_id = $2",
             ] {
                 tx.execute(sql, &[case_id, &to.user_id]).map_err(backend)?;
             }
@@ -1387,7 +1395,8 @@ impl ServerStore for PostgresStore {
         let sql = format!(
             "SELECT a.case_id, b.case_id FROM case_summaries a
              JOIN case_summaries b ON b.dup_key = a.dup_key AND b.case_id > a.case_id
-             WHERE a.dup_key IS NOT NULL
+             WHERE a.dup_key IN (SELECT dup_key FROM case_summaries WHERE dup_key IS NOT NULL
+                                 GROUP BY dup_key HAVING count(*) <= 50)
                AND coalesce(a.commune_key, '') = coalesce(b.commune_key, '')
                AND (a.birth_year IS NULL OR b.birth_year IS NULL
                     OR abs(a.birth_year - b.birth_year) <= 1)
@@ -1784,6 +1793,16 @@ impl ServerStore for PostgresStore {
             count: u32::try_from(r.get::<_, i64>(0)).unwrap_or(u32::MAX),
             last_at: r.get(1),
         })
+    }
+
+    fn forgive_login_failure(&self, key: &str) -> StorageResult<()> {
+        self.client()?
+            .execute(
+                "UPDATE login_failures SET count = greatest(count - 1, 0) WHERE key = $1",
+                &[&key],
+            )
+            .map_err(backend)?;
+        Ok(())
     }
 
     fn clear_login_failures(&self, key: &str) -> StorageResult<()> {

@@ -109,8 +109,8 @@ fn write_summary(conn: &Connection, write: &SummaryWrite, now: i64) -> StorageRe
     conn.prepare_cached(
         "INSERT INTO case_summaries (case_id, owner, team, shown, village_key, risk_level,
             referral_statuses, next_followup_due, conflict_count, birth_year, updated_at, stale,
-            dup_key, commune_key)
-         SELECT ?1, k.created_by, k.team, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
+            dup_key, commune_key, change_count)
+         SELECT ?1, k.created_by, k.team, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13
          FROM cases k WHERE k.case_id = ?1
          ON CONFLICT (case_id) DO UPDATE SET shown = excluded.shown,
             village_key = excluded.village_key, risk_level = excluded.risk_level,
@@ -119,7 +119,8 @@ fn write_summary(conn: &Connection, write: &SummaryWrite, now: i64) -> StorageRe
             conflict_count = excluded.conflict_count, birth_year = excluded.birth_year,
             updated_at = max(updated_at, excluded.updated_at), stale = excluded.stale,
             owner = excluded.owner, team = excluded.team, dup_key = excluded.dup_key,
-            commune_key = excluded.commune_key",
+            commune_key = excluded.commune_key, change_count = excluded.change_count
+         WHERE excluded.change_count >= case_summaries.change_count",
     )
     .map_err(backend)?
     .execute(params![
@@ -134,7 +135,8 @@ fn write_summary(conn: &Connection, write: &SummaryWrite, now: i64) -> StorageRe
         now,
         stale,
         write.dup_key,
-        write.commune_key
+        write.commune_key,
+        i64::try_from(write.change_count).unwrap_or(i64::MAX)
     ])
     .map_err(backend)?;
     conn.prepare_cached("DELETE FROM case_search_terms WHERE case_id = ?1")
@@ -1099,7 +1101,12 @@ impl ServerStore for SqliteStore {
                     "UPDATE cases SET created_by = ?2 WHERE case_id = ?1",
                     "UPDATE case_summaries SET owner = ?2 WHERE case_id = ?1",
                     // Later pulls find the case's rows under its new owner.
-                    "UPDATE feed SET owner = ?2 WHERE case_id = ?1 AND audience IS NULL",
+                    // Every row of the case, those queued for an earlier owner too: a case moved
+                    // back leaves nothing behind for the owner it left.
+                    "UPDATE feed SET owner = ?2 WHERE case_id = ?1",
+                    // A removal still waiting for the new owner (the case moved away from it
+                    // and back) would take the case off its phones again.
+                    "DELETE FROM removals WHERE case_id = ?1 AND user_id = ?2",
                 ] {
                     tx.prepare_cached(sql)
                         .map_err(backend)?
@@ -1204,7 +1211,8 @@ impl ServerStore for SqliteStore {
         let sql = format!(
             "SELECT a.case_id, b.case_id FROM case_summaries a
              JOIN case_summaries b ON b.dup_key = a.dup_key AND b.case_id > a.case_id
-             WHERE a.dup_key IS NOT NULL
+             WHERE a.dup_key IN (SELECT dup_key FROM case_summaries WHERE dup_key IS NOT NULL
+                                 GROUP BY dup_key HAVING count(*) <= 50)
                AND coalesce(a.commune_key, '') = coalesce(b.commune_key, '')
                AND (a.birth_year IS NULL OR b.birth_year IS NULL
                     OR abs(a.birth_year - b.birth_year) <= 1)
@@ -1590,6 +1598,16 @@ impl ServerStore for SqliteStore {
                 },
             )
             .map_err(backend)
+    }
+
+    fn forgive_login_failure(&self, key: &str) -> StorageResult<()> {
+        self.conn()
+            .execute(
+                "UPDATE login_failures SET count = max(count - 1, 0) WHERE key = ?1",
+                [key],
+            )
+            .map_err(backend)?;
+        Ok(())
     }
 
     fn clear_login_failures(&self, key: &str) -> StorageResult<()> {

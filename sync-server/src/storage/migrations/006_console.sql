@@ -18,6 +18,8 @@ CREATE TABLE case_summaries (
     updated_at        INTEGER NOT NULL,
     -- Written from fewer changes than the case holds (two pushes to one case at once): the
     -- service recomputes it at once, and it is listed meanwhile.
+    -- How many changes it was computed from: an older computation never overwrites a newer.
+    change_count      BIGINT NOT NULL DEFAULT 0,
     stale             INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX case_summaries_stale ON case_summaries(case_id) WHERE stale = 1;

@@ -17,6 +17,8 @@ CREATE TABLE case_summaries (
     conflict_count    BIGINT NOT NULL,
     birth_year        INTEGER,
     updated_at        BIGINT NOT NULL,
+    -- How many changes it was computed from: an older computation never overwrites a newer.
+    change_count      BIGINT NOT NULL DEFAULT 0,
     stale             BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE INDEX case_summaries_by_update ON case_summaries(updated_at DESC, case_id);
