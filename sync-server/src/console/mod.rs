@@ -181,6 +181,18 @@ struct Signed {
     session: ConsoleSession,
 }
 
+impl Signed {
+    /// The page frame for this user, on page `here`.
+    fn frame<'a>(&'a self, lang: Lang, here: &'a str) -> Frame<'a> {
+        Frame {
+            lang,
+            user: Some(&self.user),
+            csrf: &self.session.csrf_token,
+            here,
+        }
+    }
+}
+
 /// The session the cookie names, if it is live: expired ones are ended here, and a live one is
 /// touched (at most once a minute, to keep writes down). Agents never get one, but a session of
 /// a user since made an agent is refused too.
@@ -434,16 +446,21 @@ async fn logout(
     Ok(r)
 }
 
-fn forbidden(lang: Lang, signed: &Signed) -> Response {
-    let frame = Frame {
-        lang,
-        user: Some(&signed.user),
-        csrf: &signed.session.csrf_token,
-        here: "/console/cases",
-    };
+/// A page saying why an action was refused, under its status.
+fn refused(lang: Lang, signed: &Signed, status: StatusCode, text: &str, here: &str) -> Response {
     html(
+        status,
+        pages::message(&signed.frame(lang, here), status.as_str(), text),
+    )
+}
+
+fn forbidden(lang: Lang, signed: &Signed) -> Response {
+    refused(
+        lang,
+        signed,
         StatusCode::FORBIDDEN,
-        pages::message(&frame, "403", t(lang, T::Forbidden)),
+        t(lang, T::Forbidden),
+        "/console/cases",
     )
 }
 
@@ -575,12 +592,7 @@ async fn caseload(
     })
     .await?;
     let here = format!("/console/cases?{}", filters.query_string(filters.page));
-    let frame = Frame {
-        lang,
-        user: Some(&signed.user),
-        csrf: &signed.session.csrf_token,
-        here: &here,
-    };
+    let frame = signed.frame(lang, &here);
     let forms = state.service.forms();
     let Ok(identification) = forms.latest(IDENTIFICATION) else {
         return Err(ConsoleError::Storage("no identification form".into()));
@@ -619,16 +631,14 @@ async fn case_page(
     let signed = signed_in(&state, &headers).await?;
     let lang = lang_of(&headers);
     let here = format!("/console/cases/{}", pages::urlencode(&case_id));
-    let frame = Frame {
-        lang,
-        user: Some(&signed.user),
-        csrf: &signed.session.csrf_token,
-        here: &here,
-    };
+    let frame = signed.frame(lang, &here);
     let not_found = || {
-        html(
+        refused(
+            lang,
+            &signed,
             StatusCode::NOT_FOUND,
-            pages::message(&frame, "404", t(lang, T::NotFound)),
+            t(lang, T::NotFound),
+            &here,
         )
     };
     if !crate::storage::valid_case_id(&case_id) {
@@ -766,18 +776,12 @@ async fn resolve(
     match outcome {
         Ok(()) => Ok(Redirect::to(&format!("/console/cases/{case_id}?settled=1")).into_response()),
         Err(status) => {
-            let frame = Frame {
-                lang,
-                user: Some(&signed.user),
-                csrf: &signed.session.csrf_token,
-                here: "/console/cases",
-            };
             let text = if status == StatusCode::NOT_FOUND {
                 t(lang, T::NotFound)
             } else {
                 t(lang, T::NotSettled)
             };
-            Ok(html(status, pages::message(&frame, status.as_str(), text)))
+            Ok(refused(lang, &signed, status, text, "/console/cases"))
         }
     }
 }
@@ -823,12 +827,7 @@ async fn agents_page(
     let store = state.service.store().clone();
     let reader = signed.user.clone();
     let devices = blocking(move || Ok(devices_in_scope(&reader, store.device_statuses()?))).await?;
-    let frame = Frame {
-        lang,
-        user: Some(&signed.user),
-        csrf: &signed.session.csrf_token,
-        here: "/console/agents",
-    };
+    let frame = signed.frame(lang, "/console/agents");
     let revoker = matches!(signed.user.role, Role::Admin | Role::Supervisor);
     let notice = (!query.revoked.is_empty()).then(|| t(lang, T::RevokedNotice));
     Ok(html(
@@ -875,15 +874,12 @@ async fn revoke(
     })
     .await?;
     if !revoked {
-        let frame = Frame {
+        return Ok(refused(
             lang,
-            user: Some(&signed.user),
-            csrf: &signed.session.csrf_token,
-            here: "/console/agents",
-        };
-        return Ok(html(
+            &signed,
             StatusCode::NOT_FOUND,
-            pages::message(&frame, "404", t(lang, T::NoDevice)),
+            t(lang, T::NoDevice),
+            "/console/agents",
         ));
     }
     Ok(Redirect::to("/console/agents?revoked=1").into_response())
@@ -982,15 +978,12 @@ async fn reassign_case(
     })
     .await?;
     if moved == 0 {
-        let frame = Frame {
+        return Ok(refused(
             lang,
-            user: Some(&signed.user),
-            csrf: &signed.session.csrf_token,
-            here: "/console/cases",
-        };
-        return Ok(html(
+            &signed,
             StatusCode::NOT_FOUND,
-            pages::message(&frame, "404", t(lang, T::NotFound)),
+            t(lang, T::NotFound),
+            "/console/cases",
         ));
     }
     Ok(Redirect::to(&format!("/console/cases/{case_id}")).into_response())
@@ -1030,12 +1023,7 @@ async fn duplicates_page(
         Ok(out)
     })
     .await?;
-    let frame = Frame {
-        lang,
-        user: Some(&signed.user),
-        csrf: &signed.session.csrf_token,
-        here: "/console/duplicates",
-    };
+    let frame = signed.frame(lang, "/console/duplicates");
     let notice = (!query.marked.is_empty()).then(|| t(lang, T::MarkedDistinct));
     Ok(html(
         StatusCode::OK,
@@ -1086,15 +1074,12 @@ async fn mark_distinct(
     })
     .await?;
     if !marked {
-        let frame = Frame {
+        return Ok(refused(
             lang,
-            user: Some(&signed.user),
-            csrf: &signed.session.csrf_token,
-            here: "/console/duplicates",
-        };
-        return Ok(html(
+            &signed,
             StatusCode::NOT_FOUND,
-            pages::message(&frame, "404", t(lang, T::NotFound)),
+            t(lang, T::NotFound),
+            "/console/duplicates",
         ));
     }
     Ok(Redirect::to("/console/duplicates?marked=1").into_response())
