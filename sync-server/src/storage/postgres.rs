@@ -143,6 +143,30 @@ impl FeedHead {
         })
     }
 
+    /// Appends a copy of every change of a case, in feed order, for `user` only (an
+    /// assignment, a reassignment): that user's phones may have passed the case's rows already.
+    fn queue_case_for(
+        &mut self,
+        tx: &mut impl GenericClient,
+        case_id: &str,
+        user: &str,
+        owner_team: (&str, &str),
+    ) -> StorageResult<()> {
+        let changes = tx
+            .query(
+                "SELECT c.id, c.hash FROM changes c
+                 JOIN feed f ON f.change_id = c.id AND f.audience IS NULL
+                 WHERE c.case_id = $1 ORDER BY f.seq",
+                &[&case_id],
+            )
+            .map_err(backend)?;
+        for row in changes {
+            let hash: String = row.get(1);
+            self.append(tx, row.get(0), case_id, &hash, Some(user), owner_team)?;
+        }
+        Ok(())
+    }
+
     fn append(
         &mut self,
         tx: &mut impl GenericClient,
@@ -682,25 +706,7 @@ impl ServerStore for PostgresStore {
         if n > 0 {
             // The new assignee's devices may have passed these changes already: queue them
             // again for that user only, in feed order.
-            let changes = tx
-                .query(
-                    "SELECT c.id, c.hash FROM changes c
-                     JOIN feed f ON f.change_id = c.id AND f.audience IS NULL
-                     WHERE c.case_id = $1 ORDER BY f.seq",
-                    &[&case_id],
-                )
-                .map_err(backend)?;
-            for row in changes {
-                let hash: String = row.get(1);
-                head.append(
-                    &mut tx,
-                    row.get(0),
-                    case_id,
-                    &hash,
-                    Some(user_id),
-                    (&owner, &team),
-                )?;
-            }
+            head.queue_case_for(&mut tx, case_id, user_id, (&owner, &team))?;
             head.save(&mut tx)?;
             audit_row(
                 &mut tx,
@@ -1291,25 +1297,7 @@ impl ServerStore for PostgresStore {
             ] {
                 tx.execute(sql, &[case_id, &to.user_id]).map_err(backend)?;
             }
-            let changes = tx
-                .query(
-                    "SELECT c.id, c.hash FROM changes c
-                     JOIN feed f ON f.change_id = c.id AND f.audience IS NULL
-                     WHERE c.case_id = $1 ORDER BY f.seq",
-                    &[case_id],
-                )
-                .map_err(backend)?;
-            for row in changes {
-                let hash: String = row.get(1);
-                head.append(
-                    &mut tx,
-                    row.get(0),
-                    case_id,
-                    &hash,
-                    Some(&to.user_id),
-                    (&to.user_id, &team),
-                )?;
-            }
+            head.queue_case_for(&mut tx, case_id, &to.user_id, (&to.user_id, &team))?;
             tx.execute(
                 "INSERT INTO case_handovers (case_id, user_id, until) VALUES ($1, $2, $3)
                  ON CONFLICT (case_id, user_id) DO UPDATE SET until = excluded.until",

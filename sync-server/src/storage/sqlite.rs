@@ -165,6 +165,27 @@ fn row_to_listed(r: &rusqlite::Row<'_>) -> rusqlite::Result<ListedCase> {
     })
 }
 
+/// Appends a copy of every change of a case for `user` only (an assignment, a reassignment):
+/// that user's phones may have passed the case's rows already.
+fn queue_case_for(
+    tx: &Connection,
+    feed: &mut FeedAppender,
+    case_id: &str,
+    user: &str,
+) -> StorageResult<()> {
+    let changes: Vec<(i64, String)> = tx
+        .prepare_cached("SELECT id, hash FROM changes WHERE case_id = ?1 ORDER BY id")
+        .map_err(backend)?
+        .query_map([case_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(backend)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(backend)?;
+    for (id, hash) in changes {
+        feed.append(tx, id, case_id, &hash, Some(user))?;
+    }
+    Ok(())
+}
+
 /// Appends feed rows inside a write transaction, chaining each row's mark to the last.
 struct FeedAppender {
     previous: Vec<u8>,
@@ -555,19 +576,8 @@ impl ServerStore for SqliteStore {
         if n > 0 {
             // The new assignee's devices may have passed these changes already: queue them again
             // for that user only.
-            let changes: Vec<(i64, String)> = {
-                let mut stmt = tx
-                    .prepare("SELECT id, hash FROM changes WHERE case_id = ?1 ORDER BY id")
-                    .map_err(backend)?;
-                let rows = stmt
-                    .query_map([case_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .map_err(backend)?;
-                rows.collect::<rusqlite::Result<_>>().map_err(backend)?
-            };
             let mut feed = FeedAppender::start(&tx)?;
-            for (id, hash) in changes {
-                feed.append(&tx, id, case_id, &hash, Some(user_id))?;
-            }
+            queue_case_for(&tx, &mut feed, case_id, user_id)?;
             audit_row(
                 &tx,
                 now,
@@ -1081,9 +1091,6 @@ impl ServerStore for SqliteStore {
             let mut owner_of = tx
                 .prepare_cached("SELECT created_by, team FROM cases WHERE case_id = ?1")
                 .map_err(backend)?;
-            let mut changes_of = tx
-                .prepare_cached("SELECT id, hash FROM changes WHERE case_id = ?1 ORDER BY id")
-                .map_err(backend)?;
             for case_id in case_ids {
                 let Some((old, team)) = owner_of
                     .query_row([case_id], |r| {
@@ -1114,14 +1121,7 @@ impl ServerStore for SqliteStore {
                         .map_err(backend)?;
                 }
                 // The new owner's phones may have passed these rows: its own copy of each.
-                let rows: Vec<(i64, String)> = changes_of
-                    .query_map([case_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .map_err(backend)?
-                    .collect::<rusqlite::Result<_>>()
-                    .map_err(backend)?;
-                for (id, hash) in rows {
-                    feed.append(&tx, id, case_id, &hash, Some(&to.user_id))?;
-                }
+                queue_case_for(&tx, &mut feed, case_id, &to.user_id)?;
                 tx.prepare_cached(
                     "INSERT INTO case_handovers (case_id, user_id, until) VALUES (?1, ?2, ?3)
                      ON CONFLICT (case_id, user_id) DO UPDATE SET until = excluded.until",
