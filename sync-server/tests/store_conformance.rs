@@ -86,6 +86,24 @@ fn team(store: &dyn ServerStore) {
     }
 }
 
+/// An agent of `team` with one enrolled device, `dev-<user>`.
+fn agent_with_device(store: &dyn ServerStore, user_id: &str, team: &str) {
+    store
+        .add_user(&user(user_id, Role::Agent, team), NOW)
+        .unwrap();
+    let code = format!("code-{user_id}");
+    store.add_enrollment_code(&code, user_id, NOW + 60).unwrap();
+    store
+        .redeem_enrollment_code(
+            &code,
+            user_id,
+            NOW,
+            &device(&format!("dev-{user_id}"), user_id),
+        )
+        .unwrap()
+        .unwrap();
+}
+
 /// `n` opaque changes of one case, under hashes unique to (case, n).
 fn case(case_id: &str, creator: Option<&str>, changes: usize, bytes: usize) -> AcceptedCase {
     AcceptedCase {
@@ -650,16 +668,7 @@ fn case_summaries_are_listed_by_scope_filtered_and_erased(subject: Subject) {
     store
         .add_user(&user("ali", Role::Supervisor, "souk-sebt"), NOW)
         .unwrap();
-    store
-        .add_user(&user("moussa", Role::Agent, "souk-sebt"), NOW)
-        .unwrap();
-    store
-        .add_enrollment_code("code-m", "moussa", NOW + 60)
-        .unwrap();
-    store
-        .redeem_enrollment_code("code-m", "moussa", NOW, &device("dev-moussa", "moussa"))
-        .unwrap()
-        .unwrap();
+    agent_with_device(store, "moussa", "souk-sebt");
     let batch = [
         summarized(1, "amina", 2, |s| {
             s.first_name = "Mohammed".into();
@@ -1129,16 +1138,7 @@ fn device_statuses_record_each_sync(subject: Subject) {
 fn duplicate_candidates_by_name_commune_and_birth_year(subject: Subject) {
     let store = subject.store.as_ref();
     team(store);
-    store
-        .add_user(&user("moussa", Role::Agent, "souk-sebt"), NOW)
-        .unwrap();
-    store
-        .add_enrollment_code("code-m", "moussa", NOW + 60)
-        .unwrap();
-    store
-        .redeem_enrollment_code("code-m", "moussa", NOW, &device("dev-moussa", "moussa"))
-        .unwrap()
-        .unwrap();
+    agent_with_device(store, "moussa", "souk-sebt");
     let child = |n: usize, first: &str, last: &str, commune: &str, year: i32| {
         let (first, last, commune) = (first.to_string(), last.to_string(), commune.to_string());
         summarized(n, "amina", 1, move |s| {

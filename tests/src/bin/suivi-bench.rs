@@ -862,6 +862,33 @@ fn pull_by_caseload_on(
     Ok(figures)
 }
 
+/// A signed-in console session for `user`, as the login page would have made it (its CSRF
+/// token is `bench`), and a client that reads redirects rather than following them.
+fn console_session(
+    server: &ServerProcess,
+    user: &str,
+) -> Result<(reqwest::blocking::Client, String), String> {
+    use suivi_server::storage::ConsoleSession;
+    let token = format!("bench-{}", rand_suffix());
+    let now = unix_now();
+    server
+        .store
+        .add_session(&ConsoleSession {
+            token_hash: suivi_server::auth::sha256_hex(&token),
+            user_id: user.to_string(),
+            csrf_token: "bench".into(),
+            created_at: now,
+            last_seen: now,
+        })
+        .map_err(|e| e.to_string())?;
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(120))
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok((client, token))
+}
+
 /// A supervisor's console over a team of `console_cases` cases: each page fetched over HTTP
 /// from a signed-in session, as a browser does (query, rendering, transfer on loopback). The
 /// cases' projections are written through the store as pushes write them.
@@ -870,7 +897,7 @@ fn console_caseload_on(
     server: &ServerProcess,
     store_name: &str,
 ) -> Result<Vec<Figure>, String> {
-    use suivi_server::storage::{AcceptedCase, CaseSummary, ConsoleSession, SummaryWrite};
+    use suivi_server::storage::{AcceptedCase, CaseSummary, SummaryWrite};
     use suivi_tests::{FIRST_NAMES, LAST_NAMES, VILLAGES};
     let total = ctx.cli.console_cases;
     step(&format!(
@@ -949,22 +976,7 @@ fn console_caseload_on(
         seeding.elapsed().as_secs_f64()
     ));
     // A signed-in session, as the login page would have made it.
-    let token = format!("bench-{}", rand_suffix());
-    let now = unix_now();
-    server
-        .store
-        .add_session(&ConsoleSession {
-            token_hash: suivi_server::auth::sha256_hex(&token),
-            user_id: supervisor.clone(),
-            csrf_token: "bench".into(),
-            created_at: now,
-            last_seen: now,
-        })
-        .map_err(|e| e.to_string())?;
-    let client = reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| e.to_string())?;
+    let (client, token) = console_session(server, &supervisor)?;
     let pages = [
         ("caseload, first page", "/console/cases".to_string()),
         ("caseload, page 100", "/console/cases?page=100".to_string()),
@@ -1037,7 +1049,7 @@ fn console_reassign_on(
     server: &ServerProcess,
     store_name: &str,
 ) -> Result<Figure, String> {
-    use suivi_server::storage::{AcceptedCase, CaseSummary, ConsoleSession, SummaryWrite};
+    use suivi_server::storage::{AcceptedCase, CaseSummary, SummaryWrite};
     let cases = if ctx.cli.smoke { 100 } else { 1_000 };
     step(&format!(
         "console reassignment ({store_name}): {cases} cases at once"
@@ -1090,23 +1102,7 @@ fn console_reassign_on(
             .store_changes(&device_id, chunk, None, unix_now())
             .map_err(|e| e.to_string())?;
     }
-    let token = format!("bench-{}", rand_suffix());
-    let now = unix_now();
-    server
-        .store
-        .add_session(&ConsoleSession {
-            token_hash: suivi_server::auth::sha256_hex(&token),
-            user_id: sup.clone(),
-            csrf_token: "bench".into(),
-            created_at: now,
-            last_seen: now,
-        })
-        .map_err(|e| e.to_string())?;
-    let client = reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(120))
-        .build()
-        .map_err(|e| e.to_string())?;
+    let (client, token) = console_session(server, &sup)?;
     let started = Instant::now();
     let response = client
         .post(format!("{url}/console/reassign"))
