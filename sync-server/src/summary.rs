@@ -19,15 +19,17 @@ pub const DISPUTED: &str = "disputed";
 /// refused push).
 pub fn summarize(doc: AutoCommit, change_count: u64, forms: &FormRegistry) -> Option<SummaryWrite> {
     let mut doc = CaseDoc::from_automerge(doc);
-    let p = match projection::project(&mut doc, forms) {
-        Ok(p) => p,
+    let projection::Projected {
+        projection: p,
+        identification: ident,
+        conflicts,
+    } = match projection::project_with_sources(&mut doc, forms) {
+        Ok(projected) => projected,
         Err(e) => {
             tracing::warn!(error = %e, "a checked case does not project");
             return None;
         }
     };
-    let ident = doc.identification(forms).ok()?;
-    let conflicts = doc.conflicts(forms).ok()?;
     let mut statuses: Vec<String> = p.referrals.iter().map(|r| r.status.clone()).collect();
     if conflicts
         .iter()

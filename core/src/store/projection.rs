@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 use unicode_normalization::{char::is_combining_mark, UnicodeNormalization};
 
-use crate::case_doc::CaseDoc;
+use crate::case_doc::{CaseDoc, Conflict};
 use crate::error::Result;
 use crate::forms::{FormRegistry, Record};
 
@@ -77,6 +77,19 @@ fn text(record: &Record, key: &str) -> Option<String> {
 }
 
 pub fn project(doc: &mut CaseDoc, forms: &FormRegistry) -> Result<CaseProjection> {
+    Ok(project_with_sources(doc, forms)?.projection)
+}
+
+/// A case's projection, with the identification record and the conflicts it was read from:
+/// what another projection of the same document needs too (the server's console summary), so
+/// that it does not read them again.
+pub struct Projected {
+    pub projection: CaseProjection,
+    pub identification: Record,
+    pub conflicts: Vec<Conflict>,
+}
+
+pub fn project_with_sources(doc: &mut CaseDoc, forms: &FormRegistry) -> Result<Projected> {
     let case_id = doc.case_id()?;
     let ident = doc.identification(forms)?;
     let referrals = doc.referrals(forms)?;
@@ -141,10 +154,14 @@ pub fn project(doc: &mut CaseDoc, forms: &FormRegistry) -> Result<CaseProjection
             followup_id: f.id,
         })
         .collect();
-    Ok(CaseProjection {
-        case,
-        referrals: referral_rows,
-        followups: followup_rows,
+    Ok(Projected {
+        projection: CaseProjection {
+            case,
+            referrals: referral_rows,
+            followups: followup_rows,
+        },
+        identification: ident,
+        conflicts,
     })
 }
 
