@@ -33,6 +33,10 @@ const K_STATUS: &str = "status";
 const K_TRANSITIONS: &str = "transitions";
 const K_PREVIOUS: &str = "previous_referral";
 const K_NEXT: &str = "next_referral";
+/// On a case merged away: the id of the case it was merged into (the survivor).
+const K_MERGED_INTO: &str = "merged_into";
+/// On a survivor: merged-away case id → time of the merge.
+const K_MERGED_CASES: &str = "merged_cases";
 
 /// Who makes a change and when: recorded in every Automerge change for the history.
 #[derive(Debug, Clone)]
@@ -778,6 +782,95 @@ impl CaseDoc {
         Ok(())
     }
 
+    /// The case this one was merged into, if a supervisor merged it away (the same child
+    /// registered twice). A merged-away case is read-only: `Store` refuses edits and the
+    /// server refuses changes made after the merge was seen.
+    pub fn merged_into(&self) -> Result<Option<String>> {
+        self.string(&ROOT, K_MERGED_INTO)
+    }
+
+    /// The cases merged into this one, oldest merge first.
+    pub fn merged_cases(&self) -> Result<Vec<String>> {
+        let Some((Value::Object(ObjType::Map), merged)) = self.doc.get(ROOT, K_MERGED_CASES)?
+        else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<(String, String)> = Vec::new();
+        for key in self.doc.keys(&merged) {
+            let at = self.string(&merged, &key)?.unwrap_or_default();
+            out.push((at, key));
+        }
+        out.sort();
+        Ok(out.into_iter().map(|(_, id)| id).collect())
+    }
+
+    /// Marks this case as merged into `survivor` (written by the server for a supervisor in the
+    /// console; the survivor gets `link_merged_case` in the same step).
+    pub fn merge_into(&mut self, survivor: &str, ctx: &ChangeContext) -> Result<()> {
+        let case_id = self.case_id()?;
+        if survivor == case_id || !is_case_id(survivor) {
+            return Err(Error::InvalidInput("survivor case".into()));
+        }
+        if let Some(into) = self.merged_into()? {
+            return Err(Error::CaseMerged { case_id, into });
+        }
+        self.doc.put(ROOT, K_MERGED_INTO, survivor)?;
+        self.commit(ctx, "case.merge_away");
+        Ok(())
+    }
+
+    /// Links a merged-away case to this one, the survivor: its referrals and visits are shown
+    /// here from then on.
+    pub fn link_merged_case(&mut self, merged: &str, ctx: &ChangeContext) -> Result<()> {
+        let case_id = self.case_id()?;
+        if let Some(into) = self.merged_into()? {
+            return Err(Error::CaseMerged { case_id, into });
+        }
+        if merged == case_id || !is_case_id(merged) {
+            return Err(Error::InvalidInput("merged case".into()));
+        }
+        let map = match self.doc.get(ROOT, K_MERGED_CASES)? {
+            Some((Value::Object(ObjType::Map), id)) => id,
+            _ => self.doc.put_object(ROOT, K_MERGED_CASES, ObjType::Map)?,
+        };
+        self.doc.put(&map, merged, ctx.time.to_rfc3339())?;
+        self.commit(ctx, "case.merge");
+        Ok(())
+    }
+
+    /// On a merged-away case: the changes recorded without knowledge of the merge (on a phone
+    /// still offline when it happened). They are kept, and shown on the survivor for a
+    /// supervisor to review. Empty for a case not merged away.
+    pub fn edits_after_merge(&mut self) -> Result<Vec<HistoryEntry>> {
+        let merges: Vec<ChangeHash> = self
+            .doc
+            .get_changes(&[])
+            .into_iter()
+            .filter(|c| {
+                c.message()
+                    .and_then(|m| serde_json::from_str::<CommitMeta>(m).ok())
+                    .is_some_and(|m| m.action == "case.merge_away")
+            })
+            .map(|c| c.hash())
+            .collect();
+        if merges.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Changes the merges do not precede: concurrent with them, or later.
+        let unseen: std::collections::HashSet<String> = self
+            .doc
+            .get_changes(&merges)
+            .into_iter()
+            .filter(|c| !merges.contains(&c.hash()))
+            .map(|c| c.hash().to_string())
+            .collect();
+        Ok(self
+            .history()?
+            .into_iter()
+            .filter(|h| unseen.contains(&h.hash))
+            .collect())
+    }
+
     /// Every change in causal order: when, who, what, and each field's old → new value.
     pub fn history(&mut self) -> Result<Vec<HistoryEntry>> {
         let changes: Vec<Change> = self.doc.get_changes(&[]);
@@ -912,6 +1005,11 @@ impl CaseDoc {
     pub fn automerge(&mut self) -> &mut AutoCommit {
         &mut self.doc
     }
+}
+
+/// A case id as the server takes it: 32 hex digits (a UUID v4 without hyphens).
+pub fn is_case_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn prop_text(prop: &Prop) -> String {

@@ -67,6 +67,10 @@ pub enum Error {
     Protocol(String),
     #[error("this app is too old for the sync server: update it, then sync again")]
     UpgradeRequired,
+    /// The case was merged into another (the same child registered twice): it is read-only,
+    /// and what is recorded about the child goes on the surviving case.
+    #[error("case {case_id} was merged into case {into}: record on that case")]
+    CaseMerged { case_id: String, into: String },
     /// The sync was cancelled; every page committed before stays committed.
     #[error("sync cancelled")]
     Cancelled,

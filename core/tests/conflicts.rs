@@ -57,6 +57,7 @@ fn server_accepts(
             Author {
                 user,
                 audit_notes_only: false,
+                links_cases: false,
             },
             forms,
         )

@@ -65,6 +65,10 @@ pub enum SuiviError {
     /// The sync was cancelled; every page committed before it stays.
     #[error("sync cancelled")]
     Cancelled,
+    /// The case was merged into `into` (the same child registered twice): it is read-only;
+    /// record on that case. Nothing was saved.
+    #[error("case merged into {into}")]
+    CaseMerged { into: String },
     /// Input the app passed is not acceptable (an unknown transition, a bad certificate).
     #[error("invalid input: {reason}")]
     InvalidInput { reason: String },
@@ -108,6 +112,7 @@ impl From<CoreError> for SuiviError {
             CoreError::StorageFull => SuiviError::StorageFull,
             CoreError::Storage(reason) => SuiviError::Storage { reason },
             CoreError::Cancelled => SuiviError::Cancelled,
+            CoreError::CaseMerged { into, .. } => SuiviError::CaseMerged { into },
             CoreError::InvalidInput(reason) => SuiviError::InvalidInput { reason },
             other => SuiviError::Other {
                 reason: other.to_string(),
@@ -233,6 +238,57 @@ pub struct CaseDetail {
     /// last good state, and the reason (ids and kinds, no case data) says why. Not an error:
     /// one bad case never stops the others.
     pub quarantine_reason: Option<String>,
+    /// Set on a case a supervisor merged into another (the same child registered twice): the
+    /// surviving case's id. This one is read-only: edits fail with `CaseMerged`.
+    pub merged_into: Option<String>,
+    /// On a surviving case: the cases merged into it, with their referrals and visits.
+    pub merged_cases: Vec<MergedCaseInfo>,
+}
+
+/// A case merged into the one shown.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct MergedCaseInfo {
+    pub case_id: String,
+    /// False until this phone has received the merged case.
+    pub held: bool,
+    pub referrals: Vec<ReferralInfo>,
+    pub followups: Vec<FollowUpInfo>,
+    /// Changes recorded on the merged case without knowledge of the merge, for review (its
+    /// history lists them).
+    pub edits_after_merge: u32,
+}
+
+fn referral_info(r: suivi_core::case_doc::Referral) -> ReferralInfo {
+    ReferralInfo {
+        fields: text_fields(&r.fields),
+        referral_id: r.id,
+        status: r.status,
+        created_at: r.created_at,
+        created_by: r.created_by,
+        previous_referral: r.previous_referral,
+        next_referral: r.next_referral,
+        steps: r
+            .transitions
+            .into_iter()
+            .map(|t| ReferralStep {
+                transition: t.transition,
+                from: t.from,
+                to: t.to,
+                actor: t.actor,
+                at: t.at,
+                note: t.note,
+            })
+            .collect(),
+    }
+}
+
+fn followup_info(f: suivi_core::case_doc::FollowUp) -> FollowUpInfo {
+    FollowUpInfo {
+        fields: text_fields(&f.fields),
+        followup_id: f.id,
+        created_at: f.created_at,
+        created_by: f.created_by,
+    }
 }
 
 /// One field's change in the history: old → new, as JSON text.
@@ -656,39 +712,18 @@ impl CaseStore {
                 quarantine_reason,
                 summary: d.summary.into(),
                 identification: text_fields(&d.identification),
-                referrals: d
-                    .referrals
+                referrals: d.referrals.into_iter().map(referral_info).collect(),
+                followups: d.followups.into_iter().map(followup_info).collect(),
+                merged_into: d.merged_into,
+                merged_cases: d
+                    .merged
                     .into_iter()
-                    .map(|r| ReferralInfo {
-                        fields: text_fields(&r.fields),
-                        referral_id: r.id,
-                        status: r.status,
-                        created_at: r.created_at,
-                        created_by: r.created_by,
-                        previous_referral: r.previous_referral,
-                        next_referral: r.next_referral,
-                        steps: r
-                            .transitions
-                            .into_iter()
-                            .map(|t| ReferralStep {
-                                transition: t.transition,
-                                from: t.from,
-                                to: t.to,
-                                actor: t.actor,
-                                at: t.at,
-                                note: t.note,
-                            })
-                            .collect(),
-                    })
-                    .collect(),
-                followups: d
-                    .followups
-                    .into_iter()
-                    .map(|f| FollowUpInfo {
-                        fields: text_fields(&f.fields),
-                        followup_id: f.id,
-                        created_at: f.created_at,
-                        created_by: f.created_by,
+                    .map(|m| MergedCaseInfo {
+                        case_id: m.case_id,
+                        held: m.held,
+                        referrals: m.referrals.into_iter().map(referral_info).collect(),
+                        followups: m.followups.into_iter().map(followup_info).collect(),
+                        edits_after_merge: m.edits_after_merge.len() as u32,
                     })
                     .collect(),
                 conflicts: d

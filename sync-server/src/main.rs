@@ -171,6 +171,16 @@ enum CaseCommand {
         #[arg(long)]
         to: String,
     },
+    /// Merge two records of the same child, as a supervisor or admin would in the console:
+    /// MERGED becomes read-only and leads to SURVIVOR, which shows its referrals and visits.
+    /// Written under BY's console actor, so history shows who merged.
+    Merge {
+        survivor: String,
+        merged: String,
+        /// The supervisor or admin the merge is made by (a user of this server).
+        #[arg(long)]
+        by: String,
+    },
     /// List the cases whose stored changes fail validation (exit 1 if any).
     Check,
     /// Set a case aside: no longer served to devices, pushes to it refused.
@@ -428,6 +438,21 @@ fn run(cli: Cli) -> Result<(), String> {
                 .reassign(&admin_user, &cases, &to, admin::now())
                 .map_err(|e| e.to_string())?;
             say!("{} of {} cases reassigned to {to}", moved.len(), cases.len());
+            Ok(())
+        }
+        Command::Case(CaseCommand::Merge {
+            survivor,
+            merged,
+            by,
+        }) => {
+            let user = store
+                .user(&by)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no user {by}"))?;
+            suivi_server::SyncService::new(store, codes)
+                .merge_cases(&user, &survivor, &merged, admin::now())
+                .map_err(|e| e.to_string())?;
+            say!("case {merged} merged into {survivor} by {by}");
             Ok(())
         }
         Command::Case(CaseCommand::Check) => {

@@ -22,7 +22,7 @@ use suivi_core::sync::protocol::{
 use suivi_core::FormRegistry;
 
 use crate::auth;
-use crate::storage::valid_case_id;
+use crate::storage::{console_device_id, valid_case_id};
 use crate::storage::{
     AcceptedCase, CaseAccess, CursorCheck, Device, FeedRow, Quota, Role, ServerStore, StorageError,
     Usage, User, Viewer,
@@ -513,6 +513,81 @@ impl SyncService {
         Ok(out)
     }
 
+    /// Merges two records of the same child, for a supervisor or admin who may write both:
+    /// `merged` is marked as merged into `survivor` and becomes read-only everywhere, the
+    /// survivor links it (and shows its referrals and visits), both written as console changes
+    /// with their verified author. Whoever held one case now holds the other too, so every
+    /// phone that shows either can follow the link. Audited as `console.merge`.
+    pub fn merge_cases(
+        &self,
+        by: &User,
+        survivor: &str,
+        merged: &str,
+        now: i64,
+    ) -> Result<(), ServiceError> {
+        if !matches!(by.role, Role::Supervisor | Role::Admin) {
+            return Err(ServiceError::Forbidden(
+                "supervisors and admins merge cases".into(),
+            ));
+        }
+        if survivor == merged || !valid_case_id(survivor) || !valid_case_id(merged) {
+            return Err(ServiceError::BadRequest("two different case ids".into()));
+        }
+        let ids = [survivor.to_string(), merged.to_string()];
+        let access = self.store.case_access(&ids)?;
+        for id in &ids {
+            let writable = access
+                .get(id)
+                .is_some_and(|a| self.write_mode(by, Some(a)) == Some(WriteMode::Write));
+            if !writable || self.store.is_erased(id)? {
+                return Err(ServiceError::Forbidden(format!(
+                    "no case {id} in your caseload"
+                )));
+            }
+        }
+        for id in &ids {
+            let doc = self
+                .case_document(id)?
+                .ok_or_else(|| ServiceError::BadRequest(format!("case {id} does not load")))?;
+            if doc
+                .merged_into()
+                .map_err(|e| ServiceError::Internal(e.to_string()))?
+                .is_some()
+            {
+                return Err(ServiceError::BadRequest(format!(
+                    "case {id} was already merged away"
+                )));
+            }
+        }
+        // The merged-away side first: from then on nothing new lands on it, and it leads to
+        // the survivor even if the second write fails (the merge can then be made again).
+        self.console_change(by, merged, now, |doc, _, ctx| doc.merge_into(survivor, ctx))?;
+        self.console_change(by, survivor, now, |doc, _, ctx| {
+            doc.link_merged_case(merged, ctx)
+        })?;
+        let holders = |a: &CaseAccess| -> Vec<String> {
+            std::iter::once(a.created_by.clone())
+                .chain(a.assignees.iter().cloned())
+                .collect()
+        };
+        if let (Some(a), Some(b)) = (access.get(survivor), access.get(merged)) {
+            let (hold_a, hold_b) = (holders(a), holders(b));
+            for user in hold_a.iter().filter(|u| !hold_b.contains(u)) {
+                self.store.assign_case(merged, user, now)?;
+            }
+            for user in hold_b.iter().filter(|u| !hold_a.contains(u)) {
+                self.store.assign_case(survivor, user, now)?;
+            }
+        }
+        self.store.audit(
+            now,
+            &by.user_id,
+            "console.merge",
+            &format!("{merged} -> {survivor}"),
+        )?;
+        Ok(())
+    }
+
     /// Moves cases to the agent `to`, from the console or an admin's command: only cases `by`
     /// may write, only to an agent of their team (a supervisor: of its own team). The former
     /// owner's phones push what they recorded for `REASSIGN_GRACE_SECS`, and remove the case.
@@ -817,6 +892,10 @@ impl SyncService {
         let author = Author {
             user: &device.user.user_id,
             audit_notes_only: mode == WriteMode::AuditNotesOnly,
+            // Merge links are written by the server for a supervisor in the console, never
+            // pushed by a phone.
+            links_cases: device.device.device_id == console_device_id(&device.user.user_id)
+                && matches!(device.user.role, Role::Supervisor | Role::Admin),
         };
         copy.apply(fresh, author, &self.forms)
             .map_err(|e| refusal_of(&e))?;

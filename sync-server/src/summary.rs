@@ -39,6 +39,8 @@ pub fn summarize(doc: AutoCommit, change_count: u64, forms: &FormRegistry) -> Op
     }
     statuses.sort();
     statuses.dedup();
+    // A merged-away case is the survivor's other record: never proposed as a duplicate again.
+    let merged_into = doc.merged_into().ok().flatten();
     let c = p.case;
     let summary = CaseSummary {
         birth_year: birth_year(&ident, &c.created_at),
@@ -56,11 +58,15 @@ pub fn summarize(doc: AutoCommit, change_count: u64, forms: &FormRegistry) -> Op
         village: c.village,
         first_name: c.first_name,
         last_name: c.last_name,
+        merged_into,
     };
     Some(SummaryWrite {
         name_terms: names::search_terms(&[&summary.first_name, &summary.last_name]),
         village_key: summary.village.as_deref().map(place_key),
-        dup_key: duplicate_key(&summary.first_name, &summary.last_name),
+        dup_key: match summary.merged_into {
+            Some(_) => None,
+            None => duplicate_key(&summary.first_name, &summary.last_name),
+        },
         commune_key: summary.commune.as_deref().map(place_key),
         summary,
         change_count,

@@ -237,6 +237,7 @@ pub fn case_changes(data: &[u8]) {
         let author = check::Author {
             user: "amina",
             audit_notes_only: false,
+            links_cases: false,
         };
         let _ = copy.apply(pushed.to_vec(), author, &forms);
         let doc = copy.into_document();

@@ -167,6 +167,7 @@ fn the_seeds_reach_deep_paths() {
         suivi_core::case_doc::check::Author {
             user: "amina",
             audit_notes_only: false,
+            links_cases: false,
         },
         &FormRegistry::builtin(),
     )
@@ -218,6 +219,7 @@ fn case_changes_refusal(name: &str) -> suivi_core::case_doc::check::ChangeRefusa
                 check::Author {
                     user: "amina",
                     audit_notes_only: false,
+                    links_cases: false,
                 },
                 &FormRegistry::builtin(),
             )

@@ -178,7 +178,10 @@ fn main() -> ExitCode {
 
 fn exit_code(err: &Error) -> u8 {
     match err {
-        Error::Validation(_) | Error::InvalidInput(_) | Error::IllegalTransition { .. } => 2,
+        Error::Validation(_)
+        | Error::InvalidInput(_)
+        | Error::IllegalTransition { .. }
+        | Error::CaseMerged { .. } => 2,
         Error::NotFound { .. } => 3,
         Error::WrongKeyOrCorrupt | Error::PlaintextDatabase | Error::ForeignDatabase => 4,
         Error::Offline(_) => 5,
@@ -712,9 +715,66 @@ fn show_case(store: &Store, detail: &CaseDetail, lang: Lang) -> String {
         out.push_str(&format!("\n{}\n", form.title.get(lang)));
         show_record(&mut out, form, &detail.identification, lang, "  ");
     }
-    if !detail.referrals.is_empty() {
-        out.push_str(&format!("\n{}\n", t(lang, "referrals")));
-        for r in &detail.referrals {
+    if let Some(into) = &detail.merged_into {
+        out.push_str(&format!("\n{} {}\n", t(lang, "merged_into"), into));
+    }
+    show_records(
+        &mut out,
+        store,
+        &detail.referrals,
+        &detail.followups,
+        lang,
+        "",
+    );
+    for merged in &detail.merged {
+        out.push_str(&format!(
+            "\n{} {}{}\n",
+            t(lang, "merged_case"),
+            merged.case_id,
+            if merged.held {
+                ""
+            } else {
+                t(lang, "not_received")
+            }
+        ));
+        show_records(
+            &mut out,
+            store,
+            &merged.referrals,
+            &merged.followups,
+            lang,
+            "  ",
+        );
+        if !merged.edits_after_merge.is_empty() {
+            out.push_str(&format!("\n  {}\n", t(lang, "edits_after_merge")));
+            for line in show_history(&merged.edits_after_merge).lines() {
+                out.push_str(&format!("    {line}\n"));
+            }
+        }
+    }
+    if !detail.conflicts.is_empty() {
+        out.push_str(&format!("\n{}\n", t(lang, "conflicts")));
+        for c in &detail.conflicts {
+            let values: Vec<String> = c.values.iter().map(Json::to_string).collect();
+            out.push_str(&format!("  {}: {}\n", c.path, values.join(" | ")));
+        }
+    }
+    out.trim_end().to_string()
+}
+
+/// A case's referral chains and visits (a survivor shows its merged cases' with an indent).
+fn show_records(
+    out: &mut String,
+    store: &Store,
+    referrals: &[suivi_core::case_doc::Referral],
+    followups: &[suivi_core::case_doc::FollowUp],
+    lang: Lang,
+    indent: &str,
+) {
+    let forms = store.forms();
+    if !referrals.is_empty() {
+        out.push_str(&format!("\n{indent}{}\n", t(lang, "referrals")));
+        for r in referrals {
             let form = forms.get(REFERRAL, r.form_version).ok();
             let service = r
                 .fields
@@ -722,7 +782,7 @@ fn show_case(store: &Store, detail: &CaseDetail, lang: Lang) -> String {
                 .and_then(Json::as_str)
                 .unwrap_or("");
             out.push_str(&format!(
-                "  [{}] {} → {}  ({})\n",
+                "{indent}  [{}] {} → {}  ({})\n",
                 short(&r.id),
                 choice_label(form, "service_type", service, lang),
                 r.fields
@@ -732,11 +792,15 @@ fn show_case(store: &Store, detail: &CaseDetail, lang: Lang) -> String {
                 r.status
             ));
             if let Some(prev) = &r.previous_referral {
-                out.push_str(&format!("      {} {}\n", t(lang, "continues"), short(prev)));
+                out.push_str(&format!(
+                    "{indent}      {} {}\n",
+                    t(lang, "continues"),
+                    short(prev)
+                ));
             }
             for tr in &r.transitions {
                 out.push_str(&format!(
-                    "      {}  {} {} → {}  {}{}\n",
+                    "{indent}      {}  {} {} → {}  {}{}\n",
                     tr.at,
                     tr.transition,
                     tr.from,
@@ -750,23 +814,15 @@ fn show_case(store: &Store, detail: &CaseDetail, lang: Lang) -> String {
             }
         }
     }
-    if !detail.followups.is_empty() {
-        out.push_str(&format!("\n{}\n", t(lang, "followups")));
-        for f in &detail.followups {
-            out.push_str(&format!("  [{}]\n", short(&f.id)));
+    if !followups.is_empty() {
+        out.push_str(&format!("\n{indent}{}\n", t(lang, "followups")));
+        for f in followups {
+            out.push_str(&format!("{indent}  [{}]\n", short(&f.id)));
             if let Ok(form) = forms.get(FOLLOWUP, f.form_version) {
-                show_record(&mut out, form, &f.fields, lang, "      ");
+                show_record(out, form, &f.fields, lang, &format!("{indent}      "));
             }
         }
     }
-    if !detail.conflicts.is_empty() {
-        out.push_str(&format!("\n{}\n", t(lang, "conflicts")));
-        for c in &detail.conflicts {
-            let values: Vec<String> = c.values.iter().map(Json::to_string).collect();
-            out.push_str(&format!("  {}: {}\n", c.path, values.join(" | ")));
-        }
-    }
-    out.trim_end().to_string()
 }
 
 fn show_history(history: &[HistoryEntry]) -> String {
@@ -876,6 +932,22 @@ fn t(lang: Lang, key: &str) -> &'static str {
         "conflicts" => ("conflits", "conflicts", "تعارضات"),
         "resolved" => ("Conflit réglé :", "Conflict settled:", "تمت تسوية التعارض:"),
         "continues" => ("suite de", "continues", "استمرار لـ"),
+        "merged_into" => (
+            "Fusionné (même enfant), lecture seule ; suite du dossier :",
+            "Merged (same child), read-only; the record goes on in case",
+            "مدمجة (نفس الطفل)، للقراءة فقط؛ يستمر الملف في الحالة",
+        ),
+        "merged_case" => ("Cas fusionné", "Merged case", "حالة مدمجة"),
+        "not_received" => (
+            " (pas encore reçu sur cet appareil)",
+            " (not yet received on this device)",
+            " (لم تصل بعد إلى هذا الجهاز)",
+        ),
+        "edits_after_merge" => (
+            "Saisies faites après la fusion, à revoir :",
+            "Recorded after the merge, to review:",
+            "ما سُجّل بعد الدمج، للمراجعة:",
+        ),
         "yes" => ("oui", "yes", "نعم"),
         "no" => ("non", "no", "لا"),
         "invalid" => (

@@ -23,8 +23,8 @@ use serde_json::Value as Json;
 
 use super::{
     scalar_to_field_json, CommitMeta, K_AUDIT_NOTES, K_CASE_ID, K_CREATED_AT, K_CREATED_BY,
-    K_FOLLOWUPS, K_FORM_VERSION, K_IDENTIFICATION, K_IDENTIFICATION_FORM, K_NEXT, K_PREVIOUS,
-    K_REFERRALS, K_STATUS, K_TRANSITIONS,
+    K_FOLLOWUPS, K_FORM_VERSION, K_IDENTIFICATION, K_IDENTIFICATION_FORM, K_MERGED_CASES,
+    K_MERGED_INTO, K_NEXT, K_PREVIOUS, K_REFERRALS, K_STATUS, K_TRANSITIONS,
 };
 use crate::forms::{FieldType, FormDefinition, FormRegistry, FOLLOWUP, IDENTIFICATION, REFERRAL};
 use crate::referral::{ReferralStatus, ALL_TRANSITIONS};
@@ -76,6 +76,9 @@ pub struct Author<'a> {
     pub user: &'a str,
     /// Officers audit: their changes may only add new audit notes.
     pub audit_notes_only: bool,
+    /// A supervisor or admin in the console: the one author who may link cases as merged
+    /// (`merged_into`, `merged_cases`), and write to a case merged away.
+    pub links_cases: bool,
 }
 
 /// Checks the layout of a raw change chunk without inflating anything: a plain change chunk
@@ -429,6 +432,11 @@ impl ChangeRules<'_> {
         if self.author.audit_notes_only && meta.action != "audit.note" {
             return Err(ChangeRefusal::NotAllowed("commit action".into()));
         }
+        // A merged-away case is read-only: a change made after its author saw the merge is
+        // refused; one made without knowing it (a phone offline at the time) is kept.
+        if !self.author.links_cases && !self.absent_at_deps(&ROOT, K_MERGED_INTO) {
+            return Err(ChangeRefusal::NotAllowed(K_MERGED_INTO.into()));
+        }
         let patches = self.doc.diff(self.deps, &[self.hash]);
         // Audit notes this change creates: an officer may fill them in, nothing else.
         let mut new_notes: HashSet<String> = HashSet::new();
@@ -476,6 +484,15 @@ impl ChangeRules<'_> {
                 }
             }
             let Some(key) = key else { continue };
+            let links = match path.as_slice() {
+                [] => key == K_MERGED_INTO || key == K_MERGED_CASES,
+                [m, ..] => m == K_MERGED_CASES,
+            };
+            if links && !self.author.links_cases {
+                return Err(ChangeRefusal::NotAllowed(
+                    at.trim_start_matches('.').to_string(),
+                ));
+            }
             if !put {
                 // Clearing a field is an edit; removing a record or a part of the layout is not.
                 let field_map = matches!(path.as_slice(), [m] if m == K_IDENTIFICATION)
@@ -592,6 +609,8 @@ fn check_layout(
         K_REFERRALS,
         K_FOLLOWUPS,
         K_AUDIT_NOTES,
+        K_MERGED_INTO,
+        K_MERGED_CASES,
     ];
     for key in doc.keys(ROOT) {
         if !root_keys.contains(&key.as_str()) {
@@ -674,6 +693,23 @@ fn check_layout(
             &at,
             &[K_FORM_VERSION, K_CREATED_AT, K_CREATED_BY],
         )?;
+    }
+
+    // Merge links name other cases, never this one.
+    let other_case = |id: &str| super::is_case_id(id) && id != case_id;
+    if let Some(into) = one_str(doc, &ROOT, K_MERGED_INTO)? {
+        if !other_case(&into) {
+            return Err(bad(K_MERGED_INTO));
+        }
+    }
+    if doc.get(ROOT, K_MERGED_CASES).ok().flatten().is_some() {
+        let merged = one_map(doc, &ROOT, K_MERGED_CASES)?;
+        for key in doc.keys(&merged) {
+            let at = format!("{K_MERGED_CASES}.{key}");
+            if !other_case(&key) || one_str(doc, &merged, &key)?.is_none() {
+                return Err(bad(&at));
+            }
+        }
     }
 
     let notes = one_map(doc, &ROOT, K_AUDIT_NOTES)?;
@@ -799,10 +835,12 @@ mod tests {
     const AMINA: Author<'static> = Author {
         user: "amina",
         audit_notes_only: false,
+        links_cases: false,
     };
     const OMAR: Author<'static> = Author {
         user: "omar",
         audit_notes_only: true,
+        links_cases: false,
     };
 
     /// A change chunk written by hand: `columns` are (spec, data).
@@ -914,6 +952,7 @@ mod tests {
         let karim = Author {
             user: "karim",
             audit_notes_only: false,
+            links_cases: false,
         };
         assert!(matches!(
             other.apply(parsed, karim, &forms),

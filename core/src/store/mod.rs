@@ -70,6 +70,22 @@ pub struct CaseDetail {
     pub followups: Vec<FollowUp>,
     pub conflicts: Vec<Conflict>,
     pub audit_notes: Vec<AuditNote>,
+    /// Set on a case merged into another (read-only): the survivor's id.
+    pub merged_into: Option<String>,
+    /// On a survivor: the cases merged into it, with what they hold.
+    pub merged: Vec<MergedCase>,
+}
+
+/// A case merged into the one shown: its referrals and visits belong to the child too, and the
+/// edits recorded on it without knowledge of the merge wait for a supervisor's review.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MergedCase {
+    pub case_id: String,
+    /// False while this device has not received the merged case yet.
+    pub held: bool,
+    pub referrals: Vec<Referral>,
+    pub followups: Vec<FollowUp>,
+    pub edits_after_merge: Vec<HistoryEntry>,
 }
 
 /// Meta key: the app version reported at sync.
@@ -431,6 +447,12 @@ impl Store {
         op: impl FnOnce(&mut CaseDoc, &FormRegistry, &ChangeContext) -> Result<T>,
     ) -> Result<T> {
         let mut doc = self.require_doc(case_id)?;
+        if let Some(into) = doc.merged_into()? {
+            return Err(Error::CaseMerged {
+                case_id: case_id.to_string(),
+                into,
+            });
+        }
         let ctx = self.context();
         let out = op(&mut doc, &self.forms, &ctx)?;
         let tx = self
@@ -534,7 +556,33 @@ impl Store {
             followups: doc.followups(&self.forms)?,
             conflicts: doc.conflicts_with_sources(&self.forms)?,
             audit_notes: doc.audit_notes()?,
+            merged_into: doc.merged_into()?,
+            merged: self.merged_cases_of(&doc)?,
         })
+    }
+
+    fn merged_cases_of(&self, survivor: &CaseDoc) -> Result<Vec<MergedCase>> {
+        let mut out = Vec::new();
+        for case_id in survivor.merged_cases()? {
+            let merged = match self.load_doc(&case_id)? {
+                Some(mut doc) => MergedCase {
+                    referrals: doc.referrals(&self.forms)?,
+                    followups: doc.followups(&self.forms)?,
+                    edits_after_merge: doc.edits_after_merge()?,
+                    held: true,
+                    case_id,
+                },
+                None => MergedCase {
+                    case_id,
+                    held: false,
+                    referrals: Vec::new(),
+                    followups: Vec::new(),
+                    edits_after_merge: Vec::new(),
+                },
+            };
+            out.push(merged);
+        }
+        Ok(out)
     }
 
     pub fn history(&self, case_id: &str) -> Result<Vec<HistoryEntry>> {

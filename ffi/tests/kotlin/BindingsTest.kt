@@ -146,4 +146,37 @@ class BindingsTest {
             assertEquals("Ninkina", settled.identification["village"])
         }
     }
+
+    @Test
+    fun `a case merged on the server is read-only on the phone and its visit shows on the survivor`() {
+        TestServer().use { server ->
+            server.addUser("amina", "agent", "sikasso")
+            server.addUser("fatima", "supervisor", "sikasso")
+            val (agent, _) = newStore("amina")
+            agent.enroll(server.url, server.enrollmentCode("amina"), null)
+            val kept = agent.createCase(child("Mohamed", "El-Idrissi", "Kignan"))
+            val merged = agent.createCase(child("Muhammad", "El Idrissi", "Kignan"))
+            agent.addFollowup(merged, mapOf(
+                "visit_date" to "2026-11-02", "visit_type" to "home", "attends_school" to "yes",
+                "still_working" to "non", "risk_level_now" to "medium", "next_visit_due" to "2026-12-01",
+            ))
+            agent.sync(null, null)
+            server.admin("case", "merge", kept, merged, "--by", "fatima")
+            agent.sync(null, null)
+            assertEquals(kept, agent.caseDetail(merged).mergedInto)
+            val refused = expectThrows<SuiviException.CaseMerged> {
+                agent.editCase(merged, mapOf("village" to "Kaniko"))
+            }
+            assertEquals(kept, refused.into)
+            assertEquals(0uL, agent.unsyncedCaseCount())
+            val survivor = agent.caseDetail(kept)
+            val link = survivor.mergedCases.single()
+            assertEquals(merged, link.caseId)
+            assertTrue(link.held)
+            assertEquals(1, link.followups.size)
+            val merge = agent.history(merged).single { it.action == "case.merge_away" }
+            assertEquals("fatima", merge.verifiedUser)
+            assertEquals("console-fatima", merge.verifiedDevice)
+        }
+    }
 }

@@ -67,6 +67,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/agents", get(agents_page))
         .route("/console/duplicates", get(duplicates_page))
         .route("/console/duplicates/distinct", post(mark_distinct))
+        .route("/console/duplicates/merge", post(merge))
         .route("/console/reassign", post(reassign_list))
         .route("/console/cases/{case_id}/reassign", post(reassign_case))
         .route("/console/devices/{device_id}/revoke", post(revoke))
@@ -620,6 +621,52 @@ async fn caseload(
 struct CasePageQuery {
     #[serde(default)]
     settled: String,
+    #[serde(default)]
+    merged: String,
+}
+
+/// A case merged into the one shown, read only if the reader may read it. A merged case that
+/// does not load is shown as out of reach rather than failing the survivor's page.
+fn merged_view(
+    service: &crate::service::SyncService,
+    reader: &User,
+    case_id: String,
+) -> Result<pages::MergedView, ConsoleError> {
+    let mut view = pages::MergedView {
+        case_id,
+        readable: false,
+        referrals: Vec::new(),
+        followups: Vec::new(),
+        edits_after_merge: Vec::new(),
+        origins: Vec::new(),
+    };
+    let store = service.store();
+    let access = store.case_access(std::slice::from_ref(&view.case_id))?;
+    let readable = access
+        .get(&view.case_id)
+        .is_some_and(|a| policy::may_read(&reader.subject(), &a.ownership()));
+    if !readable {
+        return Ok(view);
+    }
+    let Some(mut doc) = service.case_document(&view.case_id)? else {
+        return Ok(view);
+    };
+    let forms = service.forms();
+    let read = (|| -> suivi_core::Result<_> {
+        Ok((
+            doc.referrals(forms)?,
+            doc.followups(forms)?,
+            doc.edits_after_merge()?,
+        ))
+    })();
+    if let Ok((referrals, followups, edits)) = read {
+        view.origins = store.change_origins(&view.case_id)?;
+        view.readable = true;
+        view.referrals = referrals;
+        view.followups = followups;
+        view.edits_after_merge = edits;
+    }
+    Ok(view)
 }
 
 async fn case_page(
@@ -661,11 +708,19 @@ async fn case_page(
         let doc = service.case_document(&case_id)?;
         let origins = store.change_origins(&case_id)?;
         let agents = reassign_choices(store.as_ref(), &reader)?;
+        let merged_ids = doc
+            .as_ref()
+            .and_then(|d| d.merged_cases().ok())
+            .unwrap_or_default();
+        let mut merged = Vec::with_capacity(merged_ids.len());
+        for id in merged_ids {
+            merged.push(merged_view(&service, &reader, id)?);
+        }
         store.audit(now(), &reader.user_id, "console.case_viewed", &case_id)?;
-        Ok(Some((listed, doc, origins, agents)))
+        Ok(Some((listed, doc, origins, agents, merged)))
     })
     .await?;
-    let Some((listed, doc, origins, agents)) = loaded else {
+    let Some((listed, doc, origins, agents, merged)) = loaded else {
         return Ok(not_found());
     };
     let Some(mut doc) = doc else {
@@ -682,9 +737,12 @@ async fn case_page(
             doc.followups(forms)?,
             doc.audit_notes()?,
             doc.conflicts_with_sources(forms)?,
+            doc.merged_into()?,
         ))
     })();
-    let Ok((ident_form, identification, referrals, followups, notes, conflicts)) = read else {
+    let Ok((ident_form, identification, referrals, followups, notes, conflicts, merged_into)) =
+        read
+    else {
         return Err(ConsoleError::Storage("a stored case does not read".into()));
     };
     let history = doc
@@ -695,7 +753,15 @@ async fn case_page(
         identification: &identification,
         identification_form: ident_form,
         forms,
-        notice: (!query.settled.is_empty()).then(|| t(lang, T::Settled)),
+        notice: if !query.settled.is_empty() {
+            Some(t(lang, T::Settled))
+        } else if !query.merged.is_empty() {
+            Some(t(lang, T::Merged))
+        } else {
+            None
+        },
+        merged_into: merged_into.as_deref(),
+        merged: &merged,
         agents: &agents,
         referrals: &referrals,
         followups: &followups,
@@ -1083,6 +1149,59 @@ async fn mark_distinct(
         ));
     }
     Ok(Redirect::to("/console/duplicates?marked=1").into_response())
+}
+
+#[derive(Deserialize)]
+struct MergeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    survivor: String,
+    #[serde(default)]
+    merged: String,
+}
+
+/// "Same child": merges `merged` into `survivor` (both must be the reader's to write), then
+/// shows the survivor.
+async fn merge(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<MergeForm>,
+) -> Result<Response, ConsoleError> {
+    let signed = signed_in(&state, &headers).await?;
+    let lang = lang_of(&headers);
+    if !csrf_matches(&signed.session.csrf_token, &form.csrf) {
+        return Ok(forbidden(lang, &signed));
+    }
+    let service = state.service.clone();
+    let user = signed.user.clone();
+    let (survivor, merged) = (form.survivor.clone(), form.merged.clone());
+    let outcome = blocking(
+        move || match service.merge_cases(&user, &survivor, &merged, now()) {
+            Ok(()) => Ok(Ok(())),
+            Err(crate::service::ServiceError::Forbidden(why))
+            | Err(crate::service::ServiceError::BadRequest(why)) => {
+                tracing::info!(why = %why, "console merge refused");
+                Ok(Err(()))
+            }
+            Err(e) => Err(ConsoleError::from(e)),
+        },
+    )
+    .await?;
+    match outcome {
+        Ok(()) => Ok(Redirect::to(&format!(
+            "/console/cases/{}?merged=1",
+            pages::urlencode(&form.survivor)
+        ))
+        .into_response()),
+        Err(()) => Ok(refused(
+            lang,
+            &signed,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            t(lang, T::NotMerged),
+            "/console/duplicates",
+        )),
+    }
 }
 
 #[cfg(test)]

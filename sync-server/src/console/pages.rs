@@ -326,6 +326,14 @@ pub fn duplicates(
                             tr {
                                 (side(a)) (side(b))
                                 td {
+                                    @for (keep, away) in [(a, b), (b, a)] {
+                                        form.merge method="post" action="/console/duplicates/merge" {
+                                            input type="hidden" name="csrf" value=(frame.csrf);
+                                            input type="hidden" name="survivor" value=(keep.summary.case_id);
+                                            input type="hidden" name="merged" value=(away.summary.case_id);
+                                            button type="submit" { (t(lang, T::MergeKeep)) " : " bdi { (keep.summary.first_name) " " (keep.summary.last_name) } " (" (keep.created_by) ")" }
+                                        }
+                                    }
                                     form.distinct method="post" action="/console/duplicates/distinct" {
                                         input type="hidden" name="csrf" value=(frame.csrf);
                                         input type="hidden" name="a" value=(a.summary.case_id);
@@ -418,6 +426,22 @@ pub struct CasePage<'a> {
     pub conflicts: &'a [Conflict],
     pub history: &'a [HistoryEntry],
     pub origins: &'a [ChangeOrigin],
+    /// Set on a case merged away: the survivor's id.
+    pub merged_into: Option<&'a str>,
+    /// On a survivor: the cases merged into it.
+    pub merged: &'a [MergedView],
+}
+
+/// A case merged into the one shown, as the reader may see it.
+pub struct MergedView {
+    pub case_id: String,
+    /// False when the reader may not read it (then nothing of it is shown).
+    pub readable: bool,
+    pub referrals: Vec<Referral>,
+    pub followups: Vec<FollowUp>,
+    /// Recorded on it without knowledge of the merge: for review.
+    pub edits_after_merge: Vec<HistoryEntry>,
+    pub origins: Vec<ChangeOrigin>,
 }
 
 pub fn case_page(frame: &Frame<'_>, p: &CasePage<'_>) -> Markup {
@@ -430,8 +454,11 @@ pub fn case_page(frame: &Frame<'_>, p: &CasePage<'_>) -> Markup {
         html! {
             h1 { bdi { (title) } }
             @if let Some(notice) = p.notice { p.notice role="status" { (notice) } }
+            @if let Some(into) = p.merged_into {
+                p.notice.merged-into role="note" { (t(lang, T::MergedInto)) " " a href={ "/console/cases/" (into) } { code { (into) } } }
+            }
             p.meta { (t(lang, T::Agent)) " " (p.listed.created_by) " · " (t(lang, T::Team)) " " (p.listed.team) " · " code { (s.case_id) } }
-            @if !p.agents.is_empty() {
+            @if !p.agents.is_empty() && p.merged_into.is_none() {
                 form.reassign method="post" action={ "/console/cases/" (s.case_id) "/reassign" } {
                     input type="hidden" name="csrf" value=(frame.csrf);
                     label.check { (t(lang, T::ReassignTo)) " "
@@ -454,28 +481,22 @@ pub fn case_page(frame: &Frame<'_>, p: &CasePage<'_>) -> Markup {
                 h2 { (t(lang, T::Identification)) }
                 (record_table(lang, p.identification_form, p.identification))
             }
-            section {
-                h2 { (t(lang, T::Referrals)) " (" (p.referrals.len()) ")" }
-                @for r in p.referrals {
-                    article.referral {
-                        h3 { span class={ "status status-" (css_word(&r.status)) } { (status_label(lang, &r.status)) } " · " (r.created_by) " · " (r.created_at) }
-                        @if let Ok(form) = p.forms.get(REFERRAL, r.form_version) { (record_table(lang, form, &r.fields)) }
-                        @if !r.transitions.is_empty() {
-                            h4 { (t(lang, T::Transitions)) }
-                            ol { @for tr in &r.transitions {
-                                li { (status_label(lang, &tr.from)) " → " (status_label(lang, &tr.to)) " · " (tr.actor) " · " (tr.at)
-                                    @if let Some(note) = &tr.note { " · " q { (note) } } }
-                            } }
+            (referral_section(lang, p.forms, p.referrals))
+            (followup_section(lang, p.forms, p.followups))
+            @for m in p.merged {
+                section.merged id={ "merged-" (m.case_id) } {
+                    h2 { (t(lang, T::MergedCase)) " " a href={ "/console/cases/" (m.case_id) } { code { (m.case_id) } } }
+                    @if m.readable {
+                        (referral_section(lang, p.forms, &m.referrals))
+                        (followup_section(lang, p.forms, &m.followups))
+                        @if !m.edits_after_merge.is_empty() {
+                            section.review {
+                                h3 { (t(lang, T::EditsAfterMerge)) }
+                                ol { @for e in &m.edits_after_merge { (history_entry(lang, e, &m.origins)) } }
+                            }
                         }
-                    }
-                }
-            }
-            section {
-                h2 { (t(lang, T::FollowUps)) " (" (p.followups.len()) ")" }
-                @for f in p.followups {
-                    article.followup {
-                        h3 { (f.created_by) " · " (f.created_at) }
-                        @if let Ok(form) = p.forms.get(FOLLOWUP, f.form_version) { (record_table(lang, form, &f.fields)) }
+                    } @else {
+                        p.meta { (t(lang, T::NotHeld)) }
                     }
                 }
             }
@@ -491,6 +512,41 @@ pub fn case_page(frame: &Frame<'_>, p: &CasePage<'_>) -> Markup {
             }
         },
     )
+}
+
+fn referral_section(lang: Lang, forms: &FormRegistry, referrals: &[Referral]) -> Markup {
+    html! {
+        section {
+            h2 { (t(lang, T::Referrals)) " (" (referrals.len()) ")" }
+            @for r in referrals {
+                article.referral {
+                    h3 { span class={ "status status-" (css_word(&r.status)) } { (status_label(lang, &r.status)) } " · " (r.created_by) " · " (r.created_at) }
+                    @if let Ok(form) = forms.get(REFERRAL, r.form_version) { (record_table(lang, form, &r.fields)) }
+                    @if !r.transitions.is_empty() {
+                        h4 { (t(lang, T::Transitions)) }
+                        ol { @for tr in &r.transitions {
+                            li { (status_label(lang, &tr.from)) " → " (status_label(lang, &tr.to)) " · " (tr.actor) " · " (tr.at)
+                                @if let Some(note) = &tr.note { " · " q { (note) } } }
+                        } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn followup_section(lang: Lang, forms: &FormRegistry, followups: &[FollowUp]) -> Markup {
+    html! {
+        section {
+            h2 { (t(lang, T::FollowUps)) " (" (followups.len()) ")" }
+            @for f in followups {
+                article.followup {
+                    h3 { (f.created_by) " · " (f.created_at) }
+                    @if let Ok(form) = forms.get(FOLLOWUP, f.form_version) { (record_table(lang, form, &f.fields)) }
+                }
+            }
+        }
+    }
 }
 
 /// One conflict: each value with who wrote it (verified by the server when it can say), and a

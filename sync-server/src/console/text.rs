@@ -81,6 +81,13 @@ pub enum T {
     NoDuplicates,
     BirthYear,
     MarkedDistinct,
+    MergeKeep,
+    Merged,
+    MergedInto,
+    MergedCase,
+    NotHeld,
+    EditsAfterMerge,
+    NotMerged,
 }
 
 /// The phrase in `lang`.
@@ -192,6 +199,33 @@ pub fn t(lang: Lang, phrase: T) -> &'static str {
             "Noté : ce sont deux enfants ; la paire ne sera plus proposée.",
             "Noted: two children; the pair will not be proposed again.",
             "تم التسجيل: طفلان مختلفان؛ لن يُقترح هذا الزوج مجددا.",
+        ),
+        T::MergeKeep => (
+            "Même enfant : fusionner, garder ce dossier",
+            "Same child: merge, keep this case",
+            "الطفل نفسه: دمج مع الإبقاء على هذه الحالة",
+        ),
+        T::Merged => (
+            "Fusionné : l'autre dossier mène désormais à celui-ci, en lecture seule.",
+            "Merged: the other case now leads to this one, read-only.",
+            "تم الدمج: الحالة الأخرى تقود الآن إلى هذه، للقراءة فقط.",
+        ),
+        T::MergedInto => (
+            "Dossier fusionné (même enfant), en lecture seule. La suite est dans le dossier",
+            "Merged case (same child), read-only. The record goes on in case",
+            "حالة مدمجة (نفس الطفل)، للقراءة فقط. يستمر الملف في الحالة",
+        ),
+        T::MergedCase => ("Dossier fusionné", "Merged case", "حالة مدمجة"),
+        T::NotHeld => ("hors de votre portée", "outside your scope", "خارج نطاقك"),
+        T::EditsAfterMerge => (
+            "Saisies faites sans connaître la fusion (téléphone hors ligne), à revoir",
+            "Recorded without knowing of the merge (phone offline), to review",
+            "ما سُجّل دون علم بالدمج (هاتف غير متصل)، للمراجعة",
+        ),
+        T::NotMerged => (
+            "Fusion impossible : l'un des dossiers est déjà fusionné ou hors de votre portée.",
+            "Cannot merge: one of the cases is already merged or outside your scope.",
+            "تعذّر الدمج: إحدى الحالتين مدمجة مسبقا أو خارج نطاقك.",
         ),
         T::ReassignTo => ("Réassigner à", "Reassign to", "إعادة الإسناد إلى"),
         T::Reassign => ("Réassigner", "Reassign", "إعادة الإسناد"),

@@ -172,6 +172,9 @@ pub struct CaseSummary {
     pub followup_count: u32,
     /// Fields holding concurrent values.
     pub conflict_count: u32,
+    /// Set on a case merged into another (the same child registered twice): the survivor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
 }
 
 /// A summary and the keys it is found by (`suivi_core::names`): kept by each store in the form

@@ -1271,6 +1271,173 @@ fn the_same_child_registered_twice_is_proposed_and_can_be_marked_as_two_children
         && r.subject == format!("{a} {b}")));
 }
 
+/// The same child, recorded by Amina and by Karim under two spellings.
+pub fn same_child_twice(
+    amina: &mut suivi_tests::TestDevice,
+    karim: &mut suivi_tests::TestDevice,
+) -> (String, String) {
+    let named = |n: usize, first: &str, last: &str| {
+        let mut r = child(n);
+        r.insert("child_first_name".into(), json!(first));
+        r.insert("child_last_name".into(), json!(last));
+        r.insert("commune".into(), json!("Kadiolo"));
+        r.insert("estimated_age".into(), json!(12));
+        r
+    };
+    let kept = amina
+        .store
+        .create_case(&named(1, "Mohamed", "El-Idrissi"))
+        .unwrap();
+    amina.store.refer(&kept, &suivi_tests::referral(1)).unwrap();
+    let merged = karim
+        .store
+        .create_case(&named(2, "Muhammad", "El Idrissi"))
+        .unwrap();
+    karim
+        .store
+        .add_followup(&merged, &suivi_tests::visit(1))
+        .unwrap();
+    (kept, merged)
+}
+
+#[test]
+fn a_supervisor_merges_the_same_child_registered_twice_and_nothing_recorded_is_lost() {
+    let server = two_teams();
+    server.add_user("odile", Role::Officer, "");
+    let mut amina = server.device("amina");
+    let mut karim = server.device("karim");
+    let (kept, merged) = same_child_twice(&mut amina, &mut karim);
+    amina.sync().unwrap();
+    karim.sync().unwrap();
+    // Offline, Karim records a second visit on his record before the merge reaches him.
+    karim
+        .store
+        .add_followup(&merged, &suivi_tests::visit(2))
+        .unwrap();
+
+    let mut fatima = Console::signed_in(&server, "fatima");
+    let (_, page, _) = fatima.get("/console/duplicates");
+    assert_eq!(
+        page.matches("form class=\"merge\"").count(),
+        2,
+        "keep either"
+    );
+    let csrf = Console::csrf(&page);
+    let form = [("survivor", kept.as_str()), ("merged", merged.as_str())];
+    let (status, _, _) = fatima.post("/console/duplicates/merge", &form);
+    assert_eq!(status, StatusCode::FORBIDDEN, "no CSRF token");
+    let mut ali = Console::signed_in(&server, "ali");
+    let (_, ali_page, _) = ali.get("/console/cases");
+    let ali_csrf = Console::csrf(&ali_page);
+    let (status, _, _) = ali.post(
+        "/console/duplicates/merge",
+        &[("csrf", &ali_csrf), form[0], form[1]],
+    );
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "not his team's");
+    let (status, _, headers) = fatima.post(
+        "/console/duplicates/merge",
+        &[("csrf", &csrf), form[0], form[1]],
+    );
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[LOCATION], format!("/console/cases/{kept}?merged=1"));
+    let (_, page, _) = fatima.get("/console/duplicates");
+    assert!(page.contains("Aucun doublon possible"), "{page}");
+    let (status, _, _) = fatima.post(
+        "/console/duplicates/merge",
+        &[("csrf", &csrf), ("survivor", &merged), ("merged", &kept)],
+    );
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a merged-away case survives nothing"
+    );
+    let (_, away_page, _) = fatima.get(&format!("/console/cases/{merged}"));
+    assert!(
+        away_page.contains("Dossier fusionné (même enfant)")
+            && away_page.contains(&format!("href=\"/console/cases/{kept}\"")),
+        "the merged-away case leads to the survivor"
+    );
+    assert!(!away_page.contains("Réassigner à"), "and is not reassigned");
+
+    // Amina's phone now holds both: the merged-away one read-only, its visit on the survivor.
+    amina.sync().unwrap();
+    assert_eq!(amina.case_ids().len(), 2);
+    let away = amina.store.case(&merged).unwrap();
+    assert_eq!(away.merged_into.as_deref(), Some(kept.as_str()));
+    let err = amina
+        .store
+        .add_followup(&merged, &suivi_tests::visit(3))
+        .unwrap_err();
+    assert!(
+        matches!(&err, suivi_core::Error::CaseMerged { into, .. } if *into == kept),
+        "{err:?}"
+    );
+    let survivor = amina.store.case(&kept).unwrap();
+    assert_eq!(survivor.merged.len(), 1);
+    assert!(survivor.merged[0].held);
+    assert_eq!(survivor.merged[0].followups.len(), 1);
+
+    // Karim's offline visit is accepted (he had the right when he wrote it) and shown on the
+    // survivor for review; from now on his phone refuses edits to the merged-away case.
+    let report = karim.sync().unwrap();
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    assert!(karim.case_ids().contains(&kept), "Karim follows the link");
+    assert!(matches!(
+        karim
+            .store
+            .edit_case(&merged, &record(json!({"village": "Kaniko"}))),
+        Err(suivi_core::Error::CaseMerged { .. })
+    ));
+    amina.sync().unwrap();
+    let survivor = amina.store.case(&kept).unwrap();
+    assert_eq!(survivor.merged[0].followups.len(), 2, "nothing lost");
+    assert_eq!(survivor.merged[0].edits_after_merge.len(), 1);
+    assert_eq!(
+        survivor.merged[0].edits_after_merge[0].action.as_deref(),
+        Some("followup.create")
+    );
+    let (_, page, _) = fatima.get(&format!("/console/cases/{kept}"));
+    assert!(page.contains(&format!("id=\"merged-{merged}\"")), "{page}");
+    assert!(page.contains("Saisies faites sans connaître la fusion"));
+    assert_eq!(page.matches("article class=\"followup\"").count(), 2);
+    assert_eq!(page.matches("article class=\"referral\"").count(), 1);
+
+    // A phone ignoring the read-only rule is refused by the server.
+    let mut doc = karim.store.load_doc(&merged).unwrap().unwrap();
+    let before = doc.heads();
+    doc.add_followup(
+        karim.store.forms(),
+        &suivi_tests::visit(4),
+        &suivi_core::ChangeContext::now("karim"),
+    )
+    .unwrap();
+    let reply = suivi_tests::raw_push(&server, &karim, &merged, doc.changes_since(&before));
+    assert_eq!(reply.refused.len(), 1);
+    assert_eq!(
+        reply.refused[0].reason,
+        suivi_core::sync::protocol::RefusalReason::Forbidden
+    );
+    assert_eq!(reply.refused[0].detail, "merged_into");
+
+    // An officer sees who merged: the change verified as Fatima's, made in the console.
+    let mut odile = server.device("odile");
+    odile.sync().unwrap();
+    let history = odile.store.history(&merged).unwrap();
+    let merge = history
+        .iter()
+        .find(|h| h.action.as_deref() == Some("case.merge_away"))
+        .expect("the merge in the history");
+    let verified = merge.verified.as_ref().expect("verified");
+    assert_eq!(
+        (verified.user.as_str(), verified.device.as_str()),
+        ("fatima", "console-fatima")
+    );
+    let audit = server.store.audit_log(0, 1000).unwrap();
+    assert!(audit.iter().any(|r| r.actor == "fatima"
+        && r.action == "console.merge"
+        && r.subject == format!("{merged} -> {kept}")));
+}
+
 #[test]
 fn projections_missing_from_an_older_server_are_built_from_the_stored_changes() {
     let server = two_teams();

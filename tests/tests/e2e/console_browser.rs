@@ -12,7 +12,8 @@ use serde_json::{json, Value as Json};
 use suivi_tests::{child, TestServer};
 
 use crate::console::{
-    a_conflict_made_on_two_phones, two_teams, HOSTILE_FIRST, HOSTILE_LAST, PASSWORD,
+    a_conflict_made_on_two_phones, same_child_twice, two_teams, HOSTILE_FIRST, HOSTILE_LAST,
+    PASSWORD,
 };
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -404,4 +405,46 @@ fn a_supervisor_reassigns_a_case_and_it_moves_between_two_agents_phones() {
         1,
         "her visit arrived"
     );
+}
+
+#[test]
+fn a_supervisor_merges_two_records_of_one_child_and_the_phones_follow() {
+    let server = two_teams();
+    let mut amina = server.device("amina");
+    let mut karim = server.device("karim");
+    let (kept, merged) = same_child_twice(&mut amina, &mut karim);
+    amina.sync().unwrap();
+    karim.sync().unwrap();
+    let browser = Browser::open(&server);
+    browser.sign_in("fatima", PASSWORD);
+    browser.goto("/console/duplicates");
+    browser.screenshot("console-duplicates");
+    // Keep Amina's record: the merge form whose survivor is hers.
+    browser.click(&format!(
+        "form.merge:has(input[name=survivor][value='{kept}']) button"
+    ));
+    assert_eq!(browser.path(), format!("/console/cases/{kept}"));
+    assert!(browser.text("p.notice").contains("Fusionné"));
+    let merged_section = browser.text(&format!("#merged-{merged}"));
+    assert!(
+        merged_section.contains("Visites de suivi (1)"),
+        "{merged_section}"
+    );
+    browser.screenshot("console-merged");
+    browser.click(&format!("#merged-{merged} h2 a"));
+    assert_eq!(browser.path(), format!("/console/cases/{merged}"));
+    assert!(browser.text("p.merged-into").contains(&kept));
+    browser.goto("/console/duplicates");
+    assert!(browser.text("main").contains("Aucun doublon possible"));
+    // Both phones: the merged-away record read-only and leading to the survivor.
+    for phone in [&mut amina, &mut karim] {
+        phone.sync().unwrap();
+        let away = phone.store.case(&merged).unwrap();
+        assert_eq!(away.merged_into.as_deref(), Some(kept.as_str()));
+        assert!(phone.case_ids().contains(&kept));
+        assert!(matches!(
+            phone.store.add_followup(&merged, &suivi_tests::visit(3)),
+            Err(suivi_core::Error::CaseMerged { .. })
+        ));
+    }
 }

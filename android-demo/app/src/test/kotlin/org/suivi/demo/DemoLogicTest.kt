@@ -88,7 +88,7 @@ class DemoLogicTest {
             SuiviException.IllegalTransition("complete", "draft"), SuiviException.Forbidden("code"),
             SuiviException.NotFound("case"), SuiviException.StorageFull(), SuiviException.Storage("io"),
             SuiviException.Cancelled(), SuiviException.InvalidInput("pem"), SuiviException.Internal(),
-            SuiviException.Other("x"),
+            SuiviException.Other("x"), SuiviException.CaseMerged("0123456789abcdef0123456789abcdef"),
         )
         val statuses = listOf("draft", "sent", "accepted", "declined", "in_service", "completed", "closed", "transferred")
         for (lang in Lang.values()) {

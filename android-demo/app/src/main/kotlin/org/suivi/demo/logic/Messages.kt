@@ -40,6 +40,11 @@ object Messages {
             "This status change is not allowed",
             "تغيير الحالة هذا غير مسموح",
         ),
+        "case_merged" to Triple(
+            "Même enfant qu'un autre dossier : celui-ci est en lecture seule, saisissez dans le dossier fusionné",
+            "The same child as another case: this one is read-only, record on the merged case",
+            "نفس الطفل في حالة أخرى: هذه للقراءة فقط، سجّل في الحالة المدمجة",
+        ),
         "storage_full" to Triple(
             "Mémoire du téléphone pleine : rien n'a été enregistré",
             "Phone storage full: nothing was saved",

@@ -27,6 +27,7 @@ fun SuiviException.toUiError(lang: Lang): UiError = when (this) {
     is SuiviException.NotEnrolled -> UiError(Messages.text("not_enrolled", lang), next = UiError.Next.ENROLL_AGAIN)
     is SuiviException.UpgradeRequired -> UiError(Messages.text("upgrade_required", lang), next = UiError.Next.UPDATE_APP)
     is SuiviException.IllegalTransition -> UiError(Messages.text("illegal_transition", lang))
+    is SuiviException.CaseMerged -> UiError(Messages.text("case_merged", lang))
     is SuiviException.Forbidden -> UiError(Messages.text("forbidden", lang))
     is SuiviException.NotFound -> UiError(Messages.text("not_found", lang))
     is SuiviException.StorageFull -> UiError(Messages.text("storage_full", lang))

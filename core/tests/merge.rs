@@ -1,0 +1,185 @@
+//! Merging two records of the same child: only the console (a supervisor or admin) writes the
+//! links; the merged-away case is read-only from then on, yet a change made without knowledge of
+//! the merge (a phone offline) is accepted and listed for review; the links name other cases.
+#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
+
+mod common;
+
+use automerge::transaction::Transactable;
+use automerge::{ActorId, Change, ROOT};
+use common::*;
+use suivi_core::case_doc::check::{Author, CaseCheck, ChangeRefusal};
+use suivi_core::case_doc::{CaseDoc, ChangeContext};
+use suivi_core::forms::{FormRegistry, IDENTIFICATION};
+use suivi_core::Error;
+
+const AWAY: &str = "0123456789abcdef0123456789abcdef";
+const SURVIVOR: &str = "fedcba9876543210fedcba9876543210";
+
+fn sync(from: &mut CaseDoc, to: &mut CaseDoc) {
+    let have = to.heads();
+    let changes = from.changes_since(&have);
+    to.apply_changes(&changes).unwrap();
+}
+
+/// What the server decides about `doc`'s changes that `server` lacks; stores them if accepted.
+fn server_accepts(
+    server: &mut CaseDoc,
+    doc: &mut CaseDoc,
+    user: &str,
+    links_cases: bool,
+    forms: &FormRegistry,
+) -> Result<(), ChangeRefusal> {
+    let stored: Vec<Change> = server.automerge().get_changes(&[]);
+    let have = server.heads();
+    let fresh: Vec<Change> = doc
+        .changes_since(&have)
+        .into_iter()
+        .map(|raw| Change::from_bytes(raw).unwrap())
+        .collect();
+    let mut check = CaseCheck::load(AWAY, stored).unwrap();
+    check.apply(
+        fresh,
+        Author {
+            user,
+            audit_notes_only: false,
+            links_cases,
+        },
+        forms,
+    )?;
+    sync(doc, server);
+    Ok(())
+}
+
+/// Karim's case as the server holds it, and his phone's copy.
+fn karims_case(forms: &FormRegistry) -> (CaseDoc, CaseDoc) {
+    let form = forms.latest(IDENTIFICATION).unwrap();
+    let phone = CaseDoc::create(
+        AWAY,
+        ActorId::random(),
+        form,
+        &child("Muhammad", "El Idrissi", "Kignan"),
+        &ChangeContext::now("karim"),
+    )
+    .unwrap();
+    let mut phone = phone;
+    let mut server = CaseDoc::load(&phone.save(), ActorId::random()).unwrap();
+    sync(&mut phone, &mut server);
+    (server, phone)
+}
+
+#[test]
+fn only_the_console_links_cases_and_a_link_names_another_case() {
+    let forms = FormRegistry::builtin();
+    let (mut server, mut phone) = karims_case(&forms);
+    // A phone writing the link itself, even through the API, is refused.
+    phone
+        .merge_into(SURVIVOR, &ChangeContext::now("karim"))
+        .unwrap();
+    assert_eq!(
+        server_accepts(&mut server, &mut phone, "karim", false, &forms),
+        Err(ChangeRefusal::NotAllowed("merged_into".into()))
+    );
+    // The console's own write passes; a link to the case itself, or to no case id, does not.
+    for bad in [AWAY, "not-a-case"] {
+        let mut console = CaseDoc::load(&server.save(), ActorId::random()).unwrap();
+        console.automerge().put(ROOT, "merged_into", bad).unwrap();
+        console.automerge().commit_with(
+            automerge::transaction::CommitOptions::default()
+                .with_message(r#"{"user":"fatima","action":"case.merge_away"}"#),
+        );
+        assert_eq!(
+            server_accepts(&mut server, &mut console, "fatima", true, &forms),
+            Err(ChangeRefusal::Invalid("merged_into".into())),
+            "{bad}"
+        );
+    }
+    let mut console = CaseDoc::load(&server.save(), ActorId::random()).unwrap();
+    console
+        .merge_into(SURVIVOR, &ChangeContext::now("fatima"))
+        .unwrap();
+    server_accepts(&mut server, &mut console, "fatima", true, &forms).unwrap();
+    assert_eq!(server.merged_into().unwrap().as_deref(), Some(SURVIVOR));
+    // Merged once, never again; and a merged-away case survives nothing.
+    let ctx = ChangeContext::now("fatima");
+    assert!(matches!(
+        console.merge_into(SURVIVOR, &ctx),
+        Err(Error::CaseMerged { .. })
+    ));
+    assert!(matches!(
+        console.link_merged_case(SURVIVOR, &ctx),
+        Err(Error::CaseMerged { .. })
+    ));
+}
+
+#[test]
+fn an_edit_made_offline_is_kept_for_review_and_one_made_after_seeing_the_merge_is_refused() {
+    let forms = FormRegistry::builtin();
+    let (mut server, mut phone) = karims_case(&forms);
+    // Offline, Karim records a visit; meanwhile Fatima merges the case in the console.
+    phone
+        .add_followup(
+            &forms,
+            &visit("2026-11-02", "2026-12-02", "medium"),
+            &ChangeContext::now("karim"),
+        )
+        .unwrap();
+    let mut console = CaseDoc::load(&server.save(), ActorId::random()).unwrap();
+    console
+        .merge_into(SURVIVOR, &ChangeContext::now("fatima"))
+        .unwrap();
+    server_accepts(&mut server, &mut console, "fatima", true, &forms).unwrap();
+    assert!(server.edits_after_merge().unwrap().is_empty());
+
+    // His visit did not know of the merge: accepted, and listed for review.
+    server_accepts(&mut server, &mut phone, "karim", false, &forms).unwrap();
+    let review = server.edits_after_merge().unwrap();
+    assert_eq!(review.len(), 1);
+    assert_eq!(review[0].action.as_deref(), Some("followup.create"));
+    assert_eq!(server.followups(&forms).unwrap().len(), 1);
+
+    // Once his phone has the merge, anything it writes on the case is refused.
+    sync(&mut server, &mut phone);
+    assert_eq!(phone.merged_into().unwrap().as_deref(), Some(SURVIVOR));
+    phone
+        .add_followup(
+            &forms,
+            &visit("2026-11-09", "2026-12-09", "low"),
+            &ChangeContext::now("karim"),
+        )
+        .unwrap();
+    assert_eq!(
+        server_accepts(&mut server, &mut phone, "karim", false, &forms),
+        Err(ChangeRefusal::NotAllowed("merged_into".into()))
+    );
+}
+
+#[test]
+fn a_survivor_lists_its_merged_cases_in_merge_order() {
+    let forms = FormRegistry::builtin();
+    let form = forms.latest(IDENTIFICATION).unwrap();
+    let mut survivor = CaseDoc::create(
+        SURVIVOR,
+        ActorId::random(),
+        form,
+        &child("Mohamed", "El-Idrissi", "Kignan"),
+        &ChangeContext::now("amina"),
+    )
+    .unwrap();
+    let at = |s: &str| ChangeContext {
+        user: "fatima".into(),
+        time: s.parse().unwrap(),
+    };
+    survivor
+        .link_merged_case(AWAY, &at("2026-11-03T10:00:00Z"))
+        .unwrap();
+    let older = "00000000000000000000000000000001";
+    survivor
+        .link_merged_case(older, &at("2026-11-04T10:00:00Z"))
+        .unwrap();
+    assert_eq!(survivor.merged_cases().unwrap(), vec![AWAY, older]);
+    assert!(matches!(
+        survivor.link_merged_case(SURVIVOR, &at("2026-11-05T10:00:00Z")),
+        Err(Error::InvalidInput(_))
+    ));
+}
