@@ -37,6 +37,11 @@ const K_NEXT: &str = "next_referral";
 const K_MERGED_INTO: &str = "merged_into";
 /// On a survivor: merged-away case id → time of the merge.
 const K_MERGED_CASES: &str = "merged_cases";
+/// The agent a supervisor gave the case to (a reassignment, possibly made offline on the
+/// supervisor's phone); the server moves ownership when a new value reaches it.
+const K_ASSIGNED_TO: &str = "assigned_to";
+/// Longest user id an assignment may name.
+pub const USER_ID_CHARS_MAX: usize = 64;
 
 /// Who makes a change and when: recorded in every Automerge change for the history.
 #[derive(Debug, Clone)]
@@ -643,6 +648,19 @@ impl CaseDoc {
                 out.push((conflict, ops));
             }
         }
+        let assignees = self.doc.get_all(ROOT, K_ASSIGNED_TO)?;
+        if assignees.len() > 1 {
+            let ops = assignees.iter().map(|(_, id)| id.clone()).collect();
+            let conflict = Conflict {
+                path: K_ASSIGNED_TO.to_string(),
+                values: assignees
+                    .into_iter()
+                    .map(|(v, _)| value_to_plain_json(&v))
+                    .collect(),
+                sources: Vec::new(),
+            };
+            out.push((conflict, ops));
+        }
         let referrals = self.map(&ROOT, K_REFERRALS)?;
         for item in self.doc.map_range(&referrals, ..) {
             let obj = item.id();
@@ -758,6 +776,12 @@ impl CaseDoc {
                     self.doc.put(&ident, field.id.as_str(), scalar)?;
                 }
             }
+        } else if path == K_ASSIGNED_TO {
+            let agent = value
+                .as_str()
+                .filter(|a| valid_user_id(a))
+                .ok_or_else(|| Error::InvalidInput("agent".into()))?;
+            self.doc.put(ROOT, K_ASSIGNED_TO, agent)?;
         } else {
             let referral_id = path
                 .strip_prefix(K_REFERRALS)
@@ -780,6 +804,31 @@ impl CaseDoc {
         }
         self.commit(ctx, "conflict.resolve");
         Ok(())
+    }
+
+    /// The agent the case was last given to by a supervisor (the value Automerge shows when two
+    /// reassignments were made at once: `conflicts` lists both until one is kept). `None` for a
+    /// case never reassigned through its document.
+    pub fn assigned_to(&self) -> Result<Option<String>> {
+        self.string(&ROOT, K_ASSIGNED_TO)
+    }
+
+    /// Gives the case to `agent`: a supervisor's reassignment, written offline if need be. The
+    /// server checks the agent is of the case's team and moves ownership when it receives this.
+    /// Nothing is written if the case is already given to `agent` without dispute.
+    pub fn assign_to(&mut self, agent: &str, ctx: &ChangeContext) -> Result<bool> {
+        if !valid_user_id(agent) {
+            return Err(Error::InvalidInput("agent".into()));
+        }
+        let current = self.doc.get_all(ROOT, K_ASSIGNED_TO)?;
+        let settled = current.len() == 1
+            && matches!(&current[0].0, Value::Scalar(s) if matches!(s.as_ref(), ScalarValue::Str(a) if a.as_str() == agent));
+        if settled {
+            return Ok(false);
+        }
+        self.doc.put(ROOT, K_ASSIGNED_TO, agent)?;
+        self.commit(ctx, "case.reassign");
+        Ok(true)
     }
 
     /// The case this one was merged into, if a supervisor merged it away (the same child
@@ -1005,6 +1054,28 @@ impl CaseDoc {
     pub fn automerge(&mut self) -> &mut AutoCommit {
         &mut self.doc
     }
+}
+
+/// The agent a document gives its case to, if exactly one (two reassignments made at once
+/// wait for a supervisor to keep one).
+pub fn single_assignee(doc: &AutoCommit) -> Option<String> {
+    let mut all = doc.get_all(ROOT, K_ASSIGNED_TO).ok()?;
+    match (all.pop(), all.is_empty()) {
+        (Some((Value::Scalar(s), _)), true) => match s.as_ref() {
+            ScalarValue::Str(a) => Some(a.to_string()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A user id as the server gives them: 1-64 ASCII letters, digits, '-', '_' or '.'.
+pub fn valid_user_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= USER_ID_CHARS_MAX
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 /// A case id as the server takes it: 32 hex digits (a UUID v4 without hyphens).

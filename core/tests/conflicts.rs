@@ -58,6 +58,7 @@ fn server_accepts(
                 user,
                 audit_notes_only: false,
                 links_cases: false,
+                reassigns: false,
             },
             forms,
         )

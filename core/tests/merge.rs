@@ -44,6 +44,7 @@ fn server_accepts(
             user,
             audit_notes_only: false,
             links_cases,
+            reassigns: links_cases,
         },
         forms,
     )?;

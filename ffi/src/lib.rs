@@ -624,6 +624,12 @@ impl CaseStore {
         })
     }
 
+    /// Gives a case to another agent of the team (a supervisor's phone, offline if need be):
+    /// the server moves it at the next sync. False if it was already given to that agent.
+    pub fn reassign_case(&self, case_id: String, agent: String) -> Result<bool> {
+        guard(|| Ok(self.writer().reassign_case(&case_id, &agent)?))
+    }
+
     /// Refers the child to a service; returns the referral id.
     pub fn refer(&self, case_id: String, inputs: HashMap<String, String>) -> Result<String> {
         guard(|| {

@@ -15,12 +15,7 @@ pub fn add_user(
     team: &str,
     password: Option<&str>,
 ) -> Result<(), String> {
-    let valid = !user_id.is_empty()
-        && user_id.len() <= 64
-        && user_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    if !valid {
+    if !suivi_core::case_doc::valid_user_id(user_id) {
         return Err("user ids are 1-64 letters, digits, '-', '_' or '.'".into());
     }
     if role == Role::Agent && password.is_some() {

@@ -33,6 +33,8 @@ use crate::summary;
 /// would exceed `PULL_PAGE_BYTES_MAX`. Case changes compress about 7:1 together, so read
 /// enough to fill a page.
 pub const PULL_PAGE_RAW_BYTES_MAX: usize = 16 * protocol::PULL_PAGE_BYTES_MAX;
+/// Cases a console edit of many (a list reassigned) writes in one transaction.
+const CONSOLE_BATCH_CASES: usize = 500;
 /// Refused cases named in the one audit row a push writes; the rest are counted.
 const AUDIT_REFUSALS_LISTED_MAX: usize = 20;
 
@@ -168,7 +170,14 @@ struct PushPlan {
     to_store: Vec<AcceptedCase>,
     accepted: Vec<String>,
     refused: Vec<Refusal>,
+    /// Cases this push gave to another agent (a supervisor's reassignment): ownership moves
+    /// once they are stored.
+    reassigned: Vec<(String, User)>,
 }
+
+/// A pushed case that passed every check: what to store, and the agent it was given to if the
+/// push reassigned it.
+type Checked = (AcceptedCase, Option<User>);
 
 pub struct SyncService {
     store: Arc<dyn ServerStore>,
@@ -371,6 +380,7 @@ impl SyncService {
             to_store: accepted_cases,
             accepted,
             refused,
+            reassigned,
         } = self.plan_push(device, &request.push, now)?;
         let audit = (!refused.is_empty()).then(|| refusal_audit(&refused));
         let stored = if accepted_cases.is_empty() && audit.is_none() {
@@ -387,6 +397,7 @@ impl SyncService {
             let ids: Vec<String> = accepted_cases.iter().map(|c| c.case_id.clone()).collect();
             self.refresh_summaries_of(&ids)?;
         }
+        self.apply_reassignments(&device.user, reassigned, now)?;
         // What the device said, for its supervisor: the cases still waiting on it are those it
         // counted less the ones this push settled (accepted, or already held).
         let (app_version, waiting) = if request.version >= 4 {
@@ -428,11 +439,11 @@ impl SyncService {
         ))
     }
 
-    /// A change made in the console by `user` (a conflict settled; later merges, reassignments
-    /// and audit notes): written by the server under the actor registered to that user's
-    /// console (`console-<user>`), then checked and stored exactly as a device's push, so
-    /// devices receive it with its verified author like any other change. `edit` gets the case
-    /// as the server holds it.
+    /// A change made in the console by `user` (a conflict settled, a merge, a reassignment):
+    /// written by the server under the actor registered to that user's console
+    /// (`console-<user>`), then checked and stored exactly as a device's push, so devices
+    /// receive it with its verified author like any other change. `edit` gets the case as the
+    /// server holds it.
     pub fn console_change<T>(
         &self,
         user: &User,
@@ -444,21 +455,43 @@ impl SyncService {
             &suivi_core::ChangeContext,
         ) -> suivi_core::Result<T>,
     ) -> Result<T, ServiceError> {
+        let mut edit = Some(edit);
+        let mut outcomes =
+            self.console_changes(user, &[case_id.to_string()], now, |doc, forms, ctx| {
+                let edit = edit
+                    .take()
+                    .ok_or_else(|| suivi_core::Error::InvalidInput("one case".into()))?;
+                edit(doc, forms, ctx)
+            })?;
+        match outcomes.pop() {
+            Some((_, outcome)) => outcome,
+            None => Err(ServiceError::Forbidden(format!(
+                "no case {case_id} in your caseload"
+            ))),
+        }
+    }
+
+    /// The same edit made in the console on many cases (a list reassigned at once): each case
+    /// checked as a push, stored `CONSOLE_BATCH_CASES` to a transaction. Returns each case's
+    /// outcome; one refused case never stops the others.
+    #[allow(clippy::type_complexity)]
+    pub fn console_changes<T>(
+        &self,
+        user: &User,
+        case_ids: &[String],
+        now: i64,
+        mut edit: impl FnMut(
+            &mut suivi_core::CaseDoc,
+            &FormRegistry,
+            &suivi_core::ChangeContext,
+        ) -> suivi_core::Result<T>,
+    ) -> Result<Vec<(String, Result<T, ServiceError>)>, ServiceError> {
         // One console change at a time on this instance: two made at once under one console
         // actor would both take the same sequence number and break the case's history.
         let _one_at_a_time = self
             .console_writes
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let not_found = || ServiceError::Forbidden(format!("no case {case_id} in your caseload"));
-        if !valid_case_id(case_id) || self.store.is_erased(case_id)? {
-            return Err(not_found());
-        }
-        let access = self.store.case_access(&[case_id.to_string()])?;
-        let existing = access.get(case_id).ok_or_else(not_found)?;
-        if self.write_mode(user, Some(existing)).is_none() {
-            return Err(not_found());
-        }
         let actor = automerge::ActorId::random();
         let device = self
             .store
@@ -466,51 +499,109 @@ impl SyncService {
         let actor = automerge::ActorId::from(
             hex::decode(&device.actor).map_err(|e| ServiceError::Internal(e.to_string()))?,
         );
-        let stored = self.stored_changes(case_id)?;
-        let mut doc = CaseCheck::load(case_id, stored)
-            .map(|c| suivi_core::CaseDoc::from_automerge(c.into_document().with_actor(actor)))
-            .map_err(|e| ServiceError::Internal(format!("stored case does not load: {e:?}")))?;
-        let before = doc.heads();
-        let ctx = suivi_core::ChangeContext {
-            time: chrono::DateTime::from_timestamp(now, 0).unwrap_or_default(),
-            ..suivi_core::ChangeContext::now(user.user_id.clone())
-        };
-        let out = edit(&mut doc, &self.forms, &ctx)
-            .map_err(|e| ServiceError::BadRequest(e.to_string()))?;
-        let changes = doc.changes_since(&before);
-        if changes.is_empty() {
-            return Ok(out);
-        }
         let authed = AuthedDevice {
             device,
             user: user.clone(),
         };
-        let pushed = CaseChanges {
-            case_id: case_id.to_string(),
-            changes: changes
-                .into_iter()
-                .map(serde_bytes::ByteBuf::from)
-                .collect(),
+        let ctx = suivi_core::ChangeContext {
+            time: chrono::DateTime::from_timestamp(now, 0).unwrap_or_default(),
+            ..suivi_core::ChangeContext::now(user.user_id.clone())
         };
-        let accepted =
-            match self.check_case(&authed, &pushed, Some(existing), &mut OpsBudget::new(), now)? {
-                Ok(Some(accepted)) => accepted,
-                Ok(None) => return Ok(out),
-                Err((reason, detail)) => {
-                    return Err(ServiceError::BadRequest(format!(
-                        "refused: {} {detail}",
-                        reason.as_str()
-                    )))
+        let mut outcomes = Vec::with_capacity(case_ids.len());
+        for chunk in case_ids.chunks(CONSOLE_BATCH_CASES) {
+            let valid: Vec<String> = chunk
+                .iter()
+                .filter(|id| valid_case_id(id))
+                .cloned()
+                .collect();
+            let access = self.store.case_access(&valid)?;
+            let mut to_store = Vec::new();
+            let mut moves = Vec::new();
+            for case_id in chunk {
+                let not_found =
+                    || ServiceError::Forbidden(format!("no case {case_id} in your caseload"));
+                let existing = match access.get(case_id) {
+                    Some(a) if self.write_mode(user, Some(a)).is_some() => a,
+                    _ => {
+                        outcomes.push((case_id.clone(), Err(not_found())));
+                        continue;
+                    }
+                };
+                if self.store.is_erased(case_id)? {
+                    outcomes.push((case_id.clone(), Err(not_found())));
+                    continue;
                 }
-            };
-        self.store.store_changes(
-            &authed.device.device_id,
-            &[accepted],
-            Some(("console.change", case_id)),
-            now,
-        )?;
-        self.refresh_summaries_of(&[case_id.to_string()])?;
-        Ok(out)
+                let stored = self.stored_changes(case_id)?;
+                let mut doc = match CaseCheck::load(case_id, stored) {
+                    Ok(c) => suivi_core::CaseDoc::from_automerge(
+                        c.into_document().with_actor(actor.clone()),
+                    ),
+                    Err(e) => {
+                        let why = format!("stored case does not load: {e:?}");
+                        outcomes.push((case_id.clone(), Err(ServiceError::Internal(why))));
+                        continue;
+                    }
+                };
+                let before = doc.heads();
+                let out = match edit(&mut doc, &self.forms, &ctx) {
+                    Ok(out) => out,
+                    Err(e) => {
+                        let why = ServiceError::BadRequest(e.to_string());
+                        outcomes.push((case_id.clone(), Err(why)));
+                        continue;
+                    }
+                };
+                let changes = doc.changes_since(&before);
+                if changes.is_empty() {
+                    outcomes.push((case_id.clone(), Ok(out)));
+                    continue;
+                }
+                let pushed = CaseChanges {
+                    case_id: case_id.clone(),
+                    changes: changes
+                        .into_iter()
+                        .map(serde_bytes::ByteBuf::from)
+                        .collect(),
+                };
+                match self.check_case(
+                    &authed,
+                    &pushed,
+                    Some(existing),
+                    &mut OpsBudget::new(),
+                    now,
+                )? {
+                    Ok(Some((accepted, reassigned))) => {
+                        to_store.push(accepted);
+                        moves.extend(reassigned.map(|to| (case_id.clone(), to)));
+                        outcomes.push((case_id.clone(), Ok(out)));
+                    }
+                    Ok(None) => outcomes.push((case_id.clone(), Ok(out))),
+                    Err((reason, detail)) => outcomes.push((
+                        case_id.clone(),
+                        Err(ServiceError::BadRequest(format!(
+                            "refused: {} {detail}",
+                            reason.as_str()
+                        ))),
+                    )),
+                }
+            }
+            if !to_store.is_empty() {
+                let subject = match to_store.as_slice() {
+                    [one] => one.case_id.clone(),
+                    many => format!("{} cases", many.len()),
+                };
+                self.store.store_changes(
+                    &authed.device.device_id,
+                    &to_store,
+                    Some(("console.change", &subject)),
+                    now,
+                )?;
+                let ids: Vec<String> = to_store.iter().map(|c| c.case_id.clone()).collect();
+                self.refresh_summaries_of(&ids)?;
+            }
+            self.apply_reassignments(user, moves, now)?;
+        }
+        Ok(outcomes)
     }
 
     /// Merges two records of the same child, for a supervisor or admin who may write both:
@@ -615,6 +706,7 @@ impl SyncService {
                 "supervisors and admins reassign cases".into(),
             ));
         }
+        // The cases `by` may write that are not `to`'s yet, in `to`'s team: what moves.
         let mut permitted = Vec::with_capacity(case_ids.len());
         for chunk in case_ids.chunks(500) {
             let access = self.store.case_access(chunk)?;
@@ -622,24 +714,34 @@ impl SyncService {
                 chunk
                     .iter()
                     .filter(|id| {
-                        access
-                            .get(id.as_str())
-                            .is_some_and(|a| self.write_mode(by, Some(a)) == Some(WriteMode::Write))
+                        access.get(id.as_str()).is_some_and(|a| {
+                            self.write_mode(by, Some(a)) == Some(WriteMode::Write)
+                                && a.created_by != to.user_id
+                                && a.team == to.team
+                        })
                     })
                     .cloned(),
             );
         }
-        let mut moved = Vec::with_capacity(permitted.len());
-        for chunk in permitted.chunks(500) {
-            moved.extend(self.store.reassign_cases(
-                chunk,
-                &to,
-                &by.user_id,
-                now,
-                now + REASSIGN_GRACE_SECS,
-            )?);
+        // A console user writes the reassignment into each case, which moves it (so one made
+        // at the same time on a supervisor's phone shows as a conflict); the server's own
+        // command, acting as no registered user, moves ownership only.
+        if self.store.user(&by.user_id)?.is_some() {
+            let to_id = to.user_id.clone();
+            for (case_id, outcome) in self.console_changes(by, &permitted, now, |doc, _, ctx| {
+                doc.assign_to(&to_id, ctx)
+            })? {
+                if let Err(e) = outcome {
+                    tracing::info!(case = %case_id, error = %e, "a reassignment was not written");
+                }
+            }
         }
-        Ok(moved)
+        // Whatever the documents did not move (written before, or not written): moved here.
+        for chunk in permitted.chunks(500) {
+            self.store
+                .reassign_cases(chunk, &to, &by.user_id, now, now + REASSIGN_GRACE_SECS)?;
+        }
+        Ok(permitted)
     }
 
     /// The form definitions the server validates with (and the console shows records with).
@@ -741,6 +843,7 @@ impl SyncService {
             to_store: Vec::new(),
             accepted: Vec::new(),
             refused: Vec::new(),
+            reassigned: Vec::new(),
         };
         let mut seen = HashSet::new();
         let mut allowance = Allowance::today(self.store.as_ref(), &device.device.device_id, now)?;
@@ -756,10 +859,13 @@ impl SyncService {
             let existing = access.get(&case.case_id);
             match self.check_case(device, case, existing, &mut budget, now)? {
                 Ok(None) => plan.accepted.push(case.case_id.clone()),
-                Ok(Some(accepted)) => match allowance.take(&accepted) {
+                Ok(Some((accepted, reassigned))) => match allowance.take(&accepted) {
                     Ok(()) => {
                         plan.accepted.push(case.case_id.clone());
                         plan.to_store.push(accepted);
+                        if let Some(to) = reassigned {
+                            plan.reassigned.push((case.case_id.clone(), to));
+                        }
                     }
                     Err((reason, detail)) => {
                         plan.refused
@@ -783,7 +889,7 @@ impl SyncService {
         existing: Option<&CaseAccess>,
         budget: &mut OpsBudget,
         now: i64,
-    ) -> Result<Result<Option<AcceptedCase>, (RefusalReason, String)>, ServiceError> {
+    ) -> Result<Result<Option<Checked>, (RefusalReason, String)>, ServiceError> {
         if self.store.is_erased(&case.case_id)? {
             // Checked first: an erased case has no owner left, so it would read as new.
             return Ok(Err((RefusalReason::Erased, String::new())));
@@ -859,36 +965,45 @@ impl SyncService {
             return Ok(Err(refusal));
         }
         let change_count = (stored.len() + fresh.len()) as u64;
-        let checked = match self.validate(device, &case.case_id, stored, mode, fresh) {
-            Ok(checked) => checked,
-            Err(refusal) => return Ok(Err(refusal)),
-        };
-        Ok(Ok(Some(AcceptedCase {
-            case_id: case.case_id.clone(),
-            new_case: existing
-                .is_none()
-                .then(|| (device.user.user_id.clone(), device.user.team.clone())),
-            changes: raw,
-            summary: summary::summarize(checked, change_count, &self.forms),
-        })))
+        let team = existing.map_or(device.user.team.as_str(), |a| a.team.as_str());
+        let (checked, reassigned) =
+            match self.validate(device, &case.case_id, team, stored, mode, fresh)? {
+                Ok(checked) => checked,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+        Ok(Ok(Some((
+            AcceptedCase {
+                case_id: case.case_id.clone(),
+                new_case: existing
+                    .is_none()
+                    .then(|| (device.user.user_id.clone(), device.user.team.clone())),
+                changes: raw,
+                summary: summary::summarize(checked, change_count, &self.forms),
+            },
+            reassigned,
+        ))))
     }
 
     /// Applies new changes to the server's copy of the case (rebuilt from `stored`) and runs
-    /// the layout rules; the checked document, for its projection.
+    /// the layout rules; the checked document, for its projection, and the agent the changes
+    /// gave the case to, if they reassigned it (an agent of the case's `team`, or a refusal).
+    #[allow(clippy::type_complexity)]
     fn validate(
         &self,
         device: &AuthedDevice,
         case_id: &str,
+        team: &str,
         stored: Vec<Change>,
         mode: WriteMode,
         fresh: Vec<Change>,
-    ) -> Result<AutoCommit, (RefusalReason, String)> {
-        let mut copy = CaseCheck::load(case_id, stored).map_err(|_| {
-            (
+    ) -> Result<Result<(AutoCommit, Option<User>), (RefusalReason, String)>, ServiceError> {
+        let Ok(mut copy) = CaseCheck::load(case_id, stored) else {
+            return Ok(Err((
                 RefusalReason::Quarantined,
                 "stored history fails validation".to_string(),
-            )
-        })?;
+            )));
+        };
+        let before = suivi_core::case_doc::single_assignee(copy.document());
         let author = Author {
             user: &device.user.user_id,
             audit_notes_only: mode == WriteMode::AuditNotesOnly,
@@ -896,10 +1011,61 @@ impl SyncService {
             // pushed by a phone.
             links_cases: device.device.device_id == console_device_id(&device.user.user_id)
                 && matches!(device.user.role, Role::Supervisor | Role::Admin),
+            reassigns: mode == WriteMode::Write
+                && matches!(device.user.role, Role::Supervisor | Role::Admin),
         };
-        copy.apply(fresh, author, &self.forms)
-            .map_err(|e| refusal_of(&e))?;
-        Ok(copy.into_document())
+        if let Err(e) = copy.apply(fresh, author, &self.forms) {
+            return Ok(Err(refusal_of(&e)));
+        }
+        let doc = copy.into_document();
+        let after = suivi_core::case_doc::single_assignee(&doc);
+        let reassigned = match after {
+            Some(agent) if Some(&agent) != before.as_ref() => match self.store.user(&agent)? {
+                Some(user) if user.role == Role::Agent && user.team == team => Some(user),
+                _ => {
+                    return Ok(Err((
+                        RefusalReason::Forbidden,
+                        "assigned_to: not an agent of the case's team".to_string(),
+                    )))
+                }
+            },
+            _ => None,
+        };
+        Ok(Ok((doc, reassigned)))
+    }
+
+    /// Moves the cases a stored push or console change gave to another agent; `by` is who
+    /// reassigned them. Returns the cases whose owner changed. If the server stops between
+    /// storing the change and this move, the case stays with its owner until the next
+    /// reassignment: the document then shows the agent it was given to (`case check` does not
+    /// catch this; a supervisor sees the owner in the console).
+    fn apply_reassignments(
+        &self,
+        by: &User,
+        reassigned: Vec<(String, User)>,
+        now: i64,
+    ) -> Result<Vec<String>, ServiceError> {
+        let mut by_agent: HashMap<String, (User, Vec<String>)> = HashMap::new();
+        for (case_id, to) in reassigned {
+            by_agent
+                .entry(to.user_id.clone())
+                .or_insert_with(|| (to, Vec::new()))
+                .1
+                .push(case_id);
+        }
+        let mut moved = Vec::new();
+        for (to, case_ids) in by_agent.into_values() {
+            for chunk in case_ids.chunks(CONSOLE_BATCH_CASES) {
+                moved.extend(self.store.reassign_cases(
+                    chunk,
+                    &to,
+                    &by.user_id,
+                    now,
+                    now + REASSIGN_GRACE_SECS,
+                )?);
+            }
+        }
+        Ok(moved)
     }
 
     /// A case's stored changes, parsed under the same bounds as a push.
@@ -1108,11 +1274,18 @@ impl SyncService {
                     .collect();
                 // The stored changes were read once, above, and serve the reply too.
                 let change_count = (stored.len() + ordered.len()) as u64;
-                let checked =
-                    match self.validate(device, case_id, stored.clone(), mode, ordered.clone()) {
-                        Ok(checked) => checked,
-                        Err((reason, detail)) => return refuse(reason, &detail),
-                    };
+                let team = existing.map_or(device.user.team.as_str(), |a| a.team.as_str());
+                let (checked, reassigned) = match self.validate(
+                    device,
+                    case_id,
+                    team,
+                    stored.clone(),
+                    mode,
+                    ordered.clone(),
+                )? {
+                    Ok(checked) => checked,
+                    Err((reason, detail)) => return refuse(reason, &detail),
+                };
                 doc.apply_changes(ordered)
                     .map_err(|e| ServiceError::Internal(e.to_string()))?;
                 let accepted = AcceptedCase {
@@ -1131,6 +1304,8 @@ impl SyncService {
                 self.store
                     .store_changes(&device.device.device_id, &[accepted], None, now)?;
                 self.refresh_summaries_of(&[case_id.to_string()])?;
+                let moves = reassigned.map(|to| (case_id.to_string(), to));
+                self.apply_reassignments(&device.user, moves.into_iter().collect(), now)?;
             }
             // The message's own bookkeeping (heads, have, need) without its changes, which
             // were applied above.

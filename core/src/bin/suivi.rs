@@ -120,6 +120,13 @@ enum CaseCommand {
     Show {
         case: String,
     },
+    /// Give a case to another agent of the team (supervisors; works offline: the server moves
+    /// it at the next sync).
+    Reassign {
+        case: String,
+        #[arg(long)]
+        to: String,
+    },
     List {
         #[command(flatten)]
         filter: FilterArgs,
@@ -260,6 +267,16 @@ fn run(cli: &Cli, lang: Lang) -> Result<(), Error> {
                 lang,
                 &serde_json::to_value(&detail).unwrap_or_default(),
                 |_| show_case(&store, &detail, lang),
+            )
+        }
+        Command::Case(CaseCommand::Reassign { case, to }) => {
+            let case_id = store.resolve_case_id(case)?;
+            let written = store.reassign_case(&case_id, to)?;
+            print(
+                cli,
+                lang,
+                &serde_json::json!({"case_id": case_id, "assigned_to": to, "written": written}),
+                |_| format!("{} {} → {to}", t(lang, "reassigned"), short(&case_id)),
             )
         }
         Command::Case(CaseCommand::List { filter }) => {
@@ -938,6 +955,11 @@ fn t(lang: Lang, key: &str) -> &'static str {
             "مدمجة (نفس الطفل)، للقراءة فقط؛ يستمر الملف في الحالة",
         ),
         "merged_case" => ("Cas fusionné", "Merged case", "حالة مدمجة"),
+        "reassigned" => (
+            "Réassigné (appliqué à la prochaine synchronisation) :",
+            "Reassigned (applied at the next sync):",
+            "أعيد الإسناد (يُطبَّق عند المزامنة القادمة):",
+        ),
         "not_received" => (
             " (pas encore reçu sur cet appareil)",
             " (not yet received on this device)",

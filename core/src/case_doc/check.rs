@@ -22,9 +22,9 @@ use automerge::{ScalarValue, Value, ROOT};
 use serde_json::Value as Json;
 
 use super::{
-    scalar_to_field_json, CommitMeta, K_AUDIT_NOTES, K_CASE_ID, K_CREATED_AT, K_CREATED_BY,
-    K_FOLLOWUPS, K_FORM_VERSION, K_IDENTIFICATION, K_IDENTIFICATION_FORM, K_MERGED_CASES,
-    K_MERGED_INTO, K_NEXT, K_PREVIOUS, K_REFERRALS, K_STATUS, K_TRANSITIONS,
+    scalar_to_field_json, CommitMeta, K_ASSIGNED_TO, K_AUDIT_NOTES, K_CASE_ID, K_CREATED_AT,
+    K_CREATED_BY, K_FOLLOWUPS, K_FORM_VERSION, K_IDENTIFICATION, K_IDENTIFICATION_FORM,
+    K_MERGED_CASES, K_MERGED_INTO, K_NEXT, K_PREVIOUS, K_REFERRALS, K_STATUS, K_TRANSITIONS,
 };
 use crate::forms::{FieldType, FormDefinition, FormRegistry, FOLLOWUP, IDENTIFICATION, REFERRAL};
 use crate::referral::{ReferralStatus, ALL_TRANSITIONS};
@@ -79,6 +79,9 @@ pub struct Author<'a> {
     /// A supervisor or admin in the console: the one author who may link cases as merged
     /// (`merged_into`, `merged_cases`), and write to a case merged away.
     pub links_cases: bool,
+    /// A supervisor or admin who may write the case: the authors who give a case to an agent
+    /// (`assigned_to`), from a phone or the console.
+    pub reassigns: bool,
 }
 
 /// Checks the layout of a raw change chunk without inflating anything: a plain change chunk
@@ -394,6 +397,11 @@ impl CaseCheck {
         .ok_or(ChangeRefusal::Malformed("dependencies missing"))
     }
 
+    /// The document as it stands (before `apply`: as stored).
+    pub fn document(&self) -> &AutoCommit {
+        &self.doc
+    }
+
     /// The document as checked, for reading it whole.
     pub fn into_document(self) -> AutoCommit {
         self.doc
@@ -488,6 +496,9 @@ impl ChangeRules<'_> {
                 [] => key == K_MERGED_INTO || key == K_MERGED_CASES,
                 [m, ..] => m == K_MERGED_CASES,
             };
+            if path.is_empty() && key == K_ASSIGNED_TO && !self.author.reassigns {
+                return Err(ChangeRefusal::NotAllowed(K_ASSIGNED_TO.into()));
+            }
             if links && !self.author.links_cases {
                 return Err(ChangeRefusal::NotAllowed(
                     at.trim_start_matches('.').to_string(),
@@ -611,6 +622,7 @@ fn check_layout(
         K_AUDIT_NOTES,
         K_MERGED_INTO,
         K_MERGED_CASES,
+        K_ASSIGNED_TO,
     ];
     for key in doc.keys(ROOT) {
         if !root_keys.contains(&key.as_str()) {
@@ -695,6 +707,16 @@ fn check_layout(
         )?;
     }
 
+    // Two reassignments made at once are a conflict to show, not a refusal.
+    for (value, _) in doc
+        .get_all(ROOT, K_ASSIGNED_TO)
+        .map_err(|_| bad(K_ASSIGNED_TO))?
+    {
+        let named = matches!(&value, Value::Scalar(s) if matches!(s.as_ref(), ScalarValue::Str(u) if super::valid_user_id(u)));
+        if !named {
+            return Err(bad(K_ASSIGNED_TO));
+        }
+    }
     // Merge links name other cases, never this one.
     let other_case = |id: &str| super::is_case_id(id) && id != case_id;
     if let Some(into) = one_str(doc, &ROOT, K_MERGED_INTO)? {
@@ -836,11 +858,13 @@ mod tests {
         user: "amina",
         audit_notes_only: false,
         links_cases: false,
+        reassigns: false,
     };
     const OMAR: Author<'static> = Author {
         user: "omar",
         audit_notes_only: true,
         links_cases: false,
+        reassigns: false,
     };
 
     /// A change chunk written by hand: `columns` are (spec, data).
@@ -953,6 +977,7 @@ mod tests {
             user: "karim",
             audit_notes_only: false,
             links_cases: false,
+            reassigns: false,
         };
         assert!(matches!(
             other.apply(parsed, karim, &forms),

@@ -519,6 +519,21 @@ impl Store {
         self.change_case(case_id, |doc, _, ctx| doc.add_audit_note(text, ctx))
     }
 
+    /// Gives a case to another agent of the team: a supervisor's reassignment, made offline if
+    /// need be. The server moves the case when this reaches it (the agent's phones receive it,
+    /// the former owner's hand over what they recorded, then remove it); two made at once are a
+    /// conflict (`assigned_to`) for a supervisor to settle. Only a supervisor's or admin's
+    /// device may; the server checks the agent.
+    pub fn reassign_case(&mut self, case_id: &str, agent: &str) -> Result<bool> {
+        let role = self.meta(crate::sync::client::META_ROLE)?;
+        if !matches!(role.as_deref(), Some("supervisor" | "admin")) {
+            return Err(Error::Forbidden(
+                "supervisors and admins reassign cases".into(),
+            ));
+        }
+        self.change_case(case_id, |doc, _, ctx| doc.assign_to(agent, ctx))
+    }
+
     /// Settles a conflict (a path `case(..).conflicts` lists): `input` is typed as the form
     /// takes it for an identification field (a choice id, `oui`/`true`, a date), or is one of
     /// a disputed referral's statuses. The other devices see it settled at their next sync.

@@ -22,7 +22,7 @@ pub const PUSH_RAW_BYTES_MAX: usize = 2 * 1024 * 1024;
 const META_SERVER: &str = "server";
 const META_DEVICE_ID: &str = "device_id";
 pub(super) const META_TOKEN: &str = "device_token";
-const META_ROLE: &str = "role";
+pub(crate) const META_ROLE: &str = "role";
 const META_CURSOR: &str = "cursor";
 /// The last erasure this device applied (the server's erasure sequence).
 pub(super) const META_ERASURES: &str = "erasures_cursor";

@@ -557,12 +557,15 @@ fn conflict_form(frame: &Frame<'_>, p: &CasePage<'_>, c: &Conflict) -> Markup {
         .path
         .strip_prefix("identification.")
         .and_then(|id| p.identification_form.field(id));
+    let reassignments = c.path == "assigned_to";
     let label = match field {
         Some(f) => f.label.get(lang).to_string(),
+        None if reassignments => t(lang, T::ConcurrentReassignments).to_string(),
         None => format!("{} ({})", t(lang, T::ReferralStatus), t(lang, T::Disputed)),
     };
     let shown = |v: &Json| match field {
         Some(f) => shown_value(lang, f, v),
+        None if reassignments => plain(v),
         None => v
             .as_str()
             .map(|s| status_label(lang, s))

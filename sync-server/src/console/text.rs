@@ -88,6 +88,7 @@ pub enum T {
     NotHeld,
     EditsAfterMerge,
     NotMerged,
+    ConcurrentReassignments,
 }
 
 /// The phrase in `lang`.
@@ -214,6 +215,11 @@ pub fn t(lang: Lang, phrase: T) -> &'static str {
             "Dossier fusionné (même enfant), en lecture seule. La suite est dans le dossier",
             "Merged case (same child), read-only. The record goes on in case",
             "حالة مدمجة (نفس الطفل)، للقراءة فقط. يستمر الملف في الحالة",
+        ),
+        T::ConcurrentReassignments => (
+            "Agent (deux réassignations en même temps)",
+            "Agent (two reassignments at once)",
+            "العون (إعادتا إسناد في الوقت نفسه)",
         ),
         T::MergedCase => ("Dossier fusionné", "Merged case", "حالة مدمجة"),
         T::NotHeld => ("hors de votre portée", "outside your scope", "خارج نطاقك"),

@@ -1104,6 +1104,124 @@ fn a_reassigned_case_moves_from_one_agents_phone_to_the_others_losing_nothing() 
 }
 
 #[test]
+fn a_supervisor_reassigns_from_a_phone_offline_and_two_reassignments_at_once_are_a_conflict() {
+    let server = two_teams();
+    server.add_user("salif", Role::Agent, "sikasso");
+    let mut amina = server.device("amina");
+    let mut karim = server.device("karim");
+    let mut salif = server.device("salif");
+    let mut fatima_phone = server.device("fatima");
+    let case_id = amina.store.create_case(&child(5)).unwrap();
+    let disputed = amina.store.create_case(&child(6)).unwrap();
+    amina.sync().unwrap();
+    fatima_phone.sync().unwrap();
+    assert!(
+        matches!(
+            amina.store.reassign_case(&case_id, "karim"),
+            Err(suivi_core::Error::Forbidden(_))
+        ),
+        "an agent's phone does not reassign"
+    );
+
+    // Offline, Fatima gives the case to Karim on her phone; Amina records a visit meanwhile.
+    assert!(fatima_phone.store.reassign_case(&case_id, "karim").unwrap());
+    amina
+        .store
+        .add_followup(&case_id, &suivi_tests::visit(1))
+        .unwrap();
+    karim.sync().unwrap();
+    assert!(karim.case_ids().is_empty(), "nothing moves before it syncs");
+    let report = fatima_phone.sync().unwrap();
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    karim.sync().unwrap();
+    assert_eq!(karim.case_ids(), vec![case_id.clone()], "on Karim's phone");
+    let report = amina.sync().unwrap();
+    assert!(report.refused.is_empty(), "her visit is handed over");
+    assert_eq!(report.removed, 1);
+    assert_eq!(amina.case_ids(), vec![disputed.clone()]);
+    karim.sync().unwrap();
+    assert_eq!(karim.store.case(&case_id).unwrap().followups.len(), 1);
+    let audit = server.store.audit_log(0, 1000).unwrap();
+    assert!(audit.iter().any(|r| r.actor == "fatima"
+        && r.action == "case.reassign"
+        && r.subject == format!("{case_id} amina -> karim")));
+
+    // Refused: an agent writing the assignment itself, a supervisor naming another team's agent.
+    let mut doc = karim.store.load_doc(&case_id).unwrap().unwrap();
+    let before = doc.heads();
+    doc.assign_to("salif", &suivi_core::ChangeContext::now("karim"))
+        .unwrap();
+    let reply = suivi_tests::raw_push(&server, &karim, &case_id, doc.changes_since(&before));
+    assert_eq!(reply.refused[0].detail, "assigned_to");
+    let mut doc = fatima_phone.store.load_doc(&case_id).unwrap().unwrap();
+    let before = doc.heads();
+    doc.assign_to("moussa", &suivi_core::ChangeContext::now("fatima"))
+        .unwrap();
+    let reply = suivi_tests::raw_push(&server, &fatima_phone, &case_id, doc.changes_since(&before));
+    assert!(
+        reply.refused[0].detail.starts_with("assigned_to"),
+        "{:?}",
+        reply.refused
+    );
+
+    // Two reassignments at once: Fatima's phone (offline) to Karim, the console to Salif.
+    assert!(fatima_phone
+        .store
+        .reassign_case(&disputed, "karim")
+        .unwrap());
+    let mut console = Console::signed_in(&server, "fatima");
+    let (_, page, _) = console.get(&format!("/console/cases/{disputed}"));
+    let (status, _, _) = console.post(
+        &format!("/console/cases/{disputed}/reassign"),
+        &[("csrf", &Console::csrf(&page)), ("to", "salif")],
+    );
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    salif.sync().unwrap();
+    assert_eq!(salif.case_ids(), vec![disputed.clone()]);
+    assert!(fatima_phone.sync().unwrap().refused.is_empty());
+    // Neither wins silently: the case stays where it is and shows the conflict.
+    karim.sync().unwrap();
+    assert!(!karim.case_ids().contains(&disputed));
+    let (_, listed, _) = console.get("/console/cases?conflicts=1");
+    assert!(listed.contains(&disputed), "in the conflict queue");
+    let (_, page, _) = console.get(&format!("/console/cases/{disputed}"));
+    assert!(
+        page.contains("Agent (deux réassignations en même temps)"),
+        "{page}"
+    );
+    let conflict = fatima_phone.store.case(&disputed).unwrap().conflicts;
+    assert_eq!(conflict.len(), 1);
+    assert_eq!(conflict[0].path, "assigned_to");
+    let keep = conflict[0]
+        .values
+        .iter()
+        .position(|v| v == "karim")
+        .unwrap()
+        .to_string();
+    let (status, _, _) = console.post(
+        &format!("/console/cases/{disputed}/resolve"),
+        &[
+            ("csrf", &Console::csrf(&page)),
+            ("path", "assigned_to"),
+            ("choice", &keep),
+        ],
+    );
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    karim.sync().unwrap();
+    assert!(karim.case_ids().contains(&disputed), "settled: Karim's");
+    let report = salif.sync().unwrap();
+    assert_eq!(report.removed, 1);
+    assert!(salif.case_ids().is_empty());
+    fatima_phone.sync().unwrap();
+    assert!(fatima_phone
+        .store
+        .case(&disputed)
+        .unwrap()
+        .conflicts
+        .is_empty());
+}
+
+#[test]
 fn a_supervisor_reassigns_a_whole_filtered_list_and_an_admin_from_the_command() {
     let server = two_teams();
     let mut amina = server.device("amina");
@@ -1418,6 +1536,39 @@ fn a_supervisor_merges_the_same_child_registered_twice_and_nothing_recorded_is_l
         suivi_core::sync::protocol::RefusalReason::Forbidden
     );
     assert_eq!(reply.refused[0].detail, "merged_into");
+
+    // The device command: `case show` leads to the survivor, an edit is refused (exit 2), and
+    // the survivor shows the merged case's visits and the one to review.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("karim-cli.db");
+    use crate::cli::{suivi, suivi_binary};
+    suivi(&db, &["init", "--user", "karim", "--device", "itel"]);
+    let code = server.code("karim");
+    suivi(&db, &["enroll", "--server", &server.url(), "--code", &code]);
+    suivi(&db, &["sync"]);
+    let shown = suivi(&db, &["case", "show", &merged]);
+    assert_eq!(shown["merged_into"], json!(kept));
+    let run = |args: &[&str]| {
+        std::process::Command::new(suivi_binary())
+            .args(["--lang", "en"])
+            .args(args)
+            .env("SUIVI_DB", &db)
+            .env("SUIVI_KEY", "clé de test")
+            .output()
+            .unwrap()
+    };
+    let text = run(&["case", "show", &merged]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains(&format!(
+        "Merged (same child), read-only; the record goes on in case {kept}"
+    )));
+    let text = String::from_utf8_lossy(&run(&["case", "show", &kept]).stdout).to_string();
+    assert!(
+        text.contains(&format!("Merged case {merged}")) && text.contains("to review"),
+        "{text}"
+    );
+    let edit = run(&["case", "edit", &merged, "--set", "village=Kaniko"]);
+    assert_eq!(edit.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&edit.stderr).contains(&format!("merged into case {kept}")));
 
     // An officer sees who merged: the change verified as Fatima's, made in the console.
     let mut odile = server.device("odile");
