@@ -35,6 +35,8 @@ use crate::summary;
 pub const PULL_PAGE_RAW_BYTES_MAX: usize = 16 * protocol::PULL_PAGE_BYTES_MAX;
 /// Cases a console edit of many (a list reassigned) writes in one transaction.
 const CONSOLE_BATCH_CASES: usize = 500;
+/// Cases of such an edit checked at once: each waits on its store reads, several overlap.
+const CONSOLE_WORKERS: usize = 4;
 /// Refused cases named in the one audit row a push writes; the rest are counted.
 const AUDIT_REFUSALS_LISTED_MAX: usize = 20;
 
@@ -60,6 +62,9 @@ pub const REQUEST_OPS_MAX: usize = 1_000_000;
 struct OpsBudget {
     left: usize,
     spent: bool,
+    /// Agents looked up while checking this request's reassignments (a list reassigned at once
+    /// names one agent a thousand times).
+    agents: HashMap<String, Option<User>>,
 }
 
 impl OpsBudget {
@@ -67,6 +72,7 @@ impl OpsBudget {
         OpsBudget {
             left: REQUEST_OPS_MAX,
             spent: false,
+            agents: HashMap::new(),
         }
     }
 
@@ -178,6 +184,13 @@ struct PushPlan {
 /// A pushed case that passed every check: what to store, and the agent it was given to if the
 /// push reassigned it.
 type Checked = (AcceptedCase, Option<User>);
+
+/// Who a console user's changes are written as: the console device, its actor, the time.
+struct ConsoleAuthor {
+    authed: AuthedDevice,
+    actor: automerge::ActorId,
+    ctx: suivi_core::ChangeContext,
+}
 
 pub struct SyncService {
     store: Arc<dyn ServerStore>,
@@ -455,58 +468,47 @@ impl SyncService {
             &suivi_core::ChangeContext,
         ) -> suivi_core::Result<T>,
     ) -> Result<T, ServiceError> {
+        let _one_at_a_time = self.console_lock();
+        let console = self.console_author(user, now)?;
+        let ids = [case_id.to_string()];
+        let access = self.store.case_access(&ids)?;
         let mut edit = Some(edit);
-        let mut outcomes =
-            self.console_changes(user, &[case_id.to_string()], now, |doc, forms, ctx| {
+        let (outcome, checked) = self.console_check(
+            &console,
+            case_id,
+            access.get(case_id),
+            &mut OpsBudget::new(),
+            now,
+            &mut |doc, forms, ctx| {
                 let edit = edit
                     .take()
                     .ok_or_else(|| suivi_core::Error::InvalidInput("one case".into()))?;
                 edit(doc, forms, ctx)
-            })?;
-        match outcomes.pop() {
-            Some((_, outcome)) => outcome,
-            None => Err(ServiceError::Forbidden(format!(
-                "no case {case_id} in your caseload"
-            ))),
-        }
+            },
+        )?;
+        self.console_store(&console, checked.into_iter().collect(), now)?;
+        outcome
     }
 
     /// The same edit made in the console on many cases (a list reassigned at once): each case
-    /// checked as a push, stored `CONSOLE_BATCH_CASES` to a transaction. Returns each case's
-    /// outcome; one refused case never stops the others.
+    /// checked as a push (`CONSOLE_WORKERS` at a time: on PostgreSQL each waits on its reads),
+    /// then stored `CONSOLE_BATCH_CASES` to a transaction. Returns each case's outcome, in the
+    /// order given; one refused case never stops the others.
     #[allow(clippy::type_complexity)]
-    pub fn console_changes<T>(
+    pub fn console_changes<T: Send>(
         &self,
         user: &User,
         case_ids: &[String],
         now: i64,
-        mut edit: impl FnMut(
-            &mut suivi_core::CaseDoc,
-            &FormRegistry,
-            &suivi_core::ChangeContext,
-        ) -> suivi_core::Result<T>,
+        edit: impl Fn(
+                &mut suivi_core::CaseDoc,
+                &FormRegistry,
+                &suivi_core::ChangeContext,
+            ) -> suivi_core::Result<T>
+            + Sync,
     ) -> Result<Vec<(String, Result<T, ServiceError>)>, ServiceError> {
-        // One console change at a time on this instance: two made at once under one console
-        // actor would both take the same sequence number and break the case's history.
-        let _one_at_a_time = self
-            .console_writes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let actor = automerge::ActorId::random();
-        let device = self
-            .store
-            .console_device(&user.user_id, &actor.to_hex_string(), now)?;
-        let actor = automerge::ActorId::from(
-            hex::decode(&device.actor).map_err(|e| ServiceError::Internal(e.to_string()))?,
-        );
-        let authed = AuthedDevice {
-            device,
-            user: user.clone(),
-        };
-        let ctx = suivi_core::ChangeContext {
-            time: chrono::DateTime::from_timestamp(now, 0).unwrap_or_default(),
-            ..suivi_core::ChangeContext::now(user.user_id.clone())
-        };
+        let _one_at_a_time = self.console_lock();
+        let console = self.console_author(user, now)?;
         let mut outcomes = Vec::with_capacity(case_ids.len());
         for chunk in case_ids.chunks(CONSOLE_BATCH_CASES) {
             let valid: Vec<String> = chunk
@@ -515,93 +517,199 @@ impl SyncService {
                 .cloned()
                 .collect();
             let access = self.store.case_access(&valid)?;
-            let mut to_store = Vec::new();
-            let mut moves = Vec::new();
-            for case_id in chunk {
-                let not_found =
-                    || ServiceError::Forbidden(format!("no case {case_id} in your caseload"));
-                let existing = match access.get(case_id) {
-                    Some(a) if self.write_mode(user, Some(a)).is_some() => a,
-                    _ => {
-                        outcomes.push((case_id.clone(), Err(not_found())));
-                        continue;
-                    }
-                };
-                if self.store.is_erased(case_id)? {
-                    outcomes.push((case_id.clone(), Err(not_found())));
-                    continue;
-                }
-                let stored = self.stored_changes(case_id)?;
-                let mut doc = match CaseCheck::load(case_id, stored) {
-                    Ok(c) => suivi_core::CaseDoc::from_automerge(
-                        c.into_document().with_actor(actor.clone()),
-                    ),
-                    Err(e) => {
-                        let why = format!("stored case does not load: {e:?}");
-                        outcomes.push((case_id.clone(), Err(ServiceError::Internal(why))));
-                        continue;
-                    }
-                };
-                let before = doc.heads();
-                let out = match edit(&mut doc, &self.forms, &ctx) {
-                    Ok(out) => out,
-                    Err(e) => {
-                        let why = ServiceError::BadRequest(e.to_string());
-                        outcomes.push((case_id.clone(), Err(why)));
-                        continue;
-                    }
-                };
-                let changes = doc.changes_since(&before);
-                if changes.is_empty() {
-                    outcomes.push((case_id.clone(), Ok(out)));
-                    continue;
-                }
-                let pushed = CaseChanges {
-                    case_id: case_id.clone(),
-                    changes: changes
-                        .into_iter()
-                        .map(serde_bytes::ByteBuf::from)
-                        .collect(),
-                };
-                match self.check_case(
-                    &authed,
-                    &pushed,
-                    Some(existing),
-                    &mut OpsBudget::new(),
-                    now,
-                )? {
-                    Ok(Some((accepted, reassigned))) => {
-                        to_store.push(accepted);
-                        moves.extend(reassigned.map(|to| (case_id.clone(), to)));
-                        outcomes.push((case_id.clone(), Ok(out)));
-                    }
-                    Ok(None) => outcomes.push((case_id.clone(), Ok(out))),
-                    Err((reason, detail)) => outcomes.push((
-                        case_id.clone(),
-                        Err(ServiceError::BadRequest(format!(
-                            "refused: {} {detail}",
-                            reason.as_str()
-                        ))),
-                    )),
+            let share = chunk.len().div_ceil(CONSOLE_WORKERS).max(1);
+            let done: Vec<Result<Vec<_>, ServiceError>> = std::thread::scope(|scope| {
+                let workers: Vec<_> = chunk
+                    .chunks(share)
+                    .map(|part| {
+                        let (console, access, edit) = (&console, &access, &edit);
+                        scope.spawn(move || {
+                            // Each worker its own scratch: the agents it looked up.
+                            let mut scratch = OpsBudget::new();
+                            part.iter()
+                                .map(|case_id| {
+                                    self.console_check(
+                                        console,
+                                        case_id,
+                                        access.get(case_id),
+                                        &mut scratch,
+                                        now,
+                                        &mut |doc, forms, ctx| edit(doc, forms, ctx),
+                                    )
+                                    .map(|(outcome, checked)| (case_id.clone(), outcome, checked))
+                                })
+                                .collect::<Result<Vec<_>, ServiceError>>()
+                        })
+                    })
+                    .collect();
+                workers
+                    .into_iter()
+                    .map(|w| {
+                        w.join().unwrap_or_else(|_| {
+                            Err(ServiceError::Internal("a console worker panicked".into()))
+                        })
+                    })
+                    .collect()
+            });
+            let mut checked_cases = Vec::new();
+            for part in done {
+                for (case_id, outcome, checked) in part? {
+                    outcomes.push((case_id, outcome));
+                    checked_cases.extend(checked);
                 }
             }
-            if !to_store.is_empty() {
-                let subject = match to_store.as_slice() {
-                    [one] => one.case_id.clone(),
-                    many => format!("{} cases", many.len()),
-                };
-                self.store.store_changes(
-                    &authed.device.device_id,
-                    &to_store,
-                    Some(("console.change", &subject)),
-                    now,
-                )?;
-                let ids: Vec<String> = to_store.iter().map(|c| c.case_id.clone()).collect();
-                self.refresh_summaries_of(&ids)?;
-            }
-            self.apply_reassignments(user, moves, now)?;
+            self.console_store(&console, checked_cases, now)?;
         }
         Ok(outcomes)
+    }
+
+    fn console_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        // One console change at a time on this instance: two made at once under one console
+        // actor would both take the same sequence number and break the case's history.
+        self.console_writes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The device, actor and change context a console user's changes are written under.
+    fn console_author(&self, user: &User, now: i64) -> Result<ConsoleAuthor, ServiceError> {
+        let actor = automerge::ActorId::random();
+        let device = self
+            .store
+            .console_device(&user.user_id, &actor.to_hex_string(), now)?;
+        let actor = automerge::ActorId::from(
+            hex::decode(&device.actor).map_err(|e| ServiceError::Internal(e.to_string()))?,
+        );
+        Ok(ConsoleAuthor {
+            authed: AuthedDevice {
+                device,
+                user: user.clone(),
+            },
+            actor,
+            ctx: suivi_core::ChangeContext {
+                time: chrono::DateTime::from_timestamp(now, 0).unwrap_or_default(),
+                ..suivi_core::ChangeContext::now(user.user_id.clone())
+            },
+        })
+    }
+
+    /// One case of a console edit: loaded as stored, edited under the console actor, checked as
+    /// a push. The edit's outcome for the caller, and what to store if it wrote anything. Only
+    /// a failing store is an error here.
+    #[allow(clippy::type_complexity)]
+    fn console_check<T>(
+        &self,
+        console: &ConsoleAuthor,
+        case_id: &str,
+        existing: Option<&CaseAccess>,
+        scratch: &mut OpsBudget,
+        now: i64,
+        edit: &mut dyn FnMut(
+            &mut suivi_core::CaseDoc,
+            &FormRegistry,
+            &suivi_core::ChangeContext,
+        ) -> suivi_core::Result<T>,
+    ) -> Result<(Result<T, ServiceError>, Option<Checked>), ServiceError> {
+        let not_found = || ServiceError::Forbidden(format!("no case {case_id} in your caseload"));
+        // An erased case has no owner left: not found, like a case outside the scope.
+        let existing = match existing {
+            Some(a)
+                if valid_case_id(case_id)
+                    && self.write_mode(&console.authed.user, Some(a)).is_some() =>
+            {
+                a
+            }
+            _ => return Ok((Err(not_found()), None)),
+        };
+        // A stored case that does not parse (for `case check`) fails alone.
+        let stored = match self.stored_changes(case_id) {
+            Ok(stored) => stored,
+            Err(e @ ServiceError::Storage(_)) => return Err(e),
+            Err(e) => return Ok((Err(e), None)),
+        };
+        let mut doc = match CaseCheck::load(case_id, stored.clone()) {
+            Ok(c) => suivi_core::CaseDoc::from_automerge(
+                c.into_document().with_actor(console.actor.clone()),
+            ),
+            Err(e) => {
+                let why = format!("stored case does not load: {e:?}");
+                return Ok((Err(ServiceError::Internal(why)), None));
+            }
+        };
+        let before = doc.heads();
+        let out = match edit(&mut doc, &self.forms, &console.ctx) {
+            Ok(out) => out,
+            Err(e) => return Ok((Err(ServiceError::BadRequest(e.to_string())), None)),
+        };
+        let changes = doc.changes_since(&before);
+        if changes.is_empty() {
+            return Ok((Ok(out), None));
+        }
+        let pushed = CaseChanges {
+            case_id: case_id.to_string(),
+            changes: changes
+                .into_iter()
+                .map(serde_bytes::ByteBuf::from)
+                .collect(),
+        };
+        Ok(
+            match self.check_case(
+                &console.authed,
+                &pushed,
+                Some(existing),
+                scratch,
+                now,
+                Some(stored),
+            )? {
+                Ok(Some(checked)) => (Ok(out), Some(checked)),
+                Ok(None) => (Ok(out), None),
+                Err((reason, detail)) => (
+                    Err(ServiceError::BadRequest(format!(
+                        "refused: {} {detail}",
+                        reason.as_str()
+                    ))),
+                    None,
+                ),
+            },
+        )
+    }
+
+    /// Stores checked console changes in one transaction (audited `console.change`), then moves
+    /// the cases they reassigned.
+    fn console_store(
+        &self,
+        console: &ConsoleAuthor,
+        checked: Vec<Checked>,
+        now: i64,
+    ) -> Result<(), ServiceError> {
+        if checked.is_empty() {
+            return Ok(());
+        }
+        let (to_store, moves): (Vec<AcceptedCase>, Vec<Option<(String, User)>>) = checked
+            .into_iter()
+            .map(|(accepted, to)| {
+                let case_id = accepted.case_id.clone();
+                (accepted, to.map(|to| (case_id, to)))
+            })
+            .unzip();
+        let subject = match to_store.as_slice() {
+            [one] => one.case_id.clone(),
+            many => format!("{} cases", many.len()),
+        };
+        self.store.store_changes(
+            &console.authed.device.device_id,
+            &to_store,
+            Some(("console.change", &subject)),
+            now,
+        )?;
+        let ids: Vec<String> = to_store.iter().map(|c| c.case_id.clone()).collect();
+        self.refresh_summaries_of(&ids)?;
+        self.apply_reassignments(
+            &console.authed.user,
+            moves.into_iter().flatten().collect(),
+            now,
+        )?;
+        Ok(())
     }
 
     /// Merges two records of the same child, for a supervisor or admin who may write both:
@@ -726,18 +834,27 @@ impl SyncService {
         // A console user writes the reassignment into each case, which moves it (so one made
         // at the same time on a supervisor's phone shows as a conflict); the server's own
         // command, acting as no registered user, moves ownership only.
+        let mut left = permitted.clone();
         if self.store.user(&by.user_id)?.is_some() {
             let to_id = to.user_id.clone();
-            for (case_id, outcome) in self.console_changes(by, &permitted, now, |doc, _, ctx| {
+            let outcomes = self.console_changes(by, &permitted, now, |doc, _, ctx| {
                 doc.assign_to(&to_id, ctx)
-            })? {
-                if let Err(e) = outcome {
-                    tracing::info!(case = %case_id, error = %e, "a reassignment was not written");
+            })?;
+            left.clear();
+            for (case_id, outcome) in outcomes {
+                match outcome {
+                    // Written, so moved as the change was stored.
+                    Ok(true) => {}
+                    Ok(false) => left.push(case_id),
+                    Err(e) => {
+                        tracing::info!(case = %case_id, error = %e, "a reassignment was not written");
+                        left.push(case_id);
+                    }
                 }
             }
         }
-        // Whatever the documents did not move (written before, or not written): moved here.
-        for chunk in permitted.chunks(500) {
+        // Whatever the documents did not move (given to `to` before, or not written).
+        for chunk in left.chunks(500) {
             self.store
                 .reassign_cases(chunk, &to, &by.user_id, now, now + REASSIGN_GRACE_SECS)?;
         }
@@ -857,7 +974,7 @@ impl SyncService {
                 continue;
             }
             let existing = access.get(&case.case_id);
-            match self.check_case(device, case, existing, &mut budget, now)? {
+            match self.check_case(device, case, existing, &mut budget, now, None)? {
                 Ok(None) => plan.accepted.push(case.case_id.clone()),
                 Ok(Some((accepted, reassigned))) => match allowance.take(&accepted) {
                     Ok(()) => {
@@ -889,6 +1006,7 @@ impl SyncService {
         existing: Option<&CaseAccess>,
         budget: &mut OpsBudget,
         now: i64,
+        preloaded: Option<Vec<Change>>,
     ) -> Result<Result<Option<Checked>, (RefusalReason, String)>, ServiceError> {
         if self.store.is_erased(&case.case_id)? {
             // Checked first: an erased case has no owner left, so it would read as new.
@@ -927,10 +1045,14 @@ impl SyncService {
                 .iter()
                 .flat_map(|c| c.deps().iter().map(ToString::to_string)),
         );
-        let known: HashSet<String> = if existing.is_none() {
-            HashSet::new()
-        } else {
-            self.store.known_changes(&case.case_id, &lookup)?
+        // A console change is made on the stored case the caller loaded: no need to ask again.
+        let known: HashSet<String> = match (&preloaded, existing) {
+            (_, None) => HashSet::new(),
+            (Some(stored), Some(_)) => {
+                let held: HashSet<String> = stored.iter().map(|c| c.hash().to_string()).collect();
+                lookup.into_iter().filter(|h| held.contains(h)).collect()
+            }
+            (None, Some(_)) => self.store.known_changes(&case.case_id, &lookup)?,
         };
         let mut have: HashSet<String> = known.clone();
         let mut fresh = Vec::new();
@@ -955,10 +1077,10 @@ impl SyncService {
             .iter()
             .map(|c| (c.hash().to_string(), c.raw_bytes().to_vec()))
             .collect();
-        let stored = if existing.is_some() {
-            self.stored_changes(&case.case_id)?
-        } else {
-            Vec::new()
+        let stored = match (preloaded, existing) {
+            (_, None) => Vec::new(),
+            (Some(stored), Some(_)) => stored,
+            (None, Some(_)) => self.stored_changes(&case.case_id)?,
         };
         let ops = stored.iter().chain(&fresh).map(Change::len).sum();
         if let Err(refusal) = budget.take(ops) {
@@ -966,11 +1088,17 @@ impl SyncService {
         }
         let change_count = (stored.len() + fresh.len()) as u64;
         let team = existing.map_or(device.user.team.as_str(), |a| a.team.as_str());
-        let (checked, reassigned) =
-            match self.validate(device, &case.case_id, team, stored, mode, fresh)? {
-                Ok(checked) => checked,
-                Err(refusal) => return Ok(Err(refusal)),
-            };
+        let (checked, reassigned) = match self.validate(
+            device,
+            (&case.case_id, team),
+            stored,
+            mode,
+            fresh,
+            &mut budget.agents,
+        )? {
+            Ok(checked) => checked,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
         Ok(Ok(Some((
             AcceptedCase {
                 case_id: case.case_id.clone(),
@@ -991,11 +1119,11 @@ impl SyncService {
     fn validate(
         &self,
         device: &AuthedDevice,
-        case_id: &str,
-        team: &str,
+        (case_id, team): (&str, &str),
         stored: Vec<Change>,
         mode: WriteMode,
         fresh: Vec<Change>,
+        agents: &mut HashMap<String, Option<User>>,
     ) -> Result<Result<(AutoCommit, Option<User>), (RefusalReason, String)>, ServiceError> {
         let Ok(mut copy) = CaseCheck::load(case_id, stored) else {
             return Ok(Err((
@@ -1020,15 +1148,25 @@ impl SyncService {
         let doc = copy.into_document();
         let after = suivi_core::case_doc::single_assignee(&doc);
         let reassigned = match after {
-            Some(agent) if Some(&agent) != before.as_ref() => match self.store.user(&agent)? {
-                Some(user) if user.role == Role::Agent && user.team == team => Some(user),
-                _ => {
-                    return Ok(Err((
-                        RefusalReason::Forbidden,
-                        "assigned_to: not an agent of the case's team".to_string(),
-                    )))
+            Some(agent) if Some(&agent) != before.as_ref() => {
+                let found = match agents.get(&agent) {
+                    Some(found) => found.clone(),
+                    None => {
+                        let found = self.store.user(&agent)?;
+                        agents.insert(agent.clone(), found.clone());
+                        found
+                    }
+                };
+                match found {
+                    Some(user) if user.role == Role::Agent && user.team == team => Some(user),
+                    _ => {
+                        return Ok(Err((
+                            RefusalReason::Forbidden,
+                            "assigned_to: not an agent of the case's team".to_string(),
+                        )))
+                    }
                 }
-            },
+            }
             _ => None,
         };
         Ok(Ok((doc, reassigned)))
@@ -1277,11 +1415,11 @@ impl SyncService {
                 let team = existing.map_or(device.user.team.as_str(), |a| a.team.as_str());
                 let (checked, reassigned) = match self.validate(
                     device,
-                    case_id,
-                    team,
+                    (case_id, team),
                     stored.clone(),
                     mode,
                     ordered.clone(),
+                    &mut HashMap::new(),
                 )? {
                     Ok(checked) => checked,
                     Err((reason, detail)) => return refuse(reason, &detail),
@@ -1503,7 +1641,7 @@ mod tests {
                 case_id: "c0ffee00c0ffee00c0ffee00c0ffee00".into(),
                 changes: vec![serde_bytes::ByteBuf::from(vec![0u8; 4]); n],
             };
-            let checked = service.check_case(&device, &case, None, &mut OpsBudget::new(), 0);
+            let checked = service.check_case(&device, &case, None, &mut OpsBudget::new(), 0, None);
             checked.unwrap().unwrap_err().0
         };
         let max = protocol::PUSH_CHANGES_PER_CASE_MAX;

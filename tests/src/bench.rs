@@ -87,7 +87,12 @@ impl ServerProcess {
             ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // SUIVI_BENCH_SERVER_STDERR=1 shows the server's warnings, to find where time goes.
+            .stderr(if std::env::var_os("SUIVI_BENCH_SERVER_STDERR").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .map_err(|e| format!("{}: {e}", binary.display()))?;
         let started = Instant::now();

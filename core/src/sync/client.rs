@@ -402,7 +402,7 @@ impl Store {
         for case in &response.pull {
             report.changes_down += case.changes.len();
             tx.execute_batch("SAVEPOINT pulled_case")?;
-            match self.commit_pulled_case(&tx, &forms, response, case) {
+            match self.commit_pulled_case(&tx, &forms, &response.authors, case) {
                 Ok(Pulled::Saved { conflicts }) => {
                     tx.execute_batch("RELEASE pulled_case")?;
                     if conflicts {
@@ -490,7 +490,7 @@ impl Store {
         &self,
         tx: &rusqlite::Transaction<'_>,
         forms: &crate::forms::FormRegistry,
-        response: &SyncResponse,
+        authors: &[protocol::Author],
         case: &PulledCase,
     ) -> Result<Pulled> {
         let mut raw: Vec<Vec<u8>> = {
@@ -503,8 +503,7 @@ impl Store {
         for c in &case.changes {
             let change = crate::case_doc::check::parse_change(&c.data)
                 .map_err(|e| Error::Protocol(e.to_string()))?;
-            let author = response
-                .authors
+            let author = authors
                 .get(c.author as usize)
                 .ok_or_else(|| Error::Protocol("pulled change without an author".into()))?;
             tx.execute(
@@ -589,6 +588,46 @@ impl Store {
         Ok(Pulled::Saved {
             conflicts: !doc.conflicts(forms)?.is_empty(),
         })
+    }
+
+    /// Tries the cases set aside again, with what this build knows: a case an older version of
+    /// the app quarantined (a document key added since, such as a merge link) is taken in after
+    /// the update, from the changes kept with it; one that still fails stays aside. Run at the
+    /// start of each sync. Returns how many were taken in.
+    pub fn retry_quarantined(&mut self) -> Result<usize> {
+        let ids: Vec<String> = {
+            let mut stmt = self
+                .connection_ref()
+                .prepare_cached("SELECT case_id FROM quarantine ORDER BY case_id")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let forms = self.forms().clone();
+        let tx = self.connection_ref().unchecked_transaction()?;
+        let mut taken = 0;
+        for case_id in ids {
+            tx.execute_batch("SAVEPOINT retried_case")?;
+            let kept = PulledCase {
+                case_id,
+                changes: Vec::new(),
+            };
+            match self.commit_pulled_case(&tx, &forms, &[], &kept) {
+                Ok(Pulled::Saved { .. }) => {
+                    tx.execute_batch("RELEASE retried_case")?;
+                    taken += 1;
+                }
+                Ok(Pulled::Waiting) => tx.execute_batch("RELEASE retried_case")?,
+                Err(e @ (Error::StorageFull | Error::Storage(_) | Error::WrongKeyOrCorrupt)) => {
+                    return Err(e)
+                }
+                Err(_) => tx.execute_batch("ROLLBACK TO retried_case; RELEASE retried_case")?,
+            }
+        }
+        tx.commit()?;
+        Ok(taken)
     }
 
     /// Sets a pulled case aside: its changes wait with it (retried with its next pulled

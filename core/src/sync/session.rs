@@ -473,6 +473,8 @@ pub fn run(
     progress: &mut dyn FnMut(&SyncProgress),
     cancel: &Cancel,
 ) -> Result<SyncReport> {
+    // A case an older app set aside may pass this build's checks: taken in before the round.
+    handle.lock_store().retry_quarantined()?;
     let mut session = SyncSession::start(&handle.lock_store())?;
     loop {
         cancel.check()?;

@@ -179,4 +179,32 @@ class BindingsTest {
             assertEquals("console-fatima", merge.verifiedDevice)
         }
     }
+
+    @Test
+    fun `a supervisor reassigns from the phone offline and the case moves at the next sync`() {
+        TestServer().use { server ->
+            server.addUser("amina", "agent", "sikasso")
+            server.addUser("karim", "agent", "sikasso")
+            server.addUser("fatima", "supervisor", "sikasso")
+            val (amina, _) = newStore("amina")
+            amina.enroll(server.url, server.enrollmentCode("amina"), null)
+            val (karim, _) = newStore("karim")
+            karim.enroll(server.url, server.enrollmentCode("karim"), null)
+            val (fatima, _) = newStore("fatima")
+            fatima.enroll(server.url, server.enrollmentCode("fatima"), null)
+            val caseId = amina.createCase(child("Awa", "Sangaré", "Zégoua"))
+            amina.sync(null, null)
+            fatima.sync(null, null)
+            expectThrows<SuiviException.Forbidden> { amina.reassignCase(caseId, "karim") }
+            // Offline on Fatima's phone: written now, applied when it reaches the server.
+            assertTrue(fatima.reassignCase(caseId, "karim"))
+            karim.sync(null, null)
+            assertTrue("not moved before the sync", karim.listCases(ALL).isEmpty())
+            fatima.sync(null, null)
+            karim.sync(null, null)
+            assertEquals(listOf(caseId), karim.listCases(ALL).map { it.caseId })
+            amina.sync(null, null)
+            assertTrue("gone from Amina's phone", amina.listCases(ALL).isEmpty())
+        }
+    }
 }

@@ -714,7 +714,12 @@ async fn case_page(
             .unwrap_or_default();
         let mut merged = Vec::with_capacity(merged_ids.len());
         for id in merged_ids {
-            merged.push(merged_view(&service, &reader, id)?);
+            let view = merged_view(&service, &reader, id)?;
+            if view.readable {
+                // Shown on this page: a view of that child's record too.
+                store.audit(now(), &reader.user_id, "console.case_viewed", &view.case_id)?;
+            }
+            merged.push(view);
         }
         store.audit(now(), &reader.user_id, "console.case_viewed", &case_id)?;
         Ok(Some((listed, doc, origins, agents, merged)))

@@ -275,7 +275,12 @@ fn case_row(
         .collect();
     html! {
         tr {
-            td { a.case href={ "/console/cases/" (s.case_id) } { bdi { (s.first_name) " " (s.last_name) } } }
+            td {
+                a.case href={ "/console/cases/" (s.case_id) } { bdi { (s.first_name) " " (s.last_name) } }
+                @if let Some(into) = &s.merged_into {
+                    " " a.merged href={ "/console/cases/" (into) } { (t(lang, T::MergedCase)) }
+                }
+            }
             td { bdi { (place.join(", ")) } }
             td { (case.created_by) }
             td { @if let Some(r) = &s.risk_level {

@@ -194,6 +194,46 @@ impl FeedHead {
         Ok(())
     }
 
+    /// Appends many rows in one statement, each `(case, change id, hash)` for `audience` only:
+    /// positions and marks are chained here as `append` chains them, one by one.
+    fn append_all(
+        &mut self,
+        tx: &mut impl GenericClient,
+        rows: &[(String, i64, String)],
+        audience: &str,
+        (owner, team): (&str, &str),
+    ) -> StorageResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut seqs = Vec::with_capacity(rows.len());
+        let mut marks = Vec::with_capacity(rows.len());
+        for (_, _, hash) in rows {
+            self.seq += 1;
+            self.mark = next_feed_mark(&self.mark, self.seq as u64, hash, Some(audience));
+            seqs.push(self.seq);
+            marks.push(self.mark.clone());
+        }
+        let change_ids: Vec<i64> = rows.iter().map(|(_, id, _)| *id).collect();
+        let case_ids: Vec<&str> = rows.iter().map(|(case, _, _)| case.as_str()).collect();
+        tx.execute(
+            "INSERT INTO feed (seq, change_id, case_id, audience, owner, team, mark)
+             SELECT s, c, k, $4, $5, $6, m
+             FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $7::bytea[]) AS t(s, c, k, m)",
+            &[
+                &seqs,
+                &change_ids,
+                &case_ids,
+                &audience,
+                &owner,
+                &team,
+                &marks,
+            ],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+
     fn save(&self, tx: &mut impl GenericClient) -> StorageResult<()> {
         tx.execute(
             "UPDATE feed_head SET seq = $1, mark = $2, erasure_seq = $3",
@@ -1270,64 +1310,100 @@ impl ServerStore for PostgresStore {
         // The sequencer first, as an assignment: each case's rows for its new owner are appended
         // in one block, and an erasure cannot interleave.
         let mut head = FeedHead::lock(&mut tx)?;
-        let mut moved = Vec::new();
-        for case_id in case_ids {
-            let Some(case) = tx
-                .query_opt(
-                    "SELECT created_by, team FROM cases WHERE case_id = $1",
-                    &[case_id],
-                )
-                .map_err(backend)?
-            else {
-                continue;
-            };
-            let (old, team): (String, String) = (case.get(0), case.get(1));
-            if old == to.user_id || team != to.team {
-                continue;
-            }
-            for sql in [
-                "UPDATE cases SET created_by = $2 WHERE case_id = $1",
-                "UPDATE case_summaries SET owner = $2 WHERE case_id = $1",
-                // Every row of the case, those queued for an earlier owner too: a case moved
-                // back leaves nothing behind for the owner it left.
-                "UPDATE feed SET owner = $2 WHERE case_id = $1",
-                // A removal still waiting for the new owner (the case moved away from it
-                // and back) would take the case off its phones again.
-                "DELETE FROM removals WHERE case_id = $1 AND user_id = $2",
-            ] {
-                tx.execute(sql, &[case_id, &to.user_id]).map_err(backend)?;
-            }
-            head.queue_case_for(&mut tx, case_id, &to.user_id, (&to.user_id, &team))?;
-            tx.execute(
-                "INSERT INTO case_handovers (case_id, user_id, until) VALUES ($1, $2, $3)
-                 ON CONFLICT (case_id, user_id) DO UPDATE SET until = excluded.until",
-                &[case_id, &old, &grace_until],
+        // Set-based, a statement for all the cases at each step: a list of 1,000 cases is a
+        // dozen round trips, not ten per case.
+        let mut owners: HashMap<String, (String, String)> = HashMap::new();
+        for row in tx
+            .query(
+                "SELECT case_id, created_by, team FROM cases WHERE case_id = ANY($1)",
+                &[&case_ids],
             )
-            .map_err(backend)?;
-            let still_reads = tx
-                .query_opt(
-                    "SELECT 1 FROM assignments WHERE case_id = $1 AND user_id = $2
-                     UNION ALL SELECT 1 FROM users WHERE user_id = $2 AND role <> 'agent'",
-                    &[case_id, &old],
-                )
-                .map_err(backend)?
-                .is_some();
-            if !still_reads {
-                tx.execute(
-                    "INSERT INTO removals (user_id, case_id, at) VALUES ($1, $2, $3)",
-                    &[&old, case_id, &now],
-                )
-                .map_err(backend)?;
-            }
-            audit_row(
-                &mut tx,
-                now,
-                by,
-                "case.reassign",
-                &format!("{case_id} {old} -> {}", to.user_id),
-            )?;
-            moved.push(case_id.clone());
+            .map_err(backend)?
+        {
+            owners.insert(row.get(0), (row.get(1), row.get(2)));
         }
+        let mut seen = HashSet::new();
+        let (moved, former): (Vec<String>, Vec<String>) = case_ids
+            .iter()
+            .filter(|id| seen.insert(id.as_str()))
+            .filter_map(|id| {
+                let (old, team) = owners.get(id)?;
+                (*old != to.user_id && *team == to.team).then(|| (id.clone(), old.clone()))
+            })
+            .unzip();
+        if moved.is_empty() {
+            tx.commit().map_err(backend)?;
+            return Ok(moved);
+        }
+        for sql in [
+            "UPDATE cases SET created_by = $2 WHERE case_id = ANY($1)",
+            "UPDATE case_summaries SET owner = $2 WHERE case_id = ANY($1)",
+            // Every row of the case, those queued for an earlier owner too: a case moved back
+            // leaves nothing behind for the owner it left.
+            "UPDATE feed SET owner = $2 WHERE case_id = ANY($1)",
+            // A removal still waiting for the new owner (the case moved away from it and
+            // back) would take the case off its phones again.
+            "DELETE FROM removals WHERE case_id = ANY($1) AND user_id = $2",
+        ] {
+            tx.execute(sql, &[&moved, &to.user_id]).map_err(backend)?;
+        }
+        // The new owner's phones may have passed these rows: its own copy of each, case by
+        // case in the list's order, each case's in feed order.
+        let mut rows_of: HashMap<String, Vec<(i64, String)>> = HashMap::new();
+        for row in tx
+            .query(
+                "SELECT c.case_id, c.id, c.hash FROM changes c
+                 JOIN feed f ON f.change_id = c.id AND f.audience IS NULL
+                 WHERE c.case_id = ANY($1) ORDER BY f.seq",
+                &[&moved],
+            )
+            .map_err(backend)?
+        {
+            rows_of
+                .entry(row.get(0))
+                .or_default()
+                .push((row.get(1), row.get(2)));
+        }
+        let queued: Vec<(String, i64, String)> = moved
+            .iter()
+            .flat_map(|case_id| {
+                rows_of
+                    .remove(case_id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |(id, hash)| (case_id.clone(), id, hash))
+            })
+            .collect();
+        head.append_all(&mut tx, &queued, &to.user_id, (&to.user_id, &to.team))?;
+        tx.execute(
+            "INSERT INTO case_handovers (case_id, user_id, until)
+             SELECT c, u, $3 FROM UNNEST($1::text[], $2::text[]) AS t(c, u)
+             ON CONFLICT (case_id, user_id) DO UPDATE SET until = excluded.until",
+            &[&moved, &former, &grace_until],
+        )
+        .map_err(backend)?;
+        // The former owner's phones remove the case, unless that user still reads it.
+        tx.execute(
+            "INSERT INTO removals (user_id, case_id, at)
+             SELECT u, c, $3 FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS t(c, u, n)
+             WHERE NOT EXISTS (SELECT 1 FROM assignments a WHERE a.case_id = t.c AND a.user_id = t.u)
+               AND NOT EXISTS (SELECT 1 FROM users WHERE user_id = t.u AND role <> 'agent')
+             ORDER BY n",
+            &[&moved, &former, &now],
+        )
+        .map_err(backend)?;
+        let subjects: Vec<String> = moved
+            .iter()
+            .zip(&former)
+            .map(|(case_id, old)| format!("{case_id} {old} -> {}", to.user_id))
+            .collect();
+        tx.execute(
+            "INSERT INTO audit_log (at, actor, action, subject)
+             SELECT $1, $2, 'case.reassign', s FROM UNNEST($3::text[]) WITH ORDINALITY AS t(s, n)
+             ORDER BY n",
+            &[&now, &by, &subjects],
+        )
+        .map_err(backend)?;
         head.save(&mut tx)?;
         tx.commit().map_err(backend)?;
         Ok(moved)

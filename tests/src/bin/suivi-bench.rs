@@ -1075,27 +1075,53 @@ fn console_reassign_on(
         .meta("device_id")
         .map_err(|e| e.to_string())?
         .ok_or("not enrolled")?;
-    let batch: Vec<AcceptedCase> = (0..cases)
-        .map(|n| {
-            let case_id = format!("e0{n:030x}");
-            AcceptedCase {
-                new_case: Some((from.clone(), team.clone())),
-                changes: (0..3)
-                    .map(|i| (format!("{team}-{n}-{i}"), vec![i as u8; 64]))
-                    .collect(),
-                summary: Some(SummaryWrite {
-                    summary: CaseSummary {
-                        case_id: case_id.clone(),
-                        first_name: format!("Child {n}"),
-                        ..Default::default()
-                    },
-                    change_count: 3,
+    // Real documents, as the agent's phone made them (created, edited, a visit): the console
+    // writes the reassignment into each, so the figure includes loading and checking them.
+    let forms = suivi_core::FormRegistry::builtin();
+    let actor =
+        automerge::ActorId::from(hex::decode(&device.identity().actor).map_err(|e| e.to_string())?);
+    let mut batch: Vec<AcceptedCase> = Vec::with_capacity(cases);
+    for n in 0..cases {
+        let case_id = format!("e0{n:030x}");
+        let ctx = suivi_core::ChangeContext::now(from.clone());
+        let form = forms
+            .latest(suivi_core::forms::IDENTIFICATION)
+            .map_err(|e| e.to_string())?;
+        let mut doc = suivi_core::CaseDoc::create(
+            &case_id,
+            actor.clone(),
+            form,
+            &suivi_tests::child(n),
+            &ctx,
+        )
+        .map_err(|e| e.to_string())?;
+        let mut edit = suivi_core::Record::new();
+        edit.insert("village".into(), serde_json::json!("Kaniko"));
+        doc.edit_identification(&forms, &edit, &ctx)
+            .map_err(|e| e.to_string())?;
+        doc.add_followup(&forms, &suivi_tests::visit(n), &ctx)
+            .map_err(|e| e.to_string())?;
+        let changes = doc
+            .automerge()
+            .get_changes(&[])
+            .iter()
+            .map(|c| (c.hash().to_string(), c.raw_bytes().to_vec()))
+            .collect();
+        batch.push(AcceptedCase {
+            new_case: Some((from.clone(), team.clone())),
+            changes,
+            summary: Some(SummaryWrite {
+                summary: CaseSummary {
+                    case_id: case_id.clone(),
+                    first_name: format!("Child {n}"),
                     ..Default::default()
-                }),
-                case_id,
-            }
-        })
-        .collect();
+                },
+                change_count: 3,
+                ..Default::default()
+            }),
+            case_id,
+        });
+    }
     for chunk in batch.chunks(500) {
         server
             .store

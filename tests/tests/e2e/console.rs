@@ -1219,6 +1219,38 @@ fn a_supervisor_reassigns_from_a_phone_offline_and_two_reassignments_at_once_are
         .unwrap()
         .conflicts
         .is_empty());
+
+    // The device command: a supervisor's `suivi case reassign`, an agent's refused (exit 6).
+    use crate::cli::{suivi, suivi_binary};
+    let third = amina.store.create_case(&child(7)).unwrap();
+    let fourth = amina.store.create_case(&child(8)).unwrap();
+    amina.sync().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fatima_db = dir.path().join("fatima-cli.db");
+    suivi(&fatima_db, &["init", "--user", "fatima", "--device", "itel"]);
+    let code = server.code("fatima");
+    suivi(
+        &fatima_db,
+        &["enroll", "--server", &server.url(), "--code", &code],
+    );
+    suivi(&fatima_db, &["sync"]);
+    let written = suivi(&fatima_db, &["case", "reassign", &third[..8], "--to", "salif"]);
+    assert_eq!(written["assigned_to"], "salif");
+    suivi(&fatima_db, &["sync"]);
+    salif.sync().unwrap();
+    assert!(salif.case_ids().contains(&third), "moved by the command");
+    let amina_db = dir.path().join("amina-cli.db");
+    suivi(&amina_db, &["init", "--user", "amina", "--device", "tecno"]);
+    let code = server.code("amina");
+    suivi(&amina_db, &["enroll", "--server", &server.url(), "--code", &code]);
+    suivi(&amina_db, &["sync"]);
+    let refused = std::process::Command::new(suivi_binary())
+        .args(["case", "reassign", &fourth, "--to", "salif"])
+        .env("SUIVI_DB", &amina_db)
+        .env("SUIVI_KEY", "clé de test")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(6), "an agent's phone");
 }
 
 #[test]
@@ -1476,6 +1508,11 @@ fn a_supervisor_merges_the_same_child_registered_twice_and_nothing_recorded_is_l
         "the merged-away case leads to the survivor"
     );
     assert!(!away_page.contains("Réassigner à"), "and is not reassigned");
+    let (_, list, _) = fatima.get("/console/cases");
+    assert!(
+        list.contains(&format!("class=\"merged\" href=\"/console/cases/{kept}\"")),
+        "the caseload marks it and leads to the survivor"
+    );
 
     // Amina's phone now holds both: the merged-away one read-only, its visit on the survivor.
     amina.sync().unwrap();
@@ -1587,6 +1624,72 @@ fn a_supervisor_merges_the_same_child_registered_twice_and_nothing_recorded_is_l
     assert!(audit.iter().any(|r| r.actor == "fatima"
         && r.action == "console.merge"
         && r.subject == format!("{merged} -> {kept}")));
+    let views_of_merged = audit
+        .iter()
+        .filter(|r| r.action == "console.case_viewed" && r.subject == merged)
+        .count();
+    assert_eq!(
+        views_of_merged, 2,
+        "its own page, and the survivor's showing it"
+    );
+}
+
+/// A phone on an app from before merges (protocol 4) sets a merged case aside: its check does
+/// not know the `merged_into` key. It loses nothing (the changes wait in `pending_changes`, the
+/// last good state stays readable and editable), and once the app is updated the next sync
+/// takes the case in. The older app's state is written here as it would have left it.
+#[test]
+fn a_merged_case_an_older_app_set_aside_is_taken_in_after_the_update() {
+    let server = two_teams();
+    let mut amina = server.device("amina");
+    let mut karim = server.device("karim");
+    let (kept, merged) = same_child_twice(&mut amina, &mut karim);
+    amina.sync().unwrap();
+    karim.sync().unwrap();
+    let fatima = server.store.user("fatima").unwrap().unwrap();
+    let service = suivi_server::SyncService::new(server.store.clone(), server.codes.clone());
+    service
+        .merge_cases(&fatima, &kept, &merged, 1_800_000_000)
+        .unwrap();
+    // A phone of Karim's on the old app pulls the merged case and sets it aside: nothing of it
+    // is saved, its changes wait, its cursor moves on (so no later page brings them again).
+    let mut old_app = server.device("karim");
+    old_app.sync().unwrap();
+    {
+        let conn = rusqlite::Connection::open(&old_app.path).unwrap();
+        conn.pragma_update(None, "key", suivi_tests::DEVICE_KEY)
+            .unwrap();
+        conn.pragma_update(None, "foreign_keys", true).unwrap();
+        conn.execute("DELETE FROM case_docs WHERE case_id = ?1", [&merged])
+            .unwrap();
+        for raw in server.store.case_changes(&merged).unwrap() {
+            conn.execute(
+                "INSERT INTO pending_changes (case_id, data) VALUES (?1, ?2)",
+                rusqlite::params![merged, raw],
+            )
+            .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO quarantine (case_id, reason, at) VALUES (?1, 'invalid case document at merged_into', '')",
+            [&merged],
+        )
+        .unwrap();
+    }
+    assert_eq!(old_app.store.quarantined_cases().unwrap().len(), 1);
+    assert!(old_app.store.case(&merged).is_err());
+    // Updated, the app takes it in at its next sync, though no page brings it again.
+    let report = old_app.sync().unwrap();
+    assert_eq!(report.changes_down, 0);
+    assert!(old_app.store.quarantined_cases().unwrap().is_empty());
+    assert_eq!(
+        old_app.store.case(&merged).unwrap().merged_into.as_deref(),
+        Some(kept.as_str())
+    );
+    assert_eq!(
+        karim.store.retry_quarantined().unwrap(),
+        0,
+        "nothing left aside"
+    );
 }
 
 #[test]

@@ -1,0 +1,153 @@
+//! A reassignment written into the case (`assigned_to`): only a supervisor's or admin's change
+//! may write it, it names a user id, two made at once are a conflict, and a supervisor settles
+//! it like any other.
+#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
+
+mod common;
+
+use automerge::transaction::Transactable;
+use automerge::{ActorId, Change, ROOT};
+use common::*;
+use serde_json::json;
+use suivi_core::case_doc::check::{Author, CaseCheck, ChangeRefusal};
+use suivi_core::case_doc::{single_assignee, CaseDoc, ChangeContext};
+use suivi_core::forms::{FormRegistry, IDENTIFICATION};
+use suivi_core::Error;
+
+const CASE: &str = "0123456789abcdef0123456789abcdef";
+
+fn sync(from: &mut CaseDoc, to: &mut CaseDoc) {
+    let have = to.heads();
+    let changes = from.changes_since(&have);
+    to.apply_changes(&changes).unwrap();
+}
+
+/// The server's checks on `doc`'s changes that `server` lacks, for `user`; stored if accepted.
+fn server_accepts(
+    server: &mut CaseDoc,
+    doc: &mut CaseDoc,
+    user: &str,
+    reassigns: bool,
+    forms: &FormRegistry,
+) -> Result<(), ChangeRefusal> {
+    let stored: Vec<Change> = server.automerge().get_changes(&[]);
+    let fresh: Vec<Change> = doc
+        .changes_since(&server.heads())
+        .into_iter()
+        .map(|raw| Change::from_bytes(raw).unwrap())
+        .collect();
+    let mut check = CaseCheck::load(CASE, stored).unwrap();
+    check.apply(
+        fresh,
+        Author {
+            user,
+            audit_notes_only: false,
+            links_cases: false,
+            reassigns,
+        },
+        forms,
+    )?;
+    sync(doc, server);
+    Ok(())
+}
+
+fn replica(of: &mut CaseDoc) -> CaseDoc {
+    CaseDoc::load(&of.save(), ActorId::random()).unwrap()
+}
+
+#[test]
+fn only_a_supervisor_writes_the_assignment_and_it_names_a_user() {
+    let forms = FormRegistry::builtin();
+    let mut server = CaseDoc::create(
+        CASE,
+        ActorId::random(),
+        forms.latest(IDENTIFICATION).unwrap(),
+        &child("Awa", "Sangaré", "Zégoua"),
+        &ChangeContext::now("amina"),
+    )
+    .unwrap();
+    let mut agent = replica(&mut server);
+    agent
+        .assign_to("karim", &ChangeContext::now("amina"))
+        .unwrap();
+    assert_eq!(
+        server_accepts(&mut server, &mut agent, "amina", false, &forms),
+        Err(ChangeRefusal::NotAllowed("assigned_to".into()))
+    );
+    assert!(matches!(
+        agent.assign_to("<script>", &ChangeContext::now("amina")),
+        Err(Error::InvalidInput(_))
+    ));
+    // Written past the API: a value that is not a user id breaks the layout.
+    let mut forged = replica(&mut server);
+    forged.automerge().put(ROOT, "assigned_to", "a b").unwrap();
+    forged.automerge().commit_with(
+        automerge::transaction::CommitOptions::default()
+            .with_message(r#"{"user":"fatima","action":"case.reassign"}"#),
+    );
+    assert_eq!(
+        server_accepts(&mut server, &mut forged, "fatima", true, &forms),
+        Err(ChangeRefusal::Invalid("assigned_to".into()))
+    );
+    let mut supervisor = replica(&mut server);
+    assert!(supervisor
+        .assign_to("karim", &ChangeContext::now("fatima"))
+        .unwrap());
+    assert!(
+        !supervisor
+            .assign_to("karim", &ChangeContext::now("fatima"))
+            .unwrap(),
+        "given to Karim already: nothing written"
+    );
+    server_accepts(&mut server, &mut supervisor, "fatima", true, &forms).unwrap();
+    assert_eq!(single_assignee(server.automerge()).as_deref(), Some("karim"));
+}
+
+#[test]
+fn two_reassignments_at_once_are_a_conflict_a_supervisor_settles() {
+    let forms = FormRegistry::builtin();
+    let mut phone = CaseDoc::create(
+        CASE,
+        ActorId::random(),
+        forms.latest(IDENTIFICATION).unwrap(),
+        &child("Awa", "Sangaré", "Zégoua"),
+        &ChangeContext::now("amina"),
+    )
+    .unwrap();
+    let mut console = replica(&mut phone);
+    phone
+        .assign_to("karim", &ChangeContext::now("fatima"))
+        .unwrap();
+    console
+        .assign_to("salif", &ChangeContext::now("fatima"))
+        .unwrap();
+    sync(&mut console, &mut phone);
+    assert_eq!(single_assignee(phone.automerge()), None, "nobody wins silently");
+    let conflicts = phone.conflicts_with_sources(&forms).unwrap();
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0].path, "assigned_to");
+    let mut values = conflicts[0].values.clone();
+    values.sort_by_key(|v| v.to_string());
+    assert_eq!(values, vec![json!("karim"), json!("salif")]);
+    assert!(matches!(
+        phone.resolve_conflict(
+            &forms,
+            "assigned_to",
+            &json!("no such id!"),
+            &ChangeContext::now("fatima")
+        ),
+        Err(Error::InvalidInput(_))
+    ));
+    phone
+        .resolve_conflict(
+            &forms,
+            "assigned_to",
+            &json!("karim"),
+            &ChangeContext::now("fatima"),
+        )
+        .unwrap();
+    assert_eq!(single_assignee(phone.automerge()).as_deref(), Some("karim"));
+    assert!(phone.conflicts(&forms).unwrap().is_empty());
+    sync(&mut phone, &mut console);
+    assert_eq!(console.assigned_to().unwrap().as_deref(), Some("karim"));
+}
