@@ -100,7 +100,10 @@ fn only_a_supervisor_writes_the_assignment_and_it_names_a_user() {
         "given to Karim already: nothing written"
     );
     server_accepts(&mut server, &mut supervisor, "fatima", true, &forms).unwrap();
-    assert_eq!(single_assignee(server.automerge()).as_deref(), Some("karim"));
+    assert_eq!(
+        single_assignee(server.automerge()).as_deref(),
+        Some("karim")
+    );
 }
 
 #[test]
@@ -122,7 +125,11 @@ fn two_reassignments_at_once_are_a_conflict_a_supervisor_settles() {
         .assign_to("salif", &ChangeContext::now("fatima"))
         .unwrap();
     sync(&mut console, &mut phone);
-    assert_eq!(single_assignee(phone.automerge()), None, "nobody wins silently");
+    assert_eq!(
+        single_assignee(phone.automerge()),
+        None,
+        "nobody wins silently"
+    );
     let conflicts = phone.conflicts_with_sources(&forms).unwrap();
     assert_eq!(conflicts.len(), 1);
     assert_eq!(conflicts[0].path, "assigned_to");

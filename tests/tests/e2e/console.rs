@@ -1227,14 +1227,20 @@ fn a_supervisor_reassigns_from_a_phone_offline_and_two_reassignments_at_once_are
     amina.sync().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let fatima_db = dir.path().join("fatima-cli.db");
-    suivi(&fatima_db, &["init", "--user", "fatima", "--device", "itel"]);
+    suivi(
+        &fatima_db,
+        &["init", "--user", "fatima", "--device", "itel"],
+    );
     let code = server.code("fatima");
     suivi(
         &fatima_db,
         &["enroll", "--server", &server.url(), "--code", &code],
     );
     suivi(&fatima_db, &["sync"]);
-    let written = suivi(&fatima_db, &["case", "reassign", &third[..8], "--to", "salif"]);
+    let written = suivi(
+        &fatima_db,
+        &["case", "reassign", &third[..8], "--to", "salif"],
+    );
     assert_eq!(written["assigned_to"], "salif");
     suivi(&fatima_db, &["sync"]);
     salif.sync().unwrap();
@@ -1242,7 +1248,10 @@ fn a_supervisor_reassigns_from_a_phone_offline_and_two_reassignments_at_once_are
     let amina_db = dir.path().join("amina-cli.db");
     suivi(&amina_db, &["init", "--user", "amina", "--device", "tecno"]);
     let code = server.code("amina");
-    suivi(&amina_db, &["enroll", "--server", &server.url(), "--code", &code]);
+    suivi(
+        &amina_db,
+        &["enroll", "--server", &server.url(), "--code", &code],
+    );
     suivi(&amina_db, &["sync"]);
     let refused = std::process::Command::new(suivi_binary())
         .args(["case", "reassign", &fourth, "--to", "salif"])

@@ -430,6 +430,9 @@ fn a_supervisor_merges_two_records_of_one_child_and_the_phones_follow() {
         merged_section.contains("Visites de suivi (1)"),
         "{merged_section}"
     );
+    browser.script(&format!(
+        "document.getElementById('merged-{merged}').scrollIntoView(); return 0"
+    ));
     browser.screenshot("console-merged");
     browser.click(&format!("#merged-{merged} h2 a"));
     assert_eq!(browser.path(), format!("/console/cases/{merged}"));
