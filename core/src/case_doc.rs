@@ -687,15 +687,9 @@ impl CaseDoc {
         if found.is_empty() {
             return Ok(Vec::new());
         }
-        // An operation belongs to the change of its actor whose counters span it.
         let changes: Vec<Change> = self.doc.get_changes(&[]);
         let source_of = |op: &ObjId| -> Option<ValueSource> {
-            let ObjId::Id(counter, actor, _) = op else {
-                return None;
-            };
-            let change = changes.iter().find(|c| {
-                c.actor_id() == actor && c.start_op().get() <= *counter && *counter <= c.max_op()
-            })?;
+            let change = change_of(&changes, op)?;
             let meta: Option<CommitMeta> =
                 change.message().and_then(|m| serde_json::from_str(m).ok());
             Some(ValueSource {
@@ -887,36 +881,37 @@ impl CaseDoc {
         Ok(())
     }
 
+    /// On a merged-away case: the change that put `merged_into` (the merge), and its time (the
+    /// server's clock: only the console writes it).
+    pub fn merge_change(&mut self) -> Option<(ChangeHash, DateTime<Utc>)> {
+        merge_change(&mut self.doc)
+    }
+
     /// On a merged-away case: the changes recorded without knowledge of the merge (on a phone
-    /// still offline when it happened). They are kept, and shown on the survivor for a
-    /// supervisor to review. Empty for a case not merged away.
+    /// still offline when it happened): neither before the merge nor after it. They are kept,
+    /// and shown on the survivor for a supervisor to review. Empty for a case not merged away.
     pub fn edits_after_merge(&mut self) -> Result<Vec<HistoryEntry>> {
-        let merges: Vec<ChangeHash> = self
-            .doc
-            .get_changes(&[])
-            .into_iter()
-            .filter(|c| {
-                c.message()
-                    .and_then(|m| serde_json::from_str::<CommitMeta>(m).ok())
-                    .is_some_and(|m| m.action == "case.merge_away")
-            })
-            .map(|c| c.hash())
-            .collect();
-        if merges.is_empty() {
+        let Some((merge, _)) = self.merge_change() else {
             return Ok(Vec::new());
+        };
+        // Changes the merge does not precede, in causal order; those that follow it are its
+        // descendants (the console's own, later).
+        let mut after_merge = std::collections::HashSet::from([merge]);
+        let mut concurrent = std::collections::HashSet::new();
+        for change in self.doc.get_changes(&[merge]) {
+            if change.hash() == merge {
+                continue;
+            }
+            if change.deps().iter().any(|d| after_merge.contains(d)) {
+                after_merge.insert(change.hash());
+            } else {
+                concurrent.insert(change.hash().to_string());
+            }
         }
-        // Changes the merges do not precede: concurrent with them, or later.
-        let unseen: std::collections::HashSet<String> = self
-            .doc
-            .get_changes(&merges)
-            .into_iter()
-            .filter(|c| !merges.contains(&c.hash()))
-            .map(|c| c.hash().to_string())
-            .collect();
         Ok(self
             .history()?
             .into_iter()
-            .filter(|h| unseen.contains(&h.hash))
+            .filter(|h| concurrent.contains(&h.hash))
             .collect())
     }
 
@@ -1054,6 +1049,27 @@ impl CaseDoc {
     pub fn automerge(&mut self) -> &mut AutoCommit {
         &mut self.doc
     }
+}
+
+/// The change that made operation `op`: the change of its actor whose counters span it.
+fn change_of<'c>(changes: &'c [Change], op: &ObjId) -> Option<&'c Change> {
+    let ObjId::Id(counter, actor, _) = op else {
+        return None;
+    };
+    changes
+        .iter()
+        .find(|c| c.actor_id() == actor && c.start_op().get() <= *counter && *counter <= c.max_op())
+}
+
+/// The change that put a merged-away case's `merged_into`, and its time.
+pub(crate) fn merge_change(doc: &mut AutoCommit) -> Option<(ChangeHash, DateTime<Utc>)> {
+    let (_, op) = doc.get(ROOT, K_MERGED_INTO).ok()??;
+    let changes: Vec<Change> = doc.get_changes(&[]);
+    let change = change_of(&changes, &op)?;
+    Some((
+        change.hash(),
+        Utc.timestamp_opt(change.timestamp(), 0).single()?,
+    ))
 }
 
 /// The agent a document gives its case to, if exactly one (two reassignments made at once

@@ -6,19 +6,12 @@
 mod common;
 
 use automerge::transaction::Transactable;
-use automerge::{ActorId, Change};
+use automerge::ActorId;
 use common::*;
 use serde_json::json;
-use suivi_core::case_doc::check::{Author, CaseCheck};
 use suivi_core::case_doc::{CaseDoc, ChangeContext};
 use suivi_core::forms::{FormRegistry, IDENTIFICATION};
 use suivi_core::{Error, Transition};
-
-fn sync(from: &mut CaseDoc, to: &mut CaseDoc) {
-    let have = to.heads();
-    let changes = from.changes_since(&have);
-    to.apply_changes(&changes).unwrap();
-}
 
 fn two_replicas(forms: &FormRegistry) -> (CaseDoc, CaseDoc) {
     let form = forms.latest(IDENTIFICATION).unwrap();
@@ -31,40 +24,18 @@ fn two_replicas(forms: &FormRegistry) -> (CaseDoc, CaseDoc) {
     )
     .unwrap();
     let mut fatima = CaseDoc::load(&amina.save(), ActorId::random()).unwrap();
-    sync(&mut amina, &mut fatima);
+    sync_docs(&mut amina, &mut fatima);
     (amina, fatima)
 }
 
-/// What the server does with `doc`'s changes since `have`: apply them to its copy, under the
-/// rules for `user`.
-fn server_accepts(
+/// What the server does with `doc`'s changes: a phone's push by `user`.
+fn server_takes(
     server: &mut CaseDoc,
     doc: &mut CaseDoc,
     user: &str,
     forms: &FormRegistry,
 ) -> Result<(), String> {
-    let stored: Vec<Change> = server.automerge().get_changes(&[]);
-    let have = server.heads();
-    let fresh: Vec<Change> = doc
-        .changes_since(&have)
-        .into_iter()
-        .map(|raw| Change::from_bytes(raw).unwrap())
-        .collect();
-    let mut check = CaseCheck::load("0123456789abcdef0123456789abcdef", stored).unwrap();
-    check
-        .apply(
-            fresh,
-            Author {
-                user,
-                audit_notes_only: false,
-                links_cases: false,
-                reassigns: false,
-            },
-            forms,
-        )
-        .map_err(|e| format!("{e:?}"))?;
-    sync(doc, server);
-    Ok(())
+    server_accepts(server, doc, phone_author(user, false), forms).map_err(|e| format!("{e:?}"))
 }
 
 #[test]
@@ -85,8 +56,8 @@ fn a_field_set_on_two_replicas_is_settled_by_a_third_value_everywhere() {
             &ChangeContext::now("fatima"),
         )
         .unwrap();
-    sync(&mut amina, &mut fatima);
-    sync(&mut fatima, &mut amina);
+    sync_docs(&mut amina, &mut fatima);
+    sync_docs(&mut fatima, &mut amina);
 
     let conflicts = fatima.conflicts_with_sources(&forms).unwrap();
     assert_eq!(conflicts.len(), 1);
@@ -121,8 +92,8 @@ fn a_field_set_on_two_replicas_is_settled_by_a_third_value_everywhere() {
     fatima
         .resolve_conflict(&forms, "identification.village", &json!("Ninkina"), &ctx)
         .unwrap();
-    server_accepts(&mut server, &mut fatima, "fatima", &forms).unwrap();
-    sync(&mut server, &mut amina);
+    server_takes(&mut server, &mut fatima, "fatima", &forms).unwrap();
+    sync_docs(&mut server, &mut amina);
     for doc in [&amina, &fatima] {
         assert!(doc.conflicts(&forms).unwrap().is_empty());
         assert_eq!(
@@ -150,7 +121,7 @@ fn a_disputed_referral_is_settled_with_one_of_its_statuses_only() {
             &ctx("amina"),
         )
         .unwrap();
-    sync(&mut amina, &mut fatima);
+    sync_docs(&mut amina, &mut fatima);
     amina
         .transition_referral(
             &forms,
@@ -171,8 +142,8 @@ fn a_disputed_referral_is_settled_with_one_of_its_statuses_only() {
             &ctx("fatima"),
         )
         .unwrap();
-    sync(&mut amina, &mut fatima);
-    sync(&mut fatima, &mut amina);
+    sync_docs(&mut amina, &mut fatima);
+    sync_docs(&mut fatima, &mut amina);
     let path = format!("referrals.{referral}.status");
     assert_eq!(fatima.conflicts(&forms).unwrap()[0].path, path);
 
@@ -189,14 +160,14 @@ fn a_disputed_referral_is_settled_with_one_of_its_statuses_only() {
         automerge::transaction::CommitOptions::default()
             .with_message(r#"{"user":"fatima","action":"conflict.resolve"}"#),
     );
-    let refused = server_accepts(&mut server, &mut forged, "fatima", &forms).unwrap_err();
+    let refused = server_takes(&mut server, &mut forged, "fatima", &forms).unwrap_err();
     assert!(refused.contains("IllegalTransition"), "{refused}");
 
     fatima
         .resolve_conflict(&forms, &path, &json!("accepted"), &ctx("fatima"))
         .unwrap();
-    server_accepts(&mut server, &mut fatima, "fatima", &forms).unwrap();
-    sync(&mut server, &mut amina);
+    server_takes(&mut server, &mut fatima, "fatima", &forms).unwrap();
+    sync_docs(&mut server, &mut amina);
     assert!(amina.conflicts(&forms).unwrap().is_empty());
     assert_eq!(amina.referrals(&forms).unwrap()[0].status, "accepted");
 }

@@ -6,9 +6,9 @@
 mod common;
 
 use automerge::transaction::Transactable;
-use automerge::{ActorId, Change, ROOT};
+use automerge::{ActorId, ReadDoc, ROOT};
 use common::*;
-use suivi_core::case_doc::check::{Author, CaseCheck, ChangeRefusal};
+use suivi_core::case_doc::check::{Author, ChangeRefusal};
 use suivi_core::case_doc::{CaseDoc, ChangeContext};
 use suivi_core::forms::{FormRegistry, IDENTIFICATION};
 use suivi_core::Error;
@@ -16,40 +16,20 @@ use suivi_core::Error;
 const AWAY: &str = "0123456789abcdef0123456789abcdef";
 const SURVIVOR: &str = "fedcba9876543210fedcba9876543210";
 
-fn sync(from: &mut CaseDoc, to: &mut CaseDoc) {
-    let have = to.heads();
-    let changes = from.changes_since(&have);
-    to.apply_changes(&changes).unwrap();
-}
-
-/// What the server decides about `doc`'s changes that `server` lacks; stores them if accepted.
-fn server_accepts(
+/// A push of `doc`'s changes by `user`: from the console (`console`, a supervisor there, who
+/// links cases and reassigns) or from a phone.
+fn server_takes(
     server: &mut CaseDoc,
     doc: &mut CaseDoc,
     user: &str,
-    links_cases: bool,
+    console: bool,
     forms: &FormRegistry,
 ) -> Result<(), ChangeRefusal> {
-    let stored: Vec<Change> = server.automerge().get_changes(&[]);
-    let have = server.heads();
-    let fresh: Vec<Change> = doc
-        .changes_since(&have)
-        .into_iter()
-        .map(|raw| Change::from_bytes(raw).unwrap())
-        .collect();
-    let mut check = CaseCheck::load(AWAY, stored).unwrap();
-    check.apply(
-        fresh,
-        Author {
-            user,
-            audit_notes_only: false,
-            links_cases,
-            reassigns: links_cases,
-        },
-        forms,
-    )?;
-    sync(doc, server);
-    Ok(())
+    let author = Author {
+        links_cases: console,
+        ..phone_author(user, console)
+    };
+    server_accepts(server, doc, author, forms)
 }
 
 /// Karim's case as the server holds it, and his phone's copy.
@@ -65,7 +45,7 @@ fn karims_case(forms: &FormRegistry) -> (CaseDoc, CaseDoc) {
     .unwrap();
     let mut phone = phone;
     let mut server = CaseDoc::load(&phone.save(), ActorId::random()).unwrap();
-    sync(&mut phone, &mut server);
+    sync_docs(&mut phone, &mut server);
     (server, phone)
 }
 
@@ -78,7 +58,7 @@ fn only_the_console_links_cases_and_a_link_names_another_case() {
         .merge_into(SURVIVOR, &ChangeContext::now("karim"))
         .unwrap();
     assert_eq!(
-        server_accepts(&mut server, &mut phone, "karim", false, &forms),
+        server_takes(&mut server, &mut phone, "karim", false, &forms),
         Err(ChangeRefusal::NotAllowed("merged_into".into()))
     );
     // The console's own write passes; a link to the case itself, or to no case id, does not.
@@ -90,7 +70,7 @@ fn only_the_console_links_cases_and_a_link_names_another_case() {
                 .with_message(r#"{"user":"fatima","action":"case.merge_away"}"#),
         );
         assert_eq!(
-            server_accepts(&mut server, &mut console, "fatima", true, &forms),
+            server_takes(&mut server, &mut console, "fatima", true, &forms),
             Err(ChangeRefusal::Invalid("merged_into".into())),
             "{bad}"
         );
@@ -99,7 +79,7 @@ fn only_the_console_links_cases_and_a_link_names_another_case() {
     console
         .merge_into(SURVIVOR, &ChangeContext::now("fatima"))
         .unwrap();
-    server_accepts(&mut server, &mut console, "fatima", true, &forms).unwrap();
+    server_takes(&mut server, &mut console, "fatima", true, &forms).unwrap();
     assert_eq!(server.merged_into().unwrap().as_deref(), Some(SURVIVOR));
     // Merged once, never again; and a merged-away case survives nothing.
     let ctx = ChangeContext::now("fatima");
@@ -129,18 +109,39 @@ fn an_edit_made_offline_is_kept_for_review_and_one_made_after_seeing_the_merge_i
     console
         .merge_into(SURVIVOR, &ChangeContext::now("fatima"))
         .unwrap();
-    server_accepts(&mut server, &mut console, "fatima", true, &forms).unwrap();
+    server_takes(&mut server, &mut console, "fatima", true, &forms).unwrap();
     assert!(server.edits_after_merge().unwrap().is_empty());
 
-    // His visit did not know of the merge: accepted, and listed for review.
-    server_accepts(&mut server, &mut phone, "karim", false, &forms).unwrap();
+    // His visit did not know of the merge: accepted, and listed for review, whatever its
+    // commit message calls itself.
+    server_takes(&mut server, &mut phone, "karim", false, &forms).unwrap();
+    let ident = match phone.automerge().get(ROOT, "identification").unwrap() {
+        Some((_, id)) => id,
+        None => panic!("an identification map"),
+    };
+    phone.automerge().put(&ident, "village", "Kaniko").unwrap();
+    phone.automerge().commit_with(
+        automerge::transaction::CommitOptions::default()
+            .with_message(r#"{"user":"karim","action":"case.merge_away"}"#),
+    );
+    server_takes(&mut server, &mut phone, "karim", false, &forms).unwrap();
+    // The console's own later change is no edit to review.
+    let mut console = CaseDoc::load(&server.save(), ActorId::random()).unwrap();
+    console
+        .assign_to("salif", &ChangeContext::now("fatima"))
+        .unwrap();
+    server_takes(&mut server, &mut console, "fatima", true, &forms).unwrap();
     let review = server.edits_after_merge().unwrap();
-    assert_eq!(review.len(), 1);
-    assert_eq!(review[0].action.as_deref(), Some("followup.create"));
+    let actions: Vec<_> = review.iter().map(|h| h.action.as_deref()).collect();
+    assert_eq!(
+        actions,
+        vec![Some("followup.create"), Some("case.merge_away")],
+        "the phone's two changes, not the console's"
+    );
     assert_eq!(server.followups(&forms).unwrap().len(), 1);
 
     // Once his phone has the merge, anything it writes on the case is refused.
-    sync(&mut server, &mut phone);
+    sync_docs(&mut server, &mut phone);
     assert_eq!(phone.merged_into().unwrap().as_deref(), Some(SURVIVOR));
     phone
         .add_followup(
@@ -150,7 +151,7 @@ fn an_edit_made_offline_is_kept_for_review_and_one_made_after_seeing_the_merge_i
         )
         .unwrap();
     assert_eq!(
-        server_accepts(&mut server, &mut phone, "karim", false, &forms),
+        server_takes(&mut server, &mut phone, "karim", false, &forms),
         Err(ChangeRefusal::NotAllowed("merged_into".into()))
     );
 }

@@ -6,49 +6,25 @@
 mod common;
 
 use automerge::transaction::Transactable;
-use automerge::{ActorId, Change, ROOT};
+use automerge::{ActorId, ROOT};
 use common::*;
 use serde_json::json;
-use suivi_core::case_doc::check::{Author, CaseCheck, ChangeRefusal};
+use suivi_core::case_doc::check::ChangeRefusal;
 use suivi_core::case_doc::{single_assignee, CaseDoc, ChangeContext};
 use suivi_core::forms::{FormRegistry, IDENTIFICATION};
 use suivi_core::Error;
 
 const CASE: &str = "0123456789abcdef0123456789abcdef";
 
-fn sync(from: &mut CaseDoc, to: &mut CaseDoc) {
-    let have = to.heads();
-    let changes = from.changes_since(&have);
-    to.apply_changes(&changes).unwrap();
-}
-
-/// The server's checks on `doc`'s changes that `server` lacks, for `user`; stored if accepted.
-fn server_accepts(
+/// A phone's push of `doc`'s changes by `user`, a supervisor's if `reassigns`.
+fn server_takes(
     server: &mut CaseDoc,
     doc: &mut CaseDoc,
     user: &str,
     reassigns: bool,
     forms: &FormRegistry,
 ) -> Result<(), ChangeRefusal> {
-    let stored: Vec<Change> = server.automerge().get_changes(&[]);
-    let fresh: Vec<Change> = doc
-        .changes_since(&server.heads())
-        .into_iter()
-        .map(|raw| Change::from_bytes(raw).unwrap())
-        .collect();
-    let mut check = CaseCheck::load(CASE, stored).unwrap();
-    check.apply(
-        fresh,
-        Author {
-            user,
-            audit_notes_only: false,
-            links_cases: false,
-            reassigns,
-        },
-        forms,
-    )?;
-    sync(doc, server);
-    Ok(())
+    server_accepts(server, doc, phone_author(user, reassigns), forms)
 }
 
 fn replica(of: &mut CaseDoc) -> CaseDoc {
@@ -71,7 +47,7 @@ fn only_a_supervisor_writes_the_assignment_and_it_names_a_user() {
         .assign_to("karim", &ChangeContext::now("amina"))
         .unwrap();
     assert_eq!(
-        server_accepts(&mut server, &mut agent, "amina", false, &forms),
+        server_takes(&mut server, &mut agent, "amina", false, &forms),
         Err(ChangeRefusal::NotAllowed("assigned_to".into()))
     );
     assert!(matches!(
@@ -86,7 +62,7 @@ fn only_a_supervisor_writes_the_assignment_and_it_names_a_user() {
             .with_message(r#"{"user":"fatima","action":"case.reassign"}"#),
     );
     assert_eq!(
-        server_accepts(&mut server, &mut forged, "fatima", true, &forms),
+        server_takes(&mut server, &mut forged, "fatima", true, &forms),
         Err(ChangeRefusal::Invalid("assigned_to".into()))
     );
     let mut supervisor = replica(&mut server);
@@ -99,7 +75,7 @@ fn only_a_supervisor_writes_the_assignment_and_it_names_a_user() {
             .unwrap(),
         "given to Karim already: nothing written"
     );
-    server_accepts(&mut server, &mut supervisor, "fatima", true, &forms).unwrap();
+    server_takes(&mut server, &mut supervisor, "fatima", true, &forms).unwrap();
     assert_eq!(
         single_assignee(server.automerge()).as_deref(),
         Some("karim")
@@ -124,7 +100,7 @@ fn two_reassignments_at_once_are_a_conflict_a_supervisor_settles() {
     console
         .assign_to("salif", &ChangeContext::now("fatima"))
         .unwrap();
-    sync(&mut console, &mut phone);
+    sync_docs(&mut console, &mut phone);
     assert_eq!(
         single_assignee(phone.automerge()),
         None,
@@ -155,6 +131,6 @@ fn two_reassignments_at_once_are_a_conflict_a_supervisor_settles() {
         .unwrap();
     assert_eq!(single_assignee(phone.automerge()).as_deref(), Some("karim"));
     assert!(phone.conflicts(&forms).unwrap().is_empty());
-    sync(&mut phone, &mut console);
+    sync_docs(&mut phone, &mut console);
     assert_eq!(console.assigned_to().unwrap().as_deref(), Some("karim"));
 }

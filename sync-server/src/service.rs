@@ -406,11 +406,12 @@ impl SyncService {
                 now,
             )?
         };
+        let mut raced = Vec::new();
         if !accepted_cases.is_empty() {
             let ids: Vec<String> = accepted_cases.iter().map(|c| c.case_id.clone()).collect();
-            self.refresh_summaries_of(&ids)?;
+            raced = self.refresh_summaries_of(&ids)?;
         }
-        self.apply_reassignments(&device.user, reassigned, now)?;
+        self.apply_reassignments(&device.user, reassigned, &raced, now)?;
         // What the device said, for its supervisor: the cases still waiting on it are those it
         // counted less the ones this push settled (accepted, or already held).
         let (app_version, waiting) = if request.version >= 4 {
@@ -469,6 +470,21 @@ impl SyncService {
         ) -> suivi_core::Result<T>,
     ) -> Result<T, ServiceError> {
         let _one_at_a_time = self.console_lock();
+        self.console_change_locked(user, case_id, now, edit)
+    }
+
+    /// `console_change`, for a caller already holding the console lock.
+    fn console_change_locked<T>(
+        &self,
+        user: &User,
+        case_id: &str,
+        now: i64,
+        edit: impl FnOnce(
+            &mut suivi_core::CaseDoc,
+            &FormRegistry,
+            &suivi_core::ChangeContext,
+        ) -> suivi_core::Result<T>,
+    ) -> Result<T, ServiceError> {
         let console = self.console_author(user, now)?;
         let ids = [case_id.to_string()];
         let access = self.store.case_access(&ids)?;
@@ -524,19 +540,27 @@ impl SyncService {
                     .map(|part| {
                         let (console, access, edit) = (&console, &access, &edit);
                         scope.spawn(move || {
-                            // Each worker its own scratch: the agents it looked up.
-                            let mut scratch = OpsBudget::new();
+                            // Each case a whole budget, as if pushed alone; each worker keeps
+                            // the agents it looked up.
+                            let mut agents = HashMap::new();
                             part.iter()
                                 .map(|case_id| {
-                                    self.console_check(
+                                    let mut budget = OpsBudget {
+                                        agents: std::mem::take(&mut agents),
+                                        ..OpsBudget::new()
+                                    };
+                                    let checked = self.console_check(
                                         console,
                                         case_id,
                                         access.get(case_id),
-                                        &mut scratch,
+                                        &mut budget,
                                         now,
                                         &mut |doc, forms, ctx| edit(doc, forms, ctx),
-                                    )
-                                    .map(|(outcome, checked)| (case_id.clone(), outcome, checked))
+                                    );
+                                    agents = budget.agents;
+                                    checked.map(|(outcome, checked)| {
+                                        (case_id.clone(), outcome, checked)
+                                    })
                                 })
                                 .collect::<Result<Vec<_>, ServiceError>>()
                         })
@@ -703,10 +727,11 @@ impl SyncService {
             now,
         )?;
         let ids: Vec<String> = to_store.iter().map(|c| c.case_id.clone()).collect();
-        self.refresh_summaries_of(&ids)?;
+        let raced = self.refresh_summaries_of(&ids)?;
         self.apply_reassignments(
             &console.authed.user,
             moves.into_iter().flatten().collect(),
+            &raced,
             now,
         )?;
         Ok(())
@@ -744,26 +769,42 @@ impl SyncService {
                 )));
             }
         }
-        for id in &ids {
+        // The whole merge under the console lock: two merges of one pair at once (A into B,
+        // B into A) would otherwise leave both cases merged away.
+        let _one_at_a_time = self.console_lock();
+        let state = |id: &str| -> Result<(Option<String>, Vec<String>), ServiceError> {
             let doc = self
                 .case_document(id)?
                 .ok_or_else(|| ServiceError::BadRequest(format!("case {id} does not load")))?;
-            if doc
-                .merged_into()
-                .map_err(|e| ServiceError::Internal(e.to_string()))?
-                .is_some()
-            {
+            let read =
+                || -> suivi_core::Result<_> { Ok((doc.merged_into()?, doc.merged_cases()?)) };
+            read().map_err(|e| ServiceError::Internal(e.to_string()))
+        };
+        let (survivor_into, survivor_links) = state(survivor)?;
+        let (merged_into, _) = state(merged)?;
+        if survivor_into.is_some() {
+            return Err(ServiceError::BadRequest(format!(
+                "case {survivor} was merged away: it cannot survive"
+            )));
+        }
+        // A merge stopped halfway (the merged side written, the survivor's link not) is
+        // finished by making it again.
+        match merged_into.as_deref() {
+            None => self.console_change_locked(by, merged, now, |doc, _, ctx| {
+                doc.merge_into(survivor, ctx)
+            })?,
+            Some(into) if into == survivor => {}
+            Some(_) => {
                 return Err(ServiceError::BadRequest(format!(
-                    "case {id} was already merged away"
-                )));
+                    "case {merged} was already merged away"
+                )))
             }
         }
-        // The merged-away side first: from then on nothing new lands on it, and it leads to
-        // the survivor even if the second write fails (the merge can then be made again).
-        self.console_change(by, merged, now, |doc, _, ctx| doc.merge_into(survivor, ctx))?;
-        self.console_change(by, survivor, now, |doc, _, ctx| {
-            doc.link_merged_case(merged, ctx)
-        })?;
+        if !survivor_links.iter().any(|id| id == merged) {
+            self.console_change_locked(by, survivor, now, |doc, _, ctx| {
+                doc.link_merged_case(merged, ctx)
+            })?;
+        }
         let holders = |a: &CaseAccess| -> Vec<String> {
             std::iter::once(a.created_by.clone())
                 .chain(a.assignees.iter().cloned())
@@ -838,20 +879,35 @@ impl SyncService {
         if self.store.user(&by.user_id)?.is_some() {
             let to_id = to.user_id.clone();
             let outcomes = self.console_changes(by, &permitted, now, |doc, _, ctx| {
+                // A merged-away case stays with the survivor's record, read-only.
+                if let Some(into) = doc.merged_into()? {
+                    return Err(suivi_core::Error::CaseMerged {
+                        case_id: doc.case_id()?,
+                        into,
+                    });
+                }
                 doc.assign_to(&to_id, ctx)
             })?;
             left.clear();
+            let mut refused = HashSet::new();
             for (case_id, outcome) in outcomes {
                 match outcome {
                     // Written, so moved as the change was stored.
                     Ok(true) => {}
+                    // Given to `to` in the document already: ownership follows.
                     Ok(false) => left.push(case_id),
-                    Err(e) => {
-                        tracing::info!(case = %case_id, error = %e, "a reassignment was not written");
+                    // A stored case that does not load (`case check` finds it) still moves.
+                    Err(e @ ServiceError::Internal(_)) => {
+                        tracing::warn!(case = %case_id, error = %e, "moved without writing the case");
                         left.push(case_id);
+                    }
+                    Err(e) => {
+                        tracing::info!(case = %case_id, error = %e, "not reassigned");
+                        refused.insert(case_id);
                     }
                 }
             }
+            permitted.retain(|id| !refused.contains(id));
         }
         // Whatever the documents did not move (given to `to` before, or not written).
         for chunk in left.chunks(500) {
@@ -879,10 +935,12 @@ impl SyncService {
     }
 
     /// Recomputes the projections of these cases that a concurrent push left stale. Another push
-    /// can land meanwhile and leave one stale again: that push refreshes it in turn.
-    fn refresh_summaries_of(&self, case_ids: &[String]) -> Result<(), ServiceError> {
+    /// can land meanwhile and leave one stale again: that push refreshes it in turn. Returns
+    /// those cases: another push stored changes to them while this one was checked.
+    fn refresh_summaries_of(&self, case_ids: &[String]) -> Result<Vec<String>, ServiceError> {
         let stale = self.store.stale_summaries(case_ids)?;
-        self.rebuild_summaries(&stale)
+        self.rebuild_summaries(&stale)?;
+        Ok(stale)
     }
 
     /// Recomputes and stores the projections of these cases from their stored changes.
@@ -1090,7 +1148,7 @@ impl SyncService {
         let team = existing.map_or(device.user.team.as_str(), |a| a.team.as_str());
         let (checked, reassigned) = match self.validate(
             device,
-            (&case.case_id, team),
+            (&case.case_id, team, now),
             stored,
             mode,
             fresh,
@@ -1119,7 +1177,7 @@ impl SyncService {
     fn validate(
         &self,
         device: &AuthedDevice,
-        (case_id, team): (&str, &str),
+        (case_id, team, now): (&str, &str, i64),
         stored: Vec<Change>,
         mode: WriteMode,
         fresh: Vec<Change>,
@@ -1132,16 +1190,29 @@ impl SyncService {
             )));
         };
         let before = suivi_core::case_doc::single_assignee(copy.document());
+        let role = device.user.role;
         let author = Author {
             user: &device.user.user_id,
             audit_notes_only: mode == WriteMode::AuditNotesOnly,
             // Merge links are written by the server for a supervisor in the console, never
             // pushed by a phone.
             links_cases: device.device.device_id == console_device_id(&device.user.user_id)
-                && matches!(device.user.role, Role::Supervisor | Role::Admin),
+                && matches!(role, Role::Supervisor | Role::Admin),
+            // A supervisor reassigns the cases of their own team only (one assigned to them
+            // from elsewhere, they may edit but not give away).
             reassigns: mode == WriteMode::Write
-                && matches!(device.user.role, Role::Supervisor | Role::Admin),
+                && (role == Role::Admin || (role == Role::Supervisor && device.user.team == team)),
         };
+        // A phone's change is checked against its own dependencies, which a hostile phone
+        // chooses: a merged-away case takes changes "made without knowing of the merge" only
+        // for the grace a reassigned case gets, then nothing but the console's.
+        if !author.links_cases {
+            if let Some(at) = copy.merged_at() {
+                if now > at.timestamp().saturating_add(REASSIGN_GRACE_SECS) {
+                    return Ok(Err((RefusalReason::Forbidden, "merged_into".to_string())));
+                }
+            }
+        }
         if let Err(e) = copy.apply(fresh, author, &self.forms) {
             return Ok(Err(refusal_of(&e)));
         }
@@ -1181,10 +1252,23 @@ impl SyncService {
         &self,
         by: &User,
         reassigned: Vec<(String, User)>,
+        raced: &[String],
         now: i64,
     ) -> Result<Vec<String>, ServiceError> {
         let mut by_agent: HashMap<String, (User, Vec<String>)> = HashMap::new();
         for (case_id, to) in reassigned {
+            // A case another push stored changes to meanwhile (its summary came out stale) is
+            // read again as stored: if that push reassigned it too, the case holds two values,
+            // a conflict, and stays where it is until one is kept.
+            if raced.contains(&case_id) {
+                let still = self
+                    .case_document(&case_id)?
+                    .and_then(|mut doc| suivi_core::case_doc::single_assignee(doc.automerge()));
+                if still.as_deref() != Some(to.user_id.as_str()) {
+                    tracing::info!(case = %case_id, "a reassignment met another: not moved");
+                    continue;
+                }
+            }
             by_agent
                 .entry(to.user_id.clone())
                 .or_insert_with(|| (to, Vec::new()))
@@ -1415,7 +1499,7 @@ impl SyncService {
                 let team = existing.map_or(device.user.team.as_str(), |a| a.team.as_str());
                 let (checked, reassigned) = match self.validate(
                     device,
-                    (case_id, team),
+                    (case_id, team, now),
                     stored.clone(),
                     mode,
                     ordered.clone(),
@@ -1441,9 +1525,9 @@ impl SyncService {
                 }
                 self.store
                     .store_changes(&device.device.device_id, &[accepted], None, now)?;
-                self.refresh_summaries_of(&[case_id.to_string()])?;
+                let raced = self.refresh_summaries_of(&[case_id.to_string()])?;
                 let moves = reassigned.map(|to| (case_id.to_string(), to));
-                self.apply_reassignments(&device.user, moves.into_iter().collect(), now)?;
+                self.apply_reassignments(&device.user, moves.into_iter().collect(), &raced, now)?;
             }
             // The message's own bookkeeping (heads, have, need) without its changes, which
             // were applied above.

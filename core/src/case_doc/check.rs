@@ -397,6 +397,15 @@ impl CaseCheck {
         .ok_or(ChangeRefusal::Malformed("dependencies missing"))
     }
 
+    /// When the case was merged away, if it was (the server's clock at the merge).
+    pub fn merged_at(&mut self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let doc = &mut self.doc;
+        catch_unwind(AssertUnwindSafe(|| super::merge_change(doc)))
+            .ok()
+            .flatten()
+            .map(|(_, at)| at)
+    }
+
     /// The document as it stands (before `apply`: as stored).
     pub fn document(&self) -> &AutoCommit {
         &self.doc

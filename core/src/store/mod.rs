@@ -525,19 +525,29 @@ impl Store {
     /// conflict (`assigned_to`) for a supervisor to settle. Only a supervisor's or admin's
     /// device may; the server checks the agent.
     pub fn reassign_case(&mut self, case_id: &str, agent: &str) -> Result<bool> {
+        self.require_reassigner()?;
+        self.change_case(case_id, |doc, _, ctx| doc.assign_to(agent, ctx))
+    }
+
+    /// Only a supervisor's or admin's device writes `assigned_to`: anyone else's change would be
+    /// refused by the server, and the case's later edits stuck behind it on this phone.
+    fn require_reassigner(&self) -> Result<()> {
         let role = self.meta(crate::sync::client::META_ROLE)?;
         if !matches!(role.as_deref(), Some("supervisor" | "admin")) {
             return Err(Error::Forbidden(
                 "supervisors and admins reassign cases".into(),
             ));
         }
-        self.change_case(case_id, |doc, _, ctx| doc.assign_to(agent, ctx))
+        Ok(())
     }
 
     /// Settles a conflict (a path `case(..).conflicts` lists): `input` is typed as the form
     /// takes it for an identification field (a choice id, `oui`/`true`, a date), or is one of
     /// a disputed referral's statuses. The other devices see it settled at their next sync.
     pub fn resolve_conflict(&mut self, case_id: &str, path: &str, input: &str) -> Result<()> {
+        if path == "assigned_to" {
+            self.require_reassigner()?;
+        }
         let value = match path.strip_prefix("identification.") {
             Some(field) => {
                 let doc = self.require_doc(case_id)?;

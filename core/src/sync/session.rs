@@ -474,7 +474,13 @@ pub fn run(
     cancel: &Cancel,
 ) -> Result<SyncReport> {
     // A case an older app set aside may pass this build's checks: taken in before the round.
-    handle.lock_store().retry_quarantined()?;
+    // Best effort: a case still failing stays aside, and only a full or unreadable store stops
+    // the sync (as it would stop the round anyway).
+    if let Err(e @ (Error::StorageFull | Error::WrongKeyOrCorrupt)) =
+        handle.lock_store().retry_quarantined()
+    {
+        return Err(e);
+    }
     let mut session = SyncSession::start(&handle.lock_store())?;
     loop {
         cancel.check()?;

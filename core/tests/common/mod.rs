@@ -39,3 +39,44 @@ pub fn visit(date: &str, due: &str, risk: &str) -> Record {
 pub fn new_store(dir: &tempfile::TempDir) -> Store {
     Store::create(&dir.path().join("suivi.db"), KEY, "amina", "phone-1").expect("create store")
 }
+
+/// Sends `from`'s changes that `to` lacks: two replicas of a case meeting.
+pub fn sync_docs(from: &mut suivi_core::CaseDoc, to: &mut suivi_core::CaseDoc) {
+    let have = to.heads();
+    let changes = from.changes_since(&have);
+    to.apply_changes(&changes).expect("apply");
+}
+
+/// What the server decides about the changes of `doc` that its copy `server` lacks, pushed by
+/// `author`: its copy rebuilt from what it stores, the changes checked on it, and stored (synced
+/// into `server`) only if accepted.
+pub fn server_accepts(
+    server: &mut suivi_core::CaseDoc,
+    doc: &mut suivi_core::CaseDoc,
+    author: suivi_core::case_doc::check::Author<'_>,
+    forms: &suivi_core::FormRegistry,
+) -> Result<(), suivi_core::case_doc::check::ChangeRefusal> {
+    let case_id = server.case_id().expect("a case id");
+    let stored: Vec<automerge::Change> = server.automerge().get_changes(&[]);
+    let fresh: Vec<automerge::Change> = doc
+        .changes_since(&server.heads())
+        .into_iter()
+        .map(|raw| automerge::Change::from_bytes(raw).expect("a change"))
+        .collect();
+    let mut check =
+        suivi_core::case_doc::check::CaseCheck::load(&case_id, stored).expect("stored case");
+    check.apply(fresh, author, forms)?;
+    sync_docs(doc, server);
+    Ok(())
+}
+
+/// An agent or supervisor pushing from a phone: no merge links, and reassignments only when
+/// `reassigns` (a supervisor).
+pub fn phone_author(user: &str, reassigns: bool) -> suivi_core::case_doc::check::Author<'_> {
+    suivi_core::case_doc::check::Author {
+        user,
+        audit_notes_only: false,
+        links_cases: false,
+        reassigns,
+    }
+}

@@ -1643,6 +1643,54 @@ fn a_supervisor_merges_the_same_child_registered_twice_and_nothing_recorded_is_l
     );
 }
 
+/// The read-only rule trusts a change's own dependencies, which a hostile phone chooses: an
+/// edit "made without knowing of the merge" is taken only for the grace a reassigned case
+/// gets (30 days). A merge stopped halfway is finished by making it again; the other way round
+/// is refused.
+#[test]
+fn an_offline_edit_past_the_grace_after_a_merge_is_refused_and_a_half_merge_is_finished() {
+    let server = two_teams();
+    let mut amina = server.device("amina");
+    let mut karim = server.device("karim");
+    let (kept, merged) = same_child_twice(&mut amina, &mut karim);
+    amina.sync().unwrap();
+    karim.sync().unwrap();
+    karim
+        .store
+        .add_followup(&merged, &suivi_tests::visit(2))
+        .unwrap();
+    let fatima = server.store.user("fatima").unwrap().unwrap();
+    let service = suivi_server::SyncService::new(server.store.clone(), server.codes.clone());
+    let long_ago = chrono::Utc::now().timestamp() - 31 * 86_400;
+    // Only the merged side written, 31 days ago: then the merge made again, finished.
+    service
+        .console_change(&fatima, &merged, long_ago, |doc, _, ctx| {
+            doc.merge_into(&kept, ctx)
+        })
+        .unwrap();
+    service
+        .merge_cases(&fatima, &kept, &merged, long_ago)
+        .unwrap();
+    let survivor = service.case_document(&kept).unwrap().unwrap();
+    assert_eq!(survivor.merged_cases().unwrap(), vec![merged.clone()]);
+    assert!(
+        service
+            .merge_cases(&fatima, &merged, &kept, long_ago)
+            .is_err(),
+        "a merged-away case survives nothing"
+    );
+    // Karim's visit, recorded before the merge reached him, arrives a month late: refused.
+    let report = karim.sync().unwrap();
+    assert_eq!(report.refused.len(), 1, "{:?}", report.refused);
+    assert_eq!(report.refused[0].case_id, merged);
+    assert_eq!(report.refused[0].detail, "merged_into");
+    // On a phone, only a supervisor settles who a case goes to.
+    assert!(matches!(
+        karim.store.resolve_conflict(&kept, "assigned_to", "karim"),
+        Err(suivi_core::Error::Forbidden(_))
+    ));
+}
+
 /// A phone on an app from before merges (protocol 4) sets a merged case aside: its check does
 /// not know the `merged_into` key. It loses nothing (the changes wait in `pending_changes`, the
 /// last good state stays readable and editable), and once the app is updated the next sync
