@@ -27,6 +27,18 @@ fn server_takes(
     server_accepts(server, doc, phone_author(user, reassigns), forms)
 }
 
+/// The case Amina's phone created for Awa.
+fn awas_case(forms: &FormRegistry) -> CaseDoc {
+    CaseDoc::create(
+        CASE,
+        ActorId::random(),
+        forms.latest(IDENTIFICATION).unwrap(),
+        &child("Awa", "Sangaré", "Zégoua"),
+        &ChangeContext::now("amina"),
+    )
+    .unwrap()
+}
+
 fn replica(of: &mut CaseDoc) -> CaseDoc {
     CaseDoc::load(&of.save(), ActorId::random()).unwrap()
 }
@@ -34,14 +46,7 @@ fn replica(of: &mut CaseDoc) -> CaseDoc {
 #[test]
 fn only_a_supervisor_writes_the_assignment_and_it_names_a_user() {
     let forms = FormRegistry::builtin();
-    let mut server = CaseDoc::create(
-        CASE,
-        ActorId::random(),
-        forms.latest(IDENTIFICATION).unwrap(),
-        &child("Awa", "Sangaré", "Zégoua"),
-        &ChangeContext::now("amina"),
-    )
-    .unwrap();
+    let mut server = awas_case(&forms);
     let mut agent = replica(&mut server);
     agent
         .assign_to("karim", &ChangeContext::now("amina"))
@@ -85,14 +90,7 @@ fn only_a_supervisor_writes_the_assignment_and_it_names_a_user() {
 #[test]
 fn two_reassignments_at_once_are_a_conflict_a_supervisor_settles() {
     let forms = FormRegistry::builtin();
-    let mut phone = CaseDoc::create(
-        CASE,
-        ActorId::random(),
-        forms.latest(IDENTIFICATION).unwrap(),
-        &child("Awa", "Sangaré", "Zégoua"),
-        &ChangeContext::now("amina"),
-    )
-    .unwrap();
+    let mut phone = awas_case(&forms);
     let mut console = replica(&mut phone);
     phone
         .assign_to("karim", &ChangeContext::now("fatima"))
