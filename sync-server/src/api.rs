@@ -176,6 +176,9 @@ pub struct AppState {
     /// Where a revocation made in the console is journalled first (`<data>.revocations`), so a
     /// restore from an older backup cannot bring the phone back; `None` in tests without one.
     pub revocation_journal: Option<std::path::PathBuf>,
+    /// The checkpoint journal the console verifies cases against (`evidence`); `None`: no
+    /// case shows as verified beyond its chain links.
+    pub checkpoints: Option<Arc<crate::evidence::Checkpointer>>,
 }
 
 /// Per-account sync slots, striped: an account's id picks one of `ACCOUNT_STRIPES`

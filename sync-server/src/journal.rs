@@ -27,6 +27,11 @@ pub struct JournalError {
 
 /// Appends `id at` and waits until it is on disk.
 pub fn append(journal: &Path, id: &str, at: i64) -> Result<(), JournalError> {
+    append_line(journal, &format!("{id} {at}"))
+}
+
+/// Appends one line and waits until it is on disk.
+pub fn append_line(journal: &Path, line: &str) -> Result<(), JournalError> {
     let error = |source| JournalError {
         path: journal.to_path_buf(),
         source,
@@ -36,7 +41,7 @@ pub fn append(journal: &Path, id: &str, at: i64) -> Result<(), JournalError> {
         .append(true)
         .open(journal)
         .map_err(error)?;
-    writeln!(file, "{id} {at}")
+    writeln!(file, "{line}")
         .and_then(|()| file.sync_all())
         .map_err(error)
 }

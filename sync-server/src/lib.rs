@@ -9,6 +9,7 @@ pub mod conn;
 pub mod console;
 pub mod demo;
 pub mod erasure;
+pub mod evidence;
 pub mod journal;
 pub mod service;
 pub mod storage;
@@ -100,6 +101,7 @@ pub fn state_with_rate_limit(
         account_slots: Arc::new(api::AccountSlots::new()),
         https: false,
         revocation_journal: None,
+        checkpoints: None,
     }
 }
 

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use suivi_server::at_rest::{self, KeySource};
 use suivi_server::storage::Role;
-use suivi_server::{admin, demo, open_store, state};
+use suivi_server::{admin, demo, evidence, open_store, state};
 
 /// A line on standard output; a reader that stopped early (`suivi-server device list | head`)
 /// ends the command quietly instead of the panic `println!` gives.
@@ -95,6 +95,22 @@ enum Command {
         /// The PostgreSQL database: postgres://user:password@host:port/database.
         #[arg(long)]
         to: String,
+    },
+    /// Check the stored history against what a database editor cannot rewrite: every change's
+    /// hash and author, the feed's and the audit log's hash chains, and the checkpoints the
+    /// server journalled beside the data directory (`<data>.checkpoints`). Exit 1 if anything
+    /// does not check, each finding on its own line.
+    Verify {
+        /// The checkpoint journal (default: beside the data directory).
+        #[arg(long)]
+        journal: Option<PathBuf>,
+    },
+    /// Journal where the feed and the audit log stand now (the serving server does it every
+    /// minute they moved, and when it stops).
+    Checkpoint {
+        /// The checkpoint journal (default: beside the data directory).
+        #[arg(long)]
+        journal: Option<PathBuf>,
     },
     /// Start the server and drive it with two agents and a supervisor, offline edits included.
     Demo {
@@ -283,8 +299,18 @@ fn run(cli: Cli) -> Result<(), String> {
                 per_ip_max: connections_per_ip,
                 ..Default::default()
             };
-            let mut state = state(store, codes);
+            let mut state = state(store.clone(), codes);
             state.revocation_journal = Some(admin::revocation_journal(&cli.data));
+            let checkpointer = std::sync::Arc::new(
+                evidence::Checkpointer::open(&evidence::journal_path(&cli.data))
+                    .map_err(|e| e.to_string())?,
+            );
+            state.checkpoints = Some(checkpointer.clone());
+            tokio::spawn(evidence::checkpoint_every(
+                store.clone(),
+                checkpointer.clone(),
+                evidence::CHECKPOINT_EVERY,
+            ));
             // Cases stored before the console existed (or a refresh cut short) get their
             // projections in the background: devices are served meanwhile.
             let service = state.service.clone();
@@ -310,11 +336,75 @@ fn run(cli: Cli) -> Result<(), String> {
                 _ => suivi_server::spawn_with_limits(state, listen, limits).await?,
             };
             tracing::info!(addr = %server.addr, database = %database.describe(), data = %cli.data.display(), key = %keys.describe(), "serving, encrypted at rest");
-            tokio::select! {
+            let stopped = tokio::select! {
                 _ = tokio::signal::ctrl_c() => Ok(()),
                 r = server.handle => r.map_err(|e| e.to_string()),
+            };
+            // The last minute's history gets its checkpoint too.
+            let last = tokio::task::spawn_blocking(move || {
+                checkpointer.checkpoint(store.as_ref(), admin::now())
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            if let Err(e) = last {
+                tracing::error!(error = %e, "last checkpoint");
             }
+            stopped
         }),
+        Command::Verify { journal } => {
+            let journal = journal.unwrap_or_else(|| evidence::journal_path(&cli.data));
+            let report = evidence::verify(store.as_ref(), &journal).map_err(|e| e.to_string())?;
+            say!(
+                "{} feed rows ({} of erased cases), {} changes, {} audit rows",
+                report.feed_rows + report.erased_rows,
+                report.erased_rows,
+                report.changes,
+                report.audit_rows
+            );
+            match &report.last_checkpoint {
+                Some(c) => say!(
+                    "{} checkpoints in {}; the last at {}: feed row {}, audit row {}",
+                    report.checkpoints,
+                    journal.display(),
+                    c.at,
+                    c.heads.feed_seq,
+                    c.heads.audit_id
+                ),
+                None => say!(
+                    "no checkpoint in {}: only the hash chains' links are checked",
+                    journal.display()
+                ),
+            }
+            for problem in &report.problems {
+                say!("NOT VERIFIED: {problem}");
+            }
+            if report.intact() {
+                say!("verified: the stored history is the one the server accepted");
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} finding(s): the stored history was changed outside the server",
+                    report.problems.len()
+                ))
+            }
+        }
+        Command::Checkpoint { journal } => {
+            let journal = journal.unwrap_or_else(|| evidence::journal_path(&cli.data));
+            let checkpointer =
+                evidence::Checkpointer::open(&journal).map_err(|e| e.to_string())?;
+            match checkpointer
+                .checkpoint(store.as_ref(), admin::now())
+                .map_err(|e| e.to_string())?
+            {
+                Some(c) => say!(
+                    "checkpoint: feed row {}, audit row {}",
+                    c.heads.feed_seq,
+                    c.heads.audit_id
+                ),
+                None => say!("nothing moved since the last checkpoint"),
+            }
+            Ok(())
+        }
         Command::Demo { listen } => {
             say!(
                 "The server database is encrypted at rest under {}: back it up apart from {}.",

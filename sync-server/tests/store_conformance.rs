@@ -541,6 +541,162 @@ pub fn a_push_to_an_erased_case_stores_nothing(s: Subject) {
     );
 }
 
+/// Both chains `verify` relies on: each audit row chained to the one before it (concurrent
+/// writers included), the feed's rows and marks as `feed_links` walks them, the heads a
+/// checkpoint journals, stored changes with their origin, and the access log's filters.
+pub fn audit_rows_and_feed_rows_are_chained(s: Subject) {
+    use suivi_server::storage::{next_audit_mark, next_feed_mark, AuditQuery};
+    let store = s.store.clone();
+    team(store.as_ref());
+    let heads = store.chain_heads().unwrap();
+    assert_eq!((heads.feed_seq, heads.feed_mark.len()), (0, 0));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for i in 0..10 {
+                    let subject = format!("{} seen by {w}", case_id(i));
+                    store
+                        .audit(
+                            NOW + i as i64,
+                            &format!("officer-{w}"),
+                            "console.case_viewed",
+                            &subject,
+                        )
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let rows = store.audit_log(0, 1000).unwrap();
+    assert_eq!(rows.len(), 2 + 40);
+    let mut previous = Vec::new();
+    for r in &rows {
+        assert_eq!(
+            r.mark,
+            next_audit_mark(&previous, r.id, r.at, &r.actor, &r.action, &r.subject),
+            "row {}",
+            r.id
+        );
+        previous = r.mark.clone();
+    }
+    // The access log, filtered: one officer's, one case's, newest first, paged.
+    let search = |query: AuditQuery| -> Vec<String> {
+        store
+            .audit_search(&query)
+            .unwrap()
+            .into_iter()
+            .map(|r| format!("{} {}", r.actor, r.subject))
+            .collect()
+    };
+    let by_one = search(AuditQuery {
+        actor: Some("officer-2".into()),
+        limit: 100,
+        ..AuditQuery::default()
+    });
+    assert_eq!(by_one.len(), 10);
+    assert_eq!(by_one[0], format!("officer-2 {} seen by 2", case_id(9)));
+    let of_one = search(AuditQuery {
+        case_id: Some(case_id(3)),
+        limit: 3,
+        ..AuditQuery::default()
+    });
+    assert_eq!(of_one.len(), 3);
+    assert!(of_one.iter().all(|r| r.contains(&case_id(3))));
+    let newest = store
+        .audit_search(&AuditQuery {
+            limit: 1,
+            ..AuditQuery::default()
+        })
+        .unwrap();
+    let older = search(AuditQuery {
+        before: Some(newest[0].id),
+        action_prefix: Some("device.".into()),
+        limit: 100,
+        ..AuditQuery::default()
+    });
+    assert_eq!(older, vec!["karim dev-karim", "amina dev-amina"]);
+    assert!(
+        search(AuditQuery {
+            action_prefix: Some("console_".into()),
+            limit: 100,
+            ..AuditQuery::default()
+        })
+        .is_empty(),
+        "`_` is a letter in a prefix, not a wildcard"
+    );
+
+    // The feed, erased rows included.
+    store
+        .store_changes(
+            "dev-amina",
+            &[case(&case_id(1), Some("amina"), 2, 10)],
+            None,
+            NOW,
+        )
+        .unwrap();
+    store
+        .store_changes(
+            "dev-amina",
+            &[case(&case_id(2), Some("amina"), 1, 10)],
+            None,
+            NOW,
+        )
+        .unwrap();
+    store.erase_case(&case_id(1), NOW).unwrap();
+    let links = store.feed_links(0, 100).unwrap();
+    assert_eq!(links.iter().map(|l| l.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(links[0].change.is_none() && links[1].change.is_none());
+    let kept = links[2].change.as_ref().unwrap();
+    assert_eq!(
+        (
+            kept.case_id.as_str(),
+            kept.hash.as_deref(),
+            kept.audience.as_deref()
+        ),
+        (
+            case_id(2).as_str(),
+            Some(format!("{}-0", case_id(2)).as_str()),
+            None
+        )
+    );
+    assert_eq!(
+        links[2].mark,
+        next_feed_mark(&links[1].mark, 3, &format!("{}-0", case_id(2)), None)
+    );
+    assert_eq!(store.feed_links(2, 100).unwrap().len(), 1);
+    let heads = store.chain_heads().unwrap();
+    assert_eq!((heads.feed_seq, &heads.feed_mark), (3, &links[2].mark));
+    let last = store.audit_log(0, 1000).unwrap().pop().unwrap();
+    assert_eq!((heads.audit_id, heads.audit_mark), (last.id, last.mark));
+    assert_eq!(last.action, "case.erased");
+
+    let changes = store.case_stored_changes(&case_id(2)).unwrap();
+    assert_eq!(changes.len(), 1);
+    let c = &changes[0];
+    assert_eq!(
+        (
+            c.hash.as_str(),
+            c.data.as_slice(),
+            c.origin_device.as_str(),
+            c.in_feed
+        ),
+        (
+            format!("{}-0", case_id(2)).as_str(),
+            &[0u8; 10][..],
+            "dev-amina",
+            true
+        )
+    );
+    assert_eq!(c.origin_actor, Some(device("dev-amina", "amina").actor));
+    assert_eq!(store.stored_changes(0, 100).unwrap(), changes);
+    assert_eq!(store.case_feed_span(&case_id(2)).unwrap(), Some((3, 3)));
+    assert_eq!(store.case_feed_span(&case_id(1)).unwrap(), None);
+}
+
 /// Each action that changes who may do what, or what the server holds, leaves one audit row in
 /// the transaction that made it, naming ids only; an action that changed nothing leaves none.
 pub fn actions_leave_one_audit_row_each(s: Subject) {
@@ -1209,6 +1365,7 @@ macro_rules! conformance {
                 erasure_leaves_a_tombstone_and_nothing_else,
                 a_push_to_an_erased_case_stores_nothing,
                 actions_leave_one_audit_row_each,
+                audit_rows_and_feed_rows_are_chained,
                 case_summaries_are_listed_by_scope_filtered_and_erased,
                 a_summary_behind_its_case_is_marked_stale,
                 sessions_and_login_failures,

@@ -33,6 +33,8 @@ pub struct TestServer {
     pub codes: CodeKey,
     pub runtime: tokio::runtime::Runtime,
     handle: tokio::task::JoinHandle<()>,
+    /// The checkpoint journal the console verifies cases against (`checkpoint` writes one).
+    pub checkpoints: Arc<suivi_server::evidence::Checkpointer>,
     pub dir: tempfile::TempDir,
 }
 
@@ -60,6 +62,14 @@ impl TestServer {
             }
             None => suivi_server::state(store.clone(), codes.clone()),
         };
+        let checkpoints = Arc::new(
+            suivi_server::evidence::Checkpointer::open(&dir.path().join("server.checkpoints"))
+                .expect("checkpoint journal"),
+        );
+        let state = suivi_server::AppState {
+            checkpoints: Some(checkpoints.clone()),
+            ..state
+        };
         let server = runtime
             .block_on(suivi_server::spawn(
                 state,
@@ -72,8 +82,16 @@ impl TestServer {
             codes,
             runtime,
             handle: server.handle,
+            checkpoints,
             dir,
         }
+    }
+
+    /// Journals where the feed and the audit log stand, as the serving server does each minute.
+    pub fn checkpoint(&self) {
+        self.checkpoints
+            .checkpoint(self.store.as_ref(), chrono_now())
+            .expect("checkpoint");
     }
 
     pub fn url(&self) -> String {
@@ -505,4 +523,11 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
 }

@@ -29,7 +29,7 @@ use suivi_core::Lang;
 use crate::api::AppState;
 use crate::auth;
 use crate::conn::Peer;
-use crate::storage::{CaseQuery, ConsoleSession, LoginFailures, StorageError, User};
+use crate::storage::{AuditQuery, CaseQuery, ConsoleSession, LoginFailures, StorageError, User};
 use pages::{Filters, Frame};
 use text::{t, T};
 
@@ -71,6 +71,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/reassign", post(reassign_list))
         .route("/console/cases/{case_id}/reassign", post(reassign_case))
         .route("/console/devices/{device_id}/revoke", post(revoke))
+        .route("/console/access-log", get(access_log))
         .route("/console/assets/console.css", get(stylesheet))
         // A login or filter form is a few hundred bytes.
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
@@ -587,8 +588,22 @@ async fn caseload(
     let case_query = case_query_of(&filters, &today, filters.page * PAGE_SIZE, PAGE_SIZE);
     let store = state.service.store().clone();
     let reader = signed.user.clone();
+    let searched = !filters.q.is_empty();
     let (list, agents) = blocking(move || {
         let list = store.list_cases(&reader, &case_query)?;
+        // Names are on the page: the access log says who saw which cases (ids, never the
+        // words searched for, which are names).
+        let shown: Vec<&str> = list
+            .cases
+            .iter()
+            .map(|c| c.summary.case_id.as_str())
+            .collect();
+        let action = if searched {
+            "console.search"
+        } else {
+            "console.caseload_viewed"
+        };
+        store.audit(now(), &reader.user_id, action, &shown.join(" "))?;
         Ok((list, reassign_choices(store.as_ref(), &reader)?))
     })
     .await?;
@@ -693,6 +708,7 @@ async fn case_page(
     }
     let service = state.service.clone();
     let reader = signed.user.clone();
+    let checkpoints = state.checkpoints.clone();
     let loaded = blocking(move || {
         let store = service.store();
         let access = store.case_access(std::slice::from_ref(&case_id))?;
@@ -721,11 +737,18 @@ async fn case_page(
             }
             merged.push(view);
         }
+        let evidence = match &checkpoints {
+            Some(c) => Some(
+                crate::evidence::verify_case(store.as_ref(), c, &case_id)
+                    .map_err(|e| ConsoleError::Storage(e.to_string()))?,
+            ),
+            None => None,
+        };
         store.audit(now(), &reader.user_id, "console.case_viewed", &case_id)?;
-        Ok(Some((listed, doc, origins, agents, merged)))
+        Ok(Some((listed, doc, origins, agents, merged, evidence)))
     })
     .await?;
-    let Some((listed, doc, origins, agents, merged)) = loaded else {
+    let Some((listed, doc, origins, agents, merged, evidence)) = loaded else {
         return Ok(not_found());
     };
     let Some(mut doc) = doc else {
@@ -774,6 +797,7 @@ async fn case_page(
         conflicts: &conflicts,
         history: &history,
         origins: &origins,
+        evidence: evidence.as_ref(),
     };
     Ok(html(StatusCode::OK, pages::case_page(&frame, &page)))
 }
@@ -1085,11 +1109,15 @@ async fn duplicates_page(
                 out.push((a, b));
             }
         }
+        let shown: Vec<&str> = out
+            .iter()
+            .flat_map(|(a, b)| [a.summary.case_id.as_str(), b.summary.case_id.as_str()])
+            .collect();
         store.audit(
             now(),
             &reader.user_id,
             "console.duplicates_viewed",
-            &out.len().to_string(),
+            &shown.join(" "),
         )?;
         Ok(out)
     })
@@ -1226,4 +1254,58 @@ mod tests {
             .unwrap_or_else(|_| unreachable!());
         assert_eq!(ip_key(v6), "ip:2001:db8:1:2::/64");
     }
+}
+
+/// Rows of the access log shown per page.
+const ACCESS_LOG_PAGE: usize = 100;
+
+#[derive(Deserialize, Default)]
+struct AccessLogQuery {
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    case: String,
+    before: Option<u64>,
+}
+
+/// The access log, for officers and admins: who viewed, searched, exported or changed what,
+/// filtered by user and by case, newest first.
+async fn access_log(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<AccessLogQuery>,
+) -> Result<Response, ConsoleError> {
+    let signed = signed_in(&state, &headers).await?;
+    let lang = lang_of(&headers);
+    if !matches!(signed.user.role, Role::Officer | Role::Admin) {
+        return Ok(forbidden(lang, &signed));
+    }
+    let filter = pages::AccessLogFilter {
+        user: bounded(&query.user),
+        case: bounded(&query.case).to_ascii_lowercase(),
+    };
+    // A case filter that is not a case id matches nothing, rather than every row.
+    let bad_case = !filter.case.is_empty() && !crate::storage::valid_case_id(&filter.case);
+    let search = AuditQuery {
+        actor: (!filter.user.is_empty()).then(|| filter.user.clone()),
+        case_id: (!filter.case.is_empty()).then(|| filter.case.clone()),
+        action_prefix: None,
+        before: query.before,
+        limit: ACCESS_LOG_PAGE,
+    };
+    let store = state.service.store().clone();
+    let rows = if bad_case {
+        Vec::new()
+    } else {
+        blocking(move || Ok(store.audit_search(&search)?)).await?
+    };
+    let older = (rows.len() == ACCESS_LOG_PAGE)
+        .then(|| rows.last().map(|r| r.id))
+        .flatten();
+    let here = format!("/console/access-log?{}", filter.query_string(query.before));
+    let frame = signed.frame(lang, &here);
+    Ok(html(
+        StatusCode::OK,
+        pages::access_log(&frame, &filter, &rows, older),
+    ))
 }

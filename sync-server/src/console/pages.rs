@@ -9,7 +9,8 @@ use suivi_core::forms::{FieldType, FormDefinition, FormRegistry, FOLLOWUP, REFER
 use suivi_core::{Lang, Record};
 
 use super::text::{dir, t, tag, T};
-use crate::storage::{CaseList, ChangeOrigin, ListedCase, User};
+use crate::evidence::CaseEvidence;
+use crate::storage::{AuditRow, CaseList, ChangeOrigin, ListedCase, Role, User};
 
 /// What every signed-in page shows in its header.
 pub struct Frame<'a> {
@@ -38,6 +39,9 @@ pub fn page(frame: &Frame<'_>, title: &str, body: Markup) -> Markup {
                         a href="/console/cases?conflicts=1" { (t(lang, T::Conflicts)) }
                         a href="/console/duplicates" { (t(lang, T::Duplicates)) }
                         a href="/console/agents" { (t(lang, T::Agents)) }
+                    }
+                    @if frame.user.is_some_and(|u| matches!(u.role, Role::Officer | Role::Admin)) {
+                        a href="/console/access-log" { (t(lang, T::AccessLog)) }
                     }
                     nav.langs aria-label=(t(lang, T::Language)) {
                         @for (l, name) in [(Lang::Fr, "Français"), (Lang::En, "English"), (Lang::Ar, "العربية")] {
@@ -435,6 +439,8 @@ pub struct CasePage<'a> {
     pub merged_into: Option<&'a str>,
     /// On a survivor: the cases merged into it.
     pub merged: &'a [MergedView],
+    /// The history checked against the checkpoint journal; `None`: the server keeps none.
+    pub evidence: Option<&'a CaseEvidence>,
 }
 
 /// A case merged into the one shown, as the reader may see it.
@@ -513,10 +519,32 @@ pub fn case_page(frame: &Frame<'_>, p: &CasePage<'_>) -> Markup {
             }
             section.history {
                 h2 { (t(lang, T::History)) }
+                (evidence_box(lang, p.evidence))
                 ol { @for e in p.history { (history_entry(lang, e, p.origins)) } }
             }
         },
     )
+}
+
+/// Whether the case's stored history is the one the server accepted, and why not.
+fn evidence_box(lang: Lang, evidence: Option<&CaseEvidence>) -> Markup {
+    html! {
+        @match evidence {
+            Some(CaseEvidence::Verified { checkpoint_at, .. }) => {
+                p.evidence.evidence-verified role="status" { "✔ " (t(lang, T::EvidenceVerified)) " " (when(*checkpoint_at)) "." }
+            }
+            Some(CaseEvidence::NotYetCheckpointed { .. }) => {
+                p.evidence.evidence-pending role="status" { "✔ " (t(lang, T::EvidencePending)) }
+            }
+            Some(CaseEvidence::NotVerified { problems }) => {
+                div.evidence.evidence-failed role="alert" {
+                    p { strong { "✘ " (t(lang, T::EvidenceFailed)) } }
+                    ul { @for problem in problems { li { (problem.to_string()) } } }
+                }
+            }
+            None => { p.evidence.evidence-failed { (t(lang, T::EvidenceNoJournal)) } }
+        }
+    }
 }
 
 fn referral_section(lang: Lang, forms: &FormRegistry, referrals: &[Referral]) -> Markup {
@@ -755,3 +783,75 @@ pub fn urlencode(text: &str) -> String {
 
 /// The stylesheet, embedded in the binary (no CDN: district offices are offline often).
 pub const STYLESHEET: &str = include_str!("console.css");
+
+/// The access log's filters, as typed.
+pub struct AccessLogFilter {
+    pub user: String,
+    pub case: String,
+}
+
+impl AccessLogFilter {
+    pub fn query_string(&self, before: Option<u64>) -> String {
+        let mut parts = vec![
+            format!("user={}", urlencode(&self.user)),
+            format!("case={}", urlencode(&self.case)),
+        ];
+        if let Some(before) = before {
+            parts.push(format!("before={before}"));
+        }
+        parts.join("&")
+    }
+}
+
+pub fn access_log(
+    frame: &Frame<'_>,
+    filter: &AccessLogFilter,
+    rows: &[AuditRow],
+    older: Option<u64>,
+) -> Markup {
+    let lang = frame.lang;
+    page(
+        frame,
+        t(lang, T::AccessLog),
+        html! {
+            h1 { (t(lang, T::AccessLog)) }
+            p.meta { (t(lang, T::AccessLogHint)) }
+            form.filters method="get" action="/console/access-log" {
+                label { (t(lang, T::User)) " " input type="text" name="user" value=(filter.user) maxlength="100"; }
+                label { (t(lang, T::Case)) " " input type="text" name="case" value=(filter.case) maxlength="100" dir="ltr"; }
+                button type="submit" { (t(lang, T::Filter)) }
+            }
+            @if rows.is_empty() {
+                p { (t(lang, T::NoRows)) }
+            } @else {
+                table.access-log {
+                    thead { tr { th { "#" } th { (t(lang, T::When)) } th { (t(lang, T::Who)) } th { (t(lang, T::Action)) } th { (t(lang, T::Subject)) } } }
+                    tbody {
+                        @for r in rows {
+                            tr {
+                                td { (r.id) }
+                                td { (when(r.at)) }
+                                td { (r.actor) }
+                                td { code { (r.action) } }
+                                td.subject dir="ltr" {
+                                    // Case ids link to the case; anything else is shown as text.
+                                    @for (i, word) in r.subject.split(' ').enumerate() {
+                                        @if i > 0 { " " }
+                                        @if crate::storage::valid_case_id(word) {
+                                            a href={ "/console/cases/" (word) } { code { (word) } }
+                                        } @else {
+                                            (word)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if let Some(before) = older {
+                p { a rel="next" href={ "/console/access-log?" (filter.query_string(Some(before))) } { (t(lang, T::Older)) " →" } }
+            }
+        },
+    )
+}

@@ -50,7 +50,7 @@ const TABLES: [(&str, &str, &str); 18] = [
         "seq, change_id, case_id, audience, owner, team, mark",
         "seq",
     ),
-    ("audit_log", "id, at, actor, action, subject", "id"),
+    ("audit_log", "id, at, actor, action, subject, mark", "id"),
     ("quarantined_cases", "case_id, reason, at", "case_id"),
     (
         "device_usage",
@@ -299,6 +299,13 @@ pub fn sqlite_to_postgres(
         "UPDATE feed_head SET seq = $1, mark = $2,
                 erasure_seq = (SELECT coalesce(max(seq), 0) FROM erasures)",
         &[&head, &mark],
+    )
+    .map_err(pg::backend)?;
+    // The audit log's sequencer stands at its last row, with that row's mark.
+    tx.execute(
+        "UPDATE audit_head SET id = coalesce((SELECT max(id) FROM audit_log), 0),
+                mark = coalesce((SELECT mark FROM audit_log ORDER BY id DESC LIMIT 1), '')",
+        &[],
     )
     .map_err(pg::backend)?;
     tx.commit().map_err(pg::backend)?;

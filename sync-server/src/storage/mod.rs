@@ -54,6 +54,30 @@ pub fn next_feed_mark(
     h.finalize().to_vec()
 }
 
+/// The mark of an audit row: SHA-256 over the previous row's mark and this row's id, time,
+/// actor, action and subject (each string length-prefixed, so no two rows hash alike). Deleting
+/// or editing a row breaks every mark after it; `verify` checks them against the checkpoints
+/// journalled outside the database.
+pub fn next_audit_mark(
+    previous: &[u8],
+    id: u64,
+    at: i64,
+    actor: &str,
+    action: &str,
+    subject: &str,
+) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(previous);
+    h.update(id.to_be_bytes());
+    h.update(at.to_be_bytes());
+    for text in [actor, action, subject] {
+        h.update((text.len() as u64).to_be_bytes());
+        h.update(text.as_bytes());
+    }
+    h.finalize().to_vec()
+}
+
 /// The referral statuses of a summary as one column: each between spaces, so one status is
 /// matched as ` status ` and never as part of another.
 pub fn statuses_column(statuses: &[String]) -> String {
@@ -363,6 +387,63 @@ pub struct AuditRow {
     pub actor: String,
     pub action: String,
     pub subject: String,
+    /// The row's link in the audit chain (`next_audit_mark`).
+    pub mark: Vec<u8>,
+}
+
+/// A filter of the audit log (`audit_search`); empty fields filter nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub actor: Option<String>,
+    /// A case id (32 hex digits): rows whose subject names it.
+    pub case_id: Option<String>,
+    pub action_prefix: Option<String>,
+    /// Rows with ids below this one (the next page); `None` from the newest.
+    pub before: Option<u64>,
+    pub limit: usize,
+}
+
+/// Where both chains stand: the feed's end and its mark, the last audit row and its mark. A
+/// checkpoint journals these outside the database.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChainHeads {
+    pub feed_seq: u64,
+    pub feed_mark: Vec<u8>,
+    pub audit_id: u64,
+    pub audit_mark: Vec<u8>,
+}
+
+/// One feed row as `verify` reads it: its position and stored mark, and what the mark is
+/// computed from. A row an erasure removed keeps its mark only (`change` is `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedLink {
+    pub seq: u64,
+    pub mark: Vec<u8>,
+    pub change: Option<FeedLinkChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedLinkChange {
+    pub case_id: String,
+    /// `None`: the change the row points at is gone.
+    pub hash: Option<String>,
+    pub audience: Option<String>,
+}
+
+/// A stored change as `verify` reads it: its bytes (opened, on PostgreSQL), the hash stored
+/// beside them, who pushed it, and whether a feed row holds it (a change no feed row holds
+/// was not accepted through a push).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredChange {
+    pub id: u64,
+    pub case_id: String,
+    pub hash: String,
+    pub data: Vec<u8>,
+    pub origin_device: String,
+    /// The Automerge actor the origin device was enrolled with (`None`: no such device).
+    pub origin_actor: Option<String>,
+    pub received_at: i64,
+    pub in_feed: bool,
 }
 
 /// A case set aside by an admin.
@@ -448,6 +529,23 @@ pub trait ServerStore: Send + Sync + 'static {
     /// Audit rows after `after` (a row id; 0 for the start), in the order they were written, at
     /// most `limit`.
     fn audit_log(&self, after: u64, limit: usize) -> StorageResult<Vec<AuditRow>>;
+
+    /// Audit rows newest first, filtered for the console's access log: by actor, by a case id
+    /// the subject names, by action prefix (`console.`), before a row id, at most `limit`.
+    fn audit_search(&self, query: &AuditQuery) -> StorageResult<Vec<AuditRow>>;
+
+    // --- tamper evidence (`verify`) ---
+
+    /// Where the feed and the audit log stand, each with its mark.
+    fn chain_heads(&self) -> StorageResult<ChainHeads>;
+    /// Feed rows after `after` (rows an erasure removed included), in order, at most `limit`.
+    fn feed_links(&self, after: u64, limit: usize) -> StorageResult<Vec<FeedLink>>;
+    /// Stored changes with ids after `after`, in id order, at most `limit`.
+    fn stored_changes(&self, after: u64, limit: usize) -> StorageResult<Vec<StoredChange>>;
+    /// Every stored change of one case, in id order.
+    fn case_stored_changes(&self, case_id: &str) -> StorageResult<Vec<StoredChange>>;
+    /// The first and last feed positions of a case's rows, if it has any.
+    fn case_feed_span(&self, case_id: &str) -> StorageResult<Option<(u64, u64)>>;
 
     // --- the console ---
 

@@ -19,18 +19,20 @@ use suivi_core::policy::ReadScope;
 
 use super::sealed::Sealer;
 use super::{
-    next_feed_mark, AcceptedCase, AuditRow, CaseAccess, CaseList, CaseQuery, CaseSummary,
-    ChangeOrigin, ConsoleSession, CursorCheck, Device, DeviceStatus, FeedPage, FeedRow, ListedCase,
-    LoginFailures, QuarantinedCase, Quota, Role, ServerStore, StorageError, StorageResult,
+    next_audit_mark, next_feed_mark, AcceptedCase, AuditQuery, AuditRow, CaseAccess, CaseList,
+    CaseQuery, CaseSummary, ChainHeads, ChangeOrigin, ConsoleSession, CursorCheck, Device,
+    DeviceStatus, FeedLink, FeedLinkChange, FeedPage, FeedRow, ListedCase, LoginFailures,
+    QuarantinedCase, Quota, Role, ServerStore, StorageError, StorageResult, StoredChange,
     SummaryWrite, Usage, User, Viewer,
 };
 
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     include_str!("migrations/postgres/001_server.sql"),
     include_str!("migrations/postgres/002_console.sql"),
     include_str!("migrations/postgres/003_device_status.sql"),
     include_str!("migrations/postgres/004_reassignment.sql"),
     include_str!("migrations/postgres/005_duplicates.sql"),
+    include_str!("migrations/postgres/006_audit_chain.sql"),
 ];
 /// Taken (transaction-scoped) while migrating: instances starting together migrate once.
 const MIGRATION_LOCK: i64 = 0x5375_6976_6900_0001;
@@ -109,13 +111,128 @@ fn audit_row(
     action: &str,
     subject: &str,
 ) -> StorageResult<()> {
-    tx.execute(
-        "INSERT INTO audit_log (at, actor, action, subject) VALUES ($1, $2, $3, $4)",
-        &[&now, &actor, &action, &subject],
-    )
-    .map_err(backend)?;
-    Ok(())
+    let mut head = AuditHead::lock(tx)?;
+    head.append(tx, now, actor, action, &[subject])?;
+    head.save(tx)
 }
+
+/// The audit log's sequencer, locked for the rest of the transaction: rows get the ids after
+/// the head, each chained to the one before. Transactions take it last (after `feed_head`),
+/// so the two locks never wait on each other in opposite orders.
+struct AuditHead {
+    id: i64,
+    mark: Vec<u8>,
+}
+
+impl AuditHead {
+    fn lock(tx: &mut impl GenericClient) -> StorageResult<AuditHead> {
+        let row = tx
+            .query_one("SELECT id, mark FROM audit_head FOR UPDATE", &[])
+            .map_err(backend)?;
+        Ok(AuditHead {
+            id: row.get(0),
+            mark: row.get(1),
+        })
+    }
+
+    /// One row per subject, by `actor`, for `action`, in one statement.
+    fn append(
+        &mut self,
+        tx: &mut impl GenericClient,
+        now: i64,
+        actor: &str,
+        action: &str,
+        subjects: &[&str],
+    ) -> StorageResult<()> {
+        let mut ids = Vec::with_capacity(subjects.len());
+        let mut marks = Vec::with_capacity(subjects.len());
+        for subject in subjects {
+            self.id += 1;
+            self.mark = next_audit_mark(&self.mark, self.id as u64, now, actor, action, subject);
+            ids.push(self.id);
+            marks.push(self.mark.clone());
+        }
+        tx.execute(
+            "INSERT INTO audit_log (id, at, actor, action, subject, mark)
+             SELECT i, $2, $3, $4, s, m FROM UNNEST($1::bigint[], $5::text[], $6::bytea[]) AS t(i, s, m)",
+            &[&ids, &now, &actor, &action, &subjects, &marks],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    fn save(&self, tx: &mut impl GenericClient) -> StorageResult<()> {
+        tx.execute(
+            "UPDATE audit_head SET id = $1, mark = $2",
+            &[&self.id, &self.mark],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+}
+
+/// Chains audit rows written before the log was chained (their marks are NULL), in id order,
+/// and moves the head to the last row: inside the migration's transaction and lock.
+fn backfill_audit_marks(tx: &mut impl GenericClient) -> StorageResult<()> {
+    let unmarked = tx
+        .query(
+            "SELECT id, at, actor, action, subject, mark FROM audit_log WHERE mark IS NULL ORDER BY id",
+            &[],
+        )
+        .map_err(backend)?;
+    if unmarked.is_empty() {
+        return Ok(());
+    }
+    let mut head = AuditHead::lock(tx)?;
+    for row in unmarked.iter().map(row_to_audit) {
+        let previous: Vec<u8> = tx
+            .query_opt(
+                "SELECT mark FROM audit_log WHERE id < $1 ORDER BY id DESC LIMIT 1",
+                &[&(row.id as i64)],
+            )
+            .map_err(backend)?
+            .and_then(|r| r.get::<_, Option<Vec<u8>>>(0))
+            .unwrap_or_default();
+        let mark = next_audit_mark(
+            &previous,
+            row.id,
+            row.at,
+            &row.actor,
+            &row.action,
+            &row.subject,
+        );
+        tx.execute(
+            "UPDATE audit_log SET mark = $2 WHERE id = $1",
+            &[&(row.id as i64), &mark],
+        )
+        .map_err(backend)?;
+    }
+    let last = tx
+        .query_one(
+            "SELECT id, mark FROM audit_log ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .map_err(backend)?;
+    head.id = last.get(0);
+    head.mark = last.get(1);
+    head.save(tx)
+}
+
+fn row_to_audit(r: &postgres::Row) -> AuditRow {
+    AuditRow {
+        id: r.get::<_, i64>(0) as u64,
+        at: r.get(1),
+        actor: r.get(2),
+        action: r.get(3),
+        subject: r.get(4),
+        mark: r.get::<_, Option<Vec<u8>>>(5).unwrap_or_default(),
+    }
+}
+
+const STORED_CHANGE_COLUMNS: &str = "c.id, c.case_id, c.hash, c.data, c.origin_device, d.actor,
+    c.received_at,
+    EXISTS (SELECT 1 FROM feed f WHERE f.change_id = c.id AND f.audience IS NULL)
+    FROM changes c LEFT JOIN devices d ON d.device_id = c.origin_device";
 
 /// The feed's sequencer, locked for the rest of the transaction: rows appended through it get
 /// the positions after the head, and the head moves when the transaction commits.
@@ -479,6 +596,7 @@ impl PostgresStore {
             tx.execute("INSERT INTO suivi_schema (version) VALUES ($1)", &[&v])
                 .map_err(backend)?;
         }
+        backfill_audit_marks(&mut tx)?;
         tx.commit().map_err(backend)
     }
 
@@ -506,6 +624,28 @@ impl PostgresStore {
                 "cannot read the database: wrong key (this key file is not the one this database was created with)".into(),
             ))
         }
+    }
+
+    /// A `STORED_CHANGE_COLUMNS` row, its payload opened. A payload that does not open (edited
+    /// in the database, or sealed for another case) is an error naming the change.
+    fn row_to_stored_change(&self, r: &postgres::Row) -> StorageResult<StoredChange> {
+        let case_id: String = r.get(1);
+        let hash: String = r.get(2);
+        // A payload that does not open (edited in the database) comes back empty: `verify`
+        // reports it as bytes that are not the stored change, and goes on.
+        let data = self
+            .open_change(&case_id, &hash, r.get(3))
+            .unwrap_or_default();
+        Ok(StoredChange {
+            id: r.get::<_, i64>(0) as u64,
+            case_id,
+            hash,
+            data,
+            origin_device: r.get(4),
+            origin_actor: r.get(5),
+            received_at: r.get(6),
+            in_feed: r.get(7),
+        })
     }
 
     pub(super) fn open_change(
@@ -1274,29 +1414,135 @@ impl ServerStore for PostgresStore {
     }
 
     fn audit(&self, now: i64, actor: &str, action: &str, subject: &str) -> StorageResult<()> {
-        audit_row(&mut *self.client()?, now, actor, action, subject)
+        let mut client = self.client()?;
+        let mut tx = client.transaction().map_err(backend)?;
+        audit_row(&mut tx, now, actor, action, subject)?;
+        tx.commit().map_err(backend)
     }
 
     fn audit_log(&self, after: u64, limit: usize) -> StorageResult<Vec<AuditRow>> {
-        // Ids come from a sequence, taken before commit: a row committed late can sit below one
-        // already read. The log is for people reading it whole, not a feed with a cursor.
+        // Ids are handed out under the `audit_head` lock, in commit order: a page read after
+        // `after` never misses a row committed later.
         Ok(self
             .client()?
             .query(
-                "SELECT id, at, actor, action, subject FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
+                "SELECT id, at, actor, action, subject, mark FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
                 &[&pg_seq(after), &i64::try_from(limit).unwrap_or(i64::MAX)],
             )
             .map_err(backend)?
-            .into_iter()
-            .map(|r| AuditRow {
-                id: r.get::<_, i64>(0) as u64,
-                at: r.get(1),
-                actor: r.get(2),
-                action: r.get(3),
-                subject: r.get(4),
+            .iter()
+            .map(row_to_audit)
+            .collect())
+    }
+
+    fn audit_search(&self, query: &AuditQuery) -> StorageResult<Vec<AuditRow>> {
+        let before = query.before.map_or(i64::MAX, pg_seq);
+        let like = |text: &str| {
+            text.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        };
+        let case = query.case_id.as_deref().map(|c| format!("%{}%", like(c)));
+        let prefix = query
+            .action_prefix
+            .as_deref()
+            .map(|p| format!("{}%", like(p)));
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        Ok(self
+            .client()?
+            .query(
+                "SELECT id, at, actor, action, subject, mark FROM audit_log
+                 WHERE id < $1 AND ($2::text IS NULL OR actor = $2)
+                   AND ($3::text IS NULL OR subject LIKE $3)
+                   AND ($4::text IS NULL OR action LIKE $4)
+                 ORDER BY id DESC LIMIT $5",
+                &[&before, &query.actor, &case, &prefix, &limit],
+            )
+            .map_err(backend)?
+            .iter()
+            .map(row_to_audit)
+            .collect())
+    }
+
+    fn chain_heads(&self) -> StorageResult<ChainHeads> {
+        let mut client = self.client()?;
+        let feed = client
+            .query_one("SELECT seq, mark FROM feed_head", &[])
+            .map_err(backend)?;
+        let audit = client
+            .query_one("SELECT id, mark FROM audit_head", &[])
+            .map_err(backend)?;
+        Ok(ChainHeads {
+            feed_seq: feed.get::<_, i64>(0) as u64,
+            feed_mark: feed.get(1),
+            audit_id: audit.get::<_, i64>(0) as u64,
+            audit_mark: audit.get(1),
+        })
+    }
+
+    fn feed_links(&self, after: u64, limit: usize) -> StorageResult<Vec<FeedLink>> {
+        Ok(self
+            .client()?
+            .query(
+                "SELECT f.seq, f.mark, f.case_id, c.hash, f.audience
+                 FROM feed f LEFT JOIN changes c ON c.id = f.change_id WHERE f.seq > $1
+                 UNION ALL
+                 SELECT seq, mark, NULL, NULL, NULL FROM erased_feed_marks WHERE seq > $1
+                 ORDER BY 1 LIMIT $2",
+                &[&pg_seq(after), &i64::try_from(limit).unwrap_or(i64::MAX)],
+            )
+            .map_err(backend)?
+            .iter()
+            .map(|r| FeedLink {
+                seq: r.get::<_, i64>(0) as u64,
+                mark: r.get::<_, Option<Vec<u8>>>(1).unwrap_or_default(),
+                change: r.get::<_, Option<String>>(2).map(|case_id| FeedLinkChange {
+                    case_id,
+                    hash: r.get(3),
+                    audience: r.get(4),
+                }),
             })
             .collect())
     }
+
+    fn stored_changes(&self, after: u64, limit: usize) -> StorageResult<Vec<StoredChange>> {
+        let rows = self
+            .client()?
+            .query(
+                &format!("SELECT {STORED_CHANGE_COLUMNS} WHERE c.id > $1 ORDER BY c.id LIMIT $2"),
+                &[&pg_seq(after), &i64::try_from(limit).unwrap_or(i64::MAX)],
+            )
+            .map_err(backend)?;
+        rows.iter().map(|r| self.row_to_stored_change(r)).collect()
+    }
+
+    fn case_stored_changes(&self, case_id: &str) -> StorageResult<Vec<StoredChange>> {
+        let rows = self
+            .client()?
+            .query(
+                &format!("SELECT {STORED_CHANGE_COLUMNS} WHERE c.case_id = $1 ORDER BY c.id"),
+                &[&case_id],
+            )
+            .map_err(backend)?;
+        rows.iter().map(|r| self.row_to_stored_change(r)).collect()
+    }
+
+    fn case_feed_span(&self, case_id: &str) -> StorageResult<Option<(u64, u64)>> {
+        let row = self
+            .client()?
+            .query_one(
+                "SELECT min(seq), max(seq) FROM feed WHERE case_id = $1",
+                &[&case_id],
+            )
+            .map_err(backend)?;
+        Ok(
+            match (row.get::<_, Option<i64>>(0), row.get::<_, Option<i64>>(1)) {
+                (Some(first), Some(last)) => Some((first as u64, last as u64)),
+                _ => None,
+            },
+        )
+    }
+
     fn reassign_cases(
         &self,
         case_ids: &[String],
@@ -1397,13 +1643,10 @@ impl ServerStore for PostgresStore {
             .zip(&former)
             .map(|(case_id, old)| format!("{case_id} {old} -> {}", to.user_id))
             .collect();
-        tx.execute(
-            "INSERT INTO audit_log (at, actor, action, subject)
-             SELECT $1, $2, 'case.reassign', s FROM UNNEST($3::text[]) WITH ORDINALITY AS t(s, n)
-             ORDER BY n",
-            &[&now, &by, &subjects],
-        )
-        .map_err(backend)?;
+        let subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
+        let mut audit = AuditHead::lock(&mut tx)?;
+        audit.append(&mut tx, now, by, "case.reassign", &subjects)?;
+        audit.save(&mut tx)?;
         head.save(&mut tx)?;
         tx.commit().map_err(backend)?;
         Ok(moved)

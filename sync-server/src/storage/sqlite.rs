@@ -8,13 +8,14 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transact
 use suivi_core::policy::ReadScope;
 
 use super::{
-    next_feed_mark, AcceptedCase, AuditRow, CaseAccess, CaseList, CaseQuery, CaseSummary,
-    ChangeOrigin, ConsoleSession, CursorCheck, Device, DeviceStatus, FeedPage, FeedRow, ListedCase,
-    LoginFailures, QuarantinedCase, Quota, Role, ServerStore, StorageError, StorageResult,
+    next_audit_mark, next_feed_mark, AcceptedCase, AuditQuery, AuditRow, CaseAccess, CaseList,
+    CaseQuery, CaseSummary, ChainHeads, ChangeOrigin, ConsoleSession, CursorCheck, Device,
+    DeviceStatus, FeedLink, FeedLinkChange, FeedPage, FeedRow, ListedCase, LoginFailures,
+    QuarantinedCase, Quota, Role, ServerStore, StorageError, StorageResult, StoredChange,
     SummaryWrite, Usage, User, Viewer,
 };
 
-const MIGRATIONS: [&str; 9] = [
+const MIGRATIONS: [&str; 10] = [
     include_str!("migrations/001_server.sql"),
     include_str!("migrations/002_trust.sql"),
     include_str!("migrations/003_quotas.sql"),
@@ -24,6 +25,7 @@ const MIGRATIONS: [&str; 9] = [
     include_str!("migrations/007_device_status.sql"),
     include_str!("migrations/008_reassignment.sql"),
     include_str!("migrations/009_duplicates.sql"),
+    include_str!("migrations/010_audit_chain.sql"),
 ];
 /// Days of per-device usage kept (for `device quota` to show recent days).
 const USAGE_DAYS_KEPT: i64 = 7;
@@ -88,12 +90,110 @@ fn audit_row(
     action: &str,
     subject: &str,
 ) -> StorageResult<()> {
-    conn.execute(
-        "INSERT INTO audit_log (at, actor, action, subject) VALUES (?1, ?2, ?3, ?4)",
-        params![now, actor, action, subject],
+    // The id is the last one plus one, chosen here: two writers racing for it (a command run
+    // beside the server) collide on the key, one fails, and the chain never forks.
+    let (last, previous): (i64, Option<Vec<u8>>) = conn
+        .prepare_cached("SELECT id, mark FROM audit_log ORDER BY id DESC LIMIT 1")
+        .map_err(backend)?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(backend)?
+        .unwrap_or((0, None));
+    let id = last + 1;
+    let mark = next_audit_mark(
+        &previous.unwrap_or_default(),
+        id as u64,
+        now,
+        actor,
+        action,
+        subject,
+    );
+    conn.prepare_cached(
+        "INSERT INTO audit_log (id, at, actor, action, subject, mark) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )
+    .map_err(backend)?
+    .execute(params![id, now, actor, action, subject, mark])
     .map_err(backend)?;
     Ok(())
+}
+
+fn row_to_audit(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        id: r.get::<_, i64>(0)? as u64,
+        at: r.get(1)?,
+        actor: r.get(2)?,
+        action: r.get(3)?,
+        subject: r.get(4)?,
+        mark: r.get::<_, Option<Vec<u8>>>(5)?.unwrap_or_default(),
+    })
+}
+
+fn row_to_stored_change(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredChange> {
+    Ok(StoredChange {
+        id: r.get::<_, i64>(0)? as u64,
+        case_id: r.get(1)?,
+        hash: r.get(2)?,
+        data: r.get(3)?,
+        origin_device: r.get(4)?,
+        origin_actor: r.get(5)?,
+        received_at: r.get(6)?,
+        in_feed: r.get(7)?,
+    })
+}
+
+const STORED_CHANGE_COLUMNS: &str = "c.id, c.case_id, c.hash, c.data, c.origin_device, d.actor,
+    c.received_at,
+    EXISTS (SELECT 1 FROM feed f WHERE f.change_id = c.id AND f.audience IS NULL)
+    FROM changes c LEFT JOIN devices d ON d.device_id = c.origin_device";
+
+/// Fills the marks of audit rows written before the log was chained, in id order.
+fn backfill_audit_marks(conn: &mut Connection) -> StorageResult<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(backend)?;
+    let unmarked: Vec<AuditRow> = {
+        let mut stmt = tx
+            .prepare(
+                "SELECT id, at, actor, action, subject, mark FROM audit_log
+                 WHERE mark IS NULL ORDER BY id",
+            )
+            .map_err(backend)?;
+        let rows = stmt.query_map([], row_to_audit).map_err(backend)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(backend)?
+    };
+    for row in unmarked {
+        let previous: Vec<u8> = tx
+            .query_row(
+                "SELECT mark FROM audit_log WHERE id < ?1 ORDER BY id DESC LIMIT 1",
+                [row.id as i64],
+                |r| r.get::<_, Option<Vec<u8>>>(0),
+            )
+            .optional()
+            .map_err(backend)?
+            .flatten()
+            .unwrap_or_default();
+        let mark = next_audit_mark(
+            &previous,
+            row.id,
+            row.at,
+            &row.actor,
+            &row.action,
+            &row.subject,
+        );
+        tx.execute(
+            "UPDATE audit_log SET mark = ?2 WHERE id = ?1",
+            params![row.id as i64, mark],
+        )
+        .map_err(backend)?;
+    }
+    tx.commit().map_err(backend)
+}
+
+/// `text` for a LIKE pattern, its wildcards taken literally.
+fn like_escaped(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 /// Replaces a case's projection row and search terms, inside the caller's transaction.
@@ -375,6 +475,7 @@ impl SqliteStore {
             tx.commit().map_err(backend)?;
         }
         backfill_marks(&mut conn)?;
+        backfill_audit_marks(&mut conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -1044,14 +1145,101 @@ impl ServerStore for SqliteStore {
     }
 
     fn audit(&self, now: i64, actor: &str, action: &str, subject: &str) -> StorageResult<()> {
-        audit_row(&self.conn(), now, actor, action, subject)
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        audit_row(&tx, now, actor, action, subject)?;
+        tx.commit().map_err(backend)
     }
 
     fn audit_log(&self, after: u64, limit: usize) -> StorageResult<Vec<AuditRow>> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT id, at, actor, action, subject FROM audit_log WHERE id > ?1 ORDER BY id LIMIT ?2",
+                "SELECT id, at, actor, action, subject, mark FROM audit_log WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(
+                params![
+                    i64::try_from(after).unwrap_or(i64::MAX),
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                row_to_audit,
+            )
+            .map_err(backend)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(backend)
+    }
+
+    fn audit_search(&self, query: &AuditQuery) -> StorageResult<Vec<AuditRow>> {
+        let mut sql = String::from(
+            "SELECT id, at, actor, action, subject, mark FROM audit_log WHERE id < ?1",
+        );
+        let mut args: Vec<rusqlite::types::Value> = vec![query
+            .before
+            .map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX))
+            .into()];
+        if let Some(actor) = &query.actor {
+            args.push(actor.clone().into());
+            sql.push_str(&format!(" AND actor = ?{}", args.len()));
+        }
+        if let Some(case_id) = &query.case_id {
+            args.push(format!("%{}%", like_escaped(case_id)).into());
+            sql.push_str(&format!(" AND subject LIKE ?{} ESCAPE '\\'", args.len()));
+        }
+        if let Some(prefix) = &query.action_prefix {
+            args.push(format!("{}%", like_escaped(prefix)).into());
+            sql.push_str(&format!(" AND action LIKE ?{} ESCAPE '\\'", args.len()));
+        }
+        args.push(i64::try_from(query.limit).unwrap_or(i64::MAX).into());
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", args.len()));
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&sql).map_err(backend)?;
+        let rows = stmt
+            .query_map(params_from_iter(args), row_to_audit)
+            .map_err(backend)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(backend)
+    }
+
+    fn chain_heads(&self) -> StorageResult<ChainHeads> {
+        let conn = self.conn();
+        let (feed_seq, feed_mark): (i64, Option<Vec<u8>>) = conn
+            .query_row(
+                &format!(
+                    "SELECT e.n, (SELECT mark FROM {ALL_MARKS} WHERE seq = e.n)
+                     FROM ({FEED_END} AS n) e"
+                ),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(backend)?;
+        let (audit_id, audit_mark): (i64, Option<Vec<u8>>) = conn
+            .query_row(
+                "SELECT id, mark FROM audit_log ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(backend)?
+            .unwrap_or((0, None));
+        Ok(ChainHeads {
+            feed_seq: feed_seq as u64,
+            feed_mark: feed_mark.unwrap_or_default(),
+            audit_id: audit_id as u64,
+            audit_mark: audit_mark.unwrap_or_default(),
+        })
+    }
+
+    fn feed_links(&self, after: u64, limit: usize) -> StorageResult<Vec<FeedLink>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT f.seq, f.mark, f.case_id, c.hash, f.audience
+                 FROM feed f LEFT JOIN changes c ON c.id = f.change_id WHERE f.seq > ?1
+                 UNION ALL
+                 SELECT seq, mark, NULL, NULL, NULL FROM erased_feed_marks WHERE seq > ?1
+                 ORDER BY 1 LIMIT ?2",
             )
             .map_err(backend)?;
         let rows = stmt
@@ -1061,17 +1249,70 @@ impl ServerStore for SqliteStore {
                     i64::try_from(limit).unwrap_or(i64::MAX)
                 ],
                 |r| {
-                    Ok(AuditRow {
-                        id: r.get::<_, i64>(0)? as u64,
-                        at: r.get(1)?,
-                        actor: r.get(2)?,
-                        action: r.get(3)?,
-                        subject: r.get(4)?,
+                    let case_id: Option<String> = r.get(2)?;
+                    Ok(FeedLink {
+                        seq: r.get::<_, i64>(0)? as u64,
+                        mark: r.get::<_, Option<Vec<u8>>>(1)?.unwrap_or_default(),
+                        change: match case_id {
+                            Some(case_id) => Some(FeedLinkChange {
+                                case_id,
+                                hash: r.get(3)?,
+                                audience: r.get(4)?,
+                            }),
+                            None => None,
+                        },
                     })
                 },
             )
             .map_err(backend)?;
         rows.collect::<rusqlite::Result<_>>().map_err(backend)
+    }
+
+    fn stored_changes(&self, after: u64, limit: usize) -> StorageResult<Vec<StoredChange>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {STORED_CHANGE_COLUMNS} WHERE c.id > ?1 ORDER BY c.id LIMIT ?2"
+            ))
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(
+                params![
+                    i64::try_from(after).unwrap_or(i64::MAX),
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                row_to_stored_change,
+            )
+            .map_err(backend)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(backend)
+    }
+
+    fn case_stored_changes(&self, case_id: &str) -> StorageResult<Vec<StoredChange>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {STORED_CHANGE_COLUMNS} WHERE c.case_id = ?1 ORDER BY c.id"
+            ))
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([case_id], row_to_stored_change)
+            .map_err(backend)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(backend)
+    }
+
+    fn case_feed_span(&self, case_id: &str) -> StorageResult<Option<(u64, u64)>> {
+        let span: (Option<i64>, Option<i64>) = self
+            .conn()
+            .query_row(
+                "SELECT min(seq), max(seq) FROM feed WHERE case_id = ?1",
+                [case_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(backend)?;
+        Ok(match span {
+            (Some(first), Some(last)) => Some((first as u64, last as u64)),
+            _ => None,
+        })
     }
     fn reassign_cases(
         &self,

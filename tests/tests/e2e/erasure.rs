@@ -12,14 +12,14 @@ use suivi_core::Store;
 use suivi_tests::{child, contains, decrypted_contents, record, ServerSite, DEVICE_KEY};
 
 /// A device's store with its path, enrolled on the site's server over HTTP.
-struct Phone {
-    store: Store,
+pub(crate) struct Phone {
+    pub(crate) store: Store,
     path: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Phone {
-    fn enroll(site: &ServerSite, url: &str, user: &str) -> Phone {
+    pub(crate) fn enroll(site: &ServerSite, url: &str, user: &str) -> Phone {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("phone.db");
         let mut store = Store::create(&path, DEVICE_KEY, user, &format!("{user}-phone")).unwrap();
@@ -34,7 +34,7 @@ impl Phone {
         }
     }
 
-    fn sync(&mut self, url: &str) -> SyncReport {
+    pub(crate) fn sync(&mut self, url: &str) -> SyncReport {
         self.store
             .sync(&HttpTransport::new(url).unwrap(), &mut |_| {})
             .unwrap()

@@ -4,6 +4,7 @@
 
 mod access;
 mod at_rest;
+mod audit;
 mod bad_input;
 mod cli;
 mod concurrent;

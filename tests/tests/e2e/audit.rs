@@ -1,0 +1,400 @@
+//! The officer's audit: tamper evidence. Someone with write access to the database rewrites a
+//! stored change together with its hash (and, as a careful editor would, every feed mark after
+//! it), edits and deletes audit rows; `suivi-server verify` reports each, on SQLite and on
+//! PostgreSQL, from the checkpoints the server journalled outside the database.
+
+use suivi_server::storage::{next_audit_mark, next_feed_mark};
+use suivi_tests::{child, referral, ServerSite};
+
+use crate::erasure::Phone;
+
+/// Direct access to a site's database, as its editor has it.
+trait Editor {
+    fn query(&mut self, sql: &str) -> Vec<Vec<Option<String>>>;
+    fn execute(&mut self, sql: &str);
+    /// The feed in order: (seq, change hash, audience); `None` hash for an erased row.
+    fn feed(&mut self) -> Vec<(i64, Option<String>, Option<String>)> {
+        self.query(
+            "SELECT f.seq, c.hash, f.audience FROM feed f JOIN changes c ON c.id = f.change_id
+             ORDER BY f.seq",
+        )
+        .into_iter()
+        .map(|r| {
+            (
+                r[0].as_deref().unwrap().parse().unwrap(),
+                r[1].clone(),
+                r[2].clone(),
+            )
+        })
+        .collect()
+    }
+    /// Rewrites every feed mark from the start so the chain links hold again.
+    fn rechain_feed(&mut self) {
+        let mut previous = Vec::new();
+        for (seq, hash, audience) in self.feed() {
+            let mark = next_feed_mark(
+                &previous,
+                seq as u64,
+                hash.as_deref().unwrap(),
+                audience.as_deref(),
+            );
+            self.execute(&format!(
+                "UPDATE feed SET mark = {} WHERE seq = {seq}",
+                self.blob(&mark)
+            ));
+            previous = mark;
+        }
+    }
+    /// Rewrites every audit mark from the start.
+    fn rechain_audit(&mut self) {
+        let rows = self.query("SELECT id, at, actor, action, subject FROM audit_log ORDER BY id");
+        let mut previous = Vec::new();
+        for r in rows {
+            let id: u64 = r[0].as_deref().unwrap().parse().unwrap();
+            let mark = next_audit_mark(
+                &previous,
+                id,
+                r[1].as_deref().unwrap().parse().unwrap(),
+                r[2].as_deref().unwrap(),
+                r[3].as_deref().unwrap(),
+                r[4].as_deref().unwrap(),
+            );
+            self.execute(&format!(
+                "UPDATE audit_log SET mark = {} WHERE id = {id}",
+                self.blob(&mark)
+            ));
+            previous = mark;
+        }
+    }
+    fn blob(&self, bytes: &[u8]) -> String;
+}
+
+impl Editor for rusqlite::Connection {
+    fn query(&mut self, sql: &str) -> Vec<Vec<Option<String>>> {
+        let mut stmt = self.prepare(sql).unwrap();
+        let width = stmt.column_count();
+        stmt.query_map([], |r| {
+            (0..width)
+                .map(|i| {
+                    Ok(match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => None,
+                        rusqlite::types::ValueRef::Integer(n) => Some(n.to_string()),
+                        v => Some(v.as_str().unwrap().to_string()),
+                    })
+                })
+                .collect()
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+    }
+    fn execute(&mut self, sql: &str) {
+        self.execute_batch(sql).unwrap();
+    }
+    fn blob(&self, bytes: &[u8]) -> String {
+        format!("x'{}'", hex::encode(bytes))
+    }
+}
+
+impl Editor for postgres::Client {
+    fn query(&mut self, sql: &str) -> Vec<Vec<Option<String>>> {
+        // Every column as text, whatever its type.
+        let rows = postgres::Client::simple_query(self, sql).unwrap();
+        rows.into_iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => {
+                    Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+    fn execute(&mut self, sql: &str) {
+        self.batch_execute(sql).unwrap();
+    }
+    fn blob(&self, bytes: &[u8]) -> String {
+        format!("'\\x{}'::bytea", hex::encode(bytes))
+    }
+}
+
+/// A change Amina's device never made, under her device's actor: what a forger writes.
+fn forged_change(actor_hex: &str) -> (String, Vec<u8>) {
+    use automerge::transaction::Transactable;
+    let mut doc = automerge::AutoCommit::new()
+        .with_actor(automerge::ActorId::from(hex::decode(actor_hex).unwrap()));
+    doc.put(automerge::ROOT, "risk_level", "low").unwrap();
+    doc.commit();
+    let change = doc.get_last_local_change().unwrap().clone();
+    (change.hash().to_string(), change.raw_bytes().to_vec())
+}
+
+/// What a careful forger writes in place of a case's last change: a change on top of the ones
+/// before it, under the same device's actor (so with the same sequence number), that sets the
+/// child's risk level to low. The case still loads; only the evidence tells.
+fn forged_replacement(before: &[Vec<u8>], actor_hex: &str) -> (String, Vec<u8>) {
+    use automerge::transaction::Transactable;
+    use automerge::ReadDoc;
+    let mut doc = automerge::AutoCommit::new();
+    for change in before {
+        doc.load_incremental(change).unwrap();
+    }
+    doc.set_actor(automerge::ActorId::from(hex::decode(actor_hex).unwrap()));
+    match doc.get(automerge::ROOT, "identification").unwrap() {
+        Some((automerge::Value::Object(_), id)) => doc.put(&id, "risk_level", "low").unwrap(),
+        _ => panic!("a case document has its identification"),
+    }
+    doc.commit();
+    let change = doc.get_last_local_change().unwrap().clone();
+    (change.hash().to_string(), change.raw_bytes().to_vec())
+}
+
+/// Amina records two cases and a referral, then the admin assigns one to Karim: changes in
+/// the feed, rows in the audit log. Returns a case whose change the editor rewrites.
+fn some_history(site: &ServerSite) -> String {
+    for (user, role) in [
+        ("amina", "agent"),
+        ("karim", "agent"),
+        ("fatima", "supervisor"),
+    ] {
+        site.ok(&["user", "add", user, "--role", role, "--team", "sikasso"]);
+    }
+    let served = site.serve();
+    let url = served.url();
+    let mut amina = Phone::enroll(site, &url, "amina");
+    let _fatima = Phone::enroll(site, &url, "fatima");
+    let case_id = amina.store.create_case(&child(1)).unwrap();
+    amina.store.refer(&case_id, &referral(1)).unwrap();
+    let other = amina.store.create_case(&child(2)).unwrap();
+    amina.sync(&url);
+    site.ok(&["case", "assign", &other, "karim"]);
+    site.ok(&["case", "assign", &case_id, "fatima"]);
+    drop(served);
+    case_id
+}
+
+fn verify_fails(site: &ServerSite) -> String {
+    let out = site.run(&["verify"]);
+    assert!(!out.status.success(), "verify should report tampering");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The whole scenario on one store; `editor` opens its database as its editor would.
+fn tampering_is_reported(site: &ServerSite, editor: &mut dyn Editor, payload_sealed: bool) {
+    let case_id = some_history(site);
+    assert!(site.ok(&["checkpoint"]).contains("checkpoint: feed row"));
+    assert!(site.ok(&["checkpoint"]).contains("nothing moved"));
+    let clean = site.ok(&["verify"]);
+    assert!(clean.contains("verified: the stored history"), "{clean}");
+    // The serving server journalled one as it started, the command one at the end.
+    assert!(clean.contains("2 checkpoints in"), "{clean}");
+
+    // The editor replaces the case's first change with a forged one under Amina's actor,
+    // stored hash and all, then rewrites every feed mark so each link holds again.
+    let actor = editor.query(
+        "SELECT actor FROM devices WHERE user_id = 'amina' AND device_id NOT LIKE 'console-%'",
+    )[0][0]
+        .clone()
+        .unwrap();
+    let (forged_hash, forged_bytes) = forged_change(&actor);
+    let id = editor.query(&format!(
+        "SELECT min(id) FROM changes WHERE case_id = '{case_id}'"
+    ))[0][0]
+        .clone()
+        .unwrap();
+    let data = if payload_sealed {
+        // PostgreSQL seals payloads under the key file: without it, the editor can only
+        // leave the old sealed bytes under the new hash.
+        "data".to_string()
+    } else {
+        editor.blob(&forged_bytes)
+    };
+    editor.execute(&format!(
+        "UPDATE changes SET hash = '{forged_hash}', data = {data} WHERE id = {id}"
+    ));
+    editor.rechain_feed();
+    let report = verify_fails(site);
+    assert!(
+        report.contains("NOT VERIFIED: feed up to row")
+            && report.contains("is not the one checkpointed"),
+        "{report}"
+    );
+    assert!(
+        !report.contains("its mark does not follow"),
+        "the links were rewritten: only the checkpoint shows it\n{report}"
+    );
+    if payload_sealed {
+        assert!(
+            report.contains("its stored bytes are not a change"),
+            "{report}"
+        );
+    }
+
+    // The audit log: one row's subject edited, another deleted, and the last one (the
+    // checkpoint's) deleted too.
+    let ids: Vec<u64> = editor
+        .query("SELECT id FROM audit_log ORDER BY id")
+        .into_iter()
+        .map(|r| r[0].as_deref().unwrap().parse().unwrap())
+        .collect();
+    assert!(ids.len() >= 5, "{ids:?}");
+    editor.execute(&format!(
+        "UPDATE audit_log SET subject = 'nothing happened' WHERE id = {}",
+        ids[1]
+    ));
+    editor.execute(&format!("DELETE FROM audit_log WHERE id = {}", ids[3]));
+    editor.execute(&format!(
+        "DELETE FROM audit_log WHERE id = {}",
+        ids[ids.len() - 1]
+    ));
+    let report = verify_fails(site);
+    for expected in [
+        format!(
+            "NOT VERIFIED: audit row {}: its mark does not follow",
+            ids[1]
+        ),
+        format!(
+            "NOT VERIFIED: audit row {}: its mark does not follow",
+            ids[4]
+        ),
+        format!(
+            "NOT VERIFIED: audit log up to row {}, checkpointed at",
+            ids[ids.len() - 1]
+        ),
+    ] {
+        assert!(report.contains(&expected), "{expected}\n{report}");
+    }
+    assert!(report.contains("rows after it were deleted"), "{report}");
+
+    // Rechained, the links hold, and the checkpoint still tells.
+    editor.rechain_audit();
+    let report = verify_fails(site);
+    assert!(!report.contains("NOT VERIFIED: audit row"), "{report}");
+    assert!(
+        report.contains("NOT VERIFIED: audit log up to row"),
+        "{report}"
+    );
+}
+
+#[test]
+fn verify_reports_a_rewritten_change_and_edited_or_deleted_audit_rows_on_sqlite() {
+    let site = ServerSite::new();
+    // The site's database is created at the first command.
+    site.ok(&[
+        "user", "add", "admin2", "--role", "admin", "--team", "project",
+    ]);
+    let mut db = rusqlite::Connection::open(site.db()).unwrap();
+    db.pragma_update(None, "key", site.database_key()).unwrap();
+    tampering_is_reported(&site, &mut db, false);
+}
+
+#[test]
+fn verify_reports_a_rewritten_change_and_edited_or_deleted_audit_rows_on_postgres() {
+    let database = suivi_server::testing::TestDatabase::create();
+    let site = ServerSite::on_postgres(&database.url);
+    site.ok(&[
+        "user", "add", "admin2", "--role", "admin", "--team", "project",
+    ]);
+    let mut db = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
+    tampering_is_reported(&site, &mut db, true);
+}
+
+/// The console's side: a case's history shows as verified once checkpointed, as pending for
+/// what is newer, and as not verified once its stored change is rewritten in the database;
+/// every view and search of a child's data is in the access log (ids, no names), which
+/// officers read filtered by user and by case, and supervisors do not read.
+#[test]
+fn an_officer_sees_a_history_verified_or_not_and_reads_who_viewed_which_child() {
+    use crate::console::{two_teams, Console, PASSWORD};
+    use reqwest::StatusCode;
+    use suivi_server::{admin, storage::Role, ServerStore};
+
+    let server = two_teams();
+    server.add_user("odile", Role::Officer, "");
+    admin::set_password(server.store.as_ref(), "odile", PASSWORD).unwrap();
+    let mut amina = server.device("amina");
+    let case_id = amina.store.create_case(&child(1)).unwrap();
+    amina.store.refer(&case_id, &referral(1)).unwrap();
+    amina.sync().unwrap();
+
+    // Fatima searches for the child by name and lists her caseload.
+    let name = child(1)["child_first_name"].as_str().unwrap().to_string();
+    let mut fatima = Console::signed_in(&server, "fatima");
+    let (_, page, _) = fatima.get(&format!("/console/cases?q={}", name));
+    assert!(page.contains(&case_id));
+    fatima.get("/console/cases");
+
+    let mut odile = Console::signed_in(&server, "odile");
+    let case_page = format!("/console/cases/{case_id}");
+    let (_, page, _) = odile.get(&case_page);
+    assert!(page.contains("evidence-pending"), "not checkpointed yet");
+    server.checkpoint();
+    let (_, page, _) = odile.get(&case_page);
+    assert!(page.contains("evidence-verified"), "{page}");
+
+    // A visit after the checkpoint is pending until the next one.
+    amina
+        .store
+        .add_followup(&case_id, &suivi_tests::visit(1))
+        .unwrap();
+    amina.sync().unwrap();
+    let (_, page, _) = odile.get(&case_page);
+    assert!(page.contains("evidence-pending"));
+    server.checkpoint();
+    let (_, page, _) = odile.get(&case_page);
+    assert!(page.contains("evidence-verified"));
+    assert!(
+        !page.contains("Faible"),
+        "the risk level recorded is medium"
+    );
+
+    // The database's editor rewrites the referral's change, hash and feed marks included.
+    let mut db = rusqlite::Connection::open(server.dir.path().join("server.db")).unwrap();
+    let actor = hex::encode(suivi_tests::actor_of(&amina).to_bytes());
+    let mut stored = server.store.case_stored_changes(&case_id).unwrap();
+    let last = stored.pop().unwrap();
+    let before: Vec<Vec<u8>> = stored.into_iter().map(|c| c.data).collect();
+    let (forged_hash, forged_bytes) = forged_replacement(&before, &actor);
+    let id = last.id;
+    let blob = db.blob(&forged_bytes);
+    Editor::execute(
+        &mut db,
+        &format!("UPDATE changes SET hash = '{forged_hash}', data = {blob} WHERE id = {id}"),
+    );
+    db.rechain_feed();
+    let (status, page, _) = odile.get(&case_page);
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("evidence-failed"), "{page}");
+    assert!(page.contains("is not the one checkpointed"), "{page}");
+    assert!(
+        page.contains("Faible"),
+        "the forged risk level shows: the case still reads"
+    );
+    assert!(!page.contains("evidence-verified"));
+
+    // The access log: Odile's own views, then Fatima's search of this child, by case.
+    let (status, log, _) = odile.get("/console/access-log?user=odile");
+    assert_eq!(status, StatusCode::OK);
+    assert!(log.contains("console.case_viewed") && log.contains(&case_id));
+    assert!(!log.contains("console.search"), "filtered by user");
+    let (_, log, _) = odile.get(&format!("/console/access-log?case={case_id}"));
+    assert!(log.contains("console.search") && log.contains("fatima"));
+    assert!(log.contains("console.caseload_viewed"));
+    assert!(
+        !log.contains(&name),
+        "the log names no child, nor what was searched"
+    );
+    let rows = server.store.audit_log(0, 1000).unwrap();
+    let search = rows.iter().find(|r| r.action == "console.search").unwrap();
+    assert_eq!(
+        (search.actor.as_str(), search.subject.as_str()),
+        ("fatima", case_id.as_str())
+    );
+    let (_, log, _) = odile.get("/console/access-log?case=not-a-case");
+    assert!(log.contains("Aucune ligne"));
+    let (status, _, _) = fatima.get("/console/access-log");
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "supervisors do not read the log"
+    );
+}
