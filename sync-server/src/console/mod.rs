@@ -10,6 +10,7 @@
 //! page reads through the one access policy: the caseload list by the reader's scope, a case
 //! page only if `policy::may_read` says so (otherwise "not found", so ids reveal nothing).
 
+mod export;
 mod pages;
 pub mod text;
 
@@ -72,6 +73,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/cases/{case_id}/reassign", post(reassign_case))
         .route("/console/devices/{device_id}/revoke", post(revoke))
         .route("/console/access-log", get(access_log))
+        .route("/console/export/{file}", get(export_file))
         .route("/console/assets/console.css", get(stylesheet))
         // A login or filter form is a few hundred bytes.
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
@@ -1308,4 +1310,69 @@ async fn access_log(
         StatusCode::OK,
         pages::access_log(&frame, &filter, &rows, older),
     ))
+}
+
+/// Downloads the reader's caseload as CSV or JSON (`export`), streamed. The export is audited
+/// before its first byte leaves.
+async fn export_file(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(file): Path<String>,
+) -> Result<Response, ConsoleError> {
+    let signed = signed_in(&state, &headers).await?;
+    let lang = lang_of(&headers);
+    let Some((kind, format)) = export::parse(&file) else {
+        let here = format!("/console/export/{}", pages::urlencode(&file));
+        return Ok(refused(
+            lang,
+            &signed,
+            StatusCode::NOT_FOUND,
+            t(lang, T::NotFound),
+            &here,
+        ));
+    };
+    let store = state.service.store().clone();
+    let user_id = signed.user.user_id.clone();
+    blocking(move || Ok(store.audit(now(), &user_id, "console.export", &file)?)).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let service = state.service.clone();
+    let reader = signed.user.clone();
+    tokio::task::spawn_blocking(move || {
+        let result = {
+            let mut send = |chunk: Vec<u8>| tx.blocking_send(Ok(chunk)).is_ok();
+            let mut writer = export::Writer::start(kind, format, lang, &mut send);
+            match export::write_all(&service, &reader, kind, &mut writer) {
+                Ok(()) => writer
+                    .finish()
+                    .map(|_| ())
+                    .map_err(export::ExportError::from),
+                Err(e) => Err(e),
+            }
+        };
+        match result {
+            Ok(()) | Err(export::ExportError::Gone) => {}
+            Err(e) => {
+                // The download ends broken, never as a file that looks whole.
+                tracing::error!(error = %e, "export");
+                let _ = tx.blocking_send(Err(std::io::Error::other("export failed")));
+            }
+        }
+    });
+    let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        export::file_name(kind, format, &day)
+    );
+    let mut response =
+        axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
 }

@@ -196,6 +196,7 @@ pub fn caseload(frame: &Frame<'_>, view: &Caseload<'_>) -> Markup {
         html! {
             h1 { (t(lang, T::Caseload)) }
             @if let Some(notice) = &notice { p.notice role="status" { (notice) } }
+            (export_links(lang))
             form.filters method="get" action="/console/cases" role="search" {
                 label.wide { (t(lang, T::Search)) input type="search" name="q" value=(filters.q) placeholder=(t(lang, T::SearchHint)); }
                 label { (t(lang, T::Village)) input name="village" value=(filters.village); }
@@ -524,6 +525,21 @@ pub fn case_page(frame: &Frame<'_>, p: &CasePage<'_>) -> Markup {
             }
         },
     )
+}
+
+/// Downloads of everything the reader reads: cases, referrals, follow-ups, as CSV or JSON.
+fn export_links(lang: Lang) -> Markup {
+    html! {
+        nav.exports aria-label=(t(lang, T::Export)) {
+            (t(lang, T::Export)) " "
+            @for (kind, label) in [("cases", T::Cases), ("referrals", T::Referrals), ("followups", T::FollowUps)] {
+                span.export { (t(lang, label)) " "
+                    a download href={ "/console/export/" (kind) ".csv" } { "CSV" } " · "
+                    a download href={ "/console/export/" (kind) ".json" } { "JSON" }
+                }
+            }
+        }
+    }
 }
 
 /// Whether the case's stored history is the one the server accepted, and why not.

@@ -65,6 +65,7 @@ pub enum T {
     EvidenceNoJournal,
     AccessLog,
     AccessLogHint,
+    Export,
     When,
     Who,
     Action,
@@ -296,6 +297,7 @@ pub fn t(lang: Lang, phrase: T) -> &'static str {
             "لا يحتفظ هذا الخادم بسجل نقاط التحقق: السجل غير موثَّق.",
         ),
         T::AccessLog => ("Journal des accès", "Access log", "سجل الاطلاع"),
+        T::Export => ("Exporter", "Export", "تصدير"),
         T::AccessLogHint => (
             "Chaque consultation, recherche et exportation des données d'un enfant, et chaque action, avec qui et quand (des identifiants, jamais de noms). Le journal est chaîné : suivi-server verify détecte une ligne modifiée ou supprimée.",
             "Every view, search and export of a child's data, and every action, with who and when (ids, never names). The log is chained: suivi-server verify finds a row edited or deleted.",

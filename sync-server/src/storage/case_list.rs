@@ -126,3 +126,20 @@ pub(super) fn page_of(mut rows: Vec<(i64, String)>, query: &CaseQuery) -> Vec<St
 pub(super) fn arm_limit(query: &CaseQuery) -> i64 {
     i64::try_from(query.offset.saturating_add(query.limit)).unwrap_or(i64::MAX)
 }
+
+/// An arm's filter with one more condition.
+pub(super) fn and(filter: &str, condition: &str) -> String {
+    if filter.is_empty() {
+        format!("WHERE {condition}")
+    } else {
+        format!("{filter} AND {condition}")
+    }
+}
+
+/// The first `limit` ids of every arm's rows, merged in id order.
+pub(super) fn merged_ids(mut ids: Vec<String>, limit: usize) -> Vec<String> {
+    ids.sort();
+    ids.dedup();
+    ids.truncate(limit);
+    ids
+}

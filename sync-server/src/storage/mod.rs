@@ -609,6 +609,14 @@ pub trait ServerStore: Send + Sync + 'static {
     fn stale_summaries(&self, case_ids: &[String]) -> StorageResult<Vec<String>>;
     /// The cases `reader` reads that match `query`, newest first.
     fn list_cases(&self, reader: &User, query: &CaseQuery) -> StorageResult<CaseList>;
+    /// The cases `reader` reads, in case id order after `after` ("" from the start), at most
+    /// `limit`: an export walks the reader's scope with it, a page at a time.
+    fn scoped_cases(
+        &self,
+        reader: &User,
+        after: &str,
+        limit: usize,
+    ) -> StorageResult<Vec<ListedCase>>;
     /// One case's listing, whoever reads it (the caller decides access).
     fn listed_case(&self, case_id: &str) -> StorageResult<Option<ListedCase>>;
     /// Who pushed each of a case's changes.

@@ -1949,6 +1949,65 @@ impl ServerStore for PostgresStore {
         Ok(CaseList { cases, total })
     }
 
+    fn scoped_cases(
+        &self,
+        reader: &User,
+        after: &str,
+        limit: usize,
+    ) -> StorageResult<Vec<ListedCase>> {
+        use super::case_list::{and, arms, merged_ids, Dialect};
+        let dialect = Dialect {
+            param: |n| format!("${n}"),
+            contains: |needle, haystack| format!("strpos({haystack}, {needle}) > 0"),
+        };
+        let arms = arms(reader, &CaseQuery::default(), &dialect, &|t| {
+            self.sealer.blind(t)
+        });
+        let limit_arg = i64::try_from(limit).unwrap_or(i64::MAX);
+        let after = after.to_string();
+        let mut client = self.client()?;
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(backend)?;
+        let mut ids = Vec::new();
+        for arm in &arms {
+            let n = arm.args.len();
+            let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = arm
+                .args
+                .iter()
+                .map(|a| a as &(dyn postgres::types::ToSql + Sync))
+                .collect();
+            params.push(&after);
+            params.push(&limit_arg);
+            for r in tx
+                .query(
+                    &format!(
+                        "SELECT s.case_id FROM case_summaries s {} ORDER BY s.case_id LIMIT ${}",
+                        and(&arm.filter, &format!("s.case_id > ${}", n + 1)),
+                        n + 2
+                    ),
+                    &params,
+                )
+                .map_err(backend)?
+            {
+                ids.push(r.get::<_, String>(0));
+            }
+        }
+        let page = merged_ids(ids, limit);
+        let rows = tx
+            .query(
+                "SELECT shown, owner, team, updated_at, case_id FROM case_summaries
+                 WHERE case_id = ANY($1) ORDER BY case_id",
+                &[&page],
+            )
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        rows.iter().map(|r| self.row_to_listed(r)).collect()
+    }
+
     fn listed_case(&self, case_id: &str) -> StorageResult<Option<ListedCase>> {
         let mut client = self.client()?;
         client

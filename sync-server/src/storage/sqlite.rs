@@ -1685,6 +1685,57 @@ impl ServerStore for SqliteStore {
         Ok(CaseList { cases, total })
     }
 
+    fn scoped_cases(
+        &self,
+        reader: &User,
+        after: &str,
+        limit: usize,
+    ) -> StorageResult<Vec<ListedCase>> {
+        use super::case_list::{and, arms, merged_ids, Dialect};
+        let dialect = Dialect {
+            param: |n| format!("?{n}"),
+            contains: |needle, haystack| format!("instr({haystack}, {needle}) > 0"),
+        };
+        let arms = arms(reader, &CaseQuery::default(), &dialect, &|t| t.to_string());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(backend)?;
+        let mut ids = Vec::new();
+        for arm in &arms {
+            let n = arm.args.len();
+            let mut stmt = tx
+                .prepare_cached(&format!(
+                    "SELECT s.case_id FROM case_summaries s {} ORDER BY s.case_id LIMIT ?{}",
+                    and(&arm.filter, &format!("s.case_id > ?{}", n + 1)),
+                    n + 2
+                ))
+                .map_err(backend)?;
+            let mut args: Vec<rusqlite::types::Value> =
+                arm.args.iter().map(|a| a.clone().into()).collect();
+            args.push(after.to_string().into());
+            args.push(limit.into());
+            let rows = stmt
+                .query_map(params_from_iter(args), |r| r.get::<_, String>(0))
+                .map_err(backend)?;
+            for row in rows {
+                ids.push(row.map_err(backend)?);
+            }
+        }
+        let mut cases = Vec::new();
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT shown, owner, team, updated_at FROM case_summaries WHERE case_id = ?1",
+                )
+                .map_err(backend)?;
+            for id in merged_ids(ids, limit as usize) {
+                cases.push(stmt.query_row([&id], row_to_listed).map_err(backend)?);
+            }
+        }
+        tx.commit().map_err(backend)?;
+        Ok(cases)
+    }
+
     fn listed_case(&self, case_id: &str) -> StorageResult<Option<ListedCase>> {
         self.conn()
             .query_row(

@@ -398,3 +398,163 @@ fn an_officer_sees_a_history_verified_or_not_and_reads_who_viewed_which_child() 
         "supervisors do not read the log"
     );
 }
+
+/// The bytes of a download, and its response headers.
+fn download(
+    console: &mut crate::console::Console,
+    path: &str,
+) -> (reqwest::StatusCode, Vec<u8>, reqwest::header::HeaderMap) {
+    let (status, body, headers) = console.get(path);
+    (status, body.into_bytes(), headers)
+}
+
+/// A CSV download parsed: its header row and its rows, the byte-order mark checked.
+fn csv_rows(bytes: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
+    assert!(
+        bytes.starts_with("\u{feff}".as_bytes()),
+        "UTF-8 with its byte-order mark"
+    );
+    let mut reader = csv::Reader::from_reader(&bytes[3..]);
+    let headers = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let rows = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect();
+    (headers, rows)
+}
+
+/// Exports of cases, referrals (a row per link of a chain) and follow-ups, as CSV and JSON:
+/// the reader's scope only, headers in the console's language, accents and Arabic intact, a
+/// hostile name made inert for spreadsheets, each export audited.
+#[test]
+fn exports_hold_the_readers_scope_with_formulas_neutralised_and_are_audited() {
+    use crate::console::{two_teams, Console, PASSWORD};
+    use reqwest::StatusCode;
+    use suivi_core::Transition;
+    use suivi_server::{admin, storage::Role, ServerStore};
+
+    let server = two_teams();
+    server.add_user("odile", Role::Officer, "");
+    admin::set_password(server.store.as_ref(), "odile", PASSWORD).unwrap();
+    let mut amina = server.device("amina");
+    let mut hostile = child(1);
+    hostile.insert(
+        "child_first_name".into(),
+        "=HYPERLINK(\"http://evil\",\"clic\")".into(),
+    );
+    hostile.insert("child_last_name".into(), "@SUM(1+1)".into());
+    hostile.insert("commune".into(), "القصيبة".into());
+    let hostile_case = amina.store.create_case(&hostile).unwrap();
+    let chained = amina.store.create_case(&child(2)).unwrap();
+    let first = amina.store.refer(&chained, &referral(1)).unwrap();
+    amina
+        .store
+        .transition_referral(&first, Transition::Send, None, None)
+        .unwrap();
+    let second = amina
+        .store
+        .transition_referral(
+            &first,
+            Transition::Transfer,
+            Some("plus proche"),
+            Some("ONG Enfance"),
+        )
+        .unwrap()
+        .unwrap();
+    let mut visit = suivi_tests::visit(1);
+    visit.insert(
+        "services_received".into(),
+        serde_json::json!(["vocational_training"]),
+    );
+    amina.store.add_followup(&chained, &visit).unwrap();
+    amina.sync().unwrap();
+    let mut moussa = server.device("moussa");
+    let elsewhere = moussa.store.create_case(&child(3)).unwrap();
+    moussa.sync().unwrap();
+
+    let mut fatima = Console::signed_in(&server, "fatima");
+    let (_, page, _) = fatima.get("/console/cases");
+    assert!(page.contains("/console/export/referrals.csv"));
+    let (status, bytes, headers) = download(&mut fatima, "/console/export/cases.csv");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
+    assert!(headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment; filename=\"suivi-cases-"));
+    let (header, rows) = csv_rows(&bytes);
+    assert_eq!(&header[..3], ["Dossier", "Prénom", "Nom"]);
+    let ids: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(ids.len(), 2, "Fatima's team only: {ids:?}");
+    assert!(ids.contains(&hostile_case.as_str()) && !ids.contains(&elsewhere.as_str()));
+    let row = rows.iter().find(|r| r[0] == hostile_case).unwrap();
+    assert_eq!(row[1], "'=HYPERLINK(\"http://evil\",\"clic\")");
+    assert_eq!(row[2], "'@SUM(1+1)");
+    assert_eq!(row[6], "القصيبة");
+    assert!(
+        !bytes.windows(2).any(|w| w == b",="),
+        "no cell starts with ="
+    );
+
+    // Referrals: one row per link, the chain in order.
+    let (_, bytes, _) = download(&mut fatima, "/console/export/referrals.csv");
+    let (header, rows) = csv_rows(&bytes);
+    assert_eq!(header[2], "Maillon");
+    let links: Vec<(&str, &str, &str, &str)> = rows
+        .iter()
+        .map(|r| (r[1].as_str(), r[2].as_str(), r[3].as_str(), r[7].as_str()))
+        .collect();
+    assert_eq!(
+        links,
+        [
+            (first.as_str(), "1", "", "transferred"),
+            (second.as_str(), "2", first.as_str(), "sent"),
+        ]
+    );
+    assert!(!rows[0][15].is_empty(), "the transfer's time");
+
+    // Follow-ups as JSON, stable keys, values as recorded.
+    let (status, bytes, headers) = download(&mut fatima, "/console/export/followups.json");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/json");
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["case_id"], chained.as_str());
+    assert_eq!(
+        rows[0]["services_received"],
+        serde_json::json!(["vocational_training"])
+    );
+
+    // In English, and for an officer: the whole project.
+    let mut odile = Console::signed_in(&server, "odile");
+    odile.get("/console/lang/en?back=/console/cases");
+    let (_, bytes, _) = download(&mut odile, "/console/export/cases.csv");
+    let (header, rows) = csv_rows(&bytes);
+    assert_eq!(&header[..2], ["Case", "First name"]);
+    assert_eq!(rows.len(), 3);
+    let (status, _, _) = odile.get("/console/export/users.csv");
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let exports: Vec<(String, String)> = server
+        .store
+        .audit_log(0, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action == "console.export")
+        .map(|r| (r.actor, r.subject))
+        .collect();
+    assert_eq!(
+        exports,
+        [
+            ("fatima".to_string(), "cases.csv".to_string()),
+            ("fatima".into(), "referrals.csv".into()),
+            ("fatima".into(), "followups.json".into()),
+            ("odile".into(), "cases.csv".into()),
+        ]
+    );
+}
