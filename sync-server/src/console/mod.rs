@@ -65,6 +65,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/cases", get(caseload))
         .route("/console/cases/{case_id}", get(case_page))
         .route("/console/cases/{case_id}/resolve", post(resolve))
+        .route("/console/cases/{case_id}/notes", post(add_note))
         .route("/console/agents", get(agents_page))
         .route("/console/duplicates", get(duplicates_page))
         .route("/console/duplicates/distinct", post(mark_distinct))
@@ -640,6 +641,8 @@ struct CasePageQuery {
     settled: String,
     #[serde(default)]
     merged: String,
+    #[serde(default)]
+    noted: String,
 }
 
 /// A case merged into the one shown, read only if the reader may read it. A merged case that
@@ -787,6 +790,8 @@ async fn case_page(
             Some(t(lang, T::Settled))
         } else if !query.merged.is_empty() {
             Some(t(lang, T::Merged))
+        } else if !query.noted.is_empty() {
+            Some(t(lang, T::Noted))
         } else {
             None
         },
@@ -1375,4 +1380,69 @@ async fn export_file(
         h.insert(header::CONTENT_DISPOSITION, value);
     }
     Ok(response)
+}
+
+/// Longest audit note the console takes, in characters.
+const NOTE_CHARS_MAX: usize = 2_000;
+
+#[derive(Deserialize)]
+struct NoteForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    text: String,
+}
+
+/// An audit note, from the case page: a console change like any other, so the server checks it
+/// as it checks a phone's (an officer's change may add notes and nothing else), and phones
+/// receive it at their next sync.
+async fn add_note(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(case_id): Path<String>,
+    Form(form): Form<NoteForm>,
+) -> Result<Response, ConsoleError> {
+    let signed = signed_in(&state, &headers).await?;
+    let lang = lang_of(&headers);
+    if !csrf_matches(&signed.session.csrf_token, &form.csrf) {
+        return Ok(forbidden(lang, &signed));
+    }
+    let text = form.text.trim().to_string();
+    if text.is_empty() || text.chars().count() > NOTE_CHARS_MAX {
+        return Ok(refused(
+            lang,
+            &signed,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            t(lang, T::NoteRefused),
+            "/console/cases",
+        ));
+    }
+    let service = state.service.clone();
+    let user = signed.user.clone();
+    let target = case_id.clone();
+    let outcome = blocking(move || {
+        match service.console_change(&user, &target, now(), |doc, _, ctx| {
+            doc.add_audit_note(&text, ctx)
+        }) {
+            Ok(_) => Ok(Ok(())),
+            Err(crate::service::ServiceError::Forbidden(_)) => Ok(Err(StatusCode::NOT_FOUND)),
+            Err(crate::service::ServiceError::BadRequest(why)) => {
+                tracing::info!(case = %target, why = %why, "console note refused");
+                Ok(Err(StatusCode::UNPROCESSABLE_ENTITY))
+            }
+            Err(e) => Err(ConsoleError::from(e)),
+        }
+    })
+    .await?;
+    match outcome {
+        Ok(()) => Ok(Redirect::to(&format!("/console/cases/{case_id}?noted=1")).into_response()),
+        Err(status) => {
+            let text = if status == StatusCode::NOT_FOUND {
+                t(lang, T::NotFound)
+            } else {
+                t(lang, T::NoteRefused)
+            };
+            Ok(refused(lang, &signed, status, text, "/console/cases"))
+        }
+    }
 }

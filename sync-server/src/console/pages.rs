@@ -512,10 +512,17 @@ pub fn case_page(frame: &Frame<'_>, p: &CasePage<'_>) -> Markup {
                     }
                 }
             }
-            @if !p.notes.is_empty() {
-                section {
+            @if !p.notes.is_empty() || writes_notes(frame) {
+                section.notes id="notes" {
                     h2 { (t(lang, T::AuditNotes)) }
-                    ul { @for n in p.notes { li { (n.author) " · " (n.at) " : " (n.text) } } }
+                    ul { @for n in p.notes { li { (n.author) " · " (n.at) " : " bdi { (n.text) } } } }
+                    @if writes_notes(frame) && p.merged_into.is_none() {
+                        form.note method="post" action={ "/console/cases/" (s.case_id) "/notes" } {
+                            input type="hidden" name="csrf" value=(frame.csrf);
+                            label { (t(lang, T::AddNote)) textarea name="text" required maxlength="2000" rows="3" {} }
+                            button type="submit" { (t(lang, T::AddNote)) }
+                        }
+                    }
                 }
             }
             section.history {
@@ -525,6 +532,13 @@ pub fn case_page(frame: &Frame<'_>, p: &CasePage<'_>) -> Markup {
             }
         },
     )
+}
+
+/// Officers and admins write audit notes from a case's page (an officer nothing else).
+fn writes_notes(frame: &Frame<'_>) -> bool {
+    frame
+        .user
+        .is_some_and(|u| matches!(u.role, Role::Officer | Role::Admin))
 }
 
 /// Downloads of everything the reader reads: cases, referrals, follow-ups, as CSV or JSON.
@@ -607,6 +621,10 @@ fn conflict_form(frame: &Frame<'_>, p: &CasePage<'_>, c: &Conflict) -> Markup {
         .strip_prefix("identification.")
         .and_then(|id| p.identification_form.field(id));
     let reassignments = c.path == "assigned_to";
+    // An officer reads conflicts; settling one is a supervisor's (or an admin's) change.
+    let settles = !frame
+        .user
+        .is_some_and(|u| u.role == Role::Officer);
     let label = match field {
         Some(f) => f.label.get(lang).to_string(),
         None if reassignments => t(lang, T::ConcurrentReassignments).to_string(),
@@ -628,7 +646,7 @@ fn conflict_form(frame: &Frame<'_>, p: &CasePage<'_>, c: &Conflict) -> Markup {
                 legend { (label) }
                 @for (i, v) in c.values.iter().enumerate() {
                     label.choice {
-                        input type="radio" name="choice" value=(i) required;
+                        @if settles { input type="radio" name="choice" value=(i) required; }
                         strong { bdi { (shown(v)) } }
                         @if let Some(src) = c.sources.get(i) {
                             " · "
@@ -644,14 +662,14 @@ fn conflict_form(frame: &Frame<'_>, p: &CasePage<'_>, c: &Conflict) -> Markup {
                         }
                     }
                 }
-                @if field.is_some() {
+                @if field.is_some() && settles {
                     label.choice {
                         input type="radio" name="choice" value="other";
                         (t(lang, T::AnotherValue)) " "
                         input type="text" name="other" maxlength="500";
                     }
                 }
-                button type="submit" { (t(lang, T::Settle)) }
+                @if settles { button type="submit" { (t(lang, T::Settle)) } }
             }
         }
     }

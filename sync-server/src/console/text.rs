@@ -66,6 +66,9 @@ pub enum T {
     AccessLog,
     AccessLogHint,
     Export,
+    AddNote,
+    Noted,
+    NoteRefused,
     When,
     Who,
     Action,
@@ -298,6 +301,17 @@ pub fn t(lang: Lang, phrase: T) -> &'static str {
         ),
         T::AccessLog => ("Journal des accès", "Access log", "سجل الاطلاع"),
         T::Export => ("Exporter", "Export", "تصدير"),
+        T::AddNote => ("Ajouter une note d'audit", "Add an audit note", "إضافة ملاحظة تدقيق"),
+        T::Noted => (
+            "Note ajoutée : les téléphones la verront à leur prochaine synchronisation.",
+            "Note added: phones see it at their next sync.",
+            "أُضيفت الملاحظة: ستراها الهواتف عند المزامنة القادمة.",
+        ),
+        T::NoteRefused => (
+            "Note refusée : vide, trop longue (2 000 caractères au plus) ou sur un dossier que vous ne pouvez pas annoter.",
+            "Note refused: empty, too long (2,000 characters at most), or on a case you may not annotate.",
+            "رُفضت الملاحظة: فارغة أو طويلة جدًا (2000 حرف على الأكثر) أو على ملف لا يمكنك التعليق عليه.",
+        ),
         T::AccessLogHint => (
             "Chaque consultation, recherche et exportation des données d'un enfant, et chaque action, avec qui et quand (des identifiants, jamais de noms). Le journal est chaîné : suivi-server verify détecte une ligne modifiée ou supprimée.",
             "Every view, search and export of a child's data, and every action, with who and when (ids, never names). The log is chained: suivi-server verify finds a row edited or deleted.",

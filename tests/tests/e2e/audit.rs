@@ -558,3 +558,72 @@ fn exports_hold_the_readers_scope_with_formulas_neutralised_and_are_audited() {
         ]
     );
 }
+
+/// An officer writes audit notes from the console, and nothing else: the note is a console
+/// change with the officer's verified author and reaches the agent's phone; a settlement or a
+/// reassignment posted by hand is refused, and the case page offers neither.
+#[test]
+fn an_officer_writes_audit_notes_from_the_console_and_nothing_else() {
+    use crate::console::{a_conflict_made_on_two_phones, two_teams, Console, PASSWORD};
+    use reqwest::StatusCode;
+    use suivi_server::{admin, storage::Role};
+
+    let server = two_teams();
+    server.add_user("odile", Role::Officer, "");
+    admin::set_password(server.store.as_ref(), "odile", PASSWORD).unwrap();
+    let (mut amina, _fatima_phone, case_id) = a_conflict_made_on_two_phones(&server);
+    let page_path = format!("/console/cases/{case_id}");
+
+    let mut odile = Console::signed_in(&server, "odile");
+    let (_, page, _) = odile.get(&page_path);
+    assert!(page.contains("class=\"note\""), "an officer gets the note form");
+    assert!(page.contains("Kaniko") && page.contains("Kafiné"), "conflicts are read");
+    assert!(!page.contains("name=\"choice\""), "…but not settled by an officer");
+    assert!(!page.contains("/reassign\""), "nor reassigned");
+    let csrf = Console::csrf(&page);
+    let note = "Orientation vérifiée avec le CSCOM : prise en charge confirmée.";
+    let (status, _, headers) = odile.post(
+        &format!("{page_path}/notes"),
+        &[("csrf", &csrf), ("text", note)],
+    );
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers["location"], format!("{page_path}?noted=1"));
+    let (_, page, _) = odile.get(&page_path);
+    assert!(page.contains(note));
+    // In the history: verified as Odile's, made in the console.
+    assert!(page.contains("audit.note"));
+    assert!(page.contains("vérifié: odile") || page.contains("vérifié : odile"), "{page}");
+
+    // Posted by hand anyway: a settlement and a reassignment are refused.
+    let (status, _, _) = odile.post(
+        &format!("{page_path}/resolve"),
+        &[("csrf", &csrf), ("path", "identification.village"), ("choice", "0")],
+    );
+    assert!(
+        status == StatusCode::UNPROCESSABLE_ENTITY || status == StatusCode::NOT_FOUND,
+        "{status}"
+    );
+    let (status, _, _) = odile.post(
+        &format!("{page_path}/reassign"),
+        &[("csrf", &csrf), ("to", "karim")],
+    );
+    assert!(status.is_client_error(), "{status}");
+    let (status, _, _) = odile.post(&format!("{page_path}/notes"), &[("csrf", &csrf), ("text", "  ")]);
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _, _) = odile.post(&format!("{page_path}/notes"), &[("text", "no token")]);
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // A supervisor gets no note form; the agent's phone gets the note.
+    let mut fatima = Console::signed_in(&server, "fatima");
+    let (_, page, _) = fatima.get(&page_path);
+    assert!(!page.contains("class=\"note\""));
+    amina.sync().unwrap();
+    let detail = amina.store.case(&case_id).unwrap();
+    assert_eq!(detail.conflicts.len(), 1, "still unsettled");
+    let notes: Vec<(&str, &str)> = detail
+        .audit_notes
+        .iter()
+        .map(|n| (n.author.as_str(), n.text.as_str()))
+        .collect();
+    assert_eq!(notes, [("odile", note)]);
+}
