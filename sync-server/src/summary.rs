@@ -9,7 +9,9 @@ use suivi_core::names;
 use suivi_core::store::projection::{self, fold};
 use suivi_core::CaseDoc;
 
-use crate::storage::{CaseSummary, SummaryWrite};
+use suivi_core::case_doc::{FollowUp, Referral};
+
+use crate::storage::{CaseIndicators, CaseSummary, ReferralSummary, SummaryWrite, TIMED_STATUSES};
 
 /// The status shown for a referral two devices moved at once, until a supervisor settles it.
 pub const DISPUTED: &str = "disputed";
@@ -41,7 +43,17 @@ pub fn summarize(doc: AutoCommit, change_count: u64, forms: &FormRegistry) -> Op
     statuses.dedup();
     // A merged-away case is the survivor's other record: never proposed as a duplicate again.
     let merged_into = doc.merged_into().ok().flatten();
+    let referrals = doc.referrals(forms).unwrap_or_default();
+    let followups = doc.followups(forms).unwrap_or_default();
     let c = p.case;
+    let indicators = indicators(
+        &c,
+        merged_into.is_none(),
+        &referrals,
+        &followups,
+        chrono::Utc::now().timestamp(),
+    );
+    let referral_rows = referrals.iter().map(referral_summary).collect();
     let summary = CaseSummary {
         birth_year: birth_year(&ident, &c.created_at),
         case_id: c.case_id,
@@ -70,7 +82,161 @@ pub fn summarize(doc: AutoCommit, change_count: u64, forms: &FormRegistry) -> Op
         commune_key: summary.commune.as_deref().map(place_key),
         summary,
         change_count,
+        indicators,
+        referrals: referral_rows,
     })
+}
+
+/// A device's time as unix seconds: RFC 3339, or a date (its midnight, UTC).
+fn unix(text: &str) -> Option<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(t.timestamp());
+    }
+    chrono::NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp())
+}
+
+/// 2000-01-01: an identification before it is a phone's clock gone wrong.
+const EARLIEST_PLAUSIBLE: i64 = 946_684_800;
+
+/// A text field as typed, trimmed; `None` when blank.
+fn typed(value: &Option<String>) -> Option<String> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+/// A follow-up's services received, "none" left out.
+fn services_received(f: &FollowUp) -> bool {
+    f.fields
+        .get("services_received")
+        .and_then(Json::as_array)
+        .is_some_and(|items| items.iter().any(|i| i.as_str() != Some("none")))
+}
+
+/// What the officer's indicators count of a case (README, "Indicators").
+pub fn indicators(
+    c: &projection::CaseRow,
+    counted: bool,
+    referrals: &[Referral],
+    followups: &[FollowUp],
+    now: i64,
+) -> CaseIndicators {
+    // The identification as the agent recorded it, unless the phone's clock is implausible
+    // (then the store falls back to when the server first received the case).
+    let identified =
+        unix(&c.created_at).filter(|t| (EARLIEST_PLAUSIBLE..=now + 2 * 86_400).contains(t));
+    let identified_on = identified
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+        .map(|t| t.format("%Y-%m-%d").to_string());
+    let referral_service = referrals
+        .iter()
+        .any(|r| r.status == "in_service" || r.status == "completed");
+    let first_service = referrals
+        .iter()
+        .flat_map(|r| r.transitions.iter())
+        .filter(|t| t.to == "in_service")
+        .filter_map(|t| unix(&t.at))
+        .chain(
+            followups
+                .iter()
+                .filter(|f| services_received(f))
+                .filter_map(|f| {
+                    f.fields
+                        .get("visit_date")
+                        .and_then(Json::as_str)
+                        .and_then(unix)
+                        .or_else(|| unix(&f.created_at))
+                }),
+        )
+        .min();
+    // The latest visit by its date (then by when it was recorded) says whether the child
+    // still works.
+    let latest = followups.iter().max_by(|a, b| {
+        let date = |f: &FollowUp| {
+            f.fields
+                .get("visit_date")
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        (date(a), &a.created_at).cmp(&(date(b), &b.created_at))
+    });
+    let province = typed(&c.province);
+    let commune = typed(&c.commune);
+    CaseIndicators {
+        counted,
+        identified_on,
+        province_key: province.as_deref().map(place_key),
+        province,
+        commune_key: commune.as_deref().map(place_key),
+        commune,
+        sector: typed(&c.work_sector),
+        referred: referrals.iter().any(|r| r.status != "draft"),
+        service: referral_service || followups.iter().any(services_received),
+        stopped_working: latest
+            .and_then(|f| f.fields.get("still_working"))
+            .and_then(Json::as_bool)
+            .map(|working| !working),
+        days_to_service: match (identified, first_service) {
+            // Calendar days (UTC), as a person counts them.
+            (Some(from), Some(to)) => {
+                Some((to.div_euclid(86_400) - from.div_euclid(86_400)).max(0))
+            }
+            _ => None,
+        },
+    }
+}
+
+/// A referral as the project-wide referral views read it: where it stands, since when, and
+/// the seconds it spent in each status it has left, from its transitions' times (device
+/// clocks: a transition dated before the one it follows counts as no time).
+pub fn referral_summary(r: &Referral) -> ReferralSummary {
+    let mut transitions: Vec<(Option<i64>, &str, &str)> = r
+        .transitions
+        .iter()
+        .map(|t| (unix(&t.at), t.from.as_str(), t.to.as_str()))
+        .collect();
+    transitions.sort_by_key(|(at, _, _)| *at);
+    let created_at = unix(&r.created_at);
+    let mut status = transitions
+        .first()
+        .map_or(r.status.as_str(), |(_, from, _)| *from);
+    let mut since = created_at;
+    let mut secs_in = [None; 5];
+    for (at, _, to) in &transitions {
+        if let (Some(from), Some(to_at)) = (since, at) {
+            if let Some(slot) = TIMED_STATUSES.iter().position(|(s, _)| *s == status) {
+                let spent = (to_at - from).max(0);
+                secs_in[slot] = Some(secs_in[slot].unwrap_or(0) + spent);
+            }
+        }
+        status = to;
+        since = *at;
+    }
+    let field = |id: &str| {
+        r.fields
+            .get(id)
+            .and_then(Json::as_str)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let provider = field("provider");
+    ReferralSummary {
+        referral_id: r.id.clone(),
+        service_type: field("service_type"),
+        provider_key: provider.as_deref().map(place_key),
+        provider,
+        status: r.status.clone(),
+        created_at,
+        status_since: since,
+        secs_in,
+    }
 }
 
 /// A child's name as duplicates are found by: its words' keys, sorted, so "Mohamed El-Idrissi"
@@ -120,6 +286,152 @@ mod tests {
         assert_eq!(place_key("Aït  Ourir"), "ait ourir");
         assert_eq!(place_key("ait-ourir"), "ait ourir");
         assert_ne!(place_key("Sikasso"), place_key("Kadiolo"));
+    }
+
+    fn transition(from: &str, to: &str, at: &str) -> suivi_core::case_doc::TransitionRecord {
+        suivi_core::case_doc::TransitionRecord {
+            transition: String::new(),
+            from: from.into(),
+            to: to.into(),
+            actor: "amina".into(),
+            at: at.into(),
+            note: None,
+        }
+    }
+
+    fn referral(
+        status: &str,
+        transitions: Vec<suivi_core::case_doc::TransitionRecord>,
+    ) -> Referral {
+        let mut fields = suivi_core::Record::new();
+        fields.insert("service_type".into(), Json::from("health"));
+        fields.insert("provider".into(), Json::from(" CSCOM Misséni "));
+        Referral {
+            id: "r1".into(),
+            status: status.into(),
+            form_version: 1,
+            fields,
+            created_at: "2026-03-01T08:00:00+00:00".into(),
+            created_by: "amina".into(),
+            previous_referral: None,
+            next_referral: None,
+            transitions,
+        }
+    }
+
+    fn visit(date: &str, still_working: Option<bool>, services: &[&str]) -> FollowUp {
+        let mut fields = suivi_core::Record::new();
+        fields.insert("visit_date".into(), Json::from(date));
+        if let Some(w) = still_working {
+            fields.insert("still_working".into(), Json::from(w));
+        }
+        fields.insert("services_received".into(), Json::from(services.to_vec()));
+        FollowUp {
+            id: date.into(),
+            form_version: 1,
+            fields,
+            created_at: format!("{date}T10:00:00+00:00"),
+            created_by: "amina".into(),
+        }
+    }
+
+    fn case_row(created_at: &str) -> projection::CaseRow {
+        projection::CaseRow {
+            created_at: created_at.into(),
+            province: Some(" Sikasso ".into()),
+            commune: Some("".into()),
+            work_sector: Some("cotton".into()),
+            ..Default::default()
+        }
+    }
+
+    const NOW: i64 = 1_796_000_000; // 2026-11
+
+    #[test]
+    fn a_referrals_time_in_each_status_comes_from_its_transitions() {
+        let r = referral_summary(&referral(
+            "in_service",
+            vec![
+                // Out of order as a map gives them: sorted by time.
+                transition("accepted", "in_service", "2026-03-06T08:00:00+00:00"),
+                transition("draft", "sent", "2026-03-01T08:00:00+00:00"),
+                transition("sent", "accepted", "2026-03-04T08:00:00+00:00"),
+            ],
+        ));
+        assert_eq!(r.provider.as_deref(), Some("CSCOM Misséni"));
+        assert_eq!(r.provider_key.as_deref(), Some("cscom misseni"));
+        assert_eq!(
+            r.secs_in,
+            [Some(0), Some(3 * 86_400), Some(2 * 86_400), None, None]
+        );
+        assert_eq!(r.status_since, unix("2026-03-06T08:00:00+00:00"));
+        let untouched = referral_summary(&referral("draft", vec![]));
+        assert_eq!(untouched.secs_in, [None; 5]);
+        assert_eq!(untouched.status_since, untouched.created_at);
+    }
+
+    #[test]
+    fn indicators_follow_their_definitions() {
+        let sent = referral(
+            "sent",
+            vec![transition("draft", "sent", "2026-03-01T09:00:00+00:00")],
+        );
+        let served = referral(
+            "in_service",
+            vec![transition(
+                "accepted",
+                "in_service",
+                "2026-03-11T09:00:00+00:00",
+            )],
+        );
+        let visits = [
+            visit("2026-03-20", Some(true), &["none"]),
+            visit("2026-04-02", Some(false), &["health"]),
+        ];
+        let i = indicators(
+            &case_row("2026-03-01T08:00:00+00:00"),
+            true,
+            std::slice::from_ref(&sent),
+            &visits,
+            NOW,
+        );
+        assert_eq!(i.identified_on.as_deref(), Some("2026-03-01"));
+        assert_eq!(
+            (i.province.as_deref(), i.province_key.as_deref()),
+            (Some("Sikasso"), Some("sikasso"))
+        );
+        assert_eq!(i.commune, None, "blank is no commune");
+        assert!(i.referred && i.service, "a visit listing a service counts");
+        assert_eq!(i.stopped_working, Some(true), "at the latest visit");
+        assert_eq!(i.days_to_service, Some(32));
+        let i = indicators(
+            &case_row("2026-03-01T08:00:00+00:00"),
+            true,
+            &[served],
+            &visits[..1],
+            NOW,
+        );
+        assert!(i.service);
+        assert_eq!(
+            i.days_to_service,
+            Some(10),
+            "the first of the referral and the visits"
+        );
+        assert_eq!(i.stopped_working, Some(false));
+        let draft = referral("draft", vec![]);
+        let i = indicators(
+            &case_row("1970-01-01T00:00:00+00:00"),
+            false,
+            &[draft],
+            &[],
+            NOW,
+        );
+        assert!(!i.referred && !i.service && !i.counted);
+        assert_eq!(
+            i.identified_on, None,
+            "a clock gone wrong: the server's time is used"
+        );
+        assert_eq!((i.stopped_working, i.days_to_service), (None, None));
     }
 
     #[test]

@@ -697,6 +697,190 @@ pub fn audit_rows_and_feed_rows_are_chained(s: Subject) {
     assert_eq!(store.case_feed_span(&case_id(1)).unwrap(), None);
 }
 
+/// The officer's indicators and referral views read the projections written with each push:
+/// grouped, scoped to the reader, the merged-away case left out, spellings of one place kept
+/// apart under its key, time in each status counted, stuck referrals oldest first, and all of
+/// a case gone with its erasure.
+pub fn indicators_and_referral_views_read_the_projections(s: Subject) {
+    use suivi_server::storage::{CaseIndicators, ReferralSummary};
+    let store = s.store.as_ref();
+    team(store);
+    agent_with_device(store, "moussa", "souk-sebt");
+    const DAY: i64 = 86_400;
+    let write =
+        |n: usize, commune: &str, counted: bool, referrals: Vec<ReferralSummary>, service: bool| {
+            let summary = CaseSummary {
+                case_id: case_id(n),
+                first_name: format!("Child{n}"),
+                next_followup_due: Some(
+                    if n.is_multiple_of(2) {
+                        "2026-01-01"
+                    } else {
+                        "2027-01-01"
+                    }
+                    .into(),
+                ),
+                ..Default::default()
+            };
+            SummaryWrite {
+                summary,
+                change_count: 1,
+                indicators: CaseIndicators {
+                    counted,
+                    identified_on: Some(format!("2026-0{}-15", 1 + n % 2)),
+                    province: Some("Sikasso".into()),
+                    province_key: Some("sikasso".into()),
+                    commune: Some(commune.into()),
+                    commune_key: Some(suivi_server::summary::place_key(commune)),
+                    sector: Some("cotton".into()),
+                    referred: !referrals.is_empty(),
+                    service,
+                    stopped_working: Some(service),
+                    days_to_service: service.then_some(10 * n as i64),
+                },
+                referrals,
+                ..SummaryWrite::default()
+            }
+        };
+    let referral = |id: &str, status: &str, since: i64, secs_sent: Option<i64>| ReferralSummary {
+        referral_id: id.into(),
+        service_type: Some("health".into()),
+        provider: Some("CSCOM Misséni".into()),
+        provider_key: Some("cscom misseni".into()),
+        status: status.into(),
+        created_at: Some(NOW - 30 * DAY),
+        status_since: Some(since),
+        secs_in: [None, secs_sent, None, None, None],
+    };
+    let cases = [
+        write(
+            1,
+            "Kadiolo",
+            true,
+            vec![referral("r1", "sent", NOW - 20 * DAY, None)],
+            false,
+        ),
+        write(
+            2,
+            "kadiolo",
+            true,
+            vec![referral("r2", "in_service", NOW - 2 * DAY, Some(3 * DAY))],
+            true,
+        ),
+        write(3, "Misséni", true, vec![], false),
+        // Merged into another: not counted again.
+        write(4, "Kadiolo", false, vec![], false),
+    ];
+    for (n, w) in cases.into_iter().enumerate() {
+        let mut accepted = case(&case_id(n + 1), Some("amina"), 1, 8);
+        accepted.summary = Some(w);
+        store
+            .store_changes("dev-amina", &[accepted], None, NOW)
+            .unwrap();
+    }
+    // Another team's case, out of Fatima's scope.
+    let mut other = case(&case_id(9), Some("moussa"), 1, 8);
+    other.new_case = Some(("moussa".into(), "souk-sebt".into()));
+    other.summary = Some(write(9, "Zégoua", true, vec![], true));
+    store
+        .store_changes("dev-moussa", &[other], None, NOW)
+        .unwrap();
+
+    let fatima = user("fatima", Role::Supervisor, "sikasso");
+    let omar = user("omar", Role::Officer, "project");
+    let cells = store.indicator_cells(&fatima, "2026-06-01").unwrap();
+    let total = |f: &dyn Fn(&suivi_server::storage::IndicatorCell) -> u64| -> u64 {
+        cells.iter().map(f).sum()
+    };
+    assert_eq!(
+        total(&|c| c.cases),
+        3,
+        "the merged-away case is not counted"
+    );
+    assert_eq!(total(&|c| c.referred), 2);
+    assert_eq!(total(&|c| c.service), 1);
+    assert_eq!(total(&|c| c.stopped_working), 1);
+    assert_eq!(
+        total(&|c| c.overdue),
+        1,
+        "case 2's follow-up was due 2026-01-01"
+    );
+    let kadiolo: u64 = cells
+        .iter()
+        .filter(|c| c.commune_key.as_deref() == Some("kadiolo"))
+        .map(|c| c.cases)
+        .sum();
+    assert_eq!(kadiolo, 2, "two spellings, one commune");
+    assert!(cells
+        .iter()
+        .any(|c| c.month == "2026-01" && c.days_to_service == Some(20)));
+    assert_eq!(
+        store
+            .indicator_cells(&omar, "2026-06-01")
+            .unwrap()
+            .iter()
+            .map(|c| c.cases)
+            .sum::<u64>(),
+        4,
+        "an officer reads the whole project"
+    );
+    let spellings = store.place_spellings(&fatima).unwrap();
+    let kadiolo: Vec<(&str, u64)> = spellings
+        .iter()
+        .filter(|s| s.kind == "commune" && s.key == "kadiolo")
+        .map(|s| (s.spelling.as_str(), s.cases))
+        .collect();
+    assert_eq!(kadiolo, [("Kadiolo", 1), ("kadiolo", 1)]);
+
+    let groups = store.referral_groups(&fatima, NOW).unwrap();
+    assert_eq!(groups.len(), 2);
+    let sent = groups.iter().find(|g| g.status == "sent").unwrap();
+    assert_eq!(sent.referrals, 1);
+    assert_eq!(sent.provider.as_deref(), Some("CSCOM Misséni"));
+    assert_eq!(
+        sent.time_in[1],
+        (20 * DAY, 1),
+        "still sent: counted up to now"
+    );
+    let in_service = groups.iter().find(|g| g.status == "in_service").unwrap();
+    assert_eq!(
+        in_service.time_in[1],
+        (3 * DAY, 1),
+        "three days sent before"
+    );
+    assert_eq!(in_service.time_in[4], (2 * DAY, 1));
+
+    let stuck = store.stuck_referrals(&fatima, NOW - 14 * DAY, 10).unwrap();
+    assert_eq!(
+        stuck
+            .iter()
+            .map(|r| r.referral_id.as_str())
+            .collect::<Vec<_>>(),
+        ["r1"]
+    );
+    assert_eq!(stuck[0].case_id, case_id(1));
+    assert!(store
+        .stuck_referrals(&fatima, NOW - 30 * DAY, 10)
+        .unwrap()
+        .is_empty());
+
+    store.erase_case(&case_id(1), NOW).unwrap();
+    assert!(store
+        .stuck_referrals(&fatima, NOW, 10)
+        .unwrap()
+        .iter()
+        .all(|r| r.case_id != case_id(1)));
+    assert_eq!(
+        store
+            .indicator_cells(&fatima, "2026-06-01")
+            .unwrap()
+            .iter()
+            .map(|c| c.cases)
+            .sum::<u64>(),
+        2
+    );
+}
+
 /// Each action that changes who may do what, or what the server holds, leaves one audit row in
 /// the transaction that made it, naming ids only; an action that changed nothing leaves none.
 pub fn actions_leave_one_audit_row_each(s: Subject) {
@@ -789,6 +973,7 @@ fn summarized(
             .map(suivi_server::summary::place_key),
         summary,
         change_count: changes as u64,
+        ..SummaryWrite::default()
     };
     AcceptedCase {
         summary: Some(write),
@@ -1366,6 +1551,7 @@ macro_rules! conformance {
                 a_push_to_an_erased_case_stores_nothing,
                 actions_leave_one_audit_row_each,
                 audit_rows_and_feed_rows_are_chained,
+                indicators_and_referral_views_read_the_projections,
                 case_summaries_are_listed_by_scope_filtered_and_erased,
                 a_summary_behind_its_case_is_marked_stale,
                 sessions_and_login_failures,

@@ -19,7 +19,7 @@ pub fn fold(text: &str) -> String {
         .collect()
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CaseRow {
     pub case_id: String,
     pub first_name: String,

@@ -11,6 +11,7 @@
 //! page only if `policy::may_read` says so (otherwise "not found", so ids reveal nothing).
 
 mod export;
+mod indicators;
 mod pages;
 pub mod text;
 
@@ -75,6 +76,9 @@ pub fn routes() -> Router<AppState> {
         .route("/console/devices/{device_id}/revoke", post(revoke))
         .route("/console/access-log", get(access_log))
         .route("/console/export/{file}", get(export_file))
+        .route("/console/indicators", get(indicators_page))
+        .route("/console/indicators.csv", get(indicators_csv))
+        .route("/console/referrals", get(referrals_page))
         .route("/console/assets/console.css", get(stylesheet))
         // A login or filter form is a few hundred bytes.
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
@@ -1445,4 +1449,152 @@ async fn add_note(
             Ok(refused(lang, &signed, status, text, "/console/cases"))
         }
     }
+}
+
+#[derive(Deserialize, Default)]
+struct IndicatorsQuery {
+    #[serde(default)]
+    by: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+}
+
+impl IndicatorsQuery {
+    /// A month bound as YYYY-MM, anything else ignored.
+    fn month(text: &str) -> String {
+        let t = text.trim();
+        let ok = t.len() == 7
+            && t.as_bytes()[4] == b'-'
+            && t.chars()
+                .enumerate()
+                .all(|(i, c)| i == 4 || c.is_ascii_digit());
+        if ok {
+            t.to_string()
+        } else {
+            String::new()
+        }
+    }
+}
+
+/// The reader's indicators, grouped as asked: (rows, totals, by, from, to).
+async fn indicator_rows(
+    state: &AppState,
+    reader: &User,
+    lang: Lang,
+    query: &IndicatorsQuery,
+) -> Result<
+    (
+        Vec<indicators::Row>,
+        indicators::Row,
+        indicators::Dimension,
+        String,
+        String,
+    ),
+    ConsoleError,
+> {
+    let by = indicators::Dimension::parse(&query.by);
+    let (from, to) = (
+        IndicatorsQuery::month(&query.from),
+        IndicatorsQuery::month(&query.to),
+    );
+    let store = state.service.store().clone();
+    let reader = reader.clone();
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let (cells, spellings) = blocking(move || {
+        Ok((
+            store.indicator_cells(&reader, &today)?,
+            store.place_spellings(&reader)?,
+        ))
+    })
+    .await?;
+    let identification = state.service.forms().latest(IDENTIFICATION).ok();
+    let (rows, total) =
+        indicators::rows(&cells, &spellings, by, (&from, &to), identification, lang);
+    Ok((rows, total, by, from, to))
+}
+
+/// Indicators per province, commune, work sector or month, with a chart, from projections.
+async fn indicators_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<IndicatorsQuery>,
+) -> Result<Response, ConsoleError> {
+    let signed = signed_in(&state, &headers).await?;
+    let lang = lang_of(&headers);
+    let (rows, total, by, from, to) = indicator_rows(&state, &signed.user, lang, &query).await?;
+    let here = format!("/console/indicators?by={}&from={from}&to={to}", by.as_str());
+    let frame = signed.frame(lang, &here);
+    Ok(html(
+        StatusCode::OK,
+        pages::indicators(&frame, by, (&from, &to), &rows, &total),
+    ))
+}
+
+/// The same table as CSV.
+async fn indicators_csv(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<IndicatorsQuery>,
+) -> Result<Response, ConsoleError> {
+    let signed = signed_in(&state, &headers).await?;
+    let lang = lang_of(&headers);
+    let (rows, total, by, _, _) = indicator_rows(&state, &signed.user, lang, &query).await?;
+    let body = indicators::csv(&rows, &total, by, lang);
+    let day = chrono::Utc::now().format("%Y-%m-%d");
+    let mut response = body.into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"suivi-indicators-{}-{day}.csv\"",
+        by.as_str()
+    )) {
+        h.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
+/// Stuck referrals shown at most.
+const STUCK_SHOWN: usize = 200;
+
+#[derive(Deserialize, Default)]
+struct ReferralsQuery {
+    days: Option<i64>,
+}
+
+/// The project's referrals by service, provider and status with the time spent in each
+/// status, and those stuck in one status for longer than `days` (30 unless given).
+async fn referrals_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<ReferralsQuery>,
+) -> Result<Response, ConsoleError> {
+    let signed = signed_in(&state, &headers).await?;
+    let lang = lang_of(&headers);
+    let days = query.days.unwrap_or(30).clamp(1, 3650);
+    let store = state.service.store().clone();
+    let reader = signed.user.clone();
+    let now = now();
+    let (groups, stuck) = blocking(move || {
+        let groups = store.referral_groups(&reader, now)?;
+        let stuck = store.stuck_referrals(&reader, now - days * 86_400, STUCK_SHOWN)?;
+        let shown: Vec<&str> = stuck.iter().map(|r| r.case_id.as_str()).collect();
+        store.audit(
+            now,
+            &reader.user_id,
+            "console.referrals_viewed",
+            &shown.join(" "),
+        )?;
+        Ok((groups, stuck))
+    })
+    .await?;
+    let frame = signed.frame(lang, "/console/referrals");
+    Ok(html(
+        StatusCode::OK,
+        pages::referrals(&frame, state.service.forms(), &groups, &stuck, days, now),
+    ))
 }

@@ -40,6 +40,10 @@ pub fn page(frame: &Frame<'_>, title: &str, body: Markup) -> Markup {
                         a href="/console/duplicates" { (t(lang, T::Duplicates)) }
                         a href="/console/agents" { (t(lang, T::Agents)) }
                     }
+                    @if frame.user.is_some() {
+                        a href="/console/referrals" { (t(lang, T::ReferralViews)) }
+                        a href="/console/indicators" { (t(lang, T::Indicators)) }
+                    }
                     @if frame.user.is_some_and(|u| matches!(u.role, Role::Officer | Role::Admin)) {
                         a href="/console/access-log" { (t(lang, T::AccessLog)) }
                     }
@@ -525,6 +529,7 @@ pub fn case_page(frame: &Frame<'_>, p: &CasePage<'_>) -> Markup {
                     }
                 }
             }
+            (chain_section(lang, p.forms, p))
             section.history {
                 h2 { (t(lang, T::History)) }
                 (evidence_box(lang, p.evidence))
@@ -622,9 +627,7 @@ fn conflict_form(frame: &Frame<'_>, p: &CasePage<'_>, c: &Conflict) -> Markup {
         .and_then(|id| p.identification_form.field(id));
     let reassignments = c.path == "assigned_to";
     // An officer reads conflicts; settling one is a supervisor's (or an admin's) change.
-    let settles = !frame
-        .user
-        .is_some_and(|u| u.role == Role::Officer);
+    let settles = !frame.user.is_some_and(|u| u.role == Role::Officer);
     let label = match field {
         Some(f) => f.label.get(lang).to_string(),
         None if reassignments => t(lang, T::ConcurrentReassignments).to_string(),
@@ -675,25 +678,167 @@ fn conflict_form(frame: &Frame<'_>, p: &CasePage<'_>, c: &Conflict) -> Markup {
     }
 }
 
-fn history_entry(lang: Lang, e: &HistoryEntry, origins: &[ChangeOrigin]) -> Markup {
+/// One step of a case's referral chain, read from what a change wrote (never from the label
+/// a phone gave it).
+enum Step {
+    Identified,
+    Referred {
+        service: String,
+        provider: String,
+        transferred: bool,
+    },
+    Moved {
+        from: String,
+        to: String,
+    },
+    Visited {
+        date: String,
+        services: Vec<String>,
+    },
+}
+
+/// The chain's steps a history entry holds: identification, each referral (or transfer to the
+/// next provider), each status move, each visit with the services it records.
+fn steps_of(e: &HistoryEntry) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let value = |path: &str| {
+        e.changes
+            .iter()
+            .find(|c| c.path == path)
+            .and_then(|c| c.new.as_ref())
+            .map(plain)
+            .unwrap_or_default()
+    };
+    if e.changes
+        .iter()
+        .any(|c| c.path == "case_id" && c.old.is_none())
+    {
+        steps.push(Step::Identified);
+    }
+    for c in &e.changes {
+        let parts: Vec<&str> = c.path.split('.').collect();
+        match parts[..] {
+            ["referrals", id, "status"] => match (&c.old, &c.new) {
+                (None, Some(_)) => steps.push(Step::Referred {
+                    service: value(&format!("referrals.{id}.service_type")),
+                    provider: value(&format!("referrals.{id}.provider")),
+                    transferred: e
+                        .changes
+                        .iter()
+                        .any(|c| c.path == format!("referrals.{id}.previous_referral")),
+                }),
+                (Some(from), Some(to)) => steps.push(Step::Moved {
+                    from: plain(from),
+                    to: plain(to),
+                }),
+                _ => {}
+            },
+            ["followups", id, "visit_date"] if c.old.is_none() => {
+                let services = e
+                    .changes
+                    .iter()
+                    .find(|c| c.path == format!("followups.{id}.services_received"))
+                    .and_then(|c| c.new.as_ref())
+                    .map(|v| match v {
+                        Json::Array(items) => items
+                            .iter()
+                            .filter_map(Json::as_str)
+                            .map(str::to_string)
+                            .collect(),
+                        // A multiple choice reads, in history, as its ids between spaces.
+                        other => plain(other)
+                            .split_whitespace()
+                            .map(str::to_string)
+                            .collect(),
+                    })
+                    .unwrap_or_default();
+                steps.push(Step::Visited {
+                    date: plain(c.new.as_ref().unwrap_or(&Json::Null)),
+                    services,
+                });
+            }
+            _ => {}
+        }
+    }
+    steps
+}
+
+/// A choice's label in a form's field, or the id as given.
+fn choice_label(lang: Lang, form: Option<&FormDefinition>, field: &str, id: &str) -> String {
+    form.and_then(|f| f.field(field))
+        .and_then(|f| f.choice(id))
+        .map(|c| c.label.get(lang).to_string())
+        .unwrap_or_else(|| id.to_string())
+}
+
+/// The referral chain, end to end: each step with who the server verified made it, on which
+/// device, the phone's time and the server's.
+fn chain_section(lang: Lang, forms: &FormRegistry, p: &CasePage<'_>) -> Markup {
+    let referral_form = forms.latest(REFERRAL).ok();
+    let followup_form = forms.latest(FOLLOWUP).ok();
+    let steps: Vec<(Step, &HistoryEntry)> = p
+        .history
+        .iter()
+        .flat_map(|e| steps_of(e).into_iter().map(move |s| (s, e)))
+        .collect();
+    html! {
+        section.chain id="chain" {
+            h2 { (t(lang, T::Chain)) }
+            ol.steps {
+                @for (step, e) in &steps {
+                    li.step {
+                        strong {
+                            @match step {
+                                Step::Identified => { (t(lang, T::Identification)) }
+                                Step::Referred { service, provider, transferred } => {
+                                    @if *transferred { (t(lang, T::TransferredTo)) } @else { (t(lang, T::ReferredTo)) }
+                                    " " bdi { (provider) } " (" (choice_label(lang, referral_form, "service_type", service)) ")"
+                                }
+                                Step::Moved { from, to } => { (status_label(lang, from)) " → " (status_label(lang, to)) }
+                                Step::Visited { date, services } => {
+                                    (t(lang, T::Visit)) " " span dir="ltr" { (date) }
+                                    @if !services.is_empty() {
+                                        " · " (t(lang, T::ServicesReceived)) " : "
+                                        (services.iter().map(|s| choice_label(lang, followup_form, "services_received", s)).collect::<Vec<_>>().join(", "))
+                                    }
+                                }
+                            }
+                        }
+                        " · " (origin_line(lang, e, p.origins))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Who the server verified made a change (user, device or console, when received), and the
+/// phone's own time for it.
+fn origin_line(lang: Lang, e: &HistoryEntry, origins: &[ChangeOrigin]) -> Markup {
     let origin = origins.iter().find(|o| o.hash == e.hash);
+    html! {
+        @match origin {
+            Some(o) => {
+                span.verified title=(t(lang, T::Verified)) { "✔ " (t(lang, T::Verified)) ": " (o.user_id) } " · "
+                @if o.device_id == crate::storage::console_device_id(&o.user_id) {
+                    strong.console { (t(lang, T::InTheConsole)) } " · "
+                } @else {
+                    (t(lang, T::Device)) " " code { (o.device_id) } " · "
+                }
+                (t(lang, T::ReceivedAt)) " " (when(o.received_at)) " · "
+            }
+            None => { span.unverified { (t(lang, T::NotVerified)) } " · " (e.user.as_deref().unwrap_or("?")) " · " }
+        }
+        (t(lang, T::DeviceTime)) " " span dir="ltr" { (e.at.format("%Y-%m-%d %H:%M UTC")) }
+    }
+}
+
+fn history_entry(lang: Lang, e: &HistoryEntry, origins: &[ChangeOrigin]) -> Markup {
     html! {
         li {
             p {
                 strong { (e.action.as_deref().unwrap_or("?")) } " · "
-                @match origin {
-                    Some(o) => {
-                        span.verified title=(t(lang, T::Verified)) { "✔ " (t(lang, T::Verified)) ": " (o.user_id) } " · "
-                        @if o.device_id == crate::storage::console_device_id(&o.user_id) {
-                            strong.console { (t(lang, T::InTheConsole)) } " · "
-                        } @else {
-                            (t(lang, T::Device)) " " code { (o.device_id) } " · "
-                        }
-                        (t(lang, T::ReceivedAt)) " " (when(o.received_at)) " · "
-                    }
-                    None => { span.unverified { (t(lang, T::NotVerified)) } " · " (e.user.as_deref().unwrap_or("?")) " · " }
-                }
-                (t(lang, T::DeviceTime)) " " span dir="ltr" { (e.at.format("%Y-%m-%d %H:%M UTC")) }
+                (origin_line(lang, e, origins))
             }
             @if !e.changes.is_empty() {
                 ul.fields { @for c in &e.changes {
@@ -885,6 +1030,139 @@ pub fn access_log(
             }
             @if let Some(before) = older {
                 p { a rel="next" href={ "/console/access-log?" (filter.query_string(Some(before))) } { (t(lang, T::Older)) " →" } }
+            }
+        },
+    )
+}
+
+pub fn indicators(
+    frame: &Frame<'_>,
+    by: super::indicators::Dimension,
+    (from, to): (&str, &str),
+    rows: &[super::indicators::Row],
+    total: &super::indicators::Row,
+) -> Markup {
+    use super::indicators::{chart, columns, Dimension};
+    let lang = frame.lang;
+    let query = format!(
+        "by={}&from={}&to={}",
+        by.as_str(),
+        urlencode(from),
+        urlencode(to)
+    );
+    let columns = columns(lang);
+    page(
+        frame,
+        t(lang, T::Indicators),
+        html! {
+            h1 { (t(lang, T::Indicators)) }
+            form.filters method="get" action="/console/indicators" {
+                label { (t(lang, T::GroupBy)) " "
+                    select name="by" {
+                        @for d in Dimension::ALL { option value=(d.as_str()) selected[d == by] { (d.label(lang)) } }
+                    }
+                }
+                label { (t(lang, T::From)) " " input type="month" name="from" value=(from) dir="ltr"; }
+                label { (t(lang, T::To)) " " input type="month" name="to" value=(to) dir="ltr"; }
+                button type="submit" { (t(lang, T::Filter)) }
+            }
+            p { a download href={ "/console/indicators.csv?" (query) } { (t(lang, T::Download)) } }
+            (chart(rows, lang))
+            table.indicators {
+                thead { tr {
+                    th { (by.label(lang)) }
+                    @for (h, _) in &columns { th { (h) } }
+                } }
+                tbody {
+                    @for row in rows {
+                        tr {
+                            td {
+                                bdi { (row.label) }
+                                @if row.spellings.len() > 1 {
+                                    br; small.spellings { (t(lang, T::SpellingsGrouped)) " : "
+                                        (row.spellings.iter().map(|(s, n)| format!("{s} ({n})")).collect::<Vec<_>>().join(" · ")) }
+                                }
+                            }
+                            @for (_, value) in &columns { td.num { (value(row)) } }
+                        }
+                    }
+                }
+                tfoot { tr {
+                    th { (total.label) }
+                    @for (_, value) in &columns { td.num { (value(total)) } }
+                } }
+            }
+        },
+    )
+}
+
+pub fn referrals(
+    frame: &Frame<'_>,
+    forms: &FormRegistry,
+    groups: &[crate::storage::ReferralGroup],
+    stuck: &[crate::storage::StuckReferral],
+    days: i64,
+    now: i64,
+) -> Markup {
+    use crate::storage::TIMED_STATUSES;
+    let lang = frame.lang;
+    let form = forms.latest(REFERRAL).ok();
+    let service = |s: &Option<String>| {
+        s.as_deref()
+            .map(|id| choice_label(lang, form, "service_type", id))
+            .unwrap_or_default()
+    };
+    let average = |(secs, n): (i64, u64)| {
+        if n == 0 {
+            String::new()
+        } else {
+            format!("{:.1}", secs as f64 / n as f64 / 86_400.0)
+        }
+    };
+    page(
+        frame,
+        t(lang, T::ReferralViews),
+        html! {
+            h1 { (t(lang, T::ReferralViews)) }
+            table.referral-groups {
+                thead { tr {
+                    th { (t(lang, T::Service)) } th { (t(lang, T::Provider)) } th { (t(lang, T::Status)) } th { (t(lang, T::Referrals)) }
+                    @for (status, _) in TIMED_STATUSES { th { (t(lang, T::DaysIn)) " " (status_label(lang, status)) } }
+                } }
+                tbody {
+                    @for g in groups {
+                        tr {
+                            td { (service(&g.service_type)) }
+                            td { bdi { (g.provider.as_deref().unwrap_or_default()) } }
+                            td { span class={ "status status-" (css_word(&g.status)) } { (status_label(lang, &g.status)) } }
+                            td.num { (g.referrals) }
+                            @for slot in g.time_in { td.num { (average(slot)) } }
+                        }
+                    }
+                }
+            }
+            h2 id="stuck" { (t(lang, T::Stuck)) }
+            form.filters method="get" action="/console/referrals" {
+                label { (t(lang, T::StuckFor)) " " input type="number" name="days" min="1" max="3650" value=(days); " " (t(lang, T::Days)) }
+                button type="submit" { (t(lang, T::Filter)) }
+            }
+            @if stuck.is_empty() {
+                p { (t(lang, T::NoRows)) }
+            } @else {
+                table.stuck {
+                    thead { tr { th { (t(lang, T::Case)) } th { (t(lang, T::Service)) } th { (t(lang, T::Provider)) } th { (t(lang, T::Status)) } th { (t(lang, T::Days)) } } }
+                    tbody {
+                        @for r in stuck {
+                            tr {
+                                td { a href={ "/console/cases/" (r.case_id) "#chain" } { code { (r.case_id.get(..8).unwrap_or(&r.case_id)) } } }
+                                td { (service(&r.service_type)) }
+                                td { bdi { (r.provider.as_deref().unwrap_or_default()) } }
+                                td { span class={ "status status-" (css_word(&r.status)) } { (status_label(lang, &r.status)) } }
+                                td.num { ((now - r.status_since) / 86_400) }
+                            }
+                        }
+                    }
+                }
             }
         },
     )

@@ -3,6 +3,7 @@
 //! (who may read and write what) live in `service`, shared by every implementation.
 
 mod case_list;
+mod indicators;
 pub mod migrate;
 pub mod postgres;
 pub mod sealed;
@@ -201,6 +202,105 @@ pub struct CaseSummary {
     pub merged_into: Option<String>,
 }
 
+/// What the indicators count of a case (`summary::indicators`), kept beside its summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseIndicators {
+    /// False for a case merged into another: the same child is counted once.
+    pub counted: bool,
+    /// YYYY-MM-DD as the agent recorded it; `None`: when the server first received the case.
+    pub identified_on: Option<String>,
+    pub province: Option<String>,
+    pub province_key: Option<String>,
+    pub commune: Option<String>,
+    pub commune_key: Option<String>,
+    pub sector: Option<String>,
+    /// A referral past its draft.
+    pub referred: bool,
+    /// A referral in service or completed, or a follow-up that lists a service received.
+    pub service: bool,
+    /// At the latest follow-up that says (`None`: none says).
+    pub stopped_working: Option<bool>,
+    /// From identification to the first service (a referral taken into service, or a visit
+    /// listing a service received).
+    pub days_to_service: Option<i64>,
+}
+
+/// The statuses a referral spends time in before its end, and their projection columns.
+pub const TIMED_STATUSES: [(&str, &str); 5] = [
+    ("draft", "secs_draft"),
+    ("sent", "secs_sent"),
+    ("accepted", "secs_accepted"),
+    ("declined", "secs_declined"),
+    ("in_service", "secs_in_service"),
+];
+
+/// One referral, as the project-wide referral views read it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReferralSummary {
+    pub referral_id: String,
+    pub service_type: Option<String>,
+    pub provider: Option<String>,
+    pub provider_key: Option<String>,
+    pub status: String,
+    /// Unix times from the devices' clocks.
+    pub created_at: Option<i64>,
+    pub status_since: Option<i64>,
+    /// Seconds spent in each of `TIMED_STATUSES` it has left (`None`: never in it).
+    pub secs_in: [Option<i64>; 5],
+}
+
+/// Indicator counts of the cases sharing a month, province, commune, sector and number of
+/// days to a first service (`ServerStore::indicator_cells`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndicatorCell {
+    /// YYYY-MM of identification.
+    pub month: String,
+    pub province_key: Option<String>,
+    pub commune_key: Option<String>,
+    pub sector: Option<String>,
+    pub days_to_service: Option<i64>,
+    pub cases: u64,
+    pub referred: u64,
+    pub service: u64,
+    pub stopped_working: u64,
+    pub overdue: u64,
+}
+
+/// A place as typed, under the folded key it is grouped by, and how many cases typed it so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaceSpelling {
+    /// `province` or `commune`.
+    pub kind: String,
+    pub key: String,
+    pub spelling: String,
+    pub cases: u64,
+}
+
+/// Referrals sharing a service, provider and status, with the time they spent in each status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReferralGroup {
+    pub service_type: Option<String>,
+    pub provider_key: Option<String>,
+    /// One spelling of the provider (the first in order).
+    pub provider: Option<String>,
+    pub status: String,
+    pub referrals: u64,
+    /// For each of `TIMED_STATUSES`: seconds spent in it (the current stay counted up to now)
+    /// summed, and how many referrals were in it.
+    pub time_in: [(i64, u64); 5],
+}
+
+/// A referral in one status since before a given time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StuckReferral {
+    pub case_id: String,
+    pub referral_id: String,
+    pub service_type: Option<String>,
+    pub provider: Option<String>,
+    pub status: String,
+    pub status_since: i64,
+}
+
 /// A summary and the keys it is found by (`suivi_core::names`): kept by each store in the form
 /// its protection at rest allows (on PostgreSQL, keyed hashes).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -214,6 +314,8 @@ pub struct SummaryWrite {
     /// The child's name keys, sorted: equal for the same name however it was spelled.
     pub dup_key: Option<String>,
     pub commune_key: Option<String>,
+    pub indicators: CaseIndicators,
+    pub referrals: Vec<ReferralSummary>,
 }
 
 /// One case as the console lists it: its summary and what the server knows of it.
@@ -617,6 +719,23 @@ pub trait ServerStore: Send + Sync + 'static {
         after: &str,
         limit: usize,
     ) -> StorageResult<Vec<ListedCase>>;
+    /// The indicators of the cases `reader` reads (merged-away cases left out), grouped by
+    /// month, province, commune, sector and days to a first service. `today` (YYYY-MM-DD) says
+    /// which follow-ups are overdue.
+    fn indicator_cells(&self, reader: &User, today: &str) -> StorageResult<Vec<IndicatorCell>>;
+    /// Each spelling of a province or commune in `reader`'s cases, under its folded key.
+    fn place_spellings(&self, reader: &User) -> StorageResult<Vec<PlaceSpelling>>;
+    /// The referrals of `reader`'s cases grouped by service, provider and status, with the
+    /// time spent in each status (a current stay counted up to `now`).
+    fn referral_groups(&self, reader: &User, now: i64) -> StorageResult<Vec<ReferralGroup>>;
+    /// Referrals of `reader`'s cases, not yet ended, in their status since before `before`,
+    /// the longest first, at most `limit`.
+    fn stuck_referrals(
+        &self,
+        reader: &User,
+        before: i64,
+        limit: usize,
+    ) -> StorageResult<Vec<StuckReferral>>;
     /// One case's listing, whoever reads it (the caller decides access).
     fn listed_case(&self, case_id: &str) -> StorageResult<Option<ListedCase>>;
     /// Who pushed each of a case's changes.

@@ -21,18 +21,19 @@ use super::sealed::Sealer;
 use super::{
     next_audit_mark, next_feed_mark, AcceptedCase, AuditQuery, AuditRow, CaseAccess, CaseList,
     CaseQuery, CaseSummary, ChainHeads, ChangeOrigin, ConsoleSession, CursorCheck, Device,
-    DeviceStatus, FeedLink, FeedLinkChange, FeedPage, FeedRow, ListedCase, LoginFailures,
-    QuarantinedCase, Quota, Role, ServerStore, StorageError, StorageResult, StoredChange,
-    SummaryWrite, Usage, User, Viewer,
+    DeviceStatus, FeedLink, FeedLinkChange, FeedPage, FeedRow, IndicatorCell, ListedCase,
+    LoginFailures, PlaceSpelling, QuarantinedCase, Quota, ReferralGroup, Role, ServerStore,
+    StorageError, StorageResult, StoredChange, StuckReferral, SummaryWrite, Usage, User, Viewer,
 };
 
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     include_str!("migrations/postgres/001_server.sql"),
     include_str!("migrations/postgres/002_console.sql"),
     include_str!("migrations/postgres/003_device_status.sql"),
     include_str!("migrations/postgres/004_reassignment.sql"),
     include_str!("migrations/postgres/005_duplicates.sql"),
     include_str!("migrations/postgres/006_audit_chain.sql"),
+    include_str!("migrations/postgres/007_indicators.sql"),
 ];
 /// Taken (transaction-scoped) while migrating: instances starting together migrate once.
 const MIGRATION_LOCK: i64 = 0x5375_6976_6900_0001;
@@ -216,6 +217,84 @@ fn backfill_audit_marks(tx: &mut impl GenericClient) -> StorageResult<()> {
     head.id = last.get(0);
     head.mark = last.get(1);
     head.save(tx)
+}
+
+/// Replaces a case's indicator row and referral rows (`summary::indicators`), with its summary.
+/// Province, commune and provider are kept as typed (see `007_indicators.sql`).
+fn write_indicators(tx: &mut impl GenericClient, write: &SummaryWrite) -> StorageResult<()> {
+    let case_id = &write.summary.case_id;
+    let i = &write.indicators;
+    let flag = |b: bool| i64::from(b);
+    tx.execute(
+        "INSERT INTO case_indicators (case_id, counted, identified_on, province, province_key,
+            commune, commune_key, sector, referred, service, stopped_working, days_to_service,
+            next_followup_due)
+         SELECT $1, $2, coalesce($3, to_char(to_timestamp(k.created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD')),
+                $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
+         FROM cases k WHERE k.case_id = $1
+         ON CONFLICT (case_id) DO UPDATE SET counted = excluded.counted,
+            identified_on = excluded.identified_on, province = excluded.province,
+            province_key = excluded.province_key, commune = excluded.commune,
+            commune_key = excluded.commune_key, sector = excluded.sector,
+            referred = excluded.referred, service = excluded.service,
+            stopped_working = excluded.stopped_working,
+            days_to_service = excluded.days_to_service,
+            next_followup_due = excluded.next_followup_due",
+        &[
+            case_id,
+            &flag(i.counted),
+            &i.identified_on,
+            &i.province,
+            &i.province_key,
+            &i.commune,
+            &i.commune_key,
+            &i.sector,
+            &flag(i.referred),
+            &flag(i.service),
+            &i.stopped_working.map(flag),
+            &i.days_to_service,
+            &write.summary.next_followup_due,
+        ],
+    )
+    .map_err(backend)?;
+    tx.execute(
+        "DELETE FROM referral_summaries WHERE case_id = $1",
+        &[case_id],
+    )
+    .map_err(backend)?;
+    for r in &write.referrals {
+        tx.execute(
+            "INSERT INTO referral_summaries (case_id, referral_id, service_type, provider,
+                provider_key, status, created_at, status_since, secs_draft, secs_sent,
+                secs_accepted, secs_declined, secs_in_service)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+             ON CONFLICT DO NOTHING",
+            &[
+                case_id,
+                &r.referral_id,
+                &r.service_type,
+                &r.provider,
+                &r.provider_key,
+                &r.status,
+                &r.created_at,
+                &r.status_since,
+                &r.secs_in[0],
+                &r.secs_in[1],
+                &r.secs_in[2],
+                &r.secs_in[3],
+                &r.secs_in[4],
+            ],
+        )
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
+fn pg_dialect() -> super::case_list::Dialect {
+    super::case_list::Dialect {
+        param: |n| format!("${n}"),
+        contains: |needle, haystack| format!("strpos({haystack}, {needle}) > 0"),
+    }
 }
 
 fn row_to_audit(r: &postgres::Row) -> AuditRow {
@@ -496,8 +575,9 @@ impl PostgresStore {
         let village_key = write.village_key.as_deref().map(|v| self.sealer.blind(v));
         let dup_key = write.dup_key.as_deref().map(|v| self.sealer.blind(v));
         let commune_key = write.commune_key.as_deref().map(|v| self.sealer.blind(v));
-        tx.execute(
-            "INSERT INTO case_summaries (case_id, owner, team, shown, village_key, risk_level,
+        let written = tx
+            .execute(
+                "INSERT INTO case_summaries (case_id, owner, team, shown, village_key, risk_level,
                 referral_statuses, next_followup_due, conflict_count, birth_year, updated_at, stale,
                 dup_key, commune_key, change_count)
              SELECT $1, k.created_by, k.team, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
@@ -512,23 +592,26 @@ impl PostgresStore {
                 dup_key = excluded.dup_key, commune_key = excluded.commune_key,
                 change_count = excluded.change_count
              WHERE excluded.change_count >= case_summaries.change_count",
-            &[
-                &s.case_id,
-                &shown,
-                &village_key,
-                &s.risk_level,
-                &super::statuses_column(&s.referral_statuses),
-                &s.next_followup_due,
-                &i64::from(s.conflict_count),
-                &s.birth_year,
-                &now,
-                &stale,
-                &dup_key,
-                &commune_key,
-                &i64::try_from(write.change_count).unwrap_or(i64::MAX),
-            ],
-        )
-        .map_err(backend)?;
+                &[
+                    &s.case_id,
+                    &shown,
+                    &village_key,
+                    &s.risk_level,
+                    &super::statuses_column(&s.referral_statuses),
+                    &s.next_followup_due,
+                    &i64::from(s.conflict_count),
+                    &s.birth_year,
+                    &now,
+                    &stale,
+                    &dup_key,
+                    &commune_key,
+                    &i64::try_from(write.change_count).unwrap_or(i64::MAX),
+                ],
+            )
+            .map_err(backend)?;
+        if written > 0 {
+            write_indicators(tx, write)?;
+        }
         tx.execute(
             "DELETE FROM case_search_terms WHERE case_id = $1",
             &[&s.case_id],
@@ -1115,6 +1198,8 @@ impl ServerStore for PostgresStore {
             "DELETE FROM quarantined_cases WHERE case_id = $1",
             "DELETE FROM case_search_terms WHERE case_id = $1",
             "DELETE FROM case_summaries WHERE case_id = $1",
+            "DELETE FROM case_indicators WHERE case_id = $1",
+            "DELETE FROM referral_summaries WHERE case_id = $1",
             "DELETE FROM case_handovers WHERE case_id = $1",
             "DELETE FROM distinct_cases WHERE case_a = $1 OR case_b = $1",
             "DELETE FROM cases WHERE case_id = $1",
@@ -2006,6 +2091,141 @@ impl ServerStore for PostgresStore {
             .map_err(backend)?;
         tx.commit().map_err(backend)?;
         rows.iter().map(|r| self.row_to_listed(r)).collect()
+    }
+
+    fn indicator_cells(&self, reader: &User, today: &str) -> StorageResult<Vec<IndicatorCell>> {
+        use super::indicators::{cells_sql, merge_cells, scope};
+        let dialect = pg_dialect();
+        let mut client = self.client()?;
+        let today = today.to_string();
+        let mut cells = Vec::new();
+        for arm in scope(reader, &dialect, &|t| self.sealer.blind(t)) {
+            let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = arm
+                .args
+                .iter()
+                .map(|a| a as &(dyn postgres::types::ToSql + Sync))
+                .collect();
+            params.push(&today);
+            for r in client
+                .query(&cells_sql(&arm, &dialect), &params)
+                .map_err(backend)?
+            {
+                let count = |i: usize| r.get::<_, Option<i64>>(i).unwrap_or(0) as u64;
+                cells.push(IndicatorCell {
+                    month: r.get::<_, Option<String>>(0).unwrap_or_default(),
+                    province_key: r.get(1),
+                    commune_key: r.get(2),
+                    sector: r.get(3),
+                    days_to_service: r.get(4),
+                    cases: count(5),
+                    referred: count(6),
+                    service: count(7),
+                    stopped_working: count(8),
+                    overdue: count(9),
+                });
+            }
+        }
+        Ok(merge_cells(cells))
+    }
+
+    fn place_spellings(&self, reader: &User) -> StorageResult<Vec<PlaceSpelling>> {
+        use super::indicators::{merge_spellings, scope, spellings_sql};
+        let dialect = pg_dialect();
+        let mut client = self.client()?;
+        let mut spellings = Vec::new();
+        for arm in scope(reader, &dialect, &|t| self.sealer.blind(t)) {
+            let params: Vec<&(dyn postgres::types::ToSql + Sync)> = arm
+                .args
+                .iter()
+                .map(|a| a as &(dyn postgres::types::ToSql + Sync))
+                .collect();
+            for kind in ["province", "commune"] {
+                for r in client
+                    .query(&spellings_sql(&arm, kind), &params)
+                    .map_err(backend)?
+                {
+                    spellings.push(PlaceSpelling {
+                        kind: kind.to_string(),
+                        key: r.get(0),
+                        spelling: r.get(1),
+                        cases: r.get::<_, i64>(2) as u64,
+                    });
+                }
+            }
+        }
+        Ok(merge_spellings(spellings))
+    }
+
+    fn referral_groups(&self, reader: &User, now: i64) -> StorageResult<Vec<ReferralGroup>> {
+        use super::indicators::{groups_sql, merge_groups, scope};
+        let dialect = pg_dialect();
+        let mut client = self.client()?;
+        let mut groups = Vec::new();
+        for arm in scope(reader, &dialect, &|t| self.sealer.blind(t)) {
+            let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = arm
+                .args
+                .iter()
+                .map(|a| a as &(dyn postgres::types::ToSql + Sync))
+                .collect();
+            params.push(&now);
+            for r in client
+                .query(&groups_sql(&arm, &dialect), &params)
+                .map_err(backend)?
+            {
+                let mut time_in = [(0i64, 0u64); 5];
+                for (k, slot) in time_in.iter_mut().enumerate() {
+                    *slot = (
+                        r.get::<_, Option<i64>>(5 + 2 * k).unwrap_or(0),
+                        r.get::<_, Option<i64>>(6 + 2 * k).unwrap_or(0) as u64,
+                    );
+                }
+                groups.push(ReferralGroup {
+                    service_type: r.get(0),
+                    provider_key: r.get(1),
+                    provider: r.get(2),
+                    status: r.get(3),
+                    referrals: r.get::<_, i64>(4) as u64,
+                    time_in,
+                });
+            }
+        }
+        Ok(merge_groups(groups))
+    }
+
+    fn stuck_referrals(
+        &self,
+        reader: &User,
+        before: i64,
+        limit: usize,
+    ) -> StorageResult<Vec<StuckReferral>> {
+        use super::indicators::{merge_stuck, scope, stuck_sql};
+        let dialect = pg_dialect();
+        let mut client = self.client()?;
+        let limit_arg = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stuck = Vec::new();
+        for arm in scope(reader, &dialect, &|t| self.sealer.blind(t)) {
+            let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = arm
+                .args
+                .iter()
+                .map(|a| a as &(dyn postgres::types::ToSql + Sync))
+                .collect();
+            params.push(&before);
+            params.push(&limit_arg);
+            for r in client
+                .query(&stuck_sql(&arm, &dialect), &params)
+                .map_err(backend)?
+            {
+                stuck.push(StuckReferral {
+                    case_id: r.get(0),
+                    referral_id: r.get(1),
+                    service_type: r.get(2),
+                    provider: r.get(3),
+                    status: r.get(4),
+                    status_since: r.get(5),
+                });
+            }
+        }
+        Ok(merge_stuck(stuck, limit))
     }
 
     fn listed_case(&self, case_id: &str) -> StorageResult<Option<ListedCase>> {

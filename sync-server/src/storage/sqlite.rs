@@ -10,12 +10,12 @@ use suivi_core::policy::ReadScope;
 use super::{
     next_audit_mark, next_feed_mark, AcceptedCase, AuditQuery, AuditRow, CaseAccess, CaseList,
     CaseQuery, CaseSummary, ChainHeads, ChangeOrigin, ConsoleSession, CursorCheck, Device,
-    DeviceStatus, FeedLink, FeedLinkChange, FeedPage, FeedRow, ListedCase, LoginFailures,
-    QuarantinedCase, Quota, Role, ServerStore, StorageError, StorageResult, StoredChange,
-    SummaryWrite, Usage, User, Viewer,
+    DeviceStatus, FeedLink, FeedLinkChange, FeedPage, FeedRow, IndicatorCell, ListedCase,
+    LoginFailures, PlaceSpelling, QuarantinedCase, Quota, ReferralGroup, Role, ServerStore,
+    StorageError, StorageResult, StoredChange, StuckReferral, SummaryWrite, Usage, User, Viewer,
 };
 
-const MIGRATIONS: [&str; 10] = [
+const MIGRATIONS: [&str; 11] = [
     include_str!("migrations/001_server.sql"),
     include_str!("migrations/002_trust.sql"),
     include_str!("migrations/003_quotas.sql"),
@@ -26,6 +26,7 @@ const MIGRATIONS: [&str; 10] = [
     include_str!("migrations/008_reassignment.sql"),
     include_str!("migrations/009_duplicates.sql"),
     include_str!("migrations/010_audit_chain.sql"),
+    include_str!("migrations/011_indicators.sql"),
 ];
 /// Days of per-device usage kept (for `device quota` to show recent days).
 const USAGE_DAYS_KEPT: i64 = 7;
@@ -189,6 +190,13 @@ fn backfill_audit_marks(conn: &mut Connection) -> StorageResult<()> {
     tx.commit().map_err(backend)
 }
 
+fn sqlite_dialect() -> super::case_list::Dialect {
+    super::case_list::Dialect {
+        param: |n| format!("?{n}"),
+        contains: |needle, haystack| format!("instr({haystack}, {needle}) > 0"),
+    }
+}
+
 /// `text` for a LIKE pattern, its wildcards taken literally.
 fn like_escaped(text: &str) -> String {
     text.replace('\\', "\\\\")
@@ -206,8 +214,9 @@ fn write_summary(conn: &Connection, write: &SummaryWrite, now: i64) -> StorageRe
         .query_row([&s.case_id], |r| r.get(0))
         .map_err(backend)?;
     let stale = held as u64 != write.change_count;
-    conn.prepare_cached(
-        "INSERT INTO case_summaries (case_id, owner, team, shown, village_key, risk_level,
+    let written = conn
+        .prepare_cached(
+            "INSERT INTO case_summaries (case_id, owner, team, shown, village_key, risk_level,
             referral_statuses, next_followup_due, conflict_count, birth_year, updated_at, stale,
             dup_key, commune_key, change_count)
          SELECT ?1, k.created_by, k.team, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13
@@ -221,24 +230,27 @@ fn write_summary(conn: &Connection, write: &SummaryWrite, now: i64) -> StorageRe
             owner = excluded.owner, team = excluded.team, dup_key = excluded.dup_key,
             commune_key = excluded.commune_key, change_count = excluded.change_count
          WHERE excluded.change_count >= case_summaries.change_count",
-    )
-    .map_err(backend)?
-    .execute(params![
-        s.case_id,
-        shown,
-        write.village_key,
-        s.risk_level,
-        super::statuses_column(&s.referral_statuses),
-        s.next_followup_due,
-        s.conflict_count,
-        s.birth_year,
-        now,
-        stale,
-        write.dup_key,
-        write.commune_key,
-        i64::try_from(write.change_count).unwrap_or(i64::MAX)
-    ])
-    .map_err(backend)?;
+        )
+        .map_err(backend)?
+        .execute(params![
+            s.case_id,
+            shown,
+            write.village_key,
+            s.risk_level,
+            super::statuses_column(&s.referral_statuses),
+            s.next_followup_due,
+            s.conflict_count,
+            s.birth_year,
+            now,
+            stale,
+            write.dup_key,
+            write.commune_key,
+            i64::try_from(write.change_count).unwrap_or(i64::MAX)
+        ])
+        .map_err(backend)?;
+    if written > 0 {
+        write_indicators(conn, write)?;
+    }
     conn.prepare_cached("DELETE FROM case_search_terms WHERE case_id = ?1")
         .map_err(backend)?
         .execute([&s.case_id])
@@ -248,6 +260,69 @@ fn write_summary(conn: &Connection, write: &SummaryWrite, now: i64) -> StorageRe
         .map_err(backend)?;
     for term in &write.name_terms {
         insert.execute([term, &s.case_id]).map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Replaces a case's indicator row and referral rows (`summary::indicators`), with its summary.
+fn write_indicators(conn: &Connection, write: &SummaryWrite) -> StorageResult<()> {
+    let case_id = &write.summary.case_id;
+    let i = &write.indicators;
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO case_indicators (case_id, counted, identified_on, province,
+            province_key, commune, commune_key, sector, referred, service, stopped_working,
+            days_to_service, next_followup_due)
+         SELECT ?1, ?2, coalesce(?3, date(k.created_at, 'unixepoch')), ?4, ?5, ?6, ?7, ?8, ?9,
+                ?10, ?11, ?12, ?13
+         FROM cases k WHERE k.case_id = ?1",
+    )
+    .map_err(backend)?
+    .execute(params![
+        case_id,
+        i.counted,
+        i.identified_on,
+        i.province,
+        i.province_key,
+        i.commune,
+        i.commune_key,
+        i.sector,
+        i.referred,
+        i.service,
+        i.stopped_working,
+        i.days_to_service,
+        write.summary.next_followup_due,
+    ])
+    .map_err(backend)?;
+    conn.prepare_cached("DELETE FROM referral_summaries WHERE case_id = ?1")
+        .map_err(backend)?
+        .execute([case_id])
+        .map_err(backend)?;
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT OR REPLACE INTO referral_summaries (case_id, referral_id, service_type,
+                provider, provider_key, status, created_at, status_since, secs_draft, secs_sent,
+                secs_accepted, secs_declined, secs_in_service)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )
+        .map_err(backend)?;
+    for r in &write.referrals {
+        insert
+            .execute(params![
+                case_id,
+                r.referral_id,
+                r.service_type,
+                r.provider,
+                r.provider_key,
+                r.status,
+                r.created_at,
+                r.status_since,
+                r.secs_in[0],
+                r.secs_in[1],
+                r.secs_in[2],
+                r.secs_in[3],
+                r.secs_in[4],
+            ])
+            .map_err(backend)?;
     }
     Ok(())
 }
@@ -843,6 +918,8 @@ impl ServerStore for SqliteStore {
             "DELETE FROM quarantined_cases WHERE case_id = ?1",
             "DELETE FROM case_search_terms WHERE case_id = ?1",
             "DELETE FROM case_summaries WHERE case_id = ?1",
+            "DELETE FROM case_indicators WHERE case_id = ?1",
+            "DELETE FROM referral_summaries WHERE case_id = ?1",
             "DELETE FROM case_handovers WHERE case_id = ?1",
             "DELETE FROM distinct_cases WHERE case_a = ?1 OR case_b = ?1",
             "DELETE FROM cases WHERE case_id = ?1",
@@ -1734,6 +1811,144 @@ impl ServerStore for SqliteStore {
         }
         tx.commit().map_err(backend)?;
         Ok(cases)
+    }
+
+    fn indicator_cells(&self, reader: &User, today: &str) -> StorageResult<Vec<IndicatorCell>> {
+        use super::indicators::{cells_sql, merge_cells, scope};
+        let dialect = sqlite_dialect();
+        let conn = self.conn();
+        let mut cells = Vec::new();
+        for arm in scope(reader, &dialect, &|t| t.to_string()) {
+            let mut args: Vec<rusqlite::types::Value> =
+                arm.args.iter().map(|a| a.clone().into()).collect();
+            args.push(today.to_string().into());
+            let mut stmt = conn
+                .prepare_cached(&cells_sql(&arm, &dialect))
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params_from_iter(args), |r| {
+                    Ok(IndicatorCell {
+                        month: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                        province_key: r.get(1)?,
+                        commune_key: r.get(2)?,
+                        sector: r.get(3)?,
+                        days_to_service: r.get(4)?,
+                        cases: r.get::<_, i64>(5)? as u64,
+                        referred: r.get::<_, Option<i64>>(6)?.unwrap_or(0) as u64,
+                        service: r.get::<_, Option<i64>>(7)?.unwrap_or(0) as u64,
+                        stopped_working: r.get::<_, Option<i64>>(8)?.unwrap_or(0) as u64,
+                        overdue: r.get::<_, Option<i64>>(9)?.unwrap_or(0) as u64,
+                    })
+                })
+                .map_err(backend)?;
+            for row in rows {
+                cells.push(row.map_err(backend)?);
+            }
+        }
+        Ok(merge_cells(cells))
+    }
+
+    fn place_spellings(&self, reader: &User) -> StorageResult<Vec<PlaceSpelling>> {
+        use super::indicators::{merge_spellings, scope, spellings_sql};
+        let dialect = sqlite_dialect();
+        let conn = self.conn();
+        let mut spellings = Vec::new();
+        for arm in scope(reader, &dialect, &|t| t.to_string()) {
+            for kind in ["province", "commune"] {
+                let mut stmt = conn
+                    .prepare_cached(&spellings_sql(&arm, kind))
+                    .map_err(backend)?;
+                let rows = stmt
+                    .query_map(params_from_iter(arm.args.iter()), |r| {
+                        Ok(PlaceSpelling {
+                            kind: kind.to_string(),
+                            key: r.get(0)?,
+                            spelling: r.get(1)?,
+                            cases: r.get::<_, i64>(2)? as u64,
+                        })
+                    })
+                    .map_err(backend)?;
+                for row in rows {
+                    spellings.push(row.map_err(backend)?);
+                }
+            }
+        }
+        Ok(merge_spellings(spellings))
+    }
+
+    fn referral_groups(&self, reader: &User, now: i64) -> StorageResult<Vec<ReferralGroup>> {
+        use super::indicators::{groups_sql, merge_groups, scope};
+        let dialect = sqlite_dialect();
+        let conn = self.conn();
+        let mut groups = Vec::new();
+        for arm in scope(reader, &dialect, &|t| t.to_string()) {
+            let mut args: Vec<rusqlite::types::Value> =
+                arm.args.iter().map(|a| a.clone().into()).collect();
+            args.push(now.into());
+            let mut stmt = conn
+                .prepare_cached(&groups_sql(&arm, &dialect))
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params_from_iter(args), |r| {
+                    let mut time_in = [(0i64, 0u64); 5];
+                    for (k, slot) in time_in.iter_mut().enumerate() {
+                        *slot = (
+                            r.get::<_, Option<i64>>(5 + 2 * k)?.unwrap_or(0),
+                            r.get::<_, Option<i64>>(6 + 2 * k)?.unwrap_or(0) as u64,
+                        );
+                    }
+                    Ok(ReferralGroup {
+                        service_type: r.get(0)?,
+                        provider_key: r.get(1)?,
+                        provider: r.get(2)?,
+                        status: r.get(3)?,
+                        referrals: r.get::<_, i64>(4)? as u64,
+                        time_in,
+                    })
+                })
+                .map_err(backend)?;
+            for row in rows {
+                groups.push(row.map_err(backend)?);
+            }
+        }
+        Ok(merge_groups(groups))
+    }
+
+    fn stuck_referrals(
+        &self,
+        reader: &User,
+        before: i64,
+        limit: usize,
+    ) -> StorageResult<Vec<StuckReferral>> {
+        use super::indicators::{merge_stuck, scope, stuck_sql};
+        let dialect = sqlite_dialect();
+        let conn = self.conn();
+        let mut stuck = Vec::new();
+        for arm in scope(reader, &dialect, &|t| t.to_string()) {
+            let mut args: Vec<rusqlite::types::Value> =
+                arm.args.iter().map(|a| a.clone().into()).collect();
+            args.push(before.into());
+            args.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+            let mut stmt = conn
+                .prepare_cached(&stuck_sql(&arm, &dialect))
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params_from_iter(args), |r| {
+                    Ok(StuckReferral {
+                        case_id: r.get(0)?,
+                        referral_id: r.get(1)?,
+                        service_type: r.get(2)?,
+                        provider: r.get(3)?,
+                        status: r.get(4)?,
+                        status_since: r.get(5)?,
+                    })
+                })
+                .map_err(backend)?;
+            for row in rows {
+                stuck.push(row.map_err(backend)?);
+            }
+        }
+        Ok(merge_stuck(stuck, limit))
     }
 
     fn listed_case(&self, case_id: &str) -> StorageResult<Option<ListedCase>> {

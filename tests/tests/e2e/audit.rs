@@ -576,9 +576,18 @@ fn an_officer_writes_audit_notes_from_the_console_and_nothing_else() {
 
     let mut odile = Console::signed_in(&server, "odile");
     let (_, page, _) = odile.get(&page_path);
-    assert!(page.contains("class=\"note\""), "an officer gets the note form");
-    assert!(page.contains("Kaniko") && page.contains("Kafiné"), "conflicts are read");
-    assert!(!page.contains("name=\"choice\""), "…but not settled by an officer");
+    assert!(
+        page.contains("class=\"note\""),
+        "an officer gets the note form"
+    );
+    assert!(
+        page.contains("Kaniko") && page.contains("Kafiné"),
+        "conflicts are read"
+    );
+    assert!(
+        !page.contains("name=\"choice\""),
+        "…but not settled by an officer"
+    );
     assert!(!page.contains("/reassign\""), "nor reassigned");
     let csrf = Console::csrf(&page);
     let note = "Orientation vérifiée avec le CSCOM : prise en charge confirmée.";
@@ -592,12 +601,19 @@ fn an_officer_writes_audit_notes_from_the_console_and_nothing_else() {
     assert!(page.contains(note));
     // In the history: verified as Odile's, made in the console.
     assert!(page.contains("audit.note"));
-    assert!(page.contains("vérifié: odile") || page.contains("vérifié : odile"), "{page}");
+    assert!(
+        page.contains("vérifié: odile") || page.contains("vérifié : odile"),
+        "{page}"
+    );
 
     // Posted by hand anyway: a settlement and a reassignment are refused.
     let (status, _, _) = odile.post(
         &format!("{page_path}/resolve"),
-        &[("csrf", &csrf), ("path", "identification.village"), ("choice", "0")],
+        &[
+            ("csrf", &csrf),
+            ("path", "identification.village"),
+            ("choice", "0"),
+        ],
     );
     assert!(
         status == StatusCode::UNPROCESSABLE_ENTITY || status == StatusCode::NOT_FOUND,
@@ -608,7 +624,10 @@ fn an_officer_writes_audit_notes_from_the_console_and_nothing_else() {
         &[("csrf", &csrf), ("to", "karim")],
     );
     assert!(status.is_client_error(), "{status}");
-    let (status, _, _) = odile.post(&format!("{page_path}/notes"), &[("csrf", &csrf), ("text", "  ")]);
+    let (status, _, _) = odile.post(
+        &format!("{page_path}/notes"),
+        &[("csrf", &csrf), ("text", "  ")],
+    );
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let (status, _, _) = odile.post(&format!("{page_path}/notes"), &[("text", "no token")]);
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -626,4 +645,129 @@ fn an_officer_writes_audit_notes_from_the_console_and_nothing_else() {
         .map(|n| (n.author.as_str(), n.text.as_str()))
         .collect();
     assert_eq!(notes, [("odile", note)]);
+}
+
+/// A small project for the officer's views: in Amina's team, a child referred, transferred to
+/// a second provider and visited (a service received, no longer working); another referred and
+/// taken into service, in the same commune spelled otherwise; a third not referred. Moussa's
+/// team has one more. Returns (transferred case, its first and second referral, served case).
+fn a_small_project(server: &suivi_tests::TestServer) -> (String, String, String, String) {
+    use suivi_core::Transition;
+    let mut amina = server.device("amina");
+    let transferred = amina.store.create_case(&child(2)).unwrap();
+    let first = amina.store.refer(&transferred, &referral(1)).unwrap();
+    amina
+        .store
+        .transition_referral(&first, Transition::Send, None, None)
+        .unwrap();
+    let second = amina
+        .store
+        .transition_referral(
+            &first,
+            Transition::Transfer,
+            Some("plus proche"),
+            Some("ONG Enfance"),
+        )
+        .unwrap()
+        .unwrap();
+    let mut visit = suivi_tests::visit(1);
+    visit.insert(
+        "services_received".into(),
+        serde_json::json!(["vocational_training"]),
+    );
+    visit.insert("still_working".into(), serde_json::json!(false));
+    amina.store.add_followup(&transferred, &visit).unwrap();
+    let mut other_spelling = child(4);
+    other_spelling.insert("commune".into(), "KADIOLO".into());
+    let served = amina.store.create_case(&other_spelling).unwrap();
+    let r = amina.store.refer(&served, &referral(2)).unwrap();
+    for step in [Transition::Send, Transition::Accept, Transition::Start] {
+        amina
+            .store
+            .transition_referral(&r, step, None, None)
+            .unwrap();
+    }
+    let mut elsewhere = child(6);
+    elsewhere.insert("commune".into(), "Misséni".into());
+    amina.store.create_case(&elsewhere).unwrap();
+    amina.sync().unwrap();
+    let mut moussa = server.device("moussa");
+    moussa.store.create_case(&child(8)).unwrap();
+    moussa.sync().unwrap();
+    (transferred, first, second, served)
+}
+
+/// An officer audits a referral chain end to end on the case page, reads the project's
+/// referrals by service, provider and status, and the indicators per commune (spellings
+/// grouped, a chart, a CSV), each scoped to the reader.
+#[test]
+fn an_officer_audits_a_chain_and_reads_the_referrals_and_indicators() {
+    use crate::console::{two_teams, Console, PASSWORD};
+    use reqwest::StatusCode;
+    use suivi_server::{admin, storage::Role};
+
+    let server = two_teams();
+    server.add_user("odile", Role::Officer, "");
+    admin::set_password(server.store.as_ref(), "odile", PASSWORD).unwrap();
+    let (transferred, first, second, _served) = a_small_project(&server);
+    let mut odile = Console::signed_in(&server, "odile");
+
+    // The chain: each step with its verified author and both times.
+    let (_, page, _) = odile.get(&format!("/console/cases/{transferred}"));
+    let chain = &page[page.find("id=\"chain\"").unwrap()..page.find("class=\"history\"").unwrap()];
+    let steps: Vec<&str> = chain.split("<li class=\"step\">").skip(1).collect();
+    assert_eq!(steps.len(), 6, "{chain}");
+    for (step, expected) in steps.iter().zip([
+        "Identification",
+        "Orienté vers <bdi>CSCOM Misséni</bdi>",
+        "brouillon → envoyée",
+        "envoyée → transférée",
+        "Transféré vers <bdi>ONG Enfance</bdi>",
+        "Visite du",
+    ]) {
+        assert!(step.contains(expected), "{expected} in {step}");
+        assert!(step.contains("✔ vérifié: amina"), "{step}");
+        assert!(step.contains("reçu par le serveur") && step.contains("heure du téléphone"));
+    }
+    assert!(
+        steps[5].contains("Formation professionnelle") || steps[5].contains("formation"),
+        "{}",
+        steps[5]
+    );
+    assert!(page.contains(&first) && page.contains(&second));
+
+    // The project's referrals: by service, provider and status; none stuck yet.
+    let (status, page, _) = odile.get("/console/referrals?days=1");
+    assert_eq!(status, StatusCode::OK);
+    for provider in ["CSCOM Misséni", "ONG Enfance", "Mairie de Kignan"] {
+        assert!(page.contains(provider), "{provider}");
+    }
+    assert!(page.contains("status-transferred") && page.contains("status-in_service"));
+    assert!(page.contains("Aucune ligne"), "nothing is a day old");
+
+    // Indicators per commune: Kadiolo and KADIOLO are one, Moussa's case counted for an
+    // officer, not for Fatima.
+    let (_, page, _) = odile.get("/console/indicators?by=commune");
+    assert!(page.contains("<svg class=\"chart\""));
+    assert!(page.contains("Orthographes regroupées") && page.contains("KADIOLO (1)"));
+    let (status, bytes, headers) = download(&mut odile, "/console/indicators.csv?by=commune");
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("suivi-indicators-commune-"));
+    let (header, rows) = csv_rows(&bytes);
+    assert_eq!(header[1], "Enfants identifiés");
+    let kadiolo = rows.iter().find(|r| r[0] == "Kadiolo").unwrap();
+    // Identified (Amina's two and Moussa's), referred, receiving a service, no longer working,
+    // overdue (the visit set the next one for 2026-12-02), median days to a first service.
+    assert_eq!(&kadiolo[1..7], ["3", "2", "2", "1", "1", "0"], "{rows:?}");
+    assert!(kadiolo[7].contains("Kadiolo (2)") && kadiolo[7].contains("KADIOLO (1)"));
+    let total = rows.last().unwrap();
+    assert_eq!((total[0].as_str(), total[1].as_str()), ("Total", "4"));
+    let mut fatima = Console::signed_in(&server, "fatima");
+    let (_, bytes, _) = download(&mut fatima, "/console/indicators.csv?by=sector");
+    let (header, rows) = csv_rows(&bytes);
+    assert_eq!(header[0], "Secteur de travail");
+    assert_eq!(rows.last().unwrap()[1], "3", "Fatima's team only");
 }

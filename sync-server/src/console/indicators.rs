@@ -1,0 +1,367 @@
+//! The officer's indicators, from the projections (`ServerStore::indicator_cells`): grouped
+//! here by province, commune, work sector or month of identification, with the median days to
+//! a first service from the cells' histograms; drawn as an SVG chart on the server and offered
+//! as CSV. Definitions: README, "Indicators".
+
+use std::collections::BTreeMap;
+
+use maud::{html, Markup};
+use suivi_core::forms::FormDefinition;
+use suivi_core::Lang;
+
+use super::export::neutralised;
+use super::text::{t, T};
+use crate::storage::{IndicatorCell, PlaceSpelling};
+
+/// What the rows are grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dimension {
+    Province,
+    Commune,
+    Sector,
+    Month,
+}
+
+impl Dimension {
+    pub const ALL: [Dimension; 4] = [
+        Dimension::Province,
+        Dimension::Commune,
+        Dimension::Sector,
+        Dimension::Month,
+    ];
+
+    pub fn parse(text: &str) -> Dimension {
+        Dimension::ALL
+            .into_iter()
+            .find(|d| d.as_str() == text)
+            .unwrap_or(Dimension::Commune)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dimension::Province => "province",
+            Dimension::Commune => "commune",
+            Dimension::Sector => "sector",
+            Dimension::Month => "month",
+        }
+    }
+
+    pub fn label(self, lang: Lang) -> &'static str {
+        t(
+            lang,
+            match self {
+                Dimension::Province => T::Province,
+                Dimension::Commune => T::Commune,
+                Dimension::Sector => T::Sector,
+                Dimension::Month => T::Month,
+            },
+        )
+    }
+}
+
+/// One row of the table: a province, commune, sector or month, and its indicators.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Row {
+    /// The grouping key (a folded place, a sector id, a month); empty for "not given".
+    pub key: String,
+    /// What is shown: the most used spelling, the sector's label, the month.
+    pub label: String,
+    /// For a place: every spelling grouped under it, with its cases.
+    pub spellings: Vec<(String, u64)>,
+    pub identified: u64,
+    pub referred: u64,
+    pub service: u64,
+    pub stopped_working: u64,
+    pub overdue: u64,
+    pub median_days: Option<i64>,
+}
+
+/// The median of a histogram of days (the lower middle value for an even count).
+pub fn median(histogram: &BTreeMap<i64, u64>) -> Option<i64> {
+    let total: u64 = histogram.values().sum();
+    if total == 0 {
+        return None;
+    }
+    let middle = total.div_ceil(2);
+    let mut seen = 0;
+    for (days, n) in histogram {
+        seen += n;
+        if seen >= middle {
+            return Some(*days);
+        }
+    }
+    None
+}
+
+/// Groups the cells by `by`, months from `from` to `to` (YYYY-MM, inclusive) only; rows in
+/// key order, and the totals.
+pub fn rows(
+    cells: &[IndicatorCell],
+    spellings: &[PlaceSpelling],
+    by: Dimension,
+    (from, to): (&str, &str),
+    identification: Option<&FormDefinition>,
+    lang: Lang,
+) -> (Vec<Row>, Row) {
+    let mut grouped: BTreeMap<String, (Row, BTreeMap<i64, u64>)> = BTreeMap::new();
+    let mut total = (Row::default(), BTreeMap::new());
+    for c in cells {
+        if (!from.is_empty() && c.month.as_str() < from)
+            || (!to.is_empty() && c.month.as_str() > to)
+        {
+            continue;
+        }
+        let key = match by {
+            Dimension::Province => c.province_key.clone(),
+            Dimension::Commune => c.commune_key.clone(),
+            Dimension::Sector => c.sector.clone(),
+            Dimension::Month => Some(c.month.clone()),
+        }
+        .unwrap_or_default();
+        for (row, histogram) in [grouped.entry(key.clone()).or_default(), &mut total] {
+            row.identified += c.cases;
+            row.referred += c.referred;
+            row.service += c.service;
+            row.stopped_working += c.stopped_working;
+            row.overdue += c.overdue;
+            if let Some(days) = c.days_to_service {
+                *histogram.entry(days).or_default() += c.cases;
+            }
+        }
+    }
+    let kind = match by {
+        Dimension::Province => Some("province"),
+        Dimension::Commune => Some("commune"),
+        _ => None,
+    };
+    let rows = grouped
+        .into_iter()
+        .map(|(key, (mut row, histogram))| {
+            row.median_days = median(&histogram);
+            if let Some(kind) = kind {
+                row.spellings = spellings
+                    .iter()
+                    .filter(|s| s.kind == kind && s.key == key)
+                    .map(|s| (s.spelling.clone(), s.cases))
+                    .collect();
+                row.spellings
+                    .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            }
+            row.label = match (by, row.spellings.first()) {
+                _ if key.is_empty() => t(lang, T::NotGiven).to_string(),
+                (Dimension::Sector, _) => identification
+                    .and_then(|f| f.field("work_sector"))
+                    .and_then(|f| f.choice(&key))
+                    .map(|c| c.label.get(lang).to_string())
+                    .unwrap_or_else(|| key.clone()),
+                (_, Some((spelling, _))) => spelling.clone(),
+                _ => key.clone(),
+            };
+            row.key = key;
+            row
+        })
+        .collect();
+    let (mut total, histogram) = total;
+    total.median_days = median(&histogram);
+    total.label = t(lang, T::Total).to_string();
+    (rows, total)
+}
+
+/// The indicators' columns: header, and the value of a row.
+/// A column of the table: its header and how a row's value is written.
+pub type Column = (&'static str, fn(&Row) -> String);
+
+pub fn columns(lang: Lang) -> [Column; 6] {
+    [
+        (t(lang, T::Identified), |r| r.identified.to_string()),
+        (t(lang, T::Referred), |r| r.referred.to_string()),
+        (t(lang, T::ReceivingService), |r| r.service.to_string()),
+        (t(lang, T::NoLongerWorking), |r| {
+            r.stopped_working.to_string()
+        }),
+        (t(lang, T::FollowUpsOverdue), |r| r.overdue.to_string()),
+        (t(lang, T::MedianDaysToService), |r| {
+            r.median_days.map(|d| d.to_string()).unwrap_or_default()
+        }),
+    ]
+}
+
+/// The table as CSV: UTF-8 with a byte-order mark, headers in `lang`, cells neutralised.
+pub fn csv(rows: &[Row], total: &Row, by: Dimension, lang: Lang) -> Vec<u8> {
+    let mut out = "\u{feff}".as_bytes().to_vec();
+    {
+        let mut w = ::csv::Writer::from_writer(&mut out);
+        let columns = columns(lang);
+        let mut header = vec![by.label(lang).to_string()];
+        header.extend(columns.iter().map(|(h, _)| h.to_string()));
+        header.push(t(lang, T::SpellingsGrouped).to_string());
+        // Writing to memory cannot fail.
+        let _ = w.write_record(&header);
+        for row in rows.iter().chain(std::iter::once(total)) {
+            let mut record = vec![neutralised(&row.label).into_owned()];
+            record.extend(columns.iter().map(|(_, value)| value(row)));
+            let spellings: Vec<String> = row
+                .spellings
+                .iter()
+                .map(|(s, n)| format!("{s} ({n})"))
+                .collect();
+            record.push(neutralised(&spellings.join("; ")).into_owned());
+            let _ = w.write_record(&record);
+        }
+        let _ = w.flush();
+    }
+    out
+}
+
+/// A bar chart drawn on the server: for each row (at most `CHART_ROWS`, the largest first),
+/// children identified, referred and receiving a service, as horizontal bars.
+pub fn chart(rows: &[Row], lang: Lang) -> Markup {
+    const CHART_ROWS: usize = 20;
+    const BAR: f64 = 7.0;
+    const ROW_HEIGHT: f64 = 3.0 * BAR + 8.0;
+    const LABEL_WIDTH: f64 = 170.0;
+    const PLOT_WIDTH: f64 = 420.0;
+    let mut shown: Vec<&Row> = rows.iter().collect();
+    shown.sort_by(|a, b| {
+        b.identified
+            .cmp(&a.identified)
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    shown.truncate(CHART_ROWS);
+    let max = shown.iter().map(|r| r.identified).max().unwrap_or(0).max(1) as f64;
+    let height = ROW_HEIGHT * shown.len() as f64 + 30.0;
+    type Series = (T, &'static str, fn(&Row) -> u64);
+    let series: [Series; 3] = [
+        (T::Identified, "bar-identified", |r| r.identified),
+        (T::Referred, "bar-referred", |r| r.referred),
+        (T::ReceivingService, "bar-service", |r| r.service),
+    ];
+    let width = LABEL_WIDTH + PLOT_WIDTH + 50.0;
+    html! {
+        svg.chart xmlns="http://www.w3.org/2000/svg" role="img"
+            viewBox={ "0 0 " (width) " " (height) } width=(width) height=(height)
+            aria-label=(t(lang, T::Chart)) {
+            title { (t(lang, T::Chart)) }
+            @for (i, row) in shown.iter().enumerate() {
+                @let y = ROW_HEIGHT * i as f64;
+                text x=(LABEL_WIDTH - 6.0) y=(y + 1.5 * BAR + 4.0) text-anchor="end" { (row.label) }
+                @for (j, (label, class, value)) in series.iter().enumerate() {
+                    @let v = value(row);
+                    @let w = PLOT_WIDTH * v as f64 / max;
+                    rect class=(class) x=(LABEL_WIDTH) y=(y + BAR * j as f64) width=(format!("{w:.1}")) height=(BAR - 1.0) {
+                        title { (t(lang, *label)) ": " (v) }
+                    }
+                    text.value x=(LABEL_WIDTH + w + 3.0) y=(y + BAR * j as f64 + BAR - 1.5) { (v) }
+                }
+            }
+            @for (j, (label, class, _)) in series.iter().enumerate() {
+                @let x = LABEL_WIDTH + 140.0 * j as f64;
+                rect class=(class) x=(x) y=(height - 16.0) width="10" height="10" {}
+                text x=(x + 14.0) y=(height - 7.0) { (t(lang, *label)) }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(month: &str, commune: &str, days: Option<i64>, cases: u64) -> IndicatorCell {
+        IndicatorCell {
+            month: month.into(),
+            commune_key: (!commune.is_empty()).then(|| commune.to_string()),
+            sector: Some("cotton".into()),
+            days_to_service: days,
+            cases,
+            referred: cases,
+            service: u64::from(days.is_some()) * cases,
+            ..IndicatorCell::default()
+        }
+    }
+
+    #[test]
+    fn medians_come_from_the_histogram() {
+        let h = |pairs: &[(i64, u64)]| pairs.iter().copied().collect::<BTreeMap<_, _>>();
+        assert_eq!(median(&h(&[])), None);
+        assert_eq!(median(&h(&[(5, 1)])), Some(5));
+        assert_eq!(median(&h(&[(1, 1), (9, 1)])), Some(1));
+        assert_eq!(median(&h(&[(1, 2), (3, 1), (40, 2)])), Some(3));
+    }
+
+    #[test]
+    fn rows_group_by_the_dimension_and_show_the_spellings_grouped() {
+        let cells = [
+            cell("2026-01", "kadiolo", Some(4), 2),
+            cell("2026-02", "kadiolo", Some(10), 1),
+            cell("2026-02", "kadiolo", None, 3),
+            cell("2026-03", "", None, 1),
+        ];
+        let spellings = [
+            PlaceSpelling {
+                kind: "commune".into(),
+                key: "kadiolo".into(),
+                spelling: "Kadiolo".into(),
+                cases: 5,
+            },
+            PlaceSpelling {
+                kind: "commune".into(),
+                key: "kadiolo".into(),
+                spelling: "KADIOLO".into(),
+                cases: 1,
+            },
+        ];
+        let (rows, total) = rows(
+            &cells,
+            &spellings,
+            Dimension::Commune,
+            ("", ""),
+            None,
+            Lang::Fr,
+        );
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].label, "Non renseigné");
+        assert_eq!(rows[1].label, "Kadiolo");
+        assert_eq!(rows[1].identified, 6);
+        assert_eq!(rows[1].median_days, Some(4), "4, 4, 10");
+        assert_eq!(
+            rows[1].spellings,
+            [("Kadiolo".to_string(), 5), ("KADIOLO".into(), 1)]
+        );
+        assert_eq!(total.identified, 7);
+        let (by_month, _) = rows_of_months(&cells);
+        assert_eq!(
+            by_month
+                .iter()
+                .map(|r| (r.key.as_str(), r.identified))
+                .collect::<Vec<_>>(),
+            [("2026-02", 4)]
+        );
+        let text = String::from_utf8(csv(&rows, &total, Dimension::Commune, Lang::En)).unwrap();
+        assert!(
+            text.starts_with("\u{feff}Commune,Children identified,"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Kadiolo,6,6,3,0,0,4,Kadiolo (5); KADIOLO (1)"),
+            "{text}"
+        );
+        let svg = chart(&rows, Lang::Fr).into_string();
+        assert_eq!(
+            svg.matches("<rect class=\"bar-identified\"").count(),
+            3,
+            "two rows and the legend"
+        );
+    }
+
+    fn rows_of_months(cells: &[IndicatorCell]) -> (Vec<Row>, Row) {
+        rows(
+            cells,
+            &[],
+            Dimension::Month,
+            ("2026-02", "2026-02"),
+            None,
+            Lang::Fr,
+        )
+    }
+}

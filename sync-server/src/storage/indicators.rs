@@ -1,0 +1,183 @@
+//! The officer's indicators and referral views as SQL both stores run, over the projections
+//! (`case_indicators`, `referral_summaries`) joined to the case summaries for the reader's
+//! scope: one query per scope arm, merged by the store. Sums are cast to BIGINT (PostgreSQL
+//! sums integers as numeric).
+
+use std::collections::BTreeMap;
+
+use super::case_list::{and, arms, Arm, Dialect};
+use super::{
+    CaseQuery, IndicatorCell, PlaceSpelling, ReferralGroup, StuckReferral, User, TIMED_STATUSES,
+};
+
+/// The reader's scope, as arms over `s` (the case summaries).
+pub(super) fn scope(reader: &User, dialect: &Dialect, blind: &dyn Fn(&str) -> String) -> Vec<Arm> {
+    arms(reader, &CaseQuery::default(), dialect, blind)
+}
+
+/// Indicator cells of one arm; one more parameter after the arm's: today (YYYY-MM-DD).
+pub(super) fn cells_sql(arm: &Arm, dialect: &Dialect) -> String {
+    let today = (dialect.param)(arm.args.len() + 1);
+    format!(
+        "SELECT substr(i.identified_on, 1, 7), i.province_key, i.commune_key, i.sector,
+                i.days_to_service, count(*), CAST(sum(i.referred) AS BIGINT),
+                CAST(sum(i.service) AS BIGINT),
+                CAST(sum(CASE WHEN i.stopped_working = 1 THEN 1 ELSE 0 END) AS BIGINT),
+                CAST(sum(CASE WHEN i.next_followup_due < {today} THEN 1 ELSE 0 END) AS BIGINT)
+         FROM case_indicators i JOIN case_summaries s ON s.case_id = i.case_id {}
+         GROUP BY 1, 2, 3, 4, 5",
+        and(&arm.filter, "i.counted = 1")
+    )
+}
+
+/// Adds the cells of one arm to those of the others (the arms are disjoint).
+pub(super) fn merge_cells(cells: Vec<IndicatorCell>) -> Vec<IndicatorCell> {
+    type Key = (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+    );
+    let mut merged: BTreeMap<Key, IndicatorCell> = BTreeMap::new();
+    for c in cells {
+        let key = (
+            c.month.clone(),
+            c.province_key.clone(),
+            c.commune_key.clone(),
+            c.sector.clone(),
+            c.days_to_service,
+        );
+        let into = merged.entry(key).or_insert_with(|| IndicatorCell {
+            cases: 0,
+            referred: 0,
+            service: 0,
+            stopped_working: 0,
+            overdue: 0,
+            ..c.clone()
+        });
+        into.cases += c.cases;
+        into.referred += c.referred;
+        into.service += c.service;
+        into.stopped_working += c.stopped_working;
+        into.overdue += c.overdue;
+    }
+    merged.into_values().collect()
+}
+
+/// Spellings of one kind of place (`province` or `commune`) in one arm.
+pub(super) fn spellings_sql(arm: &Arm, kind: &str) -> String {
+    format!(
+        "SELECT i.{kind}_key, i.{kind}, count(*)
+         FROM case_indicators i JOIN case_summaries s ON s.case_id = i.case_id {}
+         GROUP BY 1, 2",
+        and(
+            &arm.filter,
+            &format!("i.counted = 1 AND i.{kind}_key IS NOT NULL")
+        )
+    )
+}
+
+pub(super) fn merge_spellings(spellings: Vec<PlaceSpelling>) -> Vec<PlaceSpelling> {
+    let mut merged: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    for s in spellings {
+        *merged.entry((s.kind, s.key, s.spelling)).or_default() += s.cases;
+    }
+    merged
+        .into_iter()
+        .map(|((kind, key, spelling), cases)| PlaceSpelling {
+            kind,
+            key,
+            spelling,
+            cases,
+        })
+        .collect()
+}
+
+/// Referral groups of one arm; one more parameter after the arm's: now (unix time).
+pub(super) fn groups_sql(arm: &Arm, dialect: &Dialect) -> String {
+    let now = (dialect.param)(arm.args.len() + 1);
+    let times: Vec<String> = TIMED_STATUSES
+        .iter()
+        .map(|(status, column)| {
+            format!(
+                "CAST(sum(coalesce(r.{column}, 0) + CASE WHEN r.status = '{status}'
+                       AND r.status_since IS NOT NULL AND r.status_since < {now}
+                       THEN {now} - r.status_since ELSE 0 END) AS BIGINT),
+                 CAST(sum(CASE WHEN r.{column} IS NOT NULL OR r.status = '{status}'
+                       THEN 1 ELSE 0 END) AS BIGINT)"
+            )
+        })
+        .collect();
+    format!(
+        "SELECT r.service_type, r.provider_key, min(r.provider), r.status, count(*), {}
+         FROM referral_summaries r JOIN case_summaries s ON s.case_id = r.case_id {}
+         GROUP BY r.service_type, r.provider_key, r.status",
+        times.join(", "),
+        arm.filter
+    )
+}
+
+pub(super) fn merge_groups(groups: Vec<ReferralGroup>) -> Vec<ReferralGroup> {
+    let mut merged: BTreeMap<(Option<String>, Option<String>, String), ReferralGroup> =
+        BTreeMap::new();
+    for g in groups {
+        let key = (
+            g.service_type.clone(),
+            g.provider_key.clone(),
+            g.status.clone(),
+        );
+        match merged.get_mut(&key) {
+            None => {
+                merged.insert(key, g);
+            }
+            Some(into) => {
+                into.referrals += g.referrals;
+                into.provider = match (into.provider.take(), g.provider) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                for (a, b) in into.time_in.iter_mut().zip(g.time_in) {
+                    a.0 += b.0;
+                    a.1 += b.1;
+                }
+            }
+        }
+    }
+    merged.into_values().collect()
+}
+
+/// Referrals stuck in one arm; two more parameters after the arm's: before (unix time), limit.
+pub(super) fn stuck_sql(arm: &Arm, dialect: &Dialect) -> String {
+    let n = arm.args.len();
+    let statuses: Vec<String> = TIMED_STATUSES
+        .iter()
+        .map(|(status, _)| format!("'{status}'"))
+        .collect();
+    format!(
+        "SELECT r.case_id, r.referral_id, r.service_type, r.provider, r.status, r.status_since
+         FROM referral_summaries r JOIN case_summaries s ON s.case_id = r.case_id {}
+         ORDER BY r.status_since, r.case_id, r.referral_id LIMIT {}",
+        and(
+            &arm.filter,
+            &format!(
+                "r.status IN ({}) AND r.status_since < {}",
+                statuses.join(", "),
+                (dialect.param)(n + 1)
+            )
+        ),
+        (dialect.param)(n + 2)
+    )
+}
+
+pub(super) fn merge_stuck(mut stuck: Vec<StuckReferral>, limit: usize) -> Vec<StuckReferral> {
+    stuck.sort_by(|a, b| {
+        (a.status_since, &a.case_id, &a.referral_id).cmp(&(
+            b.status_since,
+            &b.case_id,
+            &b.referral_id,
+        ))
+    });
+    stuck.truncate(limit);
+    stuck
+}
