@@ -949,6 +949,7 @@ fn console_caseload_on(
                     ..Default::default()
                 };
                 let names = [summary.first_name.as_str(), summary.last_name.as_str()];
+                let (indicators, referrals) = officer_projection(n);
                 AcceptedCase {
                     new_case: Some((agents[n % agents.len()].clone(), team.clone())),
                     changes: vec![(format!("{case_id}-0"), vec![1u8; 64])],
@@ -961,6 +962,8 @@ fn console_caseload_on(
                             .map(suivi_server::summary::place_key),
                         summary,
                         change_count: 1,
+                        indicators,
+                        referrals,
                         ..Default::default()
                     }),
                 }
@@ -1039,7 +1042,173 @@ fn console_caseload_on(
             note: "HTTP GET of the rendered page from a signed-in session".into(),
         });
     }
+    // The officer's views over the same cases, from the projections.
+    let officer_pages = [
+        (
+            "indicators by commune",
+            "/console/indicators?by=commune",
+            "<svg",
+        ),
+        (
+            "indicators by month",
+            "/console/indicators?by=month",
+            "<svg",
+        ),
+        (
+            "indicators as CSV",
+            "/console/indicators.csv?by=sector",
+            "\u{feff}",
+        ),
+        (
+            "project referrals and stuck ones",
+            "/console/referrals?days=30",
+            "id=\"stuck\"",
+        ),
+    ];
+    for (what, path, expect) in officer_pages {
+        let mut times = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..ctx.cli.runs.max(3) {
+            let started = Instant::now();
+            let response = client
+                .get(format!("{url}{path}"))
+                .header("cookie", format!("suivi_session={token}"))
+                .send()
+                .map_err(|e| e.to_string())?;
+            if response.status() != reqwest::StatusCode::OK {
+                return Err(format!("{path}: {}", response.status()));
+            }
+            let body = response.text().map_err(|e| e.to_string())?;
+            times.push(ms(started.elapsed()));
+            if !body.contains(expect) {
+                return Err(format!("{path}: not the page expected"));
+            }
+            bytes = body.len() as u64;
+        }
+        let (median, min, max) = summarise(&mut times);
+        figures.push(Figure {
+            scenario: format!("console: {what} ({store_name}, {total} cases)"),
+            profile: "loopback".into(),
+            runs: times.len(),
+            median_ms: median,
+            min_ms: min,
+            max_ms: max,
+            bytes_up: 0,
+            bytes_down: bytes,
+            round_trips: 1,
+            floor_bytes: None,
+            target: "< 2 s".into(),
+            met: Some(median < 2_000.0),
+            note: "computed from the projections (case_indicators, referral_summaries), never the documents".into(),
+        });
+    }
+    // An export of every case, streamed: the server's peak memory must not grow by the file.
+    let before = server.peak_rss_bytes();
+    let started = Instant::now();
+    let mut response = client
+        .get(format!("{url}/console/export/cases.csv"))
+        .header("cookie", format!("suivi_session={token}"))
+        .send()
+        .map_err(|e| e.to_string())?;
+    let mut exported = 0u64;
+    let mut lines = 0u64;
+    let mut buffer = [0u8; 64 * 1024];
+    loop {
+        use std::io::Read;
+        let n = response.read(&mut buffer).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        exported += n as u64;
+        lines += buffer[..n].iter().filter(|b| **b == b'\n').count() as u64;
+    }
+    let elapsed = ms(started.elapsed());
+    let grown = server.peak_rss_bytes().saturating_sub(before);
+    if lines != total as u64 + 1 {
+        return Err(format!("export: {lines} lines for {total} cases"));
+    }
+    step(&format!(
+        "  export of {total} cases: {} in {:.1} s, server peak memory +{}",
+        fmt_bytes(exported),
+        elapsed / 1000.0,
+        fmt_bytes(grown)
+    ));
+    figures.push(Figure {
+        scenario: format!(
+            "console: export every case as CSV, streamed ({store_name}, {total} cases)"
+        ),
+        profile: "loopback".into(),
+        runs: 1,
+        median_ms: elapsed,
+        min_ms: elapsed,
+        max_ms: elapsed,
+        bytes_up: 0,
+        bytes_down: exported,
+        round_trips: 1,
+        floor_bytes: None,
+        target: "server peak memory grows by less than half the file".into(),
+        met: Some(grown < exported / 2),
+        note: format!("server peak resident memory grew by {}", fmt_bytes(grown)),
+    });
     Ok(figures)
+}
+
+/// What the officer's views read of bench case `n`: spread over 12 months, 8 communes (each
+/// typed two ways), 6 sectors; a referral in one of five statuses, entered 0 to 90 days ago.
+fn officer_projection(
+    n: usize,
+) -> (
+    suivi_server::storage::CaseIndicators,
+    Vec<suivi_server::storage::ReferralSummary>,
+) {
+    use suivi_server::storage::{CaseIndicators, ReferralSummary};
+    let communes = [
+        "Kadiolo", "Misséni", "Zégoua", "Kignan", "Sikasso", "Niéna", "Loulouni", "Fourou",
+    ];
+    let sectors = [
+        "cotton",
+        "artisanal_gold_mining",
+        "crafts",
+        "textile",
+        "domestic_work",
+        "street_work",
+    ];
+    let statuses = ["draft", "sent", "accepted", "in_service", "completed"];
+    let commune = communes[n % communes.len()];
+    let typed = if n.is_multiple_of(5) {
+        commune.to_uppercase()
+    } else {
+        commune.to_string()
+    };
+    let status = statuses[n % statuses.len()];
+    let served = matches!(status, "in_service" | "completed");
+    let now = unix_now();
+    let since = now - (n % 90) as i64 * 86_400;
+    (
+        CaseIndicators {
+            counted: true,
+            identified_on: Some(format!("2026-{:02}-{:02}", 1 + n % 12, 1 + n % 28)),
+            province: Some("Sikasso".into()),
+            province_key: Some("sikasso".into()),
+            commune_key: Some(suivi_server::summary::place_key(&typed)),
+            commune: Some(typed),
+            sector: Some(sectors[n % sectors.len()].into()),
+            referred: status != "draft",
+            service: served,
+            stopped_working: Some(n.is_multiple_of(3)),
+            days_to_service: served.then_some((n % 60) as i64),
+        },
+        vec![ReferralSummary {
+            referral_id: format!("r{n}"),
+            service_type: Some("health".into()),
+            provider: Some(format!("CSCOM {commune}")),
+            provider_key: Some(suivi_server::summary::place_key(commune)),
+            status: status.into(),
+            created_at: Some(since - 86_400),
+            status_since: Some(since),
+            secs_in: [Some(3_600), None, None, None, None],
+        }],
+    )
 }
 
 /// A supervisor reassigns every case of one agent (1,000, each with 3 changes) to another, from
