@@ -9,7 +9,7 @@ use suivi_tests::{child, referral, ServerSite};
 use crate::erasure::Phone;
 
 /// Direct access to a site's database, as its editor has it.
-trait Editor {
+pub(crate) trait Editor {
     fn query(&mut self, sql: &str) -> Vec<Vec<Option<String>>>;
     fn execute(&mut self, sql: &str);
     /// The feed in order: (seq, change hash, audience); `None` hash for an erased row.
@@ -130,8 +130,13 @@ fn forged_change(actor_hex: &str) -> (String, Vec<u8>) {
 
 /// What a careful forger writes in place of a case's last change: a change on top of the ones
 /// before it, under the same device's actor (so with the same sequence number), that sets the
-/// child's risk level to low. The case still loads; only the evidence tells.
-fn forged_replacement(before: &[Vec<u8>], actor_hex: &str) -> (String, Vec<u8>) {
+/// child's risk level to `risk` (another than recorded). The case still loads; only the
+/// evidence tells.
+pub(crate) fn forged_replacement(
+    before: &[Vec<u8>],
+    actor_hex: &str,
+    risk: &str,
+) -> (String, Vec<u8>) {
     use automerge::transaction::Transactable;
     use automerge::ReadDoc;
     let mut doc = automerge::AutoCommit::new();
@@ -140,7 +145,7 @@ fn forged_replacement(before: &[Vec<u8>], actor_hex: &str) -> (String, Vec<u8>) 
     }
     doc.set_actor(automerge::ActorId::from(hex::decode(actor_hex).unwrap()));
     match doc.get(automerge::ROOT, "identification").unwrap() {
-        Some((automerge::Value::Object(_), id)) => doc.put(&id, "risk_level", "low").unwrap(),
+        Some((automerge::Value::Object(_), id)) => doc.put(&id, "risk_level", risk).unwrap(),
         _ => panic!("a case document has its identification"),
     }
     doc.commit();
@@ -353,7 +358,7 @@ fn an_officer_sees_a_history_verified_or_not_and_reads_who_viewed_which_child() 
     let mut stored = server.store.case_stored_changes(&case_id).unwrap();
     let last = stored.pop().unwrap();
     let before: Vec<Vec<u8>> = stored.into_iter().map(|c| c.data).collect();
-    let (forged_hash, forged_bytes) = forged_replacement(&before, &actor);
+    let (forged_hash, forged_bytes) = forged_replacement(&before, &actor, "low");
     let id = last.id;
     let blob = db.blob(&forged_bytes);
     Editor::execute(
@@ -409,7 +414,7 @@ fn download(
 }
 
 /// A CSV download parsed: its header row and its rows, the byte-order mark checked.
-fn csv_rows(bytes: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
+pub(crate) fn csv_rows(bytes: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
     assert!(
         bytes.starts_with("\u{feff}".as_bytes()),
         "UTF-8 with its byte-order mark"
@@ -651,7 +656,9 @@ fn an_officer_writes_audit_notes_from_the_console_and_nothing_else() {
 /// a second provider and visited (a service received, no longer working); another referred and
 /// taken into service, in the same commune spelled otherwise; a third not referred. Moussa's
 /// team has one more. Returns (transferred case, its first and second referral, served case).
-fn a_small_project(server: &suivi_tests::TestServer) -> (String, String, String, String) {
+pub(crate) fn a_small_project(
+    server: &suivi_tests::TestServer,
+) -> (String, String, String, String) {
     use suivi_core::Transition;
     let mut amina = server.device("amina");
     let transferred = amina.store.create_case(&child(2)).unwrap();

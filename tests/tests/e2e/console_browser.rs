@@ -26,6 +26,8 @@ struct Browser {
     runtime: tokio::runtime::Runtime,
     base: String,
     _profile: tempfile::TempDir,
+    /// Where downloads land.
+    downloads: tempfile::TempDir,
 }
 
 impl Browser {
@@ -54,6 +56,7 @@ impl Browser {
             std::thread::sleep(Duration::from_millis(50));
         }
         let profile = tempfile::tempdir().unwrap();
+        let downloads = tempfile::tempdir().unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -72,6 +75,10 @@ impl Browser {
                     "--window-size=1280,860", "--lang=fr",
                     format!("--user-data-dir={}", profile.path().display()),
                 ],
+                "prefs": {
+                    "download.default_directory": downloads.path().display().to_string(),
+                    "download.prompt_for_download": false,
+                },
             }),
         );
         let client = runtime
@@ -88,6 +95,43 @@ impl Browser {
             runtime,
             base: server.url(),
             _profile: profile,
+            downloads,
+        }
+    }
+
+    /// Clicks a download link and waits for the file to be whole: its bytes.
+    fn download(&self, css: &str, name_starts: &str) -> Vec<u8> {
+        self.runtime
+            .block_on(async { self.client().find(Locator::Css(css)).await?.click().await })
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        let started = Instant::now();
+        loop {
+            // Whole: no partial download left, and the file named as asked, not empty.
+            let names: Vec<std::path::PathBuf> = std::fs::read_dir(self.downloads.path())
+                .unwrap()
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .collect();
+            let partial = names
+                .iter()
+                .any(|p| p.to_string_lossy().ends_with(".crdownload"));
+            let done = names.iter().find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(name_starts)
+            });
+            if let (false, Some(path)) = (partial, done) {
+                let bytes = std::fs::read(path).unwrap();
+                if !bytes.is_empty() {
+                    return bytes;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{css}: nothing downloaded"
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -450,4 +494,112 @@ fn a_supervisor_merges_two_records_of_one_child_and_the_phones_follow() {
             Err(suivi_core::Error::CaseMerged { .. })
         ));
     }
+}
+
+/// An officer in Chromium: opens a referral chain and sees each step's verified author and both
+/// times, writes an audit note and finds no way to change a field, downloads the caseload as
+/// CSV, reads the indicators, finds their own views in the access log, and sees a history
+/// rewritten in the database shown as not verified.
+#[test]
+fn an_officer_audits_a_chain_exports_and_reads_the_access_log() {
+    use crate::audit::{a_small_project, csv_rows, forged_replacement, Editor};
+    use suivi_server::{admin, storage::Role, ServerStore};
+
+    let server = two_teams();
+    server.add_user("odile", Role::Officer, "");
+    admin::set_password(server.store.as_ref(), "odile", PASSWORD).unwrap();
+    let (transferred, _, _, served) = a_small_project(&server);
+    server.checkpoint();
+    let browser = Browser::open(&server);
+    browser.sign_in("odile", PASSWORD);
+    assert_eq!(browser.path(), "/console/cases");
+
+    // The chain, step by step, each verified.
+    browser.goto(&format!("/console/cases/{transferred}"));
+    let steps = browser.texts("section.chain li.step");
+    assert_eq!(steps.len(), 6, "{steps:?}");
+    for step in &steps {
+        assert!(step.contains("vérifié: amina"), "{step}");
+        assert!(step.contains("reçu par le serveur") && step.contains("heure du téléphone"));
+    }
+    assert!(
+        steps[4].starts_with("Transféré vers ONG Enfance"),
+        "{}",
+        steps[4]
+    );
+    assert!(browser.text("p.evidence").starts_with("✔ Vérifié"));
+    browser.script("document.getElementById('chain').scrollIntoView(); return 0");
+    browser.screenshot("console-chain");
+
+    // Nothing to change a field with; an audit note goes in.
+    assert_eq!(
+        browser.script(
+            "return document.querySelectorAll('form.resolve input, form.reassign, form.merge').length"
+        ),
+        json!(0)
+    );
+    browser.fill("form.note textarea", "Chaîne vérifiée avec ONG Enfance.");
+    browser.click("form.note button");
+    assert!(browser.text("section.notes").contains("odile"));
+    assert!(browser
+        .text("section.notes")
+        .contains("Chaîne vérifiée avec ONG Enfance."));
+
+    // The caseload as CSV, the whole project for an officer.
+    browser.goto("/console/cases");
+    let bytes = browser.download("a[href='/console/export/cases.csv']", "suivi-cases-");
+    let (header, rows) = csv_rows(&bytes);
+    assert_eq!(header[0], "Dossier");
+    assert_eq!(rows.len(), 4, "three of Amina's, one of Moussa's");
+    assert!(rows.iter().any(|r| r[0] == served));
+
+    // The indicators, with their chart.
+    browser.goto("/console/indicators?by=commune");
+    assert_eq!(
+        browser.script("return document.querySelectorAll('svg.chart rect.bar-identified').length"),
+        json!(3),
+        "two communes and the legend"
+    );
+    browser.screenshot("console-indicators");
+
+    // The access log holds Odile's own views and export.
+    browser.goto("/console/access-log");
+    browser.fill("input[name=user]", "odile");
+    browser.click("form.filters button");
+    let rows = browser.texts("table.access-log tbody tr");
+    assert!(rows
+        .iter()
+        .any(|r| r.contains("console.case_viewed") && r.contains(&transferred)));
+    assert!(rows
+        .iter()
+        .any(|r| r.contains("console.export") && r.contains("cases.csv")));
+    assert!(rows.iter().all(|r| r.contains("odile")), "{rows:?}");
+    browser.screenshot("console-access-log");
+
+    // Someone rewrites the served child's last change in the database, hash and marks too.
+    let mut db = rusqlite::Connection::open(server.dir.path().join("server.db")).unwrap();
+    let mut stored = server.store.case_stored_changes(&served).unwrap();
+    let last = stored.pop().unwrap();
+    let actor = db.query(&format!(
+        "SELECT actor FROM devices WHERE device_id = '{}'",
+        last.origin_device
+    ))[0][0]
+        .clone()
+        .unwrap();
+    let before: Vec<Vec<u8>> = stored.into_iter().map(|c| c.data).collect();
+    // child(4) was recorded at low risk: the forger makes it critical.
+    let (hash, bytes) = forged_replacement(&before, &actor, "critical");
+    let blob = db.blob(&bytes);
+    Editor::execute(
+        &mut db,
+        &format!(
+            "UPDATE changes SET hash = '{hash}', data = {blob} WHERE id = {}",
+            last.id
+        ),
+    );
+    db.rechain_feed();
+    browser.goto(&format!("/console/cases/{served}"));
+    let verdict = browser.text("div.evidence-failed");
+    assert!(verdict.starts_with("✘ NON vérifié"), "{verdict}");
+    assert!(verdict.contains("is not the one checkpointed"), "{verdict}");
 }
