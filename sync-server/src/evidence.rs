@@ -11,7 +11,8 @@
 //!   an append-only mount). A history rewritten before a checkpoint no longer ends in the mark
 //!   the checkpoint holds; rows deleted before it leave the chain shorter than the checkpoint.
 //! - **Devices.** Each phone holds the feed mark of its cursor and sends it back at every sync;
-//!   a server whose feed up to there differs tells the phone so (`CursorCheck`).
+//!   a server whose feed up to there differs tells the phone so (`CursorCheck`), and writes an
+//!   audit row (`HISTORY_DIFFERS`) that `verify` reports.
 //! - **The changes themselves.** An Automerge change's hash is computed from its bytes, and its
 //!   actor is inside them: the stored hash and the device it is said to come from must agree.
 //!
@@ -31,6 +32,10 @@ use crate::journal::{self, JournalError};
 use crate::storage::{
     next_audit_mark, next_feed_mark, ChainHeads, FeedLink, ServerStore, StorageError, StoredChange,
 };
+
+/// The audit action of a phone whose feed mark no longer matches the server's feed at its
+/// cursor: it read another history up to there.
+pub const HISTORY_DIFFERS: &str = "device.history_differs";
 
 /// How often the serving server journals the chains' heads (when they moved).
 pub const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -276,6 +281,10 @@ pub struct Report {
     pub checkpoints: usize,
     pub last_checkpoint: Option<Checkpoint>,
     pub problems: Vec<Problem>,
+    /// Phones that found, at a sync, that the feed up to their cursor was not the history they
+    /// had read: (audit row, device, feed row, when). A restore from a backup does this too,
+    /// so these are reported beside the findings, not as findings.
+    pub device_witnesses: Vec<(u64, String, u64, i64)>,
 }
 
 impl Report {
@@ -465,6 +474,17 @@ pub fn verify(store: &dyn ServerStore, journal: &Path) -> Result<Report, Evidenc
         for row in &page {
             after = row.id;
             report.audit_rows += 1;
+            if row.action == HISTORY_DIFFERS {
+                let seq = row
+                    .subject
+                    .split(' ')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                report
+                    .device_witnesses
+                    .push((row.id, row.actor.clone(), seq, row.at));
+            }
             let mark = |previous: &[u8]| {
                 next_audit_mark(
                     previous,

@@ -378,6 +378,11 @@ fn run(cli: Cli) -> Result<(), String> {
             for problem in &report.problems {
                 say!("NOT VERIFIED: {problem}");
             }
+            for (row, device, seq, at) in &report.device_witnesses {
+                say!(
+                    "NOTE: at {at}, device {device} had read another history than the feed's up to row {seq} (audit row {row}): a restore from a backup, or a history rewritten"
+                );
+            }
             if report.intact() {
                 say!("verified: the stored history is the one the server accepted");
                 Ok(())

@@ -384,7 +384,20 @@ impl SyncService {
         }
         let cursor = match self.store.check_cursor(request.cursor, &request.mark)? {
             CursorCheck::Matches => Some(request.cursor),
-            CursorCheck::Reset => None,
+            CursorCheck::Reset => {
+                // A phone read another history up to its cursor than the feed now holds (a
+                // restore from a backup, or a history rewritten): kept as evidence for
+                // `verify`, by position and mark only.
+                if request.cursor > 0 && !request.mark.is_empty() {
+                    self.store.audit(
+                        now,
+                        &device.device.device_id,
+                        crate::evidence::HISTORY_DIFFERS,
+                        &format!("{} {}", request.cursor, hex::encode(&request.mark)),
+                    )?;
+                }
+                None
+            }
             CursorCheck::Invalid => {
                 return Err(ServiceError::BadRequest("cursor beyond the feed".into()))
             }

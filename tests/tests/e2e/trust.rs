@@ -309,6 +309,17 @@ fn a_restored_server_whose_feed_grew_past_the_cursor_is_noticed() {
     for id in [&kept, &lost] {
         assert_eq!(amina.case_heads(id), restored.case_heads(id), "case {id}");
     }
+    // The phone's witness is kept: `verify` reports it beside its findings.
+    let report =
+        suivi_server::evidence::verify(restored.store.as_ref(), restored.checkpoints.path())
+            .unwrap();
+    let device = amina.store.meta("device_id").unwrap().unwrap();
+    assert_eq!(report.device_witnesses.len(), 1, "{report:?}");
+    assert_eq!(report.device_witnesses[0].1, device);
+    assert!(
+        report.device_witnesses[0].2 > 0,
+        "the cursor it had read to"
+    );
 }
 
 #[test]
