@@ -150,8 +150,20 @@ impl Checkpointer {
     ) -> Result<Option<Checkpoint>, EvidenceError> {
         let heads = store.chain_heads()?;
         let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
-        if written.last().is_some_and(|c| c.heads == heads) {
-            return Ok(None);
+        if let Some(last) = written.last() {
+            if last.heads == heads {
+                return Ok(None);
+            }
+            if heads.feed_seq < last.heads.feed_seq || heads.audit_id < last.heads.audit_id {
+                // Journalled anyway: `verify` says what went missing.
+                tracing::error!(
+                    feed = heads.feed_seq,
+                    audit = heads.audit_id,
+                    was_feed = last.heads.feed_seq,
+                    was_audit = last.heads.audit_id,
+                    "the feed or the audit log is shorter than at the last checkpoint: rows deleted, or a restore"
+                );
+            }
         }
         let checkpoint = Checkpoint { at: now, heads };
         journal::append_line(&self.path, &checkpoint.line())?;
@@ -199,8 +211,13 @@ pub enum Problem {
         hash: String,
         device: String,
     },
-    /// A change no feed row holds: it did not come through a push.
+    /// A change no feed row of its case holds: it did not come through a push.
     ChangeOutsideFeed { case_id: String, hash: String },
+    /// A change depends on changes its case does not hold: moved from another case, or a
+    /// change before it deleted.
+    ChangeOutsideItsCase { case_id: String, hash: String },
+    /// A feed row marked as erased whose case was never erased.
+    ErasedRowOfLiveCase { seq: u64, case_id: String },
     /// A feed row whose change is gone.
     FeedRowWithoutChange { seq: u64, case_id: String },
     /// A feed row's mark does not follow from the row before it and its change.
@@ -212,8 +229,6 @@ pub enum Problem {
     AuditLink { id: u64 },
     /// The audit log up to a checkpoint is not what it was.
     AuditCheckpoint { at: i64, id: u64, why: String },
-    /// A line of the checkpoint journal that could not be read.
-    JournalLine { line: usize },
 }
 
 impl fmt::Display for Problem {
@@ -237,7 +252,15 @@ impl fmt::Display for Problem {
             ),
             Problem::ChangeOutsideFeed { case_id, hash } => write!(
                 f,
-                "case {case_id}: change {hash} is in no feed row: it was not accepted through a push"
+                "case {case_id}: change {hash} is in no feed row of its case: it was not accepted through a push"
+            ),
+            Problem::ChangeOutsideItsCase { case_id, hash } => write!(
+                f,
+                "case {case_id}: change {hash} depends on changes this case does not hold (moved from another case, or a change before it deleted)"
+            ),
+            Problem::ErasedRowOfLiveCase { seq, case_id } => write!(
+                f,
+                "feed row {seq} is kept as erased, but case {case_id} was never erased"
             ),
             Problem::FeedRowWithoutChange { seq, case_id } => {
                 write!(f, "feed row {seq} (case {case_id}): its change is gone")
@@ -264,9 +287,6 @@ impl fmt::Display for Problem {
                 "audit log up to row {id}, checkpointed at {}: {why}",
                 time(*at)
             ),
-            Problem::JournalLine { line } => {
-                write!(f, "checkpoint journal line {line} cannot be read")
-            }
         }
     }
 }
@@ -285,6 +305,12 @@ pub struct Report {
     /// had read: (audit row, device, feed row, when). A restore from a backup does this too,
     /// so these are reported beside the findings, not as findings.
     pub device_witnesses: Vec<(u64, String, u64, i64)>,
+    /// Feed rows erased before erasures kept what their marks cover: the chain is taken on
+    /// trust across them.
+    pub legacy_erased_rows: u64,
+    /// Lines of the journal that do not read as a checkpoint (one torn by a crash while it was
+    /// written): those checkpoints are lost, which proves nothing against the database.
+    pub unreadable_journal_lines: Vec<usize>,
 }
 
 impl Report {
@@ -294,6 +320,57 @@ impl Report {
 }
 
 /// Checks one stored change: its bytes hash to its stored hash, its actor is its device's.
+/// What `check_change` found, and the change's dependencies when its bytes are a change.
+struct Checked {
+    problem: Option<Problem>,
+    deps: Vec<automerge::ChangeHash>,
+}
+
+/// Checks a change, and keeps its dependencies for `DependencyCheck`.
+fn check_change_deps(change: &StoredChange) -> Checked {
+    let deps = Change::from_bytes(change.data.clone())
+        .map(|c| c.deps().to_vec())
+        .unwrap_or_default();
+    Checked {
+        problem: check_change(change),
+        deps,
+    }
+}
+
+/// A case's changes depend only on changes of the same case: one moved here from another case
+/// (its case id rewritten in the database), or a case missing a change another depends on,
+/// shows as a dependency the case does not hold.
+#[derive(Default)]
+struct DependencyCheck {
+    held: std::collections::HashMap<String, std::collections::HashSet<String>>,
+    deps: Vec<(String, String, Vec<automerge::ChangeHash>)>,
+}
+
+impl DependencyCheck {
+    fn add(&mut self, change: &StoredChange, deps: Vec<automerge::ChangeHash>) {
+        self.held
+            .entry(change.case_id.clone())
+            .or_default()
+            .insert(change.hash.clone());
+        if !deps.is_empty() {
+            self.deps
+                .push((change.case_id.clone(), change.hash.clone(), deps));
+        }
+    }
+
+    fn problems(self) -> impl Iterator<Item = Problem> {
+        let held = self.held;
+        self.deps
+            .into_iter()
+            .filter_map(move |(case_id, hash, deps)| {
+                let of_case = held.get(&case_id);
+                deps.iter()
+                    .any(|d| !of_case.is_some_and(|h| h.contains(&d.to_string())))
+                    .then_some(Problem::ChangeOutsideItsCase { case_id, hash })
+            })
+    }
+}
+
 fn check_change(change: &StoredChange) -> Option<Problem> {
     let bytes_problem = |why: String| Problem::ChangeBytes {
         case_id: change.case_id.clone(),
@@ -333,6 +410,8 @@ struct FeedWalk {
     stored_previous: Vec<u8>,
     recomputed: Vec<u8>,
     seq: u64,
+    /// Erased rows whose mark was taken on trust.
+    legacy_erased: u64,
 }
 
 impl FeedWalk {
@@ -341,23 +420,44 @@ impl FeedWalk {
             stored_previous: mark.clone(),
             recomputed: mark,
             seq,
+            legacy_erased: 0,
         }
     }
 
-    fn step(&mut self, link: &FeedLink, problems: &mut Vec<Problem>) {
+    /// One row. `is_erased` says whether a case was erased (for rows kept as erased).
+    fn step(
+        &mut self,
+        link: &FeedLink,
+        is_erased: &dyn Fn(&str) -> bool,
+        problems: &mut Vec<Problem>,
+    ) {
         self.seq = link.seq;
-        match &link.change {
-            // A row an erasure removed keeps its mark only: the chain goes on from it.
-            None => self.recomputed = link.mark.clone(),
-            Some(change) => match &change.hash {
+        match (&link.change, link.erased) {
+            // Erased before erasures kept what its mark covers: the chain goes on from its
+            // mark, taken on trust (counted, and printed by `verify`).
+            (None, _) => {
+                self.legacy_erased += 1;
+                self.recomputed = link.mark.clone();
+            }
+            (Some(change), erased) => match &change.hash {
                 None => {
-                    problems.push(Problem::FeedRowWithoutChange {
-                        seq: link.seq,
-                        case_id: change.case_id.clone(),
-                    });
+                    if erased {
+                        self.legacy_erased += 1;
+                    } else {
+                        problems.push(Problem::FeedRowWithoutChange {
+                            seq: link.seq,
+                            case_id: change.case_id.clone(),
+                        });
+                    }
                     self.recomputed = link.mark.clone();
                 }
                 Some(hash) => {
+                    if erased && !is_erased(&change.case_id) {
+                        problems.push(Problem::ErasedRowOfLiveCase {
+                            seq: link.seq,
+                            case_id: change.case_id.clone(),
+                        });
+                    }
                     let audience = change.audience.as_deref();
                     let expected = next_feed_mark(&self.stored_previous, link.seq, hash, audience);
                     if expected != link.mark {
@@ -386,22 +486,33 @@ pub fn verify(store: &dyn ServerStore, journal: &Path) -> Result<Report, Evidenc
     let mut report = Report {
         checkpoints: checkpoints.len(),
         last_checkpoint: checkpoints.last().cloned(),
-        problems: unreadable
-            .into_iter()
-            .map(|line| Problem::JournalLine { line })
-            .collect(),
+        unreadable_journal_lines: unreadable,
         ..Report::default()
     };
     let problems = &mut report.problems;
 
     // The changes: bytes, authors, and each held by a feed row.
     let mut after = 0;
+    let mut dependencies = DependencyCheck::default();
     loop {
         let page = store.stored_changes(after, PAGE)?;
         let Some(last) = page.last() else { break };
         after = last.id;
         report.changes += page.len() as u64;
-        problems.extend(page.iter().filter_map(check_change));
+        for change in &page {
+            let checked = check_change_deps(change);
+            problems.extend(checked.problem);
+            dependencies.add(change, checked.deps);
+        }
+    }
+    problems.extend(dependencies.problems());
+    let mut erased = std::collections::HashSet::new();
+    let mut after = 0;
+    loop {
+        let page = store.erasures_after(after, PAGE)?;
+        let Some((last, _)) = page.last() else { break };
+        after = *last;
+        erased.extend(page.into_iter().map(|(_, case_id)| case_id));
     }
 
     // The feed: each link, and the recomputed chain at each checkpointed position.
@@ -420,7 +531,7 @@ pub fn verify(store: &dyn ServerStore, journal: &Path) -> Result<Report, Evidenc
             break;
         }
         for link in &page {
-            walk.step(link, problems);
+            walk.step(link, &|case| erased.contains(case), problems);
             if link.change.is_some() {
                 report.feed_rows += 1;
             } else {
@@ -432,6 +543,7 @@ pub fn verify(store: &dyn ServerStore, journal: &Path) -> Result<Report, Evidenc
         }
     }
     let feed_end = walk.seq;
+    report.legacy_erased_rows = walk.legacy_erased;
     for (seq, marks) in &wanted {
         for c in marks {
             let why = match recomputed_at.get(seq) {
@@ -548,7 +660,14 @@ pub fn verify_case(
     case_id: &str,
 ) -> Result<CaseEvidence, EvidenceError> {
     let changes = store.case_stored_changes(case_id)?;
-    let mut problems: Vec<Problem> = changes.iter().filter_map(check_change).collect();
+    let mut problems = Vec::new();
+    let mut dependencies = DependencyCheck::default();
+    for change in &changes {
+        let checked = check_change_deps(change);
+        problems.extend(checked.problem);
+        dependencies.add(change, checked.deps);
+    }
+    problems.extend(dependencies.problems());
     let Some((first, last)) = store.case_feed_span(case_id)? else {
         return Ok(if problems.is_empty() {
             CaseEvidence::NotYetCheckpointed { changes: 0 }
@@ -574,6 +693,7 @@ pub fn verify_case(
                 stored_previous: stored,
                 recomputed: c.heads.feed_mark.clone(),
                 seq: c.heads.feed_seq,
+                legacy_erased: 0,
             }
         }
         None => FeedWalk::from(0, Vec::new()),
@@ -590,7 +710,11 @@ pub fn verify_case(
             }
             // Rows of other cases are only links here: their changes are checked in their
             // own case's verification, and by `verify`.
-            walk.step(link, &mut problems);
+            walk.step(
+                link,
+                &|case| store.is_erased(case).unwrap_or(false),
+                &mut problems,
+            );
         }
     }
     if let Some(c) = end {

@@ -39,8 +39,24 @@ pub fn append_line(journal: &Path, line: &str) -> Result<(), JournalError> {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .read(true)
         .open(journal)
         .map_err(error)?;
+    // A line torn by a crash is left alone, and this one starts on a line of its own.
+    let torn = {
+        use std::io::{Read, Seek, SeekFrom};
+        let len = file.metadata().map_err(error)?.len();
+        let mut last = [0u8; 1];
+        len > 0
+            && file
+                .seek(SeekFrom::Start(len - 1))
+                .and_then(|_| file.read_exact(&mut last))
+                .map(|()| last[0] != b'\n')
+                .map_err(error)?
+    };
+    if torn {
+        writeln!(file).map_err(error)?;
+    }
     writeln!(file, "{line}")
         .and_then(|()| file.sync_all())
         .map_err(error)
@@ -90,6 +106,16 @@ mod tests {
         assert_eq!(
             entries(&journal).unwrap(),
             vec![("dev-1".to_string(), 10), ("dev-2".to_string(), 20)]
+        );
+        // The next entry starts a line of its own: the torn one stays unreadable, alone.
+        append(&journal, "dev-4", 40).unwrap();
+        assert_eq!(
+            entries(&journal).unwrap(),
+            vec![
+                ("dev-1".to_string(), 10),
+                ("dev-2".to_string(), 20),
+                ("dev-4".to_string(), 40)
+            ]
         );
     }
 }

@@ -72,6 +72,10 @@ enum Command {
         /// balancer every phone comes from its address: raise this up to the total cap (512).
         #[arg(long, default_value_t = suivi_server::conn::CONNECTIONS_PER_IP_MAX)]
         connections_per_ip: usize,
+        /// The checkpoint journal (default: beside the data directory). Put it where the
+        /// database's editors cannot write: another mount, an append-only file.
+        #[arg(long)]
+        checkpoint_journal: Option<PathBuf>,
     },
     /// Users: agents, supervisors, officers, admins, each in a team.
     #[command(subcommand)]
@@ -294,6 +298,7 @@ fn run(cli: Cli) -> Result<(), String> {
             tls_key,
             enroll_burst,
             connections_per_ip,
+            checkpoint_journal,
         } => runtime()?.block_on(async move {
             let limits = suivi_server::conn::Limits {
                 per_ip_max: connections_per_ip,
@@ -302,7 +307,9 @@ fn run(cli: Cli) -> Result<(), String> {
             let mut state = state(store.clone(), codes);
             state.revocation_journal = Some(admin::revocation_journal(&cli.data));
             let checkpointer = std::sync::Arc::new(
-                evidence::Checkpointer::open(&evidence::journal_path(&cli.data))
+                evidence::Checkpointer::open(
+                    &checkpoint_journal.unwrap_or_else(|| evidence::journal_path(&cli.data)),
+                )
                     .map_err(|e| e.to_string())?,
             );
             state.checkpoints = Some(checkpointer.clone());
@@ -377,6 +384,15 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             for problem in &report.problems {
                 say!("NOT VERIFIED: {problem}");
+            }
+            for line in &report.unreadable_journal_lines {
+                say!("NOTE: line {line} of the checkpoint journal is not a checkpoint (torn by a crash?): skipped");
+            }
+            if report.legacy_erased_rows > 0 {
+                say!(
+                    "NOTE: {} feed rows were erased before erasures kept what their marks cover: the chain is taken on trust across them",
+                    report.legacy_erased_rows
+                );
             }
             for (row, device, seq, at) in &report.device_witnesses {
                 say!(

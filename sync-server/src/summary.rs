@@ -133,9 +133,26 @@ pub fn indicators(
     let identified_on = identified
         .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
         .map(|t| t.format("%Y-%m-%d").to_string());
+    // Ever reached: a referral taken into service and transferred or closed since still
+    // counted, as its day counts toward the median.
+    let reached = |r: &Referral, status: &str| {
+        r.status == status || r.transitions.iter().any(|t| t.to == status)
+    };
     let referral_service = referrals
         .iter()
-        .any(|r| r.status == "in_service" || r.status == "completed");
+        .any(|r| reached(r, "in_service") || reached(r, "completed"));
+    let referred = referrals.iter().any(|r| {
+        [
+            "sent",
+            "accepted",
+            "declined",
+            "in_service",
+            "completed",
+            "transferred",
+        ]
+        .iter()
+        .any(|s| reached(r, s))
+    });
     let first_service = referrals
         .iter()
         .flat_map(|r| r.transitions.iter())
@@ -176,7 +193,7 @@ pub fn indicators(
         commune_key: commune.as_deref().map(place_key),
         commune,
         sector: typed(&c.work_sector),
-        referred: referrals.iter().any(|r| r.status != "draft"),
+        referred,
         service: referral_service || followups.iter().any(services_received),
         stopped_working: latest
             .and_then(|f| f.fields.get("still_working"))
@@ -432,6 +449,40 @@ mod tests {
             "a clock gone wrong: the server's time is used"
         );
         assert_eq!((i.stopped_working, i.days_to_service), (None, None));
+        let never_sent = referral(
+            "closed",
+            vec![transition("draft", "closed", "2026-03-02T09:00:00+00:00")],
+        );
+        let i = indicators(
+            &case_row("2026-03-01T08:00:00+00:00"),
+            true,
+            &[never_sent],
+            &[],
+            NOW,
+        );
+        assert!(
+            !i.referred,
+            "a draft closed without being sent was never a referral"
+        );
+        let moved_on = referral(
+            "transferred",
+            vec![
+                transition("accepted", "in_service", "2026-03-05T09:00:00+00:00"),
+                transition("in_service", "transferred", "2026-03-09T09:00:00+00:00"),
+            ],
+        );
+        let i = indicators(
+            &case_row("2026-03-01T08:00:00+00:00"),
+            true,
+            &[moved_on],
+            &[],
+            NOW,
+        );
+        assert!(
+            i.referred && i.service,
+            "it was in service, then transferred"
+        );
+        assert_eq!(i.days_to_service, Some(4));
     }
 
     #[test]

@@ -649,7 +649,16 @@ pub fn audit_rows_and_feed_rows_are_chained(s: Subject) {
     store.erase_case(&case_id(1), NOW).unwrap();
     let links = store.feed_links(0, 100).unwrap();
     assert_eq!(links.iter().map(|l| l.seq).collect::<Vec<_>>(), [1, 2, 3]);
-    assert!(links[0].change.is_none() && links[1].change.is_none());
+    // Erased rows keep what their marks cover, the change's content gone.
+    for (link, n) in links[..2].iter().zip(0..) {
+        let erased = link.change.as_ref().unwrap();
+        assert!(link.erased);
+        assert_eq!(
+            (erased.case_id.as_str(), erased.hash.clone()),
+            (case_id(1).as_str(), Some(format!("{}-{n}", case_id(1))))
+        );
+    }
+    assert!(!links[2].erased);
     let kept = links[2].change.as_ref().unwrap();
     assert_eq!(
         (

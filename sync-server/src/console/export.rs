@@ -256,15 +256,19 @@ fn referral_rows(case_id: &str, referrals: &[Referral]) -> Vec<Row> {
     let by_id: std::collections::HashMap<&str, &Referral> =
         referrals.iter().map(|r| (r.id.as_str(), r)).collect();
     let mut rows = Vec::with_capacity(referrals.len());
-    for first in referrals.iter().filter(|r| {
+    let mut written: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    // Each chain from its first link; then whatever no chain reached (two transfers of one
+    // referral made offline, a loop in hostile data), each once, from where it stands.
+    let firsts = referrals.iter().filter(|r| {
         r.previous_referral
             .as_deref()
             .is_none_or(|p| !by_id.contains_key(p))
-    }) {
+    });
+    let starts: Vec<&Referral> = firsts.chain(referrals.iter()).collect();
+    for first in starts {
         let mut link = 1u32;
         let mut at = Some(first);
-        // A chain is at most as long as the case's referrals: a loop in hostile data ends.
-        while let Some(r) = at.filter(|_| link as usize <= referrals.len()) {
+        while let Some(r) = at.filter(|r| written.insert(r.id.as_str())) {
             let reached = |status: &str| {
                 r.transitions
                     .iter()
@@ -549,6 +553,53 @@ mod tests {
         assert_eq!(csv_cell(&serde_json::json!(["=cmd", "b"])), "'=cmd;b");
         assert_eq!(csv_cell(&serde_json::json!(true)), "true");
         assert_eq!(csv_cell(&Json::Null), "");
+    }
+
+    fn link(id: &str, previous: Option<&str>, next: Option<&str>) -> Referral {
+        Referral {
+            id: id.into(),
+            status: "sent".into(),
+            form_version: 1,
+            fields: suivi_core::Record::new(),
+            created_at: String::new(),
+            created_by: "amina".into(),
+            previous_referral: previous.map(str::to_string),
+            next_referral: next.map(str::to_string),
+            transitions: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn every_referral_is_one_row_even_off_its_chain_or_in_a_loop() {
+        let ids = |rows: Vec<Row>| -> Vec<(String, u32)> {
+            rows.iter()
+                .map(|r| {
+                    (
+                        r[1].as_str().unwrap().to_string(),
+                        r[2].as_u64().unwrap() as u32,
+                    )
+                })
+                .collect()
+        };
+        // a → b, and c also follows a (two transfers made offline): c is written once.
+        let chain = [
+            link("c", Some("a"), None),
+            link("a", None, Some("b")),
+            link("b", Some("a"), None),
+        ];
+        assert_eq!(
+            ids(referral_rows("k", &chain)),
+            [("a".into(), 1), ("b".into(), 2), ("c".into(), 1)]
+        );
+        // A loop: each once.
+        let looped = [
+            link("x", Some("y"), Some("y")),
+            link("y", Some("x"), Some("x")),
+        ];
+        assert_eq!(
+            ids(referral_rows("k", &looped)),
+            [("x".into(), 1), ("y".into(), 2)]
+        );
     }
 
     #[test]

@@ -1347,7 +1347,8 @@ async fn export_file(
     let service = state.service.clone();
     let reader = signed.user.clone();
     tokio::task::spawn_blocking(move || {
-        let result = {
+        // A panic ends the download broken too, never as a file that looks whole.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut send = |chunk: Vec<u8>| tx.blocking_send(Ok(chunk)).is_ok();
             let mut writer = export::Writer::start(kind, format, lang, &mut send);
             match export::write_all(&service, &reader, kind, &mut writer) {
@@ -1357,7 +1358,8 @@ async fn export_file(
                     .map_err(export::ExportError::from),
                 Err(e) => Err(e),
             }
-        };
+        }))
+        .unwrap_or_else(|_| Err(export::ExportError::Service("a panic".into())));
         match result {
             Ok(()) | Err(export::ExportError::Gone) => {}
             Err(e) => {

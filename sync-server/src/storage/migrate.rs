@@ -63,7 +63,11 @@ const TABLES: [(&str, &str, &str); 18] = [
         "device_id",
     ),
     ("erasures", "seq, case_id, at", "seq"),
-    ("erased_feed_marks", "seq, mark", "seq"),
+    (
+        "erased_feed_marks",
+        "seq, mark, case_id, hash, audience",
+        "seq",
+    ),
     (
         "console_sessions",
         "token_hash, user_id, csrf_token, created_at, last_seen",

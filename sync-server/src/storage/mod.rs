@@ -516,11 +516,13 @@ pub struct ChainHeads {
 }
 
 /// One feed row as `verify` reads it: its position and stored mark, and what the mark is
-/// computed from. A row an erasure removed keeps its mark only (`change` is `None`).
+/// computed from. A row an erasure removed keeps that too (`erased`), but no change; one
+/// erased before erasures kept it has its mark only (`change` is `None`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedLink {
     pub seq: u64,
     pub mark: Vec<u8>,
+    pub erased: bool,
     pub change: Option<FeedLinkChange>,
 }
 

@@ -310,7 +310,8 @@ fn row_to_audit(r: &postgres::Row) -> AuditRow {
 
 const STORED_CHANGE_COLUMNS: &str = "c.id, c.case_id, c.hash, c.data, c.origin_device, d.actor,
     c.received_at,
-    EXISTS (SELECT 1 FROM feed f WHERE f.change_id = c.id AND f.audience IS NULL)
+    EXISTS (SELECT 1 FROM feed f
+            WHERE f.change_id = c.id AND f.audience IS NULL AND f.case_id = c.case_id)
     FROM changes c LEFT JOIN devices d ON d.device_id = c.origin_device";
 
 /// The feed's sequencer, locked for the rest of the transaction: rows appended through it get
@@ -1187,7 +1188,9 @@ impl ServerStore for PostgresStore {
             return Ok(false);
         }
         tx.execute(
-            "INSERT INTO erased_feed_marks (seq, mark) SELECT seq, mark FROM feed WHERE case_id = $1",
+            "INSERT INTO erased_feed_marks (seq, mark, case_id, hash, audience)
+             SELECT f.seq, f.mark, f.case_id, c.hash, f.audience
+             FROM feed f LEFT JOIN changes c ON c.id = f.change_id WHERE f.case_id = $1",
             &[&case_id],
         )
         .map_err(backend)?;
@@ -1569,10 +1572,11 @@ impl ServerStore for PostgresStore {
         Ok(self
             .client()?
             .query(
-                "SELECT f.seq, f.mark, f.case_id, c.hash, f.audience
+                "SELECT f.seq, f.mark, f.case_id, c.hash, f.audience, FALSE
                  FROM feed f LEFT JOIN changes c ON c.id = f.change_id WHERE f.seq > $1
                  UNION ALL
-                 SELECT seq, mark, NULL, NULL, NULL FROM erased_feed_marks WHERE seq > $1
+                 SELECT seq, mark, case_id, hash, audience, TRUE FROM erased_feed_marks
+                 WHERE seq > $1
                  ORDER BY 1 LIMIT $2",
                 &[&pg_seq(after), &i64::try_from(limit).unwrap_or(i64::MAX)],
             )
@@ -1581,6 +1585,7 @@ impl ServerStore for PostgresStore {
             .map(|r| FeedLink {
                 seq: r.get::<_, i64>(0) as u64,
                 mark: r.get::<_, Option<Vec<u8>>>(1).unwrap_or_default(),
+                erased: r.get(5),
                 change: r.get::<_, Option<String>>(2).map(|case_id| FeedLinkChange {
                     case_id,
                     hash: r.get(3),

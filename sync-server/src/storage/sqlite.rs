@@ -144,7 +144,8 @@ fn row_to_stored_change(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredChange>
 
 const STORED_CHANGE_COLUMNS: &str = "c.id, c.case_id, c.hash, c.data, c.origin_device, d.actor,
     c.received_at,
-    EXISTS (SELECT 1 FROM feed f WHERE f.change_id = c.id AND f.audience IS NULL)
+    EXISTS (SELECT 1 FROM feed f
+            WHERE f.change_id = c.id AND f.audience IS NULL AND f.case_id = c.case_id)
     FROM changes c LEFT JOIN devices d ON d.device_id = c.origin_device";
 
 /// Fills the marks of audit rows written before the log was chained, in id order.
@@ -907,7 +908,9 @@ impl ServerStore for SqliteStore {
         // Feed rows first (they point at changes; their marks are kept), then everything else
         // the case owns.
         tx.execute(
-            "INSERT INTO erased_feed_marks (seq, mark) SELECT seq, mark FROM feed WHERE case_id = ?1",
+            "INSERT INTO erased_feed_marks (seq, mark, case_id, hash, audience)
+             SELECT f.seq, f.mark, f.case_id, c.hash, f.audience
+             FROM feed f LEFT JOIN changes c ON c.id = f.change_id WHERE f.case_id = ?1",
             [case_id],
         )
         .map_err(backend)?;
@@ -1312,10 +1315,11 @@ impl ServerStore for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT f.seq, f.mark, f.case_id, c.hash, f.audience
+                "SELECT f.seq, f.mark, f.case_id, c.hash, f.audience, 0
                  FROM feed f LEFT JOIN changes c ON c.id = f.change_id WHERE f.seq > ?1
                  UNION ALL
-                 SELECT seq, mark, NULL, NULL, NULL FROM erased_feed_marks WHERE seq > ?1
+                 SELECT seq, mark, case_id, hash, audience, 1 FROM erased_feed_marks
+                 WHERE seq > ?1
                  ORDER BY 1 LIMIT ?2",
             )
             .map_err(backend)?;
@@ -1330,6 +1334,7 @@ impl ServerStore for SqliteStore {
                     Ok(FeedLink {
                         seq: r.get::<_, i64>(0)? as u64,
                         mark: r.get::<_, Option<Vec<u8>>>(1)?.unwrap_or_default(),
+                        erased: r.get(5)?,
                         change: match case_id {
                             Some(case_id) => Some(FeedLinkChange {
                                 case_id,

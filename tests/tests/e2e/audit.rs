@@ -778,3 +778,94 @@ fn an_officer_audits_a_chain_and_reads_the_referrals_and_indicators() {
     assert_eq!(header[0], "Secteur de travail");
     assert_eq!(rows.last().unwrap()[1], "3", "Fatima's team only");
 }
+
+/// Two subtler edits: a change moved to another case (its case id rewritten in `changes` and
+/// the feed: hash, author and marks all still hold), and a live feed row passed off as erased
+/// (moved to `erased_feed_marks` with what its mark covers, or with its mark alone).
+#[test]
+fn verify_sees_a_change_moved_to_another_case_and_a_row_passed_off_as_erased() {
+    let site = ServerSite::new();
+    site.ok(&[
+        "user", "add", "admin2", "--role", "admin", "--team", "project",
+    ]);
+    let mut db = rusqlite::Connection::open(site.db()).unwrap();
+    db.pragma_update(None, "key", site.database_key()).unwrap();
+    let case_id = some_history(&site);
+    site.ok(&["checkpoint"]);
+    assert!(site.ok(&["verify"]).contains("verified:"));
+    let other = db.query(&format!(
+        "SELECT case_id FROM changes WHERE case_id <> '{case_id}' LIMIT 1"
+    ))[0][0]
+        .clone()
+        .unwrap();
+
+    // The referral (it depends on the case's first change) moved to the other case.
+    let moved = db.query(&format!(
+        "SELECT max(id) FROM changes WHERE case_id = '{case_id}'"
+    ))[0][0]
+        .clone()
+        .unwrap();
+    Editor::execute(
+        &mut db,
+        &format!(
+            "UPDATE changes SET case_id = '{other}' WHERE id = {moved};
+             UPDATE feed SET case_id = '{other}' WHERE change_id = {moved}"
+        ),
+    );
+    let report = verify_fails(&site);
+    assert!(
+        report.contains(&format!("NOT VERIFIED: case {other}: change"))
+            && report.contains("depends on changes this case does not hold"),
+        "{report}"
+    );
+    assert!(
+        !report.contains("checkpointed at"),
+        "marks and checkpoints still hold"
+    );
+    Editor::execute(
+        &mut db,
+        &format!(
+            "UPDATE changes SET case_id = '{case_id}' WHERE id = {moved};
+             UPDATE feed SET case_id = '{case_id}' WHERE change_id = {moved}"
+        ),
+    );
+    assert!(
+        site.ok(&["verify"]).contains("verified:"),
+        "put back, it verifies"
+    );
+
+    // A live row passed off as erased, with what its mark covers: its case was never erased.
+    let seq = db.query(&format!(
+        "SELECT min(seq) FROM feed WHERE case_id = '{other}'"
+    ))[0][0]
+        .clone()
+        .unwrap();
+    Editor::execute(
+        &mut db,
+        &format!(
+            "INSERT INTO erased_feed_marks (seq, mark, case_id, hash, audience)
+               SELECT f.seq, f.mark, f.case_id, c.hash, f.audience
+               FROM feed f JOIN changes c ON c.id = f.change_id WHERE f.seq = {seq};
+             DELETE FROM feed WHERE seq = {seq}"
+        ),
+    );
+    let report = verify_fails(&site);
+    assert!(
+        report.contains(&format!(
+            "NOT VERIFIED: feed row {seq} is kept as erased, but case {other} was never erased"
+        )),
+        "{report}"
+    );
+    // With its mark alone, as rows erased before this version are: only a note says so.
+    Editor::execute(
+        &mut db,
+        &format!("UPDATE erased_feed_marks SET case_id = NULL, hash = NULL WHERE seq = {seq}"),
+    );
+    let out = site.run(&["verify"]);
+    let report = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        report
+            .contains("NOTE: 1 feed rows were erased before erasures kept what their marks cover"),
+        "{report}"
+    );
+}
