@@ -825,6 +825,24 @@ struct ResolveForm {
     other: String,
 }
 
+/// A console change's outcome as a page answers it: done, refused by the checks (422), out of
+/// the reader's scope (404), or an error.
+fn change_outcome(
+    result: Result<(), crate::service::ServiceError>,
+    case: &str,
+    what: &str,
+) -> Result<Result<(), StatusCode>, ConsoleError> {
+    match result {
+        Ok(()) => Ok(Ok(())),
+        Err(crate::service::ServiceError::Forbidden(_)) => Ok(Err(StatusCode::NOT_FOUND)),
+        Err(crate::service::ServiceError::BadRequest(why)) => {
+            tracing::info!(case = %case, why = %why, "console {what} refused");
+            Ok(Err(StatusCode::UNPROCESSABLE_ENTITY))
+        }
+        Err(e) => Err(ConsoleError::from(e)),
+    }
+}
+
 /// Settles a conflict from the case page: the value kept (by its index among the concurrent
 /// ones) or, for an identification field, another one typed in. Written as a console change.
 async fn resolve(
@@ -868,15 +886,7 @@ async fn resolve(
             };
             doc.resolve_conflict(forms, &path, &value, ctx)
         });
-        match result {
-            Ok(()) => Ok(Ok(())),
-            Err(crate::service::ServiceError::Forbidden(_)) => Ok(Err(StatusCode::NOT_FOUND)),
-            Err(crate::service::ServiceError::BadRequest(why)) => {
-                tracing::info!(case = %target, why = %why, "console resolution refused");
-                Ok(Err(StatusCode::UNPROCESSABLE_ENTITY))
-            }
-            Err(e) => Err(ConsoleError::from(e)),
-        }
+        change_outcome(result, &target, "resolution")
     })
     .await?;
     match outcome {
@@ -1427,17 +1437,10 @@ async fn add_note(
     let user = signed.user.clone();
     let target = case_id.clone();
     let outcome = blocking(move || {
-        match service.console_change(&user, &target, now(), |doc, _, ctx| {
+        let result = service.console_change(&user, &target, now(), |doc, _, ctx| {
             doc.add_audit_note(&text, ctx)
-        }) {
-            Ok(_) => Ok(Ok(())),
-            Err(crate::service::ServiceError::Forbidden(_)) => Ok(Err(StatusCode::NOT_FOUND)),
-            Err(crate::service::ServiceError::BadRequest(why)) => {
-                tracing::info!(case = %target, why = %why, "console note refused");
-                Ok(Err(StatusCode::UNPROCESSABLE_ENTITY))
-            }
-            Err(e) => Err(ConsoleError::from(e)),
-        }
+        });
+        change_outcome(result.map(|_| ()), &target, "note")
     })
     .await?;
     match outcome {

@@ -440,7 +440,6 @@ pub(crate) fn csv_rows(bytes: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
 fn exports_hold_the_readers_scope_with_formulas_neutralised_and_are_audited() {
     use crate::console::{two_teams, Console, PASSWORD};
     use reqwest::StatusCode;
-    use suivi_core::Transition;
     use suivi_server::{admin, storage::Role, ServerStore};
 
     let server = two_teams();
@@ -455,28 +454,7 @@ fn exports_hold_the_readers_scope_with_formulas_neutralised_and_are_audited() {
     hostile.insert("child_last_name".into(), "@SUM(1+1)".into());
     hostile.insert("commune".into(), "القصيبة".into());
     let hostile_case = amina.store.create_case(&hostile).unwrap();
-    let chained = amina.store.create_case(&child(2)).unwrap();
-    let first = amina.store.refer(&chained, &referral(1)).unwrap();
-    amina
-        .store
-        .transition_referral(&first, Transition::Send, None, None)
-        .unwrap();
-    let second = amina
-        .store
-        .transition_referral(
-            &first,
-            Transition::Transfer,
-            Some("plus proche"),
-            Some("ONG Enfance"),
-        )
-        .unwrap()
-        .unwrap();
-    let mut visit = suivi_tests::visit(1);
-    visit.insert(
-        "services_received".into(),
-        serde_json::json!(["vocational_training"]),
-    );
-    amina.store.add_followup(&chained, &visit).unwrap();
+    let (chained, first, second) = a_transferred_chain(&mut amina);
     amina.sync().unwrap();
     let mut moussa = server.device("moussa");
     let elsewhere = moussa.store.create_case(&child(3)).unwrap();
@@ -652,17 +630,13 @@ fn an_officer_writes_audit_notes_from_the_console_and_nothing_else() {
     assert_eq!(notes, [("odile", note)]);
 }
 
-/// A small project for the officer's views: in Amina's team, a child referred, transferred to
-/// a second provider and visited (a service received, no longer working); another referred and
-/// taken into service, in the same commune spelled otherwise; a third not referred. Moussa's
-/// team has one more. Returns (transferred case, its first and second referral, served case).
-pub(crate) fn a_small_project(
-    server: &suivi_tests::TestServer,
-) -> (String, String, String, String) {
+/// A child referred to CSCOM Misséni, the referral sent then transferred to ONG Enfance, and a
+/// visit recording a service received and that the child no longer works: (case, first
+/// referral, second referral).
+fn a_transferred_chain(amina: &mut suivi_tests::TestDevice) -> (String, String, String) {
     use suivi_core::Transition;
-    let mut amina = server.device("amina");
-    let transferred = amina.store.create_case(&child(2)).unwrap();
-    let first = amina.store.refer(&transferred, &referral(1)).unwrap();
+    let case = amina.store.create_case(&child(2)).unwrap();
+    let first = amina.store.refer(&case, &referral(1)).unwrap();
     amina
         .store
         .transition_referral(&first, Transition::Send, None, None)
@@ -683,7 +657,20 @@ pub(crate) fn a_small_project(
         serde_json::json!(["vocational_training"]),
     );
     visit.insert("still_working".into(), serde_json::json!(false));
-    amina.store.add_followup(&transferred, &visit).unwrap();
+    amina.store.add_followup(&case, &visit).unwrap();
+    (case, first, second)
+}
+
+/// A small project for the officer's views: in Amina's team, a child referred, transferred to
+/// a second provider and visited (a service received, no longer working); another referred and
+/// taken into service, in the same commune spelled otherwise; a third not referred. Moussa's
+/// team has one more. Returns (transferred case, its first and second referral, served case).
+pub(crate) fn a_small_project(
+    server: &suivi_tests::TestServer,
+) -> (String, String, String, String) {
+    use suivi_core::Transition;
+    let mut amina = server.device("amina");
+    let (transferred, first, second) = a_transferred_chain(&mut amina);
     let mut other_spelling = child(4);
     other_spelling.insert("commune".into(), "KADIOLO".into());
     let served = amina.store.create_case(&other_spelling).unwrap();
