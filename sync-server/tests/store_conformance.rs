@@ -888,6 +888,26 @@ pub fn indicators_and_referral_views_read_the_projections(s: Subject) {
             .sum::<u64>(),
         2
     );
+    // A case with two referrals: both kept.
+    let mut two = case(&case_id(5), Some("amina"), 1, 8);
+    two.summary = Some(write(
+        5,
+        "Kadiolo",
+        true,
+        vec![
+            referral("r5a", "closed", NOW - DAY, None),
+            referral("r5b", "closed", NOW - DAY, None),
+        ],
+        false,
+    ));
+    store.store_changes("dev-amina", &[two], None, NOW).unwrap();
+    let closed = store
+        .referral_groups(&fatima, NOW)
+        .unwrap()
+        .into_iter()
+        .find(|g| g.status == "closed")
+        .unwrap();
+    assert_eq!(closed.referrals, 2);
 }
 
 /// Each action that changes who may do what, or what the server holds, leaves one audit row in

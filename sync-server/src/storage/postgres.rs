@@ -262,31 +262,50 @@ fn write_indicators(tx: &mut impl GenericClient, write: &SummaryWrite) -> Storag
         &[case_id],
     )
     .map_err(backend)?;
-    for r in &write.referrals {
-        tx.execute(
-            "INSERT INTO referral_summaries (case_id, referral_id, service_type, provider,
-                provider_key, status, created_at, status_since, secs_draft, secs_sent,
-                secs_accepted, secs_declined, secs_in_service)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-             ON CONFLICT DO NOTHING",
-            &[
-                case_id,
-                &r.referral_id,
-                &r.service_type,
-                &r.provider,
-                &r.provider_key,
-                &r.status,
-                &r.created_at,
-                &r.status_since,
-                &r.secs_in[0],
-                &r.secs_in[1],
-                &r.secs_in[2],
-                &r.secs_in[3],
-                &r.secs_in[4],
-            ],
-        )
-        .map_err(backend)?;
+    if write.referrals.is_empty() {
+        return Ok(());
     }
+    // Every referral of the case in one statement.
+    let rs = &write.referrals;
+    let column = |f: &dyn Fn(&super::ReferralSummary) -> Option<String>| -> Vec<Option<String>> {
+        rs.iter().map(f).collect()
+    };
+    let ids: Vec<String> = rs.iter().map(|r| r.referral_id.clone()).collect();
+    let statuses: Vec<String> = rs.iter().map(|r| r.status.clone()).collect();
+    let services = column(&|r| r.service_type.clone());
+    let providers = column(&|r| r.provider.clone());
+    let provider_keys = column(&|r| r.provider_key.clone());
+    let created: Vec<Option<i64>> = rs.iter().map(|r| r.created_at).collect();
+    let since: Vec<Option<i64>> = rs.iter().map(|r| r.status_since).collect();
+    let secs = |k: usize| -> Vec<Option<i64>> { rs.iter().map(|r| r.secs_in[k]).collect() };
+    let (s0, s1, s2, s3, s4) = (secs(0), secs(1), secs(2), secs(3), secs(4));
+    tx.execute(
+        "INSERT INTO referral_summaries (case_id, referral_id, service_type, provider,
+            provider_key, status, created_at, status_since, secs_draft, secs_sent,
+            secs_accepted, secs_declined, secs_in_service)
+         SELECT $1, i, sv, p, pk, st, c, sn, d, se, a, de, ins
+         FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[],
+                     $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[],
+                     $13::bigint[])
+              AS t(i, sv, p, pk, st, c, sn, d, se, a, de, ins)
+         ON CONFLICT DO NOTHING",
+        &[
+            case_id,
+            &ids,
+            &services,
+            &providers,
+            &provider_keys,
+            &statuses,
+            &created,
+            &since,
+            &s0,
+            &s1,
+            &s2,
+            &s3,
+            &s4,
+        ],
+    )
+    .map_err(backend)?;
     Ok(())
 }
 
