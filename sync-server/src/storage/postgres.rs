@@ -729,6 +729,35 @@ impl PostgresStore {
         }
     }
 
+    /// The rows of a query run once per arm of `reader`'s scope (`indicators::scope`), each run
+    /// given the arm's parameters then `extra`: the officer's views, merged by their caller.
+    fn per_arm<T>(
+        &self,
+        reader: &User,
+        sql: &dyn Fn(&super::case_list::Arm, &super::case_list::Dialect) -> String,
+        extra: &[&(dyn postgres::types::ToSql + Sync)],
+        row: impl Fn(&postgres::Row) -> T,
+    ) -> StorageResult<Vec<T>> {
+        let dialect = pg_dialect();
+        let mut client = self.client()?;
+        let mut out = Vec::new();
+        for arm in super::indicators::scope(reader, &dialect, &|t| self.sealer.blind(t)) {
+            let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = arm
+                .args
+                .iter()
+                .map(|a| a as &(dyn postgres::types::ToSql + Sync))
+                .collect();
+            params.extend_from_slice(extra);
+            for r in client
+                .query(&sql(&arm, &dialect), &params)
+                .map_err(backend)?
+            {
+                out.push(row(&r));
+            }
+        }
+        Ok(out)
+    }
+
     /// A `STORED_CHANGE_COLUMNS` row, its payload opened. A payload that does not open (edited
     /// in the database, or sealed for another case) is an error naming the change.
     fn row_to_stored_change(&self, r: &postgres::Row) -> StorageResult<StoredChange> {
@@ -2118,101 +2147,64 @@ impl ServerStore for PostgresStore {
     }
 
     fn indicator_cells(&self, reader: &User, today: &str) -> StorageResult<Vec<IndicatorCell>> {
-        use super::indicators::{cells_sql, merge_cells, scope};
-        let dialect = pg_dialect();
-        let mut client = self.client()?;
+        use super::indicators::{cells_sql, merge_cells};
         let today = today.to_string();
-        let mut cells = Vec::new();
-        for arm in scope(reader, &dialect, &|t| self.sealer.blind(t)) {
-            let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = arm
-                .args
-                .iter()
-                .map(|a| a as &(dyn postgres::types::ToSql + Sync))
-                .collect();
-            params.push(&today);
-            for r in client
-                .query(&cells_sql(&arm, &dialect), &params)
-                .map_err(backend)?
-            {
-                let count = |i: usize| r.get::<_, Option<i64>>(i).unwrap_or(0) as u64;
-                cells.push(IndicatorCell {
-                    month: r.get::<_, Option<String>>(0).unwrap_or_default(),
-                    province_key: r.get(1),
-                    commune_key: r.get(2),
-                    sector: r.get(3),
-                    days_to_service: r.get(4),
-                    cases: count(5),
-                    referred: count(6),
-                    service: count(7),
-                    stopped_working: count(8),
-                    overdue: count(9),
-                });
+        let cells = self.per_arm(reader, &cells_sql, &[&today], |r| {
+            let count = |i: usize| r.get::<_, Option<i64>>(i).unwrap_or(0) as u64;
+            IndicatorCell {
+                month: r.get::<_, Option<String>>(0).unwrap_or_default(),
+                province_key: r.get(1),
+                commune_key: r.get(2),
+                sector: r.get(3),
+                days_to_service: r.get(4),
+                cases: count(5),
+                referred: count(6),
+                service: count(7),
+                stopped_working: count(8),
+                overdue: count(9),
             }
-        }
+        })?;
         Ok(merge_cells(cells))
     }
 
     fn place_spellings(&self, reader: &User) -> StorageResult<Vec<PlaceSpelling>> {
-        use super::indicators::{merge_spellings, scope, spellings_sql};
-        let dialect = pg_dialect();
-        let mut client = self.client()?;
+        use super::indicators::{merge_spellings, spellings_sql};
         let mut spellings = Vec::new();
-        for arm in scope(reader, &dialect, &|t| self.sealer.blind(t)) {
-            let params: Vec<&(dyn postgres::types::ToSql + Sync)> = arm
-                .args
-                .iter()
-                .map(|a| a as &(dyn postgres::types::ToSql + Sync))
-                .collect();
-            for kind in ["province", "commune"] {
-                for r in client
-                    .query(&spellings_sql(&arm, kind), &params)
-                    .map_err(backend)?
-                {
-                    spellings.push(PlaceSpelling {
-                        kind: kind.to_string(),
-                        key: r.get(0),
-                        spelling: r.get(1),
-                        cases: r.get::<_, i64>(2) as u64,
-                    });
-                }
-            }
+        for kind in ["province", "commune"] {
+            spellings.extend(self.per_arm(
+                reader,
+                &|arm, _| spellings_sql(arm, kind),
+                &[],
+                |r| PlaceSpelling {
+                    kind: kind.to_string(),
+                    key: r.get(0),
+                    spelling: r.get(1),
+                    cases: r.get::<_, i64>(2) as u64,
+                },
+            )?);
         }
         Ok(merge_spellings(spellings))
     }
 
     fn referral_groups(&self, reader: &User, now: i64) -> StorageResult<Vec<ReferralGroup>> {
-        use super::indicators::{groups_sql, merge_groups, scope};
-        let dialect = pg_dialect();
-        let mut client = self.client()?;
-        let mut groups = Vec::new();
-        for arm in scope(reader, &dialect, &|t| self.sealer.blind(t)) {
-            let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = arm
-                .args
-                .iter()
-                .map(|a| a as &(dyn postgres::types::ToSql + Sync))
-                .collect();
-            params.push(&now);
-            for r in client
-                .query(&groups_sql(&arm, &dialect), &params)
-                .map_err(backend)?
-            {
-                let mut time_in = [(0i64, 0u64); 5];
-                for (k, slot) in time_in.iter_mut().enumerate() {
-                    *slot = (
-                        r.get::<_, Option<i64>>(5 + 2 * k).unwrap_or(0),
-                        r.get::<_, Option<i64>>(6 + 2 * k).unwrap_or(0) as u64,
-                    );
-                }
-                groups.push(ReferralGroup {
-                    service_type: r.get(0),
-                    provider_key: r.get(1),
-                    provider: r.get(2),
-                    status: r.get(3),
-                    referrals: r.get::<_, i64>(4) as u64,
-                    time_in,
-                });
+        use super::indicators::{groups_sql, merge_groups};
+        let groups = self.per_arm(reader, &groups_sql, &[&now], |r| {
+            let mut time_in = [(0i64, 0u64); 5];
+            for (k, slot) in time_in.iter_mut().enumerate() {
+                *slot = (
+                    r.get::<_, Option<i64>>(5 + 2 * k).unwrap_or(0),
+                    r.get::<_, Option<i64>>(6 + 2 * k).unwrap_or(0) as u64,
+                );
             }
-        }
+            ReferralGroup {
+                service_type: r.get(0),
+                provider_key: r.get(1),
+                provider: r.get(2),
+                status: r.get(3),
+                referrals: r.get::<_, i64>(4) as u64,
+                time_in,
+            }
+        })?;
         Ok(merge_groups(groups))
     }
 
@@ -2222,33 +2214,18 @@ impl ServerStore for PostgresStore {
         before: i64,
         limit: usize,
     ) -> StorageResult<Vec<StuckReferral>> {
-        use super::indicators::{merge_stuck, scope, stuck_sql};
-        let dialect = pg_dialect();
-        let mut client = self.client()?;
+        use super::indicators::{merge_stuck, stuck_sql};
         let limit_arg = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut stuck = Vec::new();
-        for arm in scope(reader, &dialect, &|t| self.sealer.blind(t)) {
-            let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = arm
-                .args
-                .iter()
-                .map(|a| a as &(dyn postgres::types::ToSql + Sync))
-                .collect();
-            params.push(&before);
-            params.push(&limit_arg);
-            for r in client
-                .query(&stuck_sql(&arm, &dialect), &params)
-                .map_err(backend)?
-            {
-                stuck.push(StuckReferral {
-                    case_id: r.get(0),
-                    referral_id: r.get(1),
-                    service_type: r.get(2),
-                    provider: r.get(3),
-                    status: r.get(4),
-                    status_since: r.get(5),
-                });
+        let stuck = self.per_arm(reader, &stuck_sql, &[&before, &limit_arg], |r| {
+            StuckReferral {
+                case_id: r.get(0),
+                referral_id: r.get(1),
+                service_type: r.get(2),
+                provider: r.get(3),
+                status: r.get(4),
+                status_since: r.get(5),
             }
-        }
+        })?;
         Ok(merge_stuck(stuck, limit))
     }
 

@@ -557,6 +557,33 @@ impl SqliteStore {
         })
     }
 
+    /// The rows of a query run once per arm of `reader`'s scope (`indicators::scope`), each run
+    /// given the arm's parameters then `extra`: the officer's views, merged by their caller.
+    fn per_arm<T>(
+        &self,
+        reader: &User,
+        sql: &dyn Fn(&super::case_list::Arm, &super::case_list::Dialect) -> String,
+        extra: Vec<rusqlite::types::Value>,
+        row: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> StorageResult<Vec<T>> {
+        let dialect = sqlite_dialect();
+        let conn = self.conn();
+        let mut out = Vec::new();
+        for arm in super::indicators::scope(reader, &dialect, &|t| t.to_string()) {
+            let mut args: Vec<rusqlite::types::Value> =
+                arm.args.iter().map(|a| a.clone().into()).collect();
+            args.extend(extra.iter().cloned());
+            let mut stmt = conn.prepare_cached(&sql(&arm, &dialect)).map_err(backend)?;
+            let rows = stmt
+                .query_map(params_from_iter(args), &row)
+                .map_err(backend)?;
+            for r in rows {
+                out.push(r.map_err(backend)?);
+            }
+        }
+        Ok(out)
+    }
+
     pub(super) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
         // back), so a poisoned lock is still usable.
@@ -1819,103 +1846,67 @@ impl ServerStore for SqliteStore {
     }
 
     fn indicator_cells(&self, reader: &User, today: &str) -> StorageResult<Vec<IndicatorCell>> {
-        use super::indicators::{cells_sql, merge_cells, scope};
-        let dialect = sqlite_dialect();
-        let conn = self.conn();
-        let mut cells = Vec::new();
-        for arm in scope(reader, &dialect, &|t| t.to_string()) {
-            let mut args: Vec<rusqlite::types::Value> =
-                arm.args.iter().map(|a| a.clone().into()).collect();
-            args.push(today.to_string().into());
-            let mut stmt = conn
-                .prepare_cached(&cells_sql(&arm, &dialect))
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params_from_iter(args), |r| {
-                    Ok(IndicatorCell {
-                        month: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
-                        province_key: r.get(1)?,
-                        commune_key: r.get(2)?,
-                        sector: r.get(3)?,
-                        days_to_service: r.get(4)?,
-                        cases: r.get::<_, i64>(5)? as u64,
-                        referred: r.get::<_, Option<i64>>(6)?.unwrap_or(0) as u64,
-                        service: r.get::<_, Option<i64>>(7)?.unwrap_or(0) as u64,
-                        stopped_working: r.get::<_, Option<i64>>(8)?.unwrap_or(0) as u64,
-                        overdue: r.get::<_, Option<i64>>(9)?.unwrap_or(0) as u64,
-                    })
-                })
-                .map_err(backend)?;
-            for row in rows {
-                cells.push(row.map_err(backend)?);
-            }
-        }
+        use super::indicators::{cells_sql, merge_cells};
+        let cells = self.per_arm(reader, &cells_sql, vec![today.to_string().into()], |r| {
+            let count = |i: usize| -> rusqlite::Result<u64> {
+                Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(0) as u64)
+            };
+            Ok(IndicatorCell {
+                month: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                province_key: r.get(1)?,
+                commune_key: r.get(2)?,
+                sector: r.get(3)?,
+                days_to_service: r.get(4)?,
+                cases: count(5)?,
+                referred: count(6)?,
+                service: count(7)?,
+                stopped_working: count(8)?,
+                overdue: count(9)?,
+            })
+        })?;
         Ok(merge_cells(cells))
     }
 
     fn place_spellings(&self, reader: &User) -> StorageResult<Vec<PlaceSpelling>> {
-        use super::indicators::{merge_spellings, scope, spellings_sql};
-        let dialect = sqlite_dialect();
-        let conn = self.conn();
+        use super::indicators::{merge_spellings, spellings_sql};
         let mut spellings = Vec::new();
-        for arm in scope(reader, &dialect, &|t| t.to_string()) {
-            for kind in ["province", "commune"] {
-                let mut stmt = conn
-                    .prepare_cached(&spellings_sql(&arm, kind))
-                    .map_err(backend)?;
-                let rows = stmt
-                    .query_map(params_from_iter(arm.args.iter()), |r| {
-                        Ok(PlaceSpelling {
-                            kind: kind.to_string(),
-                            key: r.get(0)?,
-                            spelling: r.get(1)?,
-                            cases: r.get::<_, i64>(2)? as u64,
-                        })
+        for kind in ["province", "commune"] {
+            spellings.extend(self.per_arm(
+                reader,
+                &|arm, _| spellings_sql(arm, kind),
+                Vec::new(),
+                |r| {
+                    Ok(PlaceSpelling {
+                        kind: kind.to_string(),
+                        key: r.get(0)?,
+                        spelling: r.get(1)?,
+                        cases: r.get::<_, i64>(2)? as u64,
                     })
-                    .map_err(backend)?;
-                for row in rows {
-                    spellings.push(row.map_err(backend)?);
-                }
-            }
+                },
+            )?);
         }
         Ok(merge_spellings(spellings))
     }
 
     fn referral_groups(&self, reader: &User, now: i64) -> StorageResult<Vec<ReferralGroup>> {
-        use super::indicators::{groups_sql, merge_groups, scope};
-        let dialect = sqlite_dialect();
-        let conn = self.conn();
-        let mut groups = Vec::new();
-        for arm in scope(reader, &dialect, &|t| t.to_string()) {
-            let mut args: Vec<rusqlite::types::Value> =
-                arm.args.iter().map(|a| a.clone().into()).collect();
-            args.push(now.into());
-            let mut stmt = conn
-                .prepare_cached(&groups_sql(&arm, &dialect))
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params_from_iter(args), |r| {
-                    let mut time_in = [(0i64, 0u64); 5];
-                    for (k, slot) in time_in.iter_mut().enumerate() {
-                        *slot = (
-                            r.get::<_, Option<i64>>(5 + 2 * k)?.unwrap_or(0),
-                            r.get::<_, Option<i64>>(6 + 2 * k)?.unwrap_or(0) as u64,
-                        );
-                    }
-                    Ok(ReferralGroup {
-                        service_type: r.get(0)?,
-                        provider_key: r.get(1)?,
-                        provider: r.get(2)?,
-                        status: r.get(3)?,
-                        referrals: r.get::<_, i64>(4)? as u64,
-                        time_in,
-                    })
-                })
-                .map_err(backend)?;
-            for row in rows {
-                groups.push(row.map_err(backend)?);
+        use super::indicators::{groups_sql, merge_groups};
+        let groups = self.per_arm(reader, &groups_sql, vec![now.into()], |r| {
+            let mut time_in = [(0i64, 0u64); 5];
+            for (k, slot) in time_in.iter_mut().enumerate() {
+                *slot = (
+                    r.get::<_, Option<i64>>(5 + 2 * k)?.unwrap_or(0),
+                    r.get::<_, Option<i64>>(6 + 2 * k)?.unwrap_or(0) as u64,
+                );
             }
-        }
+            Ok(ReferralGroup {
+                service_type: r.get(0)?,
+                provider_key: r.get(1)?,
+                provider: r.get(2)?,
+                status: r.get(3)?,
+                referrals: r.get::<_, i64>(4)? as u64,
+                time_in,
+            })
+        })?;
         Ok(merge_groups(groups))
     }
 
@@ -1925,34 +1916,25 @@ impl ServerStore for SqliteStore {
         before: i64,
         limit: usize,
     ) -> StorageResult<Vec<StuckReferral>> {
-        use super::indicators::{merge_stuck, scope, stuck_sql};
-        let dialect = sqlite_dialect();
-        let conn = self.conn();
-        let mut stuck = Vec::new();
-        for arm in scope(reader, &dialect, &|t| t.to_string()) {
-            let mut args: Vec<rusqlite::types::Value> =
-                arm.args.iter().map(|a| a.clone().into()).collect();
-            args.push(before.into());
-            args.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
-            let mut stmt = conn
-                .prepare_cached(&stuck_sql(&arm, &dialect))
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params_from_iter(args), |r| {
-                    Ok(StuckReferral {
-                        case_id: r.get(0)?,
-                        referral_id: r.get(1)?,
-                        service_type: r.get(2)?,
-                        provider: r.get(3)?,
-                        status: r.get(4)?,
-                        status_since: r.get(5)?,
-                    })
+        use super::indicators::{merge_stuck, stuck_sql};
+        let stuck = self.per_arm(
+            reader,
+            &stuck_sql,
+            vec![
+                before.into(),
+                i64::try_from(limit).unwrap_or(i64::MAX).into(),
+            ],
+            |r| {
+                Ok(StuckReferral {
+                    case_id: r.get(0)?,
+                    referral_id: r.get(1)?,
+                    service_type: r.get(2)?,
+                    provider: r.get(3)?,
+                    status: r.get(4)?,
+                    status_since: r.get(5)?,
                 })
-                .map_err(backend)?;
-            for row in rows {
-                stuck.push(row.map_err(backend)?);
-            }
-        }
+            },
+        )?;
         Ok(merge_stuck(stuck, limit))
     }
 

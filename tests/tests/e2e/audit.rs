@@ -8,6 +8,15 @@ use suivi_tests::{child, referral, ServerSite};
 
 use crate::erasure::Phone;
 
+/// The console's two teams, and Odile, an officer of the project with a console password.
+pub(crate) fn two_teams_and_an_officer() -> suivi_tests::TestServer {
+    use suivi_server::{admin, storage::Role};
+    let server = crate::console::two_teams();
+    server.add_user("odile", Role::Officer, "");
+    admin::set_password(server.store.as_ref(), "odile", crate::console::PASSWORD).unwrap();
+    server
+}
+
 /// Direct access to a site's database, as its editor has it.
 pub(crate) trait Editor {
     fn query(&mut self, sql: &str) -> Vec<Vec<Option<String>>>;
@@ -309,13 +318,11 @@ fn verify_reports_a_rewritten_change_and_edited_or_deleted_audit_rows_on_postgre
 /// officers read filtered by user and by case, and supervisors do not read.
 #[test]
 fn an_officer_sees_a_history_verified_or_not_and_reads_who_viewed_which_child() {
-    use crate::console::{two_teams, Console, PASSWORD};
+    use crate::console::Console;
     use reqwest::StatusCode;
-    use suivi_server::{admin, storage::Role, ServerStore};
+    use suivi_server::ServerStore;
 
-    let server = two_teams();
-    server.add_user("odile", Role::Officer, "");
-    admin::set_password(server.store.as_ref(), "odile", PASSWORD).unwrap();
+    let server = two_teams_and_an_officer();
     let mut amina = server.device("amina");
     let case_id = amina.store.create_case(&child(1)).unwrap();
     amina.store.refer(&case_id, &referral(1)).unwrap();
@@ -438,13 +445,11 @@ pub(crate) fn csv_rows(bytes: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
 /// hostile name made inert for spreadsheets, each export audited.
 #[test]
 fn exports_hold_the_readers_scope_with_formulas_neutralised_and_are_audited() {
-    use crate::console::{two_teams, Console, PASSWORD};
+    use crate::console::Console;
     use reqwest::StatusCode;
-    use suivi_server::{admin, storage::Role, ServerStore};
+    use suivi_server::ServerStore;
 
-    let server = two_teams();
-    server.add_user("odile", Role::Officer, "");
-    admin::set_password(server.store.as_ref(), "odile", PASSWORD).unwrap();
+    let server = two_teams_and_an_officer();
     let mut amina = server.device("amina");
     let mut hostile = child(1);
     hostile.insert(
@@ -547,13 +552,10 @@ fn exports_hold_the_readers_scope_with_formulas_neutralised_and_are_audited() {
 /// reassignment posted by hand is refused, and the case page offers neither.
 #[test]
 fn an_officer_writes_audit_notes_from_the_console_and_nothing_else() {
-    use crate::console::{a_conflict_made_on_two_phones, two_teams, Console, PASSWORD};
+    use crate::console::{a_conflict_made_on_two_phones, Console};
     use reqwest::StatusCode;
-    use suivi_server::{admin, storage::Role};
 
-    let server = two_teams();
-    server.add_user("odile", Role::Officer, "");
-    admin::set_password(server.store.as_ref(), "odile", PASSWORD).unwrap();
+    let server = two_teams_and_an_officer();
     let (mut amina, _fatima_phone, case_id) = a_conflict_made_on_two_phones(&server);
     let page_path = format!("/console/cases/{case_id}");
 
@@ -696,13 +698,10 @@ pub(crate) fn a_small_project(
 /// grouped, a chart, a CSV), each scoped to the reader.
 #[test]
 fn an_officer_audits_a_chain_and_reads_the_referrals_and_indicators() {
-    use crate::console::{two_teams, Console, PASSWORD};
+    use crate::console::Console;
     use reqwest::StatusCode;
-    use suivi_server::{admin, storage::Role};
 
-    let server = two_teams();
-    server.add_user("odile", Role::Officer, "");
-    admin::set_password(server.store.as_ref(), "odile", PASSWORD).unwrap();
+    let server = two_teams_and_an_officer();
     let (transferred, first, second, _served) = a_small_project(&server);
     let mut odile = Console::signed_in(&server, "odile");
 

@@ -502,12 +502,12 @@ fn a_supervisor_merges_two_records_of_one_child_and_the_phones_follow() {
 /// rewritten in the database shown as not verified.
 #[test]
 fn an_officer_audits_a_chain_exports_and_reads_the_access_log() {
-    use crate::audit::{a_small_project, csv_rows, forged_replacement, Editor};
-    use suivi_server::{admin, storage::Role, ServerStore};
+    use crate::audit::{
+        a_small_project, csv_rows, forged_replacement, two_teams_and_an_officer, Editor,
+    };
+    use suivi_server::ServerStore;
 
-    let server = two_teams();
-    server.add_user("odile", Role::Officer, "");
-    admin::set_password(server.store.as_ref(), "odile", PASSWORD).unwrap();
+    let server = two_teams_and_an_officer();
     let (transferred, _, _, served) = a_small_project(&server);
     server.checkpoint();
     let browser = Browser::open(&server);
