@@ -448,6 +448,7 @@ pub fn encrypt_in_place(data_dir: &Path, source: &KeySource) -> Result<EncryptRe
     let _ = std::fs::remove_file(&copy);
     create_private_file(&copy)?;
 
+    suivi_core::store::sqlcipher::initialise().map_err(storage)?;
     let plain = Connection::open(&db).map_err(storage)?;
     // Everything in the write-ahead log goes into the main file first, so the copy and the
     // count below see every committed row.

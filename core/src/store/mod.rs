@@ -4,6 +4,7 @@
 
 pub mod projection;
 pub mod schema;
+pub mod sqlcipher;
 
 use std::path::Path;
 
@@ -121,6 +122,7 @@ fn open_connection(path: &Path, key: &str, mode: Access) -> Result<Connection> {
     if create {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
+    sqlcipher::initialise()?;
     let conn = Connection::open_with_flags(path, flags)?;
     // A failed decryption is our typed error; SQLCipher's own stderr lines would only be noise.
     let _ = conn.query_row("PRAGMA cipher_log_level = NONE", [], |_| Ok(()));

@@ -502,6 +502,7 @@ const DEVICE_COLUMNS: &str = "device_id, user_id, actor, name, token_hash, revok
 impl SqliteStore {
     /// Opens (or creates) the server database. With `key`, the file is encrypted with SQLCipher.
     pub fn open(path: &Path, key: Option<&str>) -> StorageResult<SqliteStore> {
+        suivi_core::store::sqlcipher::initialise().map_err(backend)?;
         let mut conn = Connection::open(path).map_err(backend)?;
         if let Some(key) = key {
             conn.pragma_update(None, "key", key).map_err(backend)?;
