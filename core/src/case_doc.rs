@@ -269,8 +269,111 @@ impl CaseDoc {
         Ok(self.string(&ROOT, K_CREATED_BY)?.unwrap_or_default())
     }
 
+    /// The identification form version the record follows. Two devices that moved it to a
+    /// newer version at once leave two values: the record follows the newer (both are checked
+    /// to be known versions of the form).
     pub fn identification_form_version(&self) -> Result<u32> {
-        self.version(&ROOT, K_IDENTIFICATION_FORM)
+        let mut newest = None;
+        for (value, _) in self.doc.get_all(ROOT, K_IDENTIFICATION_FORM)? {
+            let version = match value {
+                Value::Scalar(s) => match s.as_ref() {
+                    ScalarValue::Int(v) => u32::try_from(*v).ok(),
+                    _ => None,
+                },
+                Value::Object(_) => None,
+            }
+            .ok_or_else(|| Error::Document(format!("bad {K_IDENTIFICATION_FORM}")))?;
+            newest = newest.max(Some(version));
+        }
+        newest.ok_or_else(|| Error::Document(format!("missing {K_IDENTIFICATION_FORM}")))
+    }
+
+    /// Identification fields the record holds that its version no longer asks: written under
+    /// an earlier version before the record moved, shown read-only, each read with the newest
+    /// earlier version that has it (a field keeps its type across versions).
+    pub fn former_identification_fields(&self, forms: &FormRegistry) -> Result<Record> {
+        let version = self.identification_form_version()?;
+        let form = forms.get(IDENTIFICATION, version)?;
+        let ident = self.map(&ROOT, K_IDENTIFICATION)?;
+        let mut former = Record::new();
+        for key in self.doc.keys(&ident) {
+            if form.field(&key).is_some() {
+                continue;
+            }
+            let earlier = (1..version)
+                .rev()
+                .filter_map(|v| forms.get(IDENTIFICATION, v).ok())
+                .find_map(|f| f.field(&key));
+            if let (Some(field), Some((value, id))) = (earlier, self.doc.get(&ident, key.as_str())?)
+            {
+                if let Some(json) = self.value_to_json(field, value, &id)? {
+                    former.insert(key, json);
+                }
+            }
+        }
+        Ok(former)
+    }
+
+    /// Moves the record to the newest active identification version, as the user edits it in
+    /// that form: the patch must give what the new version requires, and the whole record is
+    /// checked against it. Fields the new version no longer has stay in the record, read-only
+    /// (`former_identification_fields`). Returns the fields written.
+    pub fn move_identification(
+        &mut self,
+        forms: &FormRegistry,
+        patch: &Record,
+        ctx: &ChangeContext,
+    ) -> Result<Vec<String>> {
+        let current = self.identification_form_version()?;
+        let target = forms.latest(IDENTIFICATION)?;
+        if target.version <= current {
+            return Err(Error::InvalidInput(format!(
+                "the record already follows identification version {current}, the newest in use"
+            )));
+        }
+        let old = self.identification(forms)?;
+        let mut new: Record = old
+            .iter()
+            .filter(|(k, _)| target.field(k).is_some())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (k, v) in patch {
+            if v.is_null() {
+                new.remove(k);
+            } else {
+                new.insert(k.clone(), v.clone());
+            }
+        }
+        loop {
+            let hidden: Vec<String> = target
+                .fields
+                .iter()
+                .filter(|f| {
+                    new.contains_key(&f.id)
+                        && !patch.contains_key(&f.id)
+                        && !target.is_relevant(f, &new)
+                })
+                .map(|f| f.id.clone())
+                .collect();
+            if hidden.is_empty() {
+                break;
+            }
+            for id in hidden {
+                new.remove(&id);
+            }
+        }
+        target.validate(&new)?;
+        let ident = self.map(&ROOT, K_IDENTIFICATION)?;
+        let before: Record = old
+            .into_iter()
+            .filter(|(k, _)| target.field(k).is_some())
+            .collect();
+        self.doc
+            .put(ROOT, K_IDENTIFICATION_FORM, i64::from(target.version))?;
+        let mut changed = self.write_fields(&ident, target, &before, &new)?;
+        changed.insert(0, K_IDENTIFICATION_FORM.to_string());
+        self.commit(ctx, "case.form_move");
+        Ok(changed)
     }
 
     /// Reads a form's fields from a map, converting Automerge values back to JSON by field type.

@@ -230,7 +230,12 @@ pub struct ConflictSource {
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct CaseDetail {
     pub summary: CaseSummary,
+    /// The identification form version the record follows: show it with `form_version`.
+    pub identification_form: u32,
     pub identification: HashMap<String, String>,
+    /// Fields an earlier form version asked and this record's version no longer does:
+    /// shown read-only.
+    pub former_fields: HashMap<String, String>,
     pub referrals: Vec<ReferralInfo>,
     pub followups: Vec<FollowUpInfo>,
     pub conflicts: Vec<ConflictInfo>,
@@ -344,6 +349,48 @@ pub struct FormInfo {
     pub fields: Vec<FieldInfo>,
 }
 
+/// A form version this phone holds (built in, or received from the server at sync).
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct FormVersionInfo {
+    pub id: String,
+    pub version: u32,
+    pub title: String,
+    /// Takes no new records; its records still open and check with it.
+    pub retired: bool,
+}
+
+/// A form version as the app renders it, labelled in `lang`.
+fn form_info(form: &suivi_core::forms::FormDefinition, lang: Lang) -> FormInfo {
+    FormInfo {
+        id: form.id.clone(),
+        version: form.version,
+        title: form.title.get(lang).to_string(),
+        right_to_left: lang == Lang::Ar,
+        fields: form
+            .fields
+            .iter()
+            .map(|f| FieldInfo {
+                id: f.id.clone(),
+                field_type: serde_json::to_value(f.field_type)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                label: f.label.get(lang).to_string(),
+                required: f.required,
+                multiline: f.multiline,
+                choices: f
+                    .choices
+                    .iter()
+                    .map(|c| ChoiceInfo {
+                        id: c.id.clone(),
+                        label: c.label.get(lang).to_string(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
 /// What a sync did.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct SyncSummary {
@@ -360,6 +407,10 @@ pub struct SyncSummary {
     pub erased: u64,
     /// Pulled cases set aside because they failed to apply or check; the rest went on.
     pub quarantined: u64,
+    /// Form versions received from the server (new versions and retirements).
+    pub forms_received: u64,
+    /// Form versions the server sent that failed their checks here, each with why.
+    pub forms_refused: Vec<String>,
     pub duration_ms: u64,
 }
 
@@ -524,40 +575,42 @@ impl CaseStore {
         self.reader().identity().user.clone()
     }
 
-    /// A form by id ("identification", "referral", "followup"), labelled in `lang` (fr, en, ar).
+    /// A form by id ("identification", "referral", "followup"), labelled in `lang` (fr, en, ar):
+    /// the newest version not retired, the one new records are written with.
     pub fn form(&self, form_id: String, lang: String) -> Result<FormInfo> {
         guard(|| {
-            let store = self.reader();
+            let forms = self.reader().forms()?;
+            Ok(form_info(forms.latest(&form_id)?, Lang::from_tag(&lang)))
+        })
+    }
+
+    /// One version of a form: a record is shown and edited with the version it names
+    /// (`CaseDetail.identification_form`, `ReferralInfo.form_version`...).
+    pub fn form_version(&self, form_id: String, version: u32, lang: String) -> Result<FormInfo> {
+        guard(|| {
+            let forms = self.reader().forms()?;
+            Ok(form_info(
+                forms.get(&form_id, version)?,
+                Lang::from_tag(&lang),
+            ))
+        })
+    }
+
+    /// Every form version this phone holds, built in or received from the server at sync:
+    /// a version published on the server shows here after the next sync, with no app update.
+    pub fn forms(&self, lang: String) -> Result<Vec<FormVersionInfo>> {
+        guard(|| {
+            let forms = self.reader().forms()?;
             let lang = Lang::from_tag(&lang);
-            let form = store.forms().latest(&form_id)?;
-            Ok(FormInfo {
-                id: form.id.clone(),
-                version: form.version,
-                title: form.title.get(lang).to_string(),
-                right_to_left: lang == Lang::Ar,
-                fields: form
-                    .fields
-                    .iter()
-                    .map(|f| FieldInfo {
-                        id: f.id.clone(),
-                        field_type: serde_json::to_value(f.field_type)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .unwrap_or_default(),
-                        label: f.label.get(lang).to_string(),
-                        required: f.required,
-                        multiline: f.multiline,
-                        choices: f
-                            .choices
-                            .iter()
-                            .map(|c| ChoiceInfo {
-                                id: c.id.clone(),
-                                label: c.label.get(lang).to_string(),
-                            })
-                            .collect(),
-                    })
-                    .collect(),
-            })
+            Ok(forms
+                .all()
+                .map(|f| FormVersionInfo {
+                    id: f.id.clone(),
+                    version: f.version,
+                    title: f.title.get(lang).to_string(),
+                    retired: forms.is_retired(&f.id, f.version),
+                })
+                .collect())
         })
     }
 
@@ -569,7 +622,8 @@ impl CaseStore {
     ) -> Result<Vec<String>> {
         guard(|| {
             let store = self.reader();
-            let form = store.forms().latest(&form_id)?;
+            let forms = store.forms()?;
+            let form = forms.latest(&form_id)?;
             // Half-typed values do not hide anything: keep what parses.
             let record = inputs
                 .iter()
@@ -584,7 +638,7 @@ impl CaseStore {
         guard(|| {
             let mut store = self.writer();
             let record = store
-                .forms()
+                .forms()?
                 .latest(IDENTIFICATION)?
                 .record_from_inputs(&inputs)?;
             Ok(store.create_case(&record)?)
@@ -616,11 +670,27 @@ impl CaseStore {
     ) -> Result<Vec<String>> {
         guard(|| {
             let mut store = self.writer();
+            // Read with the version the record follows, not the newest.
+            let record = store.case_form(&case_id)?.record_from_inputs(&inputs)?;
+            Ok(store.edit_case(&case_id, &record)?)
+        })
+    }
+
+    /// Moves a case to the newest identification form version, with that version's new
+    /// answers (`inputs`, read by the new version): the record is then checked against it.
+    /// Fields it no longer asks stay, read-only (`CaseDetail.former_fields`).
+    pub fn move_case_form(
+        &self,
+        case_id: String,
+        inputs: HashMap<String, String>,
+    ) -> Result<Vec<String>> {
+        guard(|| {
+            let mut store = self.writer();
             let record = store
-                .forms()
+                .forms()?
                 .latest(IDENTIFICATION)?
                 .record_from_inputs(&inputs)?;
-            Ok(store.edit_case(&case_id, &record)?)
+            Ok(store.move_case_form(&case_id, &record)?)
         })
     }
 
@@ -635,7 +705,7 @@ impl CaseStore {
         guard(|| {
             let mut store = self.writer();
             let record = store
-                .forms()
+                .forms()?
                 .latest(REFERRAL)?
                 .record_from_inputs(&inputs)?;
             Ok(store.refer(&case_id, &record)?)
@@ -667,7 +737,7 @@ impl CaseStore {
         guard(|| {
             let mut store = self.writer();
             let record = store
-                .forms()
+                .forms()?
                 .latest(FOLLOWUP)?
                 .record_from_inputs(&inputs)?;
             Ok(store.add_followup(&case_id, &record)?)
@@ -717,7 +787,9 @@ impl CaseStore {
             Ok(CaseDetail {
                 quarantine_reason,
                 summary: d.summary.into(),
+                identification_form: d.identification_form,
                 identification: text_fields(&d.identification),
+                former_fields: text_fields(&d.former_fields),
                 referrals: d.referrals.into_iter().map(referral_info).collect(),
                 followups: d.followups.into_iter().map(followup_info).collect(),
                 merged_into: d.merged_into,
@@ -877,6 +949,8 @@ impl CaseStore {
                 refused: to_u64(report.refused.len()),
                 erased: to_u64(report.erased),
                 quarantined: to_u64(report.quarantined.len()),
+                forms_received: to_u64(report.forms_received),
+                forms_refused: report.forms_refused,
                 duration_ms: report.duration_ms,
             })
         })

@@ -10,6 +10,7 @@ pub mod console;
 pub mod demo;
 pub mod erasure;
 pub mod evidence;
+pub mod forms;
 pub mod journal;
 pub mod service;
 pub mod storage;
@@ -69,10 +70,18 @@ pub fn open_store(
     keys: &at_rest::KeySource,
     database: &Database,
 ) -> Result<at_rest::OpenedStore, at_rest::AtRestError> {
-    match database {
+    let opened = match database {
         Database::Sqlite => at_rest::open(data_dir, keys),
         Database::Postgres(url) => at_rest::open_postgres(url, data_dir, keys),
-    }
+    }?;
+    // The built-in forms are a project's first versions: every instance publishes them when it
+    // opens the store, unless they are there (a second publication is harmless).
+    forms::seed_builtin(opened.store.as_ref(), chrono::Utc::now().timestamp()).map_err(|e| {
+        at_rest::AtRestError::Storage(storage::StorageError::Backend(format!(
+            "built-in forms: {e}"
+        )))
+    })?;
+    Ok(opened)
 }
 
 pub fn state(store: Arc<dyn ServerStore>, codes: auth::CodeKey) -> AppState {

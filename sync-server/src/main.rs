@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use suivi_server::at_rest::{self, KeySource};
 use suivi_server::storage::Role;
-use suivi_server::{admin, demo, evidence, open_store, state};
+use suivi_server::{admin, demo, evidence, forms, open_store, state};
 
 /// A line on standard output; a reader that stopped early (`suivi-server device list | head`)
 /// ends the command quietly instead of the panic `println!` gives.
@@ -86,6 +86,10 @@ enum Command {
     /// Caseloads: assign a case to a user.
     #[command(subcommand)]
     Case(CaseCommand),
+    /// Forms: publish a new version (JSON or XLSForm), list, retire. Devices receive new
+    /// versions at their next sync.
+    #[command(subcommand)]
+    Form(FormCommand),
     /// The database at rest.
     #[command(subcommand)]
     Store(StoreCommand),
@@ -120,6 +124,28 @@ enum Command {
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
+enum FormCommand {
+    /// Publish a form version from a JSON definition or an XLSForm workbook (.xlsx). A
+    /// published version never changes, and a field keeps its type in every version.
+    Publish {
+        file: PathBuf,
+        /// The admin publishing it (a user of this server), written in the audit log.
+        #[arg(long)]
+        by: String,
+    },
+    /// Every published version, newest last, with who published it and whether it is retired.
+    List,
+    /// Retire a version: devices stop offering it for new records; its records stay valid.
+    Retire {
+        form: String,
+        version: u32,
+        /// The admin retiring it (a user of this server), written in the audit log.
+        #[arg(long)]
+        by: String,
     },
 }
 
@@ -564,6 +590,47 @@ fn run(cli: Cli) -> Result<(), String> {
                 .merge_cases(&user, &survivor, &merged, admin::now())
                 .map_err(|e| e.to_string())?;
             say!("case {merged} merged into {survivor} by {by}");
+            Ok(())
+        }
+        Command::Form(FormCommand::Publish { file, by }) => {
+            let form = forms::read_form_file(&file).map_err(|e| e.to_string())?;
+            let done = forms::publish(store.as_ref(), &form, &by, admin::now())
+                .map_err(|e| e.to_string())?;
+            if done.new {
+                say!(
+                    "published {} version {} ({} fields): devices receive it at their next sync",
+                    form.id,
+                    form.version,
+                    form.fields.len()
+                );
+            } else {
+                say!(
+                    "{} version {} was already published with this definition: nothing changed",
+                    form.id,
+                    form.version
+                );
+            }
+            Ok(())
+        }
+        Command::Form(FormCommand::List) => {
+            for f in store.forms().map_err(|e| e.to_string())? {
+                let published = chrono::DateTime::from_timestamp(f.published_at, 0)
+                    .map_or_else(|| f.published_at.to_string(), |t| t.to_rfc3339());
+                say!(
+                    "{}\tv{}\t{}\tpublished {} by {}",
+                    f.form_id,
+                    f.version,
+                    if f.retired_at.is_some() { "retired" } else { "active" },
+                    published,
+                    f.published_by
+                );
+            }
+            Ok(())
+        }
+        Command::Form(FormCommand::Retire { form, version, by }) => {
+            forms::retire(store.as_ref(), &form, version, &by, admin::now())
+                .map_err(|e| e.to_string())?;
+            say!("{form} version {version} retired: devices stop offering it for new records at their next sync");
             Ok(())
         }
         Command::Case(CaseCommand::Check) => {

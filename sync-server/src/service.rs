@@ -65,14 +65,17 @@ struct OpsBudget {
     /// Agents looked up while checking this request's reassignments (a list reassigned at once
     /// names one agent a thousand times).
     agents: HashMap<String, Option<User>>,
+    /// The forms the request's changes are checked with, read once for the request.
+    forms: Arc<FormRegistry>,
 }
 
 impl OpsBudget {
-    fn new() -> OpsBudget {
+    fn new(forms: Arc<FormRegistry>) -> OpsBudget {
         OpsBudget {
             left: REQUEST_OPS_MAX,
             spent: false,
             agents: HashMap::new(),
+            forms,
         }
     }
 
@@ -194,7 +197,7 @@ struct ConsoleAuthor {
 
 pub struct SyncService {
     store: Arc<dyn ServerStore>,
-    forms: FormRegistry,
+    forms: crate::forms::FormCache,
     /// Held while a console change is made, from reading the case to storing the change.
     console_writes: std::sync::Mutex<()>,
     codes: auth::CodeKey,
@@ -259,7 +262,7 @@ impl SyncService {
     pub fn new(store: Arc<dyn ServerStore>, codes: auth::CodeKey) -> SyncService {
         SyncService {
             store,
-            forms: FormRegistry::builtin(),
+            forms: crate::forms::FormCache::default(),
             console_writes: std::sync::Mutex::new(()),
             codes,
         }
@@ -452,7 +455,11 @@ impl SyncService {
             device,
             request.version,
             cursor,
-            (request.erasures_seen, request.removals_seen),
+            (
+                request.erasures_seen,
+                request.removals_seen,
+                request.forms_seen,
+            ),
             accepted,
             refused.clone(),
         )?;
@@ -506,7 +513,7 @@ impl SyncService {
             &console,
             case_id,
             access.get(case_id),
-            &mut OpsBudget::new(),
+            &mut OpsBudget::new(self.forms()),
             now,
             &mut |doc, forms, ctx| {
                 let edit = edit
@@ -560,7 +567,7 @@ impl SyncService {
                                 .map(|case_id| {
                                     let mut budget = OpsBudget {
                                         agents: std::mem::take(&mut agents),
-                                        ..OpsBudget::new()
+                                        ..OpsBudget::new(self.forms())
                                     };
                                     let checked = self.console_check(
                                         console,
@@ -674,7 +681,7 @@ impl SyncService {
             }
         };
         let before = doc.heads();
-        let out = match edit(&mut doc, &self.forms, &console.ctx) {
+        let out = match edit(&mut doc, &self.forms(), &console.ctx) {
             Ok(out) => out,
             Err(e) => return Ok((Err(ServiceError::BadRequest(e.to_string())), None)),
         };
@@ -930,9 +937,10 @@ impl SyncService {
         Ok(permitted)
     }
 
-    /// The form definitions the server validates with (and the console shows records with).
-    pub fn forms(&self) -> &FormRegistry {
-        &self.forms
+    /// The form definitions the server validates with (and the console shows records with):
+    /// every published version, as the store holds them now.
+    pub fn forms(&self) -> Arc<FormRegistry> {
+        self.forms.get(self.store.as_ref())
     }
 
     /// A case's document rebuilt from its stored changes under the push's bounds, to read;
@@ -959,6 +967,7 @@ impl SyncService {
     /// Recomputes and stores the projections of these cases from their stored changes.
     pub fn rebuild_summaries(&self, case_ids: &[String]) -> Result<(), ServiceError> {
         let mut writes = Vec::new();
+        let forms = self.forms();
         for case_id in case_ids {
             // One bad stored case (for `case check` to find) never stops the others.
             let stored = match self.stored_changes(case_id) {
@@ -971,11 +980,9 @@ impl SyncService {
             };
             let count = stored.len() as u64;
             match CaseCheck::load(case_id, stored) {
-                Ok(check) => writes.extend(summary::summarize(
-                    check.into_document(),
-                    count,
-                    &self.forms,
-                )),
+                Ok(check) => {
+                    writes.extend(summary::summarize(check.into_document(), count, &forms))
+                }
                 Err(e) => {
                     tracing::warn!(case = %case_id, error = ?e, "a stored case does not load")
                 }
@@ -1035,7 +1042,7 @@ impl SyncService {
         };
         let mut seen = HashSet::new();
         let mut allowance = Allowance::today(self.store.as_ref(), &device.device.device_id, now)?;
-        let mut budget = OpsBudget::new();
+        let mut budget = OpsBudget::new(self.forms());
         for case in push {
             if !valid_case_id(&case.case_id) || !seen.insert(case.case_id.clone()) {
                 // An id that is not ours is echoed back cut short, never as sent.
@@ -1165,7 +1172,7 @@ impl SyncService {
             stored,
             mode,
             fresh,
-            &mut budget.agents,
+            budget,
         )? {
             Ok(checked) => checked,
             Err(refusal) => return Ok(Err(refusal)),
@@ -1177,7 +1184,7 @@ impl SyncService {
                     .is_none()
                     .then(|| (device.user.user_id.clone(), device.user.team.clone())),
                 changes: raw,
-                summary: summary::summarize(checked, change_count, &self.forms),
+                summary: summary::summarize(checked, change_count, &budget.forms),
             },
             reassigned,
         ))))
@@ -1194,8 +1201,10 @@ impl SyncService {
         stored: Vec<Change>,
         mode: WriteMode,
         fresh: Vec<Change>,
-        agents: &mut HashMap<String, Option<User>>,
+        scratch: &mut OpsBudget,
     ) -> Result<Result<(AutoCommit, Option<User>), (RefusalReason, String)>, ServiceError> {
+        let forms = scratch.forms.clone();
+        let agents = &mut scratch.agents;
         let Ok(mut copy) = CaseCheck::load(case_id, stored) else {
             return Ok(Err((
                 RefusalReason::Quarantined,
@@ -1226,7 +1235,7 @@ impl SyncService {
                 }
             }
         }
-        if let Err(e) = copy.apply(fresh, author, &self.forms) {
+        if let Err(e) = copy.apply(fresh, author, &forms) {
             return Ok(Err(refusal_of(&e)));
         }
         let doc = copy.into_document();
@@ -1317,6 +1326,7 @@ impl SyncService {
     /// by the user whose device pushed it: the cases that fail, with why.
     pub fn check_stored_cases(&self) -> Result<Vec<(String, String)>, ServiceError> {
         let mut failing = Vec::new();
+        let forms = self.forms();
         for case_id in self.store.case_ids()? {
             let raw = self.store.case_changes(&case_id)?;
             let mut changes = Vec::new();
@@ -1336,8 +1346,7 @@ impl SyncService {
                     .map_err(|e| e.to_string())
                     .and_then(|copy| {
                         let doc = copy.into_document();
-                        check::check_document(&doc, &case_id, &self.forms)
-                            .map_err(|e| e.to_string())
+                        check::check_document(&doc, &case_id, &forms).map_err(|e| e.to_string())
                     }),
             };
             if let Err(why) = result {
@@ -1356,11 +1365,30 @@ impl SyncService {
         device: &AuthedDevice,
         version: u16,
         cursor: Option<u64>,
-        (erasures_seen, removals_seen): (u64, u64),
+        (erasures_seen, removals_seen, forms_seen): (u64, u64, u64),
         accepted: Vec<String>,
         refused: Vec<Refusal>,
     ) -> Result<(Vec<u8>, usize), ServiceError> {
         let from = cursor.unwrap_or(0);
+        // Form versions go to devices that read them (version 5 on), before any case that
+        // may use them; a version 4 device keeps the forms it has.
+        let published = if version >= 5 {
+            self.store
+                .forms_after(forms_seen, crate::forms::FORMS_PER_RESPONSE_MAX)?
+        } else {
+            Vec::new()
+        };
+        let forms_cursor = published.last().map_or(forms_seen, |f| f.seq);
+        let more_forms = published.len() == crate::forms::FORMS_PER_RESPONSE_MAX;
+        let forms: Vec<protocol::FormUpdate> = published
+            .into_iter()
+            // Every device ships the built-in versions: only their retirement is news.
+            .filter(|f| f.published_by != crate::forms::BUILT_IN || f.retired_at.is_some())
+            .map(|f| protocol::FormUpdate {
+                definition: f.definition,
+                retired: f.retired_at.is_some(),
+            })
+            .collect();
         let erasures = self
             .store
             .erasures_after(erasures_seen, crate::erasure::ERASURES_PER_PAGE)?;
@@ -1387,12 +1415,15 @@ impl SyncService {
             mark: serde_bytes::ByteBuf::new(),
             more: page.more
                 || erasures.len() == crate::erasure::ERASURES_PER_PAGE
-                || removals.len() == crate::erasure::ERASURES_PER_PAGE,
+                || removals.len() == crate::erasure::ERASURES_PER_PAGE
+                || more_forms,
             reset: cursor.is_none(),
             erasures_cursor: erasures.last().map_or(erasures_seen, |(seq, _)| *seq),
             erased: erasures.into_iter().map(|(_, id)| id).collect(),
             removals_cursor: removals.last().map_or(removals_seen, |(seq, _)| *seq),
             removed: removals.into_iter().map(|(_, id)| id).collect(),
+            forms,
+            forms_cursor,
         };
         loop {
             let (authors, pull) = group_by_case(&rows);
@@ -1427,6 +1458,7 @@ impl SyncService {
             return Err(ServiceError::BadRequest("invalid case id".into()));
         }
         let case_id = request.case_id.as_str();
+        let forms = self.forms();
         let refuse = |reason, detail: &str| {
             protocol::encode(&DocSyncResponse {
                 version: PROTOCOL_VERSION,
@@ -1516,7 +1548,7 @@ impl SyncService {
                     stored.clone(),
                     mode,
                     ordered.clone(),
-                    &mut HashMap::new(),
+                    &mut OpsBudget::new(forms.clone()),
                 )? {
                     Ok(checked) => checked,
                     Err((reason, detail)) => return refuse(reason, &detail),
@@ -1529,7 +1561,7 @@ impl SyncService {
                         .is_none()
                         .then(|| (device.user.user_id.clone(), device.user.team.clone())),
                     changes: raw,
-                    summary: summary::summarize(checked, change_count, &self.forms),
+                    summary: summary::summarize(checked, change_count, &forms),
                 };
                 let mut allowance =
                     Allowance::today(self.store.as_ref(), &device.device.device_id, now)?;
@@ -1738,7 +1770,14 @@ mod tests {
                 case_id: "c0ffee00c0ffee00c0ffee00c0ffee00".into(),
                 changes: vec![serde_bytes::ByteBuf::from(vec![0u8; 4]); n],
             };
-            let checked = service.check_case(&device, &case, None, &mut OpsBudget::new(), 0, None);
+            let checked = service.check_case(
+                &device,
+                &case,
+                None,
+                &mut OpsBudget::new(service.forms()),
+                0,
+                None,
+            );
             checked.unwrap().unwrap_err().0
         };
         let max = protocol::PUSH_CHANGES_PER_CASE_MAX;
@@ -1751,13 +1790,13 @@ mod tests {
     /// that fits exactly what is left goes through, one operation more is refused.
     #[test]
     fn the_request_operation_budget_is_spent_to_its_last_operation() {
-        let mut budget = OpsBudget::new();
+        let mut budget = OpsBudget::new(Arc::new(FormRegistry::builtin()));
         assert!(
             budget.take(REQUEST_OPS_MAX + 5).is_ok(),
             "the first case goes through"
         );
         assert!(budget.take(1).is_err(), "nothing is left after it");
-        let mut budget = OpsBudget::new();
+        let mut budget = OpsBudget::new(Arc::new(FormRegistry::builtin()));
         budget.take(REQUEST_OPS_MAX - 10).unwrap();
         assert_eq!(budget.take(11).unwrap_err().0, RefusalReason::QuotaExceeded);
         assert!(budget.take(10).is_ok(), "exactly what is left fits");
@@ -1815,6 +1854,7 @@ mod tests {
                 erasures_seen: 0,
                 report: Default::default(),
                 removals_seen: 0,
+                forms_seen: 0,
             })
             .unwrap()
         };
@@ -1873,6 +1913,7 @@ mod tests {
                 erasures_seen: 0,
                 report: Default::default(),
                 removals_seen: 0,
+                forms_seen: 0,
             })
             .unwrap()
         };
@@ -2052,6 +2093,7 @@ mod tests {
                 erasures_seen: 0,
                 report: Default::default(),
                 removals_seen: 0,
+                forms_seen: 0,
             })
             .unwrap();
             let (reply, _) = service.sync(&fatima, &body, 0).unwrap();
@@ -2115,6 +2157,7 @@ mod tests {
             erasures_seen: 0,
             report: Default::default(),
             removals_seen: 0,
+            forms_seen: 0,
         })
         .unwrap();
         let (reply, _) = service.sync(&fatima, &body, 0).unwrap();

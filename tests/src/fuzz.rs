@@ -177,6 +177,8 @@ impl Transport for HostileServer {
                 erasures_cursor: 0,
                 removed: Vec::new(),
                 removals_cursor: 0,
+                forms: Vec::new(),
+                forms_cursor: 0,
             })?
         };
         Ok(HttpReply { status: 200, body })

@@ -317,6 +317,7 @@ pub fn sync_body(cursor: u64, push: Vec<CaseChanges>) -> Vec<u8> {
         erasures_seen: 0,
         report: Default::default(),
         removals_seen: 0,
+        forms_seen: 0,
     })
     .expect("encode")
 }

@@ -50,6 +50,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         erasures_seen: 0,
         report: Default::default(),
         removals_seen: 0,
+        forms_seen: 0,
     };
     // Postcard as is: the targets also try each input zstd-compressed.
     let push = postcard::to_stdvec(&request).unwrap();
@@ -84,6 +85,8 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         erasures_cursor: 0,
         removed: Vec::new(),
         removals_cursor: 0,
+        forms: Vec::new(),
+        forms_cursor: 0,
     })
     .unwrap();
     let mut chunks = Vec::new();

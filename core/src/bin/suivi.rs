@@ -77,8 +77,15 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Show a form's fields and choices: identification, referral or followup.
-    Form { id: String },
+    /// Show a form's fields and choices: identification, referral or followup. The newest
+    /// active version this device holds (received from the server at sync), or --version.
+    Form {
+        id: String,
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// The form versions this device holds: built in, and received from the server.
+    Forms,
     /// Enroll this device with a sync server, with a one-time code from an admin.
     Enroll {
         #[arg(long)]
@@ -113,6 +120,13 @@ enum CaseCommand {
     },
     /// Change identification fields; `--set field=` clears one.
     Edit {
+        case: String,
+        #[command(flatten)]
+        values: Values,
+    },
+    /// Move a case to the newest identification form version, giving its new questions
+    /// answers with `--set`; fields that version no longer asks stay, read-only.
+    MoveForm {
         case: String,
         #[command(flatten)]
         values: Values,
@@ -221,9 +235,17 @@ fn run(cli: &Cli, lang: Lang) -> Result<(), Error> {
             |_| format!("{} {}", t(lang, "initialised"), cli.db.display()),
         );
     }
-    if let Command::Form { id } = &cli.command {
-        let forms = suivi_core::FormRegistry::builtin();
-        let form = forms.latest(id)?;
+    if let Command::Form { id, version } = &cli.command {
+        // Without a store, the forms this build ships; with one, what it received too.
+        let forms = if cli.db.exists() {
+            Store::open(&cli.db, &key()?)?.forms()?
+        } else {
+            std::sync::Arc::new(suivi_core::FormRegistry::builtin())
+        };
+        let form = match version {
+            Some(v) => forms.get(id, *v)?,
+            None => forms.latest(id)?,
+        };
         return print(
             cli,
             lang,
@@ -234,8 +256,43 @@ fn run(cli: &Cli, lang: Lang) -> Result<(), Error> {
     let mut store = Store::open(&cli.db, &key()?)?;
     match &cli.command {
         Command::Init { .. } | Command::Form { .. } => Ok(()),
+        Command::Forms => {
+            let forms = store.forms()?;
+            let listed: Vec<serde_json::Value> = forms
+                .all()
+                .map(|f| {
+                    serde_json::json!({
+                        "id": f.id,
+                        "version": f.version,
+                        "retired": forms.is_retired(&f.id, f.version),
+                        "fields": f.fields.len(),
+                        "title": f.title.get(lang),
+                    })
+                })
+                .collect();
+            print(cli, lang, &serde_json::Value::Array(listed.clone()), |_| {
+                listed
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "{} v{}  {}  {} ({})",
+                            f["id"].as_str().unwrap_or_default(),
+                            f["version"],
+                            if f["retired"] == true {
+                                "retired"
+                            } else {
+                                "active"
+                            },
+                            f["title"].as_str().unwrap_or_default(),
+                            f["fields"]
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
         Command::Case(CaseCommand::New { values }) => {
-            let record = values.record(store.forms().latest(IDENTIFICATION)?)?;
+            let record = values.record(store.forms()?.latest(IDENTIFICATION)?)?;
             let id = store.create_case(&record)?;
             print(cli, lang, &serde_json::json!({"case_id": id}), |_| {
                 format!("{} {}", t(lang, "case_created"), short(&id))
@@ -244,7 +301,7 @@ fn run(cli: &Cli, lang: Lang) -> Result<(), Error> {
         Command::Case(CaseCommand::Edit { case, values }) => {
             let id = store.resolve_case_id(case)?;
             let version = store.case(&id)?.identification_form;
-            let record = values.record(store.forms().get(IDENTIFICATION, version)?)?;
+            let record = values.record(store.forms()?.get(IDENTIFICATION, version)?)?;
             let changed = store.edit_case(&id, &record)?;
             print(
                 cli,
@@ -258,6 +315,18 @@ fn run(cli: &Cli, lang: Lang) -> Result<(), Error> {
                         changed.join(", ")
                     )
                 },
+            )
+        }
+        Command::Case(CaseCommand::MoveForm { case, values }) => {
+            let id = store.resolve_case_id(case)?;
+            let record = values.record(store.forms()?.latest(IDENTIFICATION)?)?;
+            let changed = store.move_case_form(&id, &record)?;
+            let version = store.case(&id)?.identification_form;
+            print(
+                cli,
+                lang,
+                &serde_json::json!({"case_id": id, "changed": changed, "identification_form": version}),
+                |_| format!("{} v{version}: {}", short(&id), changed.join(", ")),
             )
         }
         Command::Case(CaseCommand::Show { case }) => {
@@ -287,7 +356,7 @@ fn run(cli: &Cli, lang: Lang) -> Result<(), Error> {
         }
         Command::Refer { case, values } => {
             let id = store.resolve_case_id(case)?;
-            let record = values.record(store.forms().latest(REFERRAL)?)?;
+            let record = values.record(store.forms()?.latest(REFERRAL)?)?;
             let referral = store.refer(&id, &record)?;
             print(
                 cli,
@@ -334,7 +403,7 @@ fn run(cli: &Cli, lang: Lang) -> Result<(), Error> {
         }
         Command::Followup { case, values } => {
             let id = store.resolve_case_id(case)?;
-            let record = values.record(store.forms().latest(FOLLOWUP)?)?;
+            let record = values.record(store.forms()?.latest(FOLLOWUP)?)?;
             let visit = store.add_followup(&id, &record)?;
             print(
                 cli,
@@ -601,12 +670,13 @@ impl FilterArgs {
 
 fn list(cli: &Cli, lang: Lang, store: &Store, filter: CaseFilter) -> Result<(), Error> {
     let rows = store.list_cases(&filter)?;
+    let forms = store.forms()?;
     print(
         cli,
         lang,
         &serde_json::to_value(&rows).unwrap_or_default(),
         |_| {
-            let form = store.forms().latest(IDENTIFICATION).ok();
+            let form = forms.latest(IDENTIFICATION).ok();
             let mut out = String::new();
             for row in &rows {
                 out.push_str(&summary_line(row, form, lang));
@@ -715,7 +785,10 @@ fn show_record(out: &mut String, form: &FormDefinition, record: &Record, lang: L
 }
 
 fn show_case(store: &Store, detail: &CaseDetail, lang: Lang) -> String {
-    let forms = store.forms();
+    // The case was read with these forms a moment ago: they load again.
+    let forms = store
+        .forms()
+        .unwrap_or_else(|_| std::sync::Arc::new(suivi_core::FormRegistry::builtin()));
     let s = &detail.summary;
     let mut out = format!(
         "{} {}  {} {}\n{}: {}  ({} {})\n",
@@ -729,8 +802,16 @@ fn show_case(store: &Store, detail: &CaseDetail, lang: Lang) -> String {
         s.created_by
     );
     if let Ok(form) = forms.get(IDENTIFICATION, detail.identification_form) {
-        out.push_str(&format!("\n{}\n", form.title.get(lang)));
+        out.push_str(&format!(
+            "\n{} (v{})\n",
+            form.title.get(lang),
+            detail.identification_form
+        ));
         show_record(&mut out, form, &detail.identification, lang, "  ");
+    }
+    // Asked by an earlier version only: shown as they were, read-only.
+    for (field, value) in &detail.former_fields {
+        out.push_str(&format!("  ({field}) {value}\n"));
     }
     if let Some(into) = &detail.merged_into {
         out.push_str(&format!("\n{} {}\n", t(lang, "merged_into"), into));
@@ -788,7 +869,9 @@ fn show_records(
     lang: Lang,
     indent: &str,
 ) {
-    let forms = store.forms();
+    let forms = store
+        .forms()
+        .unwrap_or_else(|_| std::sync::Arc::new(suivi_core::FormRegistry::builtin()));
     if !referrals.is_empty() {
         out.push_str(&format!("\n{indent}{}\n", t(lang, "referrals")));
         for r in referrals {

@@ -644,12 +644,37 @@ fn check_layout(
     for key in [K_CREATED_AT, K_CREATED_BY] {
         one_str(doc, &ROOT, key)?.ok_or_else(|| bad(key))?;
     }
-    let version = one_version(doc, &ROOT, K_IDENTIFICATION_FORM)?;
+    // Two devices moving the record to a newer version at once leave two values: each must
+    // be a version the server published, and the record follows the newer.
+    let mut version = None;
+    for (value, _) in doc
+        .get_all(ROOT, K_IDENTIFICATION_FORM)
+        .map_err(|_| bad(K_IDENTIFICATION_FORM))?
+    {
+        let v = match value {
+            Value::Scalar(s) => match s.as_ref() {
+                ScalarValue::Int(v) => u32::try_from(*v).ok(),
+                _ => None,
+            },
+            Value::Object(_) => None,
+        }
+        .ok_or_else(|| bad(K_IDENTIFICATION_FORM))?;
+        forms
+            .get(IDENTIFICATION, v)
+            .map_err(|_| bad(K_IDENTIFICATION_FORM))?;
+        version = version.max(Some(v));
+    }
+    let version = version.ok_or_else(|| bad(K_IDENTIFICATION_FORM))?;
     let form = forms
         .get(IDENTIFICATION, version)
         .map_err(|_| bad(K_IDENTIFICATION_FORM))?;
+    // Fields an earlier version had stay in a record that moved on, read-only.
+    let earlier: Vec<&FormDefinition> = (1..version)
+        .rev()
+        .filter_map(|v| forms.get(IDENTIFICATION, v).ok())
+        .collect();
     let ident = one_map(doc, &ROOT, K_IDENTIFICATION)?;
-    check_fields(doc, &ident, form, K_IDENTIFICATION, &[])?;
+    check_fields(doc, &ident, form, &earlier, K_IDENTIFICATION, &[])?;
 
     let referrals = one_map(doc, &ROOT, K_REFERRALS)?;
     for key in doc.keys(&referrals) {
@@ -694,7 +719,7 @@ fn check_layout(
             K_NEXT,
             K_TRANSITIONS,
         ];
-        check_fields(doc, &obj, form, &at, &fixed)?;
+        check_fields(doc, &obj, form, &[], &at, &fixed)?;
     }
 
     let followups = one_map(doc, &ROOT, K_FOLLOWUPS)?;
@@ -711,6 +736,7 @@ fn check_layout(
             doc,
             &obj,
             form,
+            &[],
             &at,
             &[K_FORM_VERSION, K_CREATED_AT, K_CREATED_BY],
         )?;
@@ -826,6 +852,7 @@ fn check_fields(
     doc: &AutoCommit,
     obj: &ObjId,
     form: &FormDefinition,
+    earlier: &[&FormDefinition],
     at: &str,
     fixed: &[&str],
 ) -> Result<(), ChangeRefusal> {
@@ -836,6 +863,7 @@ fn check_fields(
         let here = format!("{at}.{key}");
         let field = form
             .field(&key)
+            .or_else(|| earlier.iter().find_map(|f| f.field(&key)))
             .ok_or_else(|| ChangeRefusal::Invalid(here.clone()))?;
         let values = doc
             .get_all(obj, key.as_str())

@@ -2,6 +2,8 @@
 //! struct per form, so a new form version needs no code change and no app release.
 
 mod validate;
+#[cfg(feature = "xlsform")]
+pub mod xlsform;
 
 use std::collections::BTreeMap;
 
@@ -143,6 +145,14 @@ pub struct FormDefinition {
 }
 
 impl FormDefinition {
+    /// The definition as compact JSON in the struct's field order: the text a published version
+    /// is stored and sent as, so two publications of one definition compare equal.
+    pub fn canonical_json(&self) -> String {
+        // A struct of strings, numbers, booleans and JSON values always serialises.
+        #[allow(clippy::expect_used)]
+        serde_json::to_string(self).expect("a form definition serialises")
+    }
+
     /// Parses and checks a definition: unique ids, choices where needed, valid patterns,
     /// relevance pointing at an earlier field.
     pub fn from_json(text: &str) -> Result<FormDefinition> {
@@ -155,7 +165,7 @@ impl FormDefinition {
         Ok(form)
     }
 
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         let bad = |reason: String| Error::InvalidFormDefinition {
             id: self.id.clone(),
             reason,
@@ -285,10 +295,12 @@ impl FormDefinition {
     }
 }
 
-/// The forms this build knows, by id and version.
+/// The forms this build knows, by id and version, and which versions are retired (they still
+/// read and validate their records, and take no new ones).
 #[derive(Debug, Clone)]
 pub struct FormRegistry {
     forms: BTreeMap<(String, u32), FormDefinition>,
+    retired: std::collections::BTreeSet<(String, u32)>,
 }
 
 /// Form ids the case document uses.
@@ -307,6 +319,7 @@ impl FormRegistry {
     pub fn builtin() -> FormRegistry {
         let mut registry = FormRegistry {
             forms: BTreeMap::new(),
+            retired: std::collections::BTreeSet::new(),
         };
         for text in BUILTIN_FORMS {
             // A shipped definition is checked by `builtin_forms_parse`; failing here is a build bug.
@@ -330,16 +343,26 @@ impl FormRegistry {
             })
     }
 
-    /// The newest version of a form: what new records are written with.
+    /// The newest version of a form that is not retired: what new records are written with.
     pub fn latest(&self, id: &str) -> Result<&FormDefinition> {
         self.forms
             .range((id.to_string(), 0)..=(id.to_string(), u32::MAX))
-            .next_back()
+            .rev()
+            .find(|(key, _)| !self.retired.contains(*key))
             .map(|(_, f)| f)
             .ok_or_else(|| Error::UnknownForm {
                 id: id.to_string(),
                 version: 0,
             })
+    }
+
+    /// Marks a version as taking no new records; its records still read and validate with it.
+    pub fn retire(&mut self, id: &str, version: u32) {
+        self.retired.insert((id.to_string(), version));
+    }
+
+    pub fn is_retired(&self, id: &str, version: u32) -> bool {
+        self.retired.contains(&(id.to_string(), version))
     }
 
     pub fn all(&self) -> impl Iterator<Item = &FormDefinition> {

@@ -18,7 +18,7 @@ use crate::case_doc::{
     AuditNote, CaseDoc, ChangeContext, Conflict, FollowUp, HistoryEntry, Referral,
 };
 use crate::error::{Error, Result};
-use crate::forms::{FormRegistry, Record, IDENTIFICATION};
+use crate::forms::{FormDefinition, FormRegistry, Record, IDENTIFICATION};
 use crate::referral::Transition;
 pub use projection::{fold, CaseRow, ReferralRow};
 
@@ -67,6 +67,9 @@ pub struct CaseDetail {
     pub summary: CaseRow,
     pub identification_form: u32,
     pub identification: Record,
+    /// Identification fields an earlier version asked and the record's version no longer
+    /// does: kept, shown read-only.
+    pub former_fields: Record,
     pub referrals: Vec<Referral>,
     pub followups: Vec<FollowUp>,
     pub conflicts: Vec<Conflict>,
@@ -94,8 +97,36 @@ const META_APP_VERSION: &str = "app_version";
 
 pub struct Store {
     conn: Connection,
-    forms: FormRegistry,
+    forms: std::sync::Mutex<FormsCache>,
     identity: Identity,
+}
+
+/// Meta key: where this device stands in the server's forms feed.
+pub(crate) const META_FORMS: &str = "forms_cursor";
+
+/// The forms registry as last loaded, and the forms feed position it was loaded at: a sync
+/// on the writer moves the position, and every connection (readers too) reloads at its next use.
+struct FormsCache {
+    loaded_at: Option<Option<String>>,
+    registry: std::sync::Arc<FormRegistry>,
+}
+
+/// The built-in forms with every version received from the server.
+fn load_forms(conn: &Connection) -> Result<FormRegistry> {
+    let mut registry = FormRegistry::builtin();
+    let mut stmt =
+        conn.prepare_cached("SELECT definition, retired FROM forms ORDER BY form_id, version")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))?;
+    for row in rows {
+        let (definition, retired) = row?;
+        // Checked before it was stored: failing now means the file was changed.
+        let form = FormDefinition::from_json(&definition)?;
+        if retired {
+            registry.retire(&form.id, form.version);
+        }
+        registry.add(form);
+    }
+    Ok(registry)
 }
 
 /// Opens the SQLCipher connection and proves the key before anything is written: a wrong key,
@@ -306,7 +337,10 @@ impl Store {
         };
         Ok(Store {
             conn,
-            forms: FormRegistry::builtin(),
+            forms: std::sync::Mutex::new(FormsCache {
+                loaded_at: None,
+                registry: std::sync::Arc::new(FormRegistry::builtin()),
+            }),
             identity,
         })
     }
@@ -315,8 +349,18 @@ impl Store {
         &self.identity
     }
 
-    pub fn forms(&self) -> &FormRegistry {
-        &self.forms
+    /// The forms this store knows: built in, and received from the server at sync.
+    pub fn forms(&self) -> Result<std::sync::Arc<FormRegistry>> {
+        let position = self.meta(META_FORMS)?;
+        let mut cache = self
+            .forms
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.loaded_at.as_ref() != Some(&position) {
+            cache.registry = std::sync::Arc::new(load_forms(&self.conn)?);
+            cache.loaded_at = Some(position);
+        }
+        Ok(cache.registry.clone())
     }
 
     fn actor(&self) -> Result<ActorId> {
@@ -448,6 +492,7 @@ impl Store {
         case_id: &str,
         op: impl FnOnce(&mut CaseDoc, &FormRegistry, &ChangeContext) -> Result<T>,
     ) -> Result<T> {
+        let forms = self.forms()?;
         let mut doc = self.require_doc(case_id)?;
         if let Some(into) = doc.merged_into()? {
             return Err(Error::CaseMerged {
@@ -456,19 +501,20 @@ impl Store {
             });
         }
         let ctx = self.context();
-        let out = op(&mut doc, &self.forms, &ctx)?;
+        let out = op(&mut doc, &forms, &ctx)?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        Store::save_doc(&tx, &self.forms, case_id, &mut doc, true)?;
+        Store::save_doc(&tx, &forms, case_id, &mut doc, true)?;
         tx.commit()?;
         Ok(out)
     }
 
     /// Records a new child; returns the case id.
     pub fn create_case(&mut self, identification: &Record) -> Result<String> {
+        let forms = self.forms()?;
         let case_id = uuid::Uuid::new_v4().simple().to_string();
-        let form = self.forms.latest(IDENTIFICATION)?;
+        let form = forms.latest(IDENTIFICATION)?;
         let mut doc = CaseDoc::create(
             &case_id,
             self.actor()?,
@@ -479,7 +525,7 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        Store::save_doc(&tx, &self.forms, &case_id, &mut doc, true)?;
+        Store::save_doc(&tx, &forms, &case_id, &mut doc, true)?;
         tx.commit()?;
         Ok(case_id)
     }
@@ -488,6 +534,25 @@ impl Store {
     pub fn edit_case(&mut self, case_id: &str, patch: &Record) -> Result<Vec<String>> {
         self.change_case(case_id, |doc, forms, ctx| {
             doc.edit_identification(forms, patch, ctx)
+        })
+    }
+
+    /// The identification form version a case follows: what its edits are read and checked
+    /// with.
+    pub fn case_form(&self, case_id: &str) -> Result<FormDefinition> {
+        let doc = self.require_doc(case_id)?;
+        let forms = self.forms()?;
+        Ok(forms
+            .get(IDENTIFICATION, doc.identification_form_version()?)?
+            .clone())
+    }
+
+    /// Moves a case's identification to the newest active form version, as the user fills
+    /// that version's new questions (`patch`); the record is checked against the new version.
+    /// Until then a record stays on the version it was written with, whatever is published.
+    pub fn move_case_form(&mut self, case_id: &str, patch: &Record) -> Result<Vec<String>> {
+        self.change_case(case_id, |doc, forms, ctx| {
+            doc.move_identification(forms, patch, ctx)
         })
     }
 
@@ -553,9 +618,8 @@ impl Store {
         let value = match path.strip_prefix("identification.") {
             Some(field) => {
                 let doc = self.require_doc(case_id)?;
-                let form = self
-                    .forms
-                    .get(IDENTIFICATION, doc.identification_form_version()?)?;
+                let forms = self.forms()?;
+                let form = forms.get(IDENTIFICATION, doc.identification_form_version()?)?;
                 form.parse_input(field, input)?
             }
             None => Json::String(input.trim().to_string()),
@@ -566,6 +630,7 @@ impl Store {
     }
 
     pub fn case(&self, case_id: &str) -> Result<CaseDetail> {
+        let forms = self.forms()?;
         // One snapshot for the document and its summary row, though a sync may commit between
         // the two reads (the app reads on its own connection while the sync writes).
         let _snapshot = self.conn.unchecked_transaction()?;
@@ -578,10 +643,11 @@ impl Store {
         Ok(CaseDetail {
             summary,
             identification_form: doc.identification_form_version()?,
-            identification: doc.identification(&self.forms)?,
-            referrals: doc.referrals(&self.forms)?,
-            followups: doc.followups(&self.forms)?,
-            conflicts: doc.conflicts_with_sources(&self.forms)?,
+            identification: doc.identification(&forms)?,
+            former_fields: doc.former_identification_fields(&forms)?,
+            referrals: doc.referrals(&forms)?,
+            followups: doc.followups(&forms)?,
+            conflicts: doc.conflicts_with_sources(&forms)?,
             audit_notes: doc.audit_notes()?,
             merged_into: doc.merged_into()?,
             merged: self.merged_cases_of(&doc)?,
@@ -589,12 +655,13 @@ impl Store {
     }
 
     fn merged_cases_of(&self, survivor: &CaseDoc) -> Result<Vec<MergedCase>> {
+        let forms = self.forms()?;
         let mut out = Vec::new();
         for case_id in survivor.merged_cases()? {
             let merged = match self.load_doc(&case_id)? {
                 Some(mut doc) => MergedCase {
-                    referrals: doc.referrals(&self.forms)?,
-                    followups: doc.followups(&self.forms)?,
+                    referrals: doc.referrals(&forms)?,
+                    followups: doc.followups(&forms)?,
                     edits_after_merge: doc.edits_after_merge()?,
                     held: true,
                     case_id,
@@ -796,10 +863,11 @@ impl Store {
     /// (one object per child, keys are identification field ids, values may be text), or a
     /// `suivi export`. Every problem in every row is reported with its row number.
     pub fn import(&mut self, data: &Json) -> Result<Vec<String>> {
+        let forms = self.forms()?;
         let rows: Vec<ImportRow> = parse_import(data)?;
-        let form = self.forms.latest(IDENTIFICATION)?.clone();
-        let referral_form = self.forms.latest(crate::forms::REFERRAL)?.clone();
-        let followup_form = self.forms.latest(crate::forms::FOLLOWUP)?.clone();
+        let form = forms.latest(IDENTIFICATION)?.clone();
+        let referral_form = forms.latest(crate::forms::REFERRAL)?.clone();
+        let followup_form = forms.latest(crate::forms::FOLLOWUP)?.clone();
         let mut errors = Vec::new();
         let mut prepared = Vec::new();
         for (i, row) in rows.into_iter().enumerate() {
@@ -843,12 +911,12 @@ impl Store {
             let case_id = uuid::Uuid::new_v4().simple().to_string();
             let mut doc = CaseDoc::create(&case_id, actor.clone(), &form, &ident, &ctx)?;
             for r in &referrals {
-                doc.add_referral(&self.forms, r, &ctx)?;
+                doc.add_referral(&forms, r, &ctx)?;
             }
             for f in &followups {
-                doc.add_followup(&self.forms, f, &ctx)?;
+                doc.add_followup(&forms, f, &ctx)?;
             }
-            Store::save_doc(&tx, &self.forms, &case_id, &mut doc, true)?;
+            Store::save_doc(&tx, &forms, &case_id, &mut doc, true)?;
             ids.push(case_id);
         }
         tx.commit()?;

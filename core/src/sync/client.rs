@@ -64,6 +64,11 @@ pub struct SyncReport {
     pub erased: usize,
     /// Cases reassigned to another agent and removed from this phone.
     pub removed: usize,
+    /// Form versions received from the server (new versions and retirements), kept here.
+    pub forms_received: usize,
+    /// Form versions the server sent that this device refused, each with why: their records
+    /// wait in quarantine until a good definition comes.
+    pub forms_refused: Vec<String>,
     pub duration_ms: u64,
 }
 
@@ -71,6 +76,39 @@ pub struct SyncReport {
 pub struct QuarantinedCase {
     pub case_id: String,
     pub reason: String,
+}
+
+/// Checks a form version the server sent and keeps it: a definition that does not parse or
+/// check, or that differs from the version this device holds under the same number (a
+/// published version never changes), is refused with why, and nothing of it is kept.
+fn accept_form(
+    tx: &rusqlite::Transaction<'_>,
+    forms: &mut crate::forms::FormRegistry,
+    update: &protocol::FormUpdate,
+) -> Result<std::result::Result<(), String>> {
+    let form = match crate::forms::FormDefinition::from_json(&update.definition) {
+        Ok(form) => form,
+        Err(e) => return Ok(Err(format!("a form the server sent does not check: {e}"))),
+    };
+    if let Ok(held) = forms.get(&form.id, form.version) {
+        if held != &form {
+            return Ok(Err(format!(
+                "{} v{} differs from the version this device holds: a published version never changes",
+                form.id, form.version
+            )));
+        }
+    }
+    // A full disk stops the page like any other write.
+    tx.execute(
+        "INSERT INTO forms (form_id, version, definition, retired) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(form_id, version) DO UPDATE SET retired = excluded.retired",
+        params![form.id, form.version, form.canonical_json(), update.retired],
+    )?;
+    if update.retired {
+        forms.retire(&form.id, form.version);
+    }
+    forms.add(form);
+    Ok(Ok(()))
 }
 
 /// A case whose own changes the server refused: still readable here, its later edits kept.
@@ -329,8 +367,22 @@ impl Store {
         later: &mut Vec<String>,
         conflicted: &mut HashSet<String>,
     ) -> Result<()> {
-        let forms = self.forms().clone();
+        let mut forms = self.forms()?;
         let tx = self.connection_ref().unchecked_transaction()?;
+        // Forms first: the pulled cases below may use a version that arrives with them.
+        let forms_before = report.forms_received;
+        for update in &response.forms {
+            match accept_form(&tx, std::sync::Arc::make_mut(&mut forms), update)? {
+                Ok(()) => report.forms_received += 1,
+                Err(why) => report.forms_refused.push(why),
+            }
+        }
+        if response.version >= 5 {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![crate::store::META_FORMS, response.forms_cursor.to_string()],
+            )?;
+        }
         for p in pushed {
             if response.accepted.contains(&p.case_id) {
                 let heads = if p.changes.len() < protocol::PUSH_CHANGES_PER_CASE_MAX {
@@ -471,6 +523,10 @@ impl Store {
         )?;
         tx.commit()?;
         report.pages += 1;
+        if report.forms_received > forms_before {
+            // A case set aside for a form version this device lacked may read now.
+            self.retry_quarantined()?;
+        }
         if !response.erased.is_empty()
             || response
                 .refused
@@ -605,7 +661,7 @@ impl Store {
         if ids.is_empty() {
             return Ok(0);
         }
-        let forms = self.forms().clone();
+        let forms = self.forms()?;
         let tx = self.connection_ref().unchecked_transaction()?;
         let mut taken = 0;
         for case_id in ids {

@@ -15,8 +15,9 @@ use crate::error::{Error, Result};
 /// `erasures_seen`, the response's `erased` and `erasures_cursor`, refusal `Erased`). Version
 /// 4: the request's `report` (the app's version and the cases waiting on the device, for the
 /// supervisor's console) and `removals_seen`; the response's `removed` and `removals_cursor`
-/// (cases reassigned away from the device's user).
-pub const PROTOCOL_VERSION: u16 = 4;
+/// (cases reassigned away from the device's user). Version 5: the request's `forms_seen`, the
+/// response's `forms` and `forms_cursor` (form versions published from the server).
+pub const PROTOCOL_VERSION: u16 = 5;
 /// The oldest version a server still answers; an older device is told "upgrade required". A
 /// version 2 app cannot honour an erasure, so it must upgrade before it syncs again; a version
 /// 3 app syncs as before and its supervisor sees no app version.
@@ -123,6 +124,9 @@ pub struct SyncRequest {
     pub report: DeviceReport,
     /// The last removal this device applied (0 at first): the server lists its user's after it.
     pub removals_seen: u64,
+    /// The last position of the server's forms feed this device applied (0 at first; version
+    /// 5 on): the server sends the form versions published or retired after it.
+    pub forms_seen: u64,
 }
 
 /// What a device says about itself in each sync request, shown to its supervisor.
@@ -134,6 +138,19 @@ pub struct DeviceReport {
     /// built (those it carries included). A device keeps a flag per case, not a count of
     /// changes: one case's changes travel together.
     pub waiting_cases: u64,
+}
+
+/// A version 4 request: a version 5 one without `forms_seen`.
+#[derive(Deserialize)]
+struct SyncRequestV4 {
+    version: u16,
+    cursor: u64,
+    mark: serde_bytes::ByteBuf,
+    #[serde(deserialize_with = "bounded")]
+    push: Vec<CaseChanges>,
+    erasures_seen: u64,
+    report: DeviceReport,
+    removals_seen: u64,
 }
 
 /// A version 3 request: a version 4 one without its report.
@@ -148,10 +165,24 @@ struct SyncRequestV3 {
 }
 
 /// Decodes a sync request of any version the server answers: a version 3 one gets an empty
-/// report.
+/// report; versions 3 and 4 have seen no forms feed (and are sent none).
 pub fn decode_request(body: &[u8]) -> Result<SyncRequest> {
-    if peek_version(body)? >= 4 {
+    let version = peek_version(body)?;
+    if version >= 5 {
         return decode(body);
+    }
+    if version == 4 {
+        let old: SyncRequestV4 = decode(body)?;
+        return Ok(SyncRequest {
+            version: old.version,
+            cursor: old.cursor,
+            mark: old.mark,
+            push: old.push,
+            erasures_seen: old.erasures_seen,
+            report: old.report,
+            removals_seen: old.removals_seen,
+            forms_seen: 0,
+        });
     }
     let old: SyncRequestV3 = decode(body)?;
     Ok(SyncRequest {
@@ -162,7 +193,32 @@ pub fn decode_request(body: &[u8]) -> Result<SyncRequest> {
         erasures_seen: old.erasures_seen,
         report: DeviceReport::default(),
         removals_seen: 0,
+        forms_seen: 0,
     })
+}
+
+/// A version 4 response: a version 5 one without its forms.
+#[derive(Deserialize)]
+struct SyncResponseV4 {
+    version: u16,
+    #[serde(deserialize_with = "bounded")]
+    accepted: Vec<String>,
+    #[serde(deserialize_with = "bounded")]
+    refused: Vec<Refusal>,
+    #[serde(deserialize_with = "bounded")]
+    authors: Vec<Author>,
+    #[serde(deserialize_with = "bounded")]
+    pull: Vec<PulledCase>,
+    cursor: u64,
+    mark: serde_bytes::ByteBuf,
+    more: bool,
+    reset: bool,
+    #[serde(deserialize_with = "bounded")]
+    erased: Vec<String>,
+    erasures_cursor: u64,
+    #[serde(deserialize_with = "bounded")]
+    removed: Vec<String>,
+    removals_cursor: u64,
 }
 
 /// A version 3 response: a version 4 one without its removals.
@@ -187,10 +243,31 @@ struct SyncResponseV3 {
 }
 
 /// Decodes a sync response from a server of any version this device reads: a version 3
-/// server's has no removals.
+/// server's has no removals, a version 4 server's no forms.
 pub fn decode_response(body: &[u8]) -> Result<SyncResponse> {
-    if peek_version(body)? >= 4 {
+    let version = peek_version(body)?;
+    if version >= 5 {
         return decode(body);
+    }
+    if version == 4 {
+        let old: SyncResponseV4 = decode(body)?;
+        return Ok(SyncResponse {
+            version: old.version,
+            accepted: old.accepted,
+            refused: old.refused,
+            authors: old.authors,
+            pull: old.pull,
+            cursor: old.cursor,
+            mark: old.mark,
+            more: old.more,
+            reset: old.reset,
+            erased: old.erased,
+            erasures_cursor: old.erasures_cursor,
+            removed: old.removed,
+            removals_cursor: old.removals_cursor,
+            forms: Vec::new(),
+            forms_cursor: 0,
+        });
     }
     let old: SyncResponseV3 = decode(body)?;
     Ok(SyncResponse {
@@ -207,6 +284,8 @@ pub fn decode_response(body: &[u8]) -> Result<SyncResponse> {
         erasures_cursor: old.erasures_cursor,
         removed: Vec::new(),
         removals_cursor: 0,
+        forms: Vec::new(),
+        forms_cursor: 0,
     })
 }
 
@@ -392,6 +471,21 @@ pub struct SyncResponse {
     pub removed: Vec<String>,
     /// The last removal listed (or the request's `removals_seen`), to send back next time.
     pub removals_cursor: u64,
+    /// Form versions published or retired after the request's `forms_seen` (version 5 on):
+    /// the device checks and keeps them before the pulled cases, which may use them.
+    #[serde(deserialize_with = "bounded")]
+    pub forms: Vec<FormUpdate>,
+    /// The forms feed position the listed forms end at, to send back next time.
+    pub forms_cursor: u64,
+}
+
+/// A form version as the server publishes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormUpdate {
+    /// The definition as JSON, checked by the device before it is used.
+    pub definition: String,
+    /// The version takes no new records.
+    pub retired: bool,
 }
 
 /// Fallback for one case when device and server disagree on what the other has: Automerge's
@@ -516,6 +610,7 @@ mod tests {
             erasures_seen: 0,
             report: Default::default(),
             removals_seen: 0,
+            forms_seen: 0,
         }
     }
 
@@ -550,6 +645,59 @@ mod tests {
         // A server that only knows version 3 reads the same body, the report as trailing bytes.
         let read_by_older: SyncRequestV3 = decode(&body).unwrap();
         assert_eq!(read_by_older.cursor, 42);
+    }
+
+    /// Version 5 appends the forms feed to both messages: a version 4 device's request reads
+    /// as having seen no forms, and a version 4 server's response as bringing none; a version
+    /// 4 reader of version 5 messages takes the forms for trailing bytes.
+    #[test]
+    fn version_4_messages_read_as_version_5_without_forms_and_back() {
+        let mut v5 = request(vec![]);
+        v5.forms_seen = 7;
+        let body = encode(&v5).unwrap();
+        assert_eq!(decode_request(&body).unwrap(), v5);
+        let read_by_v4: SyncRequestV4 = decode(&body).unwrap();
+        assert_eq!(read_by_v4.cursor, 42);
+        let mut v4 = v5.clone();
+        v4.version = 4;
+        v4.forms_seen = 0;
+        let raw = postcard::to_stdvec(&v4).unwrap();
+        // A version 4 body is a version 5 one without its last field (a varint 0: one byte).
+        let body = zstd::bulk::compress(&raw[..raw.len() - 1], 3).unwrap();
+        assert_eq!(decode_request(&body).unwrap(), v4);
+
+        let response = SyncResponse {
+            version: 4,
+            accepted: vec![],
+            refused: vec![],
+            authors: vec![],
+            pull: vec![],
+            cursor: 9,
+            mark: serde_bytes::ByteBuf::new(),
+            more: false,
+            reset: false,
+            erased: vec![],
+            erasures_cursor: 0,
+            removed: vec!["r".into()],
+            removals_cursor: 5,
+            forms: vec![],
+            forms_cursor: 0,
+        };
+        let raw = postcard::to_stdvec(&response).unwrap();
+        // Without `forms` (a length 0) and `forms_cursor` (0): two bytes.
+        let body = zstd::bulk::compress(&raw[..raw.len() - 2], 3).unwrap();
+        assert_eq!(decode_response(&body).unwrap(), response);
+        let mut v5 = response.clone();
+        v5.version = 5;
+        v5.forms = vec![FormUpdate {
+            definition: "{\"id\":\"referral\"}".into(),
+            retired: true,
+        }];
+        v5.forms_cursor = 12;
+        let body = encode(&v5).unwrap();
+        assert_eq!(decode_response(&body).unwrap(), v5);
+        let read_by_v4: SyncResponseV4 = decode(&body).unwrap();
+        assert_eq!(read_by_v4.removals_cursor, 5);
     }
 
     #[test]
@@ -640,6 +788,11 @@ mod tests {
             erasures_cursor: 0,
             removed: Vec::new(),
             removals_cursor: 0,
+            forms: vec![FormUpdate {
+                definition: "{}".into(),
+                retired: false,
+            }],
+            forms_cursor: 3,
         };
         // A field appended at the end by a newer server is ignored.
         let mut raw = postcard::to_stdvec(&response).unwrap();

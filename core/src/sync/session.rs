@@ -229,6 +229,10 @@ impl SyncSession {
                 .meta(META_REMOVALS)?
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(0),
+            forms_seen: store
+                .meta(crate::store::META_FORMS)?
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0),
             report: protocol::DeviceReport {
                 app_version: store.app_version()?,
                 waiting_cases: u64::try_from(store.unsynced_case_count()?).unwrap_or(0),
@@ -446,7 +450,7 @@ fn finish_doc_sync(store: &mut Store, mut ds: DocSync) -> Result<()> {
         .map(|c| c.raw_bytes().to_vec())
         .collect();
     current.apply_changes(&received)?;
-    let forms = store.forms().clone();
+    let forms = store.forms()?;
     let tx = store.connection_ref().unchecked_transaction()?;
     Store::save_doc(&tx, &forms, &ds.case_id, &mut current, false)?;
     if ds.converged {

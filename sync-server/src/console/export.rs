@@ -495,6 +495,7 @@ pub fn write_all(
 ) -> Result<(), ExportError> {
     let store = service.store();
     let forms = service.forms();
+    let forms = &*forms;
     let mut after = String::new();
     loop {
         let page = store.scoped_cases(reader, &after, CASES_PER_PAGE)?;

@@ -617,6 +617,7 @@ async fn caseload(
     let here = format!("/console/cases?{}", filters.query_string(filters.page));
     let frame = signed.frame(lang, &here);
     let forms = state.service.forms();
+    let forms = &*forms;
     let Ok(identification) = forms.latest(IDENTIFICATION) else {
         return Err(ConsoleError::Storage("no identification form".into()));
     };
@@ -676,6 +677,7 @@ fn merged_view(
         return Ok(view);
     };
     let forms = service.forms();
+    let forms = &*forms;
     let read = (|| -> suivi_core::Result<_> {
         Ok((
             doc.referrals(forms)?,
@@ -764,6 +766,7 @@ async fn case_page(
         return Ok(not_found());
     };
     let forms = state.service.forms();
+    let forms = &*forms;
     let read = (|| -> suivi_core::Result<_> {
         let version = doc.identification_form_version()?;
         let ident_form = forms.get(IDENTIFICATION, version)?;
@@ -1514,7 +1517,8 @@ async fn indicator_rows(
         ))
     })
     .await?;
-    let identification = state.service.forms().latest(IDENTIFICATION).ok();
+    let forms = state.service.forms();
+    let identification = forms.latest(IDENTIFICATION).ok();
     let (rows, total) =
         indicators::rows(&cells, &spellings, by, (&from, &to), identification, lang);
     Ok((rows, total, by, from, to))
@@ -1600,6 +1604,6 @@ async fn referrals_page(
     let frame = signed.frame(lang, "/console/referrals");
     Ok(html(
         StatusCode::OK,
-        pages::referrals(&frame, state.service.forms(), &groups, &stuck, days, now),
+        pages::referrals(&frame, &state.service.forms(), &groups, &stuck, days, now),
     ))
 }

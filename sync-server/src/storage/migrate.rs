@@ -17,7 +17,7 @@ use super::{StorageError, StorageResult};
 /// the feed's tables because feed rows point at it.
 /// The console's projections are not among them: they are sealed and keyed differently on each
 /// store, and the target rebuilds them from the changes once the copy is checked.
-const TABLES: [(&str, &str, &str); 18] = [
+const TABLES: [(&str, &str, &str); 19] = [
     (
         "users",
         "user_id, role, team, password_hash, created_at",
@@ -84,6 +84,11 @@ const TABLES: [(&str, &str, &str); 18] = [
         "distinct_cases",
         "case_a, case_b, marked_by, at",
         "case_a, case_b",
+    ),
+    (
+        "forms",
+        "form_id, version, definition, published_at, published_by, retired_at, seq",
+        "form_id, version",
     ),
 ];
 

@@ -115,6 +115,22 @@ pub struct Device {
     pub wiped: bool,
 }
 
+/// A form version as the server published it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedForm {
+    pub form_id: String,
+    pub version: u32,
+    /// The definition as canonical JSON: what devices receive, check and keep.
+    pub definition: String,
+    pub published_at: i64,
+    /// The admin who published it, or `built-in` for the first versions of a project.
+    pub published_by: String,
+    /// Set once the version takes no new records.
+    pub retired_at: Option<i64>,
+    /// Where it stands in the forms feed: set when published, raised again when retired.
+    pub seq: u64,
+}
+
 /// A device and what it said at its last sync, with its user's role and team: the console's
 /// agents and devices page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -743,6 +759,32 @@ pub trait ServerStore: Send + Sync + 'static {
     /// Who pushed each of a case's changes.
     fn change_origins(&self, case_id: &str) -> StorageResult<Vec<ChangeOrigin>>;
     /// Sets a user's password hash (`None` removes it) and ends the user's sessions.
+    /// Publishes a form version, audited as `form.publish` by `by`, unless that id and
+    /// version exist: either way returns the stored version, and whether it is new.
+    fn publish_form(
+        &self,
+        form_id: &str,
+        version: u32,
+        definition: &str,
+        by: &str,
+        now: i64,
+    ) -> StorageResult<(PublishedForm, bool)>;
+    /// Every published version, by form id and version.
+    fn forms(&self) -> StorageResult<Vec<PublishedForm>>;
+    /// The versions published or retired after `seq` in the forms feed, in feed order.
+    fn forms_after(&self, seq: u64, limit: usize) -> StorageResult<Vec<PublishedForm>>;
+    /// The forms feed's end (0 when nothing is published).
+    fn forms_head(&self) -> StorageResult<u64>;
+    /// Retires a version (audited as `form.retire` by `by`); `None` if it was never published.
+    /// Retiring a retired version changes nothing.
+    fn retire_form(
+        &self,
+        form_id: &str,
+        version: u32,
+        by: &str,
+        now: i64,
+    ) -> StorageResult<Option<PublishedForm>>;
+
     fn set_password(&self, user_id: &str, hash: Option<&str>, now: i64) -> StorageResult<bool>;
     fn add_session(&self, session: &ConsoleSession) -> StorageResult<()>;
     fn session(&self, token_hash: &str) -> StorageResult<Option<ConsoleSession>>;

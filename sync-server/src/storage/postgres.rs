@@ -22,11 +22,12 @@ use super::{
     next_audit_mark, next_feed_mark, AcceptedCase, AuditQuery, AuditRow, CaseAccess, CaseList,
     CaseQuery, CaseSummary, ChainHeads, ChangeOrigin, ConsoleSession, CursorCheck, Device,
     DeviceStatus, FeedLink, FeedLinkChange, FeedPage, FeedRow, IndicatorCell, ListedCase,
-    LoginFailures, PlaceSpelling, QuarantinedCase, Quota, ReferralGroup, Role, ServerStore,
-    StorageError, StorageResult, StoredChange, StuckReferral, SummaryWrite, Usage, User, Viewer,
+    LoginFailures, PlaceSpelling, PublishedForm, QuarantinedCase, Quota, ReferralGroup, Role,
+    ServerStore, StorageError, StorageResult, StoredChange, StuckReferral, SummaryWrite, Usage,
+    User, Viewer,
 };
 
-const MIGRATIONS: [&str; 7] = [
+const MIGRATIONS: [&str; 8] = [
     include_str!("migrations/postgres/001_server.sql"),
     include_str!("migrations/postgres/002_console.sql"),
     include_str!("migrations/postgres/003_device_status.sql"),
@@ -34,6 +35,7 @@ const MIGRATIONS: [&str; 7] = [
     include_str!("migrations/postgres/005_duplicates.sql"),
     include_str!("migrations/postgres/006_audit_chain.sql"),
     include_str!("migrations/postgres/007_indicators.sql"),
+    include_str!("migrations/postgres/008_forms.sql"),
 ];
 /// Taken (transaction-scoped) while migrating: instances starting together migrate once.
 const MIGRATION_LOCK: i64 = 0x5375_6976_6900_0001;
@@ -43,6 +45,20 @@ const FEED_ROWS_PER_QUERY: i64 = 512;
 /// instances and the admin commands fit.
 pub const POOL_SIZE: u32 = 16;
 const DEVICE_COLUMNS: &str = "device_id, user_id, actor, name, token_hash, revoked_at, wiped_at";
+const FORM_COLUMNS: &str =
+    "form_id, version, definition, published_at, published_by, retired_at, seq";
+
+fn form_of(r: &postgres::Row) -> PublishedForm {
+    PublishedForm {
+        form_id: r.get(0),
+        version: u32::try_from(r.get::<_, i64>(1)).unwrap_or(u32::MAX),
+        definition: r.get(2),
+        published_at: r.get(3),
+        published_by: r.get(4),
+        retired_at: r.get(5),
+        seq: r.get::<_, i64>(6) as u64,
+    }
+}
 
 type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 
@@ -1858,6 +1874,124 @@ impl ServerStore for PostgresStore {
         }
         .map_err(backend)?;
         Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn publish_form(
+        &self,
+        form_id: &str,
+        version: u32,
+        definition: &str,
+        by: &str,
+        now: i64,
+    ) -> StorageResult<(PublishedForm, bool)> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction().map_err(backend)?;
+        // Publications and retirements take the forms feed's next position one at a time, so a
+        // device never reads a position before an earlier one commits (instances share it).
+        tx.batch_execute("LOCK TABLE forms IN SHARE ROW EXCLUSIVE MODE")
+            .map_err(backend)?;
+        let version_key = i64::from(version);
+        let select =
+            format!("SELECT {FORM_COLUMNS} FROM forms WHERE form_id = $1 AND version = $2");
+        if let Some(row) = tx
+            .query_opt(&select, &[&form_id, &version_key])
+            .map_err(backend)?
+        {
+            return Ok((form_of(&row), false));
+        }
+        tx.execute(
+            "INSERT INTO forms (form_id, version, definition, published_at, published_by, seq)
+             VALUES ($1, $2, $3, $4, $5, (SELECT coalesce(max(seq), 0) + 1 FROM forms))",
+            &[&form_id, &version_key, &definition, &now, &by],
+        )
+        .map_err(backend)?;
+        audit_row(
+            &mut tx,
+            now,
+            by,
+            "form.publish",
+            &format!("{form_id} v{version}"),
+        )?;
+        let row = tx
+            .query_one(&select, &[&form_id, &version_key])
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok((form_of(&row), true))
+    }
+
+    fn forms(&self) -> StorageResult<Vec<PublishedForm>> {
+        Ok(self
+            .client()?
+            .query(
+                &format!("SELECT {FORM_COLUMNS} FROM forms ORDER BY form_id, version"),
+                &[],
+            )
+            .map_err(backend)?
+            .iter()
+            .map(form_of)
+            .collect())
+    }
+
+    fn forms_after(&self, seq: u64, limit: usize) -> StorageResult<Vec<PublishedForm>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Ok(self
+            .client()?
+            .query(
+                &format!("SELECT {FORM_COLUMNS} FROM forms WHERE seq > $1 ORDER BY seq LIMIT $2"),
+                &[&pg_seq(seq), &limit],
+            )
+            .map_err(backend)?
+            .iter()
+            .map(form_of)
+            .collect())
+    }
+
+    fn forms_head(&self) -> StorageResult<u64> {
+        Ok(self
+            .client()?
+            .query_one("SELECT coalesce(max(seq), 0)::BIGINT FROM forms", &[])
+            .map_err(backend)?
+            .get::<_, i64>(0) as u64)
+    }
+
+    fn retire_form(
+        &self,
+        form_id: &str,
+        version: u32,
+        by: &str,
+        now: i64,
+    ) -> StorageResult<Option<PublishedForm>> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction().map_err(backend)?;
+        tx.batch_execute("LOCK TABLE forms IN SHARE ROW EXCLUSIVE MODE")
+            .map_err(backend)?;
+        let version_key = i64::from(version);
+        let retired = tx
+            .execute(
+                "UPDATE forms SET retired_at = $3, seq = (SELECT max(seq) + 1 FROM forms)
+                 WHERE form_id = $1 AND version = $2 AND retired_at IS NULL",
+                &[&form_id, &version_key, &now],
+            )
+            .map_err(backend)?;
+        if retired > 0 {
+            audit_row(
+                &mut tx,
+                now,
+                by,
+                "form.retire",
+                &format!("{form_id} v{version}"),
+            )?;
+        }
+        let form = tx
+            .query_opt(
+                &format!("SELECT {FORM_COLUMNS} FROM forms WHERE form_id = $1 AND version = $2"),
+                &[&form_id, &version_key],
+            )
+            .map_err(backend)?
+            .as_ref()
+            .map(form_of);
+        tx.commit().map_err(backend)?;
+        Ok(form)
     }
 
     fn mark_distinct(&self, a: &str, b: &str, by: &str, now: i64) -> StorageResult<()> {

@@ -11,11 +11,12 @@ use super::{
     next_audit_mark, next_feed_mark, AcceptedCase, AuditQuery, AuditRow, CaseAccess, CaseList,
     CaseQuery, CaseSummary, ChainHeads, ChangeOrigin, ConsoleSession, CursorCheck, Device,
     DeviceStatus, FeedLink, FeedLinkChange, FeedPage, FeedRow, IndicatorCell, ListedCase,
-    LoginFailures, PlaceSpelling, QuarantinedCase, Quota, ReferralGroup, Role, ServerStore,
-    StorageError, StorageResult, StoredChange, StuckReferral, SummaryWrite, Usage, User, Viewer,
+    LoginFailures, PlaceSpelling, PublishedForm, QuarantinedCase, Quota, ReferralGroup, Role,
+    ServerStore, StorageError, StorageResult, StoredChange, StuckReferral, SummaryWrite, Usage,
+    User, Viewer,
 };
 
-const MIGRATIONS: [&str; 11] = [
+const MIGRATIONS: [&str; 12] = [
     include_str!("migrations/001_server.sql"),
     include_str!("migrations/002_trust.sql"),
     include_str!("migrations/003_quotas.sql"),
@@ -27,6 +28,7 @@ const MIGRATIONS: [&str; 11] = [
     include_str!("migrations/009_duplicates.sql"),
     include_str!("migrations/010_audit_chain.sql"),
     include_str!("migrations/011_indicators.sql"),
+    include_str!("migrations/012_forms.sql"),
 ];
 /// Days of per-device usage kept (for `device quota` to show recent days).
 const USAGE_DAYS_KEPT: i64 = 7;
@@ -498,6 +500,20 @@ fn backfill_marks(conn: &mut Connection) -> StorageResult<()> {
 }
 
 const DEVICE_COLUMNS: &str = "device_id, user_id, actor, name, token_hash, revoked_at, wiped_at";
+const FORM_COLUMNS: &str =
+    "form_id, version, definition, published_at, published_by, retired_at, seq";
+
+fn form_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PublishedForm> {
+    Ok(PublishedForm {
+        form_id: r.get(0)?,
+        version: r.get(1)?,
+        definition: r.get(2)?,
+        published_at: r.get(3)?,
+        published_by: r.get(4)?,
+        retired_at: r.get(5)?,
+        seq: r.get::<_, i64>(6)? as u64,
+    })
+}
 
 impl SqliteStore {
     /// Opens (or creates) the server database. With `key`, the file is encrypted with SQLCipher.
@@ -1582,6 +1598,123 @@ impl ServerStore for SqliteStore {
             .query_map(params_from_iter(params), |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(backend)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+    }
+
+    fn publish_form(
+        &self,
+        form_id: &str,
+        version: u32,
+        definition: &str,
+        by: &str,
+        now: i64,
+    ) -> StorageResult<(PublishedForm, bool)> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let stored = |tx: &rusqlite::Transaction<'_>| {
+            tx.query_row(
+                &format!("SELECT {FORM_COLUMNS} FROM forms WHERE form_id = ?1 AND version = ?2"),
+                params![form_id, version],
+                form_row,
+            )
+            .optional()
+            .map_err(backend)
+        };
+        if let Some(existing) = stored(&tx)? {
+            return Ok((existing, false));
+        }
+        tx.execute(
+            "INSERT INTO forms (form_id, version, definition, published_at, published_by, seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, (SELECT coalesce(max(seq), 0) + 1 FROM forms))",
+            params![form_id, version, definition, now, by],
+        )
+        .map_err(backend)?;
+        audit_row(
+            &tx,
+            now,
+            by,
+            "form.publish",
+            &format!("{form_id} v{version}"),
+        )?;
+        let published = stored(&tx)?.ok_or_else(|| {
+            StorageError::Backend("a published form is not there to read back".into())
+        })?;
+        tx.commit().map_err(backend)?;
+        Ok((published, true))
+    }
+
+    fn forms(&self) -> StorageResult<Vec<PublishedForm>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {FORM_COLUMNS} FROM forms ORDER BY form_id, version"
+            ))
+            .map_err(backend)?;
+        let rows = stmt.query_map([], form_row).map_err(backend)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(backend)
+    }
+
+    fn forms_after(&self, seq: u64, limit: usize) -> StorageResult<Vec<PublishedForm>> {
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {FORM_COLUMNS} FROM forms WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+            ))
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![seq, limit as i64], form_row)
+            .map_err(backend)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(backend)
+    }
+
+    fn forms_head(&self) -> StorageResult<u64> {
+        self.conn()
+            .query_row("SELECT coalesce(max(seq), 0) FROM forms", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|seq| seq as u64)
+            .map_err(backend)
+    }
+
+    fn retire_form(
+        &self,
+        form_id: &str,
+        version: u32,
+        by: &str,
+        now: i64,
+    ) -> StorageResult<Option<PublishedForm>> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let retired = tx
+            .execute(
+                "UPDATE forms SET retired_at = ?3, seq = (SELECT max(seq) + 1 FROM forms)
+                 WHERE form_id = ?1 AND version = ?2 AND retired_at IS NULL",
+                params![form_id, version, now],
+            )
+            .map_err(backend)?;
+        if retired > 0 {
+            audit_row(
+                &tx,
+                now,
+                by,
+                "form.retire",
+                &format!("{form_id} v{version}"),
+            )?;
+        }
+        let form = tx
+            .query_row(
+                &format!("SELECT {FORM_COLUMNS} FROM forms WHERE form_id = ?1 AND version = ?2"),
+                params![form_id, version],
+                form_row,
+            )
+            .optional()
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(form)
     }
 
     fn mark_distinct(&self, a: &str, b: &str, by: &str, now: i64) -> StorageResult<()> {

@@ -57,6 +57,7 @@ fn bad_bodies_get_4xx_and_the_server_keeps_serving() {
                 erasures_seen: 0,
                 report: Default::default(),
                 removals_seen: 0,
+                forms_seen: 0,
             })
             .unwrap(),
             400,
@@ -76,6 +77,7 @@ fn bad_bodies_get_4xx_and_the_server_keeps_serving() {
                 erasures_seen: 0,
                 report: Default::default(),
                 removals_seen: 0,
+                forms_seen: 0,
             })
             .unwrap(),
             400,
@@ -112,6 +114,7 @@ fn bad_bodies_get_4xx_and_the_server_keeps_serving() {
         erasures_seen: 0,
         report: Default::default(),
         removals_seen: 0,
+        forms_seen: 0,
     };
     let transport = HttpTransport::new(&server.url()).unwrap();
     let reply = transport

@@ -1570,7 +1570,7 @@ fn a_supervisor_merges_the_same_child_registered_twice_and_nothing_recorded_is_l
     let mut doc = karim.store.load_doc(&merged).unwrap().unwrap();
     let before = doc.heads();
     doc.add_followup(
-        karim.store.forms(),
+        &karim.store.forms().unwrap(),
         &suivi_tests::visit(4),
         &suivi_core::ChangeContext::now("karim"),
     )

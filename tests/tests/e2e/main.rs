@@ -14,6 +14,7 @@ mod disk_full;
 mod erasure;
 mod fallback;
 mod faults;
+mod forms;
 mod https;
 mod postgres;
 mod simulation;

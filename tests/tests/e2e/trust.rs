@@ -767,6 +767,8 @@ fn a_hostile_server_cannot_make_a_phone_build_a_huge_case() {
         erasures_cursor: 0,
         removed: Vec::new(),
         removals_cursor: 0,
+        forms: Vec::new(),
+        forms_cursor: 0,
     })
     .unwrap();
     let dir = tempfile::tempdir().unwrap();

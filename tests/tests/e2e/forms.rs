@@ -1,0 +1,341 @@
+//! Forms published from the server: a version an admin publishes on a running server reaches
+//! phones at their next sync, with the cases that use it; new records use it, old records keep
+//! the version they were written with; the server refuses a record under a version it never
+//! published. On SQLite and on PostgreSQL.
+
+use serde_json::json;
+use suivi_core::forms::{FieldType, FormDefinition, IDENTIFICATION};
+use suivi_core::sync::protocol::{self, RefusalReason, SyncResponse, CONTENT_TYPE};
+use suivi_core::sync::{HttpTransport, Transport};
+use suivi_core::{CaseDoc, ChangeContext, Error};
+use suivi_tests::{case_changes, child, record, sync_body, ServerSite};
+
+use crate::erasure::Phone;
+
+/// Identification version 2 (`tests/fixtures/identification.v2.json`, which the Kotlin test
+/// publishes too): a new required question, `household_size`, and a new work sector, fishing.
+pub(crate) fn identification_v2() -> FormDefinition {
+    FormDefinition::from_json(include_str!("../../fixtures/identification.v2.json")).unwrap()
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, form: &FormDefinition) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, serde_json::to_string_pretty(form).unwrap()).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn published_on_a_running_server_reaches_phones(site: &ServerSite) {
+    for (user, role) in [
+        ("amina", "agent"),
+        ("fatima", "supervisor"),
+        ("nadia", "admin"),
+    ] {
+        site.ok(&["user", "add", user, "--role", role, "--team", "souk-sebt"]);
+    }
+    let served = site.serve();
+    let url = served.url();
+    let mut amina = Phone::enroll(site, &url, "amina");
+    let old_case = amina.store.create_case(&child(1)).unwrap();
+    assert_eq!(
+        amina.sync(&url).forms_received,
+        0,
+        "built-in forms are not sent"
+    );
+
+    // The admin publishes version 2 while the server runs.
+    let files = tempfile::tempdir().unwrap();
+    let v2 = identification_v2();
+    let v2_file = write(&files, "identification.v2.json", &v2);
+    let published = site.ok(&["form", "publish", &v2_file, "--by", "nadia"]);
+    assert!(
+        published.contains("published identification version 2"),
+        "{published}"
+    );
+    let again = site.ok(&["form", "publish", &v2_file, "--by", "nadia"]);
+    assert!(again.contains("already published"), "{again}");
+    // Only an admin publishes; a published version never changes; a field keeps its type.
+    let refused = site.fails(&["form", "publish", &v2_file, "--by", "fatima"]);
+    assert!(refused.contains("only an admin"), "{refused}");
+    let mut changed = v2.clone();
+    changed.title.fr = "Identification (modifiée)".into();
+    let changed_file = write(&files, "changed.json", &changed);
+    let refused = site.fails(&["form", "publish", &changed_file, "--by", "nadia"]);
+    assert!(
+        refused.contains("never changes; publish version 3"),
+        "{refused}"
+    );
+    let mut retyped = v2.clone();
+    retyped.version = 3;
+    let household = retyped
+        .fields
+        .iter_mut()
+        .find(|f| f.id == "household_size")
+        .unwrap();
+    household.field_type = FieldType::Text;
+    household.constraints = Default::default();
+    let retyped_file = write(&files, "retyped.json", &retyped);
+    let refused = site.fails(&["form", "publish", &retyped_file, "--by", "nadia"]);
+    assert!(
+        refused.contains("field household_size was integer in version 2 and would become text"),
+        "{refused}"
+    );
+    let list = site.ok(&["form", "list"]);
+    assert!(list.contains("identification\tv1\tactive"), "{list}");
+    assert!(list.contains("by built-in"), "{list}");
+    assert!(list.contains("identification\tv2\tactive"), "{list}");
+    assert!(list.contains("by nadia"), "{list}");
+    assert!(!list.contains("\tv3\t"), "{list}");
+
+    // Amina's next sync brings it; new records use it and ask for its new required field.
+    let report = amina.sync(&url);
+    assert_eq!(report.forms_received, 1);
+    assert!(
+        report.forms_refused.is_empty(),
+        "{:?}",
+        report.forms_refused
+    );
+    let forms = amina.store.forms().unwrap();
+    assert_eq!(forms.latest(IDENTIFICATION).unwrap(), &v2);
+    match amina.store.create_case(&child(2)) {
+        Err(Error::Validation(errors)) => {
+            assert!(
+                errors.iter().any(|e| e.field == "household_size"),
+                "{errors:?}"
+            );
+        }
+        other => panic!("a v2 record without household_size: {other:?}"),
+    }
+    let mut new_record = child(2);
+    new_record.insert("household_size".into(), json!(6));
+    new_record.insert("work_sector".into(), json!("fishing"));
+    let new_case = amina.store.create_case(&new_record).unwrap();
+    assert_eq!(amina.store.case(&new_case).unwrap().identification_form, 2);
+    // The old record keeps version 1: it opens, and an edit is checked against version 1.
+    let old = amina.store.case(&old_case).unwrap();
+    assert_eq!(old.identification_form, 1);
+    assert!(!old.identification.contains_key("household_size"));
+    amina
+        .store
+        .edit_case(&old_case, &record(json!({"village": "Tnine"})))
+        .unwrap();
+    assert_eq!(amina.store.case(&old_case).unwrap().identification_form, 1);
+    let report = amina.sync(&url);
+    assert_eq!(report.cases_up, 2, "{:?}", report.refused);
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+
+    // A phone enrolled now gets the form and the cases that use it in one sync: none is set
+    // aside for an unknown version.
+    let mut fatima = Phone::enroll(site, &url, "fatima");
+    let report = fatima.sync(&url);
+    assert_eq!(report.forms_received, 1);
+    assert!(report.quarantined.is_empty(), "{:?}", report.quarantined);
+    let seen = fatima.store.case(&new_case).unwrap();
+    assert_eq!(seen.identification_form, 2);
+    assert_eq!(seen.identification["household_size"], json!(6));
+    assert_eq!(
+        fatima.store.case(&old_case).unwrap().identification["village"],
+        json!("Tnine")
+    );
+    // "Anything new?" with nothing new: no form travels, and both bodies stay small.
+    let quiet = fatima.sync(&url);
+    assert_eq!(quiet.forms_received, 0);
+    assert!(
+        quiet.bytes_up < 2048 && quiet.bytes_down < 2048,
+        "{} up, {} down",
+        quiet.bytes_up,
+        quiet.bytes_down
+    );
+
+    // The server refuses a record under a version it never published.
+    let mut unknown = v2.clone();
+    unknown.version = 9;
+    let actor = automerge::ActorId::from(hex::decode(&amina.store.identity().actor).unwrap());
+    let case_id = "0123456789abcdef0123456789abcdef";
+    let mut doc = CaseDoc::create(
+        case_id,
+        actor,
+        &unknown,
+        &new_record,
+        &ChangeContext::now("amina"),
+    )
+    .unwrap();
+    let transport = HttpTransport::new(&url).unwrap();
+    let reply = transport
+        .post(
+            "/v1/sync",
+            CONTENT_TYPE,
+            sync_body(0, vec![case_changes(case_id, doc.changes_since(&[]))]),
+            Some(&amina.store.credentials().unwrap()),
+        )
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    let response: SyncResponse = protocol::decode_response(&reply.body).unwrap();
+    assert_eq!(response.refused.len(), 1, "{response:?}");
+    assert_eq!(response.refused[0].reason, RefusalReason::Invalid);
+    assert!(
+        response.refused[0].detail.contains("identification_form"),
+        "{:?}",
+        response.refused[0]
+    );
+
+    // Retiring version 2 sends phones back to version 1 for new records; version 2 records
+    // still open with their own version.
+    site.ok(&["form", "retire", "identification", "2", "--by", "nadia"]);
+    let report = amina.sync(&url);
+    assert_eq!(report.forms_received, 1);
+    let forms = amina.store.forms().unwrap();
+    assert!(forms.is_retired(IDENTIFICATION, 2));
+    assert_eq!(forms.latest(IDENTIFICATION).unwrap().version, 1);
+    let later = amina.store.create_case(&child(3)).unwrap();
+    assert_eq!(amina.store.case(&later).unwrap().identification_form, 1);
+    assert_eq!(amina.store.case(&new_case).unwrap().identification_form, 2);
+    let refused = site.fails(&["form", "retire", "identification", "1", "--by", "nadia"]);
+    assert!(refused.contains("last active version"), "{refused}");
+}
+
+#[test]
+fn a_form_published_on_a_running_server_reaches_phones_on_sqlite() {
+    published_on_a_running_server_reaches_phones(&ServerSite::new());
+}
+
+#[test]
+fn a_form_published_on_a_running_server_reaches_phones_on_postgres() {
+    let database = suivi_server::testing::TestDatabase::create();
+    published_on_a_running_server_reaches_phones(&ServerSite::on_postgres(&database.url));
+}
+
+/// A workbook of text cells: (sheet, rows); empty strings leave the cell empty.
+fn workbook(sheets: &[(&str, Vec<Vec<&str>>)]) -> Vec<u8> {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    for (name, rows) in sheets {
+        let sheet = book.add_worksheet();
+        sheet.set_name(*name).unwrap();
+        for (r, row) in rows.iter().enumerate() {
+            for (c, text) in row.iter().enumerate() {
+                if !text.is_empty() {
+                    sheet.write_string(r as u32, c as u16, *text).unwrap();
+                }
+            }
+        }
+    }
+    book.save_to_buffer().unwrap()
+}
+
+/// Programme staff author a version as an XLSForm workbook: `form publish` converts it and
+/// phones receive exactly the definition it holds. A workbook with mistakes, or one that is not
+/// a workbook at all, is refused with where each mistake is, and nothing is published.
+#[test]
+fn an_xlsform_workbook_is_published_and_a_bad_one_publishes_nothing() {
+    let site = ServerSite::new();
+    site.ok(&[
+        "user", "add", "amina", "--role", "agent", "--team", "sikasso",
+    ]);
+    site.ok(&[
+        "user", "add", "nadia", "--role", "admin", "--team", "sikasso",
+    ]);
+    let files = tempfile::tempdir().unwrap();
+    let path = |name: &str, bytes: &[u8]| {
+        let path = files.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let v2 = identification_v2();
+    let good = path(
+        "identification-v2.xlsx",
+        &suivi_core::forms::xlsform::export(&v2).unwrap(),
+    );
+
+    let listed = site.ok(&["form", "list"]);
+    let bad = path(
+        "mistakes.xlsx",
+        &workbook(&[
+            (
+                "survey",
+                vec![
+                    vec![
+                        "type",
+                        "name",
+                        "label::French",
+                        "label::English",
+                        "label::Arabic",
+                        "relevant",
+                    ],
+                    vec!["text", "provider", "Structure", "Provider", "الجهة", ""],
+                    vec!["colour", "shade", "Teinte", "Shade", "اللون", ""],
+                    vec![
+                        "select_one services",
+                        "service_type",
+                        "Service",
+                        "Service",
+                        "الخدمة",
+                        "",
+                    ],
+                    vec![
+                        "text",
+                        "note",
+                        "Note",
+                        "Note",
+                        "ملاحظة",
+                        "${provider} != 'x'",
+                    ],
+                ],
+            ),
+            (
+                "choices",
+                vec![
+                    vec![
+                        "list_name",
+                        "name",
+                        "label::French",
+                        "label::English",
+                        "label::Arabic",
+                    ],
+                    vec!["urgency", "routine", "Routine", "Routine", "عادية"],
+                ],
+            ),
+            (
+                "settings",
+                vec![
+                    vec![
+                        "form_id",
+                        "version",
+                        "form_title::French",
+                        "form_title::English",
+                        "form_title::Arabic",
+                    ],
+                    vec!["referral", "2", "Orientation", "Referral", "الإحالة"],
+                ],
+            ),
+        ]),
+    );
+    let refused = site.fails(&["form", "publish", &bad, "--by", "nadia"]);
+    for expected in [
+        "survey row 3",
+        "colour",
+        "survey row 4",
+        "services",
+        "survey row 5",
+    ] {
+        assert!(refused.contains(expected), "{expected} in {refused}");
+    }
+    let good_bytes = std::fs::read(&good).unwrap();
+    let torn = path("torn.xlsx", &good_bytes[..good_bytes.len() / 2]);
+    let refused = site.fails(&["form", "publish", &torn, "--by", "nadia"]);
+    assert!(refused.contains("cannot be published"), "{refused}");
+    assert_eq!(site.ok(&["form", "list"]), listed, "nothing was published");
+
+    let published = site.ok(&["form", "publish", &good, "--by", "nadia"]);
+    assert!(
+        published.contains("published identification version 2"),
+        "{published}"
+    );
+    let served = site.serve();
+    let url = served.url();
+    let mut amina = Phone::enroll(&site, &url, "amina");
+    assert_eq!(amina.sync(&url).forms_received, 1);
+    assert_eq!(
+        amina.store.forms().unwrap().latest(IDENTIFICATION).unwrap(),
+        &v2,
+        "the phone holds exactly what the workbook said"
+    );
+}
