@@ -300,9 +300,10 @@ impl CaseDoc {
             if form.field(&key).is_some() {
                 continue;
             }
-            let earlier = (1..version)
+            let earlier = forms
+                .versions(IDENTIFICATION)
                 .rev()
-                .filter_map(|v| forms.get(IDENTIFICATION, v).ok())
+                .filter(|f| f.version < version)
                 .find_map(|f| f.field(&key));
             if let (Some(field), Some((value, id))) = (earlier, self.doc.get(&ident, key.as_str())?)
             {

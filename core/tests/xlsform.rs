@@ -14,7 +14,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use suivi_core::forms::xlsform::{
-    export, import, Problem, XlsFormError, XLSFORM_BYTES_MAX, XLSFORM_ROWS_MAX,
+    export, import, Problem, XlsFormError, XLSFORM_BYTES_MAX, XLSFORM_CELL_BYTES_MAX,
+    XLSFORM_COLUMNS_MAX, XLSFORM_ROWS_MAX,
 };
 use suivi_core::forms::FormDefinition;
 
@@ -596,6 +597,45 @@ fn a_zip_bomb_is_refused_quickly() {
     );
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_problem(&problems, "", None, "inflates to more than");
+}
+
+/// The sheet names shared strings by index: one long string named by every cell would be
+/// copied into each. A cell's text is measured before it is copied, and so is the sheet's total.
+#[test]
+fn long_shared_strings_are_refused_before_they_are_copied() {
+    let long = "x".repeat(XLSFORM_CELL_BYTES_MAX + 1);
+    let mut rows = survey(&[row("text", "a")]);
+    rows[1][2] = long.as_str();
+    let problems = problems_of(import_sheets(&rows, &choices(), &settings()));
+    assert_problem(
+        &problems,
+        "survey",
+        Some(2),
+        "more than 16384 bytes of text",
+    );
+
+    let kilobyte = "y".repeat(1024);
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.set_name("survey").unwrap();
+    for r in 0..100u32 {
+        for c in 0..XLSFORM_COLUMNS_MAX as u16 {
+            sheet.write_string(r, c, &kilobyte).unwrap();
+        }
+    }
+    let bytes = book.save_to_buffer().unwrap();
+    assert!(
+        bytes.len() < 64 * 1024,
+        "one shared string: {}",
+        bytes.len()
+    );
+    let problems = problems_of(import(&bytes));
+    assert!(
+        problems.iter().any(|p| p.sheet == "survey"
+            && p.message
+                .contains("4194304 bytes of text, more than a form needs")),
+        "{problems:?}"
+    );
 }
 
 #[test]

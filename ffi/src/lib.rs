@@ -623,13 +623,22 @@ impl CaseStore {
         guard(|| {
             let store = self.reader();
             let forms = store.forms()?;
-            let form = forms.latest(&form_id)?;
-            // Half-typed values do not hide anything: keep what parses.
-            let record = inputs
-                .iter()
-                .filter_map(|(k, v)| form.parse_input(k, v).ok().map(|j| (k.clone(), j)))
-                .collect();
-            Ok(form.visible_fields(&record))
+            Ok(forms.latest(&form_id)?.visible_fields_from_inputs(&inputs))
+        })
+    }
+
+    /// The same for one version of a form: a record edited in the version it names.
+    pub fn visible_fields_in_version(
+        &self,
+        form_id: String,
+        version: u32,
+        inputs: HashMap<String, String>,
+    ) -> Result<Vec<String>> {
+        guard(|| {
+            let forms = self.reader().forms()?;
+            Ok(forms
+                .get(&form_id, version)?
+                .visible_fields_from_inputs(&inputs))
         })
     }
 

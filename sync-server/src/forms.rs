@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-use suivi_core::forms::REFERRAL;
-use suivi_core::forms::{FieldType, FormDefinition, FormRegistry, FOLLOWUP, IDENTIFICATION};
+use suivi_core::forms::{FormDefinition, FormRegistry};
 use suivi_core::policy::Role;
 
 use crate::storage::{PublishedForm, ServerStore, StorageError};
@@ -14,7 +13,7 @@ use crate::storage::{PublishedForm, ServerStore, StorageError};
 pub const BUILT_IN: &str = "built-in";
 /// The forms a case document holds records of: a definition under another id has no record
 /// to hold.
-pub const FORM_IDS: [&str; 3] = [IDENTIFICATION, REFERRAL, FOLLOWUP];
+pub use suivi_core::forms::FORM_IDS;
 /// Form versions sent to a device in one sync response; the rest follow in the next ones.
 pub const FORMS_PER_RESPONSE_MAX: usize = 16;
 
@@ -105,13 +104,6 @@ pub struct Publication {
     pub new: bool,
 }
 
-fn type_name(t: FieldType) -> String {
-    serde_json::to_value(t)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{t:?}"))
-}
-
 fn require_admin(store: &dyn ServerStore, by: &str) -> Result<(), FormError> {
     let user = store
         .user(by)?
@@ -141,7 +133,7 @@ pub fn check_new_version(
             Err(FormError::VersionChanged {
                 id: form.id.clone(),
                 version: form.version,
-                next: newest + 1,
+                next: newest.saturating_add(1),
             })
         };
     }
@@ -152,21 +144,19 @@ pub fn check_new_version(
             newest,
         });
     }
-    for field in &form.fields {
-        for old in &earlier {
-            if let Some(before) = old.field(&field.id) {
-                if before.field_type != field.field_type {
-                    return Err(FormError::TypeChanged {
-                        id: form.id.clone(),
-                        version: form.version,
-                        field: field.id.clone(),
-                        was: type_name(before.field_type),
-                        in_version: old.version,
-                        now: type_name(field.field_type),
-                    });
-                }
-            }
-        }
+    let mut held = FormRegistry::builtin();
+    for p in published {
+        held.add(p.clone());
+    }
+    if let Some(change) = held.kind_change(form) {
+        return Err(FormError::TypeChanged {
+            id: form.id.clone(),
+            version: form.version,
+            field: change.field,
+            was: change.was,
+            in_version: change.in_version,
+            now: change.now,
+        });
     }
     Ok(true)
 }
@@ -196,22 +186,39 @@ pub fn publish(
     publish_as(store, form, by, now)
 }
 
+/// Times a publication or retirement is decided again when another publisher moved the forms
+/// feed between the check and the write.
+const FORM_WRITE_ATTEMPTS_MAX: usize = 8;
+
 fn publish_as(
     store: &dyn ServerStore,
     form: &FormDefinition,
     by: &str,
     now: i64,
 ) -> Result<Publication, FormError> {
-    let published = definitions(&store.forms()?)?;
-    check_new_version(form, &published)?;
-    let (stored, new) =
-        store.publish_form(&form.id, form.version, &form.canonical_json(), by, now)?;
+    let mut attempt = 0;
+    let (stored, new) = loop {
+        // The head first: a publication after it makes the write below see a moved feed.
+        let head = store.forms_head()?;
+        let published = definitions(&store.forms()?)?;
+        check_new_version(form, &published)?;
+        match store.publish_form(
+            &form.id,
+            form.version,
+            &form.canonical_json(),
+            (by, now),
+            head,
+        ) {
+            Err(StorageError::Moved(_)) if attempt + 1 < FORM_WRITE_ATTEMPTS_MAX => attempt += 1,
+            outcome => break outcome?,
+        }
+    };
     // Another publisher may have won a race for this version: its definition must be ours.
     if !new && stored.definition != form.canonical_json() {
         return Err(FormError::VersionChanged {
             id: form.id.clone(),
             version: form.version,
-            next: form.version + 1,
+            next: form.version.saturating_add(1),
         });
     }
     Ok(Publication { form: stored, new })
@@ -227,25 +234,34 @@ pub fn retire(
     now: i64,
 ) -> Result<PublishedForm, FormError> {
     require_admin(store, by)?;
-    let forms = store.forms()?;
     let unknown = || FormError::UnknownVersion {
         id: id.to_string(),
         version,
     };
-    let target = forms
-        .iter()
-        .find(|f| f.form_id == id && f.version == version)
-        .ok_or_else(unknown)?;
-    let others_active = forms
-        .iter()
-        .any(|f| f.form_id == id && f.version != version && f.retired_at.is_none());
-    if target.retired_at.is_none() && !others_active {
-        return Err(FormError::LastActive {
-            id: id.to_string(),
-            version,
-        });
+    let mut attempt = 0;
+    loop {
+        let head = store.forms_head()?;
+        let forms = store.forms()?;
+        let target = forms
+            .iter()
+            .find(|f| f.form_id == id && f.version == version)
+            .ok_or_else(unknown)?;
+        let others_active = forms
+            .iter()
+            .any(|f| f.form_id == id && f.version != version && f.retired_at.is_none());
+        if target.retired_at.is_none() && !others_active {
+            return Err(FormError::LastActive {
+                id: id.to_string(),
+                version,
+            });
+        }
+        // Two admins retiring the last two versions at once: the second sees a moved feed,
+        // checks again and is refused.
+        match store.retire_form(id, version, (by, now), head) {
+            Err(StorageError::Moved(_)) if attempt + 1 < FORM_WRITE_ATTEMPTS_MAX => attempt += 1,
+            outcome => return outcome?.ok_or_else(unknown),
+        }
     }
-    store.retire_form(id, version, by, now)?.ok_or_else(unknown)
 }
 
 /// Publishes the built-in forms a project starts with, unless they are there: run when a
@@ -278,10 +294,15 @@ pub fn registry(forms: &[PublishedForm]) -> Result<FormRegistry, FormError> {
 }
 
 /// The server's registry, reloaded when the forms feed moved (another instance or the
-/// `form publish` command wrote to the shared store).
+/// `form publish` command wrote to the shared store). Reading it does no I/O, so async handlers
+/// may; `refresh` reads the store and runs on blocking threads: at the start of every sync and
+/// console change, and every `FORMS_REFRESH_EVERY` in the background.
 pub struct FormCache {
     current: std::sync::RwLock<(u64, Arc<FormRegistry>)>,
 }
+
+/// How often a serving instance looks for forms published elsewhere.
+pub const FORMS_REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Default for FormCache {
     fn default() -> Self {
@@ -292,22 +313,30 @@ impl Default for FormCache {
 }
 
 impl FormCache {
+    /// The registry as last loaded.
+    pub fn get(&self) -> Arc<FormRegistry> {
+        match self.current.read() {
+            Ok(current) => current.1.clone(),
+            Err(poisoned) => poisoned.into_inner().1.clone(),
+        }
+    }
+
     /// The registry as the store holds it now. A store that cannot be read keeps the last
     /// registry loaded (logged): validation then refuses what it does not know, never more.
-    pub fn get(&self, store: &dyn ServerStore) -> Arc<FormRegistry> {
-        let cached = match self.current.read() {
-            Ok(current) => current.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+    pub fn refresh(&self, store: &dyn ServerStore) -> Arc<FormRegistry> {
+        let loaded_at = match self.current.read() {
+            Ok(current) => current.0,
+            Err(poisoned) => poisoned.into_inner().0,
         };
         let head = match store.forms_head() {
             Ok(head) => head,
             Err(e) => {
                 tracing::error!(error = %e, "forms feed");
-                return cached.1;
+                return self.get();
             }
         };
-        if head == cached.0 {
-            return cached.1;
+        if head == loaded_at {
+            return self.get();
         }
         match store
             .forms()
@@ -320,14 +349,13 @@ impl FormCache {
                     Ok(current) => current,
                     Err(poisoned) => poisoned.into_inner(),
                 };
-                if head > current.0 {
-                    *current = (head, fresh.clone());
-                }
+                // A head that went back (a restore) is taken as it is, once.
+                *current = (head, fresh.clone());
                 fresh
             }
             Err(e) => {
                 tracing::error!(error = %e, "published forms");
-                cached.1
+                self.get()
             }
         }
     }
@@ -339,6 +367,7 @@ mod tests {
     use super::*;
     use crate::storage::User;
     use crate::SqliteStore;
+    use suivi_core::forms::{FieldType, REFERRAL};
 
     fn referral_v1() -> FormDefinition {
         FormRegistry::builtin().get(REFERRAL, 1).unwrap().clone()
@@ -455,10 +484,16 @@ mod tests {
     fn the_cache_follows_the_store() {
         let (_dir, store) = store_with_admin();
         let cache = FormCache::default();
-        assert_eq!(cache.get(&store).latest(REFERRAL).unwrap().version, 1);
+        assert_eq!(cache.refresh(&store).latest(REFERRAL).unwrap().version, 1);
         let mut v2 = referral_v1();
         v2.version = 2;
         publish(&store, &v2, "nadia", 1).unwrap();
-        assert_eq!(cache.get(&store).latest(REFERRAL).unwrap().version, 2);
+        assert_eq!(
+            cache.get().latest(REFERRAL).unwrap().version,
+            1,
+            "no I/O, no news"
+        );
+        assert_eq!(cache.refresh(&store).latest(REFERRAL).unwrap().version, 2);
+        assert_eq!(cache.get().latest(REFERRAL).unwrap().version, 2);
     }
 }

@@ -200,6 +200,21 @@ where
         std::net::TcpListener::bind(listen).map_err(|e| format!("bind {listen}: {e}"))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    // Forms published by the command or another instance reach this one's console within
+    // `FORMS_REFRESH_EVERY`; syncs read the store themselves.
+    // Held weakly: the loop ends once the server (and its router) is gone.
+    let service = Arc::downgrade(&state.service);
+    tokio::spawn(async move {
+        while let Some(service) = service.upgrade() {
+            if tokio::task::spawn_blocking(move || service.refresh_forms())
+                .await
+                .is_err()
+            {
+                return;
+            }
+            tokio::time::sleep(forms::FORMS_REFRESH_EVERY).await;
+        }
+    });
     let router = app(state);
     let mut server = axum_server::from_tcp(listener).acceptor(acceptor);
     server

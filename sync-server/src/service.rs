@@ -513,7 +513,7 @@ impl SyncService {
             &console,
             case_id,
             access.get(case_id),
-            &mut OpsBudget::new(self.forms()),
+            &mut OpsBudget::new(self.refresh_forms()),
             now,
             &mut |doc, forms, ctx| {
                 let edit = edit
@@ -567,7 +567,7 @@ impl SyncService {
                                 .map(|case_id| {
                                     let mut budget = OpsBudget {
                                         agents: std::mem::take(&mut agents),
-                                        ..OpsBudget::new(self.forms())
+                                        ..OpsBudget::new(self.refresh_forms())
                                     };
                                     let checked = self.console_check(
                                         console,
@@ -681,7 +681,7 @@ impl SyncService {
             }
         };
         let before = doc.heads();
-        let out = match edit(&mut doc, &self.forms(), &console.ctx) {
+        let out = match edit(&mut doc, &self.refresh_forms(), &console.ctx) {
             Ok(out) => out,
             Err(e) => return Ok((Err(ServiceError::BadRequest(e.to_string())), None)),
         };
@@ -937,10 +937,16 @@ impl SyncService {
         Ok(permitted)
     }
 
-    /// The form definitions the server validates with (and the console shows records with):
-    /// every published version, as the store holds them now.
+    /// The form definitions the console shows records with: every published version, as last
+    /// loaded (no I/O: async handlers call it).
     pub fn forms(&self) -> Arc<FormRegistry> {
-        self.forms.get(self.store.as_ref())
+        self.forms.get()
+    }
+
+    /// The form definitions as the store holds them now (blocking I/O): what a push or a
+    /// console change is checked with.
+    pub fn refresh_forms(&self) -> Arc<FormRegistry> {
+        self.forms.refresh(self.store.as_ref())
     }
 
     /// A case's document rebuilt from its stored changes under the push's bounds, to read;
@@ -967,7 +973,7 @@ impl SyncService {
     /// Recomputes and stores the projections of these cases from their stored changes.
     pub fn rebuild_summaries(&self, case_ids: &[String]) -> Result<(), ServiceError> {
         let mut writes = Vec::new();
-        let forms = self.forms();
+        let forms = self.refresh_forms();
         for case_id in case_ids {
             // One bad stored case (for `case check` to find) never stops the others.
             let stored = match self.stored_changes(case_id) {
@@ -1042,7 +1048,7 @@ impl SyncService {
         };
         let mut seen = HashSet::new();
         let mut allowance = Allowance::today(self.store.as_ref(), &device.device.device_id, now)?;
-        let mut budget = OpsBudget::new(self.forms());
+        let mut budget = OpsBudget::new(self.refresh_forms());
         for case in push {
             if !valid_case_id(&case.case_id) || !seen.insert(case.case_id.clone()) {
                 // An id that is not ours is echoed back cut short, never as sent.
@@ -1326,7 +1332,7 @@ impl SyncService {
     /// by the user whose device pushed it: the cases that fail, with why.
     pub fn check_stored_cases(&self) -> Result<Vec<(String, String)>, ServiceError> {
         let mut failing = Vec::new();
-        let forms = self.forms();
+        let forms = self.refresh_forms();
         for case_id in self.store.case_ids()? {
             let raw = self.store.case_changes(&case_id)?;
             let mut changes = Vec::new();
@@ -1370,8 +1376,13 @@ impl SyncService {
         refused: Vec<Refusal>,
     ) -> Result<(Vec<u8>, usize), ServiceError> {
         let from = cursor.unwrap_or(0);
-        // Form versions go to devices that read them (version 5 on), before any case that
-        // may use them; a version 4 device keeps the forms it has.
+        // The cases first, then the forms: a case in this page was pushed by a phone that held
+        // its form version, which was published (committed) before, so the forms read after
+        // the page include every version its cases use. A version 4 device is sent no forms
+        // and keeps the ones it has.
+        let page = self
+            .store
+            .feed_page(&device.viewer(), from, PULL_PAGE_RAW_BYTES_MAX)?;
         let published = if version >= 5 {
             self.store
                 .forms_after(forms_seen, crate::forms::FORMS_PER_RESPONSE_MAX)?
@@ -1385,10 +1396,18 @@ impl SyncService {
             // Every device ships the built-in versions: only their retirement is news.
             .filter(|f| f.published_by != crate::forms::BUILT_IN || f.retired_at.is_some())
             .map(|f| protocol::FormUpdate {
+                seq: f.seq,
                 definition: f.definition,
                 retired: f.retired_at.is_some(),
             })
             .collect();
+        // More forms wait than one response holds: no case travels until they all have, so
+        // none arrives before its version.
+        let (mut rows, page_cursor, page_more) = if more_forms {
+            (Vec::new(), from, true)
+        } else {
+            (page.rows, page.cursor, page.more)
+        };
         let erasures = self
             .store
             .erasures_after(erasures_seen, crate::erasure::ERASURES_PER_PAGE)?;
@@ -1401,19 +1420,15 @@ impl SyncService {
         } else {
             Vec::new()
         };
-        let page = self
-            .store
-            .feed_page(&device.viewer(), from, PULL_PAGE_RAW_BYTES_MAX)?;
-        let mut rows = page.rows;
         let mut response = SyncResponse {
             version: version.min(PROTOCOL_VERSION),
             accepted,
             refused,
             authors: Vec::new(),
             pull: Vec::new(),
-            cursor: page.cursor,
+            cursor: page_cursor,
             mark: serde_bytes::ByteBuf::new(),
-            more: page.more
+            more: page_more
                 || erasures.len() == crate::erasure::ERASURES_PER_PAGE
                 || removals.len() == crate::erasure::ERASURES_PER_PAGE
                 || more_forms,
@@ -1458,7 +1473,7 @@ impl SyncService {
             return Err(ServiceError::BadRequest("invalid case id".into()));
         }
         let case_id = request.case_id.as_str();
-        let forms = self.forms();
+        let forms = self.refresh_forms();
         let refuse = |reason, detail: &str| {
             protocol::encode(&DocSyncResponse {
                 version: PROTOCOL_VERSION,

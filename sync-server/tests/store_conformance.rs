@@ -1568,22 +1568,38 @@ pub fn published_forms_are_immutable_and_fed_in_order(s: Subject) {
     assert_eq!(store.forms_head().unwrap(), 0);
     assert!(store.forms().unwrap().is_empty());
     let (v1, new) = store
-        .publish_form("referral", 1, "{\"v\":1}", "built-in", NOW)
+        .publish_form(
+            "referral",
+            1,
+            "{\"v\":1}",
+            ("built-in", NOW),
+            store.forms_head().unwrap(),
+        )
         .unwrap();
     assert!(new);
     assert_eq!((v1.version, v1.seq, v1.retired_at), (1, 1, None));
     let (v2, _) = store
-        .publish_form("referral", 2, "{\"v\":2}", "admin", NOW + 1)
+        .publish_form("referral", 2, "{\"v\":2}", ("admin", NOW + 1), 1)
         .unwrap();
     assert_eq!(v2.seq, 2);
     // The same id and version again: the stored version comes back unchanged, not audited.
     let (again, new) = store
-        .publish_form("referral", 2, "{\"v\":\"other\"}", "admin", NOW + 2)
+        .publish_form("referral", 2, "{\"v\":\"other\"}", ("admin", NOW + 2), 0)
         .unwrap();
     assert!(!new);
     assert_eq!(again, v2, "a published version never changes");
+    // A publication decided on an older feed writes nothing: it is decided again.
+    assert!(matches!(
+        store.publish_form("followup", 1, "{\"f\":1}", ("admin", NOW), 1),
+        Err(StorageError::Moved(_))
+    ));
+    assert!(matches!(
+        store.retire_form("referral", 1, ("admin", NOW), 1),
+        Err(StorageError::Moved(_))
+    ));
+    assert_eq!(store.forms().unwrap().len(), 2, "nothing written");
     let (followup, _) = store
-        .publish_form("followup", 1, "{\"f\":1}", "built-in", NOW)
+        .publish_form("followup", 1, "{\"f\":1}", ("built-in", NOW), 2)
         .unwrap();
     assert_eq!(followup.seq, 3);
     assert_eq!(store.forms_head().unwrap(), 3);
@@ -1612,7 +1628,7 @@ pub fn published_forms_are_immutable_and_fed_in_order(s: Subject) {
     assert_eq!(store.forms_after(1, 1).unwrap().len(), 1);
     // Retiring moves the version to the end of the feed, so devices past it hear of it.
     let retired = store
-        .retire_form("referral", 1, "admin", NOW + 3)
+        .retire_form("referral", 1, ("admin", NOW + 3), 3)
         .unwrap()
         .unwrap();
     assert_eq!((retired.retired_at, retired.seq), (Some(NOW + 3), 4));
@@ -1622,12 +1638,12 @@ pub fn published_forms_are_immutable_and_fed_in_order(s: Subject) {
     assert_eq!((fed[0].form_id.as_str(), fed[0].version), ("referral", 1));
     // Retiring again changes nothing; an unknown version is none.
     let again = store
-        .retire_form("referral", 1, "admin", NOW + 9)
+        .retire_form("referral", 1, ("admin", NOW + 9), 4)
         .unwrap()
         .unwrap();
     assert_eq!((again.retired_at, again.seq), (Some(NOW + 3), 4));
     assert!(store
-        .retire_form("referral", 7, "admin", NOW)
+        .retire_form("referral", 7, ("admin", NOW), 4)
         .unwrap()
         .is_none());
     // Each publication and retirement left one audit row, by who did it.
@@ -1657,17 +1673,26 @@ pub fn published_forms_are_immutable_and_fed_in_order(s: Subject) {
     );
 }
 
-/// Instances sharing a store publish at once: every version gets its own feed position and
-/// no position is read before an earlier one is there.
+/// Instances sharing a store publish at once: every version gets its own feed position, each
+/// written on the feed it was decided on.
 pub fn forms_published_from_many_threads_take_distinct_positions(s: Subject) {
     let store = s.store.clone();
     let threads: Vec<_> = (1..=8u32)
         .map(|v| {
             let store = store.clone();
-            std::thread::spawn(move || {
-                store
-                    .publish_form("followup", v, &format!("{{\"v\":{v}}}"), "admin", NOW)
-                    .unwrap()
+            std::thread::spawn(move || loop {
+                // Each decides on the feed it read, and decides again when another came first.
+                let head = store.forms_head().unwrap();
+                match store.publish_form(
+                    "followup",
+                    v,
+                    &format!("{{\"v\":{v}}}"),
+                    ("admin", NOW),
+                    head,
+                ) {
+                    Err(StorageError::Moved(_)) => continue,
+                    outcome => break outcome.unwrap(),
+                }
             })
         })
         .collect();

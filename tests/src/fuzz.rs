@@ -129,6 +129,8 @@ pub fn server_push(data: &[u8]) {
 pub struct HostileServer {
     page: Vec<u8>,
     calls: Mutex<usize>,
+    /// The sync requests the phone sent, in order.
+    pub requests: Mutex<Vec<Vec<u8>>>,
 }
 
 impl HostileServer {
@@ -136,6 +138,7 @@ impl HostileServer {
         HostileServer {
             page,
             calls: Mutex::new(0),
+            requests: Mutex::new(Vec::new()),
         }
     }
 }
@@ -145,9 +148,15 @@ impl Transport for HostileServer {
         &self,
         path: &str,
         _content_type: &str,
-        _body: Vec<u8>,
+        body: Vec<u8>,
         _credentials: Option<&Credentials>,
     ) -> suivi_core::Result<HttpReply> {
+        if path == "/v1/sync" {
+            self.requests
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(body.clone());
+        }
         if path == "/v1/enroll" {
             let body = serde_json::to_vec(&EnrollResponse {
                 device_id: "dev-1".into(),
@@ -196,10 +205,7 @@ fn device() -> &'static Mutex<(Store, tempfile::TempDir)> {
             "phone",
         )
         .expect("store");
-        let server = HostileServer {
-            page: Vec::new(),
-            calls: Mutex::new(0),
-        };
+        let server = HostileServer::new(Vec::new());
         store
             .enroll(&server, "http://fuzz", "CODE")
             .expect("enroll");
@@ -213,10 +219,7 @@ pub fn device_page(data: &[u8]) {
     let mut guard = device().lock().unwrap_or_else(|p| p.into_inner());
     let store = &mut guard.0;
     for page in [data.to_vec(), compress(data)] {
-        let server = HostileServer {
-            page,
-            calls: Mutex::new(0),
-        };
+        let server = HostileServer::new(page);
         let _ = store.sync(&server, &mut |_| {});
     }
     // Whatever the server said, the device still answers for its own caseload.

@@ -669,9 +669,10 @@ fn check_layout(
         .get(IDENTIFICATION, version)
         .map_err(|_| bad(K_IDENTIFICATION_FORM))?;
     // Fields an earlier version had stay in a record that moved on, read-only.
-    let earlier: Vec<&FormDefinition> = (1..version)
+    let earlier: Vec<&FormDefinition> = forms
+        .versions(IDENTIFICATION)
         .rev()
-        .filter_map(|v| forms.get(IDENTIFICATION, v).ok())
+        .filter(|f| f.version < version)
         .collect();
     let ident = one_map(doc, &ROOT, K_IDENTIFICATION)?;
     check_fields(doc, &ident, form, &earlier, K_IDENTIFICATION, &[])?;

@@ -170,9 +170,30 @@ impl FormDefinition {
             id: self.id.clone(),
             reason,
         };
-        let mut seen: Vec<&str> = Vec::new();
+        // A definition may come from a server: bounded before anything is compiled or indexed.
+        if self.fields.len() > FORM_FIELDS_MAX {
+            return Err(bad(format!("more than {FORM_FIELDS_MAX} fields")));
+        }
+        let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for field in &self.fields {
-            if seen.contains(&field.id.as_str()) {
+            if field.choices.len() > FIELD_CHOICES_MAX {
+                return Err(bad(format!(
+                    "field {}: more than {FIELD_CHOICES_MAX} choices",
+                    field.id
+                )));
+            }
+            if field
+                .constraints
+                .pattern
+                .as_ref()
+                .is_some_and(|p| p.len() > PATTERN_BYTES_MAX)
+            {
+                return Err(bad(format!(
+                    "field {}: a pattern longer than {PATTERN_BYTES_MAX} bytes",
+                    field.id
+                )));
+            }
+            if seen.contains(field.id.as_str()) {
                 return Err(bad(format!("duplicate field {}", field.id)));
             }
             let is_select = matches!(
@@ -190,7 +211,7 @@ impl FormDefinition {
                     .map_err(|e| bad(format!("field {}: pattern: {e}", field.id)))?;
             }
             if let Some(rel) = &field.relevant {
-                if !seen.contains(&rel.field.as_str()) {
+                if !seen.contains(rel.field.as_str()) {
                     return Err(bad(format!(
                         "field {}: relevance on unknown or later field {}",
                         field.id, rel.field
@@ -203,7 +224,7 @@ impl FormDefinition {
                     )));
                 }
             }
-            seen.push(&field.id);
+            seen.insert(&field.id);
         }
         Ok(())
     }
@@ -285,6 +306,23 @@ impl FormDefinition {
         }
     }
 
+    /// The fields a form screen shows given the text typed so far: half-typed values hide
+    /// nothing, only what parses counts.
+    pub fn visible_fields_from_inputs<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        inputs: impl IntoIterator<Item = (K, V)>,
+    ) -> Vec<String> {
+        let record = inputs
+            .into_iter()
+            .filter_map(|(k, v)| {
+                self.parse_input(k.as_ref(), v.as_ref())
+                    .ok()
+                    .map(|j| (k.as_ref().to_string(), j))
+            })
+            .collect();
+        self.visible_fields(&record)
+    }
+
     /// The ids of the fields a form screen shows, given the values entered so far.
     pub fn visible_fields(&self, record: &Record) -> Vec<String> {
         self.fields
@@ -292,6 +330,41 @@ impl FormDefinition {
             .filter(|f| self.is_relevant(f, record))
             .map(|f| f.id.clone())
             .collect()
+    }
+}
+
+/// Fields in one form version.
+pub const FORM_FIELDS_MAX: usize = 2_000;
+/// Choices of one select field.
+pub const FIELD_CHOICES_MAX: usize = 1_000;
+/// Bytes of one pattern constraint (a regular expression, compiled with `regex`'s own size
+/// limits too).
+pub const PATTERN_BYTES_MAX: usize = 1_024;
+
+/// A field whose kind differs between two versions of one form: the values written under one
+/// would not read under the other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindChange {
+    pub field: String,
+    /// The kind in the version held (`text`, `text (multiline)`, `integer`...).
+    pub was: String,
+    pub in_version: u32,
+    pub now: String,
+}
+
+impl Field {
+    /// What a value of this field is stored as: its type, and for text whether it is a
+    /// collaborative text (multiline) or a plain string.
+    pub fn kind(&self) -> String {
+        let name = serde_json::to_value(self.field_type)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| format!("{:?}", self.field_type));
+        if self.multiline {
+            format!("{name} (multiline)")
+        } else {
+            name
+        }
     }
 }
 
@@ -307,6 +380,8 @@ pub struct FormRegistry {
 pub const IDENTIFICATION: &str = "identification";
 pub const REFERRAL: &str = "referral";
 pub const FOLLOWUP: &str = "followup";
+/// Every form a case holds records of.
+pub const FORM_IDS: [&str; 3] = [IDENTIFICATION, REFERRAL, FOLLOWUP];
 
 const BUILTIN_FORMS: [&str; 3] = [
     include_str!("../../forms/identification.v1.json"),
@@ -356,6 +431,40 @@ impl FormRegistry {
             })
     }
 
+    /// Every version held of a form, oldest first (a range of the registry, whatever the
+    /// version numbers: dated versions like 2026120301 cost nothing more).
+    pub fn versions<'a>(
+        &'a self,
+        id: &str,
+    ) -> impl DoubleEndedIterator<Item = &'a FormDefinition> + 'a {
+        self.forms
+            .range((id.to_string(), 0)..=(id.to_string(), u32::MAX))
+            .map(|(_, f)| f)
+    }
+
+    /// The first field of `form` whose kind differs from the same field in a version of its
+    /// form held here: one rule for the server publishing and for the phone receiving.
+    pub fn kind_change(&self, form: &FormDefinition) -> Option<KindChange> {
+        for held in self.versions(&form.id) {
+            if held.version == form.version {
+                continue;
+            }
+            for field in &form.fields {
+                if let Some(before) = held.field(&field.id) {
+                    if before.kind() != field.kind() {
+                        return Some(KindChange {
+                            field: field.id.clone(),
+                            was: before.kind(),
+                            in_version: held.version,
+                            now: field.kind(),
+                        });
+                    }
+                }
+            }
+        }
+        None
+    }
+
     /// Marks a version as taking no new records; its records still read and validate with it.
     pub fn retire(&mut self, id: &str, version: u32) {
         self.retired.insert((id.to_string(), version));
@@ -384,6 +493,97 @@ mod tests {
         assert_eq!(registry.latest(IDENTIFICATION).unwrap().version, 1);
         assert!(registry.get(REFERRAL, 1).is_ok());
         assert!(registry.get(FOLLOWUP, 1).is_ok());
+    }
+
+    /// A shipped version is a published version: phones and servers everywhere hold it, and
+    /// a server refuses to start with another definition under its number. Change a form by
+    /// adding a version, never by editing one (these are the SHA-256 of the canonical JSON).
+    #[test]
+    fn shipped_form_versions_never_change() {
+        use sha2::{Digest, Sha256};
+        let digests: Vec<(String, u32, String)> = FormRegistry::builtin()
+            .all()
+            .map(|f| {
+                (
+                    f.id.clone(),
+                    f.version,
+                    hex::encode(Sha256::digest(f.canonical_json().as_bytes())),
+                )
+            })
+            .collect();
+        let frozen = [
+            (
+                "followup",
+                1,
+                "58723f87e9669c79445c3e1ba520a031c5e72ca0b0d9ed59e82cebcd2c2ed3d4",
+            ),
+            (
+                "identification",
+                1,
+                "cf6f42c68165c0c071ee137f75fdcdc9a1201fd514b18f57a6a58b4c5b8fcf17",
+            ),
+            (
+                "referral",
+                1,
+                "80c153535b7c926611cc538a7c1d92c8f167747837142abedfda80d8aabc2fab",
+            ),
+        ];
+        for ((id, version, digest), (f_id, f_version, f_digest)) in digests.iter().zip(frozen) {
+            assert_eq!((id.as_str(), *version), (f_id, f_version));
+            assert_eq!(digest, f_digest, "{id} v{version} was edited");
+        }
+    }
+
+    #[test]
+    fn kinds_are_kept_across_versions_and_dated_versions_cost_nothing() {
+        let mut registry = FormRegistry::builtin();
+        let mut v2 = registry.get(REFERRAL, 1).unwrap().clone();
+        v2.version = 2_026_120_301;
+        assert_eq!(registry.kind_change(&v2), None);
+        let reason = v2.fields.iter_mut().find(|f| f.id == "reason").unwrap();
+        reason.multiline = false;
+        let change = registry.kind_change(&v2).unwrap();
+        assert_eq!(
+            (
+                change.field.as_str(),
+                change.was.as_str(),
+                change.now.as_str()
+            ),
+            ("reason", "text (multiline)", "text")
+        );
+        v2.fields
+            .iter_mut()
+            .find(|f| f.id == "reason")
+            .unwrap()
+            .multiline = true;
+        registry.add(v2);
+        let versions: Vec<u32> = registry.versions(REFERRAL).map(|f| f.version).collect();
+        assert_eq!(versions, [1, 2_026_120_301]);
+        assert!(registry
+            .versions(IDENTIFICATION)
+            .all(|f| f.id == IDENTIFICATION));
+    }
+
+    #[test]
+    fn a_definition_is_bounded_before_it_is_compiled() {
+        let mut form = FormRegistry::builtin().get(REFERRAL, 1).unwrap().clone();
+        let template = form.fields[1].clone();
+        form.fields = (0..=FORM_FIELDS_MAX)
+            .map(|i| Field {
+                id: format!("f{i}"),
+                ..template.clone()
+            })
+            .collect();
+        assert!(matches!(
+            form.check(),
+            Err(Error::InvalidFormDefinition { .. })
+        ));
+        let mut form = FormRegistry::builtin().get(REFERRAL, 1).unwrap().clone();
+        form.fields[1].constraints.pattern = Some("a".repeat(PATTERN_BYTES_MAX + 1));
+        assert!(matches!(
+            form.check(),
+            Err(Error::InvalidFormDefinition { .. })
+        ));
     }
 
     #[test]

@@ -82,6 +82,11 @@ pub const XLSFORM_ROWS_MAX: usize = 2_000;
 pub const XLSFORM_COLUMNS_MAX: usize = 64;
 /// Largest number of entries in the zip; an .xlsx holds about a dozen.
 pub const XLSFORM_ZIP_ENTRIES_MAX: usize = 256;
+/// Longest text one cell may hold. The sheet refers to shared strings by index, so a small
+/// sheet can name one long string in every cell: each is measured before it is copied.
+pub const XLSFORM_CELL_BYTES_MAX: usize = 16 * 1024;
+/// Largest total of the text kept from one sheet's cells.
+pub const XLSFORM_SHEET_TEXT_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 /// How long a cell's text may be when quoted back in a problem message.
 const QUOTED_CHARS_MAX: usize = 80;
@@ -372,6 +377,7 @@ fn read_sheet<RS: Read + Seek>(
         problems.at(name, None, format!("the sheet cannot be read ({e})"));
     })?;
     let mut cells: BTreeMap<(u32, u32), String> = BTreeMap::new();
+    let mut kept = 0usize;
     loop {
         let cell = match reader.next_cell() {
             Ok(Some(cell)) => cell,
@@ -382,6 +388,32 @@ fn read_sheet<RS: Read + Seek>(
             }
         };
         let (row, column) = cell.get_position();
+        let long = match cell.get_value() {
+            DataRef::String(t) | DataRef::DateTimeIso(t) => t.len(),
+            DataRef::SharedString(t) => t.len(),
+            _ => 0,
+        };
+        if long > XLSFORM_CELL_BYTES_MAX {
+            problems.at(
+                name,
+                Some(row.saturating_add(1)),
+                format!(
+                    "cell {}{} holds more than {XLSFORM_CELL_BYTES_MAX} bytes of text, more than a form needs",
+                    column_name(column),
+                    row.saturating_add(1)
+                ),
+            );
+            return Err(());
+        }
+        kept = kept.saturating_add(long);
+        if kept > XLSFORM_SHEET_TEXT_BYTES_MAX {
+            problems.at(
+                name,
+                Some(row.saturating_add(1)),
+                format!("the sheet holds more than {XLSFORM_SHEET_TEXT_BYTES_MAX} bytes of text, more than a form needs"),
+            );
+            return Err(());
+        }
         let text = cell_text(cell.get_value());
         if matches!(text, Ok(None)) {
             // Formatting alone does not count towards the limits.

@@ -103,6 +103,9 @@ pub struct Store {
 
 /// Meta key: where this device stands in the server's forms feed.
 pub(crate) const META_FORMS: &str = "forms_cursor";
+/// Meta key: the app version that last refused a form the server sent. An app of another
+/// version (an update that may read it) asks for the whole forms feed again.
+pub(crate) const META_FORMS_REFUSED_BY: &str = "forms_refused_by";
 
 /// The forms registry as last loaded, and the forms feed position it was loaded at: a sync
 /// on the writer moves the position, and every connection (readers too) reloads at its next use.

@@ -90,6 +90,18 @@ fn accept_form(
         Ok(form) => form,
         Err(e) => return Ok(Err(format!("a form the server sent does not check: {e}"))),
     };
+    if !crate::forms::FORM_IDS.contains(&form.id.as_str()) {
+        return Ok(Err(format!(
+            "{} v{}: no record of a case uses a form of that id",
+            form.id, form.version
+        )));
+    }
+    if let Some(change) = forms.kind_change(&form) {
+        return Ok(Err(format!(
+            "{} v{}: field {} was {} in version {} and is {} here: a field keeps its kind",
+            form.id, form.version, change.field, change.was, change.in_version, change.now
+        )));
+    }
     if let Ok(held) = forms.get(&form.id, form.version) {
         if held != &form {
             return Ok(Err(format!(
@@ -101,7 +113,7 @@ fn accept_form(
     // A full disk stops the page like any other write.
     tx.execute(
         "INSERT INTO forms (form_id, version, definition, retired) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT(form_id, version) DO UPDATE SET retired = excluded.retired",
+         ON CONFLICT(form_id, version) DO UPDATE SET retired = max(retired, excluded.retired)",
         params![form.id, form.version, form.canonical_json(), update.retired],
     )?;
     if update.retired {
@@ -371,10 +383,14 @@ impl Store {
         let tx = self.connection_ref().unchecked_transaction()?;
         // Forms first: the pulled cases below may use a version that arrives with them.
         let forms_before = report.forms_received;
+        let mut refused_here = false;
         for update in &response.forms {
             match accept_form(&tx, std::sync::Arc::make_mut(&mut forms), update)? {
                 Ok(()) => report.forms_received += 1,
-                Err(why) => report.forms_refused.push(why),
+                Err(why) => {
+                    report.forms_refused.push(why);
+                    refused_here = true;
+                }
             }
         }
         if response.version >= 5 {
@@ -382,6 +398,19 @@ impl Store {
                 "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 params![crate::store::META_FORMS, response.forms_cursor.to_string()],
             )?;
+            // A refused form is remembered with this app's version: an updated app asks for the
+            // whole feed again. A page that refuses nothing after such a request clears it.
+            if refused_here {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    params![crate::store::META_FORMS_REFUSED_BY, self.app_version()?],
+                )?;
+            } else if !response.forms.is_empty() {
+                tx.execute(
+                    "DELETE FROM meta WHERE key = ?1 AND value != ?2",
+                    params![crate::store::META_FORMS_REFUSED_BY, self.app_version()?],
+                )?;
+            }
         }
         for p in pushed {
             if response.accepted.contains(&p.case_id) {

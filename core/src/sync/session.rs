@@ -28,6 +28,23 @@ use crate::case_doc::CaseDoc;
 use crate::error::{Error, Result};
 use crate::store::Store;
 
+/// Where to ask the forms feed from: after the last position committed, or from the start when
+/// another app version refused a form (an updated app may read what an older one could not;
+/// the cases that use it wait in quarantine until then).
+fn forms_seen(store: &Store) -> Result<u64> {
+    if let Some(refused_by) = store.meta(crate::store::META_FORMS_REFUSED_BY)? {
+        if refused_by != store.app_version()? {
+            return Ok(0);
+        }
+    }
+    match store.meta(crate::store::META_FORMS)? {
+        None => Ok(0),
+        Some(text) => text
+            .parse()
+            .map_err(|_| Error::Storage(format!("the forms cursor {text:?} is not a number"))),
+    }
+}
+
 /// Round trips of the per-document fallback before giving up on a case for this sync.
 pub const DOC_SYNC_ROUNDS_MAX: usize = 8;
 /// Round trips of one sync: enough for a 10,000-case first sync in 64 KB pages.
@@ -229,10 +246,7 @@ impl SyncSession {
                 .meta(META_REMOVALS)?
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(0),
-            forms_seen: store
-                .meta(crate::store::META_FORMS)?
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0),
+            forms_seen: forms_seen(store)?,
             report: protocol::DeviceReport {
                 app_version: store.app_version()?,
                 waiting_cases: u64::try_from(store.unsynced_case_count()?).unwrap_or(0),

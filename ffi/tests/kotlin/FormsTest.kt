@@ -50,6 +50,9 @@ class FormsTest {
             // The old record keeps version 1: shown with it, edited with it.
             assertEquals(1u, agent.caseDetail(old).identificationForm)
             assertTrue(agent.formVersion("identification", 1u, "fr").fields.none { it.id == "household_size" })
+            // Its edit screen shows version 1's fields; a new record's shows version 2's.
+            assertTrue("household_size" !in agent.visibleFieldsInVersion("identification", 1u, mapOf("works" to "non")))
+            assertTrue("household_size" in agent.visibleFields("identification", mapOf("works" to "non")))
             assertEquals(listOf("village"), agent.editCase(old, mapOf("village" to "Kadiolo")))
             assertEquals(1u, agent.caseDetail(old).identificationForm)
             // Until the agent moves it, answering the new question.

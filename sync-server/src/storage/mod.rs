@@ -19,6 +19,10 @@ pub enum StorageError {
     NotFound(String),
     #[error("already exists: {0}")]
     Conflict(String),
+    /// What a write was decided from changed meanwhile (another instance wrote first): decide
+    /// again.
+    #[error("changed meanwhile: {0}")]
+    Moved(String),
     #[error("storage: {0}")]
     Backend(String),
     /// The store was busy (a lock held too long, a serialization failure, a deadlock): the
@@ -760,14 +764,16 @@ pub trait ServerStore: Send + Sync + 'static {
     fn change_origins(&self, case_id: &str) -> StorageResult<Vec<ChangeOrigin>>;
     /// Sets a user's password hash (`None` removes it) and ends the user's sessions.
     /// Publishes a form version, audited as `form.publish` by `by`, unless that id and
-    /// version exist: either way returns the stored version, and whether it is new.
+    /// version exist: either way returns the stored version, and whether it is new. The
+    /// version was checked against the forms feed at `expected_head`: if the feed moved since
+    /// (another publisher), nothing is written and the answer is `Conflict`, to check again.
     fn publish_form(
         &self,
         form_id: &str,
         version: u32,
         definition: &str,
-        by: &str,
-        now: i64,
+        by_at: (&str, i64),
+        expected_head: u64,
     ) -> StorageResult<(PublishedForm, bool)>;
     /// Every published version, by form id and version.
     fn forms(&self) -> StorageResult<Vec<PublishedForm>>;
@@ -776,13 +782,14 @@ pub trait ServerStore: Send + Sync + 'static {
     /// The forms feed's end (0 when nothing is published).
     fn forms_head(&self) -> StorageResult<u64>;
     /// Retires a version (audited as `form.retire` by `by`); `None` if it was never published.
-    /// Retiring a retired version changes nothing.
+    /// Retiring a retired version changes nothing. Checked at `expected_head`, as
+    /// `publish_form`.
     fn retire_form(
         &self,
         form_id: &str,
         version: u32,
-        by: &str,
-        now: i64,
+        by_at: (&str, i64),
+        expected_head: u64,
     ) -> StorageResult<Option<PublishedForm>>;
 
     fn set_password(&self, user_id: &str, hash: Option<&str>, now: i64) -> StorageResult<bool>;

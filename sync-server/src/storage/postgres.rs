@@ -48,16 +48,32 @@ const DEVICE_COLUMNS: &str = "device_id, user_id, actor, name, token_hash, revok
 const FORM_COLUMNS: &str =
     "form_id, version, definition, published_at, published_by, retired_at, seq";
 
-fn form_of(r: &postgres::Row) -> PublishedForm {
-    PublishedForm {
+fn form_of(r: &postgres::Row) -> StorageResult<PublishedForm> {
+    let version: i64 = r.get(1);
+    Ok(PublishedForm {
         form_id: r.get(0),
-        version: u32::try_from(r.get::<_, i64>(1)).unwrap_or(u32::MAX),
+        version: u32::try_from(version)
+            .map_err(|_| StorageError::Backend(format!("a stored form version {version}")))?,
         definition: r.get(2),
         published_at: r.get(3),
         published_by: r.get(4),
         retired_at: r.get(5),
         seq: r.get::<_, i64>(6) as u64,
+    })
+}
+
+/// `Moved` unless the forms feed still ends at `expected` (the table is locked).
+fn pg_forms_head_is(tx: &mut impl GenericClient, expected: u64) -> StorageResult<()> {
+    let head: i64 = tx
+        .query_one("SELECT coalesce(max(seq), 0)::BIGINT FROM forms", &[])
+        .map_err(backend)?
+        .get(0);
+    if head as u64 != expected {
+        return Err(StorageError::Moved(format!(
+            "the forms feed is at {head}, not {expected}"
+        )));
     }
+    Ok(())
 }
 
 type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
@@ -1881,8 +1897,8 @@ impl ServerStore for PostgresStore {
         form_id: &str,
         version: u32,
         definition: &str,
-        by: &str,
-        now: i64,
+        (by, now): (&str, i64),
+        expected_head: u64,
     ) -> StorageResult<(PublishedForm, bool)> {
         let mut client = self.client()?;
         let mut tx = client.transaction().map_err(backend)?;
@@ -1897,8 +1913,9 @@ impl ServerStore for PostgresStore {
             .query_opt(&select, &[&form_id, &version_key])
             .map_err(backend)?
         {
-            return Ok((form_of(&row), false));
+            return Ok((form_of(&row)?, false));
         }
+        pg_forms_head_is(&mut tx, expected_head)?;
         tx.execute(
             "INSERT INTO forms (form_id, version, definition, published_at, published_by, seq)
              VALUES ($1, $2, $3, $4, $5, (SELECT coalesce(max(seq), 0) + 1 FROM forms))",
@@ -1916,12 +1933,11 @@ impl ServerStore for PostgresStore {
             .query_one(&select, &[&form_id, &version_key])
             .map_err(backend)?;
         tx.commit().map_err(backend)?;
-        Ok((form_of(&row), true))
+        Ok((form_of(&row)?, true))
     }
 
     fn forms(&self) -> StorageResult<Vec<PublishedForm>> {
-        Ok(self
-            .client()?
+        self.client()?
             .query(
                 &format!("SELECT {FORM_COLUMNS} FROM forms ORDER BY form_id, version"),
                 &[],
@@ -1929,13 +1945,12 @@ impl ServerStore for PostgresStore {
             .map_err(backend)?
             .iter()
             .map(form_of)
-            .collect())
+            .collect()
     }
 
     fn forms_after(&self, seq: u64, limit: usize) -> StorageResult<Vec<PublishedForm>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        Ok(self
-            .client()?
+        self.client()?
             .query(
                 &format!("SELECT {FORM_COLUMNS} FROM forms WHERE seq > $1 ORDER BY seq LIMIT $2"),
                 &[&pg_seq(seq), &limit],
@@ -1943,7 +1958,7 @@ impl ServerStore for PostgresStore {
             .map_err(backend)?
             .iter()
             .map(form_of)
-            .collect())
+            .collect()
     }
 
     fn forms_head(&self) -> StorageResult<u64> {
@@ -1958,13 +1973,14 @@ impl ServerStore for PostgresStore {
         &self,
         form_id: &str,
         version: u32,
-        by: &str,
-        now: i64,
+        (by, now): (&str, i64),
+        expected_head: u64,
     ) -> StorageResult<Option<PublishedForm>> {
         let mut client = self.client()?;
         let mut tx = client.transaction().map_err(backend)?;
         tx.batch_execute("LOCK TABLE forms IN SHARE ROW EXCLUSIVE MODE")
             .map_err(backend)?;
+        pg_forms_head_is(&mut tx, expected_head)?;
         let version_key = i64::from(version);
         let retired = tx
             .execute(
@@ -1989,7 +2005,8 @@ impl ServerStore for PostgresStore {
             )
             .map_err(backend)?
             .as_ref()
-            .map(form_of);
+            .map(form_of)
+            .transpose()?;
         tx.commit().map_err(backend)?;
         Ok(form)
     }

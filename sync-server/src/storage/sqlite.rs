@@ -503,6 +503,19 @@ const DEVICE_COLUMNS: &str = "device_id, user_id, actor, name, token_hash, revok
 const FORM_COLUMNS: &str =
     "form_id, version, definition, published_at, published_by, retired_at, seq";
 
+/// `Moved` unless the forms feed still ends at `expected`: a check made on it still holds.
+fn sqlite_forms_head_is(conn: &Connection, expected: u64) -> StorageResult<()> {
+    let head: i64 = conn
+        .query_row("SELECT coalesce(max(seq), 0) FROM forms", [], |r| r.get(0))
+        .map_err(backend)?;
+    if head as u64 != expected {
+        return Err(StorageError::Moved(format!(
+            "the forms feed is at {head}, not {expected}"
+        )));
+    }
+    Ok(())
+}
+
 fn form_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PublishedForm> {
     Ok(PublishedForm {
         form_id: r.get(0)?,
@@ -1605,8 +1618,8 @@ impl ServerStore for SqliteStore {
         form_id: &str,
         version: u32,
         definition: &str,
-        by: &str,
-        now: i64,
+        (by, now): (&str, i64),
+        expected_head: u64,
     ) -> StorageResult<(PublishedForm, bool)> {
         let mut conn = self.conn();
         let tx = conn
@@ -1624,6 +1637,7 @@ impl ServerStore for SqliteStore {
         if let Some(existing) = stored(&tx)? {
             return Ok((existing, false));
         }
+        sqlite_forms_head_is(&tx, expected_head)?;
         tx.execute(
             "INSERT INTO forms (form_id, version, definition, published_at, published_by, seq)
              VALUES (?1, ?2, ?3, ?4, ?5, (SELECT coalesce(max(seq), 0) + 1 FROM forms))",
@@ -1682,13 +1696,14 @@ impl ServerStore for SqliteStore {
         &self,
         form_id: &str,
         version: u32,
-        by: &str,
-        now: i64,
+        (by, now): (&str, i64),
+        expected_head: u64,
     ) -> StorageResult<Option<PublishedForm>> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
+        sqlite_forms_head_is(&tx, expected_head)?;
         let retired = tx
             .execute(
                 "UPDATE forms SET retired_at = ?3, seq = (SELECT max(seq) + 1 FROM forms)

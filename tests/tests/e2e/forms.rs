@@ -4,7 +4,7 @@
 //! published. On SQLite and on PostgreSQL.
 
 use serde_json::json;
-use suivi_core::forms::{FieldType, FormDefinition, IDENTIFICATION};
+use suivi_core::forms::{FieldType, FormDefinition, FormRegistry, IDENTIFICATION};
 use suivi_core::sync::protocol::{self, RefusalReason, SyncResponse, CONTENT_TYPE};
 use suivi_core::sync::{HttpTransport, Transport};
 use suivi_core::{CaseDoc, ChangeContext, Error};
@@ -338,4 +338,173 @@ fn an_xlsform_workbook_is_published_and_a_bad_one_publishes_nothing() {
         &v2,
         "the phone holds exactly what the workbook said"
     );
+}
+
+/// A server response is untrusted: a definition that does not check, or another definition
+/// under a version the phone holds, is refused and reported; a good one in the same response is
+/// kept, and a case that uses it, pulled in that response, is saved, not set aside.
+#[test]
+fn a_phone_checks_the_forms_a_server_sends_and_keeps_only_good_ones() {
+    use suivi_core::forms::REFERRAL;
+    use suivi_core::sync::protocol::{Author, FormUpdate, PulledCase, PulledChange};
+    let mut referral_v2 = FormRegistry::builtin().get(REFERRAL, 1).unwrap().clone();
+    referral_v2.version = 2;
+    referral_v2.fields.retain(|f| f.id != "urgency");
+    let mut forms = FormRegistry::builtin();
+    forms.add(referral_v2.clone());
+    let case_id = "0123456789abcdef0123456789abcdef";
+    let mut doc = CaseDoc::create(
+        case_id,
+        automerge::ActorId::from(vec![7u8; 16]),
+        forms.get(IDENTIFICATION, 1).unwrap(),
+        &child(1),
+        &ChangeContext::now("amina"),
+    )
+    .unwrap();
+    let mut referral = suivi_tests::referral(1);
+    referral.remove("urgency");
+    doc.add_referral(&forms, &referral, &ChangeContext::now("amina"))
+        .unwrap();
+    let mut rewritten = FormRegistry::builtin()
+        .get(IDENTIFICATION, 1)
+        .unwrap()
+        .clone();
+    rewritten.title.fr = "Identification (réécrite)".into();
+    let page = protocol::encode(&SyncResponse {
+        version: protocol::PROTOCOL_VERSION,
+        accepted: vec![],
+        refused: vec![],
+        authors: vec![Author {
+            user: "amina".into(),
+            device: "amina-phone".into(),
+        }],
+        pull: vec![PulledCase {
+            case_id: case_id.into(),
+            changes: doc
+                .changes_since(&[])
+                .into_iter()
+                .map(|c| PulledChange {
+                    data: serde_bytes::ByteBuf::from(c),
+                    author: 0,
+                    received_at: 0,
+                })
+                .collect(),
+        }],
+        cursor: 1,
+        mark: serde_bytes::ByteBuf::from(vec![1; 32]),
+        more: false,
+        reset: false,
+        erased: vec![],
+        erasures_cursor: 0,
+        removed: vec![],
+        removals_cursor: 0,
+        forms: vec![
+            FormUpdate {
+                seq: 7,
+                definition: "{\"id\": \"referral\", \"version\": 3".into(),
+                retired: false,
+            },
+            FormUpdate {
+                seq: 8,
+                definition: rewritten.canonical_json(),
+                retired: false,
+            },
+            FormUpdate {
+                seq: 9,
+                definition: referral_v2.canonical_json(),
+                retired: false,
+            },
+        ],
+        forms_cursor: 9,
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut phone = suivi_core::Store::create(
+        &dir.path().join("p.db"),
+        suivi_tests::DEVICE_KEY,
+        "amina",
+        "phone",
+    )
+    .unwrap();
+    let server = suivi_tests::fuzz::HostileServer::new(page);
+    phone.enroll(&server, "http://hostile", "CODE").unwrap();
+    let report = phone.sync(&server, &mut |_| {}).unwrap();
+    assert_eq!(report.forms_received, 1);
+    assert_eq!(report.forms_refused.len(), 2, "{:?}", report.forms_refused);
+    assert!(report.forms_refused[0].contains("does not check"));
+    assert!(report.forms_refused[1].contains("identification v1 differs"));
+    assert!(report.quarantined.is_empty(), "{:?}", report.quarantined);
+    let held = phone.forms().unwrap();
+    assert_eq!(held.latest(REFERRAL).unwrap(), &referral_v2);
+    assert_ne!(
+        held.get(IDENTIFICATION, 1).unwrap().title.fr,
+        rewritten.title.fr,
+        "the version the phone ships stays as it is"
+    );
+    let case = phone.case(case_id).unwrap();
+    assert_eq!(case.referrals[0].form_version, 2);
+    assert_eq!(phone.meta("forms_cursor").unwrap().as_deref(), Some("9"));
+    // Refused by this app version: the same app goes on from the cursor, an updated one asks
+    // for the whole forms feed again (it may read what this one could not).
+    assert_eq!(
+        phone.meta("forms_refused_by").unwrap(),
+        Some(phone.app_version().unwrap())
+    );
+    let seen = |server: &suivi_tests::fuzz::HostileServer| {
+        let requests = server.requests.lock().unwrap();
+        protocol::decode_request(requests.last().unwrap())
+            .unwrap()
+            .forms_seen
+    };
+    phone.sync(&server, &mut |_| {}).unwrap();
+    assert_eq!(seen(&server), 9);
+    phone.set_app_version("suivi-android 2.0").unwrap();
+    phone.sync(&server, &mut |_| {}).unwrap();
+    assert_eq!(seen(&server), 0);
+    // The forms stay across a restart, read from the encrypted store.
+    drop(phone);
+    let phone = suivi_core::Store::open(&dir.path().join("p.db"), suivi_tests::DEVICE_KEY).unwrap();
+    assert_eq!(phone.forms().unwrap().latest(REFERRAL).unwrap().version, 2);
+}
+
+/// More new versions than one response holds: the first responses carry forms and no case, so
+/// a case never arrives before the version it uses.
+#[test]
+fn more_forms_than_a_response_holds_come_before_any_case() {
+    use suivi_core::forms::FOLLOWUP;
+    use suivi_server::storage::Role;
+    let server = suivi_tests::TestServer::start();
+    server.add_user("amina", Role::Agent, "sikasso");
+    server.add_user("fatima", Role::Supervisor, "sikasso");
+    server.add_user("nadia", Role::Admin, "sikasso");
+    let newest = 21;
+    for version in 2..=newest {
+        let mut followup = FormRegistry::builtin().get(FOLLOWUP, 1).unwrap().clone();
+        followup.version = version;
+        suivi_server::forms::publish(server.store.as_ref(), &followup, "nadia", 1).unwrap();
+    }
+    let mut amina = server.device("amina");
+    assert_eq!(amina.sync().unwrap().forms_received, 20);
+    let case_id = amina.store.create_case(&child(1)).unwrap();
+    amina
+        .store
+        .add_followup(&case_id, &suivi_tests::visit(1))
+        .unwrap();
+    amina.sync().unwrap();
+
+    let mut fatima = server.device("fatima");
+    let first = suivi_tests::raw_sync(&server, &fatima, vec![]);
+    assert_eq!(
+        first.forms.len(),
+        suivi_server::forms::FORMS_PER_RESPONSE_MAX - 3,
+        "the built-in versions take their places in the feed but are not sent"
+    );
+    assert!(first.pull.is_empty(), "no case before its forms");
+    assert!(first.more);
+    let report = fatima.sync().unwrap();
+    assert_eq!(report.forms_received, 20);
+    assert_eq!(report.cases_down, 1);
+    assert!(report.quarantined.is_empty(), "{:?}", report.quarantined);
+    let case = fatima.store.case(&case_id).unwrap();
+    assert_eq!(case.followups[0].form_version, newest);
 }

@@ -41,6 +41,10 @@ class CaseRepository(
 
     suspend fun form(formId: String, lang: Lang): FormInfo = withContext(io) { store.form(formId, lang.tag) }
 
+    /** One version of a form: a record is shown with the version it was written with. */
+    suspend fun formVersion(formId: String, version: UInt, lang: Lang): FormInfo =
+        withContext(io) { store.formVersion(formId, version, lang.tag) }
+
     suspend fun visibleFields(formId: String, inputs: Map<String, String>): List<String> =
         withContext(io) { store.visibleFields(formId, inputs) }
 

@@ -29,7 +29,8 @@ class CaseActivity : ComponentActivity() {
             fun line(text: String, size: Float = 14f) = body.addView(TextView(this@CaseActivity).apply { this.text = text; textSize = size })
             try {
                 val detail = repository.case(caseId)
-                val form = repository.form("identification", lang)
+                // The record's own version, which may be older than the newest published one.
+                val form = repository.formVersion("identification", detail.identificationForm, lang)
                 val referralForm = repository.form("referral", lang)
                 val visitForm = repository.form("followup", lang)
                 line("${detail.summary.firstName} ${detail.summary.lastName}", 20f)
@@ -39,6 +40,8 @@ class CaseActivity : ComponentActivity() {
                     val shown = field.choices.firstOrNull { it.id == value }?.label ?: value
                     line("${field.label} : $shown")
                 }
+                // Asked by an earlier version only: shown as recorded, read-only.
+                detail.formerFields.forEach { (id, value) -> line("($id) $value") }
                 detail.conflicts.forEach { c ->
                     val values = c.values.zip(c.sources) { v, src -> "$v (${src.user ?: "?"})" }
                     line("⚠ ${c.path} : ${values.joinToString(" | ")}")
