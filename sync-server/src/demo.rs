@@ -1,6 +1,7 @@
 //! The main job's demo: a real server on loopback, two agents and a supervisor enrolled, cases
 //! recorded offline on both agents (including the same field of the same child edited on two
-//! devices), synced, then the merged caseload and the conflict that was kept.
+//! devices), synced, then the merged caseload and the conflict that was kept; last, a form
+//! version published from the server reaching a phone at its next sync.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -227,6 +228,73 @@ fn drive(
     if detail.conflicts.is_empty() || !same {
         return Err("the demo expected a kept conflict and converged devices".into());
     }
+
+    println!("\n7. A new form version, published from the server, reaches the phones");
+    let _ = admin::add_user(store, "nadia", Role::Admin, "souk-sebt", None);
+    let v2 = identification_v2()?;
+    let published =
+        crate::forms::publish(store, &v2, "nadia", admin::now()).map_err(|e| e.to_string())?;
+    println!(
+        "  nadia (admin) publishes identification v{}: a new required question, household size{}",
+        v2.version,
+        if published.new {
+            ""
+        } else {
+            " (published by an earlier run)"
+        }
+    );
+    let report = sync("amina", &mut amina, url)?;
+    let holds = amina
+        .forms()
+        .map_err(err)?
+        .latest(suivi_core::forms::IDENTIFICATION)
+        .map_err(err)?
+        .version;
+    println!(
+        "  amina's phone received {} form version(s) at this sync and records new children with identification v{holds}",
+        report.forms_received
+    );
+    let mut hamid = child("Hamid", "Ouali", "Douar Lahrarta", "agriculture")?;
+    hamid.insert("household_size".into(), json!(7));
+    let new_case = amina.create_case(&hamid).map_err(err)?;
+    let new_version = amina.case(&new_case).map_err(err)?.identification_form;
+    let old_version = amina.case(&khadija).map_err(err)?.identification_form;
+    println!(
+        "  a new child is recorded with identification v{new_version}; Khadija's record keeps v{old_version}"
+    );
+    sync("amina", &mut amina, url)?;
+    if new_version != v2.version || old_version != 1 {
+        return Err(
+            "the demo expected new records on the new version and old ones on theirs".into(),
+        );
+    }
+
     println!("\nDevice databases (encrypted) are in {}", dir.display());
     Ok(())
+}
+
+/// The demo's identification version 2: version 1 and a required household size.
+fn identification_v2() -> Result<suivi_core::forms::FormDefinition, String> {
+    let forms = suivi_core::FormRegistry::builtin();
+    let mut form = forms
+        .get(suivi_core::forms::IDENTIFICATION, 1)
+        .map_err(|e| e.to_string())?
+        .clone();
+    form.version = 2;
+    let mut household = form
+        .field("estimated_age")
+        .ok_or("the built-in identification form has an age")?
+        .clone();
+    household.id = "household_size".into();
+    household.label.fr = "Personnes dans le ménage".into();
+    household.label.en = "People in the household".into();
+    household.label.ar = "عدد أفراد الأسرة".into();
+    household.relevant = None;
+    household.required = true;
+    household.constraints.range = Some(suivi_core::forms::Bounds {
+        min: Some(json!(1)),
+        max: Some(json!(40)),
+    });
+    form.fields.push(household);
+    Ok(form)
 }
