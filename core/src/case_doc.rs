@@ -345,24 +345,7 @@ impl CaseDoc {
                 new.insert(k.clone(), v.clone());
             }
         }
-        loop {
-            let hidden: Vec<String> = target
-                .fields
-                .iter()
-                .filter(|f| {
-                    new.contains_key(&f.id)
-                        && !patch.contains_key(&f.id)
-                        && !target.is_relevant(f, &new)
-                })
-                .map(|f| f.id.clone())
-                .collect();
-            if hidden.is_empty() {
-                break;
-            }
-            for id in hidden {
-                new.remove(&id);
-            }
-        }
+        clear_hidden(target, &mut new, patch);
         target.validate(&new)?;
         let ident = self.map(&ROOT, K_IDENTIFICATION)?;
         let before: Record = old
@@ -459,24 +442,7 @@ impl CaseDoc {
                 new.insert(k.clone(), v.clone());
             }
         }
-        loop {
-            let hidden: Vec<String> = form
-                .fields
-                .iter()
-                .filter(|f| {
-                    new.contains_key(&f.id)
-                        && !patch.contains_key(&f.id)
-                        && !form.is_relevant(f, &new)
-                })
-                .map(|f| f.id.clone())
-                .collect();
-            if hidden.is_empty() {
-                break;
-            }
-            for id in hidden {
-                new.remove(&id);
-            }
-        }
+        clear_hidden(form, &mut new, patch);
         form.validate(&new)?;
         let ident = self.map(&ROOT, K_IDENTIFICATION)?;
         // Setting a conflicted field settles the conflict, even to the value shown now: mark it
@@ -1156,6 +1122,29 @@ impl CaseDoc {
 }
 
 /// The change that made operation `op`: the change of its actor whose counters span it.
+/// Clears the fields of `record` an edit made irrelevant (a child who no longer works has no
+/// work sector), until none is left, keeping what the edit itself sets.
+fn clear_hidden(form: &FormDefinition, record: &mut Record, patch: &Record) {
+    loop {
+        let hidden: Vec<String> = form
+            .fields
+            .iter()
+            .filter(|f| {
+                record.contains_key(&f.id)
+                    && !patch.contains_key(&f.id)
+                    && !form.is_relevant(f, record)
+            })
+            .map(|f| f.id.clone())
+            .collect();
+        if hidden.is_empty() {
+            break;
+        }
+        for id in hidden {
+            record.remove(&id);
+        }
+    }
+}
+
 fn change_of<'c>(changes: &'c [Change], op: &ObjId) -> Option<&'c Change> {
     let ObjId::Id(counter, actor, _) = op else {
         return None;

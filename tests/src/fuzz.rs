@@ -172,26 +172,53 @@ impl Transport for HostileServer {
         let body = if *calls == 1 {
             self.page.clone()
         } else {
-            protocol::encode(&SyncResponse {
-                version: protocol::PROTOCOL_VERSION,
-                accepted: Vec::new(),
-                refused: Vec::new(),
-                authors: Vec::new(),
-                pull: Vec::new(),
-                cursor: 0,
-                mark: Default::default(),
-                more: false,
-                reset: false,
-                erased: Vec::new(),
-                erasures_cursor: 0,
-                removed: Vec::new(),
-                removals_cursor: 0,
-                forms: Vec::new(),
-                forms_cursor: 0,
-            })?
+            // Later requests hear that nothing is new, where they said they stand.
+            let (cursor, forms_seen) = protocol::decode_request(&body)
+                .map(|r| (r.cursor, r.forms_seen))
+                .unwrap_or((0, 0));
+            protocol::encode(&nothing_new(cursor, forms_seen))?
         };
         Ok(HttpReply { status: 200, body })
     }
+}
+
+/// A response with nothing in it, at the positions given: tests build hostile pages from it
+/// (`SyncResponse { pull, ..nothing_new(1, 0) }`).
+pub fn nothing_new(cursor: u64, forms_seen: u64) -> SyncResponse {
+    SyncResponse {
+        version: protocol::PROTOCOL_VERSION,
+        accepted: Vec::new(),
+        refused: Vec::new(),
+        authors: Vec::new(),
+        pull: Vec::new(),
+        cursor,
+        mark: Default::default(),
+        more: false,
+        reset: false,
+        erased: Vec::new(),
+        erasures_cursor: 0,
+        removed: Vec::new(),
+        removals_cursor: 0,
+        forms: Vec::new(),
+        forms_cursor: forms_seen,
+    }
+}
+
+/// A phone enrolled with a hostile server whose first sync answer is `page`.
+pub fn hostile_phone(page: Vec<u8>) -> (Store, HostileServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut phone = Store::create(
+        &dir.path().join("p.db"),
+        crate::DEVICE_KEY,
+        "amina",
+        "phone",
+    )
+    .expect("store");
+    let server = HostileServer::new(page);
+    phone
+        .enroll(&server, "http://hostile", "CODE")
+        .expect("enroll");
+    (phone, server, dir)
 }
 
 fn device() -> &'static Mutex<(Store, tempfile::TempDir)> {

@@ -77,16 +77,8 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
                 })
                 .collect(),
         }],
-        cursor: 3,
         mark: serde_bytes::ByteBuf::from(vec![7; 32]),
-        more: false,
-        reset: false,
-        erased: Vec::new(),
-        erasures_cursor: 0,
-        removed: Vec::new(),
-        removals_cursor: 0,
-        forms: Vec::new(),
-        forms_cursor: 0,
+        ..suivi_tests::fuzz::nothing_new(3, 0)
     })
     .unwrap();
     let mut chunks = Vec::new();

@@ -399,13 +399,13 @@ impl Store {
                 params![crate::store::META_FORMS, response.forms_cursor.to_string()],
             )?;
             // A refused form is remembered with this app's version: an updated app asks for the
-            // whole feed again. A page that refuses nothing after such a request clears it.
+            // whole feed again, and a page it refuses nothing in clears the older version's note.
             if refused_here {
                 tx.execute(
                     "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     params![crate::store::META_FORMS_REFUSED_BY, self.app_version()?],
                 )?;
-            } else if !response.forms.is_empty() {
+            } else {
                 tx.execute(
                     "DELETE FROM meta WHERE key = ?1 AND value != ?2",
                     params![crate::store::META_FORMS_REFUSED_BY, self.app_version()?],

@@ -164,16 +164,23 @@ struct SyncRequestV3 {
     erasures_seen: u64,
 }
 
-/// Decodes a sync request of any version the server answers: a version 3 one gets an empty
-/// report; versions 3 and 4 have seen no forms feed (and are sent none).
-pub fn decode_request(body: &[u8]) -> Result<SyncRequest> {
-    let version = peek_version(body)?;
-    if version >= 5 {
-        return decode(body);
+impl From<SyncRequestV3> for SyncRequestV4 {
+    fn from(old: SyncRequestV3) -> Self {
+        SyncRequestV4 {
+            version: old.version,
+            cursor: old.cursor,
+            mark: old.mark,
+            push: old.push,
+            erasures_seen: old.erasures_seen,
+            report: DeviceReport::default(),
+            removals_seen: 0,
+        }
     }
-    if version == 4 {
-        let old: SyncRequestV4 = decode(body)?;
-        return Ok(SyncRequest {
+}
+
+impl From<SyncRequestV4> for SyncRequest {
+    fn from(old: SyncRequestV4) -> Self {
+        SyncRequest {
             version: old.version,
             cursor: old.cursor,
             mark: old.mark,
@@ -182,19 +189,19 @@ pub fn decode_request(body: &[u8]) -> Result<SyncRequest> {
             report: old.report,
             removals_seen: old.removals_seen,
             forms_seen: 0,
-        });
+        }
     }
-    let old: SyncRequestV3 = decode(body)?;
-    Ok(SyncRequest {
-        version: old.version,
-        cursor: old.cursor,
-        mark: old.mark,
-        push: old.push,
-        erasures_seen: old.erasures_seen,
-        report: DeviceReport::default(),
-        removals_seen: 0,
-        forms_seen: 0,
-    })
+}
+
+/// Decodes a sync request of any version the server answers: a version 3 one gets an empty
+/// report; versions 3 and 4 have seen no forms feed (and are sent none). Each older layout is
+/// brought up one version at a time.
+pub fn decode_request(body: &[u8]) -> Result<SyncRequest> {
+    match peek_version(body)? {
+        5.. => decode(body),
+        4 => Ok(decode::<SyncRequestV4>(body)?.into()),
+        _ => Ok(SyncRequestV4::from(decode::<SyncRequestV3>(body)?).into()),
+    }
 }
 
 /// A version 4 response: a version 5 one without its forms.
@@ -242,16 +249,29 @@ struct SyncResponseV3 {
     erasures_cursor: u64,
 }
 
-/// Decodes a sync response from a server of any version this device reads: a version 3
-/// server's has no removals, a version 4 server's no forms.
-pub fn decode_response(body: &[u8]) -> Result<SyncResponse> {
-    let version = peek_version(body)?;
-    if version >= 5 {
-        return decode(body);
+impl From<SyncResponseV3> for SyncResponseV4 {
+    fn from(old: SyncResponseV3) -> Self {
+        SyncResponseV4 {
+            version: old.version,
+            accepted: old.accepted,
+            refused: old.refused,
+            authors: old.authors,
+            pull: old.pull,
+            cursor: old.cursor,
+            mark: old.mark,
+            more: old.more,
+            reset: old.reset,
+            erased: old.erased,
+            erasures_cursor: old.erasures_cursor,
+            removed: Vec::new(),
+            removals_cursor: 0,
+        }
     }
-    if version == 4 {
-        let old: SyncResponseV4 = decode(body)?;
-        return Ok(SyncResponse {
+}
+
+impl From<SyncResponseV4> for SyncResponse {
+    fn from(old: SyncResponseV4) -> Self {
+        SyncResponse {
             version: old.version,
             accepted: old.accepted,
             refused: old.refused,
@@ -267,26 +287,18 @@ pub fn decode_response(body: &[u8]) -> Result<SyncResponse> {
             removals_cursor: old.removals_cursor,
             forms: Vec::new(),
             forms_cursor: 0,
-        });
+        }
     }
-    let old: SyncResponseV3 = decode(body)?;
-    Ok(SyncResponse {
-        version: old.version,
-        accepted: old.accepted,
-        refused: old.refused,
-        authors: old.authors,
-        pull: old.pull,
-        cursor: old.cursor,
-        mark: old.mark,
-        more: old.more,
-        reset: old.reset,
-        erased: old.erased,
-        erasures_cursor: old.erasures_cursor,
-        removed: Vec::new(),
-        removals_cursor: 0,
-        forms: Vec::new(),
-        forms_cursor: 0,
-    })
+}
+
+/// Decodes a sync response from a server of any version this device reads: a version 3
+/// server's has no removals, a version 4 server's no forms.
+pub fn decode_response(body: &[u8]) -> Result<SyncResponse> {
+    match peek_version(body)? {
+        5.. => decode(body),
+        4 => Ok(decode::<SyncResponseV4>(body)?.into()),
+        _ => Ok(SyncResponseV4::from(decode::<SyncResponseV3>(body)?).into()),
+    }
 }
 
 /// Why the server refused a case. Travels as a number: a reason added by a newer server reads

@@ -371,9 +371,6 @@ fn a_phone_checks_the_forms_a_server_sends_and_keeps_only_good_ones() {
         .clone();
     rewritten.title.fr = "Identification (réécrite)".into();
     let page = protocol::encode(&SyncResponse {
-        version: protocol::PROTOCOL_VERSION,
-        accepted: vec![],
-        refused: vec![],
         authors: vec![Author {
             user: "amina".into(),
             device: "amina-phone".into(),
@@ -390,14 +387,7 @@ fn a_phone_checks_the_forms_a_server_sends_and_keeps_only_good_ones() {
                 })
                 .collect(),
         }],
-        cursor: 1,
         mark: serde_bytes::ByteBuf::from(vec![1; 32]),
-        more: false,
-        reset: false,
-        erased: vec![],
-        erasures_cursor: 0,
-        removed: vec![],
-        removals_cursor: 0,
         forms: vec![
             FormUpdate {
                 seq: 7,
@@ -415,19 +405,10 @@ fn a_phone_checks_the_forms_a_server_sends_and_keeps_only_good_ones() {
                 retired: false,
             },
         ],
-        forms_cursor: 9,
+        ..suivi_tests::fuzz::nothing_new(1, 9)
     })
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut phone = suivi_core::Store::create(
-        &dir.path().join("p.db"),
-        suivi_tests::DEVICE_KEY,
-        "amina",
-        "phone",
-    )
-    .unwrap();
-    let server = suivi_tests::fuzz::HostileServer::new(page);
-    phone.enroll(&server, "http://hostile", "CODE").unwrap();
+    let (mut phone, server, dir) = suivi_tests::fuzz::hostile_phone(page);
     let report = phone.sync(&server, &mut |_| {}).unwrap();
     assert_eq!(report.forms_received, 1);
     assert_eq!(report.forms_refused.len(), 2, "{:?}", report.forms_refused);
@@ -458,9 +439,15 @@ fn a_phone_checks_the_forms_a_server_sends_and_keeps_only_good_ones() {
     };
     phone.sync(&server, &mut |_| {}).unwrap();
     assert_eq!(seen(&server), 9);
+    phone.sync(&server, &mut |_| {}).unwrap();
+    assert_eq!(seen(&server), 9, "the same app goes on from its cursor");
     phone.set_app_version("suivi-android 2.0").unwrap();
     phone.sync(&server, &mut |_| {}).unwrap();
     assert_eq!(seen(&server), 0);
+    // Nothing refused this time: the note goes, and the next sync goes on from the cursor.
+    assert_eq!(phone.meta("forms_refused_by").unwrap(), None);
+    phone.sync(&server, &mut |_| {}).unwrap();
+    assert_eq!(seen(&server), 0, "the cursor the full read ended at");
     // The forms stay across a restart, read from the encrypted store.
     drop(phone);
     let phone = suivi_core::Store::open(&dir.path().join("p.db"), suivi_tests::DEVICE_KEY).unwrap();

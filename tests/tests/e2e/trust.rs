@@ -741,9 +741,6 @@ fn a_hostile_server_cannot_make_a_phone_build_a_huge_case() {
     }
     let case_id = "0badcafe0badcafe0badcafe0badcafe";
     let page = protocol::encode(&SyncResponse {
-        version: protocol::PROTOCOL_VERSION,
-        accepted: vec![],
-        refused: vec![],
         authors: vec![Author {
             user: "x".into(),
             device: "y".into(),
@@ -759,28 +756,11 @@ fn a_hostile_server_cannot_make_a_phone_build_a_huge_case() {
                 })
                 .collect(),
         }],
-        cursor: 1,
         mark: serde_bytes::ByteBuf::from(vec![1; 32]),
-        more: false,
-        reset: false,
-        erased: vec![],
-        erasures_cursor: 0,
-        removed: Vec::new(),
-        removals_cursor: 0,
-        forms: Vec::new(),
-        forms_cursor: 0,
+        ..suivi_tests::fuzz::nothing_new(1, 0)
     })
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut phone = suivi_core::Store::create(
-        &dir.path().join("p.db"),
-        suivi_tests::DEVICE_KEY,
-        "amina",
-        "phone",
-    )
-    .unwrap();
-    let server = suivi_tests::fuzz::HostileServer::new(page);
-    phone.enroll(&server, "http://hostile", "CODE").unwrap();
+    let (mut phone, server, _dir) = suivi_tests::fuzz::hostile_phone(page);
     let report = phone.sync(&server, &mut |_| {}).unwrap();
     assert_eq!(report.quarantined.len(), 1, "{report:?}");
     assert!(
