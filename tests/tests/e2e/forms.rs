@@ -495,3 +495,114 @@ fn more_forms_than_a_response_holds_come_before_any_case() {
     let case = fatima.store.case(&case_id).unwrap();
     assert_eq!(case.followups[0].form_version, newest);
 }
+
+/// The `suivi` command on a phone: a version published on the running server arrives with
+/// `suivi sync`, `suivi forms` and `suivi form` show it, `suivi case new` records with it and
+/// asks for its new question, an older case keeps its version and `suivi case move-form` moves
+/// it.
+#[test]
+fn the_suivi_command_receives_a_published_form_and_records_with_it() {
+    use crate::cli::suivi;
+    let site = ServerSite::new();
+    site.ok(&[
+        "user", "add", "amina", "--role", "agent", "--team", "sikasso",
+    ]);
+    site.ok(&[
+        "user", "add", "nadia", "--role", "admin", "--team", "sikasso",
+    ]);
+    let served = site.serve();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("amina.db");
+    suivi(&db, &["init", "--user", "amina", "--device", "tecno"]);
+    let code = site.ok(&["device", "code", "amina"]).trim().to_string();
+    suivi(&db, &["enroll", "--server", &served.url(), "--code", &code]);
+    let fields = [
+        "child_first_name=Oumou",
+        "child_last_name=Sangaré",
+        "sex=female",
+        "dob_known=non",
+        "estimated_age=13",
+        "province=Sikasso",
+        "commune=Kadiolo",
+        "village=Zégoua",
+        "school_status=never_enrolled",
+        "works=oui",
+        "work_sector=cotton",
+        "risk_level=high",
+        "consent_to_share=oui",
+    ];
+    let new_case = |extra: &[&str]| {
+        let mut args = vec!["case", "new"];
+        for f in fields.iter().chain(extra) {
+            args.extend(["--set", f]);
+        }
+        args.iter().map(|a| a.to_string()).collect::<Vec<_>>()
+    };
+    let args = new_case(&[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let old = suivi(&db, &args)["case_id"].as_str().unwrap().to_string();
+    suivi(&db, &["sync"]);
+
+    let files = tempfile::tempdir().unwrap();
+    let v2 = write(&files, "identification.v2.json", &identification_v2());
+    site.ok(&["form", "publish", &v2, "--by", "nadia"]);
+    let report = suivi(&db, &["sync"]);
+    assert_eq!(report["forms_received"], 1, "{report}");
+    let held = suivi(&db, &["forms"]);
+    let identification: Vec<(u64, bool)> = held
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "identification")
+        .map(|f| {
+            (
+                f["version"].as_u64().unwrap(),
+                f["retired"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(identification, [(1, false), (2, false)]);
+    let form = suivi(&db, &["form", "identification"]);
+    assert_eq!(form["version"], 2);
+    assert!(form["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["id"] == "household_size"));
+
+    // A new case asks for the new question, and is recorded with version 2.
+    let out = std::process::Command::new(crate::cli::suivi_binary())
+        .arg("--json")
+        .args(&args)
+        .env("SUIVI_DB", &db)
+        .env("SUIVI_KEY", "clé de test")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("household_size")
+            || String::from_utf8_lossy(&out.stderr).contains("household_size"),
+        "{out:?}"
+    );
+    let with_household = new_case(&["household_size=6"]);
+    let with_household: Vec<&str> = with_household.iter().map(String::as_str).collect();
+    let new = suivi(&db, &with_household)["case_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let shown = suivi(&db, &["case", "show", &new]);
+    assert_eq!(shown["identification_form"], 2);
+    // The older case keeps version 1 until moved.
+    assert_eq!(
+        suivi(&db, &["case", "show", &old])["identification_form"],
+        1
+    );
+    let moved = suivi(
+        &db,
+        &["case", "move-form", &old, "--set", "household_size=4"],
+    );
+    assert_eq!(moved["identification_form"], 2);
+    let report = suivi(&db, &["sync"]);
+    assert_eq!(report["cases_up"], 2, "{report}");
+    assert_eq!(report["refused"].as_array().unwrap().len(), 0, "{report}");
+}
