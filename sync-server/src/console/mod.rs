@@ -732,6 +732,8 @@ async fn case_page(
         let Some(listed) = store.listed_case(&case_id)? else {
             return Ok(None);
         };
+        // A record may name a version published moments ago (by another instance).
+        service.refresh_forms();
         let doc = service.case_document(&case_id)?;
         let origins = store.change_origins(&case_id)?;
         let agents = reassign_choices(store.as_ref(), &reader)?;
@@ -772,7 +774,10 @@ async fn case_page(
         let ident_form = forms.get(IDENTIFICATION, version)?;
         Ok((
             ident_form,
-            doc.identification(forms)?,
+            (
+                doc.identification(forms)?,
+                doc.former_identification_fields(forms)?,
+            ),
             doc.referrals(forms)?,
             doc.followups(forms)?,
             doc.audit_notes()?,
@@ -780,8 +785,15 @@ async fn case_page(
             doc.merged_into()?,
         ))
     })();
-    let Ok((ident_form, identification, referrals, followups, notes, conflicts, merged_into)) =
-        read
+    let Ok((
+        ident_form,
+        (identification, former_fields),
+        referrals,
+        followups,
+        notes,
+        conflicts,
+        merged_into,
+    )) = read
     else {
         return Err(ConsoleError::Storage("a stored case does not read".into()));
     };
@@ -791,6 +803,7 @@ async fn case_page(
     let page = pages::CasePage {
         listed: &listed,
         identification: &identification,
+        former_fields: &former_fields,
         identification_form: ident_form,
         forms,
         notice: if !query.settled.is_empty() {

@@ -5,7 +5,9 @@ use chrono::{TimeZone, Utc};
 use maud::{html, Markup, DOCTYPE};
 use serde_json::Value as Json;
 use suivi_core::case_doc::{Conflict, FollowUp, HistoryEntry, Referral};
-use suivi_core::forms::{FieldType, FormDefinition, FormRegistry, FOLLOWUP, REFERRAL};
+use suivi_core::forms::{
+    FieldType, FormDefinition, FormRegistry, FOLLOWUP, IDENTIFICATION, REFERRAL,
+};
 use suivi_core::{Lang, Record};
 
 use super::text::{dir, t, tag, T};
@@ -427,6 +429,8 @@ pub fn agents(
 pub struct CasePage<'a> {
     pub listed: &'a ListedCase,
     pub identification: &'a Record,
+    /// Fields an earlier version of the form asked, kept read-only in a record that moved on.
+    pub former_fields: &'a Record,
     pub identification_form: &'a FormDefinition,
     /// Each referral and visit is shown with the form version it was written with.
     pub forms: &'a FormRegistry,
@@ -495,7 +499,20 @@ pub fn case_page(frame: &Frame<'_>, p: &CasePage<'_>) -> Markup {
             }
             section {
                 h2 { (t(lang, T::Identification)) }
+                p.form-version { (t(lang, T::FormVersion)) " " (p.identification_form.version) }
                 (record_table(lang, p.identification_form, p.identification))
+                @if !p.former_fields.is_empty() {
+                    h3 { (t(lang, T::FormerFields)) }
+                    dl.record {
+                        @for (id, value) in p.former_fields {
+                            @let earlier = p.forms.versions(IDENTIFICATION).rev().find_map(|f| f.field(id));
+                            @if let Some(field) = earlier {
+                                dt { (field.label.get(lang)) }
+                                dd { (shown_value(lang, field, value)) }
+                            }
+                        }
+                    }
+                }
             }
             (referral_section(lang, p.forms, p.referrals))
             (followup_section(lang, p.forms, p.followups))

@@ -606,3 +606,40 @@ fn the_suivi_command_receives_a_published_form_and_records_with_it() {
     assert_eq!(report["cases_up"], 2, "{report}");
     assert_eq!(report["refused"].as_array().unwrap().len(), 0, "{report}");
 }
+
+/// The console shows a record with the version it names: a record moved to a version that
+/// dropped a question shows that answer apart, read-only, labelled from the version that asked.
+#[test]
+fn the_console_shows_a_moved_record_with_its_version_and_what_an_earlier_one_asked() {
+    use crate::console::{two_teams, Console};
+    use reqwest::StatusCode;
+    let server = two_teams();
+    server.add_user("nadia", suivi_server::storage::Role::Admin, "sikasso");
+    let mut amina = server.device("amina");
+    let mut answered = child(4);
+    answered.insert("tasks".into(), json!("Porte les sacs de coton"));
+    let case_id = amina.store.create_case(&answered).unwrap();
+    amina.sync().unwrap();
+    // Version 2 drops `tasks` and asks for the household's size.
+    let mut v2 = identification_v2();
+    v2.fields.retain(|f| f.id != "tasks");
+    suivi_server::forms::publish(server.store.as_ref(), &v2, "nadia", 1).unwrap();
+    amina.sync().unwrap();
+    amina
+        .store
+        .move_case_form(&case_id, &record(json!({"household_size": 5})))
+        .unwrap();
+    let report = amina.sync().unwrap();
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+
+    let mut fatima = Console::signed_in(&server, "fatima");
+    let (status, page, _) = fatima.get(&format!("/console/cases/{case_id}"));
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("version du formulaire 2"), "{page}");
+    assert!(page.contains("Personnes dans le ménage"), "{page}");
+    let earlier = page
+        .split("Demandé par une version antérieure du formulaire")
+        .nth(1)
+        .expect("the answers an earlier version asked, apart");
+    assert!(earlier.contains("Porte les sacs de coton"), "{earlier}");
+}
