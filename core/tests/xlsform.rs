@@ -638,6 +638,33 @@ fn long_shared_strings_are_refused_before_they_are_copied() {
     );
 }
 
+/// A form exported from KoboToolbox carries its editor's row ids (`$kuid`, `$autoname`): they
+/// are read past, the rest imports as it would without them.
+#[test]
+fn kobo_bookkeeping_columns_are_read_past() {
+    let plain = import_sheets(&survey(&[row("text", "a")]), &choices(), &settings()).unwrap();
+    let mut rows = survey(&[row("text", "a")]);
+    rows[0].push("$kuid");
+    rows[0].push("$autoname");
+    rows[1].push("xk29Ab");
+    rows[1].push("a");
+    assert_eq!(
+        import_sheets(&rows, &choices(), &settings()).unwrap(),
+        plain
+    );
+    // Any other column Suivi cannot hold is still reported.
+    let mut rows = survey(&[row("text", "a")]);
+    rows[0].push("hint");
+    rows[1].push("Demandez au parent");
+    let problems = problems_of(import_sheets(&rows, &choices(), &settings()));
+    assert_problem(
+        &problems,
+        "survey",
+        Some(2),
+        "column `hint` is not supported",
+    );
+}
+
 #[test]
 fn too_many_rows_are_refused() {
     let names: Vec<String> = (0..XLSFORM_ROWS_MAX).map(|i| format!("f{i}")).collect();

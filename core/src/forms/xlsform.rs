@@ -50,7 +50,8 @@
 //! `constraint_message`, `default`, `read_only`, `calculation`, `choice_filter`, `media::…`,
 //! `guidance_hint`, labels in other languages…), other appearances, other sheets of the XLSForm
 //! standard with content (`external_choices`, `entities`, `osm`); sheets with other names are
-//! ignored.
+//! ignored, and so are columns whose header starts with `$` (KoboToolbox's own row ids,
+//! `$kuid`, `$autoname`: nothing a form asks).
 //!
 //! [`export`] writes exactly the columns above (survey: `type`, `name`, three labels,
 //! `required`, `constraint`, `relevant`, `appearance`; choices: `list_name`, `name`, three
@@ -61,7 +62,9 @@
 //! Untrusted input is bounded before any spreadsheet parsing: the file size
 //! ([`XLSFORM_BYTES_MAX`]), the bytes every zip entry really inflates to
 //! ([`XLSFORM_UNZIPPED_BYTES_MAX`], counted by decompressing, since declared sizes are the
-//! sender's to choose), the number of zip entries, and rows and columns per sheet.
+//! sender's to choose), the number of zip entries, and rows and columns per sheet; a cell's
+//! text is measured before it is copied ([`XLSFORM_CELL_BYTES_MAX`], and
+//! [`XLSFORM_SHEET_TEXT_BYTES_MAX`] a sheet), since cells name shared strings by index.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -610,15 +613,23 @@ fn classify(sheet: &str, header: &str) -> Option<Column> {
 struct Layout {
     columns: BTreeMap<u32, Result<Column, String>>,
     present: BTreeSet<Column>,
+    /// KoboToolbox's own bookkeeping columns (`$kuid`, `$autoname`...): ids its editor gives
+    /// rows, nothing a form asks. A form exported from Kobo imports as it is.
+    bookkeeping: BTreeSet<u32>,
 }
 
 fn layout(sheet: &Sheet, problems: &mut Problems) -> Layout {
     let mut layout = Layout {
         columns: BTreeMap::new(),
         present: BTreeSet::new(),
+        bookkeeping: BTreeSet::new(),
     };
     let mut first: BTreeMap<Column, u32> = BTreeMap::new();
     for (&index, header) in &sheet.headers {
+        if header.starts_with('$') {
+            layout.bookkeeping.insert(index);
+            continue;
+        }
         match classify(sheet.name, header) {
             Some(column) => {
                 if let Some(&earlier) = first.get(&column) {
@@ -658,6 +669,9 @@ impl Layout {
     ) -> BTreeMap<Column, String> {
         let mut values = BTreeMap::new();
         for (&index, text) in &row.cells {
+            if self.bookkeeping.contains(&index) {
+                continue;
+            }
             match self.columns.get(&index) {
                 Some(Ok(column)) => {
                     values.insert(*column, text.clone());
