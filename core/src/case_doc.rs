@@ -718,6 +718,20 @@ impl CaseDoc {
                 out.push((conflict, ops));
             }
         }
+        // Two devices moved the record to two different versions at once: it follows the
+        // newer, and the supervisor sees that one device answered an older version's questions.
+        let moves = self.doc.get_all(ROOT, K_IDENTIFICATION_FORM)?;
+        let mut versions: Vec<Json> = moves.iter().map(|(v, _)| value_to_plain_json(v)).collect();
+        versions.sort_by_key(|v| v.as_u64());
+        versions.dedup();
+        if versions.len() > 1 {
+            let conflict = Conflict {
+                path: K_IDENTIFICATION_FORM.to_string(),
+                values: versions,
+                sources: Vec::new(),
+            };
+            out.push((conflict, moves.iter().map(|(_, id)| id.clone()).collect()));
+        }
         let assignees = self.doc.get_all(ROOT, K_ASSIGNED_TO)?;
         if assignees.len() > 1 {
             let ops = assignees.iter().map(|(_, id)| id.clone()).collect();
@@ -840,6 +854,20 @@ impl CaseDoc {
                     self.doc.put(&ident, field.id.as_str(), scalar)?;
                 }
             }
+        } else if path == K_IDENTIFICATION_FORM {
+            // Only the newer settles it: the older version does not ask what the other device
+            // answered under the newer, so those answers would not check under it.
+            let newest = self.identification_form_version()?;
+            let chosen = value
+                .as_u64()
+                .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()));
+            if chosen != Some(u64::from(newest)) {
+                return Err(Error::InvalidInput(format!(
+                    "a record moved to two versions at once follows the newer: settle it with {newest}"
+                )));
+            }
+            self.doc
+                .put(ROOT, K_IDENTIFICATION_FORM, i64::from(newest))?;
         } else if path == K_ASSIGNED_TO {
             let agent = value
                 .as_str()

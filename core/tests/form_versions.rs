@@ -159,3 +159,64 @@ fn two_devices_moving_one_record_at_once_give_a_conflict_the_server_accepts() {
     assert!(amina.conflicts(&forms).unwrap().is_empty());
     check_document(amina.automerge(), CASE, &forms).unwrap();
 }
+
+#[test]
+fn two_devices_moving_one_record_to_two_versions_show_it_and_the_newer_settles_it() {
+    let (with_v2, v2) = with_version_2();
+    let mut v3 = v2.clone();
+    v3.version = 3;
+    let mut with_v3 = with_v2.clone();
+    with_v3.add(v3);
+    let mut amina = case_on_version_1();
+    let mut fatima = CaseDoc::load(&amina.save(), ActorId::random()).unwrap();
+    // Amina's phone had synced version 2 only; Fatima's had version 3 too.
+    amina
+        .move_identification(
+            &with_v2,
+            &record(json!({"household_size": 5})),
+            &ChangeContext::now("amina"),
+        )
+        .unwrap();
+    fatima
+        .move_identification(
+            &with_v3,
+            &record(json!({"household_size": 5})),
+            &ChangeContext::now("fatima"),
+        )
+        .unwrap();
+    sync_docs(&mut amina, &mut fatima);
+    assert_eq!(fatima.identification_form_version().unwrap(), 3);
+    check_document(fatima.automerge(), CASE, &with_v3).unwrap();
+    // Both answered the new question too (a conflict of its own, settled as any other).
+    let conflicts = fatima.conflicts(&with_v3).unwrap();
+    let moved = conflicts
+        .iter()
+        .find(|c| c.path == "identification_form")
+        .expect("the two moves are shown");
+    assert_eq!(moved.values, [json!(2), json!(3)]);
+    // The older version cannot settle it; the newer does, and the server still accepts.
+    assert!(matches!(
+        fatima.resolve_conflict(
+            &with_v3,
+            "identification_form",
+            &json!(2),
+            &ChangeContext::now("fatima")
+        ),
+        Err(Error::InvalidInput(_))
+    ));
+    fatima
+        .resolve_conflict(
+            &with_v3,
+            "identification_form",
+            &json!("3"),
+            &ChangeContext::now("fatima"),
+        )
+        .unwrap();
+    assert!(fatima
+        .conflicts(&with_v3)
+        .unwrap()
+        .iter()
+        .all(|c| c.path != "identification_form"));
+    assert_eq!(fatima.identification_form_version().unwrap(), 3);
+    check_document(fatima.automerge(), CASE, &with_v3).unwrap();
+}
