@@ -107,10 +107,11 @@ pub(crate) const META_FORMS: &str = "forms_cursor";
 /// version (an update that may read it) asks for the whole forms feed again.
 pub(crate) const META_FORMS_REFUSED_BY: &str = "forms_refused_by";
 
-/// The forms registry as last loaded, and the forms feed position it was loaded at: a sync
-/// on the writer moves the position, and every connection (readers too) reloads at its next use.
+/// The forms registry as last loaded, and what the forms table held then (versions,
+/// retirements): a sync on the writer that stores a form changes it, and every connection
+/// (readers too) reloads at its next use.
 struct FormsCache {
-    loaded_at: Option<Option<String>>,
+    loaded_at: Option<(i64, i64)>,
     registry: std::sync::Arc<FormRegistry>,
 }
 
@@ -354,7 +355,13 @@ impl Store {
 
     /// The forms this store knows: built in, and received from the server at sync.
     pub fn forms(&self) -> Result<std::sync::Arc<FormRegistry>> {
-        let position = self.meta(META_FORMS)?;
+        // What the table holds (versions, retirements): a sync that stored a form moved it,
+        // even one that read the feed again and ended at the same position.
+        let position: (i64, i64) = self.conn.query_row(
+            "SELECT count(*), coalesce(sum(retired), 0) FROM forms",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         let mut cache = self
             .forms
             .lock()
@@ -1065,6 +1072,39 @@ mod tests {
     use super::*;
 
     const KEY: &str = "test key";
+
+    /// A form stored by a sync that read the feed again and ended where it stood (an updated
+    /// app taking a version the older one refused) is seen by the next read, without a restart.
+    #[test]
+    fn a_form_stored_at_the_same_feed_position_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(&dir.path().join("s.db"), KEY, "amina", "phone").unwrap();
+        assert_eq!(
+            store.forms().unwrap().latest("referral").unwrap().version,
+            1
+        );
+        let mut v2 = store.forms().unwrap().get("referral", 1).unwrap().clone();
+        v2.version = 2;
+        store
+            .conn
+            .execute(
+                "INSERT INTO forms (form_id, version, definition) VALUES ('referral', 2, ?1)",
+                [v2.canonical_json()],
+            )
+            .unwrap();
+        assert_eq!(
+            store.forms().unwrap().latest("referral").unwrap().version,
+            2
+        );
+        store
+            .conn
+            .execute("UPDATE forms SET retired = 1", [])
+            .unwrap();
+        assert_eq!(
+            store.forms().unwrap().latest("referral").unwrap().version,
+            1
+        );
+    }
 
     fn schema_of(conn: &Connection) -> Vec<(String, String)> {
         let mut stmt = conn
