@@ -35,6 +35,23 @@ pub fn suivi(db: &std::path::Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// A child as `suivi case new --set` takes it (identification version 1).
+pub const CHILD: [&str; 13] = [
+    "child_first_name=Oumou",
+    "child_last_name=Sangaré",
+    "sex=female",
+    "dob_known=non",
+    "estimated_age=13",
+    "province=Sikasso",
+    "commune=Kadiolo",
+    "village=Zégoua",
+    "school_status=never_enrolled",
+    "works=oui",
+    "work_sector=cotton",
+    "risk_level=high",
+    "consent_to_share=oui",
+];
+
 #[test]
 fn the_command_enrolls_and_syncs_a_case_recorded_offline() {
     let server = TestServer::start();
@@ -44,22 +61,7 @@ fn the_command_enrolls_and_syncs_a_case_recorded_offline() {
     let db = dir.path().join("amina.db");
     suivi(&db, &["init", "--user", "amina", "--device", "tecno"]);
     let mut args = vec!["case", "new"];
-    let fields = [
-        "child_first_name=Oumou",
-        "child_last_name=Sangaré",
-        "sex=female",
-        "dob_known=non",
-        "estimated_age=13",
-        "province=Sikasso",
-        "commune=Kadiolo",
-        "village=Zégoua",
-        "school_status=never_enrolled",
-        "works=oui",
-        "work_sector=cotton",
-        "risk_level=high",
-        "consent_to_share=oui",
-    ];
-    for f in &fields {
+    for f in &CHILD {
         args.push("--set");
         args.push(f);
     }

@@ -516,21 +516,7 @@ fn the_suivi_command_receives_a_published_form_and_records_with_it() {
     suivi(&db, &["init", "--user", "amina", "--device", "tecno"]);
     let code = site.ok(&["device", "code", "amina"]).trim().to_string();
     suivi(&db, &["enroll", "--server", &served.url(), "--code", &code]);
-    let fields = [
-        "child_first_name=Oumou",
-        "child_last_name=Sangaré",
-        "sex=female",
-        "dob_known=non",
-        "estimated_age=13",
-        "province=Sikasso",
-        "commune=Kadiolo",
-        "village=Zégoua",
-        "school_status=never_enrolled",
-        "works=oui",
-        "work_sector=cotton",
-        "risk_level=high",
-        "consent_to_share=oui",
-    ];
+    let fields = crate::cli::CHILD;
     let new_case = |extra: &[&str]| {
         let mut args = vec!["case", "new"];
         for f in fields.iter().chain(extra) {
