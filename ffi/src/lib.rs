@@ -371,10 +371,7 @@ fn form_info(form: &suivi_core::forms::FormDefinition, lang: Lang) -> FormInfo {
             .iter()
             .map(|f| FieldInfo {
                 id: f.id.clone(),
-                field_type: serde_json::to_value(f.field_type)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                field_type: f.field_type.name().to_string(),
                 label: f.label.get(lang).to_string(),
                 required: f.required,
                 multiline: f.multiline,

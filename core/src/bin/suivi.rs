@@ -968,12 +968,11 @@ fn show_history(history: &[HistoryEntry]) -> String {
 fn describe_form(form: &FormDefinition, lang: Lang) -> String {
     let mut out = format!("{} ({} v{})\n", form.title.get(lang), form.id, form.version);
     for f in &form.fields {
-        let ty = serde_json::to_value(f.field_type).unwrap_or_default();
         out.push_str(&format!(
             "  {}{}  [{}]  {}\n",
             f.id,
             if f.required { "*" } else { "" },
-            ty.as_str().unwrap_or(""),
+            f.field_type.name(),
             f.label.get(lang)
         ));
         for c in &f.choices {

@@ -71,6 +71,23 @@ pub enum FieldType {
     Phone,
 }
 
+impl FieldType {
+    /// The type's name as definitions spell it (`select_one`, `phone`...).
+    pub fn name(self) -> &'static str {
+        match self {
+            FieldType::Text => "text",
+            FieldType::Integer => "integer",
+            FieldType::Decimal => "decimal",
+            FieldType::Date => "date",
+            FieldType::Boolean => "boolean",
+            FieldType::SelectOne => "select_one",
+            FieldType::SelectMultiple => "select_multiple",
+            FieldType::Geopoint => "geopoint",
+            FieldType::Phone => "phone",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Choice {
@@ -356,14 +373,11 @@ impl Field {
     /// What a value of this field is stored as: its type, and for text whether it is a
     /// collaborative text (multiline) or a plain string.
     pub fn kind(&self) -> String {
-        let name = serde_json::to_value(self.field_type)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_else(|| format!("{:?}", self.field_type));
+        let name = self.field_type.name();
         if self.multiline {
             format!("{name} (multiline)")
         } else {
-            name
+            name.to_string()
         }
     }
 }
@@ -531,6 +545,23 @@ mod tests {
         for ((id, version, digest), (f_id, f_version, f_digest)) in digests.iter().zip(frozen) {
             assert_eq!((id.as_str(), *version), (f_id, f_version));
             assert_eq!(digest, f_digest, "{id} v{version} was edited");
+        }
+    }
+
+    #[test]
+    fn type_names_are_the_ones_definitions_spell() {
+        for t in [
+            FieldType::Text,
+            FieldType::Integer,
+            FieldType::Decimal,
+            FieldType::Date,
+            FieldType::Boolean,
+            FieldType::SelectOne,
+            FieldType::SelectMultiple,
+            FieldType::Geopoint,
+            FieldType::Phone,
+        ] {
+            assert_eq!(serde_json::to_value(t).unwrap(), Json::from(t.name()));
         }
     }
 
