@@ -1396,7 +1396,6 @@ impl SyncService {
             // Every device ships the built-in versions: only their retirement is news.
             .filter(|f| f.published_by != crate::forms::BUILT_IN || f.retired_at.is_some())
             .map(|f| protocol::FormUpdate {
-                seq: f.seq,
                 definition: f.definition,
                 retired: f.retired_at.is_some(),
             })

@@ -204,6 +204,21 @@ pub fn nothing_new(cursor: u64, forms_seen: u64) -> SyncResponse {
     }
 }
 
+/// One pulled case of raw changes, each by the response's first author, received at 0.
+pub fn pulled_case(case_id: &str, changes: Vec<Vec<u8>>) -> protocol::PulledCase {
+    protocol::PulledCase {
+        case_id: case_id.into(),
+        changes: changes
+            .into_iter()
+            .map(|c| protocol::PulledChange {
+                data: serde_bytes::ByteBuf::from(c),
+                author: 0,
+                received_at: 0,
+            })
+            .collect(),
+    }
+}
+
 /// A phone enrolled with a hostile server whose first sync answer is `page`.
 pub fn hostile_phone(page: Vec<u8>) -> (Store, HostileServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");

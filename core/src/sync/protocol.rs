@@ -494,8 +494,6 @@ pub struct SyncResponse {
 /// A form version as the server publishes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FormUpdate {
-    /// Its position in the server's forms feed.
-    pub seq: u64,
     /// The definition as JSON, checked by the device before it is used.
     pub definition: String,
     /// The version takes no new records.
@@ -704,7 +702,6 @@ mod tests {
         let mut v5 = response.clone();
         v5.version = 5;
         v5.forms = vec![FormUpdate {
-            seq: 12,
             definition: "{\"id\":\"referral\"}".into(),
             retired: true,
         }];
@@ -804,7 +801,6 @@ mod tests {
             removed: Vec::new(),
             removals_cursor: 0,
             forms: vec![FormUpdate {
-                seq: 1,
                 definition: "{}".into(),
                 retired: false,
             }],

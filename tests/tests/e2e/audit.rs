@@ -289,15 +289,21 @@ fn tampering_is_reported(site: &ServerSite, editor: &mut dyn Editor, payload_sea
     );
 }
 
-#[test]
-fn verify_reports_a_rewritten_change_and_edited_or_deleted_audit_rows_on_sqlite() {
+/// A SQLite site, its database made by a first command, and a connection that edits it
+/// directly, as someone holding the key file could.
+fn sqlite_site() -> (ServerSite, rusqlite::Connection) {
     let site = ServerSite::new();
-    // The site's database is created at the first command.
     site.ok(&[
         "user", "add", "admin2", "--role", "admin", "--team", "project",
     ]);
-    let mut db = rusqlite::Connection::open(site.db()).unwrap();
+    let db = rusqlite::Connection::open(site.db()).unwrap();
     db.pragma_update(None, "key", site.database_key()).unwrap();
+    (site, db)
+}
+
+#[test]
+fn verify_reports_a_rewritten_change_and_edited_or_deleted_audit_rows_on_sqlite() {
+    let (site, mut db) = sqlite_site();
     tampering_is_reported(&site, &mut db, false);
 }
 
@@ -770,12 +776,7 @@ fn an_officer_audits_a_chain_and_reads_the_referrals_and_indicators() {
 /// (moved to `erased_feed_marks` with what its mark covers, or with its mark alone).
 #[test]
 fn verify_sees_a_change_moved_to_another_case_and_a_row_passed_off_as_erased() {
-    let site = ServerSite::new();
-    site.ok(&[
-        "user", "add", "admin2", "--role", "admin", "--team", "project",
-    ]);
-    let mut db = rusqlite::Connection::open(site.db()).unwrap();
-    db.pragma_update(None, "key", site.database_key()).unwrap();
+    let (site, mut db) = sqlite_site();
     let case_id = some_history(&site);
     site.ok(&["checkpoint"]);
     assert!(site.ok(&["verify"]).contains("verified:"));

@@ -346,7 +346,7 @@ fn an_xlsform_workbook_is_published_and_a_bad_one_publishes_nothing() {
 #[test]
 fn a_phone_checks_the_forms_a_server_sends_and_keeps_only_good_ones() {
     use suivi_core::forms::REFERRAL;
-    use suivi_core::sync::protocol::{Author, FormUpdate, PulledCase, PulledChange};
+    use suivi_core::sync::protocol::{Author, FormUpdate};
     let mut referral_v2 = FormRegistry::builtin().get(REFERRAL, 1).unwrap().clone();
     referral_v2.version = 2;
     referral_v2.fields.retain(|f| f.id != "urgency");
@@ -375,32 +375,21 @@ fn a_phone_checks_the_forms_a_server_sends_and_keeps_only_good_ones() {
             user: "amina".into(),
             device: "amina-phone".into(),
         }],
-        pull: vec![PulledCase {
-            case_id: case_id.into(),
-            changes: doc
-                .changes_since(&[])
-                .into_iter()
-                .map(|c| PulledChange {
-                    data: serde_bytes::ByteBuf::from(c),
-                    author: 0,
-                    received_at: 0,
-                })
-                .collect(),
-        }],
+        pull: vec![suivi_tests::fuzz::pulled_case(
+            case_id,
+            doc.changes_since(&[]),
+        )],
         mark: serde_bytes::ByteBuf::from(vec![1; 32]),
         forms: vec![
             FormUpdate {
-                seq: 7,
                 definition: "{\"id\": \"referral\", \"version\": 3".into(),
                 retired: false,
             },
             FormUpdate {
-                seq: 8,
                 definition: rewritten.canonical_json(),
                 retired: false,
             },
             FormUpdate {
-                seq: 9,
                 definition: referral_v2.canonical_json(),
                 retired: false,
             },

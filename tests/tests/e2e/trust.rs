@@ -722,7 +722,7 @@ fn a_device_over_its_daily_quota_is_refused_keeps_its_cases_and_pushes_them_once
 
 #[test]
 fn a_hostile_server_cannot_make_a_phone_build_a_huge_case() {
-    use suivi_core::sync::protocol::{Author, PulledCase, PulledChange, SyncResponse};
+    use suivi_core::sync::protocol::{Author, SyncResponse};
     // Six changes of 20,000 operations each: past the case cap, a few hundred bytes.
     let actor = automerge::ActorId::from(vec![9u8; 16]);
     let mut doc = AutoCommit::new().with_actor(actor);
@@ -745,17 +745,7 @@ fn a_hostile_server_cannot_make_a_phone_build_a_huge_case() {
             user: "x".into(),
             device: "y".into(),
         }],
-        pull: vec![PulledCase {
-            case_id: case_id.into(),
-            changes: changes
-                .into_iter()
-                .map(|c| PulledChange {
-                    data: serde_bytes::ByteBuf::from(c),
-                    author: 0,
-                    received_at: 0,
-                })
-                .collect(),
-        }],
+        pull: vec![suivi_tests::fuzz::pulled_case(case_id, changes)],
         mark: serde_bytes::ByteBuf::from(vec![1; 32]),
         ..suivi_tests::fuzz::nothing_new(1, 0)
     })
