@@ -18,8 +18,8 @@ pub fn add_user(
     if !suivi_core::case_doc::valid_user_id(user_id) {
         return Err("user ids are 1-64 letters, digits, '-', '_' or '.'".into());
     }
-    if role == Role::Agent && password.is_some() {
-        return Err("agents work on their phones and have no console password".into());
+    if let Some(password) = password {
+        password_rule(user_id, role, password)?;
     }
     let password_hash = password.map(auth::hash_password).transpose()?;
     store
@@ -41,13 +41,11 @@ pub fn add_user(
 /// The shortest console password accepted: a supervisor's password guards a team's children.
 pub const PASSWORD_CHARS_MIN: usize = 12;
 
-/// Sets a console password. Agents have none: they work on their enrolled phones.
-pub fn set_password(store: &dyn ServerStore, user_id: &str, password: &str) -> Result<(), String> {
-    let user = store
-        .user(user_id)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no user {user_id}"))?;
-    if user.role == Role::Agent {
+/// The one rule for a console password, applied by every path that sets one (`user add` and
+/// `user password`): agents have none (they work on their enrolled phones), and a password has
+/// at least `PASSWORD_CHARS_MIN` characters.
+pub fn password_rule(user_id: &str, role: Role, password: &str) -> Result<(), String> {
+    if role == Role::Agent {
         return Err(format!(
             "{user_id} is an agent: agents work on their phones and have no console password"
         ));
@@ -57,6 +55,16 @@ pub fn set_password(store: &dyn ServerStore, user_id: &str, password: &str) -> R
             "a console password has at least {PASSWORD_CHARS_MIN} characters"
         ));
     }
+    Ok(())
+}
+
+/// Sets a console password. Agents have none: they work on their enrolled phones.
+pub fn set_password(store: &dyn ServerStore, user_id: &str, password: &str) -> Result<(), String> {
+    let user = store
+        .user(user_id)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no user {user_id}"))?;
+    password_rule(user_id, user.role, password)?;
     let hash = auth::hash_password(password)?;
     store
         .set_password(user_id, Some(&hash), now())

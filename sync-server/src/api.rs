@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -168,9 +167,14 @@ pub struct AppState {
     /// memory budget (each holds at most a 4 MiB body, its 8 MiB inflation and one case's
     /// copy at a time).
     pub sync_slots: Arc<tokio::sync::Semaphore>,
+    /// Sync bodies being read at once (each at most `SYNC_BODY_BYTES_MAX`), before a shared
+    /// slot is taken.
+    pub bodies_in_flight: Arc<tokio::sync::Semaphore>,
     /// One sync at a time per account, taken before a shared slot: the phones of one stolen
     /// or buggy account queue behind each other instead of filling the server's slots.
     pub account_slots: Arc<AccountSlots>,
+    /// Console password checks: a few at once, a short queue (argon2's memory is per check).
+    pub password_gate: Arc<crate::auth::PasswordGate>,
     /// Served over HTTPS: console cookies are marked Secure.
     pub https: bool,
     /// Where a revocation made in the console is journalled first (`<data>.revocations`), so a
@@ -224,13 +228,20 @@ pub const AUTH_FAILURES_PER_IP_BURST: u32 = 20;
 pub const AUTH_FAILURES_PER_IP_PER_SEC: f64 = 0.5;
 /// Keys a rate limiter remembers before forgetting the idle ones.
 const RATE_KEYS_MAX: usize = 50_000;
+/// Sync bodies read at once: 128 MiB at most in flight.
+pub const BODIES_IN_FLIGHT_MAX: usize = 32;
 /// Sync requests worked on at once, and how long one waits for a slot before "busy".
 pub const SYNC_CONCURRENT_MAX: usize = 8;
 pub const SYNC_SLOT_WAIT: Duration = Duration::from_secs(30);
 /// A whole request body, once authenticated: 4 MiB at 2G speed with room to spare.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// `Strict-Transport-Security` under HTTPS: a year, so a browser that has once reached the
+/// console over TLS never sends a session cookie over plain HTTP to it.
+const HSTS: &str = "max-age=31536000";
+
 pub fn app(state: AppState) -> Router {
+    let https = state.https;
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/v1/enroll", post(enroll))
@@ -239,16 +250,33 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/wipe-confirm", post(wipe_confirm))
         .merge(crate::console::routes())
         .layer(DefaultBodyLimit::max(protocol::SYNC_BODY_BYTES_MAX))
-        .layer(TraceLayer::new_for_http())
+        // A request's span names its method and path, never its query string (a console search
+        // is a child's name) nor any header or body, at every level.
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path()
+                )
+            }),
+        )
+        .layer(axum::middleware::map_response(
+            move |mut r: Response| async move {
+                if https {
+                    r.headers_mut().insert(
+                        header::STRICT_TRANSPORT_SECURITY,
+                        header::HeaderValue::from_static(HSTS),
+                    );
+                }
+                r
+            },
+        ))
         .with_state(state)
 }
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
-}
-
-fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, AppError> {
-    body.map_err(|r| AppError::Body(r.status(), r.body_text()))
 }
 
 /// Runs blocking storage work off the async threads.
@@ -293,23 +321,50 @@ async fn authenticate(
     Ok(device)
 }
 
-/// Reads a body within the size limit and `BODY_READ_TIMEOUT`.
-async fn read_body(body: axum::body::Body) -> Result<Bytes, AppError> {
-    match tokio::time::timeout(
-        BODY_READ_TIMEOUT,
-        axum::body::to_bytes(body, protocol::SYNC_BODY_BYTES_MAX),
-    )
-    .await
-    {
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(_)) => Err(AppError::Body(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body too large or cut".into(),
-        )),
-        Err(_) => Err(AppError::Body(
-            StatusCode::REQUEST_TIMEOUT,
-            "body not received in time".into(),
-        )),
+/// A body must arrive at this rate at least, averaged from its start, once `BODY_RATE_GRACE`
+/// has passed: a 2G upload runs at about 12 KiB/s, a drip of a byte a second holds a slot for
+/// nothing.
+pub const BODY_RATE_MIN_BYTES_PER_SEC: u64 = 1024;
+pub const BODY_RATE_GRACE: Duration = Duration::from_secs(10);
+/// An enrollment body is a code and a device name.
+pub const ENROLL_BODY_BYTES_MAX: usize = 4 * 1024;
+
+/// Reads a body within `limit` bytes, `BODY_READ_TIMEOUT`, and above the minimum rate: a body
+/// that falls below `BODY_RATE_MIN_BYTES_PER_SEC` (averaged, after `BODY_RATE_GRACE`) is cut
+/// with 408 at the moment it falls behind.
+async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, AppError> {
+    use tokio_stream::StreamExt;
+    let started = tokio::time::Instant::now();
+    let mut stream = body.into_data_stream();
+    let mut received: Vec<u8> = Vec::new();
+    loop {
+        // The latest moment the next bytes may come: when what has arrived falls below the
+        // rate (never before the grace ends), and never after the whole-body timeout.
+        let behind_at =
+            Duration::from_secs_f64(received.len() as f64 / BODY_RATE_MIN_BYTES_PER_SEC as f64)
+                .max(BODY_RATE_GRACE)
+                .min(BODY_READ_TIMEOUT);
+        match tokio::time::timeout_at(started + behind_at, stream.next()).await {
+            Err(_) => {
+                return Err(AppError::Body(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body too slow or not received in time".into(),
+                ))
+            }
+            Ok(None) => return Ok(Bytes::from(received)),
+            Ok(Some(Err(_))) => {
+                return Err(AppError::Body(StatusCode::BAD_REQUEST, "body cut".into()))
+            }
+            Ok(Some(Ok(chunk))) => {
+                if received.len() + chunk.len() > limit {
+                    return Err(AppError::Body(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body too large".into(),
+                    ));
+                }
+                received.extend_from_slice(&chunk);
+            }
+        }
     }
 }
 
@@ -328,28 +383,41 @@ async fn sync_request(
 ) -> Result<(AuthedDevice, Bytes, SyncSlots), AppError> {
     let (parts, body) = request.into_parts();
     let device = authenticate(state, &parts.headers, peer, false).await?;
+    // The account's slot first: one body per account is read at a time. The body then arrives
+    // whole (above the minimum rate) before a shared slot is taken, so slow uploads hold no
+    // shared slot; at most `BODIES_IN_FLIGHT_MAX` are read at once (the memory they hold).
     let account = state.account_slots.for_account(&device.user.user_id);
-    let slots = tokio::time::timeout(SYNC_SLOT_WAIT, async {
+    let waited = tokio::time::Instant::now();
+    let (mine, reading) = tokio::time::timeout(SYNC_SLOT_WAIT, async {
         let mine = account.acquire_owned().await;
-        let shared = state.sync_slots.clone().acquire_owned().await;
-        Ok::<_, tokio::sync::AcquireError>((mine?, shared?))
+        let reading = state.bodies_in_flight.clone().acquire_owned().await;
+        Ok::<_, tokio::sync::AcquireError>((mine?, reading?))
     })
     .await
     .map_err(|_| AppError::Busy)?
     .map_err(|_| AppError::Busy)?;
-    let raw = read_body(body).await?;
-    Ok((device, raw, slots))
+    let raw = read_body(body, protocol::SYNC_BODY_BYTES_MAX).await?;
+    drop(reading);
+    let shared = tokio::time::timeout(
+        SYNC_SLOT_WAIT.saturating_sub(waited.elapsed()),
+        state.sync_slots.clone().acquire_owned(),
+    )
+    .await
+    .map_err(|_| AppError::Busy)?
+    .map_err(|_| AppError::Busy)?;
+    Ok((device, raw, (mine, shared)))
 }
 
 async fn enroll(
     State(state): State<AppState>,
     ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
-    raw: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Response, AppError> {
     if !state.enroll_limiter.allow(&peer.ip().to_string()) {
         return Err(AppError::RateLimited);
     }
-    let raw = body(raw)?;
+    // Whole, small and timely before any check: a dripped enrollment holds nothing for long.
+    let raw = read_body(request.into_body(), ENROLL_BODY_BYTES_MAX).await?;
     let request: EnrollRequest = serde_json::from_slice(&raw)
         .map_err(|e| AppError::Service(ServiceError::BadRequest(format!("enroll: {e}"))))?;
     let service = state.service.clone();

@@ -4,9 +4,7 @@
 //! force from a stolen database: they are kept as an HMAC under a secret kept outside the
 //! database (`CodeKey`). User passwords are chosen by people and are kept with argon2.
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
 use argon2::Argon2;
 use hmac::{Hmac, Mac};
 use rand::Rng;
@@ -96,9 +94,22 @@ pub fn token_matches(token: &str, stored_hash: &str) -> bool {
         .into()
 }
 
+/// Argon2id's cost for console passwords: 12 MiB, 3 passes, one lane. OWASP lists it as
+/// equal in strength to its 19 MiB / 2 passes default; a district server is a small machine
+/// checking at most `PASSWORD_CHECKS_CONCURRENT` at once, so memory is the cost to keep low.
+pub const ARGON2_MEMORY_KIB: u32 = 12 * 1024;
+pub const ARGON2_PASSES: u32 = 3;
+
+fn argon2() -> Argon2<'static> {
+    // The constants are within argon2's bounds.
+    let params = argon2::Params::new(ARGON2_MEMORY_KIB, ARGON2_PASSES, 1, None)
+        .expect("argon2 parameters within bounds");
+    Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+}
+
 pub fn hash_password(password: &str) -> Result<String, String> {
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
+    argon2()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| e.to_string())
@@ -111,14 +122,144 @@ pub fn dummy_password_hash() -> &'static str {
     HASH.get_or_init(|| hash_password(&new_token()).unwrap_or_default())
 }
 
+/// Checks a password against its stored hash, with the parameters the hash names (a hash made
+/// before `ARGON2_MEMORY_KIB` was chosen keeps its own), refusing any beyond
+/// `ARGON2_MEMORY_KIB_MAX`: an edited hash must not make one check take a gigabyte. Allocates
+/// the check's working memory; the console checks through `PasswordGate`, which reuses it.
 pub fn verify_password(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
+    let mut memory = vec![argon2::Block::default(); ARGON2_MEMORY_KIB_MAX as usize];
+    verify_password_in(password, stored, &mut memory)
+}
+
+/// `verify_password` with `memory` as argon2's working memory (one `Block` per KiB the hash
+/// asks for): reused from check to check, so sign-ins allocate nothing however many arrive
+/// (argon2 allocating on each check, in whichever thread, left every allocator arena holding its
+/// last check's memory).
+pub fn verify_password_in(password: &str, stored: &str, memory: &mut [argon2::Block]) -> bool {
+    let Ok(hash) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+        return false;
+    };
+    let Ok(params) = argon2::Params::try_from(&hash) else {
+        return false;
+    };
+    if params.m_cost() > ARGON2_MEMORY_KIB_MAX || params.block_count() > memory.len() {
+        return false;
+    }
+    let Ok(algorithm) = argon2::Algorithm::try_from(hash.algorithm) else {
+        return false;
+    };
+    let version = match hash.version.map(argon2::Version::try_from) {
+        None => argon2::Version::default(),
+        Some(Ok(version)) => version,
+        Some(Err(_)) => return false,
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut *memory)
+        .is_ok()
+        && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
+}
+
+/// The most memory a stored hash may ask of one check: argon2's own default (19 MiB), which
+/// hashes made before `ARGON2_MEMORY_KIB` use.
+pub const ARGON2_MEMORY_KIB_MAX: u32 = 19 * 1024;
+
+/// Password checks at once: argon2 takes its memory per check, so this bounds what sign-ins
+/// can cost whatever arrives (two checks of at most 19 MiB).
+pub const PASSWORD_CHECKS_CONCURRENT: usize = 2;
+/// Sign-ins waiting for a check; one more is told the server is busy (a check takes tens of
+/// milliseconds, so the queue drains in about a second).
+pub const PASSWORD_CHECKS_WAITING_MAX: usize = 32;
+
+/// The gate every password check passes: a few at once, a short queue, "busy" beyond it; each
+/// check borrows one of `PASSWORD_CHECKS_CONCURRENT` working memories, made once and reused.
+pub struct PasswordGate {
+    checks: std::sync::Arc<tokio::sync::Semaphore>,
+    waiting: std::sync::atomic::AtomicUsize,
+    memories: std::sync::Arc<std::sync::Mutex<Vec<Vec<argon2::Block>>>>,
+}
+
+/// The gate's queue is full.
+#[derive(Debug, PartialEq, Eq)]
+pub struct GateFull;
+
+/// One password check's place: its working memory goes back to the gate when it is dropped.
+pub struct PasswordCheck {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    memory: Vec<argon2::Block>,
+    memories: std::sync::Arc<std::sync::Mutex<Vec<Vec<argon2::Block>>>>,
+}
+
+impl PasswordCheck {
+    /// Checks a password against its stored hash in this place's memory.
+    pub fn verify(&mut self, password: &str, stored: &str) -> bool {
+        verify_password_in(password, stored, &mut self.memory)
+    }
+}
+
+impl Drop for PasswordCheck {
+    fn drop(&mut self) {
+        let memory = std::mem::take(&mut self.memory);
+        self.memories
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(memory);
+    }
+}
+
+impl PasswordGate {
+    pub fn new() -> PasswordGate {
+        PasswordGate {
+            checks: std::sync::Arc::new(tokio::sync::Semaphore::new(PASSWORD_CHECKS_CONCURRENT)),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            memories: Default::default(),
+        }
+    }
+
+    /// A place to check one password, once one is free; `GateFull` at once when
+    /// `PASSWORD_CHECKS_WAITING_MAX` are already waiting.
+    pub async fn enter(&self) -> Result<PasswordCheck, GateFull> {
+        use std::sync::atomic::Ordering;
+        let permit = match self.checks.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if self.waiting.fetch_add(1, Ordering::SeqCst) >= PASSWORD_CHECKS_WAITING_MAX {
+                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                    return Err(GateFull);
+                }
+                let permit = self.checks.clone().acquire_owned().await;
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                // The semaphore is never closed.
+                permit.map_err(|_| GateFull)?
+            }
+        };
+        // A permit holder always finds a memory: there are as many as permits, made on first
+        // use (the largest a stored hash may ask for).
+        let memory = self
+            .memories
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_else(|| vec![argon2::Block::default(); ARGON2_MEMORY_KIB_MAX as usize]);
+        Ok(PasswordCheck {
+            _permit: permit,
+            memory,
+            memories: self.memories.clone(),
         })
-        .unwrap_or(false)
+    }
+}
+
+impl Default for PasswordGate {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Splits `Authorization: Bearer <device_id>.<token>`.
@@ -135,10 +276,60 @@ mod tests {
     #[test]
     fn passwords_verify_only_with_the_right_one() {
         let stored = hash_password("Sikasso-2026").unwrap();
-        assert!(stored.starts_with("$argon2"));
+        assert!(
+            stored.starts_with("$argon2id$v=19$m=12288,t=3,p=1$"),
+            "{stored}"
+        );
         assert!(verify_password("Sikasso-2026", &stored));
         assert!(!verify_password("sikasso-2026", &stored));
         assert!(!verify_password("x", "not a hash"));
+        // A hash made with argon2's default (19 MiB) still verifies; one asking for more is
+        // refused without being computed.
+        let salt = SaltString::generate(&mut OsRng);
+        let old = Argon2::default()
+            .hash_password(b"Sikasso-2026", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_password("Sikasso-2026", &old));
+        let greedy = old.replace("m=19456", "m=1048576");
+        assert!(!verify_password("Sikasso-2026", &greedy));
+    }
+
+    #[tokio::test]
+    async fn the_password_gate_admits_a_few_queues_some_and_refuses_the_rest() {
+        let gate = std::sync::Arc::new(PasswordGate::new());
+        let held: Vec<_> = futures_held(&gate, PASSWORD_CHECKS_CONCURRENT).await;
+        let mut queued = Vec::new();
+        for _ in 0..PASSWORD_CHECKS_WAITING_MAX {
+            let gate = gate.clone();
+            queued.push(tokio::spawn(async move { gate.enter().await.is_ok() }));
+        }
+        // Let every queued task reach the semaphore.
+        while gate.waiting.load(std::sync::atomic::Ordering::SeqCst) < PASSWORD_CHECKS_WAITING_MAX {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(gate.enter().await.err(), Some(GateFull));
+        drop(held);
+        for q in queued {
+            assert!(q.await.unwrap(), "a queued check gets its turn");
+        }
+        let mut check = gate.enter().await.unwrap();
+        let stored = hash_password("Sikasso-2026").unwrap();
+        assert!(check.verify("Sikasso-2026", &stored));
+        assert!(!check.verify("sikasso-2026", &stored));
+        drop(check);
+        assert!(
+            gate.memories.lock().unwrap().len() <= PASSWORD_CHECKS_CONCURRENT,
+            "no more working memories than places"
+        );
+    }
+
+    async fn futures_held(gate: &PasswordGate, n: usize) -> Vec<PasswordCheck> {
+        let mut held = Vec::new();
+        for _ in 0..n {
+            held.push(gate.enter().await.unwrap());
+        }
+        held
     }
 
     #[test]

@@ -244,3 +244,96 @@ impl axum::extract::connect_info::Connected<SocketAddr> for Peer {
         Peer(addr)
     }
 }
+
+/// HTTP/2 is refused on both paths. Nothing here needs it (phones send one request at a time,
+/// the console is a few pages), and hyper's header-read timeout, which ends a connection whose
+/// headers drip, holds for HTTP/1 only. axum-server serves a connection with upgrades, where
+/// hyper ignores `http1_only`, so a connection whose first bytes are HTTP/2's preface (`PRI `,
+/// a method no HTTP/1 client sends) is closed here before hyper reads it. Under TLS the
+/// handshake offers only `http/1.1`, so a client never negotiates HTTP/2 either.
+#[derive(Clone)]
+pub struct Http1Only<A>(pub A);
+
+impl<I, S, A> axum_server::accept::Accept<I, S> for Http1Only<A>
+where
+    A: axum_server::accept::Accept<I, S>,
+    A::Future: Send + 'static,
+    A::Stream: Send + 'static,
+    A::Service: Send + 'static,
+{
+    type Stream = RefuseH2<A::Stream>;
+    type Service = A::Service;
+    type Future = Pin<Box<dyn Future<Output = io::Result<(Self::Stream, Self::Service)>> + Send>>;
+
+    fn accept(&self, stream: I, service: S) -> Self::Future {
+        let accepted = self.0.accept(stream, service);
+        Box::pin(async move {
+            let (stream, service) = accepted.await?;
+            Ok((
+                RefuseH2 {
+                    io: stream,
+                    seen: 0,
+                },
+                service,
+            ))
+        })
+    }
+}
+
+/// HTTP/2's connection preface starts with this; no HTTP/1 method does.
+const H2_PREFACE_START: &[u8] = b"PRI ";
+
+/// A connection that fails its first read if it starts with HTTP/2's preface.
+pub struct RefuseH2<T> {
+    io: T,
+    /// Bytes of the preface's start matched so far; `usize::MAX` once the start differs.
+    seen: usize,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for RefuseH2<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            for &byte in &buf.filled()[before..] {
+                if self.seen >= H2_PREFACE_START.len() {
+                    break;
+                }
+                if byte != H2_PREFACE_START[self.seen] {
+                    self.seen = usize::MAX;
+                    break;
+                }
+                self.seen += 1;
+            }
+            if self.seen == H2_PREFACE_START.len() {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "HTTP/2 is not served",
+                )));
+            }
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for RefuseH2<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}

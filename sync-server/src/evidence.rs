@@ -30,12 +30,15 @@ use automerge::Change;
 
 use crate::journal::{self, JournalError};
 use crate::storage::{
-    next_audit_mark, next_feed_mark, ChainHeads, FeedLink, ServerStore, StorageError, StoredChange,
+    next_audit_mark, parse_device_binding, ChainHeads, FeedLink, FeedMarks, ServerStore,
+    StorageError, StoredChange, CONSOLE_DEVICE_ACTION,
 };
 
 /// The audit action of a phone whose feed mark no longer matches the server's feed at its
 /// cursor: it read another history up to there.
 pub const HISTORY_DIFFERS: &str = "device.history_differs";
+/// The audit action of an erasure, written in the transaction that makes it.
+pub const ERASURE_ACTION: &str = "case.erased";
 
 /// How often the serving server journals the chains' heads (when they moved).
 pub const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -196,6 +199,64 @@ impl Checkpointer {
     }
 }
 
+/// A device's binding as the chained audit log holds it: who enrolled it, and with which actor
+/// (`None` for rows written before bindings named the actor).
+struct Binding {
+    user: String,
+    actor: Option<String>,
+}
+
+/// A device held to its binding: `Ok(true)` when its user and actor are the ones bound,
+/// `Ok(false)` when only its user could be checked (bound before bindings named the actor, or
+/// a console device made before they were audited, whose id names its user).
+fn check_binding(
+    device: &crate::storage::Device,
+    binding: Option<&Binding>,
+) -> Result<bool, Problem> {
+    let problem = |why: String| Problem::DeviceBinding {
+        device: device.device_id.clone(),
+        why,
+    };
+    match binding {
+        Some(b) if b.user != device.user_id => Err(problem(format!(
+            "it is bound to user {}, but {} enrolled it",
+            device.user_id, b.user
+        ))),
+        Some(Binding {
+            actor: Some(actor), ..
+        }) if *actor != device.actor => Err(problem(format!(
+            "its actor is {}, but it was enrolled with {actor}",
+            device.actor
+        ))),
+        Some(b) => Ok(b.actor.is_some()),
+        None if device.device_id == crate::storage::console_device_id(&device.user_id) => Ok(false),
+        None => Err(problem("no enrollment of it is in the audit log".into())),
+    }
+}
+
+/// The binding of one device, from the audit log's rows that name it.
+fn binding_of(store: &dyn ServerStore, device_id: &str) -> Result<Option<Binding>, EvidenceError> {
+    let rows = store.audit_search(&crate::storage::AuditQuery {
+        actor: None,
+        case_id: Some(device_id.to_string()),
+        action_prefix: Some("device.".into()),
+        before: None,
+        limit: 1_000,
+    })?;
+    // Oldest first: the first binding is the one that counts.
+    Ok(rows
+        .iter()
+        .rev()
+        .filter(|r| r.action == "device.enroll" || r.action == CONSOLE_DEVICE_ACTION)
+        .find_map(|r| {
+            let (device, actor) = parse_device_binding(&r.subject);
+            (device == device_id).then(|| Binding {
+                user: r.actor.clone(),
+                actor: actor.map(str::to_string),
+            })
+        }))
+}
+
 /// Something the stored history does not prove.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
@@ -229,6 +290,11 @@ pub enum Problem {
     AuditLink { id: u64 },
     /// The audit log up to a checkpoint is not what it was.
     AuditCheckpoint { at: i64, id: u64, why: String },
+    /// A device's user or actor is not the one its enrollment, in the chained audit log,
+    /// bound it to.
+    DeviceBinding { device: String, why: String },
+    /// The database holds an erasure of a case that the audit log never recorded.
+    ErasureNotAudited { case_id: String },
 }
 
 impl fmt::Display for Problem {
@@ -282,6 +348,14 @@ impl fmt::Display for Problem {
                 f,
                 "audit row {id}: its mark does not follow from the row before it (it was edited, or a row before it deleted)"
             ),
+            Problem::ErasureNotAudited { case_id } => write!(
+                f,
+                "case {case_id} is held as erased, but no erasure of it is in the audit log (every phone would delete it)"
+            ),
+            Problem::DeviceBinding { device, why } => write!(
+                f,
+                "device {device}: {why} (its history would be shown as someone else's)"
+            ),
             Problem::AuditCheckpoint { at, id, why } => write!(
                 f,
                 "audit log up to row {id}, checkpointed at {}: {why}",
@@ -308,6 +382,12 @@ pub struct Report {
     /// Feed rows erased before erasures kept what their marks cover: the chain is taken on
     /// trust across them.
     pub legacy_erased_rows: u64,
+    /// Devices bound before bindings named the actor (or console devices made before they were
+    /// audited): their user is held to the log, their actor taken on trust.
+    pub legacy_bindings: u64,
+    /// Erasures the database holds that this host's erasure journal does not (when given):
+    /// made on another host sharing the database, or added by hand (then also not audited).
+    pub erasures_outside_journal: Vec<String>,
     /// Lines of the journal that do not read as a checkpoint (one torn by a crash while it was
     /// written): those checkpoints are lost, which proves nothing against the database.
     pub unreadable_journal_lines: Vec<usize>,
@@ -412,15 +492,18 @@ struct FeedWalk {
     seq: u64,
     /// Erased rows whose mark was taken on trust.
     legacy_erased: u64,
+    /// The marks' formula: from a recorded row on, each covers its case id.
+    marks: FeedMarks,
 }
 
 impl FeedWalk {
-    fn from(seq: u64, mark: Vec<u8>) -> FeedWalk {
+    fn from(seq: u64, mark: Vec<u8>, marks: FeedMarks) -> FeedWalk {
         FeedWalk {
             stored_previous: mark.clone(),
             recomputed: mark,
             seq,
             legacy_erased: 0,
+            marks,
         }
     }
 
@@ -459,14 +542,19 @@ impl FeedWalk {
                         });
                     }
                     let audience = change.audience.as_deref();
-                    let expected = next_feed_mark(&self.stored_previous, link.seq, hash, audience);
+                    let case = change.case_id.as_str();
+                    let expected =
+                        self.marks
+                            .next(&self.stored_previous, link.seq, hash, audience, case);
                     if expected != link.mark {
                         problems.push(Problem::FeedLink {
                             seq: link.seq,
                             case_id: Some(change.case_id.clone()),
                         });
                     }
-                    self.recomputed = next_feed_mark(&self.recomputed, link.seq, hash, audience);
+                    self.recomputed =
+                        self.marks
+                            .next(&self.recomputed, link.seq, hash, audience, case);
                 }
             },
         }
@@ -482,6 +570,17 @@ struct AuditWalk {
 
 /// Verifies the whole store against the checkpoint journal at `journal`.
 pub fn verify(store: &dyn ServerStore, journal: &Path) -> Result<Report, EvidenceError> {
+    verify_with_erasures(store, journal, None)
+}
+
+/// `verify`, and each erasure the database holds also held to this host's erasure journal
+/// (`<data>.erasures`): one it lacks is noted (made on another host sharing the database, or
+/// added to the database by hand).
+pub fn verify_with_erasures(
+    store: &dyn ServerStore,
+    journal: &Path,
+    erasure_journal: Option<&Path>,
+) -> Result<Report, EvidenceError> {
     let (checkpoints, unreadable) = read_journal(journal)?;
     let mut report = Report {
         checkpoints: checkpoints.len(),
@@ -514,13 +613,26 @@ pub fn verify(store: &dyn ServerStore, journal: &Path) -> Result<Report, Evidenc
         after = *last;
         erased.extend(page.into_iter().map(|(_, case_id)| case_id));
     }
+    if let Some(path) = erasure_journal {
+        let journalled: std::collections::HashSet<String> = crate::journal::entries(path)?
+            .into_iter()
+            .map(|(case_id, _)| case_id.to_ascii_lowercase())
+            .collect();
+        let mut missing: Vec<String> = erased
+            .iter()
+            .filter(|c| !journalled.contains(*c))
+            .cloned()
+            .collect();
+        missing.sort();
+        report.erasures_outside_journal = missing;
+    }
 
     // The feed: each link, and the recomputed chain at each checkpointed position.
     let mut wanted: BTreeMap<u64, Vec<&Checkpoint>> = BTreeMap::new();
     for c in &checkpoints {
         wanted.entry(c.heads.feed_seq).or_default().push(c);
     }
-    let mut walk = FeedWalk::from(0, Vec::new());
+    let mut walk = FeedWalk::from(0, Vec::new(), store.feed_marks()?);
     let mut recomputed_at: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
     if wanted.contains_key(&0) {
         recomputed_at.insert(0, Vec::new());
@@ -532,10 +644,12 @@ pub fn verify(store: &dyn ServerStore, journal: &Path) -> Result<Report, Evidenc
         }
         for link in &page {
             walk.step(link, &|case| erased.contains(case), problems);
-            if link.change.is_some() {
-                report.feed_rows += 1;
-            } else {
+            // Rows of erased cases in either form: kept as erased with what their marks cover,
+            // or (before that) with their mark alone.
+            if link.change.is_none() || link.erased {
                 report.erased_rows += 1;
+            } else {
+                report.feed_rows += 1;
             }
             if wanted.contains_key(&link.seq) {
                 recomputed_at.insert(link.seq, walk.recomputed.clone());
@@ -577,6 +691,8 @@ pub fn verify(store: &dyn ServerStore, journal: &Path) -> Result<Report, Evidenc
     if wanted.contains_key(&0) {
         recomputed_at.insert(0, Vec::new());
     }
+    let mut bindings: std::collections::HashMap<String, Binding> = Default::default();
+    let mut erasures_audited: std::collections::HashSet<String> = Default::default();
     let mut after = 0;
     loop {
         let page = store.audit_log(after, PAGE)?;
@@ -586,6 +702,18 @@ pub fn verify(store: &dyn ServerStore, journal: &Path) -> Result<Report, Evidenc
         for row in &page {
             after = row.id;
             report.audit_rows += 1;
+            if row.action == "device.enroll" || row.action == CONSOLE_DEVICE_ACTION {
+                let (device, actor) = parse_device_binding(&row.subject);
+                bindings
+                    .entry(device.to_string())
+                    .or_insert_with(|| Binding {
+                        user: row.actor.clone(),
+                        actor: actor.map(str::to_string),
+                    });
+            }
+            if row.action == ERASURE_ACTION {
+                erasures_audited.insert(row.subject.clone());
+            }
             if row.action == HISTORY_DIFFERS {
                 let seq = row
                     .subject
@@ -615,6 +743,30 @@ pub fn verify(store: &dyn ServerStore, journal: &Path) -> Result<Report, Evidenc
             if wanted.contains_key(&row.id) {
                 recomputed_at.insert(row.id, walk.recomputed.clone());
             }
+        }
+    }
+    // Every device held to its binding in the chained log: a device rebound in the database to
+    // another user or actor re-attributes all its history.
+    // Every erasure the database holds was audited, in the chained log, when it was made: an
+    // erasure added by hand would delete a live child's case from every phone.
+    let mut unaudited: Vec<&String> = erased
+        .iter()
+        .filter(|c| !erasures_audited.contains(*c))
+        .collect();
+    unaudited.sort();
+    report.problems.extend(
+        unaudited
+            .into_iter()
+            .map(|case_id| Problem::ErasureNotAudited {
+                case_id: case_id.clone(),
+            }),
+    );
+    let problems = &mut report.problems;
+    for device in store.devices()? {
+        match check_binding(&device, bindings.get(&device.device_id)) {
+            Ok(true) => {}
+            Ok(false) => report.legacy_bindings += 1,
+            Err(problem) => problems.push(problem),
         }
     }
     for (id, marks) in &wanted {
@@ -668,6 +820,18 @@ pub fn verify_case(
         dependencies.add(change, checked.deps);
     }
     problems.extend(dependencies.problems());
+    // The devices the case's changes are said to come from, held to their bindings: a device
+    // rebound to another user would show its work as theirs.
+    let mut devices: Vec<&str> = changes.iter().map(|c| c.origin_device.as_str()).collect();
+    devices.sort_unstable();
+    devices.dedup();
+    for device_id in devices {
+        if let Some(device) = store.device(device_id)? {
+            if let Err(problem) = check_binding(&device, binding_of(store, device_id)?.as_ref()) {
+                problems.push(problem);
+            }
+        }
+    }
     let Some((first, last)) = store.case_feed_span(case_id)? else {
         return Ok(if problems.is_empty() {
             CaseEvidence::NotYetCheckpointed { changes: 0 }
@@ -679,6 +843,7 @@ pub fn verify_case(
     // the database. The stored mark there must be the same.
     let (start, end) = checkpoints.around(first, last);
     let end = end.as_ref();
+    let marks = store.feed_marks()?;
     let mut walk = match start {
         Some(c) => {
             let stored = store.feed_mark(c.heads.feed_seq)?;
@@ -694,9 +859,10 @@ pub fn verify_case(
                 recomputed: c.heads.feed_mark.clone(),
                 seq: c.heads.feed_seq,
                 legacy_erased: 0,
+                marks,
             }
         }
-        None => FeedWalk::from(0, Vec::new()),
+        None => FeedWalk::from(0, Vec::new(), marks),
     };
     let stop = end.map_or(u64::MAX, |c| c.heads.feed_seq);
     'walk: loop {

@@ -107,7 +107,9 @@ pub fn state_with_rate_limit(
             api::AUTH_FAILURES_PER_IP_PER_SEC,
         )),
         sync_slots: Arc::new(tokio::sync::Semaphore::new(api::SYNC_CONCURRENT_MAX)),
+        bodies_in_flight: Arc::new(tokio::sync::Semaphore::new(api::BODIES_IN_FLIGHT_MAX)),
         account_slots: Arc::new(api::AccountSlots::new()),
+        password_gate: Arc::new(auth::PasswordGate::new()),
         https: false,
         revocation_journal: None,
         checkpoints: None,
@@ -142,6 +144,10 @@ pub async fn spawn_tls_with_limits(
     let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
         .await
         .map_err(|e| format!("TLS certificate or key: {e}"))?;
+    // HTTP/1.1 only (see `conn::Http1Only`): the handshake offers nothing else.
+    let mut http1 = (*config.get_inner()).clone();
+    http1.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(http1));
     let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
         .handshake_timeout(limits.idle_timeout)
         .acceptor(conn::CappedAcceptor::new(limits));
@@ -216,7 +222,7 @@ where
         }
     });
     let router = app(state);
-    let mut server = axum_server::from_tcp(listener).acceptor(acceptor);
+    let mut server = axum_server::from_tcp(listener).acceptor(conn::Http1Only(acceptor));
     server
         .http_builder()
         .http1()

@@ -369,8 +369,17 @@ fn run(cli: Cli) -> Result<(), String> {
                 _ => suivi_server::spawn_with_limits(state, listen, limits).await?,
             };
             tracing::info!(addr = %server.addr, database = %database.describe(), data = %cli.data.display(), key = %keys.describe(), "serving, encrypted at rest");
+            // Ctrl-C, and SIGTERM: what `kill`, systemd and container stops send. Both end with
+            // the stop checkpoint below, so the last minute's audit rows are journalled too.
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
             let stopped = tokio::select! {
                 _ = tokio::signal::ctrl_c() => Ok(()),
+                _ = terminate.recv() => {
+                    tracing::info!("SIGTERM: stopping");
+                    Ok(())
+                }
                 r = server.handle => r.map_err(|e| e.to_string()),
             };
             // The last minute's history gets its checkpoint too.
@@ -386,7 +395,9 @@ fn run(cli: Cli) -> Result<(), String> {
         }),
         Command::Verify { journal } => {
             let journal = journal.unwrap_or_else(|| evidence::journal_path(&cli.data));
-            let report = evidence::verify(store.as_ref(), &journal).map_err(|e| e.to_string())?;
+            let erasures = suivi_server::erasure::journal_path(&cli.data);
+            let report = evidence::verify_with_erasures(store.as_ref(), &journal, Some(&erasures))
+                .map_err(|e| e.to_string())?;
             say!(
                 "{} feed rows ({} of erased cases), {} changes, {} audit rows",
                 report.feed_rows + report.erased_rows,
@@ -418,6 +429,18 @@ fn run(cli: Cli) -> Result<(), String> {
                 say!(
                     "NOTE: {} feed rows were erased before erasures kept what their marks cover: the chain is taken on trust across them",
                     report.legacy_erased_rows
+                );
+            }
+            if report.legacy_bindings > 0 {
+                say!(
+                    "NOTE: {} devices were enrolled before enrollments named their actor: their user is checked, their actor taken on trust",
+                    report.legacy_bindings
+                );
+            }
+            for case_id in &report.erasures_outside_journal {
+                say!(
+                    "NOTE: case {case_id} is held as erased, but not in this host's erasure journal ({}): erased from another host sharing the database, or added by hand",
+                    erasures.display()
                 );
             }
             for (row, device, seq, at) in &report.device_witnesses {

@@ -201,6 +201,54 @@ pub struct SyncService {
     /// Held while a console change is made, from reading the case to storing the change.
     console_writes: std::sync::Mutex<()>,
     codes: auth::CodeKey,
+    refusal_audits: RefusalAudits,
+}
+
+/// Audit rows of refused pushes and docsyncs per device per day (in each instance): a device
+/// refused at the rate limit all day must not fill the disk with rows (about 1.4 GB a day on
+/// main at d9e481c). Past it, refusals are counted, and a row records the count each time it
+/// doubles, so what was left out is known.
+pub const REFUSAL_AUDITS_PER_DAY: u32 = 200;
+/// Devices remembered before the counts of past days are dropped.
+const REFUSAL_AUDIT_DEVICES_MAX: usize = 10_000;
+
+/// What one refusal's audit row gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalAudit {
+    /// Written.
+    Write,
+    /// Left out; this many so far today, a power of two: write a row counting them.
+    Count(u64),
+    /// Left out, counted.
+    Skip,
+}
+
+/// Per device: the day, refusal rows written, refusals left out.
+#[derive(Default)]
+struct RefusalAudits(std::sync::Mutex<HashMap<String, (i64, u32, u64)>>);
+
+impl RefusalAudits {
+    fn admit(&self, device_id: &str, now: i64) -> RefusalAudit {
+        let day = now.div_euclid(86_400);
+        let mut counts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if counts.len() >= REFUSAL_AUDIT_DEVICES_MAX && !counts.contains_key(device_id) {
+            counts.retain(|_, (d, _, _)| *d == day);
+        }
+        let entry = counts.entry(device_id.to_string()).or_insert((day, 0, 0));
+        if entry.0 != day {
+            *entry = (day, 0, 0);
+        }
+        if entry.1 < REFUSAL_AUDITS_PER_DAY {
+            entry.1 += 1;
+            return RefusalAudit::Write;
+        }
+        entry.2 += 1;
+        if entry.2.is_power_of_two() {
+            RefusalAudit::Count(entry.2)
+        } else {
+            RefusalAudit::Skip
+        }
+    }
 }
 
 /// The refusal reason a broken layout rule leads to, with its detail.
@@ -265,11 +313,34 @@ impl SyncService {
             forms: crate::forms::FormCache::default(),
             console_writes: std::sync::Mutex::new(()),
             codes,
+            refusal_audits: RefusalAudits::default(),
         }
     }
 
     pub fn store(&self) -> &Arc<dyn ServerStore> {
         &self.store
+    }
+
+    /// A refusal's audit row, within the device's daily bound (`REFUSAL_AUDITS_PER_DAY`).
+    fn audit_refusal(
+        &self,
+        device: &AuthedDevice,
+        action: &str,
+        subject: &str,
+        now: i64,
+    ) -> Result<(), ServiceError> {
+        let device_id = &device.device.device_id;
+        match self.refusal_audits.admit(device_id, now) {
+            RefusalAudit::Write => self.store.audit(now, device_id, action, subject)?,
+            RefusalAudit::Count(n) => self.store.audit(
+                now,
+                device_id,
+                &format!("{action}_unlisted"),
+                &format!("{n} refusals today past {REFUSAL_AUDITS_PER_DAY} rows"),
+            )?,
+            RefusalAudit::Skip => {}
+        }
+        Ok(())
     }
 
     /// Checks `Authorization: Bearer <device>.<token>`. A revoked device is refused unless
@@ -411,14 +482,27 @@ impl SyncService {
             refused,
             reassigned,
         } = self.plan_push(device, &request.push, now)?;
-        let audit = (!refused.is_empty()).then(|| refusal_audit(&refused));
+        let audit = if refused.is_empty() {
+            None
+        } else {
+            match self.refusal_audits.admit(&device.device.device_id, now) {
+                RefusalAudit::Write => Some(("push.refused", refusal_audit(&refused))),
+                RefusalAudit::Count(n) => Some((
+                    "push.refused_unlisted",
+                    format!("{n} refusals today past {REFUSAL_AUDITS_PER_DAY} rows"),
+                )),
+                RefusalAudit::Skip => None,
+            }
+        };
         let stored = if accepted_cases.is_empty() && audit.is_none() {
             0
         } else {
             self.store.store_changes(
                 &device.device.device_id,
                 &accepted_cases,
-                audit.as_deref().map(|subject| ("push.refused", subject)),
+                audit
+                    .as_ref()
+                    .map(|(action, subject)| (*action, subject.as_str())),
                 now,
             )?
         };
@@ -1496,11 +1580,11 @@ impl SyncService {
             .write_mode(&device.user, existing)
             .or(handover.then_some(WriteMode::Write));
         let Some(mode) = mode else {
-            self.store.audit(
-                now,
-                &device.device.device_id,
+            self.audit_refusal(
+                device,
                 "docsync.refused",
                 &format!("{case_id} forbidden"),
+                now,
             )?;
             return refuse(RefusalReason::Forbidden, "");
         };
@@ -1537,11 +1621,11 @@ impl SyncService {
                 .iter()
                 .any(|c| c.actor_id().to_hex_string() != device.device.actor)
             {
-                self.store.audit(
-                    now,
-                    &device.device.device_id,
+                self.audit_refusal(
+                    device,
                     "docsync.refused",
                     &format!("{case_id} wrong_actor"),
+                    now,
                 )?;
                 return refuse(RefusalReason::WrongActor, "");
             }
@@ -1941,6 +2025,33 @@ mod tests {
 
     /// The audit row of a push's refusals: valid case ids with their reason, at most
     /// `AUDIT_REFUSALS_LISTED_MAX` of them, the rest (and every malformed id) counted.
+    #[test]
+    fn refusal_rows_are_bounded_per_device_per_day_and_the_rest_counted() {
+        let audits = RefusalAudits::default();
+        let day = 20_000 * 86_400;
+        for _ in 0..REFUSAL_AUDITS_PER_DAY {
+            assert_eq!(audits.admit("dev-a", day), RefusalAudit::Write);
+        }
+        let past: Vec<RefusalAudit> = (0..9).map(|_| audits.admit("dev-a", day + 5)).collect();
+        use RefusalAudit::*;
+        assert_eq!(
+            past,
+            [
+                Count(1),
+                Count(2),
+                Skip,
+                Count(4),
+                Skip,
+                Skip,
+                Skip,
+                Count(8),
+                Skip
+            ]
+        );
+        assert_eq!(audits.admit("dev-b", day), Write, "per device");
+        assert_eq!(audits.admit("dev-a", day + 86_400), Write, "per day");
+    }
+
     #[test]
     fn the_refusal_audit_lists_valid_ids_up_to_its_bound_and_counts_the_rest() {
         let refusal = |id: &str| Refusal::new(id, RefusalReason::Forbidden, "");

@@ -545,7 +545,9 @@ pub fn a_push_to_an_erased_case_stores_nothing(s: Subject) {
 /// writers included), the feed's rows and marks as `feed_links` walks them, the heads a
 /// checkpoint journals, stored changes with their origin, and the access log's filters.
 pub fn audit_rows_and_feed_rows_are_chained(s: Subject) {
-    use suivi_server::storage::{next_audit_mark, next_feed_mark, AuditQuery};
+    use suivi_server::storage::{
+        next_audit_mark, next_feed_mark, next_feed_mark_with_case, AuditQuery,
+    };
     let store = s.store.clone();
     team(store.as_ref());
     let heads = store.chain_heads().unwrap();
@@ -618,7 +620,20 @@ pub fn audit_rows_and_feed_rows_are_chained(s: Subject) {
         limit: 100,
         ..AuditQuery::default()
     });
-    assert_eq!(older, vec!["karim dev-karim", "amina dev-amina"]);
+    // Enrollments, each naming the device and the actor it was bound to.
+    assert_eq!(
+        older,
+        vec![
+            format!(
+                "karim dev-karim actor {}",
+                device("dev-karim", "karim").actor
+            ),
+            format!(
+                "amina dev-amina actor {}",
+                device("dev-amina", "amina").actor
+            ),
+        ]
+    );
     assert!(
         search(AuditQuery {
             action_prefix: Some("console_".into()),
@@ -672,8 +687,28 @@ pub fn audit_rows_and_feed_rows_are_chained(s: Subject) {
             None
         )
     );
+    // A new store's marks cover the case id from its first row; the formula before it is the
+    // one rows written before the upgrade keep.
+    assert_eq!(store.feed_marks().unwrap().case_id_from, 1);
     assert_eq!(
         links[2].mark,
+        next_feed_mark_with_case(
+            &links[1].mark,
+            3,
+            &format!("{}-0", case_id(2)),
+            None,
+            &case_id(2)
+        )
+    );
+    let old = suivi_server::storage::FeedMarks { case_id_from: 4 };
+    assert_eq!(
+        old.next(
+            &links[1].mark,
+            3,
+            &format!("{}-0", case_id(2)),
+            None,
+            "ignored"
+        ),
         next_feed_mark(&links[1].mark, 3, &format!("{}-0", case_id(2)), None)
     );
     assert_eq!(store.feed_links(2, 100).unwrap().len(), 1);
@@ -928,9 +963,13 @@ pub fn actions_leave_one_audit_row_each(s: Subject) {
             cursor = last.id;
         }
     };
+    // An enrollment binds the device to its user (the row's actor) and its actor (the subject).
+    let binding = |dev: &str, who: &str| {
+        suivi_server::storage::device_binding_subject(dev, &device(dev, who).actor)
+    };
     read(&[
-        ("amina", "device.enroll", "dev-amina"),
-        ("karim", "device.enroll", "dev-karim"),
+        ("amina", "device.enroll", &binding("dev-amina", "amina")),
+        ("karim", "device.enroll", &binding("dev-karim", "karim")),
     ]);
     store
         .store_changes(
@@ -1341,7 +1380,9 @@ fn sessions_and_login_failures(subject: Subject) {
         LoginFailures::default()
     );
     for i in 1..=3 {
-        let f = store.record_login_failure("user:fatima", NOW + i).unwrap();
+        let f = store
+            .record_login_failure("user:fatima", NOW + i, NOW - 100)
+            .unwrap();
         assert_eq!(
             f,
             LoginFailures {
@@ -1352,6 +1393,23 @@ fn sessions_and_login_failures(subject: Subject) {
     }
     assert_eq!(store.login_failures("user:fatima").unwrap().count, 3);
     assert_eq!(store.login_failures("ip:127.0.0.1").unwrap().count, 0);
+    // Failures decay: one after the count's last failure was forgotten starts again at one.
+    assert_eq!(
+        store
+            .record_login_failure("user:fatima", NOW + 1000, NOW + 4)
+            .unwrap(),
+        LoginFailures {
+            count: 1,
+            last_at: NOW + 1000
+        }
+    );
+    assert_eq!(
+        store
+            .record_login_failure("user:fatima", NOW + 1001, NOW + 4)
+            .unwrap()
+            .count,
+        2
+    );
     store.clear_login_failures("user:fatima").unwrap();
     assert_eq!(store.login_failures("user:fatima").unwrap().count, 0);
 }
@@ -1501,6 +1559,21 @@ fn device_statuses_record_each_sync(subject: Subject) {
         .unwrap();
     assert_eq!(console.actor, "ab".repeat(16));
     assert_eq!(console.device_id, "console-fatima");
+    // Its binding is in the chained audit log, once.
+    let bindings: Vec<(String, String)> = store
+        .audit_log(0, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action == suivi_server::storage::CONSOLE_DEVICE_ACTION)
+        .map(|r| (r.actor, r.subject))
+        .collect();
+    assert_eq!(
+        bindings,
+        [(
+            "fatima".to_string(),
+            suivi_server::storage::device_binding_subject("console-fatima", &"ab".repeat(16))
+        )]
+    );
 }
 
 /// Duplicate candidates: the same name however spelled, the same commune, birth years at most a

@@ -635,10 +635,7 @@ impl Store {
             // Their history has not arrived yet: keep them until it does, so the cursor can
             // move on and nothing is lost.
             for c in &case.changes {
-                tx.execute(
-                    "INSERT INTO pending_changes (case_id, data) VALUES (?1, ?2)",
-                    params![case.case_id, c.data.as_slice()],
-                )?;
+                keep_pending(tx, &case.case_id, c.data.as_slice())?;
             }
             return Ok(Pulled::Waiting);
         }
@@ -725,10 +722,7 @@ impl Store {
         reason: &str,
     ) -> Result<()> {
         for data in pulled {
-            tx.execute(
-                "INSERT INTO pending_changes (case_id, data) VALUES (?1, ?2)",
-                params![case_id, data],
-            )?;
+            keep_pending(tx, case_id, data)?;
         }
         tx.execute(
             "INSERT INTO quarantine (case_id, reason, at) VALUES (?1, ?2, ?3)
@@ -838,8 +832,21 @@ pub(super) fn status_error(reply: &HttpReply) -> Error {
         .unwrap_or_else(|| format!("HTTP {}", reply.status));
     match reply.status {
         401 | 403 => Error::Forbidden(message),
-        // Busy or broken server: transient, like being offline; the next sync continues.
-        429 | 500..=599 => Error::Offline(message),
+        // Busy or broken server, or a link too slow for the server to wait on (408: a body
+        // below the minimum rate): transient, like being offline; the next sync continues.
+        408 | 429 | 500..=599 => Error::Offline(message),
         _ => Error::Protocol(message),
     }
+}
+
+/// Keeps a pulled change waiting for its case, once: a server that sends the same page again
+/// (it never acknowledged, or the link cut) must not grow the store at every round trip.
+fn keep_pending(tx: &rusqlite::Transaction<'_>, case_id: &str, data: &[u8]) -> Result<()> {
+    tx.execute(
+        "INSERT INTO pending_changes (case_id, data)
+         SELECT ?1, ?2 WHERE NOT EXISTS
+           (SELECT 1 FROM pending_changes WHERE case_id = ?1 AND data = ?2)",
+        params![case_id, data],
+    )?;
+    Ok(())
 }

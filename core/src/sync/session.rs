@@ -49,6 +49,24 @@ fn forms_seen(store: &Store) -> Result<u64> {
 pub const DOC_SYNC_ROUNDS_MAX: usize = 8;
 /// Round trips of one sync: enough for a 10,000-case first sync in 64 KB pages.
 pub const SYNC_ROUND_TRIPS_MAX: usize = 10_000;
+/// Round trips in a row that move nothing (no cursor moved, nothing acknowledged, pulled,
+/// erased, removed or published) before a sync stops with an error: a server that never
+/// acknowledges and answers empty pages must not keep a phone's radio busy.
+pub const STALLED_ROUND_TRIPS_MAX: usize = 3;
+
+/// Whether a page reply moved anything: one of the cursors, an acknowledgement or refusal of
+/// what was pushed, or a reset. A page sent again at the same cursor moves nothing.
+fn moved_something(response: &SyncResponse, cursor_sent: u64, cursors: (u64, u64, u64)) -> bool {
+    response.cursor != cursor_sent
+        || (
+            response.erasures_cursor,
+            response.removals_cursor,
+            response.forms_cursor,
+        ) != cursors
+        || response.reset
+        || !response.accepted.is_empty()
+        || !response.refused.is_empty()
+}
 
 /// Cancels a running sync from another thread. The sync stops before its next request, or at
 /// once if it is waiting on the network; pages committed before stay committed.
@@ -169,6 +187,12 @@ pub struct SyncSession {
     pushed: Vec<Pushed>,
     phase: Phase,
     doc_sync: Option<DocSync>,
+    /// Where the page request in flight said this phone stands: the feed, erasures,
+    /// removals and forms cursors.
+    cursor_sent: u64,
+    cursors_sent: (u64, u64, u64),
+    /// Page round trips in a row that moved nothing.
+    stalled: usize,
 }
 
 impl SyncSession {
@@ -183,6 +207,9 @@ impl SyncSession {
             pushed: Vec::new(),
             phase: Phase::Pages,
             doc_sync: None,
+            cursor_sent: 0,
+            cursors_sent: (0, 0, 0),
+            stalled: 0,
         })
     }
 
@@ -221,9 +248,10 @@ impl SyncSession {
             .meta(META_MARK)?
             .and_then(|m| hex::decode(m).ok())
             .unwrap_or_default();
+        self.cursor_sent = store.cursor()?;
         let request = SyncRequest {
             version: PROTOCOL_VERSION,
-            cursor: store.cursor()?,
+            cursor: self.cursor_sent,
             mark: serde_bytes::ByteBuf::from(mark),
             push: self
                 .pushed
@@ -252,6 +280,11 @@ impl SyncSession {
                 waiting_cases: u64::try_from(store.unsynced_case_count()?).unwrap_or(0),
             },
         };
+        self.cursors_sent = (
+            request.erasures_seen,
+            request.removals_seen,
+            request.forms_seen,
+        );
         let body = protocol::encode(&request)?;
         self.report.bytes_up += body.len();
         self.report.round_trips += 1;
@@ -330,6 +363,16 @@ impl SyncSession {
             && store.has_pending(&skip_after(&self.fallback, &self.later))?;
         if !response.more && !more_to_push {
             self.phase = Phase::Fallback;
+        } else if moved_something(&response, self.cursor_sent, self.cursors_sent) {
+            self.stalled = 0;
+        } else {
+            self.stalled += 1;
+            if self.stalled >= STALLED_ROUND_TRIPS_MAX {
+                return Err(Error::Protocol(format!(
+                    "the server moved nothing in {STALLED_ROUND_TRIPS_MAX} round trips in a row \
+                     (no acknowledgement, no page): sync stopped, nothing lost"
+                )));
+            }
         }
         Ok(Step::Progress(SyncProgress {
             round_trips: self.report.round_trips,

@@ -116,16 +116,38 @@ impl HttpTransport {
     }
 }
 
+/// Largest response body read: the largest sync body (an enrollment or error reply is far
+/// smaller). A server is untrusted input: its body is read under this cap as it streams, so a
+/// gigabyte answer costs the phone at most this much memory.
+pub const RESPONSE_BYTES_MAX: usize = super::protocol::SYNC_BODY_BYTES_MAX;
+
 fn send(request: reqwest::blocking::RequestBuilder) -> Result<HttpReply> {
+    use std::io::Read;
     let response = request
         .send()
         .map_err(|e| Error::Offline(without_url(&e)))?;
     let status = response.status().as_u16();
-    let body = response
-        .bytes()
-        .map_err(|e| Error::Offline(without_url(&e)))?
-        .to_vec();
+    if response
+        .content_length()
+        .is_some_and(|n| n > RESPONSE_BYTES_MAX as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    response
+        .take(RESPONSE_BYTES_MAX as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|_| Error::Offline("connection dropped".into()))?;
+    if body.len() > RESPONSE_BYTES_MAX {
+        return Err(too_large());
+    }
     Ok(HttpReply { status, body })
+}
+
+fn too_large() -> Error {
+    Error::Protocol(format!(
+        "the server's response is larger than {RESPONSE_BYTES_MAX} bytes"
+    ))
 }
 
 impl Transport for HttpTransport {

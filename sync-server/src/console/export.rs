@@ -209,13 +209,37 @@ const FOLLOWUP_COLUMNS: &[(&str, [&str; 3])] = &[
     ),
 ];
 
-/// A cell a spreadsheet would read as a formula, made text: `'` before it.
+/// Characters that make a spreadsheet read a cell as a formula when they start it.
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+/// Characters where a spreadsheet may start a new cell inside what we wrote as one: the two
+/// separators of CSV dialects (`,`, and `;` where the decimal mark is a comma, as in French),
+/// tabs, and line ends (a reader in another dialect may not see our quotes).
+const CELL_BREAKS: [char; 5] = [',', ';', '\t', '\n', '\r'];
+
+/// A cell made inert for spreadsheets in any dialect: wherever a cell could start (the start,
+/// and after any separator or line end inside the text), a `'` goes before a character that
+/// would start a formula, past any quotes or spaces before it. So `ok;=cmd` becomes
+/// `ok;'=cmd`, which a French-locale spreadsheet splitting on `;` reads as text.
 pub fn neutralised(text: &str) -> Cow<'_, str> {
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        Cow::Owned(format!("'{text}"))
-    } else {
-        Cow::Borrowed(text)
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut at_start = true;
+    for (i, c) in text.char_indices() {
+        if at_start && (c == '"' || c == ' ') {
+            continue;
+        }
+        if at_start && FORMULA_STARTS.contains(&c) {
+            out.push_str(&text[copied..i]);
+            out.push('\'');
+            copied = i;
+        }
+        at_start = CELL_BREAKS.contains(&c);
     }
+    if copied == 0 && out.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
 }
 
 /// One row: a value per column, in column order (`Json::Null` for none).
@@ -538,20 +562,30 @@ mod tests {
 
     #[test]
     fn cells_a_spreadsheet_would_compute_are_made_text() {
-        for hostile in [
-            "=HYPERLINK(\"x\")",
-            "+1",
-            "-2+3",
-            "@SUM(A1)",
-            "\t=1",
-            "\r=1",
-        ] {
+        for hostile in ["=HYPERLINK(\"x\")", "+1", "-2+3", "@SUM(A1)"] {
             assert_eq!(neutralised(hostile), format!("'{hostile}"));
         }
-        for plain in ["Aïcha", "عائشة", "1990", "Kadiolo - centre", ""] {
+        // A tab or carriage return starts a formula, and also a cell of its own after it.
+        assert_eq!(neutralised("\t=1"), "'\t'=1");
+        assert_eq!(neutralised("\r=1"), "'\r'=1");
+        for plain in ["Aïcha", "عائشة", "1990", "Kadiolo - centre", "", "a;b, c"] {
             assert_eq!(neutralised(plain), plain);
         }
+        // Wherever a separator could split the cell, in any dialect.
+        for (hostile, inert) in [
+            ("ok;=cmd|' /C calc'!A0", "ok;'=cmd|' /C calc'!A0"),
+            ("a, +1", "a, '+1"),
+            ("x\t-2", "x\t'-2"),
+            ("note\n@SUM(1)", "note\n'@SUM(1)"),
+            ("\"=1", "\"'=1"),
+            ("v;\"\" =1", "v;\"\" '=1"),
+            ("\t\t", "'\t'\t"),
+            ("=1;=2", "'=1;'=2"),
+        ] {
+            assert_eq!(neutralised(hostile), inert, "{hostile:?}");
+        }
         assert_eq!(csv_cell(&serde_json::json!(["=cmd", "b"])), "'=cmd;b");
+        assert_eq!(csv_cell(&serde_json::json!(["a", "-b"])), "a;'-b");
         assert_eq!(csv_cell(&serde_json::json!(true)), "true");
         assert_eq!(csv_cell(&Json::Null), "");
     }

@@ -14,6 +14,7 @@ mod export;
 mod indicators;
 mod pages;
 pub mod text;
+pub mod throttle;
 
 use std::net::SocketAddr;
 
@@ -31,7 +32,7 @@ use suivi_core::Lang;
 use crate::api::AppState;
 use crate::auth;
 use crate::conn::Peer;
-use crate::storage::{AuditQuery, CaseQuery, ConsoleSession, LoginFailures, StorageError, User};
+use crate::storage::{AuditQuery, CaseQuery, ConsoleSession, StorageError, User};
 use pages::{Filters, Frame};
 use text::{t, T};
 
@@ -39,9 +40,7 @@ use text::{t, T};
 pub const IDLE_SECS: i64 = 30 * 60;
 /// ...and after this long in any case.
 pub const ABSOLUTE_SECS: i64 = 12 * 3600;
-/// Failed logins in a row that cost nothing; each one after doubles the wait, up to the cap.
-pub const FREE_FAILURES: u32 = 3;
-pub const DELAY_MAX_SECS: i64 = 60;
+pub use throttle::{login_wait, DELAY_MAX_SECS, FREE_FAILURES};
 /// Cases per page of the caseload.
 pub const PAGE_SIZE: u64 = 50;
 /// The deepest page: past it, a narrower filter finds a case sooner than paging does, and a
@@ -129,10 +128,14 @@ fn lang_of(headers: &HeaderMap) -> Lang {
     }
 }
 
-fn set_cookie(state: &AppState, name: &str, value: &str, max_age: i64) -> HeaderValue {
+/// A console cookie. `None` for `max_age` makes it a browser-session cookie: closing the
+/// browser on a shared office computer ends it (the server's idle and absolute expiry still
+/// hold for a browser left open).
+fn set_cookie(state: &AppState, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
     let secure = if state.https { "; Secure" } else { "" };
+    let max_age = max_age.map_or(String::new(), |secs| format!("; Max-Age={secs}"));
     HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+        "{name}={value}; Path=/console; HttpOnly; SameSite=Strict{max_age}{secure}"
     ))
     .expect("cookie values are hex or fixed words")
 }
@@ -239,16 +242,6 @@ fn csrf_matches(expected: &str, given: &str) -> bool {
     !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
 }
 
-/// How long a key must still wait before its next login try.
-pub fn login_wait(failures: LoginFailures, now: i64) -> i64 {
-    if failures.count < FREE_FAILURES {
-        return 0;
-    }
-    let doublings = (failures.count - FREE_FAILURES).min(6);
-    let delay = (1i64 << doublings).min(DELAY_MAX_SECS);
-    (failures.last_at + delay - now).max(0)
-}
-
 async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     render_login(&state, lang_of(&headers), StatusCode::OK, None, "")
 }
@@ -271,7 +264,7 @@ fn render_login(
     let mut response = html(status, pages::login(&frame, message, user));
     response.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(state, LOGIN_CSRF_COOKIE, &csrf, 3600),
+        set_cookie(state, LOGIN_CSRF_COOKIE, &csrf, Some(3600)),
     );
     response
 }
@@ -310,25 +303,44 @@ async fn login(
             "",
         ));
     }
+    // Every password check passes the gate first: argon2's memory is paid per check, so only
+    // a few run at once whatever arrives, and a full queue is told "busy" before any work.
+    let Ok(mut check) = state.password_gate.enter().await else {
+        let mut r = render_login(
+            &state,
+            lang,
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(t(lang, T::Busy)),
+            "",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(1));
+        return Ok(r);
+    };
     let store = state.service.store().clone();
     let user_id: String = form.user.trim().chars().take(64).collect();
-    let ip = ip_key(peer);
+    let keys = throttle::Keys::new(&user_id, &ip_key(peer));
     let shown_user = user_id.clone();
     let outcome = blocking(move || {
         let now = now();
-        let user_key = format!("user:{user_id}");
-        let (before_user, before_ip) =
-            (store.login_failures(&user_key)?, store.login_failures(&ip)?);
-        let wait = login_wait(before_user, now).max(login_wait(before_ip, now));
-        if wait > 0 {
+        let forget_before = now - throttle::FAILURE_MEMORY_SECS;
+        let before = throttle::Counts {
+            account: store.login_failures(&keys.account)?,
+            address: store.login_failures(&keys.address)?,
+            pair: store.login_failures(&keys.pair)?,
+        };
+        if let throttle::Decision::Wait(wait) = throttle::decide(before, now) {
             return Ok(LoginOutcome::Wait(wait));
         }
-        // The try is counted before the password is checked: tries at one account sent at once,
-        // past the free ones, get one check between them, not one each (the account's count
-        // decides, so that the address's, counted in another statement, cannot interleave).
-        let after_user = store.record_login_failure(&user_key, now)?;
-        store.record_login_failure(&ip, now)?;
-        if after_user.count > before_user.count + 1 && after_user.count > FREE_FAILURES {
+        // The try is counted before the password is checked: tries from one address at one
+        // account sent at once, past the free ones, get one check between them, not one each
+        // (the pair's count decides, so the others, counted in other statements, cannot
+        // interleave).
+        let after_pair = store.record_login_failure(&keys.pair, now, forget_before)?;
+        store.record_login_failure(&keys.address, now, forget_before)?;
+        store.record_login_failure(&keys.account, now, forget_before)?;
+        let pair_before = throttle::current(before.pair, now);
+        if after_pair.count > pair_before.count + 1 && after_pair.count > FREE_FAILURES {
             return Ok(LoginOutcome::Wait(1));
         }
         let user = store.user(&user_id)?;
@@ -337,18 +349,21 @@ async fn login(
             .as_ref()
             .and_then(|u| u.password_hash.clone())
             .unwrap_or_else(|| auth::dummy_password_hash().to_string());
-        let password_ok = auth::verify_password(&form.password, &stored);
+        let password_ok = check.verify(&form.password, &stored);
+        drop(check);
         let user = match user {
             Some(u) if password_ok && u.password_hash.is_some() => u,
             _ => {
-                store.audit(now, &user_id, "console.login_failed", &ip)?;
+                store.audit(now, &user_id, "console.login_failed", &keys.address)?;
                 return Ok(LoginOutcome::Refused);
             }
         };
-        // The right password: this try was no guess. The address keeps its earlier misses (a
-        // login of one's own must not wipe the count of guesses at other accounts).
-        store.clear_login_failures(&user_key)?;
-        store.forgive_login_failure(&ip)?;
+        // The right password: this try was no guess. The pair starts again; the address and
+        // the account keep their earlier misses (a login of one's own must not wipe the count
+        // of guesses at other accounts, nor give an attacker the account's budget back).
+        store.clear_login_failures(&keys.pair)?;
+        store.forgive_login_failure(&keys.address)?;
+        store.forgive_login_failure(&keys.account)?;
         if user.role == Role::Agent {
             return Ok(LoginOutcome::Agent);
         }
@@ -361,13 +376,13 @@ async fn login(
             created_at: now,
             last_seen: now,
         })?;
-        store.audit(now, &user.user_id, "console.login", &ip)?;
+        store.audit(now, &user.user_id, "console.login", &keys.address)?;
         Ok(LoginOutcome::Session(token))
     })
     .await?;
     Ok(match outcome {
         LoginOutcome::Wait(secs) => {
-            let text = format!("{} {secs} s", t(lang, T::TooManyTries));
+            let text = format!("{} {}.", t(lang, T::TooManyTries), wait_text(lang, secs));
             let mut r = render_login(
                 &state,
                 lang,
@@ -398,15 +413,24 @@ async fn login(
             let h = r.headers_mut();
             h.append(
                 header::SET_COOKIE,
-                set_cookie(&state, SESSION_COOKIE, &token, ABSOLUTE_SECS),
+                set_cookie(&state, SESSION_COOKIE, &token, None),
             );
             h.append(
                 header::SET_COOKIE,
-                set_cookie(&state, LOGIN_CSRF_COOKIE, "", 0),
+                set_cookie(&state, LOGIN_CSRF_COOKIE, "", Some(0)),
             );
             r
         }
     })
+}
+
+/// A wait as a person reads it: seconds under two minutes, whole minutes (rounded up) above.
+fn wait_text(lang: Lang, secs: i64) -> String {
+    if secs < 120 {
+        format!("{secs} {}", t(lang, T::Seconds))
+    } else {
+        format!("{} {}", (secs + 59) / 60, t(lang, T::Minutes))
+    }
 }
 
 /// The address a login try is counted against: IPv6 by its /64, which one household or phone
@@ -450,7 +474,7 @@ async fn logout(
     let mut r = Redirect::to("/console/login").into_response();
     r.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(&state, SESSION_COOKIE, "", 0),
+        set_cookie(&state, SESSION_COOKIE, "", Some(0)),
     );
     Ok(r)
 }
@@ -495,7 +519,7 @@ async fn set_lang(
     let mut r = Redirect::to(&back).into_response();
     r.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(&state, LANG_COOKIE, lang, 365 * 86_400),
+        set_cookie(&state, LANG_COOKIE, lang, Some(365 * 86_400)),
     );
     r
 }

@@ -276,6 +276,13 @@ pub fn sqlite_to_postgres(
         digests.push((table, copied, hasher.finalize().to_vec()));
         report.tables.push((table.to_string(), copied));
     }
+    // The feed marks' formula carries over as it is: rows keep their marks either side of it.
+    let marks = super::ServerStore::feed_marks(source)?;
+    tx.execute(
+        "UPDATE feed_mark_formula SET case_id_from = $1 WHERE one = 1",
+        &[&i64::try_from(marks.case_id_from).unwrap_or(i64::MAX)],
+    )
+    .map_err(pg::backend)?;
     // Ids PostgreSQL hands out next follow the copied ones; the sequencer stands at the feed's
     // end (rows an erasure removed included) with its mark.
     for (table, column) in [("changes", "id"), ("audit_log", "id"), ("removals", "seq")] {
@@ -331,6 +338,11 @@ pub fn sqlite_to_postgres(
                 "{table}: the PostgreSQL copy differs from the SQLite original ({n} rows read back, {copied} copied)"
             )));
         }
+    }
+    if super::ServerStore::feed_marks(target)? != marks {
+        return Err(StorageError::Backend(
+            "feed_mark_formula: the PostgreSQL copy differs from the SQLite original".into(),
+        ));
     }
     Ok(report)
 }

@@ -59,6 +59,51 @@ pub fn next_feed_mark(
     h.finalize().to_vec()
 }
 
+/// The feed mark from the first row of `FeedMarks::case_id_from` on: the same, and also the
+/// row's case id (length-prefixed), so a row cannot be passed off as another case's (say, a
+/// live case's newest visit deleted and its row kept as an erased case's).
+pub fn next_feed_mark_with_case(
+    previous: &[u8],
+    seq: u64,
+    change_hash: &str,
+    audience: Option<&str>,
+    case_id: &str,
+) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(next_feed_mark(previous, seq, change_hash, audience));
+    h.update((case_id.len() as u64).to_be_bytes());
+    h.update(case_id.as_bytes());
+    h.finalize().to_vec()
+}
+
+/// Which formula a feed row's mark follows: rows written before the case id was covered keep
+/// their marks (every phone sends back the mark at its cursor, and a different one means a
+/// reset), so the new formula starts at the first row written after the upgrade, recorded in
+/// the database (`feed_mark_formula`). Moving that row breaks every mark from either side of
+/// it, as any other edit does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedMarks {
+    pub case_id_from: u64,
+}
+
+impl FeedMarks {
+    pub fn next(
+        &self,
+        previous: &[u8],
+        seq: u64,
+        change_hash: &str,
+        audience: Option<&str>,
+        case_id: &str,
+    ) -> Vec<u8> {
+        if seq >= self.case_id_from {
+            next_feed_mark_with_case(previous, seq, change_hash, audience, case_id)
+        } else {
+            next_feed_mark(previous, seq, change_hash, audience)
+        }
+    }
+}
+
 /// The mark of an audit row: SHA-256 over the previous row's mark and this row's id, time,
 /// actor, action and subject (each string length-prefixed, so no two rows hash alike). Deleting
 /// or editing a row breaks every mark after it; `verify` checks them against the checkpoints
@@ -372,6 +417,26 @@ pub struct CaseList {
     pub total: u64,
 }
 
+/// The audit subject that binds a device to its actor (`<device> actor <actor hex>`), written in
+/// the chained audit log when a phone enrolls (`device.enroll`, its actor the user) or a
+/// console device is made (`device.console`): `verify` holds every device's user and actor to
+/// it, so a device rebound in the database to another user or actor is seen.
+pub fn device_binding_subject(device_id: &str, actor: &str) -> String {
+    format!("{device_id} actor {actor}")
+}
+
+/// A binding subject read back: the device and, for rows written since bindings were chained,
+/// its actor (rows before name the device alone).
+pub fn parse_device_binding(subject: &str) -> (&str, Option<&str>) {
+    match subject.split_once(" actor ") {
+        Some((device, actor)) => (device, Some(actor)),
+        None => (subject, None),
+    }
+}
+
+/// The audit action of a console device's making (its binding, as `device.enroll` for phones).
+pub const CONSOLE_DEVICE_ACTION: &str = "device.console";
+
 /// The device id a user's console changes are stored under.
 pub fn console_device_id(user_id: &str) -> String {
     format!("console-{user_id}")
@@ -516,8 +581,10 @@ pub struct AuditRow {
 /// A filter of the audit log (`audit_search`); empty fields filter nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditQuery {
+    /// A user: the rows she wrote, and those written under her devices (her phones' pushes,
+    /// her console changes under `console-<user>`).
     pub actor: Option<String>,
-    /// A case id (32 hex digits): rows whose subject names it.
+    /// A case id (32 hex digits), or any id, such as a device's: rows whose subject names it.
     pub case_id: Option<String>,
     pub action_prefix: Option<String>,
     /// Rows with ids below this one (the next page); `None` from the newest.
@@ -636,6 +703,8 @@ pub trait ServerStore: Send + Sync + 'static {
     fn check_cursor(&self, cursor: u64, mark: &[u8]) -> StorageResult<CursorCheck>;
     /// The feed mark at a position (empty at 0).
     fn feed_mark(&self, seq: u64) -> StorageResult<Vec<u8>>;
+    /// Where the feed marks' formula covers the case id from (`FeedMarks`).
+    fn feed_marks(&self) -> StorageResult<FeedMarks>;
     /// Every case with stored changes, for `case check`.
     fn case_ids(&self) -> StorageResult<Vec<String>>;
     fn quarantine_case(&self, case_id: &str, reason: &str, now: i64) -> StorageResult<bool>;
@@ -800,7 +869,15 @@ pub trait ServerStore: Send + Sync + 'static {
     /// Removes sessions idle since before `idle_before` or created before `created_before`.
     fn end_expired_sessions(&self, idle_before: i64, created_before: i64) -> StorageResult<()>;
     fn login_failures(&self, key: &str) -> StorageResult<LoginFailures>;
-    fn record_login_failure(&self, key: &str, now: i64) -> StorageResult<LoginFailures>;
+    /// Counts one failure at `now`. A count whose last failure is older than `forget_before`
+    /// starts again at one: failures decay, so an office behind one address is not slowed for
+    /// ever by a few typos.
+    fn record_login_failure(
+        &self,
+        key: &str,
+        now: i64,
+        forget_before: i64,
+    ) -> StorageResult<LoginFailures>;
     fn clear_login_failures(&self, key: &str) -> StorageResult<()>;
     /// Takes one failure back (a try counted before its password proved right).
     fn forgive_login_failure(&self, key: &str) -> StorageResult<()>;

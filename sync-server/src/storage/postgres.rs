@@ -19,15 +19,15 @@ use suivi_core::policy::ReadScope;
 
 use super::sealed::Sealer;
 use super::{
-    next_audit_mark, next_feed_mark, AcceptedCase, AuditQuery, AuditRow, CaseAccess, CaseList,
-    CaseQuery, CaseSummary, ChainHeads, ChangeOrigin, ConsoleSession, CursorCheck, Device,
-    DeviceStatus, FeedLink, FeedLinkChange, FeedPage, FeedRow, IndicatorCell, ListedCase,
+    next_audit_mark, AcceptedCase, AuditQuery, AuditRow, CaseAccess, CaseList, CaseQuery,
+    CaseSummary, ChainHeads, ChangeOrigin, ConsoleSession, CursorCheck, Device, DeviceStatus,
+    FeedLink, FeedLinkChange, FeedMarks, FeedPage, FeedRow, IndicatorCell, ListedCase,
     LoginFailures, PlaceSpelling, PublishedForm, QuarantinedCase, Quota, ReferralGroup, Role,
     ServerStore, StorageError, StorageResult, StoredChange, StuckReferral, SummaryWrite, Usage,
     User, Viewer,
 };
 
-const MIGRATIONS: [&str; 8] = [
+const MIGRATIONS: [&str; 9] = [
     include_str!("migrations/postgres/001_server.sql"),
     include_str!("migrations/postgres/002_console.sql"),
     include_str!("migrations/postgres/003_device_status.sql"),
@@ -36,6 +36,7 @@ const MIGRATIONS: [&str; 8] = [
     include_str!("migrations/postgres/006_audit_chain.sql"),
     include_str!("migrations/postgres/007_indicators.sql"),
     include_str!("migrations/postgres/008_forms.sql"),
+    include_str!("migrations/postgres/009_feed_marks.sql"),
 ];
 /// Taken (transaction-scoped) while migrating: instances starting together migrate once.
 const MIGRATION_LOCK: i64 = 0x5375_6976_6900_0001;
@@ -373,6 +374,23 @@ struct FeedHead {
     seq: i64,
     mark: Vec<u8>,
     erasure_seq: i64,
+    marks: FeedMarks,
+}
+
+/// The feed marks' formula, as the database records it.
+fn feed_marks(client: &mut impl GenericClient) -> StorageResult<FeedMarks> {
+    let from: i64 = client
+        .query_one(
+            "SELECT case_id_from FROM feed_mark_formula WHERE one = 1",
+            &[],
+        )
+        .map_err(backend)?
+        .get(0);
+    Ok(FeedMarks {
+        case_id_from: u64::try_from(from).map_err(|_| {
+            StorageError::Backend(format!("feed_mark_formula holds {from}, not a position"))
+        })?,
+    })
 }
 
 impl FeedHead {
@@ -388,6 +406,7 @@ impl FeedHead {
             seq: row.get(0),
             mark: row.get(1),
             erasure_seq: row.get(2),
+            marks: feed_marks(tx)?,
         })
     }
 
@@ -425,7 +444,9 @@ impl FeedHead {
         (owner, team): (&str, &str),
     ) -> StorageResult<()> {
         self.seq += 1;
-        self.mark = next_feed_mark(&self.mark, self.seq as u64, hash, audience);
+        self.mark = self
+            .marks
+            .next(&self.mark, self.seq as u64, hash, audience, case_id);
         let insert = match &self.insert {
             Some(insert) => insert,
             None => self
@@ -456,9 +477,11 @@ impl FeedHead {
         }
         let mut seqs = Vec::with_capacity(rows.len());
         let mut marks = Vec::with_capacity(rows.len());
-        for (_, _, hash) in rows {
+        for (case_id, _, hash) in rows {
             self.seq += 1;
-            self.mark = next_feed_mark(&self.mark, self.seq as u64, hash, Some(audience));
+            self.mark = self
+                .marks
+                .next(&self.mark, self.seq as u64, hash, Some(audience), case_id);
             seqs.push(self.seq);
             marks.push(self.mark.clone());
         }
@@ -942,7 +965,13 @@ impl ServerStore for PostgresStore {
             // The actor id is taken: the transaction rolls back, the code stays unused.
             return Err(StorageError::Conflict("actor already enrolled".into()));
         }
-        audit_row(&mut tx, now, &user_id, "device.enroll", &device.device_id)?;
+        audit_row(
+            &mut tx,
+            now,
+            &user_id,
+            "device.enroll",
+            &super::device_binding_subject(&device.device_id, &device.actor),
+        )?;
         let r = tx
             .query_one(
                 "SELECT user_id, role, team FROM users WHERE user_id = $1",
@@ -1418,6 +1447,10 @@ impl ServerStore for PostgresStore {
         Ok(CursorCheck::decide(stored.as_deref().map(Some), mark))
     }
 
+    fn feed_marks(&self) -> StorageResult<FeedMarks> {
+        feed_marks(&mut *self.client()?)
+    }
+
     fn feed_mark(&self, seq: u64) -> StorageResult<Vec<u8>> {
         if seq == 0 {
             return Ok(Vec::new());
@@ -1620,7 +1653,9 @@ impl ServerStore for PostgresStore {
             .client()?
             .query(
                 "SELECT id, at, actor, action, subject, mark FROM audit_log
-                 WHERE id < $1 AND ($2::text IS NULL OR actor = $2)
+                 WHERE id < $1
+                   AND ($2::text IS NULL OR actor = $2
+                        OR actor IN (SELECT device_id FROM devices WHERE user_id = $2))
                    AND ($3::text IS NULL OR subject LIKE $3)
                    AND ($4::text IS NULL OR action LIKE $4)
                  ORDER BY id DESC LIMIT $5",
@@ -2101,7 +2136,8 @@ impl ServerStore for PostgresStore {
     fn console_device(&self, user_id: &str, actor: &str, now: i64) -> StorageResult<Device> {
         let device_id = super::console_device_id(user_id);
         let mut client = self.client()?;
-        client
+        let mut tx = client.transaction().map_err(backend)?;
+        let made = tx
             .execute(
                 "INSERT INTO devices (device_id, user_id, actor, name, token_hash, enrolled_at)
                  VALUES ($1, $2, $3, 'console', $4, $5) ON CONFLICT (device_id) DO NOTHING",
@@ -2114,6 +2150,16 @@ impl ServerStore for PostgresStore {
                 ],
             )
             .map_err(backend)?;
+        if made > 0 {
+            audit_row(
+                &mut tx,
+                now,
+                user_id,
+                super::CONSOLE_DEVICE_ACTION,
+                &super::device_binding_subject(&device_id, actor),
+            )?;
+        }
+        tx.commit().map_err(backend)?;
         let r = client
             .query_one(
                 &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE device_id = $1"),
@@ -2516,15 +2562,22 @@ impl ServerStore for PostgresStore {
             .unwrap_or_default())
     }
 
-    fn record_login_failure(&self, key: &str, now: i64) -> StorageResult<LoginFailures> {
+    fn record_login_failure(
+        &self,
+        key: &str,
+        now: i64,
+        forget_before: i64,
+    ) -> StorageResult<LoginFailures> {
         let r = self
             .client()?
             .query_one(
                 "INSERT INTO login_failures (key, count, last_at) VALUES ($1, 1, $2)
                  ON CONFLICT (key) DO UPDATE
-                 SET count = login_failures.count + 1, last_at = excluded.last_at
+                 SET count = CASE WHEN login_failures.last_at < $3 THEN 1
+                                  ELSE login_failures.count + 1 END,
+                     last_at = excluded.last_at
                  RETURNING count, last_at",
-                &[&key, &now],
+                &[&key, &now, &forget_before],
             )
             .map_err(backend)?;
         Ok(LoginFailures {

@@ -10,13 +10,13 @@ use suivi_core::policy::ReadScope;
 use super::{
     next_audit_mark, next_feed_mark, AcceptedCase, AuditQuery, AuditRow, CaseAccess, CaseList,
     CaseQuery, CaseSummary, ChainHeads, ChangeOrigin, ConsoleSession, CursorCheck, Device,
-    DeviceStatus, FeedLink, FeedLinkChange, FeedPage, FeedRow, IndicatorCell, ListedCase,
-    LoginFailures, PlaceSpelling, PublishedForm, QuarantinedCase, Quota, ReferralGroup, Role,
-    ServerStore, StorageError, StorageResult, StoredChange, StuckReferral, SummaryWrite, Usage,
-    User, Viewer,
+    DeviceStatus, FeedLink, FeedLinkChange, FeedMarks, FeedPage, FeedRow, IndicatorCell,
+    ListedCase, LoginFailures, PlaceSpelling, PublishedForm, QuarantinedCase, Quota, ReferralGroup,
+    Role, ServerStore, StorageError, StorageResult, StoredChange, StuckReferral, SummaryWrite,
+    Usage, User, Viewer,
 };
 
-const MIGRATIONS: [&str; 12] = [
+const MIGRATIONS: [&str; 13] = [
     include_str!("migrations/001_server.sql"),
     include_str!("migrations/002_trust.sql"),
     include_str!("migrations/003_quotas.sql"),
@@ -29,6 +29,7 @@ const MIGRATIONS: [&str; 12] = [
     include_str!("migrations/010_audit_chain.sql"),
     include_str!("migrations/011_indicators.sql"),
     include_str!("migrations/012_forms.sql"),
+    include_str!("migrations/013_feed_marks.sql"),
 ];
 /// Days of per-device usage kept (for `device quota` to show recent days).
 const USAGE_DAYS_KEPT: i64 = 7;
@@ -367,6 +368,23 @@ fn queue_case_for(
 /// Appends feed rows inside a write transaction, chaining each row's mark to the last.
 struct FeedAppender {
     previous: Vec<u8>,
+    marks: FeedMarks,
+}
+
+/// The feed marks' formula, as the database records it.
+fn feed_marks(tx: &Connection) -> StorageResult<FeedMarks> {
+    let from: i64 = tx
+        .query_row(
+            "SELECT case_id_from FROM feed_mark_formula WHERE one = 1",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(backend)?;
+    Ok(FeedMarks {
+        case_id_from: u64::try_from(from).map_err(|_| {
+            StorageError::Backend(format!("feed_mark_formula holds {from}, not a position"))
+        })?,
+    })
 }
 
 impl FeedAppender {
@@ -382,6 +400,7 @@ impl FeedAppender {
             .flatten();
         Ok(FeedAppender {
             previous: previous.unwrap_or_default(),
+            marks: feed_marks(tx)?,
         })
     }
 
@@ -407,7 +426,9 @@ impl FeedAppender {
         )
         .map_err(backend)?;
         let seq = tx.last_insert_rowid();
-        let mark = next_feed_mark(&self.previous, seq as u64, hash, audience);
+        let mark = self
+            .marks
+            .next(&self.previous, seq as u64, hash, audience, case_id);
         tx.execute(
             "UPDATE feed SET mark = ?2 WHERE seq = ?1",
             params![seq, mark],
@@ -704,7 +725,13 @@ impl ServerStore for SqliteStore {
             // The actor id is taken: leave the code unused so the device can retry.
             return Err(StorageError::Conflict("actor already enrolled".into()));
         }
-        audit_row(&tx, now, &user_id, "device.enroll", &device.device_id)?;
+        audit_row(
+            &tx,
+            now,
+            &user_id,
+            "device.enroll",
+            &super::device_binding_subject(&device.device_id, &device.actor),
+        )?;
         let user = tx
             .query_row(
                 "SELECT user_id, role, team FROM users WHERE user_id = ?1",
@@ -1133,6 +1160,10 @@ impl ServerStore for SqliteStore {
         ))
     }
 
+    fn feed_marks(&self) -> StorageResult<FeedMarks> {
+        feed_marks(&self.conn())
+    }
+
     fn feed_mark(&self, seq: u64) -> StorageResult<Vec<u8>> {
         if seq == 0 {
             return Ok(Vec::new());
@@ -1318,8 +1349,13 @@ impl ServerStore for SqliteStore {
             .map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX))
             .into()];
         if let Some(actor) = &query.actor {
+            // A user's rows, and those of her devices: her phones' pushes and her console
+            // changes (`console-<user>`) are recorded under a device id.
             args.push(actor.clone().into());
-            sql.push_str(&format!(" AND actor = ?{}", args.len()));
+            let n = args.len();
+            sql.push_str(&format!(
+                " AND (actor = ?{n} OR actor IN (SELECT device_id FROM devices WHERE user_id = ?{n}))"
+            ));
         }
         if let Some(case_id) = &query.case_id {
             args.push(format!("%{}%", like_escaped(case_id)).into());
@@ -1821,13 +1857,27 @@ impl ServerStore for SqliteStore {
 
     fn console_device(&self, user_id: &str, actor: &str, now: i64) -> StorageResult<Device> {
         let device_id = super::console_device_id(user_id);
-        let conn = self.conn();
-        conn.execute(
-            "INSERT OR IGNORE INTO devices (device_id, user_id, actor, name, token_hash, enrolled_at)
-             VALUES (?1, ?2, ?3, 'console', ?4, ?5)",
-            params![device_id, user_id, actor, super::CONSOLE_TOKEN_HASH, now],
-        )
-        .map_err(backend)?;
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let made = tx
+            .execute(
+                "INSERT OR IGNORE INTO devices (device_id, user_id, actor, name, token_hash, enrolled_at)
+                 VALUES (?1, ?2, ?3, 'console', ?4, ?5)",
+                params![device_id, user_id, actor, super::CONSOLE_TOKEN_HASH, now],
+            )
+            .map_err(backend)?;
+        if made > 0 {
+            audit_row(
+                &tx,
+                now,
+                user_id,
+                super::CONSOLE_DEVICE_ACTION,
+                &super::device_binding_subject(&device_id, actor),
+            )?;
+        }
+        tx.commit().map_err(backend)?;
         conn.query_row(
             "SELECT device_id, user_id, actor, name, token_hash, revoked_at, wiped_at
              FROM devices WHERE device_id = ?1",
@@ -2226,13 +2276,20 @@ impl ServerStore for SqliteStore {
             .unwrap_or_default())
     }
 
-    fn record_login_failure(&self, key: &str, now: i64) -> StorageResult<LoginFailures> {
+    fn record_login_failure(
+        &self,
+        key: &str,
+        now: i64,
+        forget_before: i64,
+    ) -> StorageResult<LoginFailures> {
         self.conn()
             .query_row(
                 "INSERT INTO login_failures (key, count, last_at) VALUES (?1, 1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET count = count + 1, last_at = excluded.last_at
+                 ON CONFLICT (key) DO UPDATE
+                 SET count = CASE WHEN last_at < ?3 THEN 1 ELSE count + 1 END,
+                     last_at = excluded.last_at
                  RETURNING count, last_at",
-                params![key, now],
+                params![key, now, forget_before],
                 |r| {
                     Ok(LoginFailures {
                         count: r.get(0)?,

@@ -3,7 +3,7 @@
 //! it), edits and deletes audit rows; `suivi-server verify` reports each, on SQLite and on
 //! PostgreSQL, from the checkpoints the server journalled outside the database.
 
-use suivi_server::storage::{next_audit_mark, next_feed_mark};
+use suivi_server::storage::next_audit_mark;
 use suivi_tests::{child, referral, ServerSite};
 
 use crate::erasure::Phone;
@@ -21,11 +21,12 @@ pub(crate) fn two_teams_and_an_officer() -> suivi_tests::TestServer {
 pub(crate) trait Editor {
     fn query(&mut self, sql: &str) -> Vec<Vec<Option<String>>>;
     fn execute(&mut self, sql: &str);
-    /// The feed in order: (seq, change hash, audience); `None` hash for an erased row.
-    fn feed(&mut self) -> Vec<(i64, Option<String>, Option<String>)> {
+    /// The feed in order: (seq, change hash, audience, case); `None` hash for an erased row.
+    #[allow(clippy::type_complexity)]
+    fn feed(&mut self) -> Vec<(i64, Option<String>, Option<String>, String)> {
         self.query(
-            "SELECT f.seq, c.hash, f.audience FROM feed f JOIN changes c ON c.id = f.change_id
-             ORDER BY f.seq",
+            "SELECT f.seq, c.hash, f.audience, f.case_id FROM feed f
+             JOIN changes c ON c.id = f.change_id ORDER BY f.seq",
         )
         .into_iter()
         .map(|r| {
@@ -33,19 +34,28 @@ pub(crate) trait Editor {
                 r[0].as_deref().unwrap().parse().unwrap(),
                 r[1].clone(),
                 r[2].clone(),
+                r[3].clone().unwrap(),
             )
         })
         .collect()
     }
-    /// Rewrites every feed mark from the start so the chain links hold again.
+    /// Rewrites every feed mark from the start so the chain links hold again, with the formula
+    /// the database records (an editor knows it: it is in the code and in the database).
     fn rechain_feed(&mut self) {
+        let from: u64 = self.query("SELECT case_id_from FROM feed_mark_formula")[0][0]
+            .as_deref()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let marks = suivi_server::storage::FeedMarks { case_id_from: from };
         let mut previous = Vec::new();
-        for (seq, hash, audience) in self.feed() {
-            let mark = next_feed_mark(
+        for (seq, hash, audience, case_id) in self.feed() {
+            let mark = marks.next(
                 &previous,
                 seq as u64,
                 hash.as_deref().unwrap(),
                 audience.as_deref(),
+                &case_id,
             );
             self.execute(&format!(
                 "UPDATE feed SET mark = {} WHERE seq = {seq}",
@@ -805,9 +815,11 @@ fn verify_sees_a_change_moved_to_another_case_and_a_row_passed_off_as_erased() {
             && report.contains("depends on changes this case does not hold"),
         "{report}"
     );
+    // Feed marks cover the case id: the moved row no longer follows its mark either (on main at
+    // d9e481c marks and checkpoints still held, and only the dependencies told).
     assert!(
-        !report.contains("checkpointed at"),
-        "marks and checkpoints still hold"
+        report.contains("NOT VERIFIED: feed row") && report.contains(&format!("(case {other})")),
+        "{report}"
     );
     Editor::execute(
         &mut db,
@@ -843,6 +855,10 @@ fn verify_sees_a_change_moved_to_another_case_and_a_row_passed_off_as_erased() {
         )),
         "{report}"
     );
+    assert!(
+        report.contains("(1 of erased cases)"),
+        "the summary counts erased rows in the form erasures now keep: {report}"
+    );
     // With its mark alone, as rows erased before this version are: only a note says so.
     Editor::execute(
         &mut db,
@@ -855,4 +871,296 @@ fn verify_sees_a_change_moved_to_another_case_and_a_row_passed_off_as_erased() {
             .contains("NOTE: 1 feed rows were erased before erasures kept what their marks cover"),
         "{report}"
     );
+}
+
+/// Reads a CSV export back as a spreadsheet in each dialect would split it (Python's csv module
+/// with `,`, `;` and tab as the separator) and returns every cell that would start a formula.
+fn formula_cells(bytes: &[u8]) -> Vec<String> {
+    use std::io::Write;
+    const CHECK: &str = r#"
+import csv, io, json, sys
+text = sys.stdin.buffer.read().decode("utf-8-sig")
+bad = []
+for delimiter in [",", ";", "\t"]:
+    for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
+        for cell in row:
+            start = cell.lstrip(' "')
+            if start[:1] in ("=", "+", "-", "@", "\t", "\r"):
+                bad.append(delimiter + " " + cell)
+print(json.dumps(bad))
+"#;
+    let mut python = std::process::Command::new("python3")
+        .args(["-c", CHECK])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    python.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = python.wait_with_output().unwrap();
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Names and villages a hostile phone could send, with formulas after every separator a
+/// spreadsheet might split on: no export (cases, referrals, follow-ups, indicators) has a cell
+/// that starts a formula in the `,`, `;` or tab dialect (on main at d9e481c, `ok;=cmd…` was
+/// written raw and a French-locale spreadsheet made `=cmd…` a cell of its own).
+#[test]
+fn exports_carry_no_formula_in_any_dialect() {
+    use crate::console::Console;
+    let server = two_teams_and_an_officer();
+    let mut amina = server.device("amina");
+    let hostile = [
+        "ok;=cmd|' /C calc'!A0",
+        "a,=1+1",
+        "x\t-2",
+        "ligne\n@SUM(1)",
+        "v;\"=HYPERLINK(\"\"x\"\")",
+        "w; +1",
+        "=1;=2,=3",
+    ];
+    for (n, text) in hostile.iter().enumerate() {
+        let mut c = child(n + 1);
+        c.insert("child_first_name".into(), (*text).into());
+        c.insert("child_last_name".into(), format!("Nom;{text}").into());
+        c.insert("village".into(), format!("{text},;village").into());
+        c.insert("commune".into(), format!("-{text}").into());
+        amina.store.create_case(&c).unwrap();
+    }
+    a_transferred_chain(&mut amina);
+    amina.sync().unwrap();
+    let mut odile = Console::signed_in(&server, "odile");
+    for path in [
+        "/console/export/cases.csv",
+        "/console/export/referrals.csv",
+        "/console/export/followups.csv",
+        "/console/indicators.csv?by=commune",
+        "/console/indicators.csv?by=province",
+    ] {
+        let (status, bytes, _) = download(&mut odile, path);
+        assert_eq!(status, reqwest::StatusCode::OK, "{path}");
+        let text = String::from_utf8_lossy(&bytes);
+        if path.contains("cases") {
+            assert!(
+                text.contains("ok;'=cmd"),
+                "{path}: the name is kept: {text}"
+            );
+        }
+        let bad = formula_cells(&bytes);
+        assert!(bad.is_empty(), "{path}: {bad:?}");
+    }
+}
+
+/// `kill`, systemd and container stops send SIGTERM: the server stops with its stop checkpoint,
+/// as on Ctrl-C, so the last minute's audit rows are journalled (on main at d9e481c it exited
+/// without it, and they could be cut undetected).
+#[test]
+fn sigterm_journals_the_stop_checkpoint() {
+    let site = ServerSite::new();
+    site.ok(&[
+        "user", "add", "amina", "--role", "agent", "--team", "sikasso",
+    ]);
+    let mut served = site.serve();
+    let url = served.url();
+    // Rows after the start checkpoint: an enrollment, a sync.
+    let mut amina = Phone::enroll(&site, &url, "amina");
+    amina.store.create_case(&child(1)).unwrap();
+    amina.sync(&url);
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &served.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let exit = served.child.wait().unwrap();
+    assert!(exit.success(), "a clean stop: {exit:?}");
+    assert!(
+        site.ok(&["checkpoint"]).contains("nothing moved"),
+        "the stop checkpoint holds where both chains stand"
+    );
+}
+
+/// Rebinding a device in the database: its user changed (all of Amina's work would show as
+/// Karim's), or its actor swapped. `verify` holds every device to its enrollment in the chained
+/// audit log (on main at d9e481c both passed with "verified").
+#[test]
+fn verify_sees_a_device_rebound_to_another_user_or_actor() {
+    let (site, mut db) = sqlite_site();
+    some_history(&site);
+    site.ok(&["checkpoint"]);
+    assert!(site.ok(&["verify"]).contains("verified:"));
+    let rows = db.query(
+        "SELECT device_id, actor FROM devices WHERE user_id = 'amina' AND device_id NOT LIKE 'console-%'",
+    );
+    let (device, actor) = (rows[0][0].clone().unwrap(), rows[0][1].clone().unwrap());
+
+    Editor::execute(
+        &mut db,
+        &format!("UPDATE devices SET user_id = 'karim' WHERE device_id = '{device}'"),
+    );
+    let report = verify_fails(&site);
+    assert!(
+        report.contains(&format!(
+            "NOT VERIFIED: device {device}: it is bound to user karim, but amina enrolled it"
+        )),
+        "{report}"
+    );
+    Editor::execute(
+        &mut db,
+        &format!("UPDATE devices SET user_id = 'amina' WHERE device_id = '{device}'"),
+    );
+    assert!(site.ok(&["verify"]).contains("verified:"), "put back");
+
+    // Another actor: the device's changes would be taken as someone else's.
+    let other = "ab".repeat(16);
+    Editor::execute(
+        &mut db,
+        &format!("UPDATE devices SET actor = '{other}' WHERE device_id = '{device}'"),
+    );
+    let report = verify_fails(&site);
+    assert!(
+        report.contains(&format!(
+            "NOT VERIFIED: device {device}: its actor is {other}, but it was enrolled with {actor}"
+        )),
+        "{report}"
+    );
+}
+
+/// An erasure added by hand: an `erasures` row for a live case, its rows converted the way an
+/// erasure keeps them. On main at d9e481c `verify` passed it and every phone deleted the case
+/// at its next sync. Now every erasure must be in the chained audit log, and one missing from
+/// this host's erasure journal is noted.
+#[test]
+fn verify_sees_an_erasure_added_by_hand() {
+    let (site, mut db) = sqlite_site();
+    let case_id = some_history(&site);
+    site.ok(&["checkpoint"]);
+    assert!(site.ok(&["verify"]).contains("verified:"));
+    Editor::execute(
+        &mut db,
+        &format!(
+            "INSERT INTO erased_feed_marks (seq, mark, case_id, hash, audience)
+               SELECT f.seq, f.mark, f.case_id, c.hash, f.audience
+               FROM feed f LEFT JOIN changes c ON c.id = f.change_id WHERE f.case_id = '{case_id}';
+             DELETE FROM feed WHERE case_id = '{case_id}';
+             DELETE FROM changes WHERE case_id = '{case_id}';
+             INSERT INTO erasures (case_id, at) VALUES ('{case_id}', 0)"
+        ),
+    );
+    let report = verify_fails(&site);
+    assert!(
+        report.contains(&format!(
+            "NOT VERIFIED: case {case_id} is held as erased, but no erasure of it is in the audit log"
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "NOTE: case {case_id} is held as erased, but not in this host's erasure journal"
+        )),
+        "{report}"
+    );
+}
+
+/// A live case's newest change deleted and its feed row kept as a row of a case that was
+/// really erased: on main at d9e481c the row's mark did not cover its case id, so `verify`
+/// passed it. Marks now cover the case id, so the row no longer follows its mark.
+#[test]
+fn verify_sees_a_live_row_relabelled_as_a_really_erased_cases() {
+    let (site, mut db) = sqlite_site();
+    let case_id = some_history(&site);
+    let other = db.query(&format!(
+        "SELECT case_id FROM changes WHERE case_id <> '{case_id}' LIMIT 1"
+    ))[0][0]
+        .clone()
+        .unwrap();
+    site.ok(&["case", "erase", &other]);
+    site.ok(&["checkpoint"]);
+    assert!(site.ok(&["verify"]).contains("verified:"));
+    let row = db.query(&format!(
+        "SELECT seq, change_id FROM feed WHERE case_id = '{case_id}' AND audience IS NULL
+         ORDER BY seq DESC LIMIT 1"
+    ));
+    let (seq, change) = (row[0][0].clone().unwrap(), row[0][1].clone().unwrap());
+    // Every row of the change (its copy queued for an assignment too) kept as the erased
+    // case's, then the change deleted.
+    Editor::execute(
+        &mut db,
+        &format!(
+            "INSERT INTO erased_feed_marks (seq, mark, case_id, hash, audience)
+               SELECT f.seq, f.mark, '{other}', c.hash, f.audience
+               FROM feed f JOIN changes c ON c.id = f.change_id WHERE f.change_id = {change};
+             DELETE FROM feed WHERE change_id = {change};
+             DELETE FROM changes WHERE id = {change}"
+        ),
+    );
+    let report = verify_fails(&site);
+    assert!(
+        report.contains(&format!("NOT VERIFIED: feed row {seq} (case {other})")),
+        "{report}"
+    );
+}
+
+/// A server upgraded from marks without the case id: rows written before keep their marks,
+/// which phones hold; the new formula starts at the first row written after. A phone whose
+/// cursor sits on a pre-upgrade row syncs on with no reset, new rows chain on, and `verify`
+/// passes across the boundary.
+#[test]
+fn a_phone_holding_a_pre_upgrade_mark_syncs_on_across_the_new_formula() {
+    let (site, mut db) = sqlite_site();
+    for (user, role) in [("amina", "agent"), ("fatima", "supervisor")] {
+        site.ok(&["user", "add", user, "--role", role, "--team", "sikasso"]);
+    }
+    {
+        let served = site.serve();
+        let url = served.url();
+        let mut amina = Phone::enroll(&site, &url, "amina");
+        let mut fatima = Phone::enroll(&site, &url, "fatima");
+        amina.store.create_case(&child(1)).unwrap();
+        amina.sync(&url);
+        fatima.sync(&url);
+        drop(served);
+        // The database as the release before left it: every mark without the case id, and the
+        // upgrade's recorded row just after them.
+        let rows = db.feed();
+        let mut previous = Vec::new();
+        for (seq, hash, audience, _) in &rows {
+            let mark = suivi_server::storage::next_feed_mark(
+                &previous,
+                *seq as u64,
+                hash.as_deref().unwrap(),
+                audience.as_deref(),
+            );
+            let blob = db.blob(&mark);
+            Editor::execute(
+                &mut db,
+                &format!("UPDATE feed SET mark = {blob} WHERE seq = {seq}"),
+            );
+            previous = mark;
+        }
+        let end = rows.last().unwrap().0;
+        Editor::execute(
+            &mut db,
+            &format!("UPDATE feed_mark_formula SET case_id_from = {}", end + 1),
+        );
+        // Fatima's phone holds the old mark at its cursor, as it would have from that release,
+        // and the journal the checkpoints of the old marks (this test's first server wrote new
+        // ones: gone, as that server never ran on the old release).
+        fatima.set_mark(&previous);
+        std::fs::remove_file(suivi_server::evidence::journal_path(&site.data())).unwrap();
+        let served = site.serve();
+        let url = served.url();
+        amina.store.create_case(&child(2)).unwrap();
+        amina.sync(&url);
+        let report = fatima.sync(&url);
+        assert!(
+            !report.server_reset,
+            "the old mark still matches: {report:?}"
+        );
+        assert_eq!(report.cases_down, 1);
+        assert_eq!(fatima.store.case_count().unwrap(), 2);
+        let last = db.feed().last().unwrap().0;
+        assert!(last > end, "a row written after the upgrade");
+    }
+    site.ok(&["checkpoint"]);
+    assert!(site.ok(&["verify"]).contains("verified:"));
 }

@@ -40,6 +40,13 @@ impl Phone {
             .unwrap()
     }
 
+    /// Sets the feed mark this phone holds at its cursor (a phone of an earlier release).
+    pub(crate) fn set_mark(&self, mark: &[u8]) {
+        self.store
+            .set_meta("feed_mark", &hex::encode(mark))
+            .unwrap();
+    }
+
     fn contents(&self) -> Vec<u8> {
         decrypted_contents(&self.path, DEVICE_KEY)
     }

@@ -72,5 +72,24 @@ fn devices_sync_over_https_with_the_projects_certificate() {
         cookie.contains("; Secure") && cookie.contains("HttpOnly"),
         "{cookie}"
     );
+    // Browsers keep to HTTPS for a year once they have reached it.
+    assert_eq!(
+        login.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+    // The handshake offers HTTP/1.1 only, even to a client that asks for HTTP/2 first.
+    let handshake = std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{}", server.addr.port()),
+            "-alpn",
+            "h2,http/1.1",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&handshake.stdout);
+    assert!(said.contains("ALPN protocol: http/1.1"), "{said}");
     server.handle.abort();
 }

@@ -15,6 +15,7 @@ mod erasure;
 mod fallback;
 mod faults;
 mod forms;
+mod hostile_server;
 mod https;
 mod postgres;
 mod simulation;

@@ -760,3 +760,153 @@ fn a_hostile_server_cannot_make_a_phone_build_a_huge_case() {
     assert!(phone.load_doc(case_id).unwrap().is_none());
     assert_eq!(phone.cursor().unwrap(), 1, "the page went on");
 }
+
+/// Eight accounts drip their sync bodies at a byte a second: on main at d9e481c they held all
+/// eight shared slots and another agent's sync got 503 after 31 s. A body now arrives whole
+/// before it takes a shared slot, and one below the minimum rate is cut after the grace; the
+/// other agent syncs meanwhile.
+#[test]
+fn dripped_sync_bodies_hold_no_shared_slot_and_are_cut() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let server = TestServer::start();
+    let drippers: Vec<String> = (0..suivi_server::api::SYNC_CONCURRENT_MAX)
+        .map(|n| format!("drip{n}"))
+        .collect();
+    for user in &drippers {
+        server.add_user(user, Role::Agent, "kayes");
+    }
+    server.add_user("amina", Role::Agent, "sikasso");
+    let mut amina = server.device("amina");
+    let streams: Vec<std::net::TcpStream> = drippers
+        .iter()
+        .map(|user| {
+            let device = server.device(user);
+            let credentials = device.store.credentials().unwrap();
+            let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+            write!(
+                s,
+                "POST /v1/sync HTTP/1.1\r\nhost: x\r\ncontent-type: {}\r\nauthorization: {}\r\ncontent-length: 100000\r\n\r\n",
+                suivi_core::sync::protocol::CONTENT_TYPE,
+                credentials.header()
+            )
+            .unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+            s
+        })
+        .collect();
+    let started = Instant::now();
+    let drip = std::thread::spawn(move || {
+        let mut open: Vec<(std::net::TcpStream, Vec<u8>)> =
+            streams.into_iter().map(|s| (s, Vec::new())).collect();
+        let mut replies = Vec::new();
+        // A byte a second each, until the server answers.
+        while !open.is_empty() && started.elapsed() < Duration::from_secs(25) {
+            open.retain_mut(|(s, reply)| {
+                let mut buf = [0u8; 512];
+                match s.read(&mut buf) {
+                    Ok(n) if n > 0 => {
+                        reply.extend_from_slice(&buf[..n]);
+                        replies.push(String::from_utf8_lossy(reply).into_owned());
+                        false
+                    }
+                    Ok(_) => {
+                        replies.push("closed without an answer".into());
+                        false
+                    }
+                    Err(_) => {
+                        let _ = s.write_all(b"x");
+                        true
+                    }
+                }
+            });
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        (replies, open.len(), started.elapsed())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    // Another agent syncs while they drip, at once.
+    let synced = Instant::now();
+    amina.store.create_case(&child(1)).unwrap();
+    let report = amina.sync().unwrap();
+    assert_eq!(report.cases_up, 1);
+    assert!(
+        synced.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        synced.elapsed()
+    );
+    let (replies, still_open, took) = drip.join().unwrap();
+    assert_eq!(still_open, 0, "every drip was answered");
+    assert_eq!(replies.len(), drippers.len());
+    for reply in &replies {
+        assert!(
+            reply.starts_with("HTTP/1.1 408"),
+            "cut for its rate: {reply}"
+        );
+    }
+    // Each is cut once its grace has passed; two accounts that share a slot stripe (the
+    // names here do) read their bodies one after the other.
+    assert!(took < 3 * suivi_server::api::BODY_RATE_GRACE, "{took:?}");
+}
+
+/// An enrollment body dripped a byte a second is cut after the grace, long before the 100 s
+/// it stayed open on main at d9e481c.
+#[test]
+fn a_dripped_enrollment_is_cut() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let server = TestServer::start();
+    let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+    s.write_all(b"POST /v1/enroll HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n")
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(900)))
+        .unwrap();
+    let started = Instant::now();
+    let mut reply = Vec::new();
+    while started.elapsed() < Duration::from_secs(30) {
+        let _ = s.write_all(b"{");
+        let mut buf = [0u8; 1024];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                reply.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    let took = started.elapsed();
+    assert!(
+        took >= suivi_server::api::BODY_RATE_GRACE && took < Duration::from_secs(15),
+        "{took:?}"
+    );
+}
+
+/// HTTP/2 with prior knowledge on plain HTTP: the connection is closed before hyper reads it
+/// (on main at d9e481c it was served, and its headers escaped the header-read timeout).
+#[test]
+fn http2_is_refused_on_plain_http() {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let (_dir, _runtime, server) = limited_server(suivi_server::conn::Limits::default());
+    let mut c = std::net::TcpStream::connect(server.addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // The preface, then an empty SETTINGS frame.
+    c.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .unwrap();
+    let mut reply = Vec::new();
+    let _ = c.read_to_end(&mut reply);
+    assert!(
+        reply.is_empty(),
+        "closed without an HTTP/2 answer: {reply:?}"
+    );
+    // HTTP/1.1 on the same server is served.
+    let mut c = std::net::TcpStream::connect(server.addr).unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    c.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+}

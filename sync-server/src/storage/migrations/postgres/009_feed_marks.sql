@@ -1,0 +1,8 @@
+-- Feed marks cover each row's case id from the first row written after this upgrade on
+-- (`FeedMarks`). Rows before keep the marks they have: phones hold them and send back the one
+-- at their cursor, and a different one would mean a reset.
+CREATE TABLE feed_mark_formula (
+    one          INTEGER PRIMARY KEY CHECK (one = 1),
+    case_id_from BIGINT NOT NULL
+);
+INSERT INTO feed_mark_formula (one, case_id_from) SELECT 1, seq + 1 FROM feed_head;

@@ -1,0 +1,207 @@
+//! A hostile server (or a man in the middle of plain HTTP) against a phone: a response larger
+//! than any sync body is refused as it streams, a page sent again and again is kept once, and a
+//! server that moves nothing stops the sync with an error instead of looping.
+
+use std::io::{Read, Write};
+use std::sync::Mutex;
+
+use suivi_core::sync::protocol::{self, SyncResponse};
+use suivi_core::sync::{Credentials, HttpReply, HttpTransport, Transport};
+use suivi_core::{Error, Store};
+use suivi_tests::child;
+use suivi_tests::fuzz::{nothing_new, pulled_case};
+
+/// A server whose every sync answer is `answer(request)`; enrollment succeeds.
+struct Scripted<F: Fn(&protocol::SyncRequest) -> SyncResponse> {
+    answer: F,
+    round_trips: Mutex<usize>,
+}
+
+impl<F: Fn(&protocol::SyncRequest) -> SyncResponse> Transport for Scripted<F> {
+    fn post(
+        &self,
+        path: &str,
+        _content_type: &str,
+        body: Vec<u8>,
+        _credentials: Option<&Credentials>,
+    ) -> suivi_core::Result<HttpReply> {
+        if path == "/v1/enroll" {
+            let body = serde_json::to_vec(&protocol::EnrollResponse {
+                device_id: "dev-1".into(),
+                token: "t".into(),
+                user: "amina".into(),
+                role: "agent".into(),
+            })
+            .unwrap();
+            return Ok(HttpReply { status: 200, body });
+        }
+        *self.round_trips.lock().unwrap() += 1;
+        let request = protocol::decode_request(&body)?;
+        let body = protocol::encode(&(self.answer)(&request))?;
+        Ok(HttpReply { status: 200, body })
+    }
+}
+
+fn phone(dir: &tempfile::TempDir) -> Store {
+    Store::create(
+        &dir.path().join("p.db"),
+        suivi_tests::DEVICE_KEY,
+        "amina",
+        "phone",
+    )
+    .unwrap()
+}
+
+/// Rows waiting in the phone's `pending_changes`, read with its key.
+fn pending_rows(dir: &tempfile::TempDir) -> i64 {
+    let conn = rusqlite::Connection::open(dir.path().join("p.db")).unwrap();
+    conn.pragma_update(None, "key", suivi_tests::DEVICE_KEY)
+        .unwrap();
+    conn.query_row("SELECT count(*) FROM pending_changes", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// A server that never acknowledges a push and answers "more" with an empty page at the same
+/// place: the sync stops after three round trips with an error that says so, and the case is
+/// still waiting to be sent (on main at d9e481c: 10,000 round trips, then success).
+#[test]
+fn a_server_that_moves_nothing_stops_the_sync_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = phone(&dir);
+    let server = Scripted {
+        answer: |r: &protocol::SyncRequest| SyncResponse {
+            more: true,
+            ..nothing_new(r.cursor, r.forms_seen)
+        },
+        round_trips: Mutex::new(0),
+    };
+    store.enroll(&server, "http://hostile", "CODE").unwrap();
+    store.create_case(&child(1)).unwrap();
+    let result = store.sync(&server, &mut |_| {});
+    match result {
+        Err(Error::Protocol(message)) => assert!(message.contains("moved nothing"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        *server.round_trips.lock().unwrap(),
+        suivi_core::sync::STALLED_ROUND_TRIPS_MAX
+    );
+    assert_eq!(store.unsynced_case_count().unwrap(), 1, "nothing lost");
+}
+
+/// A page whose change waits for history that never comes, sent again at every round trip
+/// (the cursor moving on each time, so the sync goes on): the change is kept once (on main at
+/// d9e481c, a row more at every round trip: 6 MB to 155 MB in 30 s).
+#[test]
+fn a_page_sent_again_and_again_is_kept_once() {
+    let source_dir = tempfile::tempdir().unwrap();
+    let mut source = phone(&source_dir);
+    let case_id = source.create_case(&child(2)).unwrap();
+    source
+        .edit_case(&case_id, &{
+            let mut c = child(2);
+            c.insert("village".into(), "Kaniko".into());
+            c
+        })
+        .unwrap();
+    let changes = source
+        .load_doc(&case_id)
+        .unwrap()
+        .unwrap()
+        .changes_since(&[]);
+    assert!(changes.len() >= 2);
+    // The last change alone: its history is missing, so it waits.
+    let waiting = changes.last().unwrap().clone();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = phone(&dir);
+    let page = |cursor: u64, forms_seen: u64, more: bool| SyncResponse {
+        authors: vec![protocol::Author {
+            user: "amina".into(),
+            device: "dev-2".into(),
+        }],
+        pull: vec![pulled_case(&case_id, vec![waiting.clone()])],
+        more,
+        ..nothing_new(cursor, forms_seen)
+    };
+    let server = Scripted {
+        answer: |r: &protocol::SyncRequest| page(r.cursor + 1, r.forms_seen, r.cursor < 20),
+        round_trips: Mutex::new(0),
+    };
+    store.enroll(&server, "http://hostile", "CODE").unwrap();
+    store.sync(&server, &mut |_| {}).unwrap();
+    assert!(*server.round_trips.lock().unwrap() >= 20);
+    assert_eq!(pending_rows(&dir), 1, "kept once");
+    // And again at the next sync.
+    store.sync(&server, &mut |_| {}).unwrap();
+    assert_eq!(pending_rows(&dir), 1);
+}
+
+/// A plain-HTTP "server" answering `head` and then `body_bytes` of zeros, counting what it
+/// managed to write before the phone hung up.
+fn huge_answer(head: String, body_bytes: u64) -> (String, std::thread::JoinHandle<u64>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut request = [0u8; 4096];
+        let _ = conn.read(&mut request);
+        if conn.write_all(head.as_bytes()).is_err() {
+            return 0;
+        }
+        let chunk = vec![0u8; 64 * 1024];
+        let mut written = 0u64;
+        while written < body_bytes {
+            if conn.write_all(&chunk).is_err() {
+                break;
+            }
+            written += chunk.len() as u64;
+        }
+        written
+    });
+    (url, handle)
+}
+
+/// A 1 GiB answer, with its length declared and without (chunks the phone cannot size ahead):
+/// refused with a typed error once past the cap, never read whole (on main at d9e481c, the CLI
+/// reached 2.1 GB of memory).
+#[test]
+fn a_response_larger_than_any_sync_body_is_refused_as_it_streams() {
+    const GIB: u64 = 1 << 30;
+    let cap = suivi_core::sync::RESPONSE_BYTES_MAX as u64;
+    let declared = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/x-suivi-sync\r\ncontent-length: {GIB}\r\n\r\n"
+    );
+    let (url, server) = huge_answer(declared, GIB);
+    let transport = HttpTransport::new(&url).unwrap();
+    let result = transport.post("/v1/sync", protocol::CONTENT_TYPE, vec![1], None);
+    assert!(
+        matches!(&result, Err(Error::Protocol(m)) if m.contains("larger than")),
+        "{result:?}"
+    );
+    drop(transport);
+    let written = server.join().unwrap();
+    assert!(
+        written < 64 << 20,
+        "refused on its length: {written} bytes sent"
+    );
+
+    // No length: the body is read only up to the cap.
+    let (url, server) = huge_answer(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/x-suivi-sync\r\nconnection: close\r\n\r\n"
+            .into(),
+        GIB,
+    );
+    let transport = HttpTransport::new(&url).unwrap();
+    let result = transport.post("/v1/sync", protocol::CONTENT_TYPE, vec![1], None);
+    assert!(
+        matches!(&result, Err(Error::Protocol(m)) if m.contains("larger than")),
+        "{result:?}"
+    );
+    drop(transport);
+    let written = server.join().unwrap();
+    assert!(
+        written < cap + (64 << 20),
+        "read no further than the cap (and the sockets' buffers): {written} bytes sent"
+    );
+}
