@@ -37,6 +37,9 @@ use crate::storage::{
 /// The audit action of a phone whose feed mark no longer matches the server's feed at its
 /// cursor: it read another history up to there.
 pub const HISTORY_DIFFERS: &str = "device.history_differs";
+/// The audit action of a phone's witness: a change stored under its name that it never wrote
+/// (subject `<case> <hash>`), reported at a sync (protocol 6).
+pub const FORGERY_REPORTED: &str = "device.forgery_reported";
 /// The audit action of an erasure, written in the transaction that makes it.
 pub const ERASURE_ACTION: &str = "case.erased";
 
@@ -295,6 +298,12 @@ pub enum Problem {
     DeviceBinding { device: String, why: String },
     /// The database holds an erasure of a case that the audit log never recorded.
     ErasureNotAudited { case_id: String },
+    /// A phone found a change stored under its name that it never wrote.
+    ForgeryReported {
+        device: String,
+        case_id: String,
+        hash: String,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -347,6 +356,14 @@ impl fmt::Display for Problem {
             Problem::AuditLink { id } => write!(
                 f,
                 "audit row {id}: its mark does not follow from the row before it (it was edited, or a row before it deleted)"
+            ),
+            Problem::ForgeryReported {
+                device,
+                case_id,
+                hash,
+            } => write!(
+                f,
+                "case {case_id}: device {device} reported change {hash}, stored under its name, as one it never wrote (the case is set aside)"
             ),
             Problem::ErasureNotAudited { case_id } => write!(
                 f,
@@ -711,6 +728,14 @@ pub fn verify_with_erasures(
                         actor: actor.map(str::to_string),
                     });
             }
+            if row.action == FORGERY_REPORTED {
+                let (case_id, hash) = row.subject.split_once(' ').unwrap_or((&row.subject, ""));
+                problems.push(Problem::ForgeryReported {
+                    device: row.actor.clone(),
+                    case_id: case_id.to_string(),
+                    hash: hash.to_string(),
+                });
+            }
             if row.action == ERASURE_ACTION {
                 erasures_audited.insert(row.subject.clone());
             }
@@ -820,6 +845,25 @@ pub fn verify_case(
         dependencies.add(change, checked.deps);
     }
     problems.extend(dependencies.problems());
+    // A phone's witness against one of this case's changes.
+    let reports = store.audit_search(&crate::storage::AuditQuery {
+        actor: None,
+        case_id: Some(case_id.to_string()),
+        action_prefix: Some(FORGERY_REPORTED.into()),
+        before: None,
+        limit: 100,
+    })?;
+    for row in reports {
+        if let Some((case, hash)) = row.subject.split_once(' ') {
+            if case == case_id {
+                problems.push(Problem::ForgeryReported {
+                    device: row.actor.clone(),
+                    case_id: case.to_string(),
+                    hash: hash.to_string(),
+                });
+            }
+        }
+    }
     // The devices the case's changes are said to come from, held to their bindings: a device
     // rebound to another user would show its work as theirs.
     let mut devices: Vec<&str> = changes.iter().map(|c| c.origin_device.as_str()).collect();

@@ -181,6 +181,44 @@ pub async fn spawn_with_limits(
     serve(state, listen, conn::CappedAcceptor::new(limits), limits)
 }
 
+/// A health-check listener of its own, on loopback: `/healthz` only, with its own connection
+/// caps, so a monitor is answered while a flood of idle connections fills the main listener's
+/// (that path closes idle ones after `conn::IDLE_TIMEOUT`, but meanwhile refuses everyone).
+pub async fn spawn_health(listen: SocketAddr) -> Result<RunningServer, String> {
+    if !listen.ip().is_loopback() {
+        return Err("the health listener is served on loopback only".into());
+    }
+    let listener =
+        std::net::TcpListener::bind(listen).map_err(|e| format!("bind {listen}: {e}"))?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let limits = conn::Limits {
+        connections_max: HEALTH_CONNECTIONS_MAX,
+        per_ip_max: HEALTH_CONNECTIONS_MAX,
+        ..conn::Limits::default()
+    };
+    let router = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
+    let mut server = axum_server::from_tcp(listener)
+        .acceptor(conn::Http1Only(conn::CappedAcceptor::new(limits)));
+    server
+        .http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let handle = tokio::spawn(async move {
+        if let Err(e) = server
+            .serve(router.into_make_service_with_connect_info::<conn::Peer>())
+            .await
+        {
+            tracing::error!(error = %e, "health listener stopped");
+        }
+    });
+    Ok(RunningServer { addr, handle })
+}
+
+/// Connections the health listener holds at once: a monitor or two.
+pub const HEALTH_CONNECTIONS_MAX: usize = 16;
+
 /// One serving path for plain HTTP and HTTPS: the acceptor (capped, then TLS or not), and
 /// hyper's own header-read timeout, which needs a timer to be given.
 fn serve<A>(

@@ -76,6 +76,10 @@ enum Command {
         /// database's editors cannot write: another mount, an append-only file.
         #[arg(long)]
         checkpoint_journal: Option<PathBuf>,
+        /// Also answer `/healthz` on this loopback address, with connection caps of its own:
+        /// a monitor is answered while a flood fills the main listener's.
+        #[arg(long)]
+        health_listen: Option<SocketAddr>,
     },
     /// Users: agents, supervisors, officers, admins, each in a team.
     #[command(subcommand)]
@@ -325,6 +329,7 @@ fn run(cli: Cli) -> Result<(), String> {
             enroll_burst,
             connections_per_ip,
             checkpoint_journal,
+            health_listen,
         } => runtime()?.block_on(async move {
             let limits = suivi_server::conn::Limits {
                 per_ip_max: connections_per_ip,
@@ -369,6 +374,14 @@ fn run(cli: Cli) -> Result<(), String> {
                 _ => suivi_server::spawn_with_limits(state, listen, limits).await?,
             };
             tracing::info!(addr = %server.addr, database = %database.describe(), data = %cli.data.display(), key = %keys.describe(), "serving, encrypted at rest");
+            let _health = match health_listen {
+                Some(addr) => {
+                    let health = suivi_server::spawn_health(addr).await?;
+                    tracing::info!(addr = %health.addr, "health checks");
+                    Some(health)
+                }
+                None => None,
+            };
             // Ctrl-C, and SIGTERM: what `kill`, systemd and container stops send. Both end with
             // the stop checkpoint below, so the last minute's audit rows are journalled too.
             let mut terminate =

@@ -37,6 +37,10 @@ pub const PULL_PAGE_RAW_BYTES_MAX: usize = 16 * protocol::PULL_PAGE_BYTES_MAX;
 const CONSOLE_BATCH_CASES: usize = 500;
 /// Cases of such an edit checked at once: each waits on its store reads, several overlap.
 const CONSOLE_WORKERS: usize = 4;
+/// A device's own changes listed back to it in one page (each about 100 bytes).
+pub const OWN_CHANGES_PER_PAGE_MAX: usize = 500;
+/// Forgery reports read from one request; a device reports more at its next syncs.
+pub const FORGERY_REPORTS_PER_REQUEST_MAX: usize = 16;
 /// Refused cases named in the one audit row a push writes; the rest are counted.
 const AUDIT_REFUSALS_LISTED_MAX: usize = 20;
 
@@ -321,6 +325,61 @@ impl SyncService {
         &self.store
     }
 
+    /// A phone's witness: changes the feed holds under its name that it never wrote. Each one
+    /// that is really stored in that case under this device is recorded for the officer (an
+    /// audit row `verify` reports) and its case set aside, so it spreads no further; anything
+    /// else in a report is not a change of this device and is left out. At most
+    /// `FORGERY_REPORTS_PER_REQUEST_MAX` are read per request.
+    fn record_forgeries(
+        &self,
+        device: &AuthedDevice,
+        reports: &[protocol::ForgeryReport],
+        now: i64,
+    ) -> Result<(), ServiceError> {
+        let device_id = &device.device.device_id;
+        for report in reports.iter().take(FORGERY_REPORTS_PER_REQUEST_MAX) {
+            let hash_ok = report.hash.len() == 64
+                && report
+                    .hash
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !valid_case_id(&report.case_id) || !hash_ok {
+                continue;
+            }
+            let stored = self.store.case_stored_changes(&report.case_id)?;
+            let under_this_device = stored
+                .iter()
+                .any(|c| c.hash == report.hash && c.origin_device == *device_id);
+            if !under_this_device {
+                continue;
+            }
+            let subject = format!("{} {}", report.case_id, report.hash);
+            let known = self
+                .store
+                .audit_search(&crate::storage::AuditQuery {
+                    actor: None,
+                    case_id: Some(subject.clone()),
+                    action_prefix: Some(crate::evidence::FORGERY_REPORTED.into()),
+                    before: None,
+                    limit: 1,
+                })?
+                .iter()
+                .any(|r| r.subject == subject);
+            if known {
+                continue;
+            }
+            self.store
+                .audit(now, device_id, crate::evidence::FORGERY_REPORTED, &subject)?;
+            self.store.quarantine_case(
+                &report.case_id,
+                "a phone reported a change under its name that it never wrote",
+                now,
+            )?;
+            tracing::error!(device = %device_id, case = %report.case_id, "forgery reported by a phone");
+        }
+        Ok(())
+    }
+
     /// A refusal's audit row, within the device's daily bound (`REFUSAL_AUDITS_PER_DAY`).
     fn audit_refusal(
         &self,
@@ -535,6 +594,7 @@ impl SyncService {
             app_version.as_deref(),
             waiting,
         )?;
+        self.record_forgeries(device, &request.forgeries, now)?;
         let (body, pulled) = self.pull_page(
             device,
             request.version,
@@ -1491,6 +1551,26 @@ impl SyncService {
         } else {
             (page.rows, page.cursor, page.more)
         };
+        // The device's own changes in this page's range, listed back to it (version 6 on) so it
+        // can witness one it never wrote. More than a page lists: the page ends at the last.
+        let (mut page_cursor, mut page_more) = (page_cursor, page_more);
+        let mut own = if version >= 6 {
+            self.store.own_feed_rows(
+                &device.device.device_id,
+                from,
+                page_cursor,
+                OWN_CHANGES_PER_PAGE_MAX + 1,
+            )?
+        } else {
+            Vec::new()
+        };
+        if own.len() > OWN_CHANGES_PER_PAGE_MAX {
+            own.truncate(OWN_CHANGES_PER_PAGE_MAX);
+            let cut = own.last().map_or(from, |(seq, _, _)| *seq);
+            rows.retain(|r| r.seq <= cut);
+            page_cursor = cut;
+            page_more = true;
+        }
         let erasures = self
             .store
             .erasures_after(erasures_seen, crate::erasure::ERASURES_PER_PAGE)?;
@@ -1522,8 +1602,17 @@ impl SyncService {
             removed: removals.into_iter().map(|(_, id)| id).collect(),
             forms,
             forms_cursor,
+            own: Vec::new(),
         };
         loop {
+            response.own = own
+                .iter()
+                .filter(|(seq, _, _)| *seq <= response.cursor)
+                .map(|(_, case_id, hash)| protocol::OwnChange {
+                    case_id: case_id.clone(),
+                    hash: hash.clone(),
+                })
+                .collect();
             let (authors, pull) = group_by_case(&rows);
             response.authors = authors;
             response.pull = pull;
@@ -1953,6 +2042,7 @@ mod tests {
                 report: Default::default(),
                 removals_seen: 0,
                 forms_seen: 0,
+                forgeries: vec![],
             })
             .unwrap()
         };
@@ -2012,6 +2102,7 @@ mod tests {
                 report: Default::default(),
                 removals_seen: 0,
                 forms_seen: 0,
+                forgeries: vec![],
             })
             .unwrap()
         };
@@ -2219,6 +2310,7 @@ mod tests {
                 report: Default::default(),
                 removals_seen: 0,
                 forms_seen: 0,
+                forgeries: vec![],
             })
             .unwrap();
             let (reply, _) = service.sync(&fatima, &body, 0).unwrap();
@@ -2283,6 +2375,7 @@ mod tests {
             report: Default::default(),
             removals_seen: 0,
             forms_seen: 0,
+            forgeries: vec![],
         })
         .unwrap();
         let (reply, _) = service.sync(&fatima, &body, 0).unwrap();

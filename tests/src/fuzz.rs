@@ -201,6 +201,7 @@ pub fn nothing_new(cursor: u64, forms_seen: u64) -> SyncResponse {
         removals_cursor: 0,
         forms: Vec::new(),
         forms_cursor: forms_seen,
+        own: Vec::new(),
     }
 }
 

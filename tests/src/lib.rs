@@ -318,6 +318,7 @@ pub fn sync_body(cursor: u64, push: Vec<CaseChanges>) -> Vec<u8> {
         report: Default::default(),
         removals_seen: 0,
         forms_seen: 0,
+        forgeries: Vec::new(),
     })
     .expect("encode")
 }

@@ -51,6 +51,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         report: Default::default(),
         removals_seen: 0,
         forms_seen: 0,
+        forgeries: vec![],
     };
     // Postcard as is: the targets also try each input zstd-compressed.
     let push = postcard::to_stdvec(&request).unwrap();

@@ -9,8 +9,8 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::protocol::{
-    self, EnrollRequest, EnrollResponse, ErrorBody, PulledCase, Refusal, RefusalReason,
-    SyncResponse,
+    self, EnrollRequest, EnrollResponse, ErrorBody, ForgeryReport, PulledCase, Refusal,
+    RefusalReason, SyncResponse,
 };
 use super::transport::{Credentials, HttpReply, Transport};
 use crate::case_doc::CaseDoc;
@@ -62,10 +62,14 @@ pub struct SyncReport {
     pub server_reset: bool,
     /// Cases erased on the server (consent withdrawn) and deleted here, history included.
     pub erased: usize,
-    /// Cases reassigned to another agent and removed from this phone.
+    /// Cases removed from this phone: reassigned to another agent, or refused by the server as
+    /// never granted to this user while holding nothing this phone wrote.
     pub removed: usize,
     /// Form versions received from the server (new versions and retirements), kept here.
     pub forms_received: usize,
+    /// Changes the server holds under this phone's name that it never wrote, found at this
+    /// sync (each reported to the server, which sets its case aside).
+    pub forgeries: usize,
     /// Form versions the server sent that this device refused, each with why: their records
     /// wait in quarantine until a good definition comes.
     pub forms_refused: Vec<String>,
@@ -462,7 +466,20 @@ impl Store {
                     later.push(refusal.case_id.clone());
                 }
                 report.refused.push(refusal.clone());
+            } else if refusal.reason == RefusalReason::Forbidden
+                && refusal.detail.is_empty()
+                && !self.holds_own_changes(&refusal.case_id)?
+            {
+                // The server holds this case and never granted it to this user (planted by a
+                // hostile server, or reassigned away and never edited here): nothing of this
+                // phone's is in it, so it leaves the phone. Reported as refused too.
+                if erase_locally(&tx, &refusal.case_id)? {
+                    report.removed += 1;
+                }
+                report.refused.push(refusal.clone());
             } else {
+                // Set aside and reported, never deleted: it may hold this phone's offline work
+                // (a case reassigned away after its grace, say).
                 tx.execute(
                     "UPDATE case_sync SET dirty = ?2, refusal = ?3 WHERE case_id = ?1",
                     params![refusal.case_id, DIRTY_REFUSED, refusal_text(refusal)],
@@ -494,6 +511,20 @@ impl Store {
                     report.cases_down += 1;
                 }
                 Ok(Pulled::Waiting) => tx.execute_batch("RELEASE pulled_case")?,
+                Ok(Pulled::Forged(hashes)) => {
+                    tx.execute_batch("ROLLBACK TO pulled_case; RELEASE pulled_case")?;
+                    for hash in &hashes {
+                        report.forgeries += record_forgery(&tx, &case.case_id, hash)?;
+                    }
+                    let reason = FORGED_REASON.to_string();
+                    let pulled: Vec<&[u8]> =
+                        case.changes.iter().map(|c| c.data.as_slice()).collect();
+                    self.quarantine(&tx, &case.case_id, &pulled, &reason)?;
+                    report.quarantined.push(QuarantinedCase {
+                        case_id: case.case_id.clone(),
+                        reason,
+                    });
+                }
                 // A full disk or a broken database stops the page: nothing of it is committed.
                 Err(e @ (Error::StorageFull | Error::Storage(_) | Error::WrongKeyOrCorrupt)) => {
                     return Err(e)
@@ -509,6 +540,14 @@ impl Store {
                         reason,
                     });
                 }
+            }
+        }
+        // The feed's changes under this phone's name, listed back (version 6 on): one missing
+        // from a case this phone holds was never written here (every change it writes is saved
+        // in its case first). A case it does not hold (never had, or removed) tells nothing.
+        for own in &response.own {
+            if self.is_forged(&own.case_id, &own.hash)? {
+                report.forgeries += record_forgery(&tx, &own.case_id, &own.hash)?;
             }
         }
         // After the pulls: nothing of an erased case is left behind by this page.
@@ -604,7 +643,22 @@ impl Store {
             )?;
             raw.push(c.data.to_vec());
         }
-        let mut doc = match self.load_doc(&case.case_id)? {
+        let mut held = self.load_doc(&case.case_id)?;
+        // A change under this phone's actor that the case it holds lacks: never written here.
+        if let Some(doc) = held.as_mut() {
+            let mine = self.actor_id()?;
+            let forged: Vec<String> = raw
+                .iter()
+                .filter_map(|r| crate::case_doc::check::parse_change(r).ok())
+                .filter(|c| *c.actor_id() == mine)
+                .filter(|c| doc.automerge().get_change_meta_by_hash(&c.hash()).is_none())
+                .map(|c| c.hash().to_string())
+                .collect();
+            if !forged.is_empty() {
+                return Ok(Pulled::Forged(forged));
+            }
+        }
+        let mut doc = match held {
             Some(doc) => doc,
             None => CaseDoc::empty(self.actor_id()?),
         };
@@ -672,6 +726,67 @@ impl Store {
         })
     }
 
+    /// Whether the feed's change `hash`, listed as this phone's, was never written here: the
+    /// phone holds the case and the case lacks it.
+    fn is_forged(&self, case_id: &str, hash: &str) -> Result<bool> {
+        let Some(mut doc) = self.load_doc(case_id)? else {
+            return Ok(false);
+        };
+        let Ok(hash) = hash.parse::<automerge::ChangeHash>() else {
+            return Err(Error::Protocol(format!("{hash:?} is not a change hash")));
+        };
+        Ok(doc.automerge().get_change_meta_by_hash(&hash).is_none())
+    }
+
+    /// Forgeries found and not yet reported, oldest first, at most `limit`.
+    pub(super) fn unreported_forgeries(&self, limit: usize) -> Result<Vec<ForgeryReport>> {
+        let mut stmt = self.connection_ref().prepare_cached(
+            "SELECT case_id, hash FROM forgeries WHERE reported = 0 ORDER BY found_at, hash LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok(ForgeryReport {
+                case_id: r.get(0)?,
+                hash: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Marks forgeries as reported: a server of version 6 or later answered the request that
+    /// carried them.
+    pub(super) fn forgeries_reported(&self, sent: &[ForgeryReport]) -> Result<()> {
+        for report in sent {
+            self.connection_ref().execute(
+                "UPDATE forgeries SET reported = 1 WHERE hash = ?1",
+                [&report.hash],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Every change under this phone's name that it never wrote, found so far: (case, hash,
+    /// reported to the server).
+    pub fn forgeries(&self) -> Result<Vec<(String, String, bool)>> {
+        let mut stmt = self.connection_ref().prepare_cached(
+            "SELECT case_id, hash, reported FROM forgeries ORDER BY found_at, hash",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Whether a case this phone holds carries a change this phone wrote (under its actor).
+    fn holds_own_changes(&self, case_id: &str) -> Result<bool> {
+        let Some(mut doc) = self.load_doc(case_id)? else {
+            return Ok(false);
+        };
+        let mine = self.actor_id()?;
+        Ok(doc
+            .automerge()
+            .get_changes_meta(&[])
+            .iter()
+            .any(|c| *c.actor == mine))
+    }
+
     /// Tries the cases set aside again, with what this build knows: a case an older version of
     /// the app quarantined (a document key added since, such as a merge link) is taken in after
     /// the update, from the changes kept with it; one that still fails stays aside. Run at the
@@ -702,6 +817,9 @@ impl Store {
                     taken += 1;
                 }
                 Ok(Pulled::Waiting) => tx.execute_batch("RELEASE retried_case")?,
+                Ok(Pulled::Forged(_)) => {
+                    tx.execute_batch("ROLLBACK TO retried_case; RELEASE retried_case")?
+                }
                 Err(e @ (Error::StorageFull | Error::Storage(_) | Error::WrongKeyOrCorrupt)) => {
                     return Err(e)
                 }
@@ -814,8 +932,13 @@ pub(super) fn refusal_text(refusal: &Refusal) -> String {
 }
 
 enum Pulled {
-    Saved { conflicts: bool },
+    Saved {
+        conflicts: bool,
+    },
     Waiting,
+    /// Changes under this phone's actor that it never wrote (their hashes): refused, the case
+    /// set aside, each reported to the server.
+    Forged(Vec<String>),
 }
 
 pub(super) fn status_error(reply: &HttpReply) -> Error {
@@ -849,4 +972,15 @@ fn keep_pending(tx: &rusqlite::Transaction<'_>, case_id: &str, data: &[u8]) -> R
         params![case_id, data],
     )?;
     Ok(())
+}
+
+/// Why a case is set aside when a pulled change under this phone's name was never written here.
+pub const FORGED_REASON: &str = "forged: a change under this phone's name that it never wrote";
+
+/// Records a forgery found (once per change); 1 if it was new.
+fn record_forgery(tx: &rusqlite::Transaction<'_>, case_id: &str, hash: &str) -> Result<usize> {
+    Ok(tx.execute(
+        "INSERT OR IGNORE INTO forgeries (hash, case_id, found_at) VALUES (?1, ?2, ?3)",
+        params![hash, case_id, chrono::Utc::now().to_rfc3339()],
+    )?)
 }

@@ -16,8 +16,10 @@ use crate::error::{Error, Result};
 /// 4: the request's `report` (the app's version and the cases waiting on the device, for the
 /// supervisor's console) and `removals_seen`; the response's `removed` and `removals_cursor`
 /// (cases reassigned away from the device's user). Version 5: the request's `forms_seen`, the
-/// response's `forms` and `forms_cursor` (form versions published from the server).
-pub const PROTOCOL_VERSION: u16 = 5;
+/// response's `forms` and `forms_cursor` (form versions published from the server). Version 6:
+/// the response's `own` (the changes the feed holds under this device since its cursor, so the
+/// phone can witness one it never wrote) and the request's `forgeries` (those it found).
+pub const PROTOCOL_VERSION: u16 = 6;
 /// The oldest version a server still answers; an older device is told "upgrade required". A
 /// version 2 app cannot honour an erasure, so it must upgrade before it syncs again; a version
 /// 3 app syncs as before and its supervisor sees no app version.
@@ -127,6 +129,56 @@ pub struct SyncRequest {
     /// The last position of the server's forms feed this device applied (0 at first; version
     /// 5 on): the server sends the form versions published or retired after it.
     pub forms_seen: u64,
+    /// Changes the server holds under this device that it never wrote (version 6 on): each is
+    /// a forgery in the server's database, which records it and sets its case aside.
+    #[serde(deserialize_with = "bounded")]
+    pub forgeries: Vec<ForgeryReport>,
+}
+
+/// A change the feed holds under a device that the device never wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgeryReport {
+    pub case_id: String,
+    /// The change's hash, hex.
+    pub hash: String,
+}
+
+/// A change the feed holds under the requesting device, listed back to it (version 6 on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnChange {
+    pub case_id: String,
+    /// The change's hash, hex.
+    pub hash: String,
+}
+
+/// A version 5 request: a version 6 one without its forgery reports.
+#[derive(Deserialize)]
+struct SyncRequestV5 {
+    version: u16,
+    cursor: u64,
+    mark: serde_bytes::ByteBuf,
+    #[serde(deserialize_with = "bounded")]
+    push: Vec<CaseChanges>,
+    erasures_seen: u64,
+    report: DeviceReport,
+    removals_seen: u64,
+    forms_seen: u64,
+}
+
+impl From<SyncRequestV5> for SyncRequest {
+    fn from(old: SyncRequestV5) -> Self {
+        SyncRequest {
+            version: old.version,
+            cursor: old.cursor,
+            mark: old.mark,
+            push: old.push,
+            erasures_seen: old.erasures_seen,
+            report: old.report,
+            removals_seen: old.removals_seen,
+            forms_seen: old.forms_seen,
+            forgeries: Vec::new(),
+        }
+    }
 }
 
 /// What a device says about itself in each sync request, shown to its supervisor.
@@ -178,9 +230,9 @@ impl From<SyncRequestV3> for SyncRequestV4 {
     }
 }
 
-impl From<SyncRequestV4> for SyncRequest {
+impl From<SyncRequestV4> for SyncRequestV5 {
     fn from(old: SyncRequestV4) -> Self {
-        SyncRequest {
+        SyncRequestV5 {
             version: old.version,
             cursor: old.cursor,
             mark: old.mark,
@@ -198,9 +250,60 @@ impl From<SyncRequestV4> for SyncRequest {
 /// brought up one version at a time.
 pub fn decode_request(body: &[u8]) -> Result<SyncRequest> {
     match peek_version(body)? {
-        5.. => decode(body),
-        4 => Ok(decode::<SyncRequestV4>(body)?.into()),
-        _ => Ok(SyncRequestV4::from(decode::<SyncRequestV3>(body)?).into()),
+        6.. => decode(body),
+        5 => Ok(decode::<SyncRequestV5>(body)?.into()),
+        4 => Ok(SyncRequestV5::from(decode::<SyncRequestV4>(body)?).into()),
+        _ => Ok(SyncRequestV5::from(SyncRequestV4::from(decode::<SyncRequestV3>(body)?)).into()),
+    }
+}
+
+/// A version 5 response: a version 6 one without the device's own changes listed back.
+#[derive(Deserialize)]
+struct SyncResponseV5 {
+    version: u16,
+    #[serde(deserialize_with = "bounded")]
+    accepted: Vec<String>,
+    #[serde(deserialize_with = "bounded")]
+    refused: Vec<Refusal>,
+    #[serde(deserialize_with = "bounded")]
+    authors: Vec<Author>,
+    #[serde(deserialize_with = "bounded")]
+    pull: Vec<PulledCase>,
+    cursor: u64,
+    mark: serde_bytes::ByteBuf,
+    more: bool,
+    reset: bool,
+    #[serde(deserialize_with = "bounded")]
+    erased: Vec<String>,
+    erasures_cursor: u64,
+    #[serde(deserialize_with = "bounded")]
+    removed: Vec<String>,
+    removals_cursor: u64,
+    #[serde(deserialize_with = "bounded")]
+    forms: Vec<FormUpdate>,
+    forms_cursor: u64,
+}
+
+impl From<SyncResponseV5> for SyncResponse {
+    fn from(old: SyncResponseV5) -> Self {
+        SyncResponse {
+            version: old.version,
+            accepted: old.accepted,
+            refused: old.refused,
+            authors: old.authors,
+            pull: old.pull,
+            cursor: old.cursor,
+            mark: old.mark,
+            more: old.more,
+            reset: old.reset,
+            erased: old.erased,
+            erasures_cursor: old.erasures_cursor,
+            removed: old.removed,
+            removals_cursor: old.removals_cursor,
+            forms: old.forms,
+            forms_cursor: old.forms_cursor,
+            own: Vec::new(),
+        }
     }
 }
 
@@ -269,9 +372,9 @@ impl From<SyncResponseV3> for SyncResponseV4 {
     }
 }
 
-impl From<SyncResponseV4> for SyncResponse {
+impl From<SyncResponseV4> for SyncResponseV5 {
     fn from(old: SyncResponseV4) -> Self {
-        SyncResponse {
+        SyncResponseV5 {
             version: old.version,
             accepted: old.accepted,
             refused: old.refused,
@@ -295,9 +398,10 @@ impl From<SyncResponseV4> for SyncResponse {
 /// server's has no removals, a version 4 server's no forms.
 pub fn decode_response(body: &[u8]) -> Result<SyncResponse> {
     match peek_version(body)? {
-        5.. => decode(body),
-        4 => Ok(decode::<SyncResponseV4>(body)?.into()),
-        _ => Ok(SyncResponseV4::from(decode::<SyncResponseV3>(body)?).into()),
+        6.. => decode(body),
+        5 => Ok(decode::<SyncResponseV5>(body)?.into()),
+        4 => Ok(SyncResponseV5::from(decode::<SyncResponseV4>(body)?).into()),
+        _ => Ok(SyncResponseV5::from(SyncResponseV4::from(decode::<SyncResponseV3>(body)?)).into()),
     }
 }
 
@@ -489,6 +593,10 @@ pub struct SyncResponse {
     pub forms: Vec<FormUpdate>,
     /// The forms feed position the listed forms end at, to send back next time.
     pub forms_cursor: u64,
+    /// The changes the feed holds under the requesting device between its cursor and this
+    /// page's (version 6 on): the device checks it wrote each (`ForgeryReport` if not).
+    #[serde(deserialize_with = "bounded")]
+    pub own: Vec<OwnChange>,
 }
 
 /// A form version as the server publishes it.
@@ -623,6 +731,7 @@ mod tests {
             report: Default::default(),
             removals_seen: 0,
             forms_seen: 0,
+            forgeries: vec![],
         }
     }
 
@@ -674,8 +783,9 @@ mod tests {
         v4.version = 4;
         v4.forms_seen = 0;
         let raw = postcard::to_stdvec(&v4).unwrap();
-        // A version 4 body is a version 5 one without its last field (a varint 0: one byte).
-        let body = zstd::bulk::compress(&raw[..raw.len() - 1], 3).unwrap();
+        // A version 4 body is a version 6 one without its last two fields (`forms_seen`, a
+        // varint 0, and `forgeries`, an empty list: a byte each).
+        let body = zstd::bulk::compress(&raw[..raw.len() - 2], 3).unwrap();
         assert_eq!(decode_request(&body).unwrap(), v4);
 
         let response = SyncResponse {
@@ -694,10 +804,11 @@ mod tests {
             removals_cursor: 5,
             forms: vec![],
             forms_cursor: 0,
+            own: vec![],
         };
         let raw = postcard::to_stdvec(&response).unwrap();
-        // Without `forms` (a length 0) and `forms_cursor` (0): two bytes.
-        let body = zstd::bulk::compress(&raw[..raw.len() - 2], 3).unwrap();
+        // Without `forms` (a length 0), `forms_cursor` (0) and `own` (a length 0): three bytes.
+        let body = zstd::bulk::compress(&raw[..raw.len() - 3], 3).unwrap();
         assert_eq!(decode_response(&body).unwrap(), response);
         let mut v5 = response.clone();
         v5.version = 5;
@@ -710,6 +821,64 @@ mod tests {
         assert_eq!(decode_response(&body).unwrap(), v5);
         let read_by_v4: SyncResponseV4 = decode(&body).unwrap();
         assert_eq!(read_by_v4.removals_cursor, 5);
+    }
+
+    /// Version 6 appends the device's own changes to the response and its forgery reports to
+    /// the request: a version 5 phone's request reads as reporting none, a version 5 server's
+    /// response as listing none, and a version 5 reader takes them for trailing bytes.
+    #[test]
+    fn version_5_messages_read_as_version_6_without_witnesses_and_back() {
+        let mut v6 = request(vec![]);
+        v6.forms_seen = 7;
+        v6.forgeries = vec![ForgeryReport {
+            case_id: "c".repeat(32),
+            hash: "a".repeat(64),
+        }];
+        let body = encode(&v6).unwrap();
+        assert_eq!(decode_request(&body).unwrap(), v6);
+        let read_by_v5: SyncRequestV5 = decode(&body).unwrap();
+        assert_eq!(read_by_v5.forms_seen, 7);
+        let mut v5 = v6.clone();
+        v5.version = 5;
+        v5.forgeries = vec![];
+        let raw = postcard::to_stdvec(&v5).unwrap();
+        let body = zstd::bulk::compress(&raw[..raw.len() - 1], 3).unwrap();
+        assert_eq!(decode_request(&body).unwrap(), v5);
+
+        let response = SyncResponse {
+            own: vec![OwnChange {
+                case_id: "c".repeat(32),
+                hash: "b".repeat(64),
+            }],
+            ..SyncResponse {
+                version: 6,
+                accepted: vec![],
+                refused: vec![],
+                authors: vec![],
+                pull: vec![],
+                cursor: 9,
+                mark: serde_bytes::ByteBuf::new(),
+                more: false,
+                reset: false,
+                erased: vec![],
+                erasures_cursor: 0,
+                removed: vec![],
+                removals_cursor: 0,
+                forms: vec![],
+                forms_cursor: 3,
+                own: vec![],
+            }
+        };
+        let body = encode(&response).unwrap();
+        assert_eq!(decode_response(&body).unwrap(), response);
+        let read_by_v5: SyncResponseV5 = decode(&body).unwrap();
+        assert_eq!(read_by_v5.forms_cursor, 3);
+        let mut v5 = response.clone();
+        v5.version = 5;
+        v5.own = vec![];
+        let raw = postcard::to_stdvec(&v5).unwrap();
+        let body = zstd::bulk::compress(&raw[..raw.len() - 1], 3).unwrap();
+        assert_eq!(decode_response(&body).unwrap(), v5);
     }
 
     #[test]
@@ -805,6 +974,7 @@ mod tests {
                 retired: false,
             }],
             forms_cursor: 3,
+            own: vec![],
         };
         // A field appended at the end by a newer server is ignored.
         let mut raw = postcard::to_stdvec(&response).unwrap();

@@ -45,6 +45,8 @@ fn forms_seen(store: &Store) -> Result<u64> {
     }
 }
 
+/// Forgery reports sent in one request (the server reads at most 16 per request).
+const FORGERY_REPORTS_PER_REQUEST: usize = 16;
 /// Round trips of the per-document fallback before giving up on a case for this sync.
 pub const DOC_SYNC_ROUNDS_MAX: usize = 8;
 /// Round trips of one sync: enough for a 10,000-case first sync in 64 KB pages.
@@ -187,6 +189,8 @@ pub struct SyncSession {
     pushed: Vec<Pushed>,
     phase: Phase,
     doc_sync: Option<DocSync>,
+    /// The forgery reports the page request in flight carries.
+    forgeries_sent: Vec<protocol::ForgeryReport>,
     /// Where the page request in flight said this phone stands: the feed, erasures,
     /// removals and forms cursors.
     cursor_sent: u64,
@@ -207,6 +211,7 @@ impl SyncSession {
             pushed: Vec::new(),
             phase: Phase::Pages,
             doc_sync: None,
+            forgeries_sent: Vec::new(),
             cursor_sent: 0,
             cursors_sent: (0, 0, 0),
             stalled: 0,
@@ -275,6 +280,10 @@ impl SyncSession {
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(0),
             forms_seen: forms_seen(store)?,
+            forgeries: {
+                self.forgeries_sent = store.unreported_forgeries(FORGERY_REPORTS_PER_REQUEST)?;
+                self.forgeries_sent.clone()
+            },
             report: protocol::DeviceReport {
                 app_version: store.app_version()?,
                 waiting_cases: u64::try_from(store.unsynced_case_count()?).unwrap_or(0),
@@ -351,6 +360,11 @@ impl SyncSession {
             )));
         }
         let pushed = std::mem::take(&mut self.pushed);
+        // A server of version 6 or later read the forgery reports this request carried.
+        let sent = std::mem::take(&mut self.forgeries_sent);
+        if response.version >= 6 {
+            store.forgeries_reported(&sent)?;
+        }
         store.commit_page(
             &pushed,
             &response,

@@ -705,6 +705,16 @@ pub trait ServerStore: Send + Sync + 'static {
     fn feed_mark(&self, seq: u64) -> StorageResult<Vec<u8>>;
     /// Where the feed marks' formula covers the case id from (`FeedMarks`).
     fn feed_marks(&self) -> StorageResult<FeedMarks>;
+    /// Feed rows after `after` and up to `upto` holding changes `device_id` pushed, in feed
+    /// order, at most `limit`: (seq, case, change hash). Listed back to the device so it can
+    /// witness a change under its name that it never wrote.
+    fn own_feed_rows(
+        &self,
+        device_id: &str,
+        after: u64,
+        upto: u64,
+        limit: usize,
+    ) -> StorageResult<Vec<(u64, String, String)>>;
     /// Every case with stored changes, for `case check`.
     fn case_ids(&self) -> StorageResult<Vec<String>>;
     fn quarantine_case(&self, case_id: &str, reason: &str, now: i64) -> StorageResult<bool>;

@@ -1451,6 +1451,33 @@ impl ServerStore for PostgresStore {
         feed_marks(&mut *self.client()?)
     }
 
+    fn own_feed_rows(
+        &self,
+        device_id: &str,
+        after: u64,
+        upto: u64,
+        limit: usize,
+    ) -> StorageResult<Vec<(u64, String, String)>> {
+        Ok(self
+            .client()?
+            .query(
+                "SELECT f.seq, f.case_id, c.hash FROM changes c
+                 JOIN feed f ON f.change_id = c.id
+                 WHERE c.origin_device = $1 AND f.seq > $2 AND f.seq <= $3
+                 ORDER BY f.seq LIMIT $4",
+                &[
+                    &device_id,
+                    &pg_seq(after),
+                    &pg_seq(upto),
+                    &i64::try_from(limit).unwrap_or(i64::MAX),
+                ],
+            )
+            .map_err(backend)?
+            .iter()
+            .map(|r| (r.get::<_, i64>(0) as u64, r.get(1), r.get(2)))
+            .collect())
+    }
+
     fn feed_mark(&self, seq: u64) -> StorageResult<Vec<u8>> {
         if seq == 0 {
             return Ok(Vec::new());

@@ -1164,6 +1164,36 @@ impl ServerStore for SqliteStore {
         feed_marks(&self.conn())
     }
 
+    fn own_feed_rows(
+        &self,
+        device_id: &str,
+        after: u64,
+        upto: u64,
+        limit: usize,
+    ) -> StorageResult<Vec<(u64, String, String)>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT f.seq, f.case_id, c.hash FROM changes c
+                 JOIN feed f ON f.change_id = c.id
+                 WHERE c.origin_device = ?1 AND f.seq > ?2 AND f.seq <= ?3
+                 ORDER BY f.seq LIMIT ?4",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(
+                params![
+                    device_id,
+                    i64::try_from(after).unwrap_or(i64::MAX),
+                    i64::try_from(upto).unwrap_or(i64::MAX),
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(backend)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(backend)
+    }
+
     fn feed_mark(&self, seq: u64) -> StorageResult<Vec<u8>> {
         if seq == 0 {
             return Ok(Vec::new());

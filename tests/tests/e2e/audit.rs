@@ -951,7 +951,8 @@ fn exports_carry_no_formula_in_any_dialect() {
     }
 }
 
-/// `kill`, systemd and container stops send SIGTERM: the server stops with its stop checkpoint,
+/// `kill`, systemd and container stops send SIGTERM (here to a server also answering health
+/// checks on its own listener): the server stops with its stop checkpoint,
 /// as on Ctrl-C, so the last minute's audit rows are journalled (on main at d9e481c it exited
 /// without it, and they could be cut undetected).
 #[test]
@@ -960,8 +961,27 @@ fn sigterm_journals_the_stop_checkpoint() {
     site.ok(&[
         "user", "add", "amina", "--role", "agent", "--team", "sikasso",
     ]);
-    let mut served = site.serve();
+    let health = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut served = site.serve_with(&["--health-listen", &health.to_string()]);
     let url = served.url();
+    // The health listener answers beside the main one.
+    let started = std::time::Instant::now();
+    let answer = loop {
+        use std::io::{Read, Write};
+        if let Ok(mut c) = std::net::TcpStream::connect(health) {
+            c.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+                .unwrap();
+            let mut reply = String::new();
+            let _ = c.read_to_string(&mut reply);
+            break reply;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     // Rows after the start checkpoint: an enrollment, a sync.
     let mut amina = Phone::enroll(&site, &url, "amina");
     amina.store.create_case(&child(1)).unwrap();
@@ -1163,4 +1183,94 @@ fn a_phone_holding_a_pre_upgrade_mark_syncs_on_across_the_new_formula() {
     }
     site.ok(&["checkpoint"]);
     assert!(site.ok(&["verify"]).contains("verified:"));
+}
+
+/// A forged but valid change under Amina's actor, stored with a feed row chained after the
+/// head: no link breaks, and before the next checkpoint `verify` cannot tell; Fatima's phone
+/// would show it as Amina's. Amina's phone is the witness: the server lists back the changes
+/// it holds under her device (protocol 6), hers lacks that one, she reports it, and the server
+/// records it for the officer and sets the case aside (on main at d9e481c nothing noticed, and
+/// the next checkpoint made it permanent).
+#[test]
+fn a_phone_witnesses_a_change_forged_under_its_name() {
+    let (site, mut db) = sqlite_site();
+    for (user, role) in [("amina", "agent"), ("fatima", "supervisor")] {
+        site.ok(&["user", "add", user, "--role", role, "--team", "sikasso"]);
+    }
+    let served = site.serve();
+    let url = served.url();
+    let mut amina = Phone::enroll(&site, &url, "amina");
+    let mut fatima = Phone::enroll(&site, &url, "fatima");
+    let case_id = amina.store.create_case(&child(1)).unwrap();
+    amina.sync(&url);
+    fatima.sync(&url);
+    drop(served);
+    site.ok(&["checkpoint"]);
+
+    // The editor writes a new change under Amina's actor after her last one, and a feed row
+    // for it chained after the head, with the formula the database records.
+    let row = db.query(
+        "SELECT device_id, actor FROM devices WHERE user_id = 'amina' AND device_id NOT LIKE 'console-%'",
+    );
+    let (device, actor) = (row[0][0].clone().unwrap(), row[0][1].clone().unwrap());
+    let stored: Vec<Vec<u8>> = db
+        .query(&format!(
+            "SELECT hex(data) FROM changes WHERE case_id = '{case_id}' ORDER BY id"
+        ))
+        .into_iter()
+        .map(|r| hex::decode(r[0].as_deref().unwrap()).unwrap())
+        .collect();
+    let (hash, bytes) = forged_replacement(&stored, &actor, "low");
+    let head = db.query("SELECT seq, hex(mark) FROM feed ORDER BY seq DESC LIMIT 1");
+    let seq: u64 = head[0][0].as_deref().unwrap().parse::<u64>().unwrap() + 1;
+    let previous = hex::decode(head[0][1].as_deref().unwrap()).unwrap();
+    let from: u64 = db.query("SELECT case_id_from FROM feed_mark_formula")[0][0]
+        .as_deref()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mark = suivi_server::storage::FeedMarks { case_id_from: from }
+        .next(&previous, seq, &hash, None, &case_id);
+    let (data, mark) = (db.blob(&bytes), db.blob(&mark));
+    Editor::execute(
+        &mut db,
+        &format!(
+            "INSERT INTO changes (hash, case_id, origin_device, received_at, data)
+               VALUES ('{hash}', '{case_id}', '{device}', 0, {data});
+             INSERT INTO feed (seq, change_id, case_id, audience, owner, team, mark)
+               SELECT {seq}, id, '{case_id}', NULL, 'amina', 'sikasso', {mark}
+               FROM changes WHERE hash = '{hash}'"
+        ),
+    );
+    assert!(
+        site.ok(&["verify"]).contains("verified:"),
+        "no link breaks: before a checkpoint, only a witness can tell"
+    );
+
+    let served = site.serve();
+    let url = served.url();
+    let report = amina.sync(&url);
+    assert_eq!(report.forgeries, 1, "{report:?}");
+    assert_eq!(
+        amina.store.forgeries().unwrap(),
+        [(case_id.clone(), hash.clone(), false)]
+    );
+    // The report travels with the next request.
+    amina.sync(&url);
+    assert_eq!(
+        amina.store.forgeries().unwrap(),
+        [(case_id.clone(), hash.clone(), true)]
+    );
+    drop(served);
+    let report = verify_fails(&site);
+    assert!(
+        report.contains(&format!(
+            "NOT VERIFIED: case {case_id}: device {device} reported change {hash}, stored under its name, as one it never wrote"
+        )),
+        "{report}"
+    );
+    assert!(
+        site.ok(&["case", "quarantined"]).contains(&case_id),
+        "set aside: it spreads no further"
+    );
 }

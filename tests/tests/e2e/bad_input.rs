@@ -58,6 +58,7 @@ fn bad_bodies_get_4xx_and_the_server_keeps_serving() {
                 report: Default::default(),
                 removals_seen: 0,
                 forms_seen: 0,
+                forgeries: vec![],
             })
             .unwrap(),
             400,
@@ -78,6 +79,7 @@ fn bad_bodies_get_4xx_and_the_server_keeps_serving() {
                 report: Default::default(),
                 removals_seen: 0,
                 forms_seen: 0,
+                forgeries: vec![],
             })
             .unwrap(),
             400,
@@ -115,6 +117,7 @@ fn bad_bodies_get_4xx_and_the_server_keeps_serving() {
         report: Default::default(),
         removals_seen: 0,
         forms_seen: 0,
+        forgeries: vec![],
     };
     let transport = HttpTransport::new(&server.url()).unwrap();
     let reply = transport

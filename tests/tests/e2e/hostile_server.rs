@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::sync::Mutex;
 
-use suivi_core::sync::protocol::{self, SyncResponse};
+use suivi_core::sync::protocol::{self, RefusalReason, SyncResponse};
 use suivi_core::sync::{Credentials, HttpReply, HttpTransport, Transport};
 use suivi_core::{Error, Store};
 use suivi_tests::child;
@@ -204,4 +204,161 @@ fn a_response_larger_than_any_sync_body_is_refused_as_it_streams() {
         written < cap + (64 << 20),
         "read no further than the cap (and the sockets' buffers): {written} bytes sent"
     );
+}
+
+/// A fake server plants two cases of another team on Amina's phone (its page at her cursor,
+/// under another mark); she edits one of them. Back on the real server, which never granted
+/// them to her, the one holding nothing she wrote leaves her phone, and the one holding her
+/// edit is set aside and reported, never deleted (on main at d9e481c both stayed for ever,
+/// refused at every sync).
+#[test]
+fn cases_the_real_server_never_granted_leave_the_phone_unless_they_hold_its_work() {
+    use suivi_server::storage::Role;
+    let server = suivi_tests::TestServer::start();
+    server.add_user("amina", Role::Agent, "sikasso");
+    server.add_user("moussa", Role::Agent, "souk-sebt");
+    let mut moussa = server.device("moussa");
+    let planted: Vec<String> = (3..5)
+        .map(|n| moussa.store.create_case(&child(n)).unwrap())
+        .collect();
+    moussa.sync().unwrap();
+    let mut amina = server.device("amina");
+    let own = amina.store.create_case(&child(1)).unwrap();
+    amina.sync().unwrap();
+
+    let pulled: Vec<protocol::PulledCase> = planted
+        .iter()
+        .map(|id| {
+            let changes = moussa
+                .store
+                .load_doc(id)
+                .unwrap()
+                .unwrap()
+                .changes_since(&[]);
+            pulled_case(id, changes)
+        })
+        .collect();
+    let fake = Scripted {
+        answer: |r: &protocol::SyncRequest| SyncResponse {
+            authors: vec![protocol::Author {
+                user: "moussa".into(),
+                device: "dev-moussa".into(),
+            }],
+            pull: pulled.clone(),
+            mark: serde_bytes::ByteBuf::from(vec![7u8; 32]),
+            ..nothing_new(r.cursor, r.forms_seen)
+        },
+        round_trips: Mutex::new(0),
+    };
+    amina.store.sync(&fake, &mut |_| {}).unwrap();
+    assert_eq!(amina.case_ids().len(), 3, "planted");
+    let mut edit = child(4);
+    edit.insert("village".into(), "Kaniko".into());
+    amina.store.edit_case(&planted[1], &edit).unwrap();
+
+    let report = amina.sync().unwrap();
+    assert!(
+        report.server_reset,
+        "another history than the real one: {report:?}"
+    );
+    let refused: Vec<(&str, RefusalReason)> = report
+        .refused
+        .iter()
+        .map(|r| (r.case_id.as_str(), r.reason))
+        .collect();
+    assert!(refused.contains(&(planted[0].as_str(), RefusalReason::Forbidden)));
+    assert!(refused.contains(&(planted[1].as_str(), RefusalReason::Forbidden)));
+    assert_eq!(report.removed, 1, "{report:?}");
+    let held = amina.case_ids();
+    assert!(!held.contains(&planted[0]), "nothing of hers: gone");
+    assert!(held.contains(&planted[1]), "her edit: set aside, kept");
+    assert!(held.contains(&own));
+    assert!(amina
+        .store
+        .refused_cases()
+        .unwrap()
+        .iter()
+        .any(|r| r.case_id == planted[1]));
+    // The next sync is quiet: nothing planted is pushed again.
+    let again = amina.sync().unwrap();
+    assert!(again.refused.is_empty(), "{again:?}");
+}
+
+/// A page brings a change under this phone's own actor that it never wrote (made from its own
+/// case, with its actor, by someone else): the phone refuses it, sets the case aside, and
+/// reports the forgery in its next request (protocol 6).
+#[test]
+fn a_pulled_change_under_the_phones_own_name_is_refused_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = phone(&dir);
+    let seen: Mutex<Vec<protocol::SyncRequest>> = Mutex::new(Vec::new());
+    let forged_page: Mutex<Option<protocol::PulledCase>> = Mutex::new(None);
+    let server = Scripted {
+        answer: |r: &protocol::SyncRequest| {
+            seen.lock().unwrap().push(r.clone());
+            let pull = forged_page.lock().unwrap().take().into_iter().collect();
+            SyncResponse {
+                authors: vec![protocol::Author {
+                    user: "amina".into(),
+                    device: "dev-1".into(),
+                }],
+                pull,
+                ..nothing_new(r.cursor + 1, r.forms_seen)
+            }
+        },
+        round_trips: Mutex::new(0),
+    };
+    store.enroll(&server, "http://hostile", "CODE").unwrap();
+    let case_id = store.create_case(&child(1)).unwrap();
+    store.sync(&server, &mut |_| {}).unwrap();
+
+    // Someone else commits a change with this phone's actor on a copy of its case.
+    let actor = automerge::ActorId::from(hex::decode(&store.identity().actor).unwrap());
+    let mut doc = store.load_doc(&case_id).unwrap().unwrap();
+    let mut copy = doc.automerge().clone().with_actor(actor);
+    let heads = copy.get_heads();
+    {
+        use automerge::transaction::Transactable;
+        use automerge::ReadDoc;
+        let ident = copy
+            .get(automerge::ROOT, "identification")
+            .unwrap()
+            .unwrap()
+            .1;
+        copy.put(&ident, "risk_level", "low").unwrap();
+    }
+    copy.commit();
+    let forged: Vec<Vec<u8>> = copy
+        .get_changes(&heads)
+        .into_iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect();
+    let hash = copy.get_heads()[0].to_string();
+    *forged_page.lock().unwrap() = Some(pulled_case(&case_id, forged));
+
+    let report = store.sync(&server, &mut |_| {}).unwrap();
+    assert_eq!(report.forgeries, 1, "{report:?}");
+    assert_eq!(report.quarantined.len(), 1);
+    assert!(report.quarantined[0].reason.starts_with("forged"));
+    assert_ne!(
+        store.case(&case_id).unwrap().identification["risk_level"],
+        serde_json::json!("low"),
+        "the forged value is not taken in"
+    );
+    store.sync(&server, &mut |_| {}).unwrap();
+    let reported: Vec<protocol::ForgeryReport> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.forgeries.clone())
+        .collect();
+    assert_eq!(
+        reported,
+        [protocol::ForgeryReport {
+            case_id: case_id.clone(),
+            hash: hash.clone()
+        }],
+        "reported once, then known as reported"
+    );
+    assert_eq!(store.forgeries().unwrap(), [(case_id, hash, true)]);
 }

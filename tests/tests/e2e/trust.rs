@@ -910,3 +910,45 @@ fn http2_is_refused_on_plain_http() {
     c.read_to_string(&mut reply).unwrap();
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
 }
+
+/// Idle connections fill every slot of the main listener (on main at d9e481c, 1,100 from 20
+/// addresses refused `/healthz` to everyone for 60 s): the health listener, with caps of its
+/// own, still answers.
+#[test]
+fn healthz_answers_on_its_own_listener_while_the_main_one_is_full() {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let (_dir, runtime, server) = limited_server(suivi_server::conn::Limits {
+        connections_max: 4,
+        per_ip_max: 64,
+        idle_timeout: Duration::from_secs(30),
+        lifetime_max: Duration::from_secs(60),
+        header_read_timeout: Duration::from_secs(30),
+    });
+    let health = runtime
+        .block_on(suivi_server::spawn_health("127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    let _idle: Vec<std::net::TcpStream> = (0..4)
+        .map(|_| std::net::TcpStream::connect(server.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let healthz = |addr: std::net::SocketAddr| -> String {
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = c.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+        let mut reply = String::new();
+        let _ = c.read_to_string(&mut reply);
+        reply
+    };
+    assert!(
+        !healthz(server.addr).starts_with("HTTP/1.1 200"),
+        "the main listener is full"
+    );
+    assert!(healthz(health.addr).starts_with("HTTP/1.1 200"));
+    assert!(
+        runtime
+            .block_on(suivi_server::spawn_health("0.0.0.0:0".parse().unwrap()))
+            .is_err(),
+        "loopback only"
+    );
+}

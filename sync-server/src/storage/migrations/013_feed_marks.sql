@@ -9,3 +9,7 @@ INSERT INTO feed_mark_formula (one, case_id_from)
 SELECT 1, max(coalesce((SELECT max(seq) FROM feed), 0),
               coalesce((SELECT max(seq) FROM erased_feed_marks), 0),
               coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'feed'), 0)) + 1;
+
+-- A device's own changes, listed back to it with each page (protocol 6) so it can witness one
+-- it never wrote.
+CREATE INDEX changes_by_origin ON changes(origin_device, id);

@@ -6,3 +6,7 @@ CREATE TABLE feed_mark_formula (
     case_id_from BIGINT NOT NULL
 );
 INSERT INTO feed_mark_formula (one, case_id_from) SELECT 1, seq + 1 FROM feed_head;
+
+-- A device's own changes, listed back to it with each page (protocol 6) so it can witness one
+-- it never wrote.
+CREATE INDEX changes_by_origin ON changes(origin_device, id);
