@@ -354,18 +354,10 @@ impl SyncService {
                 continue;
             }
             let subject = format!("{} {}", report.case_id, report.hash);
-            let known = self
+            if self
                 .store
-                .audit_search(&crate::storage::AuditQuery {
-                    actor: None,
-                    case_id: Some(subject.clone()),
-                    action_prefix: Some(crate::evidence::FORGERY_REPORTED.into()),
-                    before: None,
-                    limit: 1,
-                })?
-                .iter()
-                .any(|r| r.subject == subject);
-            if known {
+                .audit_row_exists(crate::evidence::FORGERY_REPORTED, &subject)?
+            {
                 continue;
             }
             self.store
@@ -378,6 +370,18 @@ impl SyncService {
             tracing::error!(device = %device_id, case = %report.case_id, "forgery reported by a phone");
         }
         Ok(())
+    }
+
+    /// Whether an erasure the database holds was made by `case erase`: its `case.erased` row is
+    /// in the chained audit log. One that is not is logged and never acted on.
+    fn erasure_proven(&self, case_id: &str) -> Result<bool, ServiceError> {
+        let proven = self
+            .store
+            .audit_row_exists(crate::evidence::ERASURE_ACTION, case_id)?;
+        if !proven {
+            tracing::error!(case = %case_id, "an erasure the audit log never recorded: not announced to phones; run verify");
+        }
+        Ok(proven)
     }
 
     /// A refusal's audit row, within the device's daily bound (`REFUSAL_AUDITS_PER_DAY`).
@@ -1237,8 +1241,15 @@ impl SyncService {
         preloaded: Option<Vec<Change>>,
     ) -> Result<Result<Option<Checked>, (RefusalReason, String)>, ServiceError> {
         if self.store.is_erased(&case.case_id)? {
-            // Checked first: an erased case has no owner left, so it would read as new.
-            return Ok(Err((RefusalReason::Erased, String::new())));
+            // Checked first: an erased case has no owner left, so it would read as new. An
+            // erasure the audit log never recorded was not made by `case erase`: the phone is
+            // told to set the case aside, never to delete it.
+            let reason = if self.erasure_proven(&case.case_id)? {
+                RefusalReason::Erased
+            } else {
+                RefusalReason::Quarantined
+            };
+            return Ok(Err((reason, String::new())));
         }
         if case.changes.len() > protocol::PUSH_CHANGES_PER_CASE_MAX {
             return Ok(Err((RefusalReason::TooManyChanges, String::new())));
@@ -1574,6 +1585,16 @@ impl SyncService {
         let erasures = self
             .store
             .erasures_after(erasures_seen, crate::erasure::ERASURES_PER_PAGE)?;
+        let erasures_cursor = erasures.last().map_or(erasures_seen, |(seq, _)| *seq);
+        let erasures_listed = erasures.len();
+        // Only erasures the audit log recorded are announced: one added to the database by
+        // hand would have every phone delete a live child's case.
+        let mut erased = Vec::with_capacity(erasures.len());
+        for (_, case_id) in erasures {
+            if self.erasure_proven(&case_id)? {
+                erased.push(case_id);
+            }
+        }
         let removals = if version >= 4 {
             self.store.removals_after(
                 &device.user.user_id,
@@ -1592,12 +1613,12 @@ impl SyncService {
             cursor: page_cursor,
             mark: serde_bytes::ByteBuf::new(),
             more: page_more
-                || erasures.len() == crate::erasure::ERASURES_PER_PAGE
+                || erasures_listed == crate::erasure::ERASURES_PER_PAGE
                 || removals.len() == crate::erasure::ERASURES_PER_PAGE
                 || more_forms,
             reset: cursor.is_none(),
-            erasures_cursor: erasures.last().map_or(erasures_seen, |(seq, _)| *seq),
-            erased: erasures.into_iter().map(|(_, id)| id).collect(),
+            erasures_cursor,
+            erased,
             removals_cursor: removals.last().map_or(removals_seen, |(seq, _)| *seq),
             removed: removals.into_iter().map(|(_, id)| id).collect(),
             forms,
@@ -1655,6 +1676,9 @@ impl SyncService {
             .map_err(|e| ServiceError::Internal(e.to_string()))
         };
         if self.store.is_erased(case_id)? {
+            if !self.erasure_proven(case_id)? {
+                return refuse(RefusalReason::Quarantined, "");
+            }
             return refuse(RefusalReason::Erased, "");
         }
         let access = self

@@ -703,6 +703,9 @@ pub trait ServerStore: Send + Sync + 'static {
     fn check_cursor(&self, cursor: u64, mark: &[u8]) -> StorageResult<CursorCheck>;
     /// The feed mark at a position (empty at 0).
     fn feed_mark(&self, seq: u64) -> StorageResult<Vec<u8>>;
+    /// Whether the audit log holds a row of `action` about exactly `subject` (an index
+    /// lookup: an erasure's `case.erased`, a phone's forgery report).
+    fn audit_row_exists(&self, action: &str, subject: &str) -> StorageResult<bool>;
     /// Where the feed marks' formula covers the case id from (`FeedMarks`).
     fn feed_marks(&self) -> StorageResult<FeedMarks>;
     /// Feed rows after `after` and up to `upto` holding changes `device_id` pushed, in feed

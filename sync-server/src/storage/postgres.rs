@@ -1447,6 +1447,17 @@ impl ServerStore for PostgresStore {
         Ok(CursorCheck::decide(stored.as_deref().map(Some), mark))
     }
 
+    fn audit_row_exists(&self, action: &str, subject: &str) -> StorageResult<bool> {
+        Ok(self
+            .client()?
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM audit_log WHERE action = $1 AND subject = $2)",
+                &[&action, &subject],
+            )
+            .map_err(backend)?
+            .get(0))
+    }
+
     fn feed_marks(&self) -> StorageResult<FeedMarks> {
         feed_marks(&mut *self.client()?)
     }

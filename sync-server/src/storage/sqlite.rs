@@ -1160,6 +1160,16 @@ impl ServerStore for SqliteStore {
         ))
     }
 
+    fn audit_row_exists(&self, action: &str, subject: &str) -> StorageResult<bool> {
+        self.conn()
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM audit_log WHERE action = ?1 AND subject = ?2)",
+                params![action, subject],
+                |r| r.get(0),
+            )
+            .map_err(backend)
+    }
+
     fn feed_marks(&self) -> StorageResult<FeedMarks> {
         feed_marks(&self.conn())
     }

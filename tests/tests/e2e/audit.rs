@@ -1047,12 +1047,20 @@ fn verify_sees_a_device_rebound_to_another_user_or_actor() {
 
 /// An erasure added by hand: an `erasures` row for a live case, its rows converted the way an
 /// erasure keeps them. On main at d9e481c `verify` passed it and every phone deleted the case
-/// at its next sync. Now every erasure must be in the chained audit log, and one missing from
-/// this host's erasure journal is noted.
+/// at its next sync. Now every erasure must be in the chained audit log (one missing from this
+/// host's erasure journal is noted), and one that is not is never announced to phones.
 #[test]
 fn verify_sees_an_erasure_added_by_hand() {
     let (site, mut db) = sqlite_site();
     let case_id = some_history(&site);
+    // Fatima's phone holds the team's cases.
+    let mut fatima = {
+        let served = site.serve();
+        let mut fatima = Phone::enroll(&site, &served.url(), "fatima");
+        fatima.sync(&served.url());
+        fatima
+    };
+    assert!(fatima.store.case(&case_id).is_ok());
     site.ok(&["checkpoint"]);
     assert!(site.ok(&["verify"]).contains("verified:"));
     Editor::execute(
@@ -1079,6 +1087,12 @@ fn verify_sees_an_erasure_added_by_hand() {
         )),
         "{report}"
     );
+    // Nor is it announced: Fatima's phone keeps the child's case (on main at d9e481c every
+    // phone deleted it at its next sync).
+    let served = site.serve();
+    let report = fatima.sync(&served.url());
+    assert_eq!(report.erased, 0, "{report:?}");
+    assert!(fatima.store.case(&case_id).is_ok());
 }
 
 /// A live case's newest change deleted and its feed row kept as a row of a case that was

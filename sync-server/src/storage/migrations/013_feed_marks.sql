@@ -13,3 +13,7 @@ SELECT 1, max(coalesce((SELECT max(seq) FROM feed), 0),
 -- A device's own changes, listed back to it with each page (protocol 6) so it can witness one
 -- it never wrote.
 CREATE INDEX changes_by_origin ON changes(origin_device, id);
+
+-- An erasure is acted on only when its `case.erased` row is in the audit log; a phone's forgery
+-- report is recorded once: both looked up by action and exact subject.
+CREATE INDEX audit_by_action_subject ON audit_log(action, subject);
