@@ -167,3 +167,31 @@ pub fn assign(store: &dyn ServerStore, case_id: &str, user_id: &str) -> Result<(
             other => other.to_string(),
         })
 }
+
+/// Records that an officer or admin reviewed a phone's forgery report (`case forgery-reviewed`):
+/// `verify` then lists it as a note, no longer as a finding. The report must exist; the case
+/// stays set aside (repairing it is not built).
+pub fn review_forgery(
+    store: &dyn ServerStore,
+    case_id: &str,
+    hash: &str,
+    by: &str,
+) -> Result<(), String> {
+    let user = store
+        .user(by)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no user {by}"))?;
+    if !matches!(user.role, Role::Admin | Role::Officer) {
+        return Err(format!("{by} is not an officer or admin"));
+    }
+    let subject = format!("{case_id} {hash}");
+    let reported = store
+        .audit_row_exists(crate::evidence::FORGERY_REPORTED, &subject)
+        .map_err(|e| e.to_string())?;
+    if !reported {
+        return Err(format!("no phone reported change {hash} of case {case_id}"));
+    }
+    store
+        .audit(now(), by, crate::evidence::FORGERY_REVIEWED, &subject)
+        .map_err(|e| e.to_string())
+}

@@ -335,8 +335,11 @@ pub const ENROLL_BODY_BYTES_MAX: usize = 4 * 1024;
 async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, AppError> {
     use tokio_stream::StreamExt;
     let started = tokio::time::Instant::now();
+    // Sized from the declared length (within the limit) so the buffer does not double as it
+    // grows.
+    let declared = usize::try_from(axum::body::HttpBody::size_hint(&body).lower()).unwrap_or(limit);
+    let mut received: Vec<u8> = Vec::with_capacity(declared.min(limit));
     let mut stream = body.into_data_stream();
-    let mut received: Vec<u8> = Vec::new();
     loop {
         // The latest moment the next bytes may come: when what has arrived falls below the
         // rate (never before the grace ends), and never after the whole-body timeout.
@@ -387,7 +390,6 @@ async fn sync_request(
     // whole (above the minimum rate) before a shared slot is taken, so slow uploads hold no
     // shared slot; at most `BODIES_IN_FLIGHT_MAX` are read at once (the memory they hold).
     let account = state.account_slots.for_account(&device.user.user_id);
-    let waited = tokio::time::Instant::now();
     let (mine, reading) = tokio::time::timeout(SYNC_SLOT_WAIT, async {
         let mine = account.acquire_owned().await;
         let reading = state.bodies_in_flight.clone().acquire_owned().await;
@@ -398,13 +400,12 @@ async fn sync_request(
     .map_err(|_| AppError::Busy)?;
     let raw = read_body(body, protocol::SYNC_BODY_BYTES_MAX).await?;
     drop(reading);
-    let shared = tokio::time::timeout(
-        SYNC_SLOT_WAIT.saturating_sub(waited.elapsed()),
-        state.sync_slots.clone().acquire_owned(),
-    )
-    .await
-    .map_err(|_| AppError::Busy)?
-    .map_err(|_| AppError::Busy)?;
+    // A wait of its own: a 2G phone that spent most of a minute uploading must not be told
+    // "busy" at once and upload again.
+    let shared = tokio::time::timeout(SYNC_SLOT_WAIT, state.sync_slots.clone().acquire_owned())
+        .await
+        .map_err(|_| AppError::Busy)?
+        .map_err(|_| AppError::Busy)?;
     Ok((device, raw, (mine, shared)))
 }
 

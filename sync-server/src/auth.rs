@@ -99,6 +99,8 @@ pub fn token_matches(token: &str, stored_hash: &str) -> bool {
 /// checking at most `PASSWORD_CHECKS_CONCURRENT` at once, so memory is the cost to keep low.
 pub const ARGON2_MEMORY_KIB: u32 = 12 * 1024;
 pub const ARGON2_PASSES: u32 = 3;
+/// The most passes a stored hash may ask of one check (argon2's default is 2).
+pub const ARGON2_PASSES_MAX: u32 = 4;
 
 fn argon2() -> Argon2<'static> {
     // The constants are within argon2's bounds.
@@ -145,7 +147,13 @@ pub fn verify_password_in(password: &str, stored: &str, memory: &mut [argon2::Bl
     let Ok(params) = argon2::Params::try_from(&hash) else {
         return false;
     };
-    if params.m_cost() > ARGON2_MEMORY_KIB_MAX || params.block_count() > memory.len() {
+    // Memory and time bounded: an edited hash must hold a place neither with a gigabyte nor
+    // for hours.
+    if params.m_cost() > ARGON2_MEMORY_KIB_MAX
+        || params.block_count() > memory.len()
+        || params.t_cost() > ARGON2_PASSES_MAX
+        || params.p_cost() > 1
+    {
         return false;
     }
     let Ok(algorithm) = argon2::Algorithm::try_from(hash.algorithm) else {
@@ -227,15 +235,23 @@ impl PasswordGate {
     /// `PASSWORD_CHECKS_WAITING_MAX` are already waiting.
     pub async fn enter(&self) -> Result<PasswordCheck, GateFull> {
         use std::sync::atomic::Ordering;
+        /// A place in the queue, given back however the wait ends: a sign-in whose client hung
+        /// up is dropped mid-wait, and a count left behind would fill the queue for good.
+        struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
         let permit = match self.checks.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
+                let waiting = Waiting(&self.waiting);
                 if self.waiting.fetch_add(1, Ordering::SeqCst) >= PASSWORD_CHECKS_WAITING_MAX {
-                    self.waiting.fetch_sub(1, Ordering::SeqCst);
                     return Err(GateFull);
                 }
                 let permit = self.checks.clone().acquire_owned().await;
-                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                drop(waiting);
                 // The semaphore is never closed.
                 permit.map_err(|_| GateFull)?
             }
@@ -293,6 +309,8 @@ mod tests {
         assert!(verify_password("Sikasso-2026", &old));
         let greedy = old.replace("m=19456", "m=1048576");
         assert!(!verify_password("Sikasso-2026", &greedy));
+        let slow = old.replace("t=2", "t=100000");
+        assert!(!verify_password("Sikasso-2026", &slow));
     }
 
     #[tokio::test]
@@ -313,6 +331,24 @@ mod tests {
         for q in queued {
             assert!(q.await.unwrap(), "a queued check gets its turn");
         }
+        // Waiters dropped mid-wait (a client that hung up) give their place back.
+        let held: Vec<_> = futures_held(&gate, PASSWORD_CHECKS_CONCURRENT).await;
+        let mut dropped = Vec::new();
+        for _ in 0..PASSWORD_CHECKS_WAITING_MAX {
+            let gate = gate.clone();
+            dropped.push(tokio::spawn(async move { gate.enter().await.is_ok() }));
+        }
+        while gate.waiting.load(std::sync::atomic::Ordering::SeqCst) < PASSWORD_CHECKS_WAITING_MAX {
+            tokio::task::yield_now().await;
+        }
+        for d in &dropped {
+            d.abort();
+        }
+        for d in dropped {
+            let _ = d.await;
+        }
+        assert_eq!(gate.waiting.load(std::sync::atomic::Ordering::SeqCst), 0);
+        drop(held);
         let mut check = gate.enter().await.unwrap();
         let stored = hash_password("Sikasso-2026").unwrap();
         assert!(check.verify("Sikasso-2026", &stored));

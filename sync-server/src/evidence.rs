@@ -40,6 +40,9 @@ pub const HISTORY_DIFFERS: &str = "device.history_differs";
 /// The audit action of a phone's witness: a change stored under its name that it never wrote
 /// (subject `<case> <hash>`), reported at a sync (protocol 6).
 pub const FORGERY_REPORTED: &str = "device.forgery_reported";
+/// The audit action of an officer's or admin's review of such a report (`case
+/// forgery-reviewed`): `verify` then lists the report as a note.
+pub const FORGERY_REVIEWED: &str = "case.forgery_reviewed";
 /// The audit action of an erasure, written in the transaction that makes it.
 pub const ERASURE_ACTION: &str = "case.erased";
 
@@ -405,6 +408,8 @@ pub struct Report {
     /// Erasures the database holds that this host's erasure journal does not (when given):
     /// made on another host sharing the database, or added by hand (then also not audited).
     pub erasures_outside_journal: Vec<String>,
+    /// Phones' forgery reports an officer or admin reviewed (`case forgery-reviewed`).
+    pub reviewed_forgeries: Vec<String>,
     /// Lines of the journal that do not read as a checkpoint (one torn by a crash while it was
     /// written): those checkpoints are lost, which proves nothing against the database.
     pub unreadable_journal_lines: Vec<usize>,
@@ -710,6 +715,8 @@ pub fn verify_with_erasures(
     }
     let mut bindings: std::collections::HashMap<String, Binding> = Default::default();
     let mut erasures_audited: std::collections::HashSet<String> = Default::default();
+    let mut forgery_reports: Vec<(String, Problem)> = Vec::new();
+    let mut forgeries_reviewed: std::collections::HashSet<String> = Default::default();
     let mut after = 0;
     loop {
         let page = store.audit_log(after, PAGE)?;
@@ -730,11 +737,17 @@ pub fn verify_with_erasures(
             }
             if row.action == FORGERY_REPORTED {
                 let (case_id, hash) = row.subject.split_once(' ').unwrap_or((&row.subject, ""));
-                problems.push(Problem::ForgeryReported {
-                    device: row.actor.clone(),
-                    case_id: case_id.to_string(),
-                    hash: hash.to_string(),
-                });
+                forgery_reports.push((
+                    row.subject.clone(),
+                    Problem::ForgeryReported {
+                        device: row.actor.clone(),
+                        case_id: case_id.to_string(),
+                        hash: hash.to_string(),
+                    },
+                ));
+            }
+            if row.action == FORGERY_REVIEWED {
+                forgeries_reviewed.insert(row.subject.clone());
             }
             if row.action == ERASURE_ACTION {
                 erasures_audited.insert(row.subject.clone());
@@ -772,6 +785,14 @@ pub fn verify_with_erasures(
     }
     // Every device held to its binding in the chained log: a device rebound in the database to
     // another user or actor re-attributes all its history.
+    // A phone's forgery report is a finding until an officer or admin reviewed it.
+    for (subject, problem) in forgery_reports {
+        if forgeries_reviewed.contains(&subject) {
+            report.reviewed_forgeries.push(problem.to_string());
+        } else {
+            problems.push(problem);
+        }
+    }
     // Every erasure the database holds was audited, in the chained log, when it was made: an
     // erasure added by hand would delete a live child's case from every phone.
     let mut unaudited: Vec<&String> = erased
@@ -855,7 +876,7 @@ pub fn verify_case(
     })?;
     for row in reports {
         if let Some((case, hash)) = row.subject.split_once(' ') {
-            if case == case_id {
+            if case == case_id && !store.audit_row_exists(FORGERY_REVIEWED, &row.subject)? {
                 problems.push(Problem::ForgeryReported {
                     device: row.actor.clone(),
                     case_id: case.to_string(),

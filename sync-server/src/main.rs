@@ -241,6 +241,15 @@ enum CaseCommand {
     },
     /// The cases set aside.
     Quarantined,
+    /// Record that a phone's forgery report (`verify`: "reported change … as one it never
+    /// wrote") was reviewed: `verify` then lists it as a note. The case stays set aside.
+    ForgeryReviewed {
+        case: String,
+        hash: String,
+        /// The officer or admin who reviewed it.
+        #[arg(long)]
+        by: String,
+    },
     /// Erase a case everywhere (consent withdrawn, a data-protection request): every change,
     /// feed row and assignment on the server, and the case on every device at its next sync.
     /// Only the id remains. Journalled beside the data directory, so a restore keeps it erased.
@@ -449,6 +458,9 @@ fn run(cli: Cli) -> Result<(), String> {
                     "NOTE: {} devices were enrolled before enrollments named their actor: their user is checked, their actor taken on trust",
                     report.legacy_bindings
                 );
+            }
+            for finding in &report.reviewed_forgeries {
+                say!("NOTE (reviewed): {finding}");
             }
             for case_id in &report.erasures_outside_journal {
                 say!(
@@ -696,6 +708,11 @@ fn run(cli: Cli) -> Result<(), String> {
             } else {
                 say!("case {case} was already set aside");
             }
+            Ok(())
+        }
+        Command::Case(CaseCommand::ForgeryReviewed { case, hash, by }) => {
+            admin::review_forgery(store.as_ref(), &case, &hash, &by)?;
+            say!("the forgery report on change {hash} of case {case} is recorded as reviewed by {by}");
             Ok(())
         }
         Command::Case(CaseCommand::Erase { case }) => {

@@ -346,18 +346,21 @@ impl SyncService {
             if !valid_case_id(&report.case_id) || !hash_ok {
                 continue;
             }
-            let stored = self.store.case_stored_changes(&report.case_id)?;
-            let under_this_device = stored
-                .iter()
-                .any(|c| c.hash == report.hash && c.origin_device == *device_id);
-            if !under_this_device {
-                continue;
-            }
             let subject = format!("{} {}", report.case_id, report.hash);
+            // Known already: nothing more to do (an indexed lookup, before any other read).
             if self
                 .store
                 .audit_row_exists(crate::evidence::FORGERY_REPORTED, &subject)?
             {
+                continue;
+            }
+            // Who pushed each of the case's changes (hashes and devices, no payloads).
+            let under_this_device = self
+                .store
+                .change_origins(&report.case_id)?
+                .iter()
+                .any(|o| o.hash == report.hash && o.device_id == *device_id);
+            if !under_this_device {
                 continue;
             }
             self.store

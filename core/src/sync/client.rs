@@ -473,6 +473,7 @@ impl Store {
                 // The server holds this case and never granted it to this user (planted by a
                 // hostile server, or reassigned away and never edited here): nothing of this
                 // phone's is in it, so it leaves the phone. Reported as refused too.
+                self.remember_own_changes(&tx, &refusal.case_id)?;
                 if erase_locally(&tx, &refusal.case_id)? {
                     report.removed += 1;
                 }
@@ -545,9 +546,13 @@ impl Store {
         // The feed's changes under this phone's name, listed back (version 6 on): one missing
         // from a case this phone holds was never written here (every change it writes is saved
         // in its case first). A case it does not hold (never had, or removed) tells nothing.
+        let mut by_case: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
         for own in &response.own {
-            if self.is_forged(&own.case_id, &own.hash)? {
-                report.forgeries += record_forgery(&tx, &own.case_id, &own.hash)?;
+            by_case.entry(&own.case_id).or_default().push(&own.hash);
+        }
+        for (case_id, hashes) in by_case {
+            for hash in self.forged_among(case_id, &hashes)? {
+                report.forgeries += record_forgery(&tx, case_id, &hash)?;
             }
         }
         // After the pulls: nothing of an erased case is left behind by this page.
@@ -571,8 +576,11 @@ impl Store {
                     |r| r.get(0),
                 )
                 .optional()?;
-            if dirty.unwrap_or(DIRTY_CLEAN) == DIRTY_CLEAN && erase_locally(&tx, case_id)? {
-                report.removed += 1;
+            if dirty.unwrap_or(DIRTY_CLEAN) == DIRTY_CLEAN {
+                self.remember_own_changes(&tx, case_id)?;
+                if erase_locally(&tx, case_id)? {
+                    report.removed += 1;
+                }
             }
         }
         if response.version >= 4 {
@@ -729,13 +737,76 @@ impl Store {
     /// Whether the feed's change `hash`, listed as this phone's, was never written here: the
     /// phone holds the case and the case lacks it.
     fn is_forged(&self, case_id: &str, hash: &str) -> Result<bool> {
-        let Some(mut doc) = self.load_doc(case_id)? else {
-            return Ok(false);
-        };
-        let Ok(hash) = hash.parse::<automerge::ChangeHash>() else {
+        let Ok(parsed) = hash.parse::<automerge::ChangeHash>() else {
             return Err(Error::Protocol(format!("{hash:?} is not a change hash")));
         };
-        Ok(doc.automerge().get_change_meta_by_hash(&hash).is_none())
+        if let Some(mut doc) = self.load_doc(case_id)? {
+            return Ok(doc.automerge().get_change_meta_by_hash(&parsed).is_none());
+        }
+        // A case that left this phone: its own changes were kept when it left. A case it never
+        // held, or that left before they were kept, tells nothing.
+        let left: bool = self.connection_ref().query_row(
+            "SELECT EXISTS (SELECT 1 FROM removed_cases WHERE case_id = ?1)",
+            [case_id],
+            |r| r.get(0),
+        )?;
+        if !left {
+            return Ok(false);
+        }
+        let written: bool = self.connection_ref().query_row(
+            "SELECT EXISTS (SELECT 1 FROM removed_own_changes WHERE hash = ?1 AND case_id = ?2)",
+            params![parsed.to_string(), case_id],
+            |r| r.get(0),
+        )?;
+        Ok(!written)
+    }
+
+    /// Which of `hashes`, listed back as this phone's in one case, were never written here (the
+    /// case loaded once).
+    fn forged_among(&self, case_id: &str, hashes: &[&str]) -> Result<Vec<String>> {
+        let parsed = hashes
+            .iter()
+            .map(|h| {
+                h.parse::<automerge::ChangeHash>()
+                    .map_err(|_| Error::Protocol(format!("{h:?} is not a change hash")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(mut doc) = self.load_doc(case_id)? {
+            return Ok(parsed
+                .into_iter()
+                .filter(|h| doc.automerge().get_change_meta_by_hash(h).is_none())
+                .map(|h| h.to_string())
+                .collect());
+        }
+        let mut forged = Vec::new();
+        for h in parsed {
+            if self.is_forged(case_id, &h.to_string())? {
+                forged.push(h.to_string());
+            }
+        }
+        Ok(forged)
+    }
+
+    /// Before a case leaves this phone, the changes it wrote there are kept (their hashes): the
+    /// feed may list them back, and the phone must still tell its own from a forged one.
+    fn remember_own_changes(&self, tx: &rusqlite::Transaction<'_>, case_id: &str) -> Result<()> {
+        let Some(mut doc) = self.load_doc(case_id)? else {
+            return Ok(());
+        };
+        let mine = self.actor_id()?;
+        tx.execute(
+            "INSERT OR IGNORE INTO removed_cases (case_id) VALUES (?1)",
+            [case_id],
+        )?;
+        for change in doc.automerge().get_changes_meta(&[]) {
+            if *change.actor == mine {
+                tx.execute(
+                    "INSERT OR IGNORE INTO removed_own_changes (hash, case_id) VALUES (?1, ?2)",
+                    params![change.hash.to_string(), case_id],
+                )?;
+            }
+        }
+        Ok(())
     }
 
     /// Forgeries found and not yet reported, oldest first, at most `limit`.

@@ -303,8 +303,52 @@ async fn login(
             "",
         ));
     }
-    // Every password check passes the gate first: argon2's memory is paid per check, so only
-    // a few run at once whatever arrives, and a full queue is told "busy" before any work.
+    let store = state.service.store().clone();
+    let user_id: String = form.user.trim().chars().take(64).collect();
+    let address = ip_key(peer);
+    let shown_user = user_id.clone();
+    if !suivi_core::case_doc::valid_user_id(&user_id) {
+        // No account has this name; counted against the address alone, with no password check
+        // and no key built from it (a name must never read as another key).
+        let store = store.clone();
+        blocking(move || {
+            let now = now();
+            store.record_login_failure(&address, now, now - throttle::FAILURE_MEMORY_SECS)?;
+            Ok(())
+        })
+        .await?;
+        return Ok(render_login(
+            &state,
+            lang,
+            StatusCode::UNAUTHORIZED,
+            Some(t(lang, T::BadLogin)),
+            "",
+        ));
+    }
+    let keys = throttle::Keys::new(&user_id, &address);
+    // Whether this try is checked at all, decided before it queues for a check: a try that is
+    // only told to wait costs a few reads and holds no place.
+    let decided = {
+        let (store, keys) = (store.clone(), keys.clone());
+        blocking(move || {
+            let now = now();
+            let counts = throttle::Counts {
+                account: store.login_failures(&keys.account)?,
+                address: store.login_failures(&keys.address)?,
+                pair: store.login_failures(&keys.pair)?,
+            };
+            Ok((throttle::decide(counts, now), counts))
+        })
+        .await?
+    };
+    let before = match decided {
+        (throttle::Decision::Wait(wait), _) => {
+            return Ok(wait_page(&state, lang, wait, &shown_user))
+        }
+        (throttle::Decision::Check, counts) => counts,
+    };
+    // Every password check passes the gate: argon2's memory is paid per check, so only a few
+    // run at once whatever arrives, and a full queue is told "busy" before any work.
     let Ok(mut check) = state.password_gate.enter().await else {
         let mut r = render_login(
             &state,
@@ -317,21 +361,9 @@ async fn login(
             .insert(header::RETRY_AFTER, HeaderValue::from(1));
         return Ok(r);
     };
-    let store = state.service.store().clone();
-    let user_id: String = form.user.trim().chars().take(64).collect();
-    let keys = throttle::Keys::new(&user_id, &ip_key(peer));
-    let shown_user = user_id.clone();
     let outcome = blocking(move || {
         let now = now();
         let forget_before = now - throttle::FAILURE_MEMORY_SECS;
-        let before = throttle::Counts {
-            account: store.login_failures(&keys.account)?,
-            address: store.login_failures(&keys.address)?,
-            pair: store.login_failures(&keys.pair)?,
-        };
-        if let throttle::Decision::Wait(wait) = throttle::decide(before, now) {
-            return Ok(LoginOutcome::Wait(wait));
-        }
         // The try is counted before the password is checked: tries from one address at one
         // account sent at once, past the free ones, get one check between them, not one each
         // (the pair's count decides, so the others, counted in other statements, cannot
@@ -381,19 +413,7 @@ async fn login(
     })
     .await?;
     Ok(match outcome {
-        LoginOutcome::Wait(secs) => {
-            let text = format!("{} {}.", t(lang, T::TooManyTries), wait_text(lang, secs));
-            let mut r = render_login(
-                &state,
-                lang,
-                StatusCode::TOO_MANY_REQUESTS,
-                Some(&text),
-                &shown_user,
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            r
-        }
+        LoginOutcome::Wait(secs) => wait_page(&state, lang, secs, &shown_user),
         LoginOutcome::Refused => render_login(
             &state,
             lang,
@@ -422,6 +442,21 @@ async fn login(
             r
         }
     })
+}
+
+/// The sign-in page saying how long to wait, under 429 with `Retry-After`.
+fn wait_page(state: &AppState, lang: Lang, secs: i64, user: &str) -> Response {
+    let text = format!("{} {}.", t(lang, T::TooManyTries), wait_text(lang, secs));
+    let mut r = render_login(
+        state,
+        lang,
+        StatusCode::TOO_MANY_REQUESTS,
+        Some(&text),
+        user,
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    r
 }
 
 /// A wait as a person reads it: seconds under two minutes, whole minutes (rounded up) above.

@@ -32,16 +32,18 @@ pub struct Keys {
     pub account: String,
     /// The address: `ip:<address>` (IPv6 by its /64).
     pub address: String,
-    /// The pair: `user:<id>@ip:<address>`.
+    /// The pair: `pair:<id>|ip:<address>` (a user id holds no `|`).
     pub pair: String,
 }
 
 impl Keys {
+    /// The keys of a try. `user_id` must be a valid user id (`valid_user_id`): checked before,
+    /// so that no name can be made to read as another key (`fatima@ip:…` as a pair's).
     pub fn new(user_id: &str, address: &str) -> Keys {
         Keys {
             account: format!("user:{user_id}"),
             address: address.to_string(),
-            pair: format!("user:{user_id}@{address}"),
+            pair: format!("pair:{user_id}|{address}"),
         }
     }
 }

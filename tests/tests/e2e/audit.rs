@@ -1287,4 +1287,21 @@ fn a_phone_witnesses_a_change_forged_under_its_name() {
         site.ok(&["case", "quarantined"]).contains(&case_id),
         "set aside: it spreads no further"
     );
+    // Reviewed by an admin (a supervisor may not), it is a note, no longer a finding.
+    site.ok(&[
+        "user", "add", "nadia", "--role", "admin", "--team", "project",
+    ]);
+    let refused = site.fails(&[
+        "case",
+        "forgery-reviewed",
+        &case_id,
+        &hash,
+        "--by",
+        "fatima",
+    ]);
+    assert!(refused.contains("not an officer or admin"), "{refused}");
+    site.ok(&["case", "forgery-reviewed", &case_id, &hash, "--by", "nadia"]);
+    let report = site.ok(&["verify"]);
+    assert!(report.contains("verified:"), "{report}");
+    assert!(report.contains("NOTE (reviewed): case"), "{report}");
 }

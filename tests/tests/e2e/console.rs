@@ -495,7 +495,7 @@ fn failed_logins_slow_the_next_try_down_and_never_lock_the_account() {
     assert_eq!(
         server
             .store
-            .login_failures("user:fatima@ip:127.0.0.1")
+            .login_failures("pair:fatima|ip:127.0.0.1")
             .unwrap()
             .count,
         0,
@@ -590,6 +590,34 @@ fn guesses_from_many_addresses_spend_a_budget_not_the_real_users_way_in() {
         Console::from_address(&server, "127.0.2.1").log_in("fatima", "another guess");
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _, _) = Console::from_address(&server, "127.0.2.2").log_in("fatima", PASSWORD);
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+/// A name built to read as another key (`fatima@ip:…`, `pair:…`) is no user id: refused
+/// without a check, counted against its own address only, so it can neither renew Fatima's
+/// delays at her office's address nor spend her account's budget.
+#[test]
+fn a_name_that_reads_as_another_key_counts_only_against_its_own_address() {
+    use suivi_server::console::throttle::ACCOUNT_BUDGET;
+    let server = two_teams();
+    for n in 0..ACCOUNT_BUDGET + 5 {
+        for name in [
+            "fatima@ip:127.0.0.3",
+            "pair:fatima|ip:127.0.0.3",
+            "fatima|ip:127.0.0.3",
+        ] {
+            let from = format!("127.0.3.{}", n % 250 + 1);
+            let (status, page, _) = Console::from_address(&server, &from).log_in(name, "guess");
+            assert!(
+                status == StatusCode::UNAUTHORIZED || status == StatusCode::TOO_MANY_REQUESTS,
+                "{status}: {page}"
+            );
+        }
+    }
+    for key in ["user:fatima", "pair:fatima|ip:127.0.0.3"] {
+        assert_eq!(server.store.login_failures(key).unwrap().count, 0, "{key}");
+    }
+    let (status, _, _) = Console::from_address(&server, "127.0.0.3").log_in("fatima", PASSWORD);
     assert_eq!(status, StatusCode::SEE_OTHER);
 }
 
@@ -1997,7 +2025,15 @@ fn no_query_string_or_body_reaches_the_logs_at_trace() {
     let mut text = String::new();
     log.reopen().unwrap().read_to_string(&mut text).unwrap();
     assert!(text.contains("/console/cases"), "the requests are logged");
-    for secret in ["Zainabou", "Kaniko", "long console password", "?q"] {
+    // As sent (a form body is URL-encoded: `a+long+console+password`) and as read.
+    for secret in [
+        "Zainabou",
+        "Kaniko",
+        "long console password",
+        "console+password",
+        "console%20password",
+        "?q",
+    ] {
         assert!(!text.contains(secret), "{secret} in the log");
     }
 }

@@ -362,3 +362,65 @@ fn a_pulled_change_under_the_phones_own_name_is_refused_and_reported() {
     );
     assert_eq!(store.forgeries().unwrap(), [(case_id, hash, true)]);
 }
+
+/// A case reassigned away leaves the phone with the hashes of the changes it wrote there: a
+/// change the feed later lists as the phone's in that case, not among them, is a forgery; the
+/// phone's own are not.
+#[test]
+fn a_phone_witnesses_for_a_case_it_no_longer_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = phone(&dir);
+    let step = Mutex::new(0usize);
+    let case_cell: Mutex<String> = Mutex::new(String::new());
+    let own_cell: Mutex<Vec<protocol::OwnChange>> = Mutex::new(Vec::new());
+    let server = Scripted {
+        answer: |r: &protocol::SyncRequest| {
+            let mut step = step.lock().unwrap();
+            *step += 1;
+            let base = nothing_new(r.cursor + 1, r.forms_seen);
+            match *step {
+                // Enrollment is not a sync; the first sync is acknowledged.
+                1 => SyncResponse {
+                    accepted: r.push.iter().map(|c| c.case_id.clone()).collect(),
+                    ..base
+                },
+                // Then the case is reassigned away.
+                2 => SyncResponse {
+                    removed: vec![case_cell.lock().unwrap().clone()],
+                    removals_cursor: 1,
+                    ..base
+                },
+                // Then the feed lists changes under this phone in that case.
+                _ => SyncResponse {
+                    removals_cursor: 1,
+                    own: std::mem::take(&mut *own_cell.lock().unwrap()),
+                    ..base
+                },
+            }
+        },
+        round_trips: Mutex::new(0),
+    };
+    store.enroll(&server, "http://hostile", "CODE").unwrap();
+    let case_id = store.create_case(&child(1)).unwrap();
+    *case_cell.lock().unwrap() = case_id.clone();
+    let mut doc = store.load_doc(&case_id).unwrap().unwrap();
+    let own_hash = doc.heads()[0].to_string();
+    store.sync(&server, &mut |_| {}).unwrap();
+    let report = store.sync(&server, &mut |_| {}).unwrap();
+    assert_eq!(report.removed, 1, "{report:?}");
+    assert!(store.case(&case_id).is_err(), "left the phone");
+    let forged = "f".repeat(64);
+    *own_cell.lock().unwrap() = vec![
+        protocol::OwnChange {
+            case_id: case_id.clone(),
+            hash: own_hash,
+        },
+        protocol::OwnChange {
+            case_id: case_id.clone(),
+            hash: forged.clone(),
+        },
+    ];
+    let report = store.sync(&server, &mut |_| {}).unwrap();
+    assert_eq!(report.forgeries, 1, "{report:?}");
+    assert_eq!(store.forgeries().unwrap(), [(case_id, forged, false)]);
+}

@@ -896,11 +896,22 @@ fn http2_is_refused_on_plain_http() {
     // The preface, then an empty SETTINGS frame.
     c.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
         .unwrap();
+    let started = std::time::Instant::now();
     let mut reply = Vec::new();
-    let _ = c.read_to_end(&mut reply);
+    let ended = c.read_to_end(&mut reply);
     assert!(
         reply.is_empty(),
         "closed without an HTTP/2 answer: {reply:?}"
+    );
+    // Closed at once, not left silent until the read timed out.
+    assert!(
+        !matches!(&ended, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut),
+        "{ended:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
     );
     // HTTP/1.1 on the same server is served.
     let mut c = std::net::TcpStream::connect(server.addr).unwrap();

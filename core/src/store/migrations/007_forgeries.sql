@@ -6,3 +6,13 @@ CREATE TABLE forgeries (
     found_at TEXT NOT NULL,
     reported INTEGER NOT NULL DEFAULT 0
 );
+
+-- Cases that left this phone (removed, never granted) and the changes it had written in each:
+-- the feed may list them back later, and one not among them was never written here.
+CREATE TABLE removed_cases (
+    case_id TEXT PRIMARY KEY
+);
+CREATE TABLE removed_own_changes (
+    hash    TEXT PRIMARY KEY,
+    case_id TEXT NOT NULL REFERENCES removed_cases(case_id)
+);
