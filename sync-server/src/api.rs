@@ -1,25 +1,21 @@
-//! The HTTP API (axum). `app()` builds the router so tests can call it without a socket. One
-//! `AppError` turns failures into responses: client faults get a 4xx with a JSON message; an
-//! internal fault gets a bare 500 whose cause is logged, never sent.
-
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+//! The device API (axum): enrollment, sync, the per-document fallback, the wipe confirmation.
+//! One `AppError` turns failures into responses: client faults get a 4xx with a JSON message;
+//! an internal fault gets a bare 500 whose cause is logged, never sent.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use suivi_core::sync::protocol::{self, EnrollRequest, ErrorBody};
-use tower_http::trace::TraceLayer;
 
 use crate::conn::Peer;
-use crate::service::{AuthedDevice, ServiceError, SyncService};
+use crate::service::{AuthedDevice, ServiceError};
+pub use crate::state::{AccountSlots, AppState, RateLimiter};
 
 #[derive(Debug)]
 pub enum AppError {
@@ -103,119 +99,6 @@ impl IntoResponse for AppError {
     }
 }
 
-/// A token bucket per device: bursts for a first sync's pages, a ceiling for a runaway client.
-pub struct RateLimiter {
-    burst: f64,
-    per_sec: f64,
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
-}
-
-impl RateLimiter {
-    pub fn new(burst: u32, per_sec: f64) -> RateLimiter {
-        RateLimiter {
-            burst: f64::from(burst),
-            per_sec,
-            buckets: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Whether a request is allowed now; takes one token if so.
-    pub fn allow(&self, key: &str) -> bool {
-        self.take(key, true)
-    }
-
-    /// Whether `key` has a token left, without taking one.
-    pub fn has_room(&self, key: &str) -> bool {
-        self.take(key, false)
-    }
-
-    fn take(&self, key: &str, consume: bool) -> bool {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        if buckets.len() > RATE_KEYS_MAX {
-            // Keys that would be full again cost nothing to forget: keeps memory bounded.
-            let (burst, per_sec) = (self.burst, self.per_sec);
-            buckets.retain(|_, (t, last)| {
-                *t + now.duration_since(*last).as_secs_f64() * per_sec < burst
-            });
-        }
-        let (tokens, last) = buckets.entry(key.to_string()).or_insert((self.burst, now));
-        *tokens =
-            (*tokens + now.duration_since(*last).as_secs_f64() * self.per_sec).min(self.burst);
-        *last = now;
-        if *tokens >= 1.0 {
-            if consume {
-                *tokens -= 1.0;
-            }
-            true
-        } else {
-            false
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct AppState {
-    pub service: Arc<SyncService>,
-    /// Per device.
-    pub limiter: Arc<RateLimiter>,
-    /// Per IP address: enrollment attempts.
-    pub enroll_limiter: Arc<RateLimiter>,
-    /// Per IP address: failed authentications (a guessed token costs a token).
-    pub auth_failure_limiter: Arc<RateLimiter>,
-    /// `/v1/sync` and `/v1/docsync` bodies being read or worked on at once: the server's
-    /// memory budget (each holds at most a 4 MiB body, its 8 MiB inflation and one case's
-    /// copy at a time).
-    pub sync_slots: Arc<tokio::sync::Semaphore>,
-    /// Sync bodies being read at once (each at most `SYNC_BODY_BYTES_MAX`), before a shared
-    /// slot is taken.
-    pub bodies_in_flight: Arc<tokio::sync::Semaphore>,
-    /// One sync at a time per account, taken before a shared slot: the phones of one stolen
-    /// or buggy account queue behind each other instead of filling the server's slots.
-    pub account_slots: Arc<AccountSlots>,
-    /// Console password checks: a few at once, a short queue (argon2's memory is per check).
-    pub password_gate: Arc<crate::auth::PasswordGate>,
-    /// Served over HTTPS: console cookies are marked Secure.
-    pub https: bool,
-    /// Where a revocation made in the console is journalled first (`<data>.revocations`), so a
-    /// restore from an older backup cannot bring the phone back; `None` in tests without one.
-    pub revocation_journal: Option<std::path::PathBuf>,
-    /// The checkpoint journal the console verifies cases against (`evidence`); `None`: no
-    /// case shows as verified beyond its chain links.
-    pub checkpoints: Option<Arc<crate::evidence::Checkpointer>>,
-}
-
-/// Per-account sync slots, striped: an account's id picks one of `ACCOUNT_STRIPES`
-/// one-permit semaphores (two accounts may share one, which costs a little waiting, never a
-/// refusal), so memory stays fixed however many accounts sync.
-pub struct AccountSlots(Vec<Arc<tokio::sync::Semaphore>>);
-
-/// Stripes for per-account slots: far more than the shared sync slots.
-const ACCOUNT_STRIPES: usize = 256;
-
-impl AccountSlots {
-    pub fn new() -> AccountSlots {
-        AccountSlots(
-            (0..ACCOUNT_STRIPES)
-                .map(|_| Arc::new(tokio::sync::Semaphore::new(1)))
-                .collect(),
-        )
-    }
-
-    fn for_account(&self, user_id: &str) -> Arc<tokio::sync::Semaphore> {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        user_id.hash(&mut h);
-        self.0[(h.finish() as usize) % self.0.len()].clone()
-    }
-}
-
-impl Default for AccountSlots {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// Requests per device allowed in a burst, and refilled per second.
 pub const RATE_BURST: u32 = 600;
 pub const RATE_PER_SEC: f64 = 20.0;
@@ -226,8 +109,6 @@ pub const ENROLL_PER_IP_PER_SEC: f64 = 0.2;
 /// Failed authentications per IP before it is told to wait.
 pub const AUTH_FAILURES_PER_IP_BURST: u32 = 20;
 pub const AUTH_FAILURES_PER_IP_PER_SEC: f64 = 0.5;
-/// Keys a rate limiter remembers before forgetting the idle ones.
-const RATE_KEYS_MAX: usize = 50_000;
 /// Sync bodies read at once: 128 MiB at most in flight.
 pub const BODIES_IN_FLIGHT_MAX: usize = 32;
 /// Sync requests worked on at once, and how long one waits for a slot before "busy".
@@ -236,43 +117,14 @@ pub const SYNC_SLOT_WAIT: Duration = Duration::from_secs(30);
 /// A whole request body, once authenticated: 4 MiB at 2G speed with room to spare.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// `Strict-Transport-Security` under HTTPS: a year, so a browser that has once reached the
-/// console over TLS never sends a session cookie over plain HTTP to it.
-const HSTS: &str = "max-age=31536000";
-
-pub fn app(state: AppState) -> Router {
-    let https = state.https;
+/// The device endpoints (`/healthz` and `/v1/…`); `http::app` puts them beside the console.
+pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/v1/enroll", post(enroll))
         .route("/v1/sync", post(sync))
         .route("/v1/docsync", post(doc_sync))
         .route("/v1/wipe-confirm", post(wipe_confirm))
-        .merge(crate::console::routes())
-        .layer(DefaultBodyLimit::max(protocol::SYNC_BODY_BYTES_MAX))
-        // A request's span names its method and path, never its query string (a console search
-        // is a child's name) nor any header or body, at every level.
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                tracing::info_span!(
-                    "request",
-                    method = %request.method(),
-                    path = %request.uri().path()
-                )
-            }),
-        )
-        .layer(axum::middleware::map_response(
-            move |mut r: Response| async move {
-                if https {
-                    r.headers_mut().insert(
-                        header::STRICT_TRANSPORT_SECURITY,
-                        header::HeaderValue::from_static(HSTS),
-                    );
-                }
-                r
-            },
-        ))
-        .with_state(state)
 }
 
 fn now() -> i64 {

@@ -1,5 +1,6 @@
 //! suivi-server: devices sync their caseloads here, and the server enforces who may read and
-//! write what. Layers: `api` (HTTP) → `service` (decisions) → `storage` (a trait; SQLite now).
+//! write what. Layers: `http` (the app: `api` for devices, `console` for people, both over
+//! `state`) → `service` (decisions) → `storage` (a trait; SQLite and PostgreSQL).
 
 pub mod admin;
 pub mod api;
@@ -11,8 +12,10 @@ pub mod demo;
 pub mod erasure;
 pub mod evidence;
 pub mod forms;
+pub mod http;
 pub mod journal;
 pub mod service;
+pub mod state;
 pub mod storage;
 pub mod summary;
 #[doc(hidden)]
@@ -22,8 +25,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use api::{app, AppState, RateLimiter};
+pub use http::app;
 pub use service::SyncService;
+pub use state::{AppState, RateLimiter};
 pub use storage::{postgres::PostgresStore, sqlite::SqliteStore, ServerStore};
 
 /// The database file inside the data directory.
@@ -108,7 +112,7 @@ pub fn state_with_rate_limit(
         )),
         sync_slots: Arc::new(tokio::sync::Semaphore::new(api::SYNC_CONCURRENT_MAX)),
         bodies_in_flight: Arc::new(tokio::sync::Semaphore::new(api::BODIES_IN_FLIGHT_MAX)),
-        account_slots: Arc::new(api::AccountSlots::new()),
+        account_slots: Arc::new(state::AccountSlots::new()),
         password_gate: Arc::new(auth::PasswordGate::new()),
         https: false,
         revocation_journal: None,

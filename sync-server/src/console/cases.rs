@@ -1,0 +1,549 @@
+//! The caseload and a case's page, and what a supervisor does there: settle a conflict, add
+//! a note, reassign.
+
+use super::*;
+
+#[derive(Deserialize, Default)]
+pub(super) struct CaseloadQuery {
+    #[serde(default)]
+    pub(super) q: String,
+    #[serde(default)]
+    pub(super) village: String,
+    #[serde(default)]
+    pub(super) agent: String,
+    #[serde(default)]
+    pub(super) risk: String,
+    #[serde(default)]
+    pub(super) status: String,
+    #[serde(default)]
+    pub(super) overdue: String,
+    #[serde(default)]
+    pub(super) conflicts: String,
+    #[serde(default)]
+    pub(super) page: u64,
+    /// How many cases the last bulk reassignment moved.
+    #[serde(default)]
+    pub(super) reassigned: Option<u64>,
+}
+
+pub(super) fn bounded(text: &str) -> String {
+    text.trim().chars().take(FILTER_CHARS_MAX).collect()
+}
+
+pub(super) fn filters_of(query: &CaseloadQuery) -> Filters {
+    Filters {
+        q: bounded(&query.q),
+        village: bounded(&query.village),
+        agent: bounded(&query.agent),
+        risk: bounded(&query.risk),
+        status: bounded(&query.status),
+        overdue: !query.overdue.is_empty(),
+        conflicts: !query.conflicts.is_empty(),
+        page: query.page.min(PAGES_MAX),
+    }
+}
+
+pub(super) fn case_query_of(filters: &Filters, today: &str, offset: u64, limit: u64) -> CaseQuery {
+    CaseQuery {
+        name_terms: suivi_core::names::query_terms(&filters.q),
+        village_key: Some(crate::summary::place_key(&filters.village)).filter(|v| !v.is_empty()),
+        agent: Some(filters.agent.clone()).filter(|v| !v.is_empty()),
+        risk_level: Some(filters.risk.clone()).filter(|v| !v.is_empty()),
+        referral_status: Some(filters.status.clone())
+            .filter(|v| pages::STATUSES.contains(&v.as_str())),
+        due_before: filters.overdue.then(|| today.to_string()),
+        conflicts_only: filters.conflicts,
+        offset,
+        limit,
+    }
+}
+
+/// The agents a reader may reassign cases to: a supervisor's team's agents; nobody for others
+/// (admins reassign with `suivi-server case reassign`).
+pub(super) fn reassign_choices(
+    store: &dyn crate::storage::ServerStore,
+    reader: &User,
+) -> Result<Vec<String>, ConsoleError> {
+    if reader.role != Role::Supervisor {
+        return Ok(Vec::new());
+    }
+    Ok(store
+        .team_members(&reader.team)?
+        .into_iter()
+        .filter(|u| u.role == Role::Agent)
+        .map(|u| u.user_id)
+        .collect())
+}
+
+pub(super) async fn caseload(
+    State(state): State<AppState>,
+    signed: Signed,
+    LangOf(lang): LangOf,
+    Query(query): Query<CaseloadQuery>,
+) -> Result<Response, ConsoleError> {
+    let filters = filters_of(&query);
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let case_query = case_query_of(&filters, &today, filters.page * PAGE_SIZE, PAGE_SIZE);
+    let store = state.service.store().clone();
+    let reader = signed.user.clone();
+    let searched = !filters.q.is_empty();
+    let (list, agents) = blocking(move || {
+        let list = store.list_cases(&reader, &case_query)?;
+        // Names are on the page: the access log says who saw which cases (ids, never the
+        // words searched for, which are names).
+        let shown: Vec<&str> = list
+            .cases
+            .iter()
+            .map(|c| c.summary.case_id.as_str())
+            .collect();
+        let action = if searched {
+            "console.search"
+        } else {
+            "console.caseload_viewed"
+        };
+        store.audit(now(), &reader.user_id, action, &shown.join(" "))?;
+        Ok((list, reassign_choices(store.as_ref(), &reader)?))
+    })
+    .await?;
+    let here = format!("/console/cases?{}", filters.query_string(filters.page));
+    let frame = signed.frame(lang, &here);
+    let forms = state.service.forms();
+    let forms = &*forms;
+    let Ok(identification) = forms.latest(IDENTIFICATION) else {
+        return Err(ConsoleError::Storage("no identification form".into()));
+    };
+    Ok(html(
+        StatusCode::OK,
+        pages::caseload(
+            &frame,
+            &pages::Caseload {
+                filters: &filters,
+                list: &list,
+                page_size: PAGE_SIZE,
+                today: &today,
+                identification,
+                agents: &agents,
+                notice: query
+                    .reassigned
+                    .map(|n| format!("{n} {}", t(lang, T::Reassigned))),
+            },
+        ),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct CasePageQuery {
+    #[serde(default)]
+    pub(super) settled: String,
+    #[serde(default)]
+    pub(super) merged: String,
+    #[serde(default)]
+    pub(super) noted: String,
+}
+
+/// A case merged into the one shown, read only if the reader may read it. A merged case that
+/// does not load is shown as out of reach rather than failing the survivor's page.
+pub(super) fn merged_view(
+    service: &crate::service::SyncService,
+    reader: &User,
+    case_id: String,
+) -> Result<pages::MergedView, ConsoleError> {
+    let mut view = pages::MergedView {
+        case_id,
+        readable: false,
+        referrals: Vec::new(),
+        followups: Vec::new(),
+        edits_after_merge: Vec::new(),
+        origins: Vec::new(),
+    };
+    let store = service.store();
+    let access = store.case_access(std::slice::from_ref(&view.case_id))?;
+    let readable = access
+        .get(&view.case_id)
+        .is_some_and(|a| policy::may_read(&reader.subject(), &a.ownership()));
+    if !readable {
+        return Ok(view);
+    }
+    let Some(mut doc) = service.case_document(&view.case_id)? else {
+        return Ok(view);
+    };
+    let forms = service.forms();
+    let forms = &*forms;
+    let read = (|| -> suivi_core::Result<_> {
+        Ok((
+            doc.referrals(forms)?,
+            doc.followups(forms)?,
+            doc.edits_after_merge()?,
+        ))
+    })();
+    if let Ok((referrals, followups, edits)) = read {
+        view.origins = store.change_origins(&view.case_id)?;
+        view.readable = true;
+        view.referrals = referrals;
+        view.followups = followups;
+        view.edits_after_merge = edits;
+    }
+    Ok(view)
+}
+
+pub(super) async fn case_page(
+    State(state): State<AppState>,
+    signed: Signed,
+    LangOf(lang): LangOf,
+    Path(case_id): Path<String>,
+    Query(query): Query<CasePageQuery>,
+) -> Result<Response, ConsoleError> {
+    let here = format!("/console/cases/{}", pages::urlencode(&case_id));
+    let frame = signed.frame(lang, &here);
+    let not_found = || {
+        refused(
+            lang,
+            &signed,
+            StatusCode::NOT_FOUND,
+            t(lang, T::NotFound),
+            &here,
+        )
+    };
+    if !crate::storage::valid_case_id(&case_id) {
+        return Ok(not_found());
+    }
+    let service = state.service.clone();
+    let reader = signed.user.clone();
+    let checkpoints = state.checkpoints.clone();
+    let loaded = blocking(move || {
+        let store = service.store();
+        let access = store.case_access(std::slice::from_ref(&case_id))?;
+        let Some(access) = access.get(&case_id) else {
+            return Ok(None);
+        };
+        if !policy::may_read(&reader.subject(), &access.ownership()) {
+            return Ok(None);
+        }
+        let Some(listed) = store.listed_case(&case_id)? else {
+            return Ok(None);
+        };
+        // A record may name a version published moments ago (by another instance).
+        service.refresh_forms();
+        let doc = service.case_document(&case_id)?;
+        let origins = store.change_origins(&case_id)?;
+        let agents = reassign_choices(store.as_ref(), &reader)?;
+        let merged_ids = doc
+            .as_ref()
+            .and_then(|d| d.merged_cases().ok())
+            .unwrap_or_default();
+        let mut merged = Vec::with_capacity(merged_ids.len());
+        for id in merged_ids {
+            let view = merged_view(&service, &reader, id)?;
+            if view.readable {
+                // Shown on this page: a view of that child's record too.
+                store.audit(now(), &reader.user_id, "console.case_viewed", &view.case_id)?;
+            }
+            merged.push(view);
+        }
+        let evidence = match &checkpoints {
+            Some(c) => Some(
+                crate::evidence::verify_case(store.as_ref(), c, &case_id)
+                    .map_err(|e| ConsoleError::Storage(e.to_string()))?,
+            ),
+            None => None,
+        };
+        store.audit(now(), &reader.user_id, "console.case_viewed", &case_id)?;
+        Ok(Some((listed, doc, origins, agents, merged, evidence)))
+    })
+    .await?;
+    let Some((listed, doc, origins, agents, merged, evidence)) = loaded else {
+        return Ok(not_found());
+    };
+    let Some(mut doc) = doc else {
+        return Ok(not_found());
+    };
+    let forms = state.service.forms();
+    let forms = &*forms;
+    let read = (|| -> suivi_core::Result<_> {
+        let version = doc.identification_form_version()?;
+        let ident_form = forms.get(IDENTIFICATION, version)?;
+        Ok((
+            ident_form,
+            (
+                doc.identification(forms)?,
+                doc.former_identification_fields(forms)?,
+            ),
+            doc.referrals(forms)?,
+            doc.followups(forms)?,
+            doc.audit_notes()?,
+            doc.conflicts_with_sources(forms)?,
+            doc.merged_into()?,
+        ))
+    })();
+    let Ok((
+        ident_form,
+        (identification, former_fields),
+        referrals,
+        followups,
+        notes,
+        conflicts,
+        merged_into,
+    )) = read
+    else {
+        return Err(ConsoleError::Storage("a stored case does not read".into()));
+    };
+    let history = doc
+        .history()
+        .map_err(|e| ConsoleError::Storage(e.to_string()))?;
+    let page = pages::CasePage {
+        listed: &listed,
+        identification: &identification,
+        former_fields: &former_fields,
+        identification_form: ident_form,
+        forms,
+        notice: if !query.settled.is_empty() {
+            Some(t(lang, T::Settled))
+        } else if !query.merged.is_empty() {
+            Some(t(lang, T::Merged))
+        } else if !query.noted.is_empty() {
+            Some(t(lang, T::Noted))
+        } else {
+            None
+        },
+        merged_into: merged_into.as_deref(),
+        merged: &merged,
+        agents: &agents,
+        referrals: &referrals,
+        followups: &followups,
+        notes: &notes,
+        conflicts: &conflicts,
+        history: &history,
+        origins: &origins,
+        evidence: evidence.as_ref(),
+    };
+    Ok(html(StatusCode::OK, pages::case_page(&frame, &page)))
+}
+
+#[derive(Deserialize)]
+pub(super) struct ResolveForm {
+    #[serde(default)]
+    pub(super) csrf: String,
+    #[serde(default)]
+    pub(super) path: String,
+    #[serde(default)]
+    pub(super) choice: String,
+    #[serde(default)]
+    pub(super) other: String,
+}
+
+/// A console change's outcome as a page answers it: done, refused by the checks (422), out of
+/// the reader's scope (404), or an error.
+pub(super) fn change_outcome(
+    result: Result<(), crate::service::ServiceError>,
+    case: &str,
+    what: &str,
+) -> Result<Result<(), StatusCode>, ConsoleError> {
+    match result {
+        Ok(()) => Ok(Ok(())),
+        Err(crate::service::ServiceError::Forbidden(_)) => Ok(Err(StatusCode::NOT_FOUND)),
+        Err(crate::service::ServiceError::BadRequest(why)) => {
+            tracing::info!(case = %case, why = %why, "console {what} refused");
+            Ok(Err(StatusCode::UNPROCESSABLE_ENTITY))
+        }
+        Err(e) => Err(ConsoleError::from(e)),
+    }
+}
+
+/// Settles a conflict from the case page: the value kept (by its index among the concurrent
+/// ones) or, for an identification field, another one typed in. Written as a console change.
+pub(super) async fn resolve(
+    State(state): State<AppState>,
+    Path(case_id): Path<String>,
+    CheckedForm { signed, lang, form }: CheckedForm<ResolveForm>,
+) -> Result<Response, ConsoleError> {
+    let service = state.service.clone();
+    let user = signed.user.clone();
+    let target = case_id.clone();
+    let outcome = blocking(move || {
+        let path = form.path;
+        let result = service.console_change(&user, &target, now(), |doc, forms, ctx| {
+            let value = if form.choice == "other" {
+                let field = path
+                    .strip_prefix("identification.")
+                    .ok_or_else(|| suivi_core::Error::InvalidInput("another value".into()))?;
+                let version = doc.identification_form_version()?;
+                forms
+                    .get(IDENTIFICATION, version)?
+                    .parse_input(field, &form.other)?
+            } else {
+                let index: usize = form
+                    .choice
+                    .parse()
+                    .map_err(|_| suivi_core::Error::InvalidInput("choice".into()))?;
+                doc.conflicts(forms)?
+                    .into_iter()
+                    .find(|c| c.path == path)
+                    .and_then(|c| c.values.get(index).cloned())
+                    .ok_or_else(|| suivi_core::Error::NotFound {
+                        kind: "conflict",
+                        id: path.clone(),
+                    })?
+            };
+            doc.resolve_conflict(forms, &path, &value, ctx)
+        });
+        change_outcome(result, &target, "resolution")
+    })
+    .await?;
+    match outcome {
+        Ok(()) => Ok(Redirect::to(&format!("/console/cases/{case_id}?settled=1")).into_response()),
+        Err(status) => {
+            let text = if status == StatusCode::NOT_FOUND {
+                t(lang, T::NotFound)
+            } else {
+                t(lang, T::NotSettled)
+            };
+            Ok(refused(lang, &signed, status, text, "/console/cases"))
+        }
+    }
+}
+
+/// The largest list a bulk reassignment moves at once.
+pub const REASSIGN_CASES_MAX: u64 = 10_000;
+
+#[derive(Deserialize)]
+pub(super) struct ReassignListForm {
+    #[serde(default)]
+    pub(super) csrf: String,
+    #[serde(default)]
+    pub(super) to: String,
+    #[serde(flatten)]
+    pub(super) filters: CaseloadQuery,
+}
+
+/// Reassigns every case the list's filters select (up to `REASSIGN_CASES_MAX`) to one agent.
+pub(super) async fn reassign_list(
+    State(state): State<AppState>,
+    CheckedForm { signed, lang, form }: CheckedForm<ReassignListForm>,
+) -> Result<Response, ConsoleError> {
+    let filters = Filters {
+        page: 0,
+        ..filters_of(&form.filters)
+    };
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let query = case_query_of(&filters, &today, 0, REASSIGN_CASES_MAX);
+    let service = state.service.clone();
+    let reader = signed.user.clone();
+    let to = form.to.clone();
+    let moved = blocking(move || {
+        let ids: Vec<String> = service
+            .store()
+            .list_cases(&reader, &query)?
+            .cases
+            .into_iter()
+            .map(|c| c.summary.case_id)
+            .collect();
+        match service.reassign(&reader, &ids, &to, now()) {
+            Ok(moved) => Ok(Ok(moved.len())),
+            Err(
+                crate::service::ServiceError::BadRequest(_)
+                | crate::service::ServiceError::Forbidden(_),
+            ) => Ok(Err(())),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await?;
+    let Ok(moved) = moved else {
+        return Ok(forbidden(lang, &signed));
+    };
+    let back = filters.query_string(0);
+    let sep = if back.is_empty() { "" } else { "&" };
+    Ok(Redirect::to(&format!("/console/cases?{back}{sep}reassigned={moved}")).into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct ReassignForm {
+    #[serde(default)]
+    pub(super) csrf: String,
+    #[serde(default)]
+    pub(super) to: String,
+}
+
+pub(super) async fn reassign_case(
+    State(state): State<AppState>,
+    Path(case_id): Path<String>,
+    CheckedForm { signed, lang, form }: CheckedForm<ReassignForm>,
+) -> Result<Response, ConsoleError> {
+    let service = state.service.clone();
+    let reader = signed.user.clone();
+    let target = case_id.clone();
+    let moved = blocking(move || {
+        match service.reassign(&reader, std::slice::from_ref(&target), &form.to, now()) {
+            Ok(moved) => Ok(moved.len()),
+            Err(
+                crate::service::ServiceError::BadRequest(_)
+                | crate::service::ServiceError::Forbidden(_),
+            ) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await?;
+    if moved == 0 {
+        return Ok(refused(
+            lang,
+            &signed,
+            StatusCode::NOT_FOUND,
+            t(lang, T::NotFound),
+            "/console/cases",
+        ));
+    }
+    Ok(Redirect::to(&format!("/console/cases/{case_id}")).into_response())
+}
+
+/// Longest audit note the console takes, in characters.
+pub(super) const NOTE_CHARS_MAX: usize = 2_000;
+
+#[derive(Deserialize)]
+pub(super) struct NoteForm {
+    #[serde(default)]
+    pub(super) csrf: String,
+    #[serde(default)]
+    pub(super) text: String,
+}
+
+/// An audit note, from the case page: a console change like any other, so the server checks it
+/// as it checks a phone's (an officer's change may add notes and nothing else), and phones
+/// receive it at their next sync.
+pub(super) async fn add_note(
+    State(state): State<AppState>,
+    Path(case_id): Path<String>,
+    CheckedForm { signed, lang, form }: CheckedForm<NoteForm>,
+) -> Result<Response, ConsoleError> {
+    let text = form.text.trim().to_string();
+    if text.is_empty() || text.chars().count() > NOTE_CHARS_MAX {
+        return Ok(refused(
+            lang,
+            &signed,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            t(lang, T::NoteRefused),
+            "/console/cases",
+        ));
+    }
+    let service = state.service.clone();
+    let user = signed.user.clone();
+    let target = case_id.clone();
+    let outcome = blocking(move || {
+        let result = service.console_change(&user, &target, now(), |doc, _, ctx| {
+            doc.add_audit_note(&text, ctx)
+        });
+        change_outcome(result.map(|_| ()), &target, "note")
+    })
+    .await?;
+    match outcome {
+        Ok(()) => Ok(Redirect::to(&format!("/console/cases/{case_id}?noted=1")).into_response()),
+        Err(status) => {
+            let text = if status == StatusCode::NOT_FOUND {
+                t(lang, T::NotFound)
+            } else {
+                t(lang, T::NoteRefused)
+            };
+            Ok(refused(lang, &signed, status, text, "/console/cases"))
+        }
+    }
+}
+
+csrf_forms!(ResolveForm, ReassignListForm, ReassignForm, NoteForm);

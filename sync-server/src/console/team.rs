@@ -1,0 +1,237 @@
+//! The team's phones (sync health, revocation) and possible duplicates (kept apart, merged).
+
+use super::*;
+
+/// The devices a reader sees on the agents page: a supervisor its team's, an officer or admin
+/// every team's (by the same scope as cases).
+pub(super) fn devices_in_scope(
+    reader: &User,
+    all: Vec<crate::storage::DeviceStatus>,
+) -> Vec<crate::storage::DeviceStatus> {
+    use suivi_core::policy::ReadScope;
+    all.into_iter()
+        .filter(|d| match ReadScope::of(reader.role) {
+            ReadScope::All => true,
+            ReadScope::Team => d.team == reader.team,
+            ReadScope::Own => d.device.user_id == reader.user_id,
+        })
+        .collect()
+}
+
+/// Who may revoke a device from the console: an admin any, a supervisor its team's.
+pub(super) fn may_revoke(reader: &User, team: &str) -> bool {
+    match reader.role {
+        Role::Admin => true,
+        Role::Supervisor => reader.team == team,
+        Role::Agent | Role::Officer => false,
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct AgentsQuery {
+    #[serde(default)]
+    pub(super) revoked: String,
+}
+
+pub(super) async fn agents_page(
+    State(state): State<AppState>,
+    signed: Signed,
+    LangOf(lang): LangOf,
+    Query(query): Query<AgentsQuery>,
+) -> Result<Response, ConsoleError> {
+    let store = state.service.store().clone();
+    let reader = signed.user.clone();
+    let devices = blocking(move || Ok(devices_in_scope(&reader, store.device_statuses()?))).await?;
+    let frame = signed.frame(lang, "/console/agents");
+    let revoker = matches!(signed.user.role, Role::Admin | Role::Supervisor);
+    let notice = (!query.revoked.is_empty()).then(|| t(lang, T::RevokedNotice));
+    Ok(html(
+        StatusCode::OK,
+        pages::agents(&frame, &devices, revoker, now(), notice),
+    ))
+}
+
+/// Revokes a device of the reader's team: journalled first, as `device revoke` does; the phone
+/// erases its cases at its next connection.
+pub(super) async fn revoke(
+    State(state): State<AppState>,
+    Path(device_id): Path<String>,
+    CheckedForm { signed, lang, .. }: CheckedForm<CsrfForm>,
+) -> Result<Response, ConsoleError> {
+    let store = state.service.store().clone();
+    let journal = state.revocation_journal.clone();
+    let reader = signed.user.clone();
+    let revoked = blocking(move || {
+        let status = store
+            .device_statuses()?
+            .into_iter()
+            .find(|d| d.device.device_id == device_id);
+        let Some(status) = status.filter(|d| may_revoke(&reader, &d.team)) else {
+            return Ok(false);
+        };
+        let done = crate::admin::revoke(store.as_ref(), journal.as_deref(), &device_id)
+            .map_err(ConsoleError::Storage)?;
+        if done {
+            store.audit(
+                now(),
+                &reader.user_id,
+                "console.revoke",
+                &status.device.device_id,
+            )?;
+        }
+        Ok(true)
+    })
+    .await?;
+    if !revoked {
+        return Ok(refused(
+            lang,
+            &signed,
+            StatusCode::NOT_FOUND,
+            t(lang, T::NoDevice),
+            "/console/agents",
+        ));
+    }
+    Ok(Redirect::to("/console/agents?revoked=1").into_response())
+}
+
+/// Pairs proposed on one page of duplicates.
+pub const DUPLICATE_PAIRS_SHOWN: usize = 100;
+
+#[derive(Deserialize, Default)]
+pub(super) struct DuplicatesQuery {
+    #[serde(default)]
+    pub(super) marked: String,
+}
+
+pub(super) async fn duplicates_page(
+    State(state): State<AppState>,
+    signed: Signed,
+    LangOf(lang): LangOf,
+    Query(query): Query<DuplicatesQuery>,
+) -> Result<Response, ConsoleError> {
+    let store = state.service.store().clone();
+    let reader = signed.user.clone();
+    let pairs = blocking(move || {
+        let mut out = Vec::new();
+        for (a, b) in store.duplicate_candidates(&reader, DUPLICATE_PAIRS_SHOWN)? {
+            if let (Some(a), Some(b)) = (store.listed_case(&a)?, store.listed_case(&b)?) {
+                out.push((a, b));
+            }
+        }
+        let shown: Vec<&str> = out
+            .iter()
+            .flat_map(|(a, b)| [a.summary.case_id.as_str(), b.summary.case_id.as_str()])
+            .collect();
+        store.audit(
+            now(),
+            &reader.user_id,
+            "console.duplicates_viewed",
+            &shown.join(" "),
+        )?;
+        Ok(out)
+    })
+    .await?;
+    let frame = signed.frame(lang, "/console/duplicates");
+    let notice = (!query.marked.is_empty()).then(|| t(lang, T::MarkedDistinct));
+    Ok(html(
+        StatusCode::OK,
+        pages::duplicates(&frame, &pairs, notice),
+    ))
+}
+
+#[derive(Deserialize)]
+pub(super) struct DistinctForm {
+    #[serde(default)]
+    pub(super) csrf: String,
+    #[serde(default)]
+    pub(super) a: String,
+    #[serde(default)]
+    pub(super) b: String,
+}
+
+/// "Not the same child": only for two cases the reader may write.
+pub(super) async fn mark_distinct(
+    State(state): State<AppState>,
+    CheckedForm { signed, lang, form }: CheckedForm<DistinctForm>,
+) -> Result<Response, ConsoleError> {
+    let store = state.service.store().clone();
+    let reader = signed.user.clone();
+    let marked = blocking(move || {
+        let ids = [form.a.clone(), form.b.clone()];
+        if form.a == form.b || !ids.iter().all(|id| crate::storage::valid_case_id(id)) {
+            return Ok(false);
+        }
+        let access = store.case_access(&ids)?;
+        let writable = ids.iter().all(|id| {
+            access.get(id).is_some_and(|a| {
+                policy::write_mode(&reader.subject(), Some(&a.ownership()))
+                    == Some(policy::WriteMode::Write)
+            })
+        });
+        if !writable {
+            return Ok(false);
+        }
+        store.mark_distinct(&form.a, &form.b, &reader.user_id, now())?;
+        Ok(true)
+    })
+    .await?;
+    if !marked {
+        return Ok(refused(
+            lang,
+            &signed,
+            StatusCode::NOT_FOUND,
+            t(lang, T::NotFound),
+            "/console/duplicates",
+        ));
+    }
+    Ok(Redirect::to("/console/duplicates?marked=1").into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct MergeForm {
+    #[serde(default)]
+    pub(super) csrf: String,
+    #[serde(default)]
+    pub(super) survivor: String,
+    #[serde(default)]
+    pub(super) merged: String,
+}
+
+/// "Same child": merges `merged` into `survivor` (both must be the reader's to write), then
+/// shows the survivor.
+pub(super) async fn merge(
+    State(state): State<AppState>,
+    CheckedForm { signed, lang, form }: CheckedForm<MergeForm>,
+) -> Result<Response, ConsoleError> {
+    let service = state.service.clone();
+    let user = signed.user.clone();
+    let (survivor, merged) = (form.survivor.clone(), form.merged.clone());
+    let outcome = blocking(
+        move || match service.merge_cases(&user, &survivor, &merged, now()) {
+            Ok(()) => Ok(Ok(())),
+            Err(crate::service::ServiceError::Forbidden(why))
+            | Err(crate::service::ServiceError::BadRequest(why)) => {
+                tracing::info!(why = %why, "console merge refused");
+                Ok(Err(()))
+            }
+            Err(e) => Err(ConsoleError::from(e)),
+        },
+    )
+    .await?;
+    match outcome {
+        Ok(()) => Ok(Redirect::to(&format!(
+            "/console/cases/{}?merged=1",
+            pages::urlencode(&form.survivor)
+        ))
+        .into_response()),
+        Err(()) => Ok(refused(
+            lang,
+            &signed,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            t(lang, T::NotMerged),
+            "/console/duplicates",
+        )),
+    }
+}
+
+csrf_forms!(DistinctForm, MergeForm);
