@@ -192,39 +192,28 @@ pub async fn spawn_health(listen: SocketAddr) -> Result<RunningServer, String> {
     if !listen.ip().is_loopback() {
         return Err("the health listener is served on loopback only".into());
     }
-    let listener =
-        std::net::TcpListener::bind(listen).map_err(|e| format!("bind {listen}: {e}"))?;
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let (listener, addr) = bind(listen)?;
     let limits = conn::Limits {
         connections_max: HEALTH_CONNECTIONS_MAX,
         per_ip_max: HEALTH_CONNECTIONS_MAX,
         ..conn::Limits::default()
     };
     let router = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
-    let mut server = axum_server::from_tcp(listener)
-        .acceptor(conn::Http1Only(conn::CappedAcceptor::new(limits)));
-    server
-        .http_builder()
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
-    let handle = tokio::spawn(async move {
-        if let Err(e) = server
-            .serve(router.into_make_service_with_connect_info::<conn::Peer>())
-            .await
-        {
-            tracing::error!(error = %e, "health listener stopped");
-        }
-    });
+    let handle = start(
+        listener,
+        conn::CappedAcceptor::new(limits),
+        router,
+        limits,
+        "health listener",
+    );
     Ok(RunningServer { addr, handle })
 }
 
 /// Connections the health listener holds at once: a monitor or two.
 pub const HEALTH_CONNECTIONS_MAX: usize = 16;
 
-/// One serving path for plain HTTP and HTTPS: the acceptor (capped, then TLS or not), and
-/// hyper's own header-read timeout, which needs a timer to be given.
+/// One serving path for plain HTTP and HTTPS: the acceptor (capped, then TLS or not) and the
+/// app, with the forms cache kept fresh.
 fn serve<A>(
     state: AppState,
     listen: SocketAddr,
@@ -232,22 +221,13 @@ fn serve<A>(
     limits: conn::Limits,
 ) -> Result<RunningServer, String>
 where
-    A: axum_server::accept::Accept<
-            tokio::net::TcpStream,
-            axum::middleware::AddExtension<axum::Router, axum::extract::ConnectInfo<conn::Peer>>,
-        > + Clone
-        + Send
-        + Sync
-        + 'static,
+    A: Acceptor,
     A::Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     A::Service:
         axum_server::service::SendService<axum::http::Request<hyper::body::Incoming>> + Send,
     A::Future: Send,
 {
-    let listener =
-        std::net::TcpListener::bind(listen).map_err(|e| format!("bind {listen}: {e}"))?;
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let (listener, addr) = bind(listen)?;
     // Forms published by the command or another instance reach this one's console within
     // `FORMS_REFRESH_EVERY`; syncs read the store themselves.
     // Held weakly: the loop ends once the server (and its router) is gone.
@@ -263,20 +243,70 @@ where
             tokio::time::sleep(forms::FORMS_REFRESH_EVERY).await;
         }
     });
-    let router = app(state);
+    let handle = start(listener, acceptor, app(state), limits, "server");
+    Ok(RunningServer { addr, handle })
+}
+
+/// What accepts a connection for `start`: capped, then TLS or not.
+trait Acceptor:
+    axum_server::accept::Accept<
+        tokio::net::TcpStream,
+        axum::middleware::AddExtension<axum::Router, axum::extract::ConnectInfo<conn::Peer>>,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<A> Acceptor for A where
+    A: axum_server::accept::Accept<
+            tokio::net::TcpStream,
+            axum::middleware::AddExtension<axum::Router, axum::extract::ConnectInfo<conn::Peer>>,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// A loopback or public listener, bound and non-blocking, with the address it got.
+fn bind(listen: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr), String> {
+    let listener =
+        std::net::TcpListener::bind(listen).map_err(|e| format!("bind {listen}: {e}"))?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    Ok((listener, addr))
+}
+
+/// Serves `router` on `listener`, HTTP/1 only (`conn::Http1Only`), with hyper's own
+/// header-read timeout, which needs a timer to be given.
+fn start<A>(
+    listener: std::net::TcpListener,
+    acceptor: A,
+    router: axum::Router,
+    limits: conn::Limits,
+    what: &'static str,
+) -> tokio::task::JoinHandle<()>
+where
+    A: Acceptor,
+    A::Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    A::Service:
+        axum_server::service::SendService<axum::http::Request<hyper::body::Incoming>> + Send,
+    A::Future: Send,
+{
     let mut server = axum_server::from_tcp(listener).acceptor(conn::Http1Only(acceptor));
     server
         .http_builder()
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
-    let handle = tokio::spawn(async move {
+    tokio::spawn(async move {
         if let Err(e) = server
             .serve(router.into_make_service_with_connect_info::<conn::Peer>())
             .await
         {
-            tracing::error!(error = %e, "server stopped");
+            tracing::error!(error = %e, "{what} stopped");
         }
-    });
-    Ok(RunningServer { addr, handle })
+    })
 }

@@ -158,14 +158,7 @@ impl Transport for HostileServer {
                 .push(body.clone());
         }
         if path == "/v1/enroll" {
-            let body = serde_json::to_vec(&EnrollResponse {
-                device_id: "dev-1".into(),
-                token: "t".into(),
-                user: "amina".into(),
-                role: "agent".into(),
-            })
-            .map_err(|e| suivi_core::Error::Protocol(e.to_string()))?;
-            return Ok(HttpReply { status: 200, body });
+            return enrolled();
         }
         let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
         *calls += 1;
@@ -180,6 +173,18 @@ impl Transport for HostileServer {
         };
         Ok(HttpReply { status: 200, body })
     }
+}
+
+/// What a fake server answers an enrollment: Amina's agent phone `dev-1`.
+pub fn enrolled() -> suivi_core::Result<HttpReply> {
+    let body = serde_json::to_vec(&EnrollResponse {
+        device_id: "dev-1".into(),
+        token: "t".into(),
+        user: "amina".into(),
+        role: "agent".into(),
+    })
+    .map_err(|e| suivi_core::Error::Protocol(e.to_string()))?;
+    Ok(HttpReply { status: 200, body })
 }
 
 /// A response with nothing in it, at the positions given: tests build hostile pages from it

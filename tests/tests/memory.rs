@@ -265,6 +265,16 @@ fn hostile_body_for(store: &mut Store) -> Vec<u8> {
     body(push)
 }
 
+/// The `name=value` of the cookie a response sets whose pair starts with `prefix`.
+fn set_cookie(headers: &reqwest::header::HeaderMap, prefix: &str) -> Option<String> {
+    headers
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.split(';').next().filter(|p| p.starts_with(prefix)))
+        .map(str::to_string)
+}
+
 /// A console sign-in as a browser makes it, from `from`: the login page (its double-submit
 /// token), then the form. Returns the status.
 async fn sign_in(url: &str, from: std::net::IpAddr, user: &str, password: &str) -> u16 {
@@ -279,18 +289,7 @@ async fn sign_in(url: &str, from: std::net::IpAddr, user: &str, password: &str) 
     let Ok(page) = client.get(format!("{url}/console/login")).send().await else {
         return 0;
     };
-    let cookie = page
-        .headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| {
-            c.split(';')
-                .next()
-                .filter(|p| p.starts_with("suivi_login="))
-        })
-        .unwrap_or_default()
-        .to_string();
+    let cookie = set_cookie(page.headers(), "suivi_login=").unwrap_or_default();
     let csrf = cookie.trim_start_matches("suivi_login=").to_string();
     client
         .post(format!("{url}/console/login"))
@@ -342,18 +341,7 @@ fn parallel_sign_ins_stay_within_the_memory_budget() {
         .unwrap();
     let session = {
         let page = ali.get(format!("{url}/console/login")).send().unwrap();
-        let login = page
-            .headers()
-            .get_all(reqwest::header::SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|c| {
-                c.split(';')
-                    .next()
-                    .filter(|p| p.starts_with("suivi_login="))
-            })
-            .unwrap()
-            .to_string();
+        let login = set_cookie(page.headers(), "suivi_login=").unwrap();
         let csrf = login.trim_start_matches("suivi_login=").to_string();
         let signed = ali
             .post(format!("{url}/console/login"))
@@ -366,18 +354,7 @@ fn parallel_sign_ins_stay_within_the_memory_budget() {
             .send()
             .unwrap();
         assert_eq!(signed.status().as_u16(), 303);
-        signed
-            .headers()
-            .get_all(reqwest::header::SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|c| {
-                c.split(';')
-                    .next()
-                    .filter(|p| p.starts_with("suivi_session="))
-            })
-            .unwrap()
-            .to_string()
+        set_cookie(signed.headers(), "suivi_session=").unwrap()
     };
     let before = server.peak_rss_bytes();
     let storm = {

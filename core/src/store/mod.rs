@@ -106,6 +106,8 @@ pub(crate) const META_FORMS: &str = "forms_cursor";
 /// Meta key: the app version that last refused a form the server sent. An app of another
 /// version (an update that may read it) asks for the whole forms feed again.
 pub(crate) const META_FORMS_REFUSED_BY: &str = "forms_refused_by";
+/// The enrolled user's role, as the server gave it at enrollment.
+pub(crate) const META_ROLE: &str = "role";
 
 /// The forms registry as last loaded, and what the forms table held then (versions,
 /// retirements): a sync on the writer that stores a form changes it, and every connection
@@ -609,7 +611,7 @@ impl Store {
     /// Only a supervisor's or admin's device writes `assigned_to`: anyone else's change would be
     /// refused by the server, and the case's later edits stuck behind it on this phone.
     fn require_reassigner(&self) -> Result<()> {
-        let role = self.meta(crate::sync::client::META_ROLE)?;
+        let role = self.meta(META_ROLE)?;
         if !matches!(role.as_deref(), Some("supervisor" | "admin")) {
             return Err(Error::Forbidden(
                 "supervisors and admins reassign cases".into(),

@@ -22,7 +22,6 @@ pub const PUSH_RAW_BYTES_MAX: usize = 2 * 1024 * 1024;
 const META_SERVER: &str = "server";
 const META_DEVICE_ID: &str = "device_id";
 pub(super) const META_TOKEN: &str = "device_token";
-pub(crate) const META_ROLE: &str = "role";
 const META_CURSOR: &str = "cursor";
 /// The last erasure this device applied (the server's erasure sequence).
 pub(super) const META_ERASURES: &str = "erasures_cursor";
@@ -207,7 +206,7 @@ impl Store {
             (META_SERVER, server),
             (META_DEVICE_ID, enrolled.device_id.as_str()),
             (META_TOKEN, enrolled.token.as_str()),
-            (META_ROLE, enrolled.role.as_str()),
+            (crate::store::META_ROLE, enrolled.role.as_str()),
         ] {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)
@@ -269,7 +268,7 @@ impl Store {
             server,
             device_id,
             user: self.identity().user.clone(),
-            role: self.meta(META_ROLE)?.unwrap_or_default(),
+            role: self.meta(crate::store::META_ROLE)?.unwrap_or_default(),
         }))
     }
 
@@ -309,17 +308,6 @@ impl Store {
 
     pub fn last_sync(&self) -> Result<Option<String>> {
         self.meta(META_LAST_SYNC)
-    }
-
-    /// Syncs the whole caseload: pushes every local change and pulls every page (the CLI's
-    /// way: the store is held throughout; an app uses `session::run` with a locked store).
-    pub fn sync(
-        &mut self,
-        transport: &dyn Transport,
-        progress: &mut dyn FnMut(&SyncProgress),
-    ) -> Result<SyncReport> {
-        let mut store = self;
-        super::session::run(&mut store, transport, progress, &super::Cancel::default())
     }
 
     pub(super) fn has_pending(&self, skip: &[String]) -> Result<bool> {

@@ -7,5 +7,5 @@ pub mod session;
 pub mod transport;
 
 pub use client::{Enrollment, SyncProgress, SyncReport};
-pub use session::{Cancel, SyncSession, STALLED_ROUND_TRIPS_MAX};
-pub use transport::{Credentials, HttpReply, HttpTransport, Transport, RESPONSE_BYTES_MAX};
+pub use session::{SyncSession, STALLED_ROUND_TRIPS_MAX};
+pub use transport::{Cancel, Credentials, HttpReply, HttpTransport, Transport, RESPONSE_BYTES_MAX};

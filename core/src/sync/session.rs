@@ -6,8 +6,7 @@
 
 use std::collections::HashSet;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use automerge::sync::{Message, State, SyncDoc};
@@ -23,7 +22,7 @@ use super::protocol::{
     self, CaseChanges, DocSyncRequest, DocSyncResponse, ErrorBody, Refusal, RefusalReason,
     SyncRequest, SyncResponse, CONTENT_TYPE, PROTOCOL_VERSION, PROTOCOL_VERSION_MIN,
 };
-use super::transport::{Credentials, HttpReply, Transport};
+use super::transport::{Cancel, Credentials, HttpReply, Transport};
 use crate::case_doc::CaseDoc;
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -68,28 +67,6 @@ fn moved_something(response: &SyncResponse, cursor_sent: u64, cursors: (u64, u64
         || response.reset
         || !response.accepted.is_empty()
         || !response.refused.is_empty()
-}
-
-/// Cancels a running sync from another thread. The sync stops before its next request, or at
-/// once if it is waiting on the network; pages committed before stay committed.
-#[derive(Debug, Clone, Default)]
-pub struct Cancel(Arc<AtomicBool>);
-
-impl Cancel {
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-
-    fn check(&self) -> Result<()> {
-        if self.is_cancelled() {
-            return Err(Error::Cancelled);
-        }
-        Ok(())
-    }
 }
 
 /// The store, held for one step of a sync: borrowed whole (the CLI) or locked (an app, whose
@@ -588,4 +565,17 @@ pub fn run(
     }
     let report = session.finish(&mut handle.lock_store())?;
     Ok(report)
+}
+
+impl Store {
+    /// Syncs the whole caseload: pushes every local change and pulls every page (the CLI's
+    /// way: the store is held throughout; an app uses `run` with a locked store).
+    pub fn sync(
+        &mut self,
+        transport: &dyn Transport,
+        progress: &mut dyn FnMut(&SyncProgress),
+    ) -> Result<SyncReport> {
+        let mut store = self;
+        run(&mut store, transport, progress, &Cancel::default())
+    }
 }

@@ -1,10 +1,33 @@
 //! The HTTP transport. Sync logic talks to a `Transport`, so tests can put a fake or faulty
 //! network in its place; `HttpTransport` is reqwest with rustls.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::session::Cancel;
 use crate::error::{Error, Result};
+
+/// Cancels a running sync from another thread. The sync stops before its next request, or at
+/// once if it is waiting on the network; pages committed before stay committed.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn check(&self) -> Result<()> {
+        if self.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        Ok(())
+    }
+}
 
 /// A device's credential as the server issued it at enrollment.
 #[derive(Debug, Clone, PartialEq, Eq)]

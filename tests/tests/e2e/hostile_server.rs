@@ -26,14 +26,7 @@ impl<F: Fn(&protocol::SyncRequest) -> SyncResponse> Transport for Scripted<F> {
         _credentials: Option<&Credentials>,
     ) -> suivi_core::Result<HttpReply> {
         if path == "/v1/enroll" {
-            let body = serde_json::to_vec(&protocol::EnrollResponse {
-                device_id: "dev-1".into(),
-                token: "t".into(),
-                user: "amina".into(),
-                role: "agent".into(),
-            })
-            .unwrap();
-            return Ok(HttpReply { status: 200, body });
+            return suivi_tests::fuzz::enrolled();
         }
         *self.round_trips.lock().unwrap() += 1;
         let request = protocol::decode_request(&body)?;
