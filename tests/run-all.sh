@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 BUILD=(--workspace --features suivi-core/cli,suivi-ffi/bindgen)
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+echo "== ARCHITECTURE.md: every path and identifier it names is in the code"
+python3 tests/check-architecture.py
 echo "== cargo clippy"
 cargo clippy "${BUILD[@]}" --all-targets -- -D warnings
 echo "== cargo build"
