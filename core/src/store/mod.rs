@@ -106,6 +106,37 @@ pub(crate) const META_FORMS: &str = "forms_cursor";
 /// Meta key: the app version that last refused a form the server sent. An app of another
 /// version (an update that may read it) asks for the whole forms feed again.
 pub(crate) const META_FORMS_REFUSED_BY: &str = "forms_refused_by";
+/// Where a case stands with the server (`case_sync.dirty`). The numbers on disk are fixed by
+/// the stores already in the field: 0, 1 and 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SyncState {
+    /// The server holds every change of the case this phone has.
+    Clean = 0,
+    /// Changes wait to be pushed (a local save, or a push the server has not acknowledged).
+    Pending = 1,
+    /// The server refused the case's changes for good: set aside and reported, never pushed
+    /// again on its own.
+    Refused = 2,
+}
+
+impl rusqlite::ToSql for SyncState {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok((*self as i64).into())
+    }
+}
+
+impl rusqlite::types::FromSql for SyncState {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        match value.as_i64()? {
+            0 => Ok(SyncState::Clean),
+            1 => Ok(SyncState::Pending),
+            2 => Ok(SyncState::Refused),
+            // Loud: a value no build wrote is a corrupt row, not a state to guess.
+            other => Err(rusqlite::types::FromSqlError::OutOfRange(other)),
+        }
+    }
+}
+
 /// The enrolled user's role, as the server gave it at enrollment.
 pub(crate) const META_ROLE: &str = "role";
 
@@ -461,9 +492,14 @@ impl Store {
                     "INSERT INTO case_docs (case_id, snapshot, chunk_count) VALUES (?1, ?2, 0)",
                     params![case_id, doc.save()],
                 )?;
+                let state = if local {
+                    SyncState::Pending
+                } else {
+                    SyncState::Clean
+                };
                 tx.execute(
                     "INSERT INTO case_sync (case_id, dirty, synced_heads) VALUES (?1, ?2, '')",
-                    params![case_id, local],
+                    params![case_id, state],
                 )?;
             }
             Some(n) if n + 1 >= CASE_CHUNKS_MAX => {
@@ -489,8 +525,8 @@ impl Store {
         }
         if local {
             tx.execute(
-                "UPDATE case_sync SET dirty = 1, edits = edits + 1 WHERE case_id = ?1",
-                [case_id],
+                "UPDATE case_sync SET dirty = ?2, edits = edits + 1 WHERE case_id = ?1",
+                params![case_id, SyncState::Pending],
             )?;
         }
         let projection = projection::project(doc, forms)?;
@@ -961,11 +997,11 @@ impl Store {
     }
 
     pub fn unsynced_case_count(&self) -> Result<i64> {
-        Ok(self
-            .conn
-            .query_row("SELECT count(*) FROM case_sync WHERE dirty = 1", [], |r| {
-                r.get(0)
-            })?)
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM case_sync WHERE dirty = ?1",
+            [SyncState::Pending],
+            |r| r.get(0),
+        )?)
     }
 
     pub(crate) fn synced_heads(&self, case_id: &str) -> Result<Vec<ChangeHash>> {
@@ -1071,6 +1107,26 @@ fn coerce_record(
 
 #[cfg(test)]
 mod tests {
+    /// The values stores in the field hold: a state reads back as itself, any other number is
+    /// an error, never a guess.
+    #[test]
+    fn sync_states_are_the_numbers_on_disk_and_nothing_else_reads() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for (state, number) in [
+            (SyncState::Clean, 0i64),
+            (SyncState::Pending, 1),
+            (SyncState::Refused, 2),
+        ] {
+            let stored: i64 = conn.query_row("SELECT ?1", [state], |r| r.get(0)).unwrap();
+            assert_eq!(stored, number);
+            let read: SyncState = conn.query_row("SELECT ?1", [number], |r| r.get(0)).unwrap();
+            assert_eq!(read, state);
+        }
+        assert!(conn
+            .query_row("SELECT 3", [], |r| r.get::<_, SyncState>(0))
+            .is_err());
+    }
+
     use super::*;
 
     const KEY: &str = "test key";

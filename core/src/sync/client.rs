@@ -15,7 +15,7 @@ use super::protocol::{
 use super::transport::{Credentials, HttpReply, Transport};
 use crate::case_doc::CaseDoc;
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::store::{Store, SyncState};
 
 /// Raw change bytes gathered into one push before the rest waits for the next round trip.
 pub const PUSH_RAW_BYTES_MAX: usize = 2 * 1024 * 1024;
@@ -34,9 +34,6 @@ pub(super) const META_LAST_SYNC: &str = "last_sync";
 const META_SERVER_CA: &str = "server_ca";
 
 /// `case_sync.dirty`: 0 the server has everything; 1 local changes wait; 2 the server refused them.
-pub(super) const DIRTY_CLEAN: i64 = 0;
-pub(super) const DIRTY_PENDING: i64 = 1;
-pub(super) const DIRTY_REFUSED: i64 = 2;
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct SyncReport {
@@ -313,8 +310,8 @@ impl Store {
     pub(super) fn has_pending(&self, skip: &[String]) -> Result<bool> {
         let mut stmt = self
             .connection_ref()
-            .prepare_cached("SELECT case_id FROM case_sync WHERE dirty = 1")?;
-        let mut rows = stmt.query([])?;
+            .prepare_cached("SELECT case_id FROM case_sync WHERE dirty = ?1")?;
+        let mut rows = stmt.query([SyncState::Pending])?;
         while let Some(row) = rows.next()? {
             let id: String = row.get(0)?;
             if !skip.contains(&id) {
@@ -328,9 +325,11 @@ impl Store {
     pub(super) fn collect_push(&self, skip: &[String]) -> Result<Vec<Pushed>> {
         let ids: Vec<(String, i64)> = {
             let mut stmt = self.connection_ref().prepare_cached(
-                "SELECT case_id, edits FROM case_sync WHERE dirty = 1 ORDER BY case_id",
+                "SELECT case_id, edits FROM case_sync WHERE dirty = ?1 ORDER BY case_id",
             )?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
+            let rows = stmt.query_map([SyncState::Pending], |r| {
+                Ok((r.get::<_, String>(0)?, r.get(1)?))
+            })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()?
         };
         let mut pushed = Vec::new();
@@ -414,16 +413,22 @@ impl Store {
                     have
                 };
                 let dirty = if p.changes.len() < protocol::PUSH_CHANGES_PER_CASE_MAX {
-                    DIRTY_CLEAN
+                    SyncState::Clean
                 } else {
-                    DIRTY_PENDING
+                    SyncState::Pending
                 };
                 // A save while the request was on the network leaves the case pending.
                 tx.execute(
                     "UPDATE case_sync SET synced_heads = ?2,
-                        dirty = CASE WHEN edits = ?4 THEN ?3 ELSE 1 END, refusal = NULL
+                        dirty = CASE WHEN edits = ?4 THEN ?3 ELSE ?5 END, refusal = NULL
                      WHERE case_id = ?1",
-                    params![p.case_id, Store::format_heads(&heads), dirty, p.edits],
+                    params![
+                        p.case_id,
+                        Store::format_heads(&heads),
+                        dirty,
+                        p.edits,
+                        SyncState::Pending
+                    ],
                 )?;
                 report.cases_up += 1;
                 report.changes_up += p.changes.len();
@@ -471,7 +476,7 @@ impl Store {
                 // (a case reassigned away after its grace, say).
                 tx.execute(
                     "UPDATE case_sync SET dirty = ?2, refusal = ?3 WHERE case_id = ?1",
-                    params![refusal.case_id, DIRTY_REFUSED, refusal_text(refusal)],
+                    params![refusal.case_id, SyncState::Refused, refusal_text(refusal)],
                 )?;
                 report.refused.push(refusal.clone());
             }
@@ -481,8 +486,8 @@ impl Store {
             // restored from a backup. Push everything again; the server keeps what it lacks,
             // and what it refuses is reported.
             tx.execute(
-                "UPDATE case_sync SET dirty = 1, synced_heads = '' WHERE dirty != 2",
-                [],
+                "UPDATE case_sync SET dirty = ?1, synced_heads = '' WHERE dirty != ?2",
+                params![SyncState::Pending, SyncState::Refused],
             )?;
             report.server_reset = true;
         }
@@ -557,14 +562,14 @@ impl Store {
         // read, once the server holds everything recorded here: a case still holding changes
         // it has not accepted stays (and is pushed again) rather than lose them.
         for case_id in &response.removed {
-            let dirty: Option<i64> = tx
+            let dirty: Option<SyncState> = tx
                 .query_row(
                     "SELECT dirty FROM case_sync WHERE case_id = ?1",
                     [case_id],
                     |r| r.get(0),
                 )
                 .optional()?;
-            if dirty.unwrap_or(DIRTY_CLEAN) == DIRTY_CLEAN {
+            if dirty.unwrap_or(SyncState::Clean) == SyncState::Clean {
                 self.remember_own_changes(&tx, case_id)?;
                 if erase_locally(&tx, case_id)? {
                     report.removed += 1;
@@ -697,12 +702,12 @@ impl Store {
         )?;
         tx.execute("DELETE FROM quarantine WHERE case_id = ?1", [&case.case_id])?;
         Store::save_doc(tx, forms, &case.case_id, &mut doc, false)?;
-        let dirty: i64 = tx.query_row(
+        let dirty: SyncState = tx.query_row(
             "SELECT dirty FROM case_sync WHERE case_id = ?1",
             [&case.case_id],
             |r| r.get(0),
         )?;
-        let synced = if dirty == DIRTY_CLEAN {
+        let synced = if dirty == SyncState::Clean {
             doc.heads()
         } else {
             let mut have = self.synced_heads(&case.case_id)?;
@@ -926,9 +931,9 @@ impl Store {
     /// Cases whose own changes the server refused, with its reason.
     pub fn refused_cases(&self) -> Result<Vec<RefusedCase>> {
         let mut stmt = self.connection_ref().prepare_cached(
-            "SELECT case_id, coalesce(refusal, 'refused') FROM case_sync WHERE dirty = 2 OR refusal IS NOT NULL ORDER BY case_id",
+            "SELECT case_id, coalesce(refusal, 'refused') FROM case_sync WHERE dirty = ?1 OR refusal IS NOT NULL ORDER BY case_id",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map([SyncState::Refused], |r| {
             Ok(RefusedCase {
                 case_id: r.get(0)?,
                 reason: r.get(1)?,

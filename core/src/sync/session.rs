@@ -15,8 +15,7 @@ use rusqlite::params;
 
 use super::client::{
     erase_locally, refusal_text, skip_after, status_error, Pushed, SyncProgress, SyncReport,
-    DIRTY_CLEAN, DIRTY_PENDING, DIRTY_REFUSED, META_ERASURES, META_LAST_SYNC, META_MARK,
-    META_REMOVALS, META_TOKEN,
+    META_ERASURES, META_LAST_SYNC, META_MARK, META_REMOVALS, META_TOKEN,
 };
 use super::protocol::{
     self, CaseChanges, DocSyncRequest, DocSyncResponse, ErrorBody, Refusal, RefusalReason,
@@ -25,7 +24,7 @@ use super::protocol::{
 use super::transport::{Cancel, Credentials, HttpReply, Transport};
 use crate::case_doc::CaseDoc;
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::store::{Store, SyncState};
 
 /// Where to ask the forms feed from: after the last position committed, or from the start when
 /// another app version refused a form (an updated app may read what an older one could not;
@@ -394,9 +393,9 @@ impl SyncSession {
                 let dirty = if refusal.reason.is_retryable()
                     || (self.report.server_reset && refusal.reason == RefusalReason::WrongActor)
                 {
-                    DIRTY_PENDING
+                    SyncState::Pending
                 } else {
-                    DIRTY_REFUSED
+                    SyncState::Refused
                 };
                 store.connection_ref().execute(
                     "UPDATE case_sync SET dirty = ?2, refusal = ?3 WHERE case_id = ?1",
@@ -504,9 +503,9 @@ fn finish_doc_sync(store: &mut Store, mut ds: DocSync) -> Result<()> {
     if ds.converged {
         let heads = ds.doc.heads();
         let dirty = if current.heads() == heads {
-            DIRTY_CLEAN
+            SyncState::Clean
         } else {
-            DIRTY_PENDING
+            SyncState::Pending
         };
         tx.execute(
             "UPDATE case_sync SET synced_heads = ?2, dirty = ?3 WHERE case_id = ?1",
