@@ -246,8 +246,15 @@ enum Access {
     ReadOnly,
 }
 
+/// The heads the server is known to hold. One that does not read makes the whole list empty,
+/// on purpose: the case's changes are all pushed again, and the server keeps only what it lacks
+/// (dropping just that head would also push more, but hide that the row was damaged).
 fn parse_heads(text: &str) -> Vec<ChangeHash> {
-    text.split(' ').filter_map(|h| h.parse().ok()).collect()
+    text.split(' ')
+        .filter(|h| !h.is_empty())
+        .map(str::parse)
+        .collect::<std::result::Result<Vec<ChangeHash>, _>>()
+        .unwrap_or_default()
 }
 
 fn format_heads(heads: &[ChangeHash]) -> String {

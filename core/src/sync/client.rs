@@ -63,6 +63,9 @@ pub struct SyncReport {
     pub removed: usize,
     /// Form versions received from the server (new versions and retirements), kept here.
     pub forms_received: usize,
+    /// Positions the store held that did not read, restarted from the beginning (see
+    /// `Store::positions`): "feed cursor", "erasures cursor", "removals cursor".
+    pub restarted: Vec<String>,
     /// Changes the server holds under this phone's name that it never wrote, found at this
     /// sync (each reported to the server, which sets its case aside).
     pub forgeries: usize,
@@ -296,11 +299,58 @@ impl Store {
         }
     }
 
+    /// The feed position this phone has committed (0 before its first page). A stored value
+    /// that is not a number is an error here; a sync restarts it (`positions`).
     pub fn cursor(&self) -> Result<u64> {
-        Ok(self
-            .meta(META_CURSOR)?
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0))
+        match self.meta(META_CURSOR)? {
+            None => Ok(0),
+            Some(text) => text
+                .parse()
+                .map_err(|_| Error::Storage(format!("the feed cursor {text:?} is not a number"))),
+        }
+    }
+
+    /// Where this phone stands with the server, for a sync request. A value that does not read
+    /// (a damaged row, a hand edit) is never taken for 0 silently: the feed cursor and its mark
+    /// restart together from the beginning (a full re-pull: every change is applied again, and
+    /// applying one twice changes nothing), an erasures or removals cursor restarts at 0 (each
+    /// listed again, applied again, harmlessly). The restart is written before the request is
+    /// built, so the next sync does not meet it again, and reported in `restarted`.
+    pub(super) fn positions(&self, restarted: &mut Vec<String>) -> Result<Positions> {
+        let cursor = self.meta(META_CURSOR)?;
+        let mark = self.meta(META_MARK)?;
+        let feed = match (
+            cursor.as_deref().map(str::parse::<u64>),
+            mark.as_deref().map(hex::decode),
+        ) {
+            (None, _) => (0, Vec::new()),
+            (Some(Ok(cursor)), Some(Ok(mark))) => (cursor, mark),
+            // A cursor from before marks existed: the server trusts it as far as its feed goes.
+            (Some(Ok(cursor)), None) => (cursor, Vec::new()),
+            _ => {
+                self.set_meta(META_CURSOR, "0")?;
+                self.set_meta(META_MARK, "")?;
+                restarted.push("feed cursor".into());
+                (0, Vec::new())
+            }
+        };
+        let mut counter = |key: &str, name: &str| -> Result<u64> {
+            match self.meta(key)?.map(|t| t.parse::<u64>()) {
+                None => Ok(0),
+                Some(Ok(n)) => Ok(n),
+                Some(Err(_)) => {
+                    self.set_meta(key, "0")?;
+                    restarted.push(name.into());
+                    Ok(0)
+                }
+            }
+        };
+        Ok(Positions {
+            cursor: feed.0,
+            mark: feed.1,
+            erasures_seen: counter(META_ERASURES, "erasures cursor")?,
+            removals_seen: counter(META_REMOVALS, "removals cursor")?,
+        })
     }
 
     pub fn last_sync(&self) -> Result<Option<String>> {
@@ -1024,6 +1074,15 @@ pub(super) fn status_error(reply: &HttpReply) -> Error {
         408 | 429 | 500..=599 => Error::Offline(message),
         _ => Error::Protocol(message),
     }
+}
+
+/// Where a phone stands with the server: its feed cursor and mark, and the last erasure and
+/// removal it applied.
+pub(super) struct Positions {
+    pub(super) cursor: u64,
+    pub(super) mark: Vec<u8>,
+    pub(super) erasures_seen: u64,
+    pub(super) removals_seen: u64,
 }
 
 /// Keeps a pulled change waiting for its case, once: a server that sends the same page again

@@ -15,7 +15,7 @@ use rusqlite::params;
 
 use super::client::{
     erase_locally, refusal_text, skip_after, status_error, Pushed, SyncProgress, SyncReport,
-    META_ERASURES, META_LAST_SYNC, META_MARK, META_REMOVALS, META_TOKEN,
+    META_LAST_SYNC, META_TOKEN,
 };
 use super::protocol::{
     self, CaseChanges, DocSyncRequest, DocSyncResponse, ErrorBody, Refusal, RefusalReason,
@@ -225,11 +225,9 @@ impl SyncSession {
     fn page_request(&mut self, store: &Store) -> Result<Outgoing> {
         let skip = skip_after(&self.fallback, &self.later);
         self.pushed = store.collect_push(&skip)?;
-        let mark = store
-            .meta(META_MARK)?
-            .and_then(|m| hex::decode(m).ok())
-            .unwrap_or_default();
-        self.cursor_sent = store.cursor()?;
+        let positions = store.positions(&mut self.report.restarted)?;
+        let mark = positions.mark;
+        self.cursor_sent = positions.cursor;
         let request = SyncRequest {
             version: PROTOCOL_VERSION,
             cursor: self.cursor_sent,
@@ -247,14 +245,8 @@ impl SyncSession {
                         .collect(),
                 })
                 .collect(),
-            erasures_seen: store
-                .meta(META_ERASURES)?
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0),
-            removals_seen: store
-                .meta(META_REMOVALS)?
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0),
+            erasures_seen: positions.erasures_seen,
+            removals_seen: positions.removals_seen,
             forms_seen: forms_seen(store)?,
             forgeries: {
                 self.forgeries_sent = store.unreported_forgeries(FORGERY_REPORTS_PER_REQUEST)?;

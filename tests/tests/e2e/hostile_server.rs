@@ -417,3 +417,38 @@ fn a_phone_witnesses_for_a_case_it_no_longer_holds() {
     assert_eq!(report.forgeries, 1, "{report:?}");
     assert_eq!(store.forgeries().unwrap(), [(case_id, forged, false)]);
 }
+
+/// Positions the store holds that do not read (a damaged row, a hand edit) are not taken for 0
+/// silently: the sync restarts them from the beginning (the feed cursor with its mark), says so
+/// in its report, and writes the restart, so the next sync is clean.
+#[test]
+fn unreadable_positions_restart_from_the_beginning_and_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = phone(&dir);
+    let seen: Mutex<Vec<protocol::SyncRequest>> = Mutex::new(Vec::new());
+    let server = Scripted {
+        answer: |r: &protocol::SyncRequest| {
+            seen.lock().unwrap().push(r.clone());
+            nothing_new(7, r.forms_seen)
+        },
+        round_trips: Mutex::new(0),
+    };
+    store.enroll(&server, "http://hostile", "CODE").unwrap();
+    store.sync(&server, &mut |_| {}).unwrap();
+    store.set_meta("cursor", "seven").unwrap();
+    store.set_meta("erasures_cursor", "-1").unwrap();
+    assert!(
+        matches!(store.cursor(), Err(suivi_core::Error::Storage(_))),
+        "read alone, a damaged cursor is an error, not 0"
+    );
+    let report = store.sync(&server, &mut |_| {}).unwrap();
+    assert_eq!(report.restarted, ["feed cursor", "erasures cursor"]);
+    let sent = seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(
+        (sent.cursor, sent.mark.len(), sent.erasures_seen),
+        (0, 0, 0)
+    );
+    assert_eq!(store.cursor().unwrap(), 7, "the page's cursor is kept");
+    let again = store.sync(&server, &mut |_| {}).unwrap();
+    assert!(again.restarted.is_empty(), "{again:?}");
+}
