@@ -777,35 +777,10 @@ impl Store {
         })
     }
 
-    /// Whether the feed's change `hash`, listed as this phone's, was never written here: the
-    /// phone holds the case and the case lacks it.
-    fn is_forged(&self, case_id: &str, hash: &str) -> Result<bool> {
-        let Ok(parsed) = hash.parse::<automerge::ChangeHash>() else {
-            return Err(Error::Protocol(format!("{hash:?} is not a change hash")));
-        };
-        if let Some(mut doc) = self.load_doc(case_id)? {
-            return Ok(doc.automerge().get_change_meta_by_hash(&parsed).is_none());
-        }
-        // A case that left this phone: its own changes were kept when it left. A case it never
-        // held, or that left before they were kept, tells nothing.
-        let left: bool = self.connection_ref().query_row(
-            "SELECT EXISTS (SELECT 1 FROM removed_cases WHERE case_id = ?1)",
-            [case_id],
-            |r| r.get(0),
-        )?;
-        if !left {
-            return Ok(false);
-        }
-        let written: bool = self.connection_ref().query_row(
-            "SELECT EXISTS (SELECT 1 FROM removed_own_changes WHERE hash = ?1 AND case_id = ?2)",
-            params![parsed.to_string(), case_id],
-            |r| r.get(0),
-        )?;
-        Ok(!written)
-    }
-
-    /// Which of `hashes`, listed back as this phone's in one case, were never written here (the
-    /// case loaded once).
+    /// Which of `hashes`, listed back as this phone's in one case, were never written here.
+    /// The case this phone holds tells (every change it writes is saved there first); a case
+    /// that left it tells by the own changes kept when it left; a case it never held, or that
+    /// left before they were kept, tells nothing.
     fn forged_among(&self, case_id: &str, hashes: &[&str]) -> Result<Vec<String>> {
         let parsed = hashes
             .iter()
@@ -821,10 +796,22 @@ impl Store {
                 .map(|h| h.to_string())
                 .collect());
         }
+        let left: bool = self.connection_ref().query_row(
+            "SELECT EXISTS (SELECT 1 FROM removed_cases WHERE case_id = ?1)",
+            [case_id],
+            |r| r.get(0),
+        )?;
+        if !left {
+            return Ok(Vec::new());
+        }
+        let mut written = self.connection_ref().prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM removed_own_changes WHERE hash = ?1 AND case_id = ?2)",
+        )?;
         let mut forged = Vec::new();
         for h in parsed {
-            if self.is_forged(case_id, &h.to_string())? {
-                forged.push(h.to_string());
+            let hash = h.to_string();
+            if !written.query_row(params![hash, case_id], |r| r.get::<_, bool>(0))? {
+                forged.push(hash);
             }
         }
         Ok(forged)
@@ -1100,10 +1087,23 @@ fn keep_pending(tx: &rusqlite::Transaction<'_>, case_id: &str, data: &[u8]) -> R
 /// Why a case is set aside when a pulled change under this phone's name was never written here.
 pub const FORGED_REASON: &str = "forged: a change under this phone's name that it never wrote";
 
-/// Records a forgery found (once per change); 1 if it was new.
+/// Forgeries a phone keeps: a hostile server listing made-up changes at every round trip must
+/// not grow the store without end (the real server ignores what is not its). Real ones are
+/// rare; a phone whose list is full reports what it holds and records no more.
+pub const FORGERIES_KEPT_MAX: i64 = 1_000;
+
+/// Records a forgery found (once per change, while fewer than `FORGERIES_KEPT_MAX` are kept);
+/// 1 if it was kept.
 fn record_forgery(tx: &rusqlite::Transaction<'_>, case_id: &str, hash: &str) -> Result<usize> {
     Ok(tx.execute(
-        "INSERT OR IGNORE INTO forgeries (hash, case_id, found_at) VALUES (?1, ?2, ?3)",
-        params![hash, case_id, chrono::Utc::now().to_rfc3339()],
+        "INSERT OR IGNORE INTO forgeries (hash, case_id, found_at)
+         SELECT ?1, ?2, ?3
+         WHERE (SELECT count(*) FROM forgeries) < ?4",
+        params![
+            hash,
+            case_id,
+            chrono::Utc::now().to_rfc3339(),
+            FORGERIES_KEPT_MAX
+        ],
     )?)
 }

@@ -452,3 +452,38 @@ fn unreadable_positions_restart_from_the_beginning_and_say_so() {
     let again = store.sync(&server, &mut |_| {}).unwrap();
     assert!(again.restarted.is_empty(), "{again:?}");
 }
+
+/// A hostile server listing made-up changes as this phone's, page after page: the phone keeps
+/// at most `FORGERIES_KEPT_MAX`, so its store does not grow without end.
+#[test]
+fn made_up_witness_lists_are_kept_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = phone(&dir);
+    let case_cell: Mutex<String> = Mutex::new(String::new());
+    let page = Mutex::new(0u64);
+    let server = Scripted {
+        answer: |r: &protocol::SyncRequest| {
+            let mut page = page.lock().unwrap();
+            *page += 1;
+            let case_id = case_cell.lock().unwrap().clone();
+            SyncResponse {
+                accepted: r.push.iter().map(|c| c.case_id.clone()).collect(),
+                own: (0..700u64)
+                    .map(|n| protocol::OwnChange {
+                        case_id: case_id.clone(),
+                        hash: format!("{:064x}", *page * 1_000 + n),
+                    })
+                    .collect(),
+                more: *page < 3,
+                ..nothing_new(r.cursor + 1, r.forms_seen)
+            }
+        },
+        round_trips: Mutex::new(0),
+    };
+    store.enroll(&server, "http://hostile", "CODE").unwrap();
+    *case_cell.lock().unwrap() = store.create_case(&child(1)).unwrap();
+    let report = store.sync(&server, &mut |_| {}).unwrap();
+    let kept = store.forgeries().unwrap().len() as i64;
+    assert_eq!(kept, suivi_core::sync::client::FORGERIES_KEPT_MAX);
+    assert_eq!(report.forgeries as i64, kept);
+}
