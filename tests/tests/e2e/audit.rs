@@ -1134,6 +1134,22 @@ fn verify_sees_a_live_row_relabelled_as_a_really_erased_cases() {
     );
 }
 
+/// Amina (agent) records a case and Fatima (her supervisor) pulls it, through a server that
+/// is stopped again: the phones and the case id.
+fn a_case_recorded_and_read(site: &ServerSite) -> (Phone, Phone, String) {
+    for (user, role) in [("amina", "agent"), ("fatima", "supervisor")] {
+        site.ok(&["user", "add", user, "--role", role, "--team", "sikasso"]);
+    }
+    let served = site.serve();
+    let url = served.url();
+    let mut amina = Phone::enroll(site, &url, "amina");
+    let mut fatima = Phone::enroll(site, &url, "fatima");
+    let case_id = amina.store.create_case(&child(1)).unwrap();
+    amina.sync(&url);
+    fatima.sync(&url);
+    (amina, fatima, case_id)
+}
+
 /// A server upgraded from marks without the case id: rows written before keep their marks,
 /// which phones hold; the new formula starts at the first row written after. A phone whose
 /// cursor sits on a pre-upgrade row syncs on with no reset, new rows chain on, and `verify`
@@ -1141,18 +1157,8 @@ fn verify_sees_a_live_row_relabelled_as_a_really_erased_cases() {
 #[test]
 fn a_phone_holding_a_pre_upgrade_mark_syncs_on_across_the_new_formula() {
     let (site, mut db) = sqlite_site();
-    for (user, role) in [("amina", "agent"), ("fatima", "supervisor")] {
-        site.ok(&["user", "add", user, "--role", role, "--team", "sikasso"]);
-    }
     {
-        let served = site.serve();
-        let url = served.url();
-        let mut amina = Phone::enroll(&site, &url, "amina");
-        let mut fatima = Phone::enroll(&site, &url, "fatima");
-        amina.store.create_case(&child(1)).unwrap();
-        amina.sync(&url);
-        fatima.sync(&url);
-        drop(served);
+        let (mut amina, mut fatima, _) = a_case_recorded_and_read(&site);
         // The database as the release before left it: every mark without the case id, and the
         // upgrade's recorded row just after them.
         let rows = db.feed();
@@ -1208,17 +1214,7 @@ fn a_phone_holding_a_pre_upgrade_mark_syncs_on_across_the_new_formula() {
 #[test]
 fn a_phone_witnesses_a_change_forged_under_its_name() {
     let (site, mut db) = sqlite_site();
-    for (user, role) in [("amina", "agent"), ("fatima", "supervisor")] {
-        site.ok(&["user", "add", user, "--role", role, "--team", "sikasso"]);
-    }
-    let served = site.serve();
-    let url = served.url();
-    let mut amina = Phone::enroll(&site, &url, "amina");
-    let mut fatima = Phone::enroll(&site, &url, "fatima");
-    let case_id = amina.store.create_case(&child(1)).unwrap();
-    amina.sync(&url);
-    fatima.sync(&url);
-    drop(served);
+    let (mut amina, _fatima, case_id) = a_case_recorded_and_read(&site);
     site.ok(&["checkpoint"]);
 
     // The editor writes a new change under Amina's actor after her last one, and a feed row

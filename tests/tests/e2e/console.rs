@@ -1974,16 +1974,22 @@ fn projections_missing_from_an_older_server_are_built_from_the_stored_changes() 
 fn no_query_string_or_body_reaches_the_logs_at_trace() {
     use std::io::Read;
     let site = ServerSite::new();
-    site.ok(&[
-        "user",
-        "add",
-        "fatima",
-        "--role",
-        "supervisor",
-        "--team",
-        "sikasso",
-    ]);
-    admin_password(&site, "fatima");
+    let added = site
+        .command(&[
+            "user",
+            "add",
+            "fatima",
+            "--role",
+            "supervisor",
+            "--team",
+            "sikasso",
+            "--password-env",
+            "P",
+        ])
+        .env("P", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(added.status.success());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -2024,23 +2030,4 @@ fn no_query_string_or_body_reaches_the_logs_at_trace() {
     ] {
         assert!(!text.contains(secret), "{secret} in the log");
     }
-}
-
-/// Sets `user`'s console password through the command, from standard input.
-fn admin_password(site: &ServerSite, user: &str) {
-    use std::io::Write;
-    let mut child = site
-        .command(&["user", "password", user])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .unwrap();
-    assert!(child.wait_with_output().unwrap().status.success());
 }
