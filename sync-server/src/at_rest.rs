@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rand::Rng;
-use rusqlite::Connection;
 
 use crate::auth::CodeKey;
-use crate::storage::{postgres::PostgresStore, sqlite::SqliteStore, StorageError};
+use crate::storage::sqlite::{encrypt, SqliteStore};
+use crate::storage::{postgres::PostgresStore, AuditStore, StorageError};
 use crate::ServerStore;
 use crate::DATABASE_FILE;
 
@@ -443,53 +443,20 @@ pub fn encrypt_in_place(data_dir: &Path, source: &KeySource) -> Result<EncryptRe
             }
         },
     };
-    let storage = |e: rusqlite::Error| AtRestError::Storage(StorageError::Backend(e.to_string()));
     let copy = db.with_file_name(format!("{DATABASE_FILE}{ENCRYPTING_SUFFIX}"));
     let _ = std::fs::remove_file(&copy);
     create_private_file(&copy)?;
 
-    suivi_core::store::sqlcipher::initialise().map_err(storage)?;
-    let plain = Connection::open(&db).map_err(storage)?;
-    // Everything in the write-ahead log goes into the main file first, so the copy and the
-    // count below see every committed row.
-    plain
-        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-        .map_err(storage)?;
-    let version: i64 = plain
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(storage)?;
-    let original = row_counts(&plain).map_err(storage)?;
-    plain
-        .execute(
-            "ATTACH DATABASE ?1 AS encrypted KEY ?2",
-            rusqlite::params![copy.to_string_lossy(), keys.database],
-        )
-        .map_err(storage)?;
-    plain
-        .query_row("SELECT sqlcipher_export('encrypted')", [], |_| Ok(()))
-        .map_err(storage)?;
-    plain
-        .execute_batch(&format!(
-            "PRAGMA encrypted.user_version = {version}; DETACH DATABASE encrypted;"
-        ))
-        .map_err(storage)?;
-    plain.close().map_err(|(_, e)| storage(e))?;
-
-    let check = Connection::open(&copy).map_err(storage)?;
-    check
-        .pragma_update(None, "key", &keys.database)
-        .map_err(storage)?;
-    let copied = row_counts(&check).map_err(storage)?;
-    let copied_version: i64 = check
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(storage)?;
-    drop(check);
-    if copied != original || copied_version != version {
+    let original = encrypt::export_encrypted(&db, &copy, &keys.database)?;
+    let copied = encrypt::encrypted_table_counts(&copy, &keys.database)?;
+    if copied != original {
         let _ = std::fs::remove_file(&copy);
         return Err(AtRestError::CopyMismatch(format!(
-            "{} tables and schema {version} before, {} tables and schema {copied_version} after",
-            original.len(),
-            copied.len()
+            "{} tables and schema {} before, {} tables and schema {} after",
+            original.rows.len(),
+            original.version,
+            copied.rows.len(),
+            copied.version
         )));
     }
     File::open(&copy)
@@ -511,29 +478,10 @@ pub fn encrypt_in_place(data_dir: &Path, source: &KeySource) -> Result<EncryptRe
         .map_err(io(data_dir))?;
     Ok(EncryptReport {
         db,
-        tables: original.len(),
-        rows: original.iter().map(|(_, n)| n).sum(),
+        tables: original.rows.len(),
+        rows: original.rows.iter().map(|(_, n)| n).sum(),
         key_file_created,
     })
-}
-
-fn row_counts(conn: &Connection) -> rusqlite::Result<Vec<(String, u64)>> {
-    let tables: Vec<String> = {
-        let mut stmt = conn.prepare(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
-             ORDER BY name",
-        )?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    tables
-        .into_iter()
-        .map(|t| {
-            let n: i64 =
-                conn.query_row(&format!("SELECT count(*) FROM \"{t}\""), [], |r| r.get(0))?;
-            Ok((t, n as u64))
-        })
-        .collect()
 }
 
 /// The data directory exists and only its owner can enter it.

@@ -365,6 +365,7 @@ impl FormCache {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::storage::prelude::*;
     use crate::storage::User;
     use crate::SqliteStore;
     use suivi_core::forms::{FieldType, REFERRAL};

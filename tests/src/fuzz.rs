@@ -16,7 +16,8 @@ use suivi_core::sync::protocol::{
 use suivi_core::sync::{Credentials, HttpReply, Transport};
 use suivi_core::{Record, Store};
 use suivi_server::service::{AuthedDevice, ServiceError, SyncService};
-use suivi_server::storage::{Device, Role, ServerStore, User};
+use suivi_server::storage::prelude::*;
+use suivi_server::storage::{Device, Role, User};
 use suivi_server::SqliteStore;
 
 /// A fuzz target: untrusted bytes in, a panic if they find a bug.

@@ -128,7 +128,7 @@ impl TestServer {
 
     /// The heads of a case as the server holds it.
     pub fn case_heads(&self, case_id: &str) -> Vec<automerge::ChangeHash> {
-        use suivi_server::ServerStore;
+        use suivi_server::storage::prelude::*;
         let mut doc = automerge::AutoCommit::new();
         let changes: Vec<automerge::Change> = self
             .store

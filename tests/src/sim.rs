@@ -27,8 +27,9 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use suivi_core::{CaseFilter, Store};
+use suivi_server::storage::prelude::*;
 use suivi_server::storage::CaseAccess;
-use suivi_server::{ServerStore, SqliteStore};
+use suivi_server::SqliteStore;
 
 use crate::link::{self, Direction, LinkEmulator, PROFILE_LAN};
 use crate::{Served, ServerSite};

@@ -277,7 +277,7 @@ pub fn sqlite_to_postgres(
         report.tables.push((table.to_string(), copied));
     }
     // The feed marks' formula carries over as it is: rows keep their marks either side of it.
-    let marks = super::ServerStore::feed_marks(source)?;
+    let marks = super::FeedStore::feed_marks(source)?;
     tx.execute(
         "UPDATE feed_mark_formula SET case_id_from = $1 WHERE one = 1",
         &[&i64::try_from(marks.case_id_from).unwrap_or(i64::MAX)],
@@ -339,7 +339,7 @@ pub fn sqlite_to_postgres(
             )));
         }
     }
-    if super::ServerStore::feed_marks(target)? != marks {
+    if super::FeedStore::feed_marks(target)? != marks {
         return Err(StorageError::Backend(
             "feed_mark_formula: the PostgreSQL copy differs from the SQLite original".into(),
         ));

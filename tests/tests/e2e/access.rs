@@ -6,8 +6,9 @@ use suivi_core::case_doc::{CaseDoc, ChangeContext};
 use suivi_core::sync::protocol::{self, RefusalReason, CONTENT_TYPE};
 use suivi_core::sync::{HttpTransport, Transport};
 use suivi_core::{Error, FormRegistry};
+use suivi_server::admin;
+use suivi_server::storage::prelude::*;
 use suivi_server::storage::Role;
-use suivi_server::{admin, ServerStore};
 use suivi_tests::{actor_of, case_changes, child, raw_push, raw_sync, record, TestServer};
 
 fn team_server() -> TestServer {

@@ -7,8 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
+use suivi_server::storage::prelude::*;
 use suivi_server::storage::Role;
-use suivi_server::ServerStore;
 use suivi_tests::{child, server_binary, ServerSite, TestServer};
 
 fn mode(path: &Path) -> u32 {

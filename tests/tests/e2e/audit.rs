@@ -336,7 +336,7 @@ fn verify_reports_a_rewritten_change_and_edited_or_deleted_audit_rows_on_postgre
 fn an_officer_sees_a_history_verified_or_not_and_reads_who_viewed_which_child() {
     use crate::console::Console;
     use reqwest::StatusCode;
-    use suivi_server::ServerStore;
+    use suivi_server::storage::prelude::*;
 
     let server = two_teams_and_an_officer();
     let mut amina = server.device("amina");
@@ -463,7 +463,7 @@ pub(crate) fn csv_rows(bytes: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
 fn exports_hold_the_readers_scope_with_formulas_neutralised_and_are_audited() {
     use crate::console::Console;
     use reqwest::StatusCode;
-    use suivi_server::ServerStore;
+    use suivi_server::storage::prelude::*;
 
     let server = two_teams_and_an_officer();
     let mut amina = server.device("amina");

@@ -8,8 +8,9 @@ use reqwest::blocking::{Client, Response};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::StatusCode;
 use serde_json::json;
+use suivi_server::admin;
+use suivi_server::storage::prelude::*;
 use suivi_server::storage::{ConsoleSession, Role};
-use suivi_server::{admin, ServerStore};
 use suivi_tests::{child, record, ServerSite, TestServer};
 
 pub const PASSWORD: &str = "a long console password";

@@ -329,8 +329,13 @@ fn an_agent_cannot_sign_in_and_another_teams_case_stays_closed() {
     let (_, mohamed_case) = synced_caseload(&server);
     // An agent with a password anyway (an old database, a hand edit).
     let hash = suivi_server::auth::hash_password(PASSWORD).unwrap();
-    suivi_server::ServerStore::set_password(server.store.as_ref(), "amina", Some(&hash), 0)
-        .unwrap();
+    suivi_server::storage::SignInStore::set_password(
+        server.store.as_ref(),
+        "amina",
+        Some(&hash),
+        0,
+    )
+    .unwrap();
     let browser = Browser::open(&server);
     browser.sign_in("amina", PASSWORD);
     assert_eq!(browser.path(), "/console/login");
@@ -505,7 +510,7 @@ fn an_officer_audits_a_chain_exports_and_reads_the_access_log() {
     use crate::audit::{
         a_small_project, csv_rows, forged_replacement, two_teams_and_an_officer, Editor,
     };
-    use suivi_server::ServerStore;
+    use suivi_server::storage::prelude::*;
 
     let server = two_teams_and_an_officer();
     let (transferred, _, _, served) = a_small_project(&server);

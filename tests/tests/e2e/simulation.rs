@@ -5,8 +5,9 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
+use suivi_server::admin;
+use suivi_server::storage::prelude::*;
 use suivi_server::storage::Role;
-use suivi_server::{admin, ServerStore};
 use suivi_tests::{child, record, referral, visit, TestDevice, TestServer};
 
 const SEEDS: u64 = 6;

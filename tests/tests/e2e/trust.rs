@@ -8,8 +8,8 @@ use serde_json::json;
 use suivi_core::sync::protocol::{self, RefusalReason, CONTENT_TYPE};
 use suivi_core::sync::{HttpTransport, Transport};
 use suivi_core::Error;
+use suivi_server::storage::prelude::*;
 use suivi_server::storage::Role;
-use suivi_server::ServerStore;
 use suivi_tests::{actor_of, child, raw_push, record, referral, TestDevice, TestServer};
 
 fn team() -> (TestServer, TestDevice, TestDevice) {

@@ -1,0 +1,171 @@
+//! AuditStore on PostgreSQL: the audit log, and what `verify` reads of both chains (tamper evidence).
+
+use super::*;
+use crate::storage::AuditStore;
+
+impl AuditStore for PostgresStore {
+    fn audit_row_exists(&self, action: &str, subject: &str) -> StorageResult<bool> {
+        Ok(self
+            .client()?
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM audit_log WHERE action = $1 AND subject = $2)",
+                &[&action, &subject],
+            )
+            .map_err(backend)?
+            .get(0))
+    }
+
+    fn audit(&self, now: i64, actor: &str, action: &str, subject: &str) -> StorageResult<()> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction().map_err(backend)?;
+        audit_row(&mut tx, now, actor, action, subject)?;
+        tx.commit().map_err(backend)
+    }
+
+    fn audit_log(&self, after: u64, limit: usize) -> StorageResult<Vec<AuditRow>> {
+        // Ids are handed out under the `audit_head` lock, in commit order: a page read after
+        // `after` never misses a row committed later.
+        Ok(self
+            .client()?
+            .query(
+                "SELECT id, at, actor, action, subject, mark FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
+                &[&pg_seq(after), &i64::try_from(limit).unwrap_or(i64::MAX)],
+            )
+            .map_err(backend)?
+            .iter()
+            .map(row_to_audit)
+            .collect())
+    }
+
+    fn audit_search(&self, query: &AuditQuery) -> StorageResult<Vec<AuditRow>> {
+        let before = query.before.map_or(i64::MAX, pg_seq);
+        let like = |text: &str| {
+            text.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        };
+        let case = query.case_id.as_deref().map(|c| format!("%{}%", like(c)));
+        let prefix = query
+            .action_prefix
+            .as_deref()
+            .map(|p| format!("{}%", like(p)));
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        Ok(self
+            .client()?
+            .query(
+                "SELECT id, at, actor, action, subject, mark FROM audit_log
+                 WHERE id < $1
+                   AND ($2::text IS NULL OR actor = $2
+                        OR actor IN (SELECT device_id FROM devices WHERE user_id = $2))
+                   AND ($3::text IS NULL OR subject LIKE $3)
+                   AND ($4::text IS NULL OR action LIKE $4)
+                 ORDER BY id DESC LIMIT $5",
+                &[&before, &query.actor, &case, &prefix, &limit],
+            )
+            .map_err(backend)?
+            .iter()
+            .map(row_to_audit)
+            .collect())
+    }
+
+    fn chain_heads(&self) -> StorageResult<ChainHeads> {
+        let mut client = self.client()?;
+        let feed = client
+            .query_one("SELECT seq, mark FROM feed_head", &[])
+            .map_err(backend)?;
+        let audit = client
+            .query_one("SELECT id, mark FROM audit_head", &[])
+            .map_err(backend)?;
+        Ok(ChainHeads {
+            feed_seq: feed.get::<_, i64>(0) as u64,
+            feed_mark: feed.get(1),
+            audit_id: audit.get::<_, i64>(0) as u64,
+            audit_mark: audit.get(1),
+        })
+    }
+
+    fn feed_links(&self, after: u64, limit: usize) -> StorageResult<Vec<FeedLink>> {
+        Ok(self
+            .client()?
+            .query(
+                "SELECT f.seq, f.mark, f.case_id, c.hash, f.audience, FALSE
+                 FROM feed f LEFT JOIN changes c ON c.id = f.change_id WHERE f.seq > $1
+                 UNION ALL
+                 SELECT seq, mark, case_id, hash, audience, TRUE FROM erased_feed_marks
+                 WHERE seq > $1
+                 ORDER BY 1 LIMIT $2",
+                &[&pg_seq(after), &i64::try_from(limit).unwrap_or(i64::MAX)],
+            )
+            .map_err(backend)?
+            .iter()
+            .map(|r| FeedLink {
+                seq: r.get::<_, i64>(0) as u64,
+                mark: r.get::<_, Option<Vec<u8>>>(1).unwrap_or_default(),
+                erased: r.get(5),
+                change: r.get::<_, Option<String>>(2).map(|case_id| FeedLinkChange {
+                    case_id,
+                    hash: r.get(3),
+                    audience: r.get(4),
+                }),
+            })
+            .collect())
+    }
+
+    fn stored_changes(&self, after: u64, limit: usize) -> StorageResult<Vec<StoredChange>> {
+        let rows = self
+            .client()?
+            .query(
+                &format!("SELECT {STORED_CHANGE_COLUMNS} WHERE c.id > $1 ORDER BY c.id LIMIT $2"),
+                &[&pg_seq(after), &i64::try_from(limit).unwrap_or(i64::MAX)],
+            )
+            .map_err(backend)?;
+        rows.iter().map(|r| self.row_to_stored_change(r)).collect()
+    }
+
+    fn case_stored_changes(&self, case_id: &str) -> StorageResult<Vec<StoredChange>> {
+        let rows = self
+            .client()?
+            .query(
+                &format!("SELECT {STORED_CHANGE_COLUMNS} WHERE c.case_id = $1 ORDER BY c.id"),
+                &[&case_id],
+            )
+            .map_err(backend)?;
+        rows.iter().map(|r| self.row_to_stored_change(r)).collect()
+    }
+
+    fn case_feed_span(&self, case_id: &str) -> StorageResult<Option<(u64, u64)>> {
+        let row = self
+            .client()?
+            .query_one(
+                "SELECT min(seq), max(seq) FROM feed WHERE case_id = $1",
+                &[&case_id],
+            )
+            .map_err(backend)?;
+        Ok(
+            match (row.get::<_, Option<i64>>(0), row.get::<_, Option<i64>>(1)) {
+                (Some(first), Some(last)) => Some((first as u64, last as u64)),
+                _ => None,
+            },
+        )
+    }
+
+    fn change_origins(&self, case_id: &str) -> StorageResult<Vec<ChangeOrigin>> {
+        let mut client = self.client()?;
+        Ok(client
+            .query(
+                "SELECT c.hash, coalesce(d.user_id, ''), c.origin_device, c.received_at
+                 FROM changes c LEFT JOIN devices d ON d.device_id = c.origin_device
+                 WHERE c.case_id = $1 ORDER BY c.id",
+                &[&case_id],
+            )
+            .map_err(backend)?
+            .into_iter()
+            .map(|r| ChangeOrigin {
+                hash: r.get(0),
+                user_id: r.get(1),
+                device_id: r.get(2),
+                received_at: r.get(3),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,404 @@
+//! FeedStore on PostgreSQL: changes in and out: who owns a case, storing a checked push, the feed a pull reads and its marks.
+
+use super::*;
+use crate::storage::FeedStore;
+
+impl FeedStore for PostgresStore {
+    fn assign_case(&self, case_id: &str, user_id: &str, now: i64) -> StorageResult<()> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction().map_err(backend)?;
+        // The sequencer first: the case's rows are re-appended in one block, and an erasure of
+        // the case cannot interleave.
+        let mut head = FeedHead::lock(&mut tx)?;
+        let Some(case) = tx
+            .query_opt(
+                "SELECT created_by, team FROM cases WHERE case_id = $1",
+                &[&case_id],
+            )
+            .map_err(backend)?
+        else {
+            return Err(StorageError::NotFound(format!("case {case_id}")));
+        };
+        let (owner, team): (String, String) = (case.get(0), case.get(1));
+        if tx
+            .query_opt("SELECT 1 FROM users WHERE user_id = $1", &[&user_id])
+            .map_err(backend)?
+            .is_none()
+        {
+            return Err(StorageError::NotFound(format!("user {user_id}")));
+        }
+        let n = tx
+            .execute(
+                "INSERT INTO assignments (case_id, user_id, assigned_at) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                &[&case_id, &user_id, &now],
+            )
+            .map_err(backend)?;
+        if n > 0 {
+            // The new assignee's devices may have passed these changes already: queue them
+            // again for that user only, in feed order.
+            head.queue_case_for(&mut tx, case_id, user_id, (&owner, &team))?;
+            head.save(&mut tx)?;
+            audit_row(
+                &mut tx,
+                now,
+                "admin",
+                "case.assign",
+                &format!("{case_id} -> {user_id}"),
+            )?;
+        }
+        tx.commit().map_err(backend)
+    }
+
+    fn case_access(&self, case_ids: &[String]) -> StorageResult<HashMap<String, CaseAccess>> {
+        let mut client = self.client()?;
+        let mut out: HashMap<String, CaseAccess> = client
+            .query(
+                "SELECT case_id, created_by, team FROM cases WHERE case_id = ANY($1)",
+                &[&case_ids],
+            )
+            .map_err(backend)?
+            .into_iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    CaseAccess {
+                        created_by: r.get(1),
+                        team: r.get(2),
+                        assignees: Vec::new(),
+                    },
+                )
+            })
+            .collect();
+        for r in client
+            .query(
+                "SELECT case_id, user_id FROM assignments WHERE case_id = ANY($1) ORDER BY assigned_at, user_id",
+                &[&case_ids],
+            )
+            .map_err(backend)?
+        {
+            if let Some(access) = out.get_mut(r.get::<_, &str>(0)) {
+                access.assignees.push(r.get(1));
+            }
+        }
+        Ok(out)
+    }
+
+    fn known_changes(&self, case_id: &str, hashes: &[String]) -> StorageResult<HashSet<String>> {
+        Ok(self
+            .client()?
+            .query(
+                "SELECT hash FROM changes WHERE case_id = $1 AND hash = ANY($2)",
+                &[&case_id, &hashes],
+            )
+            .map_err(backend)?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    fn store_changes(
+        &self,
+        device_id: &str,
+        batch: &[AcceptedCase],
+        audit: Option<(&str, &str)>,
+        now: i64,
+    ) -> StorageResult<usize> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction().map_err(backend)?;
+        // Changes are inserted before the sequencer is taken, so the lock is held only to
+        // number feed rows and commit.
+        struct Inserted<'a> {
+            case_id: &'a str,
+            id: i64,
+            hash: &'a str,
+            bytes: u64,
+        }
+        let mut inserted = Vec::new();
+        let mut new_cases: HashSet<&str> = HashSet::new();
+        {
+            let insert_case = tx
+                .prepare(
+                    "INSERT INTO cases (case_id, created_by, team, created_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT DO NOTHING",
+                )
+                .map_err(backend)?;
+            let insert_change = tx
+                .prepare(
+                    "INSERT INTO changes (hash, case_id, origin_device, received_at, data)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hash) DO NOTHING RETURNING id",
+                )
+                .map_err(backend)?;
+            for case in batch {
+                if let Some((created_by, team)) = &case.new_case {
+                    if tx
+                        .execute(&insert_case, &[&case.case_id, created_by, team, &now])
+                        .map_err(backend)?
+                        > 0
+                    {
+                        new_cases.insert(&case.case_id);
+                    }
+                }
+                for (hash, data) in &case.changes {
+                    let sealed = self.sealer.seal_change(&case.case_id, hash, data);
+                    if let Some(row) = tx
+                        .query_opt(
+                            &insert_change,
+                            &[hash, &case.case_id, &device_id, &now, &sealed],
+                        )
+                        .map_err(backend)?
+                    {
+                        inserted.push(Inserted {
+                            case_id: &case.case_id,
+                            id: row.get(0),
+                            hash,
+                            bytes: data.len() as u64,
+                        });
+                    }
+                }
+            }
+        }
+        let mut head = FeedHead::lock(&mut tx)?;
+        // An erasure that committed after the service checked this batch: its cases keep
+        // nothing of it (the erasure held the sequencer, so it is visible now).
+        let batch_cases: Vec<&str> = batch.iter().map(|c| c.case_id.as_str()).collect();
+        let erased: HashSet<String> = tx
+            .query(
+                "SELECT case_id FROM erasures WHERE case_id = ANY($1)",
+                &[&batch_cases],
+            )
+            .map_err(backend)?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect();
+        if !erased.is_empty() {
+            let erased_list: Vec<&String> = erased.iter().collect();
+            for sql in [
+                "DELETE FROM changes WHERE case_id = ANY($1)",
+                "DELETE FROM cases WHERE case_id = ANY($1)",
+            ] {
+                tx.execute(sql, &[&erased_list]).map_err(backend)?;
+            }
+            inserted.retain(|c| !erased.contains(c.case_id));
+            new_cases.retain(|c| !erased.contains(*c));
+        }
+        let mut usage = Usage {
+            new_cases: new_cases.len() as u64,
+            bytes: 0,
+        };
+        let mut owners: HashMap<&str, (String, String)> = HashMap::new();
+        for change in &inserted {
+            if !owners.contains_key(change.case_id) {
+                let r = tx
+                    .query_one(
+                        "SELECT created_by, team FROM cases WHERE case_id = $1",
+                        &[&change.case_id],
+                    )
+                    .map_err(backend)?;
+                owners.insert(change.case_id, (r.get(0), r.get(1)));
+            }
+            let (owner, team) = &owners[change.case_id];
+            head.append(
+                &mut tx,
+                change.id,
+                change.case_id,
+                change.hash,
+                None,
+                (owner, team),
+            )?;
+            usage.bytes += change.bytes;
+        }
+        head.save(&mut tx)?;
+        // Under the sequencer, every other push to these cases has committed or will count
+        // these changes: the count a summary is checked against is exact.
+        for case in batch {
+            if let Some(summary) = &case.summary {
+                if !erased.contains(&case.case_id) {
+                    self.write_summary(&mut tx, summary, now)?;
+                }
+            }
+        }
+        if let Some((action, subject)) = audit {
+            audit_row(&mut tx, now, device_id, action, subject)?;
+        }
+        if usage != Usage::default() {
+            let day = now.div_euclid(86_400);
+            tx.execute(
+                "INSERT INTO device_usage (device_id, day, new_cases, bytes) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (device_id, day) DO UPDATE
+                 SET new_cases = device_usage.new_cases + excluded.new_cases,
+                     bytes = device_usage.bytes + excluded.bytes",
+                &[&device_id, &day, &(usage.new_cases as i64), &(usage.bytes as i64)],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "DELETE FROM device_usage WHERE device_id = $1 AND day < $2",
+                &[&device_id, &(day - USAGE_DAYS_KEPT)],
+            )
+            .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)?;
+        Ok(inserted.len())
+    }
+
+    fn check_cursor(&self, cursor: u64, mark: &[u8]) -> StorageResult<CursorCheck> {
+        if cursor == 0 {
+            return Ok(CursorCheck::Matches);
+        }
+        let Ok(seq) = i64::try_from(cursor) else {
+            return Ok(CursorCheck::Invalid);
+        };
+        let stored: Option<Vec<u8>> = self
+            .client()?
+            .query_opt(
+                "SELECT mark FROM feed WHERE seq = $1 UNION ALL SELECT mark FROM erased_feed_marks WHERE seq = $1",
+                &[&seq],
+            )
+            .map_err(backend)?
+            .map(|r| r.get(0));
+        Ok(CursorCheck::decide(stored.as_deref().map(Some), mark))
+    }
+
+    fn feed_marks(&self) -> StorageResult<FeedMarks> {
+        feed_marks(&mut *self.client()?)
+    }
+
+    fn own_feed_rows(
+        &self,
+        device_id: &str,
+        after: u64,
+        upto: u64,
+        limit: usize,
+    ) -> StorageResult<Vec<(u64, String, String)>> {
+        Ok(self
+            .client()?
+            .query(
+                "SELECT f.seq, f.case_id, c.hash FROM changes c
+                 JOIN feed f ON f.change_id = c.id
+                 WHERE c.origin_device = $1 AND f.seq > $2 AND f.seq <= $3
+                 ORDER BY f.seq LIMIT $4",
+                &[
+                    &device_id,
+                    &pg_seq(after),
+                    &pg_seq(upto),
+                    &i64::try_from(limit).unwrap_or(i64::MAX),
+                ],
+            )
+            .map_err(backend)?
+            .iter()
+            .map(|r| (r.get::<_, i64>(0) as u64, r.get(1), r.get(2)))
+            .collect())
+    }
+
+    fn feed_mark(&self, seq: u64) -> StorageResult<Vec<u8>> {
+        if seq == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .client()?
+            .query_opt(
+                "SELECT mark FROM feed WHERE seq = $1 UNION ALL SELECT mark FROM erased_feed_marks WHERE seq = $1",
+                &[&pg_seq(seq)],
+            )
+            .map_err(backend)?
+            .map(|r| r.get(0))
+            .unwrap_or_default())
+    }
+
+    fn case_ids(&self) -> StorageResult<Vec<String>> {
+        Ok(self
+            .client()?
+            .query("SELECT case_id FROM cases ORDER BY case_id", &[])
+            .map_err(backend)?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    fn feed_page(
+        &self,
+        viewer: &Viewer,
+        cursor: u64,
+        raw_bytes_max: usize,
+    ) -> StorageResult<FeedPage> {
+        let mut client = self.client()?;
+        // One snapshot for the head and the page. The head moves only when a writer holding the
+        // sequencer commits, so every row up to it is visible here; reading takes no lock and
+        // never waits for a writer.
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(backend)?;
+        let end: i64 = tx
+            .query_one("SELECT seq FROM feed_head", &[])
+            .map_err(backend)?
+            .get(0);
+        // Typed: a scope's query need not use every parameter (an agent's ignores the team).
+        let stmt = tx
+            .prepare_typed(
+                &feed_sql(ReadScope::of(viewer.role)),
+                &[Type::INT8, Type::INT8, Type::TEXT, Type::TEXT, Type::TEXT],
+            )
+            .map_err(backend)?;
+        let mut page = FeedPage {
+            rows: Vec::new(),
+            cursor: end as u64,
+            more: false,
+        };
+        let mut from = pg_seq(cursor);
+        let mut bytes = 0usize;
+        'outer: loop {
+            let rows = tx
+                .query(
+                    &stmt,
+                    &[
+                        &from,
+                        &end,
+                        &viewer.user_id,
+                        &viewer.team,
+                        &viewer.device_id,
+                    ],
+                )
+                .map_err(backend)?;
+            let fetched = rows.len() as i64;
+            for r in rows {
+                let seq: i64 = r.get(0);
+                let case_id: String = r.get(1);
+                let hash: &str = r.get(2);
+                let row = FeedRow {
+                    seq: seq as u64,
+                    data: self.open_change(&case_id, hash, r.get(3))?,
+                    case_id,
+                    user_id: r.get(4),
+                    device_id: r.get(5),
+                    received_at: r.get(6),
+                };
+                from = seq;
+                if !page.push_within(row, &mut bytes, raw_bytes_max) {
+                    break 'outer;
+                }
+            }
+            if fetched < FEED_ROWS_PER_QUERY {
+                break;
+            }
+        }
+        tx.commit().map_err(backend)?;
+        Ok(page)
+    }
+
+    fn case_changes(&self, case_id: &str) -> StorageResult<Vec<Vec<u8>>> {
+        self.client()?
+            .query(
+                "SELECT c.hash, c.data FROM changes c
+                 JOIN feed f ON f.change_id = c.id AND f.audience IS NULL
+                 WHERE c.case_id = $1 ORDER BY f.seq",
+                &[&case_id],
+            )
+            .map_err(backend)?
+            .iter()
+            .map(|r| self.open_change(case_id, r.get(0), r.get(1)))
+            .collect()
+    }
+}
