@@ -297,6 +297,18 @@ impl FormDefinition {
     }
 }
 
+/// A record's values as the text a form screen shows and takes back (`record_from_inputs`):
+/// text as it is, any other value (a number, a boolean, a list) as JSON.
+pub fn record_as_text(record: &Record) -> std::collections::HashMap<String, String> {
+    record
+        .iter()
+        .map(|(k, v)| {
+            let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            (k.clone(), text)
+        })
+        .collect()
+}
+
 impl FormDefinition {
     /// Builds a record from text inputs (a form screen's fields, a command line's `--set`
     /// pairs), converting each by its field type; every problem is reported at once. Empty text

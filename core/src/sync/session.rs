@@ -11,19 +11,16 @@ use std::time::Instant;
 
 use automerge::sync::{Message, State, SyncDoc};
 use automerge::ChangeHash;
-use rusqlite::params;
 
-use super::client::{
-    erase_locally, refusal_text, skip_after, status_error, Pushed, SyncProgress, SyncReport,
-    META_LAST_SYNC, META_TOKEN,
-};
 use super::protocol::{
     self, CaseChanges, DocSyncRequest, DocSyncResponse, ErrorBody, Refusal, RefusalReason,
     SyncRequest, SyncResponse, CONTENT_TYPE, PROTOCOL_VERSION, PROTOCOL_VERSION_MIN,
 };
+use super::report::{skip_after, status_error, SyncProgress, SyncReport};
 use super::transport::{Cancel, Credentials, HttpReply, Transport};
 use crate::case_doc::CaseDoc;
 use crate::error::{Error, Result};
+use crate::store::sync_state::{refusal_text, Pushed, META_LAST_SYNC, META_TOKEN};
 use crate::store::{Store, SyncState};
 
 /// Where to ask the forms feed from: after the last position committed, or from the start when
@@ -374,11 +371,9 @@ impl SyncSession {
             let case_id = ds.case_id.clone();
             self.doc_sync = None;
             if refusal.reason == RefusalReason::Erased {
-                let tx = store.connection_ref().unchecked_transaction()?;
-                if erase_locally(&tx, &case_id)? {
+                if store.erase_case_locally(&case_id)? {
                     self.report.erased += 1;
                 }
-                tx.commit()?;
             } else {
                 // A retryable refusal leaves the case pending for the next sync (after a
                 // restore, so does another device's lost change, as in `commit_page`).
@@ -389,10 +384,7 @@ impl SyncSession {
                 } else {
                     SyncState::Refused
                 };
-                store.connection_ref().execute(
-                    "UPDATE case_sync SET dirty = ?2, refusal = ?3 WHERE case_id = ?1",
-                    params![case_id, dirty, refusal_text(&refusal)],
-                )?;
+                store.set_refused(&case_id, dirty, &refusal_text(&refusal))?;
             }
             self.report
                 .refused
@@ -475,12 +467,9 @@ fn load_doc_sync(store: &Store, case_id: String) -> Result<Option<DocSync>> {
     }))
 }
 
-/// Gives the store what the server sent during the fallback: merged into the case as it is now
-/// (saves may have come in between), synced only if nothing was saved meanwhile.
+/// Gives the store what the server sent during the fallback; the case is marked synced only
+/// if the exchange converged.
 fn finish_doc_sync(store: &mut Store, mut ds: DocSync) -> Result<()> {
-    let Some(mut current) = store.load_doc(&ds.case_id)? else {
-        return Ok(()); // Erased meanwhile.
-    };
     let received: Vec<Vec<u8>> = ds
         .doc
         .automerge()
@@ -488,24 +477,8 @@ fn finish_doc_sync(store: &mut Store, mut ds: DocSync) -> Result<()> {
         .iter()
         .map(|c| c.raw_bytes().to_vec())
         .collect();
-    current.apply_changes(&received)?;
-    let forms = store.forms()?;
-    let tx = store.connection_ref().unchecked_transaction()?;
-    Store::save_doc(&tx, &forms, &ds.case_id, &mut current, false)?;
-    if ds.converged {
-        let heads = ds.doc.heads();
-        let dirty = if current.heads() == heads {
-            SyncState::Clean
-        } else {
-            SyncState::Pending
-        };
-        tx.execute(
-            "UPDATE case_sync SET synced_heads = ?2, dirty = ?3 WHERE case_id = ?1",
-            params![ds.case_id, Store::format_heads(&heads), dirty],
-        )?;
-    }
-    tx.commit()?;
-    Ok(())
+    let synced = ds.converged.then(|| ds.doc.heads());
+    store.commit_doc_sync(&ds.case_id, &received, synced)
 }
 
 /// Runs a whole sync. The store is held for each decision and commit, never across a request.

@@ -484,6 +484,6 @@ fn made_up_witness_lists_are_kept_bounded() {
     *case_cell.lock().unwrap() = store.create_case(&child(1)).unwrap();
     let report = store.sync(&server, &mut |_| {}).unwrap();
     let kept = store.forgeries().unwrap().len() as i64;
-    assert_eq!(kept, suivi_core::sync::client::FORGERIES_KEPT_MAX);
+    assert_eq!(kept, suivi_core::store::FORGERIES_KEPT_MAX);
     assert_eq!(report.forgeries as i64, kept);
 }

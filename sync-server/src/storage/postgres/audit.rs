@@ -169,3 +169,135 @@ impl AuditStore for PostgresStore {
             .collect())
     }
 }
+
+pub(super) fn audit_row(
+    tx: &mut impl GenericClient,
+    now: i64,
+    actor: &str,
+    action: &str,
+    subject: &str,
+) -> StorageResult<()> {
+    let mut head = AuditHead::lock(tx)?;
+    head.append(tx, now, actor, action, &[subject])?;
+    head.save(tx)
+}
+
+/// The audit log's sequencer, locked for the rest of the transaction: rows get the ids after
+/// the head, each chained to the one before. Transactions take it last (after `feed_head`),
+/// so the two locks never wait on each other in opposite orders.
+pub(super) struct AuditHead {
+    pub(super) id: i64,
+    pub(super) mark: Vec<u8>,
+}
+
+impl AuditHead {
+    pub(super) fn lock(tx: &mut impl GenericClient) -> StorageResult<AuditHead> {
+        let row = tx
+            .query_one("SELECT id, mark FROM audit_head FOR UPDATE", &[])
+            .map_err(backend)?;
+        Ok(AuditHead {
+            id: row.get(0),
+            mark: row.get(1),
+        })
+    }
+
+    /// One row per subject, by `actor`, for `action`, in one statement.
+    pub(super) fn append(
+        &mut self,
+        tx: &mut impl GenericClient,
+        now: i64,
+        actor: &str,
+        action: &str,
+        subjects: &[&str],
+    ) -> StorageResult<()> {
+        let mut ids = Vec::with_capacity(subjects.len());
+        let mut marks = Vec::with_capacity(subjects.len());
+        for subject in subjects {
+            self.id += 1;
+            self.mark = next_audit_mark(&self.mark, self.id as u64, now, actor, action, subject);
+            ids.push(self.id);
+            marks.push(self.mark.clone());
+        }
+        tx.execute(
+            "INSERT INTO audit_log (id, at, actor, action, subject, mark)
+             SELECT i, $2, $3, $4, s, m FROM UNNEST($1::bigint[], $5::text[], $6::bytea[]) AS t(i, s, m)",
+            &[&ids, &now, &actor, &action, &subjects, &marks],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    pub(super) fn save(&self, tx: &mut impl GenericClient) -> StorageResult<()> {
+        tx.execute(
+            "UPDATE audit_head SET id = $1, mark = $2",
+            &[&self.id, &self.mark],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+}
+
+/// Chains audit rows written before the log was chained (their marks are NULL), in id order,
+/// and moves the head to the last row: inside the migration's transaction and lock.
+pub(super) fn backfill_audit_marks(tx: &mut impl GenericClient) -> StorageResult<()> {
+    let unmarked = tx
+        .query(
+            "SELECT id, at, actor, action, subject, mark FROM audit_log WHERE mark IS NULL ORDER BY id",
+            &[],
+        )
+        .map_err(backend)?;
+    if unmarked.is_empty() {
+        return Ok(());
+    }
+    let mut head = AuditHead::lock(tx)?;
+    for row in unmarked.iter().map(row_to_audit) {
+        let previous: Vec<u8> = tx
+            .query_opt(
+                "SELECT mark FROM audit_log WHERE id < $1 ORDER BY id DESC LIMIT 1",
+                &[&(row.id as i64)],
+            )
+            .map_err(backend)?
+            .and_then(|r| r.get::<_, Option<Vec<u8>>>(0))
+            .unwrap_or_default();
+        let mark = next_audit_mark(
+            &previous,
+            row.id,
+            row.at,
+            &row.actor,
+            &row.action,
+            &row.subject,
+        );
+        tx.execute(
+            "UPDATE audit_log SET mark = $2 WHERE id = $1",
+            &[&(row.id as i64), &mark],
+        )
+        .map_err(backend)?;
+    }
+    let last = tx
+        .query_one(
+            "SELECT id, mark FROM audit_log ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .map_err(backend)?;
+    head.id = last.get(0);
+    head.mark = last.get(1);
+    head.save(tx)
+}
+
+pub(super) fn row_to_audit(r: &postgres::Row) -> AuditRow {
+    AuditRow {
+        id: r.get::<_, i64>(0) as u64,
+        at: r.get(1),
+        actor: r.get(2),
+        action: r.get(3),
+        subject: r.get(4),
+        mark: r.get::<_, Option<Vec<u8>>>(5).unwrap_or_default(),
+    }
+}
+
+pub(super) const STORED_CHANGE_COLUMNS: &str =
+    "c.id, c.case_id, c.hash, c.data, c.origin_device, d.actor,
+    c.received_at,
+    EXISTS (SELECT 1 FROM feed f
+            WHERE f.change_id = c.id AND f.audience IS NULL AND f.case_id = c.case_id)
+    FROM changes c LEFT JOIN devices d ON d.device_id = c.origin_device";

@@ -1,0 +1,333 @@
+//! What the commands print: a case, its records, its history, a list line, a form; text in the reader's language, or JSON.
+
+use super::*;
+
+pub(super) fn list(cli: &Cli, lang: Lang, store: &Store, filter: CaseFilter) -> Result<(), Error> {
+    let rows = store.list_cases(&filter)?;
+    let forms = store.forms()?;
+    print(
+        cli,
+        lang,
+        &serde_json::to_value(&rows).unwrap_or_default(),
+        |_| {
+            let form = forms.latest(IDENTIFICATION).ok();
+            let mut out = String::new();
+            for row in &rows {
+                out.push_str(&summary_line(row, form, lang));
+                out.push('\n');
+            }
+            out.push_str(&format!("{} {}", rows.len(), t(lang, "cases")));
+            out
+        },
+    )
+}
+
+pub(super) fn print(
+    cli: &Cli,
+    _lang: Lang,
+    json: &Json,
+    human: impl FnOnce(&Json) -> String,
+) -> Result<(), Error> {
+    if cli.json {
+        print_line(&serde_json::to_string_pretty(json).unwrap_or_default());
+    } else {
+        print_line(&human(json));
+    }
+    Ok(())
+}
+
+/// Writes a line to standard output. A reader that stopped early (`suivi case list | head`)
+/// closes the pipe: that ends the command quietly, as it does for other Unix tools, instead of
+/// the panic `println!` gives.
+pub(super) fn print_line(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("error: standard output: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+pub(super) fn short(id: &str) -> &str {
+    &id[..id.len().min(8)]
+}
+
+pub(super) fn summary_line(row: &CaseRow, form: Option<&FormDefinition>, lang: Lang) -> String {
+    let risk = row
+        .risk_level
+        .as_deref()
+        .map(|r| choice_label(form, "risk_level", r, lang))
+        .unwrap_or_default();
+    let mut line = format!(
+        "{}  {} {}  {}  {}",
+        short(&row.case_id),
+        row.first_name,
+        row.last_name,
+        row.village.as_deref().unwrap_or("-"),
+        risk
+    );
+    if row.conflict_count > 0 {
+        line.push_str(&format!(
+            "  [{} {}]",
+            row.conflict_count,
+            t(lang, "conflicts")
+        ));
+    }
+    line
+}
+
+pub(super) fn choice_label(
+    form: Option<&FormDefinition>,
+    field: &str,
+    id: &str,
+    lang: Lang,
+) -> String {
+    form.and_then(|f| f.field(field))
+        .and_then(|f| f.choice(id))
+        .map(|c| c.label.get(lang).to_string())
+        .unwrap_or_else(|| id.to_string())
+}
+
+pub(super) fn display_value(
+    form: &FormDefinition,
+    field_id: &str,
+    value: &Json,
+    lang: Lang,
+) -> String {
+    let Some(field) = form.field(field_id) else {
+        return value.to_string();
+    };
+    match (field.field_type, value) {
+        (FieldType::SelectOne, Json::String(id)) => choice_label(Some(form), field_id, id, lang),
+        (FieldType::SelectMultiple, Json::Array(ids)) => ids
+            .iter()
+            .filter_map(Json::as_str)
+            .map(|id| choice_label(Some(form), field_id, id, lang))
+            .collect::<Vec<_>>()
+            .join(", "),
+        (FieldType::Boolean, Json::Bool(b)) => t(lang, if *b { "yes" } else { "no" }).to_string(),
+        (FieldType::Geopoint, v) => format!("{}, {}", v["lat"], v["lon"]),
+        (_, Json::String(s)) => s.clone(),
+        (_, other) => other.to_string(),
+    }
+}
+
+pub(super) fn show_record(
+    out: &mut String,
+    form: &FormDefinition,
+    record: &Record,
+    lang: Lang,
+    indent: &str,
+) {
+    for field in &form.fields {
+        if let Some(value) = record.get(&field.id) {
+            out.push_str(&format!(
+                "{indent}{}: {}\n",
+                field.label.get(lang),
+                display_value(form, &field.id, value, lang)
+            ));
+        }
+    }
+}
+
+pub(super) fn show_case(store: &Store, detail: &CaseDetail, lang: Lang) -> String {
+    // The case was read with these forms a moment ago: they load again.
+    let forms = store
+        .forms()
+        .unwrap_or_else(|_| std::sync::Arc::new(suivi_core::FormRegistry::builtin()));
+    let s = &detail.summary;
+    let mut out = format!(
+        "{} {}  {} {}\n{}: {}  ({} {})\n",
+        t(lang, "case"),
+        short(&s.case_id),
+        s.first_name,
+        s.last_name,
+        t(lang, "created"),
+        s.created_at,
+        t(lang, "by"),
+        s.created_by
+    );
+    if let Ok(form) = forms.get(IDENTIFICATION, detail.identification_form) {
+        out.push_str(&format!(
+            "\n{} (v{})\n",
+            form.title.get(lang),
+            detail.identification_form
+        ));
+        show_record(&mut out, form, &detail.identification, lang, "  ");
+    }
+    // Asked by an earlier version only: shown as they were, read-only.
+    for (field, value) in &detail.former_fields {
+        out.push_str(&format!("  ({field}) {value}\n"));
+    }
+    if let Some(into) = &detail.merged_into {
+        out.push_str(&format!("\n{} {}\n", t(lang, "merged_into"), into));
+    }
+    show_records(
+        &mut out,
+        store,
+        &detail.referrals,
+        &detail.followups,
+        lang,
+        "",
+    );
+    for merged in &detail.merged {
+        out.push_str(&format!(
+            "\n{} {}{}\n",
+            t(lang, "merged_case"),
+            merged.case_id,
+            if merged.held {
+                ""
+            } else {
+                t(lang, "not_received")
+            }
+        ));
+        show_records(
+            &mut out,
+            store,
+            &merged.referrals,
+            &merged.followups,
+            lang,
+            "  ",
+        );
+        if !merged.edits_after_merge.is_empty() {
+            out.push_str(&format!("\n  {}\n", t(lang, "edits_after_merge")));
+            for line in show_history(&merged.edits_after_merge).lines() {
+                out.push_str(&format!("    {line}\n"));
+            }
+        }
+    }
+    if !detail.conflicts.is_empty() {
+        out.push_str(&format!("\n{}\n", t(lang, "conflicts")));
+        for c in &detail.conflicts {
+            let values: Vec<String> = c.values.iter().map(Json::to_string).collect();
+            out.push_str(&format!("  {}: {}\n", c.path, values.join(" | ")));
+        }
+    }
+    out.trim_end().to_string()
+}
+
+/// A case's referral chains and visits (a survivor shows its merged cases' with an indent).
+pub(super) fn show_records(
+    out: &mut String,
+    store: &Store,
+    referrals: &[suivi_core::case_doc::Referral],
+    followups: &[suivi_core::case_doc::FollowUp],
+    lang: Lang,
+    indent: &str,
+) {
+    let forms = store
+        .forms()
+        .unwrap_or_else(|_| std::sync::Arc::new(suivi_core::FormRegistry::builtin()));
+    if !referrals.is_empty() {
+        out.push_str(&format!("\n{indent}{}\n", t(lang, "referrals")));
+        for r in referrals {
+            let form = forms.get(REFERRAL, r.form_version).ok();
+            let service = r
+                .fields
+                .get("service_type")
+                .and_then(Json::as_str)
+                .unwrap_or("");
+            out.push_str(&format!(
+                "{indent}  [{}] {} → {}  ({})\n",
+                short(&r.id),
+                choice_label(form, "service_type", service, lang),
+                r.fields
+                    .get("provider")
+                    .and_then(Json::as_str)
+                    .unwrap_or(""),
+                r.status
+            ));
+            if let Some(prev) = &r.previous_referral {
+                out.push_str(&format!(
+                    "{indent}      {} {}\n",
+                    t(lang, "continues"),
+                    short(prev)
+                ));
+            }
+            for tr in &r.transitions {
+                out.push_str(&format!(
+                    "{indent}      {}  {} {} → {}  {}{}\n",
+                    tr.at,
+                    tr.transition,
+                    tr.from,
+                    tr.to,
+                    tr.actor,
+                    tr.note
+                        .as_deref()
+                        .map(|n| format!("  « {n} »"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+    }
+    if !followups.is_empty() {
+        out.push_str(&format!("\n{indent}{}\n", t(lang, "followups")));
+        for f in followups {
+            out.push_str(&format!("{indent}  [{}]\n", short(&f.id)));
+            if let Ok(form) = forms.get(FOLLOWUP, f.form_version) {
+                show_record(out, form, &f.fields, lang, &format!("{indent}      "));
+            }
+        }
+    }
+}
+
+pub(super) fn show_history(history: &[HistoryEntry]) -> String {
+    let mut out = String::new();
+    for h in history {
+        // The device's clock and the user it names, then what the server verified.
+        let verified = match &h.verified {
+            Some(v) => match v.received_at {
+                Some(at) => format!(
+                    "✓ {} ({}) {}",
+                    v.user,
+                    v.device,
+                    at.format("%Y-%m-%d %H:%M:%S")
+                ),
+                None => format!("✓ {} ({})", v.user, v.device),
+            },
+            None => "unverified".to_string(),
+        };
+        out.push_str(&format!(
+            "{}  {}  {}  [{}]\n",
+            h.at.format("%Y-%m-%d %H:%M:%S"),
+            h.user.as_deref().unwrap_or("?"),
+            h.action.as_deref().unwrap_or("?"),
+            verified
+        ));
+        for c in &h.changes {
+            let show = |v: &Option<Json>| {
+                v.as_ref()
+                    .map(Json::to_string)
+                    .unwrap_or_else(|| "∅".into())
+            };
+            out.push_str(&format!(
+                "    {}: {} → {}\n",
+                c.path,
+                show(&c.old),
+                show(&c.new)
+            ));
+        }
+    }
+    out.trim_end().to_string()
+}
+
+pub(super) fn describe_form(form: &FormDefinition, lang: Lang) -> String {
+    let mut out = format!("{} ({} v{})\n", form.title.get(lang), form.id, form.version);
+    for f in &form.fields {
+        out.push_str(&format!(
+            "  {}{}  [{}]  {}\n",
+            f.id,
+            if f.required { "*" } else { "" },
+            f.field_type.name(),
+            f.label.get(lang)
+        ));
+        for c in &f.choices {
+            out.push_str(&format!("      {} — {}\n", c.id, c.label.get(lang)));
+        }
+    }
+    out.trim_end().to_string()
+}

@@ -1,0 +1,244 @@
+//! What the screens read: a case, its history, lists and search from the projection, ids resolved from a prefix.
+
+use super::*;
+
+impl Store {
+    pub fn case(&self, case_id: &str) -> Result<CaseDetail> {
+        let forms = self.forms()?;
+        // One snapshot for the document and its summary row, though a sync may commit between
+        // the two reads (the app reads on its own connection while the sync writes).
+        let _snapshot = self.conn.unchecked_transaction()?;
+        let mut doc = self.require_doc(case_id)?;
+        let summary = self.conn.query_row(
+            "SELECT * FROM cases WHERE case_id = ?1",
+            [case_id],
+            row_to_case,
+        )?;
+        Ok(CaseDetail {
+            summary,
+            identification_form: doc.identification_form_version()?,
+            identification: doc.identification(&forms)?,
+            former_fields: doc.former_identification_fields(&forms)?,
+            referrals: doc.referrals(&forms)?,
+            followups: doc.followups(&forms)?,
+            conflicts: doc.conflicts_with_sources(&forms)?,
+            audit_notes: doc.audit_notes()?,
+            merged_into: doc.merged_into()?,
+            merged: self.merged_cases_of(&doc)?,
+        })
+    }
+
+    pub(super) fn merged_cases_of(&self, survivor: &CaseDoc) -> Result<Vec<MergedCase>> {
+        let forms = self.forms()?;
+        let mut out = Vec::new();
+        for case_id in survivor.merged_cases()? {
+            let merged = match self.load_doc(&case_id)? {
+                Some(mut doc) => MergedCase {
+                    referrals: doc.referrals(&forms)?,
+                    followups: doc.followups(&forms)?,
+                    edits_after_merge: doc.edits_after_merge()?,
+                    held: true,
+                    case_id,
+                },
+                None => MergedCase {
+                    case_id,
+                    held: false,
+                    referrals: Vec::new(),
+                    followups: Vec::new(),
+                    edits_after_merge: Vec::new(),
+                },
+            };
+            out.push(merged);
+        }
+        Ok(out)
+    }
+
+    pub fn history(&self, case_id: &str) -> Result<Vec<HistoryEntry>> {
+        let mut doc = self.require_doc(case_id)?;
+        let mut history = doc.history()?;
+        let own_actor = self.actor()?;
+        let own_device = self
+            .meta("device_id")?
+            .unwrap_or_else(|| self.identity.device.clone());
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT user_id, device_id, received_at FROM change_origins WHERE hash = ?1",
+        )?;
+        for entry in &mut history {
+            let origin = stmt
+                .query_row([&entry.hash], |r| {
+                    Ok(crate::case_doc::VerifiedOrigin {
+                        user: r.get(0)?,
+                        device: r.get(1)?,
+                        received_at: chrono::DateTime::from_timestamp(r.get(2)?, 0),
+                    })
+                })
+                .optional()?;
+            entry.verified = match origin {
+                Some(origin) => Some(origin),
+                None => {
+                    let hash: Option<automerge::ChangeHash> = entry.hash.parse().ok();
+                    let own = hash
+                        .and_then(|h| doc.automerge().get_change_by_hash(&h))
+                        .is_some_and(|c| *c.actor_id() == own_actor);
+                    own.then(|| crate::case_doc::VerifiedOrigin {
+                        user: self.identity.user.clone(),
+                        device: own_device.clone(),
+                        received_at: None,
+                    })
+                }
+            };
+        }
+        Ok(history)
+    }
+
+    /// Lists cases from the projection only: no document is loaded.
+    pub fn list_cases(&self, filter: &CaseFilter) -> Result<Vec<CaseRow>> {
+        let mut sql = String::from("SELECT * FROM cases WHERE 1 = 1");
+        let mut args: Vec<String> = Vec::new();
+        if let Some(q) = filter
+            .query
+            .as_deref()
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+        {
+            args.push(like_pattern(&fold(q)));
+            sql.push_str(&format!(
+                " AND name_folded LIKE ?{} ESCAPE '\\'",
+                args.len()
+            ));
+        }
+        if let Some(village) = &filter.village {
+            args.push(fold(village.trim()));
+            sql.push_str(&format!(" AND village_folded = ?{}", args.len()));
+        }
+        if let Some(risk) = &filter.risk_level {
+            args.push(risk.clone());
+            sql.push_str(&format!(" AND risk_level = ?{}", args.len()));
+        }
+        if let Some(status) = &filter.referral_status {
+            args.push(status.clone());
+            sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM referrals r WHERE r.case_id = cases.case_id AND r.status = ?{})",
+                args.len()
+            ));
+        }
+        if let Some(day) = filter.overdue_on {
+            args.push(day.format("%Y-%m-%d").to_string());
+            sql.push_str(&format!(" AND next_followup_due < ?{}", args.len()));
+        }
+        let limit = filter.limit.unwrap_or(LIST_ROWS_MAX).min(LIST_ROWS_MAX);
+        sql.push_str(&format!(" ORDER BY updated_at DESC, case_id LIMIT {limit}"));
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), row_to_case)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    pub fn referrals_of(&self, case_id: &str) -> Result<Vec<ReferralRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT referral_id, case_id, service_type, provider, urgency, status, created_at,
+                created_by, updated_at, previous_referral, next_referral
+             FROM referrals WHERE case_id = ?1 ORDER BY created_at, referral_id",
+        )?;
+        let rows = stmt.query_map([case_id], |r| {
+            Ok(ReferralRow {
+                referral_id: r.get(0)?,
+                case_id: r.get(1)?,
+                service_type: r.get(2)?,
+                provider: r.get(3)?,
+                urgency: r.get(4)?,
+                status: r.get(5)?,
+                created_at: r.get(6)?,
+                created_by: r.get(7)?,
+                updated_at: r.get(8)?,
+                previous_referral: r.get(9)?,
+                next_referral: r.get(10)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    pub fn case_count(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM cases", [], |r| r.get(0))?)
+    }
+
+    /// Finds a case by its id or a unique prefix of it (at least 4 characters), as typed by hand.
+    pub fn resolve_case_id(&self, prefix: &str) -> Result<String> {
+        self.resolve(
+            "SELECT case_id FROM case_docs WHERE case_id LIKE ?1 ESCAPE '\\' LIMIT 2",
+            prefix,
+            "case",
+        )
+        .map(|ids| ids.0)
+    }
+
+    /// Finds a referral (by id or unique prefix) and the case it belongs to.
+    pub fn resolve_referral(&self, prefix: &str) -> Result<(String, String)> {
+        self.resolve(
+            "SELECT referral_id, case_id FROM referrals WHERE referral_id LIKE ?1 ESCAPE '\\' LIMIT 2",
+            prefix,
+            "referral",
+        )
+    }
+
+    pub(super) fn resolve(
+        &self,
+        sql: &str,
+        prefix: &str,
+        kind: &'static str,
+    ) -> Result<(String, String)> {
+        let not_found = || Error::NotFound {
+            kind,
+            id: prefix.to_string(),
+        };
+        if prefix.len() < 4 || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(not_found());
+        }
+        let pattern = format!("{}%", prefix.to_ascii_lowercase());
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows: Vec<(String, String)> = stmt
+            .query_map([pattern], |r| {
+                let first: String = r.get(0)?;
+                let second: String = r.get(r.as_ref().column_count() - 1)?;
+                Ok((first, second))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        match rows.len() {
+            0 => Err(not_found()),
+            1 => Ok(rows.into_iter().next().ok_or_else(not_found)?),
+            _ => Err(Error::InvalidInput(format!(
+                "{kind} id prefix {prefix} is ambiguous"
+            ))),
+        }
+    }
+}
+
+pub(super) fn row_to_case(row: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {
+    Ok(CaseRow {
+        case_id: row.get("case_id")?,
+        first_name: row.get("first_name")?,
+        last_name: row.get("last_name")?,
+        sex: row.get("sex")?,
+        province: row.get("province")?,
+        commune: row.get("commune")?,
+        village: row.get("village")?,
+        work_sector: row.get("work_sector")?,
+        risk_level: row.get("risk_level")?,
+        created_at: row.get("created_at")?,
+        created_by: row.get("created_by")?,
+        updated_at: row.get("updated_at")?,
+        next_followup_due: row.get("next_followup_due")?,
+        referral_count: row.get("referral_count")?,
+        followup_count: row.get("followup_count")?,
+        conflict_count: row.get("conflict_count")?,
+    })
+}
+
+pub(super) fn like_pattern(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}

@@ -1,0 +1,455 @@
+//! One round trip committed: what the server accepted and refused of a push, and the page it sent.
+
+use super::*;
+
+impl Store {
+    /// Commits one round trip in one transaction: what the server accepted, refused, and the
+    /// page of changes it sent, with the new cursor. A pulled case that fails to apply, load or
+    /// project is set aside in quarantine; the others and the cursor go on.
+    pub(crate) fn commit_page(
+        &mut self,
+        pushed: &[Pushed],
+        response: &SyncResponse,
+        report: &mut SyncReport,
+        fallback: &mut Vec<String>,
+        later: &mut Vec<String>,
+        conflicted: &mut HashSet<String>,
+    ) -> Result<()> {
+        let mut forms = self.forms()?;
+        let tx = self.connection_ref().unchecked_transaction()?;
+        // Forms first: the pulled cases below may use a version that arrives with them.
+        let forms_before = report.forms_received;
+        let mut refused_here = false;
+        for update in &response.forms {
+            match accept_form(&tx, std::sync::Arc::make_mut(&mut forms), update)? {
+                Ok(()) => report.forms_received += 1,
+                Err(why) => {
+                    report.forms_refused.push(why);
+                    refused_here = true;
+                }
+            }
+        }
+        if response.version >= 5 {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![crate::store::META_FORMS, response.forms_cursor.to_string()],
+            )?;
+            // A refused form is remembered with this app's version: an updated app asks for the
+            // whole feed again, and a page it refuses nothing in clears the older version's note.
+            if refused_here {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    params![crate::store::META_FORMS_REFUSED_BY, self.app_version()?],
+                )?;
+            } else {
+                tx.execute(
+                    "DELETE FROM meta WHERE key = ?1 AND value != ?2",
+                    params![crate::store::META_FORMS_REFUSED_BY, self.app_version()?],
+                )?;
+            }
+        }
+        for p in pushed {
+            if response.accepted.contains(&p.case_id) {
+                let heads = if p.changes.len() < protocol::PUSH_CHANGES_PER_CASE_MAX {
+                    p.heads.clone()
+                } else {
+                    let mut have = self.synced_heads(&p.case_id)?;
+                    have.extend(p.hashes.iter().copied());
+                    have
+                };
+                let dirty = if p.changes.len() < protocol::PUSH_CHANGES_PER_CASE_MAX {
+                    SyncState::Clean
+                } else {
+                    SyncState::Pending
+                };
+                // A save while the request was on the network leaves the case pending.
+                tx.execute(
+                    "UPDATE case_sync SET synced_heads = ?2,
+                        dirty = CASE WHEN edits = ?4 THEN ?3 ELSE ?5 END, refusal = NULL
+                     WHERE case_id = ?1",
+                    params![
+                        p.case_id,
+                        Store::format_heads(&heads),
+                        dirty,
+                        p.edits,
+                        SyncState::Pending
+                    ],
+                )?;
+                report.cases_up += 1;
+                report.changes_up += p.changes.len();
+            }
+        }
+        for refusal in &response.refused {
+            if refusal.reason == RefusalReason::MissingDeps {
+                if !fallback.contains(&refusal.case_id) {
+                    fallback.push(refusal.case_id.clone());
+                }
+            } else if refusal.reason == RefusalReason::Erased {
+                // Erased while this device held it: deleted here too, never pushed again.
+                if erase_locally(&tx, &refusal.case_id)? {
+                    report.erased += 1;
+                }
+                report.refused.push(refusal.clone());
+            } else if refusal.reason.is_retryable()
+                || (report.server_reset && refusal.reason == RefusalReason::WrongActor)
+            {
+                // After a restore, a case may hold another device's change the server lost:
+                // this device cannot push it for them. Kept pending, reported, and tried again
+                // at the next sync, by when that device may have pushed it back itself.
+                tx.execute(
+                    "UPDATE case_sync SET refusal = ?2 WHERE case_id = ?1",
+                    params![refusal.case_id, refusal_text(refusal)],
+                )?;
+                if !later.contains(&refusal.case_id) {
+                    later.push(refusal.case_id.clone());
+                }
+                report.refused.push(refusal.clone());
+            } else if refusal.reason == RefusalReason::Forbidden
+                && refusal.detail.is_empty()
+                && !self.holds_own_changes(&refusal.case_id)?
+            {
+                // The server holds this case and never granted it to this user (planted by a
+                // hostile server, or reassigned away and never edited here): nothing of this
+                // phone's is in it, so it leaves the phone. Reported as refused too.
+                self.remember_own_changes(&tx, &refusal.case_id)?;
+                if erase_locally(&tx, &refusal.case_id)? {
+                    report.removed += 1;
+                }
+                report.refused.push(refusal.clone());
+            } else {
+                // Set aside and reported, never deleted: it may hold this phone's offline work
+                // (a case reassigned away after its grace, say).
+                tx.execute(
+                    "UPDATE case_sync SET dirty = ?2, refusal = ?3 WHERE case_id = ?1",
+                    params![refusal.case_id, SyncState::Refused, refusal_text(refusal)],
+                )?;
+                report.refused.push(refusal.clone());
+            }
+        }
+        if response.reset {
+            // The server's feed does not hold the history this device read: it was replaced or
+            // restored from a backup. Push everything again; the server keeps what it lacks,
+            // and what it refuses is reported.
+            tx.execute(
+                "UPDATE case_sync SET dirty = ?1, synced_heads = '' WHERE dirty != ?2",
+                params![SyncState::Pending, SyncState::Refused],
+            )?;
+            report.server_reset = true;
+        }
+        for case in &response.pull {
+            report.changes_down += case.changes.len();
+            tx.execute_batch("SAVEPOINT pulled_case")?;
+            match self.commit_pulled_case(&tx, &forms, &response.authors, case) {
+                Ok(Pulled::Saved { conflicts }) => {
+                    tx.execute_batch("RELEASE pulled_case")?;
+                    if conflicts {
+                        conflicted.insert(case.case_id.clone());
+                    } else {
+                        conflicted.remove(&case.case_id);
+                    }
+                    report.cases_down += 1;
+                }
+                Ok(Pulled::Waiting) => tx.execute_batch("RELEASE pulled_case")?,
+                Ok(Pulled::Forged(hashes)) => {
+                    tx.execute_batch("ROLLBACK TO pulled_case; RELEASE pulled_case")?;
+                    for hash in &hashes {
+                        report.forgeries += record_forgery(&tx, &case.case_id, hash)?;
+                    }
+                    let reason = FORGED_REASON.to_string();
+                    let pulled: Vec<&[u8]> =
+                        case.changes.iter().map(|c| c.data.as_slice()).collect();
+                    self.quarantine(&tx, &case.case_id, &pulled, &reason)?;
+                    report.quarantined.push(QuarantinedCase {
+                        case_id: case.case_id.clone(),
+                        reason,
+                    });
+                }
+                // A full disk or a broken database stops the page: nothing of it is committed.
+                Err(e @ (Error::StorageFull | Error::Storage(_) | Error::WrongKeyOrCorrupt)) => {
+                    return Err(e)
+                }
+                Err(e) => {
+                    tx.execute_batch("ROLLBACK TO pulled_case; RELEASE pulled_case")?;
+                    let reason = e.to_string();
+                    let pulled: Vec<&[u8]> =
+                        case.changes.iter().map(|c| c.data.as_slice()).collect();
+                    self.quarantine(&tx, &case.case_id, &pulled, &reason)?;
+                    report.quarantined.push(QuarantinedCase {
+                        case_id: case.case_id.clone(),
+                        reason,
+                    });
+                }
+            }
+        }
+        // The feed's changes under this phone's name, listed back (version 6 on): one missing
+        // from a case this phone holds was never written here (every change it writes is saved
+        // in its case first). A case it does not hold (never had, or removed) tells nothing.
+        let mut by_case: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for own in &response.own {
+            by_case.entry(&own.case_id).or_default().push(&own.hash);
+        }
+        for (case_id, hashes) in by_case {
+            for hash in self.forged_among(case_id, &hashes)? {
+                report.forgeries += record_forgery(&tx, case_id, &hash)?;
+            }
+        }
+        // After the pulls: nothing of an erased case is left behind by this page.
+        for case_id in &response.erased {
+            if erase_locally(&tx, case_id)? {
+                report.erased += 1;
+            }
+        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![META_ERASURES, response.erasures_cursor.to_string()],
+        )?;
+        // Cases reassigned away from this user leave the phone, with what was only theirs to
+        // read, once the server holds everything recorded here: a case still holding changes
+        // it has not accepted stays (and is pushed again) rather than lose them.
+        for case_id in &response.removed {
+            let dirty: Option<SyncState> = tx
+                .query_row(
+                    "SELECT dirty FROM case_sync WHERE case_id = ?1",
+                    [case_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if dirty.unwrap_or(SyncState::Clean) == SyncState::Clean {
+                self.remember_own_changes(&tx, case_id)?;
+                if erase_locally(&tx, case_id)? {
+                    report.removed += 1;
+                }
+            }
+        }
+        if response.version >= 4 {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![META_REMOVALS, response.removals_cursor.to_string()],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![META_CURSOR, response.cursor.to_string()],
+        )?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![META_MARK, hex::encode(&response.mark)],
+        )?;
+        tx.commit()?;
+        report.pages += 1;
+        if report.forms_received > forms_before {
+            // A case set aside for a form version this device lacked may read now.
+            self.retry_quarantined()?;
+        }
+        if !response.erased.is_empty()
+            || response
+                .refused
+                .iter()
+                .any(|r| r.reason == RefusalReason::Erased)
+        {
+            // Old page images stay in the write-ahead log until a checkpoint.
+            self.connection_ref()
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
+        Ok(())
+    }
+
+    /// Applies one pulled case with the changes still waiting for it, checks the result and
+    /// saves it; records who the server says wrote each change.
+    pub(crate) fn commit_pulled_case(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        forms: &crate::forms::FormRegistry,
+        authors: &[protocol::Author],
+        case: &PulledCase,
+    ) -> Result<Pulled> {
+        let mut raw: Vec<Vec<u8>> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT data FROM pending_changes WHERE case_id = ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map([&case.case_id], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for c in &case.changes {
+            let change = crate::case_doc::check::parse_change(&c.data)
+                .map_err(|e| Error::Protocol(e.to_string()))?;
+            let author = authors
+                .get(c.author as usize)
+                .ok_or_else(|| Error::Protocol("pulled change without an author".into()))?;
+            tx.execute(
+                "INSERT OR REPLACE INTO change_origins (hash, case_id, user_id, device_id, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    change.hash().to_string(),
+                    case.case_id,
+                    author.user,
+                    author.device,
+                    c.received_at
+                ],
+            )?;
+            raw.push(c.data.to_vec());
+        }
+        let mut held = self.load_doc(&case.case_id)?;
+        // A change under this phone's actor that the case it holds lacks: never written here.
+        if let Some(doc) = held.as_mut() {
+            let mine = self.actor_id()?;
+            let forged: Vec<String> = raw
+                .iter()
+                .filter_map(|r| crate::case_doc::check::parse_change(r).ok())
+                .filter(|c| *c.actor_id() == mine)
+                .filter(|c| doc.automerge().get_change_meta_by_hash(&c.hash()).is_none())
+                .map(|c| c.hash().to_string())
+                .collect();
+            if !forged.is_empty() {
+                return Ok(Pulled::Forged(forged));
+            }
+        }
+        let mut doc = match held {
+            Some(doc) => doc,
+            None => CaseDoc::empty(self.actor_id()?),
+        };
+        // A server is untrusted too: a case past the server's own operation cap would cost this
+        // phone's memory, so it is set aside (quarantined) before Automerge builds it.
+        // From the changes' metadata (operation counters): nothing is re-encoded.
+        let held: u64 = doc
+            .automerge()
+            .get_changes_meta(&[])
+            .iter()
+            .map(|c| (c.max_op + 1).saturating_sub(c.start_op))
+            .sum();
+        let adding: u64 = raw
+            .iter()
+            .filter_map(|r| crate::case_doc::check::parse_change(r).ok())
+            .map(|c| c.len() as u64)
+            .sum();
+        if held.saturating_add(adding) > crate::case_doc::check::CASE_OPS_MAX as u64 {
+            return Err(Error::Document(format!(
+                "more than {} operations in the case",
+                crate::case_doc::check::CASE_OPS_MAX
+            )));
+        }
+        doc.apply_changes(&raw)?;
+        if !doc.missing_deps().is_empty()
+            || doc.case_id().ok().as_deref() != Some(case.case_id.as_str())
+        {
+            // Their history has not arrived yet: keep them until it does, so the cursor can
+            // move on and nothing is lost.
+            for c in &case.changes {
+                keep_pending(tx, &case.case_id, c.data.as_slice())?;
+            }
+            return Ok(Pulled::Waiting);
+        }
+        crate::case_doc::check::check_document(doc.automerge(), &case.case_id, forms)
+            .map_err(|e| Error::Document(e.to_string()))?;
+        tx.execute(
+            "DELETE FROM pending_changes WHERE case_id = ?1",
+            [&case.case_id],
+        )?;
+        tx.execute("DELETE FROM quarantine WHERE case_id = ?1", [&case.case_id])?;
+        Store::save_doc(tx, forms, &case.case_id, &mut doc, false)?;
+        let dirty: SyncState = tx.query_row(
+            "SELECT dirty FROM case_sync WHERE case_id = ?1",
+            [&case.case_id],
+            |r| r.get(0),
+        )?;
+        let synced = if dirty == SyncState::Clean {
+            doc.heads()
+        } else {
+            let mut have = self.synced_heads(&case.case_id)?;
+            for c in &raw {
+                if let Ok(change) = crate::case_doc::check::parse_change(c) {
+                    have.push(change.hash());
+                }
+            }
+            have
+        };
+        tx.execute(
+            "UPDATE case_sync SET synced_heads = ?2 WHERE case_id = ?1",
+            params![case.case_id, Store::format_heads(&synced)],
+        )?;
+        Ok(Pulled::Saved {
+            conflicts: !doc.conflicts(forms)?.is_empty(),
+        })
+    }
+}
+
+/// Checks a form version the server sent and keeps it: a definition that does not parse or
+/// check, or that differs from the version this device holds under the same number (a
+/// published version never changes), is refused with why, and nothing of it is kept.
+pub(crate) fn accept_form(
+    tx: &rusqlite::Transaction<'_>,
+    forms: &mut crate::forms::FormRegistry,
+    update: &protocol::FormUpdate,
+) -> Result<std::result::Result<(), String>> {
+    let form = match crate::forms::FormDefinition::from_json(&update.definition) {
+        Ok(form) => form,
+        Err(e) => return Ok(Err(format!("a form the server sent does not check: {e}"))),
+    };
+    if !crate::forms::FORM_IDS.contains(&form.id.as_str()) {
+        return Ok(Err(format!(
+            "{} v{}: no record of a case uses a form of that id",
+            form.id, form.version
+        )));
+    }
+    if let Some(change) = forms.kind_change(&form) {
+        return Ok(Err(format!(
+            "{} v{}: field {} was {} in version {} and is {} here: a field keeps its kind",
+            form.id, form.version, change.field, change.was, change.in_version, change.now
+        )));
+    }
+    if let Ok(held) = forms.get(&form.id, form.version) {
+        if held != &form {
+            return Ok(Err(format!(
+                "{} v{} differs from the version this device holds: a published version never changes",
+                form.id, form.version
+            )));
+        }
+    }
+    // A full disk stops the page like any other write.
+    tx.execute(
+        "INSERT INTO forms (form_id, version, definition, retired) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(form_id, version) DO UPDATE SET retired = max(retired, excluded.retired)",
+        params![form.id, form.version, form.canonical_json(), update.retired],
+    )?;
+    if update.retired {
+        forms.retire(&form.id, form.version);
+    }
+    forms.add(form);
+    Ok(Ok(()))
+}
+
+/// Deletes every trace of a case on this device: its document, projections and sync state (by
+/// cascade), waiting changes, verified origins and quarantine. Whether it was here.
+pub(crate) fn erase_locally(tx: &rusqlite::Transaction<'_>, case_id: &str) -> Result<bool> {
+    let held = tx.execute("DELETE FROM case_docs WHERE case_id = ?1", [case_id])? > 0;
+    tx.execute("DELETE FROM pending_changes WHERE case_id = ?1", [case_id])?;
+    tx.execute("DELETE FROM change_origins WHERE case_id = ?1", [case_id])?;
+    tx.execute("DELETE FROM quarantine WHERE case_id = ?1", [case_id])?;
+    Ok(held)
+}
+
+pub(crate) enum Pulled {
+    Saved {
+        conflicts: bool,
+    },
+    Waiting,
+    /// Changes under this phone's actor that it never wrote (their hashes): refused, the case
+    /// set aside, each reported to the server.
+    Forged(Vec<String>),
+}
+
+/// Keeps a pulled change waiting for its case, once: a server that sends the same page again
+/// (it never acknowledged, or the link cut) must not grow the store at every round trip.
+pub(crate) fn keep_pending(
+    tx: &rusqlite::Transaction<'_>,
+    case_id: &str,
+    data: &[u8],
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO pending_changes (case_id, data)
+         SELECT ?1, ?2 WHERE NOT EXISTS
+           (SELECT 1 FROM pending_changes WHERE case_id = ?1 AND data = ?2)",
+        params![case_id, data],
+    )?;
+    Ok(())
+}

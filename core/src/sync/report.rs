@@ -1,0 +1,87 @@
+//! What a sync tells its caller: the report of a finished sync, its progress as it goes, and
+//! an HTTP status read as a typed error.
+
+use serde::Serialize;
+
+use super::protocol::{self, ErrorBody, Refusal};
+use super::transport::HttpReply;
+use crate::error::Error;
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct SyncReport {
+    pub cases_up: usize,
+    pub cases_down: usize,
+    pub changes_up: usize,
+    pub changes_down: usize,
+    /// Request and response bodies, compressed, as sent.
+    pub bytes_up: usize,
+    pub bytes_down: usize,
+    pub round_trips: usize,
+    pub pages: usize,
+    /// Cases that hold a conflict (concurrent values of one field) after this sync.
+    pub conflicts: usize,
+    pub refused: Vec<Refusal>,
+    /// Pulled cases set aside because they failed to apply, load or project; the rest of the
+    /// page went on.
+    pub quarantined: Vec<QuarantinedCase>,
+    /// Cases synced with the per-document fallback.
+    pub fallbacks: usize,
+    /// The server had lost data (restored from a backup) and this device pushed its cases again.
+    pub server_reset: bool,
+    /// Cases erased on the server (consent withdrawn) and deleted here, history included.
+    pub erased: usize,
+    /// Cases removed from this phone: reassigned to another agent, or refused by the server as
+    /// never granted to this user while holding nothing this phone wrote.
+    pub removed: usize,
+    /// Form versions received from the server (new versions and retirements), kept here.
+    pub forms_received: usize,
+    /// Positions the store held that did not read, restarted from the beginning (see
+    /// `Store::positions`): "feed cursor", "erasures cursor", "removals cursor".
+    pub restarted: Vec<String>,
+    /// Changes the server holds under this phone's name that it never wrote, found at this
+    /// sync (each reported to the server, which sets its case aside).
+    pub forgeries: usize,
+    /// Form versions the server sent that this device refused, each with why: their records
+    /// wait in quarantine until a good definition comes.
+    pub forms_refused: Vec<String>,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct QuarantinedCase {
+    pub case_id: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SyncProgress {
+    pub round_trips: usize,
+    pub cases_down: usize,
+    pub bytes_down: usize,
+    pub more: bool,
+}
+
+pub(crate) fn skip_after(fallback: &[String], later: &[String]) -> Vec<String> {
+    fallback.iter().chain(later).cloned().collect()
+}
+
+pub(crate) fn status_error(reply: &HttpReply) -> Error {
+    let body: Option<ErrorBody> = serde_json::from_slice(&reply.body).ok();
+    if reply.status == protocol::UPGRADE_REQUIRED_STATUS
+        || body
+            .as_ref()
+            .is_some_and(|b| b.error == protocol::UPGRADE_REQUIRED)
+    {
+        return Error::UpgradeRequired;
+    }
+    let message = body
+        .map(|b| b.message)
+        .unwrap_or_else(|| format!("HTTP {}", reply.status));
+    match reply.status {
+        401 | 403 => Error::Forbidden(message),
+        // Busy or broken server, or a link too slow for the server to wait on (408: a body
+        // below the minimum rate): transient, like being offline; the next sync continues.
+        408 | 429 | 500..=599 => Error::Offline(message),
+        _ => Error::Protocol(message),
+    }
+}

@@ -1,0 +1,193 @@
+//! The records a case screen, a list and a history read.
+
+use super::*;
+
+/// A row of the caseload list.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct CaseSummary {
+    pub case_id: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub village: Option<String>,
+    pub risk_level: Option<String>,
+    pub next_followup_due: Option<String>,
+    pub referral_count: i64,
+    pub followup_count: i64,
+    pub conflict_count: i64,
+    pub updated_at: String,
+}
+
+impl From<suivi_core::store::CaseRow> for CaseSummary {
+    fn from(r: suivi_core::store::CaseRow) -> Self {
+        CaseSummary {
+            case_id: r.case_id,
+            first_name: r.first_name,
+            last_name: r.last_name,
+            village: r.village,
+            risk_level: r.risk_level,
+            next_followup_due: r.next_followup_due,
+            referral_count: r.referral_count,
+            followup_count: r.followup_count,
+            conflict_count: r.conflict_count,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// Filters for the caseload list; all optional.
+#[derive(Debug, Clone, Default, uniffi::Record)]
+pub struct CaseQuery {
+    /// Name search; case and accents do not matter.
+    pub text: Option<String>,
+    pub village: Option<String>,
+    pub risk_level: Option<String>,
+    pub referral_status: Option<String>,
+    /// Only cases whose next visit was due before this day (YYYY-MM-DD).
+    pub overdue_on: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// One step of a referral: who moved it, when, from which status to which.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ReferralStep {
+    pub transition: String,
+    pub from: String,
+    pub to: String,
+    pub actor: String,
+    pub at: String,
+    pub note: Option<String>,
+}
+
+/// A referral, a link of the case's referral chain.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ReferralInfo {
+    pub referral_id: String,
+    pub status: String,
+    /// Field values as text, by field id (display them with the form's labels).
+    pub fields: HashMap<String, String>,
+    pub created_at: String,
+    pub created_by: String,
+    pub previous_referral: Option<String>,
+    pub next_referral: Option<String>,
+    pub steps: Vec<ReferralStep>,
+}
+
+/// A follow-up visit.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct FollowUpInfo {
+    pub followup_id: String,
+    pub fields: HashMap<String, String>,
+    pub created_at: String,
+    pub created_by: String,
+}
+
+/// A field two devices set concurrently: every value kept, as JSON text, and who wrote each.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ConflictInfo {
+    pub path: String,
+    pub values: Vec<String>,
+    /// In the order of `values`.
+    pub sources: Vec<ConflictSource>,
+}
+
+/// The change that wrote one conflicting value: the user its device named, and that device's
+/// clock (RFC 3339).
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ConflictSource {
+    pub user: Option<String>,
+    pub at: String,
+}
+
+/// Everything about one case, for the case screen.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct CaseDetail {
+    pub summary: CaseSummary,
+    /// The identification form version the record follows: show it with `form_version`.
+    pub identification_form: u32,
+    pub identification: HashMap<String, String>,
+    /// Fields an earlier form version asked and this record's version no longer does:
+    /// shown read-only.
+    pub former_fields: HashMap<String, String>,
+    pub referrals: Vec<ReferralInfo>,
+    pub followups: Vec<FollowUpInfo>,
+    pub conflicts: Vec<ConflictInfo>,
+    /// Set when changes pulled for this case failed to apply or check: what is shown is its
+    /// last good state, and the reason (ids and kinds, no case data) says why. Not an error:
+    /// one bad case never stops the others.
+    pub quarantine_reason: Option<String>,
+    /// Set on a case a supervisor merged into another (the same child registered twice): the
+    /// surviving case's id. This one is read-only: edits fail with `CaseMerged`.
+    pub merged_into: Option<String>,
+    /// On a surviving case: the cases merged into it, with their referrals and visits.
+    pub merged_cases: Vec<MergedCaseInfo>,
+}
+
+/// A case merged into the one shown.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct MergedCaseInfo {
+    pub case_id: String,
+    /// False until this phone has received the merged case.
+    pub held: bool,
+    pub referrals: Vec<ReferralInfo>,
+    pub followups: Vec<FollowUpInfo>,
+    /// Changes recorded on the merged case without knowledge of the merge, for review (its
+    /// history lists them).
+    pub edits_after_merge: u32,
+}
+
+pub(super) fn referral_info(r: suivi_core::case_doc::Referral) -> ReferralInfo {
+    ReferralInfo {
+        fields: record_as_text(&r.fields),
+        referral_id: r.id,
+        status: r.status,
+        created_at: r.created_at,
+        created_by: r.created_by,
+        previous_referral: r.previous_referral,
+        next_referral: r.next_referral,
+        steps: r
+            .transitions
+            .into_iter()
+            .map(|t| ReferralStep {
+                transition: t.transition,
+                from: t.from,
+                to: t.to,
+                actor: t.actor,
+                at: t.at,
+                note: t.note,
+            })
+            .collect(),
+    }
+}
+
+pub(super) fn followup_info(f: suivi_core::case_doc::FollowUp) -> FollowUpInfo {
+    FollowUpInfo {
+        fields: record_as_text(&f.fields),
+        followup_id: f.id,
+        created_at: f.created_at,
+        created_by: f.created_by,
+    }
+}
+
+/// One field's change in the history: old → new, as JSON text.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct FieldChangeInfo {
+    pub path: String,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+}
+
+/// One change of a case: when, who, what.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct HistoryItem {
+    /// The writing device's clock: shown, never trusted.
+    pub at: String,
+    /// The user the change names.
+    pub user: Option<String>,
+    pub action: Option<String>,
+    pub changes: Vec<FieldChangeInfo>,
+    /// Who the server verified pushed it (None: not verified).
+    pub verified_user: Option<String>,
+    pub verified_device: Option<String>,
+    /// When the server received it (RFC 3339; None for this device's own changes).
+    pub received_at: Option<String>,
+}

@@ -1,0 +1,184 @@
+//! The console's pages, rendered on the server with maud: every value typed on a phone goes
+//! through maud's escaping (`(value)`), never `PreEscaped`, so a name holding HTML shows as text.
+
+use chrono::{TimeZone, Utc};
+use maud::{html, Markup, DOCTYPE};
+use serde_json::Value as Json;
+use suivi_core::case_doc::{Conflict, FollowUp, HistoryEntry, Referral};
+use suivi_core::forms::{
+    FieldType, FormDefinition, FormRegistry, FOLLOWUP, IDENTIFICATION, REFERRAL,
+};
+use suivi_core::{Lang, Record};
+
+use super::text::{dir, t, tag, T};
+use crate::evidence::CaseEvidence;
+use crate::storage::{AuditRow, CaseList, ChangeOrigin, ListedCase, Role, User};
+mod case;
+mod caseload;
+mod history;
+mod officer;
+mod team;
+pub use case::*;
+pub use caseload::*;
+use history::*;
+pub use officer::*;
+pub use team::*;
+
+/// What every signed-in page shows in its header.
+pub struct Frame<'a> {
+    pub lang: Lang,
+    pub user: Option<&'a User>,
+    pub csrf: &'a str,
+    /// This page's path and query, for the language links to come back to.
+    pub here: &'a str,
+}
+
+pub fn page(frame: &Frame<'_>, title: &str, body: Markup) -> Markup {
+    let lang = frame.lang;
+    html! {
+        (DOCTYPE)
+        html lang=(tag(lang)) dir=(dir(lang)) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · " (t(lang, T::Title)) }
+                link rel="stylesheet" href="/console/assets/console.css";
+            }
+            body {
+                header {
+                    a.brand href="/console/cases" { "Suivi" }
+                    @if frame.user.is_some() {
+                        a href="/console/cases?conflicts=1" { (t(lang, T::Conflicts)) }
+                        a href="/console/duplicates" { (t(lang, T::Duplicates)) }
+                        a href="/console/agents" { (t(lang, T::Agents)) }
+                    }
+                    @if frame.user.is_some() {
+                        a href="/console/referrals" { (t(lang, T::ReferralViews)) }
+                        a href="/console/indicators" { (t(lang, T::Indicators)) }
+                    }
+                    @if frame.user.is_some_and(|u| matches!(u.role, Role::Officer | Role::Admin)) {
+                        a href="/console/access-log" { (t(lang, T::AccessLog)) }
+                    }
+                    nav.langs aria-label=(t(lang, T::Language)) {
+                        @for (l, name) in [(Lang::Fr, "Français"), (Lang::En, "English"), (Lang::Ar, "العربية")] {
+                            @if l == lang {
+                                span.current lang=(tag(l)) { (name) }
+                            } @else {
+                                a lang=(tag(l)) href={ "/console/lang/" (tag(l)) "?back=" (urlencode(frame.here)) } { (name) }
+                            }
+                        }
+                    }
+                    @if let Some(user) = frame.user {
+                        span.who { (user.user_id) " · " (user.role.as_str()) " · " (t(lang, T::Team)) " " (user.team) }
+                        form.logout method="post" action="/console/logout" {
+                            input type="hidden" name="csrf" value=(frame.csrf);
+                            button type="submit" { (t(lang, T::SignOut)) }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+pub fn login(frame: &Frame<'_>, message: Option<&str>, user: &str) -> Markup {
+    let lang = frame.lang;
+    page(
+        frame,
+        t(lang, T::SignIn),
+        html! {
+            h1 { (t(lang, T::SignIn)) }
+            @if let Some(message) = message {
+                p.error role="alert" { (message) }
+            }
+            form.login method="post" action="/console/login" {
+                input type="hidden" name="csrf" value=(frame.csrf);
+                label { (t(lang, T::User)) input name="user" autocomplete="username" required value=(user); }
+                label { (t(lang, T::Password)) input type="password" name="password" autocomplete="current-password" required; }
+                button type="submit" { (t(lang, T::SignIn)) }
+            }
+        },
+    )
+}
+
+pub fn message(frame: &Frame<'_>, title: &str, text: &str) -> Markup {
+    page(
+        frame,
+        title,
+        html! { h1 { (title) } p.error role="alert" { (text) } },
+    )
+}
+
+/// A JSON value as text (strings without quotes).
+pub fn plain(value: &Json) -> String {
+    match value {
+        Json::String(s) => s.clone(),
+        Json::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+pub fn status_label(lang: Lang, status: &str) -> String {
+    let words: Option<(&str, &str, &str)> = match status {
+        "draft" => Some(("brouillon", "draft", "مسودة")),
+        "sent" => Some(("envoyée", "sent", "مُرسلة")),
+        "accepted" => Some(("acceptée", "accepted", "مقبولة")),
+        "declined" => Some(("refusée", "declined", "مرفوضة")),
+        "in_service" => Some(("en cours de service", "in service", "قيد الخدمة")),
+        "completed" => Some(("terminée", "completed", "مكتملة")),
+        "closed" => Some(("clôturée", "closed", "مغلقة")),
+        "transferred" => Some(("transférée", "transferred", "مُحوَّلة")),
+        crate::summary::DISPUTED => Some((
+            t(Lang::Fr, T::Disputed),
+            t(Lang::En, T::Disputed),
+            t(Lang::Ar, T::Disputed),
+        )),
+        _ => None,
+    };
+    match (words, lang) {
+        (Some((fr, _, _)), Lang::Fr) => fr.into(),
+        (Some((_, en, _)), Lang::En) => en.into(),
+        (Some((_, _, ar)), Lang::Ar) => ar.into(),
+        (None, _) => status.into(),
+    }
+}
+
+/// A class name from a known word: anything else becomes `other`, so phone data never shapes
+/// the markup beyond text.
+fn css_word(word: &str) -> &str {
+    if !word.is_empty()
+        && word.len() <= 24
+        && word.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+    {
+        word
+    } else {
+        "other"
+    }
+}
+
+/// A server time, left to right in an Arabic page too.
+fn when(unix: i64) -> Markup {
+    let text = Utc
+        .timestamp_opt(unix, 0)
+        .single()
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default();
+    html! { span dir="ltr" { (text) } }
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+pub fn urlencode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The stylesheet, embedded in the binary (no CDN: district offices are offline often).
+pub const STYLESHEET: &str = include_str!("../console.css");

@@ -1,0 +1,298 @@
+//! A device's sync: its push admitted, then a page of its caseload's feed.
+
+use super::*;
+
+impl SyncService {
+    /// One sync round trip: store what the device may push, then answer with the next page of
+    /// its caseload.
+    pub fn sync(
+        &self,
+        device: &AuthedDevice,
+        body: &[u8],
+        now: i64,
+    ) -> Result<(Vec<u8>, SyncStats), ServiceError> {
+        check_version(body)?;
+        let request: SyncRequest =
+            protocol::decode_request(body).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+        if request.push.len() > protocol::PUSH_CASES_MAX {
+            return Err(ServiceError::BadRequest(format!(
+                "more than {} cases in one push",
+                protocol::PUSH_CASES_MAX
+            )));
+        }
+        let cursor = match self.store.check_cursor(request.cursor, &request.mark)? {
+            CursorCheck::Matches => Some(request.cursor),
+            CursorCheck::Reset => {
+                // A phone read another history up to its cursor than the feed now holds (a
+                // restore from a backup, or a history rewritten): kept as evidence for
+                // `verify`, by position and mark only.
+                if request.cursor > 0 && !request.mark.is_empty() {
+                    self.store.audit(
+                        now,
+                        &device.device.device_id,
+                        crate::evidence::HISTORY_DIFFERS,
+                        &format!("{} {}", request.cursor, hex::encode(&request.mark)),
+                    )?;
+                }
+                None
+            }
+            CursorCheck::Invalid => {
+                return Err(ServiceError::BadRequest("cursor beyond the feed".into()))
+            }
+        };
+        let PushPlan {
+            to_store: accepted_cases,
+            accepted,
+            refused,
+            reassigned,
+        } = self.plan_push(device, &request.push, now)?;
+        let audit = if refused.is_empty() {
+            None
+        } else {
+            match self.refusal_audits.admit(&device.device.device_id, now) {
+                RefusalAudit::Write => Some(("push.refused", refusal_audit(&refused))),
+                RefusalAudit::Count(n) => Some((
+                    "push.refused_unlisted",
+                    format!("{n} refusals today past {REFUSAL_AUDITS_PER_DAY} rows"),
+                )),
+                RefusalAudit::Skip => None,
+            }
+        };
+        let stored = if accepted_cases.is_empty() && audit.is_none() {
+            0
+        } else {
+            self.store.store_changes(
+                &device.device.device_id,
+                &accepted_cases,
+                audit
+                    .as_ref()
+                    .map(|(action, subject)| (*action, subject.as_str())),
+                now,
+            )?
+        };
+        let mut raced = Vec::new();
+        if !accepted_cases.is_empty() {
+            let ids: Vec<String> = accepted_cases.iter().map(|c| c.case_id.clone()).collect();
+            raced = self.refresh_summaries_of(&ids)?;
+        }
+        self.apply_reassignments(&device.user, reassigned, &raced, now)?;
+        // What the device said, for its supervisor: the cases still waiting on it are those it
+        // counted less the ones this push settled (accepted, or already held).
+        let (app_version, waiting) = if request.version >= 4 {
+            let version: String = request
+                .report
+                .app_version
+                .chars()
+                .take(protocol::APP_VERSION_CHARS_MAX)
+                .collect();
+            let settled = accepted.len() as u64;
+            (
+                Some(version),
+                Some(request.report.waiting_cases.saturating_sub(settled)),
+            )
+        } else {
+            (None, None)
+        };
+        self.store.record_device_sync(
+            &device.device.device_id,
+            now,
+            app_version.as_deref(),
+            waiting,
+        )?;
+        self.record_forgeries(device, &request.forgeries, now)?;
+        let (body, pulled) = self.pull_page(
+            device,
+            request.version,
+            cursor,
+            (
+                request.erasures_seen,
+                request.removals_seen,
+                request.forms_seen,
+            ),
+            accepted,
+            refused.clone(),
+        )?;
+        Ok((
+            body,
+            SyncStats {
+                changes_stored: stored,
+                cases_refused: refused.len(),
+                changes_pulled: pulled,
+            },
+        ))
+    }
+
+    /// The next page of the device's caseload after `cursor` (from the start when `None`: the
+    /// device's cursor does not match this feed), at most `PULL_PAGE_BYTES_MAX` compressed.
+    /// The response to a sync request of `version`: a version 3 device gets a version 3
+    /// response (the same layout, read without the removals appended at its end).
+    pub(super) fn pull_page(
+        &self,
+        device: &AuthedDevice,
+        version: u16,
+        cursor: Option<u64>,
+        (erasures_seen, removals_seen, forms_seen): (u64, u64, u64),
+        accepted: Vec<String>,
+        refused: Vec<Refusal>,
+    ) -> Result<(Vec<u8>, usize), ServiceError> {
+        let from = cursor.unwrap_or(0);
+        // The cases first, then the forms: a case in this page was pushed by a phone that held
+        // its form version, which was published (committed) before, so the forms read after
+        // the page include every version its cases use. A version 4 device is sent no forms
+        // and keeps the ones it has.
+        let page = self
+            .store
+            .feed_page(&device.viewer(), from, PULL_PAGE_RAW_BYTES_MAX)?;
+        let published = if version >= 5 {
+            self.store
+                .forms_after(forms_seen, crate::forms::FORMS_PER_RESPONSE_MAX)?
+        } else {
+            Vec::new()
+        };
+        let forms_cursor = published.last().map_or(forms_seen, |f| f.seq);
+        let more_forms = published.len() == crate::forms::FORMS_PER_RESPONSE_MAX;
+        let forms: Vec<protocol::FormUpdate> = published
+            .into_iter()
+            // Every device ships the built-in versions: only their retirement is news.
+            .filter(|f| f.published_by != crate::forms::BUILT_IN || f.retired_at.is_some())
+            .map(|f| protocol::FormUpdate {
+                definition: f.definition,
+                retired: f.retired_at.is_some(),
+            })
+            .collect();
+        // More forms wait than one response holds: no case travels until they all have, so
+        // none arrives before its version.
+        let (mut rows, page_cursor, page_more) = if more_forms {
+            (Vec::new(), from, true)
+        } else {
+            (page.rows, page.cursor, page.more)
+        };
+        // The device's own changes in this page's range, listed back to it (version 6 on) so it
+        // can witness one it never wrote. More than a page lists: the page ends at the last.
+        let (mut page_cursor, mut page_more) = (page_cursor, page_more);
+        let mut own = if version >= 6 {
+            self.store.own_feed_rows(
+                &device.device.device_id,
+                from,
+                page_cursor,
+                OWN_CHANGES_PER_PAGE_MAX + 1,
+            )?
+        } else {
+            Vec::new()
+        };
+        if own.len() > OWN_CHANGES_PER_PAGE_MAX {
+            own.truncate(OWN_CHANGES_PER_PAGE_MAX);
+            let cut = own.last().map_or(from, |(seq, _, _)| *seq);
+            rows.retain(|r| r.seq <= cut);
+            page_cursor = cut;
+            page_more = true;
+        }
+        let erasures = self
+            .store
+            .erasures_after(erasures_seen, crate::erasure::ERASURES_PER_PAGE)?;
+        let erasures_cursor = erasures.last().map_or(erasures_seen, |(seq, _)| *seq);
+        let erasures_listed = erasures.len();
+        // Only erasures the audit log recorded are announced: one added to the database by
+        // hand would have every phone delete a live child's case.
+        let mut erased = Vec::with_capacity(erasures.len());
+        for (_, case_id) in erasures {
+            if self.erasure_proven(&case_id)? {
+                erased.push(case_id);
+            }
+        }
+        let removals = if version >= 4 {
+            self.store.removals_after(
+                &device.user.user_id,
+                removals_seen,
+                crate::erasure::ERASURES_PER_PAGE,
+            )?
+        } else {
+            Vec::new()
+        };
+        let mut response = SyncResponse {
+            version: version.min(PROTOCOL_VERSION),
+            accepted,
+            refused,
+            authors: Vec::new(),
+            pull: Vec::new(),
+            cursor: page_cursor,
+            mark: serde_bytes::ByteBuf::new(),
+            more: page_more
+                || erasures_listed == crate::erasure::ERASURES_PER_PAGE
+                || removals.len() == crate::erasure::ERASURES_PER_PAGE
+                || more_forms,
+            reset: cursor.is_none(),
+            erasures_cursor,
+            erased,
+            removals_cursor: removals.last().map_or(removals_seen, |(seq, _)| *seq),
+            removed: removals.into_iter().map(|(_, id)| id).collect(),
+            forms,
+            forms_cursor,
+            own: Vec::new(),
+        };
+        loop {
+            response.own = own
+                .iter()
+                .filter(|(seq, _, _)| *seq <= response.cursor)
+                .map(|(_, case_id, hash)| protocol::OwnChange {
+                    case_id: case_id.clone(),
+                    hash: hash.clone(),
+                })
+                .collect();
+            let (authors, pull) = group_by_case(&rows);
+            response.authors = authors;
+            response.pull = pull;
+            response.mark = serde_bytes::ByteBuf::from(self.store.feed_mark(response.cursor)?);
+            let body =
+                protocol::encode(&response).map_err(|e| ServiceError::Internal(e.to_string()))?;
+            if body.len() <= protocol::PULL_PAGE_BYTES_MAX || rows.len() <= 1 {
+                return Ok((body, rows.len()));
+            }
+            // Too big once compressed: keep a proportional share of the rows and try again.
+            let keep = (rows.len() * protocol::PULL_PAGE_BYTES_MAX * 9 / 10 / body.len())
+                .clamp(1, rows.len() - 1);
+            rows.truncate(keep);
+            response.cursor = rows.last().map(|r| r.seq).unwrap_or(from);
+            response.more = true;
+        }
+    }
+}
+
+/// What one sync did, for the structured log (counts only: no case data).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SyncStats {
+    pub changes_stored: usize,
+    pub cases_refused: usize,
+    pub changes_pulled: usize,
+}
+
+/// Groups consecutive rows of one case, and lists each row's verified author once per page.
+pub(super) fn group_by_case(rows: &[FeedRow]) -> (Vec<protocol::Author>, Vec<PulledCase>) {
+    let mut authors: Vec<protocol::Author> = Vec::new();
+    let mut index: HashMap<(&str, &str), u32> = HashMap::new();
+    let mut out: Vec<PulledCase> = Vec::new();
+    for row in rows {
+        let author = *index
+            .entry((row.user_id.as_str(), row.device_id.as_str()))
+            .or_insert_with(|| {
+                authors.push(protocol::Author {
+                    user: row.user_id.clone(),
+                    device: row.device_id.clone(),
+                });
+                (authors.len() - 1) as u32
+            });
+        let change = PulledChange {
+            data: serde_bytes::ByteBuf::from(row.data.clone()),
+            author,
+            received_at: row.received_at,
+        };
+        match out.last_mut() {
+            Some(last) if last.case_id == row.case_id => last.changes.push(change),
+            _ => out.push(PulledCase {
+                case_id: row.case_id.clone(),
+                changes: vec![change],
+            }),
+        }
+    }
+    (authors, out)
+}
