@@ -297,16 +297,31 @@ impl FormDefinition {
     }
 }
 
-/// A record's values as the text a form screen shows and takes back (`record_from_inputs`):
-/// text as it is, any other value (a number, a boolean, a list) as JSON.
+/// A record's values as the text a form screen shows and takes back (`record_from_inputs`
+/// reads each one back as the same value): text as it is, a choice list comma-separated, a
+/// point as "lat lon", an empty value as "", a number or a boolean as written.
 pub fn record_as_text(record: &Record) -> std::collections::HashMap<String, String> {
     record
         .iter()
-        .map(|(k, v)| {
-            let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
-            (k.clone(), text)
-        })
+        .map(|(k, v)| (k.clone(), value_as_text(v)))
         .collect()
+}
+
+fn value_as_text(value: &Json) -> String {
+    match value {
+        Json::String(text) => text.clone(),
+        Json::Null => String::new(),
+        Json::Array(items) => items
+            .iter()
+            .map(value_as_text)
+            .collect::<Vec<_>>()
+            .join(","),
+        Json::Object(point) => match (point.get("lat"), point.get("lon")) {
+            (Some(lat), Some(lon)) => format!("{lat} {lon}"),
+            _ => value.to_string(),
+        },
+        other => other.to_string(),
+    }
 }
 
 impl FormDefinition {

@@ -1,0 +1,374 @@
+//! The device's sync session driven by a scripted server, with no socket: each test says what
+//! the server answers, runs `sync::session::run` as the app does, and reads the store after.
+//! What the store commits for a push accepted, a page with a case that fails its checks, an
+//! erasure, a removal, a conflict, a cancel and a server error is decided here without a
+//! network; the end-to-end tests run the same paths against a real server.
+#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
+
+mod common;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use common::*;
+use serde_json::json;
+use suivi_core::forms::{record_as_text, IDENTIFICATION};
+use suivi_core::store::date_input;
+use suivi_core::sync::protocol::{
+    self, Author, EnrollResponse, PulledCase, PulledChange, SyncResponse,
+};
+use suivi_core::sync::session::run;
+use suivi_core::sync::{Cancel, Credentials, HttpReply, Transport};
+use suivi_core::{Error, Store};
+
+type Reply = Box<dyn FnOnce(&[u8]) -> suivi_core::Result<HttpReply> + Send>;
+
+/// A server that answers each request with the next reply of its script, and keeps what it
+/// was sent. A request past the end of the script is a test failure.
+#[derive(Default)]
+struct Scripted {
+    replies: Mutex<VecDeque<Reply>>,
+    sent: Mutex<Vec<(String, Vec<u8>)>>,
+}
+
+impl Scripted {
+    fn then(
+        self,
+        reply: impl FnOnce(&[u8]) -> suivi_core::Result<HttpReply> + Send + 'static,
+    ) -> Self {
+        self.replies.lock().unwrap().push_back(Box::new(reply));
+        self
+    }
+
+    /// Answers a sync request with `page`.
+    fn page(self, page: SyncResponse) -> Self {
+        self.then(move |_| {
+            Ok(HttpReply {
+                status: 200,
+                body: protocol::encode(&page)?,
+            })
+        })
+    }
+
+    fn sent(&self) -> Vec<(String, Vec<u8>)> {
+        self.sent.lock().unwrap().clone()
+    }
+}
+
+impl Transport for Scripted {
+    fn post(
+        &self,
+        path: &str,
+        _content_type: &str,
+        body: Vec<u8>,
+        _credentials: Option<&Credentials>,
+    ) -> suivi_core::Result<HttpReply> {
+        self.sent
+            .lock()
+            .unwrap()
+            .push((path.to_string(), body.clone()));
+        let reply = self
+            .replies
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_else(|| panic!("the script has no answer for {path}"));
+        reply(&body)
+    }
+}
+
+/// A page with nothing in it, ending at `cursor`.
+fn empty_page(cursor: u64) -> SyncResponse {
+    SyncResponse {
+        version: protocol::PROTOCOL_VERSION,
+        accepted: Vec::new(),
+        refused: Vec::new(),
+        authors: Vec::new(),
+        pull: Vec::new(),
+        cursor,
+        mark: serde_bytes::ByteBuf::from(vec![cursor as u8; 32]),
+        more: false,
+        reset: false,
+        erased: Vec::new(),
+        erasures_cursor: 0,
+        removed: Vec::new(),
+        removals_cursor: 0,
+        forms: Vec::new(),
+        forms_cursor: 0,
+        own: Vec::new(),
+    }
+}
+
+/// A case's whole history as a page pulls it, every change by author 0.
+fn pulled(store: &Store, case_id: &str) -> PulledCase {
+    let changes = store.load_doc(case_id).unwrap().unwrap().changes_since(&[]);
+    PulledCase {
+        case_id: case_id.to_string(),
+        changes: changes
+            .into_iter()
+            .map(|c| PulledChange {
+                data: serde_bytes::ByteBuf::from(c),
+                author: 0,
+                received_at: 1_800_000_000,
+            })
+            .collect(),
+    }
+}
+
+/// A phone of `user` enrolled with the scripted server as `device`.
+fn enrolled_phone(dir: &tempfile::TempDir, user: &str, device: &str) -> Store {
+    let mut store =
+        Store::create(&dir.path().join(format!("{device}.db")), KEY, user, device).unwrap();
+    let (user, device) = (user.to_string(), device.to_string());
+    let server = Scripted::default().then(move |_| {
+        let body = serde_json::to_vec(&EnrollResponse {
+            device_id: device,
+            token: "token".into(),
+            user,
+            role: "agent".into(),
+        })
+        .unwrap();
+        Ok(HttpReply { status: 200, body })
+    });
+    store.enroll(&server, "http://127.0.0.1:9", "code").unwrap();
+    store
+}
+
+fn sync(store: &mut Store, server: &Scripted) -> suivi_core::Result<suivi_core::sync::SyncReport> {
+    let mut handle = store;
+    run(&mut handle, server, &mut |_| {}, &Cancel::default())
+}
+
+#[test]
+fn a_push_the_server_accepts_leaves_nothing_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut phone = enrolled_phone(&dir, "amina", "dev-1");
+    let case_id = phone
+        .create_case(&child("Aïcha", "Traoré", "Kignan"))
+        .unwrap();
+    assert_eq!(phone.unsynced_case_count().unwrap(), 1);
+
+    let accepted = case_id.clone();
+    let server = Scripted::default().then(move |body| {
+        // The request carries the case, whole.
+        let request = protocol::decode_request(body)?;
+        assert_eq!(request.push.len(), 1);
+        assert_eq!(request.push[0].case_id, accepted);
+        let page = SyncResponse {
+            accepted: vec![accepted],
+            ..empty_page(1)
+        };
+        Ok(HttpReply {
+            status: 200,
+            body: protocol::encode(&page)?,
+        })
+    });
+    let report = sync(&mut phone, &server).unwrap();
+    assert_eq!((report.cases_up, report.pages), (1, 1));
+    assert_eq!(phone.unsynced_case_count().unwrap(), 0);
+    assert_eq!(phone.cursor().unwrap(), 1);
+    assert_eq!(server.sent().len(), 1);
+}
+
+#[test]
+fn a_pulled_case_that_fails_its_checks_is_set_aside_and_the_rest_of_the_page_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut phone = enrolled_phone(&dir, "amina", "dev-1");
+    let mut other = enrolled_phone(&dir, "amina", "dev-2");
+    let good = other
+        .create_case(&child("Youssef", "El Amrani", "Souk Sebt"))
+        .unwrap();
+    let broken = "0123456789abcdef0123456789abcdef".to_string();
+    let page = SyncResponse {
+        authors: vec![Author {
+            user: "amina".into(),
+            device: "dev-2".into(),
+        }],
+        pull: vec![
+            pulled(&other, &good),
+            PulledCase {
+                case_id: broken.clone(),
+                changes: vec![PulledChange {
+                    data: serde_bytes::ByteBuf::from(vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3]),
+                    author: 0,
+                    received_at: 0,
+                }],
+            },
+        ],
+        ..empty_page(7)
+    };
+    let report = sync(&mut phone, &Scripted::default().page(page)).unwrap();
+
+    assert_eq!(report.cases_down, 1);
+    assert_eq!(report.quarantined.len(), 1);
+    assert_eq!(report.quarantined[0].case_id, broken);
+    assert!(phone.quarantine_reason(&broken).unwrap().is_some());
+    assert!(phone.quarantine_reason(&good).unwrap().is_none());
+    // The good case reads; the page's cursor is kept, so the next sync goes on after it.
+    assert_eq!(phone.case(&good).unwrap().summary.first_name, "Youssef");
+    assert_eq!(phone.cursor().unwrap(), 7);
+}
+
+#[test]
+fn an_erased_case_is_deleted_and_a_removed_case_leaves_once_nothing_is_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut phone = enrolled_phone(&dir, "amina", "dev-1");
+    let erased = phone
+        .create_case(&child("Aïcha", "Traoré", "Kignan"))
+        .unwrap();
+    let removed = phone
+        .create_case(&child("Fanta", "Coulibaly", "Kignan"))
+        .unwrap();
+    let edited = phone
+        .create_case(&child("Mariam", "Diarra", "Kignan"))
+        .unwrap();
+    let all = vec![erased.clone(), removed.clone(), edited.clone()];
+    let server = Scripted::default().page(SyncResponse {
+        accepted: all,
+        ..empty_page(3)
+    });
+    sync(&mut phone, &server).unwrap();
+    // Edited here after the push: a removal must not lose it.
+    phone
+        .edit_case(&edited, &record(json!({"village": "Ninkina"})))
+        .unwrap();
+
+    let server = Scripted::default()
+        .page(SyncResponse {
+            erased: vec![erased.clone()],
+            erasures_cursor: 1,
+            removed: vec![removed.clone(), edited.clone()],
+            removals_cursor: 2,
+            ..empty_page(3)
+        })
+        // The edit kept the case pending: pushed in the next round trip.
+        .then({
+            let edited = edited.clone();
+            move |body| {
+                let request = protocol::decode_request(body)?;
+                assert_eq!(request.push[0].case_id, edited);
+                assert_eq!((request.erasures_seen, request.removals_seen), (1, 2));
+                let page = SyncResponse {
+                    accepted: vec![edited],
+                    ..empty_page(3)
+                };
+                Ok(HttpReply {
+                    status: 200,
+                    body: protocol::encode(&page)?,
+                })
+            }
+        });
+    let report = sync(&mut phone, &server).unwrap();
+    assert_eq!((report.erased, report.removed), (1, 1));
+    assert!(matches!(phone.case(&erased), Err(Error::NotFound { .. })));
+    assert!(matches!(phone.case(&removed), Err(Error::NotFound { .. })));
+    assert_eq!(
+        phone.case(&edited).unwrap().summary.village.as_deref(),
+        Some("Ninkina")
+    );
+}
+
+#[test]
+fn a_conflict_pulled_from_another_phone_shows_in_the_badge_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut phone = enrolled_phone(&dir, "amina", "dev-1");
+    let mut other = enrolled_phone(&dir, "amina", "dev-2");
+    let case_id = phone
+        .create_case(&child("Aïcha", "Traoré", "Kignan"))
+        .unwrap();
+    let author = |device: &str| Author {
+        user: "amina".into(),
+        device: device.into(),
+    };
+    // The other phone receives the case, then both edit the village offline.
+    sync(
+        &mut other,
+        &Scripted::default().page(SyncResponse {
+            authors: vec![author("dev-1")],
+            pull: vec![pulled(&phone, &case_id)],
+            ..empty_page(1)
+        }),
+    )
+    .unwrap();
+    assert_eq!(phone.conflicted_case_count().unwrap(), 0);
+    phone
+        .edit_case(&case_id, &record(json!({"village": "Ninkina"})))
+        .unwrap();
+    other
+        .edit_case(&case_id, &record(json!({"village": "Misséni"})))
+        .unwrap();
+
+    let server = Scripted::default().page(SyncResponse {
+        accepted: vec![case_id.clone()],
+        authors: vec![author("dev-2")],
+        pull: vec![pulled(&other, &case_id)],
+        ..empty_page(3)
+    });
+    let report = sync(&mut phone, &server).unwrap();
+    assert_eq!(report.conflicts, 1);
+    assert_eq!(phone.conflicted_case_count().unwrap(), 1);
+}
+
+#[test]
+fn a_cancelled_sync_sends_nothing_and_a_server_error_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut phone = enrolled_phone(&dir, "amina", "dev-1");
+    phone
+        .create_case(&child("Aïcha", "Traoré", "Kignan"))
+        .unwrap();
+
+    let cancel = Cancel::default();
+    cancel.cancel();
+    let server = Scripted::default();
+    let mut handle = &mut phone;
+    let outcome = run(&mut handle, &server, &mut |_| {}, &cancel);
+    assert!(matches!(outcome, Err(Error::Cancelled)));
+    assert!(server.sent().is_empty());
+
+    let server = Scripted::default().then(|_| {
+        Ok(HttpReply {
+            status: 500,
+            body: b"{\"error\":\"internal\"}".to_vec(),
+        })
+    });
+    assert!(sync(&mut phone, &server).is_err());
+    assert_eq!(phone.unsynced_case_count().unwrap(), 1);
+    assert_eq!(phone.cursor().unwrap(), 0);
+}
+
+#[test]
+fn screen_inputs_are_read_with_the_form_a_record_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut phone = new_store(&dir);
+    let forms = phone.forms().unwrap();
+    let typed = record_as_text(&child("Aïcha", "Traoré", "Kignan"));
+    let inputs: HashMap<String, String> = typed.clone();
+    let record = phone.new_record(IDENTIFICATION, &inputs).unwrap();
+    // A record's text, read back, is the record: numbers, booleans and lists included.
+    assert_eq!(record, child("Aïcha", "Traoré", "Kignan"));
+    assert_eq!(
+        record,
+        forms
+            .latest(IDENTIFICATION)
+            .unwrap()
+            .record_from_inputs(&inputs)
+            .unwrap()
+    );
+    let case_id = phone.create_case(&record).unwrap();
+    let edit: HashMap<String, String> = [("estimated_age".to_string(), "douze".to_string())].into();
+    match phone.case_record(&case_id, &edit) {
+        Err(Error::Validation(problems)) => assert_eq!(problems[0].field, "estimated_age"),
+        other => panic!("a word for an age must be refused, got {other:?}"),
+    }
+    // A date typed in a filter: a date, or a validation error naming the field.
+    assert!(date_input("overdue_on", "2026-12-07").is_ok());
+    match date_input("overdue_on", "07/12/2026") {
+        Err(Error::Validation(problems)) => {
+            assert_eq!(
+                (problems[0].field.as_str(), problems[0].key.as_str()),
+                ("overdue_on", "type.date")
+            )
+        }
+        other => panic!("a date in another format must be refused, got {other:?}"),
+    }
+}
