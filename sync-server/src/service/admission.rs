@@ -94,35 +94,15 @@ impl SyncService {
         now: i64,
         preloaded: Option<Vec<Change>>,
     ) -> Result<Result<Option<Checked>, (RefusalReason, String)>, ServiceError> {
-        if self.store.is_erased(&case.case_id)? {
-            // Checked first: an erased case has no owner left, so it would read as new. An
-            // erasure the audit log never recorded was not made by `case erase`: the phone is
-            // told to set the case aside, never to delete it.
-            let reason = if self.erasure_proven(&case.case_id)? {
-                RefusalReason::Erased
-            } else {
-                RefusalReason::Quarantined
-            };
-            return Ok(Err((reason, String::new())));
-        }
         if case.changes.len() > protocol::PUSH_CHANGES_PER_CASE_MAX {
-            return Ok(Err((RefusalReason::TooManyChanges, String::new())));
-        }
-        if existing.is_some() && self.store.is_quarantined(&case.case_id)? {
-            return Ok(Err((RefusalReason::Quarantined, String::new())));
-        }
-        let mode = match self.write_mode(&device.user, existing) {
-            Some(mode) => mode,
-            // A case reassigned away: what the former owner's phones recorded before they heard
-            // of it is still accepted, for a grace period (it had the right when it wrote it).
-            None if existing.is_some()
-                && self
-                    .store
-                    .in_handover(&case.case_id, &device.user.user_id, now)? =>
-            {
-                WriteMode::Write
+            // Before anything is read: a push this large is refused by its envelope.
+            if !self.store.is_erased(&case.case_id)? {
+                return Ok(Err((RefusalReason::TooManyChanges, String::new())));
             }
-            None => return Ok(Err((RefusalReason::Forbidden, String::new()))),
+        }
+        let mode = match self.gate(device, &case.case_id, existing, now)? {
+            Ok(mode) => mode,
+            Err(refusal) => return Ok(Err(refusal)),
         };
         let mut parsed = Vec::with_capacity(case.changes.len());
         for raw in &case.changes {
@@ -131,6 +111,76 @@ impl SyncService {
                 Err(e) => return Ok(Err(refusal_of(&e))),
             }
         }
+        self.admit(
+            device,
+            &case.case_id,
+            existing,
+            mode,
+            parsed,
+            budget,
+            now,
+            preloaded,
+        )
+    }
+
+    /// The first gate every written case passes, whichever way it came (a push, the
+    /// fallback, the console): not erased (an erasure the audit log never recorded sets the
+    /// case aside instead), a write mode for this user (a former owner in its handover
+    /// included), and not quarantined.
+    pub(super) fn gate(
+        &self,
+        device: &AuthedDevice,
+        case_id: &str,
+        existing: Option<&CaseAccess>,
+        now: i64,
+    ) -> Result<Result<WriteMode, (RefusalReason, String)>, ServiceError> {
+        if self.store.is_erased(case_id)? {
+            // Checked first: an erased case has no owner left, so it would read as new. An
+            // erasure the audit log never recorded was not made by `case erase`: the phone is
+            // told to set the case aside, never to delete it.
+            let reason = if self.erasure_proven(case_id)? {
+                RefusalReason::Erased
+            } else {
+                RefusalReason::Quarantined
+            };
+            return Ok(Err((reason, String::new())));
+        }
+        let mode = match self.write_mode(&device.user, existing) {
+            Some(mode) => mode,
+            // A case reassigned away: what the former owner's phones recorded before they heard
+            // of it is still accepted, for a grace period (it had the right when it wrote it).
+            None if existing.is_some()
+                && self.store.in_handover(case_id, &device.user.user_id, now)? =>
+            {
+                WriteMode::Write
+            }
+            None => return Ok(Err((RefusalReason::Forbidden, String::new()))),
+        };
+        // After the access decision: a device that may not write a case is not told it is set
+        // aside either.
+        if existing.is_some() && self.store.is_quarantined(case_id)? {
+            return Ok(Err((RefusalReason::Quarantined, String::new())));
+        }
+        Ok(Ok(mode))
+    }
+
+    /// The decision on a case's parsed changes, in the order given, once `gate` let them
+    /// through: those the server holds are skipped, the rest must be the device's own and
+    /// follow what the server holds, fit the request's operation budget, and pass the case
+    /// rules on the server's copy. `Ok(None)`: nothing new. `preloaded`: the stored history,
+    /// when the caller already read it.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn admit(
+        &self,
+        device: &AuthedDevice,
+        case_id: &str,
+        existing: Option<&CaseAccess>,
+        mode: WriteMode,
+        parsed: Vec<Change>,
+        budget: &mut OpsBudget,
+        now: i64,
+        preloaded: Option<Vec<Change>>,
+    ) -> Result<Result<Option<Checked>, (RefusalReason, String)>, ServiceError> {
         // Which of these (and of their dependencies) the server holds.
         let mut lookup: Vec<String> = parsed.iter().map(|c| c.hash().to_string()).collect();
         lookup.extend(
@@ -138,14 +188,14 @@ impl SyncService {
                 .iter()
                 .flat_map(|c| c.deps().iter().map(ToString::to_string)),
         );
-        // A console change is made on the stored case the caller loaded: no need to ask again.
+        // A caller that loaded the stored case (the console, the fallback) need not ask again.
         let known: HashSet<String> = match (&preloaded, existing) {
             (_, None) => HashSet::new(),
             (Some(stored), Some(_)) => {
                 let held: HashSet<String> = stored.iter().map(|c| c.hash().to_string()).collect();
                 lookup.into_iter().filter(|h| held.contains(h)).collect()
             }
-            (None, Some(_)) => self.store.known_changes(&case.case_id, &lookup)?,
+            (None, Some(_)) => self.store.known_changes(case_id, &lookup)?,
         };
         let mut have: HashSet<String> = known.clone();
         let mut fresh = Vec::new();
@@ -173,7 +223,7 @@ impl SyncService {
         let stored = match (preloaded, existing) {
             (_, None) => Vec::new(),
             (Some(stored), Some(_)) => stored,
-            (None, Some(_)) => self.stored_changes(&case.case_id)?,
+            (None, Some(_)) => self.stored_changes(case_id)?,
         };
         let ops = stored.iter().chain(&fresh).map(Change::len).sum();
         if let Err(refusal) = budget.take(ops) {
@@ -181,20 +231,14 @@ impl SyncService {
         }
         let change_count = (stored.len() + fresh.len()) as u64;
         let team = existing.map_or(device.user.team.as_str(), |a| a.team.as_str());
-        let (checked, reassigned) = match self.validate(
-            device,
-            (&case.case_id, team, now),
-            stored,
-            mode,
-            fresh,
-            budget,
-        )? {
-            Ok(checked) => checked,
-            Err(refusal) => return Ok(Err(refusal)),
-        };
+        let (checked, reassigned) =
+            match self.validate(device, (case_id, team, now), stored, mode, fresh, budget)? {
+                Ok(checked) => checked,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
         Ok(Ok(Some((
             AcceptedCase {
-                case_id: case.case_id.clone(),
+                case_id: case_id.to_string(),
                 new_case: existing
                     .is_none()
                     .then(|| (device.user.user_id.clone(), device.user.team.clone())),
@@ -203,6 +247,32 @@ impl SyncService {
             },
             reassigned,
         ))))
+    }
+
+    /// Writes what admission decided: the accepted cases and the audit row in one
+    /// transaction, then their projections, then the reassignments their changes made.
+    /// Returns how many changes were stored.
+    pub(super) fn write_admitted(
+        &self,
+        device: &AuthedDevice,
+        to_store: &[AcceptedCase],
+        reassigned: Vec<(String, User)>,
+        audit: Option<(&str, &str)>,
+        now: i64,
+    ) -> Result<usize, ServiceError> {
+        if to_store.is_empty() && audit.is_none() {
+            return Ok(0);
+        }
+        let stored = self
+            .store
+            .store_changes(&device.device.device_id, to_store, audit, now)?;
+        let mut raced = Vec::new();
+        if !to_store.is_empty() {
+            let ids: Vec<String> = to_store.iter().map(|c| c.case_id.clone()).collect();
+            raced = self.refresh_summaries_of(&ids)?;
+        }
+        self.apply_reassignments(&device.user, reassigned, &raced, now)?;
+        Ok(stored)
     }
 
     /// Applies new changes to the server's copy of the case (rebuilt from `stored`) and runs

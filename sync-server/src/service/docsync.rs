@@ -36,25 +36,23 @@ impl SyncService {
             .store
             .case_access(std::slice::from_ref(&request.case_id))?;
         let existing = access.get(case_id);
-        // The same decision as a push: an officer's fallback carries audit notes only, and a
+        // The same gate as a push: an officer's fallback carries audit notes only, and a
         // former owner's phone may still hand over what it recorded.
-        let handover =
-            existing.is_some() && self.store.in_handover(case_id, &device.user.user_id, now)?;
-        let mode = self
-            .write_mode(&device.user, existing)
-            .or(handover.then_some(WriteMode::Write));
-        let Some(mode) = mode else {
-            self.audit_refusal(
-                device,
-                "docsync.refused",
-                &format!("{case_id} forbidden"),
-                now,
-            )?;
-            return refuse(RefusalReason::Forbidden, "");
+        let mode = match self.gate(device, case_id, existing, now)? {
+            Ok(mode) => mode,
+            Err((reason, detail)) => {
+                if reason == RefusalReason::Forbidden {
+                    self.audit_refusal(
+                        device,
+                        "docsync.refused",
+                        &format!("{case_id} forbidden"),
+                        now,
+                    )?;
+                }
+                return refuse(reason, &detail);
+            }
         };
-        if existing.is_some() && self.store.is_quarantined(case_id)? {
-            return refuse(RefusalReason::Quarantined, "");
-        }
+        // Read once: the stored history serves the admission and the reply.
         let stored = self.stored_changes(case_id)?;
         let stored_hashes: HashSet<ChangeHash> = stored.iter().map(Change::hash).collect();
         let mut doc = AutoCommit::new();
@@ -68,8 +66,8 @@ impl SyncService {
                     "sync message does not decode".into(),
                 ));
             };
-            // Plain change chunks only, each checked like a pushed one: a whole document (a
-            // version 2 message) could hold compressed columns of any size.
+            // Plain change chunks only, each parsed under the bounds a pushed one is: a whole
+            // document (a version 2 message) could hold compressed columns of any size.
             let mut incoming = Vec::new();
             for chunk in message.changes.iter() {
                 match check::parse_change(chunk) {
@@ -81,60 +79,53 @@ impl SyncService {
                     }
                 }
             }
-            if incoming
-                .iter()
-                .any(|c| c.actor_id().to_hex_string() != device.device.actor)
-            {
-                self.audit_refusal(
-                    device,
-                    "docsync.refused",
-                    &format!("{case_id} wrong_actor"),
-                    now,
-                )?;
-                return refuse(RefusalReason::WrongActor, "");
-            }
             if !incoming.is_empty() {
+                // A sync message carries changes in any order; admission takes them in the
+                // order they apply.
                 let Some(ordered) = causal_order(incoming, &stored_hashes) else {
                     return refuse(RefusalReason::MissingDeps, "");
                 };
-                let raw: Vec<(String, Vec<u8>)> = ordered
-                    .iter()
-                    .map(|c| (c.hash().to_string(), c.raw_bytes().to_vec()))
-                    .collect();
-                // The stored changes were read once, above, and serve the reply too.
-                let change_count = (stored.len() + ordered.len()) as u64;
-                let team = existing.map_or(device.user.team.as_str(), |a| a.team.as_str());
-                let (checked, reassigned) = match self.validate(
+                let mut budget = OpsBudget::new(forms.clone());
+                let checked = match self.admit(
                     device,
-                    (case_id, team, now),
-                    stored.clone(),
+                    case_id,
+                    existing,
                     mode,
                     ordered.clone(),
-                    &mut OpsBudget::new(forms.clone()),
+                    &mut budget,
+                    now,
+                    Some(stored.clone()),
                 )? {
                     Ok(checked) => checked,
-                    Err((reason, detail)) => return refuse(reason, &detail),
+                    Err((reason, detail)) => {
+                        if reason == RefusalReason::WrongActor {
+                            self.audit_refusal(
+                                device,
+                                "docsync.refused",
+                                &format!("{case_id} wrong_actor"),
+                                now,
+                            )?;
+                        }
+                        return refuse(reason, &detail);
+                    }
                 };
+                if let Some((accepted, reassigned)) = checked {
+                    let mut allowance =
+                        Allowance::today(self.store.as_ref(), &device.device.device_id, now)?;
+                    if let Err((reason, detail)) = allowance.take(&accepted) {
+                        return refuse(reason, &detail);
+                    }
+                    let moves = reassigned.map(|to| (case_id.to_string(), to));
+                    self.write_admitted(
+                        device,
+                        std::slice::from_ref(&accepted),
+                        moves.into_iter().collect(),
+                        None,
+                        now,
+                    )?;
+                }
                 doc.apply_changes(ordered)
                     .map_err(|e| ServiceError::Internal(e.to_string()))?;
-                let accepted = AcceptedCase {
-                    case_id: case_id.to_string(),
-                    new_case: existing
-                        .is_none()
-                        .then(|| (device.user.user_id.clone(), device.user.team.clone())),
-                    changes: raw,
-                    summary: summary::summarize(checked, change_count, &forms),
-                };
-                let mut allowance =
-                    Allowance::today(self.store.as_ref(), &device.device.device_id, now)?;
-                if let Err((reason, detail)) = allowance.take(&accepted) {
-                    return refuse(reason, &detail);
-                }
-                self.store
-                    .store_changes(&device.device.device_id, &[accepted], None, now)?;
-                let raced = self.refresh_summaries_of(&[case_id.to_string()])?;
-                let moves = reassigned.map(|to| (case_id.to_string(), to));
-                self.apply_reassignments(&device.user, moves.into_iter().collect(), &raced, now)?;
             }
             // The message's own bookkeeping (heads, have, need) without its changes, which
             // were applied above.

@@ -615,6 +615,29 @@ mod tests {
             stored.len() + 1,
             "Fatima's edit is stored, nothing twice"
         );
+
+        // One gate for every write: a case set aside is told as such only to a device that
+        // may write it; another team's supervisor hears "forbidden", by fallback as by push.
+        store.quarantine_case(&case_id, "test", 0).unwrap();
+        let karim = authed(
+            "dev-k",
+            user("karim", Role::Supervisor, "souk-sebt"),
+            ActorId::from([3u8; 16]).to_hex_string(),
+        );
+        store.add_user(&karim.user, 0).unwrap();
+        let refused_to = |device: &AuthedDevice| {
+            let reply: DocSyncResponse =
+                protocol::decode(&service.doc_sync(device, &body, 0).unwrap()).unwrap();
+            reply.refused.map(|r| r.reason)
+        };
+        assert_eq!(refused_to(&fatima), Some(RefusalReason::Quarantined));
+        assert_eq!(refused_to(&karim), Some(RefusalReason::Forbidden));
+        let push = CaseChanges {
+            case_id: case_id.clone(),
+            changes: Vec::new(),
+        };
+        let plan = service.plan_push(&karim, &[push], 0).unwrap();
+        assert_eq!(plan.refused[0].reason, RefusalReason::Forbidden);
     }
 
     /// A page that stops at its raw read budget says there is more, even when what it holds

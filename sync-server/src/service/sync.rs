@@ -58,24 +58,15 @@ impl SyncService {
                 RefusalAudit::Skip => None,
             }
         };
-        let stored = if accepted_cases.is_empty() && audit.is_none() {
-            0
-        } else {
-            self.store.store_changes(
-                &device.device.device_id,
-                &accepted_cases,
-                audit
-                    .as_ref()
-                    .map(|(action, subject)| (*action, subject.as_str())),
-                now,
-            )?
-        };
-        let mut raced = Vec::new();
-        if !accepted_cases.is_empty() {
-            let ids: Vec<String> = accepted_cases.iter().map(|c| c.case_id.clone()).collect();
-            raced = self.refresh_summaries_of(&ids)?;
-        }
-        self.apply_reassignments(&device.user, reassigned, &raced, now)?;
+        let stored = self.write_admitted(
+            device,
+            &accepted_cases,
+            reassigned,
+            audit
+                .as_ref()
+                .map(|(action, subject)| (*action, subject.as_str())),
+            now,
+        )?;
         // What the device said, for its supervisor: the cases still waiting on it are those it
         // counted less the ones this push settled (accepted, or already held).
         let (app_version, waiting) = if request.version >= 4 {
