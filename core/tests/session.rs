@@ -77,25 +77,11 @@ impl Transport for Scripted {
     }
 }
 
-/// A page with nothing in it, ending at `cursor`.
+/// A page with nothing in it, ending at `cursor` (with a mark of its own).
 fn empty_page(cursor: u64) -> SyncResponse {
     SyncResponse {
-        version: protocol::PROTOCOL_VERSION,
-        accepted: Vec::new(),
-        refused: Vec::new(),
-        authors: Vec::new(),
-        pull: Vec::new(),
-        cursor,
         mark: serde_bytes::ByteBuf::from(vec![cursor as u8; 32]),
-        more: false,
-        reset: false,
-        erased: Vec::new(),
-        erasures_cursor: 0,
-        removed: Vec::new(),
-        removals_cursor: 0,
-        forms: Vec::new(),
-        forms_cursor: 0,
-        own: Vec::new(),
+        ..SyncResponse::nothing_new(cursor, 0)
     }
 }
 

@@ -191,24 +191,7 @@ pub fn enrolled() -> suivi_core::Result<HttpReply> {
 /// A response with nothing in it, at the positions given: tests build hostile pages from it
 /// (`SyncResponse { pull, ..nothing_new(1, 0) }`).
 pub fn nothing_new(cursor: u64, forms_seen: u64) -> SyncResponse {
-    SyncResponse {
-        version: protocol::PROTOCOL_VERSION,
-        accepted: Vec::new(),
-        refused: Vec::new(),
-        authors: Vec::new(),
-        pull: Vec::new(),
-        cursor,
-        mark: Default::default(),
-        more: false,
-        reset: false,
-        erased: Vec::new(),
-        erasures_cursor: 0,
-        removed: Vec::new(),
-        removals_cursor: 0,
-        forms: Vec::new(),
-        forms_cursor: forms_seen,
-        own: Vec::new(),
-    }
+    SyncResponse::nothing_new(cursor, forms_seen)
 }
 
 /// One pulled case of raw changes, each by the response's first author, received at 0.

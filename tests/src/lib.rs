@@ -13,9 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use suivi_core::sync::protocol::{
-    self, CaseChanges, SyncRequest, SyncResponse, CONTENT_TYPE, PROTOCOL_VERSION,
-};
+use suivi_core::sync::protocol::{self, CaseChanges, SyncRequest, SyncResponse, CONTENT_TYPE};
 use suivi_core::sync::{HttpTransport, SyncReport, Transport};
 use suivi_core::{Record, Store};
 use suivi_server::auth::CodeKey;
@@ -248,7 +246,8 @@ pub const VILLAGES: [&str; 8] = [
     "Lahrarta",
     "Fès",
 ];
-const SECTORS: [&str; 6] = [
+/// The work sectors of the identification form, for varied test records.
+pub const SECTORS: [&str; 6] = [
     "cotton",
     "artisanal_gold_mining",
     "crafts",
@@ -309,18 +308,7 @@ pub fn case_changes(case_id: &str, changes: Vec<Vec<u8>>) -> CaseChanges {
 
 /// A sync request body as a device sends it: from `cursor` (no feed mark), pushing `push`.
 pub fn sync_body(cursor: u64, push: Vec<CaseChanges>) -> Vec<u8> {
-    protocol::encode(&SyncRequest {
-        version: PROTOCOL_VERSION,
-        cursor,
-        mark: Default::default(),
-        push,
-        erasures_seen: 0,
-        report: Default::default(),
-        removals_seen: 0,
-        forms_seen: 0,
-        forgeries: Vec::new(),
-    })
-    .expect("encode")
+    protocol::encode(&SyncRequest::pushing(cursor, push)).expect("encode")
 }
 
 /// Pushes a batch with a device's credential, bypassing its store: what a hostile or buggy app

@@ -44,14 +44,10 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let (case_id, changes) = case_changes();
     let request = SyncRequest {
         version: protocol::PROTOCOL_VERSION,
-        cursor: 0,
-        mark: Default::default(),
-        push: vec![suivi_tests::case_changes(&case_id, changes.clone())],
-        erasures_seen: 0,
-        report: Default::default(),
-        removals_seen: 0,
-        forms_seen: 0,
-        forgeries: vec![],
+        ..SyncRequest::pushing(
+            0,
+            vec![suivi_tests::case_changes(&case_id, changes.clone())],
+        )
     };
     // Postcard as is: the targets also try each input zstd-compressed.
     let push = postcard::to_stdvec(&request).unwrap();

@@ -165,6 +165,25 @@ struct SyncRequestV5 {
     forms_seen: u64,
 }
 
+impl SyncRequest {
+    /// A request of this version from `cursor`, with no feed mark and nothing seen of
+    /// erasures, removals or forms, pushing `push` (tests build other requests from it:
+    /// `SyncRequest { version: 3, ..SyncRequest::pushing(0, vec![]) }`).
+    pub fn pushing(cursor: u64, push: Vec<CaseChanges>) -> SyncRequest {
+        SyncRequest {
+            version: PROTOCOL_VERSION,
+            cursor,
+            mark: Default::default(),
+            push,
+            erasures_seen: 0,
+            report: Default::default(),
+            removals_seen: 0,
+            forms_seen: 0,
+            forgeries: Vec::new(),
+        }
+    }
+}
+
 impl From<SyncRequestV5> for SyncRequest {
     fn from(old: SyncRequestV5) -> Self {
         SyncRequest {
@@ -282,6 +301,32 @@ struct SyncResponseV5 {
     #[serde(deserialize_with = "bounded")]
     forms: Vec<FormUpdate>,
     forms_cursor: u64,
+}
+
+impl SyncResponse {
+    /// A page with nothing in it, ending at `cursor` (with an empty mark) and at `forms_cursor`
+    /// in the forms feed: what a server answers a device that is up to date, and what tests
+    /// build pages from (`SyncResponse { pull, ..SyncResponse::nothing_new(1, 0) }`).
+    pub fn nothing_new(cursor: u64, forms_cursor: u64) -> SyncResponse {
+        SyncResponse {
+            version: PROTOCOL_VERSION,
+            accepted: Vec::new(),
+            refused: Vec::new(),
+            authors: Vec::new(),
+            pull: Vec::new(),
+            cursor,
+            mark: Default::default(),
+            more: false,
+            reset: false,
+            erased: Vec::new(),
+            erasures_cursor: 0,
+            removed: Vec::new(),
+            removals_cursor: 0,
+            forms: Vec::new(),
+            forms_cursor,
+            own: Vec::new(),
+        }
+    }
 }
 
 impl From<SyncResponseV5> for SyncResponse {
@@ -723,15 +768,8 @@ mod tests {
 
     fn request(push: Vec<CaseChanges>) -> SyncRequest {
         SyncRequest {
-            version: PROTOCOL_VERSION,
-            cursor: 42,
             mark: serde_bytes::ByteBuf::from(vec![7; 32]),
-            push,
-            erasures_seen: 0,
-            report: Default::default(),
-            removals_seen: 0,
-            forms_seen: 0,
-            forgeries: vec![],
+            ..SyncRequest::pushing(42, push)
         }
     }
 

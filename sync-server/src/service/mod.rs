@@ -381,14 +381,7 @@ mod tests {
         let body = |version: u16| {
             protocol::encode(&SyncRequest {
                 version,
-                cursor: 0,
-                mark: Default::default(),
-                push: vec![],
-                erasures_seen: 0,
-                report: Default::default(),
-                removals_seen: 0,
-                forms_seen: 0,
-                forgeries: vec![],
+                ..SyncRequest::pushing(0, vec![])
             })
             .unwrap()
         };
@@ -434,22 +427,15 @@ mod tests {
             "a1".repeat(16),
         );
         let body = |cases: usize| {
-            protocol::encode(&SyncRequest {
-                version: PROTOCOL_VERSION,
-                cursor: 0,
-                mark: Default::default(),
-                push: (0..cases)
+            protocol::encode(&SyncRequest::pushing(
+                0,
+                (0..cases)
                     .map(|n| CaseChanges {
                         case_id: format!("{n:032x}"),
                         changes: vec![],
                     })
                     .collect(),
-                erasures_seen: 0,
-                report: Default::default(),
-                removals_seen: 0,
-                forms_seen: 0,
-                forgeries: vec![],
-            })
+            ))
             .unwrap()
         };
         let max = protocol::PUSH_CASES_MAX;
@@ -671,15 +657,8 @@ mod tests {
         let mut pages = 0;
         loop {
             let body = protocol::encode(&SyncRequest {
-                version: PROTOCOL_VERSION,
-                cursor,
                 mark: serde_bytes::ByteBuf::from(mark.clone()),
-                push: vec![],
-                erasures_seen: 0,
-                report: Default::default(),
-                removals_seen: 0,
-                forms_seen: 0,
-                forgeries: vec![],
+                ..SyncRequest::pushing(cursor, vec![])
             })
             .unwrap();
             let (reply, _) = service.sync(&fatima, &body, 0).unwrap();
@@ -735,18 +714,7 @@ mod tests {
             user("fatima", Role::Supervisor, "sikasso"),
             "f1".repeat(16),
         );
-        let body = protocol::encode(&SyncRequest {
-            version: PROTOCOL_VERSION,
-            cursor: 0,
-            mark: Default::default(),
-            push: vec![],
-            erasures_seen: 0,
-            report: Default::default(),
-            removals_seen: 0,
-            forms_seen: 0,
-            forgeries: vec![],
-        })
-        .unwrap();
+        let body = protocol::encode(&SyncRequest::pushing(0, vec![])).unwrap();
         let (reply, _) = service.sync(&fatima, &body, 0).unwrap();
         let response: SyncResponse = protocol::decode(&reply).unwrap();
         let rows: usize = response.pull.iter().map(|c| c.changes.len()).sum();

@@ -690,51 +690,23 @@ mod tests {
 
     #[test]
     fn a_former_owner_keeps_a_moved_case_only_if_the_policy_lets_it_read_it() {
-        let none: [String; 0] = [];
-        let assigned = ["amina".to_string()];
-        // An agent reads her own cases: once moved, only an assignment keeps it.
-        assert!(!still_reads_after_move(
-            "amina",
-            Some((Role::Agent, "sikasso")),
-            "karim",
-            "sikasso",
-            &none
-        ));
-        assert!(still_reads_after_move(
-            "amina",
-            Some((Role::Agent, "sikasso")),
-            "karim",
-            "sikasso",
-            &assigned
-        ));
-        // A supervisor reads her team's cases, an officer every case.
-        assert!(still_reads_after_move(
-            "amina",
-            Some((Role::Supervisor, "sikasso")),
-            "karim",
-            "sikasso",
-            &none
-        ));
-        assert!(!still_reads_after_move(
-            "amina",
-            Some((Role::Supervisor, "souk-sebt")),
-            "karim",
-            "sikasso",
-            &none
-        ));
-        assert!(still_reads_after_move(
-            "amina",
-            Some((Role::Officer, "")),
-            "karim",
-            "sikasso",
-            &none
-        ));
-        // A user the store does not hold: her assignments alone.
-        assert!(!still_reads_after_move(
-            "amina", None, "karim", "sikasso", &none
-        ));
-        assert!(still_reads_after_move(
-            "amina", None, "karim", "sikasso", &assigned
-        ));
+        let none: Vec<String> = Vec::new();
+        let assigned = vec!["amina".to_string()];
+        // (the former owner's role and team, her assignments, whether she still reads it):
+        // an agent reads her own cases, so a moved one only by assignment; a supervisor reads
+        // her team's, an officer every case; a user the store does not hold, her assignments.
+        let cases = [
+            (Some((Role::Agent, "sikasso")), &none, false),
+            (Some((Role::Agent, "sikasso")), &assigned, true),
+            (Some((Role::Supervisor, "sikasso")), &none, true),
+            (Some((Role::Supervisor, "souk-sebt")), &none, false),
+            (Some((Role::Officer, "")), &none, true),
+            (None, &none, false),
+            (None, &assigned, true),
+        ];
+        for (former, assignees, reads) in cases {
+            let answer = still_reads_after_move("amina", former, "karim", "sikasso", assignees);
+            assert_eq!(answer, reads, "{former:?} assigned {assignees:?}");
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! stored, and the server keeps serving.
 
 use suivi_core::sync::protocol::{
-    self, CaseChanges, RefusalReason, SyncRequest, SyncResponse, CONTENT_TYPE, PROTOCOL_VERSION,
+    self, CaseChanges, RefusalReason, SyncRequest, SyncResponse, CONTENT_TYPE,
 };
 use suivi_core::sync::{Credentials, HttpTransport, Transport};
 use suivi_server::storage::Role;
@@ -51,36 +51,22 @@ fn bad_bodies_get_4xx_and_the_server_keeps_serving() {
             "wrong version",
             protocol::encode(&SyncRequest {
                 version: 99,
-                cursor: 0,
-                mark: Default::default(),
-                push: vec![],
-                erasures_seen: 0,
-                report: Default::default(),
-                removals_seen: 0,
-                forms_seen: 0,
-                forgeries: vec![],
+                ..SyncRequest::pushing(0, vec![])
             })
             .unwrap(),
             400,
         ),
         (
             "too many cases",
-            protocol::encode(&SyncRequest {
-                version: PROTOCOL_VERSION,
-                cursor: 0,
-                mark: Default::default(),
-                push: (0..protocol::PUSH_CASES_MAX + 1)
+            protocol::encode(&SyncRequest::pushing(
+                0,
+                (0..protocol::PUSH_CASES_MAX + 1)
                     .map(|i| CaseChanges {
                         case_id: format!("{i:032x}"),
                         changes: vec![],
                     })
                     .collect(),
-                erasures_seen: 0,
-                report: Default::default(),
-                removals_seen: 0,
-                forms_seen: 0,
-                forgeries: vec![],
-            })
+            ))
             .unwrap(),
             400,
         ),
@@ -103,22 +89,15 @@ fn bad_bodies_get_4xx_and_the_server_keeps_serving() {
     assert_eq!(stored_changes(&server), 0);
 
     // A well-formed message carrying a malformed change: that case is refused, nothing stored.
-    let request = SyncRequest {
-        version: PROTOCOL_VERSION,
-        cursor: 0,
-        mark: Default::default(),
-        push: vec![CaseChanges {
+    let request = SyncRequest::pushing(
+        0,
+        vec![CaseChanges {
             case_id: "0123456789abcdef0123456789abcdef".into(),
             changes: vec![serde_bytes::ByteBuf::from(vec![
                 0x85, 0x6f, 0x4a, 0x83, 1, 2, 3,
             ])],
         }],
-        erasures_seen: 0,
-        report: Default::default(),
-        removals_seen: 0,
-        forms_seen: 0,
-        forgeries: vec![],
-    };
+    );
     let transport = HttpTransport::new(&server.url()).unwrap();
     let reply = transport
         .post(

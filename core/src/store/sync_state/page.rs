@@ -139,7 +139,7 @@ impl Store {
         for case in &response.pull {
             report.changes_down += case.changes.len();
             tx.execute_batch("SAVEPOINT pulled_case")?;
-            match self.commit_pulled_case(&tx, &forms, &response.authors, case) {
+            let set_aside = match self.commit_pulled_case(&tx, &forms, &response.authors, case) {
                 Ok(Pulled::Saved { conflicts }) => {
                     tx.execute_batch("RELEASE pulled_case")?;
                     if conflicts {
@@ -148,21 +148,18 @@ impl Store {
                         conflicted.remove(&case.case_id);
                     }
                     report.cases_down += 1;
+                    None
                 }
-                Ok(Pulled::Waiting) => tx.execute_batch("RELEASE pulled_case")?,
+                Ok(Pulled::Waiting) => {
+                    tx.execute_batch("RELEASE pulled_case")?;
+                    None
+                }
                 Ok(Pulled::Forged(hashes)) => {
                     tx.execute_batch("ROLLBACK TO pulled_case; RELEASE pulled_case")?;
                     for hash in &hashes {
                         report.forgeries += record_forgery(&tx, &case.case_id, hash)?;
                     }
-                    let reason = FORGED_REASON.to_string();
-                    let pulled: Vec<&[u8]> =
-                        case.changes.iter().map(|c| c.data.as_slice()).collect();
-                    self.quarantine(&tx, &case.case_id, &pulled, &reason)?;
-                    report.quarantined.push(QuarantinedCase {
-                        case_id: case.case_id.clone(),
-                        reason,
-                    });
+                    Some(FORGED_REASON.to_string())
                 }
                 // A full disk or a broken database stops the page: nothing of it is committed.
                 Err(e @ (Error::StorageFull | Error::Storage(_) | Error::WrongKeyOrCorrupt)) => {
@@ -170,15 +167,17 @@ impl Store {
                 }
                 Err(e) => {
                     tx.execute_batch("ROLLBACK TO pulled_case; RELEASE pulled_case")?;
-                    let reason = e.to_string();
-                    let pulled: Vec<&[u8]> =
-                        case.changes.iter().map(|c| c.data.as_slice()).collect();
-                    self.quarantine(&tx, &case.case_id, &pulled, &reason)?;
-                    report.quarantined.push(QuarantinedCase {
-                        case_id: case.case_id.clone(),
-                        reason,
-                    });
+                    Some(e.to_string())
                 }
+            };
+            // Set aside with why, the rest of the page going on.
+            if let Some(reason) = set_aside {
+                let pulled: Vec<&[u8]> = case.changes.iter().map(|c| c.data.as_slice()).collect();
+                self.quarantine(&tx, &case.case_id, &pulled, &reason)?;
+                report.quarantined.push(QuarantinedCase {
+                    case_id: case.case_id.clone(),
+                    reason,
+                });
             }
         }
         // The feed's changes under this phone's name, listed back (version 6 on): one missing

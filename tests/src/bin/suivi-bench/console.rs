@@ -435,14 +435,7 @@ pub(super) fn officer_projection(
     let communes = [
         "Kadiolo", "Misséni", "Zégoua", "Kignan", "Sikasso", "Niéna", "Loulouni", "Fourou",
     ];
-    let sectors = [
-        "cotton",
-        "artisanal_gold_mining",
-        "crafts",
-        "textile",
-        "domestic_work",
-        "street_work",
-    ];
+    let sectors = suivi_tests::SECTORS;
     let statuses = ["draft", "sent", "accepted", "in_service", "completed"];
     let commune = communes[n % communes.len()];
     let typed = if n.is_multiple_of(5) {
