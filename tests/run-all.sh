@@ -10,6 +10,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== ARCHITECTURE.md: every path and identifier it names is in the code"
 python3 tests/check-architecture.py
+echo "== no module cycle: within every module, its children never use each other in a circle"
+python3 tests/check-module-cycles.py
 echo "== cargo clippy"
 cargo clippy "${BUILD[@]}" --all-targets -- -D warnings
 echo "== cargo build"

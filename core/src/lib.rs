@@ -10,9 +10,11 @@ pub mod error;
 pub mod forms;
 pub mod names;
 pub mod policy;
+pub mod protocol;
 pub mod referral;
 pub mod store;
 pub mod sync;
+pub mod transport;
 
 pub use case_doc::{CaseDoc, ChangeContext};
 pub use error::{Error, FieldError, Result};

@@ -30,7 +30,8 @@ use crate::referral::Transition;
 pub use inputs::date_input;
 pub use projection::{fold, CaseRow, ReferralRow};
 pub use sync_state::{
-    Enrollment, RefusedCase, FORGED_REASON, FORGERIES_KEPT_MAX, PUSH_RAW_BYTES_MAX,
+    Enrollment, QuarantinedCase, RefusedCase, SyncProgress, SyncReport, FORGED_REASON,
+    FORGERIES_KEPT_MAX, PUSH_RAW_BYTES_MAX,
 };
 
 /// A calendar day, as filters take it.
@@ -461,7 +462,7 @@ impl Store {
     pub fn set_app_version(&self, version: &str) -> Result<()> {
         let version: String = version
             .chars()
-            .take(crate::sync::protocol::APP_VERSION_CHARS_MAX)
+            .take(crate::protocol::APP_VERSION_CHARS_MAX)
             .collect();
         self.set_meta(META_APP_VERSION, &version)
     }

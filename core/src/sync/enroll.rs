@@ -2,9 +2,9 @@
 //! request: an app's reads and saves go on while the request is on a 2G link.
 
 use super::session::LockStore;
-use super::transport::{HttpTransport, Transport};
 use crate::error::Result;
 use crate::store::Enrollment;
+use crate::transport::{HttpTransport, Transport};
 
 /// Enrolls the store behind `handle` with `server`, trusting `ca_pem` (a project's own
 /// certificate authority, PEM) for this request and every sync after it.

@@ -12,16 +12,17 @@ use std::time::Instant;
 use automerge::sync::{Message, State, SyncDoc};
 use automerge::ChangeHash;
 
-use super::protocol::{
+use crate::case_doc::CaseDoc;
+use crate::error::{Error, Result};
+use crate::protocol::{
     self, CaseChanges, DocSyncRequest, DocSyncResponse, ErrorBody, Refusal, RefusalReason,
     SyncRequest, SyncResponse, CONTENT_TYPE, PROTOCOL_VERSION, PROTOCOL_VERSION_MIN,
 };
-use super::report::{skip_after, status_error, SyncProgress, SyncReport};
-use super::transport::{Cancel, Credentials, HttpReply, Transport};
-use crate::case_doc::CaseDoc;
-use crate::error::{Error, Result};
 use crate::store::sync_state::{refusal_text, Pushed, META_LAST_SYNC, META_TOKEN};
 use crate::store::{Store, SyncState};
+use crate::store::{SyncProgress, SyncReport};
+use crate::transport::status_error;
+use crate::transport::{Cancel, Credentials, HttpReply, Transport};
 
 /// Where to ask the forms feed from: after the last position committed, or from the start when
 /// another app version refused a form (an updated app may read what an older one could not;
@@ -542,4 +543,8 @@ impl Store {
         let mut store = self;
         run(&mut store, transport, progress, &Cancel::default())
     }
+}
+
+fn skip_after(fallback: &[String], later: &[String]) -> Vec<String> {
+    fallback.iter().chain(later).cloned().collect()
 }

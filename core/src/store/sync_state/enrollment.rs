@@ -79,8 +79,10 @@ impl Store {
         if path.exists() {
             return Err(Error::AlreadyInitialised);
         }
-        let transport =
-            crate::sync::HttpTransport::with_root_certificate(server, ca_pem.map(str::as_bytes))?;
+        let transport = crate::transport::HttpTransport::with_root_certificate(
+            server,
+            ca_pem.map(str::as_bytes),
+        )?;
         let attempt = Store::create(path, key, user, device).and_then(|mut store| {
             if let Some(pem) = ca_pem {
                 store.set_server_ca(pem)?;
@@ -119,14 +121,17 @@ impl Store {
     /// Trusts a project's own certificate authority (PEM) for this device's server; kept in
     /// the encrypted store.
     pub fn set_server_ca(&self, pem: &str) -> Result<()> {
-        crate::sync::HttpTransport::with_root_certificate("https://check", Some(pem.as_bytes()))?;
+        crate::transport::HttpTransport::with_root_certificate(
+            "https://check",
+            Some(pem.as_bytes()),
+        )?;
         self.set_meta(META_SERVER_CA, pem)
     }
 
     /// The transport to this device's server, trusting its CA if one was set.
-    pub fn transport(&self) -> Result<crate::sync::HttpTransport> {
+    pub fn transport(&self) -> Result<crate::transport::HttpTransport> {
         let ca = self.meta(META_SERVER_CA)?;
-        crate::sync::HttpTransport::with_root_certificate(
+        crate::transport::HttpTransport::with_root_certificate(
             &self.server_url()?,
             ca.as_deref().map(str::as_bytes),
         )

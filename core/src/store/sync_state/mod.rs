@@ -12,23 +12,24 @@ use serde::Serialize;
 
 use crate::case_doc::CaseDoc;
 use crate::error::{Error, Result};
-use crate::store::{Store, SyncState};
-use crate::sync::protocol::{
+use crate::protocol::{
     self, EnrollRequest, EnrollResponse, ForgeryReport, PulledCase, Refusal, RefusalReason,
     SyncResponse,
 };
-use crate::sync::report::status_error;
-use crate::sync::transport::{Credentials, HttpReply, Transport};
-use crate::sync::{QuarantinedCase, SyncReport};
+use crate::store::{Store, SyncState};
+use crate::transport::status_error;
+use crate::transport::{Credentials, HttpReply, Transport};
 mod enrollment;
 mod fallback;
 mod forgeries;
 mod page;
 mod quarantine;
+mod report;
 pub use enrollment::*;
 pub use forgeries::*;
 pub(crate) use page::*;
 pub use quarantine::*;
+pub use report::*;
 
 /// Raw change bytes gathered into one push before the rest waits for the next round trip.
 pub const PUSH_RAW_BYTES_MAX: usize = 2 * 1024 * 1024;

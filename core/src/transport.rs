@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::protocol::{self, ErrorBody};
 
 /// Cancels a running sync from another thread. The sync stops before its next request, or at
 /// once if it is waiting on the network; pages committed before stay committed.
@@ -142,7 +143,7 @@ impl HttpTransport {
 /// Largest response body read: the largest sync body (an enrollment or error reply is far
 /// smaller). A server is untrusted input: its body is read under this cap as it streams, so a
 /// gigabyte answer costs the phone at most this much memory.
-pub const RESPONSE_BYTES_MAX: usize = super::protocol::SYNC_BODY_BYTES_MAX;
+pub const RESPONSE_BYTES_MAX: usize = crate::protocol::SYNC_BODY_BYTES_MAX;
 
 fn send(request: reqwest::blocking::RequestBuilder) -> Result<HttpReply> {
     use std::io::Read;
@@ -232,4 +233,25 @@ fn without_url(err: &reqwest::Error) -> String {
         "request failed"
     };
     kind.to_string()
+}
+
+pub(crate) fn status_error(reply: &HttpReply) -> Error {
+    let body: Option<ErrorBody> = serde_json::from_slice(&reply.body).ok();
+    if reply.status == protocol::UPGRADE_REQUIRED_STATUS
+        || body
+            .as_ref()
+            .is_some_and(|b| b.error == protocol::UPGRADE_REQUIRED)
+    {
+        return Error::UpgradeRequired;
+    }
+    let message = body
+        .map(|b| b.message)
+        .unwrap_or_else(|| format!("HTTP {}", reply.status));
+    match reply.status {
+        401 | 403 => Error::Forbidden(message),
+        // Busy or broken server, or a link too slow for the server to wait on (408: a body
+        // below the minimum rate): transient, like being offline; the next sync continues.
+        408 | 429 | 500..=599 => Error::Offline(message),
+        _ => Error::Protocol(message),
+    }
 }

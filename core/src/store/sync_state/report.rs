@@ -3,9 +3,7 @@
 
 use serde::Serialize;
 
-use super::protocol::{self, ErrorBody, Refusal};
-use super::transport::HttpReply;
-use crate::error::Error;
+use crate::protocol::Refusal;
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct SyncReport {
@@ -59,29 +57,4 @@ pub struct SyncProgress {
     pub cases_down: usize,
     pub bytes_down: usize,
     pub more: bool,
-}
-
-pub(crate) fn skip_after(fallback: &[String], later: &[String]) -> Vec<String> {
-    fallback.iter().chain(later).cloned().collect()
-}
-
-pub(crate) fn status_error(reply: &HttpReply) -> Error {
-    let body: Option<ErrorBody> = serde_json::from_slice(&reply.body).ok();
-    if reply.status == protocol::UPGRADE_REQUIRED_STATUS
-        || body
-            .as_ref()
-            .is_some_and(|b| b.error == protocol::UPGRADE_REQUIRED)
-    {
-        return Error::UpgradeRequired;
-    }
-    let message = body
-        .map(|b| b.message)
-        .unwrap_or_else(|| format!("HTTP {}", reply.status));
-    match reply.status {
-        401 | 403 => Error::Forbidden(message),
-        // Busy or broken server, or a link too slow for the server to wait on (408: a body
-        // below the minimum rate): transient, like being offline; the next sync continues.
-        408 | 429 | 500..=599 => Error::Offline(message),
-        _ => Error::Protocol(message),
-    }
 }
