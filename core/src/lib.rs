@@ -6,6 +6,7 @@
 //! and client). The `suivi` device command (feature `cli`) sits on top.
 
 pub mod case_doc;
+pub mod clock;
 pub mod error;
 pub mod forms;
 pub mod names;

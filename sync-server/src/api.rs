@@ -40,47 +40,69 @@ fn error_response(status: StatusCode, error: &str, message: String, wipe: bool) 
     (status, Json(body)).into_response()
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        match self {
-            AppError::Service(ServiceError::Unauthorized) => error_response(
-                StatusCode::UNAUTHORIZED,
+/// What a device receives for a service error: the status and, but for an internal failure,
+/// the JSON body it reads. The HTTP layer sends this; the deterministic simulation, which
+/// calls the service in-process, answers its phones with the same.
+pub fn service_error_reply(err: &ServiceError) -> (u16, Option<ErrorBody>) {
+    let body = |error: &str, message: String, wipe: bool| {
+        Some(ErrorBody {
+            error: error.to_string(),
+            message,
+            wipe,
+        })
+    };
+    match err {
+        ServiceError::Unauthorized => (
+            401,
+            body(
                 "unauthorized",
                 "missing or invalid device credential".into(),
                 false,
             ),
-            AppError::Service(ServiceError::Revoked) => error_response(
-                StatusCode::UNAUTHORIZED,
+        ),
+        ServiceError::Revoked => (
+            401,
+            body(
                 "device_revoked",
                 "this device was revoked: erase its case data".into(),
                 true,
             ),
-            AppError::Service(err @ ServiceError::UpgradeRequired(_)) => error_response(
-                StatusCode::from_u16(protocol::UPGRADE_REQUIRED_STATUS)
-                    .unwrap_or(StatusCode::BAD_REQUEST),
-                protocol::UPGRADE_REQUIRED,
-                err.to_string(),
-                false,
-            ),
-            AppError::Service(ServiceError::BadRequest(m)) => {
-                error_response(StatusCode::BAD_REQUEST, "bad_request", m, false)
-            }
-            AppError::Service(ServiceError::Forbidden(m)) => {
-                error_response(StatusCode::FORBIDDEN, "forbidden", m, false)
-            }
-            // A busy store: the device retries later, as for any busy server.
-            AppError::Service(ServiceError::Storage(e)) if e.is_retryable() => {
-                tracing::warn!(error = %e, "storage busy");
-                error_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "busy",
-                    "the server is busy; retry later".into(),
-                    false,
-                )
-            }
-            AppError::Service(err @ (ServiceError::Storage(_) | ServiceError::Internal(_))) => {
-                tracing::error!(error = %err, "internal failure");
-                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        ),
+        ServiceError::UpgradeRequired(_) => (
+            protocol::UPGRADE_REQUIRED_STATUS,
+            body(protocol::UPGRADE_REQUIRED, err.to_string(), false),
+        ),
+        ServiceError::BadRequest(m) => (400, body("bad_request", m.clone(), false)),
+        ServiceError::Forbidden(m) => (403, body("forbidden", m.clone(), false)),
+        // A busy store: the device retries later, as for any busy server.
+        ServiceError::Storage(e) if e.is_retryable() => (
+            503,
+            body("busy", "the server is busy; retry later".into(), false),
+        ),
+        ServiceError::Storage(_) | ServiceError::Internal(_) => (500, None),
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        match self {
+            AppError::Service(err) => {
+                let (status, body) = service_error_reply(&err);
+                match &err {
+                    ServiceError::Storage(e) if e.is_retryable() => {
+                        tracing::warn!(error = %e, "storage busy")
+                    }
+                    ServiceError::Storage(_) | ServiceError::Internal(_) => {
+                        tracing::error!(error = %err, "internal failure")
+                    }
+                    _ => {}
+                }
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                match body {
+                    Some(body) => (status, Json(body)).into_response(),
+                    None => status.into_response(),
+                }
             }
             AppError::RateLimited => error_response(
                 StatusCode::TOO_MANY_REQUESTS,

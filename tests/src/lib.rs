@@ -2,6 +2,7 @@
 //! enrolled devices with their own encrypted stores, and the link emulator between them.
 
 pub mod bench;
+pub mod dsim;
 pub mod fuzz;
 pub mod link;
 pub mod sim;

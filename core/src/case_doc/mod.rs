@@ -62,7 +62,7 @@ impl ChangeContext {
     pub fn now(user: impl Into<String>) -> Self {
         ChangeContext {
             user: user.into(),
-            time: Utc::now(),
+            time: crate::clock::now(),
         }
     }
 }
@@ -170,7 +170,7 @@ pub struct CaseDoc {
 }
 
 fn new_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+    crate::clock::new_id()
 }
 
 /// Map keys that sort in time order, so transitions read chronologically without a list.

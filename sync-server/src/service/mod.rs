@@ -90,6 +90,24 @@ pub enum ServiceError {
     Internal(String),
 }
 
+/// A bug planted for the deterministic simulation to find: once `set(true)`, a push that
+/// stores two cases or more acknowledges the last without storing it. Compiled only with the
+/// `simulation` feature, and off unless a test turns it on.
+#[cfg(feature = "simulation")]
+pub mod planted {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static ON: AtomicBool = AtomicBool::new(false);
+
+    pub fn set(on: bool) {
+        ON.store(on, Ordering::SeqCst);
+    }
+
+    pub(crate) fn on() -> bool {
+        ON.load(Ordering::SeqCst)
+    }
+}
+
 /// How long a former owner's phones may still push to a case reassigned away from it: phones
 /// in the field stay offline for days.
 pub const REASSIGN_GRACE_SECS: i64 = 30 * 86_400;

@@ -40,11 +40,24 @@ impl SyncService {
                 return Err(ServiceError::BadRequest("cursor beyond the feed".into()))
             }
         };
+        // A phone that has seen erasures or removals this store does not hold was served a
+        // history since lost (a restore from an older backup), even where its feed cursor
+        // still matches: it starts again from the beginning, erasures and removals too, so a
+        // case it removed on a removal the store forgot comes back to it.
+        let (erasures_head, removals_head) = self.store.lifecycle_heads()?;
+        let lifecycle_lost = request.erasures_seen > erasures_head
+            || (request.version >= 4 && request.removals_seen > removals_head);
+        let (cursor, erasures_seen, removals_seen) = if lifecycle_lost {
+            (None, 0, 0)
+        } else {
+            (cursor, request.erasures_seen, request.removals_seen)
+        };
         let PushPlan {
             to_store: accepted_cases,
             accepted,
             refused,
             reassigned,
+            handed_over,
         } = self.plan_push(device, &request.push, now)?;
         let audit = if refused.is_empty() {
             None
@@ -62,6 +75,7 @@ impl SyncService {
             device,
             &accepted_cases,
             reassigned,
+            &handed_over,
             audit
                 .as_ref()
                 .map(|(action, subject)| (*action, subject.as_str())),
@@ -95,11 +109,7 @@ impl SyncService {
             device,
             request.version,
             cursor,
-            (
-                request.erasures_seen,
-                request.removals_seen,
-                request.forms_seen,
-            ),
+            (erasures_seen, removals_seen, request.forms_seen),
             accepted,
             refused.clone(),
         )?;
@@ -200,6 +210,9 @@ impl SyncService {
         } else {
             Vec::new()
         };
+        let removals_cursor = removals.last().map_or(removals_seen, |(seq, _)| *seq);
+        let removals_full = removals.len() == crate::erasure::ERASURES_PER_PAGE;
+        let removed = self.still_removed(&device.user, removals)?;
         let mut response = SyncResponse {
             version: version.min(PROTOCOL_VERSION),
             accepted,
@@ -210,13 +223,13 @@ impl SyncService {
             mark: serde_bytes::ByteBuf::new(),
             more: page_more
                 || erasures_listed == crate::erasure::ERASURES_PER_PAGE
-                || removals.len() == crate::erasure::ERASURES_PER_PAGE
+                || removals_full
                 || more_forms,
             reset: cursor.is_none(),
             erasures_cursor,
             erased,
-            removals_cursor: removals.last().map_or(removals_seen, |(seq, _)| *seq),
-            removed: removals.into_iter().map(|(_, id)| id).collect(),
+            removals_cursor,
+            removed,
             forms,
             forms_cursor,
             own: Vec::new(),
@@ -286,4 +299,30 @@ pub(super) fn group_by_case(rows: &[FeedRow]) -> (Vec<protocol::Author>, Vec<Pul
         }
     }
     (authors, out)
+}
+
+impl SyncService {
+    /// The listed removals a user's phones must still act on: a case the user reads again
+    /// since it moved away (assigned to them, merged into a case of theirs, moved back) stays
+    /// on the phone. Without this, a phone offline through both the move and the new grant
+    /// would take the case in and then delete it in one page, and never be sent it again.
+    fn still_removed(
+        &self,
+        user: &User,
+        removals: Vec<(u64, String)>,
+    ) -> Result<Vec<String>, ServiceError> {
+        let ids: Vec<String> = removals.into_iter().map(|(_, id)| id).collect();
+        if ids.is_empty() {
+            return Ok(ids);
+        }
+        let access = self.store.case_access(&ids)?;
+        Ok(ids
+            .into_iter()
+            .filter(|id| {
+                !access
+                    .get(id)
+                    .is_some_and(|a| policy::may_read(&user.subject(), &a.ownership()))
+            })
+            .collect())
+    }
 }

@@ -165,6 +165,10 @@ pub trait LifecycleStore {
 
     fn is_erased(&self, case_id: &str) -> StorageResult<bool>;
 
+    /// The last erasure's and the last removal's positions (0 when there are none): a phone
+    /// that has seen further was served by a history this store no longer holds (a restore).
+    fn lifecycle_heads(&self) -> StorageResult<(u64, u64)>;
+
     /// Erasures after `seq`, in order, at most `limit`: (seq, case id).
     fn erasures_after(&self, seq: u64, limit: usize) -> StorageResult<Vec<(u64, String)>>;
 
@@ -187,6 +191,11 @@ pub trait LifecycleStore {
         now: i64,
         grace_until: i64,
     ) -> StorageResult<Vec<String>>;
+
+    /// Tells `user_id`'s phones again to remove a case (a new removal row): after a former
+    /// owner's push in its handover, a phone that kept the case for its unsent work removes it
+    /// once that work is stored.
+    fn queue_removal(&self, user_id: &str, case_id: &str, now: i64) -> StorageResult<()>;
 
     /// Whether `user_id` may still push to a case reassigned away from it.
     fn in_handover(&self, case_id: &str, user_id: &str, now: i64) -> StorageResult<bool>;

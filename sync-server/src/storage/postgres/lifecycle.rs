@@ -4,6 +4,28 @@ use super::*;
 use crate::storage::LifecycleStore;
 
 impl LifecycleStore for PostgresStore {
+    fn queue_removal(&self, user_id: &str, case_id: &str, now: i64) -> StorageResult<()> {
+        self.client()?
+            .execute(
+                "INSERT INTO removals (user_id, case_id, at) VALUES ($1, $2, $3)",
+                &[&user_id, &case_id, &now],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn lifecycle_heads(&self) -> StorageResult<(u64, u64)> {
+        let row = self
+            .client()?
+            .query_one(
+                "SELECT (SELECT COALESCE(MAX(seq), 0) FROM erasures),
+                        (SELECT COALESCE(MAX(seq), 0) FROM removals)",
+                &[],
+            )
+            .map_err(backend)?;
+        Ok((row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64))
+    }
+
     fn erase_case(&self, case_id: &str, now: i64) -> StorageResult<bool> {
         let mut client = self.client()?;
         let mut tx = client.transaction().map_err(backend)?;

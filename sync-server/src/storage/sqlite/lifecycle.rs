@@ -4,6 +4,25 @@ use super::*;
 use crate::storage::LifecycleStore;
 
 impl LifecycleStore for SqliteStore {
+    fn queue_removal(&self, user_id: &str, case_id: &str, now: i64) -> StorageResult<()> {
+        self.conn()
+            .prepare_cached("INSERT INTO removals (user_id, case_id, at) VALUES (?1, ?2, ?3)")
+            .and_then(|mut s| s.execute(params![user_id, case_id, now]))
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn lifecycle_heads(&self) -> StorageResult<(u64, u64)> {
+        self.conn()
+            .query_row(
+                "SELECT (SELECT COALESCE(MAX(seq), 0) FROM erasures),
+                        (SELECT COALESCE(MAX(seq), 0) FROM removals)",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .map_err(backend)
+    }
+
     fn erase_case(&self, case_id: &str, now: i64) -> StorageResult<bool> {
         let mut conn = self.conn();
         let tx = conn
