@@ -358,3 +358,97 @@ fn screen_inputs_are_read_with_the_form_a_record_follows() {
         other => panic!("a date in another format must be refused, got {other:?}"),
     }
 }
+
+#[test]
+fn a_case_whose_history_cannot_join_the_servers_is_set_aside_and_the_others_sync() {
+    use automerge::sync::SyncDoc;
+    let dir = tempfile::tempdir().unwrap();
+    let mut phone = enrolled_phone(&dir, "amina", "dev-1");
+    let case_id = phone
+        .create_case(&child("Aïcha", "Traoré", "Kignan"))
+        .unwrap();
+    let other = phone
+        .create_case(&child("Fanta", "Coulibaly", "Kignan"))
+        .unwrap();
+    // The server's copy numbers another change as the phone's next one: the same actor, the
+    // same sequence, other content (a restored server writing again under a known actor).
+    let mut server = phone.load_doc(&case_id).unwrap().unwrap();
+    let actor = server.automerge().get_actor().clone();
+    let mut server = suivi_core::CaseDoc::load(&server.save(), actor).unwrap();
+    let forms = phone.forms().unwrap();
+    server
+        .edit_identification(
+            &forms,
+            &record(json!({"village": "Misséni"})),
+            &suivi_core::ChangeContext::now("amina"),
+        )
+        .unwrap();
+    phone
+        .edit_case(&case_id, &record(json!({"village": "Ninkina"})))
+        .unwrap();
+    // The server's answer once it heard what the phone holds: its change, which the phone lacks.
+    let mut phone_doc = phone.load_doc(&case_id).unwrap().unwrap();
+    let heard = phone_doc
+        .automerge()
+        .sync()
+        .generate_sync_message(&mut automerge::sync::State::new())
+        .unwrap();
+    let mut state = automerge::sync::State::new();
+    server
+        .automerge()
+        .sync()
+        .receive_sync_message(&mut state, heard)
+        .unwrap();
+    let message = server
+        .automerge()
+        .sync()
+        .generate_sync_message(&mut state)
+        .unwrap();
+    assert!(!message.changes.is_empty(), "the server sends its change");
+    let conflicting = case_id.clone();
+    let scripted = Scripted::default()
+        // The push: the other case taken, this one lacking what the server holds.
+        .then(move |body| {
+            let request = protocol::decode_request(body)?;
+            assert_eq!(request.push.len(), 2);
+            let page = SyncResponse {
+                accepted: vec![other],
+                refused: vec![protocol::Refusal::new(
+                    &conflicting,
+                    protocol::RefusalReason::MissingDeps,
+                    "",
+                )],
+                ..empty_page(2)
+            };
+            Ok(HttpReply {
+                status: 200,
+                body: protocol::encode(&page)?,
+            })
+        })
+        // The fallback: the server's history of the case, which cannot join the phone's.
+        .then(move |_| {
+            let reply = protocol::DocSyncResponse {
+                version: protocol::PROTOCOL_VERSION,
+                message: Some(serde_bytes::ByteBuf::from(message.encode())),
+                refused: None,
+            };
+            Ok(HttpReply {
+                status: 200,
+                body: protocol::encode(&reply)?,
+            })
+        })
+        // Whatever else the session asks: nothing new.
+        .page(empty_page(2))
+        .page(empty_page(2))
+        .page(empty_page(2));
+    let report = sync(&mut phone, &scripted).unwrap();
+    assert_eq!(report.cases_up, 1, "the other case synced");
+    let set_aside: Vec<_> = phone.refused_cases().unwrap();
+    assert_eq!(set_aside.len(), 1);
+    assert_eq!(set_aside[0].case_id, case_id);
+    // Kept as the phone holds it, nothing lost.
+    assert_eq!(
+        phone.case(&case_id).unwrap().summary.village.as_deref(),
+        Some("Ninkina")
+    );
+}

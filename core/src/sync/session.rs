@@ -24,6 +24,10 @@ use crate::store::{SyncProgress, SyncReport};
 use crate::transport::status_error;
 use crate::transport::{Cancel, Credentials, HttpReply, Transport};
 
+/// Why a case is set aside when the server's history of it cannot join this phone's.
+pub const HISTORIES_DIFFER: &str =
+    "the server's history of this case conflicts with this phone's: set aside, kept";
+
 /// Where to ask the forms feed from: after the last position committed, or from the start when
 /// another app version refused a form (an updated app may read what an older one could not;
 /// the cases that use it wait in quarantine until then).
@@ -399,10 +403,24 @@ impl SyncSession {
                 let mut server_heads = message.heads.clone();
                 let automerge = ds.doc.automerge();
                 let state = &mut ds.state;
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     automerge.sync().receive_sync_message(state, message)
-                }))
-                .map_err(|_| Error::Protocol("server sync message panicked".into()))??;
+                }));
+                if !matches!(applied, Ok(Ok(()))) {
+                    // The server's history of this case cannot join this phone's (one actor's
+                    // change numbered twice: a server restored from an older backup writes its
+                    // console's changes again). Set aside with why, unsynced, kept; the sync
+                    // goes on with the other cases.
+                    let case_id = ds.case_id.clone();
+                    self.doc_sync = None;
+                    store.set_refused(&case_id, SyncState::Refused, HISTORIES_DIFFER)?;
+                    self.report.refused.push(Refusal::new(
+                        &case_id,
+                        RefusalReason::Quarantined,
+                        HISTORIES_DIFFER,
+                    ));
+                    return Ok(());
+                }
                 // Plain change chunks only (message version 1): the server refuses whole
                 // documents, whose compressed columns it cannot bound.
                 ds.state.their_capabilities = None;

@@ -207,12 +207,7 @@ mod tests {
     use crate::storage::Role;
 
     fn user(id: &str, role: Role, team: &str) -> User {
-        User {
-            user_id: id.into(),
-            role,
-            team: team.into(),
-            password_hash: None,
-        }
+        User::new(id, role, team)
     }
 
     /// What a phone claims at enrollment is checked before any code is looked up: an actor id

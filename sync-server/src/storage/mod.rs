@@ -253,6 +253,16 @@ pub(crate) fn still_reads_after_move(
 }
 
 impl User {
+    /// A user without a console password (an agent, or one whose password is set later).
+    pub fn new(user_id: &str, role: Role, team: &str) -> User {
+        User {
+            user_id: user_id.to_string(),
+            role,
+            team: team.to_string(),
+            password_hash: None,
+        }
+    }
+
     /// This user, as the access policy reads it.
     pub fn subject(&self) -> Subject<'_> {
         Subject {

@@ -210,3 +210,28 @@ pub fn reassignment_moves_a_case_and_queues_its_history(subject: Subject) {
     assert!(store.erase_case(&case_id(1), NOW).unwrap());
     assert!(!store.in_handover(&case_id(1), "amina", NOW + 50).unwrap());
 }
+
+/// A removal queued again (after a former owner's push in its handover) is listed after the
+/// first, and the heads say where erasures and removals stand: a phone that has seen further
+/// was served by a history the store no longer holds.
+pub fn removals_are_queued_again_and_lifecycle_heads_say_where_they_stand(s: Subject) {
+    let store = s.store.as_ref();
+    team(store);
+    assert_eq!(store.lifecycle_heads().unwrap(), (0, 0));
+    store.queue_removal("amina", &case_id(1), NOW).unwrap();
+    store.queue_removal("karim", &case_id(2), NOW).unwrap();
+    store.queue_removal("amina", &case_id(1), NOW + 1).unwrap();
+    let listed = store.removals_after("amina", 0, 10).unwrap();
+    let cases: Vec<&str> = listed.iter().map(|(_, c)| c.as_str()).collect();
+    assert_eq!(cases, [case_id(1), case_id(1)]);
+    let (erasures, removals) = store.lifecycle_heads().unwrap();
+    assert_eq!(erasures, 0);
+    assert_eq!(removals, listed[1].0, "the last removal, whoever it is for");
+    assert!(store
+        .removals_after("amina", removals, 10)
+        .unwrap()
+        .is_empty());
+    store.erase_case(&case_id(3), NOW).unwrap();
+    let erased = store.erasures_after(0, 10).unwrap();
+    assert_eq!(store.lifecycle_heads().unwrap(), (erased[0].0, removals));
+}

@@ -43,12 +43,7 @@ fn postgres() -> Subject {
 const NOW: i64 = 1_800_000_000;
 
 fn user(id: &str, role: Role, team: &str) -> User {
-    User {
-        user_id: id.into(),
-        role,
-        team: team.into(),
-        password_hash: None,
-    }
+    User::new(id, role, team)
 }
 
 fn device(id: &str, user: &str) -> Device {
@@ -207,6 +202,7 @@ macro_rules! conformance {
                 lifecycle::erasure_leaves_a_tombstone_and_nothing_else,
                 lifecycle::a_push_to_an_erased_case_stores_nothing,
                 lifecycle::reassignment_moves_a_case_and_queues_its_history,
+                lifecycle::removals_are_queued_again_and_lifecycle_heads_say_where_they_stand,
                 audit::audit_rows_and_feed_rows_are_chained,
                 audit::actions_leave_one_audit_row_each,
                 projections::indicators_and_referral_views_read_the_projections,

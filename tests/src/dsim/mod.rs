@@ -436,7 +436,8 @@ impl World {
     }
 
     fn sync(&mut self, phone: usize, step: &str) -> Result<(), String> {
-        self.store_of(phone)?;
+        // Cases held before the sync count as acknowledged by it too: a removal may take them.
+        let before = self.held_cases(phone)?;
         let mut store = self.phones[phone].store.take().ok_or("no store")?;
         let outcome = {
             let link = Link { world: self };
@@ -449,7 +450,8 @@ impl World {
                 // What this sync acknowledged is on the server from this step on: a restore to
                 // a backup taken before it rolls it back.
                 if self.faulty.get() {
-                    for case in self.held_cases(phone)? {
+                    let after = self.held_cases(phone)?;
+                    for case in before.into_iter().chain(after) {
                         self.events.entry(case).or_default().push(self.step);
                     }
                 }
@@ -502,12 +504,7 @@ impl World {
 }
 
 fn user(id: &str, role: Role, team: &str) -> User {
-    User {
-        user_id: id.into(),
-        role,
-        team: team.into(),
-        password_hash: None,
-    }
+    User::new(id, role, team)
 }
 
 /// Steps in one seed's run, unless told otherwise.
