@@ -1013,16 +1013,19 @@ fn verify_sees_a_device_rebound_to_another_user_or_actor() {
     );
     let (device, actor) = (rows[0][0].clone().unwrap(), rows[0][1].clone().unwrap());
 
-    Editor::execute(
+    // The device rebound in the database: `verify` names the device and what it was bound to.
+    let rebound = |db: &mut _, set: &str, says: &str| {
+        Editor::execute(
+            db,
+            &format!("UPDATE devices SET {set} WHERE device_id = '{device}'"),
+        );
+        let report = verify_fails(&site);
+        assert!(report.contains(says), "{report}");
+    };
+    rebound(
         &mut db,
-        &format!("UPDATE devices SET user_id = 'karim' WHERE device_id = '{device}'"),
-    );
-    let report = verify_fails(&site);
-    assert!(
-        report.contains(&format!(
-            "NOT VERIFIED: device {device}: it is bound to user karim, but amina enrolled it"
-        )),
-        "{report}"
+        "user_id = 'karim'",
+        &format!("NOT VERIFIED: device {device}: it is bound to user karim, but amina enrolled it"),
     );
     Editor::execute(
         &mut db,
@@ -1032,16 +1035,12 @@ fn verify_sees_a_device_rebound_to_another_user_or_actor() {
 
     // Another actor: the device's changes would be taken as someone else's.
     let other = "ab".repeat(16);
-    Editor::execute(
+    rebound(
         &mut db,
-        &format!("UPDATE devices SET actor = '{other}' WHERE device_id = '{device}'"),
-    );
-    let report = verify_fails(&site);
-    assert!(
-        report.contains(&format!(
+        &format!("actor = '{other}'"),
+        &format!(
             "NOT VERIFIED: device {device}: its actor is {other}, but it was enrolled with {actor}"
-        )),
-        "{report}"
+        ),
     );
 }
 
