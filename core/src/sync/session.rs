@@ -509,9 +509,9 @@ pub fn run(
     cancel: &Cancel,
 ) -> Result<SyncReport> {
     // A case an older app set aside may pass this build's checks: taken in before the round.
-    // Best effort: a case still failing stays aside, and only a full or unreadable store stops
-    // the sync (as it would stop the round anyway).
-    if let Err(e @ (Error::StorageFull | Error::WrongKeyOrCorrupt)) =
+    // Best effort: a case still failing stays aside; a full, failing or unreadable store stops
+    // the sync, as it stops a page's commit (it would stop the round anyway).
+    if let Err(e @ (Error::StorageFull | Error::Storage(_) | Error::WrongKeyOrCorrupt)) =
         handle.lock_store().retry_quarantined()
     {
         return Err(e);
