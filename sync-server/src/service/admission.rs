@@ -27,6 +27,12 @@ impl SyncService {
         )
     }
 
+    /// Whether a user writes to a held case only as its former owner, in the handover (the
+    /// policy gives it no write mode): its phones are told to remove the case again after.
+    pub(super) fn writes_in_handover(&self, user: &User, existing: Option<&CaseAccess>) -> bool {
+        existing.is_some() && self.write_mode(user, existing).is_none()
+    }
+
     /// Decides, case by case, what of a push is stored: nothing for a case the device may not
     /// write, nothing not authored by the device, nothing whose history the server lacks,
     /// nothing that breaks the case layout rules.
@@ -63,8 +69,7 @@ impl SyncService {
             let existing = access.get(&case.case_id);
             // A former owner's phone in its handover: told to remove the case again once this
             // push is through (it may have kept the case for the work it sends now).
-            let handing_over =
-                existing.is_some() && self.write_mode(&device.user, existing).is_none();
+            let handing_over = self.writes_in_handover(&device.user, existing);
             match self.check_case(device, case, existing, &mut budget, now, None)? {
                 Ok(None) => {
                     plan.accepted.push(case.case_id.clone());
@@ -278,12 +283,12 @@ impl SyncService {
         audit: Option<(&str, &str)>,
         now: i64,
     ) -> Result<usize, ServiceError> {
-        if to_store.is_empty() && audit.is_none() && handed_over.is_empty() {
-            return Ok(0);
-        }
-        let stored = self
-            .store
-            .store_changes(&device.device.device_id, to_store, audit, now)?;
+        let stored = if to_store.is_empty() && audit.is_none() {
+            0
+        } else {
+            self.store
+                .store_changes(&device.device.device_id, to_store, audit, now)?
+        };
         let mut raced = Vec::new();
         if !to_store.is_empty() {
             let ids: Vec<String> = to_store.iter().map(|c| c.case_id.clone()).collect();

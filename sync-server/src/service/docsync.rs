@@ -116,11 +116,11 @@ impl SyncService {
                         return refuse(reason, &detail);
                     }
                     let moves = reassigned.map(|to| (case_id.to_string(), to));
-                    let handed_over: Vec<String> = (existing.is_some()
-                        && self.write_mode(&device.user, existing).is_none())
-                    .then(|| case_id.to_string())
-                    .into_iter()
-                    .collect();
+                    let handed_over: Vec<String> = self
+                        .writes_in_handover(&device.user, existing)
+                        .then(|| case_id.to_string())
+                        .into_iter()
+                        .collect();
                     self.write_admitted(
                         device,
                         std::slice::from_ref(&accepted),
