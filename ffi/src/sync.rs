@@ -114,7 +114,7 @@ impl From<suivi_core::store::Enrollment> for EnrollmentInfo {
         EnrollmentInfo {
             device_id: e.device_id,
             user: e.user,
-            role: e.role,
+            role: e.role.as_str().to_string(),
         }
     }
 }

@@ -85,7 +85,8 @@ fn enroll(
         .map_err(|e| e.to_string())?;
     println!(
         "  {user:<8} enrolled {device} as {} ({})",
-        enrolled.device_id, enrolled.role
+        enrolled.device_id,
+        enrolled.role.as_str()
     );
     Ok(local)
 }

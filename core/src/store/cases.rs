@@ -116,8 +116,10 @@ impl Store {
     /// Only a supervisor's or admin's device writes `assigned_to`: anyone else's change would be
     /// refused by the server, and the case's later edits stuck behind it on this phone.
     pub(super) fn require_reassigner(&self) -> Result<()> {
-        let role = self.meta(META_ROLE)?;
-        if !matches!(role.as_deref(), Some("supervisor" | "admin")) {
+        if !matches!(
+            self.role()?,
+            crate::policy::Role::Supervisor | crate::policy::Role::Admin
+        ) {
             return Err(Error::Forbidden(
                 "supervisors and admins reassign cases".into(),
             ));

@@ -518,6 +518,20 @@ mod tests {
 
     const KEY: &str = "test key";
 
+    /// A damaged `synced_heads` row is read as "the server holds nothing of this case": the
+    /// whole case is pushed again (the server keeps only what it lacks), never a failing sync.
+    #[test]
+    fn damaged_synced_heads_push_the_whole_case_again() {
+        let good = ChangeHash([7; 32]);
+        assert_eq!(parse_heads(""), Vec::<ChangeHash>::new());
+        assert_eq!(parse_heads(&format_heads(&[good, good])), vec![good, good]);
+        assert_eq!(
+            parse_heads(&format!("{good} not-a-hash")),
+            Vec::<ChangeHash>::new(),
+            "one bad head empties the list"
+        );
+    }
+
     /// A form stored by a sync that read the feed again and ended where it stood (an updated
     /// app taking a version the older one refused) is seen by the next read, without a restart.
     #[test]

@@ -251,7 +251,7 @@ pub(super) fn run(cli: &Cli, lang: Lang) -> Result<(), Error> {
                         t(lang, "enrolled"),
                         enrolled.server,
                         enrolled.device_id,
-                        enrolled.role
+                        enrolled.role.as_str()
                     )
                 },
             )

@@ -34,6 +34,9 @@ impl Store {
             return Err(status_error(reply));
         }
         let enrolled: EnrollResponse = json_reply(reply)?;
+        // A role this app does not know (a newer server's) would leave the phone guessing what
+        // it may do: it asks for an update instead of enrolling.
+        let role = Role::parse(&enrolled.role).ok_or(Error::UpgradeRequired)?;
         if enrolled.user != self.identity().user {
             return Err(Error::InvalidInput(format!(
                 "this store belongs to {} but the code was issued for {}",
@@ -46,7 +49,7 @@ impl Store {
             (META_SERVER, server),
             (META_DEVICE_ID, enrolled.device_id.as_str()),
             (META_TOKEN, enrolled.token.as_str()),
-            (crate::store::META_ROLE, enrolled.role.as_str()),
+            (crate::store::META_ROLE, role.as_str()),
         ] {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)
@@ -59,7 +62,7 @@ impl Store {
             server: server.to_string(),
             device_id: enrolled.device_id,
             user: enrolled.user,
-            role: enrolled.role,
+            role,
         })
     }
 
@@ -110,8 +113,19 @@ impl Store {
             server,
             device_id,
             user: self.identity().user.clone(),
-            role: self.meta(crate::store::META_ROLE)?.unwrap_or_default(),
+            role: self.role()?,
         }))
+    }
+
+    /// The role the server enrolled this phone with. A phone enrolled before the role was kept
+    /// (or holding one this version cannot read) acts as an agent's, the least it may do: the
+    /// server decides what it accepts anyway, and a supervisor re-enrolls to reassign.
+    pub fn role(&self) -> Result<Role> {
+        Ok(self
+            .meta(crate::store::META_ROLE)?
+            .as_deref()
+            .and_then(Role::parse)
+            .unwrap_or(Role::Agent))
     }
 
     pub fn server_url(&self) -> Result<String> {
@@ -150,9 +164,58 @@ pub struct Enrollment {
     pub server: String,
     pub device_id: String,
     pub user: String,
-    pub role: String,
+    pub role: Role,
 }
 
 pub(crate) fn json_reply<T: for<'de> serde::Deserialize<'de>>(reply: &HttpReply) -> Result<T> {
     serde_json::from_slice(&reply.body).map_err(|e| Error::Protocol(format!("bad reply: {e}")))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
+mod tests {
+    use super::*;
+
+    fn reply(role: &str) -> HttpReply {
+        HttpReply {
+            status: 200,
+            body: serde_json::json!({
+                "device_id": "dev-1", "token": "secret", "user": "fatima", "role": role
+            })
+            .to_string()
+            .into_bytes(),
+        }
+    }
+
+    /// The role is kept typed: a supervisor's phone may reassign, a phone whose role was never
+    /// kept (enrolled by an older release) acts as an agent's, and a role this version cannot
+    /// read asks for an update instead of enrolling.
+    #[test]
+    fn the_enrolled_role_decides_what_the_phone_offers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::create(&dir.path().join("s.db"), "k", "fatima", "p").unwrap();
+        assert!(matches!(
+            store.finish_enrollment("https://x", &reply("auditor")),
+            Err(Error::UpgradeRequired)
+        ));
+        assert_eq!(store.enrollment().unwrap(), None, "nothing kept");
+
+        let enrolled = store
+            .finish_enrollment("https://x", &reply("supervisor"))
+            .unwrap();
+        assert_eq!(enrolled.role, Role::Supervisor);
+        assert_eq!(store.enrollment().unwrap().unwrap().role, Role::Supervisor);
+        store.require_reassigner().unwrap();
+
+        // As a phone enrolled before the role was kept reads.
+        store
+            .connection_ref()
+            .execute("DELETE FROM meta WHERE key = ?1", [crate::store::META_ROLE])
+            .unwrap();
+        assert_eq!(store.role().unwrap(), Role::Agent);
+        assert!(matches!(
+            store.require_reassigner(),
+            Err(Error::Forbidden(_))
+        ));
+    }
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::case_doc::CaseDoc;
 use crate::error::{Error, Result};
+use crate::policy::Role;
 use crate::protocol::{
     self, EnrollRequest, EnrollResponse, ForgeryReport, PulledCase, Refusal, RefusalReason,
     SyncResponse,
