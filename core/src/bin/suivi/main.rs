@@ -3,14 +3,16 @@
 //! and sync. Human output by default (French, English or Arabic labels), `--json` for scripts.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::Value as Json;
-use suivi_core::case_doc::HistoryEntry;
+use suivi_core::case_doc::{Conflict, HistoryEntry};
 use suivi_core::forms::{FieldType, FormDefinition, FOLLOWUP, IDENTIFICATION, REFERRAL};
-use suivi_core::store::{CaseDetail, CaseRow};
+use suivi_core::store::{
+    CaseDetail, CaseRow, QuarantinedCase, RefusedCase, SyncProgress, SyncReport,
+};
 use suivi_core::{CaseFilter, Error, Lang, Record, Store, Transition};
 mod args;
 mod commands;

@@ -1,39 +1,158 @@
-//! What the commands print: a case, its records, its history, a list line, a form; text in the reader's language, or JSON.
+//! What the commands show people: a case, its records, its history, a list, a form, a sync report; text in the reader's language.
 
 use super::*;
 
-pub(super) fn list(cli: &Cli, lang: Lang, store: &Store, filter: CaseFilter) -> Result<(), Error> {
-    let rows = store.list_cases(&filter)?;
-    let forms = store.forms()?;
-    print(
-        cli,
-        lang,
-        &serde_json::to_value(&rows).unwrap_or_default(),
-        |_| {
-            let form = forms.latest(IDENTIFICATION).ok();
-            let mut out = String::new();
-            for row in &rows {
-                out.push_str(&summary_line(row, form, lang));
-                out.push('\n');
-            }
-            out.push_str(&format!("{} {}", rows.len(), t(lang, "cases")));
-            out
-        },
+pub(super) fn list_text(rows: &[CaseRow], form: Option<&FormDefinition>, lang: Lang) -> String {
+    let mut out = String::new();
+    for row in rows {
+        out.push_str(&summary_line(row, form, lang));
+        out.push('\n');
+    }
+    out.push_str(&format!("{} {}", rows.len(), t(lang, "cases")));
+    out
+}
+
+pub(super) fn forms_text(listed: &[Json]) -> String {
+    listed
+        .iter()
+        .map(|f| {
+            format!(
+                "{} v{}  {}  {} ({})",
+                f["id"].as_str().unwrap_or_default(),
+                f["version"],
+                if f["retired"] == true {
+                    "retired"
+                } else {
+                    "active"
+                },
+                f["title"].as_str().unwrap_or_default(),
+                f["fields"]
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub(super) fn referral_moved_text(
+    lang: Lang,
+    referral_id: &str,
+    transition: Transition,
+    next: Option<&str>,
+) -> String {
+    let mut text = format!(
+        "{} {}: {}",
+        t(lang, "referral_moved"),
+        short(referral_id),
+        transition.as_str()
+    );
+    if let Some(next) = next {
+        text.push_str(&format!(
+            "\n{} {}",
+            t(lang, "referral_created"),
+            short(next)
+        ));
+    }
+    text
+}
+
+pub(super) fn progress_text(lang: Lang, p: &SyncProgress) -> String {
+    format!(
+        "{} {} · {} KB · {} round trip(s)",
+        p.cases_down,
+        t(lang, "cases"),
+        p.bytes_down / 1024,
+        p.round_trips
     )
 }
 
-pub(super) fn print(
-    cli: &Cli,
-    _lang: Lang,
-    json: &Json,
-    human: impl FnOnce(&Json) -> String,
-) -> Result<(), Error> {
-    if cli.json {
-        print_line(&serde_json::to_string_pretty(json).unwrap_or_default());
-    } else {
-        print_line(&human(json));
+pub(super) fn sync_report_text(lang: Lang, report: &SyncReport) -> String {
+    let mut text = format!(
+        "{}: ↑ {} {} ({} B)  ↓ {} {} ({} B)  {} round trip(s), {} ms",
+        t(lang, "synced"),
+        report.cases_up,
+        t(lang, "cases"),
+        report.bytes_up,
+        report.cases_down,
+        t(lang, "cases"),
+        report.bytes_down,
+        report.round_trips,
+        report.duration_ms
+    );
+    if report.conflicts > 0 {
+        text.push_str(&format!("\n{} {}", report.conflicts, t(lang, "conflicts")));
     }
-    Ok(())
+    for refusal in &report.refused {
+        text.push_str(&format!(
+            "\n{} {}: {} {}",
+            t(lang, "refused"),
+            short(&refusal.case_id),
+            refusal.reason.as_str(),
+            refusal.detail
+        ));
+    }
+    for q in &report.quarantined {
+        text.push_str(&format!("\nquarantine {}: {}", short(&q.case_id), q.reason));
+    }
+    if report.server_reset {
+        text.push_str("\nserver reset: every case pushed again");
+    }
+    text
+}
+
+pub(super) fn conflicts_text(found: &[(CaseRow, Vec<Conflict>)]) -> String {
+    let mut text = String::new();
+    for (row, conflicts) in found {
+        text.push_str(&format!(
+            "{}  {} {}\n",
+            short(&row.case_id),
+            row.first_name,
+            row.last_name
+        ));
+        for c in conflicts {
+            let values: Vec<String> = c
+                .values
+                .iter()
+                .zip(c.sources.iter().map(Some).chain(std::iter::repeat(None)))
+                .map(|(v, src)| match src {
+                    Some(src) => format!(
+                        "{} ({}, {})",
+                        v,
+                        src.user.as_deref().unwrap_or("?"),
+                        src.at.format("%Y-%m-%d %H:%M")
+                    ),
+                    None => v.to_string(),
+                })
+                .collect();
+            text.push_str(&format!("  {}: {}\n", c.path, values.join(" | ")));
+        }
+    }
+    if text.is_empty() {
+        text.push('-');
+    }
+    text.trim_end().to_string()
+}
+
+pub(super) fn problems_text(
+    lang: Lang,
+    quarantined: &[QuarantinedCase],
+    refused: &[RefusedCase],
+) -> String {
+    let mut text = String::new();
+    for q in quarantined {
+        text.push_str(&format!("quarantine {}  {}\n", q.case_id, q.reason));
+    }
+    for r in refused {
+        text.push_str(&format!(
+            "{} {}  {}\n",
+            t(lang, "refused"),
+            r.case_id,
+            r.reason
+        ));
+    }
+    if text.is_empty() {
+        text.push('-');
+    }
+    text.trim_end().to_string()
 }
 
 /// Writes a line to standard output. A reader that stopped early (`suivi case list | head`)
