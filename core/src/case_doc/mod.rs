@@ -18,12 +18,14 @@ use crate::forms::{
 };
 use crate::referral::{ReferralStatus, Transition};
 
+mod chain;
 pub mod check;
 mod conflicts;
 mod history;
 mod ownership;
 mod records;
 mod referrals;
+pub use chain::*;
 use conflicts::*;
 pub use ownership::*;
 use records::*;

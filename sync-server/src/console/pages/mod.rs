@@ -110,14 +110,7 @@ pub fn message(frame: &Frame<'_>, title: &str, text: &str) -> Markup {
     )
 }
 
-/// A JSON value as text (strings without quotes).
-pub fn plain(value: &Json) -> String {
-    match value {
-        Json::String(s) => s.clone(),
-        Json::Null => String::new(),
-        other => other.to_string(),
-    }
-}
+pub use suivi_core::case_doc::plain;
 
 pub fn status_label(lang: Lang, status: &str) -> String {
     let words: Option<(&str, &str, &str)> = match status {
