@@ -335,14 +335,17 @@ impl SyncSession {
         if response.version >= 6 {
             store.forgeries_reported(&sent)?;
         }
-        store.commit_page(
-            &pushed,
-            &response,
-            &mut self.report,
-            &mut self.fallback,
-            &mut self.later,
-            &mut self.conflicted,
-        )?;
+        let plan =
+            crate::store::sync_state::plan_page(&pushed, &response, self.report.server_reset);
+        add_once(&mut self.fallback, &plan.fallback);
+        add_once(&mut self.later, &plan.later);
+        for (case_id, conflicts) in store.commit_page(&plan, &mut self.report)? {
+            if conflicts {
+                self.conflicted.insert(case_id);
+            } else {
+                self.conflicted.remove(&case_id);
+            }
+        }
         let more_to_push = (!pushed.is_empty() || response.reset)
             && store.has_pending(&skip_after(&self.fallback, &self.later))?;
         if !response.more && !more_to_push {
@@ -560,6 +563,15 @@ impl Store {
     ) -> Result<SyncReport> {
         let mut store = self;
         run(&mut store, transport, progress, &Cancel::default())
+    }
+}
+
+/// Adds the cases not listed yet, in order.
+fn add_once(list: &mut Vec<String>, cases: &[String]) {
+    for case_id in cases {
+        if !list.contains(case_id) {
+            list.push(case_id.clone());
+        }
     }
 }
 

@@ -82,7 +82,10 @@ pub fn login_wait(failures: LoginFailures, now: i64) -> i64 {
     }
     let doublings = (failures.count - FREE_FAILURES).min(6);
     let delay = (1i64 << doublings).min(DELAY_MAX_SECS);
-    (failures.last_at + delay - now).max(0)
+    // Times are whole seconds and the failure may have come at the end of its second: the wait
+    // counts from the next one, so it is never shorter than the delay (a one-second delay
+    // read from the same second's start let a try at the next second's start through at once).
+    (failures.last_at + 1 + delay - now).max(0)
 }
 
 /// Whether a try is checked, from the counts before it.
@@ -111,10 +114,15 @@ mod tests {
     #[test]
     fn the_growing_delay_is_capped_and_forgotten() {
         assert_eq!(login_wait(at(FREE_FAILURES - 1, 1000), 1000), 0);
-        assert_eq!(login_wait(at(FREE_FAILURES, 1000), 1000), 1);
-        assert_eq!(login_wait(at(FREE_FAILURES + 3, 1000), 1000), 8);
-        assert_eq!(login_wait(at(1_000, 1000), 1000), DELAY_MAX_SECS);
-        assert_eq!(login_wait(at(1_000, 1000), 1000 + DELAY_MAX_SECS), 0);
+        assert_eq!(login_wait(at(FREE_FAILURES, 1000), 1000), 2);
+        assert_eq!(
+            login_wait(at(FREE_FAILURES, 1000), 1001),
+            1,
+            "a failure late in second 1000 is a whole second old only at 1002"
+        );
+        assert_eq!(login_wait(at(FREE_FAILURES + 3, 1000), 1000), 9);
+        assert_eq!(login_wait(at(1_000, 1000), 1000), DELAY_MAX_SECS + 1);
+        assert_eq!(login_wait(at(1_000, 1000), 1001 + DELAY_MAX_SECS), 0);
         assert_eq!(
             current(at(50, 1000), 1000 + FAILURE_MEMORY_SECS + 1),
             LoginFailures::default()
@@ -166,11 +174,11 @@ mod tests {
             pair: at(FREE_FAILURES + 2, now),
             ..Counts::default()
         };
-        assert_eq!(decide(pair, now), Decision::Wait(4));
+        assert_eq!(decide(pair, now), Decision::Wait(5));
         let address = Counts {
             address: at(FREE_FAILURES, now),
             ..Counts::default()
         };
-        assert_eq!(decide(address, now), Decision::Wait(1));
+        assert_eq!(decide(address, now), Decision::Wait(2));
     }
 }

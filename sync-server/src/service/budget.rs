@@ -7,9 +7,10 @@ use super::*;
 pub(super) struct OpsBudget {
     pub(super) left: usize,
     pub(super) spent: bool,
-    /// Agents looked up while checking this request's reassignments (a list reassigned at once
-    /// names one agent a thousand times).
-    pub(super) agents: HashMap<String, Option<User>>,
+    /// The agents of the teams this request writes to, read before deciding: a reassignment
+    /// is checked against them (a list reassigned at once names one agent a thousand times).
+    pub(super) agents: HashMap<String, User>,
+    pub(super) teams_read: HashSet<String>,
     /// The forms the request's changes are checked with, read once for the request.
     pub(super) forms: Arc<FormRegistry>,
 }
@@ -20,6 +21,7 @@ impl OpsBudget {
             left: REQUEST_OPS_MAX,
             spent: false,
             agents: HashMap::new(),
+            teams_read: HashSet::new(),
             forms,
         }
     }

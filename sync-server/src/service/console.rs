@@ -13,7 +13,7 @@ impl SyncService {
         user: &User,
         case_id: &str,
         now: i64,
-        edit: impl FnOnce(
+        edit: impl Fn(
             &mut suivi_core::CaseDoc,
             &FormRegistry,
             &suivi_core::ChangeContext,
@@ -29,31 +29,28 @@ impl SyncService {
         user: &User,
         case_id: &str,
         now: i64,
-        edit: impl FnOnce(
+        edit: impl Fn(
             &mut suivi_core::CaseDoc,
             &FormRegistry,
             &suivi_core::ChangeContext,
         ) -> suivi_core::Result<T>,
     ) -> Result<T, ServiceError> {
-        let console = self.console_author(user, now)?;
-        let ids = [case_id.to_string()];
-        let access = self.store.case_access(&ids)?;
-        let mut edit = Some(edit);
-        let (outcome, checked) = self.console_check(
-            &console,
-            case_id,
-            access.get(case_id),
-            &mut OpsBudget::new(self.refresh_forms()),
-            now,
-            &mut |doc, forms, ctx| {
-                let edit = edit
-                    .take()
-                    .ok_or_else(|| suivi_core::Error::InvalidInput("one case".into()))?;
-                edit(doc, forms, ctx)
-            },
-        )?;
-        self.console_store(&console, checked.into_iter().collect(), now)?;
-        outcome
+        // Made again on the case as stored if a device wrote it between the read and the write.
+        self.admitting(|| {
+            let console = self.console_author(user, now)?;
+            let ids = [case_id.to_string()];
+            let access = self.store.case_access(&ids)?;
+            let (outcome, checked) = self.console_check(
+                &console,
+                case_id,
+                access.get(case_id),
+                &mut OpsBudget::new(self.refresh_forms()),
+                now,
+                &mut |doc, forms, ctx| edit(doc, forms, ctx),
+            )?;
+            self.console_store(&console, checked.into_iter().collect(), now)?;
+            Ok(outcome)
+        })?
     }
 
     /// The same edit made in the console on many cases (a list reassigned at once): each case
@@ -77,63 +74,83 @@ impl SyncService {
         let console = self.console_author(user, now)?;
         let mut outcomes = Vec::with_capacity(case_ids.len());
         for chunk in case_ids.chunks(CONSOLE_BATCH_CASES) {
-            let valid: Vec<String> = chunk
-                .iter()
-                .filter(|id| valid_case_id(id))
-                .cloned()
-                .collect();
-            let access = self.store.case_access(&valid)?;
-            let share = chunk.len().div_ceil(CONSOLE_WORKERS).max(1);
-            let done: Vec<Result<Vec<_>, ServiceError>> = std::thread::scope(|scope| {
-                let workers: Vec<_> = chunk
-                    .chunks(share)
-                    .map(|part| {
-                        let (console, access, edit) = (&console, &access, &edit);
-                        scope.spawn(move || {
-                            // Each case a whole budget, as if pushed alone; each worker keeps
-                            // the agents it looked up.
-                            let mut agents = HashMap::new();
-                            part.iter()
-                                .map(|case_id| {
-                                    let mut budget = OpsBudget {
-                                        agents: std::mem::take(&mut agents),
-                                        ..OpsBudget::new(self.refresh_forms())
-                                    };
-                                    let checked = self.console_check(
-                                        console,
-                                        case_id,
-                                        access.get(case_id),
-                                        &mut budget,
-                                        now,
-                                        &mut |doc, forms, ctx| edit(doc, forms, ctx),
-                                    );
-                                    agents = budget.agents;
-                                    checked.map(|(outcome, checked)| {
-                                        (case_id.clone(), outcome, checked)
-                                    })
-                                })
-                                .collect::<Result<Vec<_>, ServiceError>>()
-                        })
-                    })
-                    .collect();
-                workers
-                    .into_iter()
-                    .map(|w| {
-                        w.join().unwrap_or_else(|_| {
-                            Err(ServiceError::Internal("a console worker panicked".into()))
-                        })
-                    })
-                    .collect()
-            });
-            let mut checked_cases = Vec::new();
-            for part in done {
-                for (case_id, outcome, checked) in part? {
-                    outcomes.push((case_id, outcome));
-                    checked_cases.extend(checked);
-                }
-            }
-            self.console_store(&console, checked_cases, now)?;
+            // A chunk is decided again, whole, if a device wrote one of its cases meanwhile.
+            outcomes.extend(self.admitting(|| self.console_chunk(&console, chunk, now, &edit))?);
         }
+        Ok(outcomes)
+    }
+
+    /// One transaction's worth of `console_changes`.
+    #[allow(clippy::type_complexity)]
+    fn console_chunk<T: Send>(
+        &self,
+        console: &ConsoleAuthor,
+        chunk: &[String],
+        now: i64,
+        edit: &(impl Fn(
+            &mut suivi_core::CaseDoc,
+            &FormRegistry,
+            &suivi_core::ChangeContext,
+        ) -> suivi_core::Result<T>
+              + Sync),
+    ) -> Result<Vec<(String, Result<T, ServiceError>)>, ServiceError> {
+        let valid: Vec<String> = chunk
+            .iter()
+            .filter(|id| valid_case_id(id))
+            .cloned()
+            .collect();
+        let access = self.store.case_access(&valid)?;
+        let share = chunk.len().div_ceil(CONSOLE_WORKERS).max(1);
+        let done: Vec<Result<Vec<_>, ServiceError>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = chunk
+                .chunks(share)
+                .map(|part| {
+                    let access = &access;
+                    scope.spawn(move || {
+                        // Each case a whole budget, as if pushed alone; each worker keeps the
+                        // agents it read.
+                        let mut read = (HashMap::new(), HashSet::new());
+                        part.iter()
+                            .map(|case_id| {
+                                let mut budget = OpsBudget {
+                                    agents: std::mem::take(&mut read.0),
+                                    teams_read: std::mem::take(&mut read.1),
+                                    ..OpsBudget::new(self.refresh_forms())
+                                };
+                                let checked = self.console_check(
+                                    console,
+                                    case_id,
+                                    access.get(case_id),
+                                    &mut budget,
+                                    now,
+                                    &mut |doc, forms, ctx| edit(doc, forms, ctx),
+                                );
+                                read = (budget.agents, budget.teams_read);
+                                checked
+                                    .map(|(outcome, checked)| (case_id.clone(), outcome, checked))
+                            })
+                            .collect::<Result<Vec<_>, ServiceError>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join().unwrap_or_else(|_| {
+                        Err(ServiceError::Internal("a console worker panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        let mut outcomes = Vec::with_capacity(chunk.len());
+        let mut checked_cases = Vec::new();
+        for part in done {
+            for (case_id, outcome, checked) in part? {
+                outcomes.push((case_id, outcome));
+                checked_cases.extend(checked);
+            }
+        }
+        self.console_store(console, checked_cases, now)?;
         Ok(outcomes)
     }
 
@@ -252,8 +269,8 @@ impl SyncService {
         )
     }
 
-    /// Stores checked console changes in one transaction (audited `console.change`), then moves
-    /// the cases they reassigned.
+    /// Stores checked console changes and the moves they make in one transaction (audited
+    /// `console.change`). `Moved` if a device wrote one of the cases meanwhile.
     pub(super) fn console_store(
         &self,
         console: &ConsoleAuthor,
@@ -263,29 +280,18 @@ impl SyncService {
         if checked.is_empty() {
             return Ok(());
         }
-        let (to_store, moves): (Vec<AcceptedCase>, Vec<Option<(String, User)>>) = checked
-            .into_iter()
-            .map(|(accepted, to)| {
-                let case_id = accepted.case_id.clone();
-                (accepted, to.map(|to| (case_id, to)))
-            })
-            .unzip();
-        let subject = match to_store.as_slice() {
+        let mut admitted = Admitted::default();
+        for one in checked {
+            admitted.add(one);
+        }
+        let subject = match admitted.cases.as_slice() {
             [one] => one.case_id.clone(),
             many => format!("{} cases", many.len()),
         };
-        self.store.store_changes(
-            &console.authed.device.device_id,
-            &to_store,
+        self.write_admitted(
+            &console.authed,
+            &admitted,
             Some(("console.change", &subject)),
-            now,
-        )?;
-        let ids: Vec<String> = to_store.iter().map(|c| c.case_id.clone()).collect();
-        let raced = self.refresh_summaries_of(&ids)?;
-        self.apply_reassignments(
-            &console.authed.user,
-            moves.into_iter().flatten().collect(),
-            &raced,
             now,
         )?;
         Ok(())

@@ -3,7 +3,8 @@
 use super::*;
 
 impl SyncService {
-    /// The fallback: Automerge's own sync protocol for one case, with the same checks as a push.
+    /// The fallback: Automerge's own sync protocol for one case, through the same admission as
+    /// a push (decided again if the case was written meanwhile).
     pub fn doc_sync(
         &self,
         device: &AuthedDevice,
@@ -16,8 +17,16 @@ impl SyncService {
         if !valid_case_id(&request.case_id) {
             return Err(ServiceError::BadRequest("invalid case id".into()));
         }
+        self.admitting(|| self.doc_sync_once(device, &request, now))
+    }
+
+    fn doc_sync_once(
+        &self,
+        device: &AuthedDevice,
+        request: &DocSyncRequest,
+        now: i64,
+    ) -> Result<Vec<u8>, ServiceError> {
         let case_id = request.case_id.as_str();
-        let forms = self.refresh_forms();
         let refuse = |reason, detail: &str| {
             protocol::encode(&DocSyncResponse {
                 version: PROTOCOL_VERSION,
@@ -26,19 +35,14 @@ impl SyncService {
             })
             .map_err(|e| ServiceError::Internal(e.to_string()))
         };
-        if self.store.is_erased(case_id)? {
-            if !self.erasure_proven(case_id)? {
-                return refuse(RefusalReason::Quarantined, "");
-            }
-            return refuse(RefusalReason::Erased, "");
-        }
         let access = self
             .store
             .case_access(std::slice::from_ref(&request.case_id))?;
         let existing = access.get(case_id);
         // The same gate as a push: an officer's fallback carries audit notes only, and a
         // former owner's phone may still hand over what it recorded.
-        let mode = match self.gate(device, case_id, existing, now)? {
+        let mut facts = self.case_facts(&device.user, case_id, existing, &[], None, now)?;
+        let mode = match decision::gate(&device.user, &facts) {
             Ok(mode) => mode,
             Err((reason, detail)) => {
                 if reason == RefusalReason::Forbidden {
@@ -55,8 +59,10 @@ impl SyncService {
         // Read once: the stored history serves the admission and the reply.
         let stored = self.stored_changes(case_id)?;
         let stored_hashes: HashSet<ChangeHash> = stored.iter().map(Change::hash).collect();
+        facts.known = stored.iter().map(|c| c.hash().to_string()).collect();
+        facts.stored = stored.clone();
         let mut doc = AutoCommit::new();
-        doc.apply_changes(stored.clone())
+        doc.apply_changes(stored)
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
         let mut state = State::new();
         if !request.message.is_empty() {
@@ -85,17 +91,30 @@ impl SyncService {
                 let Some(ordered) = causal_order(incoming, &stored_hashes) else {
                     return refuse(RefusalReason::MissingDeps, "");
                 };
-                let mut budget = OpsBudget::new(forms.clone());
-                let checked = match self.admit(
+                let mut budget = OpsBudget::new(self.refresh_forms());
+                self.read_agents(&mut budget, &device.user.team)?;
+                if let Some(existing) = existing {
+                    self.read_agents(&mut budget, &existing.team)?;
+                }
+                let allowance =
+                    Allowance::today(self.store.as_ref(), &device.device.device_id, now)?;
+                let decided = decision::admit(
                     device,
                     case_id,
-                    existing,
+                    facts,
                     mode,
                     ordered.clone(),
                     &mut budget,
                     now,
-                    Some(stored.clone()),
-                )? {
+                )
+                .and_then(|checked| match checked {
+                    Some(checked) => {
+                        let mut allowance = allowance;
+                        allowance.take(&checked.case).map(|()| Some(checked))
+                    }
+                    None => Ok(None),
+                });
+                let checked = match decided {
                     Ok(checked) => checked,
                     Err((reason, detail)) => {
                         if reason == RefusalReason::WrongActor {
@@ -109,26 +128,15 @@ impl SyncService {
                         return refuse(reason, &detail);
                     }
                 };
-                if let Some((accepted, reassigned)) = checked {
-                    let mut allowance =
-                        Allowance::today(self.store.as_ref(), &device.device.device_id, now)?;
-                    if let Err((reason, detail)) = allowance.take(&accepted) {
-                        return refuse(reason, &detail);
+                if let Some(checked) = checked {
+                    let mut admitted = Admitted::default();
+                    if decision::writes_in_handover(&device.user, existing) {
+                        admitted
+                            .removals
+                            .push((device.user.user_id.clone(), case_id.to_string()));
                     }
-                    let moves = reassigned.map(|to| (case_id.to_string(), to));
-                    let handed_over: Vec<String> = self
-                        .writes_in_handover(&device.user, existing)
-                        .then(|| case_id.to_string())
-                        .into_iter()
-                        .collect();
-                    self.write_admitted(
-                        device,
-                        std::slice::from_ref(&accepted),
-                        moves.into_iter().collect(),
-                        &handed_over,
-                        None,
-                        now,
-                    )?;
+                    admitted.add(checked);
+                    self.write_admitted(device, &admitted, None, now)?;
                 }
                 doc.apply_changes(ordered)
                     .map_err(|e| ServiceError::Internal(e.to_string()))?;

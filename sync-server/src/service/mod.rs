@@ -10,12 +10,14 @@
 mod admission;
 mod budget;
 mod console;
+mod decision;
 mod devices;
 mod docsync;
 mod summaries;
 mod sync;
 use admission::*;
 pub use budget::*;
+use decision::*;
 pub use sync::*;
 
 use std::collections::{HashMap, HashSet};
@@ -35,8 +37,8 @@ use suivi_core::FormRegistry;
 use crate::auth;
 use crate::storage::{console_device_id, valid_case_id};
 use crate::storage::{
-    AcceptedCase, CaseAccess, CursorCheck, Device, FeedRow, Quota, Role, ServerStore, StorageError,
-    Usage, User, Viewer,
+    AcceptedCase, AdmissionWrite, CaseAccess, CursorCheck, Device, FeedRow, Quota, Role,
+    ServerStore, StorageError, Usage, User, Viewer,
 };
 use crate::summary;
 

@@ -3,18 +3,6 @@
 use super::*;
 
 impl SyncService {
-    /// Recomputes the projections of these cases that a concurrent push left stale. Another push
-    /// can land meanwhile and leave one stale again: that push refreshes it in turn. Returns
-    /// those cases: another push stored changes to them while this one was checked.
-    pub(super) fn refresh_summaries_of(
-        &self,
-        case_ids: &[String],
-    ) -> Result<Vec<String>, ServiceError> {
-        let stale = self.store.stale_summaries(case_ids)?;
-        self.rebuild_summaries(&stale)?;
-        Ok(stale)
-    }
-
     /// Recomputes and stores the projections of these cases from their stored changes.
     pub fn rebuild_summaries(&self, case_ids: &[String]) -> Result<(), ServiceError> {
         let mut writes = Vec::new();

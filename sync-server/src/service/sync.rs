@@ -52,35 +52,36 @@ impl SyncService {
         } else {
             (cursor, request.erasures_seen, request.removals_seen)
         };
+        // Read, decide and write as one admission, decided again if a case it read was written
+        // meanwhile. The refusal audit is counted once per decision that refuses (a retried one
+        // may count twice in a day: the cap is a bound, not a tally).
+        let (plan, stored) = self.admitting(|| {
+            let plan = self.plan_push(device, &request.push, now)?;
+            let audit = if plan.refused.is_empty() {
+                None
+            } else {
+                match self.refusal_audits.admit(&device.device.device_id, now) {
+                    RefusalAudit::Write => Some(("push.refused", refusal_audit(&plan.refused))),
+                    RefusalAudit::Count(n) => Some((
+                        "push.refused_unlisted",
+                        format!("{n} refusals today past {REFUSAL_AUDITS_PER_DAY} rows"),
+                    )),
+                    RefusalAudit::Skip => None,
+                }
+            };
+            let stored = self.write_admitted(
+                device,
+                &plan.admitted,
+                audit
+                    .as_ref()
+                    .map(|(action, subject)| (*action, subject.as_str())),
+                now,
+            )?;
+            Ok((plan, stored))
+        })?;
         let PushPlan {
-            to_store: accepted_cases,
-            accepted,
-            refused,
-            reassigned,
-            handed_over,
-        } = self.plan_push(device, &request.push, now)?;
-        let audit = if refused.is_empty() {
-            None
-        } else {
-            match self.refusal_audits.admit(&device.device.device_id, now) {
-                RefusalAudit::Write => Some(("push.refused", refusal_audit(&refused))),
-                RefusalAudit::Count(n) => Some((
-                    "push.refused_unlisted",
-                    format!("{n} refusals today past {REFUSAL_AUDITS_PER_DAY} rows"),
-                )),
-                RefusalAudit::Skip => None,
-            }
-        };
-        let stored = self.write_admitted(
-            device,
-            &accepted_cases,
-            reassigned,
-            &handed_over,
-            audit
-                .as_ref()
-                .map(|(action, subject)| (*action, subject.as_str())),
-            now,
-        )?;
+            accepted, refused, ..
+        } = plan;
         // What the device said, for its supervisor: the cases still waiting on it are those it
         // counted less the ones this push settled (accepted, or already held).
         let (app_version, waiting) = if request.version >= 4 {

@@ -286,6 +286,55 @@ pub struct AcceptedCase {
     pub summary: Option<SummaryWrite>,
 }
 
+/// What one admission writes in one transaction (`FeedStore::write_admission`).
+#[derive(Debug, Clone, Copy)]
+pub struct AdmissionWrite<'a> {
+    pub device_id: &'a str,
+    pub cases: &'a [AcceptedCase],
+    /// How many changes each case held when admission read it (a new case: 0). A case left
+    /// out is not checked.
+    pub held: &'a [(String, u64)],
+    pub audit: Option<(&'a str, &'a str)>,
+    /// Cases the accepted changes gave to another agent of their team, and who did.
+    pub moves: &'a [(String, User)],
+    pub moved_by: &'a str,
+    /// Until when a former owner may still push to a case moved away from it.
+    pub grace_until: i64,
+    /// (user, case): a former owner's phones told again to remove a case once the work it
+    /// pushed in its handover is stored.
+    pub removals: &'a [(String, String)],
+    pub now: i64,
+}
+
+impl<'a> AdmissionWrite<'a> {
+    /// The accepted cases alone: no audit row, no moves, no removals, no check.
+    pub fn new(device_id: &'a str, cases: &'a [AcceptedCase], now: i64) -> Self {
+        AdmissionWrite {
+            device_id,
+            cases,
+            held: &[],
+            audit: None,
+            moves: &[],
+            moved_by: "",
+            grace_until: now,
+            removals: &[],
+            now,
+        }
+    }
+
+    /// The moves grouped by the agent they go to, in their first mention's order.
+    pub fn moves_by_agent(&self) -> Vec<(&'a User, Vec<String>)> {
+        let mut out: Vec<(&User, Vec<String>)> = Vec::new();
+        for (case_id, to) in self.moves {
+            match out.iter_mut().find(|(u, _)| u.user_id == to.user_id) {
+                Some((_, ids)) => ids.push(case_id.clone()),
+                None => out.push((to, vec![case_id.clone()])),
+            }
+        }
+        out
+    }
+}
+
 /// What the console shows of a case in lists, computed by the service from the checked
 /// document. The names and places are sealed at rest on PostgreSQL; the rest is in clear on
 /// every store, to filter on.

@@ -111,16 +111,29 @@ pub trait FeedStore {
     /// Which of these hashes the server holds for this case.
     fn known_changes(&self, case_id: &str, hashes: &[String]) -> StorageResult<HashSet<String>>;
 
-    /// Stores a checked batch in one transaction; a change already held is skipped, so a retried
-    /// push stores nothing twice. `audit` (action, subject) is written in the same transaction,
-    /// and so is the device's usage for the day (new cases and bytes really stored).
+    /// Writes what one admission decided, in one transaction: the accepted cases' changes (a
+    /// change already held is skipped, so a retried push stores nothing twice) and projections,
+    /// the audit row, the device's usage for the day (new cases and bytes really stored), the
+    /// cases the changes gave to another agent (as `reassign_cases` moves them) and the
+    /// removals a handover owes. `Moved` if a case no longer holds the number of changes
+    /// admission read (another write landed since): nothing is written, and admission decides
+    /// again. Returns how many changes were stored.
+    fn write_admission(&self, write: &AdmissionWrite<'_>) -> StorageResult<usize>;
+
+    /// Stores a checked batch (and `audit`, action and subject) in one transaction, with no
+    /// check of what admission read: `write_admission` without moves.
     fn store_changes(
         &self,
         device_id: &str,
         batch: &[AcceptedCase],
         audit: Option<(&str, &str)>,
         now: i64,
-    ) -> StorageResult<usize>;
+    ) -> StorageResult<usize> {
+        self.write_admission(&AdmissionWrite {
+            audit,
+            ..AdmissionWrite::new(device_id, batch, now)
+        })
+    }
 
     /// Checks a device's cursor and the mark it holds for it against the feed.
     fn check_cursor(&self, cursor: u64, mark: &[u8]) -> StorageResult<CursorCheck>;

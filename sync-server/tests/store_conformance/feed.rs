@@ -183,3 +183,93 @@ pub fn assignment_opens_a_case_to_its_assignee(s: Subject) {
         Err(StorageError::NotFound(_))
     ));
 }
+
+/// One admission's write is one transaction: the changes, the audit row, the move its changes
+/// made and the removal a handover owes land together; a case written since admission read it
+/// refuses the whole write (`Moved`) and leaves nothing of it.
+pub fn an_admission_writes_all_it_decided_or_nothing_if_a_case_moved(s: Subject) {
+    let store = s.store.as_ref();
+    team(store);
+    store
+        .store_changes(
+            "dev-amina",
+            &[case(&case_id(1), Some("amina"), 2, 10)],
+            None,
+            NOW,
+        )
+        .unwrap();
+    let karim = user("karim", Role::Agent, "sikasso");
+    // Admission read 2 changes of case 1; a third landed since (another phone's push).
+    let late = AcceptedCase {
+        changes: vec![(format!("{}-late", case_id(1)), vec![7; 10])],
+        ..case(&case_id(1), None, 0, 0)
+    };
+    store
+        .store_changes("dev-karim", &[late], None, NOW)
+        .unwrap();
+    let edit = AcceptedCase {
+        changes: vec![(format!("{}-edit", case_id(1)), vec![9; 10])],
+        ..case(&case_id(1), None, 0, 0)
+    };
+    let held = [(case_id(1), 2)];
+    let moves = [(case_id(1), karim.clone())];
+    let removals = [("omar".to_string(), case_id(9))];
+    let write = AdmissionWrite {
+        held: &held,
+        audit: Some(("console.change", "case 1")),
+        moves: &moves,
+        moved_by: "fatima",
+        grace_until: NOW + 60,
+        removals: &removals,
+        ..AdmissionWrite::new("dev-fatima", std::slice::from_ref(&edit), NOW)
+    };
+    let audit_before = store.audit_log(0, 1000).unwrap().len();
+    assert!(matches!(
+        store.write_admission(&write),
+        Err(StorageError::Moved(_))
+    ));
+    assert_eq!(store.case_changes(&case_id(1)).unwrap().len(), 3, "no edit");
+    assert_eq!(
+        store.case_access(&[case_id(1)]).unwrap()[&case_id(1)].created_by,
+        "amina"
+    );
+    assert!(store.removals_after("omar", 0, 10).unwrap().is_empty());
+    assert_eq!(store.audit_log(0, 1000).unwrap().len(), audit_before);
+
+    // Decided again on what is held now: everything lands.
+    let held = [(case_id(1), 3)];
+    let stored = store
+        .write_admission(&AdmissionWrite {
+            held: &held,
+            ..write
+        })
+        .unwrap();
+    assert_eq!(stored, 1);
+    assert_eq!(store.case_changes(&case_id(1)).unwrap().len(), 4);
+    assert_eq!(
+        store.case_access(&[case_id(1)]).unwrap()[&case_id(1)].created_by,
+        "karim"
+    );
+    assert!(store.in_handover(&case_id(1), "amina", NOW + 1).unwrap());
+    assert_eq!(store.removals_after("omar", 0, 10).unwrap().len(), 1);
+    let actions: Vec<String> = store
+        .audit_log(0, 1000)
+        .unwrap()
+        .into_iter()
+        .skip(audit_before)
+        .map(|r| r.action)
+        .collect();
+    assert!(
+        actions.contains(&"console.change".to_string()),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&"case.reassign".to_string()),
+        "{actions:?}"
+    );
+    let karim_viewer = viewer("karim", Role::Agent, "sikasso");
+    assert!(
+        read_feed(store, &karim_viewer).len() >= 4,
+        "the new owner's phones get the case's history"
+    );
+}

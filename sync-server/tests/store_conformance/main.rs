@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use suivi_server::storage::{
-    AcceptedCase, CaseQuery, CaseSummary, ConsoleSession, CursorCheck, Device, LoginFailures,
-    Quota, Role, ServerStore, StorageError, SummaryWrite, Usage, User, Viewer,
+    AcceptedCase, AdmissionWrite, CaseQuery, CaseSummary, ConsoleSession, CursorCheck, Device,
+    LoginFailures, Quota, Role, ServerStore, StorageError, SummaryWrite, Usage, User, Viewer,
 };
 
 /// A store under test and whatever keeps it alive (a temporary directory, a database).
@@ -198,6 +198,7 @@ macro_rules! conformance {
                 feed::the_feed_never_skips_or_repeats_a_row_under_concurrent_writers,
                 feed::feed_marks_notice_a_different_history,
                 feed::assignment_opens_a_case_to_its_assignee,
+                feed::an_admission_writes_all_it_decided_or_nothing_if_a_case_moved,
                 lifecycle::quarantine_takes_a_case_out_of_the_feed,
                 lifecycle::erasure_leaves_a_tombstone_and_nothing_else,
                 lifecycle::a_push_to_an_erased_case_stores_nothing,

@@ -672,13 +672,15 @@ fn the_growing_delay_is_capped() {
         count,
         last_at: 1000,
     };
-    assert_eq!(login_wait(at(FREE_FAILURES - 1), 1000), 0);
-    assert_eq!(login_wait(at(FREE_FAILURES), 1000), 1);
-    assert_eq!(login_wait(at(FREE_FAILURES + 1), 1000), 2);
-    assert_eq!(login_wait(at(FREE_FAILURES + 3), 1000), 8);
-    assert_eq!(login_wait(at(1_000), 1000), DELAY_MAX_SECS);
+    // Counted from the end of the failure's second (times are whole seconds): at 1001.
+    let next = 1001;
+    assert_eq!(login_wait(at(FREE_FAILURES - 1), next), 0);
+    assert_eq!(login_wait(at(FREE_FAILURES), next), 1);
+    assert_eq!(login_wait(at(FREE_FAILURES + 1), next), 2);
+    assert_eq!(login_wait(at(FREE_FAILURES + 3), next), 8);
+    assert_eq!(login_wait(at(1_000), next), DELAY_MAX_SECS);
     assert_eq!(
-        login_wait(at(1_000), 1000 + DELAY_MAX_SECS),
+        login_wait(at(1_000), next + DELAY_MAX_SECS),
         0,
         "a wait, not a lockout"
     );

@@ -4,8 +4,6 @@
 //! lives here. Being offline is normal: a failed sync has committed whole pages only, and the
 //! next one continues from there.
 
-use std::collections::HashSet;
-
 use automerge::ChangeHash;
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
@@ -13,10 +11,7 @@ use serde::Serialize;
 use crate::case_doc::CaseDoc;
 use crate::error::{Error, Result};
 use crate::policy::Role;
-use crate::protocol::{
-    self, EnrollRequest, EnrollResponse, ForgeryReport, PulledCase, Refusal, RefusalReason,
-    SyncResponse,
-};
+use crate::protocol::{self, EnrollRequest, EnrollResponse, ForgeryReport, PulledCase, Refusal};
 use crate::store::{Store, SyncState};
 use crate::transport::status_error;
 use crate::transport::{Credentials, HttpReply, Transport};
@@ -24,11 +19,13 @@ mod enrollment;
 mod fallback;
 mod forgeries;
 mod page;
+mod plan;
 mod quarantine;
 mod report;
 pub use enrollment::*;
 pub use forgeries::*;
 pub(crate) use page::*;
+pub(crate) use plan::*;
 pub use quarantine::*;
 pub use report::*;
 

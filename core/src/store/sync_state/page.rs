@@ -3,24 +3,22 @@
 use super::*;
 
 impl Store {
-    /// Commits one round trip in one transaction: what the server accepted, refused, and the
-    /// page of changes it sent, with the new cursor. A pulled case that fails to apply, load or
-    /// project is set aside in quarantine; the others and the cursor go on.
+    /// Commits one round trip in one transaction, as its plan says (`plan_page`): what the
+    /// server accepted and refused, the forms and page of changes it sent, the new cursors. A
+    /// pulled case that fails to apply, load or project is set aside in quarantine; the others
+    /// and the cursor go on. Returns the pulled cases saved, each with whether it now holds a
+    /// conflict.
     pub(crate) fn commit_page(
         &mut self,
-        pushed: &[Pushed],
-        response: &SyncResponse,
+        plan: &PagePlan<'_>,
         report: &mut SyncReport,
-        fallback: &mut Vec<String>,
-        later: &mut Vec<String>,
-        conflicted: &mut HashSet<String>,
-    ) -> Result<()> {
+    ) -> Result<Vec<(String, bool)>> {
         let mut forms = self.forms()?;
         let tx = self.connection_ref().unchecked_transaction()?;
         // Forms first: the pulled cases below may use a version that arrives with them.
         let forms_before = report.forms_received;
         let mut refused_here = false;
-        for update in &response.forms {
+        for update in plan.forms {
             match accept_form(&tx, std::sync::Arc::make_mut(&mut forms), update)? {
                 Ok(()) => report.forms_received += 1,
                 Err(why) => {
@@ -29,10 +27,10 @@ impl Store {
                 }
             }
         }
-        if response.version >= 5 {
+        if let Some(forms_cursor) = plan.forms_cursor {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                params![crate::store::META_FORMS, response.forms_cursor.to_string()],
+                params![crate::store::META_FORMS, forms_cursor.to_string()],
             )?;
             // A refused form is remembered with this app's version: an updated app asks for the
             // whole feed again, and a page it refuses nothing in clears the older version's note.
@@ -48,85 +46,66 @@ impl Store {
                 )?;
             }
         }
-        for p in pushed {
-            if response.accepted.contains(&p.case_id) {
-                let heads = if p.changes.len() < protocol::PUSH_CHANGES_PER_CASE_MAX {
-                    p.heads.clone()
-                } else {
-                    let mut have = self.synced_heads(&p.case_id)?;
-                    have.extend(p.hashes.iter().copied());
+        for ack in &plan.acknowledged {
+            let heads = match &ack.heads {
+                SyncedHeads::Exactly(heads) => heads.clone(),
+                SyncedHeads::Adding(hashes) => {
+                    let mut have = self.synced_heads(&ack.case_id)?;
+                    have.extend(hashes.iter().copied());
                     have
-                };
-                let dirty = if p.changes.len() < protocol::PUSH_CHANGES_PER_CASE_MAX {
-                    SyncState::Clean
-                } else {
+                }
+            };
+            // A save while the request was on the network leaves the case pending.
+            tx.execute(
+                "UPDATE case_sync SET synced_heads = ?2,
+                    dirty = CASE WHEN edits = ?4 THEN ?3 ELSE ?5 END, refusal = NULL
+                 WHERE case_id = ?1",
+                params![
+                    ack.case_id,
+                    Store::format_heads(&heads),
+                    ack.state,
+                    ack.edits,
                     SyncState::Pending
-                };
-                // A save while the request was on the network leaves the case pending.
-                tx.execute(
-                    "UPDATE case_sync SET synced_heads = ?2,
-                        dirty = CASE WHEN edits = ?4 THEN ?3 ELSE ?5 END, refusal = NULL
-                     WHERE case_id = ?1",
-                    params![
-                        p.case_id,
-                        Store::format_heads(&heads),
-                        dirty,
-                        p.edits,
-                        SyncState::Pending
-                    ],
-                )?;
-                report.cases_up += 1;
-                report.changes_up += p.changes.len();
-            }
+                ],
+            )?;
+            report.cases_up += 1;
+            report.changes_up += ack.changes;
         }
-        for refusal in &response.refused {
-            if refusal.reason == RefusalReason::MissingDeps {
-                if !fallback.contains(&refusal.case_id) {
-                    fallback.push(refusal.case_id.clone());
+        for (refusal, on) in &plan.refusals {
+            match on {
+                OnRefusal::Fallback => continue,
+                OnRefusal::EraseHere => {
+                    if erase_locally(&tx, &refusal.case_id)? {
+                        report.erased += 1;
+                    }
                 }
-            } else if refusal.reason == RefusalReason::Erased {
-                // Erased while this device held it: deleted here too, never pushed again.
-                if erase_locally(&tx, &refusal.case_id)? {
-                    report.erased += 1;
+                OnRefusal::RetryLater => {
+                    // After a restore, a case may hold another device's change the server
+                    // lost: this device cannot push it for them. Kept pending, reported, and
+                    // tried again at the next sync, by when that device may have pushed it.
+                    tx.execute(
+                        "UPDATE case_sync SET refusal = ?2 WHERE case_id = ?1",
+                        params![refusal.case_id, refusal_text(refusal)],
+                    )?;
                 }
-                report.refused.push(refusal.clone());
-            } else if refusal.reason.is_retryable()
-                || (report.server_reset && refusal.reason == RefusalReason::WrongActor)
-            {
-                // After a restore, a case may hold another device's change the server lost:
-                // this device cannot push it for them. Kept pending, reported, and tried again
-                // at the next sync, by when that device may have pushed it back itself.
-                tx.execute(
-                    "UPDATE case_sync SET refusal = ?2 WHERE case_id = ?1",
-                    params![refusal.case_id, refusal_text(refusal)],
-                )?;
-                if !later.contains(&refusal.case_id) {
-                    later.push(refusal.case_id.clone());
+                OnRefusal::LeaveUnlessOwnWork if !self.holds_own_changes(&refusal.case_id)? => {
+                    // Planted by a hostile server, or reassigned away and never edited here:
+                    // nothing of this phone's is in it, so it leaves the phone.
+                    self.remember_own_changes(&tx, &refusal.case_id)?;
+                    if erase_locally(&tx, &refusal.case_id)? {
+                        report.removed += 1;
+                    }
                 }
-                report.refused.push(refusal.clone());
-            } else if refusal.reason == RefusalReason::Forbidden
-                && refusal.detail.is_empty()
-                && !self.holds_own_changes(&refusal.case_id)?
-            {
-                // The server holds this case and never granted it to this user (planted by a
-                // hostile server, or reassigned away and never edited here): nothing of this
-                // phone's is in it, so it leaves the phone. Reported as refused too.
-                self.remember_own_changes(&tx, &refusal.case_id)?;
-                if erase_locally(&tx, &refusal.case_id)? {
-                    report.removed += 1;
+                OnRefusal::LeaveUnlessOwnWork | OnRefusal::SetAside => {
+                    tx.execute(
+                        "UPDATE case_sync SET dirty = ?2, refusal = ?3 WHERE case_id = ?1",
+                        params![refusal.case_id, SyncState::Refused, refusal_text(refusal)],
+                    )?;
                 }
-                report.refused.push(refusal.clone());
-            } else {
-                // Set aside and reported, never deleted: it may hold this phone's offline work
-                // (a case reassigned away after its grace, say).
-                tx.execute(
-                    "UPDATE case_sync SET dirty = ?2, refusal = ?3 WHERE case_id = ?1",
-                    params![refusal.case_id, SyncState::Refused, refusal_text(refusal)],
-                )?;
-                report.refused.push(refusal.clone());
             }
+            report.refused.push((*refusal).clone());
         }
-        if response.reset {
+        if plan.reset {
             // The server's feed does not hold the history this device read: it was replaced or
             // restored from a backup. Push everything again; the server keeps what it lacks,
             // and what it refuses is reported.
@@ -136,17 +115,14 @@ impl Store {
             )?;
             report.server_reset = true;
         }
-        for case in &response.pull {
+        let mut saved = Vec::new();
+        for case in plan.pulled {
             report.changes_down += case.changes.len();
             tx.execute_batch("SAVEPOINT pulled_case")?;
-            let set_aside = match self.commit_pulled_case(&tx, &forms, &response.authors, case) {
+            let set_aside = match self.commit_pulled_case(&tx, &forms, plan.authors, case) {
                 Ok(Pulled::Saved { conflicts }) => {
                     tx.execute_batch("RELEASE pulled_case")?;
-                    if conflicts {
-                        conflicted.insert(case.case_id.clone());
-                    } else {
-                        conflicted.remove(&case.case_id);
-                    }
+                    saved.push((case.case_id.clone(), conflicts));
                     report.cases_down += 1;
                     None
                 }
@@ -184,7 +160,7 @@ impl Store {
         // from a case this phone holds was never written here (every change it writes is saved
         // in its case first). A case it does not hold (never had, or removed) tells nothing.
         let mut by_case: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
-        for own in &response.own {
+        for own in plan.own {
             by_case.entry(&own.case_id).or_default().push(&own.hash);
         }
         for (case_id, hashes) in by_case {
@@ -193,19 +169,19 @@ impl Store {
             }
         }
         // After the pulls: nothing of an erased case is left behind by this page.
-        for case_id in &response.erased {
+        for case_id in plan.erased {
             if erase_locally(&tx, case_id)? {
                 report.erased += 1;
             }
         }
         tx.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![META_ERASURES, response.erasures_cursor.to_string()],
+            params![META_ERASURES, plan.erasures_cursor.to_string()],
         )?;
         // Cases reassigned away from this user leave the phone, with what was only theirs to
         // read, once the server holds everything recorded here: a case still holding changes
         // it has not accepted stays (and is pushed again) rather than lose them.
-        for case_id in &response.removed {
+        for case_id in plan.removed {
             let dirty: Option<SyncState> = tx
                 .query_row(
                     "SELECT dirty FROM case_sync WHERE case_id = ?1",
@@ -220,19 +196,19 @@ impl Store {
                 }
             }
         }
-        if response.version >= 4 {
+        if let Some(removals_cursor) = plan.removals_cursor {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                params![META_REMOVALS, response.removals_cursor.to_string()],
+                params![META_REMOVALS, removals_cursor.to_string()],
             )?;
         }
         tx.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![META_CURSOR, response.cursor.to_string()],
+            params![META_CURSOR, plan.cursor.to_string()],
         )?;
         tx.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![META_MARK, hex::encode(&response.mark)],
+            params![META_MARK, hex::encode(plan.mark)],
         )?;
         tx.commit()?;
         report.pages += 1;
@@ -240,17 +216,12 @@ impl Store {
             // A case set aside for a form version this device lacked may read now.
             self.retry_quarantined()?;
         }
-        if !response.erased.is_empty()
-            || response
-                .refused
-                .iter()
-                .any(|r| r.reason == RefusalReason::Erased)
-        {
+        if plan.erases() {
             // Old page images stay in the write-ahead log until a checkpoint.
             self.connection_ref()
                 .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         }
-        Ok(())
+        Ok(saved)
     }
 
     /// Applies one pulled case with the changes still waiting for it, checks the result and

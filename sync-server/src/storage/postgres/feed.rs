@@ -97,13 +97,14 @@ impl FeedStore for PostgresStore {
             .collect())
     }
 
-    fn store_changes(
-        &self,
-        device_id: &str,
-        batch: &[AcceptedCase],
-        audit: Option<(&str, &str)>,
-        now: i64,
-    ) -> StorageResult<usize> {
+    fn write_admission(&self, write: &AdmissionWrite<'_>) -> StorageResult<usize> {
+        let AdmissionWrite {
+            device_id,
+            cases: batch,
+            audit,
+            now,
+            ..
+        } = *write;
         let mut client = self.client()?;
         let mut tx = client.transaction().map_err(backend)?;
         // Changes are inserted before the sequencer is taken, so the lock is held only to
@@ -159,6 +160,34 @@ impl FeedStore for PostgresStore {
             }
         }
         let mut head = FeedHead::lock(&mut tx)?;
+        // Under the sequencer every other write to these cases has committed (and is counted)
+        // or waits: a case holding other changes than admission read plus this transaction's
+        // own was written meanwhile, and is decided again.
+        if !write.held.is_empty() {
+            let mut ours: HashMap<&str, u64> = HashMap::new();
+            for change in &inserted {
+                *ours.entry(change.case_id).or_default() += 1;
+            }
+            let ids: Vec<&str> = write.held.iter().map(|(id, _)| id.as_str()).collect();
+            let counts: HashMap<String, i64> = tx
+                .query(
+                    "SELECT case_id, count(*) FROM changes WHERE case_id = ANY($1) GROUP BY case_id",
+                    &[&ids],
+                )
+                .map_err(backend)?
+                .into_iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            for (case_id, held) in write.held {
+                let now_held = counts.get(case_id).copied().unwrap_or(0) as u64;
+                let expected = held + ours.get(case_id.as_str()).copied().unwrap_or(0);
+                if now_held != expected {
+                    return Err(StorageError::Moved(format!(
+                        "case {case_id} holds {now_held} changes, admission expected {expected}"
+                    )));
+                }
+            }
+        }
         // An erasure that committed after the service checked this batch: its cases keep
         // nothing of it (the erasure held the sequencer, so it is visible now).
         let batch_cases: Vec<&str> = batch.iter().map(|c| c.case_id.as_str()).collect();
@@ -208,7 +237,6 @@ impl FeedStore for PostgresStore {
             )?;
             usage.bytes += change.bytes;
         }
-        head.save(&mut tx)?;
         // Under the sequencer, every other push to these cases has committed or will count
         // these changes: the count a summary is checked against is exact.
         for case in batch {
@@ -220,6 +248,25 @@ impl FeedStore for PostgresStore {
         }
         if let Some((action, subject)) = audit {
             audit_row(&mut tx, now, device_id, action, subject)?;
+        }
+        for (to, case_ids) in write.moves_by_agent() {
+            super::lifecycle::reassign_in(
+                &mut tx,
+                &mut head,
+                &case_ids,
+                to,
+                write.moved_by,
+                now,
+                write.grace_until,
+            )?;
+        }
+        head.save(&mut tx)?;
+        for (user_id, case_id) in write.removals {
+            tx.execute(
+                "INSERT INTO removals (user_id, case_id, at) VALUES ($1, $2, $3)",
+                &[user_id, case_id, &now],
+            )
+            .map_err(backend)?;
         }
         if usage != Usage::default() {
             let day = now.div_euclid(86_400);

@@ -159,125 +159,7 @@ impl LifecycleStore for PostgresStore {
         // The sequencer first, as an assignment: each case's rows for its new owner are appended
         // in one block, and an erasure cannot interleave.
         let mut head = FeedHead::lock(&mut tx)?;
-        // Set-based, a statement for all the cases at each step: a list of 1,000 cases is a
-        // dozen round trips, not ten per case.
-        let mut owners: HashMap<String, (String, String)> = HashMap::new();
-        for row in tx
-            .query(
-                "SELECT case_id, created_by, team FROM cases WHERE case_id = ANY($1)",
-                &[&case_ids],
-            )
-            .map_err(backend)?
-        {
-            owners.insert(row.get(0), (row.get(1), row.get(2)));
-        }
-        let mut seen = HashSet::new();
-        let (moved, former): (Vec<String>, Vec<String>) = case_ids
-            .iter()
-            .filter(|id| seen.insert(id.as_str()))
-            .filter_map(|id| {
-                let (old, team) = owners.get(id)?;
-                (*old != to.user_id && *team == to.team).then(|| (id.clone(), old.clone()))
-            })
-            .unzip();
-        if moved.is_empty() {
-            tx.commit().map_err(backend)?;
-            return Ok(moved);
-        }
-        for sql in [
-            "UPDATE cases SET created_by = $2 WHERE case_id = ANY($1)",
-            "UPDATE case_summaries SET owner = $2 WHERE case_id = ANY($1)",
-            // Every row of the case, those queued for an earlier owner too: a case moved back
-            // leaves nothing behind for the owner it left.
-            "UPDATE feed SET owner = $2 WHERE case_id = ANY($1)",
-            // A removal still waiting for the new owner (the case moved away from it and
-            // back) would take the case off its phones again.
-            "DELETE FROM removals WHERE case_id = ANY($1) AND user_id = $2",
-        ] {
-            tx.execute(sql, &[&moved, &to.user_id]).map_err(backend)?;
-        }
-        // The new owner's phones may have passed these rows: its own copy of each, case by
-        // case in the list's order, each case's in feed order.
-        let mut rows_of: HashMap<String, Vec<(i64, String)>> = HashMap::new();
-        for row in tx
-            .query(
-                "SELECT c.case_id, c.id, c.hash FROM changes c
-                 JOIN feed f ON f.change_id = c.id AND f.audience IS NULL
-                 WHERE c.case_id = ANY($1) ORDER BY f.seq",
-                &[&moved],
-            )
-            .map_err(backend)?
-        {
-            rows_of
-                .entry(row.get(0))
-                .or_default()
-                .push((row.get(1), row.get(2)));
-        }
-        let queued: Vec<(String, i64, String)> = moved
-            .iter()
-            .flat_map(|case_id| {
-                rows_of
-                    .remove(case_id)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(move |(id, hash)| (case_id.clone(), id, hash))
-            })
-            .collect();
-        head.append_all(&mut tx, &queued, &to.user_id, (&to.user_id, &to.team))?;
-        tx.execute(
-            "INSERT INTO case_handovers (case_id, user_id, until)
-             SELECT c, u, $3 FROM UNNEST($1::text[], $2::text[]) AS t(c, u)
-             ON CONFLICT (case_id, user_id) DO UPDATE SET until = excluded.until",
-            &[&moved, &former, &grace_until],
-        )
-        .map_err(backend)?;
-        // The former owner's phones remove the case, unless the policy still lets that user
-        // read it: the facts in two statements, the decision in Rust.
-        let mut users: HashMap<String, (Role, String)> = HashMap::new();
-        for row in tx
-            .query(
-                "SELECT user_id, role, team FROM users WHERE user_id = ANY($1)",
-                &[&former],
-            )
-            .map_err(backend)?
-        {
-            users.insert(row.get(0), (role(row.get(1))?, row.get(2)));
-        }
-        let mut assignees_of: HashMap<String, Vec<String>> = HashMap::new();
-        for row in tx
-            .query(
-                "SELECT case_id, user_id FROM assignments WHERE case_id = ANY($1)",
-                &[&moved],
-            )
-            .map_err(backend)?
-        {
-            assignees_of.entry(row.get(0)).or_default().push(row.get(1));
-        }
-        let (removed, removed_from): (Vec<&String>, Vec<&String>) = moved
-            .iter()
-            .zip(&former)
-            .filter(|(case_id, old)| {
-                let assignees = assignees_of.get(*case_id).map(Vec::as_slice).unwrap_or(&[]);
-                let user = users.get(*old).map(|(r, t)| (*r, t.as_str()));
-                !crate::storage::still_reads_after_move(old, user, &to.user_id, &to.team, assignees)
-            })
-            .unzip();
-        tx.execute(
-            "INSERT INTO removals (user_id, case_id, at)
-             SELECT u, c, $3 FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS t(c, u, n)
-             ORDER BY n",
-            &[&removed, &removed_from, &now],
-        )
-        .map_err(backend)?;
-        let subjects: Vec<String> = moved
-            .iter()
-            .zip(&former)
-            .map(|(case_id, old)| format!("{case_id} {old} -> {}", to.user_id))
-            .collect();
-        let subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
-        let mut audit = AuditHead::lock(&mut tx)?;
-        audit.append(&mut tx, now, by, "case.reassign", &subjects)?;
-        audit.save(&mut tx)?;
+        let moved = reassign_in(&mut tx, &mut head, case_ids, to, by, now, grace_until)?;
         head.save(&mut tx)?;
         tx.commit().map_err(backend)?;
         Ok(moved)
@@ -316,4 +198,138 @@ impl LifecycleStore for PostgresStore {
             .map(|r| (r.get::<_, i64>(0) as u64, r.get(1)))
             .collect())
     }
+}
+
+/// `reassign_cases` inside a transaction that holds the feed's sequencer (`head`), which the
+/// caller saves and commits: a push's admission moves the cases its changes gave away in the
+/// transaction that stores them.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn reassign_in(
+    tx: &mut postgres::Transaction<'_>,
+    head: &mut FeedHead,
+    case_ids: &[String],
+    to: &User,
+    by: &str,
+    now: i64,
+    grace_until: i64,
+) -> StorageResult<Vec<String>> {
+    // Set-based, a statement for all the cases at each step: a list of 1,000 cases is a
+    // dozen round trips, not ten per case.
+    let mut owners: HashMap<String, (String, String)> = HashMap::new();
+    for row in tx
+        .query(
+            "SELECT case_id, created_by, team FROM cases WHERE case_id = ANY($1)",
+            &[&case_ids],
+        )
+        .map_err(backend)?
+    {
+        owners.insert(row.get(0), (row.get(1), row.get(2)));
+    }
+    let mut seen = HashSet::new();
+    let (moved, former): (Vec<String>, Vec<String>) = case_ids
+        .iter()
+        .filter(|id| seen.insert(id.as_str()))
+        .filter_map(|id| {
+            let (old, team) = owners.get(id)?;
+            (*old != to.user_id && *team == to.team).then(|| (id.clone(), old.clone()))
+        })
+        .unzip();
+    if moved.is_empty() {
+        return Ok(moved);
+    }
+    for sql in [
+        "UPDATE cases SET created_by = $2 WHERE case_id = ANY($1)",
+        "UPDATE case_summaries SET owner = $2 WHERE case_id = ANY($1)",
+        // Every row of the case, those queued for an earlier owner too: a case moved back
+        // leaves nothing behind for the owner it left.
+        "UPDATE feed SET owner = $2 WHERE case_id = ANY($1)",
+        // A removal still waiting for the new owner (the case moved away from it and
+        // back) would take the case off its phones again.
+        "DELETE FROM removals WHERE case_id = ANY($1) AND user_id = $2",
+    ] {
+        tx.execute(sql, &[&moved, &to.user_id]).map_err(backend)?;
+    }
+    // The new owner's phones may have passed these rows: its own copy of each, case by
+    // case in the list's order, each case's in feed order.
+    let mut rows_of: HashMap<String, Vec<(i64, String)>> = HashMap::new();
+    for row in tx
+        .query(
+            "SELECT c.case_id, c.id, c.hash FROM changes c
+             JOIN feed f ON f.change_id = c.id AND f.audience IS NULL
+             WHERE c.case_id = ANY($1) ORDER BY f.seq",
+            &[&moved],
+        )
+        .map_err(backend)?
+    {
+        rows_of
+            .entry(row.get(0))
+            .or_default()
+            .push((row.get(1), row.get(2)));
+    }
+    let queued: Vec<(String, i64, String)> = moved
+        .iter()
+        .flat_map(|case_id| {
+            rows_of
+                .remove(case_id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |(id, hash)| (case_id.clone(), id, hash))
+        })
+        .collect();
+    head.append_all(tx, &queued, &to.user_id, (&to.user_id, &to.team))?;
+    tx.execute(
+        "INSERT INTO case_handovers (case_id, user_id, until)
+         SELECT c, u, $3 FROM UNNEST($1::text[], $2::text[]) AS t(c, u)
+         ON CONFLICT (case_id, user_id) DO UPDATE SET until = excluded.until",
+        &[&moved, &former, &grace_until],
+    )
+    .map_err(backend)?;
+    // The former owner's phones remove the case, unless the policy still lets that user
+    // read it: the facts in two statements, the decision in Rust.
+    let mut users: HashMap<String, (Role, String)> = HashMap::new();
+    for row in tx
+        .query(
+            "SELECT user_id, role, team FROM users WHERE user_id = ANY($1)",
+            &[&former],
+        )
+        .map_err(backend)?
+    {
+        users.insert(row.get(0), (role(row.get(1))?, row.get(2)));
+    }
+    let mut assignees_of: HashMap<String, Vec<String>> = HashMap::new();
+    for row in tx
+        .query(
+            "SELECT case_id, user_id FROM assignments WHERE case_id = ANY($1)",
+            &[&moved],
+        )
+        .map_err(backend)?
+    {
+        assignees_of.entry(row.get(0)).or_default().push(row.get(1));
+    }
+    let (removed, removed_from): (Vec<&String>, Vec<&String>) = moved
+        .iter()
+        .zip(&former)
+        .filter(|(case_id, old)| {
+            let assignees = assignees_of.get(*case_id).map(Vec::as_slice).unwrap_or(&[]);
+            let user = users.get(*old).map(|(r, t)| (*r, t.as_str()));
+            !crate::storage::still_reads_after_move(old, user, &to.user_id, &to.team, assignees)
+        })
+        .unzip();
+    tx.execute(
+        "INSERT INTO removals (user_id, case_id, at)
+         SELECT u, c, $3 FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS t(c, u, n)
+         ORDER BY n",
+        &[&removed, &removed_from, &now],
+    )
+    .map_err(backend)?;
+    let subjects: Vec<String> = moved
+        .iter()
+        .zip(&former)
+        .map(|(case_id, old)| format!("{case_id} {old} -> {}", to.user_id))
+        .collect();
+    let subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
+    let mut audit = AuditHead::lock(tx)?;
+    audit.append(tx, now, by, "case.reassign", &subjects)?;
+    audit.save(tx)?;
+    Ok(moved)
 }

@@ -19,7 +19,7 @@ use suivi_core::policy::ReadScope;
 
 use super::sealed::Sealer;
 use super::{
-    next_audit_mark, AcceptedCase, AuditQuery, AuditRow, CaseAccess, CaseList, CaseQuery,
+    next_audit_mark, AdmissionWrite, AuditQuery, AuditRow, CaseAccess, CaseList, CaseQuery,
     CaseSummary, ChainHeads, ChangeOrigin, ConsoleSession, CursorCheck, Device, DeviceStatus,
     FeedLink, FeedLinkChange, FeedMarks, FeedPage, FeedRow, IndicatorCell, ListedCase,
     LoginFailures, PlaceSpelling, PublishedForm, QuarantinedCase, Quota, ReferralGroup, Role,

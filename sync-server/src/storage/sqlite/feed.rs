@@ -93,17 +93,32 @@ impl FeedStore for SqliteStore {
         Ok(known)
     }
 
-    fn store_changes(
-        &self,
-        device_id: &str,
-        batch: &[AcceptedCase],
-        audit: Option<(&str, &str)>,
-        now: i64,
-    ) -> StorageResult<usize> {
+    fn write_admission(&self, write: &AdmissionWrite<'_>) -> StorageResult<usize> {
+        let AdmissionWrite {
+            device_id,
+            cases: batch,
+            audit,
+            now,
+            ..
+        } = *write;
         let mut conn = self.conn();
+        // Immediate: the only writer from here to the commit, so what was counted stays true.
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
+        {
+            let mut count = tx
+                .prepare_cached("SELECT count(*) FROM changes WHERE case_id = ?1")
+                .map_err(backend)?;
+            for (case_id, held) in write.held {
+                let now_held: i64 = count.query_row([case_id], |r| r.get(0)).map_err(backend)?;
+                if now_held as u64 != *held {
+                    return Err(StorageError::Moved(format!(
+                        "case {case_id} holds {now_held} changes, admission read {held}"
+                    )));
+                }
+            }
+        }
         let mut stored = 0;
         let mut usage = Usage::default();
         {
@@ -148,6 +163,21 @@ impl FeedStore for SqliteStore {
         }
         if let Some((action, subject)) = audit {
             audit_row(&tx, now, device_id, action, subject)?;
+        }
+        for (to, case_ids) in write.moves_by_agent() {
+            super::lifecycle::reassign_in(
+                &tx,
+                &case_ids,
+                to,
+                write.moved_by,
+                now,
+                write.grace_until,
+            )?;
+        }
+        for (user_id, case_id) in write.removals {
+            tx.prepare_cached("INSERT INTO removals (user_id, case_id, at) VALUES (?1, ?2, ?3)")
+                .and_then(|mut s| s.execute(params![user_id, case_id, now]))
+                .map_err(backend)?;
         }
         if usage != Usage::default() {
             let day = now.div_euclid(86_400);

@@ -163,92 +163,7 @@ impl LifecycleStore for SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
-        let mut moved = Vec::new();
-        {
-            let mut feed = FeedAppender::start(&tx)?;
-            let mut owner_of = tx
-                .prepare_cached("SELECT created_by, team FROM cases WHERE case_id = ?1")
-                .map_err(backend)?;
-            for case_id in case_ids {
-                let Some((old, team)) = owner_of
-                    .query_row([case_id], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                    })
-                    .optional()
-                    .map_err(backend)?
-                else {
-                    continue;
-                };
-                if old == to.user_id || team != to.team {
-                    continue;
-                }
-                for sql in [
-                    "UPDATE cases SET created_by = ?2 WHERE case_id = ?1",
-                    "UPDATE case_summaries SET owner = ?2 WHERE case_id = ?1",
-                    // Later pulls find the case's rows under its new owner.
-                    // Every row of the case, those queued for an earlier owner too: a case moved
-                    // back leaves nothing behind for the owner it left.
-                    "UPDATE feed SET owner = ?2 WHERE case_id = ?1",
-                    // A removal still waiting for the new owner (the case moved away from it
-                    // and back) would take the case off its phones again.
-                    "DELETE FROM removals WHERE case_id = ?1 AND user_id = ?2",
-                ] {
-                    tx.prepare_cached(sql)
-                        .map_err(backend)?
-                        .execute(params![case_id, to.user_id])
-                        .map_err(backend)?;
-                }
-                // The new owner's phones may have passed these rows: its own copy of each.
-                queue_case_for(&tx, &mut feed, case_id, &to.user_id)?;
-                tx.prepare_cached(
-                    "INSERT INTO case_handovers (case_id, user_id, until) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (case_id, user_id) DO UPDATE SET until = excluded.until",
-                )
-                .map_err(backend)?
-                .execute(params![case_id, old, grace_until])
-                .map_err(backend)?;
-                // The former owner's phones remove the case, unless the policy still lets
-                // that user read it.
-                let former = tx
-                    .prepare_cached("SELECT role, team FROM users WHERE user_id = ?1")
-                    .map_err(backend)?
-                    .query_row([&old], |r| {
-                        Ok((parse_role(&r.get::<_, String>(0)?)?, r.get::<_, String>(1)?))
-                    })
-                    .optional()
-                    .map_err(backend)?;
-                let assignees = tx
-                    .prepare_cached("SELECT user_id FROM assignments WHERE case_id = ?1")
-                    .map_err(backend)?
-                    .query_map([case_id], |r| r.get::<_, String>(0))
-                    .map_err(backend)?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-                    .map_err(backend)?;
-                let still_reads = crate::storage::still_reads_after_move(
-                    &old,
-                    former.as_ref().map(|(role, team)| (*role, team.as_str())),
-                    &to.user_id,
-                    &team,
-                    &assignees,
-                );
-                if !still_reads {
-                    tx.prepare_cached(
-                        "INSERT INTO removals (user_id, case_id, at) VALUES (?1, ?2, ?3)",
-                    )
-                    .map_err(backend)?
-                    .execute(params![old, case_id, now])
-                    .map_err(backend)?;
-                }
-                audit_row(
-                    &tx,
-                    now,
-                    by,
-                    "case.reassign",
-                    &format!("{case_id} {old} -> {}", to.user_id),
-                )?;
-                moved.push(case_id.clone());
-            }
-        }
+        let moved = reassign_in(&tx, case_ids, to, by, now, grace_until)?;
         tx.commit().map_err(backend)?;
         Ok(moved)
     }
@@ -288,4 +203,103 @@ impl LifecycleStore for SqliteStore {
             .map_err(backend)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
     }
+}
+
+/// `reassign_cases` inside a transaction the caller commits (a push's admission moves the
+/// cases its changes gave away in the transaction that stores them).
+pub(super) fn reassign_in(
+    tx: &Connection,
+    case_ids: &[String],
+    to: &User,
+    by: &str,
+    now: i64,
+    grace_until: i64,
+) -> StorageResult<Vec<String>> {
+    let mut moved = Vec::new();
+    {
+        let mut feed = FeedAppender::start(tx)?;
+        let mut owner_of = tx
+            .prepare_cached("SELECT created_by, team FROM cases WHERE case_id = ?1")
+            .map_err(backend)?;
+        for case_id in case_ids {
+            let Some((old, team)) = owner_of
+                .query_row([case_id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .optional()
+                .map_err(backend)?
+            else {
+                continue;
+            };
+            if old == to.user_id || team != to.team {
+                continue;
+            }
+            for sql in [
+                "UPDATE cases SET created_by = ?2 WHERE case_id = ?1",
+                "UPDATE case_summaries SET owner = ?2 WHERE case_id = ?1",
+                // Later pulls find the case's rows under its new owner.
+                // Every row of the case, those queued for an earlier owner too: a case moved
+                // back leaves nothing behind for the owner it left.
+                "UPDATE feed SET owner = ?2 WHERE case_id = ?1",
+                // A removal still waiting for the new owner (the case moved away from it
+                // and back) would take the case off its phones again.
+                "DELETE FROM removals WHERE case_id = ?1 AND user_id = ?2",
+            ] {
+                tx.prepare_cached(sql)
+                    .map_err(backend)?
+                    .execute(params![case_id, to.user_id])
+                    .map_err(backend)?;
+            }
+            // The new owner's phones may have passed these rows: its own copy of each.
+            queue_case_for(tx, &mut feed, case_id, &to.user_id)?;
+            tx.prepare_cached(
+                "INSERT INTO case_handovers (case_id, user_id, until) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (case_id, user_id) DO UPDATE SET until = excluded.until",
+            )
+            .map_err(backend)?
+            .execute(params![case_id, old, grace_until])
+            .map_err(backend)?;
+            // The former owner's phones remove the case, unless the policy still lets
+            // that user read it.
+            let former = tx
+                .prepare_cached("SELECT role, team FROM users WHERE user_id = ?1")
+                .map_err(backend)?
+                .query_row([&old], |r| {
+                    Ok((parse_role(&r.get::<_, String>(0)?)?, r.get::<_, String>(1)?))
+                })
+                .optional()
+                .map_err(backend)?;
+            let assignees = tx
+                .prepare_cached("SELECT user_id FROM assignments WHERE case_id = ?1")
+                .map_err(backend)?
+                .query_map([case_id], |r| r.get::<_, String>(0))
+                .map_err(backend)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(backend)?;
+            let still_reads = crate::storage::still_reads_after_move(
+                &old,
+                former.as_ref().map(|(role, team)| (*role, team.as_str())),
+                &to.user_id,
+                &team,
+                &assignees,
+            );
+            if !still_reads {
+                tx.prepare_cached(
+                    "INSERT INTO removals (user_id, case_id, at) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(backend)?
+                .execute(params![old, case_id, now])
+                .map_err(backend)?;
+            }
+            audit_row(
+                tx,
+                now,
+                by,
+                "case.reassign",
+                &format!("{case_id} {old} -> {}", to.user_id),
+            )?;
+            moved.push(case_id.clone());
+        }
+    }
+    Ok(moved)
 }
