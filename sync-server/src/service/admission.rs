@@ -118,7 +118,6 @@ impl SyncService {
         let access = self.store.case_access(&ids)?;
         let allowance = Allowance::today(self.store.as_ref(), &device.device.device_id, now)?;
         let mut budget = OpsBudget::new(self.refresh_forms());
-        self.read_agents(&mut budget, &device.user.team)?;
         let mut seen = HashSet::new();
         let mut cases = Vec::with_capacity(push.len());
         for case in push {
@@ -128,24 +127,14 @@ impl SyncService {
                 cases.push(Err(Refusal::new(&id, RefusalReason::Malformed, "case id")));
                 continue;
             }
-            let existing = access.get(&case.case_id);
-            if let Some(existing) = existing {
-                self.read_agents(&mut budget, &existing.team)?;
-            }
-            let parsed = parse_changes(case);
-            let facts = self.case_facts(
-                &device.user,
-                &case.case_id,
-                existing,
-                parsed.as_deref().unwrap_or_default(),
+            cases.push(Ok(self.read_case(
+                device,
+                case,
+                access.get(&case.case_id),
+                &mut budget,
                 None,
                 now,
-            )?;
-            cases.push(Ok(PushedCase {
-                case,
-                parsed,
-                facts,
-            }));
+            )?));
         }
         #[allow(unused_mut)]
         let mut plan = decision::decide_push(device, cases, allowance, &mut budget, now);
@@ -169,6 +158,29 @@ impl SyncService {
         now: i64,
         stored: Option<Vec<Change>>,
     ) -> Result<Decided, ServiceError> {
+        let read = self.read_case(device, case, existing, budget, stored, now)?;
+        Ok(decision::decide_case(
+            device,
+            &case.case_id,
+            read.facts,
+            case.changes.len(),
+            read.parsed,
+            budget,
+            now,
+        ))
+    }
+
+    /// One written case's changes parsed, and what deciding it needs read: its facts, and the
+    /// agents of its team (and the writer's) into the budget.
+    fn read_case<'a>(
+        &self,
+        device: &AuthedDevice,
+        case: &'a CaseChanges,
+        existing: Option<&CaseAccess>,
+        budget: &mut OpsBudget,
+        stored: Option<Vec<Change>>,
+        now: i64,
+    ) -> Result<PushedCase<'a>, ServiceError> {
         self.read_agents(budget, &device.user.team)?;
         if let Some(existing) = existing {
             self.read_agents(budget, &existing.team)?;
@@ -182,15 +194,11 @@ impl SyncService {
             stored,
             now,
         )?;
-        Ok(decision::decide_case(
-            device,
-            &case.case_id,
-            facts,
-            case.changes.len(),
+        Ok(PushedCase {
+            case,
             parsed,
-            budget,
-            now,
-        ))
+            facts,
+        })
     }
 
     /// Writes what admission decided, in one transaction: the accepted cases, the audit row,

@@ -320,7 +320,7 @@ pub(super) struct PushPlan {
 mod tests {
     use super::*;
     use automerge::ActorId;
-    use suivi_core::forms::{Record, IDENTIFICATION};
+    use suivi_core::forms::IDENTIFICATION;
     use suivi_core::{CaseDoc, ChangeContext};
 
     const CASE: &str = "0123456789abcdef0123456789abcdef";
@@ -351,15 +351,7 @@ mod tests {
     /// A new case made by `actor`'s phone for `user`: its changes.
     fn new_case(actor: &ActorId, user: &str) -> (CaseDoc, Vec<Change>) {
         let forms = FormRegistry::builtin();
-        let child: Record = serde_json::from_value(serde_json::json!({
-            "child_first_name": "Awa", "child_last_name": "Konaté", "sex": "female",
-            "dob_known": false, "estimated_age": 12, "province": "Sikasso", "commune": "Kignan",
-            "village": "Kignan", "school_status": "dropped_out", "school_level": "primary",
-            "works": true, "work_sector": "artisanal_gold_mining",
-            "hazardous_conditions": ["mercury"], "hours_per_week": 30, "risk_level": "high",
-            "consent_to_share": true
-        }))
-        .unwrap();
+        let child = crate::service::tests::awa();
         let mut doc = CaseDoc::create(
             CASE,
             actor.clone(),

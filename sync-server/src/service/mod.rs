@@ -212,6 +212,19 @@ mod tests {
         User::new(id, role, team)
     }
 
+    /// Awa, a girl of Kignan at a gold-mining site: an identification every form rule accepts.
+    pub(super) fn awa() -> suivi_core::Record {
+        serde_json::from_value(serde_json::json!({
+            "child_first_name": "Awa", "child_last_name": "Konaté", "sex": "female",
+            "dob_known": false, "estimated_age": 12, "province": "Sikasso", "commune": "Kignan",
+            "village": "Kignan", "school_status": "dropped_out", "school_level": "primary",
+            "works": true, "work_sector": "artisanal_gold_mining",
+            "hazardous_conditions": ["mercury"], "hours_per_week": 30, "risk_level": "high",
+            "consent_to_share": true
+        }))
+        .unwrap()
+    }
+
     /// What a phone claims at enrollment is checked before any code is looked up: an actor id
     /// of 16 to 64 hex digits, a device name of 1 to 100 bytes.
     #[test]
@@ -540,15 +553,7 @@ mod tests {
             .unwrap()
             .unwrap();
         let forms = FormRegistry::builtin();
-        let child: Record = serde_json::from_value(serde_json::json!({
-            "child_first_name": "Awa", "child_last_name": "Konaté", "sex": "female",
-            "dob_known": false, "estimated_age": 12, "province": "Sikasso", "commune": "Kignan",
-            "village": "Kignan", "school_status": "dropped_out", "school_level": "primary",
-            "works": true, "work_sector": "artisanal_gold_mining",
-            "hazardous_conditions": ["mercury"], "hours_per_week": 30, "risk_level": "high",
-            "consent_to_share": true
-        }))
-        .unwrap();
+        let child = awa();
         let case_id = format!("{:032x}", 7);
         let mut amina_doc = CaseDoc::create(
             &case_id,

@@ -200,17 +200,14 @@ pub fn an_admission_writes_all_it_decided_or_nothing_if_a_case_moved(s: Subject)
         .unwrap();
     let karim = user("karim", Role::Agent, "sikasso");
     // Admission read 2 changes of case 1; a third landed since (another phone's push).
-    let late = AcceptedCase {
-        changes: vec![(format!("{}-late", case_id(1)), vec![7; 10])],
+    let one_more = |tag: &str| AcceptedCase {
+        changes: vec![(format!("{}-{tag}", case_id(1)), tag.as_bytes().to_vec())],
         ..case(&case_id(1), None, 0, 0)
     };
     store
-        .store_changes("dev-karim", &[late], None, NOW)
+        .store_changes("dev-karim", &[one_more("late")], None, NOW)
         .unwrap();
-    let edit = AcceptedCase {
-        changes: vec![(format!("{}-edit", case_id(1)), vec![9; 10])],
-        ..case(&case_id(1), None, 0, 0)
-    };
+    let edit = one_more("edit");
     let held = [(case_id(1), 2)];
     let moves = [(case_id(1), karim.clone())];
     let removals = [("omar".to_string(), case_id(9))];

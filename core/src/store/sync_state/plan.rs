@@ -192,21 +192,7 @@ mod tests {
     fn response(version: u16) -> SyncResponse {
         SyncResponse {
             version,
-            accepted: Vec::new(),
-            refused: Vec::new(),
-            authors: Vec::new(),
-            pull: Vec::new(),
-            cursor: 0,
-            mark: serde_bytes::ByteBuf::new(),
-            more: false,
-            reset: false,
-            erased: Vec::new(),
-            erasures_cursor: 0,
-            removed: Vec::new(),
-            removals_cursor: 0,
-            forms: Vec::new(),
-            forms_cursor: 0,
-            own: Vec::new(),
+            ..SyncResponse::nothing_new(0, 0)
         }
     }
 
