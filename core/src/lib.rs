@@ -16,6 +16,7 @@ pub mod referral;
 pub mod store;
 pub mod sync;
 pub mod transport;
+pub mod words;
 
 pub use case_doc::{CaseDoc, ChangeContext};
 pub use error::{Error, FieldError, Result};

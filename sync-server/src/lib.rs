@@ -117,6 +117,7 @@ pub fn state_with_rate_limit(
         https: false,
         revocation_journal: None,
         checkpoints: None,
+        zone: suivi_core::words::Zone::default(),
     }
 }
 

@@ -58,6 +58,10 @@ enum Command {
     Serve {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// The project's time zone, an IANA name (`Africa/Casablanca`, `Africa/Bamako`): the
+        /// console shows times in it.
+        #[arg(long, env = "SUIVI_TIME_ZONE", default_value = "UTC")]
+        time_zone: String,
         /// PEM certificate chain: serve HTTPS (rustls), on any address.
         #[arg(long, requires = "tls_key")]
         tls_cert: Option<PathBuf>,
@@ -333,6 +337,7 @@ fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve {
             listen,
+            time_zone,
             tls_cert,
             tls_key,
             enroll_burst,
@@ -345,6 +350,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 ..Default::default()
             };
             let mut state = state(store.clone(), codes);
+            state.zone = suivi_core::words::Zone::parse(&time_zone).map_err(|e| e.to_string())?;
             state.revocation_journal = Some(admin::revocation_journal(&cli.data));
             let checkpointer = std::sync::Arc::new(
                 evidence::Checkpointer::open(

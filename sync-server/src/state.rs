@@ -91,6 +91,8 @@ pub struct AppState {
     /// The checkpoint journal the console verifies cases against (`evidence`); `None`: no
     /// case shows as verified beyond its chain links.
     pub checkpoints: Option<Arc<crate::evidence::Checkpointer>>,
+    /// The project's time zone: the console shows times in it (`--time-zone`).
+    pub zone: suivi_core::words::Zone,
 }
 
 /// Per-account sync slots, striped: an account's id picks one of `ACCOUNT_STRIPES`

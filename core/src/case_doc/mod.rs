@@ -25,10 +25,12 @@ mod history;
 mod ownership;
 mod records;
 mod referrals;
+mod story;
 pub use chain::*;
 use conflicts::*;
 pub use ownership::*;
 use records::*;
+pub use story::*;
 
 const K_CASE_ID: &str = "case_id";
 const K_CREATED_AT: &str = "created_at";

@@ -247,11 +247,22 @@ pub(super) async fn case_page(
             ),
             None => None,
         };
+        // The phones the page names, by the name each gave at enrollment.
+        let mut phones = std::collections::HashMap::new();
+        for origin in origins.iter().chain(merged.iter().flat_map(|m| &m.origins)) {
+            if !phones.contains_key(&origin.device_id) {
+                if let Some(device) = store.device(&origin.device_id)? {
+                    phones.insert(origin.device_id.clone(), device.name);
+                }
+            }
+        }
         store.audit(now(), &reader.user_id, "console.case_viewed", &case_id)?;
-        Ok(Some((listed, doc, origins, agents, merged, evidence)))
+        Ok(Some((
+            listed, doc, origins, agents, merged, evidence, phones,
+        )))
     })
     .await?;
-    let Some((listed, doc, origins, agents, merged, evidence)) = loaded else {
+    let Some((listed, doc, origins, agents, merged, evidence, phones)) = loaded else {
         return Ok(not_found());
     };
     let Some(mut doc) = doc else {
@@ -314,6 +325,7 @@ pub(super) async fn case_page(
         conflicts: &conflicts,
         history: &history,
         origins: &origins,
+        phones: &phones,
         evidence: evidence.as_ref(),
     };
     Ok(html(StatusCode::OK, pages::case_page(&frame, &page)))

@@ -79,6 +79,7 @@ pub(super) use csrf_forms;
 pub(super) struct Signed {
     pub(super) user: User,
     pub(super) session: ConsoleSession,
+    pub(super) zone: suivi_core::words::Zone,
 }
 
 impl Signed {
@@ -86,6 +87,7 @@ impl Signed {
     pub(super) fn frame<'a>(&'a self, lang: Lang, here: &'a str) -> Frame<'a> {
         Frame {
             lang,
+            zone: self.zone,
             user: Some(&self.user),
             csrf: &self.session.csrf_token,
             here,
@@ -105,6 +107,7 @@ pub(super) async fn signed_in(
     };
     let token_hash = auth::sha256_hex(token);
     let store = state.service.store().clone();
+    let zone = state.zone;
     blocking(move || {
         let now = now();
         let Some(session) = store.session(&token_hash)? else {
@@ -124,7 +127,11 @@ pub(super) async fn signed_in(
         if now - session.last_seen >= 60 {
             store.touch_session(&token_hash, now)?;
         }
-        Ok(Signed { user, session })
+        Ok(Signed {
+            user,
+            session,
+            zone,
+        })
     })
     .await
 }
@@ -148,6 +155,7 @@ pub(super) fn render_login(
     let csrf = auth::new_token();
     let frame = Frame {
         lang,
+        zone: state.zone,
         user: None,
         csrf: &csrf,
         here: "/console/login",

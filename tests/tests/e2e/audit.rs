@@ -601,11 +601,12 @@ fn an_officer_writes_audit_notes_from_the_console_and_nothing_else() {
     let (_, page, _) = odile.get(&page_path);
     assert!(page.contains(note));
     // In the history: verified as Odile's, made in the console.
-    assert!(page.contains("audit.note"));
     assert!(
-        page.contains("vérifié: odile") || page.contains("vérifié : odile"),
+        page.contains(&format!("Note d'audit : « {note} »")),
         "{page}"
     );
+    assert!(page.contains("audit.note"), "its action in the raw view");
+    assert!(page.contains("vérifié: <bdi>odile</bdi>"), "{page}");
 
     // Posted by hand anyway: a settlement and a reassignment are refused.
     let (status, _, _) = odile.post(
@@ -735,7 +736,11 @@ fn an_officer_audits_a_chain_and_reads_the_referrals_and_indicators() {
         "Visite du",
     ]) {
         assert!(step.contains(expected), "{expected} in {step}");
-        assert!(step.contains("✔ vérifié: amina"), "{step}");
+        assert!(step.contains("✔ vérifié: <bdi>amina</bdi>"), "{step}");
+        assert!(
+            step.contains("<bdi>amina-phone</bdi>"),
+            "the phone by its name: {step}"
+        );
         assert!(step.contains("reçu par le serveur") && step.contains("heure du téléphone"));
     }
     assert!(
@@ -1299,4 +1304,71 @@ fn a_phone_witnesses_a_change_forged_under_its_name() {
     let report = site.ok(&["verify"]);
     assert!(report.contains("verified:"), "{report}");
     assert!(report.contains("NOTE (reviewed): case"), "{report}");
+}
+
+/// The history an officer audits speaks the reader's words, in French and in Arabic: each
+/// change one line of what happened (a referral by its provider and service, statuses and
+/// values by their labels), the phone by its name beside its id, times to the minute in the
+/// project's zone; the document paths stay one click away (`details.raw`) and nowhere else.
+#[test]
+fn an_officer_reads_a_history_in_words_in_french_and_arabic() {
+    use crate::console::Console;
+
+    let server = two_teams_and_an_officer();
+    let (transferred, _first, _second, _served) = a_small_project(&server);
+    let mut odile = Console::signed_in(&server, "odile");
+    let told = |page: &str| -> String {
+        let history = &page[page.find("class=\"history\"").unwrap()..];
+        // What the reader reads without opening the raw view.
+        let mut shown = String::new();
+        let mut rest = history;
+        while let Some(start) = rest.find("<details class=\"raw\">") {
+            shown.push_str(&rest[..start]);
+            rest = &rest[start..];
+            rest = &rest[rest.find("</details>").unwrap() + "</details>".len()..];
+        }
+        shown.push_str(rest);
+        shown
+    };
+    let (_, page, _) = odile.get(&format!("/console/cases/{transferred}"));
+    let shown = told(&page);
+    for words in [
+        "Enfant identifié",
+        "Orientation vers CSCOM Misséni",
+        "brouillon → envoyée",
+        "Transférée vers ONG Enfance",
+        "Visite de suivi du",
+    ] {
+        assert!(shown.contains(words), "{words} in {shown}");
+    }
+    // Amina's phone by its name, its id beside it.
+    assert!(shown.contains("amina-phone"), "{shown}");
+    assert!(
+        page.contains("<details class=\"raw\">"),
+        "the paths one click away"
+    );
+    for raw in [
+        "referrals.",
+        "followups.",
+        "identification.",
+        "referral.send",
+        "case.create",
+        " UTC",
+        "in_service",
+        "school_or_bridging_class",
+    ] {
+        assert!(!shown.contains(raw), "{raw} in the words: {shown}");
+    }
+    let seconds = regex::Regex::new(r"\d\d:\d\d:\d\d|\.\d{3,}").unwrap();
+    assert!(!seconds.is_match(&shown), "to the minute: {shown}");
+
+    odile.get("/console/lang/ar?back=/console/cases");
+    let (_, page, _) = odile.get(&format!("/console/cases/{transferred}"));
+    let shown = told(&page);
+    for words in ["إحالة إلى", "مسودة ← مُرسلة", "حُوّلت إلى"] {
+        assert!(shown.contains(words), "{words} in {shown}");
+    }
+    for raw in ["referrals.", "brouillon", "Orientation", "draft"] {
+        assert!(!shown.contains(raw), "{raw} in the Arabic words: {shown}");
+    }
 }

@@ -312,7 +312,11 @@ fn a_case_page_shows_verified_authors_and_only_to_its_readers() {
     let mut fatima = Console::signed_in(&server, "fatima");
     let (status, page, _) = fatima.get(&format!("/console/cases/{case_id}"));
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("✔ vérifié: amina"), "{page}");
+    assert!(page.contains("✔ vérifié: <bdi>amina</bdi>"), "{page}");
+    assert!(
+        page.contains("Enfant identifié"),
+        "the change in words: {page}"
+    );
     assert!(page.contains(&amina_device), "the device that pushed it");
     assert!(
         page.contains("case.create") && page.contains("followup.create"),

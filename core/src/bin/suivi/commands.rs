@@ -72,7 +72,7 @@ pub(super) fn run(cli: &Cli, lang: Lang) -> Result<(), Error> {
             provider.as_deref(),
         )?,
         Command::Followup { case, values } => followup(&mut open(cli)?, lang, case, values)?,
-        Command::History { case } => history(&open(cli)?, case)?,
+        Command::History { case } => history(&open(cli)?, lang, case)?,
         Command::Import { file } => import(&mut open(cli)?, lang, file)?,
         Command::Enroll {
             server,
@@ -93,6 +93,14 @@ pub(super) fn run(cli: &Cli, lang: Lang) -> Result<(), Error> {
         shown.text
     });
     Ok(())
+}
+
+/// The time zone times are shown in: `SUIVI_TIME_ZONE` (an IANA name), else UTC.
+fn zone() -> Result<Zone, Error> {
+    match std::env::var("SUIVI_TIME_ZONE") {
+        Ok(name) => Zone::parse(&name),
+        Err(_) => Ok(Zone::default()),
+    }
 }
 
 fn open(cli: &Cli) -> Result<Store, Error> {
@@ -177,7 +185,7 @@ fn move_form(store: &mut Store, case: &str, values: &Values) -> Result<Shown, Er
 
 fn show(store: &Store, lang: Lang, case: &str) -> Result<Shown, Error> {
     let detail = store.case(&store.resolve_case_id(case)?)?;
-    let text = show_case(store, &detail, lang);
+    let text = show_case(store, &detail, lang, zone()?);
     Ok(Shown::of(&detail, text))
 }
 
@@ -235,9 +243,9 @@ fn followup(store: &mut Store, lang: Lang, case: &str, values: &Values) -> Resul
     ))
 }
 
-fn history(store: &Store, case: &str) -> Result<Shown, Error> {
+fn history(store: &Store, lang: Lang, case: &str) -> Result<Shown, Error> {
     let history = store.history(&store.resolve_case_id(case)?)?;
-    let text = show_history(&history);
+    let text = show_history(&history, &*store.forms()?, lang, zone()?);
     Ok(Shown::of(&history, text))
 }
 

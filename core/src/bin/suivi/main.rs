@@ -13,6 +13,7 @@ use suivi_core::forms::{FieldType, FormDefinition, FOLLOWUP, IDENTIFICATION, REF
 use suivi_core::store::{
     CaseDetail, CaseRow, QuarantinedCase, RefusedCase, SyncProgress, SyncReport,
 };
+use suivi_core::words::Zone;
 use suivi_core::{CaseFilter, Error, Lang, Record, Store, Transition};
 mod args;
 mod commands;

@@ -73,6 +73,7 @@ pub(super) fn t(lang: Lang, key: &str) -> &'static str {
             "ما سُجّل بعد الدمج، للمراجعة:",
         ),
         "yes" => ("oui", "yes", "نعم"),
+        "unverified" => ("non vérifié", "unverified", "غير مُتحقَّق منه"),
         "no" => ("non", "no", "لا"),
         "invalid" => (
             "Données invalides, rien n'a été enregistré :",

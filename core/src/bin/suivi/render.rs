@@ -253,7 +253,7 @@ pub(super) fn show_record(
     }
 }
 
-pub(super) fn show_case(store: &Store, detail: &CaseDetail, lang: Lang) -> String {
+pub(super) fn show_case(store: &Store, detail: &CaseDetail, lang: Lang, zone: Zone) -> String {
     // The case was read with these forms a moment ago: they load again.
     let forms = store
         .forms()
@@ -312,9 +312,9 @@ pub(super) fn show_case(store: &Store, detail: &CaseDetail, lang: Lang) -> Strin
             lang,
             "  ",
         );
-        if !merged.edits_after_merge.is_empty() {
+        if let (false, Ok(forms)) = (merged.edits_after_merge.is_empty(), store.forms()) {
             out.push_str(&format!("\n  {}\n", t(lang, "edits_after_merge")));
-            for line in show_history(&merged.edits_after_merge).lines() {
+            for line in show_history(&merged.edits_after_merge, &forms, lang, zone).lines() {
                 out.push_str(&format!("    {line}\n"));
             }
         }
@@ -394,41 +394,34 @@ pub(super) fn show_records(
     }
 }
 
-pub(super) fn show_history(history: &[HistoryEntry]) -> String {
+/// A case's history as the reader reads it: when (in `zone`, to the minute), who, what happened
+/// and the values it wrote by their labels; `--json` gives the document paths.
+pub(super) fn show_history(
+    history: &[HistoryEntry],
+    forms: &suivi_core::FormRegistry,
+    lang: Lang,
+    zone: Zone,
+) -> String {
     let mut out = String::new();
-    for h in history {
+    let told = suivi_core::case_doc::tell_history(history, forms, lang);
+    for (h, told) in history.iter().zip(&told) {
         // The device's clock and the user it names, then what the server verified.
         let verified = match &h.verified {
             Some(v) => match v.received_at {
-                Some(at) => format!(
-                    "✓ {} ({}) {}",
-                    v.user,
-                    v.device,
-                    at.format("%Y-%m-%d %H:%M:%S")
-                ),
+                Some(at) => format!("✓ {} ({}) {}", v.user, v.device, zone.date_time(lang, at)),
                 None => format!("✓ {} ({})", v.user, v.device),
             },
-            None => "unverified".to_string(),
+            None => t(lang, "unverified").to_string(),
         };
         out.push_str(&format!(
             "{}  {}  {}  [{}]\n",
-            h.at.format("%Y-%m-%d %H:%M:%S"),
+            zone.date_time(lang, h.at),
             h.user.as_deref().unwrap_or("?"),
-            h.action.as_deref().unwrap_or("?"),
+            told.headline,
             verified
         ));
-        for c in &h.changes {
-            let show = |v: &Option<Json>| {
-                v.as_ref()
-                    .map(Json::to_string)
-                    .unwrap_or_else(|| "∅".into())
-            };
-            out.push_str(&format!(
-                "    {}: {} → {}\n",
-                c.path,
-                show(&c.old),
-                show(&c.new)
-            ));
+        for detail in &told.details {
+            out.push_str(&format!("    {detail}\n"));
         }
     }
     out.trim_end().to_string()

@@ -21,6 +21,8 @@ pub struct CasePage<'a> {
     pub conflicts: &'a [Conflict],
     pub history: &'a [HistoryEntry],
     pub origins: &'a [ChangeOrigin],
+    /// Device id → its phone's name, for every device the page names.
+    pub phones: &'a std::collections::HashMap<String, String>,
     /// Set on a case merged away: the survivor's id.
     pub merged_into: Option<&'a str>,
     /// On a survivor: the cases merged into it.
@@ -43,6 +45,7 @@ pub struct MergedView {
 
 pub fn case_page(frame: &Frame<'_>, p: &CasePage<'_>) -> Markup {
     let lang = frame.lang;
+    let prov = |origins| provenance(frame, p, origins);
     let s = &p.listed.summary;
     let title = format!("{} {}", s.first_name, s.last_name);
     page(
@@ -102,7 +105,7 @@ pub fn case_page(frame: &Frame<'_>, p: &CasePage<'_>) -> Markup {
                         @if !m.edits_after_merge.is_empty() {
                             section.review {
                                 h3 { (t(lang, T::EditsAfterMerge)) }
-                                ol { @for e in &m.edits_after_merge { (history_entry(lang, e, &m.origins)) } }
+                                (history_list(&Provenance { origins: &m.origins, ..prov(p.origins) }, p.forms, &m.edits_after_merge))
                             }
                         }
                     } @else {
@@ -123,11 +126,11 @@ pub fn case_page(frame: &Frame<'_>, p: &CasePage<'_>) -> Markup {
                     }
                 }
             }
-            (chain_section(lang, p.forms, p))
+            (chain_section(&prov(p.origins), p.forms, p))
             section.history {
                 h2 { (t(lang, T::History)) }
                 (evidence_box(lang, p.evidence))
-                ol { @for e in p.history { (history_entry(lang, e, p.origins)) } }
+                (history_list(&prov(p.origins), p.forms, p.history))
             }
         },
     )
@@ -213,7 +216,22 @@ pub(super) fn followup_section(lang: Lang, forms: &FormRegistry, followups: &[Fo
 
 /// One conflict: each value with who wrote it (verified by the server when it can say), and a
 /// form to keep one or, for an identification field, enter another.
+/// How this page tells who made a change and when.
+fn provenance<'a>(
+    frame: &Frame<'_>,
+    p: &CasePage<'a>,
+    origins: &'a [ChangeOrigin],
+) -> Provenance<'a> {
+    Provenance {
+        lang: frame.lang,
+        zone: frame.zone,
+        origins,
+        phones: p.phones,
+    }
+}
+
 pub(super) fn conflict_form(frame: &Frame<'_>, p: &CasePage<'_>, c: &Conflict) -> Markup {
+    let prov = |origins| provenance(frame, p, origins);
     let lang = frame.lang;
     let field = c
         .path
@@ -250,12 +268,12 @@ pub(super) fn conflict_form(frame: &Frame<'_>, p: &CasePage<'_>, c: &Conflict) -
                             @match p.origins.iter().find(|o| o.hash == src.change) {
                                 Some(o) => {
                                     span.verified { "✔ " (t(lang, T::Verified)) ": " (o.user_id) }
-                                    " · " (t(lang, T::Device)) " " code { (o.device_id) }
-                                    " · " (t(lang, T::ReceivedAt)) " " (when(o.received_at))
+                                    " · " (t(lang, T::Device)) " " (prov(p.origins).phone(&o.device_id))
+                                    " · " (t(lang, T::ReceivedAt)) " " (prov(p.origins).when(Utc.timestamp_opt(o.received_at, 0).single().unwrap_or_default()))
                                 }
                                 None => { span.unverified { (t(lang, T::NotVerified)) } " · " (src.user.as_deref().unwrap_or("?")) }
                             }
-                            " · " (t(lang, T::DeviceTime)) " " span dir="ltr" { (src.at.format("%Y-%m-%d %H:%M UTC")) }
+                            " · " (t(lang, T::DeviceTime)) " " (prov(p.origins).when(src.at))
                         }
                     }
                 }

@@ -1,11 +1,18 @@
 //! A case's history and its referral chain (read by core), as the case page shows them.
 
 use super::*;
-use suivi_core::case_doc::{referral_chain, ChainStep};
+use std::collections::HashMap;
+
+use suivi_core::case_doc::{referral_chain, tell_history, ChainStep, Told};
 
 /// The referral chain, end to end: each step with who the server verified made it, on which
 /// device, the phone's time and the server's.
-pub(super) fn chain_section(lang: Lang, forms: &FormRegistry, p: &CasePage<'_>) -> Markup {
+pub(super) fn chain_section(
+    prov: &Provenance<'_>,
+    forms: &FormRegistry,
+    p: &CasePage<'_>,
+) -> Markup {
+    let lang = prov.lang;
     let referral_form = forms.latest(REFERRAL).ok();
     let followup_form = forms.latest(FOLLOWUP).ok();
     let steps: Vec<(ChainStep, &HistoryEntry)> = referral_chain(p.history)
@@ -35,7 +42,7 @@ pub(super) fn chain_section(lang: Lang, forms: &FormRegistry, p: &CasePage<'_>) 
                                 }
                             }
                         }
-                        " · " (origin_line(lang, e, p.origins))
+                        " · " (origin_line(prov, e))
                     }
                 }
             }
@@ -43,39 +50,88 @@ pub(super) fn chain_section(lang: Lang, forms: &FormRegistry, p: &CasePage<'_>) 
     }
 }
 
-/// Who the server verified made a change (user, device or console, when received), and the
-/// phone's own time for it.
-pub(super) fn origin_line(lang: Lang, e: &HistoryEntry, origins: &[ChangeOrigin]) -> Markup {
-    let origin = origins.iter().find(|o| o.hash == e.hash);
-    html! {
-        @match origin {
-            Some(o) => {
-                span.verified title=(t(lang, T::Verified)) { "✔ " (t(lang, T::Verified)) ": " (o.user_id) } " · "
-                @if o.device_id == crate::storage::console_device_id(&o.user_id) {
-                    strong.console { (t(lang, T::InTheConsole)) } " · "
-                } @else {
-                    (t(lang, T::Device)) " " code { (o.device_id) } " · "
-                }
-                (t(lang, T::ReceivedAt)) " " (when(o.received_at)) " · "
+/// What a history line says besides the entry: the reader's language and zone, who the
+/// server verified made each change, and the phones' names.
+pub struct Provenance<'a> {
+    pub lang: Lang,
+    pub zone: Zone,
+    pub origins: &'a [ChangeOrigin],
+    /// Device id → the name its phone gave at enrollment.
+    pub phones: &'a HashMap<String, String>,
+}
+
+impl Provenance<'_> {
+    /// A moment in the reader's words and the project's zone, isolated in an Arabic line.
+    pub fn when(&self, at: chrono::DateTime<Utc>) -> Markup {
+        html! { bdi { (self.zone.date_time(self.lang, at)) } }
+    }
+
+    /// A phone by its name, its id beside it.
+    pub fn phone(&self, device_id: &str) -> Markup {
+        html! {
+            @match self.phones.get(device_id) {
+                Some(name) => { bdi { (name) } " (" code { (device_id) } ")" }
+                None => { code { (device_id) } }
             }
-            None => { span.unverified { (t(lang, T::NotVerified)) } " · " (e.user.as_deref().unwrap_or("?")) " · " }
         }
-        (t(lang, T::DeviceTime)) " " span dir="ltr" { (e.at.format("%Y-%m-%d %H:%M UTC")) }
     }
 }
 
-pub(super) fn history_entry(lang: Lang, e: &HistoryEntry, origins: &[ChangeOrigin]) -> Markup {
+/// Who the server verified made a change (user, phone or console, when received), and the
+/// phone's own time for it.
+pub(super) fn origin_line(p: &Provenance<'_>, e: &HistoryEntry) -> Markup {
+    let lang = p.lang;
+    let origin = p.origins.iter().find(|o| o.hash == e.hash);
+    html! {
+        @match origin {
+            Some(o) => {
+                span.verified title=(t(lang, T::Verified)) { "✔ " (t(lang, T::Verified)) ": " bdi { (o.user_id) } } " · "
+                @if o.device_id == crate::storage::console_device_id(&o.user_id) {
+                    strong.console { (t(lang, T::InTheConsole)) } " · "
+                } @else {
+                    (t(lang, T::Device)) " " (p.phone(&o.device_id)) " · "
+                }
+                (t(lang, T::ReceivedAt)) " " (p.when(Utc.timestamp_opt(o.received_at, 0).single().unwrap_or_default())) " · "
+            }
+            None => { span.unverified { (t(lang, T::NotVerified)) } " · " bdi { (e.user.as_deref().unwrap_or("?")) } " · " }
+        }
+        (t(lang, T::DeviceTime)) " " (p.when(e.at))
+    }
+}
+
+/// One change as the reader reads it: what happened, the values it wrote by their labels, who
+/// made it; the document paths one click away.
+pub(super) fn history_entry(p: &Provenance<'_>, e: &HistoryEntry, told: &Told) -> Markup {
+    let lang = p.lang;
     html! {
         li {
             p {
-                strong { (e.action.as_deref().unwrap_or("?")) } " · "
-                (origin_line(lang, e, origins))
+                strong.told { bdi { (told.headline) } } " · "
+                (origin_line(p, e))
+            }
+            @if !told.details.is_empty() {
+                ul.fields { @for d in &told.details { li { bdi { (d) } } } }
             }
             @if !e.changes.is_empty() {
-                ul.fields { @for c in &e.changes {
-                    li { code { (c.path) } ": " (c.old.as_ref().map(plain).unwrap_or_default()) " → " (c.new.as_ref().map(plain).unwrap_or_default()) }
-                } }
+                details.raw {
+                    summary { (t(lang, T::RawPaths)) " (" (e.action.as_deref().unwrap_or("?")) ")" }
+                    ul { @for c in &e.changes {
+                        li dir="ltr" { code { (c.path) } ": " (c.old.as_ref().map(plain).unwrap_or_default()) " → " (c.new.as_ref().map(plain).unwrap_or_default()) }
+                    } }
+                }
             }
         }
+    }
+}
+
+/// A history, each entry told in the reader's words.
+pub(super) fn history_list(
+    p: &Provenance<'_>,
+    forms: &FormRegistry,
+    history: &[HistoryEntry],
+) -> Markup {
+    let told = tell_history(history, forms, p.lang);
+    html! {
+        ol { @for (e, told) in history.iter().zip(&told) { (history_entry(p, e, told)) } }
     }
 }

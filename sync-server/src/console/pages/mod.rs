@@ -8,6 +8,7 @@ use suivi_core::case_doc::{Conflict, FollowUp, HistoryEntry, Referral};
 use suivi_core::forms::{
     FieldType, FormDefinition, FormRegistry, FOLLOWUP, IDENTIFICATION, REFERRAL,
 };
+use suivi_core::words::Zone;
 use suivi_core::{Lang, Record};
 
 use super::text::{dir, t, tag, T};
@@ -27,6 +28,8 @@ pub use team::*;
 /// What every signed-in page shows in its header.
 pub struct Frame<'a> {
     pub lang: Lang,
+    /// The project's time zone, for the times the page shows.
+    pub zone: Zone,
     pub user: Option<&'a User>,
     pub csrf: &'a str,
     /// This page's path and query, for the language links to come back to.
@@ -112,30 +115,7 @@ pub fn message(frame: &Frame<'_>, title: &str, text: &str) -> Markup {
 
 pub use suivi_core::case_doc::plain;
 
-pub fn status_label(lang: Lang, status: &str) -> String {
-    let words: Option<(&str, &str, &str)> = match status {
-        "draft" => Some(("brouillon", "draft", "مسودة")),
-        "sent" => Some(("envoyée", "sent", "مُرسلة")),
-        "accepted" => Some(("acceptée", "accepted", "مقبولة")),
-        "declined" => Some(("refusée", "declined", "مرفوضة")),
-        "in_service" => Some(("en cours de service", "in service", "قيد الخدمة")),
-        "completed" => Some(("terminée", "completed", "مكتملة")),
-        "closed" => Some(("clôturée", "closed", "مغلقة")),
-        "transferred" => Some(("transférée", "transferred", "مُحوَّلة")),
-        crate::summary::DISPUTED => Some((
-            t(Lang::Fr, T::Disputed),
-            t(Lang::En, T::Disputed),
-            t(Lang::Ar, T::Disputed),
-        )),
-        _ => None,
-    };
-    match (words, lang) {
-        (Some((fr, _, _)), Lang::Fr) => fr.into(),
-        (Some((_, en, _)), Lang::En) => en.into(),
-        (Some((_, _, ar)), Lang::Ar) => ar.into(),
-        (None, _) => status.into(),
-    }
-}
+pub use suivi_core::words::status_label;
 
 /// A class name from a known word: anything else becomes `other`, so phone data never shapes
 /// the markup beyond text.

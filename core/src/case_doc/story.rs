@@ -1,0 +1,307 @@
+//! A case's history told in the reader's words: each change as one line of what happened (a
+//! child identified, a referral sent or refused with its note, a visit, a field changed), with
+//! the labels of the form version the record uses, the referral's service and provider,
+//! statuses, choices and booleans in the reader's language, dates as people write them. The
+//! console, the `suivi history` command and the app tell it the same way; the raw paths stay in
+//! `HistoryEntry` for whoever needs them.
+
+use std::collections::HashMap;
+
+use super::*;
+use crate::forms::Lang;
+use crate::words::{self, w, W};
+
+/// One history entry, told: what happened, and each value it wrote, as "label: old → new".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Told {
+    pub headline: String,
+    pub details: Vec<String>,
+}
+
+/// What the story remembers from earlier entries: the form version the identification uses,
+/// what each referral is (its service and provider) and each visit's form version.
+struct Remembered {
+    service: String,
+    provider: String,
+    version: u32,
+}
+
+/// Tells a history entry by entry, in its order (a referral is named from the entry that
+/// created it).
+pub struct Storyteller<'a> {
+    forms: &'a FormRegistry,
+    lang: Lang,
+    identification_version: u32,
+    referrals: HashMap<String, Remembered>,
+    followup_versions: HashMap<String, u32>,
+}
+
+/// Every entry of a history, told.
+pub fn tell_history(history: &[HistoryEntry], forms: &FormRegistry, lang: Lang) -> Vec<Told> {
+    let mut teller = Storyteller::new(forms, lang);
+    history.iter().map(|e| teller.tell(e)).collect()
+}
+
+/// The keys a referral holds that are the case's bookkeeping, never the form's: told through
+/// the headline (a status move, a transfer), not as fields.
+const REFERRAL_BOOKKEEPING: [&str; 7] = [
+    K_FORM_VERSION,
+    K_STATUS,
+    K_CREATED_AT,
+    K_CREATED_BY,
+    K_TRANSITIONS,
+    K_PREVIOUS,
+    K_NEXT,
+];
+
+impl<'a> Storyteller<'a> {
+    pub fn new(forms: &'a FormRegistry, lang: Lang) -> Self {
+        Storyteller {
+            forms,
+            lang,
+            identification_version: 1,
+            referrals: HashMap::new(),
+            followup_versions: HashMap::new(),
+        }
+    }
+
+    pub fn tell(&mut self, entry: &HistoryEntry) -> Told {
+        let lang = self.lang;
+        let new_of = |path: &str| {
+            entry
+                .changes
+                .iter()
+                .find(|c| c.path == path)
+                .and_then(|c| c.new.as_ref())
+        };
+        // What this entry makes known first: the versions and the referrals it creates.
+        if let Some(v) = new_of(K_IDENTIFICATION_FORM).and_then(Json::as_u64) {
+            self.identification_version = v as u32;
+        }
+        for c in &entry.changes {
+            let parts: Vec<&str> = c.path.split('.').collect();
+            match parts[..] {
+                [K_REFERRALS, id, K_FORM_VERSION] => {
+                    let version = c.new.as_ref().and_then(Json::as_u64).unwrap_or(1) as u32;
+                    let text = |field: &str| {
+                        new_of(&format!("{K_REFERRALS}.{id}.{field}"))
+                            .map(plain)
+                            .unwrap_or_default()
+                    };
+                    self.referrals.insert(
+                        id.to_string(),
+                        Remembered {
+                            service: text("service_type"),
+                            provider: text("provider"),
+                            version,
+                        },
+                    );
+                }
+                [K_FOLLOWUPS, id, K_FORM_VERSION] => {
+                    let version = c.new.as_ref().and_then(Json::as_u64).unwrap_or(1) as u32;
+                    self.followup_versions.insert(id.to_string(), version);
+                }
+                _ => {}
+            }
+        }
+        let mut headlines: Vec<String> = Vec::new();
+        let mut details: Vec<String> = Vec::new();
+        let action = entry.action.as_deref().unwrap_or_default();
+        for c in &entry.changes {
+            let parts: Vec<&str> = c.path.split('.').collect();
+            match parts[..] {
+                [K_IDENTIFICATION, field] => {
+                    let form = self
+                        .forms
+                        .get(IDENTIFICATION, self.identification_version)
+                        .ok();
+                    details.push(self.field_line(form, field, c));
+                }
+                [K_REFERRALS, id, K_STATUS] => headlines.push(self.referral_move(entry, id, c)),
+                [K_REFERRALS, id, field] if !REFERRAL_BOOKKEEPING.contains(&field) => {
+                    let form = self
+                        .referrals
+                        .get(id)
+                        .and_then(|r| self.forms.get(REFERRAL, r.version).ok());
+                    details.push(self.field_line(form, field, c));
+                }
+                [K_FOLLOWUPS, id, field]
+                    if ![K_FORM_VERSION, K_CREATED_AT, K_CREATED_BY].contains(&field) =>
+                {
+                    let version = self.followup_versions.get(id).copied().unwrap_or(1);
+                    let form = self.forms.get(FOLLOWUP, version).ok();
+                    if field == "visit_date" && c.old.is_none() {
+                        let day = c.new.as_ref().map(plain).unwrap_or_default();
+                        headlines.push(format!(
+                            "{} {}",
+                            w(lang, W::FollowUp),
+                            words::date_text(lang, &day)
+                        ));
+                    } else {
+                        details.push(self.field_line(form, field, c));
+                    }
+                }
+                [K_AUDIT_NOTES, _, "text"] => {
+                    let text = c.new.as_ref().map(plain).unwrap_or_default();
+                    headlines.push(format!(
+                        "{}{}{}",
+                        w(lang, W::AuditNote),
+                        words::colon(lang),
+                        words::quoted(lang, &text)
+                    ));
+                }
+                [K_ASSIGNED_TO] => {
+                    let to = c.new.as_ref().map(plain).unwrap_or_default();
+                    headlines.push(format!("{} {to}", w(lang, W::Reassigned)));
+                }
+                [K_MERGED_INTO] => {
+                    let into = c.new.as_ref().map(plain).unwrap_or_default();
+                    headlines.push(format!("{} {into}", w(lang, W::MergedInto)));
+                }
+                _ => {}
+            }
+        }
+        if headlines.is_empty() {
+            headlines.push(match action {
+                "case.create" => {
+                    let name = ["child_first_name", "child_last_name"]
+                        .iter()
+                        .filter_map(|f| new_of(&format!("{K_IDENTIFICATION}.{f}")).map(plain))
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    format!(
+                        "{}{}{name}",
+                        w(lang, W::ChildIdentified),
+                        words::colon(lang)
+                    )
+                }
+                "case.edit" => w(lang, W::IdentificationEdited).to_string(),
+                "case.form_move" => {
+                    format!("{} {}", w(lang, W::FormMoved), self.identification_version)
+                }
+                "case.merge" => w(lang, W::MergedHere).to_string(),
+                "conflict.resolve" => w(lang, W::ConflictSettled).to_string(),
+                _ => w(lang, W::Changed).to_string(),
+            });
+        }
+        if action == "case.create" {
+            // The creation's fields are the identification itself: the page shows it whole.
+            details.clear();
+        }
+        Told {
+            headline: headlines.join(" · "),
+            details,
+        }
+    }
+
+    /// A referral's status moved (or a new one began): which referral, its provider and
+    /// service, the move in words, and the note its transition carries.
+    fn referral_move(&self, entry: &HistoryEntry, id: &str, change: &FieldChange) -> String {
+        let lang = self.lang;
+        let (provider, service) = match self.referrals.get(id) {
+            Some(r) => {
+                let form = self.forms.get(REFERRAL, r.version).ok();
+                (
+                    r.provider.clone(),
+                    choice_text(form, "service_type", &r.service, lang),
+                )
+            }
+            None => (w(lang, W::Unknown).to_string(), String::new()),
+        };
+        let named = if service.is_empty() {
+            provider
+        } else {
+            format!("{provider} ({service})")
+        };
+        let note = entry
+            .changes
+            .iter()
+            .find(|c| {
+                c.path
+                    .starts_with(&format!("{K_REFERRALS}.{id}.{K_TRANSITIONS}."))
+                    && c.path.ends_with(".note")
+            })
+            .and_then(|c| c.new.as_ref())
+            .map(|n| format!(" {}", words::quoted(lang, &plain(n))))
+            .unwrap_or_default();
+        let to = change.new.as_ref().map(plain).unwrap_or_default();
+        match &change.old {
+            None => {
+                let transferred = entry
+                    .changes
+                    .iter()
+                    .any(|c| c.path == format!("{K_REFERRALS}.{id}.{K_PREVIOUS}"));
+                if transferred {
+                    format!("{} {named}{note}", w(lang, W::TransferredTo))
+                } else if to == ReferralStatus::Draft.as_str() {
+                    format!("{} {named}", w(lang, W::ReferralCreated))
+                } else {
+                    format!(
+                        "{} {named} — {}{note}",
+                        w(lang, W::Referral),
+                        words::status_label(lang, &to)
+                    )
+                }
+            }
+            Some(from) => format!(
+                "{} {named} — {} {} {}{note}",
+                w(lang, W::Referral),
+                words::status_label(lang, &plain(from)),
+                words::arrow(lang),
+                words::status_label(lang, &to)
+            ),
+        }
+    }
+
+    /// "Label : old → new", the label and values as the form version says them.
+    fn field_line(&self, form: Option<&FormDefinition>, field: &str, c: &FieldChange) -> String {
+        let lang = self.lang;
+        let label = form
+            .and_then(|f| f.field(field))
+            .map(|f| f.label.get(lang).to_string())
+            .unwrap_or_else(|| field.to_string());
+        let value = |v: &Option<Json>| v.as_ref().map(|v| value_text(form, field, v, lang));
+        let colon = words::colon(lang);
+        let arrow = words::arrow(lang);
+        match (value(&c.old), value(&c.new)) {
+            (Some(old), Some(new)) => format!("{label}{colon}{old} {arrow} {new}"),
+            (None, Some(new)) => format!("{label}{colon}{new}"),
+            (Some(old), None) => format!("{label}{colon}{old} {arrow} {}", w(lang, W::Cleared)),
+            (None, None) => label,
+        }
+    }
+}
+
+/// A choice's label in the form version, or the code if the version lacks it.
+fn choice_text(form: Option<&FormDefinition>, field: &str, code: &str, lang: Lang) -> String {
+    form.and_then(|f| f.field(field))
+        .and_then(|f| f.choice(code))
+        .map(|c| c.label.get(lang).to_string())
+        .unwrap_or_else(|| code.to_string())
+}
+
+/// A stored value as the reader reads it: choices by label (a multiple choice reads in
+/// history as its codes between spaces), yes or no, dates in words.
+pub fn value_text(form: Option<&FormDefinition>, field: &str, value: &Json, lang: Lang) -> String {
+    let kind = form.and_then(|f| f.field(field)).map(|f| f.field_type);
+    match (kind, value) {
+        (Some(FieldType::SelectOne), Json::String(code)) => choice_text(form, field, code, lang),
+        (Some(FieldType::SelectMultiple), Json::Array(codes)) => codes
+            .iter()
+            .filter_map(Json::as_str)
+            .map(|code| choice_text(form, field, code, lang))
+            .collect::<Vec<_>>()
+            .join(", "),
+        (Some(FieldType::SelectMultiple), Json::String(codes)) => codes
+            .split_whitespace()
+            .map(|code| choice_text(form, field, code, lang))
+            .collect::<Vec<_>>()
+            .join(", "),
+        (_, Json::Bool(b)) => words::yes_no(lang, *b).to_string(),
+        (Some(FieldType::Boolean), Json::String(s)) if s == "true" || s == "false" => {
+            words::yes_no(lang, s == "true").to_string()
+        }
+        (Some(FieldType::Date), Json::String(day)) => words::date_text(lang, day),
+        (_, other) => plain(other),
+    }
+}
