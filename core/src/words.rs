@@ -204,6 +204,11 @@ impl Zone {
         self.0.name()
     }
 
+    /// The day a moment falls on in this zone.
+    pub fn day_of(self, at: DateTime<Utc>) -> NaiveDate {
+        at.with_timezone(&self.0).date_naive()
+    }
+
     /// A moment as the reader writes it, in this zone, to the minute: "2 mars 2026 à 14:05".
     pub fn date_time(self, lang: Lang, at: DateTime<Utc>) -> String {
         let local = at.with_timezone(&self.0);

@@ -14,6 +14,7 @@ mod cases;
 mod export;
 mod indicators;
 mod officer;
+pub mod overview;
 mod pages;
 mod session;
 mod team;

@@ -1,6 +1,9 @@
-//! The team's phones (sync health, revocation) and possible duplicates (kept apart, merged).
+//! The team's agents and phones (the overview, sync health, revocation) and possible duplicates
+//! (kept apart, merged).
 
 use super::*;
+use crate::console::overview::{agent_rows, SortBy, STUCK_DAYS};
+use crate::storage::ListedCase;
 
 /// The devices a reader sees on the agents page: a supervisor its team's, an officer or admin
 /// every team's (by the same scope as cases).
@@ -31,6 +34,8 @@ pub(super) fn may_revoke(reader: &User, team: &str) -> bool {
 pub(super) struct AgentsQuery {
     #[serde(default)]
     pub(super) revoked: String,
+    #[serde(default)]
+    pub(super) sort: String,
 }
 
 pub(super) async fn agents_page(
@@ -41,13 +46,34 @@ pub(super) async fn agents_page(
 ) -> Result<Response, ConsoleError> {
     let store = state.service.store().clone();
     let reader = signed.user.clone();
-    let devices = blocking(move || Ok(devices_in_scope(&reader, store.device_statuses()?))).await?;
+    let sort = SortBy::parse(&query.sort);
+    let now = now();
+    let today = state.zone.day_of(chrono::Utc::now()).to_string();
+    let (rows, devices) = blocking(move || {
+        let devices = devices_in_scope(&reader, store.device_statuses()?);
+        // The reader's whole scope, a page at a time, read from the projections.
+        let mut cases = Vec::new();
+        loop {
+            let after = cases
+                .last()
+                .map_or(String::new(), |c: &ListedCase| c.summary.case_id.clone());
+            let page = store.scoped_cases(&reader, &after, 1000)?;
+            if page.is_empty() {
+                break;
+            }
+            cases.extend(page);
+        }
+        let stuck = store.stuck_referrals(&reader, now - STUCK_DAYS * 86_400, usize::MAX)?;
+        let rows = agent_rows(&cases, &stuck, &devices, &today, now, sort);
+        Ok((rows, devices))
+    })
+    .await?;
     let frame = signed.frame(lang, "/console/agents");
     let revoker = matches!(signed.user.role, Role::Admin | Role::Supervisor);
     let notice = (!query.revoked.is_empty()).then(|| t(lang, T::RevokedNotice));
     Ok(html(
         StatusCode::OK,
-        pages::agents(&frame, &devices, revoker, now(), notice),
+        pages::agents(&frame, &rows, sort, &devices, revoker, now, notice),
     ))
 }
 

@@ -6,6 +6,14 @@ use suivi_core::Lang;
 /// A phrase of the console.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum T {
+    AgentOverview,
+    CasesHeld,
+    LastContact,
+    Phones,
+    WaitingAsOf,
+    UnknownSince,
+    AtTheTime,
+    SilentAgent,
     Title,
     SignIn,
     SignOut,
@@ -186,6 +194,18 @@ pub fn t(lang: Lang, phrase: T) -> &'static str {
         ),
         T::Village => ("Village", "Village", "الدوار / القرية"),
         T::Agent => ("Agent", "Agent", "العون"),
+        T::AgentOverview => ("Vue par agent", "Agents at a glance", "نظرة على الأعوان"),
+        T::CasesHeld => ("Dossiers", "Cases", "الملفات"),
+        T::LastContact => ("Dernier contact", "Last contact", "آخر اتصال"),
+        T::Phones => ("Téléphones", "Phones", "الهواتف"),
+        T::WaitingAsOf => ("en attente au", "waiting as of", "في الانتظار حتى"),
+        T::UnknownSince => ("inconnu depuis le", "unknown since", "غير معروف منذ"),
+        T::AtTheTime => ("à ce moment-là", "then", "حينها"),
+        T::SilentAgent => (
+            "aucun téléphone entendu depuis plus de 7 jours",
+            "no phone heard from for over 7 days",
+            "لم يُسمع من أي هاتف منذ أكثر من 7 أيام",
+        ),
         T::Risk => ("Risque", "Risk", "درجة الخطر"),
         T::ReferralStatus => ("Statut d'orientation", "Referral status", "حالة الإحالة"),
         T::Any => ("Tous", "Any", "الكل"),

@@ -1128,8 +1128,8 @@ fn the_agents_page_shows_each_phones_sync_health_and_a_supervisor_revokes_one() 
     let amina_row = row("amina");
     assert!(amina_row.contains("suivi-android 1.4.0"), "{amina_row}");
     assert!(
-        amina_row.contains("<td>2</td>"),
-        "two cases wait on the phone: {amina_row}"
+        amina_row.contains("2 en attente au <bdi>"),
+        "two cases wait on the phone, as it said at its sync: {amina_row}"
     );
     assert!(!amina_row.contains("plus de 7 jours"));
     let karim_row = row("karim");
@@ -1172,6 +1172,44 @@ fn the_agents_page_shows_each_phones_sync_health_and_a_supervisor_revokes_one() 
         old_row.contains("plus de 7 jours") && old_row.contains("1.3.9"),
         "{old_row}"
     );
+    // The 0 it reported eight days ago is no answer now: unknown since that day, with what
+    // it said then.
+    let that_day = suivi_core::words::date(
+        suivi_core::Lang::Fr,
+        chrono::DateTime::from_timestamp(eight_days_ago, 0)
+            .unwrap()
+            .date_naive(),
+    );
+    assert!(
+        old_row.contains(&format!(
+            "inconnu depuis le <bdi>{that_day}</bdi></span> (0 à ce moment-là)"
+        )),
+        "{old_row}"
+    );
+    // One row per agent above the phones: Amina's cases, both her phones beside her.
+    let overview = &page_now[page_now.find("table class=\"cases agents\"").unwrap()..];
+    let overview = &overview[..overview.find("</table>").unwrap()];
+    let amina_agent = overview
+        .split("<tr")
+        .find(|r| r.contains("<bdi>amina</bdi>"))
+        .unwrap();
+    assert!(
+        amina_agent.contains("amina-phone") && amina_agent.contains("inconnu depuis le"),
+        "{amina_agent}"
+    );
+    assert!(
+        !overview.contains("moussa"),
+        "another team's agent is not listed"
+    );
+    // In Arabic: the same truth in its words, roles translated.
+    fatima.get("/console/lang/ar?back=/console/agents");
+    let (_, arabic, _) = fatima.get("/console/agents");
+    assert!(
+        arabic.contains("غير معروف منذ") && arabic.contains("حينها"),
+        "{arabic}"
+    );
+    assert!(arabic.contains("مشرف") && !arabic.contains("· supervisor"));
+    fatima.get("/console/lang/fr?back=/console/agents");
     let at = page_now.find(&amina_id).unwrap();
     assert!(!page_now[at..]
         .split("</tr>")

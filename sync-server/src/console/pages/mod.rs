@@ -72,7 +72,7 @@ pub fn page(frame: &Frame<'_>, title: &str, body: Markup) -> Markup {
                         }
                     }
                     @if let Some(user) = frame.user {
-                        span.who { (user.user_id) " · " (user.role.as_str()) " · " (t(lang, T::Team)) " " (user.team) }
+                        span.who { (user.user_id) " · " (role_label(lang, user.role)) " · " (t(lang, T::Team)) " " (user.team) }
                         form.logout method="post" action="/console/logout" {
                             input type="hidden" name="csrf" value=(frame.csrf);
                             button type="submit" { (t(lang, T::SignOut)) }
@@ -116,6 +116,21 @@ pub fn message(frame: &Frame<'_>, title: &str, text: &str) -> Markup {
 pub use suivi_core::case_doc::plain;
 
 pub use suivi_core::words::status_label;
+
+/// A role as the reader says it.
+pub fn role_label(lang: Lang, role: Role) -> &'static str {
+    let (fr, en, ar) = match role {
+        Role::Agent => ("agent", "agent", "عون"),
+        Role::Supervisor => ("superviseur", "supervisor", "مشرف"),
+        Role::Officer => ("chargé de projet", "project officer", "مسؤول المشروع"),
+        Role::Admin => ("administrateur", "administrator", "مدير النظام"),
+    };
+    match lang {
+        Lang::Fr => fr,
+        Lang::En => en,
+        Lang::Ar => ar,
+    }
+}
 
 /// A class name from a known word: anything else becomes `other`, so phone data never shapes
 /// the markup beyond text.

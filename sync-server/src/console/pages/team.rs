@@ -1,6 +1,7 @@
 //! The supervisor's team pages: possible duplicates, agents and their devices.
 
 use super::*;
+use crate::console::overview::{AgentRow, SortBy, Waiting};
 
 /// Pairs of cases that may be one child registered twice, side by side, each with a form to
 /// say they are two children.
@@ -63,25 +64,90 @@ pub fn duplicates(
     )
 }
 
-/// Days without a sync after which a device is flagged.
-pub const STALE_DAYS: i64 = 7;
+/// What a phone truthfully says of the work waiting on it: a count always with the time it was
+/// reported, "unknown since" once the phone has been silent too long, never a bare 0.
+pub fn waiting_text(frame: &Frame<'_>, waiting: &Waiting) -> Markup {
+    let lang = frame.lang;
+    let count =
+        |c: &Option<u64>| c.map_or_else(|| t(lang, T::OldApp).to_string(), |n| n.to_string());
+    html! {
+        @match waiting {
+            Waiting::Never => { (t(lang, T::Never)) }
+            Waiting::Revoked => { (t(lang, T::Revoked)) }
+            Waiting::Reported { count: Some(n), at } => {
+                (n) " " (t(lang, T::WaitingAsOf)) " " bdi { (frame.zone.date_time(lang, utc(*at))) }
+            }
+            Waiting::Reported { count: None, at } => {
+                (t(lang, T::OldApp)) " · " bdi { (frame.zone.date_time(lang, utc(*at))) }
+            }
+            Waiting::UnknownSince { count: c, at } => {
+                span.overdue { (t(lang, T::UnknownSince)) " " bdi { (suivi_core::words::date(lang, frame.zone.day_of(utc(*at)))) } }
+                " (" (count(c)) " " (t(lang, T::AtTheTime)) ")"
+            }
+        }
+    }
+}
 
-/// The agents and devices of the reader's scope: last sync, app version, cases waiting on the
-/// device, flagged after `STALE_DAYS` without a sync; a revoke button where the reader may.
+fn utc(unix: i64) -> chrono::DateTime<Utc> {
+    Utc.timestamp_opt(unix, 0).single().unwrap_or_default()
+}
+
+/// The agents of the reader's scope, one row each, sortable by the column headers, each with
+/// its phones; then every device, with a revoke button where the reader may.
 pub fn agents(
     frame: &Frame<'_>,
+    rows: &[AgentRow],
+    sort: SortBy,
     devices: &[crate::storage::DeviceStatus],
     may_revoke: bool,
     now: i64,
     notice: Option<&str>,
 ) -> Markup {
     let lang = frame.lang;
+    let header = |by: SortBy, label: &str| {
+        html! {
+            th aria-sort=[(by == sort).then_some("descending")] {
+                a href={ "/console/agents?sort=" (by.name()) } { (label) }
+            }
+        }
+    };
     page(
         frame,
         t(lang, T::Agents),
         html! {
             h1 { (t(lang, T::Agents)) }
             @if let Some(notice) = notice { p.notice role="status" { (notice) } }
+            h2 { (t(lang, T::AgentOverview)) }
+            table.cases.agents {
+                thead { tr {
+                    (header(SortBy::Agent, t(lang, T::Agent)))
+                    (header(SortBy::Cases, t(lang, T::CasesHeld)))
+                    (header(SortBy::Overdue, t(lang, T::FollowUpsOverdue)))
+                    (header(SortBy::Conflicts, t(lang, T::Conflicts)))
+                    (header(SortBy::Stuck, t(lang, T::Stuck)))
+                    (header(SortBy::LastContact, t(lang, T::LastContact)))
+                    th { (t(lang, T::Phones)) }
+                } }
+                tbody {
+                    @for r in rows {
+                        tr class=[r.silent().then_some("stale")] {
+                            td { bdi { (r.agent) } " · " bdi { (r.team) } }
+                            td.num { (r.cases) }
+                            td.num { (r.overdue) }
+                            td.num { (r.conflicts) }
+                            td.num { (r.stuck) }
+                            td {
+                                @match r.last_contact { Some(at) => bdi { (frame.zone.date_time(lang, utc(at))) }, None => (t(lang, T::Never)) }
+                                @if r.silent() { " " span.overdue { (t(lang, T::SilentAgent)) } }
+                            }
+                            td { ul.phones { @for (d, waiting) in &r.phones {
+                                li { bdi { (d.device.name) } " : " (waiting_text(frame, waiting)) }
+                            } } }
+                        }
+                    }
+                }
+            }
+            h2 { (t(lang, T::Devices)) }
             table.cases.devices {
                 thead { tr {
                     th { (t(lang, T::Agent)) } th { (t(lang, T::Team)) } th { (t(lang, T::Devices)) }
@@ -89,21 +155,22 @@ pub fn agents(
                 } }
                 tbody {
                     @for d in devices {
-                        @let stale = d.last_sync_at.is_none_or(|at| at < now - STALE_DAYS * 86_400);
-                        tr class=[(stale && !d.device.revoked).then_some("stale")] {
-                            td { (d.device.user_id) " · " (d.role.as_str()) }
+                        @let waiting = Waiting::of(d, now);
+                        @let stale = matches!(waiting, Waiting::UnknownSince { .. } | Waiting::Never);
+                        tr class=[stale.then_some("stale")] {
+                            td { (d.device.user_id) " · " (role_label(lang, d.role)) }
                             td { (d.team) }
                             td { bdi { (d.device.name) } " " code { (d.device.device_id) } }
                             td {
-                                @match d.last_sync_at { Some(at) => (when(at)), None => (t(lang, T::Never)) }
-                                @if stale && !d.device.revoked { " " span.overdue { (t(lang, T::Stale)) } }
+                                @match d.last_sync_at { Some(at) => bdi { (frame.zone.date_time(lang, utc(at))) }, None => (t(lang, T::Never)) }
+                                @if stale { " " span.overdue { (t(lang, T::Stale)) } }
                             }
                             td { @match (&d.app_version, d.last_sync_at) {
                                 (Some(v), _) => bdi { (v) },
                                 (None, Some(_)) => (t(lang, T::OldApp)),
                                 (None, None) => "—",
                             } }
-                            td { @if let Some(w) = d.waiting_cases { (w) } }
+                            td { (waiting_text(frame, &waiting)) }
                             td {
                                 @if d.device.wiped { (t(lang, T::Wiped)) }
                                 @else if d.device.revoked { (t(lang, T::Revoked)) }
