@@ -55,6 +55,45 @@ impl ServerProcess {
         let key_file = key_file
             .map(Path::to_path_buf)
             .unwrap_or_else(|| keys.path().join("server.key"));
+        // A port reserved here is free again once the reservation is dropped, so another
+        // process may take it first (a server of an earlier test still shutting down): the
+        // server is started again on another port if it exits before it answers, or right after.
+        let mut tries = 0;
+        let (child, addr) = loop {
+            tries += 1;
+            let (mut child, addr) = Self::spawn(binary, database, data.path(), &key_file)?;
+            if Self::answers(&mut child, addr)? {
+                break (child, addr);
+            }
+            if tries == 3 {
+                return Err("suivi-server exited at start three times".into());
+            }
+        };
+        let keys_of = KeySource::File(key_file.clone());
+        let opened = match database {
+            Some(url) => suivi_server::at_rest::open_postgres(url, data.path(), &keys_of),
+            None => suivi_server::at_rest::open(data.path(), &keys_of),
+        }
+        .map_err(|e| e.to_string())?;
+        Ok(ServerProcess {
+            child,
+            key_file,
+            addr,
+            store: opened.store.clone(),
+            codes: opened.codes.clone(),
+            data,
+            keys,
+            _opened: opened,
+        })
+    }
+
+    /// Spawns the server on a port free a moment ago.
+    fn spawn(
+        binary: &Path,
+        database: Option<&str>,
+        data: &Path,
+        key_file: &Path,
+    ) -> Result<(Child, SocketAddr), String> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
@@ -71,7 +110,7 @@ impl ServerProcess {
             )
             .args([
                 "--data",
-                &data.path().display().to_string(),
+                &data.display().to_string(),
                 "--key-file",
                 &key_file.display().to_string(),
                 "serve",
@@ -95,29 +134,24 @@ impl ServerProcess {
             })
             .spawn()
             .map_err(|e| format!("{}: {e}", binary.display()))?;
+        Ok((child, addr))
+    }
+
+    /// Whether the spawned server answers and is still running just after (`false`: it
+    /// exited, its port was another's); an error if it never answers.
+    fn answers(child: &mut Child, addr: SocketAddr) -> Result<bool, String> {
         let started = Instant::now();
         while TcpStream::connect(addr).is_err() {
+            if child.try_wait().map_err(|e| e.to_string())?.is_some() {
+                return Ok(false);
+            }
             if started.elapsed() > Duration::from_secs(20) {
                 return Err("suivi-server did not start".into());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let keys_of = KeySource::File(key_file.clone());
-        let opened = match database {
-            Some(url) => suivi_server::at_rest::open_postgres(url, data.path(), &keys_of),
-            None => suivi_server::at_rest::open(data.path(), &keys_of),
-        }
-        .map_err(|e| e.to_string())?;
-        Ok(ServerProcess {
-            child,
-            key_file,
-            addr,
-            store: opened.store.clone(),
-            codes: opened.codes.clone(),
-            data,
-            keys,
-            _opened: opened,
-        })
+        std::thread::sleep(Duration::from_millis(100));
+        Ok(child.try_wait().map_err(|e| e.to_string())?.is_none())
     }
 
     /// The process's peak resident memory so far (VmHWM), in bytes.

@@ -423,6 +423,9 @@ pub(super) struct ReassignListForm {
     pub(super) csrf: String,
     #[serde(default)]
     pub(super) to: String,
+    /// `yes` once the reader has read how many cases move, and where.
+    #[serde(default)]
+    pub(super) confirmed: String,
     #[serde(flatten)]
     pub(super) filters: CaseloadQuery,
 }
@@ -438,6 +441,40 @@ pub(super) async fn reassign_list(
     };
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
     let query = case_query_of(&filters, &today, 0, REASSIGN_CASES_MAX);
+    if form.confirmed != "yes" {
+        // How many cases the list selects, and to whom they would go, before anything moves.
+        let store = state.service.store().clone();
+        let reader = signed.user.clone();
+        let counted = blocking(move || Ok(store.list_cases(&reader, &query)?.total)).await?;
+        let frame = signed.frame(lang, "/console/cases");
+        let effect = vec![
+            format!(
+                "{} {} → {}",
+                counted.min(REASSIGN_CASES_MAX),
+                t(lang, T::Cases),
+                form.to
+            ),
+            t(lang, T::ReassignEffect).to_string(),
+            t(lang, T::Audited).to_string(),
+        ];
+        let mut fields = filters.fields();
+        fields.push(("to", form.to.clone()));
+        let back = format!("/console/cases?{}", filters.query_string(0));
+        return Ok(html(
+            StatusCode::OK,
+            pages::confirm(
+                &frame,
+                &pages::Confirmation {
+                    title: t(lang, T::ReassignQuestion),
+                    effect: &effect,
+                    action: "/console/reassign",
+                    fields: &fields,
+                    confirm: t(lang, T::ReassignConfirm),
+                    back: &back,
+                },
+            ),
+        ));
+    }
     let service = state.service.clone();
     let reader = signed.user.clone();
     let to = form.to.clone();

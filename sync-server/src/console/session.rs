@@ -386,6 +386,22 @@ pub(super) struct CsrfForm {
     pub(super) csrf: String,
 }
 
+/// A form for an action that wipes, moves or merges: without `confirmed=yes` it shows what the
+/// action would do, and does nothing.
+#[derive(Deserialize)]
+pub(super) struct ConfirmForm {
+    #[serde(default)]
+    pub(super) csrf: String,
+    #[serde(default)]
+    pub(super) confirmed: String,
+}
+
+impl ConfirmForm {
+    pub(super) fn confirmed(&self) -> bool {
+        self.confirmed == "yes"
+    }
+}
+
 pub(super) async fn logout(
     State(state): State<AppState>,
     CheckedForm { signed, .. }: CheckedForm<CsrfForm>,
@@ -434,4 +450,4 @@ pub(super) async fn set_lang(
     r
 }
 
-csrf_forms!(CsrfForm);
+csrf_forms!(CsrfForm, ConfirmForm);

@@ -82,8 +82,54 @@ pub(super) async fn agents_page(
 pub(super) async fn revoke(
     State(state): State<AppState>,
     Path(device_id): Path<String>,
-    CheckedForm { signed, lang, .. }: CheckedForm<CsrfForm>,
+    CheckedForm { signed, lang, form }: CheckedForm<ConfirmForm>,
 ) -> Result<Response, ConsoleError> {
+    if !form.confirmed() {
+        // What the revocation would do, said before anything is done.
+        let store = state.service.store().clone();
+        let reader = signed.user.clone();
+        let id = device_id.clone();
+        let status = blocking(move || {
+            Ok(store
+                .device_statuses()?
+                .into_iter()
+                .find(|d| d.device.device_id == id)
+                .filter(|d| may_revoke(&reader, &d.team)))
+        })
+        .await?;
+        let Some(status) = status else {
+            return Ok(refused(
+                lang,
+                &signed,
+                StatusCode::NOT_FOUND,
+                t(lang, T::NoDevice),
+                "/console/agents",
+            ));
+        };
+        let frame = signed.frame(lang, "/console/agents");
+        let effect = pages::revoke_effect(&frame, &status, now());
+        let title = format!(
+            "{} {} ({})",
+            t(lang, T::RevokeQuestion),
+            status.device.name,
+            status.device.user_id
+        );
+        let action = format!("/console/devices/{}/revoke", pages::urlencode(&device_id));
+        return Ok(html(
+            StatusCode::OK,
+            pages::confirm(
+                &frame,
+                &pages::Confirmation {
+                    title: &title,
+                    effect: &effect,
+                    action: &action,
+                    fields: &[],
+                    confirm: t(lang, T::RevokeConfirm),
+                    back: "/console/agents",
+                },
+            ),
+        ));
+    }
     let store = state.service.store().clone();
     let journal = state.revocation_journal.clone();
     let reader = signed.user.clone();
@@ -221,6 +267,72 @@ pub(super) struct MergeForm {
     pub(super) survivor: String,
     #[serde(default)]
     pub(super) merged: String,
+    /// `yes` once the reader has read what the merge does.
+    #[serde(default)]
+    pub(super) confirmed: String,
+}
+
+/// The two records side by side before a merge: which is kept, which is folded into it, and
+/// what that does on every phone.
+async fn merge_confirmation(
+    state: &AppState,
+    signed: &Signed,
+    lang: Lang,
+    form: &MergeForm,
+) -> Result<Response, ConsoleError> {
+    let store = state.service.store().clone();
+    let reader = signed.user.clone();
+    let ids = [form.survivor.clone(), form.merged.clone()];
+    let both = blocking(move || {
+        let access = store.case_access(&ids)?;
+        let mut both = Vec::new();
+        for id in &ids {
+            let readable = access
+                .get(id)
+                .is_some_and(|a| policy::may_read(&reader.subject(), &a.ownership()));
+            match store.listed_case(id)? {
+                Some(listed) if readable => both.push(listed),
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(both))
+    })
+    .await?;
+    let Some([kept, folded]) = both.map(<[ListedCase; 2]>::try_from).and_then(Result::ok) else {
+        return Ok(refused(
+            lang,
+            signed,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            t(lang, T::NotMerged),
+            "/console/duplicates",
+        ));
+    };
+    let frame = signed.frame(lang, "/console/duplicates");
+    let effect = pages::merge_effect(&frame, &kept, &folded);
+    let confirm = format!(
+        "{} {} {}",
+        t(lang, T::MergeConfirm),
+        kept.summary.first_name,
+        kept.summary.last_name
+    );
+    let fields = [
+        ("survivor", form.survivor.clone()),
+        ("merged", form.merged.clone()),
+    ];
+    Ok(html(
+        StatusCode::OK,
+        pages::confirm(
+            &frame,
+            &pages::Confirmation {
+                title: t(lang, T::MergeQuestion),
+                effect: &effect,
+                action: "/console/duplicates/merge",
+                fields: &fields,
+                confirm: &confirm,
+                back: "/console/duplicates",
+            },
+        ),
+    ))
 }
 
 /// "Same child": merges `merged` into `survivor` (both must be the reader's to write), then
@@ -229,6 +341,9 @@ pub(super) async fn merge(
     State(state): State<AppState>,
     CheckedForm { signed, lang, form }: CheckedForm<MergeForm>,
 ) -> Result<Response, ConsoleError> {
+    if form.confirmed != "yes" {
+        return merge_confirmation(&state, &signed, lang, &form).await;
+    }
     let service = state.service.clone();
     let user = signed.user.clone();
     let (survivor, merged) = (form.survivor.clone(), form.merged.clone());

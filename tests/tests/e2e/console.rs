@@ -1227,7 +1227,27 @@ fn the_agents_page_shows_each_phones_sync_health_and_a_supervisor_revokes_one() 
     let (status, _, _) = ali.post(&path, &[("csrf", &Console::csrf(&ali_page))]);
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(karim.sync().is_ok(), "still active");
-    let (status, _, headers) = fatima.post(&path, &[("csrf", &csrf)]);
+    // First what it does, stated with what the phone last said (nothing waiting, just now).
+    let (status, confirm, _) = fatima.post(&path, &[("csrf", &csrf)]);
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        confirm.contains("efface tous les dossiers")
+            && confirm.contains("Aucun dossier en attente signalé au")
+            && confirm.contains("ne peut pas être annulée"),
+        "{confirm}"
+    );
+    assert!(karim.sync().is_ok(), "nothing done before the confirmation");
+    // Amina's old phone, silent eight days: what it holds now is unknown, said as such.
+    let (_, old_confirm, _) = fatima.post(
+        &format!("/console/devices/{old_id}/revoke"),
+        &[("csrf", &csrf)],
+    );
+    assert!(
+        old_confirm.contains("On ignore ce qu'il contient depuis le")
+            && old_confirm.contains("(0 à ce moment-là)"),
+        "{old_confirm}"
+    );
+    let (status, _, headers) = fatima.post(&path, &[("csrf", &csrf), ("confirmed", "yes")]);
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(headers[LOCATION], "/console/agents?revoked=1");
     assert!(
@@ -1490,9 +1510,30 @@ fn a_supervisor_reassigns_a_whole_filtered_list_and_an_admin_from_the_command() 
     let (_, page, _) = fatima.get("/console/cases?agent=amina");
     assert!(page.contains("12 dossiers"));
     let csrf = Console::csrf(&page);
-    let (status, _, headers) = fatima.post(
+    // First the effect, stated: nothing moves until it is confirmed.
+    let (status, confirm, _) = fatima.post(
         "/console/reassign",
         &[("csrf", &csrf), ("agent", "amina"), ("to", "karim")],
+    );
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        confirm.contains("12 dossiers → karim") && confirm.contains("pendant 30 jours"),
+        "{confirm}"
+    );
+    assert!(
+        confirm.contains("name=\"agent\" value=\"amina\""),
+        "the list's filters kept"
+    );
+    let (_, unchanged, _) = fatima.get("/console/cases?agent=amina");
+    assert!(unchanged.contains("12 dossiers"), "nothing moved yet");
+    let (status, _, headers) = fatima.post(
+        "/console/reassign",
+        &[
+            ("csrf", &csrf),
+            ("agent", "amina"),
+            ("to", "karim"),
+            ("confirmed", "yes"),
+        ],
     );
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(
@@ -1708,9 +1749,22 @@ fn a_supervisor_merges_the_same_child_registered_twice_and_nothing_recorded_is_l
         &[("csrf", &ali_csrf), form[0], form[1]],
     );
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "not his team's");
-    let (status, _, headers) = fatima.post(
+    // First both records side by side, the one kept named; nothing merged yet.
+    let (status, confirm, _) = fatima.post(
         "/console/duplicates/merge",
         &[("csrf", &csrf), form[0], form[1]],
+    );
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        confirm.contains("Dossier gardé : ") && confirm.contains("Fusionné dedans"),
+        "{confirm}"
+    );
+    assert!(confirm.contains(&format!("name=\"survivor\" value=\"{kept}\"")));
+    let (_, still, _) = fatima.get("/console/duplicates");
+    assert!(!still.contains("Aucun doublon possible"), "not merged yet");
+    let (status, _, headers) = fatima.post(
+        "/console/duplicates/merge",
+        &[("csrf", &csrf), form[0], form[1], ("confirmed", "yes")],
     );
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(headers[LOCATION], format!("/console/cases/{kept}?merged=1"));
@@ -1718,7 +1772,12 @@ fn a_supervisor_merges_the_same_child_registered_twice_and_nothing_recorded_is_l
     assert!(page.contains("Aucun doublon possible"), "{page}");
     let (status, _, _) = fatima.post(
         "/console/duplicates/merge",
-        &[("csrf", &csrf), ("survivor", &merged), ("merged", &kept)],
+        &[
+            ("csrf", &csrf),
+            ("survivor", &merged),
+            ("merged", &kept),
+            ("confirmed", "yes"),
+        ],
     );
     assert_eq!(
         status,

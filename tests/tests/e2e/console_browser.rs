@@ -472,6 +472,12 @@ fn a_supervisor_merges_two_records_of_one_child_and_the_phones_follow() {
     browser.click(&format!(
         "form.merge:has(input[name=survivor][value='{kept}']) button"
     ));
+    // The two records side by side and what the merge does, before anything is merged.
+    assert_eq!(browser.path(), "/console/duplicates/merge");
+    let effect = browser.texts("ul.effect li");
+    assert!(effect[0].starts_with("Dossier gardé"), "{effect:?}");
+    browser.screenshot("console-merge-confirm");
+    browser.click("form.confirm button");
     assert_eq!(browser.path(), format!("/console/cases/{kept}"));
     assert!(browser.text("p.notice").contains("Fusionné"));
     let merged_section = browser.text(&format!("#merged-{merged}"));

@@ -88,6 +88,84 @@ pub fn waiting_text(frame: &Frame<'_>, waiting: &Waiting) -> Markup {
     }
 }
 
+/// What revoking a phone does, for the confirmation: it wipes, and what is lost with it, as
+/// truthfully as its last report allows.
+pub fn revoke_effect(
+    frame: &Frame<'_>,
+    device: &crate::storage::DeviceStatus,
+    now: i64,
+) -> Vec<String> {
+    let lang = frame.lang;
+    let at = |unix: i64| frame.zone.date_time(lang, utc(unix));
+    let mut lines = vec![t(lang, T::RevokeWipes).to_string()];
+    match Waiting::of(device, now) {
+        Waiting::Reported {
+            count: Some(0),
+            at: when,
+        } => lines.push(format!(
+            "{} {}.",
+            t(lang, T::RevokeNothingReported),
+            at(when)
+        )),
+        Waiting::Reported {
+            count: Some(n),
+            at: when,
+        } => lines.push(format!(
+            "{n} {} {}.",
+            t(lang, T::RevokeLosesReported),
+            at(when)
+        )),
+        Waiting::Reported {
+            count: None,
+            at: when,
+        } => lines.push(format!("{} · {}", t(lang, T::OldApp), at(when))),
+        Waiting::UnknownSince { count, at: when } => lines.push(format!(
+            "{} {} ({} {}).",
+            t(lang, T::RevokeLosesUnknown),
+            suivi_core::words::date(lang, frame.zone.day_of(utc(when))),
+            count.map_or_else(|| "?".to_string(), |n| n.to_string()),
+            t(lang, T::AtTheTime)
+        )),
+        Waiting::Never => lines.push(t(lang, T::RevokeLosesNever).to_string()),
+        Waiting::Revoked => {}
+    }
+    lines.push(t(lang, T::NotUndone).to_string());
+    lines.push(t(lang, T::Audited).to_string());
+    lines
+}
+
+/// What a merge does, for the confirmation: the record kept and the one folded into it, each
+/// by its child, agent, place and last change.
+pub fn merge_effect(frame: &Frame<'_>, kept: &ListedCase, folded: &ListedCase) -> Vec<String> {
+    let lang = frame.lang;
+    let describe = |c: &ListedCase| {
+        let s = &c.summary;
+        format!(
+            "{} {} — {}, {} · {}",
+            s.first_name,
+            s.last_name,
+            c.created_by,
+            s.village.as_deref().unwrap_or("?"),
+            frame.zone.date_time(lang, utc(c.updated_at))
+        )
+    };
+    vec![
+        format!(
+            "{}{}{}",
+            t(lang, T::MergeKeeps),
+            suivi_core::words::colon(lang),
+            describe(kept)
+        ),
+        format!(
+            "{}{}{}",
+            t(lang, T::MergeFolds),
+            suivi_core::words::colon(lang),
+            describe(folded)
+        ),
+        t(lang, T::Audited).to_string(),
+    ]
+}
+
 fn utc(unix: i64) -> chrono::DateTime<Utc> {
     Utc.timestamp_opt(unix, 0).single().unwrap_or_default()
 }

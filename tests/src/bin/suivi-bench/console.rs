@@ -569,6 +569,7 @@ pub(super) fn console_reassign_on(
             ("csrf", "bench"),
             ("agent", from.as_str()),
             ("to", to.as_str()),
+            ("confirmed", "yes"),
         ])
         .send()
         .map_err(|e| e.to_string())?;
