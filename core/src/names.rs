@@ -6,7 +6,17 @@
 //! `ou`/`o`/`u`, `e`/`a`, `y`/`i`, a final `h` after a vowel, and doubled letters. Keys are for
 //! matching only, never shown.
 
-use crate::store::projection::fold;
+use unicode_normalization::{char::is_combining_mark, UnicodeNormalization};
+
+/// Folds case and accents so "fes" finds "Fès" and "traore" finds "Traoré"; Arabic vowel
+/// marks (harakat) are combining marks and fold away too. What the phone's search, a name's
+/// keys and a typed choice label are compared by.
+pub fn fold(text: &str) -> String {
+    text.nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
 
 /// The shortest key prefix a search matches: shorter queries match whole keys only.
 pub const PREFIX_MIN: usize = 3;

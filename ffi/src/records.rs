@@ -176,6 +176,30 @@ pub struct FieldChangeInfo {
     pub new_value: Option<String>,
 }
 
+/// One change of a case told in the reader's words (`CaseStore::story`).
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ToldItem {
+    /// When, in the time zone asked for, to the minute, as the reader writes a date.
+    pub at: String,
+    /// Who made it: the author the server verified, else the one the change names.
+    pub who: Option<String>,
+    /// What happened, one line.
+    pub headline: String,
+    /// Each value it wrote, as "label: old → new".
+    pub details: Vec<String>,
+}
+
+impl From<suivi_core::case_doc::ToldEntry> for ToldItem {
+    fn from(t: suivi_core::case_doc::ToldEntry) -> Self {
+        ToldItem {
+            at: t.at,
+            who: t.who,
+            headline: t.headline,
+            details: t.details,
+        }
+    }
+}
+
 /// One change of a case: when, who, what.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct HistoryItem {

@@ -329,6 +329,18 @@ impl CaseStore {
         })
     }
 
+    /// A case's history in the reader's words: `lang` a language tag (`fr`, `en`, `ar`),
+    /// `time_zone` an IANA name (the phone's own, `Africa/Bamako`).
+    pub fn story(&self, case_id: String, lang: String, time_zone: String) -> Result<Vec<ToldItem>> {
+        guard(|| {
+            let zone = suivi_core::words::Zone::parse(&time_zone)?;
+            let told =
+                self.reader()
+                    .told_history(&case_id, suivi_core::Lang::from_tag(&lang), zone)?;
+            Ok(told.into_iter().map(ToldItem::from).collect())
+        })
+    }
+
     /// Who changed what in a case, and when.
     pub fn history(&self, case_id: String) -> Result<Vec<HistoryItem>> {
         guard(|| {

@@ -18,6 +18,15 @@ pub struct Told {
     pub details: Vec<String>,
 }
 
+/// A history entry told for a screen: when (in the reader's zone, to the minute), who, what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ToldEntry {
+    pub at: String,
+    pub who: Option<String>,
+    pub headline: String,
+    pub details: Vec<String>,
+}
+
 /// What the story remembers from earlier entries: the form version the identification uses,
 /// what each referral is (its service and provider) and each visit's form version.
 struct Remembered {

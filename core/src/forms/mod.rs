@@ -150,6 +150,21 @@ impl Field {
     pub fn choice(&self, id: &str) -> Option<&Choice> {
         self.choices.iter().find(|c| c.id == id)
     }
+
+    /// The choice a person means by `text`: its code, or its label in any language, case and
+    /// accents aside ("Élevé", "eleve" and "high" are one choice).
+    pub fn choice_meant(&self, text: &str) -> Option<&Choice> {
+        let text = text.trim();
+        if let Some(choice) = self.choice(text) {
+            return Some(choice);
+        }
+        let wanted = crate::names::fold(text);
+        self.choices.iter().find(|c| {
+            [&c.label.fr, &c.label.en, &c.label.ar]
+                .iter()
+                .any(|label| crate::names::fold(label.trim()) == wanted)
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -281,10 +296,24 @@ impl FormDefinition {
                 "false" | "no" | "non" | "0" | "n" | "لا" => Json::Bool(false),
                 _ => return Err(invalid("type.boolean")),
             },
+            // A code or a label: what a person types; an unknown one goes on as typed, for the
+            // form's validation to refuse by name.
+            FieldType::SelectOne => Json::String(
+                field
+                    .choice_meant(text)
+                    .map_or_else(|| text.to_string(), |c| c.id.clone()),
+            ),
+            // Pieces between commas or semicolons, each a code or a label; a piece that is
+            // neither is read as codes between spaces (how a list was once typed).
             FieldType::SelectMultiple => Json::Array(
-                text.split([',', ';', ' '])
+                text.split([',', ';'])
+                    .map(str::trim)
                     .filter(|s| !s.is_empty())
-                    .map(|s| Json::String(s.to_string()))
+                    .flat_map(|piece| match field.choice_meant(piece) {
+                        Some(choice) => vec![choice.id.clone()],
+                        None => piece.split_whitespace().map(str::to_string).collect(),
+                    })
+                    .map(Json::String)
                     .collect(),
             ),
             FieldType::Geopoint => {
@@ -702,6 +731,31 @@ mod tests {
             form.parse_input("estimated_age", "douze"),
             Err(Error::Validation(_))
         ));
+        // A choice by its code or its label in any language, case and accents aside: what a
+        // supervisor types to settle a conflict with "another value".
+        for typed in ["high", "Élevé", "eleve", " HIGH ", "مرتفع"] {
+            assert_eq!(
+                form.parse_input("risk_level", typed).unwrap(),
+                Json::from("high"),
+                "{typed}"
+            );
+        }
+        assert_eq!(
+            form.parse_input("risk_level", "très haut").unwrap(),
+            Json::from("très haut"),
+            "unknown: left for validation to refuse by name"
+        );
+        assert_eq!(
+            form.parse_input("hazardous_conditions", "Mercure; Port de charges lourdes")
+                .unwrap(),
+            serde_json::json!(["mercury", "heavy_loads"])
+        );
+        assert_eq!(
+            form.parse_input("hazardous_conditions", "mercury night_work")
+                .unwrap(),
+            serde_json::json!(["mercury", "night_work"]),
+            "codes between spaces, as a list was once typed"
+        );
         assert_eq!(Lang::from_tag("en_GB.UTF-8"), Lang::En);
         assert_eq!(Lang::from_tag("C"), Lang::Fr);
     }

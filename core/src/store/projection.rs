@@ -4,20 +4,12 @@
 use rusqlite::{params, Transaction};
 use serde::Serialize;
 use serde_json::Value as Json;
-use unicode_normalization::{char::is_combining_mark, UnicodeNormalization};
 
 use crate::case_doc::{CaseDoc, Conflict};
 use crate::error::Result;
 use crate::forms::{FormRegistry, Record};
 
-/// Folds case and accents so "fes" finds "Fès" and "traore" finds "Traoré"; Arabic vowel
-/// marks (harakat) are combining marks and fold away too.
-pub fn fold(text: &str) -> String {
-    text.nfd()
-        .filter(|c| !is_combining_mark(*c))
-        .flat_map(char::to_lowercase)
-        .collect()
-}
+pub use crate::names::fold;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CaseRow {

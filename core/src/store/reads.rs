@@ -53,6 +53,30 @@ impl Store {
         Ok(out)
     }
 
+    /// A case's history told for a screen in `lang`: each change's time in `zone` to the
+    /// minute, who made it (the author the server verified, else the one the change names),
+    /// what happened and the values it wrote by their labels (`case_doc::story`).
+    pub fn told_history(
+        &self,
+        case_id: &str,
+        lang: crate::forms::Lang,
+        zone: crate::words::Zone,
+    ) -> Result<Vec<crate::case_doc::ToldEntry>> {
+        let history = self.history(case_id)?;
+        let forms = self.forms()?;
+        let told = crate::case_doc::tell_history(&history, &forms, lang);
+        Ok(history
+            .into_iter()
+            .zip(told)
+            .map(|(entry, told)| crate::case_doc::ToldEntry {
+                at: zone.date_time(lang, entry.at),
+                who: entry.verified.map(|v| v.user).or(entry.user),
+                headline: told.headline,
+                details: told.details,
+            })
+            .collect())
+    }
+
     pub fn history(&self, case_id: &str) -> Result<Vec<HistoryEntry>> {
         let mut doc = self.require_doc(case_id)?;
         let mut history = doc.history()?;

@@ -61,6 +61,14 @@ class BindingsTest {
         val village = edit.changes.first { it.path == "identification.village" }
         assertEquals("\"Fès\"", village.oldValue)
         assertEquals("\"Kignan\"", village.newValue)
+        // The same history told in words, as the console and the command tell it.
+        val story = store.story(caseId, "fr", "Africa/Bamako")
+        assertEquals("Enfant identifié : Aïcha Traoré", story.first().headline)
+        assertTrue(story.any { it.headline.contains("Transférée vers CSRef Sikasso") })
+        assertTrue(story.first { it.headline == "Identification modifiée" }.details
+            .contains("Village / douar / quartier : Fès → Kignan"))
+        assertTrue(story.none { it.headline.contains("referral.") })
+        assertTrue("to the minute", story.all { it.at.count { c -> c == ':' } == 1 })
         val found = store.listCases(CaseQuery("traore", null, null, null, null, null))
         assertEquals("search folds accents", listOf(caseId), found.map { it.caseId })
     }

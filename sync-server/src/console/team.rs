@@ -207,7 +207,13 @@ pub(super) async fn duplicates_page(
     let notice = (!query.marked.is_empty()).then(|| t(lang, T::MarkedDistinct));
     Ok(html(
         StatusCode::OK,
-        pages::duplicates(&frame, &pairs, notice),
+        pages::duplicates(
+            &frame,
+            &pairs,
+            // An officer audits duplicates; only a supervisor or an admin merges or keeps apart.
+            matches!(signed.user.role, Role::Supervisor | Role::Admin),
+            notice,
+        ),
     ))
 }
 

@@ -6,6 +6,7 @@ use suivi_core::Lang;
 /// A phrase of the console.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum T {
+    OnlySupervisorsMerge,
     Cancel,
     RevokeQuestion,
     RevokeWipes,
@@ -211,6 +212,11 @@ pub fn t(lang: Lang, phrase: T) -> &'static str {
         ),
         T::Village => ("Village", "Village", "الدوار / القرية"),
         T::Agent => ("Agent", "Agent", "العون"),
+        T::OnlySupervisorsMerge => (
+            "Seul un superviseur ou un administrateur fusionne ou sépare ces dossiers.",
+            "Only a supervisor or an administrator merges these records or keeps them apart.",
+            "المشرف أو مدير النظام وحده يدمج هذين السجلين أو يفصل بينهما.",
+        ),
         T::Cancel => ("Annuler, ne rien faire", "Cancel, do nothing", "إلغاء، دون أي تغيير"),
         T::RevokeQuestion => ("Révoquer ce téléphone ?", "Revoke this phone?", "إلغاء هذا الهاتف؟"),
         T::RevokeWipes => (

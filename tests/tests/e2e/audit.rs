@@ -1372,3 +1372,28 @@ fn an_officer_reads_a_history_in_words_in_french_and_arabic() {
         assert!(!shown.contains(raw), "{raw} in the Arabic words: {shown}");
     }
 }
+
+/// An officer reads the possible duplicates but is offered nothing to do about them (a merge or
+/// "not the same child" is a supervisor's), and is told who does it; a supervisor sees both.
+#[test]
+fn an_officer_sees_duplicates_without_the_buttons_only_a_supervisor_may_use() {
+    use crate::console::Console;
+
+    let server = two_teams_and_an_officer();
+    let mut amina = server.device("amina");
+    let mut karim = server.device("karim");
+    let (kept, merged) = crate::console::same_child_twice(&mut amina, &mut karim);
+    amina.sync().unwrap();
+    karim.sync().unwrap();
+    let mut odile = Console::signed_in(&server, "odile");
+    let (_, page, _) = odile.get("/console/duplicates");
+    assert!(page.contains(&kept) && page.contains(&merged), "{page}");
+    assert!(
+        !page.contains("form class=\"merge\"") && !page.contains("form class=\"distinct\""),
+        "{page}"
+    );
+    assert!(page.contains("Seul un superviseur ou un administrateur fusionne"));
+    let mut fatima = Console::signed_in(&server, "fatima");
+    let (_, page, _) = fatima.get("/console/duplicates");
+    assert!(page.contains("form class=\"merge\"") && page.contains("form class=\"distinct\""));
+}

@@ -8,6 +8,7 @@ use crate::console::overview::{AgentRow, SortBy, Waiting};
 pub fn duplicates(
     frame: &Frame<'_>,
     pairs: &[(ListedCase, ListedCase)],
+    may_act: bool,
     notice: Option<&str>,
 ) -> Markup {
     let lang = frame.lang;
@@ -39,6 +40,9 @@ pub fn duplicates(
                         @for (a, b) in pairs {
                             tr {
                                 (side(a)) (side(b))
+                                @if !may_act {
+                                    td { p.meta { (t(lang, T::OnlySupervisorsMerge)) } }
+                                } @else {
                                 td {
                                     @for (keep, away) in [(a, b), (b, a)] {
                                         form.merge method="post" action="/console/duplicates/merge" {
@@ -54,6 +58,7 @@ pub fn duplicates(
                                         input type="hidden" name="b" value=(b.summary.case_id);
                                         button type="submit" { (t(lang, T::NotSameChild)) }
                                     }
+                                }
                                 }
                             }
                         }
