@@ -4,25 +4,17 @@
 
 mod common;
 
-use automerge::ActorId;
 use common::*;
 use serde_json::json;
-use suivi_core::case_doc::{referral_chain, CaseDoc, ChainStep, ChangeContext};
-use suivi_core::forms::{FormRegistry, IDENTIFICATION};
+use suivi_core::case_doc::{referral_chain, ChainStep, ChangeContext};
+use suivi_core::forms::FormRegistry;
 use suivi_core::Transition;
 
 #[test]
 fn a_transfer_names_the_referral_it_continues_and_moves_name_their_provider() {
     let forms = FormRegistry::builtin();
     let ctx = ChangeContext::now("amina");
-    let mut doc = CaseDoc::create(
-        "0123456789abcdef0123456789abcdef",
-        ActorId::random(),
-        forms.latest(IDENTIFICATION).unwrap(),
-        &child("Awa", "Sangaré", "Zégoua"),
-        &ctx,
-    )
-    .unwrap();
+    let mut doc = awa_of_zegoua(&forms);
     let first = doc
         .add_referral(&forms, &referral("École de Zégoua"), &ctx)
         .unwrap();

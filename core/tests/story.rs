@@ -4,10 +4,9 @@
 
 mod common;
 
-use automerge::ActorId;
 use common::*;
-use suivi_core::case_doc::{tell_history, CaseDoc, ChangeContext, Told};
-use suivi_core::forms::{FormRegistry, Lang, IDENTIFICATION};
+use suivi_core::case_doc::{tell_history, ChangeContext, Told};
+use suivi_core::forms::{FormRegistry, Lang};
 use suivi_core::Transition;
 
 /// Awa's case: identified, her village corrected, referred to a school, the referral sent, then
@@ -15,14 +14,7 @@ use suivi_core::Transition;
 fn awas_story(lang: Lang) -> Vec<Told> {
     let forms = FormRegistry::builtin();
     let ctx = ChangeContext::now("amina");
-    let mut doc = CaseDoc::create(
-        "0123456789abcdef0123456789abcdef",
-        ActorId::random(),
-        forms.latest(IDENTIFICATION).unwrap(),
-        &child("Awa", "Sangaré", "Zégoua"),
-        &ctx,
-    )
-    .unwrap();
+    let mut doc = awa_of_zegoua(&forms);
     doc.edit_identification(
         &forms,
         &record(serde_json::json!({"village": "Kignan", "works": false})),

@@ -52,6 +52,17 @@ const K_MERGED_CASES: &str = "merged_cases";
 /// The agent a supervisor gave the case to (a reassignment, possibly made offline on the
 /// supervisor's phone); the server moves ownership when a new value reaches it.
 const K_ASSIGNED_TO: &str = "assigned_to";
+/// The keys a referral or a visit holds that are the case's bookkeeping, never a form's field:
+/// a change may not delete them, and history tells them through what happened, not as fields.
+const RECORD_BOOKKEEPING: [&str; 7] = [
+    K_FORM_VERSION,
+    K_STATUS,
+    K_CREATED_AT,
+    K_CREATED_BY,
+    K_TRANSITIONS,
+    K_PREVIOUS,
+    K_NEXT,
+];
 /// Longest user id an assignment may name.
 pub const USER_ID_CHARS_MAX: usize = 64;
 

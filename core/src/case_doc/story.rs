@@ -51,18 +51,6 @@ pub fn tell_history(history: &[HistoryEntry], forms: &FormRegistry, lang: Lang) 
     history.iter().map(|e| teller.tell(e)).collect()
 }
 
-/// The keys a referral holds that are the case's bookkeeping, never the form's: told through
-/// the headline (a status move, a transfer), not as fields.
-const REFERRAL_BOOKKEEPING: [&str; 7] = [
-    K_FORM_VERSION,
-    K_STATUS,
-    K_CREATED_AT,
-    K_CREATED_BY,
-    K_TRANSITIONS,
-    K_PREVIOUS,
-    K_NEXT,
-];
-
 impl<'a> Storyteller<'a> {
     pub fn new(forms: &'a FormRegistry, lang: Lang) -> Self {
         Storyteller {
@@ -127,16 +115,14 @@ impl<'a> Storyteller<'a> {
                     details.push(self.field_line(form, field, c));
                 }
                 [K_REFERRALS, id, K_STATUS] => headlines.push(self.referral_move(entry, id, c)),
-                [K_REFERRALS, id, field] if !REFERRAL_BOOKKEEPING.contains(&field) => {
+                [K_REFERRALS, id, field] if !RECORD_BOOKKEEPING.contains(&field) => {
                     let form = self
                         .referrals
                         .get(id)
                         .and_then(|r| self.forms.get(REFERRAL, r.version).ok());
                     details.push(self.field_line(form, field, c));
                 }
-                [K_FOLLOWUPS, id, field]
-                    if ![K_FORM_VERSION, K_CREATED_AT, K_CREATED_BY].contains(&field) =>
-                {
+                [K_FOLLOWUPS, id, field] if !RECORD_BOOKKEEPING.contains(&field) => {
                     let version = self.followup_versions.get(id).copied().unwrap_or(1);
                     let form = self.forms.get(FOLLOWUP, version).ok();
                     if field == "visit_date" && c.old.is_none() {

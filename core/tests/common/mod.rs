@@ -22,6 +22,18 @@ pub fn child(first: &str, last: &str, village: &str) -> Record {
     }))
 }
 
+/// Awa's case (of Zégoua) as Amina's phone creates it, under a fresh actor.
+pub fn awa_of_zegoua(forms: &suivi_core::FormRegistry) -> suivi_core::CaseDoc {
+    suivi_core::CaseDoc::create(
+        "0123456789abcdef0123456789abcdef",
+        automerge::ActorId::random(),
+        forms.latest(suivi_core::forms::IDENTIFICATION).unwrap(),
+        &child("Awa", "Sangaré", "Zégoua"),
+        &suivi_core::ChangeContext::now("amina"),
+    )
+    .unwrap()
+}
+
 pub fn referral(provider: &str) -> Record {
     record(json!({
         "service_type": "school_or_bridging_class", "provider": provider,

@@ -84,27 +84,23 @@ pub(super) async fn revoke(
     Path(device_id): Path<String>,
     CheckedForm { signed, lang, form }: CheckedForm<ConfirmForm>,
 ) -> Result<Response, ConsoleError> {
+    let no_device = || {
+        refused(
+            lang,
+            &signed,
+            StatusCode::NOT_FOUND,
+            t(lang, T::NoDevice),
+            "/console/agents",
+        )
+    };
     if !form.confirmed() {
         // What the revocation would do, said before anything is done.
         let store = state.service.store().clone();
         let reader = signed.user.clone();
         let id = device_id.clone();
-        let status = blocking(move || {
-            Ok(store
-                .device_statuses()?
-                .into_iter()
-                .find(|d| d.device.device_id == id)
-                .filter(|d| may_revoke(&reader, &d.team)))
-        })
-        .await?;
+        let status = blocking(move || revocable(store.as_ref(), &reader, &id)).await?;
         let Some(status) = status else {
-            return Ok(refused(
-                lang,
-                &signed,
-                StatusCode::NOT_FOUND,
-                t(lang, T::NoDevice),
-                "/console/agents",
-            ));
+            return Ok(no_device());
         };
         let frame = signed.frame(lang, "/console/agents");
         let effect = pages::revoke_effect(&frame, &status, now());
@@ -134,11 +130,7 @@ pub(super) async fn revoke(
     let journal = state.revocation_journal.clone();
     let reader = signed.user.clone();
     let revoked = blocking(move || {
-        let status = store
-            .device_statuses()?
-            .into_iter()
-            .find(|d| d.device.device_id == device_id);
-        let Some(status) = status.filter(|d| may_revoke(&reader, &d.team)) else {
+        let Some(status) = revocable(store.as_ref(), &reader, &device_id)? else {
             return Ok(false);
         };
         let done = crate::admin::revoke(store.as_ref(), journal.as_deref(), &device_id)
@@ -155,15 +147,23 @@ pub(super) async fn revoke(
     })
     .await?;
     if !revoked {
-        return Ok(refused(
-            lang,
-            &signed,
-            StatusCode::NOT_FOUND,
-            t(lang, T::NoDevice),
-            "/console/agents",
-        ));
+        return Ok(no_device());
     }
     Ok(Redirect::to("/console/agents?revoked=1").into_response())
+}
+
+/// The device `device_id`, if `reader` may revoke it (else, as for one that does not exist,
+/// nothing).
+fn revocable(
+    store: &dyn crate::storage::ServerStore,
+    reader: &User,
+    device_id: &str,
+) -> Result<Option<crate::storage::DeviceStatus>, ConsoleError> {
+    Ok(store
+        .device_statuses()?
+        .into_iter()
+        .find(|d| d.device.device_id == device_id)
+        .filter(|d| may_revoke(reader, &d.team)))
 }
 
 /// Pairs proposed on one page of duplicates.

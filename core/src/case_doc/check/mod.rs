@@ -313,16 +313,7 @@ impl ChangeRules<'_> {
                 // Clearing a field is an edit; removing a record or a part of the layout is not.
                 let field_map = matches!(path.as_slice(), [m] if m == K_IDENTIFICATION)
                     || matches!(path.as_slice(), [m, _] if m == K_REFERRALS || m == super::K_FOLLOWUPS);
-                let fixed = [
-                    K_FORM_VERSION,
-                    K_STATUS,
-                    K_CREATED_AT,
-                    K_CREATED_BY,
-                    K_TRANSITIONS,
-                    K_PREVIOUS,
-                    K_NEXT,
-                ];
-                if !field_map || fixed.contains(&key.as_str()) {
+                if !field_map || super::RECORD_BOOKKEEPING.contains(&key.as_str()) {
                     return Err(ChangeRefusal::Invalid(format!("{at}: deleted")));
                 }
                 continue;
