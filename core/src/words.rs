@@ -209,6 +209,11 @@ impl Zone {
         at.with_timezone(&self.0).date_naive()
     }
 
+    /// The day a moment falls on in this zone, as the reader writes it: "2 mai 2026".
+    pub fn day(self, lang: Lang, at: DateTime<Utc>) -> String {
+        date(lang, self.day_of(at))
+    }
+
     /// A moment as the reader writes it, in this zone, to the minute: "2 mars 2026 à 14:05".
     pub fn date_time(self, lang: Lang, at: DateTime<Utc>) -> String {
         let local = at.with_timezone(&self.0);

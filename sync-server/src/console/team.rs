@@ -48,7 +48,7 @@ pub(super) async fn agents_page(
     let reader = signed.user.clone();
     let sort = SortBy::parse(&query.sort);
     let now = now();
-    let today = state.zone.day_of(chrono::Utc::now()).to_string();
+    let today = state.zone.day_of(pages::utc(now)).to_string();
     let (rows, devices) = blocking(move || {
         let devices = devices_in_scope(&reader, store.device_statuses()?);
         // The reader's whole scope, a page at a time, read from the projections.

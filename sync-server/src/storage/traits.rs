@@ -278,9 +278,6 @@ pub trait ProjectionStore {
     /// Stored cases whose projection is missing (stored before projections existed) or stale.
     fn summaries_to_refresh(&self, limit: usize) -> StorageResult<Vec<String>>;
 
-    /// Which of these cases have a stale projection.
-    fn stale_summaries(&self, case_ids: &[String]) -> StorageResult<Vec<String>>;
-
     /// The cases `reader` reads that match `query`, newest first.
     fn list_cases(&self, reader: &User, query: &CaseQuery) -> StorageResult<CaseList>;
 

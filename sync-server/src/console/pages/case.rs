@@ -269,7 +269,7 @@ pub(super) fn conflict_form(frame: &Frame<'_>, p: &CasePage<'_>, c: &Conflict) -
                                 Some(o) => {
                                     span.verified { "✔ " (t(lang, T::Verified)) ": " (o.user_id) }
                                     " · " (t(lang, T::Device)) " " (prov(p.origins).phone(&o.device_id))
-                                    " · " (t(lang, T::ReceivedAt)) " " (prov(p.origins).when(Utc.timestamp_opt(o.received_at, 0).single().unwrap_or_default()))
+                                    " · " (t(lang, T::ReceivedAt)) " " (prov(p.origins).when(utc(o.received_at)))
                                 }
                                 None => { span.unverified { (t(lang, T::NotVerified)) } " · " (src.user.as_deref().unwrap_or("?")) }
                             }

@@ -91,7 +91,7 @@ pub(super) fn origin_line(p: &Provenance<'_>, e: &HistoryEntry) -> Markup {
                 } @else {
                     (t(lang, T::Device)) " " (p.phone(&o.device_id)) " · "
                 }
-                (t(lang, T::ReceivedAt)) " " (p.when(Utc.timestamp_opt(o.received_at, 0).single().unwrap_or_default())) " · "
+                (t(lang, T::ReceivedAt)) " " (p.when(utc(o.received_at))) " · "
             }
             None => { span.unverified { (t(lang, T::NotVerified)) } " · " bdi { (e.user.as_deref().unwrap_or("?")) } " · " }
         }

@@ -147,13 +147,14 @@ fn css_word(word: &str) -> &str {
     }
 }
 
+/// A stored Unix time as a moment (the epoch for one out of range).
+pub(super) fn utc(unix: i64) -> chrono::DateTime<Utc> {
+    Utc.timestamp_opt(unix, 0).single().unwrap_or_default()
+}
+
 /// A server time, left to right in an Arabic page too.
 fn when(unix: i64) -> Markup {
-    let text = Utc
-        .timestamp_opt(unix, 0)
-        .single()
-        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_default();
+    let text = utc(unix).format("%Y-%m-%d %H:%M UTC").to_string();
     html! { span dir="ltr" { (text) } }
 }
 

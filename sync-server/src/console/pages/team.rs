@@ -86,7 +86,7 @@ pub fn waiting_text(frame: &Frame<'_>, waiting: &Waiting) -> Markup {
                 (t(lang, T::OldApp)) " · " bdi { (frame.zone.date_time(lang, utc(*at))) }
             }
             Waiting::UnknownSince { count: c, at } => {
-                span.overdue { (t(lang, T::UnknownSince)) " " bdi { (suivi_core::words::date(lang, frame.zone.day_of(utc(*at)))) } }
+                span.overdue { (t(lang, T::UnknownSince)) " " bdi { (frame.zone.day(lang, utc(*at))) } }
                 " (" (count(c)) " " (t(lang, T::AtTheTime)) ")"
             }
         }
@@ -127,7 +127,7 @@ pub fn revoke_effect(
         Waiting::UnknownSince { count, at: when } => lines.push(format!(
             "{} {} ({} {}).",
             t(lang, T::RevokeLosesUnknown),
-            suivi_core::words::date(lang, frame.zone.day_of(utc(when))),
+            frame.zone.day(lang, utc(when)),
             count.map_or_else(|| "?".to_string(), |n| n.to_string()),
             t(lang, T::AtTheTime)
         )),
@@ -169,10 +169,6 @@ pub fn merge_effect(frame: &Frame<'_>, kept: &ListedCase, folded: &ListedCase) -
         ),
         t(lang, T::Audited).to_string(),
     ]
-}
-
-fn utc(unix: i64) -> chrono::DateTime<Utc> {
-    Utc.timestamp_opt(unix, 0).single().unwrap_or_default()
 }
 
 /// The agents of the reader's scope, one row each, sortable by the column headers, each with

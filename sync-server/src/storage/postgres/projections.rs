@@ -95,19 +95,6 @@ impl ProjectionStore for PostgresStore {
             .collect())
     }
 
-    fn stale_summaries(&self, case_ids: &[String]) -> StorageResult<Vec<String>> {
-        let mut client = self.client()?;
-        Ok(client
-            .query(
-                "SELECT case_id FROM case_summaries WHERE case_id = ANY($1) AND stale",
-                &[&case_ids],
-            )
-            .map_err(backend)?
-            .into_iter()
-            .map(|r| r.get(0))
-            .collect())
-    }
-
     fn list_cases(&self, reader: &User, query: &CaseQuery) -> StorageResult<CaseList> {
         use crate::storage::case_list::{arm_limit, arms, page_of, Dialect};
         let dialect = Dialect {

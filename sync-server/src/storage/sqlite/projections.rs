@@ -99,20 +99,6 @@ impl ProjectionStore for SqliteStore {
             .map_err(backend)
     }
 
-    fn stale_summaries(&self, case_ids: &[String]) -> StorageResult<Vec<String>> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached("SELECT 1 FROM case_summaries WHERE case_id = ?1 AND stale = 1")
-            .map_err(backend)?;
-        let mut out = Vec::new();
-        for id in case_ids {
-            if stmt.exists([id]).map_err(backend)? {
-                out.push(id.clone());
-            }
-        }
-        Ok(out)
-    }
-
     fn list_cases(&self, reader: &User, query: &CaseQuery) -> StorageResult<CaseList> {
         use crate::storage::case_list::{arm_limit, arms, page_of, Dialect};
         let dialect = Dialect {
