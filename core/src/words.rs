@@ -204,6 +204,11 @@ impl Zone {
         self.0.name()
     }
 
+    /// A moment on this zone's clock, with its offset (for a file a spreadsheet reads).
+    pub fn local(self, at: DateTime<Utc>) -> DateTime<chrono::FixedOffset> {
+        at.with_timezone(&self.0).fixed_offset()
+    }
+
     /// The day a moment falls on in this zone.
     pub fn day_of(self, at: DateTime<Utc>) -> NaiveDate {
         at.with_timezone(&self.0).date_naive()

@@ -6,12 +6,14 @@ use automerge::AutoCommit;
 use serde_json::Value as Json;
 use suivi_core::forms::FormRegistry;
 use suivi_core::names;
-use suivi_core::store::projection::{self, fold};
+use suivi_core::store::projection;
 use suivi_core::CaseDoc;
 
 use suivi_core::case_doc::{FollowUp, Referral};
 
-use crate::storage::{CaseIndicators, CaseSummary, ReferralSummary, SummaryWrite, TIMED_STATUSES};
+use crate::storage::{
+    CaseIndicators, CaseRecords, CaseSummary, ReferralSummary, SummaryWrite, TIMED_STATUSES,
+};
 
 /// The status shown for a referral two devices moved at once, until a supervisor settles it.
 pub const DISPUTED: &str = "disputed";
@@ -73,7 +75,7 @@ pub fn summarize(doc: AutoCommit, change_count: u64, forms: &FormRegistry) -> Op
         merged_into,
     };
     Some(SummaryWrite {
-        name_terms: names::search_terms(&[&summary.first_name, &summary.last_name]),
+        name_terms: search_terms(&summary),
         village_key: summary.village.as_deref().map(place_key),
         dup_key: match summary.merged_into {
             Some(_) => None,
@@ -84,6 +86,10 @@ pub fn summarize(doc: AutoCommit, change_count: u64, forms: &FormRegistry) -> Op
         change_count,
         indicators,
         referrals: referral_rows,
+        records: CaseRecords {
+            referrals,
+            followups,
+        },
     })
 }
 
@@ -193,6 +199,9 @@ pub fn indicators(
         commune_key: commune.as_deref().map(place_key),
         commune,
         sector: typed(&c.work_sector),
+        sex: typed(&c.sex),
+        village_key: typed(&c.village).as_deref().map(place_key),
+        village: typed(&c.village),
         referred,
         service: referral_service || followups.iter().any(services_received),
         stopped_working: latest
@@ -247,6 +256,7 @@ pub fn referral_summary(r: &Referral) -> ReferralSummary {
     ReferralSummary {
         referral_id: r.id.clone(),
         service_type: field("service_type"),
+        urgency: field("urgency"),
         provider_key: provider.as_deref().map(place_key),
         provider,
         status: r.status.clone(),
@@ -264,14 +274,20 @@ pub fn duplicate_key(first_name: &str, last_name: &str) -> Option<String> {
     (!keys.is_empty()).then(|| keys.join(" "))
 }
 
-/// A place name as filters match it: folded, words joined by single spaces ("Aït  Ourir" and
-/// "ait-ourir" are one village).
-pub fn place_key(place: &str) -> String {
-    fold(place)
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+pub use suivi_core::names::place_key;
+
+/// What a case is found by in the console's lists: its name keys and their beginnings, and its
+/// village's key and beginnings (tagged, `storage::village_term`).
+pub fn search_terms(summary: &CaseSummary) -> Vec<String> {
+    let mut terms = names::search_terms(&[&summary.first_name, &summary.last_name]);
+    if let Some(village) = &summary.village {
+        terms.extend(
+            names::place_prefixes(village)
+                .iter()
+                .map(|p| crate::storage::village_term(p)),
+        );
+    }
+    terms
 }
 
 /// The year of birth given, or estimated from the age given when the case was created.

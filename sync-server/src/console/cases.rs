@@ -20,6 +20,8 @@ pub(super) struct CaseloadQuery {
     #[serde(default)]
     pub(super) conflicts: String,
     #[serde(default)]
+    pub(super) sort: String,
+    #[serde(default)]
     pub(super) page: u64,
     /// How many cases the last bulk reassignment moved.
     #[serde(default)]
@@ -39,6 +41,7 @@ pub(super) fn filters_of(query: &CaseloadQuery) -> Filters {
         status: bounded(&query.status),
         overdue: !query.overdue.is_empty(),
         conflicts: !query.conflicts.is_empty(),
+        sort: crate::storage::CaseSort::parse(&query.sort),
         page: query.page.min(PAGES_MAX),
     }
 }
@@ -53,6 +56,7 @@ pub(super) fn case_query_of(filters: &Filters, today: &str, offset: u64, limit: 
             .filter(|v| pages::STATUSES.contains(&v.as_str())),
         due_before: filters.overdue.then(|| today.to_string()),
         conflicts_only: filters.conflicts,
+        sort: filters.sort,
         offset,
         limit,
     }
@@ -87,8 +91,10 @@ pub(super) async fn caseload(
     let store = state.service.store().clone();
     let reader = signed.user.clone();
     let searched = !filters.q.is_empty();
-    let (list, agents) = blocking(move || {
+    let (list, agents, choices) = blocking(move || {
         let list = store.list_cases(&reader, &case_query)?;
+        // The agents and villages of the reader's own cases, to choose from.
+        let choices = store.place_spellings(&reader, &["agent", "village"])?;
         // Names are on the page: the access log says who saw which cases (ids, never the
         // words searched for, which are names).
         let shown: Vec<&str> = list
@@ -102,7 +108,7 @@ pub(super) async fn caseload(
             "console.caseload_viewed"
         };
         store.audit(now(), &reader.user_id, action, &shown.join(" "))?;
-        Ok((list, reassign_choices(store.as_ref(), &reader)?))
+        Ok((list, reassign_choices(store.as_ref(), &reader)?, choices))
     })
     .await?;
     let here = format!("/console/cases?{}", filters.query_string(filters.page));
@@ -123,6 +129,7 @@ pub(super) async fn caseload(
                 today: &today,
                 identification,
                 agents: &agents,
+                choices: &pages::Choices::of(&choices),
                 notice: query
                     .reassigned
                     .map(|n| format!("{n} {}", t(lang, T::Reassigned))),

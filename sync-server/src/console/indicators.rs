@@ -1,5 +1,6 @@
 //! The officer's indicators, from the projections (`ServerStore::indicator_cells`): grouped
-//! here by province, commune, work sector or month of identification, with the median days to
+//! here by province, commune, work sector, month of identification, sex, age band, agent or
+//! team, with the median days to
 //! a first service from the cells' histograms; drawn as an SVG chart on the server and offered
 //! as CSV. Definitions: README, "Indicators".
 
@@ -20,14 +21,22 @@ pub enum Dimension {
     Commune,
     Sector,
     Month,
+    Sex,
+    AgeBand,
+    Agent,
+    Team,
 }
 
 impl Dimension {
-    pub const ALL: [Dimension; 4] = [
+    pub const ALL: [Dimension; 8] = [
         Dimension::Province,
         Dimension::Commune,
         Dimension::Sector,
         Dimension::Month,
+        Dimension::Sex,
+        Dimension::AgeBand,
+        Dimension::Agent,
+        Dimension::Team,
     ];
 
     pub fn parse(text: &str) -> Dimension {
@@ -43,6 +52,10 @@ impl Dimension {
             Dimension::Commune => "commune",
             Dimension::Sector => "sector",
             Dimension::Month => "month",
+            Dimension::Sex => "sex",
+            Dimension::AgeBand => "age",
+            Dimension::Agent => "agent",
+            Dimension::Team => "team",
         }
     }
 
@@ -54,6 +67,10 @@ impl Dimension {
                 Dimension::Commune => T::Commune,
                 Dimension::Sector => T::Sector,
                 Dimension::Month => T::Month,
+                Dimension::Sex => T::Sex,
+                Dimension::AgeBand => T::AgeBand,
+                Dimension::Agent => T::Agent,
+                Dimension::Team => T::Team,
             },
         )
     }
@@ -74,6 +91,40 @@ pub struct Row {
     pub stopped_working: u64,
     pub overdue: u64,
     pub median_days: Option<i64>,
+}
+
+/// The age bands child labour is reported in (ILO: 5-11, 12-14, 15-17), with the ages a
+/// programme may also meet on either side. Keys sort in age order.
+pub const AGE_BANDS: [(i64, i64, &str); 5] = [
+    (0, 4, "a0-4"),
+    (5, 11, "b5-11"),
+    (12, 14, "c12-14"),
+    (15, 17, "d15-17"),
+    (18, i64::MAX, "e18+"),
+];
+
+/// The band of an age at identification (`None`: no age known, or one no child has).
+pub fn age_band(age: Option<i64>) -> Option<&'static str> {
+    let age = age.filter(|a| (0..=25).contains(a))?;
+    AGE_BANDS
+        .iter()
+        .find(|(from, to, _)| (*from..=*to).contains(&age))
+        .map(|(_, _, key)| *key)
+}
+
+/// A band's key as the reader says it: "12-14 ans", "18 ans et plus".
+pub fn age_band_label(key: &str, lang: Lang) -> String {
+    let Some((from, to, _)) = AGE_BANDS.iter().find(|(_, _, k)| *k == key) else {
+        return key.to_string();
+    };
+    match (lang, *to) {
+        (Lang::Fr, i64::MAX) => format!("{from} ans et plus"),
+        (Lang::En, i64::MAX) => format!("{from} and over"),
+        (Lang::Ar, i64::MAX) => format!("{from} سنة فأكثر"),
+        (Lang::Fr, to) => format!("{from}-{to} ans"),
+        (Lang::En, to) => format!("{from}-{to} years"),
+        (Lang::Ar, to) => format!("{from}-{to} سنة"),
+    }
 }
 
 /// The median of a histogram of days (the lower middle value for an even count).
@@ -116,7 +167,12 @@ pub fn rows(
             Dimension::Commune => c.commune_key.clone(),
             Dimension::Sector => c.sector.clone(),
             Dimension::Month => Some(c.month.clone()),
+            Dimension::Sex => c.sex.clone(),
+            Dimension::AgeBand => age_band(c.age).map(str::to_string),
+            Dimension::Agent => Some(c.agent.clone()),
+            Dimension::Team => Some(c.team.clone()),
         }
+        .filter(|k| !k.is_empty())
         .unwrap_or_default();
         for (row, histogram) in [grouped.entry(key.clone()).or_default(), &mut total] {
             row.identified += c.cases;
@@ -147,13 +203,19 @@ pub fn rows(
                 row.spellings
                     .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             }
-            row.label = match (by, row.spellings.first()) {
-                _ if key.is_empty() => t(lang, T::NotGiven).to_string(),
-                (Dimension::Sector, _) => identification
-                    .and_then(|f| f.field("work_sector"))
+            let choice = |field: &str| {
+                identification
+                    .and_then(|f| f.field(field))
                     .and_then(|f| f.choice(&key))
                     .map(|c| c.label.get(lang).to_string())
-                    .unwrap_or_else(|| key.clone()),
+                    .unwrap_or_else(|| key.clone())
+            };
+            row.label = match (by, row.spellings.first()) {
+                _ if key.is_empty() => t(lang, T::NotGiven).to_string(),
+                (Dimension::Sector, _) => choice("work_sector"),
+                (Dimension::Sex, _) => choice("sex"),
+                (Dimension::AgeBand, _) => age_band_label(&key, lang),
+                (Dimension::Month, _) => month_label(&key, lang),
                 (_, Some((spelling, _))) => spelling.clone(),
                 _ => key.clone(),
             };
@@ -213,21 +275,45 @@ pub fn csv(rows: &[Row], total: &Row, by: Dimension, lang: Lang) -> Vec<u8> {
     out
 }
 
-/// A bar chart drawn on the server: for each row (at most `CHART_ROWS`, the largest first),
-/// children identified, referred and receiving a service, as horizontal bars.
-pub fn chart(rows: &[Row], lang: Lang) -> Markup {
+/// A month (YYYY-MM) as the reader says it: "mars 2026".
+pub fn month_label(key: &str, lang: Lang) -> String {
+    match chrono::NaiveDate::parse_from_str(&format!("{key}-01"), "%Y-%m-%d") {
+        Ok(day) => {
+            let words = suivi_core::words::date(lang, day);
+            // "1 mars 2026" less its day.
+            words
+                .split_once(' ')
+                .map_or(words.clone(), |(_, m)| m.to_string())
+        }
+        Err(_) => key.to_string(),
+    }
+}
+
+/// A bar chart drawn on the server: for each row, children identified, referred and receiving
+/// a service, as horizontal bars. Months and age bands keep their order (the latest
+/// `CHART_ROWS` months); other groupings show the largest `CHART_ROWS` first.
+pub fn chart(rows: &[Row], by: Dimension, lang: Lang) -> Markup {
     const CHART_ROWS: usize = 20;
     const BAR: f64 = 7.0;
     const ROW_HEIGHT: f64 = 3.0 * BAR + 8.0;
     const LABEL_WIDTH: f64 = 170.0;
     const PLOT_WIDTH: f64 = 420.0;
     let mut shown: Vec<&Row> = rows.iter().collect();
-    shown.sort_by(|a, b| {
-        b.identified
-            .cmp(&a.identified)
-            .then_with(|| a.key.cmp(&b.key))
-    });
-    shown.truncate(CHART_ROWS);
+    match by {
+        // Rows come in key order: dates and ages in theirs, the latest months kept.
+        Dimension::Month | Dimension::AgeBand => {
+            let skip = shown.len().saturating_sub(CHART_ROWS);
+            shown.drain(..skip);
+        }
+        _ => {
+            shown.sort_by(|a, b| {
+                b.identified
+                    .cmp(&a.identified)
+                    .then_with(|| a.key.cmp(&b.key))
+            });
+            shown.truncate(CHART_ROWS);
+        }
+    }
     let max = shown.iter().map(|r| r.identified).max().unwrap_or(0).max(1) as f64;
     let height = ROW_HEIGHT * shown.len() as f64 + 30.0;
     type Series = (T, &'static str, fn(&Row) -> u64);
@@ -346,12 +432,40 @@ mod tests {
             text.contains("Kadiolo,6,6,3,0,0,4,Kadiolo (5); KADIOLO (1)"),
             "{text}"
         );
-        let svg = chart(&rows, Lang::Fr).into_string();
+        let svg = chart(&rows, Dimension::Commune, Lang::Fr).into_string();
         assert_eq!(
             svg.matches("<rect class=\"bar-identified\"").count(),
             3,
             "two rows and the legend"
         );
+    }
+
+    #[test]
+    fn ages_fall_in_the_reported_bands_and_months_chart_in_date_order() {
+        assert_eq!(age_band(Some(4)), Some("a0-4"));
+        assert_eq!(age_band(Some(5)), Some("b5-11"));
+        assert_eq!(age_band(Some(14)), Some("c12-14"));
+        assert_eq!(age_band(Some(17)), Some("d15-17"));
+        assert_eq!(age_band(Some(18)), Some("e18+"));
+        assert_eq!(age_band(None), None);
+        assert_eq!(
+            age_band(Some(-3)),
+            None,
+            "a birth year after identification"
+        );
+        assert_eq!(age_band_label("c12-14", Lang::Fr), "12-14 ans");
+        assert_eq!(age_band_label("e18+", Lang::En), "18 and over");
+        assert_eq!(month_label("2026-03", Lang::Fr), "mars 2026");
+        // March has the most cases; the chart still reads January, February, March.
+        let cells = [
+            cell("2026-03", "a", None, 9),
+            cell("2026-01", "a", None, 1),
+            cell("2026-02", "a", None, 5),
+        ];
+        let (rows, _) = rows(&cells, &[], Dimension::Month, ("", ""), None, Lang::Fr);
+        let svg = chart(&rows, Dimension::Month, Lang::Fr).into_string();
+        let at = |label: &str| svg.find(label).unwrap();
+        assert!(at("janvier 2026") < at("février 2026") && at("février 2026") < at("mars 2026"));
     }
 
     fn rows_of_months(cells: &[IndicatorCell]) -> (Vec<Row>, Row) {

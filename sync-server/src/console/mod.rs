@@ -204,6 +204,20 @@ fn refused(lang: Lang, signed: &Signed, status: StatusCode, text: &str, here: &s
     )
 }
 
+/// A refusal that says what to do instead, with a link back to where the reader was.
+fn refused_back(
+    lang: Lang,
+    signed: &Signed,
+    status: StatusCode,
+    (title, text): (&str, &str),
+    back: &str,
+) -> Response {
+    html(
+        status,
+        pages::message_back(&signed.frame(lang, back), title, text, back),
+    )
+}
+
 fn forbidden(lang: Lang, signed: &Signed) -> Response {
     refused(
         lang,

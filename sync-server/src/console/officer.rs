@@ -55,13 +55,54 @@ pub(super) async fn access_log(
     ))
 }
 
-/// Downloads the reader's caseload as CSV or JSON (`export`), streamed. The export is audited
-/// before its first byte leaves.
+#[derive(Deserialize, Default)]
+pub(super) struct ExportQuery {
+    /// `labels` or `codes`; each format has its default.
+    #[serde(default)]
+    pub(super) values: String,
+    #[serde(default)]
+    pub(super) q: String,
+    #[serde(default)]
+    pub(super) village: String,
+    #[serde(default)]
+    pub(super) agent: String,
+    #[serde(default)]
+    pub(super) risk: String,
+    #[serde(default)]
+    pub(super) status: String,
+    #[serde(default)]
+    pub(super) overdue: String,
+    #[serde(default)]
+    pub(super) conflicts: String,
+}
+
+impl ExportQuery {
+    /// The caseload's filters the export was asked with (`None`: the reader's whole scope).
+    fn filter(&self, today: &str) -> Option<CaseQuery> {
+        let filters = filters_of(&CaseloadQuery {
+            q: self.q.clone(),
+            village: self.village.clone(),
+            agent: self.agent.clone(),
+            risk: self.risk.clone(),
+            status: self.status.clone(),
+            overdue: self.overdue.clone(),
+            conflicts: self.conflicts.clone(),
+            ..CaseloadQuery::default()
+        });
+        let query = case_query_of(&filters, today, 0, 0);
+        (query != CaseQuery::default()).then_some(query)
+    }
+}
+
+/// Downloads what the reader reads (narrowed by the caseload's filters when given) as Excel,
+/// CSV or JSON (`export`): CSV and JSON streamed, a workbook built and then sent. The export is
+/// audited before its first byte leaves.
 pub(super) async fn export_file(
     State(state): State<AppState>,
     signed: Signed,
     LangOf(lang): LangOf,
     Path(file): Path<String>,
+    Query(query): Query<ExportQuery>,
 ) -> Result<Response, ConsoleError> {
     let Some((kind, format)) = export::parse(&file) else {
         let here = format!("/console/export/{}", pages::urlencode(&file));
@@ -73,43 +114,88 @@ pub(super) async fn export_file(
             &here,
         ));
     };
+    let today = state.zone.day_of(chrono::Utc::now()).to_string();
+    let export = export::Export {
+        kind,
+        format,
+        reading: export::Reading {
+            lang,
+            values: export::Values::parse(&query.values).unwrap_or(format.default_values()),
+            zone: state.zone,
+        },
+        filter: query.filter(&today),
+    };
+    // What was exported, never the words searched for (names).
+    let subject = if export.filter.is_some() {
+        format!("{file} filtered")
+    } else {
+        file.clone()
+    };
     let store = state.service.store().clone();
     let user_id = signed.user.user_id.clone();
-    blocking(move || Ok(store.audit(now(), &user_id, "console.export", &file)?)).await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
-    let service = state.service.clone();
-    let reader = signed.user.clone();
-    tokio::task::spawn_blocking(move || {
-        // A panic ends the download broken too, never as a file that looks whole.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut send = |chunk: Vec<u8>| tx.blocking_send(Ok(chunk)).is_ok();
-            let mut writer = export::Writer::start(kind, format, lang, &mut send);
-            match export::write_all(&service, &reader, kind, &mut writer) {
-                Ok(()) => writer
-                    .finish()
-                    .map(|_| ())
-                    .map_err(export::ExportError::from),
-                Err(e) => Err(e),
-            }
-        }))
-        .unwrap_or_else(|_| Err(export::ExportError::Service("a panic".into())));
-        match result {
-            Ok(()) | Err(export::ExportError::Gone) => {}
-            Err(e) => {
-                // The download ends broken, never as a file that looks whole.
-                tracing::error!(error = %e, "export");
-                let _ = tx.blocking_send(Err(std::io::Error::other("export failed")));
-            }
-        }
-    });
-    let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    blocking(move || Ok(store.audit(now(), &user_id, "console.export", &subject)?)).await?;
+    let day = today;
     let disposition = format!(
         "attachment; filename=\"{}\"",
         export::file_name(kind, format, &day)
     );
-    let mut response =
+    let mut response = if format == export::Format::Xlsx {
+        let service = state.service.clone();
+        let reader = signed.user.clone();
+        let built = blocking(move || {
+            let mut book = export::xlsx::Book::new(lang, export.reading.values, &export.headers())
+                .map_err(|e| ConsoleError::Storage(format!("xlsx: {e}")))?;
+            match export::write_all(&service, &reader, &export, &mut book) {
+                Ok(()) => {}
+                Err(export::ExportError::Gone) if book.too_large => return Ok(None),
+                Err(e) => return Err(ConsoleError::Storage(e.to_string())),
+            }
+            let columns = export.headers().len();
+            book.finish(columns)
+                .map(Some)
+                .map_err(|e| ConsoleError::Storage(format!("xlsx: {e}")))
+        })
+        .await?;
+        let Some(bytes) = built else {
+            let back = format!("/console/cases?{}", query.filter_string());
+            return Ok(refused_back(
+                lang,
+                &signed,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                (t(lang, T::Export), t(lang, T::ExportTooLarge)),
+                &back,
+            ));
+        };
+        axum::body::Body::from(bytes).into_response()
+    } else {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+        let service = state.service.clone();
+        let reader = signed.user.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic ends the download broken too, never as a file that looks whole.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut send = |chunk: Vec<u8>| tx.blocking_send(Ok(chunk)).is_ok();
+                let mut writer = export::Writer::start(&export, &mut send);
+                match export::write_all(&service, &reader, &export, &mut writer) {
+                    Ok(()) => writer
+                        .finish()
+                        .map(|_| ())
+                        .map_err(export::ExportError::from),
+                    Err(e) => Err(e),
+                }
+            }))
+            .unwrap_or_else(|_| Err(export::ExportError::Service("a panic".into())));
+            match result {
+                Ok(()) | Err(export::ExportError::Gone) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "export");
+                    let _ = tx.blocking_send(Err(std::io::Error::other("export failed")));
+                }
+            }
+        });
         axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .into_response();
+            .into_response()
+    };
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -119,6 +205,23 @@ pub(super) async fn export_file(
         h.insert(header::CONTENT_DISPOSITION, value);
     }
     Ok(response)
+}
+
+impl ExportQuery {
+    /// The filters as the caseload's query string, to go back to the list they came from.
+    fn filter_string(&self) -> String {
+        filters_of(&CaseloadQuery {
+            q: self.q.clone(),
+            village: self.village.clone(),
+            agent: self.agent.clone(),
+            risk: self.risk.clone(),
+            status: self.status.clone(),
+            overdue: self.overdue.clone(),
+            conflicts: self.conflicts.clone(),
+            ..CaseloadQuery::default()
+        })
+        .query_string(0)
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -175,7 +278,7 @@ pub(super) async fn indicator_rows(
     let (cells, spellings) = blocking(move || {
         Ok((
             store.indicator_cells(&reader, &today)?,
-            store.place_spellings(&reader)?,
+            store.place_spellings(&reader, &["province", "commune"])?,
         ))
     })
     .await?;
@@ -227,16 +330,23 @@ pub(super) async fn indicators_csv(
     Ok(response)
 }
 
-/// Stuck referrals shown at most.
-pub(super) const STUCK_SHOWN: usize = 200;
+/// Stuck referrals per page.
+pub(super) const STUCK_PAGE: u64 = 50;
 
 #[derive(Deserialize, Default)]
 pub(super) struct ReferralsQuery {
     pub(super) days: Option<i64>,
+    #[serde(default)]
+    pub(super) agent: String,
+    #[serde(default)]
+    pub(super) service: String,
+    #[serde(default)]
+    pub(super) page: u64,
 }
 
 /// The project's referrals by service, provider and status with the time spent in each
-/// status, and those stuck in one status for longer than `days` (30 unless given).
+/// status, and those stuck in one status for longer than `days` (30 unless given), a page at a
+/// time, of one agent or service when asked, each with its child, agent, provider and urgency.
 pub(super) async fn referrals_page(
     State(state): State<AppState>,
     signed: Signed,
@@ -244,25 +354,64 @@ pub(super) async fn referrals_page(
     Query(query): Query<ReferralsQuery>,
 ) -> Result<Response, ConsoleError> {
     let days = query.days.unwrap_or(30).clamp(1, 3650);
+    let filter = pages::StuckFilter {
+        days,
+        agent: bounded(&query.agent),
+        service: bounded(&query.service),
+        page: query.page.min(PAGES_MAX),
+    };
     let store = state.service.store().clone();
     let reader = signed.user.clone();
     let now = now();
-    let (groups, stuck) = blocking(move || {
+    let stuck_query = crate::storage::StuckQuery {
+        before: now - days * 86_400,
+        agent: Some(filter.agent.clone()).filter(|a| !a.is_empty()),
+        service_type: Some(filter.service.clone()).filter(|s| !s.is_empty()),
+        offset: filter.page * STUCK_PAGE,
+        limit: STUCK_PAGE,
+    };
+    let (groups, stuck, children, agents) = blocking(move || {
         let groups = store.referral_groups(&reader, now)?;
-        let stuck = store.stuck_referrals(&reader, now - days * 86_400, STUCK_SHOWN)?;
-        let shown: Vec<&str> = stuck.iter().map(|r| r.case_id.as_str()).collect();
+        let stuck = store.stuck_referrals(&reader, &stuck_query)?;
+        // The children named on the page: their summaries, read through the reader's scope
+        // (the stuck list already is).
+        let mut children = std::collections::HashMap::new();
+        for r in &stuck.referrals {
+            if let Some(case) = store.listed_case(&r.case_id)? {
+                let s = case.summary;
+                children.insert(
+                    r.case_id.clone(),
+                    format!("{} {}", s.first_name, s.last_name),
+                );
+            }
+        }
+        let agents = pages::Choices::of(&store.place_spellings(&reader, &["agent"])?).agents;
+        let shown: Vec<&str> = stuck.referrals.iter().map(|r| r.case_id.as_str()).collect();
         store.audit(
             now,
             &reader.user_id,
             "console.referrals_viewed",
             &shown.join(" "),
         )?;
-        Ok((groups, stuck))
+        Ok((groups, stuck, children, agents))
     })
     .await?;
-    let frame = signed.frame(lang, "/console/referrals");
+    let here = format!("/console/referrals?{}", filter.query_string(filter.page));
+    let frame = signed.frame(lang, &here);
     Ok(html(
         StatusCode::OK,
-        pages::referrals(&frame, &state.service.forms(), &groups, &stuck, days, now),
+        pages::referrals(
+            &frame,
+            &state.service.forms(),
+            &groups,
+            &pages::Stuck {
+                filter: &filter,
+                list: &stuck,
+                children: &children,
+                agents: &agents,
+                page_size: STUCK_PAGE,
+            },
+            now,
+        ),
     ))
 }

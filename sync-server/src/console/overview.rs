@@ -281,6 +281,7 @@ mod tests {
             provider: None,
             status: "sent".into(),
             status_since: NOW - 40 * 86_400,
+            ..Default::default()
         }];
         let devices = [
             phone("d-a", "amina", Some(NOW - 60), Some(2)),

@@ -63,7 +63,16 @@ pub(super) async fn agents_page(
             }
             cases.extend(page);
         }
-        let stuck = store.stuck_referrals(&reader, now - STUCK_DAYS * 86_400, usize::MAX)?;
+        let stuck = store
+            .stuck_referrals(
+                &reader,
+                &crate::storage::StuckQuery {
+                    before: now - STUCK_DAYS * 86_400,
+                    limit: u64::MAX,
+                    ..Default::default()
+                },
+            )?
+            .referrals;
         let rows = agent_rows(&cases, &stuck, &devices, &today, now, sort);
         Ok((rows, devices))
     })

@@ -6,7 +6,7 @@
 
 use suivi_core::policy::ReadScope;
 
-use super::{CaseQuery, User};
+use super::{CaseQuery, CaseSort, User, NO_DUE, RISK_ORDER};
 
 /// How a store spells what differs between SQL dialects.
 pub(super) struct Dialect {
@@ -77,12 +77,14 @@ pub(super) fn arms(
                 ));
             }
             if let Some(v) = &query.village_key {
-                let p = next(blind(v), &mut args);
-                clauses.push(format!("s.village_key = {p}"));
+                let p = next(blind(&super::village_term(v)), &mut args);
+                clauses.push(format!(
+                    "s.case_id IN (SELECT case_id FROM case_search_terms WHERE term = {p})"
+                ));
             }
             if let Some(v) = &query.agent {
-                let p = next(v.clone(), &mut args);
-                clauses.push(format!("s.owner = {p}"));
+                let p = next(v.to_lowercase(), &mut args);
+                clauses.push(format!("lower(s.owner) = {p}"));
             }
             if let Some(v) = &query.risk_level {
                 let p = next(v.clone(), &mut args);
@@ -111,9 +113,34 @@ pub(super) fn arms(
         .collect()
 }
 
-/// The (time, id) pairs of every arm, newest first: the page `query` asks for.
-pub(super) fn page_of(mut rows: Vec<(i64, String)>, query: &CaseQuery) -> Vec<String> {
-    rows.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+/// The sort key columns of `sort` (an integer, a text), and the ORDER BY that sorts by them
+/// then by case id: what `CaseSort::key` computes of a listed case. Last changed first walks
+/// the arms' indexes in their order.
+pub(super) fn sort_key(sort: CaseSort) -> (String, &'static str) {
+    let due = format!("coalesce(s.next_followup_due, '{NO_DUE}')");
+    match sort {
+        CaseSort::Updated => ("-s.updated_at, ''".into(), "s.updated_at DESC, s.case_id"),
+        CaseSort::Due => (format!("CAST(0 AS BIGINT), {due}"), "1, 2, s.case_id"),
+        CaseSort::Risk => {
+            let ranks: String = RISK_ORDER
+                .iter()
+                .enumerate()
+                .map(|(i, r)| format!("WHEN '{r}' THEN {i} "))
+                .collect();
+            (
+                format!(
+                    "CAST(CASE s.risk_level {ranks}ELSE {} END AS BIGINT), {due}",
+                    RISK_ORDER.len()
+                ),
+                "1, 2, s.case_id",
+            )
+        }
+    }
+}
+
+/// The (sort key, id) rows of every arm, in the list's order: the page `query` asks for.
+pub(super) fn page_of(mut rows: Vec<((i64, String), String)>, query: &CaseQuery) -> Vec<String> {
+    rows.sort();
     rows.dedup_by(|a, b| a.1 == b.1);
     rows.into_iter()
         .skip(usize::try_from(query.offset).unwrap_or(usize::MAX))

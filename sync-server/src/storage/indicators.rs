@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use super::case_list::{and, arms, Arm, Dialect};
 use super::{
-    CaseQuery, IndicatorCell, PlaceSpelling, ReferralGroup, StuckReferral, User, TIMED_STATUSES,
+    CaseQuery, IndicatorCell, PlaceSpelling, ReferralGroup, StuckQuery, StuckReferral, User,
+    TIMED_STATUSES,
 };
 
 /// The reader's scope, as arms over `s` (the case summaries).
@@ -23,9 +24,11 @@ pub(super) fn cells_sql(arm: &Arm, dialect: &Dialect) -> String {
                 i.days_to_service, count(*), CAST(sum(i.referred) AS BIGINT),
                 CAST(sum(i.service) AS BIGINT),
                 CAST(sum(CASE WHEN i.stopped_working = 1 THEN 1 ELSE 0 END) AS BIGINT),
-                CAST(sum(CASE WHEN i.next_followup_due < {today} THEN 1 ELSE 0 END) AS BIGINT)
+                CAST(sum(CASE WHEN i.next_followup_due < {today} THEN 1 ELSE 0 END) AS BIGINT),
+                i.sex, CAST(CAST(substr(i.identified_on, 1, 4) AS INTEGER) - s.birth_year AS BIGINT),
+                s.owner, s.team
          FROM case_indicators i JOIN case_summaries s ON s.case_id = i.case_id {}
-         GROUP BY 1, 2, 3, 4, 5",
+         GROUP BY 1, 2, 3, 4, 5, 11, 12, 13, 14",
         and(&arm.filter, "i.counted = 1")
     )
 }
@@ -34,19 +37,24 @@ pub(super) fn cells_sql(arm: &Arm, dialect: &Dialect) -> String {
 pub(super) fn merge_cells(cells: Vec<IndicatorCell>) -> Vec<IndicatorCell> {
     type Key = (
         String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
+        [Option<String>; 4],
         Option<i64>,
+        Option<i64>,
+        (String, String),
     );
     let mut merged: BTreeMap<Key, IndicatorCell> = BTreeMap::new();
     for c in cells {
         let key = (
             c.month.clone(),
-            c.province_key.clone(),
-            c.commune_key.clone(),
-            c.sector.clone(),
+            [
+                c.province_key.clone(),
+                c.commune_key.clone(),
+                c.sector.clone(),
+                c.sex.clone(),
+            ],
             c.days_to_service,
+            c.age,
+            (c.agent.clone(), c.team.clone()),
         );
         let into = merged.entry(key).or_insert_with(|| IndicatorCell {
             cases: 0,
@@ -65,16 +73,20 @@ pub(super) fn merge_cells(cells: Vec<IndicatorCell>) -> Vec<IndicatorCell> {
     merged.into_values().collect()
 }
 
-/// Spellings of one kind of place (`province` or `commune`) in one arm.
+/// What `ServerStore::place_spellings` lists: places as typed, and the cases' agents.
+pub(super) const SPELLING_KINDS: [&str; 4] = ["province", "commune", "village", "agent"];
+
+/// Spellings of one of `SPELLING_KINDS` in one arm (the caller keeps to them).
 pub(super) fn spellings_sql(arm: &Arm, kind: &str) -> String {
+    let (key, spelling) = match kind {
+        "agent" => ("lower(s.owner)".to_string(), "s.owner".to_string()),
+        place => (format!("i.{place}_key"), format!("i.{place}")),
+    };
     format!(
-        "SELECT i.{kind}_key, i.{kind}, count(*)
+        "SELECT {key}, {spelling}, count(*)
          FROM case_indicators i JOIN case_summaries s ON s.case_id = i.case_id {}
          GROUP BY 1, 2",
-        and(
-            &arm.filter,
-            &format!("i.counted = 1 AND i.{kind}_key IS NOT NULL")
-        )
+        and(&arm.filter, &format!("i.counted = 1 AND {key} IS NOT NULL"))
     )
 }
 
@@ -147,30 +159,50 @@ pub(super) fn merge_groups(groups: Vec<ReferralGroup>) -> Vec<ReferralGroup> {
     merged.into_values().collect()
 }
 
-/// Referrals stuck in one arm; two more parameters after the arm's: before (unix time), limit.
-pub(super) fn stuck_sql(arm: &Arm, dialect: &Dialect) -> String {
+/// Referrals stuck in one arm, the page's rows (`count` false: ordered, up to a limit) or how
+/// many (`count` true). Parameters after the arm's: before (unix time), the agent (lowercase)
+/// or NULL, the service or NULL, then for rows the limit.
+pub(super) fn stuck_sql(arm: &Arm, dialect: &Dialect, count: bool) -> String {
     let n = arm.args.len();
+    let p = |k: usize| (dialect.param)(n + k);
     let statuses: Vec<String> = TIMED_STATUSES
         .iter()
         .map(|(status, _)| format!("'{status}'"))
         .collect();
-    format!(
-        "SELECT r.case_id, r.referral_id, r.service_type, r.provider, r.status, r.status_since
-         FROM referral_summaries r JOIN case_summaries s ON s.case_id = r.case_id {}
-         ORDER BY r.status_since, r.case_id, r.referral_id LIMIT {}",
-        and(
-            &arm.filter,
-            &format!(
-                "r.status IN ({}) AND r.status_since < {}",
-                statuses.join(", "),
-                (dialect.param)(n + 1)
-            )
+    let filter = and(
+        &arm.filter,
+        &format!(
+            "r.status IN ({}) AND r.status_since < {}
+             AND (CAST({agent} AS TEXT) IS NULL OR lower(s.owner) = {agent})
+             AND (CAST({service} AS TEXT) IS NULL OR r.service_type = {service})",
+            statuses.join(", "),
+            p(1),
+            agent = p(2),
+            service = p(3),
         ),
-        (dialect.param)(n + 2)
+    );
+    if count {
+        return format!(
+            "SELECT count(*) FROM referral_summaries r JOIN case_summaries s
+             ON s.case_id = r.case_id {filter}"
+        );
+    }
+    format!(
+        "SELECT r.case_id, r.referral_id, r.service_type, r.provider, r.status, r.status_since,
+                r.urgency, s.owner
+         FROM referral_summaries r JOIN case_summaries s ON s.case_id = r.case_id {filter}
+         ORDER BY r.status_since, r.case_id, r.referral_id LIMIT {}",
+        p(4)
     )
 }
 
-pub(super) fn merge_stuck(mut stuck: Vec<StuckReferral>, limit: usize) -> Vec<StuckReferral> {
+/// The rows an arm returns for a page: every row up to its end.
+pub(super) fn stuck_arm_limit(query: &StuckQuery) -> i64 {
+    i64::try_from(query.offset.saturating_add(query.limit)).unwrap_or(i64::MAX)
+}
+
+/// The page of the arms' rows (the arms are disjoint), oldest first.
+pub(super) fn merge_stuck(mut stuck: Vec<StuckReferral>, query: &StuckQuery) -> Vec<StuckReferral> {
     stuck.sort_by(|a, b| {
         (a.status_since, &a.case_id, &a.referral_id).cmp(&(
             b.status_since,
@@ -178,6 +210,9 @@ pub(super) fn merge_stuck(mut stuck: Vec<StuckReferral>, limit: usize) -> Vec<St
             &b.referral_id,
         ))
     });
-    stuck.truncate(limit);
     stuck
+        .into_iter()
+        .skip(usize::try_from(query.offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(query.limit).unwrap_or(usize::MAX))
+        .collect()
 }

@@ -378,6 +378,10 @@ pub struct CaseIndicators {
     pub commune: Option<String>,
     pub commune_key: Option<String>,
     pub sector: Option<String>,
+    /// The child's sex as recorded (a choice id).
+    pub sex: Option<String>,
+    pub village: Option<String>,
+    pub village_key: Option<String>,
     /// A referral past its draft.
     pub referred: bool,
     /// A referral in service or completed, or a follow-up that lists a service received.
@@ -403,6 +407,7 @@ pub const TIMED_STATUSES: [(&str, &str); 5] = [
 pub struct ReferralSummary {
     pub referral_id: String,
     pub service_type: Option<String>,
+    pub urgency: Option<String>,
     pub provider: Option<String>,
     pub provider_key: Option<String>,
     pub status: String,
@@ -413,8 +418,8 @@ pub struct ReferralSummary {
     pub secs_in: [Option<i64>; 5],
 }
 
-/// Indicator counts of the cases sharing a month, province, commune, sector and number of
-/// days to a first service (`ServerStore::indicator_cells`).
+/// Indicator counts of the cases sharing a month, province, commune, sector, sex, age, agent,
+/// team and number of days to a first service (`ServerStore::indicator_cells`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IndicatorCell {
     /// YYYY-MM of identification.
@@ -422,6 +427,12 @@ pub struct IndicatorCell {
     pub province_key: Option<String>,
     pub commune_key: Option<String>,
     pub sector: Option<String>,
+    pub sex: Option<String>,
+    /// Years at identification: its year less the birth year (stated or estimated).
+    pub age: Option<i64>,
+    /// The case's agent (its owner) and team.
+    pub agent: String,
+    pub team: String,
     pub days_to_service: Option<i64>,
     pub cases: u64,
     pub referred: u64,
@@ -433,7 +444,7 @@ pub struct IndicatorCell {
 /// A place as typed, under the folded key it is grouped by, and how many cases typed it so.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlaceSpelling {
-    /// `province` or `commune`.
+    /// `province`, `commune`, `village`, or `agent` (a case's agent, under its lowercase id).
     pub kind: String,
     pub key: String,
     pub spelling: String,
@@ -455,19 +466,48 @@ pub struct ReferralGroup {
 }
 
 /// A referral in one status since before a given time.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StuckReferral {
     pub case_id: String,
     pub referral_id: String,
     pub service_type: Option<String>,
     pub provider: Option<String>,
+    pub urgency: Option<String>,
     pub status: String,
     pub status_since: i64,
+    /// The case's agent.
+    pub agent: String,
+}
+
+/// Which stuck referrals to list: in one status since before `before`, of an agent (in any
+/// case) or a service when given, the oldest first, a page of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StuckQuery {
+    pub before: i64,
+    pub agent: Option<String>,
+    pub service_type: Option<String>,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+/// A page of stuck referrals and how many there are in all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StuckList {
+    pub referrals: Vec<StuckReferral>,
+    pub total: u64,
+}
+
+/// A case's referrals and follow-ups as core reads them from its document, kept beside its
+/// summary (`case_records`) so an export reads rows, not documents. Sealed on PostgreSQL.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CaseRecords {
+    pub referrals: Vec<suivi_core::case_doc::Referral>,
+    pub followups: Vec<suivi_core::case_doc::FollowUp>,
 }
 
 /// A summary and the keys it is found by (`suivi_core::names`): kept by each store in the form
 /// its protection at rest allows (on PostgreSQL, keyed hashes).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SummaryWrite {
     pub summary: CaseSummary,
     /// How many changes of the case it was computed from: a store holding more (another push
@@ -480,6 +520,7 @@ pub struct SummaryWrite {
     pub commune_key: Option<String>,
     pub indicators: CaseIndicators,
     pub referrals: Vec<ReferralSummary>,
+    pub records: CaseRecords,
 }
 
 /// One case as the console lists it: its summary and what the server knows of it.
@@ -497,16 +538,120 @@ pub struct ListedCase {
 pub struct CaseQuery {
     /// Name keys (`suivi_core::names::query_terms`): a case matches when it has every one.
     pub name_terms: Vec<String>,
+    /// A village's key (`suivi_core::names::place_key`) or its beginning, from
+    /// `suivi_core::names::PREFIX_MIN` letters.
     pub village_key: Option<String>,
-    /// The agent who created the case.
+    /// The agent who created the case, in any case ("Karim" is karim).
     pub agent: Option<String>,
     pub risk_level: Option<String>,
     pub referral_status: Option<String>,
     /// Cases whose next follow-up is due before this date (YYYY-MM-DD): overdue on it.
     pub due_before: Option<String>,
     pub conflicts_only: bool,
+    pub sort: CaseSort,
     pub offset: u64,
     pub limit: u64,
+}
+
+/// The order a list comes in; each ends with the case id, so pages never overlap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CaseSort {
+    /// Last changed first.
+    #[default]
+    Updated,
+    /// The next visit due soonest first (the most overdue at the top); none due last.
+    Due,
+    /// Critical, high, medium, low, then none; within a risk, by due date.
+    Risk,
+}
+
+impl CaseSort {
+    pub const ALL: [CaseSort; 3] = [CaseSort::Updated, CaseSort::Due, CaseSort::Risk];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseSort::Updated => "updated",
+            CaseSort::Due => "due",
+            CaseSort::Risk => "risk",
+        }
+    }
+
+    pub fn parse(text: &str) -> CaseSort {
+        CaseSort::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .unwrap_or_default()
+    }
+
+    /// A listed case's place in this order: compared ascending, then by case id. The same key
+    /// the stores' list query sorts by (`case_list::sort_key`).
+    pub fn key(self, case: &ListedCase) -> (i64, String) {
+        let due = || {
+            case.summary
+                .next_followup_due
+                .clone()
+                .unwrap_or_else(|| NO_DUE.to_string())
+        };
+        match self {
+            CaseSort::Updated => (-case.updated_at, String::new()),
+            CaseSort::Due => (0, due()),
+            CaseSort::Risk => (risk_rank(case.summary.risk_level.as_deref()), due()),
+        }
+    }
+}
+
+/// Sorts after every date a follow-up can set.
+pub const NO_DUE: &str = "9999-12-31";
+
+/// Risk levels, most urgent first (the identification form's choices).
+pub const RISK_ORDER: [&str; 4] = ["critical", "high", "medium", "low"];
+
+pub fn risk_rank(risk: Option<&str>) -> i64 {
+    risk.and_then(|r| RISK_ORDER.iter().position(|x| *x == r))
+        .unwrap_or(RISK_ORDER.len()) as i64
+}
+
+/// A village's key or beginning as kept among a case's search terms, tagged apart from the
+/// name keys beside it.
+pub fn village_term(prefix: &str) -> String {
+    format!("v:{prefix}")
+}
+
+impl CaseQuery {
+    /// Whether a listed case meets every criterion, as the stores' list query decides it: what
+    /// an export of a filtered list keeps while it walks the reader's scope.
+    pub fn matches(&self, case: &ListedCase) -> bool {
+        let s = &case.summary;
+        let terms = if self.name_terms.is_empty() {
+            Vec::new()
+        } else {
+            suivi_core::names::search_terms(&[&s.first_name, &s.last_name])
+        };
+        self.name_terms.iter().all(|t| terms.contains(t))
+            && self.village_key.as_ref().is_none_or(|v| {
+                s.village
+                    .as_deref()
+                    .is_some_and(|village| suivi_core::names::place_prefixes(village).contains(v))
+            })
+            && self
+                .agent
+                .as_ref()
+                .is_none_or(|a| a.to_lowercase() == case.created_by.to_lowercase())
+            && self
+                .risk_level
+                .as_ref()
+                .is_none_or(|r| s.risk_level.as_ref() == Some(r))
+            && self
+                .referral_status
+                .as_ref()
+                .is_none_or(|st| s.referral_statuses.contains(st))
+            && self.due_before.as_ref().is_none_or(|d| {
+                s.next_followup_due
+                    .as_ref()
+                    .is_some_and(|due| due.as_str() < d.as_str())
+            })
+            && (!self.conflicts_only || s.conflict_count > 0)
+    }
 }
 
 /// A page of listed cases, newest first, and how many match in all.

@@ -99,6 +99,15 @@ impl Sealer {
         self.open_with(sealed, &change_aad(case_id, "summary"))
     }
 
+    /// A case's referrals and follow-ups as exports read them (`case_records`).
+    pub fn seal_records(&self, case_id: &str, plain: &[u8]) -> Vec<u8> {
+        self.seal_with(plain, &change_aad(case_id, "records"))
+    }
+
+    pub fn open_records(&self, case_id: &str, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+        self.open_with(sealed, &change_aad(case_id, "records"))
+    }
+
     /// A search term (a name key, a folded village) as the database keeps it: a keyed hash,
     /// so equal terms match and a dump shows no name. 128 bits: collisions do not happen.
     pub fn blind(&self, term: &str) -> String {

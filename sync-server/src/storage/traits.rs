@@ -290,13 +290,18 @@ pub trait ProjectionStore {
         limit: usize,
     ) -> StorageResult<Vec<ListedCase>>;
 
+    /// The referrals and follow-ups of these cases (`CaseRecords`), for an export: the cases
+    /// held, in any order. The caller has read them through the reader's scope.
+    fn case_records(&self, case_ids: &[String]) -> StorageResult<Vec<(String, CaseRecords)>>;
+
     /// The indicators of the cases `reader` reads (merged-away cases left out), grouped by
-    /// month, province, commune, sector and days to a first service. `today` (YYYY-MM-DD) says
+    /// month, province, commune, sector, sex, age, agent, team and days to a first service. `today` (YYYY-MM-DD) says
     /// which follow-ups are overdue.
     fn indicator_cells(&self, reader: &User, today: &str) -> StorageResult<Vec<IndicatorCell>>;
 
-    /// Each spelling of a province or commune in `reader`'s cases, under its folded key.
-    fn place_spellings(&self, reader: &User) -> StorageResult<Vec<PlaceSpelling>>;
+    /// Each spelling of a province, commune or village (or each agent) of `reader`'s cases,
+    /// under its folded key, for the kinds asked (`PlaceSpelling::kind`; others are ignored).
+    fn place_spellings(&self, reader: &User, kinds: &[&str]) -> StorageResult<Vec<PlaceSpelling>>;
 
     /// The referrals of `reader`'s cases grouped by service, provider and status, with the
     /// time spent in each status (a current stay counted up to `now`).
@@ -304,12 +309,7 @@ pub trait ProjectionStore {
 
     /// Referrals of `reader`'s cases, not yet ended, in their status since before `before`,
     /// the longest first, at most `limit`.
-    fn stuck_referrals(
-        &self,
-        reader: &User,
-        before: i64,
-        limit: usize,
-    ) -> StorageResult<Vec<StuckReferral>>;
+    fn stuck_referrals(&self, reader: &User, query: &StuckQuery) -> StorageResult<StuckList>;
 
     /// One case's listing, whoever reads it (the caller decides access).
     fn listed_case(&self, case_id: &str) -> StorageResult<Option<ListedCase>>;

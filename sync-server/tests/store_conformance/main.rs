@@ -155,9 +155,8 @@ fn summarized(
         ..Default::default()
     };
     shape(&mut summary);
-    let names = [summary.first_name.as_str(), summary.last_name.as_str()];
     let write = SummaryWrite {
-        name_terms: suivi_core::names::search_terms(&names),
+        name_terms: suivi_server::summary::search_terms(&summary),
         village_key: summary
             .village
             .as_deref()

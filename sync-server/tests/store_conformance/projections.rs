@@ -17,6 +17,7 @@ pub fn indicators_and_referral_views_read_the_projections(s: Subject) {
             let summary = CaseSummary {
                 case_id: case_id(n),
                 first_name: format!("Child{n}"),
+                birth_year: Some(2014 - n as i32),
                 next_followup_due: Some(
                     if n.is_multiple_of(2) {
                         "2026-01-01"
@@ -38,10 +39,12 @@ pub fn indicators_and_referral_views_read_the_projections(s: Subject) {
                     commune: Some(commune.into()),
                     commune_key: Some(suivi_server::summary::place_key(commune)),
                     sector: Some("cotton".into()),
+                    sex: Some(if n == 1 { "male" } else { "female" }.into()),
                     referred: !referrals.is_empty(),
                     service,
                     stopped_working: Some(service),
                     days_to_service: service.then_some(10 * n as i64),
+                    ..Default::default()
                 },
                 referrals,
                 ..SummaryWrite::default()
@@ -50,6 +53,7 @@ pub fn indicators_and_referral_views_read_the_projections(s: Subject) {
     let referral = |id: &str, status: &str, since: i64, secs_sent: Option<i64>| ReferralSummary {
         referral_id: id.into(),
         service_type: Some("health".into()),
+        urgency: Some("priority".into()),
         provider: Some("CSCOM Misséni".into()),
         provider_key: Some("cscom misseni".into()),
         status: status.into(),
@@ -76,7 +80,32 @@ pub fn indicators_and_referral_views_read_the_projections(s: Subject) {
         // Merged into another: not counted again.
         write(4, "Kadiolo", false, vec![], false),
     ];
-    for (n, w) in cases.into_iter().enumerate() {
+    // What exports read: case 1's referral and visit, as core reads them.
+    let records = suivi_server::storage::CaseRecords {
+        referrals: vec![suivi_core::case_doc::Referral {
+            id: "r1".into(),
+            status: "sent".into(),
+            form_version: 1,
+            fields: serde_json::from_value(serde_json::json!({"provider": "CSCOM Misséni"}))
+                .unwrap(),
+            created_at: "2026-01-15T09:00:00Z".into(),
+            created_by: "amina".into(),
+            previous_referral: None,
+            next_referral: None,
+            transitions: Vec::new(),
+        }],
+        followups: vec![suivi_core::case_doc::FollowUp {
+            id: "f1".into(),
+            form_version: 1,
+            fields: serde_json::from_value(serde_json::json!({"notes": "Vu à l'école"})).unwrap(),
+            created_at: "2026-02-01T10:00:00Z".into(),
+            created_by: "amina".into(),
+        }],
+    };
+    for (n, mut w) in cases.into_iter().enumerate() {
+        if n == 0 {
+            w.records = records.clone();
+        }
         let mut accepted = case(&case_id(n + 1), Some("amina"), 1, 8);
         accepted.summary = Some(w);
         store
@@ -116,6 +145,15 @@ pub fn indicators_and_referral_views_read_the_projections(s: Subject) {
         .map(|c| c.cases)
         .sum();
     assert_eq!(kadiolo, 2, "two spellings, one commune");
+    // Sex, age at identification (2026 less the birth year), agent and team.
+    let by = |f: &dyn Fn(&suivi_server::storage::IndicatorCell) -> bool| -> u64 {
+        cells.iter().filter(|c| f(c)).map(|c| c.cases).sum()
+    };
+    assert_eq!(by(&|c| c.sex.as_deref() == Some("female")), 2);
+    assert_eq!(by(&|c| c.sex.as_deref() == Some("male")), 1);
+    assert_eq!(by(&|c| c.age == Some(13)), 1, "case 1: born 2013");
+    assert_eq!(by(&|c| c.age == Some(15)), 1, "case 3: born 2011");
+    assert_eq!(by(&|c| c.agent == "amina" && c.team == "sikasso"), 3);
     assert!(cells
         .iter()
         .any(|c| c.month == "2026-01" && c.days_to_service == Some(20)));
@@ -129,7 +167,13 @@ pub fn indicators_and_referral_views_read_the_projections(s: Subject) {
         4,
         "an officer reads the whole project"
     );
-    let spellings = store.place_spellings(&fatima).unwrap();
+    let spellings = store
+        .place_spellings(&fatima, &["province", "commune", "agent", "nonsense"])
+        .unwrap();
+    assert!(spellings
+        .iter()
+        .any(|s| s.kind == "agent" && s.key == "amina" && s.cases == 3));
+    assert!(spellings.iter().all(|s| s.kind != "nonsense"));
     let kadiolo: Vec<(&str, u64)> = spellings
         .iter()
         .filter(|s| s.kind == "commune" && s.key == "kadiolo")
@@ -155,24 +199,71 @@ pub fn indicators_and_referral_views_read_the_projections(s: Subject) {
     );
     assert_eq!(in_service.time_in[4], (2 * DAY, 1));
 
-    let stuck = store.stuck_referrals(&fatima, NOW - 14 * DAY, 10).unwrap();
-    assert_eq!(
-        stuck
+    let stuck = |before: i64, agent: Option<&str>, service: Option<&str>, offset: u64| {
+        store
+            .stuck_referrals(
+                &fatima,
+                &suivi_server::storage::StuckQuery {
+                    before,
+                    agent: agent.map(str::to_string),
+                    service_type: service.map(str::to_string),
+                    offset,
+                    limit: 1,
+                },
+            )
+            .unwrap()
+    };
+    let ids = |list: &suivi_server::storage::StuckList| -> Vec<String> {
+        list.referrals
             .iter()
-            .map(|r| r.referral_id.as_str())
-            .collect::<Vec<_>>(),
-        ["r1"]
+            .map(|r| r.referral_id.clone())
+            .collect()
+    };
+    let old = stuck(NOW - 14 * DAY, None, None, 0);
+    assert_eq!((ids(&old), old.total), (vec!["r1".to_string()], 1));
+    let r1 = &old.referrals[0];
+    assert_eq!(r1.case_id, case_id(1));
+    assert_eq!(
+        (r1.agent.as_str(), r1.urgency.as_deref()),
+        ("amina", Some("priority"))
     );
-    assert_eq!(stuck[0].case_id, case_id(1));
-    assert!(store
-        .stuck_referrals(&fatima, NOW - 30 * DAY, 10)
-        .unwrap()
-        .is_empty());
+    assert_eq!(stuck(NOW - 30 * DAY, None, None, 0).total, 0);
+    // Every referral not done since before now, a page of one at a time, oldest first.
+    let all = stuck(NOW, None, None, 0);
+    assert_eq!((ids(&all), all.total), (vec!["r1".to_string()], 2));
+    assert_eq!(ids(&stuck(NOW, None, None, 1)), ["r2"]);
+    assert!(stuck(NOW, None, None, 2).referrals.is_empty());
+    assert_eq!(
+        stuck(NOW, Some("Amina"), None, 0).total,
+        2,
+        "an agent in any case"
+    );
+    assert_eq!(stuck(NOW, Some("karim"), None, 0).total, 0);
+    assert_eq!(stuck(NOW, None, Some("health"), 0).total, 2);
+    assert_eq!(
+        stuck(NOW, None, Some("school_or_bridging_class"), 0).total,
+        0
+    );
+
+    let held = store
+        .case_records(&[case_id(1), case_id(3), "0".repeat(32)])
+        .unwrap();
+    let held: std::collections::HashMap<_, _> = held.into_iter().collect();
+    assert_eq!(held[&case_id(1)], records);
+    assert_eq!(
+        held[&case_id(3)],
+        Default::default(),
+        "a case without records"
+    );
+    assert_eq!(held.len(), 2, "a case not held is not listed");
 
     store.erase_case(&case_id(1), NOW).unwrap();
-    assert!(store
-        .stuck_referrals(&fatima, NOW, 10)
-        .unwrap()
+    assert!(
+        store.case_records(&[case_id(1)]).unwrap().is_empty(),
+        "erased with the case"
+    );
+    assert!(stuck(NOW, None, None, 0)
+        .referrals
         .iter()
         .all(|r| r.case_id != case_id(1)));
     assert_eq!(
@@ -206,7 +297,16 @@ pub fn indicators_and_referral_views_read_the_projections(s: Subject) {
     assert_eq!(closed.referrals, 2);
 }
 
+/// The ids `list_cases` finds for `query`; and the same as an export finds them, walking the
+/// reader's scope with `CaseQuery::matches`.
 fn listed_ids(store: &dyn ServerStore, reader: &User, query: CaseQuery) -> Vec<String> {
+    let kept: Vec<String> = store
+        .scoped_cases(reader, "", 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|c| query.matches(c))
+        .map(|c| c.summary.case_id)
+        .collect();
     let list = store
         .list_cases(
             reader,
@@ -223,6 +323,7 @@ fn listed_ids(store: &dyn ServerStore, reader: &User, query: CaseQuery) -> Vec<S
         .collect();
     assert_eq!(ids.len() as u64, list.total, "one page holds them all");
     ids.sort();
+    assert_eq!(kept, ids, "an export's filter keeps what the list shows");
     ids
 }
 
@@ -336,6 +437,56 @@ pub fn case_summaries_are_listed_by_scope_filtered_and_erased(subject: Subject) 
         listed_ids(store, &fatima, q(|q| q.agent = Some("karim".into()))),
         ids(&[3])
     );
+    assert_eq!(
+        listed_ids(store, &fatima, q(|q| q.agent = Some("Karim".into()))),
+        ids(&[3]),
+        "an agent in any case"
+    );
+    // A village by its beginning, from three letters; a shorter one only whole.
+    for (typed, expected) in [
+        ("kan", ids(&[1, 3])),
+        ("KANIKO", ids(&[1, 3])),
+        ("ait o", ids(&[2])),
+        ("Aït-Our", ids(&[2])),
+        ("ka", vec![]),
+        ("niko", vec![]),
+    ] {
+        let query = CaseQuery {
+            village_key: Some(suivi_server::summary::place_key(typed)),
+            ..Default::default()
+        };
+        assert_eq!(listed_ids(store, &fatima, query), expected, "{typed}");
+    }
+    // Orders: last change first; the most overdue visit first (none due last); the highest
+    // risk first. Each as `CaseSort::key` orders the cases, page by page.
+    use suivi_server::storage::CaseSort;
+    for (sort, expected) in [
+        (CaseSort::Updated, ids(&[3, 1, 2])),
+        (CaseSort::Due, ids(&[1, 3, 2])),
+        (CaseSort::Risk, ids(&[1, 3, 2])),
+    ] {
+        let mut ordered = Vec::new();
+        for offset in 0..3 {
+            let page = store
+                .list_cases(
+                    &fatima,
+                    &CaseQuery {
+                        sort,
+                        offset,
+                        limit: 1,
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+            assert_eq!(page.total, 3);
+            ordered.extend(page.cases.into_iter().map(|c| c.summary.case_id));
+        }
+        assert_eq!(ordered, expected, "{sort:?}");
+        let mut by_key = store.scoped_cases(&fatima, "", 100).unwrap();
+        by_key.sort_by_key(|c| (sort.key(c), c.summary.case_id.clone()));
+        let by_key: Vec<String> = by_key.into_iter().map(|c| c.summary.case_id).collect();
+        assert_eq!(by_key, expected, "{sort:?}: the key the stores sort by");
+    }
     assert_eq!(
         listed_ids(store, &fatima, q(|q| q.risk_level = Some("high".into()))),
         ids(&[1])

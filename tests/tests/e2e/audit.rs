@@ -432,8 +432,7 @@ fn download(
     console: &mut crate::console::Console,
     path: &str,
 ) -> (reqwest::StatusCode, Vec<u8>, reqwest::header::HeaderMap) {
-    let (status, body, headers) = console.get(path);
-    (status, body.into_bytes(), headers)
+    console.get_bytes(path)
 }
 
 /// A CSV download parsed: its header row and its rows, the byte-order mark checked.
@@ -505,34 +504,83 @@ fn exports_hold_the_readers_scope_with_formulas_neutralised_and_are_audited() {
         "no cell starts with ="
     );
 
-    // Referrals: one row per link, the chain in order.
+    // Referrals: one row per link, the chain in order, each with the child and the agent, the
+    // statuses and choices in the reader's words.
     let (_, bytes, _) = download(&mut fatima, "/console/export/referrals.csv");
     let (header, rows) = csv_rows(&bytes);
-    assert_eq!(header[2], "Maillon");
+    assert_eq!(
+        &header[..5],
+        ["Dossier", "Enfant", "Agent", "Orientation", "Maillon"]
+    );
     let links: Vec<(&str, &str, &str, &str)> = rows
         .iter()
-        .map(|r| (r[1].as_str(), r[2].as_str(), r[3].as_str(), r[7].as_str()))
+        .map(|r| (r[3].as_str(), r[4].as_str(), r[5].as_str(), r[9].as_str()))
         .collect();
     assert_eq!(
         links,
         [
-            (first.as_str(), "1", "", "transferred"),
-            (second.as_str(), "2", first.as_str(), "sent"),
+            (first.as_str(), "1", "", "transférée"),
+            (second.as_str(), "2", first.as_str(), "envoyée"),
         ]
     );
-    assert!(!rows[0][15].is_empty(), "the transfer's time");
+    let child_name = format!(
+        "{} {}",
+        suivi_tests::FIRST_NAMES[2],
+        suivi_tests::LAST_NAMES[0]
+    );
+    assert!(rows.iter().all(|r| r[1] == child_name && r[2] == "amina"));
+    assert_eq!(rows[0][6], "Santé", "the service's label");
+    assert_eq!(rows[0][8], "Prioritaire", "the urgency's label");
+    let transferred_at = &rows[0][17];
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(transferred_at, "%Y-%m-%d %H:%M").is_ok(),
+        "a time a spreadsheet reads, to the minute: {transferred_at}"
+    );
+    // As codes, for an analysis.
+    let (_, bytes, _) = download(&mut fatima, "/console/export/referrals.csv?values=codes");
+    let (_, rows) = csv_rows(&bytes);
+    assert_eq!(
+        (
+            rows[0][6].as_str(),
+            rows[0][8].as_str(),
+            rows[0][9].as_str()
+        ),
+        ("health", "priority", "transferred")
+    );
 
-    // Follow-ups as JSON, stable keys, values as recorded.
+    // Follow-ups as JSON: stable keys, codes unless asked, the child named.
     let (status, bytes, headers) = download(&mut fatima, "/console/export/followups.json");
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "application/json");
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["case_id"], chained.as_str());
+    assert_eq!(rows[0]["child"], child_name.as_str());
+    assert_eq!(rows[0]["still_working"], false);
     assert_eq!(
         rows[0]["services_received"],
         serde_json::json!(["vocational_training"])
     );
+    let (_, bytes, _) = download(&mut fatima, "/console/export/followups.json?values=labels");
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(rows[0]["still_working"], "Non");
+    assert_eq!(
+        rows[0]["services_received"],
+        serde_json::json!(["Formation professionnelle / apprentissage"])
+    );
+
+    // The list's filters: the export holds what the list shows.
+    let (_, page, _) = fatima.get("/console/cases?status=transferred");
+    assert!(
+        page.contains("/console/export/cases.csv?status=transferred"),
+        "the export links carry the filters"
+    );
+    let (_, bytes, _) = download(&mut fatima, "/console/export/cases.csv?status=transferred");
+    let (_, rows) = csv_rows(&bytes);
+    let kept: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(kept, [chained.as_str()], "the one case with a transfer");
+    assert_eq!(rows[0][3], "Fille", "the sex's label");
+    assert_eq!(rows[0][13], "envoyée; transférée", "the statuses in words");
 
     // In English, and for an officer: the whole project.
     let mut odile = Console::signed_in(&server, "odile");
@@ -557,7 +605,10 @@ fn exports_hold_the_readers_scope_with_formulas_neutralised_and_are_audited() {
         [
             ("fatima".to_string(), "cases.csv".to_string()),
             ("fatima".into(), "referrals.csv".into()),
+            ("fatima".into(), "referrals.csv".into()),
             ("fatima".into(), "followups.json".into()),
+            ("fatima".into(), "followups.json".into()),
+            ("fatima".into(), "cases.csv filtered".into()),
             ("odile".into(), "cases.csv".into()),
         ]
     );
@@ -784,6 +835,46 @@ fn an_officer_audits_a_chain_and_reads_the_referrals_and_indicators() {
     let (header, rows) = csv_rows(&bytes);
     assert_eq!(header[0], "Secteur de travail");
     assert_eq!(rows.last().unwrap()[1], "3", "Fatima's team only");
+
+    // By sex, age band at identification, agent and team (children 2, 4, 6 and 8: girls of
+    // 10, 12, 14 and 16), in age order.
+    let breakdown = |odile: &mut Console, by: &str| -> Vec<(String, String)> {
+        let (_, bytes, _) = download(odile, &format!("/console/indicators.csv?by={by}"));
+        let (_, rows) = csv_rows(&bytes);
+        rows.into_iter()
+            .map(|r| (r[0].clone(), r[1].clone()))
+            .collect()
+    };
+    let pairs = |items: &[(&str, &str)]| -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        breakdown(&mut odile, "sex"),
+        pairs(&[("Fille", "4"), ("Total", "4")])
+    );
+    assert_eq!(
+        breakdown(&mut odile, "age"),
+        pairs(&[
+            ("5-11 ans", "1"),
+            ("12-14 ans", "2"),
+            ("15-17 ans", "1"),
+            ("Total", "4")
+        ])
+    );
+    assert_eq!(
+        breakdown(&mut odile, "agent"),
+        pairs(&[("amina", "3"), ("moussa", "1"), ("Total", "4")])
+    );
+    let teams = breakdown(&mut odile, "team");
+    assert_eq!(teams.len(), 3, "two teams and the total: {teams:?}");
+    let (_, page, _) = odile.get("/console/indicators?by=age");
+    assert!(
+        page.contains("<option value=\"age\" selected"),
+        "the grouping offered"
+    );
 }
 
 /// Two subtler edits: a change moved to another case (its case id rewritten in `changes` and
@@ -876,6 +967,93 @@ fn verify_sees_a_change_moved_to_another_case_and_a_row_passed_off_as_erased() {
             .contains("NOTE: 1 feed rows were erased before erasures kept what their marks cover"),
         "{report}"
     );
+}
+
+/// The same exports as `.xlsx` workbooks: typed cells (a birth year is a number, a time is a
+/// date a spreadsheet sorts, a boolean of codes is a boolean), labels by default, the hostile
+/// name neutralised as in CSV and no cell a formula, the sheet right to left in Arabic.
+#[test]
+fn exports_open_as_workbooks_with_typed_cells() {
+    use crate::console::Console;
+    use calamine::{Data, Reader, Xlsx};
+    let server = two_teams_and_an_officer();
+    let mut amina = server.device("amina");
+    let mut hostile = child(1);
+    hostile.insert(
+        "child_first_name".into(),
+        "=HYPERLINK(\"http://evil\")".into(),
+    );
+    let hostile_case = amina.store.create_case(&hostile).unwrap();
+    let (chained, _, _) = a_transferred_chain(&mut amina);
+    amina.sync().unwrap();
+    let mut fatima = Console::signed_in(&server, "fatima");
+    let sheet = |bytes: Vec<u8>| {
+        let mut book = Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
+        let name = book.sheet_names()[0].clone();
+        book.worksheet_range(&name).unwrap()
+    };
+    let (status, bytes, headers) = download(&mut fatima, "/console/export/cases.xlsx");
+    assert_eq!(status, reqwest::StatusCode::OK);
+    assert_eq!(
+        headers["content-type"],
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    );
+    assert!(headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .ends_with(".xlsx\""));
+    let range = sheet(bytes.clone());
+    let rows: Vec<&[Data]> = range.rows().collect();
+    assert_eq!(rows[0][0], Data::String("Dossier".into()));
+    let hostile_row = rows
+        .iter()
+        .find(|r| r[0] == Data::String(hostile_case.clone()))
+        .unwrap();
+    assert_eq!(
+        hostile_row[1],
+        Data::String("'=HYPERLINK(\"http://evil\")".into())
+    );
+    assert!(
+        matches!(hostile_row[4], Data::Float(_)),
+        "a birth year is a number"
+    );
+    assert!(
+        matches!(hostile_row[17], Data::DateTime(_)),
+        "{:?}",
+        hostile_row[17]
+    );
+    assert_eq!(hostile_row[3], Data::String("Garçon".into()));
+    // No cell of any export is a formula.
+    for kind in ["cases", "referrals", "followups"] {
+        let (_, bytes, _) = download(&mut fatima, &format!("/console/export/{kind}.xlsx"));
+        let mut book = Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
+        let name = book.sheet_names()[0].clone();
+        let formulas = book.worksheet_formula(&name).unwrap();
+        assert!(
+            formulas.used_cells().all(|(_, _, f)| f.is_empty()),
+            "{kind}: no formula"
+        );
+    }
+    let (_, bytes, _) = download(&mut fatima, "/console/export/followups.xlsx?values=codes");
+    let range = sheet(bytes);
+    let visit: Vec<&[Data]> = range.rows().collect();
+    assert_eq!(visit[1][0], Data::String(chained.clone()));
+    assert_eq!(visit[1][7], Data::Bool(false), "still working, as a code");
+    assert!(matches!(visit[1][4], Data::DateTime(_)), "the visit's date");
+    // In Arabic the sheet reads right to left.
+    fatima.get("/console/lang/ar?back=/console/cases");
+    let (_, bytes, _) = download(&mut fatima, "/console/export/cases.xlsx");
+    let sheet_xml = {
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let mut xml = String::new();
+        std::io::Read::read_to_string(
+            &mut zip.by_name("xl/worksheets/sheet1.xml").unwrap(),
+            &mut xml,
+        )
+        .unwrap();
+        xml
+    };
+    assert!(sheet_xml.contains("rightToLeft=\"1\""), "{sheet_xml}");
 }
 
 /// Reads a CSV export back as a spreadsheet in each dialect would split it (Python's csv module

@@ -105,6 +105,20 @@ impl Console {
         (status, response.text().unwrap(), headers)
     }
 
+    /// A download's bytes as sent (a workbook is not text).
+    pub fn get_bytes(&mut self, path: &str) -> (StatusCode, Vec<u8>, reqwest::header::HeaderMap) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header(COOKIE, self.cookie_header())
+            .send()
+            .unwrap();
+        self.keep_cookies(&response);
+        let status = response.status();
+        let headers = response.headers().clone();
+        (status, response.bytes().unwrap().to_vec(), headers)
+    }
+
     pub fn post(
         &mut self,
         path: &str,
@@ -284,10 +298,14 @@ fn the_caseload_lists_what_devices_pushed_searchable_across_spellings() {
     let (_, page, _) = fatima.get("/console/cases");
     assert!(page.contains("Team caseload") && page.contains("dir=\"ltr\""));
     assert!(page.len() < 100 * 1024, "a page loads on a slow link");
-    // A page past the deepest is the deepest: it never makes a list read its whole scope.
+    // A page past the deepest is the deepest (it never makes a list read its whole scope),
+    // and past the list's end it leads back to its last page.
     let (status, page, _) = fatima.get("/console/cases?page=4000000000");
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("page=199"), "the previous page is the 199th");
+    assert!(
+        page.contains("rel=\"prev\" href=\"/console/cases?\""),
+        "the way back to the list's only page"
+    );
 }
 
 #[test]
@@ -1612,6 +1630,84 @@ fn the_reassign_command_moves_cases_on_a_served_database() {
     assert!(out.contains("1 of 1 cases reassigned to karim"), "{out}");
     let report = amina.sync(&transport, &mut |_| {}).unwrap();
     assert_eq!(report.removed, 1);
+}
+
+/// A supervisor triages her team's worklist: sorted by the visit due soonest or by risk, an
+/// agent chosen from the team's own (or typed in any case), a village by its beginning, pages
+/// with their place in the whole list, and a child typed Coulibaly by one agent and Koulibaly
+/// by another proposed as one.
+#[test]
+fn a_supervisor_triages_the_worklist() {
+    let server = two_teams();
+    let mut amina = server.device("amina");
+    let mut karim = server.device("karim");
+    let named = |n: usize, first: &str, last: &str, village: &str| {
+        let mut r = child(n);
+        r.insert("child_first_name".into(), json!(first));
+        r.insert("child_last_name".into(), json!(last));
+        r.insert("village".into(), json!(village));
+        r.insert("commune".into(), json!("Kadiolo"));
+        r.insert("estimated_age".into(), json!(11));
+        r
+    };
+    let awa = amina
+        .store
+        .create_case(&named(1, "Awa", "Coulibaly", "Kalaké"))
+        .unwrap();
+    let awa_again = karim
+        .store
+        .create_case(&named(2, "Awa", "Koulibaly", "Kalaké"))
+        .unwrap();
+    // A visit due long ago for Awa (the most overdue), none for her second record.
+    let mut visit = suivi_tests::visit(1);
+    visit.insert("next_visit_due".into(), json!("2026-01-05"));
+    amina.store.add_followup(&awa, &visit).unwrap();
+    for n in 3..58 {
+        amina
+            .store
+            .create_case(&named(n, "Enfant", &format!("Numéro {n}"), "Zégoua"))
+            .unwrap();
+    }
+    amina.sync().unwrap();
+    karim.sync().unwrap();
+    let mut fatima = Console::signed_in(&server, "fatima");
+
+    // Pages say where they stand, and lead anywhere in the list.
+    let (_, page, _) = fatima.get("/console/cases");
+    assert!(page.contains("1–50 sur 57 dossiers"), "{page}");
+    assert!(page.contains("aria-current=\"page\">1<") && page.contains("page=1\">2<"));
+    let (_, page, _) = fatima.get("/console/cases?page=1");
+    assert!(page.contains("51–57 sur 57 dossiers"));
+
+    // The most overdue first.
+    let (_, page, _) = fatima.get("/console/cases?sort=due");
+    let first_row = page.split("<tbody>").nth(1).unwrap();
+    assert!(
+        first_row.find(&awa).unwrap() < first_row.find("Numéro").unwrap_or(usize::MAX),
+        "Awa's visit was due first"
+    );
+    assert!(page.contains("<option value=\"due\" selected"));
+
+    // The agents to choose from are the team's; typed in another case, one still finds hers.
+    assert!(
+        page.contains("<option value=\"karim\">karim</option>"),
+        "{page}"
+    );
+    let (_, page, _) = fatima.get("/console/cases?agent=Karim");
+    assert!(page.contains(&awa_again) && !page.contains(&awa));
+    assert!(page.contains("<option value=\"karim\" selected"));
+
+    // A village by its beginning, offered as typed.
+    let (_, page, _) = fatima.get("/console/cases?village=kala");
+    assert!(page.contains(&awa) && page.contains(&awa_again) && page.contains("2 dossiers"));
+    assert!(
+        page.contains("<option value=\"Kalaké\">"),
+        "the team's villages offered"
+    );
+
+    // Coulibaly and Koulibaly: one child, proposed as such.
+    let (_, page, _) = fatima.get("/console/duplicates");
+    assert!(page.contains(&awa) && page.contains(&awa_again), "{page}");
 }
 
 #[test]

@@ -143,17 +143,28 @@ pub(super) fn writes_notes(frame: &Frame<'_>) -> bool {
         .is_some_and(|u| matches!(u.role, Role::Officer | Role::Admin))
 }
 
-/// Downloads of everything the reader reads: cases, referrals, follow-ups, as CSV or JSON.
-pub(super) fn export_links(lang: Lang) -> Markup {
+/// Downloads of what the list shows (the reader's scope, narrowed by the list's filters when
+/// `filters` is not empty): cases, referrals, follow-ups, as Excel, CSV (labels or codes) or
+/// JSON.
+pub(super) fn export_links(lang: Lang, filters: &str) -> Markup {
+    let with = |codes: bool| match (filters.is_empty(), codes) {
+        (true, false) => String::new(),
+        (true, true) => "?values=codes".to_string(),
+        (false, false) => format!("?{filters}"),
+        (false, true) => format!("?{filters}&values=codes"),
+    };
     html! {
         nav.exports aria-label=(t(lang, T::Export)) {
             (t(lang, T::Export)) " "
             @for (kind, label) in [("cases", T::Cases), ("referrals", T::Referrals), ("followups", T::FollowUps)] {
                 span.export { (t(lang, label)) " "
-                    a download href={ "/console/export/" (kind) ".csv" } { "CSV" } " · "
-                    a download href={ "/console/export/" (kind) ".json" } { "JSON" }
+                    a download href={ "/console/export/" (kind) ".xlsx" (with(false)) } { "Excel" } " · "
+                    a download href={ "/console/export/" (kind) ".csv" (with(false)) } { "CSV" } " · "
+                    a download href={ "/console/export/" (kind) ".csv" (with(true)) } { (t(lang, T::WithCodes)) } " · "
+                    a download href={ "/console/export/" (kind) ".json" (with(false)) } { "JSON" }
                 }
             }
+            @if !filters.is_empty() { " " span.meta { (t(lang, T::ExportFiltered)) } }
         }
     }
 }

@@ -13,7 +13,7 @@ use suivi_core::{Lang, Record};
 
 use super::text::{dir, t, tag, T};
 use crate::evidence::CaseEvidence;
-use crate::storage::{AuditRow, CaseList, ChangeOrigin, ListedCase, Role, User};
+use crate::storage::{AuditRow, CaseList, CaseSort, ChangeOrigin, ListedCase, Role, User};
 mod case;
 mod caseload;
 mod confirm;
@@ -112,6 +112,20 @@ pub fn message(frame: &Frame<'_>, title: &str, text: &str) -> Markup {
         frame,
         title,
         html! { h1 { (title) } p.error role="alert" { (text) } },
+    )
+}
+
+/// A refusal on the page it came from: what happened, and the way back.
+pub fn message_back(frame: &Frame<'_>, title: &str, text: &str, back: &str) -> Markup {
+    let lang = frame.lang;
+    page(
+        frame,
+        title,
+        html! {
+            h1 { (title) }
+            p.error role="alert" { (text) }
+            p { a href=(back) { (t(lang, T::BackToList)) } }
+        },
     )
 }
 

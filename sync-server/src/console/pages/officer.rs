@@ -106,7 +106,7 @@ pub fn indicators(
                 button type="submit" { (t(lang, T::Filter)) }
             }
             p { a download href={ "/console/indicators.csv?" (query) } { (t(lang, T::Download)) } }
-            (chart(rows, lang))
+            (chart(rows, by, lang))
             table.indicators {
                 thead { tr {
                     th { (by.label(lang)) }
@@ -135,12 +135,47 @@ pub fn indicators(
     )
 }
 
+/// The stuck referrals' filters, as given in the query string.
+#[derive(Debug, Clone, Default)]
+pub struct StuckFilter {
+    pub days: i64,
+    pub agent: String,
+    pub service: String,
+    pub page: u64,
+}
+
+impl StuckFilter {
+    pub fn query_string(&self, page: u64) -> String {
+        let mut parts = vec![format!("days={}", self.days)];
+        if !self.agent.is_empty() {
+            parts.push(format!("agent={}", urlencode(&self.agent)));
+        }
+        if !self.service.is_empty() {
+            parts.push(format!("service={}", urlencode(&self.service)));
+        }
+        if page > 0 {
+            parts.push(format!("page={page}"));
+        }
+        parts.join("&")
+    }
+}
+
+/// A page of stuck referrals and what names them.
+pub struct Stuck<'a> {
+    pub filter: &'a StuckFilter,
+    pub list: &'a crate::storage::StuckList,
+    /// Each listed case's child, by case id.
+    pub children: &'a std::collections::HashMap<String, String>,
+    /// The agents of the reader's cases, to choose from.
+    pub agents: &'a [String],
+    pub page_size: u64,
+}
+
 pub fn referrals(
     frame: &Frame<'_>,
     forms: &FormRegistry,
     groups: &[crate::storage::ReferralGroup],
-    stuck: &[crate::storage::StuckReferral],
-    days: i64,
+    stuck: &Stuck<'_>,
     now: i64,
 ) -> Markup {
     use crate::storage::TIMED_STATUSES;
@@ -181,21 +216,48 @@ pub fn referrals(
                 }
             }
             h2 id="stuck" { (t(lang, T::Stuck)) }
-            form.filters method="get" action="/console/referrals" {
-                label { (t(lang, T::StuckFor)) " " input type="number" name="days" min="1" max="3650" value=(days); " " (t(lang, T::Days)) }
+            @let f = stuck.filter;
+            form.filters method="get" action="/console/referrals#stuck" {
+                label { (t(lang, T::StuckFor)) " " input type="number" name="days" min="1" max="3650" value=(f.days); " " (t(lang, T::Days)) }
+                label { (t(lang, T::Agent))
+                    select name="agent" {
+                        option value="" { (t(lang, T::Any)) }
+                        @for a in stuck.agents { option value=(a) selected[f.agent.eq_ignore_ascii_case(a)] { (a) } }
+                    }
+                }
+                label { (t(lang, T::Service))
+                    select name="service" {
+                        option value="" { (t(lang, T::Any)) }
+                        @if let Some(field) = form.and_then(|f| f.field("service_type")) {
+                            @for c in &field.choices { option value=(c.id) selected[f.service == c.id] { (c.label.get(lang)) } }
+                        }
+                    }
+                }
                 button type="submit" { (t(lang, T::Filter)) }
             }
-            @if stuck.is_empty() {
+            @let rows = &stuck.list.referrals;
+            p.count { (super::caseload::range_of(lang, f.page * stuck.page_size, rows.len() as u64, stuck.list.total, t(lang, T::Referrals))) }
+            @if rows.is_empty() {
                 p { (t(lang, T::NoRows)) }
             } @else {
                 table.stuck {
-                    thead { tr { th { (t(lang, T::Case)) } th { (t(lang, T::Service)) } th { (t(lang, T::Provider)) } th { (t(lang, T::Status)) } th { (t(lang, T::Days)) } } }
+                    thead { tr {
+                        th { (t(lang, T::Child)) } th { (t(lang, T::Agent)) } th { (t(lang, T::Service)) }
+                        th { (t(lang, T::Provider)) } th { (t(lang, T::Urgency)) } th { (t(lang, T::Status)) } th { (t(lang, T::Days)) }
+                    } }
                     tbody {
-                        @for r in stuck {
+                        @for r in rows {
                             tr {
-                                td { a href={ "/console/cases/" (r.case_id) "#chain" } { code { (r.case_id.get(..8).unwrap_or(&r.case_id)) } } }
+                                td { a href={ "/console/cases/" (r.case_id) "#chain" } {
+                                    @match stuck.children.get(&r.case_id) {
+                                        Some(name) => bdi { (name) },
+                                        None => code { (r.case_id.get(..8).unwrap_or(&r.case_id)) },
+                                    }
+                                } }
+                                td { (r.agent) }
                                 td { (service(&r.service_type)) }
                                 td { bdi { (r.provider.as_deref().unwrap_or_default()) } }
+                                td { (r.urgency.as_deref().map(|u| choice_label(lang, form, "urgency", u)).unwrap_or_default()) }
                                 td { span class={ "status status-" (css_word(&r.status)) } { (status_label(lang, &r.status)) } }
                                 td.num { ((now - r.status_since) / 86_400) }
                             }
@@ -203,6 +265,78 @@ pub fn referrals(
                     }
                 }
             }
+            (super::caseload::pager(lang, f.page, stuck.page_size, stuck.list.total, &|page| {
+                format!("/console/referrals?{}#stuck", f.query_string(page))
+            }))
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{StuckList, StuckReferral};
+
+    /// A stuck referral reads as who and what: the child's name (never the case id), the
+    /// agent, the service and urgency in words, how long, and where it stands in the list.
+    #[test]
+    fn stuck_referrals_name_the_child_the_agent_and_the_urgency() {
+        let case_id = "27c471c8aa1645fe915bbc778e800bd9".to_string();
+        let list = StuckList {
+            referrals: vec![StuckReferral {
+                case_id: case_id.clone(),
+                referral_id: "r1".into(),
+                service_type: Some("health".into()),
+                provider: Some("CSCOM Misséni".into()),
+                urgency: Some("priority".into()),
+                status: "sent".into(),
+                status_since: 1_000_000 - 40 * 86_400,
+                agent: "amina".into(),
+            }],
+            total: 120,
+        };
+        let filter = StuckFilter {
+            days: 30,
+            page: 1,
+            ..Default::default()
+        };
+        let children = [(case_id.clone(), "Awa Coulibaly".to_string())].into();
+        let frame = Frame {
+            lang: Lang::Fr,
+            zone: Zone::default(),
+            user: None,
+            csrf: "",
+            here: "/console/referrals",
+        };
+        let page = referrals(
+            &frame,
+            &FormRegistry::builtin(),
+            &[],
+            &Stuck {
+                filter: &filter,
+                list: &list,
+                children: &children,
+                agents: &["amina".into()],
+                page_size: 50,
+            },
+            1_000_000,
+        )
+        .into_string();
+        for words in [
+            "Awa Coulibaly",
+            "amina",
+            "Santé",
+            "Prioritaire",
+            "envoyée",
+            ">40<",
+        ] {
+            assert!(page.contains(words), "{words}: {page}");
+        }
+        assert!(page.contains("51–51 sur 120 Orientations"), "{page}");
+        assert!(
+            !page.contains(&format!(">{case_id}<")),
+            "the case id is the link, not the words"
+        );
+        assert!(page.contains("days=30&amp;page=2#stuck"), "the next page");
+    }
 }

@@ -20,10 +20,11 @@ use suivi_core::policy::ReadScope;
 use super::sealed::Sealer;
 use super::{
     next_audit_mark, AdmissionWrite, AuditQuery, AuditRow, CaseAccess, CaseList, CaseQuery,
-    CaseSummary, ChainHeads, ChangeOrigin, ConsoleSession, CursorCheck, Device, DeviceStatus,
-    FeedLink, FeedLinkChange, FeedMarks, FeedPage, FeedRow, IndicatorCell, ListedCase,
-    LoginFailures, PlaceSpelling, PublishedForm, QuarantinedCase, Quota, ReferralGroup, Role,
-    StorageError, StorageResult, StoredChange, StuckReferral, SummaryWrite, Usage, User, Viewer,
+    CaseRecords, CaseSummary, ChainHeads, ChangeOrigin, ConsoleSession, CursorCheck, Device,
+    DeviceStatus, FeedLink, FeedLinkChange, FeedMarks, FeedPage, FeedRow, IndicatorCell,
+    ListedCase, LoginFailures, PlaceSpelling, PublishedForm, QuarantinedCase, Quota, ReferralGroup,
+    Role, StorageError, StorageResult, StoredChange, StuckList, StuckQuery, StuckReferral,
+    SummaryWrite, Usage, User, Viewer,
 };
 
 mod accounts;
@@ -36,7 +37,7 @@ mod sign_in;
 use audit::*;
 use feed::*;
 
-const MIGRATIONS: [&str; 9] = [
+const MIGRATIONS: [&str; 10] = [
     include_str!("../migrations/postgres/001_server.sql"),
     include_str!("../migrations/postgres/002_console.sql"),
     include_str!("../migrations/postgres/003_device_status.sql"),
@@ -46,6 +47,7 @@ const MIGRATIONS: [&str; 9] = [
     include_str!("../migrations/postgres/007_indicators.sql"),
     include_str!("../migrations/postgres/008_forms.sql"),
     include_str!("../migrations/postgres/009_feed_marks.sql"),
+    include_str!("../migrations/postgres/010_exports.sql"),
 ];
 /// Taken (transaction-scoped) while migrating: instances starting together migrate once.
 const MIGRATION_LOCK: i64 = 0x5375_6976_6900_0001;
@@ -156,9 +158,9 @@ fn write_indicators(tx: &mut impl GenericClient, write: &SummaryWrite) -> Storag
     tx.execute(
         "INSERT INTO case_indicators (case_id, counted, identified_on, province, province_key,
             commune, commune_key, sector, referred, service, stopped_working, days_to_service,
-            next_followup_due)
+            next_followup_due, sex, village, village_key)
          SELECT $1, $2, coalesce($3, to_char(to_timestamp(k.created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD')),
-                $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
+                $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16
          FROM cases k WHERE k.case_id = $1
          ON CONFLICT (case_id) DO UPDATE SET counted = excluded.counted,
             identified_on = excluded.identified_on, province = excluded.province,
@@ -167,7 +169,8 @@ fn write_indicators(tx: &mut impl GenericClient, write: &SummaryWrite) -> Storag
             referred = excluded.referred, service = excluded.service,
             stopped_working = excluded.stopped_working,
             days_to_service = excluded.days_to_service,
-            next_followup_due = excluded.next_followup_due",
+            next_followup_due = excluded.next_followup_due, sex = excluded.sex,
+            village = excluded.village, village_key = excluded.village_key",
         &[
             case_id,
             &flag(i.counted),
@@ -182,6 +185,9 @@ fn write_indicators(tx: &mut impl GenericClient, write: &SummaryWrite) -> Storag
             &i.stopped_working.map(flag),
             &i.days_to_service,
             &write.summary.next_followup_due,
+            &i.sex,
+            &i.village,
+            &i.village_key,
         ],
     )
     .map_err(backend)?;
@@ -207,15 +213,16 @@ fn write_indicators(tx: &mut impl GenericClient, write: &SummaryWrite) -> Storag
     let since: Vec<Option<i64>> = rs.iter().map(|r| r.status_since).collect();
     let secs = |k: usize| -> Vec<Option<i64>> { rs.iter().map(|r| r.secs_in[k]).collect() };
     let (s0, s1, s2, s3, s4) = (secs(0), secs(1), secs(2), secs(3), secs(4));
+    let urgencies = column(&|r| r.urgency.clone());
     tx.execute(
         "INSERT INTO referral_summaries (case_id, referral_id, service_type, provider,
             provider_key, status, created_at, status_since, secs_draft, secs_sent,
-            secs_accepted, secs_declined, secs_in_service)
-         SELECT $1, i, sv, p, pk, st, c, sn, d, se, a, de, ins
+            secs_accepted, secs_declined, secs_in_service, urgency)
+         SELECT $1, i, sv, p, pk, st, c, sn, d, se, a, de, ins, u
          FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[],
                      $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[],
-                     $13::bigint[])
-              AS t(i, sv, p, pk, st, c, sn, d, se, a, de, ins)
+                     $13::bigint[], $14::text[])
+              AS t(i, sv, p, pk, st, c, sn, d, se, a, de, ins, u)
          ON CONFLICT DO NOTHING",
         &[
             case_id,
@@ -231,6 +238,7 @@ fn write_indicators(tx: &mut impl GenericClient, write: &SummaryWrite) -> Storag
             &s2,
             &s3,
             &s4,
+            &urgencies,
         ],
     )
     .map_err(backend)?;
@@ -347,6 +355,15 @@ impl PostgresStore {
             .map_err(backend)?;
         if written > 0 {
             write_indicators(tx, write)?;
+            let records = serde_json::to_vec(&write.records)
+                .map_err(|e| StorageError::Backend(e.to_string()))?;
+            let records = self.sealer.seal_records(&s.case_id, &records);
+            tx.execute(
+                "INSERT INTO case_records (case_id, body) VALUES ($1, $2)
+                 ON CONFLICT (case_id) DO UPDATE SET body = excluded.body",
+                &[&s.case_id, &records],
+            )
+            .map_err(backend)?;
         }
         tx.execute(
             "DELETE FROM case_search_terms WHERE case_id = $1",

@@ -96,7 +96,7 @@ impl ProjectionStore for PostgresStore {
     }
 
     fn list_cases(&self, reader: &User, query: &CaseQuery) -> StorageResult<CaseList> {
-        use crate::storage::case_list::{arm_limit, arms, page_of, Dialect};
+        use crate::storage::case_list::{arm_limit, arms, page_of, sort_key, Dialect};
         let dialect = Dialect {
             param: |n| format!("${n}"),
             contains: |needle, haystack| format!("strpos({haystack}, {needle}) > 0"),
@@ -111,7 +111,8 @@ impl ProjectionStore for PostgresStore {
             .start()
             .map_err(backend)?;
         let mut total = 0u64;
-        let mut keys: Vec<(i64, String)> = Vec::new();
+        let mut keys: Vec<((i64, String), String)> = Vec::new();
+        let (key, order) = sort_key(query.sort);
         for arm in &arms {
             let params: Vec<&(dyn postgres::types::ToSql + Sync)> = arm
                 .args
@@ -129,8 +130,7 @@ impl ProjectionStore for PostgresStore {
             for r in tx
                 .query(
                     &format!(
-                        "SELECT s.updated_at, s.case_id FROM case_summaries s {}
-                         ORDER BY s.updated_at DESC, s.case_id LIMIT {}",
+                        "SELECT {key}, s.case_id FROM case_summaries s {} ORDER BY {order} LIMIT {}",
                         arm.filter,
                         arm_limit(query)
                     ),
@@ -138,7 +138,7 @@ impl ProjectionStore for PostgresStore {
                 )
                 .map_err(backend)?
             {
-                keys.push((r.get(0), r.get(1)));
+                keys.push(((r.get(0), r.get(1)), r.get(2)));
             }
         }
         let page = page_of(keys, query);
@@ -218,6 +218,29 @@ impl ProjectionStore for PostgresStore {
         rows.iter().map(|r| self.row_to_listed(r)).collect()
     }
 
+    fn case_records(&self, case_ids: &[String]) -> StorageResult<Vec<(String, CaseRecords)>> {
+        let rows = self
+            .client()?
+            .query(
+                "SELECT case_id, body FROM case_records WHERE case_id = ANY($1)",
+                &[&case_ids],
+            )
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.get(0);
+                let sealed: Vec<u8> = r.get(1);
+                let body = self
+                    .sealer
+                    .open_records(&id, &sealed)
+                    .map_err(|e| StorageError::Backend(e.to_string()))?;
+                let records = serde_json::from_slice(&body)
+                    .map_err(|e| StorageError::Backend(format!("records of {id}: {e}")))?;
+                Ok((id, records))
+            })
+            .collect()
+    }
+
     fn indicator_cells(&self, reader: &User, today: &str) -> StorageResult<Vec<IndicatorCell>> {
         use crate::storage::indicators::{cells_sql, merge_cells};
         let today = today.to_string();
@@ -234,15 +257,19 @@ impl ProjectionStore for PostgresStore {
                 service: count(7),
                 stopped_working: count(8),
                 overdue: count(9),
+                sex: r.get(10),
+                age: r.get::<_, Option<i64>>(11),
+                agent: r.get(12),
+                team: r.get(13),
             }
         })?;
         Ok(merge_cells(cells))
     }
 
-    fn place_spellings(&self, reader: &User) -> StorageResult<Vec<PlaceSpelling>> {
-        use crate::storage::indicators::{merge_spellings, spellings_sql};
+    fn place_spellings(&self, reader: &User, kinds: &[&str]) -> StorageResult<Vec<PlaceSpelling>> {
+        use crate::storage::indicators::{merge_spellings, spellings_sql, SPELLING_KINDS};
         let mut spellings = Vec::new();
-        for kind in ["province", "commune"] {
+        for &kind in kinds.iter().filter(|k| SPELLING_KINDS.contains(k)) {
             spellings.extend(self.per_arm(
                 reader,
                 &|arm, _| spellings_sql(arm, kind),
@@ -280,25 +307,38 @@ impl ProjectionStore for PostgresStore {
         Ok(merge_groups(groups))
     }
 
-    fn stuck_referrals(
-        &self,
-        reader: &User,
-        before: i64,
-        limit: usize,
-    ) -> StorageResult<Vec<StuckReferral>> {
-        use crate::storage::indicators::{merge_stuck, stuck_sql};
-        let limit_arg = i64::try_from(limit).unwrap_or(i64::MAX);
-        let stuck = self.per_arm(reader, &stuck_sql, &[&before, &limit_arg], |r| {
-            StuckReferral {
+    fn stuck_referrals(&self, reader: &User, query: &StuckQuery) -> StorageResult<StuckList> {
+        use crate::storage::indicators::{merge_stuck, stuck_arm_limit, stuck_sql};
+        let agent = query.agent.as_ref().map(|a| a.to_lowercase());
+        let limit = stuck_arm_limit(query);
+        let total: i64 = self
+            .per_arm(
+                reader,
+                &|arm, dialect| stuck_sql(arm, dialect, true),
+                &[&query.before, &agent, &query.service_type],
+                |r| r.get::<_, i64>(0),
+            )?
+            .into_iter()
+            .sum();
+        let stuck = self.per_arm(
+            reader,
+            &|arm, dialect| stuck_sql(arm, dialect, false),
+            &[&query.before, &agent, &query.service_type, &limit],
+            |r| StuckReferral {
                 case_id: r.get(0),
                 referral_id: r.get(1),
                 service_type: r.get(2),
                 provider: r.get(3),
                 status: r.get(4),
                 status_since: r.get(5),
-            }
-        })?;
-        Ok(merge_stuck(stuck, limit))
+                urgency: r.get(6),
+                agent: r.get(7),
+            },
+        )?;
+        Ok(StuckList {
+            referrals: merge_stuck(stuck, query),
+            total: total as u64,
+        })
     }
 
     fn listed_case(&self, case_id: &str) -> StorageResult<Option<ListedCase>> {

@@ -57,6 +57,7 @@ impl LifecycleStore for SqliteStore {
             "DELETE FROM case_summaries WHERE case_id = ?1",
             "DELETE FROM case_indicators WHERE case_id = ?1",
             "DELETE FROM referral_summaries WHERE case_id = ?1",
+            "DELETE FROM case_records WHERE case_id = ?1",
             "DELETE FROM case_handovers WHERE case_id = ?1",
             "DELETE FROM distinct_cases WHERE case_a = ?1 OR case_b = ?1",
             "DELETE FROM cases WHERE case_id = ?1",

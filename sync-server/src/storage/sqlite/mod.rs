@@ -9,11 +9,11 @@ use suivi_core::policy::ReadScope;
 
 use super::{
     next_audit_mark, next_feed_mark, AdmissionWrite, AuditQuery, AuditRow, CaseAccess, CaseList,
-    CaseQuery, CaseSummary, ChainHeads, ChangeOrigin, ConsoleSession, CursorCheck, Device,
-    DeviceStatus, FeedLink, FeedLinkChange, FeedMarks, FeedPage, FeedRow, IndicatorCell,
+    CaseQuery, CaseRecords, CaseSummary, ChainHeads, ChangeOrigin, ConsoleSession, CursorCheck,
+    Device, DeviceStatus, FeedLink, FeedLinkChange, FeedMarks, FeedPage, FeedRow, IndicatorCell,
     ListedCase, LoginFailures, PlaceSpelling, PublishedForm, QuarantinedCase, Quota, ReferralGroup,
-    Role, StorageError, StorageResult, StoredChange, StuckReferral, SummaryWrite, Usage, User,
-    Viewer,
+    Role, StorageError, StorageResult, StoredChange, StuckList, StuckQuery, StuckReferral,
+    SummaryWrite, Usage, User, Viewer,
 };
 
 mod accounts;
@@ -25,7 +25,7 @@ mod lifecycle;
 mod projections;
 mod sign_in;
 
-const MIGRATIONS: [&str; 13] = [
+const MIGRATIONS: [&str; 14] = [
     include_str!("../migrations/001_server.sql"),
     include_str!("../migrations/002_trust.sql"),
     include_str!("../migrations/003_quotas.sql"),
@@ -39,6 +39,7 @@ const MIGRATIONS: [&str; 13] = [
     include_str!("../migrations/011_indicators.sql"),
     include_str!("../migrations/012_forms.sql"),
     include_str!("../migrations/013_feed_marks.sql"),
+    include_str!("../migrations/014_exports.sql"),
 ];
 /// Days of per-device usage kept (for `device quota` to show recent days).
 const USAGE_DAYS_KEPT: i64 = 7;
@@ -263,6 +264,12 @@ fn write_summary(conn: &Connection, write: &SummaryWrite, now: i64) -> StorageRe
         .map_err(backend)?;
     if written > 0 {
         write_indicators(conn, write)?;
+        let records =
+            serde_json::to_vec(&write.records).map_err(|e| StorageError::Backend(e.to_string()))?;
+        conn.prepare_cached("INSERT OR REPLACE INTO case_records (case_id, body) VALUES (?1, ?2)")
+            .map_err(backend)?
+            .execute(params![s.case_id, records])
+            .map_err(backend)?;
     }
     conn.prepare_cached("DELETE FROM case_search_terms WHERE case_id = ?1")
         .map_err(backend)?
@@ -284,9 +291,9 @@ fn write_indicators(conn: &Connection, write: &SummaryWrite) -> StorageResult<()
     conn.prepare_cached(
         "INSERT OR REPLACE INTO case_indicators (case_id, counted, identified_on, province,
             province_key, commune, commune_key, sector, referred, service, stopped_working,
-            days_to_service, next_followup_due)
+            days_to_service, next_followup_due, sex, village, village_key)
          SELECT ?1, ?2, coalesce(?3, date(k.created_at, 'unixepoch')), ?4, ?5, ?6, ?7, ?8, ?9,
-                ?10, ?11, ?12, ?13
+                ?10, ?11, ?12, ?13, ?14, ?15, ?16
          FROM cases k WHERE k.case_id = ?1",
     )
     .map_err(backend)?
@@ -304,6 +311,9 @@ fn write_indicators(conn: &Connection, write: &SummaryWrite) -> StorageResult<()
         i.stopped_working,
         i.days_to_service,
         write.summary.next_followup_due,
+        i.sex,
+        i.village,
+        i.village_key,
     ])
     .map_err(backend)?;
     conn.prepare_cached("DELETE FROM referral_summaries WHERE case_id = ?1")
@@ -314,8 +324,8 @@ fn write_indicators(conn: &Connection, write: &SummaryWrite) -> StorageResult<()
         .prepare_cached(
             "INSERT OR REPLACE INTO referral_summaries (case_id, referral_id, service_type,
                 provider, provider_key, status, created_at, status_since, secs_draft, secs_sent,
-                secs_accepted, secs_declined, secs_in_service)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                secs_accepted, secs_declined, secs_in_service, urgency)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )
         .map_err(backend)?;
     for r in &write.referrals {
@@ -334,6 +344,7 @@ fn write_indicators(conn: &Connection, write: &SummaryWrite) -> StorageResult<()
                 r.secs_in[2],
                 r.secs_in[3],
                 r.secs_in[4],
+                r.urgency,
             ])
             .map_err(backend)?;
     }

@@ -100,7 +100,7 @@ impl ProjectionStore for SqliteStore {
     }
 
     fn list_cases(&self, reader: &User, query: &CaseQuery) -> StorageResult<CaseList> {
-        use crate::storage::case_list::{arm_limit, arms, page_of, Dialect};
+        use crate::storage::case_list::{arm_limit, arms, page_of, sort_key, Dialect};
         let dialect = Dialect {
             param: |n| format!("?{n}"),
             contains: |needle, haystack| format!("instr({haystack}, {needle}) > 0"),
@@ -110,7 +110,7 @@ impl ProjectionStore for SqliteStore {
         // One snapshot for the counts and the page.
         let tx = conn.transaction().map_err(backend)?;
         let mut total = 0u64;
-        let mut keys: Vec<(i64, String)> = Vec::new();
+        let mut keys: Vec<((i64, String), String)> = Vec::new();
         for arm in &arms {
             let count: i64 = tx
                 .prepare_cached(&format!(
@@ -121,17 +121,17 @@ impl ProjectionStore for SqliteStore {
                 .query_row(params_from_iter(arm.args.iter()), |r| r.get(0))
                 .map_err(backend)?;
             total += count as u64;
+            let (key, order) = sort_key(query.sort);
             let mut stmt = tx
                 .prepare_cached(&format!(
-                    "SELECT s.updated_at, s.case_id FROM case_summaries s {}
-                     ORDER BY s.updated_at DESC, s.case_id LIMIT {}",
+                    "SELECT {key}, s.case_id FROM case_summaries s {} ORDER BY {order} LIMIT {}",
                     arm.filter,
                     arm_limit(query)
                 ))
                 .map_err(backend)?;
             let rows = stmt
                 .query_map(params_from_iter(arm.args.iter()), |r| {
-                    Ok((r.get(0)?, r.get(1)?))
+                    Ok(((r.get(0)?, r.get(1)?), r.get(2)?))
                 })
                 .map_err(backend)?;
             for row in rows {
@@ -204,6 +204,26 @@ impl ProjectionStore for SqliteStore {
         Ok(cases)
     }
 
+    fn case_records(&self, case_ids: &[String]) -> StorageResult<Vec<(String, CaseRecords)>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT body FROM case_records WHERE case_id = ?1")
+            .map_err(backend)?;
+        let mut out = Vec::with_capacity(case_ids.len());
+        for id in case_ids {
+            let body: Option<Vec<u8>> = stmt
+                .query_row([id], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            if let Some(body) = body {
+                let records = serde_json::from_slice(&body)
+                    .map_err(|e| StorageError::Backend(format!("records of {id}: {e}")))?;
+                out.push((id.clone(), records));
+            }
+        }
+        Ok(out)
+    }
+
     fn indicator_cells(&self, reader: &User, today: &str) -> StorageResult<Vec<IndicatorCell>> {
         use crate::storage::indicators::{cells_sql, merge_cells};
         let cells = self.per_arm(reader, &cells_sql, vec![today.to_string().into()], |r| {
@@ -221,15 +241,19 @@ impl ProjectionStore for SqliteStore {
                 service: count(7)?,
                 stopped_working: count(8)?,
                 overdue: count(9)?,
+                sex: r.get(10)?,
+                age: r.get::<_, Option<i64>>(11)?,
+                agent: r.get(12)?,
+                team: r.get(13)?,
             })
         })?;
         Ok(merge_cells(cells))
     }
 
-    fn place_spellings(&self, reader: &User) -> StorageResult<Vec<PlaceSpelling>> {
-        use crate::storage::indicators::{merge_spellings, spellings_sql};
+    fn place_spellings(&self, reader: &User, kinds: &[&str]) -> StorageResult<Vec<PlaceSpelling>> {
+        use crate::storage::indicators::{merge_spellings, spellings_sql, SPELLING_KINDS};
         let mut spellings = Vec::new();
-        for kind in ["province", "commune"] {
+        for &kind in kinds.iter().filter(|k| SPELLING_KINDS.contains(k)) {
             spellings.extend(self.per_arm(
                 reader,
                 &|arm, _| spellings_sql(arm, kind),
@@ -269,20 +293,30 @@ impl ProjectionStore for SqliteStore {
         Ok(merge_groups(groups))
     }
 
-    fn stuck_referrals(
-        &self,
-        reader: &User,
-        before: i64,
-        limit: usize,
-    ) -> StorageResult<Vec<StuckReferral>> {
-        use crate::storage::indicators::{merge_stuck, stuck_sql};
+    fn stuck_referrals(&self, reader: &User, query: &StuckQuery) -> StorageResult<StuckList> {
+        use crate::storage::indicators::{merge_stuck, stuck_arm_limit, stuck_sql};
+        use rusqlite::types::Value;
+        let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::Text);
+        let params = vec![
+            Value::Integer(query.before),
+            text(&query.agent.as_ref().map(|a| a.to_lowercase())),
+            text(&query.service_type),
+        ];
+        let total: i64 = self
+            .per_arm(
+                reader,
+                &|arm, dialect| stuck_sql(arm, dialect, true),
+                params.clone(),
+                |r| r.get::<_, i64>(0),
+            )?
+            .into_iter()
+            .sum();
+        let mut with_limit = params;
+        with_limit.push(Value::Integer(stuck_arm_limit(query)));
         let stuck = self.per_arm(
             reader,
-            &stuck_sql,
-            vec![
-                before.into(),
-                i64::try_from(limit).unwrap_or(i64::MAX).into(),
-            ],
+            &|arm, dialect| stuck_sql(arm, dialect, false),
+            with_limit,
             |r| {
                 Ok(StuckReferral {
                     case_id: r.get(0)?,
@@ -291,10 +325,15 @@ impl ProjectionStore for SqliteStore {
                     provider: r.get(3)?,
                     status: r.get(4)?,
                     status_since: r.get(5)?,
+                    urgency: r.get(6)?,
+                    agent: r.get(7)?,
                 })
             },
         )?;
-        Ok(merge_stuck(stuck, limit))
+        Ok(StuckList {
+            referrals: merge_stuck(stuck, query),
+            total: total as u64,
+        })
     }
 
     fn listed_case(&self, case_id: &str) -> StorageResult<Option<ListedCase>> {

@@ -10,14 +10,20 @@
 //! begins with `=`, `+`, `-`, `@`, a tab or a carriage return) is prefixed with `'`. JSON is an
 //! array of objects keyed by the columns' stable English names, values as recorded.
 
+mod cells;
+pub mod xlsx;
+
 use std::borrow::Cow;
 
 use serde_json::{Map, Value as Json};
 use suivi_core::case_doc::{FollowUp, Referral};
-use suivi_core::{CaseDoc, Lang};
+use suivi_core::forms::{FormRegistry, FOLLOWUP, IDENTIFICATION, REFERRAL};
+use suivi_core::Lang;
+
+pub use cells::{Cell, Reading, Values};
 
 use crate::service::SyncService;
-use crate::storage::{ListedCase, StorageError, User};
+use crate::storage::{CaseQuery, CaseRecords, ListedCase, StorageError, User};
 
 /// Cases read from the store per query.
 const CASES_PER_PAGE: usize = 500;
@@ -35,6 +41,7 @@ pub enum Kind {
 pub enum Format {
     Csv,
     Json,
+    Xlsx,
 }
 
 impl Kind {
@@ -61,6 +68,23 @@ impl Format {
         match self {
             Format::Csv => "text/csv; charset=utf-8",
             Format::Json => "application/json",
+            Format::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        }
+    }
+
+    fn extension(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Json => "json",
+            Format::Xlsx => "xlsx",
+        }
+    }
+
+    /// What a file holds unless asked: labels for a spreadsheet, codes for a program.
+    pub fn default_values(self) -> Values {
+        match self {
+            Format::Csv | Format::Xlsx => Values::Labels,
+            Format::Json => Values::Codes,
         }
     }
 }
@@ -71,20 +95,14 @@ pub fn parse(file: &str) -> Option<(Kind, Format)> {
     let kind = [Kind::Cases, Kind::Referrals, Kind::FollowUps]
         .into_iter()
         .find(|k| k.name() == name)?;
-    let format = match extension {
-        "csv" => Format::Csv,
-        "json" => Format::Json,
-        _ => return None,
-    };
+    let format = [Format::Csv, Format::Json, Format::Xlsx]
+        .into_iter()
+        .find(|f| f.extension() == extension)?;
     Some((kind, format))
 }
 
 pub fn file_name(kind: Kind, format: Format, day: &str) -> String {
-    let extension = match format {
-        Format::Csv => "csv",
-        Format::Json => "json",
-    };
-    format!("suivi-{}-{day}.{extension}", kind.name())
+    format!("suivi-{}-{day}.{}", kind.name(), format.extension())
 }
 
 const CASE_COLUMNS: &[(&str, [&str; 3])] = &[
@@ -121,14 +139,20 @@ const CASE_COLUMNS: &[(&str, [&str; 3])] = &[
         ["Prochain suivi", "Next follow-up", "المتابعة القادمة"],
     ),
     ("merged_into", ["Fusionné dans", "Merged into", "مدمج في"]),
-    (
-        "updated_at",
-        ["Mis à jour (UTC)", "Updated (UTC)", "آخر تحديث (UTC)"],
-    ),
+    ("updated_at", ["Mis à jour", "Updated", "آخر تحديث"]),
+];
+
+/// Who the child is and whose case it is, on every referral and follow-up row.
+const CHILD_COLUMNS: [(&str, [&str; 3]); 3] = [
+    ("case_id", ["Dossier", "Case", "الملف"]),
+    ("child", ["Enfant", "Child", "الطفل"]),
+    ("agent", ["Agent", "Agent", "العون"]),
 ];
 
 const REFERRAL_COLUMNS: &[(&str, [&str; 3])] = &[
-    ("case_id", ["Dossier", "Case", "الملف"]),
+    CHILD_COLUMNS[0],
+    CHILD_COLUMNS[1],
+    CHILD_COLUMNS[2],
     ("referral_id", ["Orientation", "Referral", "الإحالة"]),
     ("link", ["Maillon", "Link", "الحلقة"]),
     (
@@ -165,7 +189,9 @@ const REFERRAL_COLUMNS: &[(&str, [&str; 3])] = &[
 ];
 
 const FOLLOWUP_COLUMNS: &[(&str, [&str; 3])] = &[
-    ("case_id", ["Dossier", "Case", "الملف"]),
+    CHILD_COLUMNS[0],
+    CHILD_COLUMNS[1],
+    CHILD_COLUMNS[2],
     ("followup_id", ["Suivi", "Follow-up", "المتابعة"]),
     (
         "visit_date",
@@ -242,41 +268,94 @@ pub fn neutralised(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// One row: a value per column, in column order (`Json::Null` for none).
-type Row = Vec<Json>;
+/// One row: a cell per column, in column order.
+type Row = Vec<Cell>;
 
-fn text(value: Option<&str>) -> Json {
-    value.map_or(Json::Null, |v| Json::String(v.to_string()))
+/// What an export holds and how it reads: one request's choices.
+#[derive(Debug, Clone)]
+pub struct Export {
+    pub kind: Kind,
+    pub format: Format,
+    pub reading: Reading,
+    /// The caseload page's filters, when the export was asked from a filtered list.
+    pub filter: Option<CaseQuery>,
 }
 
-fn case_row(c: &ListedCase) -> Row {
+impl Export {
+    pub fn headers(&self) -> Vec<&'static str> {
+        let i = match self.reading.lang {
+            Lang::Fr => 0,
+            Lang::En => 1,
+            Lang::Ar => 2,
+        };
+        self.kind.columns().iter().map(|(_, h)| h[i]).collect()
+    }
+}
+
+/// The forms a row's values are read by: each record's own version, the identification's
+/// latest for the case's fields (a summary keeps no version).
+struct Forms<'a>(&'a FormRegistry);
+
+impl Forms<'_> {
+    fn of(&self, form: &str, version: u32) -> Option<&suivi_core::forms::FormDefinition> {
+        self.0
+            .get(form, version)
+            .or_else(|_| self.0.latest(form))
+            .ok()
+    }
+}
+
+fn case_row(c: &ListedCase, forms: &Forms<'_>, r: &Reading) -> Row {
     let s = &c.summary;
-    let updated = chrono::DateTime::from_timestamp(c.updated_at, 0)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string());
+    let ident = forms.0.latest(IDENTIFICATION).ok();
+    let choice = |field: &str, value: &Option<String>| {
+        r.value(
+            ident,
+            field,
+            value.as_ref().map(|v| Json::String(v.clone())).as_ref(),
+        )
+    };
     vec![
-        Json::String(s.case_id.clone()),
-        Json::String(s.first_name.clone()),
-        Json::String(s.last_name.clone()),
-        text(s.sex.as_deref()),
-        s.birth_year.map_or(Json::Null, Json::from),
-        text(s.province.as_deref()),
-        text(s.commune.as_deref()),
-        text(s.village.as_deref()),
-        text(s.work_sector.as_deref()),
-        text(s.risk_level.as_deref()),
-        Json::String(c.created_by.clone()),
-        Json::String(c.team.clone()),
-        Json::from(s.referral_count),
-        Json::String(s.referral_statuses.join(" ")),
-        Json::from(s.followup_count),
-        text(s.next_followup_due.as_deref()),
-        text(s.merged_into.as_deref()),
-        text(updated.as_deref()),
+        Cell::text(&s.case_id),
+        Cell::text(&s.first_name),
+        Cell::text(&s.last_name),
+        choice("sex", &s.sex),
+        s.birth_year
+            .map_or(Cell::Empty, |y| Cell::Int(i64::from(y))),
+        Cell::maybe(s.province.as_deref()),
+        Cell::maybe(s.commune.as_deref()),
+        Cell::maybe(s.village.as_deref()),
+        choice("work_sector", &s.work_sector),
+        choice("risk_level", &s.risk_level),
+        Cell::text(&c.created_by),
+        Cell::text(&c.team),
+        Cell::Int(i64::from(s.referral_count)),
+        Cell::List(s.referral_statuses.iter().map(|st| r.status(st)).collect()),
+        Cell::Int(i64::from(s.followup_count)),
+        r.day(s.next_followup_due.as_deref()),
+        Cell::maybe(s.merged_into.as_deref()),
+        r.unix(c.updated_at),
+    ]
+}
+
+/// The case's id, the child's name and the case's agent: the first cells of its records' rows.
+fn child_cells(c: &ListedCase) -> [Cell; 3] {
+    let s = &c.summary;
+    let name = format!("{} {}", s.first_name, s.last_name);
+    [
+        Cell::text(&s.case_id),
+        Cell::text(name.trim()),
+        Cell::text(&c.created_by),
     ]
 }
 
 /// The referrals of a case, each chain in order from its first link.
-fn referral_rows(case_id: &str, referrals: &[Referral]) -> Vec<Row> {
+fn referral_rows(
+    case: &ListedCase,
+    referrals: &[Referral],
+    forms: &Forms<'_>,
+    r: &Reading,
+) -> Vec<Row> {
     let by_id: std::collections::HashMap<&str, &Referral> =
         referrals.iter().map(|r| (r.id.as_str(), r)).collect();
     let mut rows = Vec::with_capacity(referrals.len());
@@ -290,28 +369,29 @@ fn referral_rows(case_id: &str, referrals: &[Referral]) -> Vec<Row> {
     });
     let starts: Vec<&Referral> = firsts.chain(referrals.iter()).collect();
     for first in starts {
-        let mut link = 1u32;
+        let mut link = 1i64;
         let mut at = Some(first);
-        while let Some(r) = at.filter(|r| written.insert(r.id.as_str())) {
+        while let Some(referral) = at.filter(|x| written.insert(x.id.as_str())) {
+            let form = forms.of(REFERRAL, referral.form_version);
             let reached = |status: &str| {
-                r.transitions
+                referral
+                    .transitions
                     .iter()
                     .find(|t| t.to == status)
-                    .map(|t| Json::String(t.at.clone()))
-                    .unwrap_or(Json::Null)
+                    .map_or(Cell::Empty, |t| r.moment(&t.at))
             };
-            let field = |id: &str| r.fields.get(id).cloned().unwrap_or(Json::Null);
-            rows.push(vec![
-                Json::String(case_id.to_string()),
-                Json::String(r.id.clone()),
-                Json::from(link),
-                text(r.previous_referral.as_deref()),
+            let field = |id: &str| r.value(form, id, referral.fields.get(id));
+            let mut row: Row = child_cells(case).into();
+            row.extend([
+                Cell::text(&referral.id),
+                Cell::Int(link),
+                Cell::maybe(referral.previous_referral.as_deref()),
                 field("service_type"),
                 field("provider"),
                 field("urgency"),
-                Json::String(r.status.clone()),
-                Json::String(r.created_at.clone()),
-                Json::String(r.created_by.clone()),
+                Cell::Text(r.status(&referral.status)),
+                r.moment(&referral.created_at),
+                Cell::text(&referral.created_by),
                 reached("sent"),
                 reached("accepted"),
                 reached("declined"),
@@ -319,10 +399,11 @@ fn referral_rows(case_id: &str, referrals: &[Referral]) -> Vec<Row> {
                 reached("completed"),
                 reached("transferred"),
                 reached("closed"),
-                Json::from(r.form_version),
+                Cell::Int(i64::from(referral.form_version)),
             ]);
+            rows.push(row);
             link += 1;
-            at = r
+            at = referral
                 .next_referral
                 .as_deref()
                 .and_then(|n| by_id.get(n).copied());
@@ -331,14 +412,20 @@ fn referral_rows(case_id: &str, referrals: &[Referral]) -> Vec<Row> {
     rows
 }
 
-fn followup_rows(case_id: &str, followups: &[FollowUp]) -> Vec<Row> {
+fn followup_rows(
+    case: &ListedCase,
+    followups: &[FollowUp],
+    forms: &Forms<'_>,
+    r: &Reading,
+) -> Vec<Row> {
     followups
         .iter()
         .map(|f| {
-            let field = |id: &str| f.fields.get(id).cloned().unwrap_or(Json::Null);
-            vec![
-                Json::String(case_id.to_string()),
-                Json::String(f.id.clone()),
+            let form = forms.of(FOLLOWUP, f.form_version);
+            let field = |id: &str| r.value(form, id, f.fields.get(id));
+            let mut row: Row = child_cells(case).into();
+            row.extend([
+                Cell::text(&f.id),
                 field("visit_date"),
                 field("visit_type"),
                 field("attends_school"),
@@ -348,30 +435,19 @@ fn followup_rows(case_id: &str, followups: &[FollowUp]) -> Vec<Row> {
                 field("risk_level_now"),
                 field("next_visit_due"),
                 field("notes"),
-                Json::String(f.created_at.clone()),
-                Json::String(f.created_by.clone()),
-                Json::from(f.form_version),
-            ]
+                r.moment(&f.created_at),
+                Cell::text(&f.created_by),
+                Cell::Int(i64::from(f.form_version)),
+            ]);
+            row
         })
         .collect()
 }
 
-/// A value as one CSV cell: lists joined by `;`, booleans as true/false, neutralised.
-fn csv_cell(value: &Json) -> String {
-    let plain = match value {
-        Json::Null => String::new(),
-        Json::String(s) => s.clone(),
-        Json::Array(items) => items
-            .iter()
-            .map(|i| match i {
-                Json::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join(";"),
-        other => other.to_string(),
-    };
-    neutralised(&plain).into_owned()
+/// Where rows go: a file streamed as it is written (CSV, JSON) or a workbook (`xlsx::Book`).
+pub trait Sheet {
+    /// `Err(Gone)`: stop (the client went away, or the sheet is full).
+    fn row(&mut self, cells: Row) -> Result<(), Gone>;
 }
 
 /// The bytes the CSV writer produced, taken from it chunk by chunk.
@@ -388,10 +464,11 @@ impl std::io::Write for Sink {
     }
 }
 
-/// Writes rows as they come, in chunks of about `CHUNK_BYTES`.
+/// Writes CSV or JSON rows as they come, in chunks of about `CHUNK_BYTES`.
 pub struct Writer<'a> {
     kind: Kind,
     format: Format,
+    values: Values,
     csv: csv::Writer<Sink>,
     sink: Sink,
     json: Vec<u8>,
@@ -399,73 +476,35 @@ pub struct Writer<'a> {
     send: &'a mut dyn FnMut(Vec<u8>) -> bool,
 }
 
-/// The client went away: stop.
+/// The client went away (or an `.xlsx` sheet is full): stop.
 #[derive(Debug)]
 pub struct Gone;
 
 impl<'a> Writer<'a> {
-    pub fn start(
-        kind: Kind,
-        format: Format,
-        lang: Lang,
-        send: &'a mut dyn FnMut(Vec<u8>) -> bool,
-    ) -> Writer<'a> {
+    pub fn start(export: &Export, send: &'a mut dyn FnMut(Vec<u8>) -> bool) -> Writer<'a> {
         let sink = Sink::default();
         let mut w = Writer {
-            kind,
-            format,
+            kind: export.kind,
+            format: export.format,
+            values: export.reading.values,
             csv: csv::Writer::from_writer(sink.clone()),
             sink,
             json: Vec::with_capacity(CHUNK_BYTES),
             rows: 0,
             send,
         };
-        match format {
-            Format::Csv => {
-                let i = match lang {
-                    Lang::Fr => 0,
-                    Lang::En => 1,
-                    Lang::Ar => 2,
-                };
+        match export.format {
+            Format::Csv | Format::Xlsx => {
                 w.sink
                     .0
                     .borrow_mut()
                     .extend_from_slice("\u{feff}".as_bytes());
-                let headers: Vec<&str> = kind.columns().iter().map(|(_, h)| h[i]).collect();
                 // Writing to memory cannot fail.
-                let _ = w.csv.write_record(headers);
+                let _ = w.csv.write_record(export.headers());
             }
             Format::Json => w.json.push(b'['),
         }
         w
-    }
-
-    fn row(&mut self, row: Row) -> Result<(), Gone> {
-        match self.format {
-            Format::Csv => {
-                let _ = self.csv.write_record(row.iter().map(csv_cell));
-            }
-            Format::Json => {
-                let object: Map<String, Json> = self
-                    .kind
-                    .columns()
-                    .iter()
-                    .map(|(key, _)| key.to_string())
-                    .zip(row)
-                    .collect();
-                if self.rows > 0 {
-                    self.json.push(b',');
-                }
-                self.json.push(b'\n');
-                let _ = serde_json::to_writer(&mut self.json, &object);
-            }
-        }
-        self.rows += 1;
-        let _ = self.csv.flush();
-        if self.buffered() >= CHUNK_BYTES {
-            self.send_buffered()?;
-        }
-        Ok(())
     }
 
     fn buffered(&self) -> usize {
@@ -493,6 +532,37 @@ impl<'a> Writer<'a> {
     }
 }
 
+impl Sheet for Writer<'_> {
+    fn row(&mut self, row: Row) -> Result<(), Gone> {
+        match self.format {
+            Format::Csv | Format::Xlsx => {
+                let values = self.values;
+                let _ = self.csv.write_record(row.iter().map(|c| c.csv(values)));
+            }
+            Format::Json => {
+                let object: Map<String, Json> = self
+                    .kind
+                    .columns()
+                    .iter()
+                    .map(|(key, _)| key.to_string())
+                    .zip(row.iter().map(Cell::json))
+                    .collect();
+                if self.rows > 0 {
+                    self.json.push(b',');
+                }
+                self.json.push(b'\n');
+                let _ = serde_json::to_writer(&mut self.json, &object);
+            }
+        }
+        self.rows += 1;
+        let _ = self.csv.flush();
+        if self.buffered() >= CHUNK_BYTES {
+            self.send_buffered()?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     #[error(transparent)]
@@ -509,17 +579,20 @@ impl From<Gone> for ExportError {
     }
 }
 
-/// Walks `reader`'s scope and writes every row of `kind`. A case whose document does not read
-/// is skipped (it is listed by `suivi-server case check`), never the end of the export.
+/// Walks `reader`'s scope (the cases the export's filter keeps) and writes every row of its
+/// kind. Referrals and follow-ups come from their projection (`case_records`), a page of cases
+/// at a time; a case without one (a document that does not read, listed by `suivi-server case
+/// check`) is skipped, never the end of the export.
 pub fn write_all(
     service: &SyncService,
     reader: &User,
-    kind: Kind,
-    writer: &mut Writer<'_>,
+    export: &Export,
+    sheet: &mut dyn Sheet,
 ) -> Result<(), ExportError> {
     let store = service.store();
-    let forms = service.forms();
-    let forms = &*forms;
+    let registry = service.forms();
+    let forms = Forms(&registry);
+    let r = &export.reading;
     let mut after = String::new();
     loop {
         let page = store.scoped_cases(reader, &after, CASES_PER_PAGE)?;
@@ -527,30 +600,29 @@ pub fn write_all(
             return Ok(());
         };
         after = last.summary.case_id.clone();
-        for case in &page {
-            let case_id = &case.summary.case_id;
-            let rows = match kind {
-                Kind::Cases => vec![case_row(case)],
-                Kind::Referrals | Kind::FollowUps => {
-                    let doc: Option<CaseDoc> = service
-                        .case_document(case_id)
-                        .map_err(|e| ExportError::Service(e.to_string()))?;
-                    let Some(doc) = doc else { continue };
-                    let read = match kind {
-                        Kind::Referrals => doc.referrals(forms).map(|r| referral_rows(case_id, &r)),
-                        _ => doc.followups(forms).map(|f| followup_rows(case_id, &f)),
-                    };
-                    match read {
-                        Ok(rows) => rows,
-                        Err(e) => {
-                            tracing::warn!(case = %case_id, error = %e, "export: a case does not read");
-                            continue;
-                        }
-                    }
-                }
+        let kept: Vec<&ListedCase> = page
+            .iter()
+            .filter(|c| export.filter.as_ref().is_none_or(|q| q.matches(c)))
+            .collect();
+        if export.kind == Kind::Cases {
+            for case in kept {
+                sheet.row(case_row(case, &forms, r))?;
+            }
+            continue;
+        }
+        let ids: Vec<String> = kept.iter().map(|c| c.summary.case_id.clone()).collect();
+        let mut records: std::collections::HashMap<String, CaseRecords> =
+            store.case_records(&ids)?.into_iter().collect();
+        for case in kept {
+            let Some(held) = records.remove(&case.summary.case_id) else {
+                continue;
+            };
+            let rows = match export.kind {
+                Kind::Referrals => referral_rows(case, &held.referrals, &forms, r),
+                _ => followup_rows(case, &held.followups, &forms, r),
             };
             for row in rows {
-                writer.row(row)?;
+                sheet.row(row)?;
             }
         }
     }
@@ -584,10 +656,10 @@ mod tests {
         ] {
             assert_eq!(neutralised(hostile), inert, "{hostile:?}");
         }
-        assert_eq!(csv_cell(&serde_json::json!(["=cmd", "b"])), "'=cmd;b");
-        assert_eq!(csv_cell(&serde_json::json!(["a", "-b"])), "a;'-b");
-        assert_eq!(csv_cell(&serde_json::json!(true)), "true");
-        assert_eq!(csv_cell(&Json::Null), "");
+        let list = |items: &[&str]| Cell::List(items.iter().map(|i| i.to_string()).collect());
+        assert_eq!(list(&["=cmd", "b"]).csv(Values::Codes), "'=cmd;b");
+        assert_eq!(list(&["a", "-b"]).csv(Values::Codes), "a;'-b");
+        assert_eq!(Cell::Bool(true).csv(Values::Codes), "true");
     }
 
     fn link(id: &str, previous: Option<&str>, next: Option<&str>) -> Referral {
@@ -606,13 +678,25 @@ mod tests {
 
     #[test]
     fn every_referral_is_one_row_even_off_its_chain_or_in_a_loop() {
-        let ids = |rows: Vec<Row>| -> Vec<(String, u32)> {
-            rows.iter()
-                .map(|r| {
-                    (
-                        r[1].as_str().unwrap().to_string(),
-                        r[2].as_u64().unwrap() as u32,
-                    )
+        let registry = FormRegistry::builtin();
+        let forms = Forms(&registry);
+        let reading = Reading {
+            lang: Lang::En,
+            values: Values::Codes,
+            zone: Default::default(),
+        };
+        let case = ListedCase {
+            summary: Default::default(),
+            created_by: "amina".into(),
+            team: "sikasso".into(),
+            updated_at: 0,
+        };
+        let ids = |chain: &[Referral]| -> Vec<(String, i64)> {
+            referral_rows(&case, chain, &forms, &reading)
+                .iter()
+                .map(|r| match (&r[3], &r[4]) {
+                    (Cell::Text(id), Cell::Int(link)) => (id.clone(), *link),
+                    other => panic!("{other:?}"),
                 })
                 .collect()
         };
@@ -623,7 +707,7 @@ mod tests {
             link("b", Some("a"), None),
         ];
         assert_eq!(
-            ids(referral_rows("k", &chain)),
+            ids(&chain),
             [("a".into(), 1), ("b".into(), 2), ("c".into(), 1)]
         );
         // A loop: each once.
@@ -631,10 +715,7 @@ mod tests {
             link("x", Some("y"), Some("y")),
             link("y", Some("x"), Some("x")),
         ];
-        assert_eq!(
-            ids(referral_rows("k", &looped)),
-            [("x".into(), 1), ("y".into(), 2)]
-        );
+        assert_eq!(ids(&looped), [("x".into(), 1), ("y".into(), 2)]);
     }
 
     #[test]
@@ -644,12 +725,26 @@ mod tests {
             parse("followups.json"),
             Some((Kind::FollowUps, Format::Json))
         );
-        assert_eq!(parse("cases.xlsx"), None);
+        assert_eq!(parse("cases.xlsx"), Some((Kind::Cases, Format::Xlsx)));
+        assert_eq!(parse("cases.xls"), None);
         assert_eq!(parse("users.csv"), None);
         assert_eq!(
             file_name(Kind::Referrals, Format::Csv, "2026-12-03"),
             "suivi-referrals-2026-12-03.csv"
         );
+    }
+
+    fn export(kind: Kind, format: Format, lang: Lang) -> Export {
+        Export {
+            kind,
+            format,
+            reading: Reading {
+                lang,
+                values: format.default_values(),
+                zone: Default::default(),
+            },
+            filter: None,
+        }
     }
 
     #[test]
@@ -659,28 +754,29 @@ mod tests {
             chunks.push(c);
             true
         };
-        let mut w = Writer::start(Kind::FollowUps, Format::Json, Lang::En, &mut send);
+        let mut w = Writer::start(&export(Kind::FollowUps, Format::Json, Lang::En), &mut send);
         for n in 0..3 {
-            w.row(vec![Json::from(n); FOLLOWUP_COLUMNS.len()]).unwrap();
+            w.row(vec![Cell::Int(n); FOLLOWUP_COLUMNS.len()]).unwrap();
         }
         assert_eq!(w.finish().unwrap(), 3);
         let all: Vec<u8> = chunks.concat();
         let parsed: Vec<Map<String, Json>> = serde_json::from_slice(&all).unwrap();
         assert_eq!(parsed.len(), 3);
         assert_eq!(parsed[2]["case_id"], Json::from(2));
+        assert_eq!(parsed[2]["child"], Json::from(2));
 
         let mut chunks: Vec<Vec<u8>> = Vec::new();
         let mut send = |c: Vec<u8>| {
             chunks.push(c);
             true
         };
-        let w = Writer::start(Kind::Cases, Format::Csv, Lang::Ar, &mut send);
+        let w = Writer::start(&export(Kind::Cases, Format::Csv, Lang::Ar), &mut send);
         assert_eq!(w.finish().unwrap(), 0);
         let text = String::from_utf8(chunks.concat()).unwrap();
         assert!(text.starts_with("\u{feff}الملف,الاسم,"), "{text}");
 
         let mut refused = |_: Vec<u8>| false;
-        let w = Writer::start(Kind::Cases, Format::Csv, Lang::Fr, &mut refused);
+        let w = Writer::start(&export(Kind::Cases, Format::Csv, Lang::Fr), &mut refused);
         assert!(w.finish().is_err(), "a client gone stops the export");
     }
 }
