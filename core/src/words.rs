@@ -209,6 +209,22 @@ impl Zone {
         at.with_timezone(&self.0).fixed_offset()
     }
 
+    /// When a day begins in this zone (unix seconds): what "from this day" means to the reader.
+    pub fn start_of(self, day: NaiveDate) -> i64 {
+        use chrono::TimeZone;
+        let midnight = day.and_time(chrono::NaiveTime::MIN);
+        self.0
+            .from_local_datetime(&midnight)
+            .earliest()
+            // A day that begins in a clock change's gap begins an hour in.
+            .or_else(|| {
+                self.0
+                    .from_local_datetime(&(midnight + chrono::Duration::hours(1)))
+                    .earliest()
+            })
+            .map_or_else(|| midnight.and_utc().timestamp(), |t| t.timestamp())
+    }
+
     /// The day a moment falls on in this zone.
     pub fn day_of(self, at: DateTime<Utc>) -> NaiveDate {
         at.with_timezone(&self.0).date_naive()
@@ -236,6 +252,16 @@ impl Zone {
 #[allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_day_begins_at_the_zones_midnight() {
+        let day = NaiveDate::from_ymd_opt(2026, 5, 4).unwrap();
+        let casablanca = Zone::parse("Africa/Casablanca").unwrap();
+        let utc = Zone::default();
+        assert_eq!(utc.start_of(day), 1_777_852_800);
+        // Casablanca is an hour ahead of UTC outside Ramadan: its day begins an hour earlier.
+        assert_eq!(casablanca.start_of(day), 1_777_852_800 - 3600);
+    }
 
     #[test]
     fn dates_and_times_read_in_the_readers_language_and_zone() {

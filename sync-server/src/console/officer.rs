@@ -9,13 +9,26 @@ pub(super) const ACCESS_LOG_PAGE: usize = 100;
 pub(super) struct AccessLogQuery {
     #[serde(default)]
     pub(super) user: String,
+    /// A case id, or a child's name to search for.
     #[serde(default)]
     pub(super) case: String,
+    /// One of `pages::ACTION_KINDS`.
+    #[serde(default)]
+    pub(super) action: String,
+    /// Days (YYYY-MM-DD), inclusive, on the project's calendar.
+    #[serde(default)]
+    pub(super) from: String,
+    #[serde(default)]
+    pub(super) to: String,
     pub(super) before: Option<u64>,
 }
 
+/// Cases a name search of the access log looks at, at most: the closest matches.
+const CASES_NAMED_MAX: u64 = 20;
+
 /// The access log, for officers and admins: who viewed, searched, exported or changed what,
-/// filtered by user and by case, newest first.
+/// filtered by user, by case (its id, or a child's name), by kind of action and by dates,
+/// newest first.
 pub(super) async fn access_log(
     State(state): State<AppState>,
     signed: Signed,
@@ -25,33 +38,102 @@ pub(super) async fn access_log(
     if !matches!(signed.user.role, Role::Officer | Role::Admin) {
         return Ok(forbidden(lang, &signed));
     }
+    let day = |text: &str| chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok();
+    let (from, to) = (day(&query.from), day(&query.to));
     let filter = pages::AccessLogFilter {
         user: bounded(&query.user),
-        case: bounded(&query.case).to_ascii_lowercase(),
+        case: bounded(&query.case),
+        action: pages::action_kind(&query.action).map_or(String::new(), |k| k.key.to_string()),
+        from: from.map_or(String::new(), |d| d.to_string()),
+        to: to.map_or(String::new(), |d| d.to_string()),
     };
-    // A case filter that is not a case id matches nothing, rather than every row.
-    let bad_case = !filter.case.is_empty() && !crate::storage::valid_case_id(&filter.case);
+    let zone = state.zone;
     let search = AuditQuery {
         actor: (!filter.user.is_empty()).then(|| filter.user.clone()),
-        case_id: (!filter.case.is_empty()).then(|| filter.case.clone()),
-        action_prefix: None,
+        case_ids: Vec::new(),
+        action_prefixes: pages::action_kind(&filter.action)
+            .map(|k| k.prefixes.iter().map(|p| p.to_string()).collect())
+            .unwrap_or_default(),
+        from: from.map(|d| zone.start_of(d)),
+        until: to.and_then(|d| d.succ_opt()).map(|d| zone.start_of(d)),
         before: query.before,
         limit: ACCESS_LOG_PAGE,
     };
     let store = state.service.store().clone();
-    let rows = if bad_case {
-        Vec::new()
-    } else {
-        blocking(move || Ok(store.audit_search(&search)?)).await?
-    };
+    let reader = signed.user.clone();
+    let case = filter.case.clone();
+    let (rows, named) = blocking(move || {
+        let mut search = search;
+        // A case: its id, or the cases whose child bears the name (an officer's scope).
+        let lowered = case.to_ascii_lowercase();
+        let mut named: Vec<(String, String)> = Vec::new();
+        if crate::storage::valid_case_id(&lowered) {
+            search.case_ids = vec![lowered];
+        } else if !case.is_empty() {
+            let list = store.list_cases(
+                &reader,
+                &CaseQuery {
+                    name_terms: suivi_core::names::query_terms(&case),
+                    limit: CASES_NAMED_MAX,
+                    ..CaseQuery::default()
+                },
+            )?;
+            named = list
+                .cases
+                .iter()
+                .map(|c| {
+                    let s = &c.summary;
+                    (
+                        s.case_id.clone(),
+                        format!("{} {}", s.first_name, s.last_name),
+                    )
+                })
+                .collect();
+            search.case_ids = named.iter().map(|(id, _)| id.clone()).collect();
+            if search.case_ids.is_empty() {
+                // A name no case bears matches nothing, rather than every row.
+                return Ok((Vec::new(), named));
+            }
+        }
+        let rows = store.audit_search(&search)?;
+        // The child of each row about one case, so the row reads as who, not which id.
+        for row in rows.iter().filter(|r| !r.action.starts_with("device.")) {
+            let ids: Vec<&str> = row
+                .subject
+                .split(' ')
+                .filter(|w| crate::storage::valid_case_id(w))
+                .collect();
+            if let [id] = ids[..] {
+                if !named.iter().any(|(n, _)| n == id) {
+                    if let Some(c) = store.listed_case(id)? {
+                        let s = c.summary;
+                        named.push((id.to_string(), format!("{} {}", s.first_name, s.last_name)));
+                    }
+                }
+            }
+        }
+        if !named.is_empty() {
+            // Children named on this page: who read them here is in the log too.
+            let ids: Vec<&str> = named.iter().map(|(id, _)| id.as_str()).collect();
+            store.audit(
+                now(),
+                &reader.user_id,
+                "console.access_log_viewed",
+                &ids.join(" "),
+            )?;
+        }
+        Ok((rows, named))
+    })
+    .await?;
     let older = (rows.len() == ACCESS_LOG_PAGE)
         .then(|| rows.last().map(|r| r.id))
         .flatten();
     let here = format!("/console/access-log?{}", filter.query_string(query.before));
     let frame = signed.frame(lang, &here);
+    let named: std::collections::HashMap<String, String> = named.into_iter().collect();
     Ok(html(
         StatusCode::OK,
-        pages::access_log(&frame, &filter, &rows, older),
+        pages::access_log(&frame, &filter, &rows, &named, older),
     ))
 }
 

@@ -34,10 +34,10 @@ pub fn verify_case(
     // A phone's witness against one of this case's changes.
     let reports = store.audit_search(&crate::storage::AuditQuery {
         actor: None,
-        case_id: Some(case_id.to_string()),
-        action_prefix: Some(FORGERY_REPORTED.into()),
-        before: None,
+        case_ids: vec![case_id.to_string()],
+        action_prefixes: vec![FORGERY_REPORTED.into()],
         limit: 100,
+        ..Default::default()
     })?;
     for row in reports {
         if let Some((case, hash)) = row.subject.split_once(' ') {

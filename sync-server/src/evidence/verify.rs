@@ -47,10 +47,10 @@ pub(super) fn binding_of(
 ) -> Result<Option<Binding>, EvidenceError> {
     let rows = store.audit_search(&crate::storage::AuditQuery {
         actor: None,
-        case_id: Some(device_id.to_string()),
-        action_prefix: Some("device.".into()),
-        before: None,
+        case_ids: vec![device_id.to_string()],
+        action_prefixes: vec!["device.".into()],
         limit: 1_000,
+        ..Default::default()
     })?;
     // Oldest first: the first binding is the one that counts.
     Ok(rows

@@ -828,9 +828,14 @@ pub struct AuditQuery {
     /// A user: the rows she wrote, and those written under her devices (her phones' pushes,
     /// her console changes under `console-<user>`).
     pub actor: Option<String>,
-    /// A case id (32 hex digits), or any id, such as a device's: rows whose subject names it.
-    pub case_id: Option<String>,
-    pub action_prefix: Option<String>,
+    /// Case ids (32 hex digits), or any ids, such as a device's: rows whose subject names one
+    /// of them (none given: any row).
+    pub case_ids: Vec<String>,
+    /// Rows whose action begins with one of these (none given: any action).
+    pub action_prefixes: Vec<String>,
+    /// Rows written at or after this time, and before that one (unix seconds).
+    pub from: Option<i64>,
+    pub until: Option<i64>,
     /// Rows with ids below this one (the next page); `None` from the newest.
     pub before: Option<u64>,
     pub limit: usize,

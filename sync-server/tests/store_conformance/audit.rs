@@ -63,12 +63,63 @@ pub fn audit_rows_and_feed_rows_are_chained(s: Subject) {
     assert_eq!(by_one.len(), 10);
     assert_eq!(by_one[0], format!("officer-2 {} seen by 2", case_id(9)));
     let of_one = search(AuditQuery {
-        case_id: Some(case_id(3)),
+        case_ids: vec![case_id(3)],
         limit: 3,
         ..AuditQuery::default()
     });
     assert_eq!(of_one.len(), 3);
     assert!(of_one.iter().all(|r| r.contains(&case_id(3))));
+    // Any of several cases, any of several actions, within a time range.
+    let of_two = search(AuditQuery {
+        case_ids: vec![case_id(3), case_id(4)],
+        limit: 100,
+        ..AuditQuery::default()
+    });
+    assert!(of_two.iter().any(|r| r.contains(&case_id(3))));
+    assert!(of_two.iter().any(|r| r.contains(&case_id(4))));
+    assert!(of_two
+        .iter()
+        .all(|r| r.contains(&case_id(3)) || r.contains(&case_id(4))));
+    let all_rows = store
+        .audit_search(&AuditQuery {
+            limit: 10_000,
+            ..AuditQuery::default()
+        })
+        .unwrap();
+    let kinds = |rows: &[suivi_server::storage::AuditRow], prefixes: &[&str]| {
+        rows.iter()
+            .filter(|r| prefixes.iter().any(|p| r.action.starts_with(p)))
+            .count()
+    };
+    let two_kinds = store
+        .audit_search(&AuditQuery {
+            action_prefixes: vec!["device.".into(), "user.".into()],
+            limit: 10_000,
+            ..AuditQuery::default()
+        })
+        .unwrap();
+    assert_eq!(two_kinds.len(), kinds(&all_rows, &["device.", "user."]));
+    assert!(!two_kinds.is_empty());
+    let times: Vec<i64> = all_rows.iter().map(|r| r.at).collect();
+    let (earliest, latest) = (*times.iter().min().unwrap(), *times.iter().max().unwrap());
+    let in_range = |from: Option<i64>, until: Option<i64>| {
+        store
+            .audit_search(&AuditQuery {
+                from,
+                until,
+                limit: 10_000,
+                ..AuditQuery::default()
+            })
+            .unwrap()
+            .len()
+    };
+    assert_eq!(in_range(Some(earliest), None), all_rows.len());
+    assert_eq!(in_range(None, Some(earliest)), 0, "until is exclusive");
+    assert_eq!(in_range(Some(latest + 1), None), 0);
+    assert_eq!(
+        in_range(None, Some(latest)),
+        all_rows.iter().filter(|r| r.at < latest).count()
+    );
     let newest = store
         .audit_search(&AuditQuery {
             limit: 1,
@@ -77,7 +128,7 @@ pub fn audit_rows_and_feed_rows_are_chained(s: Subject) {
         .unwrap();
     let older = search(AuditQuery {
         before: Some(newest[0].id),
-        action_prefix: Some("device.".into()),
+        action_prefixes: vec!["device.".into()],
         limit: 100,
         ..AuditQuery::default()
     });
@@ -97,7 +148,7 @@ pub fn audit_rows_and_feed_rows_are_chained(s: Subject) {
     );
     assert!(
         search(AuditQuery {
-            action_prefix: Some("console_".into()),
+            action_prefixes: vec!["console_".into()],
             limit: 100,
             ..AuditQuery::default()
         })

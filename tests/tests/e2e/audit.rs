@@ -399,24 +399,48 @@ fn an_officer_sees_a_history_verified_or_not_and_reads_who_viewed_which_child() 
     );
     assert!(!page.contains("evidence-verified"));
 
-    // The access log: Odile's own views, then Fatima's search of this child, by case.
+    // The access log: Odile's own views, then Fatima's search of this child, by case (its id,
+    // or the child's name), by kind of action and by dates; actions in words.
     let (status, log, _) = odile.get("/console/access-log?user=odile");
     assert_eq!(status, StatusCode::OK);
-    assert!(log.contains("console.case_viewed") && log.contains(&case_id));
-    assert!(!log.contains("console.search"), "filtered by user");
+    assert!(log.contains("a consulté un dossier") && log.contains(&case_id));
+    assert!(!log.contains("a cherché un nom"), "filtered by user");
     let (_, log, _) = odile.get(&format!("/console/access-log?case={case_id}"));
-    assert!(log.contains("console.search") && log.contains("fatima"));
-    assert!(log.contains("console.caseload_viewed"));
+    assert!(log.contains("a cherché un nom") && log.contains("fatima"));
+    assert!(log.contains("a consulté la liste"));
+    assert!(log.contains(&name), "a row about one case names its child");
+    let first_name = name.split(' ').next().unwrap();
+    let (_, by_name, _) = odile.get(&format!(
+        "/console/access-log?case={}",
+        first_name.to_lowercase()
+    ));
     assert!(
-        !log.contains(&name),
-        "the log names no child, nor what was searched"
+        by_name.contains("a cherché un nom") && by_name.contains(&case_id),
+        "found by the child's name"
     );
+    let (_, exports, _) = odile.get("/console/access-log?action=viewed&user=fatima");
+    assert!(exports.contains("a cherché un nom") && !exports.contains("s'est connecté"));
+    let today = chrono::Utc::now().date_naive();
+    let tomorrow = today.succ_opt().unwrap();
+    let (_, later, _) = odile.get(&format!("/console/access-log?from={tomorrow}"));
+    assert!(later.contains("Aucune ligne"), "nothing written tomorrow");
+    let (_, until_today, _) = odile.get(&format!(
+        "/console/access-log?from={}&to={today}&case={case_id}",
+        today.pred_opt().unwrap()
+    ));
+    assert!(until_today.contains("a cherché un nom"));
+    // The log itself keeps ids, never a child's name nor what was searched.
     let rows = server.store.audit_log(0, 1000).unwrap();
+    assert!(rows.iter().all(|r| !r.subject.contains(&name)));
     let search = rows.iter().find(|r| r.action == "console.search").unwrap();
     assert_eq!(
         (search.actor.as_str(), search.subject.as_str()),
         ("fatima", case_id.as_str())
     );
+    // Reading names in the log leaves a trace of its own.
+    assert!(rows
+        .iter()
+        .any(|r| r.action == "console.access_log_viewed" && r.actor == "odile"));
     let (_, log, _) = odile.get("/console/access-log?case=not-a-case");
     assert!(log.contains("Aucune ligne"));
     let (status, _, _) = fatima.get("/console/access-log");

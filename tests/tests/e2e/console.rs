@@ -939,11 +939,11 @@ fn a_supervisor_settles_a_conflict_in_the_console_and_it_is_gone_on_every_phone(
     let (status, log, _) = odile.get("/console/access-log?user=fatima");
     assert_eq!(status, StatusCode::OK);
     assert!(
-        log.contains("console.change") && log.contains(&case_id),
+        log.contains("a modifié un dossier") && log.contains(&case_id),
         "{log}"
     );
     let (_, log, _) = odile.get("/console/access-log?user=ali");
-    assert!(!log.contains("console.change"), "filtered by user");
+    assert!(!log.contains("a modifié un dossier"), "filtered by user");
 
     // Both phones sync: the conflict is gone, the village is Fatima's, and the history says
     // who settled it, verified, from the console.

@@ -5,7 +5,13 @@ use super::*;
 /// The access log's filters, as typed.
 pub struct AccessLogFilter {
     pub user: String,
+    /// A case id or a child's name.
     pub case: String,
+    /// An `ACTION_KINDS` key, or empty for any.
+    pub action: String,
+    /// Days (YYYY-MM-DD), or empty.
+    pub from: String,
+    pub to: String,
 }
 
 impl AccessLogFilter {
@@ -14,6 +20,15 @@ impl AccessLogFilter {
             format!("user={}", urlencode(&self.user)),
             format!("case={}", urlencode(&self.case)),
         ];
+        for (k, v) in [
+            ("action", &self.action),
+            ("from", &self.from),
+            ("to", &self.to),
+        ] {
+            if !v.is_empty() {
+                parts.push(format!("{k}={}", urlencode(v)));
+            }
+        }
         if let Some(before) = before {
             parts.push(format!("before={before}"));
         }
@@ -21,13 +36,151 @@ impl AccessLogFilter {
     }
 }
 
+/// A kind of action the access log is filtered by: the actions' prefixes it covers.
+pub struct ActionKind {
+    pub key: &'static str,
+    pub label: T,
+    pub prefixes: &'static [&'static str],
+}
+
+pub const ACTION_KINDS: [ActionKind; 6] = [
+    ActionKind {
+        key: "viewed",
+        label: T::ActionsViewed,
+        prefixes: &[
+            "console.caseload_viewed",
+            "console.case_viewed",
+            "console.referrals_viewed",
+            "console.duplicates_viewed",
+            "console.access_log_viewed",
+            "console.search",
+        ],
+    },
+    ActionKind {
+        key: "export",
+        label: T::ActionsExported,
+        prefixes: &["console.export"],
+    },
+    ActionKind {
+        key: "changed",
+        label: T::ActionsChanged,
+        prefixes: &["console.change", "console.merge", "case."],
+    },
+    ActionKind {
+        key: "phones",
+        label: T::ActionsPhones,
+        prefixes: &["device.", "console.revoke"],
+    },
+    ActionKind {
+        key: "sign-in",
+        label: T::ActionsSignIn,
+        prefixes: &["console.login", "console.logout"],
+    },
+    ActionKind {
+        key: "accounts",
+        label: T::ActionsAccounts,
+        prefixes: &["user.", "form.", "server."],
+    },
+];
+
+pub fn action_kind(key: &str) -> Option<&'static ActionKind> {
+    ACTION_KINDS.iter().find(|k| k.key == key)
+}
+
+/// An action as the reader says it; one this version does not know, as recorded.
+pub fn action_label(lang: Lang, action: &str) -> String {
+    let (fr, en, ar) = match action {
+        "console.caseload_viewed" => (
+            "a consulté la liste",
+            "viewed the caseload",
+            "اطلع على القائمة",
+        ),
+        "console.case_viewed" => ("a consulté un dossier", "viewed a case", "اطلع على ملف"),
+        "console.referrals_viewed" => (
+            "a consulté les orientations",
+            "viewed the referrals",
+            "اطلع على الإحالات",
+        ),
+        "console.duplicates_viewed" => (
+            "a consulté les doublons",
+            "viewed the duplicates",
+            "اطلع على الملفات المكررة",
+        ),
+        "console.search" => ("a cherché un nom", "searched a name", "بحث عن اسم"),
+        "console.access_log_viewed" => (
+            "a consulté le journal",
+            "read the access log",
+            "اطلع على السجل",
+        ),
+        "console.export" => ("a exporté", "exported", "صدّر"),
+        "console.change" => ("a modifié un dossier", "changed a case", "عدّل ملفا"),
+        "console.merge" => (
+            "a fusionné deux dossiers",
+            "merged two records",
+            "دمج سجلين",
+        ),
+        "console.revoke" => ("a révoqué un téléphone", "revoked a phone", "ألغى هاتفا"),
+        "console.login" => ("s'est connecté", "signed in", "سجّل الدخول"),
+        "console.login_failed" => ("connexion refusée", "sign-in refused", "رُفض تسجيل الدخول"),
+        "console.logout" => ("s'est déconnecté", "signed out", "سجّل الخروج"),
+        "case.reassign" => (
+            "a réattribué un dossier",
+            "reassigned a case",
+            "أعاد إسناد ملف",
+        ),
+        "case.assign" => ("a attribué un dossier", "assigned a case", "أسند ملفا"),
+        "case.erased" => ("a effacé un dossier", "erased a case", "محا ملفا"),
+        "case.quarantine" => ("a mis un dossier à l'écart", "set a case aside", "عزل ملفا"),
+        "case.not_duplicate" => (
+            "a marqué deux enfants distincts",
+            "marked two children apart",
+            "ميّز بين طفلين",
+        ),
+        "device.enroll" => ("a enrôlé un téléphone", "enrolled a phone", "سجّل هاتفا"),
+        "device.revoke" => ("a révoqué un téléphone", "revoked a phone", "ألغى هاتفا"),
+        "device.wiped" => ("téléphone effacé", "phone wiped", "مُسح الهاتف"),
+        "device.console" => (
+            "appareil de console créé",
+            "console device made",
+            "أُنشئ جهاز الوحدة",
+        ),
+        "user.add" => ("a ajouté un compte", "added an account", "أضاف حسابا"),
+        "user.password" => (
+            "a changé un mot de passe",
+            "changed a password",
+            "غيّر كلمة مرور",
+        ),
+        "form.publish" => ("a publié un formulaire", "published a form", "نشر استمارة"),
+        "form.retire" => ("a retiré un formulaire", "retired a form", "سحب استمارة"),
+        _ => return action.to_string(),
+    };
+    match lang {
+        Lang::Fr => fr,
+        Lang::En => en,
+        Lang::Ar => ar,
+    }
+    .to_string()
+}
+
+/// Ids a row names beyond which its subject is folded into a count.
+const SUBJECT_IDS_SHOWN: usize = 3;
+
 pub fn access_log(
     frame: &Frame<'_>,
     filter: &AccessLogFilter,
     rows: &[AuditRow],
+    named: &std::collections::HashMap<String, String>,
     older: Option<u64>,
 ) -> Markup {
     let lang = frame.lang;
+    let case_link = |id: &str| {
+        html! {
+            @match named.get(id) {
+                Some(name) => a href={ "/console/cases/" (id) } { bdi { (name) } },
+                None => a href={ "/console/cases/" (id) } { code dir="ltr" { (id.get(..8).unwrap_or(id)) "…" } },
+            }
+        }
+    };
     page(
         frame,
         t(lang, T::AccessLog),
@@ -36,29 +189,46 @@ pub fn access_log(
             p.meta { (t(lang, T::AccessLogHint)) }
             form.filters method="get" action="/console/access-log" {
                 label { (t(lang, T::User)) " " input type="text" name="user" value=(filter.user) maxlength="100"; }
-                label { (t(lang, T::Case)) " " input type="text" name="case" value=(filter.case) maxlength="100" dir="ltr"; }
+                label { (t(lang, T::CaseOrName)) " " input type="search" name="case" value=(filter.case) maxlength="100"; }
+                label { (t(lang, T::Action))
+                    select name="action" {
+                        option value="" { (t(lang, T::Any)) }
+                        @for k in &ACTION_KINDS { option value=(k.key) selected[filter.action == k.key] { (t(lang, k.label)) } }
+                    }
+                }
+                label { (t(lang, T::From)) " " input type="date" name="from" value=(filter.from) dir="ltr"; }
+                label { (t(lang, T::To)) " " input type="date" name="to" value=(filter.to) dir="ltr"; }
                 button type="submit" { (t(lang, T::Filter)) }
             }
             @if rows.is_empty() {
                 p { (t(lang, T::NoRows)) }
             } @else {
                 table.access-log {
-                    thead { tr { th { "#" } th { (t(lang, T::When)) } th { (t(lang, T::Who)) } th { (t(lang, T::Action)) } th { (t(lang, T::Subject)) } } }
+                    thead { tr { th { (t(lang, T::When)) } th { (t(lang, T::Who)) } th { (t(lang, T::Action)) } th { (t(lang, T::Subject)) } } }
                     tbody {
                         @for r in rows {
+                            // A device's binding names its actor (32 hex digits too), not a case.
+                            @let cases_named = !r.action.starts_with("device.");
+                            @let ids: Vec<&str> = r.subject.split(' ').filter(|w| cases_named && crate::storage::valid_case_id(w)).collect();
                             tr {
-                                td { (r.id) }
-                                td { (when(r.at)) }
+                                td { (frame.zone.date_time(lang, utc(r.at))) }
                                 td { (r.actor) }
-                                td { code { (r.action) } }
-                                td.subject dir="ltr" {
-                                    // Case ids link to the case; anything else is shown as text.
-                                    @for (i, word) in r.subject.split(' ').enumerate() {
-                                        @if i > 0 { " " }
-                                        @if crate::storage::valid_case_id(word) {
-                                            a href={ "/console/cases/" (word) } { code { (word) } }
-                                        } @else {
-                                            (word)
+                                td { (action_label(lang, &r.action)) }
+                                td.subject {
+                                    @if ids.len() > SUBJECT_IDS_SHOWN {
+                                        // A list viewed: one line with its count, the cases a click away.
+                                        details {
+                                            summary { (ids.len()) " " (t(lang, T::Cases)) }
+                                            @for id in &ids { (case_link(id)) " " }
+                                        }
+                                    } @else {
+                                        @for (i, word) in r.subject.split(' ').enumerate() {
+                                            @if i > 0 { " " }
+                                            @if cases_named && crate::storage::valid_case_id(word) {
+                                                (case_link(word))
+                                            } @else {
+                                                bdi { (word) }
+                                            }
                                         }
                                     }
                                 }
@@ -68,7 +238,7 @@ pub fn access_log(
                 }
             }
             @if let Some(before) = older {
-                p { a rel="next" href={ "/console/access-log?" (filter.query_string(Some(before))) } { (t(lang, T::Older)) " →" } }
+                p { a rel="next" href={ "/console/access-log?" (filter.query_string(Some(before))) } { (t(lang, T::Older)) } }
             }
         },
     )
@@ -338,5 +508,51 @@ mod tests {
             "the case id is the link, not the words"
         );
         assert!(page.contains("days=30&amp;page=2#stuck"), "the next page");
+    }
+
+    /// A list viewed is one line with its count (the cases a click away); a row about one case
+    /// names its child; a device's binding links no case; actions read as words.
+    #[test]
+    fn the_access_log_folds_lists_and_names_single_cases() {
+        let id = |n: u32| format!("{n:032x}");
+        let row = |id_: u64, action: &str, subject: String| AuditRow {
+            id: id_,
+            at: 1_777_852_800,
+            actor: "fatima".into(),
+            action: action.into(),
+            subject,
+            mark: Vec::new(),
+        };
+        let list: Vec<String> = (1..=50).map(id).collect();
+        let rows = [
+            row(3, "console.caseload_viewed", list.join(" ")),
+            row(2, "console.case_viewed", id(7)),
+            row(1, "device.enroll", format!("dev-1 actor {}", id(900))),
+        ];
+        let named = [(id(7), "Awa Coulibaly".to_string())].into();
+        let frame = Frame {
+            lang: Lang::Fr,
+            zone: Zone::default(),
+            user: None,
+            csrf: "",
+            here: "/console/access-log",
+        };
+        let filter = AccessLogFilter {
+            user: String::new(),
+            case: String::new(),
+            action: String::new(),
+            from: String::new(),
+            to: String::new(),
+        };
+        let page = access_log(&frame, &filter, &rows, &named, None).into_string();
+        assert!(page.contains("<summary>50 dossiers</summary>"), "{page}");
+        assert!(page.contains("a consulté la liste") && page.contains("a consulté un dossier"));
+        assert!(page.contains("<bdi>Awa Coulibaly</bdi>"));
+        assert!(page.contains("a enrôlé un téléphone"));
+        assert!(
+            !page.contains(&format!("/console/cases/{}", id(900))),
+            "an actor is not a case"
+        );
+        assert!(page.contains("4 mai 2026 à 00:00"), "{page}");
     }
 }

@@ -44,11 +44,16 @@ impl AuditStore for PostgresStore {
                 .replace('%', "\\%")
                 .replace('_', "\\_")
         };
-        let case = query.case_id.as_deref().map(|c| format!("%{}%", like(c)));
-        let prefix = query
-            .action_prefix
-            .as_deref()
-            .map(|p| format!("{}%", like(p)));
+        let cases: Vec<String> = query
+            .case_ids
+            .iter()
+            .map(|c| format!("%{}%", like(c)))
+            .collect();
+        let prefixes: Vec<String> = query
+            .action_prefixes
+            .iter()
+            .map(|p| format!("{}%", like(p)))
+            .collect();
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
         Ok(self
             .client()?
@@ -57,10 +62,20 @@ impl AuditStore for PostgresStore {
                  WHERE id < $1
                    AND ($2::text IS NULL OR actor = $2
                         OR actor IN (SELECT device_id FROM devices WHERE user_id = $2))
-                   AND ($3::text IS NULL OR subject LIKE $3)
-                   AND ($4::text IS NULL OR action LIKE $4)
+                   AND (cardinality($3::text[]) = 0 OR subject LIKE ANY($3))
+                   AND (cardinality($4::text[]) = 0 OR action LIKE ANY($4))
+                   AND ($6::bigint IS NULL OR at >= $6)
+                   AND ($7::bigint IS NULL OR at < $7)
                  ORDER BY id DESC LIMIT $5",
-                &[&before, &query.actor, &case, &prefix, &limit],
+                &[
+                    &before,
+                    &query.actor,
+                    &cases,
+                    &prefixes,
+                    &limit,
+                    &query.from,
+                    &query.until,
+                ],
             )
             .map_err(backend)?
             .iter()

@@ -59,13 +59,39 @@ impl AuditStore for SqliteStore {
                 " AND (actor = ?{n} OR actor IN (SELECT device_id FROM devices WHERE user_id = ?{n}))"
             ));
         }
-        if let Some(case_id) = &query.case_id {
-            args.push(format!("%{}%", like_escaped(case_id)).into());
-            sql.push_str(&format!(" AND subject LIKE ?{} ESCAPE '\\'", args.len()));
-        }
-        if let Some(prefix) = &query.action_prefix {
-            args.push(format!("{}%", like_escaped(prefix)).into());
-            sql.push_str(&format!(" AND action LIKE ?{} ESCAPE '\\'", args.len()));
+        // Any of several patterns on one column: `(col LIKE ?a OR col LIKE ?b)`.
+        let mut any_like = |column: &str, patterns: Vec<String>| {
+            if patterns.is_empty() {
+                return;
+            }
+            let mut ors = Vec::new();
+            for p in patterns {
+                args.push(p.into());
+                ors.push(format!("{column} LIKE ?{} ESCAPE '\\'", args.len()));
+            }
+            sql.push_str(&format!(" AND ({})", ors.join(" OR ")));
+        };
+        any_like(
+            "subject",
+            query
+                .case_ids
+                .iter()
+                .map(|c| format!("%{}%", like_escaped(c)))
+                .collect(),
+        );
+        any_like(
+            "action",
+            query
+                .action_prefixes
+                .iter()
+                .map(|p| format!("{}%", like_escaped(p)))
+                .collect(),
+        );
+        for (bound, op) in [(query.from, ">="), (query.until, "<")] {
+            if let Some(at) = bound {
+                args.push(at.into());
+                sql.push_str(&format!(" AND at {op} ?{}", args.len()));
+            }
         }
         args.push(i64::try_from(query.limit).unwrap_or(i64::MAX).into());
         sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", args.len()));
