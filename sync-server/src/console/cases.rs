@@ -456,9 +456,10 @@ pub(super) async fn reassign_list(
         let frame = signed.frame(lang, "/console/cases");
         let effect = vec![
             format!(
-                "{} {} → {}",
+                "{} {} {} {}",
                 counted.min(REASSIGN_CASES_MAX),
                 t(lang, T::Cases),
+                suivi_core::words::arrow(lang),
                 form.to
             ),
             t(lang, T::ReassignEffect).to_string(),
@@ -472,6 +473,7 @@ pub(super) async fn reassign_list(
             pages::confirm(
                 &frame,
                 &pages::Confirmation {
+                    detail: None,
                     title: t(lang, T::ReassignQuestion),
                     effect: &effect,
                     action: "/console/reassign",

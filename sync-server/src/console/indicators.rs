@@ -323,27 +323,38 @@ pub fn chart(rows: &[Row], by: Dimension, lang: Lang) -> Markup {
         (T::ReceivingService, "bar-service", |r| r.service),
     ];
     let width = LABEL_WIDTH + PLOT_WIDTH + 50.0;
+    // Right to left in Arabic: labels on the right, bars growing leftwards. Positions are
+    // computed left to right and mirrored; the SVG itself stays `direction: ltr`, so an
+    // anchor means the same side whatever the page's direction.
+    let rtl = lang == Lang::Ar;
+    let x = |at: f64| if rtl { width - at } else { at };
+    let span = |at: f64, w: f64| if rtl { width - at - w } else { at };
+    let anchor = |ltr: &'static str| match (rtl, ltr) {
+        (false, a) => a,
+        (true, "end") => "start",
+        (true, _) => "end",
+    };
     html! {
-        svg.chart xmlns="http://www.w3.org/2000/svg" role="img"
+        svg.chart xmlns="http://www.w3.org/2000/svg" role="img" direction="ltr"
             viewBox={ "0 0 " (width) " " (height) } width=(width) height=(height)
             aria-label=(t(lang, T::Chart)) {
             title { (t(lang, T::Chart)) }
             @for (i, row) in shown.iter().enumerate() {
                 @let y = ROW_HEIGHT * i as f64;
-                text x=(LABEL_WIDTH - 6.0) y=(y + 1.5 * BAR + 4.0) text-anchor="end" { (row.label) }
+                text x=(x(LABEL_WIDTH - 6.0)) y=(y + 1.5 * BAR + 4.0) text-anchor=(anchor("end")) { (row.label) }
                 @for (j, (label, class, value)) in series.iter().enumerate() {
                     @let v = value(row);
                     @let w = PLOT_WIDTH * v as f64 / max;
-                    rect class=(class) x=(LABEL_WIDTH) y=(y + BAR * j as f64) width=(format!("{w:.1}")) height=(BAR - 1.0) {
+                    rect class=(class) x=(format!("{:.1}", span(LABEL_WIDTH, w))) y=(y + BAR * j as f64) width=(format!("{w:.1}")) height=(BAR - 1.0) {
                         title { (t(lang, *label)) ": " (v) }
                     }
-                    text.value x=(LABEL_WIDTH + w + 3.0) y=(y + BAR * j as f64 + BAR - 1.5) { (v) }
+                    text.value x=(x(LABEL_WIDTH + w + 3.0)) y=(y + BAR * j as f64 + BAR - 1.5) text-anchor=(anchor("start")) { (v) }
                 }
             }
             @for (j, (label, class, _)) in series.iter().enumerate() {
-                @let x = LABEL_WIDTH + 140.0 * j as f64;
-                rect class=(class) x=(x) y=(height - 16.0) width="10" height="10" {}
-                text x=(x + 14.0) y=(height - 7.0) { (t(lang, *label)) }
+                @let at = LABEL_WIDTH + 140.0 * j as f64;
+                rect class=(class) x=(span(at, 10.0)) y=(height - 16.0) width="10" height="10" {}
+                text x=(x(at + 14.0)) y=(height - 7.0) text-anchor=(anchor("start")) { (t(lang, *label)) }
             }
         }
     }
@@ -466,6 +477,17 @@ mod tests {
         let svg = chart(&rows, Dimension::Month, Lang::Fr).into_string();
         let at = |label: &str| svg.find(label).unwrap();
         assert!(at("janvier 2026") < at("février 2026") && at("février 2026") < at("mars 2026"));
+        // In Arabic the labels stand right of the bars, which grow leftwards.
+        let label_x = |svg: &str| -> f64 {
+            let at = svg.find("<text x=\"").unwrap() + 9;
+            svg[at..].split('"').next().unwrap().parse().unwrap()
+        };
+        let arabic = chart(&rows, Dimension::Month, Lang::Ar).into_string();
+        assert!(
+            label_x(&svg) < 200.0 && label_x(&arabic) > 440.0,
+            "{arabic}"
+        );
+        assert!(arabic.contains("direction=\"ltr\""));
     }
 
     fn rows_of_months(cells: &[IndicatorCell]) -> (Vec<Row>, Row) {

@@ -125,6 +125,7 @@ pub(super) async fn revoke(
             pages::confirm(
                 &frame,
                 &pages::Confirmation {
+                    detail: None,
                     title: &title,
                     effect: &effect,
                     action: &action,
@@ -295,10 +296,12 @@ async fn merge_confirmation(
     lang: Lang,
     form: &MergeForm,
 ) -> Result<Response, ConsoleError> {
-    let store = state.service.store().clone();
+    let service = state.service.clone();
     let reader = signed.user.clone();
     let ids = [form.survivor.clone(), form.merged.clone()];
     let both = blocking(move || {
+        let store = service.store();
+        let forms = service.forms();
         let access = store.case_access(&ids)?;
         let mut both = Vec::new();
         for id in &ids {
@@ -306,14 +309,24 @@ async fn merge_confirmation(
                 .get(id)
                 .is_some_and(|a| policy::may_read(&reader.subject(), &a.ownership()));
             match store.listed_case(id)? {
-                Some(listed) if readable => both.push(listed),
+                Some(listed) if readable => {
+                    // The record itself, to set beside the other: identification, referrals, visits.
+                    let record = service
+                        .case_document(id)?
+                        .map(|doc| pages::MergeSide::read(&doc, &forms))
+                        .unwrap_or_default();
+                    both.push((listed, record));
+                }
                 _ => return Ok(None),
             }
         }
         Ok(Some(both))
     })
     .await?;
-    let Some([kept, folded]) = both.map(<[ListedCase; 2]>::try_from).and_then(Result::ok) else {
+    let Some([(kept, kept_record), (folded, folded_record)]) = both
+        .map(<[(ListedCase, pages::MergeSide); 2]>::try_from)
+        .and_then(Result::ok)
+    else {
         return Ok(refused(
             lang,
             signed,
@@ -339,6 +352,11 @@ async fn merge_confirmation(
         pages::confirm(
             &frame,
             &pages::Confirmation {
+                detail: Some(pages::merge_sides(
+                    &frame,
+                    &state.service.forms(),
+                    [(&kept, &kept_record), (&folded, &folded_record)],
+                )),
                 title: t(lang, T::MergeQuestion),
                 effect: &effect,
                 action: "/console/duplicates/merge",

@@ -6,6 +6,9 @@ use suivi_core::Lang;
 /// A phrase of the console.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum T {
+    MergedAway,
+    Differs,
+    Filtered,
     CaseOrName,
     ActionsViewed,
     ActionsExported,
@@ -492,6 +495,9 @@ pub fn t(lang: Lang, phrase: T) -> &'static str {
         T::Sex => ("Sexe", "Sex", "الجنس"),
         T::SortBy => ("Trier par", "Sort by", "الترتيب حسب"),
         T::Child => ("Enfant", "Child", "الطفل"),
+        T::Filtered => ("filtré", "filtered", "مُرشَّح"),
+        T::MergedAway => ("Fusionné dedans", "Merged into it", "يُدمج فيه"),
+        T::Differs => ("Les deux dossiers diffèrent", "The two records differ", "يختلف السجلان"),
         T::CaseOrName => ("Dossier (nom de l'enfant ou numéro)", "Case (child's name or number)", "الملف (اسم الطفل أو رقمه)"),
         T::ActionsViewed => ("Consultations et recherches", "Views and searches", "الاطلاع والبحث"),
         T::ActionsExported => ("Exports", "Exports", "التصدير"),

@@ -1856,6 +1856,37 @@ fn a_supervisor_merges_the_same_child_registered_twice_and_nothing_recorded_is_l
         "{confirm}"
     );
     assert!(confirm.contains(&format!("name=\"survivor\" value=\"{kept}\"")));
+    // Side by side: each field of both records in words, the differences marked; each one's
+    // agent, referrals and visits.
+    assert!(
+        confirm.contains("<table class=\"merge-sides\">"),
+        "{confirm}"
+    );
+    let row = |label: &str| -> String {
+        let at = confirm
+            .find(&format!("<th>{label}"))
+            .unwrap_or_else(|| panic!("{label}"));
+        let start = confirm[..at].rfind("<tr").unwrap();
+        let end = at + confirm[at..].find("</tr>").unwrap();
+        confirm[start..end].to_string()
+    };
+    let first_names = row("Prénom");
+    assert!(
+        first_names.contains("class=\"differs\"")
+            && first_names.contains("Mohamed")
+            && first_names.contains("Muhammad"),
+        "{first_names}"
+    );
+    assert!(row("Sexe").contains("Garçon") && row("Sexe").contains("Fille"));
+    assert!(!row("Commune").contains("differs"), "both in Kadiolo");
+    let agents = row("Agent");
+    assert!(agents.contains("amina") && agents.contains("karim"));
+    assert!(
+        row("Orientations").contains("1 — Santé (brouillon)"),
+        "{}",
+        row("Orientations")
+    );
+    assert!(row("Visites de suivi").contains("<td>0</td><td>1</td>"));
     let (_, still, _) = fatima.get("/console/duplicates");
     assert!(!still.contains("Aucun doublon possible"), "not merged yet");
     let (status, _, headers) = fatima.post(

@@ -212,6 +212,13 @@ impl Browser {
         self.click("form.login button");
     }
 
+    /// The window's width in CSS pixels (a phone's is 390).
+    fn set_width(&self, width: u32) {
+        self.runtime
+            .block_on(self.client().set_window_size(width, 860))
+            .unwrap();
+    }
+
     /// Keeps a screenshot of the page when SUIVI_SCREENSHOTS names a directory.
     fn screenshot(&self, name: &str) {
         let Some(dir) = std::env::var_os("SUIVI_SCREENSHOTS") else {
@@ -321,6 +328,98 @@ fn a_supervisor_reads_the_caseload_and_a_case_with_phone_data_inert() {
     browser.goto("/console/cases");
     assert_eq!(browser.text("h1"), "ملفات الفريق");
     browser.screenshot("console-caseload-ar");
+}
+
+/// At 390 px, in French and in Arabic, every page fits the screen (nothing scrolls sideways),
+/// lists are cards whose name, place, risk, next visit and last sync are on screen, and the
+/// chart's labels stand clear of its bars on the reading side.
+#[test]
+fn the_console_fits_a_phone_in_french_and_arabic() {
+    let server = two_teams();
+    let (_, mohamed_case) = synced_caseload(&server);
+    let browser = Browser::open(&server);
+    browser.goto("/console/login");
+    browser.sign_in("fatima", PASSWORD);
+    browser.set_width(390);
+    let fits = "return document.documentElement.scrollWidth <= window.innerWidth + 1";
+    // Every cell with one of these labels and something in it lies within the screen.
+    let on_screen = |labels: &[&str]| -> Json {
+        browser.script(&format!(
+            "const labels = {};
+             const cells = [...document.querySelectorAll('table.cases td')]
+                 .filter(td => labels.includes(td.dataset.label) && td.textContent.trim() !== '');
+             if (cells.length === 0) return 'no cell labelled ' + labels;
+             const out = cells.filter(td => {{
+                 const r = td.getBoundingClientRect();
+                 return r.left < -1 || r.right > window.innerWidth + 1 || r.width === 0;
+             }});
+             return out.length === 0 ? true : out.map(td => td.dataset.label).join(',');",
+            serde_json::to_string(labels).unwrap()
+        ))
+    };
+    for (lang, labels, last_sync) in [
+        (
+            "fr",
+            ["Lieu", "Risque", "Prochaine visite"],
+            ["Dernier contact", "Dernière synchronisation"],
+        ),
+        (
+            "ar",
+            ["المكان", "درجة الخطر", "الزيارة القادمة"],
+            ["آخر اتصال", "آخر مزامنة"],
+        ),
+    ] {
+        browser.goto(&format!("/console/lang/{lang}?back=/console/cases"));
+        for path in [
+            "/console/cases".to_string(),
+            "/console/cases?sort=due".into(),
+            format!("/console/cases/{mohamed_case}"),
+            "/console/agents".into(),
+            "/console/duplicates".into(),
+            "/console/referrals".into(),
+            "/console/indicators?by=commune".into(),
+        ] {
+            browser.goto(&path);
+            assert_eq!(
+                browser.script(fits),
+                json!(true),
+                "{lang} {path} fits 390 px"
+            );
+        }
+        browser.goto("/console/cases");
+        assert_eq!(
+            on_screen(&labels),
+            json!(true),
+            "{lang}: the caseload's cards"
+        );
+        assert_eq!(
+            browser.script(
+                "return getComputedStyle(document.querySelector('table.cases tr')).display"
+            ),
+            json!("block"),
+            "rows are cards"
+        );
+        browser.script("document.querySelector('p.count').scrollIntoView(); return 0");
+        browser.screenshot(&format!("console-phone-caseload-{lang}"));
+        browser.goto("/console/agents");
+        assert_eq!(
+            on_screen(&last_sync),
+            json!(true),
+            "{lang}: last contact and sync"
+        );
+        browser.goto("/console/indicators?by=commune");
+        assert_eq!(
+            browser.script(
+                "const svg = document.querySelector('svg.chart');
+                 const label = svg.querySelector('text').getBBox();
+                 const bar = svg.querySelector('rect').getBBox();
+                 return label.x + label.width <= bar.x + 0.5 || label.x >= bar.x + bar.width - 0.5"
+            ),
+            json!(true),
+            "{lang}: the first label stands clear of its bar"
+        );
+    }
+    browser.set_width(1280);
 }
 
 #[test]
@@ -590,7 +689,7 @@ fn an_officer_audits_a_chain_exports_and_reads_the_access_log() {
     );
     assert!(rows
         .iter()
-        .any(|r| r.contains("a exporté") && r.contains("cases.csv")));
+        .any(|r| r.contains("a exporté") && r.contains("dossiers · CSV")));
     assert!(rows.iter().all(|r| r.contains("odile")), "{rows:?}");
     browser.screenshot("console-access-log");
 

@@ -20,3 +20,4 @@ mod https;
 mod postgres;
 mod simulation;
 mod trust;
+mod words;

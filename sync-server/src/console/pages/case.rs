@@ -88,20 +88,20 @@ pub fn case_page(frame: &Frame<'_>, p: &CasePage<'_>) -> Markup {
                             @let earlier = p.forms.versions(IDENTIFICATION).rev().find_map(|f| f.field(id));
                             @if let Some(field) = earlier {
                                 dt { (field.label.get(lang)) }
-                                dd { (shown_value(lang, field, value)) }
+                                dd { (shown_markup(lang, field, value)) }
                             }
                         }
                     }
                 }
             }
-            (referral_section(lang, p.forms, p.referrals))
-            (followup_section(lang, p.forms, p.followups))
+            (referral_section(frame, p.forms, p.referrals))
+            (followup_section(frame, p.forms, p.followups))
             @for m in p.merged {
                 section.merged id={ "merged-" (m.case_id) } {
                     h2 { (t(lang, T::MergedCase)) " " a href={ "/console/cases/" (m.case_id) } { code { (m.case_id) } } }
                     @if m.readable {
-                        (referral_section(lang, p.forms, &m.referrals))
-                        (followup_section(lang, p.forms, &m.followups))
+                        (referral_section(frame, p.forms, &m.referrals))
+                        (followup_section(frame, p.forms, &m.followups))
                         @if !m.edits_after_merge.is_empty() {
                             section.review {
                                 h3 { (t(lang, T::EditsAfterMerge)) }
@@ -190,18 +190,33 @@ pub(super) fn evidence_box(lang: Lang, evidence: Option<&CaseEvidence>) -> Marku
     }
 }
 
-pub(super) fn referral_section(lang: Lang, forms: &FormRegistry, referrals: &[Referral]) -> Markup {
+/// A time a phone recorded (RFC 3339), in the project's zone and the reader's words, to the
+/// minute; anything else as it is.
+pub(super) fn recorded_at(frame: &Frame<'_>, text: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(text) {
+        Ok(t) => frame.zone.date_time(frame.lang, t.to_utc()),
+        Err(_) => text.to_string(),
+    }
+}
+
+pub(super) fn referral_section(
+    frame: &Frame<'_>,
+    forms: &FormRegistry,
+    referrals: &[Referral],
+) -> Markup {
+    let lang = frame.lang;
+    let arrow = suivi_core::words::arrow(lang);
     html! {
         section {
             h2 { (t(lang, T::Referrals)) " (" (referrals.len()) ")" }
             @for r in referrals {
                 article.referral {
-                    h3 { span class={ "status status-" (css_word(&r.status)) } { (status_label(lang, &r.status)) } " · " (r.created_by) " · " (r.created_at) }
+                    h3 { span class={ "status status-" (css_word(&r.status)) } { (status_label(lang, &r.status)) } " · " (r.created_by) " · " (recorded_at(frame, &r.created_at)) }
                     @if let Ok(form) = forms.get(REFERRAL, r.form_version) { (record_table(lang, form, &r.fields)) }
                     @if !r.transitions.is_empty() {
                         h4 { (t(lang, T::Transitions)) }
                         ol { @for tr in &r.transitions {
-                            li { (status_label(lang, &tr.from)) " → " (status_label(lang, &tr.to)) " · " (tr.actor) " · " (tr.at)
+                            li { (status_label(lang, &tr.from)) " " (arrow) " " (status_label(lang, &tr.to)) " · " (tr.actor) " · " (recorded_at(frame, &tr.at))
                                 @if let Some(note) = &tr.note { " · " q { (note) } } }
                         } }
                     }
@@ -211,13 +226,18 @@ pub(super) fn referral_section(lang: Lang, forms: &FormRegistry, referrals: &[Re
     }
 }
 
-pub(super) fn followup_section(lang: Lang, forms: &FormRegistry, followups: &[FollowUp]) -> Markup {
+pub(super) fn followup_section(
+    frame: &Frame<'_>,
+    forms: &FormRegistry,
+    followups: &[FollowUp],
+) -> Markup {
+    let lang = frame.lang;
     html! {
         section {
             h2 { (t(lang, T::FollowUps)) " (" (followups.len()) ")" }
             @for f in followups {
                 article.followup {
-                    h3 { (f.created_by) " · " (f.created_at) }
+                    h3 { (f.created_by) " · " (recorded_at(frame, &f.created_at)) }
                     @if let Ok(form) = forms.get(FOLLOWUP, f.form_version) { (record_table(lang, form, &f.fields)) }
                 }
             }
@@ -320,10 +340,22 @@ pub(super) fn record_table(lang: Lang, form: &FormDefinition, record: &Record) -
             @for field in &form.fields {
                 @if let Some(value) = record.get(&field.id) {
                     dt { (field.label.get(lang)) }
-                    dd { (shown_value(lang, field, value)) }
+                    dd { (shown_markup(lang, field, value)) }
                 }
             }
         }
+    }
+}
+
+/// A value as `shown_value` says it, numbers, phone numbers and places on a map kept left to
+/// right inside Arabic text ("+223 76 12 34 56", never "76 12 34 56 223+").
+pub(super) fn shown_markup(lang: Lang, field: &suivi_core::forms::Field, value: &Json) -> Markup {
+    let text = shown_value(lang, field, value);
+    match field.field_type {
+        FieldType::Phone | FieldType::Integer | FieldType::Decimal | FieldType::Geopoint => {
+            html! { bdi dir="ltr" { (text) } }
+        }
+        _ => html! { (text) },
     }
 }
 
@@ -343,14 +375,8 @@ pub(super) fn shown_value(lang: Lang, field: &suivi_core::forms::Field, value: &
             })
             .collect::<Vec<_>>()
             .join(", "),
-        (FieldType::Boolean, Json::Bool(b)) => match (lang, b) {
-            (Lang::Fr, true) => "oui".into(),
-            (Lang::Fr, false) => "non".into(),
-            (Lang::En, true) => "yes".into(),
-            (Lang::En, false) => "no".into(),
-            (Lang::Ar, true) => "نعم".into(),
-            (Lang::Ar, false) => "لا".into(),
-        },
+        (FieldType::Boolean, Json::Bool(b)) => suivi_core::words::yes_no(lang, *b).to_string(),
+        (FieldType::Date, Json::String(day)) => suivi_core::words::date_text(lang, day),
         _ => plain(value),
     }
 }

@@ -202,7 +202,7 @@ pub fn caseload(frame: &Frame<'_>, view: &Caseload<'_>) -> Markup {
                     } }
                     tbody {
                         @for case in &list.cases {
-                            (case_row(lang, case, today, risk_field.map(|f| &f.choices[..]).unwrap_or(&[])))
+                            (case_row(frame, case, today, risk_field.map(|f| &f.choices[..]).unwrap_or(&[])))
                         }
                     }
                 }
@@ -329,11 +329,12 @@ pub fn pager(
 }
 
 pub(super) fn case_row(
-    lang: Lang,
+    frame: &Frame<'_>,
     case: &ListedCase,
     today: &str,
     risks: &[suivi_core::forms::Choice],
 ) -> Markup {
+    let lang = frame.lang;
     let s = &case.summary;
     let overdue = s.next_followup_due.as_deref().is_some_and(|d| d < today);
     let place: Vec<&str> = [s.village.as_deref(), s.commune.as_deref()]
@@ -341,23 +342,24 @@ pub(super) fn case_row(
         .flatten()
         .filter(|p| !p.is_empty())
         .collect();
+    // Each cell says what it is: below 600 px a row is a card, and the label shows beside it.
     html! {
         tr {
-            td {
+            td.name data-label=(t(lang, T::Name)) {
                 a.case href={ "/console/cases/" (s.case_id) } { bdi { (s.first_name) " " (s.last_name) } }
                 @if let Some(into) = &s.merged_into {
                     " " a.merged href={ "/console/cases/" (into) } { (t(lang, T::MergedCase)) }
                 }
             }
-            td { bdi { (place.join(", ")) } }
-            td { (case.created_by) }
-            td { @if let Some(r) = &s.risk_level {
+            td data-label=(t(lang, T::Place)) { bdi { (place.join(", ")) } }
+            td data-label=(t(lang, T::Agent)) { (case.created_by) }
+            td data-label=(t(lang, T::Risk)) { @if let Some(r) = &s.risk_level {
                 span class={ "risk risk-" (css_word(r)) } { (risks.iter().find(|c| &c.id == r).map(|c| c.label.get(lang)).unwrap_or(r)) }
             } }
-            td { @for st in &s.referral_statuses { span class={ "status status-" (css_word(st)) } { (status_label(lang, st)) } " " } }
-            td { @if let Some(d) = &s.next_followup_due { span dir="ltr" { (d) } @if overdue { " " span.overdue { (t(lang, T::Overdue)) } } } }
-            td { @if s.conflict_count > 0 { span.conflicts { (s.conflict_count) } } }
-            td { (when(case.updated_at)) }
+            td data-label=(t(lang, T::Referrals)) { @for st in &s.referral_statuses { span class={ "status status-" (css_word(st)) } { (status_label(lang, st)) } " " } }
+            td data-label=(t(lang, T::NextVisit)) { @if let Some(d) = &s.next_followup_due { (suivi_core::words::date_text(lang, d)) @if overdue { " " span.overdue { (t(lang, T::Overdue)) } } } }
+            td data-label=(t(lang, T::Conflicts)) { @if s.conflict_count > 0 { span.conflicts { (s.conflict_count) } } }
+            td data-label=(t(lang, T::Updated)) { (frame.zone.day(lang, utc(case.updated_at))) }
         }
     }
 }

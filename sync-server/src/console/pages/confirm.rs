@@ -8,6 +8,8 @@ use super::*;
 pub struct Confirmation<'a> {
     pub title: &'a str,
     pub effect: &'a [String],
+    /// What the person should see before deciding (a merge's two records side by side).
+    pub detail: Option<Markup>,
     pub action: &'a str,
     pub fields: &'a [(&'a str, String)],
     pub confirm: &'a str,
@@ -23,6 +25,7 @@ pub fn confirm(frame: &Frame<'_>, c: &Confirmation<'_>) -> Markup {
             h1 id="confirm-title" { (c.title) }
             section.confirm role="alertdialog" aria-labelledby="confirm-title" {
                 ul.effect { @for line in c.effect { li { bdi { (line) } } } }
+                @if let Some(detail) = &c.detail { (detail) }
                 form.confirm method="post" action=(c.action) {
                     input type="hidden" name="csrf" value=(frame.csrf);
                     @for (name, value) in c.fields {

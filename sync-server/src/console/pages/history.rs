@@ -32,9 +32,9 @@ pub(super) fn chain_section(
                                     @if previous_referral.is_some() { (t(lang, T::TransferredTo)) } @else { (t(lang, T::ReferredTo)) }
                                     " " bdi { (provider) } " (" (choice_label(lang, referral_form, "service_type", service)) ")"
                                 }
-                                ChainStep::Moved { from, to, .. } => { (status_label(lang, from)) " → " (status_label(lang, to)) }
+                                ChainStep::Moved { from, to, .. } => { (status_label(lang, from)) " " (suivi_core::words::arrow(lang)) " " (status_label(lang, to)) }
                                 ChainStep::Visited { date, services, .. } => {
-                                    (t(lang, T::Visit)) " " span dir="ltr" { (date) }
+                                    (t(lang, T::Visit)) " " (suivi_core::words::date_text(lang, date))
                                     @if !services.is_empty() {
                                         " · " (t(lang, T::ServicesReceived)) " : "
                                         (services.iter().map(|s| choice_label(lang, followup_form, "services_received", s)).collect::<Vec<_>>().join(", "))

@@ -162,6 +162,28 @@ pub fn action_label(lang: Lang, action: &str) -> String {
     .to_string()
 }
 
+/// An export's subject (`referrals.csv filtered`) in words: "Orientations · CSV · filtré".
+fn export_subject(lang: Lang, subject: &str) -> String {
+    let (file, filtered) = match subject.strip_suffix(" filtered") {
+        Some(file) => (file, true),
+        None => (subject, false),
+    };
+    let Some((kind, extension)) = file.split_once('.') else {
+        return subject.to_string();
+    };
+    let kind = match kind {
+        "cases" => t(lang, T::Cases),
+        "referrals" => t(lang, T::Referrals),
+        "followups" => t(lang, T::FollowUps),
+        other => other,
+    };
+    let mut words = vec![kind.to_string(), extension.to_uppercase()];
+    if filtered {
+        words.push(t(lang, T::Filtered).to_string());
+    }
+    words.join(" · ")
+}
+
 /// Ids a row names beyond which its subject is folded into a count.
 const SUBJECT_IDS_SHOWN: usize = 3;
 
@@ -203,7 +225,7 @@ pub fn access_log(
             @if rows.is_empty() {
                 p { (t(lang, T::NoRows)) }
             } @else {
-                table.access-log {
+                table.cases.access-log {
                     thead { tr { th { (t(lang, T::When)) } th { (t(lang, T::Who)) } th { (t(lang, T::Action)) } th { (t(lang, T::Subject)) } } }
                     tbody {
                         @for r in rows {
@@ -211,11 +233,16 @@ pub fn access_log(
                             @let cases_named = !r.action.starts_with("device.");
                             @let ids: Vec<&str> = r.subject.split(' ').filter(|w| cases_named && crate::storage::valid_case_id(w)).collect();
                             tr {
-                                td { (frame.zone.date_time(lang, utc(r.at))) }
-                                td { (r.actor) }
-                                td { (action_label(lang, &r.action)) }
-                                td.subject {
-                                    @if ids.len() > SUBJECT_IDS_SHOWN {
+                                td.name { (frame.zone.date_time(lang, utc(r.at))) }
+                                td data-label=(t(lang, T::Who)) { (r.actor) }
+                                td data-label=(t(lang, T::Action)) { (action_label(lang, &r.action)) }
+                                td.subject data-label=(t(lang, T::Subject)) {
+                                    @if r.action == "console.export" {
+                                        (export_subject(lang, &r.subject))
+                                    } @else if !cases_named {
+                                        // A device's binding: the device, not the key it signs with.
+                                        code dir="ltr" { (crate::storage::parse_device_binding(&r.subject).0) }
+                                    } @else if ids.len() > SUBJECT_IDS_SHOWN {
                                         // A list viewed: one line with its count, the cases a click away.
                                         details {
                                             summary { (ids.len()) " " (t(lang, T::Cases)) }
@@ -277,29 +304,31 @@ pub fn indicators(
             }
             p { a download href={ "/console/indicators.csv?" (query) } { (t(lang, T::Download)) } }
             (chart(rows, by, lang))
-            table.indicators {
-                thead { tr {
-                    th { (by.label(lang)) }
-                    @for (h, _) in &columns { th { (h) } }
-                } }
-                tbody {
-                    @for row in rows {
-                        tr {
-                            td {
-                                bdi { (row.label) }
-                                @if row.spellings.len() > 1 {
-                                    br; small.spellings { (t(lang, T::SpellingsGrouped)) " : "
-                                        (row.spellings.iter().map(|(s, n)| format!("{s} ({n})")).collect::<Vec<_>>().join(" · ")) }
+            div.scroll {
+                table.indicators {
+                    thead { tr {
+                        th { (by.label(lang)) }
+                        @for (h, _) in &columns { th { (h) } }
+                    } }
+                    tbody {
+                        @for row in rows {
+                            tr {
+                                td {
+                                    bdi { (row.label) }
+                                    @if row.spellings.len() > 1 {
+                                        br; small.spellings { (t(lang, T::SpellingsGrouped)) " : "
+                                            (row.spellings.iter().map(|(s, n)| format!("{s} ({n})")).collect::<Vec<_>>().join(" · ")) }
+                                    }
                                 }
+                                @for (_, value) in &columns { td.num { (value(row)) } }
                             }
-                            @for (_, value) in &columns { td.num { (value(row)) } }
                         }
                     }
+                    tfoot { tr {
+                        th { (total.label) }
+                        @for (_, value) in &columns { td.num { (value(total)) } }
+                    } }
                 }
-                tfoot { tr {
-                    th { (total.label) }
-                    @for (_, value) in &columns { td.num { (value(total)) } }
-                } }
             }
         },
     )
@@ -368,19 +397,21 @@ pub fn referrals(
         t(lang, T::ReferralViews),
         html! {
             h1 { (t(lang, T::ReferralViews)) }
-            table.referral-groups {
-                thead { tr {
-                    th { (t(lang, T::Service)) } th { (t(lang, T::Provider)) } th { (t(lang, T::Status)) } th { (t(lang, T::Referrals)) }
-                    @for (status, _) in TIMED_STATUSES { th { (t(lang, T::DaysIn)) " " (status_label(lang, status)) } }
-                } }
-                tbody {
-                    @for g in groups {
-                        tr {
-                            td { (service(&g.service_type)) }
-                            td { bdi { (g.provider.as_deref().unwrap_or_default()) } }
-                            td { span class={ "status status-" (css_word(&g.status)) } { (status_label(lang, &g.status)) } }
-                            td.num { (g.referrals) }
-                            @for slot in g.time_in { td.num { (average(slot)) } }
+            div.scroll {
+                table.referral-groups {
+                    thead { tr {
+                        th { (t(lang, T::Service)) } th { (t(lang, T::Provider)) } th { (t(lang, T::Status)) } th { (t(lang, T::Referrals)) }
+                        @for (status, _) in TIMED_STATUSES { th { (t(lang, T::DaysIn)) " " (status_label(lang, status)) } }
+                    } }
+                    tbody {
+                        @for g in groups {
+                            tr {
+                                td { (service(&g.service_type)) }
+                                td { bdi { (g.provider.as_deref().unwrap_or_default()) } }
+                                td { span class={ "status status-" (css_word(&g.status)) } { (status_label(lang, &g.status)) } }
+                                td.num { (g.referrals) }
+                                @for slot in g.time_in { td.num { (average(slot)) } }
+                            }
                         }
                     }
                 }
@@ -410,7 +441,7 @@ pub fn referrals(
             @if rows.is_empty() {
                 p { (t(lang, T::NoRows)) }
             } @else {
-                table.stuck {
+                table.cases.stuck {
                     thead { tr {
                         th { (t(lang, T::Child)) } th { (t(lang, T::Agent)) } th { (t(lang, T::Service)) }
                         th { (t(lang, T::Provider)) } th { (t(lang, T::Urgency)) } th { (t(lang, T::Status)) } th { (t(lang, T::Days)) }
@@ -418,18 +449,18 @@ pub fn referrals(
                     tbody {
                         @for r in rows {
                             tr {
-                                td { a href={ "/console/cases/" (r.case_id) "#chain" } {
+                                td.name { a href={ "/console/cases/" (r.case_id) "#chain" } {
                                     @match stuck.children.get(&r.case_id) {
                                         Some(name) => bdi { (name) },
                                         None => code { (r.case_id.get(..8).unwrap_or(&r.case_id)) },
                                     }
                                 } }
-                                td { (r.agent) }
-                                td { (service(&r.service_type)) }
-                                td { bdi { (r.provider.as_deref().unwrap_or_default()) } }
-                                td { (r.urgency.as_deref().map(|u| choice_label(lang, form, "urgency", u)).unwrap_or_default()) }
-                                td { span class={ "status status-" (css_word(&r.status)) } { (status_label(lang, &r.status)) } }
-                                td.num { ((now - r.status_since) / 86_400) }
+                                td data-label=(t(lang, T::Agent)) { (r.agent) }
+                                td data-label=(t(lang, T::Service)) { (service(&r.service_type)) }
+                                td data-label=(t(lang, T::Provider)) { bdi { (r.provider.as_deref().unwrap_or_default()) } }
+                                td data-label=(t(lang, T::Urgency)) { (r.urgency.as_deref().map(|u| choice_label(lang, form, "urgency", u)).unwrap_or_default()) }
+                                td data-label=(t(lang, T::Status)) { span class={ "status status-" (css_word(&r.status)) } { (status_label(lang, &r.status)) } }
+                                td.num data-label=(t(lang, T::Days)) { ((now - r.status_since) / 86_400) }
                             }
                         }
                     }

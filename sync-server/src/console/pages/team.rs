@@ -21,7 +21,7 @@ pub fn duplicates(
                 bdi { (s.village.as_deref().unwrap_or_default()) ", " (s.commune.as_deref().unwrap_or_default()) }
                 @if let Some(y) = s.birth_year { " · " (t(lang, T::BirthYear)) " " (y) }
                 br;
-                (t(lang, T::Agent)) " " (c.created_by) " · " (when(c.updated_at))
+                (t(lang, T::Agent)) " " (c.created_by) " · " (frame.zone.date_time(lang, utc(c.updated_at)))
             }
         }
     };
@@ -49,7 +49,11 @@ pub fn duplicates(
                                             input type="hidden" name="csrf" value=(frame.csrf);
                                             input type="hidden" name="survivor" value=(keep.summary.case_id);
                                             input type="hidden" name="merged" value=(away.summary.case_id);
-                                            button type="submit" { (t(lang, T::MergeKeep)) " : " bdi { (keep.summary.first_name) " " (keep.summary.last_name) } " (" (keep.created_by) ")" }
+                                            button type="submit" {
+                                                (t(lang, T::MergeKeep)) " : " bdi { (keep.summary.first_name) " " (keep.summary.last_name) }
+                                                " (" (keep.created_by) ", " (frame.zone.day(lang, utc(keep.updated_at))) ", "
+                                                (keep.summary.referral_count) " " (t(lang, T::Referrals)) ")"
+                                            }
                                         }
                                     }
                                     form.distinct method="post" action="/console/duplicates/distinct" {
@@ -171,6 +175,109 @@ pub fn merge_effect(frame: &Frame<'_>, kept: &ListedCase, folded: &ListedCase) -
     ]
 }
 
+/// One record of a merge as the side-by-side view reads it.
+#[derive(Debug, Clone, Default)]
+pub struct MergeSide {
+    pub identification: Record,
+    pub form_version: Option<u32>,
+    pub referrals: Vec<Referral>,
+    pub followups: Vec<FollowUp>,
+}
+
+impl MergeSide {
+    /// What a case document holds, as far as it reads (a part that does not read is left empty:
+    /// the page still shows the other).
+    pub fn read(doc: &suivi_core::CaseDoc, forms: &FormRegistry) -> MergeSide {
+        MergeSide {
+            identification: doc.identification(forms).unwrap_or_default(),
+            form_version: doc.identification_form_version().ok(),
+            referrals: doc.referrals(forms).unwrap_or_default(),
+            followups: doc.followups(forms).unwrap_or_default(),
+        }
+    }
+}
+
+/// Both records of a merge side by side: every identification field each holds, in the
+/// reader's words, a row marked where they differ; then each one's agent, last change,
+/// referrals and visits. The record kept is on the reading side's first column.
+pub fn merge_sides(
+    frame: &Frame<'_>,
+    forms: &FormRegistry,
+    sides: [(&ListedCase, &MergeSide); 2],
+) -> Markup {
+    let lang = frame.lang;
+    let form = sides
+        .iter()
+        .find_map(|(_, r)| {
+            r.form_version
+                .and_then(|v| forms.get(IDENTIFICATION, v).ok())
+        })
+        .or_else(|| forms.latest(IDENTIFICATION).ok());
+    let fields: Vec<&suivi_core::forms::Field> = form
+        .map(|f| {
+            f.fields
+                .iter()
+                .filter(|field| {
+                    sides
+                        .iter()
+                        .any(|(_, r)| r.identification.contains_key(&field.id))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let value = |r: &MergeSide, field: &suivi_core::forms::Field| -> String {
+        r.identification
+            .get(&field.id)
+            .map(|v| shown_value(lang, field, v))
+            .unwrap_or_default()
+    };
+    let referrals = |r: &MergeSide| -> String {
+        let referral_form = forms.latest(REFERRAL).ok();
+        let each: Vec<String> = r
+            .referrals
+            .iter()
+            .map(|x| {
+                let service = x
+                    .fields
+                    .get("service_type")
+                    .and_then(Json::as_str)
+                    .map(|s| choice_label(lang, referral_form, "service_type", s))
+                    .unwrap_or_default();
+                format!("{service} ({})", status_label(lang, &x.status))
+            })
+            .collect();
+        format!("{} — {}", r.referrals.len(), each.join(", "))
+    };
+    let (k, f) = (sides[0], sides[1]);
+    html! {
+        div.scroll {
+            table.merge-sides {
+                thead { tr {
+                    th {}
+                    th { (t(lang, T::MergeKeeps)) }
+                    th { (t(lang, T::MergedAway)) }
+                } }
+                tbody {
+                    @for field in &fields {
+                        @let (a, b) = (value(k.1, field), value(f.1, field));
+                        tr class=[(a != b).then_some("differs")] {
+                            th { (field.label.get(lang)) @if a != b { " " span.differs-mark title=(t(lang, T::Differs)) { "≠" } } }
+                            td { bdi { (a) } }
+                            td { bdi { (b) } }
+                        }
+                    }
+                    tr { th { (t(lang, T::Agent)) } td { (k.0.created_by) } td { (f.0.created_by) } }
+                    tr { th { (t(lang, T::Updated)) }
+                        td { (frame.zone.date_time(lang, utc(k.0.updated_at))) }
+                        td { (frame.zone.date_time(lang, utc(f.0.updated_at))) } }
+                    tr { th { (t(lang, T::Referrals)) } td { (referrals(k.1)) } td { (referrals(f.1)) } }
+                    tr { th { (t(lang, T::FollowUps)) } td { (k.1.followups.len()) } td { (f.1.followups.len()) } }
+                }
+            }
+        }
+    }
+}
+
 /// The agents of the reader's scope, one row each, sortable by the column headers, each with
 /// its phones; then every device, with a revoke button where the reader may.
 pub fn agents(
@@ -210,16 +317,16 @@ pub fn agents(
                 tbody {
                     @for r in rows {
                         tr class=[r.silent().then_some("stale")] {
-                            td { bdi { (r.agent) } " · " bdi { (r.team) } }
-                            td.num { (r.cases) }
-                            td.num { (r.overdue) }
-                            td.num { (r.conflicts) }
-                            td.num { (r.stuck) }
-                            td {
+                            td.name data-label=(t(lang, T::Agent)) { bdi { (r.agent) } " · " bdi { (r.team) } }
+                            td.num data-label=(t(lang, T::CasesHeld)) { (r.cases) }
+                            td.num data-label=(t(lang, T::FollowUpsOverdue)) { (r.overdue) }
+                            td.num data-label=(t(lang, T::Conflicts)) { (r.conflicts) }
+                            td.num data-label=(t(lang, T::Stuck)) { (r.stuck) }
+                            td data-label=(t(lang, T::LastContact)) {
                                 @match r.last_contact { Some(at) => bdi { (frame.zone.date_time(lang, utc(at))) }, None => (t(lang, T::Never)) }
                                 @if r.silent() { " " span.overdue { (t(lang, T::SilentAgent)) } }
                             }
-                            td { ul.phones { @for (d, waiting) in &r.phones {
+                            td data-label=(t(lang, T::Phones)) { ul.phones { @for (d, waiting) in &r.phones {
                                 li { bdi { (d.device.name) } " : " (waiting_text(frame, waiting)) }
                             } } }
                         }
@@ -237,19 +344,19 @@ pub fn agents(
                         @let waiting = Waiting::of(d, now);
                         @let stale = matches!(waiting, Waiting::UnknownSince { .. } | Waiting::Never);
                         tr class=[stale.then_some("stale")] {
-                            td { (d.device.user_id) " · " (role_label(lang, d.role)) }
-                            td { (d.team) }
-                            td { bdi { (d.device.name) } " " code { (d.device.device_id) } }
-                            td {
+                            td.name data-label=(t(lang, T::Agent)) { (d.device.user_id) " · " (role_label(lang, d.role)) }
+                            td data-label=(t(lang, T::Team)) { (d.team) }
+                            td data-label=(t(lang, T::Devices)) { bdi { (d.device.name) } " " code dir="ltr" { (d.device.device_id) } }
+                            td data-label=(t(lang, T::LastSync)) {
                                 @match d.last_sync_at { Some(at) => bdi { (frame.zone.date_time(lang, utc(at))) }, None => (t(lang, T::Never)) }
                                 @if stale { " " span.overdue { (t(lang, T::Stale)) } }
                             }
-                            td { @match (&d.app_version, d.last_sync_at) {
+                            td data-label=(t(lang, T::AppVersion)) { @match (&d.app_version, d.last_sync_at) {
                                 (Some(v), _) => bdi { (v) },
                                 (None, Some(_)) => (t(lang, T::OldApp)),
                                 (None, None) => "—",
                             } }
-                            td { (waiting_text(frame, &waiting)) }
+                            td data-label=(t(lang, T::Waiting)) { (waiting_text(frame, &waiting)) }
                             td {
                                 @if d.device.wiped { (t(lang, T::Wiped)) }
                                 @else if d.device.revoked { (t(lang, T::Revoked)) }
