@@ -416,7 +416,8 @@ pub(super) async fn resolve(
             } else {
                 t(lang, T::NotSettled)
             };
-            Ok(refused(lang, &signed, status, text, "/console/cases"))
+            let back = format!("/console/cases/{}", pages::urlencode(&case_id));
+            Ok(refused(lang, &signed, status, text, &back))
         }
     }
 }
@@ -599,7 +600,8 @@ pub(super) async fn add_note(
             } else {
                 t(lang, T::NoteRefused)
             };
-            Ok(refused(lang, &signed, status, text, "/console/cases"))
+            let back = format!("/console/cases/{}", pages::urlencode(&case_id));
+            Ok(refused(lang, &signed, status, text, &back))
         }
     }
 }

@@ -196,11 +196,22 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ConsoleError::Storage(format!("task: {e}")))?
 }
 
-/// A page saying why an action was refused, under its status.
+/// A page saying, in words, why an action was refused, with the way back to where it came
+/// from (`here`; the caseload for something not found).
 fn refused(lang: Lang, signed: &Signed, status: StatusCode, text: &str, here: &str) -> Response {
+    let (title, back) = if status == StatusCode::NOT_FOUND {
+        (t(lang, T::NotFoundTitle), "/console/cases")
+    } else {
+        (t(lang, T::Refused), here)
+    };
     html(
         status,
-        pages::message(&signed.frame(lang, here), status.as_str(), text),
+        pages::message_back(
+            &signed.frame(lang, here),
+            title,
+            text,
+            (back, t(lang, T::Back)),
+        ),
     )
 }
 
@@ -214,7 +225,12 @@ fn refused_back(
 ) -> Response {
     html(
         status,
-        pages::message_back(&signed.frame(lang, back), title, text, back),
+        pages::message_back(
+            &signed.frame(lang, back),
+            title,
+            text,
+            (back, t(lang, T::BackToList)),
+        ),
     )
 }
 

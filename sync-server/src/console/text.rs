@@ -6,6 +6,9 @@ use suivi_core::Lang;
 /// A phrase of the console.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum T {
+    Refused,
+    NotFoundTitle,
+    Back,
     MergedAway,
     Differs,
     Filtered,
@@ -496,6 +499,9 @@ pub fn t(lang: Lang, phrase: T) -> &'static str {
         T::SortBy => ("Trier par", "Sort by", "الترتيب حسب"),
         T::Child => ("Enfant", "Child", "الطفل"),
         T::Filtered => ("filtré", "filtered", "مُرشَّح"),
+        T::Refused => ("Action refusée", "Action refused", "رُفض الإجراء"),
+        T::NotFoundTitle => ("Introuvable", "Not found", "غير موجود"),
+        T::Back => ("Retour", "Back", "رجوع"),
         T::MergedAway => ("Fusionné dedans", "Merged into it", "يُدمج فيه"),
         T::Differs => ("Les deux dossiers diffèrent", "The two records differ", "يختلف السجلان"),
         T::CaseOrName => ("Dossier (nom de l'enfant ou numéro)", "Case (child's name or number)", "الملف (اسم الطفل أو رقمه)"),

@@ -449,8 +449,11 @@ fn an_agent_cannot_sign_in_and_another_teams_case_stays_closed() {
     assert_eq!(browser.path(), "/console/cases");
     assert_eq!(browser.text("p.count"), "0 dossiers");
     browser.goto(&format!("/console/cases/{mohamed_case}"));
-    assert_eq!(browser.text("h1"), "404");
+    assert_eq!(browser.text("h1"), "Introuvable");
     assert!(!browser.text("main").contains("Mohamed"));
+    // The way back is to his own list.
+    browser.click("a.back");
+    assert_eq!(browser.path(), "/console/cases");
 }
 
 #[test]
@@ -462,7 +465,8 @@ fn a_form_posted_without_its_csrf_token_is_refused() {
     // The sign-out form, its token taken out, as a forged cross-site form would be.
     browser.script("document.querySelector('form.logout input[name=csrf]').remove(); return 0");
     browser.click("form.logout button");
-    assert_eq!(browser.text("h1"), "403");
+    assert_eq!(browser.text("h1"), "Action refusée");
+    assert!(browser.text("p.error").contains("rechargez la page"));
     browser.goto("/console/cases");
     assert_eq!(browser.path(), "/console/cases", "still signed in");
     browser.click("form.logout button");

@@ -107,24 +107,20 @@ pub fn login(frame: &Frame<'_>, message: Option<&str>, user: &str) -> Markup {
     )
 }
 
-pub fn message(frame: &Frame<'_>, title: &str, text: &str) -> Markup {
-    page(
-        frame,
-        title,
-        html! { h1 { (title) } p.error role="alert" { (text) } },
-    )
-}
-
 /// A refusal on the page it came from: what happened, and the way back.
-pub fn message_back(frame: &Frame<'_>, title: &str, text: &str, back: &str) -> Markup {
-    let lang = frame.lang;
+pub fn message_back(
+    frame: &Frame<'_>,
+    title: &str,
+    text: &str,
+    (back, label): (&str, &str),
+) -> Markup {
     page(
         frame,
         title,
         html! {
             h1 { (title) }
             p.error role="alert" { (text) }
-            p { a href=(back) { (t(lang, T::BackToList)) } }
+            p { a.back href=(back) { (label) } }
         },
     )
 }

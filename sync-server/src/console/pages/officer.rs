@@ -184,6 +184,9 @@ fn export_subject(lang: Lang, subject: &str) -> String {
     words.join(" · ")
 }
 
+/// Cases a folded row lists when opened; the rest are counted (the case filter finds them).
+const SUBJECT_IDS_OPENED: usize = 10;
+
 /// Ids a row names beyond which its subject is folded into a count.
 const SUBJECT_IDS_SHOWN: usize = 3;
 
@@ -246,7 +249,8 @@ pub fn access_log(
                                         // A list viewed: one line with its count, the cases a click away.
                                         details {
                                             summary { (ids.len()) " " (t(lang, T::Cases)) }
-                                            @for id in &ids { (case_link(id)) " " }
+                                            @for id in ids.iter().take(SUBJECT_IDS_OPENED) { (case_link(id)) " " }
+                                            @if ids.len() > SUBJECT_IDS_OPENED { "+" (ids.len() - SUBJECT_IDS_OPENED) }
                                         }
                                     } @else {
                                         @for (i, word) in r.subject.split(' ').enumerate() {
@@ -577,6 +581,7 @@ mod tests {
         };
         let page = access_log(&frame, &filter, &rows, &named, None).into_string();
         assert!(page.contains("<summary>50 dossiers</summary>"), "{page}");
+        assert!(page.contains("+40"), "ten listed, the rest counted");
         assert!(page.contains("a consulté la liste") && page.contains("a consulté un dossier"));
         assert!(page.contains("<bdi>Awa Coulibaly</bdi>"));
         assert!(page.contains("a enrôlé un téléphone"));

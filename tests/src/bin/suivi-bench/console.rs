@@ -329,6 +329,16 @@ pub(super) fn console_caseload_on(
             "/console/referrals?days=30",
             "id=\"stuck\"",
         ),
+        (
+            "agents page (one row per agent, each phone)",
+            "/console/agents",
+            "table class=\"cases agents\"",
+        ),
+        (
+            "caseload sorted by the visit due, a village by its beginning",
+            "/console/cases?sort=due&village=dou",
+            "class=\"count\"",
+        ),
     ];
     for (what, path, expect) in officer_pages {
         let mut times = Vec::new();
@@ -365,6 +375,54 @@ pub(super) fn console_caseload_on(
             target: "< 2 s".into(),
             met: Some(median < 2_000.0),
             note: "computed from the projections (case_indicators, referral_summaries), never the documents".into(),
+        });
+    }
+    // The access log, as an officer reads it: the newest page, and one child's accesses found
+    // by her name (a search of the project, then the log rows naming those cases).
+    let officer = format!("{team}-officer");
+    admin::add_user(server.store.as_ref(), &officer, Role::Officer, "", None)?;
+    let (officer_client, officer_token) = console_session(server, &officer)?;
+    for (what, path) in [
+        ("access log, newest page", "/console/access-log".to_string()),
+        (
+            "access log of one child, by name",
+            format!("/console/access-log?case={}", FIRST_NAMES[3]),
+        ),
+    ] {
+        let mut times = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..ctx.cli.runs.max(3) {
+            let started = Instant::now();
+            let response = officer_client
+                .get(format!("{url}{path}"))
+                .header("cookie", format!("suivi_session={officer_token}"))
+                .send()
+                .map_err(|e| e.to_string())?;
+            if response.status() != reqwest::StatusCode::OK {
+                return Err(format!("{path}: {}", response.status()));
+            }
+            let body = response.text().map_err(|e| e.to_string())?;
+            times.push(ms(started.elapsed()));
+            if !body.contains("access-log") {
+                return Err(format!("{path}: not the access log"));
+            }
+            bytes = body.len() as u64;
+        }
+        let (median, min, max) = summarise(&mut times);
+        figures.push(Figure {
+            scenario: format!("console: {what} ({store_name}, {total} cases)"),
+            profile: "loopback".into(),
+            runs: times.len(),
+            median_ms: median,
+            min_ms: min,
+            max_ms: max,
+            bytes_up: 0,
+            bytes_down: bytes,
+            round_trips: 1,
+            floor_bytes: None,
+            target: "< 2 s".into(),
+            met: Some(median < 2_000.0),
+            note: "the audit log holds a row per page the bench read".into(),
         });
     }
     // Each kind of record exported, as a browser downloads it: from the projections
