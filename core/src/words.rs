@@ -26,6 +26,7 @@ pub enum W {
     Reassigned,
     MergedInto,
     MergedHere,
+    MergeUndone,
     ConflictSettled,
     Changed,
     Status,
@@ -67,6 +68,11 @@ pub fn w(lang: Lang, word: W) -> &'static str {
             "Fusionné dans le dossier",
             "Merged into the record",
             "دُمج في السجل",
+        ),
+        W::MergeUndone => (
+            "Fusion annulée : dossier séparé de",
+            "Merge undone: record separated from",
+            "أُلغي الدمج: فُصل السجل عن",
         ),
         W::MergedHere => (
             "Dossier fusionné ici",

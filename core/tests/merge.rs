@@ -185,3 +185,80 @@ fn a_survivor_lists_its_merged_cases_in_merge_order() {
         Err(Error::InvalidInput(_))
     ));
 }
+
+/// Undoing a merge: only the console removes the links (a phone removing `merged_into` itself
+/// is refused); once undone the record is its own again and a phone's next edit is accepted;
+/// the story says so in words.
+#[test]
+fn only_the_console_undoes_a_merge_and_the_record_is_editable_again() {
+    let forms = FormRegistry::builtin();
+    let (mut server, mut phone) = karims_case(&forms);
+    let mut console = CaseDoc::load(&server.save(), ActorId::random()).unwrap();
+    console
+        .merge_into(SURVIVOR, &ChangeContext::now("fatima"))
+        .unwrap();
+    server_takes(&mut server, &mut console, "fatima", true, &forms).unwrap();
+    sync_docs(&mut server, &mut phone);
+
+    // Karim's phone cannot free the record by deleting the link itself.
+    let mut forged = CaseDoc::load(&phone.save(), ActorId::random()).unwrap();
+    forged.automerge().delete(ROOT, "merged_into").unwrap();
+    forged.automerge().commit_with(
+        automerge::transaction::CommitOptions::default()
+            .with_message(r#"{"user":"karim","action":"case.unmerge_away"}"#),
+    );
+    let mut held = CaseDoc::load(&server.save(), ActorId::random()).unwrap();
+    assert_eq!(
+        server_takes(&mut held, &mut forged, "karim", false, &forms),
+        Err(ChangeRefusal::NotAllowed("merged_into".into()))
+    );
+
+    // The console's undo passes; the phone takes it and may edit the record again.
+    let mut console = CaseDoc::load(&server.save(), ActorId::random()).unwrap();
+    assert_eq!(
+        console.unmerge(&ChangeContext::now("fatima")).unwrap(),
+        SURVIVOR
+    );
+    server_takes(&mut server, &mut console, "fatima", true, &forms).unwrap();
+    assert_eq!(server.merged_into().unwrap(), None);
+    sync_docs(&mut server, &mut phone);
+    assert_eq!(phone.merged_into().unwrap(), None);
+    phone
+        .add_followup(
+            &forms,
+            &visit("2026-11-16", "2026-12-16", "low"),
+            &ChangeContext::now("karim"),
+        )
+        .unwrap();
+    server_takes(&mut server, &mut phone, "karim", false, &forms).unwrap();
+    assert!(matches!(
+        console.unmerge(&ChangeContext::now("fatima")),
+        Err(Error::InvalidInput(_))
+    ));
+    let told = suivi_core::case_doc::tell_history(
+        &server.history().unwrap(),
+        &forms,
+        suivi_core::Lang::Fr,
+    );
+    assert!(
+        told.iter()
+            .any(|e| e.headline.starts_with("Fusion annulée : dossier séparé de")),
+        "{told:?}"
+    );
+
+    // A survivor's link goes the same way.
+    let (mut survivor_server, _) = karims_case(&forms);
+    let mut console = CaseDoc::load(&survivor_server.save(), ActorId::random()).unwrap();
+    console
+        .link_merged_case(SURVIVOR, &ChangeContext::now("fatima"))
+        .unwrap();
+    server_takes(&mut survivor_server, &mut console, "fatima", true, &forms).unwrap();
+    assert!(console
+        .unlink_merged_case(SURVIVOR, &ChangeContext::now("fatima"))
+        .unwrap());
+    server_takes(&mut survivor_server, &mut console, "fatima", true, &forms).unwrap();
+    assert!(survivor_server.merged_cases().unwrap().is_empty());
+    assert!(!console
+        .unlink_merged_case(SURVIVOR, &ChangeContext::now("fatima"))
+        .unwrap());
+}

@@ -235,6 +235,14 @@ enum CaseCommand {
         #[arg(long)]
         by: String,
     },
+    /// Undo a merge made by mistake, within 30 days of it: MERGED is a record of its own again
+    /// (editable on every phone from its next sync) and its survivor no longer shows it.
+    Unmerge {
+        merged: String,
+        /// The supervisor or admin the undo is made by (a user of this server).
+        #[arg(long)]
+        by: String,
+    },
     /// List the cases whose stored changes fail validation (exit 1 if any).
     Check,
     /// Set a case aside: no longer served to devices, pushes to it refused.
@@ -644,6 +652,17 @@ fn run(cli: Cli) -> Result<(), String> {
                 .merge_cases(&user, &survivor, &merged, admin::now())
                 .map_err(|e| e.to_string())?;
             say!("case {merged} merged into {survivor} by {by}");
+            Ok(())
+        }
+        Command::Case(CaseCommand::Unmerge { merged, by }) => {
+            let user = store
+                .user(&by)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no user {by}"))?;
+            let survivor = suivi_server::SyncService::new(store, codes)
+                .unmerge_case(&user, &merged, admin::now())
+                .map_err(|e| e.to_string())?;
+            say!("case {merged} separated from {survivor} by {by}");
             Ok(())
         }
         Command::Form(FormCommand::Publish { file, by }) => {

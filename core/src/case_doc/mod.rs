@@ -49,6 +49,9 @@ const K_NEXT: &str = "next_referral";
 const K_MERGED_INTO: &str = "merged_into";
 /// On a survivor: merged-away case id → time of the merge.
 const K_MERGED_CASES: &str = "merged_cases";
+/// Days after a merge during which a supervisor may undo it: long enough to notice a mistake
+/// at the next visit, short enough that two records do not drift apart for months.
+pub const MERGE_UNDO_DAYS: i64 = 30;
 /// The agent a supervisor gave the case to (a reassignment, possibly made offline on the
 /// supervisor's phone); the server moves ownership when a new value reaches it.
 const K_ASSIGNED_TO: &str = "assigned_to";

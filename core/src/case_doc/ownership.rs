@@ -84,6 +84,34 @@ impl CaseDoc {
         Ok(())
     }
 
+    /// Separates a merged-away case from its survivor again (a supervisor's undo in the
+    /// console, within `MERGE_UNDO_DAYS`; the survivor gets `unlink_merged_case` in the same
+    /// step). Nothing recorded in either case is touched: the case is its own again and may be
+    /// edited. Returns the survivor it was merged into.
+    pub fn unmerge(&mut self, ctx: &ChangeContext) -> Result<String> {
+        let case_id = self.case_id()?;
+        let Some(into) = self.merged_into()? else {
+            return Err(Error::InvalidInput(format!("case {case_id} is not merged")));
+        };
+        self.doc.delete(ROOT, K_MERGED_INTO)?;
+        self.commit(ctx, "case.unmerge_away");
+        Ok(into)
+    }
+
+    /// Removes a merged-away case's link from this survivor (the undo of `link_merged_case`).
+    /// `false` if it was not linked.
+    pub fn unlink_merged_case(&mut self, merged: &str, ctx: &ChangeContext) -> Result<bool> {
+        let Some((Value::Object(ObjType::Map), map)) = self.doc.get(ROOT, K_MERGED_CASES)? else {
+            return Ok(false);
+        };
+        if self.doc.get(&map, merged)?.is_none() {
+            return Ok(false);
+        }
+        self.doc.delete(&map, merged)?;
+        self.commit(ctx, "case.unmerge");
+        Ok(true)
+    }
+
     /// On a merged-away case: the change that put `merged_into` (the merge), and its time (the
     /// server's clock: only the console writes it).
     pub fn merge_change(&mut self) -> Option<(ChangeHash, DateTime<Utc>)> {

@@ -149,10 +149,15 @@ impl<'a> Storyteller<'a> {
                     let to = c.new.as_ref().map(plain).unwrap_or_default();
                     headlines.push(format!("{} {to}", w(lang, W::Reassigned)));
                 }
-                [K_MERGED_INTO] => {
-                    let into = c.new.as_ref().map(plain).unwrap_or_default();
-                    headlines.push(format!("{} {into}", w(lang, W::MergedInto)));
-                }
+                [K_MERGED_INTO] => match (&c.old, &c.new) {
+                    (Some(from), None) => {
+                        headlines.push(format!("{} {}", w(lang, W::MergeUndone), plain(from)));
+                    }
+                    _ => {
+                        let into = c.new.as_ref().map(plain).unwrap_or_default();
+                        headlines.push(format!("{} {into}", w(lang, W::MergedInto)));
+                    }
+                },
                 _ => {}
             }
         }

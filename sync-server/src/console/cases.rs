@@ -146,6 +146,8 @@ pub(super) struct CasePageQuery {
     pub(super) merged: String,
     #[serde(default)]
     pub(super) noted: String,
+    #[serde(default)]
+    pub(super) unmerged: String,
 }
 
 /// A case merged into the one shown, read only if the reader may read it. A merged case that
@@ -308,6 +310,15 @@ pub(super) async fn case_page(
     let history = doc
         .history()
         .map_err(|e| ConsoleError::Storage(e.to_string()))?;
+    // A merge a supervisor may still undo: offered on the merged-away record.
+    let undo_until = merged_into
+        .is_some()
+        .then(|| doc.merge_change())
+        .flatten()
+        .map(|(_, at)| at.timestamp() + suivi_core::case_doc::MERGE_UNDO_DAYS * 86_400)
+        .filter(|until| {
+            *until > now() && matches!(signed.user.role, Role::Supervisor | Role::Admin)
+        });
     let page = pages::CasePage {
         listed: &listed,
         identification: &identification,
@@ -320,10 +331,13 @@ pub(super) async fn case_page(
             Some(t(lang, T::Merged))
         } else if !query.noted.is_empty() {
             Some(t(lang, T::Noted))
+        } else if !query.unmerged.is_empty() {
+            Some(t(lang, T::Unmerged))
         } else {
             None
         },
         merged_into: merged_into.as_deref(),
+        undo_until,
         merged: &merged,
         agents: &agents,
         referrals: &referrals,

@@ -79,6 +79,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/duplicates", get(duplicates_page))
         .route("/console/duplicates/distinct", post(mark_distinct))
         .route("/console/duplicates/merge", post(merge))
+        .route("/console/cases/{case_id}/unmerge", post(unmerge))
         .route("/console/reassign", post(reassign_list))
         .route("/console/cases/{case_id}/reassign", post(reassign_case))
         .route("/console/devices/{device_id}/revoke", post(revoke))

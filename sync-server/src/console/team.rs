@@ -409,3 +409,69 @@ pub(super) async fn merge(
 }
 
 csrf_forms!(DistinctForm, MergeForm);
+
+/// Undoes a merge made by mistake, within `MERGE_UNDO_DAYS`: first what it will do, then, once
+/// confirmed, the two records separated again (`SyncService::unmerge_case`).
+pub(super) async fn unmerge(
+    State(state): State<AppState>,
+    Path(case_id): Path<String>,
+    CheckedForm { signed, lang, form }: CheckedForm<ConfirmForm>,
+) -> Result<Response, ConsoleError> {
+    let here = format!("/console/cases/{}", pages::urlencode(&case_id));
+    if !matches!(signed.user.role, Role::Supervisor | Role::Admin) {
+        return Ok(refused(
+            lang,
+            &signed,
+            StatusCode::FORBIDDEN,
+            t(lang, T::OnlySupervisorsMerge),
+            &here,
+        ));
+    }
+    if !form.confirmed() {
+        let frame = signed.frame(lang, &here);
+        let effect = vec![
+            t(lang, T::UnmergeSeparates).to_string(),
+            t(lang, T::UnmergeKeeps).to_string(),
+            t(lang, T::Audited).to_string(),
+        ];
+        let action = format!("{here}/unmerge");
+        return Ok(html(
+            StatusCode::OK,
+            pages::confirm(
+                &frame,
+                &pages::Confirmation {
+                    detail: None,
+                    title: t(lang, T::UnmergeQuestion),
+                    effect: &effect,
+                    action: &action,
+                    fields: &[],
+                    confirm: t(lang, T::Unmerge),
+                    back: &here,
+                },
+            ),
+        ));
+    }
+    let service = state.service.clone();
+    let user = signed.user.clone();
+    let id = case_id.clone();
+    let outcome = blocking(move || match service.unmerge_case(&user, &id, now()) {
+        Ok(_) => Ok(Ok(())),
+        Err(crate::service::ServiceError::Forbidden(why))
+        | Err(crate::service::ServiceError::BadRequest(why)) => {
+            tracing::info!(why = %why, "console unmerge refused");
+            Ok(Err(()))
+        }
+        Err(e) => Err(ConsoleError::from(e)),
+    })
+    .await?;
+    match outcome {
+        Ok(()) => Ok(Redirect::to(&format!("{here}?unmerged=1")).into_response()),
+        Err(()) => Ok(refused(
+            lang,
+            &signed,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            t(lang, T::NotUnmerged),
+            &here,
+        )),
+    }
+}

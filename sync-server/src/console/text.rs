@@ -6,6 +6,13 @@ use suivi_core::Lang;
 /// A phrase of the console.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum T {
+    Unmerge,
+    UnmergeUntil,
+    UnmergeQuestion,
+    UnmergeSeparates,
+    UnmergeKeeps,
+    Unmerged,
+    NotUnmerged,
     Refused,
     NotFoundTitle,
     Back,
@@ -500,6 +507,25 @@ pub fn t(lang: Lang, phrase: T) -> &'static str {
         T::Child => ("Enfant", "Child", "الطفل"),
         T::Filtered => ("filtré", "filtered", "مُرشَّح"),
         T::Refused => ("Action refusée", "Action refused", "رُفض الإجراء"),
+        T::Unmerge => ("Annuler la fusion", "Undo the merge", "إلغاء الدمج"),
+        T::UnmergeUntil => ("possible jusqu'au", "possible until", "ممكن حتى"),
+        T::UnmergeQuestion => ("Annuler cette fusion ?", "Undo this merge?", "إلغاء هذا الدمج؟"),
+        T::UnmergeSeparates => (
+            "Ce dossier redevient un dossier à part, modifiable sur chaque téléphone dès sa prochaine synchronisation ; le dossier gardé ne montre plus ses orientations ni ses visites.",
+            "This record becomes a record of its own again, editable on every phone from its next sync; the record kept no longer shows its referrals and visits.",
+            "يعود هذا السجل سجلا مستقلا قابلا للتعديل على كل هاتف منذ مزامنته القادمة؛ ولا يعود السجل المحتفظ به يعرض إحالاته وزياراته.",
+        ),
+        T::UnmergeKeeps => (
+            "Rien de ce qui a été enregistré dans l'un ou l'autre n'est perdu, et ceux à qui la fusion a donné accès aux deux le gardent.",
+            "Nothing recorded in either is lost, and whoever the merge gave both keeps them.",
+            "لا يضيع شيء مما سُجّل في أي منهما، ويحتفظ من منحه الدمج الوصول إليهما بهذا الوصول.",
+        ),
+        T::Unmerged => ("Fusion annulée : les deux dossiers sont séparés.", "Merge undone: the two records are apart.", "أُلغي الدمج: انفصل السجلان."),
+        T::NotUnmerged => (
+            "La fusion n'a pas été annulée : elle date de plus de 30 jours, ou ce dossier n'est plus fusionné.",
+            "The merge was not undone: it is more than 30 days old, or this record is no longer merged.",
+            "لم يُلغَ الدمج: مضى عليه أكثر من 30 يوما، أو لم يعد هذا السجل مدمجا.",
+        ),
         T::NotFoundTitle => ("Introuvable", "Not found", "غير موجود"),
         T::Back => ("Retour", "Back", "رجوع"),
         T::MergedAway => ("Fusionné dedans", "Merged into it", "يُدمج فيه"),

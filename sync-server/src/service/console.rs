@@ -388,6 +388,71 @@ impl SyncService {
         Ok(())
     }
 
+    /// Undoes a merge made by mistake, within `MERGE_UNDO_DAYS` of it: `merged` is separated
+    /// from the case it was merged into and may be edited again, the survivor's link removed,
+    /// both as console changes with `by` as their verified author. Nothing recorded in either
+    /// case is lost or moved; whoever was given the other case by the merge keeps it. Returns
+    /// the survivor.
+    pub fn unmerge_case(&self, by: &User, merged: &str, now: i64) -> Result<String, ServiceError> {
+        if !matches!(by.role, Role::Supervisor | Role::Admin) {
+            return Err(ServiceError::Forbidden(
+                "supervisors and admins undo merges".into(),
+            ));
+        }
+        if !valid_case_id(merged) {
+            return Err(ServiceError::BadRequest("a case id".into()));
+        }
+        let _one_at_a_time = self.console_lock();
+        let mut doc = self
+            .case_document(merged)?
+            .ok_or_else(|| ServiceError::Forbidden(format!("no case {merged} in your caseload")))?;
+        let into = doc
+            .merged_into()
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
+            .ok_or_else(|| ServiceError::BadRequest(format!("case {merged} is not merged")))?;
+        let merged_at = doc
+            .merge_change()
+            .map(|(_, at)| at.timestamp())
+            .ok_or_else(|| ServiceError::Internal(format!("case {merged}: no merge change")))?;
+        if now - merged_at > suivi_core::case_doc::MERGE_UNDO_DAYS * 86_400 {
+            return Err(ServiceError::BadRequest(format!(
+                "merged more than {} days ago",
+                suivi_core::case_doc::MERGE_UNDO_DAYS
+            )));
+        }
+        let ids = [merged.to_string(), into.clone()];
+        let access = self.store.case_access(&ids)?;
+        for id in &ids {
+            let writable = access
+                .get(id)
+                .is_some_and(|a| self.write_mode(by, Some(a)) == Some(WriteMode::Write));
+            if !writable || self.store.is_erased(id)? {
+                return Err(ServiceError::Forbidden(format!(
+                    "no case {id} in your caseload"
+                )));
+            }
+        }
+        // The survivor's link first: an undo stopped halfway leaves the case still merged, and
+        // asking again finishes it (the link already gone is no change).
+        let linked = self
+            .case_document(&into)?
+            .map(|survivor| survivor.merged_cases().unwrap_or_default())
+            .unwrap_or_default();
+        if linked.iter().any(|id| id == merged) {
+            self.console_change_locked(by, &into, now, |doc, _, ctx| {
+                doc.unlink_merged_case(merged, ctx).map(|_| ())
+            })?;
+        }
+        self.console_change_locked(by, merged, now, |doc, _, ctx| doc.unmerge(ctx).map(|_| ()))?;
+        self.store.audit(
+            now,
+            &by.user_id,
+            "console.unmerge",
+            &format!("{merged} -/> {into}"),
+        )?;
+        Ok(into)
+    }
+
     /// Moves cases to the agent `to`, from the console or an admin's command: only cases `by`
     /// may write, only to an agent of their team (a supervisor: of its own team). The former
     /// owner's phones push what they recorded for `REASSIGN_GRACE_SECS`, and remove the case.

@@ -1632,6 +1632,57 @@ fn the_reassign_command_moves_cases_on_a_served_database() {
     assert_eq!(report.removed, 1);
 }
 
+/// An admin's merge and its undo from the command line, by a supervisor's name: the record is
+/// read-only on the phone after the one and editable again after the other.
+#[test]
+fn the_merge_and_unmerge_commands_act_for_a_supervisor() {
+    let site = ServerSite::new();
+    site.ok(&[
+        "user", "add", "amina", "--role", "agent", "--team", "sikasso",
+    ]);
+    site.ok(&[
+        "user",
+        "add",
+        "fatima",
+        "--role",
+        "supervisor",
+        "--team",
+        "sikasso",
+    ]);
+    let served = site.serve();
+    let dir = tempfile::tempdir().unwrap();
+    let mut amina = suivi_core::Store::create(&dir.path().join("a.db"), "k", "amina", "p").unwrap();
+    let transport = suivi_core::sync::HttpTransport::new(&served.url()).unwrap();
+    let code = site.ok(&["device", "code", "amina"]);
+    amina
+        .enroll(&transport, &served.url(), code.trim())
+        .unwrap();
+    let kept = amina.create_case(&child(1)).unwrap();
+    let merged = amina.create_case(&child(1)).unwrap();
+    amina.sync(&transport, &mut |_| {}).unwrap();
+    let out = site.ok(&["case", "merge", &kept, &merged, "--by", "fatima"]);
+    assert!(
+        out.contains(&format!("case {merged} merged into {kept} by fatima")),
+        "{out}"
+    );
+    amina.sync(&transport, &mut |_| {}).unwrap();
+    let edit = record(json!({"village": "Kaniko"}));
+    assert!(amina.edit_case(&merged, &edit).is_err(), "read-only");
+    let out = site.fails(&["case", "unmerge", &kept, "--by", "fatima"]);
+    assert!(out.contains("not merged"), "{out}");
+    let out = site.fails(&["case", "unmerge", &merged, "--by", "amina"]);
+    assert!(out.contains("supervisors and admins"), "{out}");
+    let out = site.ok(&["case", "unmerge", &merged, "--by", "fatima"]);
+    assert!(
+        out.contains(&format!("case {merged} separated from {kept} by fatima")),
+        "{out}"
+    );
+    amina.sync(&transport, &mut |_| {}).unwrap();
+    amina.edit_case(&merged, &edit).unwrap();
+    let report = amina.sync(&transport, &mut |_| {}).unwrap();
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+}
+
 /// A supervisor triages her team's worklist: sorted by the visit due soonest or by risk, an
 /// agent chosen from the team's own (or typed in any case), a village by its beginning, pages
 /// with their place in the whole list, and a child typed Coulibaly by one agent and Koulibaly
@@ -1708,6 +1759,152 @@ fn a_supervisor_triages_the_worklist() {
     // Coulibaly and Koulibaly: one child, proposed as such.
     let (_, page, _) = fatima.get("/console/duplicates");
     assert!(page.contains(&awa) && page.contains(&awa_again), "{page}");
+}
+
+/// A merge made by mistake, undone within 30 days: the confirmation says what it does; the
+/// two records are apart again in the console and on the phones (the merged-away one editable
+/// again, its next edit accepted), nothing recorded lost, the history saying so in words, the
+/// pair proposed again; an officer may not undo, nor anyone past 30 days.
+#[test]
+fn a_supervisor_undoes_a_merge_made_by_mistake() {
+    let server = two_teams();
+    server.add_user("odile", Role::Officer, "");
+    admin::set_password(server.store.as_ref(), "odile", PASSWORD).unwrap();
+    let mut amina = server.device("amina");
+    let mut karim = server.device("karim");
+    let (kept, merged) = same_child_twice(&mut amina, &mut karim);
+    amina.sync().unwrap();
+    karim.sync().unwrap();
+    let mut fatima = Console::signed_in(&server, "fatima");
+    let (_, page, _) = fatima.get("/console/duplicates");
+    let csrf = Console::csrf(&page);
+    let (status, _, _) = fatima.post(
+        "/console/duplicates/merge",
+        &[
+            ("csrf", &csrf),
+            ("survivor", &kept),
+            ("merged", &merged),
+            ("confirmed", "yes"),
+        ],
+    );
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    karim.sync().unwrap();
+    assert!(
+        karim
+            .store
+            .edit_case(&merged, &record(json!({"village": "Kaniko"})))
+            .is_err(),
+        "read-only once merged"
+    );
+
+    // The merged-away record offers the undo, until 30 days after the merge.
+    let (_, page, _) = fatima.get(&format!("/console/cases/{merged}"));
+    assert!(page.contains("Annuler la fusion") && page.contains("possible jusqu'au"));
+    let (_, survivor_page, _) = fatima.get(&format!("/console/cases/{kept}"));
+    assert!(survivor_page.contains(&format!("id=\"merged-{merged}\"")));
+    // An officer reads, never undoes.
+    let mut odile = Console::signed_in(&server, "odile");
+    let (_, odile_page, _) = odile.get(&format!("/console/cases/{merged}"));
+    assert!(!odile_page.contains("Annuler la fusion"));
+    let odile_csrf = Console::csrf(&odile_page);
+    let (status, _, _) = odile.post(
+        &format!("/console/cases/{merged}/unmerge"),
+        &[("csrf", &odile_csrf), ("confirmed", "yes")],
+    );
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // What it will do, before anything is undone.
+    let unmerge = format!("/console/cases/{merged}/unmerge");
+    let (status, confirm, _) = fatima.post(&unmerge, &[("csrf", &csrf)]);
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        confirm.contains("Annuler cette fusion ?")
+            && confirm.contains("Rien de ce qui a été enregistré"),
+        "{confirm}"
+    );
+    let (_, still, _) = fatima.get(&format!("/console/cases/{merged}"));
+    assert!(still.contains("Annuler la fusion"), "nothing undone yet");
+    let (status, _, headers) = fatima.post(&unmerge, &[("csrf", &csrf), ("confirmed", "yes")]);
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        headers[LOCATION],
+        format!("/console/cases/{merged}?unmerged=1")
+    );
+    let (_, page, _) = fatima.get(&format!("/console/cases/{merged}?unmerged=1"));
+    assert!(page.contains("Fusion annulée : les deux dossiers sont séparés."));
+    assert!(
+        page.contains("Fusion annulée : dossier séparé de"),
+        "the history says it"
+    );
+    assert!(!page.contains("Annuler la fusion"));
+    let (_, survivor_page, _) = fatima.get(&format!("/console/cases/{kept}"));
+    assert!(!survivor_page.contains(&format!("id=\"merged-{merged}\"")));
+    let audit = server.store.audit_log(0, 1000).unwrap();
+    assert!(audit.iter().any(|r| r.action == "console.unmerge"
+        && r.actor == "fatima"
+        && r.subject.starts_with(&merged)));
+
+    // On the phones: the record is Karim's own again, and his edit is accepted.
+    karim.sync().unwrap();
+    amina.sync().unwrap();
+    karim
+        .store
+        .edit_case(&merged, &record(json!({"village": "Kaniko"})))
+        .unwrap();
+    let report = karim.sync().unwrap();
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    let service = suivi_server::SyncService::new(server.store.clone(), server.codes.clone());
+    let doc = service.case_document(&merged).unwrap().unwrap();
+    assert_eq!(doc.merged_into().unwrap(), None);
+    assert_eq!(
+        doc.identification(&suivi_core::forms::FormRegistry::builtin())
+            .unwrap()["village"],
+        json!("Kaniko")
+    );
+    assert!(
+        doc.followups(&suivi_core::forms::FormRegistry::builtin())
+            .unwrap()
+            .len()
+            == 1,
+        "the visit recorded before the merge is still there"
+    );
+    let survivor = service.case_document(&kept).unwrap().unwrap();
+    assert!(survivor.merged_cases().unwrap().is_empty());
+    // The pair is proposed again: a supervisor decides anew.
+    let (_, duplicates, _) = fatima.get("/console/duplicates");
+    assert!(duplicates.contains(&kept) && duplicates.contains(&merged));
+
+    // Past 30 days a merge stays.
+    let fatima_user = server.store.user("fatima").unwrap().unwrap();
+    let long_ago = chrono::Utc::now().timestamp() - 31 * 86_400;
+    service
+        .merge_cases(&fatima_user, &kept, &merged, long_ago)
+        .unwrap();
+    assert!(service
+        .unmerge_case(&fatima_user, &merged, chrono::Utc::now().timestamp())
+        .is_err());
+    assert!(
+        service
+            .unmerge_case(&fatima_user, &merged, long_ago + 29 * 86_400)
+            .is_ok(),
+        "within 30 days of it"
+    );
+    // An undo stopped halfway (the survivor's link removed, the record still merged) is
+    // finished by asking again.
+    let now = chrono::Utc::now().timestamp();
+    service
+        .merge_cases(&fatima_user, &kept, &merged, now)
+        .unwrap();
+    service
+        .console_change(&fatima_user, &kept, now, |doc, _, ctx| {
+            doc.unlink_merged_case(&merged, ctx).map(|_| ())
+        })
+        .unwrap();
+    assert_eq!(
+        service.unmerge_case(&fatima_user, &merged, now).unwrap(),
+        kept
+    );
+    let doc = service.case_document(&merged).unwrap().unwrap();
+    assert_eq!(doc.merged_into().unwrap(), None);
 }
 
 #[test]

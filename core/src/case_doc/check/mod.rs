@@ -309,6 +309,10 @@ impl ChangeRules<'_> {
                     at.trim_start_matches('.').to_string(),
                 ));
             }
+            if !put && links {
+                // Undoing a merge: only the console's author who links cases (checked above).
+                continue;
+            }
             if !put {
                 // Clearing a field is an edit; removing a record or a part of the layout is not.
                 let field_map = matches!(path.as_slice(), [m] if m == K_IDENTIFICATION)

@@ -25,6 +25,8 @@ pub struct CasePage<'a> {
     pub phones: &'a std::collections::HashMap<String, String>,
     /// Set on a case merged away: the survivor's id.
     pub merged_into: Option<&'a str>,
+    /// Until when the reader may undo the merge of this merged-away case (unix seconds).
+    pub undo_until: Option<i64>,
     /// On a survivor: the cases merged into it.
     pub merged: &'a [MergedView],
     /// The history checked against the checkpoint journal; `None`: the server keeps none.
@@ -56,6 +58,13 @@ pub fn case_page(frame: &Frame<'_>, p: &CasePage<'_>) -> Markup {
             @if let Some(notice) = p.notice { p.notice role="status" { (notice) } }
             @if let Some(into) = p.merged_into {
                 p.notice.merged-into role="note" { (t(lang, T::MergedInto)) " " a href={ "/console/cases/" (into) } { code { (into) } } }
+                @if let Some(until) = p.undo_until {
+                    form.unmerge method="post" action={ "/console/cases/" (s.case_id) "/unmerge" } {
+                        input type="hidden" name="csrf" value=(frame.csrf);
+                        button type="submit" { (t(lang, T::Unmerge)) }
+                        " " span.meta { "(" (t(lang, T::UnmergeUntil)) " " (frame.zone.day(lang, utc(until))) ")" }
+                    }
+                }
             }
             p.meta { (t(lang, T::Agent)) " " (p.listed.created_by) " · " (t(lang, T::Team)) " " (p.listed.team) " · " code { (s.case_id) } }
             @if !p.agents.is_empty() && p.merged_into.is_none() {
