@@ -422,6 +422,87 @@ fn the_console_fits_a_phone_in_french_and_arabic() {
     browser.set_width(1280);
 }
 
+/// The supervisor's flows in Chromium, at 1280 px in French and at 390 px in Arabic: the
+/// worklist sorted by the visit due and narrowed to an agent chosen from the team's, a village
+/// typed by its beginning; a merge undone from the merged-away record, confirmed first.
+#[test]
+fn a_supervisor_triages_and_undoes_a_merge_in_the_browser_at_both_widths() {
+    let server = two_teams();
+    let mut amina = server.device("amina");
+    let mut karim = server.device("karim");
+    let (kept, merged) = crate::console::same_child_twice(&mut amina, &mut karim);
+    // A visit due long ago for one more child of Amina's: the most overdue.
+    let late = amina.store.create_case(&child(5)).unwrap();
+    let mut visit = suivi_tests::visit(1);
+    visit.insert("next_visit_due".into(), json!("2026-01-05"));
+    amina.store.add_followup(&late, &visit).unwrap();
+    amina.sync().unwrap();
+    karim.sync().unwrap();
+    let service = suivi_server::SyncService::new(server.store.clone(), server.codes.clone());
+    use suivi_server::storage::prelude::*;
+    let fatima = server.store.user("fatima").unwrap().unwrap();
+    service
+        .merge_cases(&fatima, &kept, &merged, chrono::Utc::now().timestamp())
+        .unwrap();
+    let browser = Browser::open(&server);
+    browser.sign_in("fatima", PASSWORD);
+    let choose = |select: &str, value: &str| {
+        browser.script(&format!(
+            "document.querySelector('select[name={select}]').value = '{value}'; return 0"
+        ));
+    };
+    for (lang, width, undone) in [("fr", 1280, "Fusion annulée"), ("ar", 390, "أُلغي الدمج")]
+    {
+        browser.set_width(width);
+        browser.goto(&format!("/console/lang/{lang}?back=/console/cases"));
+        // The most overdue first.
+        choose("sort", "due");
+        browser.click("form.filters button");
+        let first = browser
+            .script("return document.querySelector('table.cases a.case').getAttribute('href')");
+        assert_eq!(first, json!(format!("/console/cases/{late}")), "{lang}");
+        // An agent chosen from the team's, a village by its beginning.
+        choose("agent", "karim");
+        browser.fill("input[name=village]", "kad");
+        browser.click("form.filters button");
+        let shown = browser.script(
+            "return [...document.querySelectorAll('table.cases a.case')].map(a => a.getAttribute('href'))",
+        );
+        assert_eq!(shown, json!([format!("/console/cases/{merged}")]), "{lang}");
+        assert_eq!(
+            browser.script("return document.documentElement.scrollWidth <= window.innerWidth + 1"),
+            json!(true),
+            "{lang} at {width} px"
+        );
+        if lang == "fr" {
+            // The undo, from the merged-away record, after its confirmation.
+            browser.goto(&format!("/console/cases/{merged}"));
+            browser.click("form.unmerge button");
+            assert!(browser
+                .text("ul.effect")
+                .contains("Rien de ce qui a été enregistré"));
+            browser.click("form.confirm button");
+            assert_eq!(browser.path(), format!("/console/cases/{merged}"));
+            assert!(browser.text("p.notice").contains(undone));
+        } else {
+            // Merged again, undone again, in Arabic on a phone.
+            service
+                .merge_cases(&fatima, &kept, &merged, chrono::Utc::now().timestamp())
+                .unwrap();
+            browser.goto(&format!("/console/cases/{merged}"));
+            browser.click("form.unmerge button");
+            browser.click("form.confirm button");
+            assert!(browser.text("p.notice").contains(undone), "{lang}");
+            assert_eq!(
+                browser
+                    .script("return document.documentElement.scrollWidth <= window.innerWidth + 1"),
+                json!(true)
+            );
+        }
+    }
+    browser.set_width(1280);
+}
+
 #[test]
 fn an_agent_cannot_sign_in_and_another_teams_case_stays_closed() {
     let server = two_teams();
