@@ -137,43 +137,18 @@ pub(super) async fn access_log(
     ))
 }
 
+/// How an export writes its values; the rest of its query string is the caseload's filters.
 #[derive(Deserialize, Default)]
-pub(super) struct ExportQuery {
+pub(super) struct ValuesQuery {
     /// `labels` or `codes`; each format has its default.
     #[serde(default)]
     pub(super) values: String,
-    #[serde(default)]
-    pub(super) q: String,
-    #[serde(default)]
-    pub(super) village: String,
-    #[serde(default)]
-    pub(super) agent: String,
-    #[serde(default)]
-    pub(super) risk: String,
-    #[serde(default)]
-    pub(super) status: String,
-    #[serde(default)]
-    pub(super) overdue: String,
-    #[serde(default)]
-    pub(super) conflicts: String,
 }
 
-impl ExportQuery {
-    /// The caseload's filters the export was asked with (`None`: the reader's whole scope).
-    fn filter(&self, today: &str) -> Option<CaseQuery> {
-        let filters = filters_of(&CaseloadQuery {
-            q: self.q.clone(),
-            village: self.village.clone(),
-            agent: self.agent.clone(),
-            risk: self.risk.clone(),
-            status: self.status.clone(),
-            overdue: self.overdue.clone(),
-            conflicts: self.conflicts.clone(),
-            ..CaseloadQuery::default()
-        });
-        let query = case_query_of(&filters, today, 0, 0);
-        (query != CaseQuery::default()).then_some(query)
-    }
+/// The caseload's filters an export was asked with (`None`: the reader's whole scope).
+fn export_filter(list: &CaseloadQuery, today: &str) -> Option<CaseQuery> {
+    let query = case_query_of(&filters_of(list), today, 0, 0);
+    (query != CaseQuery::default()).then_some(query)
 }
 
 /// Downloads what the reader reads (narrowed by the caseload's filters when given) as Excel,
@@ -184,7 +159,8 @@ pub(super) async fn export_file(
     signed: Signed,
     LangOf(lang): LangOf,
     Path(file): Path<String>,
-    Query(query): Query<ExportQuery>,
+    Query(list): Query<CaseloadQuery>,
+    Query(values): Query<ValuesQuery>,
 ) -> Result<Response, ConsoleError> {
     let Some((kind, format)) = export::parse(&file) else {
         let here = format!("/console/export/{}", pages::urlencode(&file));
@@ -202,10 +178,10 @@ pub(super) async fn export_file(
         format,
         reading: export::Reading {
             lang,
-            values: export::Values::parse(&query.values).unwrap_or(format.default_values()),
+            values: export::Values::parse(&values.values).unwrap_or(format.default_values()),
             zone: state.zone,
         },
-        filter: query.filter(&today),
+        filter: export_filter(&list, &today),
     };
     // What was exported, never the words searched for (names).
     let subject = if export.filter.is_some() {
@@ -239,7 +215,7 @@ pub(super) async fn export_file(
         })
         .await?;
         let Some(bytes) = built else {
-            let back = format!("/console/cases?{}", query.filter_string());
+            let back = format!("/console/cases?{}", filters_of(&list).query_string(0));
             return Ok(refused_back(
                 lang,
                 &signed,
@@ -287,23 +263,6 @@ pub(super) async fn export_file(
         h.insert(header::CONTENT_DISPOSITION, value);
     }
     Ok(response)
-}
-
-impl ExportQuery {
-    /// The filters as the caseload's query string, to go back to the list they came from.
-    fn filter_string(&self) -> String {
-        filters_of(&CaseloadQuery {
-            q: self.q.clone(),
-            village: self.village.clone(),
-            agent: self.agent.clone(),
-            risk: self.risk.clone(),
-            status: self.status.clone(),
-            overdue: self.overdue.clone(),
-            conflicts: self.conflicts.clone(),
-            ..CaseloadQuery::default()
-        })
-        .query_string(0)
-    }
 }
 
 #[derive(Deserialize, Default)]

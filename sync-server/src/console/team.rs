@@ -380,17 +380,12 @@ pub(super) async fn merge(
     let service = state.service.clone();
     let user = signed.user.clone();
     let (survivor, merged) = (form.survivor.clone(), form.merged.clone());
-    let outcome = blocking(
-        move || match service.merge_cases(&user, &survivor, &merged, now()) {
-            Ok(()) => Ok(Ok(())),
-            Err(crate::service::ServiceError::Forbidden(why))
-            | Err(crate::service::ServiceError::BadRequest(why)) => {
-                tracing::info!(why = %why, "console merge refused");
-                Ok(Err(()))
-            }
-            Err(e) => Err(ConsoleError::from(e)),
-        },
-    )
+    let outcome = blocking(move || {
+        refusal_apart(
+            service.merge_cases(&user, &survivor, &merged, now()),
+            "merge",
+        )
+    })
     .await?;
     match outcome {
         Ok(()) => Ok(Redirect::to(&format!(
@@ -454,14 +449,11 @@ pub(super) async fn unmerge(
     let service = state.service.clone();
     let user = signed.user.clone();
     let id = case_id.clone();
-    let outcome = blocking(move || match service.unmerge_case(&user, &id, now()) {
-        Ok(_) => Ok(Ok(())),
-        Err(crate::service::ServiceError::Forbidden(why))
-        | Err(crate::service::ServiceError::BadRequest(why)) => {
-            tracing::info!(why = %why, "console unmerge refused");
-            Ok(Err(()))
-        }
-        Err(e) => Err(ConsoleError::from(e)),
+    let outcome = blocking(move || {
+        refusal_apart(
+            service.unmerge_case(&user, &id, now()).map(|_| ()),
+            "unmerge",
+        )
     })
     .await?;
     match outcome {
@@ -473,5 +465,22 @@ pub(super) async fn unmerge(
             t(lang, T::NotUnmerged),
             &here,
         )),
+    }
+}
+
+/// A console action's outcome with a refusal set apart from a fault: a refusal (forbidden, or
+/// a request that cannot be done) is logged and told to the person in words; a fault is a 500.
+fn refusal_apart(
+    result: Result<(), crate::service::ServiceError>,
+    action: &str,
+) -> Result<Result<(), ()>, ConsoleError> {
+    match result {
+        Ok(()) => Ok(Ok(())),
+        Err(crate::service::ServiceError::Forbidden(why))
+        | Err(crate::service::ServiceError::BadRequest(why)) => {
+            tracing::info!(why = %why, action, "console action refused");
+            Ok(Err(()))
+        }
+        Err(e) => Err(ConsoleError::from(e)),
     }
 }

@@ -297,6 +297,27 @@ impl SyncService {
         Ok(())
     }
 
+    /// The access of cases `by` may write from the console, each not erased; refused, naming
+    /// the first that is not, as "not in your caseload" (ids reveal nothing more).
+    fn writable_cases(
+        &self,
+        by: &User,
+        ids: &[String],
+    ) -> Result<HashMap<String, CaseAccess>, ServiceError> {
+        let access = self.store.case_access(ids)?;
+        for id in ids {
+            let writable = access
+                .get(id)
+                .is_some_and(|a| self.write_mode(by, Some(a)) == Some(WriteMode::Write));
+            if !writable || self.store.is_erased(id)? {
+                return Err(ServiceError::Forbidden(format!(
+                    "no case {id} in your caseload"
+                )));
+            }
+        }
+        Ok(access)
+    }
+
     /// Merges two records of the same child, for a supervisor or admin who may write both:
     /// `merged` is marked as merged into `survivor` and becomes read-only everywhere, the
     /// survivor links it (and shows its referrals and visits), both written as console changes
@@ -317,18 +338,7 @@ impl SyncService {
         if survivor == merged || !valid_case_id(survivor) || !valid_case_id(merged) {
             return Err(ServiceError::BadRequest("two different case ids".into()));
         }
-        let ids = [survivor.to_string(), merged.to_string()];
-        let access = self.store.case_access(&ids)?;
-        for id in &ids {
-            let writable = access
-                .get(id)
-                .is_some_and(|a| self.write_mode(by, Some(a)) == Some(WriteMode::Write));
-            if !writable || self.store.is_erased(id)? {
-                return Err(ServiceError::Forbidden(format!(
-                    "no case {id} in your caseload"
-                )));
-            }
-        }
+        let access = self.writable_cases(by, &[survivor.to_string(), merged.to_string()])?;
         // The whole merge under the console lock: two merges of one pair at once (A into B,
         // B into A) would otherwise leave both cases merged away.
         let _one_at_a_time = self.console_lock();
@@ -420,18 +430,7 @@ impl SyncService {
                 suivi_core::case_doc::MERGE_UNDO_DAYS
             )));
         }
-        let ids = [merged.to_string(), into.clone()];
-        let access = self.store.case_access(&ids)?;
-        for id in &ids {
-            let writable = access
-                .get(id)
-                .is_some_and(|a| self.write_mode(by, Some(a)) == Some(WriteMode::Write));
-            if !writable || self.store.is_erased(id)? {
-                return Err(ServiceError::Forbidden(format!(
-                    "no case {id} in your caseload"
-                )));
-            }
-        }
+        self.writable_cases(by, &[merged.to_string(), into.clone()])?;
         // The survivor's link first: an undo stopped halfway leaves the case still merged, and
         // asking again finishes it (the link already gone is no change).
         let linked = self
