@@ -503,6 +503,63 @@ fn a_supervisor_triages_and_undoes_a_merge_in_the_browser_at_both_widths() {
     browser.set_width(1280);
 }
 
+/// An officer on a phone, in Arabic: the filtered list's Excel export downloads from its link
+/// (a workbook, right to left), and the access log is filtered through its form by a child's
+/// name and a kind of action, its rows in words.
+#[test]
+fn an_officer_exports_and_reads_the_access_log_on_a_phone_in_arabic() {
+    let server = crate::audit::two_teams_and_an_officer();
+    crate::audit::a_small_project(&server);
+    let browser = Browser::open(&server);
+    browser.sign_in("odile", PASSWORD);
+    browser.set_width(390);
+    browser.goto("/console/lang/ar?back=/console/cases%3Fstatus%3Dtransferred");
+    assert_eq!(browser.path(), "/console/cases");
+    let bytes = browser.download(
+        "a[href='/console/export/cases.xlsx?status=transferred']",
+        "suivi-cases-",
+    );
+    assert!(bytes.starts_with(b"PK"), "a workbook");
+    let sheet = {
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let mut xml = String::new();
+        std::io::Read::read_to_string(
+            &mut zip.by_name("xl/worksheets/sheet1.xml").unwrap(),
+            &mut xml,
+        )
+        .unwrap();
+        xml
+    };
+    assert!(sheet.contains("rightToLeft=\"1\""));
+    assert_eq!(
+        sheet.matches("<row ").count(),
+        2,
+        "the header and the one case listed"
+    );
+
+    // The access log, through its form: the child's first name, views and searches.
+    browser.goto("/console/access-log");
+    let first_name = suivi_tests::FIRST_NAMES[2];
+    browser.fill("input[name=case]", first_name);
+    browser.script("document.querySelector('select[name=action]').value = 'viewed'; return 0");
+    browser.click("form.filters button");
+    let rows = browser.texts("table.access-log tbody tr");
+    assert!(!rows.is_empty(), "the child's views found by her name");
+    assert!(
+        rows.iter().all(|r| r.contains("اطلع") || r.contains("بحث")),
+        "views and searches only, in words: {rows:?}"
+    );
+    assert!(
+        browser.text("main").contains(&format!("{first_name} ")),
+        "the child named"
+    );
+    assert_eq!(
+        browser.script("return document.documentElement.scrollWidth <= window.innerWidth + 1"),
+        json!(true)
+    );
+    browser.set_width(1280);
+}
+
 #[test]
 fn an_agent_cannot_sign_in_and_another_teams_case_stays_closed() {
     let server = two_teams();
