@@ -17,7 +17,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value as Json};
 use suivi_core::case_doc::{FollowUp, Referral};
-use suivi_core::forms::{FormRegistry, FOLLOWUP, IDENTIFICATION, REFERRAL};
+use suivi_core::forms::{FormDefinition, FormRegistry, FOLLOWUP, IDENTIFICATION, REFERRAL};
 use suivi_core::Lang;
 
 pub use cells::{Cell, Reading, Values};
@@ -297,7 +297,7 @@ impl Export {
 struct Forms<'a>(&'a FormRegistry);
 
 impl Forms<'_> {
-    fn of(&self, form: &str, version: u32) -> Option<&suivi_core::forms::FormDefinition> {
+    fn of(&self, form: &str, version: u32) -> Option<&FormDefinition> {
         self.0
             .get(form, version)
             .or_else(|_| self.0.latest(form))
@@ -305,9 +305,10 @@ impl Forms<'_> {
     }
 }
 
-fn case_row(c: &ListedCase, forms: &Forms<'_>, r: &Reading) -> Row {
+/// A case's row; `ident` is the identification form its choices are read by (the latest: a
+/// summary keeps no version).
+fn case_row(c: &ListedCase, ident: Option<&FormDefinition>, r: &Reading) -> Row {
     let s = &c.summary;
-    let ident = forms.0.latest(IDENTIFICATION).ok();
     let choice = |field: &str, value: &Option<String>| {
         r.value(
             ident,
@@ -593,6 +594,7 @@ pub fn write_all(
     let registry = service.forms();
     let forms = Forms(&registry);
     let r = &export.reading;
+    let ident = registry.latest(IDENTIFICATION).ok();
     let mut after = String::new();
     loop {
         let page = store.scoped_cases(reader, &after, CASES_PER_PAGE)?;
@@ -606,7 +608,7 @@ pub fn write_all(
             .collect();
         if export.kind == Kind::Cases {
             for case in kept {
-                sheet.row(case_row(case, &forms, r))?;
+                sheet.row(case_row(case, ident, r))?;
             }
             continue;
         }

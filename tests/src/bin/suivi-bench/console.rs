@@ -271,25 +271,14 @@ pub(super) fn console_caseload_on(
     ];
     let mut figures = Vec::new();
     for (what, path) in pages {
-        let mut times = Vec::new();
-        let mut bytes = 0;
-        for _ in 0..ctx.cli.runs.max(5) {
-            let started = Instant::now();
-            let response = client
-                .get(format!("{url}{path}"))
-                .header("cookie", format!("suivi_session={token}"))
-                .send()
-                .map_err(|e| e.to_string())?;
-            if response.status() != reqwest::StatusCode::OK {
-                return Err(format!("{path}: {}", response.status()));
-            }
-            let body = response.text().map_err(|e| e.to_string())?;
-            times.push(ms(started.elapsed()));
-            if !body.contains("class=\"count\"") {
-                return Err(format!("{path}: not a caseload page"));
-            }
-            bytes = body.len() as u64;
-        }
+        let (mut times, bytes) = console_gets(
+            &client,
+            &url,
+            &token,
+            &path,
+            ctx.cli.runs.max(5),
+            &|body: &[u8]| contains(body, "class=\"count\"", "not a caseload page"),
+        )?;
         let (median, min, max) = summarise(&mut times);
         figures.push(Figure {
             scenario: format!("console: {what} ({store_name}, {total} cases in the team)"),
@@ -341,25 +330,14 @@ pub(super) fn console_caseload_on(
         ),
     ];
     for (what, path, expect) in officer_pages {
-        let mut times = Vec::new();
-        let mut bytes = 0;
-        for _ in 0..ctx.cli.runs.max(3) {
-            let started = Instant::now();
-            let response = client
-                .get(format!("{url}{path}"))
-                .header("cookie", format!("suivi_session={token}"))
-                .send()
-                .map_err(|e| e.to_string())?;
-            if response.status() != reqwest::StatusCode::OK {
-                return Err(format!("{path}: {}", response.status()));
-            }
-            let body = response.text().map_err(|e| e.to_string())?;
-            times.push(ms(started.elapsed()));
-            if !body.contains(expect) {
-                return Err(format!("{path}: not the page expected"));
-            }
-            bytes = body.len() as u64;
-        }
+        let (mut times, bytes) = console_gets(
+            &client,
+            &url,
+            &token,
+            path,
+            ctx.cli.runs.max(3),
+            &|body: &[u8]| contains(body, expect, "not the page expected"),
+        )?;
         let (median, min, max) = summarise(&mut times);
         figures.push(Figure {
             scenario: format!("console: {what} ({store_name}, {total} cases)"),
@@ -389,25 +367,14 @@ pub(super) fn console_caseload_on(
             format!("/console/access-log?case={}", FIRST_NAMES[3]),
         ),
     ] {
-        let mut times = Vec::new();
-        let mut bytes = 0;
-        for _ in 0..ctx.cli.runs.max(3) {
-            let started = Instant::now();
-            let response = officer_client
-                .get(format!("{url}{path}"))
-                .header("cookie", format!("suivi_session={officer_token}"))
-                .send()
-                .map_err(|e| e.to_string())?;
-            if response.status() != reqwest::StatusCode::OK {
-                return Err(format!("{path}: {}", response.status()));
-            }
-            let body = response.text().map_err(|e| e.to_string())?;
-            times.push(ms(started.elapsed()));
-            if !body.contains("access-log") {
-                return Err(format!("{path}: not the access log"));
-            }
-            bytes = body.len() as u64;
-        }
+        let (mut times, bytes) = console_gets(
+            &officer_client,
+            &url,
+            &officer_token,
+            &path,
+            ctx.cli.runs.max(3),
+            &|body: &[u8]| contains(body, "access-log", "not the access log"),
+        )?;
         let (median, min, max) = summarise(&mut times);
         figures.push(Figure {
             scenario: format!("console: {what} ({store_name}, {total} cases)"),
@@ -433,30 +400,24 @@ pub(super) fn console_caseload_on(
         ("referrals as Excel", "/console/export/referrals.xlsx", 1),
         ("cases as Excel", "/console/export/cases.xlsx", 1),
     ] {
-        let mut times = Vec::new();
-        let mut bytes = 0;
-        for _ in 0..ctx.cli.runs.max(3) {
-            let started = Instant::now();
-            let response = client
-                .get(format!("{url}{path}"))
-                .header("cookie", format!("suivi_session={token}"))
-                .send()
-                .map_err(|e| e.to_string())?;
-            if response.status() != reqwest::StatusCode::OK {
-                return Err(format!("{path}: {}", response.status()));
-            }
-            let body = response.bytes().map_err(|e| e.to_string())?;
-            times.push(ms(started.elapsed()));
-            if path.ends_with(".csv") {
-                let lines = body.iter().filter(|b| **b == b'\n').count();
-                if lines != total * rows_per_case + 1 {
-                    return Err(format!("{path}: {lines} lines for {total} cases"));
+        let (mut times, bytes) = console_gets(
+            &client,
+            &url,
+            &token,
+            path,
+            ctx.cli.runs.max(3),
+            &|body: &[u8]| {
+                if path.ends_with(".csv") {
+                    let lines = body.iter().filter(|b| **b == b'\n').count();
+                    if lines != total * rows_per_case + 1 {
+                        return Err(format!("{lines} lines for {total} cases"));
+                    }
+                } else if !body.starts_with(b"PK") {
+                    return Err("not a workbook".into());
                 }
-            } else if !body.starts_with(b"PK") {
-                return Err(format!("{path}: not a workbook"));
-            }
-            bytes = body.len() as u64;
-        }
+                Ok(())
+            },
+        )?;
         let (median, min, max) = summarise(&mut times);
         figures.push(Figure {
             scenario: format!("console: export {what} ({store_name}, {total} cases)"),
@@ -579,6 +540,46 @@ fn bench_records(n: usize, agent: &str) -> suivi_server::storage::CaseRecords {
             ],
         }],
         followups: vec![visit(0), visit(1)],
+    }
+}
+
+/// `path` fetched `runs` times over a signed-in console session, as a browser does: each answer
+/// must be 200 and pass `check` (which says what is wrong); the times (the check left out) and
+/// the last answer's size.
+fn console_gets(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    token: &str,
+    path: &str,
+    runs: usize,
+    check: &dyn Fn(&[u8]) -> Result<(), String>,
+) -> Result<(Vec<f64>, u64), String> {
+    let mut times = Vec::with_capacity(runs);
+    let mut bytes = 0;
+    for _ in 0..runs {
+        let started = Instant::now();
+        let response = client
+            .get(format!("{url}{path}"))
+            .header("cookie", format!("suivi_session={token}"))
+            .send()
+            .map_err(|e| e.to_string())?;
+        if response.status() != reqwest::StatusCode::OK {
+            return Err(format!("{path}: {}", response.status()));
+        }
+        let body = response.bytes().map_err(|e| e.to_string())?;
+        times.push(ms(started.elapsed()));
+        check(&body).map_err(|why| format!("{path}: {why}"))?;
+        bytes = body.len() as u64;
+    }
+    Ok((times, bytes))
+}
+
+/// Whether a page holds `needle`, else `why`.
+fn contains(body: &[u8], needle: &str, why: &str) -> Result<(), String> {
+    if body.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+        Ok(())
+    } else {
+        Err(why.to_string())
     }
 }
 
