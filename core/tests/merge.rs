@@ -239,11 +239,29 @@ fn only_the_console_undoes_a_merge_and_the_record_is_editable_again() {
         &server.history().unwrap(),
         &forms,
         suivi_core::Lang::Fr,
+        &Default::default(),
+    );
+    let history = server.history().unwrap();
+    let named = suivi_core::case_doc::cases_named(&history);
+    assert_eq!(
+        named,
+        vec![SURVIVOR.to_string()],
+        "the other record it names"
     );
     assert!(
         told.iter()
-            .any(|e| e.headline.starts_with("Fusion annulée : dossier séparé de")),
-        "{told:?}"
+            .any(|e| e.headline == format!("Fusion annulée : dossier séparé de {SURVIVOR}")),
+        "unknown to the reader, told by its id: {told:?}"
+    );
+    let names = [(SURVIVOR.to_string(), "Awa Traoré".to_string())].into();
+    let told = suivi_core::case_doc::tell_history(&history, &forms, suivi_core::Lang::Fr, &names);
+    assert!(
+        told.iter().any(|e| e.headline
+            == format!(
+                "Fusion annulée : dossier séparé de Awa Traoré ({})",
+                &SURVIVOR[..8]
+            )),
+        "known, told by its child: {told:?}"
     );
 
     // A survivor's link goes the same way.

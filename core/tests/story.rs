@@ -48,7 +48,7 @@ fn awas_story(lang: Lang) -> Vec<Told> {
         .unwrap();
     doc.add_audit_note("Chaîne vérifiée avec le CAP", &ChangeContext::now("omar"))
         .unwrap();
-    tell_history(&doc.history().unwrap(), &forms, lang)
+    tell_history(&doc.history().unwrap(), &forms, lang, &Default::default())
 }
 
 fn headlines(story: &[Told]) -> Vec<&str> {

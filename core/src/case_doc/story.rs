@@ -40,22 +40,49 @@ struct Remembered {
 pub struct Storyteller<'a> {
     forms: &'a FormRegistry,
     lang: Lang,
+    /// The child of each other case the history names (a merge's other record), by case id.
+    names: &'a CaseNames,
     identification_version: u32,
     referrals: HashMap<String, Remembered>,
     followup_versions: HashMap<String, u32>,
 }
 
-/// Every entry of a history, told.
-pub fn tell_history(history: &[HistoryEntry], forms: &FormRegistry, lang: Lang) -> Vec<Told> {
-    let mut teller = Storyteller::new(forms, lang);
+/// Children's names by case id, for the other records a history names.
+pub type CaseNames = HashMap<String, String>;
+
+/// Every entry of a history, told; `names` gives the child of each other case it names (see
+/// `cases_named`), and a case not in it is told by its id.
+pub fn tell_history(
+    history: &[HistoryEntry],
+    forms: &FormRegistry,
+    lang: Lang,
+    names: &CaseNames,
+) -> Vec<Told> {
+    let mut teller = Storyteller::new(forms, lang, names);
     history.iter().map(|e| teller.tell(e)).collect()
 }
 
+/// The other cases a history names (the record a merge folded this one into, or separated it
+/// from), for the caller to look their children up where the reader may read them.
+pub fn cases_named(history: &[HistoryEntry]) -> Vec<String> {
+    let mut ids: Vec<String> = history
+        .iter()
+        .flat_map(|e| &e.changes)
+        .filter(|c| c.path == K_MERGED_INTO)
+        .flat_map(|c| [&c.old, &c.new])
+        .filter_map(|v| v.as_ref().and_then(Json::as_str).map(str::to_string))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
 impl<'a> Storyteller<'a> {
-    pub fn new(forms: &'a FormRegistry, lang: Lang) -> Self {
+    pub fn new(forms: &'a FormRegistry, lang: Lang, names: &'a CaseNames) -> Self {
         Storyteller {
             forms,
             lang,
+            names,
             identification_version: 1,
             referrals: HashMap::new(),
             followup_versions: HashMap::new(),
@@ -151,10 +178,11 @@ impl<'a> Storyteller<'a> {
                 }
                 [K_MERGED_INTO] => match (&c.old, &c.new) {
                     (Some(from), None) => {
-                        headlines.push(format!("{} {}", w(lang, W::MergeUndone), plain(from)));
+                        let from = self.case_named(&plain(from));
+                        headlines.push(format!("{} {from}", w(lang, W::MergeUndone)));
                     }
                     _ => {
-                        let into = c.new.as_ref().map(plain).unwrap_or_default();
+                        let into = self.case_named(&c.new.as_ref().map(plain).unwrap_or_default());
                         headlines.push(format!("{} {into}", w(lang, W::MergedInto)));
                     }
                 },
@@ -191,6 +219,18 @@ impl<'a> Storyteller<'a> {
         Told {
             headline: headlines.join(" · "),
             details,
+        }
+    }
+
+    /// Another case as a person knows it: its child's name, with the start of its id to tell
+    /// two namesakes apart; its id alone when the reader may not know the child.
+    fn case_named(&self, case_id: &str) -> String {
+        match self.names.get(case_id) {
+            Some(name) => {
+                let short: String = case_id.chars().take(8).collect();
+                format!("{name} ({short})")
+            }
+            None => case_id.to_string(),
         }
     }
 

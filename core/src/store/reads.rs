@@ -64,7 +64,8 @@ impl Store {
     ) -> Result<Vec<crate::case_doc::ToldEntry>> {
         let history = self.history(case_id)?;
         let forms = self.forms()?;
-        let told = crate::case_doc::tell_history(&history, &forms, lang);
+        let names = self.case_names(&crate::case_doc::cases_named(&history));
+        let told = crate::case_doc::tell_history(&history, &forms, lang, &names);
         Ok(history
             .into_iter()
             .zip(told)
@@ -75,6 +76,23 @@ impl Store {
                 details: told.details,
             })
             .collect())
+    }
+
+    /// The child of each of these cases this phone holds, by case id (for a history naming
+    /// another record); one it does not hold is left out, to be told by its id.
+    pub fn case_names(&self, case_ids: &[String]) -> crate::case_doc::CaseNames {
+        case_ids
+            .iter()
+            .filter_map(|id| {
+                let detail = self.case(id).ok()?;
+                let name = ["child_first_name", "child_last_name"]
+                    .iter()
+                    .filter_map(|f| detail.identification.get(*f).and_then(Json::as_str))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                (!name.is_empty()).then(|| (id.clone(), name))
+            })
+            .collect()
     }
 
     pub fn history(&self, case_id: &str) -> Result<Vec<HistoryEntry>> {

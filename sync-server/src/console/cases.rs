@@ -310,6 +310,29 @@ pub(super) async fn case_page(
     let history = doc
         .history()
         .map_err(|e| ConsoleError::Storage(e.to_string()))?;
+    // The other records the history names (a merge's), by their child where the reader may.
+    let named = suivi_core::case_doc::cases_named(&history);
+    let case_names = if named.is_empty() {
+        Default::default()
+    } else {
+        let store = state.service.store().clone();
+        let reader = signed.user.clone();
+        blocking(move || {
+            let access = store.case_access(&named)?;
+            let mut names = suivi_core::case_doc::CaseNames::new();
+            for id in named {
+                let readable = access
+                    .get(&id)
+                    .is_some_and(|a| policy::may_read(&reader.subject(), &a.ownership()));
+                if let (true, Some(listed)) = (readable, store.listed_case(&id)?) {
+                    let s = &listed.summary;
+                    names.insert(id, format!("{} {}", s.first_name, s.last_name));
+                }
+            }
+            Ok(names)
+        })
+        .await?
+    };
     // A merge a supervisor may still undo: offered on the merged-away record.
     let undo_until = merged_into
         .is_some()
@@ -347,6 +370,7 @@ pub(super) async fn case_page(
         history: &history,
         origins: &origins,
         phones: &phones,
+        case_names: &case_names,
         evidence: evidence.as_ref(),
     };
     Ok(html(StatusCode::OK, pages::case_page(&frame, &page)))
@@ -424,16 +448,33 @@ pub(super) async fn resolve(
     .await?;
     match outcome {
         Ok(()) => Ok(Redirect::to(&format!("/console/cases/{case_id}?settled=1")).into_response()),
-        Err(status) => {
-            let text = if status == StatusCode::NOT_FOUND {
-                t(lang, T::NotFound)
-            } else {
-                t(lang, T::NotSettled)
-            };
-            let back = format!("/console/cases/{}", pages::urlencode(&case_id));
-            Ok(refused(lang, &signed, status, text, &back))
-        }
+        Err(status) => case_refused(state, signed, lang, case_id, status, T::NotSettled).await,
     }
+}
+
+/// A refused change to a case, told on the case page it came from; one out of the reader's
+/// scope is "not found", so an id reveals nothing.
+pub(super) async fn case_refused(
+    state: AppState,
+    signed: Signed,
+    lang: Lang,
+    case_id: String,
+    status: StatusCode,
+    why: T,
+) -> Result<Response, ConsoleError> {
+    if status == StatusCode::NOT_FOUND {
+        let back = format!("/console/cases/{}", pages::urlencode(&case_id));
+        return Ok(refused(lang, &signed, status, t(lang, T::NotFound), &back));
+    }
+    let signed = signed.alerted(t(lang, why));
+    let page = case_page(
+        State(state),
+        signed,
+        LangOf(lang),
+        Path(case_id),
+        Query(CasePageQuery::default()),
+    );
+    refused_inline(status, page).await
 }
 
 /// The largest list a bulk reassignment moves at once.
@@ -521,7 +562,10 @@ pub(super) async fn reassign_list(
     })
     .await?;
     let Ok(moved) = moved else {
-        return Ok(forbidden(lang, &signed));
+        // Told on the list it came from, its filters kept.
+        let signed = signed.alerted(t(lang, T::Forbidden));
+        let list = caseload(State(state), signed, LangOf(lang), Query(form.filters));
+        return refused_inline(StatusCode::FORBIDDEN, list).await;
     };
     let back = filters.query_string(0);
     let sep = if back.is_empty() { "" } else { "&" };
@@ -588,13 +632,8 @@ pub(super) async fn add_note(
 ) -> Result<Response, ConsoleError> {
     let text = form.text.trim().to_string();
     if text.is_empty() || text.chars().count() > NOTE_CHARS_MAX {
-        return Ok(refused(
-            lang,
-            &signed,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            t(lang, T::NoteRefused),
-            "/console/cases",
-        ));
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return case_refused(state, signed, lang, case_id, status, T::NoteRefused).await;
     }
     let service = state.service.clone();
     let user = signed.user.clone();
@@ -608,15 +647,7 @@ pub(super) async fn add_note(
     .await?;
     match outcome {
         Ok(()) => Ok(Redirect::to(&format!("/console/cases/{case_id}?noted=1")).into_response()),
-        Err(status) => {
-            let text = if status == StatusCode::NOT_FOUND {
-                t(lang, T::NotFound)
-            } else {
-                t(lang, T::NoteRefused)
-            };
-            let back = format!("/console/cases/{}", pages::urlencode(&case_id));
-            Ok(refused(lang, &signed, status, text, &back))
-        }
+        Err(status) => case_refused(state, signed, lang, case_id, status, T::NoteRefused).await,
     }
 }
 

@@ -216,23 +216,18 @@ fn refused(lang: Lang, signed: &Signed, status: StatusCode, text: &str, here: &s
     )
 }
 
-/// A refusal that says what to do instead, with a link back to where the reader was.
-fn refused_back(
-    lang: Lang,
-    signed: &Signed,
+/// A refusal told inline: `page` is the page the action came from, rendered for a reader
+/// `alerted` with the reason, and answered under the refusal's own status so a script reads it
+/// too. A page that itself fails (the case gone meanwhile) keeps its own answer.
+async fn refused_inline(
     status: StatusCode,
-    (title, text): (&str, &str),
-    back: &str,
-) -> Response {
-    html(
-        status,
-        pages::message_back(
-            &signed.frame(lang, back),
-            title,
-            text,
-            (back, t(lang, T::BackToList)),
-        ),
-    )
+    page: impl std::future::Future<Output = Result<Response, ConsoleError>>,
+) -> Result<Response, ConsoleError> {
+    let mut response = page.await?;
+    if response.status().is_success() {
+        *response.status_mut() = status;
+    }
+    Ok(response)
 }
 
 fn forbidden(lang: Lang, signed: &Signed) -> Response {

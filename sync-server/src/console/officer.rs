@@ -215,14 +215,10 @@ pub(super) async fn export_file(
         })
         .await?;
         let Some(bytes) = built else {
-            let back = format!("/console/cases?{}", filters_of(&list).query_string(0));
-            return Ok(refused_back(
-                lang,
-                &signed,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                (t(lang, T::Export), t(lang, T::ExportTooLarge)),
-                &back,
-            ));
+            // Told on the list the link was on, its filters kept.
+            let signed = signed.alerted(t(lang, T::ExportTooLarge));
+            let page = caseload(State(state), signed, LangOf(lang), Query(list));
+            return refused_inline(StatusCode::PAYLOAD_TOO_LARGE, page).await;
         };
         axum::body::Body::from(bytes).into_response()
     } else {

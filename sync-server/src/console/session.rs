@@ -80,9 +80,19 @@ pub(super) struct Signed {
     pub(super) user: User,
     pub(super) session: ConsoleSession,
     pub(super) zone: suivi_core::words::Zone,
+    /// A refusal to tell inline on the page rendered next (see `refused_inline`).
+    pub(super) alert: Option<&'static str>,
 }
 
 impl Signed {
+    /// This user, with a refusal for the page rendered next to show at its top.
+    pub(super) fn alerted(self, text: &'static str) -> Self {
+        Signed {
+            alert: Some(text),
+            ..self
+        }
+    }
+
     /// The page frame for this user, on page `here`.
     pub(super) fn frame<'a>(&'a self, lang: Lang, here: &'a str) -> Frame<'a> {
         Frame {
@@ -91,6 +101,7 @@ impl Signed {
             user: Some(&self.user),
             csrf: &self.session.csrf_token,
             here,
+            alert: self.alert,
         }
     }
 }
@@ -131,6 +142,7 @@ pub(super) async fn signed_in(
             user,
             session,
             zone,
+            alert: None,
         })
     })
     .await
@@ -159,6 +171,7 @@ pub(super) fn render_login(
         user: None,
         csrf: &csrf,
         here: "/console/login",
+        alert: None,
     };
     let mut response = html(status, pages::login(&frame, message, user));
     response.headers_mut().append(

@@ -93,15 +93,6 @@ pub(super) async fn revoke(
     Path(device_id): Path<String>,
     CheckedForm { signed, lang, form }: CheckedForm<ConfirmForm>,
 ) -> Result<Response, ConsoleError> {
-    let no_device = || {
-        refused(
-            lang,
-            &signed,
-            StatusCode::NOT_FOUND,
-            t(lang, T::NoDevice),
-            "/console/agents",
-        )
-    };
     if !form.confirmed() {
         // What the revocation would do, said before anything is done.
         let store = state.service.store().clone();
@@ -109,7 +100,7 @@ pub(super) async fn revoke(
         let id = device_id.clone();
         let status = blocking(move || revocable(store.as_ref(), &reader, &id)).await?;
         let Some(status) = status else {
-            return Ok(no_device());
+            return agents_refused(state, signed, lang, StatusCode::NOT_FOUND, T::NoDevice).await;
         };
         let frame = signed.frame(lang, "/console/agents");
         let effect = pages::revoke_effect(&frame, &status, now());
@@ -157,9 +148,45 @@ pub(super) async fn revoke(
     })
     .await?;
     if !revoked {
-        return Ok(no_device());
+        return agents_refused(state, signed, lang, StatusCode::NOT_FOUND, T::NoDevice).await;
     }
     Ok(Redirect::to("/console/agents?revoked=1").into_response())
+}
+
+/// A refusal told on the agents page, where revocations start.
+async fn agents_refused(
+    state: AppState,
+    signed: Signed,
+    lang: Lang,
+    status: StatusCode,
+    why: T,
+) -> Result<Response, ConsoleError> {
+    let signed = signed.alerted(t(lang, why));
+    let page = agents_page(
+        State(state),
+        signed,
+        LangOf(lang),
+        Query(Default::default()),
+    );
+    refused_inline(status, page).await
+}
+
+/// A refusal told on the duplicates page, where merges and "not the same child" start.
+async fn duplicates_refused(
+    state: AppState,
+    signed: Signed,
+    lang: Lang,
+    status: StatusCode,
+    why: T,
+) -> Result<Response, ConsoleError> {
+    let signed = signed.alerted(t(lang, why));
+    let page = duplicates_page(
+        State(state),
+        signed,
+        LangOf(lang),
+        Query(Default::default()),
+    );
+    refused_inline(status, page).await
 }
 
 /// The device `device_id`, if `reader` may revoke it (else, as for one that does not exist,
@@ -264,13 +291,7 @@ pub(super) async fn mark_distinct(
     })
     .await?;
     if !marked {
-        return Ok(refused(
-            lang,
-            &signed,
-            StatusCode::NOT_FOUND,
-            t(lang, T::NotFound),
-            "/console/duplicates",
-        ));
+        return duplicates_refused(state, signed, lang, StatusCode::NOT_FOUND, T::NotFound).await;
     }
     Ok(Redirect::to("/console/duplicates?marked=1").into_response())
 }
@@ -291,8 +312,8 @@ pub(super) struct MergeForm {
 /// The two records side by side before a merge: which is kept, which is folded into it, and
 /// what that does on every phone.
 async fn merge_confirmation(
-    state: &AppState,
-    signed: &Signed,
+    state: AppState,
+    signed: Signed,
     lang: Lang,
     form: &MergeForm,
 ) -> Result<Response, ConsoleError> {
@@ -327,13 +348,8 @@ async fn merge_confirmation(
         .map(<[(ListedCase, pages::MergeSide); 2]>::try_from)
         .and_then(Result::ok)
     else {
-        return Ok(refused(
-            lang,
-            signed,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            t(lang, T::NotMerged),
-            "/console/duplicates",
-        ));
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return duplicates_refused(state, signed, lang, status, T::NotMerged).await;
     };
     let frame = signed.frame(lang, "/console/duplicates");
     let effect = pages::merge_effect(&frame, &kept, &folded);
@@ -375,7 +391,7 @@ pub(super) async fn merge(
     CheckedForm { signed, lang, form }: CheckedForm<MergeForm>,
 ) -> Result<Response, ConsoleError> {
     if form.confirmed != "yes" {
-        return merge_confirmation(&state, &signed, lang, &form).await;
+        return merge_confirmation(state, signed, lang, &form).await;
     }
     let service = state.service.clone();
     let user = signed.user.clone();
@@ -393,13 +409,10 @@ pub(super) async fn merge(
             pages::urlencode(&form.survivor)
         ))
         .into_response()),
-        Err(()) => Ok(refused(
-            lang,
-            &signed,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            t(lang, T::NotMerged),
-            "/console/duplicates",
-        )),
+        Err(()) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            duplicates_refused(state, signed, lang, status, T::NotMerged).await
+        }
     }
 }
 
@@ -414,13 +427,16 @@ pub(super) async fn unmerge(
 ) -> Result<Response, ConsoleError> {
     let here = format!("/console/cases/{}", pages::urlencode(&case_id));
     if !matches!(signed.user.role, Role::Supervisor | Role::Admin) {
-        return Ok(refused(
+        let status = StatusCode::FORBIDDEN;
+        return case_refused(
+            state,
+            signed,
             lang,
-            &signed,
-            StatusCode::FORBIDDEN,
-            t(lang, T::OnlySupervisorsMerge),
-            &here,
-        ));
+            case_id,
+            status,
+            T::OnlySupervisorsMerge,
+        )
+        .await;
     }
     if !form.confirmed() {
         let frame = signed.frame(lang, &here);
@@ -458,13 +474,10 @@ pub(super) async fn unmerge(
     .await?;
     match outcome {
         Ok(()) => Ok(Redirect::to(&format!("{here}?unmerged=1")).into_response()),
-        Err(()) => Ok(refused(
-            lang,
-            &signed,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            t(lang, T::NotUnmerged),
-            &here,
-        )),
+        Err(()) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            case_refused(state, signed, lang, case_id, status, T::NotUnmerged).await
+        }
     }
 }
 

@@ -701,11 +701,19 @@ fn an_officer_writes_audit_notes_from_the_console_and_nothing_else() {
         &[("csrf", &csrf), ("to", "karim")],
     );
     assert!(status.is_client_error(), "{status}");
-    let (status, _, _) = odile.post(
+    let (status, refused, _) = odile.post(
         &format!("{page_path}/notes"),
         &[("csrf", &csrf), ("text", "  ")],
     );
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        Console::alert(&refused).is_some_and(|a| a.starts_with("Note refus")),
+        "told on the case page: {refused}"
+    );
+    assert!(
+        refused.contains("class=\"note\""),
+        "its note form still there"
+    );
     let (status, _, _) = odile.post(&format!("{page_path}/notes"), &[("text", "no token")]);
     assert_eq!(status, StatusCode::FORBIDDEN);
 

@@ -146,6 +146,13 @@ impl Console {
         rest[..rest.find('"').unwrap()].to_string()
     }
 
+    /// The refusal a page tells at its top (`role="alert"`), if any.
+    pub fn alert(page: &str) -> Option<String> {
+        let at = page.find("role=\"alert\">")?;
+        let rest = &page[at + "role=\"alert\">".len()..];
+        Some(rest[..rest.find("</p>")?].replace("&#39;", "'"))
+    }
+
     pub fn log_in(
         &mut self,
         user: &str,
@@ -883,8 +890,8 @@ fn a_supervisor_settles_a_conflict_in_the_console_and_it_is_gone_on_every_phone(
         ],
     );
     assert_eq!(status, StatusCode::NOT_FOUND);
-    // A value the field refuses.
-    let (status, _, _) = fatima.post(
+    // A value the field refuses: told on the case page, its conflicts still offered.
+    let (status, refused, _) = fatima.post(
         &format!("/console/cases/{case_id}/resolve"),
         &[
             ("csrf", &csrf),
@@ -896,6 +903,14 @@ fn a_supervisor_settles_a_conflict_in_the_console_and_it_is_gone_on_every_phone(
         status,
         StatusCode::UNPROCESSABLE_ENTITY,
         "no conflict on that field"
+    );
+    assert_eq!(
+        Console::alert(&refused).as_deref(),
+        Some("Cette valeur ne convient pas à ce champ, ou le conflit est déjà réglé.")
+    );
+    assert!(
+        refused.contains(&format!("action=\"/console/cases/{case_id}/resolve\"")),
+        "on the case page it came from"
     );
     let (_, list, _) = fatima.get("/console/cases?conflicts=1");
     assert!(list.contains(&case_id), "still in conflict");
@@ -1242,8 +1257,17 @@ fn the_agents_page_shows_each_phones_sync_health_and_a_supervisor_revokes_one() 
     assert_eq!(status, StatusCode::FORBIDDEN);
     let mut ali = Console::signed_in(&server, "ali");
     let (_, ali_page, _) = ali.get("/console/agents");
-    let (status, _, _) = ali.post(&path, &[("csrf", &Console::csrf(&ali_page))]);
+    let (status, refused, _) = ali.post(&path, &[("csrf", &Console::csrf(&ali_page))]);
     assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        Console::alert(&refused).as_deref(),
+        Some("Cet appareil n'existe pas, est déjà révoqué, ou n'est pas de votre équipe."),
+        "told on Ali's own agents page"
+    );
+    assert!(
+        refused.contains("<h1>Agents") && !refused.contains(&device_id("karim")),
+        "which names nothing of the other team: {refused}"
+    );
     assert!(karim.sync().is_ok(), "still active");
     // First what it does, stated with what the phone last said (nothing waiting, just now).
     let (status, confirm, _) = fatima.post(&path, &[("csrf", &csrf)]);
@@ -1807,11 +1831,23 @@ fn a_supervisor_undoes_a_merge_made_by_mistake() {
     let (_, odile_page, _) = odile.get(&format!("/console/cases/{merged}"));
     assert!(!odile_page.contains("Annuler la fusion"));
     let odile_csrf = Console::csrf(&odile_page);
-    let (status, _, _) = odile.post(
+    let (status, refused, _) = odile.post(
         &format!("/console/cases/{merged}/unmerge"),
         &[("csrf", &odile_csrf), ("confirmed", "yes")],
     );
     assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        Console::alert(&refused).is_some_and(|a| a.contains("superviseur")),
+        "told why, on the case page she was reading: {refused}"
+    );
+    // The merged-away record's history names the record it went into by its child.
+    assert!(
+        odile_page.contains(&format!(
+            "Fusionné dans le dossier Mohamed El-Idrissi ({})",
+            &kept[..8]
+        )),
+        "{odile_page}"
+    );
     // What it will do, before anything is undone.
     let unmerge = format!("/console/cases/{merged}/unmerge");
     let (status, confirm, _) = fatima.post(&unmerge, &[("csrf", &csrf)]);
@@ -1832,8 +1868,11 @@ fn a_supervisor_undoes_a_merge_made_by_mistake() {
     let (_, page, _) = fatima.get(&format!("/console/cases/{merged}?unmerged=1"));
     assert!(page.contains("Fusion annulée : les deux dossiers sont séparés."));
     assert!(
-        page.contains("Fusion annulée : dossier séparé de"),
-        "the history says it"
+        page.contains(&format!(
+            "Fusion annulée : dossier séparé de Mohamed El-Idrissi ({})",
+            &kept[..8]
+        )),
+        "the history says it, naming the other record by its child"
     );
     assert!(!page.contains("Annuler la fusion"));
     let (_, survivor_page, _) = fatima.get(&format!("/console/cases/{kept}"));
@@ -1852,6 +1891,18 @@ fn a_supervisor_undoes_a_merge_made_by_mistake() {
         .unwrap();
     let report = karim.sync().unwrap();
     assert!(report.refused.is_empty(), "{:?}", report.refused);
+    // His phone tells the undo too, naming the other record by the child it holds (the
+    // merge gave it to him, and an undo takes nothing away).
+    assert!(karim.case_ids().contains(&kept));
+    let told = karim
+        .store
+        .told_history(&merged, suivi_core::Lang::Fr, Default::default())
+        .unwrap();
+    let undone = format!(
+        "Fusion annulée : dossier séparé de Mohamed El-Idrissi ({})",
+        &kept[..8]
+    );
+    assert!(told.iter().any(|e| e.headline == undone), "{told:?}");
     let service = suivi_server::SyncService::new(server.store.clone(), server.codes.clone());
     let doc = service.case_document(&merged).unwrap().unwrap();
     assert_eq!(doc.merged_into().unwrap(), None);
@@ -2037,11 +2088,16 @@ fn a_supervisor_merges_the_same_child_registered_twice_and_nothing_recorded_is_l
     let mut ali = Console::signed_in(&server, "ali");
     let (_, ali_page, _) = ali.get("/console/cases");
     let ali_csrf = Console::csrf(&ali_page);
-    let (status, _, _) = ali.post(
+    let (status, refused, _) = ali.post(
         "/console/duplicates/merge",
         &[("csrf", &ali_csrf), form[0], form[1]],
     );
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "not his team's");
+    assert!(
+        Console::alert(&refused).is_some_and(|a| a.starts_with("Fusion impossible")),
+        "told in words on the duplicates page: {refused}"
+    );
+    assert!(refused.contains("<h1>Doublons"), "{refused}");
     // First both records side by side, the one kept named; nothing merged yet.
     let (status, confirm, _) = fatima.post(
         "/console/duplicates/merge",

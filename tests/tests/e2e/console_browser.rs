@@ -635,6 +635,18 @@ fn a_supervisor_settles_the_conflict_two_phones_made_and_both_phones_lose_it() {
     );
     assert!(conflict.contains("✔ vérifié: amina") && conflict.contains("✔ vérifié: fatima"));
     browser.screenshot("console-conflict");
+    // "Another value" left empty, for a village the form requires: refused, told on this page,
+    // the conflict still there to settle.
+    browser.script("document.querySelector('form.resolve input[value=other]').click(); return 0");
+    browser.click("form.resolve button");
+    assert_eq!(browser.path(), format!("/console/cases/{case_id}/resolve"));
+    assert!(
+        browser
+            .text("main > p.error[role=alert]")
+            .contains("ne convient pas à ce champ"),
+        "the refusal in words, at the top of the case page"
+    );
+    assert!(browser.text("section.conflict-box").contains("Kafiné"));
     // Keep Amina's value.
     browser.script(
         "for (const l of document.querySelectorAll('form.resolve label.choice')) \

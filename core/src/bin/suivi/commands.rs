@@ -245,7 +245,8 @@ fn followup(store: &mut Store, lang: Lang, case: &str, values: &Values) -> Resul
 
 fn history(store: &Store, lang: Lang, case: &str) -> Result<Shown, Error> {
     let history = store.history(&store.resolve_case_id(case)?)?;
-    let text = show_history(&history, &*store.forms()?, lang, zone()?);
+    let names = store.case_names(&suivi_core::case_doc::cases_named(&history));
+    let text = show_history(&history, &*store.forms()?, lang, zone()?, &names);
     Ok(Shown::of(&history, text))
 }
 

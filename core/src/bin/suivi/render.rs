@@ -314,7 +314,9 @@ pub(super) fn show_case(store: &Store, detail: &CaseDetail, lang: Lang, zone: Zo
         );
         if let (false, Ok(forms)) = (merged.edits_after_merge.is_empty(), store.forms()) {
             out.push_str(&format!("\n  {}\n", t(lang, "edits_after_merge")));
-            for line in show_history(&merged.edits_after_merge, &forms, lang, zone).lines() {
+            let names = Default::default();
+            for line in show_history(&merged.edits_after_merge, &forms, lang, zone, &names).lines()
+            {
                 out.push_str(&format!("    {line}\n"));
             }
         }
@@ -401,9 +403,10 @@ pub(super) fn show_history(
     forms: &suivi_core::FormRegistry,
     lang: Lang,
     zone: Zone,
+    names: &suivi_core::case_doc::CaseNames,
 ) -> String {
     let mut out = String::new();
-    let told = suivi_core::case_doc::tell_history(history, forms, lang);
+    let told = suivi_core::case_doc::tell_history(history, forms, lang, names);
     for (h, told) in history.iter().zip(&told) {
         // The device's clock and the user it names, then what the server verified.
         let verified = match &h.verified {

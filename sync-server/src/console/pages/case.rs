@@ -23,6 +23,8 @@ pub struct CasePage<'a> {
     pub origins: &'a [ChangeOrigin],
     /// Device id → its phone's name, for every device the page names.
     pub phones: &'a std::collections::HashMap<String, String>,
+    /// The child of each other case the history names, where the reader may read it.
+    pub case_names: &'a suivi_core::case_doc::CaseNames,
     /// Set on a case merged away: the survivor's id.
     pub merged_into: Option<&'a str>,
     /// Until when the reader may undo the merge of this merged-away case (unix seconds).
@@ -267,6 +269,7 @@ fn provenance<'a>(
         zone: frame.zone,
         origins,
         phones: p.phones,
+        cases: p.case_names,
     }
 }
 

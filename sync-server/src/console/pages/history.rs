@@ -58,6 +58,8 @@ pub struct Provenance<'a> {
     pub origins: &'a [ChangeOrigin],
     /// Device id → the name its phone gave at enrollment.
     pub phones: &'a HashMap<String, String>,
+    /// Case id → its child's name, for the other records a history names.
+    pub cases: &'a suivi_core::case_doc::CaseNames,
 }
 
 impl Provenance<'_> {
@@ -130,7 +132,7 @@ pub(super) fn history_list(
     forms: &FormRegistry,
     history: &[HistoryEntry],
 ) -> Markup {
-    let told = tell_history(history, forms, p.lang);
+    let told = tell_history(history, forms, p.lang, p.cases);
     html! {
         ol { @for (e, told) in history.iter().zip(&told) { (history_entry(p, e, told)) } }
     }

@@ -36,6 +36,8 @@ pub struct Frame<'a> {
     pub csrf: &'a str,
     /// This page's path and query, for the language links to come back to.
     pub here: &'a str,
+    /// Why the action just tried was refused, told at the top of the page it came from.
+    pub alert: Option<&'a str>,
 }
 
 pub fn page(frame: &Frame<'_>, title: &str, body: Markup) -> Markup {
@@ -81,7 +83,10 @@ pub fn page(frame: &Frame<'_>, title: &str, body: Markup) -> Markup {
                         }
                     }
                 }
-                main { (body) }
+                main {
+                    @if let Some(alert) = frame.alert { p.error role="alert" { (alert) } }
+                    (body)
+                }
             }
         }
     }

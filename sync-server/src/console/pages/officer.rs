@@ -512,6 +512,7 @@ mod tests {
             user: None,
             csrf: "",
             here: "/console/referrals",
+            alert: None,
         };
         let page = referrals(
             &frame,
@@ -571,6 +572,7 @@ mod tests {
             user: None,
             csrf: "",
             here: "/console/access-log",
+            alert: None,
         };
         let filter = AccessLogFilter {
             user: String::new(),
