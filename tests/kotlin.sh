@@ -25,6 +25,7 @@ ffi/generate-kotlin.sh "$work/bindings"
 # Every top-level class whose name ends in Test.
 tests=$(cd "$work/classes" && find . -name '*Test.class' ! -name '*$*' | sed 's|^\./||; s|\.class$||; s|/|.|g' | sort)
 [ -n "$tests" ] || { echo "no test classes found"; exit 1; }
+# A hung test fails the run within the deadline instead of holding CI until it is killed.
 SUIVI_SERVER_BIN="$target/debug/suivi-server" \
-  java -Djna.library.path="$target/debug" \
+  timeout --kill-after=30 "${SUIVI_KOTLIN_DEADLINE:-900}" java -Djna.library.path="$target/debug" \
   -cp "$work/classes:$kotlin_home/lib/kotlin-stdlib.jar:$classpath" org.junit.runner.JUnitCore $tests

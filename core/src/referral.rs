@@ -81,6 +81,15 @@ impl ReferralStatus {
         )
     }
 
+    /// The moves this status allows, in the order a screen offers them: what the person does
+    /// next (send, accept, ...), then transfer, then close.
+    pub fn moves(self) -> Vec<Transition> {
+        ALL_TRANSITIONS
+            .into_iter()
+            .filter(|t| self.apply(*t).is_ok())
+            .collect()
+    }
+
     /// The status a transition leads to, or `IllegalTransition`.
     pub fn apply(self, transition: Transition) -> Result<ReferralStatus> {
         use ReferralStatus as S;
@@ -141,6 +150,33 @@ mod tests {
             status = status.apply(t).unwrap();
         }
         assert_eq!(status, ReferralStatus::Completed);
+    }
+
+    #[test]
+    fn the_moves_offered_are_exactly_those_the_status_allows() {
+        assert_eq!(
+            ReferralStatus::Draft.moves(),
+            vec![Transition::Send, Transition::Close]
+        );
+        assert_eq!(
+            ReferralStatus::Sent.moves(),
+            vec![
+                Transition::Accept,
+                Transition::Decline,
+                Transition::Close,
+                Transition::Transfer
+            ]
+        );
+        assert_eq!(
+            ReferralStatus::Declined.moves(),
+            vec![Transition::Close, Transition::Transfer]
+        );
+        for s in ALL_STATUSES {
+            for t in ALL_TRANSITIONS {
+                assert_eq!(s.moves().contains(&t), s.apply(t).is_ok(), "{s:?} {t:?}");
+            }
+            assert_eq!(s.moves().is_empty(), s.is_terminal(), "{s:?}");
+        }
     }
 
     #[test]

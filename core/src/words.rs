@@ -143,6 +143,31 @@ impl ReferralStatus {
     }
 }
 
+impl crate::referral::Transition {
+    /// The move as a button says it.
+    pub fn label(self, lang: Lang) -> &'static str {
+        use crate::referral::Transition as T;
+        let (fr, en, ar) = match self {
+            T::Send => ("Envoyer", "Send", "إرسال"),
+            T::Accept => ("Accepter", "Accept", "قبول"),
+            T::Decline => ("Refuser", "Decline", "رفض"),
+            T::Start => ("Commencer le service", "Start the service", "بدء الخدمة"),
+            T::Complete => ("Terminer", "Complete", "إتمام"),
+            T::Close => ("Clôturer", "Close", "إغلاق"),
+            T::Transfer => (
+                "Transférer vers un autre prestataire",
+                "Transfer to another provider",
+                "تحويل إلى مقدّم خدمة آخر",
+            ),
+        };
+        match lang {
+            Lang::Fr => fr,
+            Lang::En => en,
+            Lang::Ar => ar,
+        }
+    }
+}
+
 /// A status as stored (a code), as the reader says it; "disputed" (two at once) too, and an
 /// unknown code as it is.
 pub fn status_label(lang: Lang, code: &str) -> String {

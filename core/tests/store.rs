@@ -154,6 +154,67 @@ fn agent_flow_new_case_referral_transitions_followup_history_search() {
     assert_eq!(store.identity().user, "amina");
 }
 
+/// The phone's search is the console's (core::names): a hyphen is a space, the usual spelling
+/// variants of a family name are one name, a name's beginning finds it, and a village is found
+/// by its beginning from three letters.
+#[test]
+fn the_phones_search_is_as_forgiving_as_an_agent_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = new_store(&dir);
+    let mohamed = store
+        .create_case(&child("Mohamed", "El-Idrissi", "Douar Ouled Ali"))
+        .unwrap();
+    let fatoumata = store
+        .create_case(&child("Fatoumata", "Coulibaly", "Kalaké"))
+        .unwrap();
+    store
+        .create_case(&child("Salma", "Benali", "Souk Sebt"))
+        .unwrap();
+    let names = |query: &str| -> Vec<String> {
+        let filter = CaseFilter {
+            query: Some(query.into()),
+            ..Default::default()
+        };
+        store
+            .list_cases(&filter)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.case_id)
+            .collect()
+    };
+    for query in [
+        "el idrissi",
+        "EL-IDRISSI",
+        "muhammad",
+        "moh",
+        "idrissi mohamed",
+    ] {
+        assert_eq!(names(query), vec![mohamed.clone()], "{query}");
+    }
+    for query in ["koulibaly", "Fatoumata Koulibali", "coul"] {
+        assert_eq!(names(query), vec![fatoumata.clone()], "{query}");
+    }
+    assert!(names("diarra").is_empty());
+    let village = |typed: &str| -> Vec<String> {
+        let filter = CaseFilter {
+            village: Some(typed.into()),
+            ..Default::default()
+        };
+        store
+            .list_cases(&filter)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.case_id)
+            .collect()
+    };
+    assert_eq!(village("douar"), vec![mohamed.clone()], "its first word");
+    assert_eq!(village("douar-ouled ali"), vec![mohamed.clone()]);
+    assert_eq!(village("kala"), vec![fatoumata.clone()]);
+    assert_eq!(village("KALAKE"), vec![fatoumata.clone()]);
+    assert!(village("ka").is_empty(), "too short to be a beginning");
+    assert!(village("ouled").is_empty(), "a beginning, not any word");
+}
+
 #[test]
 fn invalid_data_saves_nothing_and_lists_every_problem() {
     let dir = tempfile::tempdir().unwrap();

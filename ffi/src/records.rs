@@ -63,6 +63,8 @@ pub struct ReferralStep {
 pub struct ReferralInfo {
     pub referral_id: String,
     pub status: String,
+    /// The referral form version its fields follow (label them with that version).
+    pub form_version: u32,
     /// Field values as text, by field id (display them with the form's labels).
     pub fields: HashMap<String, String>,
     pub created_at: String,
@@ -70,6 +72,42 @@ pub struct ReferralInfo {
     pub previous_referral: Option<String>,
     pub next_referral: Option<String>,
     pub steps: Vec<ReferralStep>,
+}
+
+/// A move a referral's status allows, as a button offers it.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ReferralMove {
+    /// What `moveReferral` takes: send, accept, decline, start, complete, close, transfer.
+    pub transition: String,
+    /// The move in the reader's language.
+    pub label: String,
+    /// A transfer names the next provider.
+    pub names_provider: bool,
+}
+
+/// The moves a referral in `status` allows (core's rules), labelled in `lang`; none for a
+/// finished referral, or for a status two phones set at once (settle that first).
+#[uniffi::export]
+pub fn referral_moves(status: String, lang: String) -> Vec<ReferralMove> {
+    let lang = Lang::from_tag(&lang);
+    suivi_core::ReferralStatus::parse(&status)
+        .map(|s| s.moves())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| ReferralMove {
+            transition: t.as_str().to_string(),
+            label: t.label(lang).to_string(),
+            names_provider: t == Transition::Transfer,
+        })
+        .collect()
+}
+
+/// A stored day (`2026-03-02`, or the day of a stored time) as the reader writes it in `lang`:
+/// "2 mars 2026", "2 March 2026", "2 مارس 2026"; anything else as it is.
+#[uniffi::export]
+pub fn date_in_words(text: String, lang: String) -> String {
+    let day = text.get(..10).unwrap_or(&text);
+    suivi_core::words::date_text(Lang::from_tag(&lang), day)
 }
 
 /// A follow-up visit.
@@ -140,6 +178,7 @@ pub(super) fn referral_info(r: suivi_core::case_doc::Referral) -> ReferralInfo {
         fields: record_as_text(&r.fields),
         referral_id: r.id,
         status: r.status,
+        form_version: r.form_version,
         created_at: r.created_at,
         created_by: r.created_by,
         previous_referral: r.previous_referral,

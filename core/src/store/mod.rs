@@ -60,8 +60,10 @@ pub struct Identity {
 /// Filters for listing cases; all optional, combined with AND.
 #[derive(Debug, Clone, Default)]
 pub struct CaseFilter {
-    /// Name search, folded: "traore" finds "Traoré".
+    /// Name search, as forgiving as the console's: "traore" finds "Traoré", "el idrissi"
+    /// finds "El-Idrissi", "koulibaly" finds "Coulibaly", "moh" finds "Mohamed".
     pub query: Option<String>,
+    /// A village, by its name or its beginning from three letters ("kala" finds Kalaké).
     pub village: Option<String>,
     pub risk_level: Option<String>,
     /// Cases with at least one referral in this status.
@@ -231,6 +233,7 @@ impl Store {
             });
         }
         schema::migrate_to(&mut conn, schema::LATEST_VERSION)?;
+        projection::fill_search_keys(&mut conn)?;
         Store::from_connection(conn)
     }
 
@@ -610,7 +613,25 @@ mod tests {
                 params![case_id, doc.save()],
             )
             .unwrap();
-            projection::write(&tx, &projection::project(&mut doc, &forms).unwrap()).unwrap();
+            // The projection row as the first release wrote it: its own columns only.
+            let p = projection::project(&mut doc, &forms).unwrap().case;
+            tx.execute(
+                "INSERT INTO cases (case_id, first_name, last_name, name_folded, village,
+                    village_folded, risk_level, created_at, created_by, updated_at,
+                    referral_count, followup_count, conflict_count)
+                 VALUES (?1, ?2, ?3, 'aicha traore', ?4, 'fes', ?5, ?6, ?7, ?8, 0, 0, 0)",
+                params![
+                    case_id,
+                    p.first_name,
+                    p.last_name,
+                    p.village,
+                    p.risk_level,
+                    p.created_at,
+                    p.created_by,
+                    p.updated_at
+                ],
+            )
+            .unwrap();
             tx.commit().unwrap();
         }
         let upgraded = Store::open(&old_path, KEY).unwrap();
@@ -621,6 +642,27 @@ mod tests {
         );
         assert_eq!(schema_of(&upgraded.conn), schema_of(&fresh.conn));
         assert_eq!(upgraded.case(case_id).unwrap().summary.first_name, "Aïcha");
+        // Its search keys were filled in at opening: found by the family name first, and by
+        // its village's beginning.
+        let found = upgraded
+            .list_cases(&CaseFilter {
+                query: Some("traore aicha".into()),
+                village: Some("Fe".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(
+            found.is_empty(),
+            "two letters are not a village's beginning"
+        );
+        let found = upgraded
+            .list_cases(&CaseFilter {
+                query: Some("traore aicha".into()),
+                village: Some("FÈS".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(found.len(), 1);
         // Cases from before sync existed are waiting to be pushed.
         assert_eq!(upgraded.unsynced_case_count().unwrap(), 1);
     }

@@ -157,14 +157,50 @@ pub fn project_with_sources(doc: &mut CaseDoc, forms: &FormRegistry) -> Result<P
     })
 }
 
+/// A case's name search terms as stored: every key and prefix (`names::search_terms`), each
+/// between spaces so a query term matches a whole term (`LIKE '% term %'`).
+pub(super) fn name_terms(first: &str, last: &str) -> String {
+    format!(" {} ", crate::names::search_terms(&[first, last]).join(" "))
+}
+
+/// Fills the search keys of rows projected before they existed (schema 8), from the names and
+/// village each row already holds; nothing to do once done.
+pub(super) fn fill_search_keys(conn: &mut rusqlite::Connection) -> Result<()> {
+    let rows: Vec<(String, String, String, Option<String>)> = {
+        let mut stmt = conn.prepare(
+            "SELECT case_id, first_name, last_name, village FROM cases WHERE name_terms = ''",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    for (case_id, first, last, village) in rows {
+        tx.execute(
+            "UPDATE cases SET name_terms = ?2, village_key = ?3 WHERE case_id = ?1",
+            params![
+                case_id,
+                name_terms(&first, &last),
+                village.as_deref().map(crate::names::place_key)
+            ],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
 /// Replaces a case's projection rows.
 pub fn write(tx: &Transaction<'_>, p: &CaseProjection) -> Result<()> {
     let c = &p.case;
     tx.execute(
         "INSERT OR REPLACE INTO cases (case_id, first_name, last_name, name_folded, sex, province,
             commune, village, village_folded, work_sector, risk_level, created_at, created_by,
-            updated_at, next_followup_due, referral_count, followup_count, conflict_count)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+            updated_at, next_followup_due, referral_count, followup_count, conflict_count,
+            name_terms, village_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+            ?19, ?20)",
         params![
             c.case_id,
             c.first_name,
@@ -183,7 +219,9 @@ pub fn write(tx: &Transaction<'_>, p: &CaseProjection) -> Result<()> {
             c.next_followup_due,
             c.referral_count,
             c.followup_count,
-            c.conflict_count
+            c.conflict_count,
+            name_terms(&c.first_name, &c.last_name),
+            c.village.as_deref().map(crate::names::place_key)
         ],
     )?;
     tx.execute("DELETE FROM referrals WHERE case_id = ?1", [&c.case_id])?;

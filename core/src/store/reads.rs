@@ -143,15 +143,38 @@ impl Store {
             .map(str::trim)
             .filter(|q| !q.is_empty())
         {
+            // Typed as stored (a part of the name), or every word's key (names::query_terms:
+            // a hyphen is a space, Koulibaly is Coulibaly, "moh" is the start of Mohamed).
             args.push(like_pattern(&fold(q)));
-            sql.push_str(&format!(
-                " AND name_folded LIKE ?{} ESCAPE '\\'",
-                args.len()
-            ));
+            let mut any = format!("name_folded LIKE ?{} ESCAPE '\\'", args.len());
+            let terms = crate::names::query_terms(q);
+            if !terms.is_empty() {
+                let mut all = Vec::with_capacity(terms.len());
+                for term in terms {
+                    args.push(format!("% {} %", like_escaped(&term)));
+                    all.push(format!("name_terms LIKE ?{} ESCAPE '\\'", args.len()));
+                }
+                any = format!("{any} OR ({})", all.join(" AND "));
+            }
+            sql.push_str(&format!(" AND ({any})"));
         }
-        if let Some(village) = &filter.village {
-            args.push(fold(village.trim()));
-            sql.push_str(&format!(" AND village_folded = ?{}", args.len()));
+        if let Some(village) = filter
+            .village
+            .as_deref()
+            .map(crate::names::place_key)
+            .filter(|k| !k.is_empty())
+        {
+            // The whole name, or its beginning once it is long enough to mean something.
+            if village.chars().count() >= crate::names::PREFIX_MIN {
+                args.push(format!("{}%", like_escaped(&village)));
+                sql.push_str(&format!(
+                    " AND village_key LIKE ?{} ESCAPE '\\'",
+                    args.len()
+                ));
+            } else {
+                args.push(village);
+                sql.push_str(&format!(" AND village_key = ?{}", args.len()));
+            }
         }
         if let Some(risk) = &filter.risk_level {
             args.push(risk.clone());
@@ -278,9 +301,12 @@ pub(super) fn row_to_case(row: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> 
 }
 
 pub(super) fn like_pattern(text: &str) -> String {
-    let escaped = text
-        .replace('\\', "\\\\")
+    format!("%{}%", like_escaped(text))
+}
+
+/// `text` with LIKE's wildcards and escape character taken literally (`ESCAPE '\'`).
+fn like_escaped(text: &str) -> String {
+    text.replace('\\', "\\\\")
         .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
+        .replace('_', "\\_")
 }

@@ -141,10 +141,16 @@ class BindingsTest {
             assertEquals("identification.village", conflict.path)
             assertEquals(2, conflict.sources.size)
             assertEquals(setOf("amina", "fatima"), conflict.sources.map { it.user }.toSet())
-            // A value the field refuses is a typed error; nothing changes.
+            // A field with no conflict is not found; a value the field refuses (an empty village,
+            // which the form requires) is a validation error on that field; nothing changes.
             expectThrows<SuiviException.NotFound> {
                 supervisor.resolveConflict(caseId, "identification.commune", "X")
             }
+            val refused = expectThrows<SuiviException.Validation> {
+                supervisor.resolveConflict(caseId, "identification.village", "")
+            }
+            assertEquals(listOf("village"), refused.problems.map { it.field })
+            assertEquals(1, supervisor.caseDetail(caseId).conflicts.size)
             supervisor.resolveConflict(caseId, "identification.village", "Ninkina")
             assertTrue(supervisor.caseDetail(caseId).conflicts.isEmpty())
             supervisor.sync(null, null)

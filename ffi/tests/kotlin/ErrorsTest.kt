@@ -107,7 +107,11 @@ class ErrorsTest {
         // A real full filesystem: a small tmpfs (CI runs as root, as the Rust disk-full tests do).
         val mount = tempDir()
         val mounted = ProcessBuilder("mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", mount.path).start().waitFor() == 0
-        org.junit.Assume.assumeTrue("needs root to mount a tmpfs", mounted)
+        if (!mounted) {
+            // Never skipped unasked: a run that cannot mount says so, or is told to skip.
+            org.junit.Assume.assumeTrue("SUIVI_NO_ROOT=1: the full-storage test is skipped", System.getenv("SUIVI_NO_ROOT") == "1")
+            throw AssertionError("cannot mount a tmpfs: run as root (CI does), or set SUIVI_NO_ROOT=1 to skip this test knowingly")
+        }
         try {
             val path = File(mount, "amina.db").path
             val store = CaseStore.create(path, KEY, "amina", "phone")

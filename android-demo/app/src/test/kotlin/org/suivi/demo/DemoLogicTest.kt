@@ -18,6 +18,7 @@ import org.suivi.demo.logic.FormScreenModel
 import org.suivi.demo.logic.Lang
 import org.suivi.demo.logic.Outcome
 import org.suivi.demo.logic.referralChains
+import org.suivi.demo.testing.TestServer
 import org.suivi.demo.testing.child
 import org.suivi.demo.testing.newStore
 
@@ -60,7 +61,38 @@ class DemoLogicTest {
         list.search = "BENALI"
         list.refresh()
         assertEquals(listOf("Salma Benali"), list.cases.map { list.title(it) })
+        // Typed as an agent types it: family name first, another spelling, a hyphen.
+        list.search = "Bennali-Salma"
+        list.refresh()
+        assertEquals(listOf("Salma Benali"), list.cases.map { list.title(it) })
         assertEquals(0L, list.conflictBadge)
+    }
+
+    @Test
+    fun `caseload list - the conflicts badge counts a conflict two phones made`() = runBlocking {
+        TestServer().use { server ->
+            server.addUser("amina", "agent", "sikasso")
+            server.addUser("fatima", "supervisor", "sikasso")
+            val (agent, _) = newStore("amina")
+            agent.enroll(server.url, server.enrollmentCode("amina"), null)
+            val (supervisor, _) = newStore("fatima")
+            supervisor.enroll(server.url, server.enrollmentCode("fatima"), null)
+            agent.createCase(child("Salma", "Benali", "Souk Sebt"))
+            val caseId = agent.createCase(child("Mariam", "Diarra", "Kignan"))
+            agent.sync(null, null)
+            supervisor.sync(null, null)
+            agent.editCase(caseId, mapOf("village" to "Kaniko"))
+            supervisor.editCase(caseId, mapOf("village" to "Kafiné"))
+            agent.sync(null, null)
+            supervisor.sync(null, null)
+            agent.sync(null, null)
+            for (store in listOf(agent, supervisor)) {
+                val list = CaseListViewModel(CaseRepository(store))
+                list.refresh()
+                assertEquals("one case in conflict on ${store.user()}'s phone", 1L, list.conflictBadge)
+                assertEquals(mapOf(caseId to 1L), list.cases.filter { it.conflictCount > 0 }.associate { it.caseId to it.conflictCount })
+            }
+        }
     }
 
     @Test

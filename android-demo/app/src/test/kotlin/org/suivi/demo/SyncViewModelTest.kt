@@ -17,6 +17,7 @@ import org.suivi.demo.testing.StallingProxy
 import org.suivi.demo.testing.TestServer
 import org.suivi.demo.testing.child
 import org.suivi.demo.testing.newStore
+import org.suivi.demo.testing.joinWithin
 import org.suivi.demo.testing.until
 import java.util.concurrent.CopyOnWriteArrayList
 
@@ -32,7 +33,7 @@ class SyncViewModelTest {
             store.createCase(child("Khadija", "Benali", "Douar Ouled Ali"))
             val seen = CopyOnWriteArrayList<SyncViewModel.State>()
             sync.observe { seen.add(it) }
-            sync.start().join()
+            sync.start().joinWithin()
             val done = sync.state
             assertTrue("sync done: $done", done is SyncViewModel.State.Done)
             assertEquals(1uL, (done as SyncViewModel.State.Done).summary.casesUp)
@@ -57,10 +58,10 @@ class SyncViewModelTest {
                 val saved = repo.createCase(child("Nadia", "Amrani", "Souk Sebt"))
                 assertTrue("still syncing", sync.running)
                 sync.cancel()
-                job.join()
+                job.joinWithin()
                 assertEquals(SyncViewModel.State.Cancelled, sync.state)
                 proxy.stall = false
-                sync.start().join()
+                sync.start().joinWithin()
                 val done = sync.state
                 assertTrue("synced once the link is back: $done", done is SyncViewModel.State.Done)
                 assertEquals(1uL, (done as SyncViewModel.State.Done).summary.casesUp)
@@ -77,7 +78,7 @@ class SyncViewModelTest {
             store.enroll(server.url, server.enrollmentCode("amina"), null)
             server.close()
             val sync = SyncViewModel(CaseRepository(store, io = Dispatchers.IO), GlobalScope, Lang.EN)
-            sync.start().join()
+            sync.start().joinWithin()
             val failed = sync.state
             assertTrue("$failed", failed is SyncViewModel.State.Failed)
             val error = (failed as SyncViewModel.State.Failed).error

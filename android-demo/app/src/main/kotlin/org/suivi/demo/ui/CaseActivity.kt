@@ -1,8 +1,9 @@
 package org.suivi.demo.ui
 
+import android.app.AlertDialog
 import android.content.Intent
-import android.os.Bundle
 import android.widget.Button
+import android.widget.EditText
 import android.widget.LinearLayout
 import android.widget.ScrollView
 import android.widget.TextView
@@ -10,17 +11,26 @@ import androidx.activity.ComponentActivity
 import androidx.lifecycle.lifecycleScope
 import kotlinx.coroutines.launch
 import org.suivi.demo.R
+import org.suivi.core.ReferralMove
+import org.suivi.demo.logic.Lang
 import org.suivi.demo.logic.Messages
-import org.suivi.demo.logic.referralChains
+import org.suivi.demo.logic.Outcome
+import org.suivi.demo.logic.ReferralLine
+import org.suivi.demo.logic.ReferralModel
 import org.suivi.demo.logic.toUiError
 
 /**
- * One child: identification with the form's labels, conflicts, referral chains, visits. Loaded
- * off the main thread through the store's read connection. (Android only.)
+ * One child: identification with the form's labels, conflicts, referral chains with the moves
+ * each referral allows (`ReferralModel`), visits. Loaded off the main thread through the store's
+ * read connection. (Android only.)
  */
 class CaseActivity : ComponentActivity() {
     override fun onStart() {
         super.onStart()
+        draw()
+    }
+
+    private fun draw() {
         val caseId = intent.getStringExtra("case_id") ?: return finish()
         val repository = app.repository ?: return finish()
         val lang = app.lang()
@@ -47,8 +57,18 @@ class CaseActivity : ComponentActivity() {
                     line("⚠ ${c.path} : ${values.joinToString(" | ")}")
                 }
                 line(getString(R.string.referral_chain), 18f)
-                for (chain in referralChains(detail)) {
-                    line(chain.joinToString(" → ") { "${it.fields["provider"].orEmpty()} (${Messages.text("status.${it.status}", lang)})" })
+                val referrals = ReferralModel(repository, lang)
+                for (chain in referrals.chains(caseId)) {
+                    for (link in chain) {
+                        line("${link.title} — ${link.status}", 16f)
+                        link.steps.forEach { line("  $it") }
+                        for (move in link.moves) {
+                            body.addView(Button(this@CaseActivity).apply {
+                                text = move.label
+                                setOnClickListener { askAndMove(referrals, link, move, lang) }
+                            })
+                        }
+                    }
                 }
                 line(getString(R.string.followups), 18f)
                 val riskField = visitForm.fields.firstOrNull { it.id == "risk_level_now" }
@@ -71,5 +91,31 @@ class CaseActivity : ComponentActivity() {
             }
             show(ScrollView(this@CaseActivity).apply { addView(body) })
         }
+    }
+
+    /** The move's note (and, for a transfer, the next provider), then the move; the screen redraws. */
+    private fun askAndMove(referrals: ReferralModel, link: ReferralLine, move: ReferralMove, lang: Lang) {
+        val fields = LinearLayout(this).apply { orientation = LinearLayout.VERTICAL }
+        val note = EditText(this).apply { hint = Messages.text("referral.note", lang) }
+        val provider = EditText(this).apply { hint = Messages.text("referral.next_provider", lang) }
+        if (move.namesProvider) fields.addView(provider)
+        fields.addView(note)
+        AlertDialog.Builder(this)
+            .setTitle("${move.label} · ${link.title}")
+            .setView(fields)
+            .setNegativeButton(R.string.cancel, null)
+            .setPositiveButton(move.label) { _, _ ->
+                lifecycleScope.launch {
+                    val next = provider.text.toString().takeIf { move.namesProvider }
+                    when (val outcome = referrals.move(link.referral, move, note.text.toString(), next)) {
+                        is Outcome.Ok -> draw()
+                        is Outcome.Failed -> AlertDialog.Builder(this@CaseActivity)
+                            .setMessage((outcome.error.fieldErrors.values + outcome.error.message).joinToString("\n"))
+                            .setPositiveButton(android.R.string.ok, null)
+                            .show()
+                    }
+                }
+            }
+            .show()
     }
 }

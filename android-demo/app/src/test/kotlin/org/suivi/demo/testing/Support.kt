@@ -43,6 +43,11 @@ fun until(what: String, condition: () -> Boolean) {
     }
 }
 
+/** Waits for a job, failing (not hanging) after the deadline. */
+suspend fun kotlinx.coroutines.Job.joinWithin() {
+    kotlinx.coroutines.withTimeout(TimeUnit.SECONDS.toMillis(DEADLINE_SECONDS)) { join() }
+}
+
 /** A real suivi-server on loopback, administered through its own command. */
 class TestServer(tls: Tls? = null) : AutoCloseable {
     private val binary = System.getenv("SUIVI_SERVER_BIN") ?: error("SUIVI_SERVER_BIN is not set")
