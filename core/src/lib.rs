@@ -22,4 +22,4 @@ pub use case_doc::{CaseDoc, ChangeContext};
 pub use error::{Error, FieldError, Result};
 pub use forms::{FormRegistry, Lang, Record};
 pub use referral::{ReferralStatus, Transition};
-pub use store::{CaseFilter, Identity, Store};
+pub use store::{CaseFilter, Identity, Store, Todo, TodoFilter};

@@ -215,6 +215,89 @@ fn the_phones_search_is_as_forgiving_as_an_agent_types() {
     assert!(village("ouled").is_empty(), "a beginning, not any word");
 }
 
+/// The agent's to-do lists: visits overdue or due within a week by due date (none later),
+/// referrals waiting on the agent (a draft, a declined one; not one sent), and the filters.
+#[test]
+fn the_to_do_lists_what_is_due_and_what_waits_on_the_agent() {
+    use suivi_core::TodoFilter;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = new_store(&dir);
+    let today = NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
+    let overdue = store
+        .create_case(&child("Awa", "Traoré", "Kalaké"))
+        .unwrap();
+    store
+        .add_followup(&overdue, &visit("2026-11-01", "2026-12-01", "high"))
+        .unwrap();
+    let soon = store
+        .create_case(&child("Moussa", "Diarra", "Douar Ouled Ali"))
+        .unwrap();
+    store
+        .add_followup(&soon, &visit("2026-11-20", "2026-12-10", "low"))
+        .unwrap();
+    let later = store
+        .create_case(&child("Salma", "Benali", "Kalaké"))
+        .unwrap();
+    store
+        .add_followup(&later, &visit("2026-11-20", "2027-01-20", "high"))
+        .unwrap();
+    let draft = store.refer(&later, &referral("CSCOM Kignan")).unwrap();
+    let declined = store.refer(&soon, &referral("CSRef Sikasso")).unwrap();
+    store
+        .transition_referral(&declined, Transition::Send, None, None)
+        .unwrap();
+    store
+        .transition_referral(&declined, Transition::Decline, Some("pas de place"), None)
+        .unwrap();
+    let sent = store.refer(&overdue, &referral("École A")).unwrap();
+    store
+        .transition_referral(&sent, Transition::Send, None, None)
+        .unwrap();
+
+    let todo = store.todo(today, &TodoFilter::default()).unwrap();
+    let ids = |rows: &[suivi_core::store::CaseRow]| -> Vec<String> {
+        rows.iter().map(|c| c.case_id.clone()).collect()
+    };
+    assert_eq!(ids(&todo.visits), vec![overdue.clone(), soon.clone()], "by due date");
+    let waiting: Vec<(&str, &str)> = todo
+        .referrals
+        .iter()
+        .map(|(c, r)| (c.case_id.as_str(), r.referral_id.as_str()))
+        .collect();
+    assert_eq!(
+        waiting,
+        vec![(later.as_str(), draft.as_str()), (soon.as_str(), declined.as_str())],
+        "oldest first, each with its case"
+    );
+    assert!(todo.conflicts.is_empty());
+    assert_eq!(todo.count(), 4);
+
+    let high = TodoFilter {
+        risk_level: Some("high".into()),
+        ..Default::default()
+    };
+    let todo = store.todo(today, &high).unwrap();
+    assert_eq!(ids(&todo.visits), vec![overdue.clone()]);
+    assert_eq!(todo.referrals.len(), 1, "Salma's draft: her risk is high");
+    let douar = TodoFilter {
+        village: Some("douar".into()),
+        ..Default::default()
+    };
+    let todo = store.todo(today, &douar).unwrap();
+    assert_eq!(ids(&todo.visits), vec![soon.clone()]);
+    assert_eq!(todo.referrals.len(), 1);
+    // A month on, the later visit is due too.
+    let next_month = NaiveDate::from_ymd_opt(2027, 1, 15).unwrap();
+    assert_eq!(
+        store
+            .todo(next_month, &TodoFilter::default())
+            .unwrap()
+            .visits
+            .len(),
+        3
+    );
+}
+
 #[test]
 fn invalid_data_saves_nothing_and_lists_every_problem() {
     let dir = tempfile::tempdir().unwrap();

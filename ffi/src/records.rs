@@ -34,6 +34,49 @@ impl From<suivi_core::store::CaseRow> for CaseSummary {
     }
 }
 
+/// A referral waiting on the agent (a draft to send, a declined one to transfer or close).
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct WaitingReferral {
+    pub case: CaseSummary,
+    pub referral_id: String,
+    pub status: String,
+    pub service_type: Option<String>,
+    pub provider: Option<String>,
+    pub urgency: Option<String>,
+    pub updated_at: String,
+}
+
+/// What the agent has to do: visits overdue or due within a week (most overdue first),
+/// referrals waiting on the agent (oldest first), cases in conflict.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct TodoInfo {
+    pub visits: Vec<CaseSummary>,
+    pub referrals: Vec<WaitingReferral>,
+    pub conflicts: Vec<CaseSummary>,
+}
+
+impl From<suivi_core::Todo> for TodoInfo {
+    fn from(t: suivi_core::Todo) -> Self {
+        TodoInfo {
+            visits: t.visits.into_iter().map(Into::into).collect(),
+            referrals: t
+                .referrals
+                .into_iter()
+                .map(|(case, r)| WaitingReferral {
+                    case: case.into(),
+                    referral_id: r.referral_id,
+                    status: r.status,
+                    service_type: r.service_type,
+                    provider: r.provider,
+                    urgency: r.urgency,
+                    updated_at: r.updated_at,
+                })
+                .collect(),
+            conflicts: t.conflicts.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
 /// Filters for the caseload list; all optional.
 #[derive(Debug, Clone, Default, uniffi::Record)]
 pub struct CaseQuery {

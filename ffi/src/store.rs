@@ -283,6 +283,24 @@ impl CaseStore {
         })
     }
 
+    /// What the agent has to do on `today` (the phone's day, YYYY-MM-DD), narrowed by risk
+    /// level and village (by its beginning) as the caseload is.
+    pub fn todo(
+        &self,
+        today: String,
+        risk_level: Option<String>,
+        village: Option<String>,
+    ) -> Result<TodoInfo> {
+        guard(|| {
+            let today = date_input("today", &today)?;
+            let filter = suivi_core::TodoFilter {
+                risk_level,
+                village,
+            };
+            Ok(self.reader().todo(today, &filter)?.into())
+        })
+    }
+
     /// Everything about one case: identification, referral chain, visits, conflicts.
     pub fn case_detail(&self, case_id: String) -> Result<CaseDetail> {
         guard(|| {

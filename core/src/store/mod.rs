@@ -8,6 +8,7 @@ mod inputs;
 mod open;
 pub mod projection;
 mod reads;
+mod todo;
 pub mod schema;
 pub mod sqlcipher;
 pub(crate) mod sync_state;
@@ -29,6 +30,7 @@ use crate::forms::{FormDefinition, FormRegistry, Record, IDENTIFICATION};
 use crate::referral::Transition;
 pub use inputs::date_input;
 pub use projection::{fold, CaseRow, ReferralRow};
+pub use todo::{Todo, TodoFilter, DUE_SOON_DAYS, WAITING_ON_AGENT};
 pub use sync_state::{
     Enrollment, QuarantinedCase, RefusedCase, SyncProgress, SyncReport, FORGED_REASON,
     FORGERIES_KEPT_MAX, PUSH_RAW_BYTES_MAX,

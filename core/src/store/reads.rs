@@ -158,23 +158,12 @@ impl Store {
             }
             sql.push_str(&format!(" AND ({any})"));
         }
-        if let Some(village) = filter
+        if let Some(clause) = filter
             .village
             .as_deref()
-            .map(crate::names::place_key)
-            .filter(|k| !k.is_empty())
+            .and_then(|v| village_clause(&mut args, v))
         {
-            // The whole name, or its beginning once it is long enough to mean something.
-            if village.chars().count() >= crate::names::PREFIX_MIN {
-                args.push(format!("{}%", like_escaped(&village)));
-                sql.push_str(&format!(
-                    " AND village_key LIKE ?{} ESCAPE '\\'",
-                    args.len()
-                ));
-            } else {
-                args.push(village);
-                sql.push_str(&format!(" AND village_key = ?{}", args.len()));
-            }
+            sql.push_str(&format!(" AND {clause}"));
         }
         if let Some(risk) = &filter.risk_level {
             args.push(risk.clone());
@@ -204,21 +193,7 @@ impl Store {
                 created_by, updated_at, previous_referral, next_referral
              FROM referrals WHERE case_id = ?1 ORDER BY created_at, referral_id",
         )?;
-        let rows = stmt.query_map([case_id], |r| {
-            Ok(ReferralRow {
-                referral_id: r.get(0)?,
-                case_id: r.get(1)?,
-                service_type: r.get(2)?,
-                provider: r.get(3)?,
-                urgency: r.get(4)?,
-                status: r.get(5)?,
-                created_at: r.get(6)?,
-                created_by: r.get(7)?,
-                updated_at: r.get(8)?,
-                previous_referral: r.get(9)?,
-                next_referral: r.get(10)?,
-            })
-        })?;
+        let rows = stmt.query_map([case_id], row_to_referral)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
@@ -298,6 +273,40 @@ pub(super) fn row_to_case(row: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> 
         followup_count: row.get("followup_count")?,
         conflict_count: row.get("conflict_count")?,
     })
+}
+
+/// A referral row, its columns in `referrals_of`'s order.
+pub(super) fn row_to_referral(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReferralRow> {
+    Ok(ReferralRow {
+        referral_id: r.get(0)?,
+        case_id: r.get(1)?,
+        service_type: r.get(2)?,
+        provider: r.get(3)?,
+        urgency: r.get(4)?,
+        status: r.get(5)?,
+        created_at: r.get(6)?,
+        created_by: r.get(7)?,
+        updated_at: r.get(8)?,
+        previous_referral: r.get(9)?,
+        next_referral: r.get(10)?,
+    })
+}
+
+/// The condition a typed village puts on `cases`: its whole name, or its beginning once it is
+/// long enough to mean something (`names::PREFIX_MIN`), by place key ("douar-ouled" is "Douar
+/// Ouled Ali"'s). `None` for nothing typed.
+pub(super) fn village_clause(args: &mut Vec<String>, typed: &str) -> Option<String> {
+    let village = crate::names::place_key(typed);
+    if village.is_empty() {
+        return None;
+    }
+    if village.chars().count() >= crate::names::PREFIX_MIN {
+        args.push(format!("{}%", like_escaped(&village)));
+        Some(format!("cases.village_key LIKE ?{} ESCAPE '\\'", args.len()))
+    } else {
+        args.push(village);
+        Some(format!("cases.village_key = ?{}", args.len()))
+    }
 }
 
 pub(super) fn like_pattern(text: &str) -> String {

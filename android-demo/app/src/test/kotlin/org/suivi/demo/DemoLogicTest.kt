@@ -61,6 +61,7 @@ class DemoLogicTest {
         list.search = "BENALI"
         list.refresh()
         assertEquals(listOf("Salma Benali"), list.cases.map { list.title(it) })
+        assertEquals("a row in words, the risk by its label", "Salma Benali · Souk Sebt · Élevé", list.row(list.cases.single()))
         // Typed as an agent types it: family name first, another spelling, a hyphen.
         list.search = "Bennali-Salma"
         list.refresh()

@@ -13,7 +13,13 @@ class CaseListViewModel(private val repository: CaseRepository, @Volatile var la
     @Volatile var onlyOverdueOn: String? = null
     @Volatile var riskLevel: String? = null
 
-    class Screen(val cases: List<CaseSummary>, val conflictBadge: Long, val error: UiError?)
+    /** `risks`: each risk level's label in the reader's language, for the rows. */
+    class Screen(
+        val cases: List<CaseSummary>,
+        val conflictBadge: Long,
+        val error: UiError?,
+        val risks: Map<String, String> = emptyMap(),
+    )
 
     @Volatile var screen: Screen = Screen(emptyList(), 0, null)
         private set
@@ -31,11 +37,13 @@ class CaseListViewModel(private val repository: CaseRepository, @Volatile var la
             limit = 500u,
         )
         val next = try {
-            Screen(repository.list(query), repository.conflictedCaseCount(), null)
+            val risks = repository.form("identification", lang).fields.firstOrNull { it.id == "risk_level" }
+                ?.choices?.associate { it.id to it.label } ?: emptyMap()
+            Screen(repository.list(query), repository.conflictedCaseCount(), null, risks)
         } catch (e: kotlinx.coroutines.CancellationException) {
             throw e
         } catch (e: Throwable) {
-            Screen(screen.cases, screen.conflictBadge, e.toUiError(lang))
+            Screen(screen.cases, screen.conflictBadge, e.toUiError(lang), screen.risks)
         }
         screen = next
         return next
@@ -43,4 +51,12 @@ class CaseListViewModel(private val repository: CaseRepository, @Volatile var la
 
     /** A list row's title, as the agent reads it. */
     fun title(case: CaseSummary): String = "${case.firstName} ${case.lastName}"
+
+    /** A list row in words: the child, the village, the risk by its label, the next visit's day. */
+    fun row(case: CaseSummary): String = listOfNotNull(
+        title(case),
+        case.village,
+        case.riskLevel?.let { screen.risks[it] ?: it },
+        case.nextFollowupDue?.let { org.suivi.core.dateInWords(it, lang.tag) },
+    ).joinToString(" · ")
 }

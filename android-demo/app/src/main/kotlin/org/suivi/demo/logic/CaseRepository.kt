@@ -19,6 +19,7 @@ import org.suivi.core.SyncCancel
 import org.suivi.core.SyncListener
 import org.suivi.core.SyncProgress
 import org.suivi.core.SyncSummary
+import org.suivi.core.TodoInfo
 
 /**
  * Every store call the screens make, as suspend functions that run on `io` (Dispatchers.IO on a
@@ -32,6 +33,10 @@ class CaseRepository(
     private val io: CoroutineDispatcher = Dispatchers.IO,
 ) {
     suspend fun list(query: CaseQuery): List<CaseSummary> = withContext(io) { store.listCases(query) }
+
+    /** What the agent has to do on `today` (YYYY-MM-DD), narrowed as the caseload is. */
+    suspend fun todo(today: String, riskLevel: String?, village: String?): TodoInfo =
+        withContext(io) { store.todo(today, riskLevel, village) }
 
     suspend fun conflictedCaseCount(): Long = withContext(io) { store.conflictedCaseCount().toLong() }
 

@@ -21,7 +21,9 @@ import kotlinx.coroutines.launch
 import org.suivi.demo.R
 import org.suivi.demo.logic.CaseListViewModel
 import org.suivi.demo.logic.CaseRepository
+import org.suivi.demo.logic.Messages
 import org.suivi.demo.logic.Outcome
+import org.suivi.demo.logic.TodoModel
 import org.suivi.demo.logic.attempt
 import org.suivi.demo.logic.SyncViewModel
 import org.suivi.demo.logic.UiError
@@ -30,15 +32,18 @@ import org.suivi.demo.logic.UiError
 class MainViewModel : ViewModel() {
     var list: CaseListViewModel? = null
     var sync: SyncViewModel? = null
+    var todo: TodoModel? = null
 
     fun attach(repository: CaseRepository, app: SuiviApp) {
         if (list == null) {
             list = CaseListViewModel(repository, app.lang())
             sync = SyncViewModel(repository, viewModelScope, app.lang())
+            todo = TodoModel(repository, app.lang())
         }
         // The per-app language may have changed since (the activity is recreated, not this).
         list?.lang = app.lang()
         sync?.lang = app.lang()
+        todo?.lang = app.lang()
     }
 }
 
@@ -52,6 +57,7 @@ class MainActivity : ComponentActivity() {
     private lateinit var adapter: ArrayAdapter<String>
     private lateinit var status: TextView
     private lateinit var badge: TextView
+    private lateinit var todoButton: Button
     private lateinit var progress: ProgressBar
     private lateinit var syncButton: Button
     private lateinit var cancelButton: Button
@@ -85,6 +91,10 @@ class MainActivity : ComponentActivity() {
             text = getString(R.string.new_case)
             setOnClickListener { startActivity(Intent(this@MainActivity, FormActivity::class.java).putExtra("form", "identification")) }
         }
+        todoButton = Button(this).apply {
+            text = Messages.text("todo.title", app.lang())
+            setOnClickListener { startActivity(Intent(this@MainActivity, TodoActivity::class.java)) }
+        }
         syncButton = Button(this).apply { text = getString(R.string.sync); setOnClickListener { sync.start() } }
         cancelButton = Button(this).apply { text = getString(R.string.cancel); setOnClickListener { sync.cancel() } }
         // Each keystroke restarts the search after a short pause: only the latest one lands.
@@ -94,7 +104,7 @@ class MainActivity : ComponentActivity() {
         })
         show(LinearLayout(this).apply {
             orientation = LinearLayout.VERTICAL
-            listOf(search, badge, status, progress, newCase, syncButton, cancelButton, listView).forEach { addView(it) }
+            listOf(search, badge, status, progress, todoButton, newCase, syncButton, cancelButton, listView).forEach { addView(it) }
         })
     }
 
@@ -118,9 +128,13 @@ class MainActivity : ComponentActivity() {
             delay(pause)
             val screen = list.refresh()
             adapter.clear()
-            adapter.addAll(screen.cases.map { "${list.title(it)} · ${it.village.orEmpty()} · ${it.riskLevel.orEmpty()}" })
+            adapter.addAll(screen.cases.map { list.row(it) })
             badge.text = getString(R.string.conflicts, screen.conflictBadge.toInt())
             screen.error?.let { status.text = it.message }
+            state.todo?.let { todo ->
+                val count = todo.refresh().count
+                todoButton.text = "${Messages.text("todo.title", app.lang())} ($count)"
+            }
         }
     }
 
