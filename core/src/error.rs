@@ -12,6 +12,32 @@ pub struct FieldError {
     pub key: String,
 }
 
+/// Every message key a `FieldError` can carry: an app must have a text for each in every
+/// language it speaks (the app's tests check theirs against this list; core's check the list
+/// against its own sources).
+pub const FIELD_ERROR_KEYS: [&str; 20] = [
+    "required",
+    "unknown_field",
+    "not_relevant",
+    "pattern",
+    "type.text",
+    "type.phone",
+    "type.integer",
+    "type.decimal",
+    "type.date",
+    "type.boolean",
+    "type.choice",
+    "type.choices",
+    "type.geopoint",
+    "range.min",
+    "range.max",
+    "range.geopoint",
+    "length.min",
+    "length.max",
+    "choice.unknown",
+    "choice.duplicate",
+];
+
 impl FieldError {
     pub fn new(field: impl Into<String>, key: impl Into<String>) -> Self {
         FieldError {
@@ -99,5 +125,42 @@ impl From<rusqlite::Error> for Error {
 impl From<automerge::AutomergeError> for Error {
     fn from(err: automerge::AutomergeError) -> Self {
         Error::Document(err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key core's checks can emit is in `FIELD_ERROR_KEYS`: the sources that build field
+    /// errors are read for anything shaped like a key.
+    #[test]
+    fn every_field_error_key_core_emits_is_listed() {
+        let sources = [
+            include_str!("forms/validate.rs"),
+            include_str!("forms/mod.rs"),
+            include_str!("case_doc/conflicts.rs"),
+            include_str!("case_doc/referrals.rs"),
+            include_str!("store/inputs.rs"),
+        ];
+        let shaped = regex::Regex::new(
+            r#""((?:type|range|length|choice)\.[a-z_]+|required|unknown_field|not_relevant|pattern)""#,
+        )
+        .unwrap();
+        let mut found = std::collections::BTreeSet::new();
+        for source in sources {
+            for key in shaped.captures_iter(source) {
+                found.insert(key[1].to_string());
+            }
+        }
+        let missing: Vec<&String> = found
+            .iter()
+            .filter(|k| !FIELD_ERROR_KEYS.contains(&k.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "keys emitted but not listed: {missing:?}"
+        );
+        assert!(found.len() >= 18, "the scan found too little: {found:?}");
     }
 }

@@ -19,7 +19,7 @@ pub mod transport;
 pub mod words;
 
 pub use case_doc::{CaseDoc, ChangeContext};
-pub use error::{Error, FieldError, Result};
+pub use error::{Error, FieldError, Result, FIELD_ERROR_KEYS};
 pub use forms::{FormRegistry, Lang, Record};
 pub use referral::{ReferralStatus, Transition};
 pub use store::{CaseFilter, Identity, Store, Todo, TodoFilter};

@@ -258,7 +258,11 @@ fn the_to_do_lists_what_is_due_and_what_waits_on_the_agent() {
     let ids = |rows: &[suivi_core::store::CaseRow]| -> Vec<String> {
         rows.iter().map(|c| c.case_id.clone()).collect()
     };
-    assert_eq!(ids(&todo.visits), vec![overdue.clone(), soon.clone()], "by due date");
+    assert_eq!(
+        ids(&todo.visits),
+        vec![overdue.clone(), soon.clone()],
+        "by due date"
+    );
     let waiting: Vec<(&str, &str)> = todo
         .referrals
         .iter()
@@ -266,7 +270,10 @@ fn the_to_do_lists_what_is_due_and_what_waits_on_the_agent() {
         .collect();
     assert_eq!(
         waiting,
-        vec![(later.as_str(), draft.as_str()), (soon.as_str(), declined.as_str())],
+        vec![
+            (later.as_str(), draft.as_str()),
+            (soon.as_str(), declined.as_str())
+        ],
         "oldest first, each with its case"
     );
     assert!(todo.conflicts.is_empty());

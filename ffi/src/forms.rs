@@ -19,6 +19,33 @@ pub struct FieldInfo {
     pub required: bool,
     pub multiline: bool,
     pub choices: Vec<ChoiceInfo>,
+    /// The bounds the field's value must keep, as text (a number, or a date YYYY-MM-DD), for
+    /// a message that says them ("Trop grand : 17 au plus").
+    pub range_min: Option<String>,
+    pub range_max: Option<String>,
+    /// A text's length bounds, in characters.
+    pub length_min: Option<String>,
+    pub length_max: Option<String>,
+}
+
+/// Every message key a validation problem can carry (`ValidationProblem.key`): the app keeps a
+/// text for each in every language it speaks.
+#[uniffi::export]
+pub fn field_error_keys() -> Vec<String> {
+    suivi_core::FIELD_ERROR_KEYS
+        .iter()
+        .map(|k| k.to_string())
+        .collect()
+}
+
+/// A bound as a screen says it: a number as written, a date as stored.
+fn bound_text(bound: Option<&suivi_core::forms::Bounds>, min: bool) -> Option<String> {
+    let b = bound?;
+    let value = if min { b.min.as_ref() } else { b.max.as_ref() }?;
+    Some(match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
 }
 
 /// A form definition, as data: a new version needs no app release.
@@ -65,6 +92,10 @@ pub(super) fn form_info(form: &suivi_core::forms::FormDefinition, lang: Lang) ->
                         label: c.label.get(lang).to_string(),
                     })
                     .collect(),
+                range_min: bound_text(f.constraints.range.as_ref(), true),
+                range_max: bound_text(f.constraints.range.as_ref(), false),
+                length_min: bound_text(f.constraints.length.as_ref(), true),
+                length_max: bound_text(f.constraints.length.as_ref(), false),
             })
             .collect(),
     }

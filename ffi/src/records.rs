@@ -117,6 +117,17 @@ pub struct ReferralInfo {
     pub steps: Vec<ReferralStep>,
 }
 
+/// One identification value as the case screen shows it: the field's label, the value in
+/// words (choices by label, yes or no, dates written out).
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ShownValue {
+    pub field: String,
+    pub label: String,
+    pub value: String,
+    /// Asked by an earlier version of the form only: shown as recorded, read-only.
+    pub former: bool,
+}
+
 /// A move a referral's status allows, as a button offers it.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct ReferralMove {

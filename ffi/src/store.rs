@@ -301,6 +301,29 @@ impl CaseStore {
         })
     }
 
+    /// A case's identification in the reader's words (`lang`: fr, en, ar), in its form
+    /// version's order, then the fields only an earlier version asked.
+    pub fn identification_in_words(
+        &self,
+        case_id: String,
+        lang: String,
+    ) -> Result<Vec<ShownValue>> {
+        guard(|| {
+            let shown = self
+                .reader()
+                .identification_in_words(&case_id, Lang::from_tag(&lang))?;
+            Ok(shown
+                .into_iter()
+                .map(|s| ShownValue {
+                    field: s.field,
+                    label: s.label,
+                    value: s.value,
+                    former: s.former,
+                })
+                .collect())
+        })
+    }
+
     /// Everything about one case: identification, referral chain, visits, conflicts.
     pub fn case_detail(&self, case_id: String) -> Result<CaseDetail> {
         guard(|| {

@@ -312,6 +312,56 @@ impl<'a> Storyteller<'a> {
     }
 }
 
+/// One value of a record as a screen shows it: its field's label and the value in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShownValue {
+    pub field: String,
+    pub label: String,
+    pub value: String,
+    /// Asked by an earlier version only: shown as recorded, read-only.
+    pub former: bool,
+}
+
+/// A record's values in its form version's order, by their labels and in words (choices by
+/// label, yes or no, dates as people write them); then the fields only an earlier version of
+/// the form asked (`former`), labelled by the newest version that asked each.
+pub fn record_in_words(
+    forms: &FormRegistry,
+    form: &FormDefinition,
+    record: &Record,
+    former: &Record,
+    lang: Lang,
+) -> Vec<ShownValue> {
+    let mut shown: Vec<ShownValue> = form
+        .fields
+        .iter()
+        .filter_map(|f| {
+            let value = record.get(&f.id).filter(|v| !v.is_null())?;
+            Some(ShownValue {
+                field: f.id.clone(),
+                label: f.label.get(lang).to_string(),
+                value: value_text(Some(form), &f.id, value, lang),
+                former: false,
+            })
+        })
+        .collect();
+    for (id, value) in former.iter().filter(|(_, v)| !v.is_null()) {
+        let asked_by = forms
+            .versions(&form.id)
+            .rev()
+            .find(|f| f.field(id).is_some());
+        shown.push(ShownValue {
+            field: id.clone(),
+            label: asked_by
+                .and_then(|f| f.field(id))
+                .map_or_else(|| id.clone(), |f| f.label.get(lang).to_string()),
+            value: value_text(asked_by, id, value, lang),
+            former: true,
+        });
+    }
+    shown
+}
+
 /// A choice's label in the form version, or the code if the version lacks it.
 fn choice_text(form: Option<&FormDefinition>, field: &str, code: &str, lang: Lang) -> String {
     form.and_then(|f| f.field(field))

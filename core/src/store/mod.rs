@@ -8,10 +8,10 @@ mod inputs;
 mod open;
 pub mod projection;
 mod reads;
-mod todo;
 pub mod schema;
 pub mod sqlcipher;
 pub(crate) mod sync_state;
+mod todo;
 use open::*;
 
 use std::path::Path;
@@ -30,11 +30,11 @@ use crate::forms::{FormDefinition, FormRegistry, Record, IDENTIFICATION};
 use crate::referral::Transition;
 pub use inputs::date_input;
 pub use projection::{fold, CaseRow, ReferralRow};
-pub use todo::{Todo, TodoFilter, DUE_SOON_DAYS, WAITING_ON_AGENT};
 pub use sync_state::{
     Enrollment, QuarantinedCase, RefusedCase, SyncProgress, SyncReport, FORGED_REASON,
     FORGERIES_KEPT_MAX, PUSH_RAW_BYTES_MAX,
 };
+pub use todo::{Todo, TodoFilter, DUE_SOON_DAYS, WAITING_ON_AGENT};
 
 /// A calendar day, as filters take it.
 pub type Date = NaiveDate;

@@ -53,6 +53,29 @@ impl Store {
         Ok(out)
     }
 
+    /// A case's identification as the case screen shows it, in `lang`: each value by its
+    /// field's label and in words, with the form version the record follows; then the fields
+    /// only an earlier version asked (`case_doc::record_in_words`).
+    pub fn identification_in_words(
+        &self,
+        case_id: &str,
+        lang: crate::forms::Lang,
+    ) -> Result<Vec<crate::case_doc::ShownValue>> {
+        let forms = self.forms()?;
+        let doc = self.require_doc(case_id)?;
+        let form = forms.get(
+            crate::forms::IDENTIFICATION,
+            doc.identification_form_version()?,
+        )?;
+        Ok(crate::case_doc::record_in_words(
+            &forms,
+            form,
+            &doc.identification(&forms)?,
+            &doc.former_identification_fields(&forms)?,
+            lang,
+        ))
+    }
+
     /// A case's history told for a screen in `lang`: each change's time in `zone` to the
     /// minute, who made it (the author the server verified, else the one the change names),
     /// what happened and the values it wrote by their labels (`case_doc::story`).
@@ -302,7 +325,10 @@ pub(super) fn village_clause(args: &mut Vec<String>, typed: &str) -> Option<Stri
     }
     if village.chars().count() >= crate::names::PREFIX_MIN {
         args.push(format!("{}%", like_escaped(&village)));
-        Some(format!("cases.village_key LIKE ?{} ESCAPE '\\'", args.len()))
+        Some(format!(
+            "cases.village_key LIKE ?{} ESCAPE '\\'",
+            args.len()
+        ))
     } else {
         args.push(village);
         Some(format!("cases.village_key = ?{}", args.len()))

@@ -69,7 +69,9 @@ impl Store {
             args.iter().chain([&soon]),
         )?;
         let conflicts = self.todo_cases(
-            &format!("cases.conflict_count > 0{narrowed} ORDER BY cases.updated_at DESC, cases.case_id"),
+            &format!(
+                "cases.conflict_count > 0{narrowed} ORDER BY cases.updated_at DESC, cases.case_id"
+            ),
             args.iter(),
         )?;
         let statuses = WAITING_ON_AGENT.map(|s| format!("'{s}'")).join(", ");
@@ -109,8 +111,7 @@ impl Store {
         condition_and_order: &str,
         args: impl Iterator<Item = &'a String>,
     ) -> Result<Vec<CaseRow>> {
-        let sql =
-            format!("SELECT * FROM cases WHERE {condition_and_order} LIMIT {TODO_ROWS_MAX}");
+        let sql = format!("SELECT * FROM cases WHERE {condition_and_order} LIMIT {TODO_ROWS_MAX}");
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(args), row_to_case)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

@@ -43,7 +43,7 @@ class DemoLogicTest {
         form.answer("estimated_age", "40")
         val failed = form.submitNewCase()
         assertTrue("expected a failure: $failed", failed is Outcome.Failed)
-        assertEquals("Too large", form.fieldErrors["estimated_age"])
+        assertEquals("the bound it broke", "Too large: 17 at most", form.fieldErrors["estimated_age"])
         form.answer("estimated_age", "11")
         val saved = form.submitNewCase()
         assertTrue("saved: $saved", saved is Outcome.Ok)

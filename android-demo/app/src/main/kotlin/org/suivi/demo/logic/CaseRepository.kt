@@ -14,6 +14,7 @@ import org.suivi.core.CaseStore
 import org.suivi.core.CaseSummary
 import org.suivi.core.FormInfo
 import org.suivi.core.HistoryItem
+import org.suivi.core.ShownValue
 import org.suivi.core.SuiviException
 import org.suivi.core.SyncCancel
 import org.suivi.core.SyncListener
@@ -41,6 +42,10 @@ class CaseRepository(
     suspend fun conflictedCaseCount(): Long = withContext(io) { store.conflictedCaseCount().toLong() }
 
     suspend fun case(caseId: String): CaseDetail = withContext(io) { store.caseDetail(caseId) }
+
+    /** The case's identification by its labels and in words, in the reader's language. */
+    suspend fun identificationInWords(caseId: String, lang: Lang): List<ShownValue> =
+        withContext(io) { store.identificationInWords(caseId, lang.tag) }
 
     suspend fun history(caseId: String): List<HistoryItem> = withContext(io) { store.history(caseId) }
 

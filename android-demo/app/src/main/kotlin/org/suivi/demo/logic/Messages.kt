@@ -25,6 +25,30 @@ object Messages {
         "type.integer" to Triple("Nombre entier attendu", "A whole number", "عدد صحيح"),
         "type.date" to Triple("Date attendue (AAAA-MM-JJ)", "A date (YYYY-MM-DD)", "تاريخ (YYYY-MM-DD)"),
         "type.boolean" to Triple("Oui ou non", "Yes or no", "نعم أو لا"),
+        "type.text" to Triple("Texte attendu", "Text expected", "نص مطلوب"),
+        "type.phone" to Triple(
+            "Numéro de téléphone attendu (chiffres, + au début permis)",
+            "A phone number (digits, a leading + allowed)",
+            "رقم هاتف (أرقام، ويجوز + في البداية)",
+        ),
+        "type.decimal" to Triple("Nombre attendu (ex. 12,5)", "A number (e.g. 12.5)", "عدد (مثلا 12,5)"),
+        "type.geopoint" to Triple(
+            "Position attendue : latitude et longitude",
+            "A position: latitude and longitude",
+            "موقع: خط العرض وخط الطول",
+        ),
+        "range.geopoint" to Triple(
+            "Position hors du globe (latitude -90 à 90, longitude -180 à 180)",
+            "Position off the globe (latitude -90 to 90, longitude -180 to 180)",
+            "موقع خارج الكرة الأرضية (العرض من -90 إلى 90، الطول من -180 إلى 180)",
+        ),
+        "type.choice" to Triple("Choisissez une réponse de la liste", "Pick one answer from the list", "اختر إجابة من القائمة"),
+        "type.choices" to Triple("Choisissez des réponses de la liste", "Pick answers from the list", "اختر إجابات من القائمة"),
+        "choice.duplicate" to Triple("Une réponse est cochée deux fois", "An answer is ticked twice", "إجابة محددة مرتين"),
+        "range.min.bound" to Triple("Trop petit : {b} au moins", "Too small: {b} at least", "صغير جدا: {b} على الأقل"),
+        "range.max.bound" to Triple("Trop grand : {b} au plus", "Too large: {b} at most", "كبير جدا: {b} على الأكثر"),
+        "length.min.bound" to Triple("Trop court : {b} caractères au moins", "Too short: {b} characters at least", "قصير جدا: {b} حرفا على الأقل"),
+        "length.max.bound" to Triple("Trop long : {b} caractères au plus", "Too long: {b} characters at most", "طويل جدا: {b} حرفا على الأكثر"),
         "offline" to Triple("Hors connexion : rien n'est perdu", "Offline: nothing is lost", "غير متصل: لم يضع شيء"),
         "upgrade_required" to Triple("Mettez l'application à jour pour synchroniser", "Update the app to sync", "حدّث التطبيق للمزامنة"),
         "wrong_key" to Triple("Clé incorrecte", "Wrong key", "مفتاح غير صحيح"),
@@ -116,6 +140,25 @@ object Messages {
         "never_synced" to Triple("Jamais synchronisé", "Never synced", "لم تتم المزامنة قط"),
         "last_sync" to Triple("Dernière synchronisation", "Last sync", "آخر مزامنة"),
     )
+
+    /** Whether `key` has a text in every language. */
+    fun has(key: String): Boolean = key in texts
+
+    /**
+     * A validation problem's message for `field`, with the bound it broke when the form says
+     * it ("Trop grand : 17 au plus"; a date bound written out).
+     */
+    fun fieldError(key: String, field: org.suivi.core.FieldInfo?, lang: Lang): String {
+        val bound = when (key) {
+            "range.min" -> field?.rangeMin
+            "range.max" -> field?.rangeMax
+            "length.min" -> field?.lengthMin
+            "length.max" -> field?.lengthMax
+            else -> null
+        } ?: return text(key, lang)
+        val shown = if (field?.fieldType == "date") org.suivi.core.dateInWords(bound, lang.tag) else bound
+        return text("$key.bound", lang).replace("{b}", shown)
+    }
 
     fun text(key: String, lang: Lang): String {
         val t = texts[key] ?: return key

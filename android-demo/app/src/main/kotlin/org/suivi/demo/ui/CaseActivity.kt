@@ -39,19 +39,15 @@ class CaseActivity : ComponentActivity() {
             fun line(text: String, size: Float = 14f) = body.addView(TextView(this@CaseActivity).apply { this.text = text; textSize = size })
             try {
                 val detail = repository.case(caseId)
-                // The record's own version, which may be older than the newest published one.
-                val form = repository.formVersion("identification", detail.identificationForm, lang)
                 val referralForm = repository.form("referral", lang)
                 val visitForm = repository.form("followup", lang)
                 line("${detail.summary.firstName} ${detail.summary.lastName}", 20f)
                 if (detail.quarantineReason != null) line("⚠ " + Messages.text("quarantined", lang))
-                for (field in form.fields) {
-                    val value = detail.identification[field.id] ?: continue
-                    val shown = field.choices.firstOrNull { it.id == value }?.label ?: value
-                    line("${field.label} : $shown")
+                // By the labels of the record's own form version; fields only an earlier version
+                // asked come last, read-only, by that version's labels.
+                for (shown in repository.identificationInWords(caseId, lang)) {
+                    line(if (shown.former) "(${shown.label} : ${shown.value})" else "${shown.label} : ${shown.value}")
                 }
-                // Asked by an earlier version only: shown as recorded, read-only.
-                detail.formerFields.forEach { (id, value) -> line("($id) $value") }
                 detail.conflicts.forEach { c ->
                     val values = c.values.zip(c.sources) { v, src -> "$v (${src.user ?: "?"})" }
                     line("⚠ ${c.path} : ${values.joinToString(" | ")}")
