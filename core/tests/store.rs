@@ -305,6 +305,64 @@ fn the_to_do_lists_what_is_due_and_what_waits_on_the_agent() {
     );
 }
 
+/// A half-filled form is kept as a draft as the agent types: it survives the store being
+/// closed (the process killed) and reopened, is replaced as typing goes on, one per form and
+/// case, and is gone once discarded, or with everything by a wipe.
+#[test]
+fn a_draft_survives_the_app_being_killed_and_goes_when_discarded() {
+    use std::collections::BTreeMap;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("suivi.db");
+    let store = new_store(&dir);
+    let case_id = {
+        let mut store = store;
+        let id = store.create_case(&child("Aïcha", "Traoré", "Fès")).unwrap();
+        let typed: BTreeMap<String, String> = [
+            ("child_first_name".into(), "Mariam".into()),
+            ("village".into(), "Kalak".into()),
+        ]
+        .into();
+        store.save_draft("identification", None, &typed).unwrap();
+        let visit: BTreeMap<String, String> =
+            [("notes".into(), "Absente de l'école".into())].into();
+        store.save_draft("followup", Some(&id), &visit).unwrap();
+        let more: BTreeMap<String, String> = [
+            ("child_first_name".into(), "Mariam".into()),
+            ("village".into(), "Kalaké".into()),
+        ]
+        .into();
+        store.save_draft("identification", None, &more).unwrap();
+        id
+        // Dropped without a word: the process is gone.
+    };
+    let mut store = Store::open(&path, KEY).unwrap();
+    let new_case = store.draft("identification", None).unwrap().unwrap();
+    assert_eq!(new_case.inputs["village"], "Kalaké", "the latest typing");
+    assert_eq!(new_case.case_id, None);
+    let visit = store.draft("followup", Some(&case_id)).unwrap().unwrap();
+    assert_eq!(visit.inputs["notes"], "Absente de l'école");
+    assert_eq!(store.drafts().unwrap().len(), 2);
+    assert!(
+        store.draft("followup", None).unwrap().is_none(),
+        "one per form and case"
+    );
+    assert!(store.discard_draft("identification", None).unwrap());
+    assert!(!store.discard_draft("identification", None).unwrap());
+    assert!(store.draft("identification", None).unwrap().is_none());
+    // Too much to be a form's answers: refused, nothing kept.
+    let huge: BTreeMap<String, String> = (0..1000).map(|i| (format!("f{i}"), "x".into())).collect();
+    assert!(matches!(
+        store.save_draft("identification", None, &huge),
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(store.draft("identification", None).unwrap().is_none());
+    store.wipe_case_data().unwrap();
+    assert!(
+        store.drafts().unwrap().is_empty(),
+        "a wipe takes the drafts"
+    );
+}
+
 #[test]
 fn invalid_data_saves_nothing_and_lists_every_problem() {
     let dir = tempfile::tempdir().unwrap();

@@ -117,6 +117,27 @@ pub struct ReferralInfo {
     pub steps: Vec<ReferralStep>,
 }
 
+/// A form's answers as typed, kept until saved or discarded.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct DraftInfo {
+    pub form_id: String,
+    /// The case it adds to; none for a new case.
+    pub case_id: Option<String>,
+    pub inputs: HashMap<String, String>,
+    pub updated_at: String,
+}
+
+impl From<suivi_core::store::Draft> for DraftInfo {
+    fn from(d: suivi_core::store::Draft) -> Self {
+        DraftInfo {
+            form_id: d.form_id,
+            case_id: d.case_id,
+            inputs: d.inputs.into_iter().collect(),
+            updated_at: d.updated_at,
+        }
+    }
+}
+
 /// One identification value as the case screen shows it: the field's label, the value in
 /// words (choices by label, yes or no, dates written out).
 #[derive(Debug, Clone, uniffi::Record)]

@@ -324,6 +324,49 @@ impl CaseStore {
         })
     }
 
+    /// Keeps a form's answers as typed (`case_id`: the case it adds to, none for a new case),
+    /// in the encrypted store: restored after Android kills the app, gone with the case.
+    pub fn save_draft(
+        &self,
+        form_id: String,
+        case_id: Option<String>,
+        inputs: HashMap<String, String>,
+    ) -> Result<()> {
+        guard(|| {
+            let inputs = inputs.into_iter().collect();
+            Ok(self
+                .writer()
+                .save_draft(&form_id, case_id.as_deref(), &inputs)?)
+        })
+    }
+
+    /// The draft of a form for a case (none: a new case), if one was kept.
+    pub fn draft(&self, form_id: String, case_id: Option<String>) -> Result<Option<DraftInfo>> {
+        guard(|| {
+            Ok(self
+                .reader()
+                .draft(&form_id, case_id.as_deref())?
+                .map(Into::into))
+        })
+    }
+
+    /// Every draft kept, the latest first.
+    pub fn drafts(&self) -> Result<Vec<DraftInfo>> {
+        guard(|| {
+            Ok(self
+                .reader()
+                .drafts()?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
+    }
+
+    /// Throws a draft away; whether there was one.
+    pub fn discard_draft(&self, form_id: String, case_id: Option<String>) -> Result<bool> {
+        guard(|| Ok(self.writer().discard_draft(&form_id, case_id.as_deref())?))
+    }
+
     /// Everything about one case: identification, referral chain, visits, conflicts.
     pub fn case_detail(&self, case_id: String) -> Result<CaseDetail> {
         guard(|| {

@@ -3,6 +3,7 @@
 //! and search read. Every write updates document and projections in one transaction.
 
 mod cases;
+mod drafts;
 mod exchange;
 mod inputs;
 mod open;
@@ -28,6 +29,7 @@ use crate::case_doc::{
 use crate::error::{Error, Result};
 use crate::forms::{FormDefinition, FormRegistry, Record, IDENTIFICATION};
 use crate::referral::Transition;
+pub use drafts::Draft;
 pub use inputs::date_input;
 pub use projection::{fold, CaseRow, ReferralRow};
 pub use sync_state::{

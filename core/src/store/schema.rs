@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 /// Marks our files so a database of another application is recognised and left alone.
 pub const APPLICATION_ID: i64 = 0x5355_4956; // "SUIV"
 
-pub const MIGRATIONS: [&str; 8] = [
+pub const MIGRATIONS: [&str; 9] = [
     include_str!("migrations/001_cases.sql"),
     include_str!("migrations/002_sync.sql"),
     include_str!("migrations/003_pending.sql"),
@@ -17,6 +17,7 @@ pub const MIGRATIONS: [&str; 8] = [
     include_str!("migrations/006_forms.sql"),
     include_str!("migrations/007_forgeries.sql"),
     include_str!("migrations/008_search.sql"),
+    include_str!("migrations/009_drafts.sql"),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

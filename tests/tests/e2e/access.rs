@@ -193,12 +193,23 @@ fn a_revoked_device_gets_401_and_wipes_its_case_data() {
     let mut amina = server.device("amina");
     let case_id = amina.store.create_case(&child(1)).unwrap();
     amina.sync().unwrap();
+    // Half-filled forms, one on the case and one for a new child: drafts name children too.
+    let typed = |name: &str| [("child_first_name".to_string(), name.to_string())].into();
+    amina
+        .store
+        .save_draft("followup", Some(&case_id), &typed("Awa"))
+        .unwrap();
+    amina
+        .store
+        .save_draft("identification", None, &typed("Mariam"))
+        .unwrap();
     let credentials = amina.store.credentials().unwrap();
     assert!(admin::revoke(server.store.as_ref(), None, &credentials.device_id).unwrap());
 
     let result = amina.sync();
     assert!(matches!(result, Err(Error::DeviceRevoked)), "{result:?}");
     assert_eq!(amina.store.case_count().unwrap(), 0);
+    assert!(amina.store.drafts().unwrap().is_empty(), "drafts wiped too");
     assert!(amina.store.is_wiped().unwrap());
     assert!(matches!(
         amina.store.case(&case_id),

@@ -88,6 +88,15 @@ fn an_erased_case_leaves_no_name_on_the_server_or_any_phone_even_after_a_restore
         .store
         .edit_case(&erased, &record(json!({"village": "Hameau de Tiéré"})))
         .unwrap();
+    // And starts a visit form on the child, left half-filled: a draft naming her.
+    let half_filled = [(
+        "notes".to_string(),
+        format!("{NAME} dit qu'elle travaille à la mine"),
+    )];
+    youssef
+        .store
+        .save_draft("followup", Some(&erased), &half_filled.into())
+        .unwrap();
     drop(served);
 
     // A backup of the server from before the erasure: the log folded into the database file

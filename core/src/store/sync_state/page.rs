@@ -389,12 +389,13 @@ pub(crate) fn accept_form(
 }
 
 /// Deletes every trace of a case on this device: its document, projections and sync state (by
-/// cascade), waiting changes, verified origins and quarantine. Whether it was here.
+/// cascade), waiting changes, verified origins, quarantine and drafts. Whether it was here.
 pub(crate) fn erase_locally(tx: &rusqlite::Transaction<'_>, case_id: &str) -> Result<bool> {
     let held = tx.execute("DELETE FROM case_docs WHERE case_id = ?1", [case_id])? > 0;
     tx.execute("DELETE FROM pending_changes WHERE case_id = ?1", [case_id])?;
     tx.execute("DELETE FROM change_origins WHERE case_id = ?1", [case_id])?;
     tx.execute("DELETE FROM quarantine WHERE case_id = ?1", [case_id])?;
+    tx.execute("DELETE FROM drafts WHERE case_id = ?1", [case_id])?;
     Ok(held)
 }
 

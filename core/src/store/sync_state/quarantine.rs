@@ -94,13 +94,16 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Erases every case, its documents, projections and sync state; keeps the empty store.
+    /// Erases every case, its documents, projections, sync state and drafts; keeps the empty
+    /// store.
     pub fn wipe_case_data(&mut self) -> Result<()> {
         let tx = self.connection_ref().unchecked_transaction()?;
         tx.execute("DELETE FROM case_docs", [])?;
         tx.execute("DELETE FROM pending_changes", [])?;
         tx.execute("DELETE FROM change_origins", [])?;
         tx.execute("DELETE FROM quarantine", [])?;
+        // A new case's draft too: it names a child.
+        tx.execute("DELETE FROM drafts", [])?;
         tx.execute(
             "DELETE FROM meta WHERE key IN (?1, ?2)",
             params![META_CURSOR, META_MARK],

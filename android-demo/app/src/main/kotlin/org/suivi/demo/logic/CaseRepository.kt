@@ -12,6 +12,7 @@ import org.suivi.core.CaseDetail
 import org.suivi.core.CaseQuery
 import org.suivi.core.CaseStore
 import org.suivi.core.CaseSummary
+import org.suivi.core.DraftInfo
 import org.suivi.core.FormInfo
 import org.suivi.core.HistoryItem
 import org.suivi.core.ShownValue
@@ -67,6 +68,16 @@ class CaseRepository(
 
     suspend fun moveReferral(referralId: String, transition: String, note: String?, nextProvider: String?): String? =
         write { store.moveReferral(referralId, transition, note, nextProvider) }
+
+    suspend fun saveDraft(formId: String, caseId: String?, inputs: Map<String, String>) =
+        withContext(io) { store.saveDraft(formId, caseId, inputs) }
+
+    suspend fun draft(formId: String, caseId: String?): DraftInfo? = withContext(io) { store.draft(formId, caseId) }
+
+    suspend fun drafts(): List<DraftInfo> = withContext(io) { store.drafts() }
+
+    suspend fun discardDraft(formId: String, caseId: String?): Boolean =
+        withContext(io) { store.discardDraft(formId, caseId) }
 
     suspend fun lastSync(): String? = withContext(io) { store.lastSync() }
 

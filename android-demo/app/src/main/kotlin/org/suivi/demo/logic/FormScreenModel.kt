@@ -6,23 +6,35 @@ import org.suivi.core.FormInfo
 /**
  * A form screen rendered from the form definition (a new form version needs no app release):
  * the fields to show given the answers so far, re-evaluated as each answer is typed, the inputs,
- * and the errors after a submit. On a phone it lives in an androidx ViewModel, so typed input
- * survives a rotation.
+ * and the errors after a submit. Each answer is kept at once as a draft in the encrypted store
+ * (`caseId`: the case the form adds to, none for a new case), so a form Android kills half-way
+ * opens again with its answers; a save or `discard` ends the draft.
  */
 class FormScreenModel private constructor(
     private val repository: CaseRepository,
     val form: FormInfo,
     val lang: Lang,
+    val caseId: String?,
 ) {
     companion object {
-        suspend fun load(repository: CaseRepository, formId: String, lang: Lang): FormScreenModel =
-            FormScreenModel(repository, repository.form(formId, lang), lang)
+        /** The form, with the answers of its draft if one was kept. */
+        suspend fun load(repository: CaseRepository, formId: String, lang: Lang, caseId: String? = null): FormScreenModel {
+            val model = FormScreenModel(repository, repository.form(formId, lang), lang, caseId)
+            repository.draft(formId, caseId)?.let { draft ->
+                model.inputs.putAll(draft.inputs)
+                model.restored = true
+            }
+            return model
+        }
     }
 
     val inputs: MutableMap<String, String> = java.util.Collections.synchronizedMap(linkedMapOf())
     @Volatile var fieldErrors: Map<String, String> = emptyMap()
         private set
     @Volatile var visible: List<FieldInfo> = emptyList()
+        private set
+    /** Whether the answers came back from a draft (the screen says so). */
+    @Volatile var restored: Boolean = false
         private set
 
     val rightToLeft: Boolean get() = form.rightToLeft
@@ -34,10 +46,29 @@ class FormScreenModel private constructor(
         return visible
     }
 
-    /** Records an answer and returns the fields to draw now: one made relevant appears at once. */
+    /**
+     * Records an answer, keeps the draft, and returns the fields to draw now: one made relevant
+     * appears at once.
+     */
     suspend fun answer(fieldId: String, value: String): List<FieldInfo> {
         inputs[fieldId] = value
+        keepDraft()
         return visibleFields()
+    }
+
+    /** Keeps the answers typed so far; a failure to keep them never stops the typing. */
+    suspend fun keepDraft() {
+        val snapshot = synchronized(inputs) { inputs.toMap() }
+        runCatching { repository.saveDraft(form.id, caseId, snapshot) }
+            .onFailure { if (it is kotlinx.coroutines.CancellationException) throw it }
+    }
+
+    /** Throws the answers away, here and in the store. */
+    suspend fun discard() {
+        inputs.clear()
+        fieldErrors = emptyMap()
+        restored = false
+        repository.discardDraft(form.id, caseId)
     }
 
     /** Only the answers of fields still shown are submitted. */
@@ -69,6 +100,8 @@ class FormScreenModel private constructor(
             Outcome.Failed(e.toUiError(lang))
         }
         fieldErrors = (outcome as? Outcome.Failed)?.error?.fieldErrors ?: emptyMap()
+        // Saved: the draft has done its work (a failure to drop it is only a stale draft).
+        if (outcome is Outcome.Ok) runCatching { repository.discardDraft(form.id, caseId) }
         return outcome
     }
 }

@@ -133,6 +133,12 @@ object Messages {
         "todo.title" to Triple("À faire", "To do", "المهام"),
         "todo.village" to Triple("Village (début du nom)", "Village (start of the name)", "القرية (بداية الاسم)"),
         "todo.any_risk" to Triple("Tous les risques", "Any risk", "كل مستويات الخطر"),
+        "draft.restored" to Triple(
+            "Formulaire repris là où vous l'aviez laissé.",
+            "Form picked up where you left it.",
+            "استُؤنفت الاستمارة من حيث توقفت.",
+        ),
+        "draft.discard" to Triple("Abandonner ce formulaire", "Discard this form", "التخلي عن هذه الاستمارة"),
         "syncing" to Triple("Synchronisation…", "Syncing…", "جارٍ المزامنة…"),
         "not_found" to Triple("Introuvable", "Not found", "غير موجود"),
         "storage" to Triple("Erreur de stockage", "Storage error", "خطأ في التخزين"),

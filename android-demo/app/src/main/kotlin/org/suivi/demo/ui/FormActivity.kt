@@ -41,10 +41,10 @@ class FormViewModel : ViewModel() {
     var listener: (() -> Unit)? = null
     private var relevance: Job? = null
 
-    fun load(repository: CaseRepository, formId: String, lang: Lang) {
+    fun load(repository: CaseRepository, formId: String, caseId: String?, lang: Lang) {
         if (model?.lang == lang) return
         viewModelScope.launch {
-            when (val loaded = attempt(lang) { FormScreenModel.load(repository, formId, lang).also { it.visibleFields() } }) {
+            when (val loaded = attempt(lang) { FormScreenModel.load(repository, formId, lang, caseId).also { it.visibleFields() } }) {
                 is Outcome.Ok -> model = loaded.value
                 is Outcome.Failed -> error = loaded.error
             }
@@ -57,9 +57,16 @@ class FormViewModel : ViewModel() {
         model.inputs[fieldId] = value
         relevance?.cancel()
         relevance = viewModelScope.launch {
-            attempt(model.lang) { model.visibleFields() }
+            // Kept as a draft at each answer: the process may be killed at any moment.
+            attempt(model.lang) { model.keepDraft(); model.visibleFields() }
             listener?.invoke()
         }
+    }
+
+    /** The agent throws the half-filled form away. */
+    fun discard() {
+        val model = model ?: return
+        viewModelScope.launch { attempt(model.lang) { model.discard() } }
     }
 
     fun save(caseId: String) {
@@ -98,10 +105,18 @@ class FormActivity : ComponentActivity() {
 
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
-        val repository = app.repository ?: return finish()
+        val formId = intent.getStringExtra("form") ?: "identification"
+        val caseId = intent.getStringExtra("case_id")?.ifEmpty { null }
+        val repository = app.repository ?: run {
+            // Restored after the process was killed: open the store (and ask the PIN) first,
+            // then come back here, where the draft brings the answers back.
+            startActivity(Intent(this, StartActivity::class.java).putExtra("resume_form", formId).putExtra("case_id", caseId))
+            finish()
+            return
+        }
         body = LinearLayout(this).apply { orientation = LinearLayout.VERTICAL }
         show(ScrollView(this).apply { addView(body) })
-        state.load(repository, intent.getStringExtra("form") ?: "identification", app.lang())
+        state.load(repository, formId, caseId, app.lang())
     }
 
     override fun onStart() {
@@ -157,6 +172,14 @@ class FormActivity : ComponentActivity() {
             body.addView(row)
         }
         message = TextView(this).also { body.addView(it) }
+        if (model.restored) message?.text = Messages.text("draft.restored", model.lang)
+        body.addView(Button(this).apply {
+            text = Messages.text("draft.discard", model.lang)
+            setOnClickListener {
+                state.discard()
+                finish()
+            }
+        })
         save = Button(this).apply {
             text = getString(R.string.save)
             setOnClickListener {

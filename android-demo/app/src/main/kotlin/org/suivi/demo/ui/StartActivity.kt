@@ -110,7 +110,15 @@ class StartActivity : ComponentActivity() {
                 Startup.Enroll -> go(EnrollActivity::class.java)
                 is Startup.Ready -> {
                     app.use(CaseRepository(found.store, app.startup.unsynced))
-                    go(MainActivity::class.java)
+                    val form = intent.getStringExtra("resume_form")
+                    if (form == null) {
+                        go(MainActivity::class.java)
+                    } else {
+                        // Back to the form the process died on, its draft restored there.
+                        startActivity(Intent(this, MainActivity::class.java))
+                        startActivity(Intent(this, FormActivity::class.java).putExtra("form", form).putExtra("case_id", intent.getStringExtra("case_id")))
+                        finish()
+                    }
                 }
                 is Startup.KeyLost -> confirmReset(
                     Messages.text("key_lost", app.lang()) + "\n\n" + resetWarning(found.unsyncedCases, app.lang()),
