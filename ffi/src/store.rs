@@ -529,6 +529,28 @@ impl CaseStore {
     /// Cases with changes the server has not acknowledged: what a reset would lose. The app
     /// keeps this number (no case data) outside the encrypted store, for the day the key is
     /// lost and the store cannot be opened to count.
+    /// Cases whose own changes the server refused (they stay on the phone, with them), for the
+    /// agent to read after a sync.
+    pub fn refused_cases(&self) -> Result<Vec<RefusedCase>> {
+        guard(|| {
+            Ok(self
+                .reader()
+                .refused_cases()?
+                .into_iter()
+                .map(|r| RefusedCase {
+                    reason: r
+                        .reason
+                        .split(':')
+                        .next()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                    case_id: r.case_id,
+                })
+                .collect())
+        })
+    }
+
     pub fn unsynced_case_count(&self) -> Result<u64> {
         guard(|| Ok(u64::try_from(self.reader().unsynced_case_count()?).unwrap_or(0)))
     }

@@ -32,6 +32,15 @@ pub struct QuarantinedCase {
     pub reason: String,
 }
 
+/// A case whose own changes the server refused, kept on the phone with them.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct RefusedCase {
+    pub case_id: String,
+    /// The server's reason as a code (forbidden, quota_exceeded, invalid, ...), for the app's
+    /// words; the server's detail is not passed on (a server response is untrusted text).
+    pub reason: String,
+}
+
 /// Cancels a running sync from another thread (a Cancel button, a coroutine's cancellation).
 #[derive(uniffi::Object, Default)]
 pub struct SyncCancel {

@@ -15,6 +15,8 @@ import org.suivi.core.CaseSummary
 import org.suivi.core.DraftInfo
 import org.suivi.core.FormInfo
 import org.suivi.core.HistoryItem
+import org.suivi.core.QuarantinedCase
+import org.suivi.core.RefusedCase
 import org.suivi.core.ShownValue
 import org.suivi.core.SuiviException
 import org.suivi.core.SyncCancel
@@ -33,6 +35,8 @@ class CaseRepository(
     val store: CaseStore,
     private val unsynced: UnsyncedCount? = null,
     private val io: CoroutineDispatcher = Dispatchers.IO,
+    /** Called after each save (not after a sync): the app asks for a sync soon (`SyncWorker`). */
+    private val afterSave: (() -> Unit)? = null,
 ) {
     suspend fun list(query: CaseQuery): List<CaseSummary> = withContext(io) { store.listCases(query) }
 
@@ -59,15 +63,23 @@ class CaseRepository(
     suspend fun visibleFields(formId: String, inputs: Map<String, String>): List<String> =
         withContext(io) { store.visibleFields(formId, inputs) }
 
-    suspend fun createCase(inputs: Map<String, String>): String = write { store.createCase(inputs) }
+    suspend fun createCase(inputs: Map<String, String>): String = save { store.createCase(inputs) }
 
-    suspend fun refer(caseId: String, inputs: Map<String, String>): String = write { store.refer(caseId, inputs) }
+    suspend fun refer(caseId: String, inputs: Map<String, String>): String = save { store.refer(caseId, inputs) }
 
     suspend fun addFollowUp(caseId: String, inputs: Map<String, String>): String =
-        write { store.addFollowup(caseId, inputs) }
+        save { store.addFollowup(caseId, inputs) }
 
     suspend fun moveReferral(referralId: String, transition: String, note: String?, nextProvider: String?): String? =
-        write { store.moveReferral(referralId, transition, note, nextProvider) }
+        save { store.moveReferral(referralId, transition, note, nextProvider) }
+
+    /** Changes identification fields with the case's own form version; what changed. */
+    suspend fun editCase(caseId: String, inputs: Map<String, String>): List<String> =
+        save { store.editCase(caseId, inputs) }
+
+    /** Settles a conflict with one of its values, as the form takes it. */
+    suspend fun resolveConflict(caseId: String, path: String, value: String) =
+        save { store.resolveConflict(caseId, path, value) }
 
     suspend fun saveDraft(formId: String, caseId: String?, inputs: Map<String, String>) =
         withContext(io) { store.saveDraft(formId, caseId, inputs) }
@@ -78,6 +90,10 @@ class CaseRepository(
 
     suspend fun discardDraft(formId: String, caseId: String?): Boolean =
         withContext(io) { store.discardDraft(formId, caseId) }
+
+    suspend fun refusedCases(): List<RefusedCase> = withContext(io) { store.refusedCases() }
+
+    suspend fun quarantinedCases(): List<QuarantinedCase> = withContext(io) { store.quarantinedCases() }
 
     suspend fun lastSync(): String? = withContext(io) { store.lastSync() }
 
@@ -108,6 +124,9 @@ class CaseRepository(
             watcher.cancel()
         }
     }
+
+    /** A save of the agent's: written, then a sync asked for soon. */
+    private suspend fun <T> save(call: () -> T): T = write(call).also { afterSave?.invoke() }
 
     private suspend fun <T> write(call: () -> T): T = withContext(io) {
         try {

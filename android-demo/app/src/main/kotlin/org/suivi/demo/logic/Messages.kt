@@ -139,6 +139,26 @@ object Messages {
             "استُؤنفت الاستمارة من حيث توقفت.",
         ),
         "draft.discard" to Triple("Abandonner ce formulaire", "Discard this form", "التخلي عن هذه الاستمارة"),
+        "refusal.forbidden" to Triple(
+            "refusé par le serveur : ce dossier n'est plus dans votre liste",
+            "refused by the server: this case is no longer in your caseload",
+            "رفضه الخادم: لم تعد هذه الحالة ضمن قائمتك",
+        ),
+        "refusal.quota_exceeded" to Triple(
+            "pas envoyé : le nombre de nouveaux dossiers du jour est atteint ; il partira demain",
+            "not sent: today's number of new cases is reached; it goes tomorrow",
+            "لم يُرسل: بلغ عدد الحالات الجديدة لليوم حده؛ سيُرسل غدا",
+        ),
+        "refusal.invalid" to Triple(
+            "refusé par le serveur : une réponse ne convient pas au formulaire ; corrigez-la",
+            "refused by the server: an answer does not fit the form; correct it",
+            "رفضه الخادم: إجابة لا تناسب الاستمارة؛ صحّحها",
+        ),
+        "refusal.other" to Triple(
+            "refusé par le serveur ; votre superviseur peut voir pourquoi",
+            "refused by the server; your supervisor can see why",
+            "رفضه الخادم؛ يمكن لمشرفك معرفة السبب",
+        ),
         "syncing" to Triple("Synchronisation…", "Syncing…", "جارٍ المزامنة…"),
         "not_found" to Triple("Introuvable", "Not found", "غير موجود"),
         "storage" to Triple("Erreur de stockage", "Storage error", "خطأ في التخزين"),

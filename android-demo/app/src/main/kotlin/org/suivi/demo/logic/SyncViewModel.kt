@@ -21,7 +21,8 @@ class SyncViewModel(
     sealed class State {
         object Idle : State()
         data class Running(val pages: Long, val casesDown: Long, val bytesDown: Long) : State()
-        data class Done(val summary: SyncSummary) : State()
+        /** `setAside`: what the server refused or this phone set aside, a line a case, in words. */
+        data class Done(val summary: SyncSummary, val setAside: List<String> = emptyList()) : State()
         data class Failed(val error: UiError) : State()
         object Cancelled : State()
     }
@@ -55,7 +56,7 @@ class SyncViewModel(
                 val summary = repository.sync { p ->
                     set(State.Running(p.roundTrips.toLong(), p.casesDown.toLong(), p.bytesDown.toLong()))
                 }
-                State.Done(summary)
+                State.Done(summary, BackgroundSync(repository, lang).setAside())
             } catch (e: CancellationException) {
                 State.Cancelled
             } catch (e: Throwable) {

@@ -15,7 +15,6 @@ import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
 import org.suivi.demo.R
-import org.suivi.demo.logic.CaseRepository
 import org.suivi.demo.logic.EnrollmentModel
 import org.suivi.demo.logic.Messages
 import org.suivi.demo.logic.Outcome
@@ -38,7 +37,7 @@ class EnrollViewModel : ViewModel() {
             val result = withContext(Dispatchers.IO) { model.enroll(app.startup, app.deviceName) }
             outcome = when (result) {
                 is Outcome.Ok -> {
-                    app.use(CaseRepository(result.value, app.startup.unsynced))
+                    app.use(app.repositoryOf(result.value))
                     Outcome.Ok(Unit)
                 }
                 is Outcome.Failed -> result

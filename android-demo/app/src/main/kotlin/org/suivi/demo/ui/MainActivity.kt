@@ -158,6 +158,10 @@ class MainActivity : ComponentActivity() {
                     is Outcome.Ok -> line.value
                     is Outcome.Failed -> line.error.message
                 }
+                // What did not go through, case by case, for the agent to act on.
+                if (s is SyncViewModel.State.Done && s.setAside.isNotEmpty()) {
+                    status.append("\n" + s.setAside.joinToString("\n"))
+                }
                 if (s is SyncViewModel.State.Done) refreshList(pause = 0)
             }
         }

@@ -14,7 +14,6 @@ import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
 import org.suivi.demo.R
-import org.suivi.demo.logic.CaseRepository
 import org.suivi.demo.logic.Messages
 import org.suivi.demo.logic.Outcome
 import org.suivi.demo.logic.Startup
@@ -109,7 +108,7 @@ class StartActivity : ComponentActivity() {
             is Outcome.Ok -> when (val found = outcome.value) {
                 Startup.Enroll -> go(EnrollActivity::class.java)
                 is Startup.Ready -> {
-                    app.use(CaseRepository(found.store, app.startup.unsynced))
+                    app.use(app.repositoryOf(found.store))
                     val form = intent.getStringExtra("resume_form")
                     if (form == null) {
                         go(MainActivity::class.java)

@@ -27,6 +27,12 @@ class SuiviApp : Application() {
      */
     val scope = MainScope()
 
+    /** The open store for the screens: each save asks for a sync soon, and the periodic one is kept. */
+    fun repositoryOf(store: org.suivi.core.CaseStore): CaseRepository {
+        SyncWorker.schedule(this)
+        return CaseRepository(store, startup.unsynced, afterSave = { SyncWorker.soon(this) })
+    }
+
     /** Makes `next` the open store, closing the one it replaces. */
     fun use(next: CaseRepository?) {
         val previous = repository

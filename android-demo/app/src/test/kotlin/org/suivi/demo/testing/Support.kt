@@ -121,12 +121,15 @@ class Tls private constructor(val caPem: String, val cert: File, val key: File) 
 
 /**
  * A loopback proxy to a real server that can stall: once `stall` is set, it accepts new
- * connections, reads what comes and never answers, the way a 2G link dies mid-sync.
+ * connections, reads what comes and never answers, the way a 2G link dies mid-sync. Once
+ * `answer` is set (a status and a JSON body), it answers every new request with it instead: a
+ * server upgraded past the phone (426), a busy one (503).
  */
 class StallingProxy(private val target: Int) : AutoCloseable {
     private val listener = ServerSocket(0, 50, InetAddress.getLoopbackAddress())
     val url = "http://127.0.0.1:${listener.localPort}"
     @Volatile var stall = false
+    @Volatile var answer: Pair<Int, String>? = null
     val stalled = CopyOnWriteArrayList<Socket>()
     private val open = CopyOnWriteArrayList<Socket>()
 
@@ -135,7 +138,10 @@ class StallingProxy(private val target: Int) : AutoCloseable {
             while (!listener.isClosed) {
                 val client = try { listener.accept() } catch (e: Exception) { break }
                 open.add(client)
-                if (stall) {
+                val fixed = answer
+                if (fixed != null) {
+                    Thread { client.use { answerFixed(it, fixed.first, fixed.second) } }.apply { isDaemon = true }.start()
+                } else if (stall) {
                     stalled.add(client)
                     Thread { drain(client.getInputStream()) }.apply { isDaemon = true }.start()
                 } else {
@@ -166,44 +172,44 @@ class StallingProxy(private val target: Int) : AutoCloseable {
     }
 }
 
+/** Reads one request (head and body) from `client`, then answers `status` with a JSON `body`. */
+fun answerFixed(client: Socket, status: Int, body: String) {
+    val bytes = body.toByteArray()
+    val head = "HTTP/1.1 $status Status\r\nContent-Type: application/json\r\n" +
+        "Content-Length: ${bytes.size}\r\nConnection: close\r\n\r\n"
+    val input = client.getInputStream().buffered()
+    var length = 0
+    while (true) {
+        val line = readLine(input) ?: break
+        if (line.isEmpty()) break
+        if (line.lowercase().startsWith("content-length:")) length = line.substringAfter(':').trim().toInt()
+    }
+    input.readNBytes(length)
+    client.getOutputStream().apply { write(head.toByteArray() + bytes); flush() }
+}
+
+private fun readLine(input: InputStream): String? {
+    val line = StringBuilder()
+    while (true) {
+        val c = input.read()
+        if (c < 0) return if (line.isEmpty()) null else line.toString()
+        if (c == '\n'.code) return line.toString().trimEnd('\r')
+        line.append(c.toChar())
+    }
+}
+
 /** A loopback HTTP server that answers every request with one fixed response. */
 class FixedReplyServer(status: Int, body: String) : AutoCloseable {
     private val listener = ServerSocket(0, 50, InetAddress.getLoopbackAddress())
     val url = "http://127.0.0.1:${listener.localPort}"
 
     init {
-        val bytes = body.toByteArray()
-        val head = "HTTP/1.1 $status Status\r\nContent-Type: application/json\r\n" +
-            "Content-Length: ${bytes.size}\r\nConnection: close\r\n\r\n"
         Thread {
             while (!listener.isClosed) {
                 val client = try { listener.accept() } catch (e: Exception) { break }
-                Thread {
-                    client.use {
-                        // Read the request head and body before answering.
-                        val input = it.getInputStream().buffered()
-                        var length = 0
-                        while (true) {
-                            val line = readLine(input) ?: break
-                            if (line.isEmpty()) break
-                            if (line.lowercase().startsWith("content-length:")) length = line.substringAfter(':').trim().toInt()
-                        }
-                        input.readNBytes(length)
-                        it.getOutputStream().apply { write(head.toByteArray() + bytes); flush() }
-                    }
-                }.apply { isDaemon = true }.start()
+                Thread { client.use { answerFixed(it, status, body) } }.apply { isDaemon = true }.start()
             }
         }.apply { isDaemon = true }.start()
-    }
-
-    private fun readLine(input: InputStream): String? {
-        val line = StringBuilder()
-        while (true) {
-            val c = input.read()
-            if (c < 0) return if (line.isEmpty()) null else line.toString()
-            if (c == '\n'.code) return line.toString().trimEnd('\r')
-            line.append(c.toChar())
-        }
     }
 
     override fun close() = listener.close()
