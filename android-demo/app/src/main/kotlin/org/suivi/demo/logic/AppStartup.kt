@@ -13,8 +13,9 @@ sealed class Startup {
     data class Ready(val store: CaseStore) : Startup()
 
     /**
-     * The store is there but its key cannot be unwrapped (Keystore reset, a transfer to another
-     * phone): offer a reset and a new enrollment. `unsyncedCases` is the last count recorded,
+     * The store is there but its key is proven gone (Keystore reset, a transfer to another
+     * phone): offer a reset and a new enrollment. (A key store that did not answer is not this:
+     * `open` throws `KeyTemporarilyUnavailable`, and the app offers to try again.) `unsyncedCases` is the last count recorded,
      * or null when it is unknown.
      */
     data class KeyLost(val unsyncedCases: Long?) : Startup()
@@ -82,4 +83,20 @@ fun resetWarning(unsyncedCases: Long?, lang: Lang): String = when {
     unsyncedCases == null -> Messages.text("reset.unknown", lang)
     unsyncedCases == 0L -> Messages.text("reset.nothing_lost", lang)
     else -> Messages.text("reset.loses", lang).replace("{n}", unsyncedCases.toString())
+}
+
+/**
+ * A reset the agent confirms by typing a word when it could lose work (unsynced cases, or a
+ * count unknown): a tap alone must not wipe a week of visits.
+ */
+class ResetConfirmation(val unsyncedCases: Long?, private val lang: Lang) {
+    val needsTyping: Boolean get() = unsyncedCases != 0L
+    val word: String get() = Messages.text("reset.word", lang)
+
+    /** What the dialog says: what is lost, and the word to type when it matters. */
+    val text: String
+        get() = resetWarning(unsyncedCases, lang) +
+            if (needsTyping) "\n\n" + Messages.text("reset.type", lang).replace("{word}", word) else ""
+
+    fun accepts(typed: String): Boolean = !needsTyping || typed.trim().equals(word, ignoreCase = true)
 }

@@ -86,6 +86,21 @@ object Messages {
             "The database key is lost (phone reset or transferred).",
             "مفتاح قاعدة البيانات مفقود (هاتف أُعيد ضبطه أو نُقل).",
         ),
+        "key_busy" to Triple(
+            "Le coffre de clés du téléphone n'a pas répondu. Réessayez : rien n'est perdu.",
+            "The phone's key store did not answer. Try again: nothing is lost.",
+            "لم يستجب مخزن مفاتيح الهاتف. حاول مجددا: لم يضع شيء.",
+        ),
+        "reset.type" to Triple(
+            "Pour confirmer, tapez {word}",
+            "To confirm, type {word}",
+            "للتأكيد، اكتب {word}",
+        ),
+        "reset.word" to Triple("EFFACER", "ERASE", "مسح"),
+        "lock.title" to Triple("Code de l'application", "App PIN", "رمز التطبيق"),
+        "lock.wrong" to Triple("Code incorrect", "Wrong PIN", "رمز غير صحيح"),
+        "lock.wait" to Triple("Trop d'essais : réessayez dans {n} s", "Too many tries: try again in {n} s", "محاولات كثيرة: أعد المحاولة بعد {n} ث"),
+        "lock.choose" to Triple("Choisissez un code de 4 à 8 chiffres", "Choose a PIN of 4 to 8 digits", "اختر رمزا من 4 إلى 8 أرقام"),
         "reset.loses" to Triple(
             "Réinitialiser efface {n} dossier(s) avec des modifications non synchronisées.",
             "Resetting erases {n} case(s) with unsynced changes.",

@@ -19,7 +19,70 @@ interface KeyWrapper {
     fun deleteKey()
 }
 
+/** The wrapping key is proven gone (invalidated, unrecoverable, missing, or not opening its blob). */
 class KeyUnavailable(cause: Throwable? = null) : Exception("the database key cannot be unwrapped", cause)
+
+/**
+ * The key store did not answer now (busy, a provider hiccup on a cheap phone): the key may well
+ * be there, so the app offers "try again", never a reset.
+ */
+class KeyTemporarilyUnavailable(cause: Throwable? = null) : Exception("the key store did not answer", cause)
+
+/**
+ * A key store failure classified: only a key proven gone is `KeyUnavailable` (the way to a
+ * reset); anything else is `KeyTemporarilyUnavailable`.
+ */
+fun keyStoreFailure(e: Throwable): Exception = when {
+    e is KeyUnavailable -> e
+    e is KeyTemporarilyUnavailable -> e
+    // The blob does not open with this key: the key was replaced.
+    e is javax.crypto.AEADBadTagException -> KeyUnavailable(e)
+    e is java.security.UnrecoverableKeyException -> KeyUnavailable(e)
+    // Android's, an InvalidKeyException: the key was invalidated (a new screen lock, a reset).
+    e.javaClass.simpleName == "KeyPermanentlyInvalidatedException" -> KeyUnavailable(e)
+    else -> KeyTemporarilyUnavailable(e)
+}
+
+/**
+ * Wraps the database key with AES-GCM under a key from a key store (`keyOf`; the Android
+ * Keystore on a phone, see `ui/KeystoreKeyWrapper`), every failure classified by
+ * `keyStoreFailure`. A missing key on unwrap is proven gone; unwrapping never makes a new key,
+ * which would hide the loss.
+ */
+class CipherKeyWrapper(
+    private val keyOf: () -> javax.crypto.SecretKey?,
+    private val create: () -> javax.crypto.SecretKey,
+    private val delete: () -> Unit,
+) : KeyWrapper {
+    private companion object {
+        const val IV_BYTES = 12
+    }
+
+    override fun wrap(raw: ByteArray): ByteArray = classified {
+        val cipher = javax.crypto.Cipher.getInstance("AES/GCM/NoPadding")
+        cipher.init(javax.crypto.Cipher.ENCRYPT_MODE, keyOf() ?: create())
+        cipher.iv + cipher.doFinal(raw)
+    }
+
+    override fun unwrap(sealed: ByteArray): ByteArray {
+        if (sealed.size <= IV_BYTES) throw KeyUnavailable()
+        return classified {
+            val key = keyOf() ?: throw KeyUnavailable()
+            val cipher = javax.crypto.Cipher.getInstance("AES/GCM/NoPadding")
+            cipher.init(javax.crypto.Cipher.DECRYPT_MODE, key, javax.crypto.spec.GCMParameterSpec(128, sealed.copyOfRange(0, IV_BYTES)))
+            cipher.doFinal(sealed.copyOfRange(IV_BYTES, sealed.size))
+        }
+    }
+
+    override fun deleteKey() = classified { delete() }
+
+    private inline fun <T> classified(block: () -> T): T = try {
+        block()
+    } catch (e: Exception) {
+        // GeneralSecurityException, IOException (KeyStore.load), ProviderException (Keystore2)…
+        throw keyStoreFailure(e)
+    }
+}
 
 /**
  * The app's files, all in one directory that is never backed up or transferred to another

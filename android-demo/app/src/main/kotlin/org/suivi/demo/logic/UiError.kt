@@ -45,6 +45,7 @@ fun SuiviException.toUiError(lang: Lang): UiError = when (this) {
 fun Throwable.toUiError(lang: Lang): UiError = when (this) {
     is SuiviException -> toUiError(lang)
     is KeyUnavailable -> UiError(Messages.text("key_lost", lang), next = UiError.Next.RESET_KEY)
+    is KeyTemporarilyUnavailable -> UiError(Messages.text("key_busy", lang), next = UiError.Next.RETRY_LATER)
     is java.io.IOException -> UiError(Messages.text("storage", lang))
     else -> UiError(Messages.text("internal", lang), next = UiError.Next.REPORT_BUG)
 }

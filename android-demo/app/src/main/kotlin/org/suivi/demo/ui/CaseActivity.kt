@@ -27,6 +27,7 @@ import org.suivi.demo.logic.toUiError
 class CaseActivity : ComponentActivity() {
     override fun onStart() {
         super.onStart()
+        if (!unlocked()) return
         draw()
     }
 

@@ -104,6 +104,8 @@ class EnrollActivity : ComponentActivity() {
         when (val outcome = state.outcome) {
             is Outcome.Ok -> {
                 startActivity(Intent(this, MainActivity::class.java))
+                // The PIN is chosen now, over the caseload, before anything of a child shows.
+                if (!app.lock.isSet) startActivity(Intent(this, LockActivity::class.java))
                 finish()
             }
             is Outcome.Failed -> {

@@ -121,6 +121,7 @@ class FormActivity : ComponentActivity() {
 
     override fun onStart() {
         super.onStart()
+        if (!unlocked()) return
         state.listener = { render() }
         render()
     }

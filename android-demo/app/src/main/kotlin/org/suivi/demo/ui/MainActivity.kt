@@ -110,6 +110,7 @@ class MainActivity : ComponentActivity() {
 
     override fun onStart() {
         super.onStart()
+        if (!unlocked()) return
         val sync = state.sync ?: return
         stopObserving = sync.observe { s -> runOnUiThread { drawSync(s) } }
         refreshList(pause = 0)

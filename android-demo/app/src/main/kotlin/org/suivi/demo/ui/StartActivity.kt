@@ -4,6 +4,7 @@ import android.app.AlertDialog
 import android.content.Intent
 import android.os.Bundle
 import android.widget.Button
+import android.widget.EditText
 import android.widget.LinearLayout
 import android.widget.ProgressBar
 import android.widget.TextView
@@ -18,7 +19,7 @@ import org.suivi.demo.logic.Messages
 import org.suivi.demo.logic.Outcome
 import org.suivi.demo.logic.Startup
 import org.suivi.demo.logic.attempt
-import org.suivi.demo.logic.resetWarning
+import org.suivi.demo.logic.ResetConfirmation
 
 /** What the start screen found, kept across rotation; runs in the app's scope. */
 class StartViewModel : ViewModel() {
@@ -47,6 +48,7 @@ class StartViewModel : ViewModel() {
                     (found as? Startup.Revoked)?.store?.close()
                     app.use(null)
                     app.startup.reset()
+                    app.lock.clear()
                     Startup.Enroll
                 }
             }
@@ -120,21 +122,32 @@ class StartActivity : ComponentActivity() {
                     }
                 }
                 is Startup.KeyLost -> confirmReset(
-                    Messages.text("key_lost", app.lang()) + "\n\n" + resetWarning(found.unsyncedCases, app.lang()),
+                    Messages.text("key_lost", app.lang()),
+                    ResetConfirmation(found.unsyncedCases, app.lang()),
                 )
-                is Startup.Revoked -> confirmReset(Messages.text("revoked", app.lang()))
+                // Its cases were already wiped: nothing more to lose.
+                is Startup.Revoked -> confirmReset(Messages.text("revoked", app.lang()), null)
             }
         }
     }
 
-    private fun confirmReset(text: String) {
+    /** The reset, said with what it loses; typed to confirm when it could lose work. */
+    private fun confirmReset(why: String, confirmation: ResetConfirmation?) {
         if (dialog?.isShowing == true) return
-        dialog = AlertDialog.Builder(this)
-            .setMessage(text)
+        val typed = EditText(this)
+        val shown = AlertDialog.Builder(this)
+            .setMessage(why + (confirmation?.let { "\n\n" + it.text } ?: ""))
             .setCancelable(false)
             .setPositiveButton(R.string.reset_and_enroll) { _, _ -> state.reset(app) }
             .setNegativeButton(R.string.quit) { _, _ -> finish() }
+            .apply { if (confirmation?.needsTyping == true) setView(typed) }
             .show()
+        if (confirmation?.needsTyping == true) {
+            val button = shown.getButton(AlertDialog.BUTTON_POSITIVE)
+            button.isEnabled = false
+            typed.addTextChangedListener(Watcher { button.isEnabled = confirmation.accepts(it) })
+        }
+        dialog = shown
     }
 
     private fun go(screen: Class<*>) {

@@ -4,6 +4,7 @@ import android.app.Application
 import android.os.Build
 import kotlinx.coroutines.MainScope
 import org.suivi.demo.logic.AppFiles
+import org.suivi.demo.logic.AppLock
 import org.suivi.demo.logic.AppStartup
 import org.suivi.demo.logic.CaseRepository
 import org.suivi.demo.logic.Lang
@@ -16,6 +17,10 @@ import java.util.Locale
  */
 class SuiviApp : Application() {
     lateinit var startup: AppStartup
+        private set
+
+    /** The app PIN, asked at start and after idling (`ui/LockActivity`). */
+    lateinit var lock: AppLock
         private set
 
     @Volatile var repository: CaseRepository? = null
@@ -45,6 +50,7 @@ class SuiviApp : Application() {
         val files = AppFiles(noBackupFilesDir)
         val version = packageManager.getPackageInfo(packageName, 0).versionName ?: "?"
         startup = AppStartup(files, StoreKeys(files, KeystoreKeyWrapper()), "suivi-android $version")
+        lock = AppLock(noBackupFilesDir)
     }
 
     val deviceName: String get() = "${Build.MANUFACTURER} ${Build.MODEL}".take(100)

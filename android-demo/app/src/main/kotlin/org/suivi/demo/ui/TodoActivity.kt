@@ -65,6 +65,7 @@ class TodoActivity : ComponentActivity() {
 
     override fun onStart() {
         super.onStart()
+        if (!unlocked()) return
         refresh()
     }
 

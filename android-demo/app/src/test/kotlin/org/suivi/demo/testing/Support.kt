@@ -216,33 +216,36 @@ class FixedReplyServer(status: Int, body: String) : AutoCloseable {
 }
 
 /**
- * A key wrapper for the JVM: AES-GCM with a key held in memory, standing in for the Android
- * Keystore. `lose()` drops the key, as a Keystore reset or a transfer to a new phone does.
+ * A key wrapper for the JVM: the app's own `CipherKeyWrapper` (AES-GCM, failures classified) over
+ * a key held in memory, standing in for the Android Keystore. `lose()` replaces the key, as a
+ * Keystore reset or a transfer to a new phone does; `failure` is what the key store throws at its
+ * next call (a transient `KeyStoreException`, an `UnrecoverableKeyException`...).
  */
 class SoftwareKeyWrapper : org.suivi.demo.logic.KeyWrapper {
-    private var key: javax.crypto.SecretKey = fresh()
+    @Volatile private var key: javax.crypto.SecretKey? = null
+    @Volatile var failure: Exception? = null
 
     private fun fresh(): javax.crypto.SecretKey =
         javax.crypto.KeyGenerator.getInstance("AES").apply { init(256) }.generateKey()
 
-    override fun wrap(raw: ByteArray): ByteArray {
-        val cipher = javax.crypto.Cipher.getInstance("AES/GCM/NoPadding").apply { init(javax.crypto.Cipher.ENCRYPT_MODE, key) }
-        return cipher.iv + cipher.doFinal(raw)
-    }
+    private val inner = org.suivi.demo.logic.CipherKeyWrapper(
+        keyOf = { failure?.let { throw it }; key },
+        create = { fresh().also { key = it } },
+        delete = { key = null },
+    )
 
-    override fun unwrap(sealed: ByteArray): ByteArray = try {
-        val cipher = javax.crypto.Cipher.getInstance("AES/GCM/NoPadding")
-        cipher.init(javax.crypto.Cipher.DECRYPT_MODE, key, javax.crypto.spec.GCMParameterSpec(128, sealed.copyOfRange(0, 12)))
-        cipher.doFinal(sealed.copyOfRange(12, sealed.size))
-    } catch (e: java.security.GeneralSecurityException) {
-        throw org.suivi.demo.logic.KeyUnavailable(e)
-    } catch (e: IllegalArgumentException) {
-        throw org.suivi.demo.logic.KeyUnavailable(e)
-    }
+    override fun wrap(raw: ByteArray): ByteArray = inner.wrap(raw)
 
-    override fun deleteKey() = lose()
+    override fun unwrap(sealed: ByteArray): ByteArray = inner.unwrap(sealed)
+
+    override fun deleteKey() = inner.deleteKey()
 
     fun lose() {
         key = fresh()
+    }
+
+    /** The key store entry is gone altogether. */
+    fun remove() {
+        key = null
     }
 }
