@@ -149,6 +149,50 @@ pub struct ShownValue {
     pub former: bool,
 }
 
+/// A conflict as the picker shows it: the field by its label, each value to keep.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ConflictChoice {
+    /// What `resolveConflict` settles.
+    pub path: String,
+    pub label: String,
+    pub options: Vec<ConflictOption>,
+}
+
+/// One of a conflict's values: in words, what settles on it, who wrote it, from which phone,
+/// when.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ConflictOption {
+    /// Pass it to `resolveConflict` to keep this value.
+    pub input: String,
+    pub value: String,
+    pub author: Option<String>,
+    /// The server vouched for the author and the phone.
+    pub verified: bool,
+    pub phone: Option<String>,
+    pub at: String,
+}
+
+impl From<suivi_core::store::ConflictChoice> for ConflictChoice {
+    fn from(c: suivi_core::store::ConflictChoice) -> Self {
+        ConflictChoice {
+            path: c.path,
+            label: c.label,
+            options: c
+                .options
+                .into_iter()
+                .map(|o| ConflictOption {
+                    input: o.input,
+                    value: o.value,
+                    author: o.author,
+                    verified: o.verified,
+                    phone: o.phone,
+                    at: o.at,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// A move a referral's status allows, as a button offers it.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct ReferralMove {

@@ -425,6 +425,25 @@ impl CaseStore {
         })
     }
 
+    /// A case's conflicts for the picker, in the reader's words (`lang`), times on
+    /// `time_zone`'s clock: each value labelled, with its author, phone and time.
+    pub fn conflict_choices(
+        &self,
+        case_id: String,
+        lang: String,
+        time_zone: String,
+    ) -> Result<Vec<ConflictChoice>> {
+        guard(|| {
+            let zone = suivi_core::words::Zone::parse(&time_zone)?;
+            let choices = self.reader().conflict_choices(
+                &case_id,
+                suivi_core::Lang::from_tag(&lang),
+                zone,
+            )?;
+            Ok(choices.into_iter().map(Into::into).collect())
+        })
+    }
+
     /// Who changed what in a case, and when.
     pub fn history(&self, case_id: String) -> Result<Vec<HistoryItem>> {
         guard(|| {

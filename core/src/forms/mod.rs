@@ -336,7 +336,7 @@ pub fn record_as_text(record: &Record) -> std::collections::HashMap<String, Stri
         .collect()
 }
 
-fn value_as_text(value: &Json) -> String {
+pub(crate) fn value_as_text(value: &Json) -> String {
     match value {
         Json::String(text) => text.clone(),
         Json::Null => String::new(),

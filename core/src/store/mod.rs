@@ -77,6 +77,31 @@ pub struct CaseFilter {
     pub limit: Option<usize>,
 }
 
+/// A conflict as a picker shows it: the field by its label, and each value to keep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConflictChoice {
+    /// What `resolve_conflict` settles (`identification.village`, `referrals.<id>.status`).
+    pub path: String,
+    pub label: String,
+    pub options: Vec<ConflictOption>,
+}
+
+/// One value two phones set at once, for the agent to keep or not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConflictOption {
+    /// The value as `resolve_conflict` takes it.
+    pub input: String,
+    /// The value in the reader's words (a choice's label, yes or no, a date written out).
+    pub value: String,
+    /// Who wrote it: the author the server verified, else the one the change names.
+    pub author: Option<String>,
+    pub verified: bool,
+    /// The phone that wrote it (its device id), when verified.
+    pub phone: Option<String>,
+    /// When, on the writing phone's clock, in the reader's words.
+    pub at: String,
+}
+
 /// Everything about one case, for the case screen.
 #[derive(Debug, Clone, Serialize)]
 pub struct CaseDetail {

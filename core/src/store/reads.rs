@@ -121,39 +121,127 @@ impl Store {
     pub fn history(&self, case_id: &str) -> Result<Vec<HistoryEntry>> {
         let mut doc = self.require_doc(case_id)?;
         let mut history = doc.history()?;
-        let own_actor = self.actor()?;
-        let own_device = self
-            .meta("device_id")?
-            .unwrap_or_else(|| self.identity.device.clone());
+        for entry in &mut history {
+            entry.verified = self.origin_of(&mut doc, &entry.hash)?;
+        }
+        Ok(history)
+    }
+
+    /// Who the server verified wrote a change (`change_origins`), or this phone itself for a
+    /// change under its own actor; `None` for one nobody vouched for.
+    fn origin_of(
+        &self,
+        doc: &mut CaseDoc,
+        hash: &str,
+    ) -> Result<Option<crate::case_doc::VerifiedOrigin>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT user_id, device_id, received_at FROM change_origins WHERE hash = ?1",
         )?;
-        for entry in &mut history {
-            let origin = stmt
-                .query_row([&entry.hash], |r| {
-                    Ok(crate::case_doc::VerifiedOrigin {
-                        user: r.get(0)?,
-                        device: r.get(1)?,
-                        received_at: chrono::DateTime::from_timestamp(r.get(2)?, 0),
-                    })
+        let origin = stmt
+            .query_row([hash], |r| {
+                Ok(crate::case_doc::VerifiedOrigin {
+                    user: r.get(0)?,
+                    device: r.get(1)?,
+                    received_at: chrono::DateTime::from_timestamp(r.get(2)?, 0),
                 })
-                .optional()?;
-            entry.verified = match origin {
-                Some(origin) => Some(origin),
-                None => {
-                    let hash: Option<automerge::ChangeHash> = entry.hash.parse().ok();
-                    let own = hash
-                        .and_then(|h| doc.automerge().get_change_by_hash(&h))
-                        .is_some_and(|c| *c.actor_id() == own_actor);
-                    own.then(|| crate::case_doc::VerifiedOrigin {
-                        user: self.identity.user.clone(),
-                        device: own_device.clone(),
-                        received_at: None,
-                    })
-                }
-            };
+            })
+            .optional()?;
+        if origin.is_some() {
+            return Ok(origin);
         }
-        Ok(history)
+        let own_actor = self.actor()?;
+        let parsed: Option<automerge::ChangeHash> = hash.parse().ok();
+        let own = parsed
+            .and_then(|h| doc.automerge().get_change_by_hash(&h))
+            .is_some_and(|c| *c.actor_id() == own_actor);
+        Ok(own.then(|| crate::case_doc::VerifiedOrigin {
+            user: self.identity.user.clone(),
+            device: self
+                .meta("device_id")
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| self.identity.device.clone()),
+            received_at: None,
+        }))
+    }
+
+    /// A case's conflicts as a picker shows them, in `lang`: the field by its label, each
+    /// value in words with what settles on it (`resolve_conflict`'s input), who wrote it (the
+    /// author the server verified, else the one the change names), from which phone, and when
+    /// (in `zone`).
+    pub fn conflict_choices(
+        &self,
+        case_id: &str,
+        lang: crate::forms::Lang,
+        zone: crate::words::Zone,
+    ) -> Result<Vec<ConflictChoice>> {
+        let forms = self.forms()?;
+        let mut doc = self.require_doc(case_id)?;
+        let form = forms.get(
+            crate::forms::IDENTIFICATION,
+            doc.identification_form_version()?,
+        )?;
+        let referrals = doc.referrals(&forms)?;
+        let mut choices = Vec::new();
+        for conflict in doc.conflicts_with_sources(&forms)? {
+            let field = conflict.path.strip_prefix("identification.");
+            let parts: Vec<&str> = conflict.path.split('.').collect();
+            let label = match (field, &parts[..]) {
+                (Some(f), _) => form
+                    .field(f)
+                    .map_or_else(|| f.to_string(), |d| d.label.get(lang).to_string()),
+                (None, ["referrals", id, "status"]) => {
+                    let provider = referrals
+                        .iter()
+                        .find(|r| r.id == *id)
+                        .and_then(|r| r.fields.get("provider"))
+                        .map(crate::case_doc::plain)
+                        .unwrap_or_default();
+                    format!(
+                        "{} · {provider}",
+                        crate::words::w(lang, crate::words::W::Status)
+                    )
+                }
+                (None, ["assigned_to"]) => {
+                    crate::words::w(lang, crate::words::W::Agent).to_string()
+                }
+                _ => conflict.path.clone(),
+            };
+            let mut options = Vec::with_capacity(conflict.values.len());
+            for (i, value) in conflict.values.iter().enumerate() {
+                let source = conflict.sources.get(i);
+                let origin = match source {
+                    Some(s) => self.origin_of(&mut doc, &s.change)?,
+                    None => None,
+                };
+                let words = match field {
+                    Some(f) => crate::case_doc::value_text(Some(form), f, value, lang),
+                    None if conflict.path.ends_with(".status") => {
+                        crate::words::status_label(lang, &crate::case_doc::plain(value))
+                    }
+                    None => crate::case_doc::plain(value),
+                };
+                options.push(ConflictOption {
+                    input: crate::forms::value_as_text(value),
+                    value: words,
+                    verified: origin.is_some(),
+                    author: origin
+                        .as_ref()
+                        .map(|o| o.user.clone())
+                        .or_else(|| source.and_then(|s| s.user.clone())),
+                    phone: origin.map(|o| o.device),
+                    at: source
+                        .map(|s| zone.date_time(lang, s.at))
+                        .unwrap_or_default(),
+                });
+            }
+            choices.push(ConflictChoice {
+                path: conflict.path,
+                label,
+                options,
+            });
+        }
+        Ok(choices)
     }
 
     /// Lists cases from the projection only: no document is loaded.

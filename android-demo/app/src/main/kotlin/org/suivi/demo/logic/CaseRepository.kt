@@ -12,6 +12,7 @@ import org.suivi.core.CaseDetail
 import org.suivi.core.CaseQuery
 import org.suivi.core.CaseStore
 import org.suivi.core.CaseSummary
+import org.suivi.core.ConflictChoice
 import org.suivi.core.DraftInfo
 import org.suivi.core.FormInfo
 import org.suivi.core.HistoryItem
@@ -76,6 +77,14 @@ class CaseRepository(
     /** Changes identification fields with the case's own form version; what changed. */
     suspend fun editCase(caseId: String, inputs: Map<String, String>): List<String> =
         save { store.editCase(caseId, inputs) }
+
+    /** Moves a case to the newest identification version, with the answers it requires. */
+    suspend fun moveCaseForm(caseId: String, inputs: Map<String, String>): List<String> =
+        save { store.moveCaseForm(caseId, inputs) }
+
+    /** A case's conflicts for the picker, in the reader's words, times on `zone`'s clock. */
+    suspend fun conflictChoices(caseId: String, lang: Lang, zone: String): List<ConflictChoice> =
+        withContext(io) { store.conflictChoices(caseId, lang.tag, zone) }
 
     /** Settles a conflict with one of its values, as the form takes it. */
     suspend fun resolveConflict(caseId: String, path: String, value: String) =

@@ -174,6 +174,12 @@ object Messages {
             "refused by the server; your supervisor can see why",
             "رفضه الخادم؛ يمكن لمشرفك معرفة السبب",
         ),
+        "case.edit" to Triple("Modifier l'identification", "Edit the identification", "تعديل بيانات التعريف"),
+        "case.move" to Triple(
+            "Passer à la nouvelle version du formulaire",
+            "Move to the new version of the form",
+            "الانتقال إلى النسخة الجديدة من الاستمارة",
+        ),
         "syncing" to Triple("Synchronisation…", "Syncing…", "جارٍ المزامنة…"),
         "not_found" to Triple("Introuvable", "Not found", "غير موجود"),
         "storage" to Triple("Erreur de stockage", "Storage error", "خطأ في التخزين"),

@@ -12,6 +12,7 @@ import androidx.lifecycle.lifecycleScope
 import kotlinx.coroutines.launch
 import org.suivi.demo.R
 import org.suivi.core.ReferralMove
+import org.suivi.demo.logic.ConflictPicker
 import org.suivi.demo.logic.Lang
 import org.suivi.demo.logic.Messages
 import org.suivi.demo.logic.Outcome
@@ -49,10 +50,31 @@ class CaseActivity : ComponentActivity() {
                 for (shown in repository.identificationInWords(caseId, lang)) {
                     line(if (shown.former) "(${shown.label} : ${shown.value})" else "${shown.label} : ${shown.value}")
                 }
-                detail.conflicts.forEach { c ->
-                    val values = c.values.zip(c.sources) { v, src -> "$v (${src.user ?: "?"})" }
-                    line("⚠ ${c.path} : ${values.joinToString(" | ")}")
+                // Each conflict by its label, each value in words with who wrote it, where and
+                // when; a tap keeps it (`ConflictPicker`).
+                val picker = ConflictPicker(repository, lang)
+                for (choice in picker.choices(caseId)) {
+                    line("⚠ ${choice.label}", 16f)
+                    for (option in choice.options) {
+                        body.addView(Button(this@CaseActivity).apply {
+                            text = picker.line(option)
+                            setOnClickListener {
+                                lifecycleScope.launch {
+                                    when (val kept = picker.keep(caseId, choice, option)) {
+                                        is Outcome.Ok -> draw()
+                                        is Outcome.Failed -> line(kept.error.message)
+                                    }
+                                }
+                            }
+                        })
+                    }
                 }
+                body.addView(Button(this@CaseActivity).apply {
+                    text = Messages.text("case.edit", lang)
+                    setOnClickListener {
+                        startActivity(Intent(this@CaseActivity, CaseEditActivity::class.java).putExtra("case_id", caseId))
+                    }
+                })
                 line(getString(R.string.referral_chain), 18f)
                 val referrals = ReferralModel(repository, lang)
                 for (chain in referrals.chains(caseId)) {
