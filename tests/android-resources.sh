@@ -18,7 +18,10 @@ rm -rf "$work" && mkdir -p "$work"
 
 # SDK levels and version as the Gradle build declares them (app/build.gradle.kts).
 gradle="$app/build.gradle.kts"
-min_sdk=$(sed -n 's/^ *minSdk = \([0-9]*\).*/\1/p' "$gradle")
+# minSdk is `minApi`, also the API level cargo-ndk links the library against.
+min_sdk=$(sed -n 's/^val minApi = \([0-9]*\).*/\1/p' "$gradle")
+grep -q '^ *minSdk = minApi$' "$gradle" || { echo "$gradle: minSdk is not minApi"; exit 1; }
+grep -q '"--platform", minApi.toString()' "$gradle" || { echo "$gradle: cargo-ndk is not given minApi"; exit 1; }
 target_sdk=$(sed -n 's/^ *targetSdk = \([0-9]*\).*/\1/p' "$gradle")
 version_code=$(sed -n 's/^ *versionCode = \([0-9]*\).*/\1/p' "$gradle")
 version_name=$(sed -n 's/^ *versionName = "\(.*\)".*/\1/p' "$gradle")
@@ -46,7 +49,8 @@ done
 # The release build shrinks with R8 and keeps what JNA and the bindings reach by reflection.
 grep -q 'isMinifyEnabled = true' "$gradle" && grep -q '"proguard-rules.pro"' "$gradle" \
   || { echo "$gradle: no minified release build with proguard-rules.pro"; exit 1; }
-for rule in '-keep class com.sun.jna.** { *; }' '-keep class org.suivi.core.** { *; }'; do
+for rule in '-keep class com.sun.jna.** { *; }' '-keep class org.suivi.core.** { *; }' \
+  '-keep class * implements com.sun.jna.** { *; }' '-keepattributes RuntimeVisibleAnnotations,'; do
   grep -qF -- "$rule" "$app/proguard-rules.pro" || { echo "proguard-rules.pro lacks: $rule"; exit 1; }
 done
 
@@ -95,3 +99,41 @@ aapt2 dump resources "$work/suivi-resources.apk" > "$work/resources.txt"
 grep -A3 "string/search_hint" "$work/resources.txt" | grep -q '() "Rechercher un enfant"' \
   || { grep -A3 "string/search_hint" "$work/resources.txt"; echo "the default strings are not French"; exit 1; }
 echo "android resources: $(basename "$work/suivi-resources.apk") linked against API 29, aligned, signed, verified; badging as declared"
+
+# tests/apk-check.sh, the check for an APK built elsewhere, made to pass and to fail: the linked
+# APK with native libraries (host-built stand-ins, ELF64 like arm64's) as Gradle packs them
+# (stored, page-aligned), signed.
+cat > "$work/stub.c" <<'C'
+int suivi_stub(void) { return 42; }
+C
+cc -shared -fPIC -s -Wl,-z,max-page-size=16384 -Wl,-z,common-page-size=16384 -o "$work/good.so" "$work/stub.c"
+cc -shared -fPIC -s -Wl,-z,max-page-size=4096 -Wl,-z,common-page-size=4096 -o "$work/4k.so" "$work/stub.c"
+cc -shared -fPIC -Wl,-z,max-page-size=16384 -o "$work/symbols.so" "$work/stub.c"
+with_libs() { # with_libs <name> <abi>=<so>...
+  local name=$1; shift
+  python3 - "$work/unaligned.apk" "$work/libs-$name-unaligned.apk" "$@" <<'PY'
+import shutil, sys, zipfile
+shutil.copy(sys.argv[1], sys.argv[2])
+with zipfile.ZipFile(sys.argv[2], "a") as z:
+    for spec in sys.argv[3:]:
+        abi, so = spec.split("=")
+        z.write(so, "lib/%s/libsuivi_ffi.so" % abi, compress_type=zipfile.ZIP_STORED)
+PY
+  zipalign -p -f 4 "$work/libs-$name-unaligned.apk" "$work/libs-$name-aligned.apk"
+  apksigner sign --ks "$work/check.jks" --ks-pass pass:suivi-check --key-pass pass:suivi-check \
+    --min-sdk-version "$min_sdk" --out "$work/libs-$name.apk" "$work/libs-$name-aligned.apk"
+}
+with_libs good arm64-v8a="$work/good.so" armeabi-v7a="$work/good.so"
+with_libs x86 arm64-v8a="$work/good.so" armeabi-v7a="$work/good.so" x86_64="$work/good.so"
+with_libs 4k arm64-v8a="$work/4k.so" armeabi-v7a="$work/good.so"
+with_libs unstripped arm64-v8a="$work/symbols.so" armeabi-v7a="$work/good.so"
+bash tests/apk-check.sh "$work/libs-good.apk"
+refuses() { # refuses <apk> <words the refusal must say>
+  local out
+  if out=$(bash tests/apk-check.sh "$1" 2>&1); then echo "apk-check passed $1: $out"; exit 1; fi
+  grep -qF -- "$2" <<<"$out" || { echo "apk-check refused $1 without saying '$2': $out"; exit 1; }
+}
+refuses "$work/libs-x86.apk" "native code is 'arm64-v8a' 'armeabi-v7a' 'x86_64'"
+refuses "$work/libs-4k.apk" "arm64-v8a/libsuivi_ffi.so has a LOAD segment aligned to 0x1000 bytes"
+refuses "$work/libs-unstripped.apk" "is not stripped"
+echo "apk check: passes a phone-ready APK, refuses one with x86_64, a 4 KiB-aligned library, an unstripped one"

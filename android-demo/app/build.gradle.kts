@@ -15,6 +15,11 @@ plugins {
 val repoRoot: File = rootProject.projectDir.parentFile
 /** Where cargo builds the host library and suivi-server for the JVM unit tests. */
 val hostTarget: String = System.getenv("CARGO_TARGET_DIR") ?: "$repoRoot/target"
+/** The ABIs that ship; x86_64 only for an emulator build. */
+val phoneAbis = listOf("arm64-v8a", "armeabi-v7a")
+val emulatorAbis = if (project.hasProperty("suiviEmulator")) listOf("x86_64") else emptyList()
+/** minSdk, also the API level the Rust library links against. */
+val minApi = 24
 
 android {
     namespace = "org.suivi.demo"
@@ -22,12 +27,24 @@ android {
 
     defaultConfig {
         applicationId = "org.suivi.demo"
-        minSdk = 24
+        minSdk = minApi
         // Google Play requires API 36 for new apps and updates from 31 August 2026.
         targetSdk = 36
         versionCode = 1
         versionName = "0.1.0"
-        ndk { abiFilters += listOf("arm64-v8a", "armeabi-v7a", "x86_64") }
+        // What phones run: 64-bit ARM and the 32-bit ARM of the cheapest ones. No x86_64 in
+        // what ships (an emulator build adds it with -PsuiviEmulator).
+        ndk { abiFilters += phoneAbis + emulatorAbis }
+    }
+
+    // One APK per ABI: a 2G download carries one library, not three.
+    splits {
+        abi {
+            isEnable = true
+            reset()
+            include(*(phoneAbis + emulatorAbis).toTypedArray())
+            isUniversalApk = false
+        }
     }
 
     buildTypes {
@@ -76,23 +93,29 @@ abstract class UniffiBindings : Exec() {
 androidComponents {
     onVariants { variant ->
         val name = variant.name.replaceFirstChar { it.uppercase() }
+        val ndkDirectory = androidComponents.sdkComponents.ndkDirectory
         val cargoNdk = tasks.register<CargoNdk>("cargoNdk$name") {
             workingDir = repoRoot
             executable = "cargo"
             argumentProviders.add(CommandLineArgumentProvider {
-                // Release Rust even in a debug APK: a debug build of SQLCipher and Automerge is
-                // too slow on a phone to try anything.
-                listOf(
-                    "ndk", "-t", "arm64-v8a", "-t", "armeabi-v7a", "-t", "x86_64", "-o", outputDir.get().asFile.path,
-                    "build", "--release", "-p", "suivi-ffi", "--features", "vendored-openssl",
+                // The phones' profile even in a debug APK: a debug build of SQLCipher and
+                // Automerge is too slow on a phone to try anything. `--platform` is the API
+                // level the library links against: minSdk, not the NDK's default.
+                (phoneAbis + emulatorAbis).flatMap { listOf("-t", it) } + listOf(
+                    "--platform", minApi.toString(), "-o", outputDir.get().asFile.path,
+                    "build", "--profile", "release-android", "-p", "suivi-ffi", "--features", "vendored-openssl",
                 )
             })
+            // The NDK the Android Gradle plugin resolved (android.ndkVersion / ndk.dir), not
+            // whichever one cargo-ndk would guess.
+            doFirst { environment("ANDROID_NDK_HOME", ndkDirectory.get().asFile.path) }
             outputs.upToDateWhen { false }
         }
         val bindings = tasks.register<UniffiBindings>("uniffiBindings$name") {
             workingDir = repoRoot
             executable = "bash"
-            argumentProviders.add(CommandLineArgumentProvider { listOf("ffi/generate-kotlin.sh", outputDir.get().asFile.path) })
+            // Only the library and the generator: the workspace's other crates are not the APK's.
+            argumentProviders.add(CommandLineArgumentProvider { listOf("ffi/generate-kotlin.sh", outputDir.get().asFile.path, "--ffi-only") })
             outputs.upToDateWhen { false }
         }
         variant.sources.jniLibs?.addGeneratedSourceDirectory(cargoNdk, CargoNdk::outputDir)
