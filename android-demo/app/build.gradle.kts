@@ -18,8 +18,11 @@ val hostTarget: String = System.getenv("CARGO_TARGET_DIR") ?: "$repoRoot/target"
 /** The ABIs that ship; x86_64 only for an emulator build. */
 val phoneAbis = listOf("arm64-v8a", "armeabi-v7a")
 val emulatorAbis = if (project.hasProperty("suiviEmulator")) listOf("x86_64") else emptyList()
-/** minSdk, also the API level the Rust library links against. */
-val minApi = 24
+/**
+ * minSdk, also the API level the Rust library links against: Android 8.0, the first with
+ * PBKDF2WithHmacSHA256, which the app PIN's verifier uses (`logic/AppLock.kt`).
+ */
+val minApi = 26
 
 android {
     namespace = "org.suivi.demo"
@@ -32,12 +35,11 @@ android {
         targetSdk = 36
         versionCode = 1
         versionName = "0.1.0"
-        // What phones run: 64-bit ARM and the 32-bit ARM of the cheapest ones. No x86_64 in
-        // what ships (an emulator build adds it with -PsuiviEmulator).
-        ndk { abiFilters += phoneAbis + emulatorAbis }
     }
 
-    // One APK per ABI: a 2G download carries one library, not three.
+    // One APK per ABI (the splits are the ABI filter: AGP refuses ndk.abiFilters beside them),
+    // and only what phones run: 64-bit ARM and the 32-bit ARM of the cheapest ones; x86_64 only
+    // in an emulator build (-PsuiviEmulator). A 2G download carries one library, not three.
     splits {
         abi {
             isEnable = true
@@ -101,7 +103,7 @@ androidComponents {
                 // The phones' profile even in a debug APK: a debug build of SQLCipher and
                 // Automerge is too slow on a phone to try anything. `--platform` is the API
                 // level the library links against: minSdk, not the NDK's default.
-                (phoneAbis + emulatorAbis).flatMap { listOf("-t", it) } + listOf(
+                listOf("ndk") + (phoneAbis + emulatorAbis).flatMap { listOf("-t", it) } + listOf(
                     "--platform", minApi.toString(), "-o", outputDir.get().asFile.path,
                     "build", "--profile", "release-android", "-p", "suivi-ffi", "--features", "vendored-openssl",
                 )

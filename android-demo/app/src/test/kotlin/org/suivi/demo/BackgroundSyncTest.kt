@@ -3,7 +3,11 @@
 // and tell the agent, and what the server refused is listed in words.
 package org.suivi.demo
 
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.async
+import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeout
 import org.junit.Assert.assertEquals
 import org.junit.Assert.assertTrue
 import org.junit.Test
@@ -16,6 +20,7 @@ import org.suivi.demo.testing.StallingProxy
 import org.suivi.demo.testing.TestServer
 import org.suivi.demo.testing.child
 import org.suivi.demo.testing.newStore
+import org.suivi.demo.testing.until
 
 class BackgroundSyncTest {
     @Test
@@ -95,6 +100,31 @@ class BackgroundSyncTest {
             assertEquals("a sync is not a save", 2, asked.get())
             runCatching { repo.createCase(mapOf("child_first_name" to "")) }
             assertEquals("a refused save asks nothing", 2, asked.get())
+        }
+    }
+
+    @Test
+    fun `background sync - a second sync waits for the first, never interleaves with it`() = runBlocking {
+        TestServer().use { server ->
+            server.addUser("amina", "agent", "sikasso")
+            StallingProxy(server.port).use { link ->
+                val (store, _) = newStore("amina")
+                store.enroll(link.url, server.enrollmentCode("amina"), null)
+                val repo = CaseRepository(store)
+                repo.createCase(child("Awa", "Traoré", "Kignan"))
+                link.stall = true
+                val first = launch(Dispatchers.IO) { runCatching { repo.sync { } } }
+                until("the first sync waits on the stalled link") { link.stalled.size == 1 }
+                // The periodic run starts meanwhile: it must not reach the network yet.
+                val second = async(Dispatchers.IO) { repo.sync { } }
+                Thread.sleep(500) // time for a second request to show, if one were made
+                assertEquals("only the first sync reached the link", 1, link.stalled.size)
+                link.stall = false
+                first.cancel()
+                val summary = withTimeout(60_000) { second.await() }
+                assertEquals(1uL, summary.casesUp)
+                assertEquals(1, link.stalled.size)
+            }
         }
     }
 

@@ -39,6 +39,9 @@ class DraftsTest {
         val saved = again.submitNewCase()
         assertTrue("$saved", saved is Outcome.Ok)
         assertNull("the save ends the draft", store.draft("identification", null))
+        // A keep still on its way from the last keystroke writes nothing after the save.
+        again.keepDraft()
+        assertNull("no draft comes back", store.draft("identification", null))
         assertFalse(FormScreenModel.load(repo, "identification", Lang.FR).restored)
     }
 
@@ -57,6 +60,8 @@ class DraftsTest {
             FormScreenModel.load(repo, "followup", Lang.FR, store.createCase(child("Moussa", "Keïta", "Kignan"))).inputs.isEmpty())
         visit.discard()
         assertNull(store.draft("followup", caseId))
+        visit.keepDraft()
+        assertNull("a late keep after the discard writes nothing", store.draft("followup", caseId))
         assertTrue(FormScreenModel.load(repo, "followup", Lang.FR, caseId).inputs.isEmpty())
         assertEquals(listOf("identification"), store.drafts().map { it.formId })
     }

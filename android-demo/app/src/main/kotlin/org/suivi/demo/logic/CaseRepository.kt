@@ -7,6 +7,7 @@ import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.suspendCancellableCoroutine
+import kotlinx.coroutines.isActive
 import kotlinx.coroutines.withContext
 import org.suivi.core.CaseDetail
 import org.suivi.core.CaseQuery
@@ -112,7 +113,29 @@ class CaseRepository(
      * ends with `SuiviException.Cancelled` inside and `CancellationException` here, and every
      * page committed before stays.
      */
-    suspend fun sync(onProgress: (SyncProgress) -> Unit): SyncSummary = coroutineScope {
+    suspend fun sync(onProgress: (SyncProgress) -> Unit): SyncSummary {
+        // Waited for on an IO thread, a tenth of a second at a time, so a cancelled caller
+        // stops waiting at once.
+        withContext(io) {
+            while (!syncing.tryAcquire(100, java.util.concurrent.TimeUnit.MILLISECONDS)) {
+                if (!isActive) throw CancellationException("sync cancelled while waiting")
+            }
+        }
+        try {
+            return syncNow(onProgress)
+        } finally {
+            syncing.release()
+        }
+    }
+
+    /**
+     * One sync at a time: the Sync button, the periodic run and the one after a save may all
+     * start together, and two runs would interleave their pages. (A semaphore, not the coroutine
+     * library's `Mutex`: it is released from whichever thread the sync ends on.)
+     */
+    private val syncing = java.util.concurrent.Semaphore(1)
+
+    private suspend fun syncNow(onProgress: (SyncProgress) -> Unit): SyncSummary = coroutineScope {
         val cancel = SyncCancel()
         // Suspends until this scope is cancelled (or the sync ends and stops it).
         val watcher = launch(start = CoroutineStart.UNDISPATCHED) {

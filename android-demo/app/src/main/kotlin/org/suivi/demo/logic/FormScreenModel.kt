@@ -1,5 +1,6 @@
 package org.suivi.demo.logic
 
+import kotlinx.coroutines.sync.withLock
 import org.suivi.core.FieldInfo
 import org.suivi.core.FormInfo
 
@@ -37,6 +38,14 @@ class FormScreenModel private constructor(
     @Volatile var restored: Boolean = false
         private set
 
+    /**
+     * Drafts are kept, discarded and ended one at a time; once the record is saved or the form
+     * discarded, a keep still on its way (a relevance check typed a moment before) writes
+     * nothing, so a discarded child's answers never come back.
+     */
+    private val drafting = kotlinx.coroutines.sync.Mutex()
+    @Volatile private var ended = false
+
     val rightToLeft: Boolean get() = form.rightToLeft
 
     /** The fields to draw now, in form order: relevance is decided by core. */
@@ -59,8 +68,11 @@ class FormScreenModel private constructor(
     /** Keeps the answers typed so far; a failure to keep them never stops the typing. */
     suspend fun keepDraft() {
         val snapshot = synchronized(inputs) { inputs.toMap() }
-        runCatching { repository.saveDraft(form.id, caseId, snapshot) }
-            .onFailure { if (it is kotlinx.coroutines.CancellationException) throw it }
+        drafting.withLock {
+            if (ended) return
+            runCatching { repository.saveDraft(form.id, caseId, snapshot) }
+                .onFailure { if (it is kotlinx.coroutines.CancellationException) throw it }
+        }
     }
 
     /** Throws the answers away, here and in the store. */
@@ -68,7 +80,14 @@ class FormScreenModel private constructor(
         inputs.clear()
         fieldErrors = emptyMap()
         restored = false
-        repository.discardDraft(form.id, caseId)
+        endDraft()
+    }
+
+    private suspend fun endDraft() {
+        drafting.withLock {
+            ended = true
+            repository.discardDraft(form.id, caseId)
+        }
     }
 
     /** Only the answers of fields still shown are submitted. */
@@ -101,7 +120,7 @@ class FormScreenModel private constructor(
         }
         fieldErrors = (outcome as? Outcome.Failed)?.error?.fieldErrors ?: emptyMap()
         // Saved: the draft has done its work (a failure to drop it is only a stale draft).
-        if (outcome is Outcome.Ok) runCatching { repository.discardDraft(form.id, caseId) }
+        if (outcome is Outcome.Ok) runCatching { endDraft() }
         return outcome
     }
 }

@@ -101,6 +101,9 @@ object Messages {
         "lock.wrong" to Triple("Code incorrect", "Wrong PIN", "رمز غير صحيح"),
         "lock.wait" to Triple("Trop d'essais : réessayez dans {n} s", "Too many tries: try again in {n} s", "محاولات كثيرة: أعد المحاولة بعد {n} ث"),
         "lock.choose" to Triple("Choisissez un code de 4 à 8 chiffres", "Choose a PIN of 4 to 8 digits", "اختر رمزا من 4 إلى 8 أرقام"),
+        "lock.again" to Triple("Tapez le même code une seconde fois", "Type the same PIN again", "اكتب الرمز نفسه مرة ثانية"),
+        "lock.differ" to Triple("Les deux codes diffèrent", "The two PINs differ", "الرمزان مختلفان"),
+        "todo.attention" to Triple("{n} dossier(s) à revoir après la synchronisation", "{n} case(s) to look at after the sync", "{n} حالة تحتاج إلى مراجعة بعد المزامنة"),
         "reset.loses" to Triple(
             "Réinitialiser efface {n} dossier(s) avec des modifications non synchronisées.",
             "Resetting erases {n} case(s) with unsynced changes.",

@@ -7,7 +7,6 @@ import android.widget.EditText
 import android.widget.LinearLayout
 import android.widget.ScrollView
 import android.widget.TextView
-import androidx.activity.ComponentActivity
 import androidx.lifecycle.lifecycleScope
 import kotlinx.coroutines.launch
 import org.suivi.demo.R
@@ -25,7 +24,7 @@ import org.suivi.demo.logic.toUiError
  * each referral allows (`ReferralModel`), visits. Loaded off the main thread through the store's
  * read connection. (Android only.)
  */
-class CaseActivity : ComponentActivity() {
+class CaseActivity : ChildScreen() {
     override fun onStart() {
         super.onStart()
         if (!unlocked()) return

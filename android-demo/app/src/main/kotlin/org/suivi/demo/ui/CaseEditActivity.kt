@@ -6,29 +6,48 @@ import android.widget.EditText
 import android.widget.LinearLayout
 import android.widget.ScrollView
 import android.widget.TextView
-import androidx.activity.ComponentActivity
+import androidx.activity.viewModels
+import androidx.lifecycle.ViewModel
 import androidx.lifecycle.lifecycleScope
 import kotlinx.coroutines.launch
 import org.suivi.demo.R
 import org.suivi.demo.logic.CaseEditModel
 import org.suivi.demo.logic.Messages
 import org.suivi.demo.logic.Outcome
+import org.suivi.demo.logic.attempt
+
+/** The edit in progress, kept across rotation and the lock screen. */
+class CaseEditViewModel : ViewModel() {
+    var model: CaseEditModel? = null
+    val moveAnswers = HashMap<String, String>()
+}
 
 /**
  * Editing a case's identification with its own form version, and moving it to a newer one when
  * one is held: the behaviour is `CaseEditModel`'s (tested on the JVM); this draws a text box per
- * field with its label, the errors under them, and the questions a move asks. (Android only.)
+ * field with its label, the errors under them, and the questions a move asks. Loaded once; what
+ * the agent typed survives the screen going off and the PIN. (Android only.)
  */
-class CaseEditActivity : ComponentActivity() {
-    override fun onStart() {
-        super.onStart()
-        if (!unlocked()) return
+class CaseEditActivity : ChildScreen() {
+    private val state: CaseEditViewModel by viewModels()
+
+    override fun onCreate(savedInstanceState: Bundle?) {
+        super.onCreate(savedInstanceState)
         val caseId = intent.getStringExtra("case_id") ?: return finish()
         val repository = app.repository ?: return finish()
         val lang = app.lang()
         lifecycleScope.launch {
-            val model = CaseEditModel.load(repository, caseId, lang)
             val body = LinearLayout(this@CaseEditActivity).apply { orientation = LinearLayout.VERTICAL }
+            show(ScrollView(this@CaseEditActivity).apply { addView(body) })
+            val loaded = state.model?.let { Outcome.Ok(it) }
+                ?: attempt(lang) { CaseEditModel.load(repository, caseId, lang) }
+            val model = when (loaded) {
+                is Outcome.Ok -> loaded.value.also { state.model = it }
+                is Outcome.Failed -> {
+                    body.addView(TextView(this@CaseEditActivity).apply { text = loaded.error.message })
+                    return@launch
+                }
+            }
             val errors = HashMap<String, TextView>()
             for (field in model.form.fields) {
                 body.addView(TextView(this@CaseEditActivity).apply { text = field.label })
@@ -55,16 +74,22 @@ class CaseEditActivity : ComponentActivity() {
             })
             if (model.canMove) {
                 // The newest version's questions the record lacks, then the move.
-                val answers = HashMap<String, String>()
-                for (field in model.moveAsks()) {
+                val asks = when (val asked = attempt(lang) { model.moveAsks() }) {
+                    is Outcome.Ok -> asked.value
+                    is Outcome.Failed -> emptyList()
+                }
+                for (field in asks) {
                     body.addView(TextView(this@CaseEditActivity).apply { text = field.label + " *" })
-                    body.addView(EditText(this@CaseEditActivity).apply { addTextChangedListener(Watcher { answers[field.id] = it }) })
+                    body.addView(EditText(this@CaseEditActivity).apply {
+                        setText(state.moveAnswers[field.id].orEmpty())
+                        addTextChangedListener(Watcher { state.moveAnswers[field.id] = it })
+                    })
                 }
                 body.addView(Button(this@CaseEditActivity).apply {
                     text = Messages.text("case.move", lang)
                     setOnClickListener {
                         lifecycleScope.launch {
-                            when (val moved = model.moveToNewest(answers)) {
+                            when (val moved = model.moveToNewest(state.moveAnswers)) {
                                 is Outcome.Ok -> finish()
                                 is Outcome.Failed -> message.text = (moved.error.fieldErrors.values + moved.error.message).joinToString("\n")
                             }
@@ -72,7 +97,11 @@ class CaseEditActivity : ComponentActivity() {
                     }
                 })
             }
-            show(ScrollView(this@CaseEditActivity).apply { addView(body) })
         }
+    }
+
+    override fun onStart() {
+        super.onStart()
+        unlocked()
     }
 }

@@ -103,9 +103,8 @@ class EnrollActivity : ComponentActivity() {
         send.isEnabled = !state.running
         when (val outcome = state.outcome) {
             is Outcome.Ok -> {
+                // The caseload asks for a PIN to be chosen before anything of a child shows.
                 startActivity(Intent(this, MainActivity::class.java))
-                // The PIN is chosen now, over the caseload, before anything of a child shows.
-                if (!app.lock.isSet) startActivity(Intent(this, LockActivity::class.java))
                 finish()
             }
             is Outcome.Failed -> {

@@ -13,7 +13,6 @@ import android.widget.LinearLayout
 import android.widget.ScrollView
 import android.widget.Spinner
 import android.widget.TextView
-import androidx.activity.ComponentActivity
 import androidx.activity.viewModels
 import androidx.lifecycle.ViewModel
 import androidx.lifecycle.viewModelScope
@@ -63,10 +62,11 @@ class FormViewModel : ViewModel() {
         }
     }
 
-    /** The agent throws the half-filled form away. */
-    fun discard() {
+    /** The agent throws the half-filled form away: in the app's scope, since the screen closes. */
+    fun discard(app: SuiviApp) {
         val model = model ?: return
-        viewModelScope.launch { attempt(model.lang) { model.discard() } }
+        relevance?.cancel()
+        app.scope.launch { attempt(model.lang) { model.discard() } }
     }
 
     fun save(caseId: String) {
@@ -96,7 +96,7 @@ class FormViewModel : ViewModel() {
  * the answer is typed, without redrawing the field being typed in; errors shown on their
  * fields. (Android only.)
  */
-class FormActivity : ComponentActivity() {
+class FormActivity : ChildScreen() {
     private val state: FormViewModel by viewModels()
     private lateinit var body: LinearLayout
     private val rows = mutableMapOf<String, Pair<View, TextView>>()
@@ -153,7 +153,8 @@ class FormActivity : ComponentActivity() {
             row.second.visibility = if (error != null && id in shown) View.VISIBLE else View.GONE
         }
         save?.isEnabled = !state.saving
-        message?.text = state.error?.takeIf { model.fieldErrors.isEmpty() }?.message.orEmpty()
+        message?.text = state.error?.takeIf { model.fieldErrors.isEmpty() }?.message
+            ?: if (model.restored) Messages.text("draft.restored", model.lang) else ""
     }
 
     /** One row per field of the form, built once; relevance only shows and hides them. */
@@ -173,11 +174,10 @@ class FormActivity : ComponentActivity() {
             body.addView(row)
         }
         message = TextView(this).also { body.addView(it) }
-        if (model.restored) message?.text = Messages.text("draft.restored", model.lang)
         body.addView(Button(this).apply {
             text = Messages.text("draft.discard", model.lang)
             setOnClickListener {
-                state.discard()
+                state.discard(app)
                 finish()
             }
         })

@@ -10,7 +10,6 @@ import android.widget.LinearLayout
 import android.widget.ListView
 import android.widget.ProgressBar
 import android.widget.TextView
-import androidx.activity.ComponentActivity
 import androidx.activity.viewModels
 import androidx.lifecycle.ViewModel
 import androidx.lifecycle.lifecycleScope
@@ -52,7 +51,7 @@ class MainViewModel : ViewModel() {
  * last-sync line and the conflicts badge. Every store call runs on the IO dispatcher.
  * (Android only.)
  */
-class MainActivity : ComponentActivity() {
+class MainActivity : ChildScreen() {
     private val state: MainViewModel by viewModels()
     private lateinit var adapter: ArrayAdapter<String>
     private lateinit var status: TextView
@@ -73,6 +72,14 @@ class MainActivity : ComponentActivity() {
             return
         }
         state.attach(repository, app)
+        // Android 13 and later show the app's notifications (the background sync's, what to act
+        // on after it) only once the agent allows them.
+        if (android.os.Build.VERSION.SDK_INT >= 33 &&
+            checkSelfPermission(android.Manifest.permission.POST_NOTIFICATIONS) != android.content.pm.PackageManager.PERMISSION_GRANTED
+        ) {
+            registerForActivityResult(androidx.activity.result.contract.ActivityResultContracts.RequestPermission()) { }
+                .launch(android.Manifest.permission.POST_NOTIFICATIONS)
+        }
         val list = state.list!!
         val sync = state.sync!!
         val search = EditText(this).apply { hint = getString(R.string.search_hint); setText(list.search) }

@@ -30,10 +30,23 @@ fun ComponentActivity.show(root: View) {
  * agent's use noted so the idle time starts again. Call it from `onStart`.
  */
 fun ComponentActivity.unlocked(): Boolean {
-    if (app.lock.locked()) {
+    // No PIN yet (its screen left, or the app killed on it): chosen before anything shows.
+    if (!app.lock.isSet || app.lock.locked()) {
         startActivity(Intent(this, LockActivity::class.java))
         return false
     }
     app.lock.touch()
     return true
+}
+
+/**
+ * A screen that may show a child: the PIN's idle time counts from the agent's last touch, not
+ * from the last screen opened (a long form is not locked under the agent's fingers, a screen left
+ * open locks). Never the lock screen itself: typing a PIN must not reset the idle time.
+ */
+abstract class ChildScreen : ComponentActivity() {
+    override fun onUserInteraction() {
+        super.onUserInteraction()
+        if (!app.lock.locked()) app.lock.touch()
+    }
 }

@@ -31,7 +31,7 @@ class StartViewModel : ViewModel() {
         if (busy || outcome != null) return
         busy = true
         app.scope.launch {
-            outcome = withContext(Dispatchers.IO) { attempt(app.lang()) { app.startup.open() } }
+            outcome = attempt(app.lang()) { app.openShared() }
             busy = false
             listener?.invoke()
         }
@@ -110,14 +110,18 @@ class StartActivity : ComponentActivity() {
             is Outcome.Ok -> when (val found = outcome.value) {
                 Startup.Enroll -> go(EnrollActivity::class.java)
                 is Startup.Ready -> {
-                    app.use(app.repositoryOf(found.store))
+                    // Opened (or reused) by `openShared`, which made it the app's store.
                     val form = intent.getStringExtra("resume_form")
                     if (form == null) {
                         go(MainActivity::class.java)
                     } else {
-                        // Back to the form the process died on, its draft restored there.
-                        startActivity(Intent(this, MainActivity::class.java))
-                        startActivity(Intent(this, FormActivity::class.java).putExtra("form", form).putExtra("case_id", intent.getStringExtra("case_id")))
+                        // Back to the form the process died on, its draft restored there, over a
+                        // fresh caseload (the old task's screens are gone with the process).
+                        startActivities(arrayOf(
+                            Intent(this, MainActivity::class.java)
+                                .addFlags(Intent.FLAG_ACTIVITY_NEW_TASK or Intent.FLAG_ACTIVITY_CLEAR_TASK),
+                            Intent(this, FormActivity::class.java).putExtra("form", form).putExtra("case_id", intent.getStringExtra("case_id")),
+                        ))
                         finish()
                     }
                 }

@@ -3,6 +3,7 @@ package org.suivi.demo.ui
 import android.app.Application
 import android.os.Build
 import kotlinx.coroutines.MainScope
+import kotlinx.coroutines.sync.withLock
 import org.suivi.demo.logic.AppFiles
 import org.suivi.demo.logic.AppLock
 import org.suivi.demo.logic.AppStartup
@@ -36,6 +37,19 @@ class SuiviApp : Application() {
     fun repositoryOf(store: org.suivi.core.CaseStore): CaseRepository {
         SyncWorker.schedule(this)
         return CaseRepository(store, startup.unsynced, afterSave = { SyncWorker.soon(this) })
+    }
+
+    private val opening = kotlinx.coroutines.sync.Mutex()
+
+    /**
+     * The store, opened once for the screens and the background sync alike: whichever comes
+     * first opens it, the other reuses it (two handles would close each other's).
+     */
+    suspend fun openShared(): org.suivi.demo.logic.Startup = opening.withLock {
+        repository?.let { return@withLock org.suivi.demo.logic.Startup.Ready(it.store) }
+        val found = kotlinx.coroutines.withContext(kotlinx.coroutines.Dispatchers.IO) { startup.open() }
+        if (found is org.suivi.demo.logic.Startup.Ready) use(repositoryOf(found.store))
+        found
     }
 
     /** Makes `next` the open store, closing the one it replaces. */

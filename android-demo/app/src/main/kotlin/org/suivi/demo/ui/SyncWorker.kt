@@ -17,9 +17,8 @@ import androidx.work.OneTimeWorkRequestBuilder
 import androidx.work.PeriodicWorkRequestBuilder
 import androidx.work.WorkManager
 import androidx.work.WorkerParameters
-import kotlinx.coroutines.Dispatchers
-import kotlinx.coroutines.withContext
 import org.suivi.demo.logic.BackgroundSync
+import org.suivi.demo.logic.KeyTemporarilyUnavailable
 import org.suivi.demo.logic.Messages
 import org.suivi.demo.logic.Startup
 import java.util.concurrent.TimeUnit
@@ -48,14 +47,16 @@ class SyncWorker(context: Context, params: WorkerParameters) : CoroutineWorker(c
             WorkManager.getInstance(context).enqueueUniquePeriodicWork(PERIODIC, ExistingPeriodicWorkPolicy.KEEP, periodic)
         }
 
-        /** A run soon after a save; saves in a row make one run, not one each. */
+        /** A run soon after a save. */
         fun soon(context: Context) {
             val once = OneTimeWorkRequestBuilder<SyncWorker>()
                 .setConstraints(online)
                 .setInitialDelay(BackgroundSync.AFTER_SAVE_SECONDS, TimeUnit.SECONDS)
                 .setBackoffCriteria(BackoffPolicy.EXPONENTIAL, 30, TimeUnit.SECONDS)
                 .build()
-            WorkManager.getInstance(context).enqueueUniqueWork(SOON, ExistingWorkPolicy.REPLACE, once)
+            // Appended, never replacing: a sync running on a slow link is not cancelled by the
+            // next save, which gets its own run after it.
+            WorkManager.getInstance(context).enqueueUniqueWork(SOON, ExistingWorkPolicy.APPEND_OR_REPLACE, once)
         }
     }
 
@@ -63,18 +64,38 @@ class SyncWorker(context: Context, params: WorkerParameters) : CoroutineWorker(c
         val app = applicationContext as SuiviApp
         val lang = app.lang()
         // The process may have been started for this work alone: open the store as the app does.
-        val repository = app.repository ?: when (val opened = withContext(Dispatchers.IO) { runCatching { app.startup.open() }.getOrNull() }) {
-            is Startup.Ready -> app.repositoryOf(opened.store).also { app.use(it) }
-            // Not enrolled, key lost, revoked: the agent must act in the app; nothing to retry.
+        val opened = try {
+            app.openShared()
+        } catch (e: KeyTemporarilyUnavailable) {
+            return Result.retry()
+        } catch (e: Exception) {
+            return Result.failure()
+        }
+        val repository = when (opened) {
+            is Startup.Ready -> app.repository ?: return Result.retry()
+            is Startup.Revoked -> {
+                opened.store.close()
+                return Result.failure()
+            }
+            // Not enrolled, key lost: the agent must act in the app; nothing to retry.
             else -> return Result.failure()
         }
-        setForeground(progress(Messages.text("syncing", lang)))
+        // From Android 12 a worker started in the background may not show a foreground
+        // notification: it then syncs without one.
+        try {
+            setForeground(progress(Messages.text("syncing", lang)))
+        } catch (e: IllegalStateException) {
+        }
         val decision = BackgroundSync(repository, lang).run { p ->
             runCatching { setForegroundAsync(progress("${Messages.text("syncing", lang)} ↓ ${p.casesDown}")) }
         }
         return when (decision) {
             is BackgroundSync.Decision.Done -> {
-                if (decision.setAside.isNotEmpty()) tell(decision.setAside.joinToString("\n"))
+                // The count only: the notification shade is outside the PIN, no child is named
+                // there; the sync screen lists them.
+                if (decision.setAside.isNotEmpty()) {
+                    tell(Messages.text("todo.attention", lang).replace("{n}", decision.setAside.size.toString()))
+                }
                 Result.success()
             }
             is BackgroundSync.Decision.RetryLater -> Result.retry()
@@ -107,8 +128,7 @@ class SyncWorker(context: Context, params: WorkerParameters) : CoroutineWorker(c
         }
     }
 
-    /** What the agent must read after a run: no child's name leaves the app in a notification's
-     *  preview on the lock screen (VISIBILITY_PRIVATE hides the text there). */
+    /** What the agent must act on after a run, without a child's name (and hidden on the lock screen). */
     private fun tell(text: String) {
         val notification = NotificationCompat.Builder(applicationContext, CHANNEL)
             .setSmallIcon(android.R.drawable.stat_notify_error)

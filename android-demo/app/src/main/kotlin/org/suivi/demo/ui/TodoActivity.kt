@@ -10,9 +10,12 @@ import android.widget.Spinner
 import android.widget.TextView
 import android.widget.AdapterView
 import android.view.View
-import androidx.activity.ComponentActivity
 import androidx.lifecycle.lifecycleScope
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.delay
 import kotlinx.coroutines.launch
+import org.suivi.demo.logic.Outcome
+import org.suivi.demo.logic.attempt
 import org.suivi.demo.logic.Messages
 import org.suivi.demo.logic.TodoModel
 
@@ -21,7 +24,7 @@ import org.suivi.demo.logic.TodoModel
  * choice and a village box; a row opens its case. The rows and their words are `TodoModel`'s.
  * (Android only.)
  */
-class TodoActivity : ComponentActivity() {
+class TodoActivity : ChildScreen() {
     private lateinit var model: TodoModel
     private lateinit var adapter: ArrayAdapter<String>
     private lateinit var status: TextView
@@ -46,7 +49,10 @@ class TodoActivity : ComponentActivity() {
         }
         lifecycleScope.launch {
             // The risk levels the identification form offers, by their labels; the first is "all".
-            val choices = repository.form("identification", lang).fields.firstOrNull { it.id == "risk_level" }?.choices.orEmpty()
+            val choices = when (val form = attempt(lang) { repository.form("identification", lang) }) {
+                is Outcome.Ok -> form.value.fields.firstOrNull { it.id == "risk_level" }?.choices.orEmpty()
+                is Outcome.Failed -> emptyList()
+            }
             risk.adapter = ArrayAdapter(this@TodoActivity, android.R.layout.simple_spinner_item,
                 listOf(Messages.text("todo.any_risk", lang)) + choices.map { it.label })
             risk.onItemSelectedListener = object : AdapterView.OnItemSelectedListener {
@@ -69,8 +75,13 @@ class TodoActivity : ComponentActivity() {
         refresh()
     }
 
+    private var refreshing: Job? = null
+
+    /** Only the latest filter's lists land: a refresh still running is cancelled. */
     private fun refresh() {
-        lifecycleScope.launch {
+        refreshing?.cancel()
+        refreshing = lifecycleScope.launch {
+            delay(200)
             val screen = model.refresh()
             adapter.clear()
             // Two lines a row: the child, then what is due and where.
