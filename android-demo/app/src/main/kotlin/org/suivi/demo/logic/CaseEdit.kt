@@ -63,11 +63,7 @@ class CaseEditModel private constructor(
         val outcome = try {
             Outcome.Ok(call())
         } catch (e: org.suivi.core.SuiviException.Validation) {
-            val fields = against.fields.associateBy { it.id }
-            Outcome.Failed(UiError(
-                Messages.text("error", lang),
-                e.problems.associate { it.field to Messages.fieldError(it.key, fields[it.field], lang) },
-            ))
+            Outcome.Failed(e.onFields(against, lang))
         } catch (e: kotlinx.coroutines.CancellationException) {
             throw e
         } catch (e: Throwable) {

@@ -107,12 +107,7 @@ class FormScreenModel private constructor(
         val outcome = try {
             Outcome.Ok(save(answers()))
         } catch (e: org.suivi.core.SuiviException.Validation) {
-            // Each problem on its field, saying the bound it broke.
-            val fields = form.fields.associateBy { it.id }
-            Outcome.Failed(UiError(
-                Messages.text("error", lang),
-                e.problems.associate { it.field to Messages.fieldError(it.key, fields[it.field], lang) },
-            ))
+            Outcome.Failed(e.onFields(form, lang))
         } catch (e: kotlinx.coroutines.CancellationException) {
             throw e
         } catch (e: Throwable) {

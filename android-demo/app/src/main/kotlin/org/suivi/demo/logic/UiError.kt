@@ -38,6 +38,15 @@ fun SuiviException.toUiError(lang: Lang): UiError = when (this) {
     is SuiviException.Other -> UiError(Messages.text("error", lang))
 }
 
+/** A form refused: each problem on its field of `form`, saying the bound it broke. */
+fun SuiviException.Validation.onFields(form: org.suivi.core.FormInfo, lang: Lang): UiError {
+    val fields = form.fields.associateBy { it.id }
+    return UiError(
+        Messages.text("error", lang),
+        problems.associate { it.field to Messages.fieldError(it.key, fields[it.field], lang) },
+    )
+}
+
 /**
  * Any failure a screen can meet: the bindings' own, a lost Keystore key, the phone's storage, or
  * anything else, uniffi's `InternalException` included (a bug: reported, never a crash).
