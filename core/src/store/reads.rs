@@ -102,17 +102,21 @@ impl Store {
     }
 
     /// The child of each of these cases this phone holds, by case id (for a history naming
-    /// another record); one it does not hold is left out, to be told by its id.
+    /// another record), from the list's projection rows (no document is loaded); one it does
+    /// not hold is left out, to be told by its id.
     pub fn case_names(&self, case_ids: &[String]) -> crate::case_doc::CaseNames {
+        let Ok(mut stmt) = self
+            .conn
+            .prepare_cached("SELECT first_name, last_name FROM cases WHERE case_id = ?1")
+        else {
+            return Default::default();
+        };
         case_ids
             .iter()
             .filter_map(|id| {
-                let detail = self.case(id).ok()?;
-                let name = ["child_first_name", "child_last_name"]
-                    .iter()
-                    .filter_map(|f| detail.identification.get(*f).and_then(Json::as_str))
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                let (first, last): (String, String) =
+                    stmt.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).ok()?;
+                let name = format!("{first} {last}").trim().to_string();
                 (!name.is_empty()).then(|| (id.clone(), name))
             })
             .collect()

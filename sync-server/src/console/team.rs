@@ -100,7 +100,15 @@ pub(super) async fn revoke(
         let id = device_id.clone();
         let status = blocking(move || revocable(store.as_ref(), &reader, &id)).await?;
         let Some(status) = status else {
-            return agents_refused(state, signed, lang, StatusCode::NOT_FOUND, T::NoDevice).await;
+            return refused_on(
+                agents_page,
+                state,
+                signed,
+                lang,
+                StatusCode::NOT_FOUND,
+                T::NoDevice,
+            )
+            .await;
         };
         let frame = signed.frame(lang, "/console/agents");
         let effect = pages::revoke_effect(&frame, &status, now());
@@ -148,45 +156,35 @@ pub(super) async fn revoke(
     })
     .await?;
     if !revoked {
-        return agents_refused(state, signed, lang, StatusCode::NOT_FOUND, T::NoDevice).await;
+        return refused_on(
+            agents_page,
+            state,
+            signed,
+            lang,
+            StatusCode::NOT_FOUND,
+            T::NoDevice,
+        )
+        .await;
     }
     Ok(Redirect::to("/console/agents?revoked=1").into_response())
 }
 
-/// A refusal told on the agents page, where revocations start.
-async fn agents_refused(
+/// A refusal told on the list page the action started from (`agents_page` for revocations,
+/// `duplicates_page` for merges and "not the same child"), in its first view.
+async fn refused_on<Q: Default, Page>(
+    page: impl FnOnce(State<AppState>, Signed, LangOf, Query<Q>) -> Page,
     state: AppState,
     signed: Signed,
     lang: Lang,
     status: StatusCode,
     why: T,
-) -> Result<Response, ConsoleError> {
+) -> Result<Response, ConsoleError>
+where
+    Page: std::future::Future<Output = Result<Response, ConsoleError>>,
+{
     let signed = signed.alerted(t(lang, why));
-    let page = agents_page(
-        State(state),
-        signed,
-        LangOf(lang),
-        Query(Default::default()),
-    );
-    refused_inline(status, page).await
-}
-
-/// A refusal told on the duplicates page, where merges and "not the same child" start.
-async fn duplicates_refused(
-    state: AppState,
-    signed: Signed,
-    lang: Lang,
-    status: StatusCode,
-    why: T,
-) -> Result<Response, ConsoleError> {
-    let signed = signed.alerted(t(lang, why));
-    let page = duplicates_page(
-        State(state),
-        signed,
-        LangOf(lang),
-        Query(Default::default()),
-    );
-    refused_inline(status, page).await
+    let shown = page(State(state), signed, LangOf(lang), Query(Q::default()));
+    refused_inline(status, shown).await
 }
 
 /// The device `device_id`, if `reader` may revoke it (else, as for one that does not exist,
@@ -291,7 +289,15 @@ pub(super) async fn mark_distinct(
     })
     .await?;
     if !marked {
-        return duplicates_refused(state, signed, lang, StatusCode::NOT_FOUND, T::NotFound).await;
+        return refused_on(
+            duplicates_page,
+            state,
+            signed,
+            lang,
+            StatusCode::NOT_FOUND,
+            T::NotFound,
+        )
+        .await;
     }
     Ok(Redirect::to("/console/duplicates?marked=1").into_response())
 }
@@ -349,7 +355,7 @@ async fn merge_confirmation(
         .and_then(Result::ok)
     else {
         let status = StatusCode::UNPROCESSABLE_ENTITY;
-        return duplicates_refused(state, signed, lang, status, T::NotMerged).await;
+        return refused_on(duplicates_page, state, signed, lang, status, T::NotMerged).await;
     };
     let frame = signed.frame(lang, "/console/duplicates");
     let effect = pages::merge_effect(&frame, &kept, &folded);
@@ -411,7 +417,7 @@ pub(super) async fn merge(
         .into_response()),
         Err(()) => {
             let status = StatusCode::UNPROCESSABLE_ENTITY;
-            duplicates_refused(state, signed, lang, status, T::NotMerged).await
+            refused_on(duplicates_page, state, signed, lang, status, T::NotMerged).await
         }
     }
 }

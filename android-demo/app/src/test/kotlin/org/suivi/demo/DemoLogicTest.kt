@@ -19,6 +19,8 @@ import org.suivi.demo.logic.Lang
 import org.suivi.demo.logic.Outcome
 import org.suivi.demo.logic.referralChains
 import org.suivi.demo.testing.TestServer
+import org.suivi.demo.testing.agentAndSupervisor
+import org.suivi.demo.testing.conflictOn
 import org.suivi.demo.testing.child
 import org.suivi.demo.testing.newStore
 
@@ -72,21 +74,10 @@ class DemoLogicTest {
     @Test
     fun `caseload list - the conflicts badge counts a conflict two phones made`() = runBlocking {
         TestServer().use { server ->
-            server.addUser("amina", "agent", "sikasso")
-            server.addUser("fatima", "supervisor", "sikasso")
-            val (agent, _) = newStore("amina")
-            agent.enroll(server.url, server.enrollmentCode("amina"), null)
-            val (supervisor, _) = newStore("fatima")
-            supervisor.enroll(server.url, server.enrollmentCode("fatima"), null)
+            val (agent, supervisor) = agentAndSupervisor(server)
             agent.createCase(child("Salma", "Benali", "Souk Sebt"))
             val caseId = agent.createCase(child("Mariam", "Diarra", "Kignan"))
-            agent.sync(null, null)
-            supervisor.sync(null, null)
-            agent.editCase(caseId, mapOf("village" to "Kaniko"))
-            supervisor.editCase(caseId, mapOf("village" to "Kafiné"))
-            agent.sync(null, null)
-            supervisor.sync(null, null)
-            agent.sync(null, null)
+            conflictOn(agent, supervisor, caseId, "village", "Kaniko", "Kafiné")
             for (store in listOf(agent, supervisor)) {
                 val list = CaseListViewModel(CaseRepository(store))
                 list.refresh()

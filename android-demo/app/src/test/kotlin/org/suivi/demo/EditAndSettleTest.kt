@@ -14,6 +14,8 @@ import org.suivi.demo.logic.ConflictPicker
 import org.suivi.demo.logic.Lang
 import org.suivi.demo.logic.Outcome
 import org.suivi.demo.testing.TestServer
+import org.suivi.demo.testing.agentAndSupervisor
+import org.suivi.demo.testing.conflictOn
 import org.suivi.demo.testing.child
 import org.suivi.demo.testing.newStore
 import java.io.File
@@ -22,21 +24,10 @@ class EditAndSettleTest {
     @Test
     fun `settle - each value by its label, author, phone and time, kept on one phone and gone on both`() = runBlocking {
         TestServer().use { server ->
-            server.addUser("amina", "agent", "sikasso")
-            server.addUser("fatima", "supervisor", "sikasso")
-            val (agent, _) = newStore("amina")
-            agent.enroll(server.url, server.enrollmentCode("amina"), null)
-            val (supervisor, _) = newStore("fatima")
-            supervisor.enroll(server.url, server.enrollmentCode("fatima"), null)
+            val (agent, supervisor) = agentAndSupervisor(server)
             val caseId = agent.createCase(child("Mariam", "Diarra", "Kignan"))
-            agent.sync(null, null)
-            supervisor.sync(null, null)
             // Both offline: the risk level set two ways.
-            agent.editCase(caseId, mapOf("risk_level" to "low"))
-            supervisor.editCase(caseId, mapOf("risk_level" to "medium"))
-            agent.sync(null, null)
-            supervisor.sync(null, null)
-            agent.sync(null, null)
+            conflictOn(agent, supervisor, caseId, "risk_level", "low", "medium")
 
             val repo = CaseRepository(agent)
             val picker = ConflictPicker(repo, Lang.FR, "Africa/Bamako")

@@ -12,6 +12,7 @@ import org.suivi.demo.logic.Outcome
 import org.suivi.demo.logic.ReferralLine
 import org.suivi.demo.logic.ReferralModel
 import org.suivi.demo.testing.TestServer
+import org.suivi.demo.testing.agentAndSupervisor
 import org.suivi.demo.testing.child
 import org.suivi.demo.testing.newStore
 
@@ -27,12 +28,7 @@ class ReferralsTest {
     @Test
     fun `referrals - an agent sends, a supervisor's phone accepts offline, both read accepted`() = runBlocking {
         TestServer().use { server ->
-            server.addUser("amina", "agent", "sikasso")
-            server.addUser("fatima", "supervisor", "sikasso")
-            val (aminaStore, _) = newStore("amina")
-            aminaStore.enroll(server.url, server.enrollmentCode("amina"), null)
-            val (fatimaStore, _) = newStore("fatima")
-            fatimaStore.enroll(server.url, server.enrollmentCode("fatima"), null)
+            val (aminaStore, fatimaStore) = agentAndSupervisor(server)
             val amina = CaseRepository(aminaStore)
             val fatima = CaseRepository(fatimaStore)
 

@@ -10,6 +10,8 @@ import org.suivi.demo.logic.CaseRepository
 import org.suivi.demo.logic.Lang
 import org.suivi.demo.logic.TodoModel
 import org.suivi.demo.testing.TestServer
+import org.suivi.demo.testing.agentAndSupervisor
+import org.suivi.demo.testing.conflictOn
 import org.suivi.demo.testing.child
 import org.suivi.demo.testing.newStore
 import java.time.LocalDate
@@ -25,12 +27,7 @@ class TodoTest {
     @Test
     fun `to do - visits by due date, a waiting referral and a conflict, counted and filtered`() = runBlocking {
         TestServer().use { server ->
-            server.addUser("amina", "agent", "sikasso")
-            server.addUser("fatima", "supervisor", "sikasso")
-            val (agent, _) = newStore("amina")
-            agent.enroll(server.url, server.enrollmentCode("amina"), null)
-            val (supervisor, _) = newStore("fatima")
-            supervisor.enroll(server.url, server.enrollmentCode("fatima"), null)
+            val (agent, supervisor) = agentAndSupervisor(server)
             val awa = agent.createCase(child("Awa", "Traoré", "Kalaké"))
             agent.addFollowup(awa, visit("2026-12-01", "high"))
             val moussa = agent.createCase(child("Moussa", "Diarra", "Douar Ouled Ali"))
@@ -42,13 +39,7 @@ class TodoTest {
                 "urgency" to "priority", "consent" to "oui",
             ))
             // A conflict on Moussa's village, made on two phones.
-            agent.sync(null, null)
-            supervisor.sync(null, null)
-            agent.editCase(moussa, mapOf("village" to "Kaniko"))
-            supervisor.editCase(moussa, mapOf("village" to "Kafiné"))
-            agent.sync(null, null)
-            supervisor.sync(null, null)
-            agent.sync(null, null)
+            conflictOn(agent, supervisor, moussa, "village", "Kaniko", "Kafiné")
 
             val todo = TodoModel(CaseRepository(agent), Lang.FR) { today }
             val screen = todo.refresh()

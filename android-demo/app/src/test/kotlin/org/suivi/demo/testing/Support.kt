@@ -43,6 +43,31 @@ fun until(what: String, condition: () -> Boolean) {
     }
 }
 
+/** Amina's phone and her supervisor Fatima's, both users added to `server` (team sikasso) and enrolled. */
+fun agentAndSupervisor(server: TestServer): Pair<CaseStore, CaseStore> {
+    server.addUser("amina", "agent", "sikasso")
+    server.addUser("fatima", "supervisor", "sikasso")
+    val (agent, _) = newStore("amina")
+    agent.enroll(server.url, server.enrollmentCode("amina"), null)
+    val (supervisor, _) = newStore("fatima")
+    supervisor.enroll(server.url, server.enrollmentCode("fatima"), null)
+    return agent to supervisor
+}
+
+/**
+ * A conflict two phones make: both hold the case, both set `field` offline, each its value, and
+ * they sync until both hold the two values.
+ */
+fun conflictOn(agent: CaseStore, supervisor: CaseStore, caseId: String, field: String, agentValue: String, supervisorValue: String) {
+    agent.sync(null, null)
+    supervisor.sync(null, null)
+    agent.editCase(caseId, mapOf(field to agentValue))
+    supervisor.editCase(caseId, mapOf(field to supervisorValue))
+    agent.sync(null, null)
+    supervisor.sync(null, null)
+    agent.sync(null, null)
+}
+
 /** Waits for a job, failing (not hanging) after the deadline. */
 suspend fun kotlinx.coroutines.Job.joinWithin() {
     kotlinx.coroutines.withTimeout(TimeUnit.SECONDS.toMillis(DEADLINE_SECONDS)) { join() }
