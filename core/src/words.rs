@@ -89,7 +89,7 @@ pub fn w(lang: Lang, word: W) -> &'static str {
         W::Unknown => ("inconnu", "unknown", "غير معروف"),
     };
     match lang {
-        Lang::Fr => fr,
+        Lang::Fr | Lang::Other(_) => fr,
         Lang::En => en,
         Lang::Ar => ar,
     }
@@ -98,7 +98,7 @@ pub fn w(lang: Lang, word: W) -> &'static str {
 /// Between a label and its value: French sets a space before the colon.
 pub fn colon(lang: Lang) -> &'static str {
     match lang {
-        Lang::Fr => " : ",
+        Lang::Fr | Lang::Other(_) => " : ",
         Lang::En | Lang::Ar => ": ",
     }
 }
@@ -106,7 +106,7 @@ pub fn colon(lang: Lang) -> &'static str {
 /// Quoted words (a note) with the reader's quotation marks.
 pub fn quoted(lang: Lang, text: &str) -> String {
     match lang {
-        Lang::Fr => format!("« {text} »"),
+        Lang::Fr | Lang::Other(_) => format!("« {text} »"),
         Lang::En => format!("“{text}”"),
         Lang::Ar => format!("«{text}»"),
     }
@@ -115,7 +115,7 @@ pub fn quoted(lang: Lang, text: &str) -> String {
 /// "From → to" in the reading direction: right to left in Arabic, so the arrow points left.
 pub fn arrow(lang: Lang) -> &'static str {
     match lang {
-        Lang::Fr | Lang::En => "→",
+        Lang::Fr | Lang::En | Lang::Other(_) => "→",
         Lang::Ar => "←",
     }
 }
@@ -138,7 +138,7 @@ impl ReferralStatus {
             ReferralStatus::Transferred => ("transférée", "transferred", "مُحوَّلة"),
         };
         match lang {
-            Lang::Fr => fr,
+            Lang::Fr | Lang::Other(_) => fr,
             Lang::En => en,
             Lang::Ar => ar,
         }
@@ -163,7 +163,7 @@ impl crate::referral::Transition {
             ),
         };
         match lang {
-            Lang::Fr => fr,
+            Lang::Fr | Lang::Other(_) => fr,
             Lang::En => en,
             Lang::Ar => ar,
         }
@@ -199,7 +199,7 @@ const MONTHS: [(&str, &str, &str); 12] = [
 pub fn date(lang: Lang, day: NaiveDate) -> String {
     let (fr, en, ar) = MONTHS[day.month0() as usize];
     let month = match lang {
-        Lang::Fr => fr,
+        Lang::Fr | Lang::Other(_) => fr,
         Lang::En => en,
         Lang::Ar => ar,
     };
@@ -274,7 +274,7 @@ impl Zone {
         let day = date(lang, local.date_naive());
         let time = local.format("%H:%M");
         match lang {
-            Lang::Fr => format!("{day} à {time}"),
+            Lang::Fr | Lang::Other(_) => format!("{day} à {time}"),
             Lang::En => format!("{day}, {time}"),
             Lang::Ar => format!("{day}، {time}"),
         }

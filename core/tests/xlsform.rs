@@ -17,7 +17,7 @@ use suivi_core::forms::xlsform::{
     export, import, Problem, XlsFormError, XLSFORM_BYTES_MAX, XLSFORM_CELL_BYTES_MAX,
     XLSFORM_COLUMNS_MAX, XLSFORM_ROWS_MAX,
 };
-use suivi_core::forms::FormDefinition;
+use suivi_core::forms::{FormDefinition, Lang};
 
 const BUILTIN: [&str; 3] = ["identification", "referral", "followup"];
 
@@ -768,4 +768,86 @@ fn damaged_workbooks_are_refused_without_panicking() {
         let outcome = std::panic::catch_unwind(|| import(&damaged));
         assert!(outcome.is_ok(), "import panicked; seed {seed}");
     }
+}
+
+/// Bambara for Sikasso: a `label::Bambara (bm)` column on the survey and choices sheets and a
+/// `form_title::bm` in settings carry a fourth language; an empty cell in it shows the French.
+#[test]
+fn a_further_language_column_is_read_and_written_back() {
+    let survey = vec![
+        vec![
+            "type",
+            "name",
+            "label::French",
+            "label::English",
+            "label::Arabic",
+            "label::Bambara (bm)",
+            "required",
+        ],
+        vec![
+            "select_one place",
+            "where",
+            "Lieu",
+            "Place",
+            "مكان",
+            "Yɔrɔ",
+            "yes",
+        ],
+        vec!["text", "note", "Note", "Note", "ملاحظة", "", ""],
+    ];
+    let choices = vec![
+        vec![
+            "list_name",
+            "name",
+            "label::French",
+            "label::English",
+            "label::Arabic",
+            "label::bm",
+        ],
+        vec!["place", "home", "Maison", "Home", "منزل", "So"],
+        vec!["place", "field", "Champ", "Field", "حقل", "Foro"],
+        vec!["place", "school", "École", "School", "مدرسة", ""],
+    ];
+    let settings = vec![
+        vec![
+            "form_id",
+            "version",
+            "form_title::French",
+            "form_title::English",
+            "form_title::Arabic",
+            "form_title::bm",
+        ],
+        vec!["visit", "2", "Visite", "Visit", "زيارة", "Taama"],
+    ];
+    let form = import_sheets(&survey, &choices, &settings).unwrap_or_else(|e| panic!("{e}"));
+    let bm = Lang::from_tag("bm");
+    assert_eq!(form.title.get(bm), "Taama");
+    let place = form.field("where").unwrap();
+    assert_eq!(place.label.get(bm), "Yɔrɔ");
+    let labels: Vec<&str> = place.choices.iter().map(|c| c.label.get(bm)).collect();
+    assert_eq!(labels, ["So", "Foro", "École"]);
+    assert!(
+        place.choices[2].label.more.is_empty(),
+        "an empty cell is no label"
+    );
+    assert_eq!(form.field("note").unwrap().label.get(bm), "Note");
+    assert_eq!(place.label.get(Lang::Ar), "مكان");
+
+    // Written out with a `label::bm` column beside the three, and read back unchanged.
+    let written = export(&form).unwrap();
+    assert_eq!(import(&written).unwrap(), form);
+}
+
+#[test]
+fn a_language_named_without_its_code_is_refused_with_the_way_to_write_it() {
+    let mut survey = survey(&[row("text", "a")]);
+    survey[0].push("label::Bambara");
+    survey[1].push("A");
+    let problems = problems_of(import_sheets(&survey, &choices(), &settings()));
+    assert_problem(
+        &problems,
+        "survey",
+        Some(2),
+        "language `Bambara` is not known by name; write its two- or three-letter code, as in `label::Bambara (bm)`",
+    );
 }

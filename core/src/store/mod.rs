@@ -147,6 +147,12 @@ pub(crate) const META_FORMS: &str = "forms_cursor";
 /// Meta key: the app version that last refused a form the server sent. An app of another
 /// version (an update that may read it) asks for the whole forms feed again.
 pub(crate) const META_FORMS_REFUSED_BY: &str = "forms_refused_by";
+/// Meta key: how the forms this device holds were read ([`FORMS_READ_AS`]).
+pub(crate) const META_FORMS_READ_AS: &str = "forms_read_as";
+/// How this build reads a form definition. An app released before labels in further languages
+/// kept the versions it received without them (and wrote no mark): a store not marked with
+/// this reading asks for the whole forms feed once, and takes each version again whole.
+pub(crate) const FORMS_READ_AS: &str = "labels in further languages";
 /// Where a case stands with the server (`case_sync.dirty`). The numbers on disk are fixed by
 /// the stores already in the field: 0, 1 and 2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,10 +188,10 @@ impl rusqlite::types::FromSql for SyncState {
 pub(crate) const META_ROLE: &str = "role";
 
 /// The forms registry as last loaded, and what the forms table held then (versions,
-/// retirements): a sync on the writer that stores a form changes it, and every connection
+/// retirements, definitions' length): a sync on the writer that stores a form changes it, and every connection
 /// (readers too) reloads at its next use.
 struct FormsCache {
-    loaded_at: Option<(i64, i64)>,
+    loaded_at: Option<(i64, i64, i64)>,
     registry: std::sync::Arc<FormRegistry>,
 }
 
@@ -328,12 +334,14 @@ impl Store {
 
     /// The forms this store knows: built in, and received from the server at sync.
     pub fn forms(&self) -> Result<std::sync::Arc<FormRegistry>> {
-        // What the table holds (versions, retirements): a sync that stored a form moved it,
-        // even one that read the feed again and ended at the same position.
-        let position: (i64, i64) = self.conn.query_row(
-            "SELECT count(*), coalesce(sum(retired), 0) FROM forms",
+        // What the table holds (versions, retirements, and the definitions' length, which grows
+        // when a version kept without its further languages is taken again whole): a sync that
+        // stored a form moved it, even one that read the feed again and ended at the same position.
+        let position: (i64, i64, i64) = self.conn.query_row(
+            "SELECT count(*), coalesce(sum(retired), 0), coalesce(sum(length(definition)), 0)
+             FROM forms",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
         let mut cache = self
             .forms

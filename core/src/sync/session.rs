@@ -30,8 +30,13 @@ pub const HISTORIES_DIFFER: &str =
 
 /// Where to ask the forms feed from: after the last position committed, or from the start when
 /// another app version refused a form (an updated app may read what an older one could not;
-/// the cases that use it wait in quarantine until then).
+/// the cases that use it wait in quarantine until then) or when the forms held were read by an
+/// older reading (one that dropped labels in further languages).
 fn forms_seen(store: &Store) -> Result<u64> {
+    if store.meta(crate::store::META_FORMS_READ_AS)?.as_deref() != Some(crate::store::FORMS_READ_AS)
+    {
+        return Ok(0);
+    }
     if let Some(refused_by) = store.meta(crate::store::META_FORMS_REFUSED_BY)? {
         if refused_by != store.app_version()? {
             return Ok(0);

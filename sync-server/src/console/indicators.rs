@@ -118,10 +118,10 @@ pub fn age_band_label(key: &str, lang: Lang) -> String {
         return key.to_string();
     };
     match (lang, *to) {
-        (Lang::Fr, i64::MAX) => format!("{from} ans et plus"),
+        (Lang::Fr | Lang::Other(_), i64::MAX) => format!("{from} ans et plus"),
         (Lang::En, i64::MAX) => format!("{from} and over"),
         (Lang::Ar, i64::MAX) => format!("{from} سنة فأكثر"),
-        (Lang::Fr, to) => format!("{from}-{to} ans"),
+        (Lang::Fr | Lang::Other(_), to) => format!("{from}-{to} ans"),
         (Lang::En, to) => format!("{from}-{to} years"),
         (Lang::Ar, to) => format!("{from}-{to} سنة"),
     }

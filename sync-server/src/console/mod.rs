@@ -131,9 +131,11 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// The console speaks French, English and Arabic; a form's further languages (`bm`) are for
+/// phones, and a console asked for one reads French.
 fn lang_of(headers: &HeaderMap) -> Lang {
     match cookie(headers, LANG_COOKIE) {
-        Some(tag) => Lang::from_tag(tag),
+        Some(tag) => Lang::from_tag(tag).app(),
         None => Lang::Fr,
     }
 }

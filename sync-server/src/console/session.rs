@@ -449,7 +449,7 @@ pub(super) async fn set_lang(
     Path(lang): Path<String>,
     Query(back): Query<Back>,
 ) -> Response {
-    let lang = text::tag(Lang::from_tag(&lang));
+    let lang = text::tag(Lang::from_tag(&lang).app());
     let back = if back.back.starts_with("/console/") && !back.back.starts_with("//") {
         back.back
     } else {

@@ -609,7 +609,7 @@ pub fn t(lang: Lang, phrase: T) -> &'static str {
         ),
     };
     match lang {
-        Lang::Fr => fr,
+        Lang::Fr | Lang::Other(_) => fr,
         Lang::En => en,
         Lang::Ar => ar,
     }
@@ -617,7 +617,7 @@ pub fn t(lang: Lang, phrase: T) -> &'static str {
 
 pub fn tag(lang: Lang) -> &'static str {
     match lang {
-        Lang::Fr => "fr",
+        Lang::Fr | Lang::Other(_) => "fr",
         Lang::En => "en",
         Lang::Ar => "ar",
     }

@@ -304,6 +304,14 @@ fn the_caseload_lists_what_devices_pushed_searchable_across_spellings() {
     );
     let (_, page, _) = fatima.get("/console/cases");
     assert!(page.contains("Team caseload") && page.contains("dir=\"ltr\""));
+    // Bambara is a language forms may carry for phones; the console speaks French to it.
+    fatima.get("/console/lang/bm?back=/console/cases");
+    let (_, page, _) = fatima.get("/console/cases");
+    assert!(
+        page.contains("lang=\"fr\"") && page.contains("Rechercher un nom"),
+        "{page}"
+    );
+    fatima.get("/console/lang/en?back=/console/cases");
     assert!(page.len() < 100 * 1024, "a page loads on a slow link");
     // A page past the deepest is the deepest (it never makes a list read its whole scope),
     // and past the list's end it leads back to its last page.

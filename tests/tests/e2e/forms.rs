@@ -618,3 +618,170 @@ fn the_console_shows_a_moved_record_with_its_version_and_what_an_earlier_one_ask
         .expect("the answers an earlier version asked, apart");
     assert!(earlier.contains("Porte les sacs de coton"), "{earlier}");
 }
+
+/// Identification version 2 with some labels in Bambara (`bm`), as a programme in Sikasso
+/// writes them in an XLSForm's `label::bm` column: the title, the first name, the sex and its
+/// choices; every other label has none.
+fn identification_v2_in_bambara() -> FormDefinition {
+    let mut form = identification_v2();
+    let bm = |label: &mut suivi_core::forms::Label, text: &str| {
+        label.more.insert("bm".into(), text.into());
+    };
+    bm(&mut form.title, "Denmisɛn dɔnni");
+    for field in &mut form.fields {
+        match field.id.as_str() {
+            "child_first_name" => bm(&mut field.label, "Tɔgɔ"),
+            "sex" => {
+                bm(&mut field.label, "Cɛya walima musoya");
+                for choice in &mut field.choices {
+                    let text = if choice.id == "female" {
+                        "Denmuso"
+                    } else {
+                        "Dencɛ"
+                    };
+                    bm(&mut choice.label, text);
+                }
+            }
+            _ => {}
+        }
+    }
+    form
+}
+
+/// A form carrying a further language is published from a workbook like any version; a phone
+/// set to that language reads its labels, French where the form has none, and its own words
+/// in French; a phone set to French reads French.
+#[test]
+fn a_form_written_in_bambara_reaches_a_phone_set_to_bambara() {
+    use crate::cli::{suivi, suivi_binary};
+    let site = ServerSite::new();
+    site.ok(&[
+        "user", "add", "amina", "--role", "agent", "--team", "sikasso",
+    ]);
+    site.ok(&[
+        "user", "add", "nadia", "--role", "admin", "--team", "sikasso",
+    ]);
+    let served = site.serve();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("amina.db");
+    suivi(&db, &["init", "--user", "amina", "--device", "tecno"]);
+    let code = site.ok(&["device", "code", "amina"]).trim().to_string();
+    suivi(&db, &["enroll", "--server", &served.url(), "--code", &code]);
+
+    let files = tempfile::tempdir().unwrap();
+    let workbook = files.path().join("identification-v2-bm.xlsx");
+    let written = suivi_core::forms::xlsform::export(&identification_v2_in_bambara()).unwrap();
+    std::fs::write(&workbook, written).unwrap();
+    site.ok(&[
+        "form",
+        "publish",
+        workbook.to_str().unwrap(),
+        "--by",
+        "nadia",
+    ]);
+    assert_eq!(suivi(&db, &["sync"])["forms_received"], 1);
+
+    let shown = |args: &[&str], lang: &str| {
+        let out = std::process::Command::new(suivi_binary())
+            .args(args)
+            .env("SUIVI_DB", &db)
+            .env("SUIVI_KEY", "clé de test")
+            .env_remove("LC_ALL")
+            .env("LANG", lang)
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (form, _) = shown(&["form", "identification"], "bm_ML.UTF-8");
+    for bambara in [
+        "Denmisɛn dɔnni",
+        "Tɔgɔ",
+        "Cɛya walima musoya",
+        "Denmuso",
+        "Dencɛ",
+    ] {
+        assert!(form.contains(bambara), "{bambara} in:\n{form}");
+    }
+    assert!(
+        form.contains("Nom de famille de l'enfant"),
+        "no Bambara label: the French one\n{form}"
+    );
+    let (form, _) = shown(&["form", "identification"], "fr_FR.UTF-8");
+    assert!(
+        form.contains("Prénom de l'enfant") && !form.contains("Tɔgɔ"),
+        "{form}"
+    );
+    // The command's own words in Bambara are French.
+    let (_, refused) = shown(&["case", "show", "0000"], "bm_ML.UTF-8");
+    let (_, in_french) = shown(&["case", "show", "0000"], "fr_FR.UTF-8");
+    assert!(!refused.is_empty());
+    assert_eq!(refused, in_french);
+}
+
+/// An app released before further languages kept a Bambara version without its Bambara (and
+/// marked nothing); updated, the phone asks for the whole forms feed once and takes the same
+/// version again whole, refusing nothing and setting no case aside.
+#[test]
+fn an_updated_phone_takes_again_the_labels_an_older_app_dropped() {
+    use suivi_core::sync::protocol::FormUpdate;
+    let whole = identification_v2_in_bambara();
+    let page = |form: &FormDefinition| {
+        protocol::encode(&SyncResponse {
+            forms: vec![FormUpdate {
+                definition: form.canonical_json(),
+                retired: false,
+            }],
+            ..suivi_tests::fuzz::nothing_new(1, 9)
+        })
+        .unwrap()
+    };
+    // What the older app stored: the version in French, English and Arabic only.
+    let (mut phone, older_server, _dir) =
+        suivi_tests::fuzz::hostile_phone(page(&whole.in_app_languages()));
+    phone.sync(&older_server, &mut |_| {}).unwrap();
+    let bm = suivi_core::Lang::from_tag("bm");
+    let held = |phone: &suivi_core::Store| {
+        phone
+            .forms()
+            .unwrap()
+            .get(IDENTIFICATION, 2)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(held(&phone).title.get(bm), "Identification de l'enfant");
+    phone.delete_meta("forms_read_as").unwrap();
+
+    let server = suivi_tests::fuzz::HostileServer::new(page(&whole));
+    let report = phone.sync(&server, &mut |_| {}).unwrap();
+    let seen: Vec<u64> = server
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| protocol::decode_request(r).unwrap().forms_seen)
+        .collect();
+    assert_eq!(seen, [0], "the whole forms feed, once");
+    assert!(
+        report.forms_refused.is_empty(),
+        "{:?}",
+        report.forms_refused
+    );
+    assert!(report.quarantined.is_empty());
+    assert_eq!(held(&phone), whole);
+    assert_eq!(held(&phone).title.get(bm), "Denmisɛn dɔnni");
+    phone.sync(&server, &mut |_| {}).unwrap();
+    let last = protocol::decode_request(server.requests.lock().unwrap().last().unwrap()).unwrap();
+    assert_eq!(last.forms_seen, 9, "and on from its cursor after");
+
+    // A version that differs in more than its further languages is still refused.
+    let mut rewritten = whole.clone();
+    rewritten.title.fr = "Identification (réécrite)".into();
+    let server = suivi_tests::fuzz::HostileServer::new(page(&rewritten));
+    phone.delete_meta("forms_read_as").unwrap();
+    let report = phone.sync(&server, &mut |_| {}).unwrap();
+    assert_eq!(report.forms_refused.len(), 1, "{:?}", report.forms_refused);
+    assert_eq!(held(&phone), whole);
+}

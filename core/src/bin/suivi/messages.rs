@@ -95,7 +95,7 @@ pub(super) fn t(lang: Lang, key: &str) -> &'static str {
         _ => ("?", "?", "?"),
     };
     match lang {
-        Lang::Fr => fr,
+        Lang::Fr | Lang::Other(_) => fr,
         Lang::En => en,
         Lang::Ar => ar,
     }

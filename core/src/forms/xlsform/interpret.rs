@@ -71,9 +71,9 @@ pub(super) fn interpret_settings(
         &[
             Column::FormId,
             Column::Version,
-            Column::Title(0),
-            Column::Title(1),
-            Column::Title(2),
+            Column::Title(Lang::Fr),
+            Column::Title(Lang::En),
+            Column::Title(Lang::Ar),
         ],
         problems,
     );
@@ -133,7 +133,7 @@ pub(super) fn interpret_settings(
         }
     };
     if let Some(language) = values.get(&Column::DefaultLanguage) {
-        if parse_lang(language) != Some(0) {
+        if parse_lang(language) != Some(Lang::Fr) {
             problems.at(
                 SETTINGS,
                 Some(2),
@@ -163,9 +163,9 @@ pub(super) fn interpret_survey(sheet: &Sheet, problems: &mut Problems) -> Vec<Su
         &[
             Column::Type,
             Column::Name,
-            Column::Label(0),
-            Column::Label(1),
-            Column::Label(2),
+            Column::Label(Lang::Fr),
+            Column::Label(Lang::En),
+            Column::Label(Lang::Ar),
         ],
         problems,
     );
@@ -359,9 +359,9 @@ pub(super) fn interpret_choices(
         &[
             Column::ListName,
             Column::Name,
-            Column::Label(0),
-            Column::Label(1),
-            Column::Label(2),
+            Column::Label(Lang::Fr),
+            Column::Label(Lang::En),
+            Column::Label(Lang::Ar),
         ],
         problems,
     );

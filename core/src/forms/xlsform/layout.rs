@@ -2,20 +2,20 @@
 
 use super::*;
 
-/// A column Suivi reads; the index in `Label`/`Title` is into [`LANGS`].
+/// A column Suivi reads; `Label` and `Title` name their language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Column {
     Type,
     Name,
     ListName,
-    Label(usize),
+    Label(Lang),
     Required,
     Constraint,
     Relevant,
     Appearance,
     FormId,
     Version,
-    Title(usize),
+    Title(Lang),
     DefaultLanguage,
 }
 
@@ -25,21 +25,33 @@ impl Column {
             Column::Type => "type".into(),
             Column::Name => "name".into(),
             Column::ListName => "list_name".into(),
-            Column::Label(lang) => format!("label::{}", LANGS[lang].0),
+            Column::Label(lang) => format!("label::{}", lang_header(lang)),
             Column::Required => "required".into(),
             Column::Constraint => "constraint".into(),
             Column::Relevant => "relevant".into(),
             Column::Appearance => "appearance".into(),
             Column::FormId => "form_id".into(),
             Column::Version => "version".into(),
-            Column::Title(lang) => format!("form_title::{}", LANGS[lang].0),
+            Column::Title(lang) => format!("form_title::{}", lang_header(lang)),
             Column::DefaultLanguage => "default_language".into(),
         }
     }
 }
 
-/// Which of [`LANGS`] a language written in a header (`French`, `fr`, `French (fr)`) names.
-pub(super) fn parse_lang(text: &str) -> Option<usize> {
+/// How a column names a language: the app's three by their English names, as ODK writes them;
+/// a further one by its tag (`label::bm`).
+pub(super) fn lang_header(lang: Lang) -> String {
+    match lang {
+        Lang::Fr => LANGS[0].0.to_string(),
+        Lang::En => LANGS[1].0.to_string(),
+        Lang::Ar => LANGS[2].0.to_string(),
+        Lang::Other(tag) => tag.as_str().to_string(),
+    }
+}
+
+/// The language a header names (`French`, `fr`, `French (fr)`, `Bambara (bm)`, `bm`): one of
+/// the app's three, or a further language written by its two- or three-letter tag.
+pub(super) fn parse_lang(text: &str) -> Option<Lang> {
     let text = text.trim().to_lowercase();
     // `Name (code)`: the code decides, as in ODK.
     let key = match (text.rfind('('), text.strip_suffix(')')) {
@@ -48,18 +60,25 @@ pub(super) fn parse_lang(text: &str) -> Option<usize> {
     };
     let primary = key.split(['-', '_']).next().unwrap_or_default();
     match primary {
-        "french" | "français" | "francais" | "fr" => Some(0),
-        "english" | "en" => Some(1),
-        "arabic" | "ar" | "العربية" => Some(2),
-        _ => None,
+        "french" | "français" | "francais" | "fr" => Some(Lang::Fr),
+        "english" | "en" => Some(Lang::En),
+        "arabic" | "ar" | "العربية" => Some(Lang::Ar),
+        other => LangTag::parse(other).map(Lang::Other),
     }
+}
+
+/// The language a `label::…` or `form_title::…` header names when it is not one Suivi reads.
+fn unknown_language(header: &str) -> Option<&str> {
+    let (prefix, language) = header.split_once("::")?;
+    let prefix = prefix.trim().to_lowercase();
+    (prefix == "label" || prefix == "form_title").then_some(language.trim())
 }
 
 pub(super) fn classify(sheet: &str, header: &str) -> Option<Column> {
     let header = header.trim().to_lowercase();
-    let labelled = |prefix: &str| -> Option<Option<usize>> {
+    let labelled = |prefix: &str| -> Option<Option<Lang>> {
         if header == prefix {
-            return Some(Some(0));
+            return Some(Some(Lang::Fr));
         }
         header
             .strip_prefix(prefix)
@@ -162,10 +181,17 @@ impl Layout {
                 Some(Err(header)) => problems.at(
                     sheet,
                     Some(row.number),
-                    format!(
-                        "column `{header}` is not supported by Suivi forms; clear this cell (it holds {})",
-                        quoted(text)
-                    ),
+                    match unknown_language(header) {
+                        Some(language) => format!(
+                            "column `{header}`: language {} is not known by name; write its \
+                             two- or three-letter code, as in `label::Bambara (bm)`",
+                            quoted(language)
+                        ),
+                        None => format!(
+                            "column `{header}` is not supported by Suivi forms; clear this cell (it holds {})",
+                            quoted(text)
+                        ),
+                    },
                 ),
                 None => problems.at(
                     sheet,
@@ -179,6 +205,21 @@ impl Layout {
             }
         }
         values
+    }
+
+    /// The further languages this sheet has a column of `make`'s kind for (`label::bm`).
+    pub(super) fn further_languages(
+        &self,
+        make: fn(Lang) -> Column,
+    ) -> impl Iterator<Item = LangTag> + '_ {
+        self.present.iter().filter_map(move |&column| match column {
+            Column::Label(Lang::Other(tag)) | Column::Title(Lang::Other(tag))
+                if column == make(Lang::Other(tag)) =>
+            {
+                Some(tag)
+            }
+            _ => None,
+        })
     }
 
     /// Reports required columns missing from row 1, once each.
@@ -195,23 +236,25 @@ impl Layout {
     }
 }
 
-/// Three labels from a row; a problem names the languages left empty (unless their whole
-/// column is missing, which is reported once for the sheet).
+/// A row's label: the app's three languages, a problem naming those left empty (unless their
+/// whole column is missing, which is reported once for the sheet); and the further languages
+/// the sheet has columns for, where the row fills them (an empty one shows the French).
 pub(super) fn labels(
     values: &BTreeMap<Column, String>,
     layout: &Layout,
-    make: fn(usize) -> Column,
+    make: fn(Lang) -> Column,
     what: &str,
     sheet: &str,
     row: u32,
     problems: &mut Problems,
 ) -> Option<Label> {
-    let texts: Vec<Option<&String>> = (0..LANGS.len())
-        .map(|lang| values.get(&make(lang)))
-        .collect();
-    let missing: Vec<&str> = (0..LANGS.len())
-        .filter(|&lang| texts[lang].is_none() && layout.present.contains(&make(lang)))
-        .map(|lang| LANGS[lang].0)
+    let app = [Lang::Fr, Lang::En, Lang::Ar];
+    let texts: Vec<Option<&String>> = app.iter().map(|&lang| values.get(&make(lang))).collect();
+    let missing: Vec<String> = app
+        .iter()
+        .zip(&texts)
+        .filter(|(&lang, text)| text.is_none() && layout.present.contains(&make(lang)))
+        .map(|(&lang, _)| lang_header(lang))
         .collect();
     if !missing.is_empty() {
         problems.at(
@@ -220,11 +263,19 @@ pub(super) fn labels(
             format!("{what} is empty in {}", missing.join(", ")),
         );
     }
+    let more = layout
+        .further_languages(make)
+        .filter_map(|tag| {
+            let text = values.get(&make(Lang::Other(tag)))?;
+            Some((tag.as_str().to_string(), text.clone()))
+        })
+        .collect();
     match (texts[0], texts[1], texts[2]) {
         (Some(fr), Some(en), Some(ar)) => Some(Label {
             fr: fr.clone(),
             en: en.clone(),
             ar: ar.clone(),
+            more,
         }),
         _ => None,
     }

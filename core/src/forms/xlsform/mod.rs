@@ -73,7 +73,9 @@ use std::io::{Cursor, Read, Seek};
 use calamine::{DataRef, Reader, Xlsx};
 use serde_json::Value as Json;
 
-use super::{Bounds, Choice, Constraints, Field, FieldType, FormDefinition, Label, Relevance};
+use super::{
+    Bounds, Choice, Constraints, Field, FieldType, FormDefinition, Label, Lang, LangTag, Relevance,
+};
 mod expressions;
 mod interpret;
 mod layout;
@@ -285,11 +287,7 @@ mod tests {
     use super::*;
 
     fn field(id: &str, field_type: FieldType, choices: &[&str]) -> Field {
-        let label = Label {
-            fr: id.into(),
-            en: id.into(),
-            ar: id.into(),
-        };
+        let label = Label::new(id, id, id);
         Field {
             id: id.into(),
             field_type,
@@ -400,20 +398,30 @@ mod tests {
 
     #[test]
     fn header_languages_accept_names_and_codes() {
-        assert_eq!(parse_lang("French"), Some(0));
-        assert_eq!(parse_lang("French (fr)"), Some(0));
-        assert_eq!(parse_lang("fr"), Some(0));
-        assert_eq!(parse_lang("Arabic (ar)"), Some(2));
-        assert_eq!(parse_lang("en-GB"), Some(1));
-        assert_eq!(parse_lang("Spanish (es)"), None);
-        assert_eq!(classify(SURVEY, "Label"), Some(Column::Label(0)));
+        assert_eq!(parse_lang("French"), Some(Lang::Fr));
+        assert_eq!(parse_lang("French (fr)"), Some(Lang::Fr));
+        assert_eq!(parse_lang("fr"), Some(Lang::Fr));
+        assert_eq!(parse_lang("Arabic (ar)"), Some(Lang::Ar));
+        assert_eq!(parse_lang("en-GB"), Some(Lang::En));
+        let bm = LangTag::parse("bm").map(Lang::Other);
+        assert_eq!(parse_lang("Bambara (bm)"), bm);
+        assert_eq!(parse_lang("bm"), bm);
+        assert_eq!(
+            parse_lang("Bambara"),
+            None,
+            "a language by name needs its code"
+        );
+        assert_eq!(classify(SURVEY, "Label"), Some(Column::Label(Lang::Fr)));
         assert_eq!(
             classify(SURVEY, "label::English (en)"),
-            Some(Column::Label(1))
+            Some(Column::Label(Lang::En))
         );
         assert_eq!(classify(SURVEY, "hint::French"), None);
         assert_eq!(classify(CHOICES, "list name"), Some(Column::ListName));
-        assert_eq!(classify(SETTINGS, "form_title"), Some(Column::Title(0)));
+        assert_eq!(
+            classify(SETTINGS, "form_title"),
+            Some(Column::Title(Lang::Fr))
+        );
     }
 
     #[test]

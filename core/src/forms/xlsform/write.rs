@@ -4,13 +4,49 @@ use super::*;
 
 /// One survey row and the choice rows its list needs, as text cells in export column order.
 pub(super) struct WrittenField {
-    pub(super) survey: [String; 9],
-    pub(super) list: Option<(String, Vec<[String; 5]>)>,
+    pub(super) survey: Vec<String>,
+    pub(super) list: Option<(String, Vec<Vec<String>>)>,
+}
+
+/// The further languages a form's labels carry anywhere, in tag order: one column each.
+fn further_languages(form: &FormDefinition) -> Vec<LangTag> {
+    let labels = std::iter::once(&form.title).chain(form.fields.iter().flat_map(|field| {
+        std::iter::once(&field.label).chain(field.choices.iter().map(|c| &c.label))
+    }));
+    let tags: BTreeSet<LangTag> = labels
+        .flat_map(|label| label.more.keys())
+        .filter_map(|tag| LangTag::parse(tag))
+        .collect();
+    tags.into_iter().collect()
+}
+
+/// A label's cells: French, English, Arabic, then each further language (empty where this label
+/// lacks it, which reads back as lacking it).
+fn label_cells(label: &Label, further: &[LangTag]) -> Vec<String> {
+    [&label.fr, &label.en, &label.ar]
+        .into_iter()
+        .cloned()
+        .chain(
+            further
+                .iter()
+                .map(|tag| label.more.get(tag.as_str()).cloned().unwrap_or_default()),
+        )
+        .collect()
+}
+
+/// The label columns of a sheet: the app's three languages, then the further ones.
+fn label_columns(make: fn(Lang) -> Column, further: &[LangTag]) -> Vec<Column> {
+    [Lang::Fr, Lang::En, Lang::Ar]
+        .into_iter()
+        .chain(further.iter().map(|&tag| Lang::Other(tag)))
+        .map(make)
+        .collect()
 }
 
 pub(super) fn written_field(
     form: &FormDefinition,
     field: &Field,
+    further: &[LangTag],
 ) -> Result<WrittenField, Vec<String>> {
     let mut errors = Vec::new();
     let (type_text, appearance, list) = match field.field_type {
@@ -43,13 +79,10 @@ pub(super) fn written_field(
                 .choices
                 .iter()
                 .map(|c| {
-                    [
-                        field.id.clone(),
-                        c.id.clone(),
-                        c.label.fr.clone(),
-                        c.label.en.clone(),
-                        c.label.ar.clone(),
-                    ]
+                    [field.id.clone(), c.id.clone()]
+                        .into_iter()
+                        .chain(label_cells(&c.label, further))
+                        .collect()
                 })
                 .collect();
             (
@@ -72,58 +105,60 @@ pub(super) fn written_field(
         return Err(errors);
     }
     Ok(WrittenField {
-        survey: [
-            type_text,
-            field.id.clone(),
-            field.label.fr.clone(),
-            field.label.en.clone(),
-            field.label.ar.clone(),
-            if field.required { "yes" } else { "" }.to_string(),
-            constraint.unwrap_or_default(),
-            relevant.unwrap_or_default(),
-            appearance.to_string(),
-        ],
+        survey: [type_text, field.id.clone()]
+            .into_iter()
+            .chain(label_cells(&field.label, further))
+            .chain([
+                if field.required { "yes" } else { "" }.to_string(),
+                constraint.unwrap_or_default(),
+                relevant.unwrap_or_default(),
+                appearance.to_string(),
+            ])
+            .collect(),
         list,
     })
 }
 
-pub(super) const SURVEY_COLUMNS: [Column; 9] = [
-    Column::Type,
-    Column::Name,
-    Column::Label(0),
-    Column::Label(1),
-    Column::Label(2),
-    Column::Required,
-    Column::Constraint,
-    Column::Relevant,
-    Column::Appearance,
-];
+/// The survey sheet's columns, in the order a workbook is written.
+pub(super) fn survey_columns(further: &[LangTag]) -> Vec<Column> {
+    [Column::Type, Column::Name]
+        .into_iter()
+        .chain(label_columns(Column::Label, further))
+        .chain([
+            Column::Required,
+            Column::Constraint,
+            Column::Relevant,
+            Column::Appearance,
+        ])
+        .collect()
+}
 
-pub(super) const CHOICE_COLUMNS: [Column; 5] = [
-    Column::ListName,
-    Column::Name,
-    Column::Label(0),
-    Column::Label(1),
-    Column::Label(2),
-];
+/// The choices sheet's columns, in the order a workbook is written.
+pub(super) fn choice_columns(further: &[LangTag]) -> Vec<Column> {
+    [Column::ListName, Column::Name]
+        .into_iter()
+        .chain(label_columns(Column::Label, further))
+        .collect()
+}
 
 /// Builds the workbook; `None` (with problems) when the definition cannot be written unchanged.
 pub(super) fn write_workbook(form: &FormDefinition, problems: &mut Problems) -> Option<Vec<u8>> {
-    let mut survey_rows: Vec<[String; 9]> = Vec::new();
-    let mut choice_rows: Vec<[String; 5]> = Vec::new();
+    let further = further_languages(form);
+    let mut survey_rows: Vec<Vec<String>> = Vec::new();
+    let mut choice_rows: Vec<Vec<String>> = Vec::new();
     let mut yes_no_written = false;
     for field in &form.fields {
-        match written_field(form, field) {
+        match written_field(form, field, &further) {
             Ok(written) => {
                 if field.field_type == FieldType::Boolean && !yes_no_written {
                     for (id, labels) in YES_NO_LABELS {
-                        choice_rows.push([
-                            YES_NO_LIST.to_string(),
-                            id.to_string(),
-                            labels[0].to_string(),
-                            labels[1].to_string(),
-                            labels[2].to_string(),
-                        ]);
+                        let label = Label::new(labels[0], labels[1], labels[2]);
+                        choice_rows.push(
+                            [YES_NO_LIST.to_string(), id.to_string()]
+                                .into_iter()
+                                .chain(label_cells(&label, &further))
+                                .collect(),
+                        );
                     }
                     yes_no_written = true;
                 }
@@ -142,20 +177,15 @@ pub(super) fn write_workbook(form: &FormDefinition, problems: &mut Problems) -> 
     if !problems.0.is_empty() {
         return None;
     }
-    let settings_row = [
-        form.id.clone(),
-        form.version.to_string(),
-        form.title.fr.clone(),
-        form.title.en.clone(),
-        form.title.ar.clone(),
-    ];
-    let settings_headers = [
-        Column::FormId.header(),
-        Column::Version.header(),
-        Column::Title(0).header(),
-        Column::Title(1).header(),
-        Column::Title(2).header(),
-    ];
+    let settings_row: Vec<String> = [form.id.clone(), form.version.to_string()]
+        .into_iter()
+        .chain(label_cells(&form.title, &further))
+        .collect();
+    let settings_headers: Vec<String> = [Column::FormId, Column::Version]
+        .into_iter()
+        .chain(label_columns(Column::Title, &further))
+        .map(Column::header)
+        .collect();
     let result = (|| -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
         let mut workbook = rust_xlsxwriter::Workbook::new();
         // A fixed creation date keeps a re-export of an unchanged form byte-identical.
@@ -167,14 +197,14 @@ pub(super) fn write_workbook(form: &FormDefinition, problems: &mut Problems) -> 
         write_sheet(
             workbook.add_worksheet(),
             SURVEY,
-            &headers(&SURVEY_COLUMNS),
+            &headers(&survey_columns(&further)),
             survey_rows.iter().map(|r| r.as_slice()),
             &bold,
         )?;
         write_sheet(
             workbook.add_worksheet(),
             CHOICES,
-            &headers(&CHOICE_COLUMNS),
+            &headers(&choice_columns(&further)),
             choice_rows.iter().map(|r| r.as_slice()),
             &bold,
         )?;

@@ -32,6 +32,10 @@ impl Store {
                 "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 params![crate::store::META_FORMS, forms_cursor.to_string()],
             )?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![crate::store::META_FORMS_READ_AS, crate::store::FORMS_READ_AS],
+            )?;
             // A refused form is remembered with this app's version: an updated app asks for the
             // whole feed again, and a page it refuses nothing in clears the older version's note.
             if refused_here {
@@ -368,7 +372,9 @@ pub(crate) fn accept_form(
         )));
     }
     if let Ok(held) = forms.get(&form.id, form.version) {
-        if held != &form {
+        // An app released before further languages kept this version without them: the same
+        // version, now read whole.
+        if held != &form && held != &form.in_app_languages() {
             return Ok(Err(format!(
                 "{} v{} differs from the version this device holds: a published version never changes",
                 form.id, form.version
@@ -378,7 +384,8 @@ pub(crate) fn accept_form(
     // A full disk stops the page like any other write.
     tx.execute(
         "INSERT INTO forms (form_id, version, definition, retired) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT(form_id, version) DO UPDATE SET retired = max(retired, excluded.retired)",
+         ON CONFLICT(form_id, version) DO UPDATE SET retired = max(retired, excluded.retired),
+             definition = excluded.definition",
         params![form.id, form.version, form.canonical_json(), update.retired],
     )?;
     if update.retired {

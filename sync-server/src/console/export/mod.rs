@@ -284,7 +284,7 @@ pub struct Export {
 impl Export {
     pub fn headers(&self) -> Vec<&'static str> {
         let i = match self.reading.lang {
-            Lang::Fr => 0,
+            Lang::Fr | Lang::Other(_) => 0,
             Lang::En => 1,
             Lang::Ar => 2,
         };

@@ -240,7 +240,7 @@ pub fn range_of(lang: Lang, first: u64, shown: u64, total: u64, what: &str) -> S
     let (from, to) = (number(lang, first + 1), number(lang, first + shown));
     let total = number(lang, total);
     match lang {
-        Lang::Fr => format!("{from}–{to} sur {total} {cases}"),
+        Lang::Fr | Lang::Other(_) => format!("{from}–{to} sur {total} {cases}"),
         Lang::En => format!("{from}–{to} of {total} {cases}"),
         Lang::Ar => format!("\u{2066}{from}–{to}\u{2069} من {total} {cases}"),
     }
@@ -251,7 +251,7 @@ pub fn range_of(lang: Lang, first: u64, shown: u64, total: u64, what: &str) -> S
 pub fn number(lang: Lang, n: u64) -> String {
     let digits = n.to_string();
     let separator = match lang {
-        Lang::Fr => '\u{202f}',
+        Lang::Fr | Lang::Other(_) => '\u{202f}',
         Lang::En | Lang::Ar => ',',
     };
     let mut out = String::new();

@@ -143,7 +143,7 @@ pub fn role_label(lang: Lang, role: Role) -> &'static str {
         Role::Admin => ("administrateur", "administrator", "مدير النظام"),
     };
     match lang {
-        Lang::Fr => fr,
+        Lang::Fr | Lang::Other(_) => fr,
         Lang::En => en,
         Lang::Ar => ar,
     }

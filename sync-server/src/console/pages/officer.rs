@@ -155,7 +155,7 @@ pub fn action_label(lang: Lang, action: &str) -> String {
         _ => return action.to_string(),
     };
     match lang {
-        Lang::Fr => fr,
+        Lang::Fr | Lang::Other(_) => fr,
         Lang::En => en,
         Lang::Ar => ar,
     }

@@ -12,8 +12,10 @@ import org.suivi.demo.logic.FormScreenModel
 import org.suivi.demo.logic.Lang
 import org.suivi.demo.logic.Messages
 import org.suivi.demo.logic.Outcome
+import org.suivi.demo.testing.TestServer
 import org.suivi.demo.testing.child
 import org.suivi.demo.testing.newStore
+import java.io.File
 
 class WordsTest {
     @Test
@@ -51,5 +53,52 @@ class WordsTest {
         assertTrue("a multiple choice by its labels: $fr", fr.values.any { it.contains("Mercure") && it.contains(", ") })
         val ar = store.identificationInWords(caseId, "ar")
         assertTrue("Arabic labels: $ar", ar.first().label.any { it in '\u0600'..'\u06FF' })
+    }
+
+    @Test
+    fun `words - a phone set to Bambara reads a form's Bambara labels, French where it has none`() = runBlocking {
+        // Identification version 2 with a few labels in Bambara, as a programme in Sikasso
+        // publishes them (the server takes the same from an XLSForm's label::bm column).
+        val v2 = File("tests/fixtures/identification.v2.json").readText()
+        val bambara = listOf(
+            "\"fr\": \"Prénom de l'enfant\"," to "Tɔgɔ",
+            "\"fr\": \"Fille\"," to "Denmuso",
+            "\"fr\": \"Garçon\"," to "Dencɛ",
+        ).fold(v2) { text, (french, bm) ->
+            assertTrue("the fixture has $french", text.contains(french))
+            text.replace(french, "\"bm\": \"$bm\", $french")
+        }
+        val file = File.createTempFile("identification-v2-bm", ".json").apply { writeText(bambara); deleteOnExit() }
+        TestServer().use { server ->
+            server.addUser("amina", "agent", "sikasso")
+            server.addUser("nadia", "admin", "sikasso")
+            val (store, _) = newStore("amina")
+            store.enroll(server.url, server.enrollmentCode("amina"), null)
+            server.admin("form", "publish", file.absolutePath, "--by", "nadia")
+            store.sync(null, null)
+
+            val bm = Lang.from("bm-ML")
+            assertEquals("bm", bm.tag)
+            assertEquals("the app's own words are French", Lang.FR, bm.app)
+            val repo = CaseRepository(store)
+            val form = FormScreenModel.load(repo, "identification", bm)
+            assertEquals(2u, form.form.version)
+            val labels = form.form.fields.associate { it.id to it.label }
+            assertEquals("Tɔgɔ", labels["child_first_name"])
+            assertEquals("no Bambara label: the French one", "Nom de famille de l'enfant", labels["child_last_name"])
+            assertEquals(listOf("Denmuso", "Dencɛ"), form.form.fields.first { it.id == "sex" }.choices.map { it.label })
+            assertTrue(!form.rightToLeft)
+            form.answer("child_first_name", "")
+            val refused = form.submitNewCase()
+            assertTrue("$refused", refused is Outcome.Failed)
+            assertEquals("Obligatoire", form.fieldErrors["child_first_name"])
+
+            val caseId = store.createCase(child("Awa", "Koné", "Misséni") + ("household_size" to "5"))
+            val words = store.identificationInWords(caseId, bm.tag).associate { it.label to it.value }
+            assertEquals("Denmuso", words["Sexe"])
+            assertEquals("Awa", words["Tɔgɔ"])
+            val french = FormScreenModel.load(repo, "identification", Lang.FR).form.fields
+            assertEquals("Prénom de l'enfant", french.first { it.id == "child_first_name" }.label)
+        }
     }
 }

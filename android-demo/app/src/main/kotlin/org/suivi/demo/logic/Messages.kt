@@ -1,12 +1,36 @@
 package org.suivi.demo.logic
 
-/** The UI languages: French by default, English, and Arabic (right to left). */
-enum class Lang(val tag: String, val rightToLeft: Boolean) {
-    FR("fr", false), EN("en", false), AR("ar", true);
+/**
+ * The phone's language. The app's own words are in French, English or Arabic (right to left);
+ * a form's labels are in any language the form carries (`bm`, Bambara, written in an XLSForm's
+ * `label::bm` column), and the app's words for such a language are French ([app]).
+ */
+class Lang private constructor(val tag: String, val rightToLeft: Boolean) {
+    /** The language the app's own words are in: French for a language only forms carry. */
+    val app: Lang get() = APP.firstOrNull { it.tag == tag } ?: FR
+
+    override fun equals(other: Any?): Boolean = other is Lang && other.tag == tag
+    override fun hashCode(): Int = tag.hashCode()
+    override fun toString(): String = tag
 
     companion object {
-        /** From a locale tag such as "ar-MA" or "en_GB"; anything else is French. */
-        fun from(tag: String?): Lang = values().firstOrNull { tag?.lowercase()?.startsWith(it.tag) == true } ?: FR
+        val FR = Lang("fr", false)
+        val EN = Lang("en", false)
+        val AR = Lang("ar", true)
+        private val APP = listOf(FR, EN, AR)
+
+        /** The app's own three languages. */
+        fun values(): List<Lang> = APP
+
+        /**
+         * From a locale tag such as "ar-MA", "en_GB" or "bm-ML": one of the app's languages, or
+         * a two- or three-letter language forms may carry; anything else is French.
+         */
+        fun from(tag: String?): Lang {
+            val primary = tag?.lowercase()?.split('-', '_', '.', '@')?.firstOrNull().orEmpty()
+            APP.firstOrNull { it.tag == primary }?.let { return it }
+            return if (primary.length in 2..3 && primary.all { it in 'a'..'z' }) Lang(primary, false) else FR
+        }
     }
 }
 
@@ -212,10 +236,10 @@ object Messages {
 
     fun text(key: String, lang: Lang): String {
         val t = texts[key] ?: return key
-        return when (lang) {
-            Lang.FR -> t.first
+        return when (lang.app) {
             Lang.EN -> t.second
             Lang.AR -> t.third
+            else -> t.first
         }
     }
 }
