@@ -101,4 +101,15 @@ class WordsTest {
             assertEquals("Prénom de l'enfant", french.first { it.id == "child_first_name" }.label)
         }
     }
+
+    @Test
+    fun `words - every message the app's screens name has a text`() {
+        // The screens are Android glue, not compiled here: a key misspelt there would show as
+        // the key itself. Read them for the keys they name.
+        val named = File("android-demo/app/src/main/kotlin").walk().filter { it.extension == "kt" }
+            .flatMap { Regex("Messages\\.text\\(\"([a-z_.]+)\"").findAll(it.readText()).map { m -> m.groupValues[1] } }
+            .toSet()
+        assertTrue("the screens name keys: $named", "gps.capture" in named && "date.pick" in named && named.size > 20)
+        assertEquals("keys without a text", emptySet<String>(), named.filterNot { Messages.has(it) }.toSet())
+    }
 }

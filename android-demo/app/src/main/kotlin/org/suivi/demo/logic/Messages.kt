@@ -180,6 +180,24 @@ object Messages {
             "Form picked up where you left it.",
             "استُؤنفت الاستمارة من حيث توقفت.",
         ),
+        "date.pick" to Triple("Choisir une date", "Pick a date", "اختر تاريخا"),
+        "gps.capture" to Triple("Relever la position", "Take the position", "تحديد الموقع"),
+        "gps.allow" to Triple(
+            "Autorisez la localisation, puis touchez encore « Relever la position »",
+            "Allow location, then tap \"Take the position\" again",
+            "اسمح بتحديد الموقع، ثم المس «تحديد الموقع» مرة أخرى",
+        ),
+        "gps.off" to Triple(
+            "La localisation du téléphone est coupée : activez-la, ou tapez la position",
+            "The phone's location is off: turn it on, or type the position",
+            "تحديد الموقع متوقف في الهاتف: شغّله أو اكتب الموقع",
+        ),
+        "gps.waiting" to Triple("Recherche de la position… (dehors, c'est plus rapide)", "Finding the position… (faster outdoors)", "جارٍ تحديد الموقع… (أسرع في الخارج)"),
+        "gps.vague" to Triple(
+            "Position trop imprécise : réessayez dehors, ou tapez-la",
+            "Position too vague: try again outdoors, or type it",
+            "الموقع غير دقيق: أعد المحاولة في الخارج أو اكتبه",
+        ),
         "draft.discard" to Triple("Abandonner ce formulaire", "Discard this form", "التخلي عن هذه الاستمارة"),
         "refusal.forbidden" to Triple(
             "refusé par le serveur : ce dossier n'est plus dans votre liste",

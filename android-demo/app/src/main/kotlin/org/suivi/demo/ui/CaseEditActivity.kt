@@ -2,7 +2,6 @@ package org.suivi.demo.ui
 
 import android.os.Bundle
 import android.widget.Button
-import android.widget.EditText
 import android.widget.LinearLayout
 import android.widget.ScrollView
 import android.widget.TextView
@@ -24,8 +23,9 @@ class CaseEditViewModel : ViewModel() {
 
 /**
  * Editing a case's identification with its own form version, and moving it to a newer one when
- * one is held: the behaviour is `CaseEditModel`'s (tested on the JVM); this draws a text box per
- * field with its label, the errors under them, and the questions a move asks. Loaded once; what
+ * one is held: the behaviour is `CaseEditModel`'s (tested on the JVM); this draws each field's
+ * input (`fieldInput`: choices by label, a calendar, the GPS) with its label, the errors under
+ * them, and the questions a move asks. Loaded once; what
  * the agent typed survives the screen going off and the PIN. (Android only.)
  */
 class CaseEditActivity : ChildScreen() {
@@ -50,11 +50,8 @@ class CaseEditActivity : ChildScreen() {
             }
             val errors = HashMap<String, TextView>()
             for (field in model.form.fields) {
-                body.addView(TextView(this@CaseEditActivity).apply { text = field.label })
-                body.addView(EditText(this@CaseEditActivity).apply {
-                    setText(model.inputs[field.id].orEmpty())
-                    addTextChangedListener(Watcher { model.inputs[field.id] = it })
-                })
+                body.addView(TextView(this@CaseEditActivity).apply { text = field.label + if (field.required) " *" else "" })
+                body.addView(fieldInput(field, model.inputs[field.id].orEmpty(), lang) { model.inputs[field.id] = it })
                 errors[field.id] = TextView(this@CaseEditActivity).apply { setTextColor(0xFFB00020.toInt()) }.also { body.addView(it) }
             }
             val message = TextView(this@CaseEditActivity).also { body.addView(it) }
@@ -80,10 +77,7 @@ class CaseEditActivity : ChildScreen() {
                 }
                 for (field in asks) {
                     body.addView(TextView(this@CaseEditActivity).apply { text = field.label + " *" })
-                    body.addView(EditText(this@CaseEditActivity).apply {
-                        setText(state.moveAnswers[field.id].orEmpty())
-                        addTextChangedListener(Watcher { state.moveAnswers[field.id] = it })
-                    })
+                    body.addView(fieldInput(field, state.moveAnswers[field.id].orEmpty(), lang) { state.moveAnswers[field.id] = it })
                 }
                 body.addView(Button(this@CaseEditActivity).apply {
                     text = Messages.text("case.move", lang)

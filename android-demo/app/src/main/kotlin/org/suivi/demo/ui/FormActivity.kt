@@ -2,16 +2,10 @@ package org.suivi.demo.ui
 
 import android.content.Intent
 import android.os.Bundle
-import android.text.InputType
 import android.view.View
-import android.widget.AdapterView
-import android.widget.ArrayAdapter
 import android.widget.Button
-import android.widget.CheckBox
-import android.widget.EditText
 import android.widget.LinearLayout
 import android.widget.ScrollView
-import android.widget.Spinner
 import android.widget.TextView
 import androidx.activity.viewModels
 import androidx.lifecycle.ViewModel
@@ -190,53 +184,8 @@ class FormActivity : ChildScreen() {
         }.also { body.addView(it) }
     }
 
-    private fun input(model: FormScreenModel, field: FieldInfo): View {
-        val current = model.inputs[field.id].orEmpty()
-        return when (field.fieldType) {
-            "select_one", "boolean" -> {
-                // Labels shown, ids stored; an empty first entry means "no answer".
-                val options = if (field.fieldType == "boolean") {
-                    listOf("oui" to Messages.text("yes", model.lang), "non" to Messages.text("no", model.lang))
-                } else {
-                    field.choices.map { it.id to it.label }
-                }
-                Spinner(this).apply {
-                    adapter = ArrayAdapter(this@FormActivity, android.R.layout.simple_spinner_dropdown_item, listOf("") + options.map { it.second })
-                    setSelection(options.indexOfFirst { it.first == current } + 1)
-                    onItemSelectedListener = object : AdapterView.OnItemSelectedListener {
-                        override fun onItemSelected(parent: AdapterView<*>?, view: View?, position: Int, id: Long) {
-                            val value = if (position == 0) "" else options[position - 1].first
-                            if (value != model.inputs[field.id].orEmpty()) state.answer(field.id, value)
-                        }
-                        override fun onNothingSelected(parent: AdapterView<*>?) {}
-                    }
-                }
-            }
-            "select_multiple" -> LinearLayout(this).apply {
-                orientation = LinearLayout.VERTICAL
-                val chosen = current.split(',').filter { it.isNotBlank() }.toMutableSet()
-                for (choice in field.choices) {
-                    addView(CheckBox(this@FormActivity).apply {
-                        text = choice.label
-                        isChecked = choice.id in chosen
-                        setOnCheckedChangeListener { _, checked ->
-                            if (checked) chosen.add(choice.id) else chosen.remove(choice.id)
-                            state.answer(field.id, field.choices.map { it.id }.filter { it in chosen }.joinToString(","))
-                        }
-                    })
-                }
-            }
-            else -> EditText(this).apply {
-                setText(current)
-                inputType = when (field.fieldType) {
-                    "integer" -> InputType.TYPE_CLASS_NUMBER
-                    "decimal" -> InputType.TYPE_CLASS_NUMBER or InputType.TYPE_NUMBER_FLAG_DECIMAL
-                    "phone" -> InputType.TYPE_CLASS_PHONE
-                    "date" -> InputType.TYPE_CLASS_DATETIME or InputType.TYPE_DATETIME_VARIATION_DATE
-                    else -> if (field.multiline) InputType.TYPE_CLASS_TEXT or InputType.TYPE_TEXT_FLAG_MULTI_LINE else InputType.TYPE_CLASS_TEXT
-                }
-                addTextChangedListener(Watcher { state.answer(field.id, it) })
-            }
+    private fun input(model: FormScreenModel, field: FieldInfo): View =
+        fieldInput(field, model.inputs[field.id].orEmpty(), model.lang) { value ->
+            if (value != model.inputs[field.id].orEmpty()) state.answer(field.id, value)
         }
-    }
 }
