@@ -19,7 +19,9 @@ use crate::error::{Error, Result};
 /// response's `forms` and `forms_cursor` (form versions published from the server). Version 6:
 /// the response's `own` (the changes the feed holds under this device since its cursor, so the
 /// phone can witness one it never wrote) and the request's `forgeries` (those it found).
-pub const PROTOCOL_VERSION: u16 = 6;
+/// Version 7: the response's `documents` (a case whose whole history a page holds, sent as one
+/// document when the page is smaller so).
+pub const PROTOCOL_VERSION: u16 = 7;
 /// The oldest version a server still answers; an older device is told "upgrade required". A
 /// version 2 app cannot honour an erasure, so it must upgrade before it syncs again; a version
 /// 3 app syncs as before and its supervisor sees no app version.
@@ -325,13 +327,14 @@ impl SyncResponse {
             forms: Vec::new(),
             forms_cursor,
             own: Vec::new(),
+            documents: Vec::new(),
         }
     }
 }
 
-impl From<SyncResponseV5> for SyncResponse {
+impl From<SyncResponseV5> for SyncResponseV6 {
     fn from(old: SyncResponseV5) -> Self {
-        SyncResponse {
+        SyncResponseV6 {
             version: old.version,
             accepted: old.accepted,
             refused: old.refused,
@@ -348,6 +351,59 @@ impl From<SyncResponseV5> for SyncResponse {
             forms: old.forms,
             forms_cursor: old.forms_cursor,
             own: Vec::new(),
+        }
+    }
+}
+
+/// A version 6 response: a version 7 one without documents.
+#[derive(Deserialize)]
+struct SyncResponseV6 {
+    version: u16,
+    #[serde(deserialize_with = "bounded")]
+    accepted: Vec<String>,
+    #[serde(deserialize_with = "bounded")]
+    refused: Vec<Refusal>,
+    #[serde(deserialize_with = "bounded")]
+    authors: Vec<Author>,
+    #[serde(deserialize_with = "bounded")]
+    pull: Vec<PulledCase>,
+    cursor: u64,
+    mark: serde_bytes::ByteBuf,
+    more: bool,
+    reset: bool,
+    #[serde(deserialize_with = "bounded")]
+    erased: Vec<String>,
+    erasures_cursor: u64,
+    #[serde(deserialize_with = "bounded")]
+    removed: Vec<String>,
+    removals_cursor: u64,
+    #[serde(deserialize_with = "bounded")]
+    forms: Vec<FormUpdate>,
+    forms_cursor: u64,
+    #[serde(deserialize_with = "bounded")]
+    own: Vec<OwnChange>,
+}
+
+impl From<SyncResponseV6> for SyncResponse {
+    fn from(old: SyncResponseV6) -> Self {
+        SyncResponse {
+            version: old.version,
+            accepted: old.accepted,
+            refused: old.refused,
+            authors: old.authors,
+            pull: old.pull,
+            cursor: old.cursor,
+            mark: old.mark,
+            more: old.more,
+            reset: old.reset,
+            erased: old.erased,
+            erasures_cursor: old.erasures_cursor,
+            removed: old.removed,
+            removals_cursor: old.removals_cursor,
+            forms: old.forms,
+            forms_cursor: old.forms_cursor,
+            own: old.own,
+            documents: Vec::new(),
         }
     }
 }
@@ -440,14 +496,16 @@ impl From<SyncResponseV4> for SyncResponseV5 {
 }
 
 /// Decodes a sync response from a server of any version this device reads: a version 3
-/// server's has no removals, a version 4 server's no forms.
+/// server's has no removals, a version 4 server's no forms, a version 6 server's no documents.
 pub fn decode_response(body: &[u8]) -> Result<SyncResponse> {
-    match peek_version(body)? {
-        6.. => decode(body),
-        5 => Ok(decode::<SyncResponseV5>(body)?.into()),
-        4 => Ok(SyncResponseV5::from(decode::<SyncResponseV4>(body)?).into()),
-        _ => Ok(SyncResponseV5::from(SyncResponseV4::from(decode::<SyncResponseV3>(body)?)).into()),
-    }
+    let v6 = match peek_version(body)? {
+        7.. => return decode(body),
+        6 => decode::<SyncResponseV6>(body)?,
+        5 => decode::<SyncResponseV5>(body)?.into(),
+        4 => SyncResponseV5::from(decode::<SyncResponseV4>(body)?).into(),
+        _ => SyncResponseV5::from(SyncResponseV4::from(decode::<SyncResponseV3>(body)?)).into(),
+    };
+    Ok(v6.into())
 }
 
 /// Why the server refused a case. Travels as a number: a reason added by a newer server reads
@@ -642,6 +700,42 @@ pub struct SyncResponse {
     /// page's (version 6 on): the device checks it wrote each (`ForgeryReport` if not).
     #[serde(deserialize_with = "bounded")]
     pub own: Vec<OwnChange>,
+    /// Cases whose whole history this page holds, each as one document instead of its changes
+    /// in `pull` (version 7 on; never to an older device). A case is in one list or the other.
+    #[serde(deserialize_with = "bounded")]
+    pub documents: Vec<PulledDocument>,
+}
+
+/// One case's whole history as one document: Automerge's document format without its own
+/// column compression, so the message's zstd compresses across cases (version 7 on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PulledDocument {
+    pub case_id: String,
+    pub document: serde_bytes::ByteBuf,
+    /// What the server verified about each change, in the order the document lists them
+    /// once loaded (the same bytes always load in the same order).
+    #[serde(deserialize_with = "bounded")]
+    pub origins: Vec<ChangeOrigin>,
+}
+
+/// What the server verified about one change of a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeOrigin {
+    /// Index into `SyncResponse::authors`.
+    pub author: u32,
+    /// When the server received it, in seconds after the previous origin's time (the first
+    /// one's, after 0): small numbers, which compress.
+    pub received_after: i64,
+}
+
+impl PulledDocument {
+    /// Each change's reception time (Unix seconds), from the deltas.
+    pub fn received_at(&self) -> impl Iterator<Item = i64> + '_ {
+        self.origins.iter().scan(0i64, |at, o| {
+            *at = at.saturating_add(o.received_after);
+            Some(*at)
+        })
+    }
 }
 
 /// A form version as the server publishes it.
@@ -843,6 +937,7 @@ mod tests {
             forms: vec![],
             forms_cursor: 0,
             own: vec![],
+            documents: vec![],
         };
         let raw = postcard::to_stdvec(&response).unwrap();
         // Without `forms` (a length 0), `forms_cursor` (0) and `own` (a length 0): three bytes.
@@ -864,6 +959,47 @@ mod tests {
     /// Version 6 appends the device's own changes to the response and its forgery reports to
     /// the request: a version 5 phone's request reads as reporting none, a version 5 server's
     /// response as listing none, and a version 5 reader takes them for trailing bytes.
+    /// A version 7 response carries documents at its end: a version 6 server's response reads
+    /// as holding none, and a version 6 reader would take them for trailing bytes (a server
+    /// never sends them to it).
+    #[test]
+    fn version_6_responses_read_as_version_7_without_documents() {
+        let document = PulledDocument {
+            case_id: "d".repeat(32),
+            document: serde_bytes::ByteBuf::from(vec![1, 2, 3]),
+            origins: vec![
+                ChangeOrigin {
+                    author: 0,
+                    received_after: 1_800_000_000,
+                },
+                ChangeOrigin {
+                    author: 1,
+                    received_after: 4,
+                },
+            ],
+        };
+        assert_eq!(
+            document.received_at().collect::<Vec<_>>(),
+            [1_800_000_000, 1_800_000_004]
+        );
+        let v7 = SyncResponse {
+            documents: vec![document],
+            ..SyncResponse::nothing_new(9, 3)
+        };
+        let body = encode(&v7).unwrap();
+        assert_eq!(decode_response(&body).unwrap(), v7);
+        let read_by_v6: SyncResponseV6 = decode(&body).unwrap();
+        assert_eq!(read_by_v6.cursor, 9);
+        let v6 = SyncResponse {
+            version: 6,
+            documents: vec![],
+            ..v7.clone()
+        };
+        let raw = postcard::to_stdvec(&v6).unwrap();
+        let body = zstd::bulk::compress(&raw[..raw.len() - 1], 3).unwrap();
+        assert_eq!(decode_response(&body).unwrap(), v6);
+    }
+
     #[test]
     fn version_5_messages_read_as_version_6_without_witnesses_and_back() {
         let mut v6 = request(vec![]);
@@ -905,6 +1041,7 @@ mod tests {
                 forms: vec![],
                 forms_cursor: 3,
                 own: vec![],
+                documents: vec![],
             }
         };
         let body = encode(&response).unwrap();
@@ -1013,6 +1150,7 @@ mod tests {
             }],
             forms_cursor: 3,
             own: vec![],
+            documents: vec![],
         };
         // A field appended at the end by a newer server is ignored.
         let mut raw = postcard::to_stdvec(&response).unwrap();

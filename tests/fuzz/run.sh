@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-60}"; shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(protocol_decode server_push device_page case_changes form_values json_import)
+[ ${#targets[@]} -gt 0 ] || targets=(protocol_decode server_push device_page case_changes form_values json_import case_document)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
 # Outside the clone, like the main build; the sanitizer build is separate from it.

@@ -311,6 +311,67 @@ pub fn changes_floor(store: &Store) -> Result<usize, String> {
     Ok(protocol::compressed_changes_size(&slices))
 }
 
+/// What a device received, in each candidate encoding, zstd-compressed as one stream: the
+/// table issue 29 asks for (BENCHMARKS.md, "Encodings of a first sync").
+#[derive(Debug, Clone, Serialize)]
+pub struct Encodings {
+    pub cases: usize,
+    /// Every change chunk, as the protocol sends them today (zstd level 9).
+    pub changes: usize,
+    /// Each case's document in Automerge's format without its own compression, all in one
+    /// zstd stream (level 9), so repeated keys and actors compress across cases.
+    pub documents: usize,
+    /// The same documents with Automerge's own DEFLATE, then zstd: what `save()` gives.
+    pub documents_deflated: usize,
+    /// The information: the JSON of each case's current state (identification, referrals,
+    /// visits), zstd at levels 3 and 19.
+    pub state_zstd3: usize,
+    pub state_zstd19: usize,
+}
+
+/// Measures [`Encodings`] over every case a device holds.
+pub fn encodings(store: &Store) -> Result<Encodings, String> {
+    let zstd = |bytes: &[u8], level: i32| {
+        zstd::bulk::compress(bytes, level)
+            .map(|c| c.len())
+            .map_err(|e| e.to_string())
+    };
+    let (mut changes, mut documents, mut deflated, mut state) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let cases = store
+        .list_cases(&CaseFilter::default())
+        .map_err(|e| e.to_string())?;
+    for case in &cases {
+        let mut doc = store
+            .load_doc(&case.case_id)
+            .map_err(|e| e.to_string())?
+            .ok_or("case vanished")?;
+        changes.extend(doc.changes_since(&[]).concat());
+        documents.extend(doc.automerge().save_nocompress());
+        deflated.extend(doc.save());
+        let detail = store.case(&case.case_id).map_err(|e| e.to_string())?;
+        serde_json::to_writer(
+            &mut state,
+            &json!({
+                "case_id": case.case_id,
+                "identification": detail.identification,
+                "referrals": detail.referrals,
+                "followups": detail.followups,
+            }),
+        )
+        .map_err(|e| e.to_string())?;
+        state.push(b'\n');
+    }
+    Ok(Encodings {
+        cases: cases.len(),
+        changes: zstd(&changes, protocol::ZSTD_LEVEL)?,
+        documents: zstd(&documents, protocol::ZSTD_LEVEL)?,
+        documents_deflated: zstd(&deflated, protocol::ZSTD_LEVEL)?,
+        state_zstd3: zstd(&state, 3)?,
+        state_zstd19: zstd(&state, 19)?,
+    })
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Figure {
     pub scenario: String,

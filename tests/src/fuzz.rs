@@ -25,13 +25,14 @@ pub type Target = fn(&[u8]);
 
 /// The fuzz targets by name, as `tests/fuzz/fuzz_targets/*.rs` and the corpus directories
 /// name them.
-pub const TARGETS: [(&str, Target); 6] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("protocol_decode", protocol_decode),
     ("server_push", server_push),
     ("device_page", device_page),
     ("case_changes", case_changes),
     ("form_values", form_values),
     ("json_import", json_import),
+    ("case_document", case_document),
 ];
 
 /// For the libFuzzer harness: panics that our code contains (`catch_unwind` around Automerge)
@@ -280,6 +281,17 @@ pub fn case_changes(data: &[u8]) {
         let _ = copy.apply(pushed.to_vec(), author, &forms);
         let doc = copy.into_document();
         let _ = check::check_document(&doc, "c0ffee00c0ffee00c0ffee00c0ffee00", &forms);
+    }
+}
+
+/// A case's document as a server sends it whole (protocol version 7): read under bounds and
+/// taken apart into changes, each then parsed as a pulled change is. A bug is a panic that
+/// escapes, or memory or time out of proportion to the input.
+pub fn case_document(data: &[u8]) {
+    if let Ok(changes) = check::changes_of_document(data) {
+        for change in &changes {
+            let _ = check::parse_change(change);
+        }
     }
 }
 

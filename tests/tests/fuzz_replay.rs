@@ -91,6 +91,8 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
          "work_sector": "cotton", "risk_level": "high", "consent_to_share": "oui"}
     ]))
     .unwrap();
+    let (document, _) =
+        suivi_core::case_doc::check::document_of_changes(&changes).expect("a whole history");
     vec![
         ("protocol_decode", push.clone()),
         ("protocol_decode", page.clone()),
@@ -99,6 +101,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("case_changes", chunks),
         ("form_values", record),
         ("json_import", import),
+        ("case_document", document),
     ]
 }
 

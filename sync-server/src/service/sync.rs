@@ -234,7 +234,11 @@ impl SyncService {
             forms,
             forms_cursor,
             own: Vec::new(),
+            documents: Vec::new(),
         };
+        // A case's document, built once per page even when the page is trimmed and weighed
+        // again (keyed by how many of its changes the page holds).
+        let mut built: BuiltDocuments = HashMap::new();
         loop {
             response.own = own
                 .iter()
@@ -247,9 +251,27 @@ impl SyncService {
             let (authors, pull) = group_by_case(&rows);
             response.authors = authors;
             response.pull = pull;
+            response.documents = Vec::new();
             response.mark = serde_bytes::ByteBuf::from(self.store.feed_mark(response.cursor)?);
-            let body =
+            let mut body =
                 protocol::encode(&response).map_err(|e| ServiceError::Internal(e.to_string()))?;
+            // Version 7 on: the cases whose whole history the page holds as documents, kept
+            // when the page compresses smaller so (PROTOCOL.md, "Version 7").
+            if version >= 7 {
+                let (pull, documents) = as_documents(&response.pull, &mut built);
+                if !documents.is_empty() {
+                    let changes = std::mem::replace(&mut response.pull, pull);
+                    response.documents = documents;
+                    let compact = protocol::encode(&response)
+                        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                    if compact.len() < body.len() {
+                        body = compact;
+                    } else {
+                        response.pull = changes;
+                        response.documents = Vec::new();
+                    }
+                }
+            }
             if body.len() <= protocol::PULL_PAGE_BYTES_MAX || rows.len() <= 1 {
                 return Ok((body, rows.len()));
             }
@@ -269,6 +291,52 @@ pub struct SyncStats {
     pub changes_stored: usize,
     pub cases_refused: usize,
     pub changes_pulled: usize,
+}
+
+/// Documents built for one page, by case and how many of its changes the page holds: the
+/// document and its origins' order, or `None` when those changes are not a whole history.
+type BuiltDocuments = HashMap<(String, usize), Option<(Vec<u8>, Vec<usize>)>>;
+
+/// The page's cases whose changes are a whole history, as documents (the others stay
+/// changes), with each change's origin in the document's order.
+fn as_documents(
+    pull: &[PulledCase],
+    built: &mut BuiltDocuments,
+) -> (Vec<PulledCase>, Vec<protocol::PulledDocument>) {
+    let mut changes = Vec::new();
+    let mut documents = Vec::new();
+    for case in pull {
+        let document = built
+            .entry((case.case_id.clone(), case.changes.len()))
+            .or_insert_with(|| {
+                let raw: Vec<Vec<u8>> = case.changes.iter().map(|c| c.data.to_vec()).collect();
+                suivi_core::case_doc::check::document_of_changes(&raw)
+            });
+        match document {
+            Some((bytes, order)) => {
+                let mut last = 0i64;
+                let origins = order
+                    .iter()
+                    .map(|&i| {
+                        let change = &case.changes[i];
+                        let origin = protocol::ChangeOrigin {
+                            author: change.author,
+                            received_after: change.received_at.saturating_sub(last),
+                        };
+                        last = change.received_at;
+                        origin
+                    })
+                    .collect();
+                documents.push(protocol::PulledDocument {
+                    case_id: case.case_id.clone(),
+                    document: serde_bytes::ByteBuf::from(bytes.clone()),
+                    origins,
+                });
+            }
+            None => changes.push(case.clone()),
+        }
+    }
+    (changes, documents)
 }
 
 /// Groups consecutive rows of one case, and lists each row's verified author once per page.

@@ -14,6 +14,7 @@ mod disk_full;
 mod erasure;
 mod fallback;
 mod faults;
+mod first_sync;
 mod forms;
 mod hostile_server;
 mod https;

@@ -29,8 +29,10 @@ use super::{
 use crate::forms::{FieldType, FormDefinition, FormRegistry, FOLLOWUP, IDENTIFICATION, REFERRAL};
 use crate::referral::{ReferralStatus, ALL_TRANSITIONS};
 mod chunk;
+mod document;
 mod layout;
 pub use chunk::*;
+pub use document::*;
 use layout::*;
 
 /// Largest raw change accepted: a follow-up with a long narrative is a few KB.

@@ -120,7 +120,18 @@ impl Store {
             report.server_reset = true;
         }
         let mut saved = Vec::new();
-        for case in plan.pulled {
+        // A case sent as one document is taken apart into its changes, which then go through
+        // everything a pulled change goes through; one that does not read is set aside.
+        let mut unreadable = Vec::new();
+        let mut expanded = Vec::new();
+        for document in plan.documents {
+            match changes_of(document) {
+                Ok(case) => expanded.push(case),
+                Err(reason) => unreadable.push((document, reason)),
+            }
+        }
+        report.documents_down += plan.documents.len();
+        for case in plan.pulled.iter().chain(&expanded) {
             report.changes_down += case.changes.len();
             tx.execute_batch("SAVEPOINT pulled_case")?;
             let set_aside = match self.commit_pulled_case(&tx, &forms, plan.authors, case) {
@@ -159,6 +170,18 @@ impl Store {
                     reason,
                 });
             }
+        }
+        for (document, reason) in unreadable {
+            self.quarantine(
+                &tx,
+                &document.case_id,
+                &[document.document.as_slice()],
+                &reason,
+            )?;
+            report.quarantined.push(QuarantinedCase {
+                case_id: document.case_id.clone(),
+                reason,
+            });
         }
         // The feed's changes under this phone's name, listed back (version 6 on): one missing
         // from a case this phone holds was never written here (every change it writes is saved
@@ -244,6 +267,22 @@ impl Store {
             let rows = stmt.query_map([&case.case_id], |r| r.get(0))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
+        // A document set aside whole (it did not read when it came) is taken apart now: a
+        // later build may read what this one could not.
+        if raw.iter().any(|r| crate::case_doc::check::is_document(r)) {
+            let mut changes = Vec::with_capacity(raw.len());
+            for r in raw {
+                if crate::case_doc::check::is_document(&r) {
+                    changes.extend(
+                        crate::case_doc::check::changes_of_document(&r)
+                            .map_err(|e| Error::Protocol(e.to_string()))?,
+                    );
+                } else {
+                    changes.push(r);
+                }
+            }
+            raw = changes;
+        }
         for c in &case.changes {
             let change = crate::case_doc::check::parse_change(&c.data)
                 .map_err(|e| Error::Protocol(e.to_string()))?;
@@ -345,6 +384,31 @@ impl Store {
             conflicts: !doc.conflicts(forms)?.is_empty(),
         })
     }
+}
+
+/// A case's document as the changes it holds, each with the origin the server lists for it.
+fn changes_of(document: &protocol::PulledDocument) -> std::result::Result<PulledCase, String> {
+    let changes = crate::case_doc::check::changes_of_document(&document.document)
+        .map_err(|e| e.to_string())?;
+    if changes.len() != document.origins.len() {
+        return Err(format!(
+            "a document of {} changes with {} origins",
+            changes.len(),
+            document.origins.len()
+        ));
+    }
+    Ok(PulledCase {
+        case_id: document.case_id.clone(),
+        changes: changes
+            .into_iter()
+            .zip(document.origins.iter().zip(document.received_at()))
+            .map(|(data, (origin, received_at))| protocol::PulledChange {
+                data: serde_bytes::ByteBuf::from(data),
+                author: origin.author,
+                received_at,
+            })
+            .collect(),
+    })
 }
 
 /// Checks a form version the server sent and keeps it: a definition that does not parse or

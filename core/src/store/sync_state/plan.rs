@@ -59,6 +59,8 @@ pub(crate) struct PagePlan<'a> {
     /// The server does not hold the history this phone read: every case is pushed again.
     pub(crate) reset: bool,
     pub(crate) pulled: &'a [PulledCase],
+    /// Cases sent whole as one document each (version 7 on).
+    pub(crate) documents: &'a [protocol::PulledDocument],
     pub(crate) authors: &'a [protocol::Author],
     pub(crate) own: &'a [OwnChange],
     pub(crate) erased: &'a [String],
@@ -157,6 +159,7 @@ pub(crate) fn plan_page<'a>(
         refusals,
         reset: response.reset,
         pulled: &response.pull,
+        documents: &response.documents,
         authors: &response.authors,
         own: &response.own,
         erased: &response.erased,

@@ -11,6 +11,8 @@ pub struct SyncReport {
     pub cases_down: usize,
     pub changes_up: usize,
     pub changes_down: usize,
+    /// Cases received as one document (version 7 on) rather than as their changes.
+    pub documents_down: usize,
     /// Request and response bodies, compressed, as sent.
     pub bytes_up: usize,
     pub bytes_down: usize,

@@ -56,6 +56,9 @@ struct Cli {
     /// team's "anything new?".
     #[arg(long, default_value_t = 1_000_000)]
     other_rows: usize,
+    /// Run only the first-sync scenario (its figures and the encodings table).
+    #[arg(long)]
+    first_sync_only: bool,
     /// Run only the console scenario (on SQLite, and on PostgreSQL with --postgres).
     #[arg(long)]
     console_only: bool,
@@ -141,6 +144,8 @@ struct Ctx {
     link: Link,
     dir: tempfile::TempDir,
     figures: Vec<Figure>,
+    /// What each first sync received, in each candidate encoding.
+    encodings: Vec<Encodings>,
 }
 
 fn step(text: &str) {
@@ -180,6 +185,7 @@ fn run(mut cli: Cli) -> Result<(), String> {
         link,
         dir: devices_dir(),
         figures: Vec::new(),
+        encodings: Vec::new(),
     };
     if ctx.cli.console_only {
         let figures = console_caseload_on(&ctx, &ctx.server, "SQLite")?;
@@ -214,6 +220,9 @@ fn run(mut cli: Cli) -> Result<(), String> {
         if size == 1000 || (incremental_agent.is_none() && size == ctx.cli.sizes[0]) {
             incremental_agent = Some((size, agent));
         }
+    }
+    if ctx.cli.first_sync_only {
+        return report(&ctx, &first_sync_points);
     }
     let (inc_size, mut agent) =
         incremental_agent.ok_or("no caseload for the incremental scenario")?;

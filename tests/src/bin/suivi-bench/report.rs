@@ -114,8 +114,34 @@ pub(super) fn plot(points: &[PlotPoint], profile: &str) -> String {
     svg
 }
 
+/// What each first sync received, in each candidate encoding, against the information itself.
+pub(super) fn encodings_table(encodings: &[Encodings]) -> String {
+    let mut out = String::from(
+        "| cases | changes (today) | documents | documents, DEFLATE | state, zstd -3 | state, zstd -19 | changes/state | documents/state |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for e in encodings {
+        let ratio = |bytes: usize| bytes as f64 / e.state_zstd3.max(1) as f64;
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {:.2} | {:.2} |\n",
+            e.cases,
+            fmt_bytes(e.changes as u64),
+            fmt_bytes(e.documents as u64),
+            fmt_bytes(e.documents_deflated as u64),
+            fmt_bytes(e.state_zstd3 as u64),
+            fmt_bytes(e.state_zstd19 as u64),
+            ratio(e.changes),
+            ratio(e.documents),
+        ));
+    }
+    out
+}
+
 pub(super) fn report(ctx: &Ctx, points: &[PlotPoint]) -> Result<(), String> {
-    let table = markdown(&ctx.figures);
+    let mut table = markdown(&ctx.figures);
+    if !ctx.encodings.is_empty() {
+        table.push_str("\nEncodings of a first sync (zstd over all cases; state = the JSON of each case's current state):\n\n");
+        table.push_str(&encodings_table(&ctx.encodings));
+    }
     println!("{table}");
     let write = |path: &Option<PathBuf>, text: &str| -> Result<(), String> {
         if let Some(path) = path {

@@ -46,12 +46,17 @@ pub(super) fn first_sync(ctx: &mut Ctx, size: usize) -> Result<FirstSync, String
     }
     let device = device.ok_or("no run")?;
     let floor = changes_floor(&device)?;
+    let encoded = encodings(&device)?;
+    let state = encoded.state_zstd3;
+    ctx.encodings.push(encoded);
     let (median, min, max) = summarise(&mut times);
     let down = downs.iter().copied().max().unwrap_or(0);
+    // Issue 29's targets (the list usable first is not measured yet: today it is usable when
+    // the sync completes).
     let (target, met) = if size == 1000 && ctx.profile.name == "2g" {
         (
-            "≤ 100 KB down, ≤ 2 round trips, < 6 s".to_string(),
-            Some(down <= 100 * 1024 && trips <= 2 && median < 6000.0),
+            "complete ≤ 5 s, ≤ 100 KB down".to_string(),
+            Some(down <= 100 * 1024 && median <= 5000.0),
         )
     } else {
         ("—".into(), None)
@@ -69,7 +74,12 @@ pub(super) fn first_sync(ctx: &mut Ctx, size: usize) -> Result<FirstSync, String
         floor_bytes: Some(floor),
         target,
         met,
-        note: format!("wire/floor = {:.2}", down as f64 / floor.max(1) as f64),
+        note: format!(
+            "wire/floor = {:.2}; wire/state = {:.1} (state: zstd -3 of its JSON, {})",
+            down as f64 / floor.max(1) as f64,
+            down as f64 / state.max(1) as f64,
+            fmt_bytes(state as u64)
+        ),
     });
     Ok(FirstSync {
         point: (size, median, down),
