@@ -293,9 +293,12 @@ pub struct SyncStats {
     pub changes_pulled: usize,
 }
 
-/// Documents built for one page, by case and how many of its changes the page holds: the
-/// document and its origins' order, or `None` when those changes are not a whole history.
-type BuiltDocuments = HashMap<(String, usize), Option<(Vec<u8>, Vec<usize>)>>;
+/// Documents built for one page, by the place of a run of one case's changes in the page and
+/// how many changes it holds: the document and its origins' order, or `None` when those
+/// changes are not a whole history. A trimmed page keeps a prefix of its rows, so a run at the
+/// same place with as many changes is the same run; a case may have several runs in a page
+/// (its rows need not follow each other), so the case id alone would mix them up.
+type BuiltDocuments = HashMap<(usize, usize), Option<(Vec<u8>, Vec<usize>)>>;
 
 /// The page's cases whose changes are a whole history, as documents (the others stay
 /// changes), with each change's origin in the document's order.
@@ -305,13 +308,11 @@ fn as_documents(
 ) -> (Vec<PulledCase>, Vec<protocol::PulledDocument>) {
     let mut changes = Vec::new();
     let mut documents = Vec::new();
-    for case in pull {
-        let document = built
-            .entry((case.case_id.clone(), case.changes.len()))
-            .or_insert_with(|| {
-                let raw: Vec<Vec<u8>> = case.changes.iter().map(|c| c.data.to_vec()).collect();
-                suivi_core::case_doc::check::document_of_changes(&raw)
-            });
+    for (place, case) in pull.iter().enumerate() {
+        let document = built.entry((place, case.changes.len())).or_insert_with(|| {
+            let raw: Vec<Vec<u8>> = case.changes.iter().map(|c| c.data.to_vec()).collect();
+            suivi_core::case_doc::check::document_of_changes(&raw)
+        });
         match document {
             Some((bytes, order)) => {
                 let mut last = 0i64;
@@ -393,5 +394,66 @@ impl SyncService {
                     .is_some_and(|a| policy::may_read(&user.subject(), &a.ownership()))
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use suivi_core::forms::{FormRegistry, IDENTIFICATION};
+    use suivi_core::{CaseDoc, ChangeContext};
+
+    fn pulled(case_id: &str, changes: &[Vec<u8>]) -> PulledCase {
+        PulledCase {
+            case_id: case_id.into(),
+            changes: changes
+                .iter()
+                .map(|c| PulledChange {
+                    data: serde_bytes::ByteBuf::from(c.clone()),
+                    author: 0,
+                    received_at: 1_800_000_000,
+                })
+                .collect(),
+        }
+    }
+
+    /// Found by the deterministic simulation (seed 29): a case's rows need not follow each
+    /// other in a page, so it may have two runs of one change each; the second, an edit, is not
+    /// a whole history and must travel as a change, not as the first run's document again.
+    #[test]
+    fn two_runs_of_one_case_in_a_page_are_weighed_apart() {
+        let forms = FormRegistry::builtin();
+        let ctx = ChangeContext::now("amina");
+        let record = serde_json::from_value(serde_json::json!({
+            "child_first_name": "Awa", "child_last_name": "Koné", "sex": "female",
+            "dob_known": false, "estimated_age": 12, "province": "Sikasso",
+            "commune": "Kadiolo", "village": "Zégoua", "school_status": "never_enrolled",
+            "works": false, "risk_level": "high", "consent_to_share": true
+        }))
+        .unwrap();
+        let case = "c0ffee00c0ffee00c0ffee00c0ffee00";
+        let mut doc = CaseDoc::create(
+            case,
+            automerge::ActorId::from(vec![3u8; 16]),
+            forms.latest(IDENTIFICATION).unwrap(),
+            &record,
+            &ctx,
+        )
+        .unwrap();
+        let created = doc.changes_since(&[]);
+        let heads = doc.heads();
+        let patch = serde_json::from_value(serde_json::json!({"village": "Kadiolo"})).unwrap();
+        doc.edit_identification(&forms, &patch, &ctx).unwrap();
+        let edit = doc.changes_since(&heads);
+        let page = [
+            pulled(case, &created),
+            pulled("other", &created),
+            pulled(case, &edit),
+        ];
+        let (changes, documents) = as_documents(&page, &mut HashMap::new());
+        assert_eq!(documents.len(), 2, "the two whole histories");
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].case_id, case);
+        assert_eq!(changes[0].changes[0].data.as_slice(), edit[0].as_slice());
     }
 }

@@ -18,6 +18,7 @@ mod first_sync;
 mod forms;
 mod hostile_server;
 mod https;
+mod older_phone;
 mod postgres;
 mod simulation;
 mod trust;
