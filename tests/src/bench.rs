@@ -321,6 +321,9 @@ pub struct Encodings {
     /// Each case's document in Automerge's format without its own compression, all in one
     /// zstd stream (level 9), so repeated keys and actors compress across cases.
     pub documents: usize,
+    /// The same documents at zstd's level 19 (the protocol compresses at 9): what a slower
+    /// compressor would save.
+    pub documents_zstd19: usize,
     /// The same documents with Automerge's own DEFLATE, then zstd: what `save()` gives.
     pub documents_deflated: usize,
     /// The information: the JSON of each case's current state (identification, referrals,
@@ -366,6 +369,7 @@ pub fn encodings(store: &Store) -> Result<Encodings, String> {
         cases: cases.len(),
         changes: zstd(&changes, protocol::ZSTD_LEVEL)?,
         documents: zstd(&documents, protocol::ZSTD_LEVEL)?,
+        documents_zstd19: zstd(&documents, 19)?,
         documents_deflated: zstd(&deflated, protocol::ZSTD_LEVEL)?,
         state_zstd3: zstd(&state, 3)?,
         state_zstd19: zstd(&state, 19)?,

@@ -117,15 +117,16 @@ pub(super) fn plot(points: &[PlotPoint], profile: &str) -> String {
 /// What each first sync received, in each candidate encoding, against the information itself.
 pub(super) fn encodings_table(encodings: &[Encodings]) -> String {
     let mut out = String::from(
-        "| cases | changes (today) | documents | documents, DEFLATE | state, zstd -3 | state, zstd -19 | changes/state | documents/state |\n|---|---|---|---|---|---|---|---|\n",
+        "| cases | changes (protocol 6) | documents (protocol 7) | documents, zstd -19 | documents, DEFLATE | state, zstd -3 | state, zstd -19 | changes/state | documents/state |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for e in encodings {
         let ratio = |bytes: usize| bytes as f64 / e.state_zstd3.max(1) as f64;
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {:.2} | {:.2} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} |\n",
             e.cases,
             fmt_bytes(e.changes as u64),
             fmt_bytes(e.documents as u64),
+            fmt_bytes(e.documents_zstd19 as u64),
             fmt_bytes(e.documents_deflated as u64),
             fmt_bytes(e.state_zstd3 as u64),
             fmt_bytes(e.state_zstd19 as u64),
