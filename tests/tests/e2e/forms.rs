@@ -489,8 +489,14 @@ fn more_forms_than_a_response_holds_come_before_any_case() {
 /// `suivi sync`, `suivi forms` and `suivi form` show it, `suivi case new` records with it and
 /// asks for its new question, an older case keeps its version and `suivi case move-form` moves
 /// it.
-#[test]
-fn the_suivi_command_receives_a_published_form_and_records_with_it() {
+/// A site with Amina (agent) and Nadia (admin) in Sikasso, served, and Amina's `suivi` store
+/// enrolled on it: the server, its process, the store's directory and the store's path.
+fn amina_enrolled_with_suivi() -> (
+    ServerSite,
+    suivi_tests::Served,
+    tempfile::TempDir,
+    std::path::PathBuf,
+) {
     use crate::cli::suivi;
     let site = ServerSite::new();
     site.ok(&[
@@ -505,6 +511,13 @@ fn the_suivi_command_receives_a_published_form_and_records_with_it() {
     suivi(&db, &["init", "--user", "amina", "--device", "tecno"]);
     let code = site.ok(&["device", "code", "amina"]).trim().to_string();
     suivi(&db, &["enroll", "--server", &served.url(), "--code", &code]);
+    (site, served, dir, db)
+}
+
+#[test]
+fn the_suivi_command_receives_a_published_form_and_records_with_it() {
+    use crate::cli::suivi;
+    let (site, _served, _dir, db) = amina_enrolled_with_suivi();
     let fields = crate::cli::CHILD;
     let new_case = |extra: &[&str]| {
         let mut args = vec!["case", "new"];
@@ -654,19 +667,7 @@ fn identification_v2_in_bambara() -> FormDefinition {
 #[test]
 fn a_form_written_in_bambara_reaches_a_phone_set_to_bambara() {
     use crate::cli::{suivi, suivi_binary};
-    let site = ServerSite::new();
-    site.ok(&[
-        "user", "add", "amina", "--role", "agent", "--team", "sikasso",
-    ]);
-    site.ok(&[
-        "user", "add", "nadia", "--role", "admin", "--team", "sikasso",
-    ]);
-    let served = site.serve();
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("amina.db");
-    suivi(&db, &["init", "--user", "amina", "--device", "tecno"]);
-    let code = site.ok(&["device", "code", "amina"]).trim().to_string();
-    suivi(&db, &["enroll", "--server", &served.url(), "--code", &code]);
+    let (site, _served, _dir, db) = amina_enrolled_with_suivi();
 
     let files = tempfile::tempdir().unwrap();
     let workbook = files.path().join("identification-v2-bm.xlsx");

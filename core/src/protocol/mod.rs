@@ -10,6 +10,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
 
+mod older;
+#[cfg(test)]
+use older::*;
+pub use older::{decode_request, decode_response};
+
 /// The version this build speaks. Version 2: refusal codes with a detail, pulled changes with
 /// their verified author and receive time, the feed mark. Version 3: erasures (the request's
 /// `erasures_seen`, the response's `erased` and `erasures_cursor`, refusal `Erased`). Version
@@ -153,20 +158,6 @@ pub struct OwnChange {
     pub hash: String,
 }
 
-/// A version 5 request: a version 6 one without its forgery reports.
-#[derive(Deserialize)]
-struct SyncRequestV5 {
-    version: u16,
-    cursor: u64,
-    mark: serde_bytes::ByteBuf,
-    #[serde(deserialize_with = "bounded")]
-    push: Vec<CaseChanges>,
-    erasures_seen: u64,
-    report: DeviceReport,
-    removals_seen: u64,
-    forms_seen: u64,
-}
-
 impl SyncRequest {
     /// A request of this version from `cursor`, with no feed mark and nothing seen of
     /// erasures, removals or forms, pushing `push` (tests build other requests from it:
@@ -186,22 +177,6 @@ impl SyncRequest {
     }
 }
 
-impl From<SyncRequestV5> for SyncRequest {
-    fn from(old: SyncRequestV5) -> Self {
-        SyncRequest {
-            version: old.version,
-            cursor: old.cursor,
-            mark: old.mark,
-            push: old.push,
-            erasures_seen: old.erasures_seen,
-            report: old.report,
-            removals_seen: old.removals_seen,
-            forms_seen: old.forms_seen,
-            forgeries: Vec::new(),
-        }
-    }
-}
-
 /// What a device says about itself in each sync request, shown to its supervisor.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceReport {
@@ -211,98 +186,6 @@ pub struct DeviceReport {
     /// built (those it carries included). A device keeps a flag per case, not a count of
     /// changes: one case's changes travel together.
     pub waiting_cases: u64,
-}
-
-/// A version 4 request: a version 5 one without `forms_seen`.
-#[derive(Deserialize)]
-struct SyncRequestV4 {
-    version: u16,
-    cursor: u64,
-    mark: serde_bytes::ByteBuf,
-    #[serde(deserialize_with = "bounded")]
-    push: Vec<CaseChanges>,
-    erasures_seen: u64,
-    report: DeviceReport,
-    removals_seen: u64,
-}
-
-/// A version 3 request: a version 4 one without its report.
-#[derive(Deserialize)]
-struct SyncRequestV3 {
-    version: u16,
-    cursor: u64,
-    mark: serde_bytes::ByteBuf,
-    #[serde(deserialize_with = "bounded")]
-    push: Vec<CaseChanges>,
-    erasures_seen: u64,
-}
-
-impl From<SyncRequestV3> for SyncRequestV4 {
-    fn from(old: SyncRequestV3) -> Self {
-        SyncRequestV4 {
-            version: old.version,
-            cursor: old.cursor,
-            mark: old.mark,
-            push: old.push,
-            erasures_seen: old.erasures_seen,
-            report: DeviceReport::default(),
-            removals_seen: 0,
-        }
-    }
-}
-
-impl From<SyncRequestV4> for SyncRequestV5 {
-    fn from(old: SyncRequestV4) -> Self {
-        SyncRequestV5 {
-            version: old.version,
-            cursor: old.cursor,
-            mark: old.mark,
-            push: old.push,
-            erasures_seen: old.erasures_seen,
-            report: old.report,
-            removals_seen: old.removals_seen,
-            forms_seen: 0,
-        }
-    }
-}
-
-/// Decodes a sync request of any version the server answers: a version 3 one gets an empty
-/// report; versions 3 and 4 have seen no forms feed (and are sent none). Each older layout is
-/// brought up one version at a time.
-pub fn decode_request(body: &[u8]) -> Result<SyncRequest> {
-    match peek_version(body)? {
-        6.. => decode(body),
-        5 => Ok(decode::<SyncRequestV5>(body)?.into()),
-        4 => Ok(SyncRequestV5::from(decode::<SyncRequestV4>(body)?).into()),
-        _ => Ok(SyncRequestV5::from(SyncRequestV4::from(decode::<SyncRequestV3>(body)?)).into()),
-    }
-}
-
-/// A version 5 response: a version 6 one without the device's own changes listed back.
-#[derive(Deserialize)]
-struct SyncResponseV5 {
-    version: u16,
-    #[serde(deserialize_with = "bounded")]
-    accepted: Vec<String>,
-    #[serde(deserialize_with = "bounded")]
-    refused: Vec<Refusal>,
-    #[serde(deserialize_with = "bounded")]
-    authors: Vec<Author>,
-    #[serde(deserialize_with = "bounded")]
-    pull: Vec<PulledCase>,
-    cursor: u64,
-    mark: serde_bytes::ByteBuf,
-    more: bool,
-    reset: bool,
-    #[serde(deserialize_with = "bounded")]
-    erased: Vec<String>,
-    erasures_cursor: u64,
-    #[serde(deserialize_with = "bounded")]
-    removed: Vec<String>,
-    removals_cursor: u64,
-    #[serde(deserialize_with = "bounded")]
-    forms: Vec<FormUpdate>,
-    forms_cursor: u64,
 }
 
 impl SyncResponse {
@@ -330,182 +213,6 @@ impl SyncResponse {
             documents: Vec::new(),
         }
     }
-}
-
-impl From<SyncResponseV5> for SyncResponseV6 {
-    fn from(old: SyncResponseV5) -> Self {
-        SyncResponseV6 {
-            version: old.version,
-            accepted: old.accepted,
-            refused: old.refused,
-            authors: old.authors,
-            pull: old.pull,
-            cursor: old.cursor,
-            mark: old.mark,
-            more: old.more,
-            reset: old.reset,
-            erased: old.erased,
-            erasures_cursor: old.erasures_cursor,
-            removed: old.removed,
-            removals_cursor: old.removals_cursor,
-            forms: old.forms,
-            forms_cursor: old.forms_cursor,
-            own: Vec::new(),
-        }
-    }
-}
-
-/// A version 6 response: a version 7 one without documents.
-#[derive(Deserialize)]
-struct SyncResponseV6 {
-    version: u16,
-    #[serde(deserialize_with = "bounded")]
-    accepted: Vec<String>,
-    #[serde(deserialize_with = "bounded")]
-    refused: Vec<Refusal>,
-    #[serde(deserialize_with = "bounded")]
-    authors: Vec<Author>,
-    #[serde(deserialize_with = "bounded")]
-    pull: Vec<PulledCase>,
-    cursor: u64,
-    mark: serde_bytes::ByteBuf,
-    more: bool,
-    reset: bool,
-    #[serde(deserialize_with = "bounded")]
-    erased: Vec<String>,
-    erasures_cursor: u64,
-    #[serde(deserialize_with = "bounded")]
-    removed: Vec<String>,
-    removals_cursor: u64,
-    #[serde(deserialize_with = "bounded")]
-    forms: Vec<FormUpdate>,
-    forms_cursor: u64,
-    #[serde(deserialize_with = "bounded")]
-    own: Vec<OwnChange>,
-}
-
-impl From<SyncResponseV6> for SyncResponse {
-    fn from(old: SyncResponseV6) -> Self {
-        SyncResponse {
-            version: old.version,
-            accepted: old.accepted,
-            refused: old.refused,
-            authors: old.authors,
-            pull: old.pull,
-            cursor: old.cursor,
-            mark: old.mark,
-            more: old.more,
-            reset: old.reset,
-            erased: old.erased,
-            erasures_cursor: old.erasures_cursor,
-            removed: old.removed,
-            removals_cursor: old.removals_cursor,
-            forms: old.forms,
-            forms_cursor: old.forms_cursor,
-            own: old.own,
-            documents: Vec::new(),
-        }
-    }
-}
-
-/// A version 4 response: a version 5 one without its forms.
-#[derive(Deserialize)]
-struct SyncResponseV4 {
-    version: u16,
-    #[serde(deserialize_with = "bounded")]
-    accepted: Vec<String>,
-    #[serde(deserialize_with = "bounded")]
-    refused: Vec<Refusal>,
-    #[serde(deserialize_with = "bounded")]
-    authors: Vec<Author>,
-    #[serde(deserialize_with = "bounded")]
-    pull: Vec<PulledCase>,
-    cursor: u64,
-    mark: serde_bytes::ByteBuf,
-    more: bool,
-    reset: bool,
-    #[serde(deserialize_with = "bounded")]
-    erased: Vec<String>,
-    erasures_cursor: u64,
-    #[serde(deserialize_with = "bounded")]
-    removed: Vec<String>,
-    removals_cursor: u64,
-}
-
-/// A version 3 response: a version 4 one without its removals.
-#[derive(Deserialize)]
-struct SyncResponseV3 {
-    version: u16,
-    #[serde(deserialize_with = "bounded")]
-    accepted: Vec<String>,
-    #[serde(deserialize_with = "bounded")]
-    refused: Vec<Refusal>,
-    #[serde(deserialize_with = "bounded")]
-    authors: Vec<Author>,
-    #[serde(deserialize_with = "bounded")]
-    pull: Vec<PulledCase>,
-    cursor: u64,
-    mark: serde_bytes::ByteBuf,
-    more: bool,
-    reset: bool,
-    #[serde(deserialize_with = "bounded")]
-    erased: Vec<String>,
-    erasures_cursor: u64,
-}
-
-impl From<SyncResponseV3> for SyncResponseV4 {
-    fn from(old: SyncResponseV3) -> Self {
-        SyncResponseV4 {
-            version: old.version,
-            accepted: old.accepted,
-            refused: old.refused,
-            authors: old.authors,
-            pull: old.pull,
-            cursor: old.cursor,
-            mark: old.mark,
-            more: old.more,
-            reset: old.reset,
-            erased: old.erased,
-            erasures_cursor: old.erasures_cursor,
-            removed: Vec::new(),
-            removals_cursor: 0,
-        }
-    }
-}
-
-impl From<SyncResponseV4> for SyncResponseV5 {
-    fn from(old: SyncResponseV4) -> Self {
-        SyncResponseV5 {
-            version: old.version,
-            accepted: old.accepted,
-            refused: old.refused,
-            authors: old.authors,
-            pull: old.pull,
-            cursor: old.cursor,
-            mark: old.mark,
-            more: old.more,
-            reset: old.reset,
-            erased: old.erased,
-            erasures_cursor: old.erasures_cursor,
-            removed: old.removed,
-            removals_cursor: old.removals_cursor,
-            forms: Vec::new(),
-            forms_cursor: 0,
-        }
-    }
-}
-
-/// Decodes a sync response from a server of any version this device reads: a version 3
-/// server's has no removals, a version 4 server's no forms, a version 6 server's no documents.
-pub fn decode_response(body: &[u8]) -> Result<SyncResponse> {
-    let v6 = match peek_version(body)? {
-        7.. => return decode(body),
-        6 => decode::<SyncResponseV6>(body)?,
-        5 => decode::<SyncResponseV5>(body)?.into(),
-        4 => SyncResponseV5::from(decode::<SyncResponseV4>(body)?).into(),
-        _ => SyncResponseV5::from(SyncResponseV4::from(decode::<SyncResponseV3>(body)?)).into(),
-    };
-    Ok(v6.into())
 }
 
 /// Why the server refused a case. Travels as a number: a reason added by a newer server reads
