@@ -6,13 +6,11 @@ use super::*;
 /// (type 1), no DEFLATE-compressed column, every count bounded by the bytes that remain. Runs
 /// before Automerge parses the bytes, whose inflation has no size cap.
 pub fn precheck_change_chunk(raw: &[u8]) -> Result<(), ChangeRefusal> {
-    const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
     const CHUNK_TYPE_CHANGE: u8 = 1;
-    const COLUMN_DEFLATE: u64 = 0b1000;
     if raw.len() > CHANGE_BYTES_MAX {
         return Err(ChangeRefusal::Malformed("change too large"));
     }
-    if raw.len() < 9 || raw[..4] != MAGIC {
+    if raw.len() < 9 || raw[..4] != CHUNK_MAGIC {
         return Err(ChangeRefusal::Malformed("not an Automerge chunk"));
     }
     if raw[8] != CHUNK_TYPE_CHANGE {
@@ -73,6 +71,11 @@ pub fn precheck_change_chunk(raw: &[u8]) -> Result<(), ChangeRefusal> {
     }
     Ok(())
 }
+
+/// The bytes every Automerge chunk (change or document) starts with.
+pub(super) const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+/// The bit of a column's specification that says its data is DEFLATE-compressed.
+pub(super) const COLUMN_DEFLATE: u64 = 0b1000;
 
 /// The action column (its value count is the number of operations) and the predecessor-count
 /// column (its sum is the number of predecessors), as Automerge's change format numbers them.

@@ -29,14 +29,13 @@ const TYPE_BOOLEAN: u64 = 4;
 const TYPE_STRING: u64 = 5;
 const TYPE_VALUE_METADATA: u64 = 6;
 const TYPE_VALUE: u64 = 7;
-const COLUMN_DEFLATE: u64 = 0b1000;
 /// The operations' action column and value metadata column (ids 4 and 5).
 const OPS_ACTION: u64 = (4 << 4) | 2;
 const OPS_VALUE_METADATA: u64 = (5 << 4) | TYPE_VALUE_METADATA;
 
 /// Whether raw bytes are an Automerge document chunk (a case sent whole), not a change.
 pub fn is_document(raw: &[u8]) -> bool {
-    raw.len() > 8 && raw[..4] == [0x85, 0x6f, 0x4a, 0x83] && raw[8] == 0
+    raw.len() > 8 && raw[..4] == CHUNK_MAGIC && raw[8] == 0
 }
 
 /// Checks a document chunk's layout without inflating anything: one plain document chunk (type
@@ -44,12 +43,11 @@ pub fn is_document(raw: &[u8]) -> bool {
 /// declaring more values than a case may hold, and only the operation kinds Suivi writes.
 /// Runs before Automerge parses the bytes.
 pub fn precheck_document(raw: &[u8]) -> Result<(), ChangeRefusal> {
-    const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
     const CHUNK_TYPE_DOCUMENT: u8 = 0;
     if raw.len() > DOCUMENT_BYTES_MAX {
         return Err(ChangeRefusal::Malformed("document too large"));
     }
-    if raw.len() < 9 || raw[..4] != MAGIC {
+    if raw.len() < 9 || raw[..4] != CHUNK_MAGIC {
         return Err(ChangeRefusal::Malformed("not an Automerge chunk"));
     }
     if raw[8] != CHUNK_TYPE_DOCUMENT {

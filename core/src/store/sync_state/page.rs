@@ -13,6 +13,17 @@ impl Store {
         plan: &PagePlan<'_>,
         report: &mut SyncReport,
     ) -> Result<Vec<(String, bool)>> {
+        // A case sent as one document is taken apart into its changes, which then go through
+        // everything a pulled change goes through; one that does not read is set aside. Pure
+        // work on the page's bytes, done before the transaction holds the writer.
+        let mut unreadable = Vec::new();
+        let mut expanded = Vec::new();
+        for document in plan.documents {
+            match changes_of(document) {
+                Ok(case) => expanded.push(case),
+                Err(reason) => unreadable.push((document, reason)),
+            }
+        }
         let mut forms = self.forms()?;
         let tx = self.connection_ref().unchecked_transaction()?;
         // Forms first: the pulled cases below may use a version that arrives with them.
@@ -120,16 +131,6 @@ impl Store {
             report.server_reset = true;
         }
         let mut saved = Vec::new();
-        // A case sent as one document is taken apart into its changes, which then go through
-        // everything a pulled change goes through; one that does not read is set aside.
-        let mut unreadable = Vec::new();
-        let mut expanded = Vec::new();
-        for document in plan.documents {
-            match changes_of(document) {
-                Ok(case) => expanded.push(case),
-                Err(reason) => unreadable.push((document, reason)),
-            }
-        }
         report.documents_down += plan.documents.len();
         for case in plan.pulled.iter().chain(&expanded) {
             report.changes_down += case.changes.len();
