@@ -74,6 +74,24 @@ pub trait Transport {
         }
         self.post(path, content_type, body, credentials)
     }
+
+    /// POSTs a body and hands its reply to `read` as it arrives: the status with each piece of
+    /// the body, in order. A version 8 server streams a sync's pages, and the phone commits
+    /// each as it completes, so a cut keeps what arrived whole. This default hands over the
+    /// whole reply at once (the in-process and scripted transports of tests); an error from
+    /// `read` ends the request.
+    fn post_streamed(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        credentials: Option<&Credentials>,
+        cancel: &Cancel,
+        read: &mut dyn FnMut(u16, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let reply = self.post_cancellable(path, content_type, body, credentials, cancel)?;
+        read(reply.status, &reply.body)
+    }
 }
 
 /// How often a cancellable request looks at its cancel flag.
@@ -168,7 +186,7 @@ fn send(request: reqwest::blocking::RequestBuilder) -> Result<HttpReply> {
     Ok(HttpReply { status, body })
 }
 
-fn too_large() -> Error {
+pub(crate) fn too_large() -> Error {
     Error::Protocol(format!(
         "the server's response is larger than {RESPONSE_BYTES_MAX} bytes"
     ))
@@ -216,6 +234,91 @@ impl Transport for HttpTransport {
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                     return Err(Error::Offline("request failed".into()))
                 }
+            }
+        }
+    }
+
+    /// The reply is read on its own thread, in pieces handed to `read` as they come; a cancel
+    /// returns at once (the thread stops at its next piece).
+    fn post_streamed(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        credentials: Option<&Credentials>,
+        cancel: &Cancel,
+        read: &mut dyn FnMut(u16, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let request = self.request(path, content_type, body, credentials);
+        let (tx, rx) = std::sync::mpsc::sync_channel(PIECES_QUEUED);
+        std::thread::Builder::new()
+            .name("suivi-stream".into())
+            .spawn(move || read_pieces(request, tx))
+            .map_err(|e| Error::Offline(format!("cannot start a request thread: {e}")))?;
+        loop {
+            match rx.recv_timeout(CANCEL_POLL) {
+                Ok(Piece::Bytes(status, bytes)) => read(status, &bytes)?,
+                Ok(Piece::Done) => return Ok(()),
+                Ok(Piece::Failed(e)) => return Err(e),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if cancel.is_cancelled() => {
+                    return Err(Error::Cancelled)
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(Error::Offline("request failed".into()))
+                }
+            }
+        }
+    }
+}
+
+/// A piece of a reply, from the thread that reads it.
+enum Piece {
+    Bytes(u16, Vec<u8>),
+    Done,
+    Failed(Error),
+}
+
+/// Bytes read from the network at a time, and pieces queued between the reading thread and
+/// the sync: what a stream holds in memory before it is committed, beside the frame itself.
+const READ_BYTES: usize = 16 * 1024;
+const PIECES_QUEUED: usize = 8;
+
+/// Sends a request and reads its reply in pieces onto `tx`, until the reply ends, the link
+/// fails or the receiver is gone (a cancel, or a refused piece). Each read waits at most the
+/// client's timeout, so a silent server ends the request.
+fn read_pieces(request: reqwest::blocking::RequestBuilder, tx: std::sync::mpsc::SyncSender<Piece>) {
+    use std::io::Read;
+    let mut response = match request.send() {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = tx.send(Piece::Failed(Error::Offline(without_url(&e))));
+            return;
+        }
+    };
+    let status = response.status().as_u16();
+    // The status first, so an empty body still has one.
+    if tx.send(Piece::Bytes(status, Vec::new())).is_err() {
+        return;
+    }
+    let mut buf = vec![0u8; READ_BYTES];
+    loop {
+        match response.read(&mut buf) {
+            Ok(0) => {
+                let _ = tx.send(Piece::Done);
+                return;
+            }
+            Ok(n) => {
+                if tx.send(Piece::Bytes(status, buf[..n].to_vec())).is_err() {
+                    return;
+                }
+            }
+            Err(_) => {
+                let _ = tx.send(Piece::Failed(Error::Offline("connection dropped".into())));
+                return;
             }
         }
     }

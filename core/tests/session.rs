@@ -459,3 +459,125 @@ fn a_case_whose_history_cannot_join_the_servers_is_set_aside_and_the_others_sync
         Some("Ninkina")
     );
 }
+
+/// A page of `other`'s case `case_id` at `cursor`, saying whether more waits.
+fn page_of(other: &Store, case_id: &str, cursor: u64, more: bool) -> Vec<u8> {
+    protocol::encode(&SyncResponse {
+        authors: vec![Author {
+            user: "amina".into(),
+            device: "dev-2".into(),
+        }],
+        pull: vec![pulled(other, case_id)],
+        more,
+        ..empty_page(cursor)
+    })
+    .unwrap()
+}
+
+fn streamed(frames: Vec<Vec<u8>>) -> HttpReply {
+    HttpReply {
+        status: 200,
+        body: protocol::stream::stream(&frames),
+    }
+}
+
+#[test]
+fn a_streamed_reply_is_committed_page_by_page_and_a_cut_keeps_the_whole_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut phone = enrolled_phone(&dir, "amina", "dev-1");
+    let mut other = enrolled_phone(&dir, "amina", "dev-2");
+    let cases: Vec<String> = ["Aïcha", "Moussa", "Fanta"]
+        .iter()
+        .map(|name| other.create_case(&child(name, "Traoré", "Kignan")).unwrap())
+        .collect();
+    let pages: Vec<Vec<u8>> = (0..3)
+        .map(|n| page_of(&other, &cases[n], n as u64 + 1, n < 2))
+        .collect();
+    // The link drops inside the third page: the first two were whole.
+    let mut cut = protocol::stream::stream(&pages);
+    cut.truncate(cut.len() - 4 - pages[2].len() / 2);
+    let last = pages[2].clone();
+    let server = Scripted::default()
+        .then(move |_| {
+            Ok(HttpReply {
+                status: 200,
+                body: cut,
+            })
+        })
+        .then(move |body| {
+            // The next sync asks from the last page committed.
+            assert_eq!(protocol::decode_request(body)?.cursor, 2);
+            Ok(streamed(vec![last]))
+        });
+    let mut progress = Vec::new();
+    let mut handle = &mut phone;
+    let cut_sync = run(
+        &mut handle,
+        &server,
+        &mut |p| progress.push((p.pages, p.cases_down)),
+        &Cancel::default(),
+    );
+    assert!(
+        matches!(&cut_sync, Err(Error::Offline(m)) if m.contains("after 2 whole pages")),
+        "{cut_sync:?}"
+    );
+    assert_eq!(
+        progress,
+        vec![(1, 1), (2, 2)],
+        "each page reported as it commits"
+    );
+    assert_eq!(phone.cursor().unwrap(), 2);
+    assert!(phone.case(&cases[1]).is_ok());
+    assert!(
+        phone.case(&cases[2]).is_err(),
+        "the page in flight is not committed"
+    );
+    let report = sync(&mut phone, &server).unwrap();
+    assert_eq!((report.cases_down, report.round_trips), (1, 1));
+    assert_eq!(phone.cursor().unwrap(), 3);
+    assert_eq!(phone.case(&cases[2]).unwrap().summary.first_name, "Fanta");
+}
+
+#[test]
+fn a_stream_with_a_bad_page_keeps_the_pages_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut phone = enrolled_phone(&dir, "amina", "dev-1");
+    let mut other = enrolled_phone(&dir, "amina", "dev-2");
+    let case = other
+        .create_case(&child("Aïcha", "Traoré", "Kignan"))
+        .unwrap();
+    let good = page_of(&other, &case, 1, true);
+    let server =
+        Scripted::default().then(move |_| Ok(streamed(vec![good, b"not a page".to_vec()])));
+    let err = sync(&mut phone, &server).unwrap_err();
+    assert!(matches!(err, Error::Protocol(_)), "{err:?}");
+    assert_eq!(phone.cursor().unwrap(), 1);
+    assert_eq!(phone.case(&case).unwrap().summary.first_name, "Aïcha");
+}
+
+#[test]
+fn a_stream_announcing_a_page_larger_than_any_is_refused_and_a_stalled_one_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut phone = enrolled_phone(&dir, "amina", "dev-1");
+    let mut huge = protocol::stream::STREAM_MAGIC.to_vec();
+    huge.extend_from_slice(&u32::MAX.to_le_bytes());
+    let server = Scripted::default().then(move |_| {
+        Ok(HttpReply {
+            status: 200,
+            body: huge,
+        })
+    });
+    let err = sync(&mut phone, &server).unwrap_err().to_string();
+    assert!(err.contains("larger than"), "{err}");
+    // Pages that say more waits and never move a cursor: stopped after three, nothing lost.
+    let same = protocol::encode(&SyncResponse {
+        more: true,
+        ..empty_page(4)
+    })
+    .unwrap();
+    let frames = vec![same; 10];
+    let server = Scripted::default().then(move |_| Ok(streamed(frames)));
+    let err = sync(&mut phone, &server).unwrap_err().to_string();
+    assert!(err.contains("moved nothing"), "{err}");
+    assert_eq!(phone.cursor().unwrap(), 4);
+}

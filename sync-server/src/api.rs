@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use suivi_core::sync::protocol::{self, EnrollRequest, ErrorBody};
 
 use crate::conn::Peer;
-use crate::service::{AuthedDevice, ServiceError};
+use crate::service::{AuthedDevice, ServiceError, StreamPosition, STREAM_PAGES_MAX};
 pub use crate::state::{AccountSlots, AppState, RateLimiter};
 
 #[derive(Debug)]
@@ -310,21 +310,97 @@ async fn sync(
     ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     request: Request,
 ) -> Result<Response, AppError> {
-    let (device, raw, _slot) = sync_request(&state, peer, request).await?;
+    let (device, raw, slots) = sync_request(&state, peer, request).await?;
     let service = state.service.clone();
     let device_id = device.device.device_id.clone();
     let bytes_in = raw.len();
-    let (reply, stats) = blocking(move || service.sync(&device, &raw, now())).await?;
+    let authed = device.clone();
+    let (first, stats, position) =
+        blocking(move || service.sync_first(&authed, &raw, now())).await?;
     tracing::info!(
         device = %device_id,
         bytes_in,
-        bytes_out = reply.len(),
+        bytes_out = first.len(),
         stored = stats.changes_stored,
         refused = stats.cases_refused,
         pulled = stats.changes_pulled,
         "sync"
     );
-    Ok(sync_reply(reply))
+    // The push is stored and the first page built: the rest of a stream takes a shared slot
+    // page by page, and none while the phone reads.
+    drop(slots);
+    match position {
+        None => Ok(sync_reply(first)),
+        Some(position) => Ok(stream_reply(state, device, first, position)),
+    }
+}
+
+/// How long the server waits for a phone to take the next page of its stream before ending
+/// it (the phone asks again from its last committed page).
+pub const PAGE_SEND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A sync answered as a stream of pages (version 8): the first is built, the next ones are
+/// built as the phone takes the ones before, each with a shared sync slot and a short read of
+/// its own. A page that cannot be built ends the stream cleanly; the phone, told more waits,
+/// asks again and hears why.
+fn stream_reply(
+    state: AppState,
+    device: AuthedDevice,
+    first: Vec<u8>,
+    mut position: StreamPosition,
+) -> Response {
+    use protocol::stream;
+    // One page queued: a phone that reads slowly leaves the next page unbuilt.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    tokio::spawn(async move {
+        let send = |bytes: Vec<u8>| {
+            let tx = tx.clone();
+            async move {
+                matches!(
+                    tokio::time::timeout(PAGE_SEND_TIMEOUT, tx.send(Ok(Bytes::from(bytes)))).await,
+                    Ok(Ok(()))
+                )
+            }
+        };
+        let mut head = stream::STREAM_MAGIC.to_vec();
+        head.extend(stream::frame(&first));
+        if !send(head).await {
+            return;
+        }
+        let mut pages = 1;
+        while position.more && pages < STREAM_PAGES_MAX {
+            let Ok(Ok(slot)) =
+                tokio::time::timeout(SYNC_SLOT_WAIT, state.sync_slots.clone().acquire_owned())
+                    .await
+            else {
+                break;
+            };
+            let (service, authed, at) = (state.service.clone(), device.clone(), position.clone());
+            let next = blocking(move || service.next_page(&authed, &at)).await;
+            drop(slot);
+            let (page, next) = match next {
+                Ok((page, _, next)) if next.moved_from(&position) => (page, next),
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(device = %device.device.device_id, error = ?e, "stream page");
+                    break;
+                }
+            };
+            if !send(stream::frame(&page)).await {
+                tracing::info!(device = %device.device.device_id, pages, "stream left unread");
+                return;
+            }
+            position = next;
+            pages += 1;
+        }
+        send(stream::STREAM_END.to_vec()).await;
+        tracing::info!(device = %device.device.device_id, pages, "stream sent");
+    });
+    (
+        [(header::CONTENT_TYPE, protocol::CONTENT_TYPE)],
+        axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
+    )
+        .into_response()
 }
 
 async fn doc_sync(

@@ -325,7 +325,14 @@ pub fn raw_sync(server: &TestServer, device: &TestDevice, push: Vec<CaseChanges>
         )
         .expect("reply");
     assert_eq!(reply.status, 200);
-    protocol::decode(&reply.body).expect("decode")
+    first_page(&reply.body)
+}
+
+/// The first page of a sync reply: the one page of a version 7 server's, or the first frame
+/// of a stream (the one that answers the push).
+pub fn first_page(body: &[u8]) -> SyncResponse {
+    let pages = protocol::stream::pages(body).expect("a whole reply");
+    protocol::decode_response(&pages[0]).expect("decode")
 }
 
 /// Pushes one case's raw changes.

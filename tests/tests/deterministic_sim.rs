@@ -37,6 +37,7 @@ fn every_seed_keeps_every_record_and_converges() {
                 "replies lost",
                 "requests delayed",
                 "requests duplicated",
+                "streams cut mid-frame",
                 "server restarts",
                 "restores from an older backup",
                 "reassignments",

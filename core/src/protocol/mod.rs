@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::{Error, Result};
 
 mod older;
+pub mod stream;
 #[cfg(test)]
 use older::*;
 pub use older::{decode_request, decode_response};
@@ -25,8 +26,9 @@ pub use older::{decode_request, decode_response};
 /// the response's `own` (the changes the feed holds under this device since its cursor, so the
 /// phone can witness one it never wrote) and the request's `forgeries` (those it found).
 /// Version 7: the response's `documents` (a case whose whole history a page holds, sent as one
-/// document when the page is smaller so).
-pub const PROTOCOL_VERSION: u16 = 7;
+/// document when the page is smaller so). Version 8: the same request, answered by a stream of
+/// pages (`stream`), each committed as it arrives; the messages' layouts are version 7's.
+pub const PROTOCOL_VERSION: u16 = 8;
 /// The oldest version a server still answers; an older device is told "upgrade required". A
 /// version 2 app cannot honour an erasure, so it must upgrade before it syncs again; a version
 /// 3 app syncs as before and its supervisor sees no app version.

@@ -7,13 +7,14 @@
 use std::collections::HashSet;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use automerge::sync::{Message, State, SyncDoc};
 use automerge::ChangeHash;
 
 use crate::case_doc::CaseDoc;
 use crate::error::{Error, Result};
+use crate::protocol::stream::{self, FrameReader};
 use crate::protocol::{
     self, CaseChanges, DocSyncRequest, DocSyncResponse, ErrorBody, Refusal, RefusalReason,
     SyncRequest, SyncResponse, CONTENT_TYPE, PROTOCOL_VERSION, PROTOCOL_VERSION_MIN,
@@ -60,6 +61,20 @@ pub const SYNC_ROUND_TRIPS_MAX: usize = 10_000;
 /// erased, removed or published) before a sync stops with an error: a server that never
 /// acknowledges and answers empty pages must not keep a phone's radio busy.
 pub const STALLED_ROUND_TRIPS_MAX: usize = 3;
+
+/// Pages of one sync, in any number of requests or streams: a server that streams page after
+/// page, each moving a cursor, must still end.
+pub const SYNC_PAGES_MAX: usize = 10_000;
+/// How long one frame of a stream may take to arrive whole: 64 KB in a minute is a quarter of
+/// the slowest 2G link; a server dripping a byte a minute is cut.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn stalled() -> Error {
+    Error::Protocol(format!(
+        "the server moved nothing in {STALLED_ROUND_TRIPS_MAX} round trips in a row \
+         (no acknowledgement, no page): sync stopped, nothing lost"
+    ))
+}
 
 /// Whether a page reply moved anything: one of the cursors, an acknowledgement or refusal of
 /// what was pushed, or a reset. A page sent again at the same cursor moves nothing.
@@ -180,6 +195,12 @@ pub struct SyncSession {
     cursors_sent: (u64, u64, u64),
     /// Page round trips in a row that moved nothing.
     stalled: usize,
+    /// Whether the request in flight left cases to push (known from the page that
+    /// acknowledged its push).
+    more_to_push: bool,
+    /// Where the last page committed left the cursors: a stream's next page is weighed
+    /// against them.
+    page_cursors: (u64, (u64, u64, u64)),
 }
 
 impl SyncSession {
@@ -198,6 +219,8 @@ impl SyncSession {
             cursor_sent: 0,
             cursors_sent: (0, 0, 0),
             stalled: 0,
+            more_to_push: false,
+            page_cursors: (0, (0, 0, 0)),
         })
     }
 
@@ -232,6 +255,7 @@ impl SyncSession {
     fn page_request(&mut self, store: &Store) -> Result<Outgoing> {
         let skip = skip_after(&self.fallback, &self.later);
         self.pushed = store.collect_push(&skip)?;
+        self.more_to_push = false;
         let positions = store.positions(&mut self.report.restarted)?;
         let mark = positions.mark;
         self.cursor_sent = positions.cursor;
@@ -316,8 +340,24 @@ impl SyncSession {
         Ok(None)
     }
 
-    /// Reads a reply to the last request, committing what it brings.
+    /// Reads a whole reply to the last request, committing what it brings: a stream's pages
+    /// one by one (what came whole before a cut stays committed), or one body.
     pub fn on_reply(&mut self, store: &mut Store, reply: HttpReply) -> Result<Step> {
+        if reply.status == 200 && self.doc_sync.is_none() && stream::is_stream(&reply.body) {
+            let mut incoming = Incoming::default();
+            incoming.feed(200, &reply.body)?;
+            let mut step = Step::Continue;
+            while let Some(frame) = incoming.next_frame()? {
+                step = self.on_frame(store, &frame)?;
+            }
+            return match incoming.finish()? {
+                Finished::Stream(frames) => {
+                    self.on_stream_end(frames)?;
+                    Ok(step)
+                }
+                Finished::Whole(_) => unreachable!("a stream was read"),
+            };
+        }
         self.report.bytes_down += reply.body.len();
         if reply.status != 200 {
             return self.error_reply(store, &reply);
@@ -326,7 +366,40 @@ impl SyncSession {
             self.on_doc_sync_reply(store, &reply)?;
             return Ok(Step::Continue);
         }
-        let response: SyncResponse = protocol::decode_response(&reply.body)?;
+        self.on_page(store, &reply.body)
+    }
+
+    /// Commits one frame of a streamed reply (version 8): a page, as a single reply carries.
+    pub fn on_frame(&mut self, store: &mut Store, frame: &[u8]) -> Result<Step> {
+        self.report.bytes_down += frame.len() + 4;
+        if self.report.pages >= SYNC_PAGES_MAX {
+            return Err(Error::Protocol(format!(
+                "the server sent more than {SYNC_PAGES_MAX} pages in one sync: stopped, \
+                 what came is kept"
+            )));
+        }
+        let step = self.on_page(store, frame)?;
+        // The next frame is weighed against this one, as a next request would be.
+        (self.cursor_sent, self.cursors_sent) = self.page_cursors;
+        Ok(step)
+    }
+
+    /// After a stream's end marker: its magic and marker counted; a stream of no page moved
+    /// nothing.
+    pub fn on_stream_end(&mut self, frames: usize) -> Result<()> {
+        self.report.bytes_down += stream::STREAM_MAGIC.len() + stream::STREAM_END.len();
+        if frames == 0 {
+            self.stalled += 1;
+            if self.stalled >= STALLED_ROUND_TRIPS_MAX {
+                return Err(stalled());
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits one page: the reply to a request, or a frame of a stream.
+    fn on_page(&mut self, store: &mut Store, body: &[u8]) -> Result<Step> {
+        let response: SyncResponse = protocol::decode_response(body)?;
         // Responses did not change in version 4: a version 3 server's are read as they are.
         if !(PROTOCOL_VERSION_MIN..=PROTOCOL_VERSION).contains(&response.version) {
             return Err(Error::Protocol(format!(
@@ -334,6 +407,7 @@ impl SyncSession {
                 response.version
             )));
         }
+        // A stream's first page acknowledges the push; the pages after it acknowledge nothing.
         let pushed = std::mem::take(&mut self.pushed);
         // A server of version 6 or later read the forgery reports this request carried.
         let sent = std::mem::take(&mut self.forgeries_sent);
@@ -351,24 +425,34 @@ impl SyncSession {
                 self.conflicted.remove(&case_id);
             }
         }
-        let more_to_push = (!pushed.is_empty() || response.reset)
-            && store.has_pending(&skip_after(&self.fallback, &self.later))?;
-        if !response.more && !more_to_push {
+        // Whether this request left cases to push: decided on the page that acknowledged
+        // the push, kept for the stream's later pages.
+        if !pushed.is_empty() || response.reset {
+            self.more_to_push = store.has_pending(&skip_after(&self.fallback, &self.later))?;
+        }
+        self.page_cursors = (
+            response.cursor,
+            (
+                response.erasures_cursor,
+                response.removals_cursor,
+                response.forms_cursor,
+            ),
+        );
+        if !response.more && !self.more_to_push {
             self.phase = Phase::Fallback;
         } else if moved_something(&response, self.cursor_sent, self.cursors_sent) {
             self.stalled = 0;
         } else {
             self.stalled += 1;
             if self.stalled >= STALLED_ROUND_TRIPS_MAX {
-                return Err(Error::Protocol(format!(
-                    "the server moved nothing in {STALLED_ROUND_TRIPS_MAX} round trips in a row \
-                     (no acknowledgement, no page): sync stopped, nothing lost"
-                )));
+                return Err(stalled());
             }
         }
         Ok(Step::Progress(SyncProgress {
             round_trips: self.report.round_trips,
+            pages: self.report.pages,
             cases_down: self.report.cases_down,
+            changes_down: self.report.changes_down,
             bytes_down: self.report.bytes_down,
             more: response.more,
         }))
@@ -508,6 +592,105 @@ fn finish_doc_sync(store: &mut Store, mut ds: DocSync) -> Result<()> {
     store.commit_doc_sync(&ds.case_id, &received, synced)
 }
 
+/// A reply as it arrives: a stream of pages (a version 8 server's answer to a sync request),
+/// whose frames come out as they complete, or any other body, kept whole (within the response
+/// cap) until it ends.
+#[derive(Debug, Default)]
+pub struct Incoming {
+    status: u16,
+    started: bool,
+    whole: Vec<u8>,
+    stream: Option<FrameReader>,
+    /// When the frame being received began: the end of the last whole frame.
+    frame_since: Option<Instant>,
+}
+
+/// How a reply ended.
+pub enum Finished {
+    /// A stream, ended as the server meant: the frames it held.
+    Stream(usize),
+    /// Any other reply, whole.
+    Whole(HttpReply),
+}
+
+impl Incoming {
+    /// Takes the next piece of the reply.
+    pub fn feed(&mut self, status: u16, bytes: &[u8]) -> Result<()> {
+        self.status = status;
+        if !self.started {
+            self.whole.extend_from_slice(bytes);
+            // Four bytes tell a stream from a single body.
+            if self.whole.len() < stream::STREAM_MAGIC.len() {
+                return Ok(());
+            }
+            self.started = true;
+            if status == 200 && stream::is_stream(&self.whole) {
+                let mut reader = FrameReader::new();
+                reader.feed(&std::mem::take(&mut self.whole))?;
+                self.stream = Some(reader);
+                self.frame_since = Some(Instant::now());
+            }
+            return self.check_whole();
+        }
+        match &mut self.stream {
+            Some(reader) => {
+                reader.feed(bytes)?;
+                if self
+                    .frame_since
+                    .is_some_and(|since| since.elapsed() > FRAME_TIMEOUT)
+                {
+                    return Err(Error::Offline(format!(
+                        "a page of the server's stream took longer than {} s: \
+                         the pages before it are kept",
+                        FRAME_TIMEOUT.as_secs()
+                    )));
+                }
+                Ok(())
+            }
+            None => {
+                self.whole.extend_from_slice(bytes);
+                self.check_whole()
+            }
+        }
+    }
+
+    fn check_whole(&self) -> Result<()> {
+        if self.whole.len() > crate::transport::RESPONSE_BYTES_MAX {
+            return Err(crate::transport::too_large());
+        }
+        Ok(())
+    }
+
+    /// A stream's next whole frame, if one has arrived.
+    pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>> {
+        let Some(reader) = &mut self.stream else {
+            return Ok(None);
+        };
+        let frame = reader.next_frame()?;
+        if frame.is_some() {
+            self.frame_since = Some(Instant::now());
+        }
+        Ok(frame)
+    }
+
+    /// The reply once it has ended: a stream without its end marker was cut (its whole frames
+    /// were committed as they came; the next sync goes on after the last).
+    pub fn finish(self) -> Result<Finished> {
+        match self.stream {
+            Some(reader) if reader.ended() => Ok(Finished::Stream(reader.frames())),
+            Some(reader) => Err(Error::Offline(format!(
+                "the link dropped during the server's stream, after {} whole pages \
+                 (kept; the next sync goes on from there)",
+                reader.frames()
+            ))),
+            None => Ok(Finished::Whole(HttpReply {
+                status: self.status,
+                body: self.whole,
+            })),
+        }
+    }
+}
+
 /// Runs a whole sync. The store is held for each decision and commit, never across a request.
 /// `progress` is called after each committed page, with the store released.
 pub fn run(
@@ -525,30 +708,43 @@ pub fn run(
         return Err(e);
     }
     let mut session = SyncSession::start(&handle.lock_store())?;
+    let credentials = session.credentials().clone();
     loop {
         cancel.check()?;
         let Some(out) = session.next_request(&mut handle.lock_store())? else {
             break;
         };
-        let reply = transport.post_cancellable(
+        // A stream's pages are committed as they arrive, each under the store's lock alone.
+        let mut incoming = Incoming::default();
+        transport.post_streamed(
             out.path,
             out.content_type,
             out.body,
-            Some(session.credentials()),
+            Some(&credentials),
             cancel,
+            &mut |status, bytes| {
+                incoming.feed(status, bytes)?;
+                while let Some(frame) = incoming.next_frame()? {
+                    if let Step::Progress(p) = session.on_frame(&mut handle.lock_store(), &frame)? {
+                        progress(&p);
+                    }
+                }
+                Ok(())
+            },
         )?;
-        let step = session.on_reply(&mut handle.lock_store(), reply)?;
+        let step = match incoming.finish()? {
+            Finished::Stream(frames) => {
+                session.on_stream_end(frames)?;
+                Step::Continue
+            }
+            Finished::Whole(reply) => session.on_reply(&mut handle.lock_store(), reply)?,
+        };
         match step {
             Step::Progress(p) => progress(&p),
             Step::Continue => {}
             Step::ConfirmWipe(out) => {
                 let confirmed = transport
-                    .post(
-                        out.path,
-                        out.content_type,
-                        out.body,
-                        Some(session.credentials()),
-                    )
+                    .post(out.path, out.content_type, out.body, Some(&credentials))
                     .is_ok_and(|r| r.status == 204);
                 return Err(session.on_wipe_confirmed(&mut handle.lock_store(), confirmed));
             }

@@ -3,14 +3,41 @@
 use super::*;
 
 impl SyncService {
-    /// One sync round trip: store what the device may push, then answer with the next page of
-    /// its caseload.
+    /// One sync request answered whole: a page for a device before version 8, the whole
+    /// stream of pages (up to `STREAM_PAGES_MAX`) for a later one. The HTTP layer streams
+    /// instead (`sync_first`, then `next_page` as the phone reads); this serves in-process
+    /// callers (the deterministic simulation, fuzzing, tests).
     pub fn sync(
         &self,
         device: &AuthedDevice,
         body: &[u8],
         now: i64,
     ) -> Result<(Vec<u8>, SyncStats), ServiceError> {
+        let (first, mut stats, position) = self.sync_first(device, body, now)?;
+        let Some(mut position) = position else {
+            return Ok((first, stats));
+        };
+        let mut pages = vec![first];
+        while position.more && pages.len() < STREAM_PAGES_MAX {
+            let (page, pulled, next) = self.next_page(device, &position)?;
+            if !next.moved_from(&position) {
+                break;
+            }
+            pages.push(page);
+            stats.changes_pulled += pulled;
+            position = next;
+        }
+        Ok((protocol::stream::stream(&pages), stats))
+    }
+
+    /// Stores what the device may push and builds the first page of the answer; for a device
+    /// of version 8 on, also where the stream's next page starts (`next_page`).
+    pub fn sync_first(
+        &self,
+        device: &AuthedDevice,
+        body: &[u8],
+        now: i64,
+    ) -> Result<(Vec<u8>, SyncStats, Option<StreamPosition>), ServiceError> {
         check_version(body)?;
         let request: SyncRequest =
             protocol::decode_request(body).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
@@ -106,7 +133,7 @@ impl SyncService {
             waiting,
         )?;
         self.record_forgeries(device, &request.forgeries, now)?;
-        let (body, pulled) = self.pull_page(
+        let (body, pulled, position) = self.pull_page(
             device,
             request.version,
             cursor,
@@ -121,7 +148,26 @@ impl SyncService {
                 cases_refused: refused.len(),
                 changes_pulled: pulled,
             },
+            (request.version >= protocol::stream::STREAM_VERSION).then_some(position),
         ))
+    }
+
+    /// The page after `position` in a stream: a short read of its own (the HTTP layer takes a
+    /// sync slot for it alone, so a slow reader holds none while the stream drains). The
+    /// device's access is read again, so a case reassigned meanwhile stops at once.
+    pub fn next_page(
+        &self,
+        device: &AuthedDevice,
+        position: &StreamPosition,
+    ) -> Result<(Vec<u8>, usize, StreamPosition), ServiceError> {
+        self.pull_page(
+            device,
+            position.version,
+            Some(position.cursor),
+            (position.erasures, position.removals, position.forms),
+            Vec::new(),
+            Vec::new(),
+        )
     }
 
     /// The next page of the device's caseload after `cursor` (from the start when `None`: the
@@ -136,7 +182,7 @@ impl SyncService {
         (erasures_seen, removals_seen, forms_seen): (u64, u64, u64),
         accepted: Vec<String>,
         refused: Vec<Refusal>,
-    ) -> Result<(Vec<u8>, usize), ServiceError> {
+    ) -> Result<(Vec<u8>, usize, StreamPosition), ServiceError> {
         let from = cursor.unwrap_or(0);
         // The cases first, then the forms: a case in this page was pushed by a phone that held
         // its form version, which was published (committed) before, so the forms read after
@@ -273,7 +319,15 @@ impl SyncService {
                 }
             }
             if body.len() <= protocol::PULL_PAGE_BYTES_MAX || rows.len() <= 1 {
-                return Ok((body, rows.len()));
+                let position = StreamPosition {
+                    version,
+                    cursor: response.cursor,
+                    erasures: response.erasures_cursor,
+                    removals: response.removals_cursor,
+                    forms: response.forms_cursor,
+                    more: response.more,
+                };
+                return Ok((body, rows.len(), position));
             }
             // Too big once compressed: keep a proportional share of the rows and try again.
             let keep = (rows.len() * protocol::PULL_PAGE_BYTES_MAX * 9 / 10 / body.len())
@@ -282,6 +336,36 @@ impl SyncService {
             response.cursor = rows.last().map(|r| r.seq).unwrap_or(from);
             response.more = true;
         }
+    }
+}
+
+/// Pages in one stream: the rest waits for the phone's next request (a 10,000-case caseload
+/// is about 30 pages).
+pub const STREAM_PAGES_MAX: usize = 200;
+
+/// Where a stream's next page starts: the positions the page before it left the device at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamPosition {
+    pub version: u16,
+    pub cursor: u64,
+    pub erasures: u64,
+    pub removals: u64,
+    pub forms: u64,
+    /// The page before said more was waiting.
+    pub more: bool,
+}
+
+impl StreamPosition {
+    /// Whether a page moved a cursor past `before`: one that did not would be sent again and
+    /// again, so the stream ends there (the phone asks again).
+    pub fn moved_from(&self, before: &StreamPosition) -> bool {
+        (self.cursor, self.erasures, self.removals, self.forms)
+            != (
+                before.cursor,
+                before.erasures,
+                before.removals,
+                before.forms,
+            )
     }
 }
 

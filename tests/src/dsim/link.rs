@@ -1,6 +1,7 @@
 //! A phone's link to the in-process server, and what it does to requests as the seed says.
 
 use super::*;
+use suivi_core::sync::protocol::stream;
 
 /// A request the link holds back, delivered to the server later.
 pub(super) struct Delayed {
@@ -54,6 +55,18 @@ impl Transport for Link<'_> {
                 count("requests duplicated");
                 deliver(&body)?;
                 deliver(&body)
+            }
+            // A stream of pages cut at any byte before its end marker: inside a frame, or just
+            // after one (what came whole is committed, the sync ends offline).
+            18..=20 => {
+                let mut reply = deliver(&body)?;
+                if reply.status == 200 && stream::is_stream(&reply.body) {
+                    count("streams cut mid-frame");
+                    let frames_len = reply.body.len() - stream::STREAM_MAGIC.len() - 4;
+                    let cut = stream::STREAM_MAGIC.len() + w.below(frames_len.max(1));
+                    reply.body.truncate(cut);
+                }
+                Ok(reply)
             }
             _ => deliver(&body),
         }

@@ -1,7 +1,8 @@
 //! A sync cut mid-transfer by the link emulator: the next sync completes and no committed page
-//! is sent again.
+//! is sent again. A new phone's pull is one streamed exchange (protocol version 8), so the
+//! cuts fall inside its frames.
 
-use suivi_core::sync::protocol;
+use suivi_core::sync::{protocol, HttpTransport};
 use suivi_core::Error;
 use suivi_server::storage::Role;
 use suivi_tests::link::{LinkEmulator, PROFILE_LAN};
@@ -30,12 +31,23 @@ fn a_cut_sync_resumes_without_resending_committed_pages() {
     // A clean first sync through the link, to know how many bytes it takes.
     let mut probe = server.device("fatima");
     link.reset_counters();
-    let full = probe.sync_via(&link.url()).unwrap();
+    // The changes held after each page: a cut may leave a phone at one of these, never between.
+    let mut whole_pages = vec![0];
+    let full = probe
+        .store
+        .sync(&HttpTransport::new(&link.url()).unwrap(), &mut |p| {
+            whole_pages.push(p.changes_down)
+        })
+        .unwrap();
     let full_down = link.counters().down();
     assert!(
         full.pages >= 3,
         "the caseload should span several pages, got {}",
         full.pages
+    );
+    assert_eq!(
+        full.round_trips, 1,
+        "the pages come in one streamed exchange"
     );
     // Pages are filled: about 7 raw bytes read for each compressed byte sent, up to 64 KB
     // compressed a page (a raw read budget far smaller would mean many more round trips).
@@ -58,6 +70,12 @@ fn a_cut_sync_resumes_without_resending_committed_pages() {
         );
         let committed = device.change_count();
         let cursor = device.store.cursor().unwrap();
+        // The pages that arrived whole were committed as they came; the one in flight not at all.
+        assert!(
+            whole_pages.contains(&committed),
+            "cut at {cut_at}: {committed} changes held, not a whole number of pages \
+             {whole_pages:?}"
+        );
         link.heal();
         link.reset_counters();
         let second = device.sync_via(&link.url()).unwrap();

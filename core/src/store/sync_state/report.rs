@@ -56,7 +56,10 @@ pub struct QuarantinedCase {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SyncProgress {
     pub round_trips: usize,
+    /// Pages committed so far (a stream's frames, or one per round trip).
+    pub pages: usize,
     pub cases_down: usize,
+    pub changes_down: usize,
     pub bytes_down: usize,
     pub more: bool,
 }
