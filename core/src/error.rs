@@ -57,6 +57,9 @@ pub enum Error {
     InvalidFormDefinition { id: String, reason: String },
     #[error("{kind} not found: {id}")]
     NotFound { kind: &'static str, id: String },
+    /// The case is listed from the row a first sync sent ahead; its history is on its way.
+    #[error("case {0} is still arriving with the sync: listed, read-only until it arrives")]
+    CaseArriving(String),
     #[error("illegal referral transition {transition} from status {from}")]
     IllegalTransition { from: String, transition: String },
     #[error("the database key is wrong, or the file is not a Suivi database or is corrupt")]

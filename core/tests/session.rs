@@ -581,3 +581,91 @@ fn a_stream_announcing_a_page_larger_than_any_is_refused_and_a_stalled_one_stops
     assert!(err.contains("moved nothing"), "{err}");
     assert_eq!(phone.cursor().unwrap(), 4);
 }
+
+fn row(case_id: &str, first_name: &str) -> protocol::CaseRow {
+    protocol::CaseRow {
+        case_id: case_id.into(),
+        first_name: first_name.into(),
+        last_name: "Traoré".into(),
+        sex: None,
+        province: None,
+        commune: None,
+        village: Some("Kignan".into()),
+        work_sector: None,
+        risk_level: Some("high".into()),
+        referral_statuses: vec!["referred".into()],
+        next_followup_due: Some("2026-11-02".into()),
+        referral_count: 1,
+        followup_count: 0,
+        conflict_count: 0,
+        updated_at: 1_800_000_000,
+    }
+}
+
+fn rows_frame(total: u64, rows: Vec<protocol::CaseRow>) -> (protocol::stream::FrameKind, Vec<u8>) {
+    let rows = protocol::CaseRows {
+        version: protocol::PROTOCOL_VERSION,
+        total,
+        rows,
+    };
+    (
+        protocol::stream::FrameKind::Rows,
+        protocol::encode(&rows).unwrap(),
+    )
+}
+
+#[test]
+fn rows_sent_ahead_are_listed_until_the_sync_ends_and_more_rows_than_announced_are_refused() {
+    use protocol::stream::{stream_of, FrameKind};
+    let dir = tempfile::tempdir().unwrap();
+    let mut phone = enrolled_phone(&dir, "amina", "dev-1");
+    let a = "a".repeat(32);
+    // Rows, then a stream cut before its page: listed, read-only.
+    let mut cut = stream_of(&[
+        rows_frame(1, vec![row(&a, "Awa")]),
+        (FrameKind::Page, protocol::encode(&empty_page(1)).unwrap()),
+    ]);
+    cut.truncate(cut.len() - 10);
+    // A frame of a kind this build does not know is skipped; the sync ends without the case.
+    let page = stream_of(&[(FrameKind::Page, protocol::encode(&empty_page(1)).unwrap())]);
+    let mut with_unknown = page[..4].to_vec();
+    with_unknown.extend_from_slice(&4u32.to_le_bytes());
+    with_unknown.extend_from_slice(&[9, 1, 2, 3]);
+    with_unknown.extend_from_slice(&page[4..]);
+    let server = Scripted::default()
+        .then(move |_| {
+            Ok(HttpReply {
+                status: 200,
+                body: cut,
+            })
+        })
+        .then(move |_| {
+            Ok(HttpReply {
+                status: 200,
+                body: with_unknown,
+            })
+        });
+    assert!(matches!(sync(&mut phone, &server), Err(Error::Offline(_))));
+    let listed = phone.list_cases(&Default::default()).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].arriving);
+    assert_eq!(listed[0].first_name, "Awa");
+    assert!(matches!(phone.case(&a), Err(Error::CaseArriving(_))));
+    let report = sync(&mut phone, &server).unwrap();
+    assert_eq!(report.cases_down, 0);
+    // The case did not come: its row is not the phone's to show once the sync ended.
+    assert!(phone.list_cases(&Default::default()).unwrap().is_empty());
+    assert!(matches!(phone.case(&a), Err(Error::NotFound { .. })));
+
+    // More rows than the caseload announced: refused.
+    let b = "b".repeat(32);
+    let lying = stream_of(&[rows_frame(1, vec![row(&a, "Awa"), row(&b, "Binta")])]);
+    let server = Scripted::default().then(move |_| {
+        Ok(HttpReply {
+            status: 200,
+            body: lying,
+        })
+    });
+    let err = sync(&mut phone, &server).unwrap_err().to_string();
+    assert!(err.contains("list rows"), "{err}");
+}

@@ -19,6 +19,10 @@ pub enum SuiviError {
     /// No such case, referral, form or store.
     #[error("not found: {what}")]
     NotFound { what: String },
+    /// The case is listed from the row a first sync sent ahead; its history is on its way:
+    /// show the row, read-only, and open it once the sync has brought it.
+    #[error("case {case_id} is still arriving with the sync")]
+    CaseArriving { case_id: String },
     /// The database key is wrong, or the file is not a Suivi database; the file is untouched.
     /// The app offers to reset the store and enroll again.
     #[error("wrong key or not a Suivi database")]
@@ -80,6 +84,7 @@ impl From<CoreError> for SuiviError {
             CoreError::NotFound { kind, id } => SuiviError::NotFound {
                 what: format!("{kind} {id}"),
             },
+            CoreError::CaseArriving(case_id) => SuiviError::CaseArriving { case_id },
             CoreError::UnknownForm { id, version } => SuiviError::NotFound {
                 what: format!("form {id} v{version}"),
             },

@@ -15,6 +15,8 @@ pub struct CaseSummary {
     pub followup_count: i64,
     pub conflict_count: i64,
     pub updated_at: String,
+    /// Listed from the row a first sync sent ahead; the case itself is on its way: read-only.
+    pub arriving: bool,
 }
 
 impl From<suivi_core::store::CaseRow> for CaseSummary {
@@ -30,6 +32,7 @@ impl From<suivi_core::store::CaseRow> for CaseSummary {
             followup_count: r.followup_count,
             conflict_count: r.conflict_count,
             updated_at: r.updated_at,
+            arriving: r.arriving,
         }
     }
 }

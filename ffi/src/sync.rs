@@ -66,6 +66,10 @@ pub struct SyncProgress {
     pub round_trips: u64,
     pub cases_down: u64,
     pub bytes_down: u64,
+    /// The caseload's size once a first sync's rows ahead came (0 otherwise): "312 of 1,000".
+    pub caseload: u64,
+    /// Rows listed ahead of their cases: the list and search work from them.
+    pub listed: u64,
     pub more: bool,
 }
 
@@ -113,6 +117,8 @@ impl From<&suivi_core::sync::SyncProgress> for SyncProgress {
             round_trips: to_u64(p.round_trips),
             cases_down: to_u64(p.cases_down),
             bytes_down: to_u64(p.bytes_down),
+            caseload: to_u64(p.caseload),
+            listed: to_u64(p.listed),
             more: p.more,
         }
     }

@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use suivi_core::sync::protocol::{self, EnrollRequest, ErrorBody};
 
 use crate::conn::Peer;
-use crate::service::{AuthedDevice, ServiceError, StreamPosition, STREAM_PAGES_MAX};
+use crate::service::{AuthedDevice, ServiceError, StreamStart, SyncFirst, STREAM_PAGES_MAX};
 pub use crate::state::{AccountSlots, AppState, RateLimiter};
 
 #[derive(Debug)]
@@ -315,8 +315,11 @@ async fn sync(
     let device_id = device.device.device_id.clone();
     let bytes_in = raw.len();
     let authed = device.clone();
-    let (first, stats, position) =
-        blocking(move || service.sync_first(&authed, &raw, now())).await?;
+    let SyncFirst {
+        page: first,
+        stats,
+        stream,
+    } = blocking(move || service.sync_first(&authed, &raw, now())).await?;
     tracing::info!(
         device = %device_id,
         bytes_in,
@@ -329,9 +332,9 @@ async fn sync(
     // The push is stored and the first page built: the rest of a stream takes a shared slot
     // page by page, and none while the phone reads.
     drop(slots);
-    match position {
+    match stream {
         None => Ok(sync_reply(first)),
-        Some(position) => Ok(stream_reply(state, device, first, position)),
+        Some(start) => Ok(stream_reply(state, device, first, start)),
     }
 }
 
@@ -347,9 +350,9 @@ fn stream_reply(
     state: AppState,
     device: AuthedDevice,
     first: Vec<u8>,
-    mut position: StreamPosition,
+    StreamStart { rows, mut position }: StreamStart,
 ) -> Response {
-    use protocol::stream;
+    use protocol::stream::{self, FrameKind};
     // One page queued: a phone that reads slowly leaves the next page unbuilt.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
     tokio::spawn(async move {
@@ -362,8 +365,12 @@ fn stream_reply(
                 )
             }
         };
+        // The list rows first (a first sync), then the first page.
         let mut head = stream::STREAM_MAGIC.to_vec();
-        head.extend(stream::frame(&first));
+        for body in &rows {
+            head.extend(stream::frame(FrameKind::Rows, body));
+        }
+        head.extend(stream::frame(FrameKind::Page, &first));
         if !send(head).await {
             return;
         }
@@ -386,7 +393,7 @@ fn stream_reply(
                     break;
                 }
             };
-            if !send(stream::frame(&page)).await {
+            if !send(stream::frame(FrameKind::Page, &page)).await {
                 tracing::info!(device = %device.device.device_id, pages, "stream left unread");
                 return;
             }

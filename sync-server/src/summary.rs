@@ -370,6 +370,7 @@ mod tests {
 
     fn case_row(created_at: &str) -> projection::CaseRow {
         projection::CaseRow {
+            arriving: false,
             created_at: created_at.into(),
             province: Some(" Sikasso ".into()),
             commune: Some("".into()),

@@ -427,6 +427,45 @@ pub struct PulledDocument {
     pub origins: Vec<ChangeOrigin>,
 }
 
+/// A case's list row as the server projects it, sent ahead of the histories at a first sync
+/// (version 8) so the phone's list and search work while they arrive. What the list shows and
+/// filters on, nothing more: no date of birth, no notes, no answers of visits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseRow {
+    pub case_id: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub sex: Option<String>,
+    pub province: Option<String>,
+    pub commune: Option<String>,
+    pub village: Option<String>,
+    pub work_sector: Option<String>,
+    pub risk_level: Option<String>,
+    /// The statuses its referrals are in, without repeats.
+    #[serde(deserialize_with = "bounded")]
+    pub referral_statuses: Vec<String>,
+    /// The next visit due (YYYY-MM-DD).
+    pub next_followup_due: Option<String>,
+    pub referral_count: u32,
+    pub followup_count: u32,
+    pub conflict_count: u32,
+    /// When the server last stored a change of it (Unix seconds).
+    pub updated_at: i64,
+}
+
+/// The list rows of a caseload, in the order they are worth having first (a visit overdue,
+/// then due soonest); `total` rows in all, over as many frames as they take.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseRows {
+    pub version: u16,
+    pub total: u64,
+    #[serde(deserialize_with = "bounded")]
+    pub rows: Vec<CaseRow>,
+}
+
+/// Rows in one frame: a 10,000-case caseload's list comes in two frames.
+pub const ROWS_PER_FRAME_MAX: usize = 5_000;
+
 /// What the server verified about one change of a document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeOrigin {

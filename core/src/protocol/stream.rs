@@ -5,8 +5,9 @@
 //! (megabytes at level 9) would stay on the server for as long as a 2G phone takes to read,
 //! which is what a slow reader must not hold.
 //!
-//! The body: `STREAM_MAGIC`, then frames of a little-endian `u32` length and that many bytes,
-//! then a zero length, which says the stream ended as the server meant it to. See PROTOCOL.md.
+//! The body: `STREAM_MAGIC`, then frames of a little-endian `u32` length and that many bytes
+//! (a kind byte, then the message), then a zero length, which says the stream ended as the
+//! server meant it to. See PROTOCOL.md.
 
 use crate::error::{Error, Result};
 
@@ -17,25 +18,59 @@ use super::SYNC_BODY_BYTES_MAX;
 pub const STREAM_MAGIC: &[u8; 4] = b"SVS8";
 /// The version from which a sync request is answered as a stream.
 pub const STREAM_VERSION: u16 = 8;
-/// Largest frame: a page's compressed body, bounded as a single response is.
-pub const FRAME_BYTES_MAX: usize = SYNC_BODY_BYTES_MAX;
+/// Largest frame: a page's compressed body (and its kind byte), bounded as a single response is.
+pub const FRAME_BYTES_MAX: usize = SYNC_BODY_BYTES_MAX + 1;
 /// The end of a stream: a frame of no bytes.
 pub const STREAM_END: [u8; 4] = [0; 4];
 
-/// A frame as it goes on the wire: its length, then its bytes.
-pub fn frame(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + body.len());
-    // A page is at most `FRAME_BYTES_MAX`, far below u32::MAX.
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+/// What a frame carries: its first byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// A page: a `SyncResponse`, compressed as a single reply is.
+    Page = 1,
+    /// List rows sent ahead of the histories at a first sync: a `CaseRows`, compressed.
+    Rows = 2,
+}
+
+/// A frame as it arrived: its kind byte (an unknown one is skipped by the reader's caller) and
+/// its message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub kind: u8,
+    pub body: Vec<u8>,
+}
+
+impl Frame {
+    pub fn is(&self, kind: FrameKind) -> bool {
+        self.kind == kind as u8
+    }
+}
+
+/// A frame as it goes on the wire: its length, its kind, then its message.
+pub fn frame(kind: FrameKind, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5 + body.len());
+    // A message is at most `FRAME_BYTES_MAX`, far below u32::MAX.
+    out.extend_from_slice(&(body.len() as u32 + 1).to_le_bytes());
+    out.push(kind as u8);
     out.extend_from_slice(body);
     out
 }
 
-/// A whole stream of the frames given, ended: what a server sends, in one piece.
-pub fn stream(frames: &[Vec<u8>]) -> Vec<u8> {
+/// A whole stream of pages, ended: what a server sends, in one piece.
+pub fn stream(pages: &[Vec<u8>]) -> Vec<u8> {
+    stream_of(
+        &pages
+            .iter()
+            .map(|p| (FrameKind::Page, p.clone()))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// A whole stream of the frames given, ended.
+pub fn stream_of(frames: &[(FrameKind, Vec<u8>)]) -> Vec<u8> {
     let mut out = STREAM_MAGIC.to_vec();
-    for body in frames {
-        out.extend(frame(body));
+    for (kind, body) in frames {
+        out.extend(frame(*kind, body));
     }
     out.extend_from_slice(&STREAM_END);
     out
@@ -46,8 +81,8 @@ pub fn is_stream(start: &[u8]) -> bool {
     start.starts_with(STREAM_MAGIC)
 }
 
-/// The pages of a whole reply body: a stream's frames (it must have ended), or a single
-/// response as its one page. For tools and tests that read a reply whole.
+/// The pages of a whole reply body: a stream's pages (it must have ended; other frames left
+/// out), or a single response as its one page. For tools and tests that read a reply whole.
 pub fn pages(body: &[u8]) -> Result<Vec<Vec<u8>>> {
     if !is_stream(body) {
         return Ok(vec![body.to_vec()]);
@@ -55,8 +90,10 @@ pub fn pages(body: &[u8]) -> Result<Vec<Vec<u8>>> {
     let mut reader = FrameReader::new();
     reader.feed(body)?;
     let mut pages = Vec::new();
-    while let Some(page) = reader.next_frame()? {
-        pages.push(page);
+    while let Some(frame) = reader.next_frame()? {
+        if frame.is(FrameKind::Page) {
+            pages.push(frame.body);
+        }
     }
     if !reader.ended() {
         return Err(Error::Protocol("the stream was cut".into()));
@@ -92,7 +129,7 @@ impl FrameReader {
     }
 
     /// The next whole frame, or `None` until more bytes come (or after the end).
-    pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>> {
+    pub fn next_frame(&mut self) -> Result<Option<Frame>> {
         if self.ended {
             return if self.pending.is_empty() {
                 Ok(None)
@@ -134,9 +171,10 @@ impl FrameReader {
         }
         let rest = self.pending.split_off(4 + len);
         let mut body = std::mem::replace(&mut self.pending, rest);
-        body.drain(..4);
+        let kind = body[4];
+        body.drain(..5);
         self.frames += 1;
-        Ok(Some(body))
+        Ok(Some(Frame { kind, body }))
     }
 
     /// Whether the server's end marker arrived: a stream without it was cut.
@@ -168,7 +206,8 @@ mod tests {
             for chunk in wire.chunks(piece) {
                 reader.feed(chunk).unwrap();
                 while let Some(frame) = reader.next_frame().unwrap() {
-                    got.push(frame);
+                    assert!(frame.is(FrameKind::Page));
+                    got.push(frame.body);
                 }
             }
             assert_eq!(got, bodies, "pieces of {piece} bytes");
@@ -181,7 +220,7 @@ mod tests {
         reader.feed(bytes)?;
         let mut got = Vec::new();
         while let Some(frame) = reader.next_frame()? {
-            got.push(frame);
+            got.push(frame.body);
         }
         Ok(got)
     }
@@ -193,7 +232,7 @@ mod tests {
         // Cut inside the second frame: the first only.
         let mut reader = FrameReader::new();
         assert_eq!(
-            all(&mut reader, &wire[..4 + 4 + 10 + 4 + 100]).unwrap(),
+            all(&mut reader, &wire[..4 + 5 + 10 + 5 + 100]).unwrap(),
             vec![bodies[0].clone()]
         );
         assert!(!reader.ended());
@@ -223,7 +262,7 @@ mod tests {
         after.push(9);
         let mut reader = FrameReader::new();
         reader.feed(&after).unwrap();
-        assert_eq!(reader.next_frame().unwrap(), Some(vec![1]));
+        assert_eq!(reader.next_frame().unwrap().map(|f| f.body), Some(vec![1]));
         assert!(reader.next_frame().is_err());
         let mut reader = FrameReader::new();
         all(&mut reader, &stream(&[vec![1]])).unwrap();

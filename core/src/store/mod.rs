@@ -2,6 +2,7 @@
 //! snapshot plus incremental chunks, compacted now and then) and the projection rows that lists
 //! and search read. Every write updates document and projections in one transaction.
 
+mod arriving;
 mod cases;
 mod drafts;
 mod exchange;
@@ -412,10 +413,14 @@ impl Store {
     }
 
     fn require_doc(&self, case_id: &str) -> Result<CaseDoc> {
-        self.load_doc(case_id)?.ok_or_else(|| Error::NotFound {
-            kind: "case",
-            id: case_id.to_string(),
-        })
+        match self.load_doc(case_id)? {
+            Some(doc) => Ok(doc),
+            None if self.is_arriving(case_id)? => Err(Error::CaseArriving(case_id.to_string())),
+            None => Err(Error::NotFound {
+                kind: "case",
+                id: case_id.to_string(),
+            }),
+        }
     }
 
     /// Saves a document and its projection in one transaction. `local` marks changes made on this

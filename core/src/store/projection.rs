@@ -29,6 +29,8 @@ pub struct CaseRow {
     pub referral_count: i64,
     pub followup_count: i64,
     pub conflict_count: i64,
+    /// Listed from the server's row while the case's history arrives (a first sync): read-only.
+    pub arriving: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -94,6 +96,7 @@ pub fn project_with_sources(doc: &mut CaseDoc, forms: &FormRegistry) -> Result<P
         .unwrap_or_else(|| created_at.clone());
     let latest_visit = followups.last();
     let case = CaseRow {
+        arriving: false,
         case_id: case_id.clone(),
         first_name: text(&ident, "child_first_name").unwrap_or_default(),
         last_name: text(&ident, "child_last_name").unwrap_or_default(),

@@ -250,7 +250,13 @@ impl Store {
 
     /// Lists cases from the projection only: no document is loaded.
     pub fn list_cases(&self, filter: &CaseFilter) -> Result<Vec<CaseRow>> {
-        let mut sql = String::from("SELECT * FROM cases WHERE 1 = 1");
+        // The cases held, and the rows a first sync sent ahead of cases not held yet.
+        let mut sql = format!(
+            "SELECT * FROM (SELECT {LISTED}, 0 AS arriving, '' AS referral_statuses FROM cases
+             UNION ALL SELECT {LISTED}, 1, referral_statuses FROM arriving_cases a
+             WHERE NOT EXISTS (SELECT 1 FROM case_docs d WHERE d.case_id = a.case_id)) cases
+             WHERE 1 = 1"
+        );
         let mut args: Vec<String> = Vec::new();
         if let Some(q) = filter
             .query
@@ -287,8 +293,9 @@ impl Store {
         if let Some(status) = &filter.referral_status {
             args.push(status.clone());
             sql.push_str(&format!(
-                " AND EXISTS (SELECT 1 FROM referrals r WHERE r.case_id = cases.case_id AND r.status = ?{})",
-                args.len()
+                " AND (EXISTS (SELECT 1 FROM referrals r WHERE r.case_id = cases.case_id AND r.status = ?{n})
+                   OR (arriving = 1 AND referral_statuses LIKE '% ' || ?{n} || ' %'))",
+                n = args.len()
             ));
         }
         if let Some(day) = filter.overdue_on {
@@ -369,6 +376,11 @@ impl Store {
     }
 }
 
+/// The columns a list row reads, in the order both the held and the arriving rows give them.
+const LISTED: &str = "case_id, first_name, last_name, name_folded, sex, province, commune, village,
+    village_folded, work_sector, risk_level, created_at, created_by, updated_at,
+    next_followup_due, referral_count, followup_count, conflict_count, name_terms, village_key";
+
 pub(super) fn row_to_case(row: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {
     Ok(CaseRow {
         case_id: row.get("case_id")?,
@@ -387,6 +399,8 @@ pub(super) fn row_to_case(row: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> 
         referral_count: row.get("referral_count")?,
         followup_count: row.get("followup_count")?,
         conflict_count: row.get("conflict_count")?,
+        // Only the list reads rows the server sent ahead.
+        arriving: row.get::<_, bool>("arriving").unwrap_or(false),
     })
 }
 

@@ -14,7 +14,7 @@ use automerge::ChangeHash;
 
 use crate::case_doc::CaseDoc;
 use crate::error::{Error, Result};
-use crate::protocol::stream::{self, FrameReader};
+use crate::protocol::stream::{self, Frame, FrameKind, FrameReader};
 use crate::protocol::{
     self, CaseChanges, DocSyncRequest, DocSyncResponse, ErrorBody, Refusal, RefusalReason,
     SyncRequest, SyncResponse, CONTENT_TYPE, PROTOCOL_VERSION, PROTOCOL_VERSION_MIN,
@@ -65,6 +65,8 @@ pub const STALLED_ROUND_TRIPS_MAX: usize = 3;
 /// Pages of one sync, in any number of requests or streams: a server that streams page after
 /// page, each moving a cursor, must still end.
 pub const SYNC_PAGES_MAX: usize = 10_000;
+/// List rows a phone takes ahead of their cases: the largest caseload a phone is meant to hold.
+pub const LIST_ROWS_AHEAD_MAX: usize = 100_000;
 /// How long one frame of a stream may take to arrive whole: 64 KB in a minute is a quarter of
 /// the slowest 2G link; a server dripping a byte a minute is cut.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(120);
@@ -201,6 +203,8 @@ pub struct SyncSession {
     /// Where the last page committed left the cursors: a stream's next page is weighed
     /// against them.
     page_cursors: (u64, (u64, u64, u64)),
+    /// List rows received ahead of their cases.
+    rows_seen: usize,
 }
 
 impl SyncSession {
@@ -221,6 +225,7 @@ impl SyncSession {
             stalled: 0,
             more_to_push: false,
             page_cursors: (0, (0, 0, 0)),
+            rows_seen: 0,
         })
     }
 
@@ -348,7 +353,7 @@ impl SyncSession {
             incoming.feed(200, &reply.body)?;
             let mut step = Step::Continue;
             while let Some(frame) = incoming.next_frame()? {
-                step = self.on_frame(store, &frame)?;
+                step = self.on_frame(store, frame)?;
             }
             return match incoming.finish()? {
                 Finished::Stream(frames) => {
@@ -369,19 +374,65 @@ impl SyncSession {
         self.on_page(store, &reply.body)
     }
 
-    /// Commits one frame of a streamed reply (version 8): a page, as a single reply carries.
-    pub fn on_frame(&mut self, store: &mut Store, frame: &[u8]) -> Result<Step> {
-        self.report.bytes_down += frame.len() + 4;
+    /// Commits one frame of a streamed reply (version 8): a page, as a single reply carries,
+    /// or list rows sent ahead of their cases. A kind this build does not know is skipped.
+    pub fn on_frame(&mut self, store: &mut Store, frame: Frame) -> Result<Step> {
+        self.report.bytes_down += frame.body.len() + 5;
+        if frame.is(FrameKind::Rows) {
+            return self.on_rows(store, &frame.body);
+        }
+        if !frame.is(FrameKind::Page) {
+            return Ok(Step::Continue);
+        }
+        let frame = frame.body;
         if self.report.pages >= SYNC_PAGES_MAX {
             return Err(Error::Protocol(format!(
                 "the server sent more than {SYNC_PAGES_MAX} pages in one sync: stopped, \
                  what came is kept"
             )));
         }
-        let step = self.on_page(store, frame)?;
+        let step = self.on_page(store, &frame)?;
         // The next frame is weighed against this one, as a next request would be.
         (self.cursor_sent, self.cursors_sent) = self.page_cursors;
         Ok(step)
+    }
+
+    /// Lists the rows a first sync sends ahead of the cases (version 8): the list and search
+    /// work from them while the histories arrive. Rows beyond the caseload announced, or more
+    /// rows than `LIST_ROWS_AHEAD_MAX`, are refused.
+    fn on_rows(&mut self, store: &mut Store, body: &[u8]) -> Result<Step> {
+        let rows: protocol::CaseRows = protocol::decode(body)?;
+        let seen = self.rows_seen + rows.rows.len();
+        if rows.total > LIST_ROWS_AHEAD_MAX as u64 || seen as u64 > rows.total {
+            return Err(Error::Protocol(format!(
+                "the server sent {seen} list rows of a caseload of {}",
+                rows.total
+            )));
+        }
+        self.rows_seen = seen;
+        self.report.caseload = usize::try_from(rows.total).unwrap_or(usize::MAX);
+        self.report.listed += store.list_arriving(&rows.rows)?;
+        if seen as u64 == rows.total && self.report.list_usable_ms.is_none() {
+            self.report.list_usable_ms = Some(self.elapsed_ms());
+        }
+        Ok(Step::Progress(self.progress(true)))
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn progress(&self, more: bool) -> SyncProgress {
+        SyncProgress {
+            round_trips: self.report.round_trips,
+            pages: self.report.pages,
+            cases_down: self.report.cases_down,
+            changes_down: self.report.changes_down,
+            bytes_down: self.report.bytes_down,
+            caseload: self.report.caseload,
+            listed: self.report.listed,
+            more,
+        }
     }
 
     /// After a stream's end marker: its magic and marker counted; a stream of no page moved
@@ -448,14 +499,7 @@ impl SyncSession {
                 return Err(stalled());
             }
         }
-        Ok(Step::Progress(SyncProgress {
-            round_trips: self.report.round_trips,
-            pages: self.report.pages,
-            cases_down: self.report.cases_down,
-            changes_down: self.report.changes_down,
-            bytes_down: self.report.bytes_down,
-            more: response.more,
-        }))
+        Ok(Step::Progress(self.progress(response.more)))
     }
 
     fn on_doc_sync_reply(&mut self, store: &mut Store, reply: &HttpReply) -> Result<()> {
@@ -559,8 +603,13 @@ impl SyncSession {
     /// Closes the sync: its report, and the time of this last complete sync.
     pub fn finish(mut self, store: &mut Store) -> Result<SyncReport> {
         self.report.conflicts = self.conflicted.len();
-        self.report.duration_ms =
-            u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.report.duration_ms = self.elapsed_ms();
+        // Without rows ahead, the list is whole when the sync is.
+        self.report
+            .list_usable_ms
+            .get_or_insert(self.report.duration_ms);
+        // Every case that was coming has come; a row whose case did not is not shown.
+        store.clear_arriving()?;
         store.set_meta(META_LAST_SYNC, &chrono::Utc::now().to_rfc3339())?;
         Ok(self.report)
     }
@@ -662,7 +711,7 @@ impl Incoming {
     }
 
     /// A stream's next whole frame, if one has arrived.
-    pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>> {
+    pub fn next_frame(&mut self) -> Result<Option<Frame>> {
         let Some(reader) = &mut self.stream else {
             return Ok(None);
         };
@@ -725,7 +774,7 @@ pub fn run(
             &mut |status, bytes| {
                 incoming.feed(status, bytes)?;
                 while let Some(frame) = incoming.next_frame()? {
-                    if let Step::Progress(p) = session.on_frame(&mut handle.lock_store(), &frame)? {
+                    if let Step::Progress(p) = session.on_frame(&mut handle.lock_store(), frame)? {
                         progress(&p);
                     }
                 }

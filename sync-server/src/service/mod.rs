@@ -681,7 +681,7 @@ mod tests {
                 ..SyncRequest::pushing(cursor, vec![])
             })
             .unwrap();
-            let (reply, _, _) = service.sync_first(&fatima, &body, 0).unwrap();
+            let reply = service.sync_first(&fatima, &body, 0).unwrap().page;
             let response: SyncResponse = protocol::decode(&reply).unwrap();
             assert!(
                 reply.len() < protocol::PULL_PAGE_BYTES_MAX / 4,
@@ -735,7 +735,7 @@ mod tests {
             "f1".repeat(16),
         );
         let body = protocol::encode(&SyncRequest::pushing(0, vec![])).unwrap();
-        let (reply, _, _) = service.sync_first(&fatima, &body, 0).unwrap();
+        let reply = service.sync_first(&fatima, &body, 0).unwrap().page;
         let response: SyncResponse = protocol::decode(&reply).unwrap();
         let rows: usize = response.pull.iter().map(|c| c.changes.len()).sum();
         assert!(rows > 1, "more than one row fits");

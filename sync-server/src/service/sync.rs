@@ -1,6 +1,7 @@
 //! A device's sync: its push admitted, then a page of its caseload's feed.
 
 use super::*;
+use crate::storage::{CaseQuery, CaseSort};
 
 impl SyncService {
     /// One sync request answered whole: a page for a device before version 8, the whole
@@ -13,21 +14,30 @@ impl SyncService {
         body: &[u8],
         now: i64,
     ) -> Result<(Vec<u8>, SyncStats), ServiceError> {
-        let (first, mut stats, position) = self.sync_first(device, body, now)?;
-        let Some(mut position) = position else {
-            return Ok((first, stats));
+        use protocol::stream::FrameKind;
+        let SyncFirst {
+            page,
+            mut stats,
+            stream,
+        } = self.sync_first(device, body, now)?;
+        let Some(StreamStart { rows, mut position }) = stream else {
+            return Ok((page, stats));
         };
-        let mut pages = vec![first];
-        while position.more && pages.len() < STREAM_PAGES_MAX {
+        let mut frames: Vec<(FrameKind, Vec<u8>)> =
+            rows.into_iter().map(|r| (FrameKind::Rows, r)).collect();
+        frames.push((FrameKind::Page, page));
+        let mut pages = 1;
+        while position.more && pages < STREAM_PAGES_MAX {
             let (page, pulled, next) = self.next_page(device, &position)?;
             if !next.moved_from(&position) {
                 break;
             }
-            pages.push(page);
+            frames.push((FrameKind::Page, page));
+            pages += 1;
             stats.changes_pulled += pulled;
             position = next;
         }
-        Ok((protocol::stream::stream(&pages), stats))
+        Ok((protocol::stream::stream_of(&frames), stats))
     }
 
     /// Stores what the device may push and builds the first page of the answer; for a device
@@ -37,7 +47,7 @@ impl SyncService {
         device: &AuthedDevice,
         body: &[u8],
         now: i64,
-    ) -> Result<(Vec<u8>, SyncStats, Option<StreamPosition>), ServiceError> {
+    ) -> Result<SyncFirst, ServiceError> {
         check_version(body)?;
         let request: SyncRequest =
             protocol::decode_request(body).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
@@ -141,15 +151,59 @@ impl SyncService {
             accepted,
             refused.clone(),
         )?;
-        Ok((
-            body,
-            SyncStats {
+        let stream = if request.version >= protocol::stream::STREAM_VERSION {
+            // A phone that holds nothing of this feed gets its list rows first.
+            let rows = if cursor.unwrap_or(0) == 0 {
+                self.caseload_rows(device)?
+            } else {
+                Vec::new()
+            };
+            Some(StreamStart { rows, position })
+        } else {
+            None
+        };
+        Ok(SyncFirst {
+            page: body,
+            stats: SyncStats {
                 changes_stored: stored,
                 cases_refused: refused.len(),
                 changes_pulled: pulled,
             },
-            (request.version >= protocol::stream::STREAM_VERSION).then_some(position),
-        ))
+            stream,
+        })
+    }
+
+    /// The list rows of everything the device's user may read, the most pressing first (a
+    /// visit overdue, then due soonest), as `CaseRows` frames of `ROWS_PER_FRAME_MAX` rows.
+    /// From the console's projections: the same scope as the console's list of this user.
+    pub fn caseload_rows(&self, device: &AuthedDevice) -> Result<Vec<Vec<u8>>, ServiceError> {
+        let mut listed = Vec::new();
+        let total = loop {
+            let query = CaseQuery {
+                sort: CaseSort::Due,
+                offset: listed.len() as u64,
+                limit: protocol::ROWS_PER_FRAME_MAX as u64,
+                ..CaseQuery::default()
+            };
+            let page = self.store.list_cases(&device.user, &query)?;
+            let got = page.cases.len();
+            listed.extend(page.cases.into_iter().map(case_row));
+            if got == 0 || listed.len() as u64 >= page.total {
+                // Cases stored between two reads may make the count move: the rows sent count.
+                break page.total.max(listed.len() as u64);
+            }
+        };
+        listed
+            .chunks(protocol::ROWS_PER_FRAME_MAX)
+            .map(|rows| {
+                protocol::encode(&protocol::CaseRows {
+                    version: PROTOCOL_VERSION,
+                    total,
+                    rows: rows.to_vec(),
+                })
+                .map_err(|e| ServiceError::Internal(e.to_string()))
+            })
+            .collect()
     }
 
     /// The page after `position` in a stream: a short read of its own (the HTTP layer takes a
@@ -336,6 +390,43 @@ impl SyncService {
             response.cursor = rows.last().map(|r| r.seq).unwrap_or(from);
             response.more = true;
         }
+    }
+}
+
+/// What a sync request's first answer holds: the page (the whole reply before version 8) and,
+/// for a stream, what comes before and after it.
+pub struct SyncFirst {
+    pub page: Vec<u8>,
+    pub stats: SyncStats,
+    pub stream: Option<StreamStart>,
+}
+
+/// A stream's start: the list rows sent before the first page (at a first sync), and where the
+/// page after the first starts.
+pub struct StreamStart {
+    pub rows: Vec<Vec<u8>>,
+    pub position: StreamPosition,
+}
+
+/// A listed case as the phone's list row.
+fn case_row(c: crate::storage::ListedCase) -> protocol::CaseRow {
+    let s = c.summary;
+    protocol::CaseRow {
+        case_id: s.case_id,
+        first_name: s.first_name,
+        last_name: s.last_name,
+        sex: s.sex,
+        province: s.province,
+        commune: s.commune,
+        village: s.village,
+        work_sector: s.work_sector,
+        risk_level: s.risk_level,
+        referral_statuses: s.referral_statuses,
+        next_followup_due: s.next_followup_due,
+        referral_count: s.referral_count,
+        followup_count: s.followup_count,
+        conflict_count: s.conflict_count,
+        updated_at: c.updated_at,
     }
 }
 

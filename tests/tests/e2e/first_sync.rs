@@ -205,3 +205,155 @@ fn a_document_that_does_not_read_is_set_aside_and_the_rest_of_the_page_goes_on()
     }
     assert!(!held.contains(&spoiled));
 }
+
+/// Protocol version 8: a new phone's list works from the rows sent ahead of its cases. The
+/// link is cut after the rows and inside the first page: every case is listed, searchable and
+/// read-only; the next sync brings the cases and the phone's own projection replaces the rows.
+#[test]
+fn a_new_phones_list_works_from_the_rows_sent_ahead_while_its_cases_arrive() {
+    use suivi_core::CaseFilter;
+    use suivi_tests::link::{LinkEmulator, PROFILE_LAN};
+    let server = TestServer::start();
+    server.add_user("amina", Role::Agent, "sikasso");
+    server.add_user("fatima", Role::Supervisor, "sikasso");
+    let amina = caseload(&server, 300);
+    let mut fatima = server.device("fatima");
+    // What the server streams a phone that holds nothing: rows, then pages.
+    let reply = HttpTransport::new(&server.url())
+        .unwrap()
+        .post(
+            "/v1/sync",
+            CONTENT_TYPE,
+            protocol::encode(&protocol::SyncRequest::pushing(0, vec![])).unwrap(),
+            Some(&fatima.store.credentials().unwrap()),
+        )
+        .unwrap();
+    let mut reader = protocol::stream::FrameReader::new();
+    reader.feed(&reply.body).unwrap();
+    let mut kinds = Vec::new();
+    let mut rows = Vec::new();
+    let mut rows_bytes = 0;
+    while let Some(frame) = reader.next_frame().unwrap() {
+        if frame.is(protocol::stream::FrameKind::Rows) {
+            rows_bytes += frame.body.len() + 5;
+            let listed: protocol::CaseRows = protocol::decode(&frame.body).unwrap();
+            assert_eq!(listed.total, 300);
+            rows.extend(listed.rows);
+        }
+        kinds.push(frame.kind);
+    }
+    assert_eq!(
+        kinds[0],
+        protocol::stream::FrameKind::Rows as u8,
+        "rows first"
+    );
+    assert!(kinds[1..]
+        .iter()
+        .all(|k| *k == protocol::stream::FrameKind::Page as u8));
+    assert_eq!(rows.len(), 300);
+    // The most pressing first: the visits most overdue, then due soonest.
+    let due: Vec<&str> = rows
+        .iter()
+        .map(|r| r.next_followup_due.as_deref().unwrap_or("9999"))
+        .collect();
+    assert!(due.windows(2).all(|w| w[0] <= w[1]), "{due:?}");
+    assert!(rows_bytes < 32 * 1024, "300 rows in {rows_bytes} bytes");
+
+    let link = server
+        .runtime
+        .block_on(LinkEmulator::start(server.addr, PROFILE_LAN))
+        .unwrap();
+    // Response headers, the magic and the rows, and a little of the first page.
+    link.cut_after_down_bytes(300 + 4 + rows_bytes as u64 + 2000);
+    let cut = fatima.sync_via(&link.url());
+    assert!(matches!(cut, Err(suivi_core::Error::Offline(_))), "{cut:?}");
+    assert_eq!(fatima.store.case_count().unwrap(), 0, "no case arrived");
+    let listed = fatima.store.list_cases(&CaseFilter::default()).unwrap();
+    assert_eq!(listed.len(), 300, "every case listed");
+    assert!(listed.iter().all(|c| c.arriving));
+    // Search and filters work on the rows.
+    let one = &rows[17];
+    let found = fatima
+        .store
+        .list_cases(&CaseFilter {
+            query: Some(one.first_name.clone()),
+            ..CaseFilter::default()
+        })
+        .unwrap();
+    assert!(found.iter().any(|c| c.case_id == one.case_id));
+    let referred = fatima
+        .store
+        .list_cases(&CaseFilter {
+            referral_status: Some(one.referral_statuses[0].clone()),
+            ..CaseFilter::default()
+        })
+        .unwrap();
+    assert!(referred.iter().any(|c| c.case_id == one.case_id));
+    // Read-only until it arrives, and said so.
+    assert!(matches!(
+        fatima.store.case(&one.case_id),
+        Err(suivi_core::Error::CaseArriving(_))
+    ));
+    assert!(matches!(
+        fatima.store.add_followup(&one.case_id, &visit(3)),
+        Err(suivi_core::Error::CaseArriving(_))
+    ));
+
+    link.heal();
+    let report = fatima.sync_via(&link.url()).unwrap();
+    assert_eq!((report.caseload, report.listed), (300, 300));
+    assert!(report.list_usable_ms.unwrap() <= report.duration_ms);
+    let listed = fatima.store.list_cases(&CaseFilter::default()).unwrap();
+    assert_eq!(listed.len(), 300);
+    assert!(
+        listed.iter().all(|c| !c.arriving),
+        "the phone's own rows now"
+    );
+    assert_eq!(fatima.store.arriving_count().unwrap(), 0);
+    assert_eq!(fatima.case_ids(), amina.case_ids());
+    assert_eq!(
+        fatima.store.case(&one.case_id).unwrap().summary.first_name,
+        one.first_name
+    );
+    // A later sync of a phone that holds the caseload sends no rows.
+    let quiet = fatima.sync().unwrap();
+    assert_eq!((quiet.caseload, quiet.listed), (0, 0));
+}
+
+/// The rows sent ahead are the user's caseload and nothing more: a new phone of an agent lists
+/// her cases, not her colleague's.
+#[test]
+fn the_rows_sent_ahead_are_only_the_users_caseload() {
+    let server = TestServer::start();
+    server.add_user("amina", Role::Agent, "sikasso");
+    server.add_user("karim", Role::Agent, "sikasso");
+    let amina = caseload(&server, 3);
+    let mut karim = server.device("karim");
+    let his = karim.store.create_case(&child(7)).unwrap();
+    karim.sync().unwrap();
+    let mut phone = server.device("amina");
+    let reply = HttpTransport::new(&server.url())
+        .unwrap()
+        .post(
+            "/v1/sync",
+            CONTENT_TYPE,
+            protocol::encode(&protocol::SyncRequest::pushing(0, vec![])).unwrap(),
+            Some(&phone.store.credentials().unwrap()),
+        )
+        .unwrap();
+    let mut reader = protocol::stream::FrameReader::new();
+    reader.feed(&reply.body).unwrap();
+    let mut listed = Vec::new();
+    while let Some(frame) = reader.next_frame().unwrap() {
+        if frame.is(protocol::stream::FrameKind::Rows) {
+            let rows: protocol::CaseRows = protocol::decode(&frame.body).unwrap();
+            assert_eq!(rows.total, 3);
+            listed.extend(rows.rows.into_iter().map(|r| r.case_id));
+        }
+    }
+    listed.sort();
+    assert_eq!(listed, amina.case_ids());
+    assert!(!listed.contains(&his));
+    let report = phone.sync().unwrap();
+    assert_eq!((report.caseload, report.listed), (3, 3));
+}

@@ -104,6 +104,7 @@ impl Store {
         tx.execute("DELETE FROM quarantine", [])?;
         // A new case's draft too: it names a child.
         tx.execute("DELETE FROM drafts", [])?;
+        tx.execute("DELETE FROM arriving_cases", [])?;
         tx.execute(
             "DELETE FROM meta WHERE key IN (?1, ?2)",
             params![META_CURSOR, META_MARK],

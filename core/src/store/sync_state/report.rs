@@ -18,6 +18,13 @@ pub struct SyncReport {
     pub bytes_down: usize,
     pub round_trips: usize,
     pub pages: usize,
+    /// Cases in the caseload, as the rows a first sync sends ahead announced (0 without).
+    pub caseload: usize,
+    /// Rows listed ahead of their cases (read-only until each case arrives).
+    pub listed: usize,
+    /// When the list had every case of the caseload: when the rows ahead were all listed, or
+    /// when the sync completed.
+    pub list_usable_ms: Option<u64>,
     /// Cases that hold a conflict (concurrent values of one field) after this sync.
     pub conflicts: usize,
     pub refused: Vec<Refusal>,
@@ -61,5 +68,9 @@ pub struct SyncProgress {
     pub cases_down: usize,
     pub changes_down: usize,
     pub bytes_down: usize,
+    /// The caseload's size once its rows ahead came (0 before, or without), and the rows
+    /// listed: "312 of 1,000 cases arrived".
+    pub caseload: usize,
+    pub listed: usize,
     pub more: bool,
 }

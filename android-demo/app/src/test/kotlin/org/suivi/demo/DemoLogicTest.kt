@@ -64,6 +64,11 @@ class DemoLogicTest {
         list.refresh()
         assertEquals(listOf("Salma Benali"), list.cases.map { list.title(it) })
         assertEquals("a row in words, the risk by its label", "Salma Benali · Souk Sebt · Élevé", list.row(list.cases.single()))
+        assertEquals(
+            "a row a first sync sent ahead says its case is on its way",
+            "Salma Benali · Souk Sebt · Élevé · en cours d'arrivée",
+            list.row(list.cases.single().copy(arriving = true)),
+        )
         // Typed as an agent types it: family name first, another spelling, a hyphen.
         list.search = "Bennali-Salma"
         list.refresh()
@@ -113,6 +118,7 @@ class DemoLogicTest {
             SuiviException.NotFound("case"), SuiviException.StorageFull(), SuiviException.Storage("io"),
             SuiviException.Cancelled(), SuiviException.InvalidInput("pem"), SuiviException.Internal(),
             SuiviException.Other("x"), SuiviException.CaseMerged("0123456789abcdef0123456789abcdef"),
+            SuiviException.CaseArriving("0123456789abcdef0123456789abcdef"),
         )
         val statuses = listOf("draft", "sent", "accepted", "declined", "in_service", "completed", "closed", "transferred")
         for (lang in Lang.values()) {

@@ -43,6 +43,32 @@ class SyncViewModelTest {
     }
 
     @Test
+    fun `a new phone's first sync says how far it is against the caseload it announced`() = runBlocking {
+        TestServer().use { server ->
+            server.addUser("amina", "agent", "souk-sebt")
+            server.addUser("fatima", "supervisor", "souk-sebt")
+            val (agent, _) = newStore("amina")
+            agent.enroll(server.url, server.enrollmentCode("amina"), null)
+            for (name in listOf("Khadija", "Salma", "Nadia")) agent.createCase(child(name, "Benali", "Souk Sebt"))
+            agent.sync(null, null)
+            val (store, _) = newStore("fatima")
+            store.enroll(server.url, server.enrollmentCode("fatima"), null)
+            val sync = SyncViewModel(CaseRepository(store), GlobalScope, Lang.FR)
+            val seen = CopyOnWriteArrayList<SyncViewModel.State>()
+            sync.observe { seen.add(it) }
+            sync.start().joinWithin()
+            assertTrue("${sync.state}", sync.state is SyncViewModel.State.Done)
+            val running = seen.filterIsInstance<SyncViewModel.State.Running>()
+            assertTrue("the caseload announced: $running", running.any { it.caseload == 3L })
+            assertEquals("3 dossiers arrivés sur 3", running.last().howFar(Lang.FR))
+            assertEquals("0 cases arrived of 3", running.first { it.caseload == 3L }.copy(casesDown = 0).howFar(Lang.EN))
+            assertEquals(null, SyncViewModel.State.Running(1, 2, 3).howFar(Lang.FR))
+            // Once synced the list is the phone's own: nothing marked arriving.
+            assertTrue(store.listCases(CaseQuery(null, null, null, null, null, null)).none { it.arriving })
+        }
+    }
+
+    @Test
     fun `sync screen - cancelling a stalled sync stops it at once and loses nothing`() = runBlocking {
         TestServer().use { server ->
             server.addUser("amina", "agent", "souk-sebt")

@@ -52,11 +52,15 @@ class CaseListViewModel(private val repository: CaseRepository, @Volatile var la
     /** A list row's title, as the agent reads it. */
     fun title(case: CaseSummary): String = "${case.firstName} ${case.lastName}"
 
-    /** A list row in words: the child, the village, the risk by its label, the next visit's day. */
+    /**
+     * A list row in words: the child, the village, the risk by its label, the next visit's day,
+     * and whether the case is still arriving with a first sync (read-only until it has).
+     */
     fun row(case: CaseSummary): String = listOfNotNull(
         title(case),
         case.village,
         case.riskLevel?.let { screen.risks[it] ?: it },
         case.nextFollowupDue?.let { org.suivi.core.dateInWords(it, lang.tag) },
+        Messages.text("arriving", lang).takeIf { case.arriving },
     ).joinToString(" · ")
 }

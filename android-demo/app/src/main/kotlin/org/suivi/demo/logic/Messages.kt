@@ -88,6 +88,13 @@ object Messages {
             "This status change is not allowed",
             "تغيير الحالة هذا غير مسموح",
         ),
+        "case_arriving" to Triple(
+            "Ce dossier arrive avec la synchronisation : sa ligne est affichée, il s'ouvrira quand il sera arrivé",
+            "This case is arriving with the sync: its row is shown, it opens once it has arrived",
+            "هذا الملف يصل مع المزامنة: يظهر سطره، وسيفتح عند وصوله",
+        ),
+        "arriving" to Triple("en cours d'arrivée", "arriving", "قيد الوصول"),
+        "sync.of_caseload" to Triple("dossiers arrivés sur", "cases arrived of", "ملفات وصلت من"),
         "case_merged" to Triple(
             "Même enfant qu'un autre dossier : celui-ci est en lecture seule, saisissez dans le dossier fusionné",
             "The same child as another case: this one is read-only, record on the merged case",

@@ -20,7 +20,20 @@ class SyncViewModel(
 ) {
     sealed class State {
         object Idle : State()
-        data class Running(val pages: Long, val casesDown: Long, val bytesDown: Long) : State()
+        /** `caseload`: the cases a first sync announced (0 otherwise); `casesDown` of them arrived. */
+        data class Running(
+            val pages: Long,
+            val casesDown: Long,
+            val bytesDown: Long,
+            val caseload: Long = 0,
+        ) : State() {
+            /** How far a first sync is, in words ("312 dossiers arrivés sur 1000"); null otherwise. */
+            fun howFar(lang: Lang): String? = if (caseload > 0) {
+                "${minOf(casesDown, caseload)} ${Messages.text("sync.of_caseload", lang)} $caseload"
+            } else {
+                null
+            }
+        }
         /** `setAside`: what the server refused or this phone set aside, a line a case, in words. */
         data class Done(val summary: SyncSummary, val setAside: List<String> = emptyList()) : State()
         data class Failed(val error: UiError) : State()
@@ -54,7 +67,7 @@ class SyncViewModel(
         val started = scope.launch {
             val next = try {
                 val summary = repository.sync { p ->
-                    set(State.Running(p.roundTrips.toLong(), p.casesDown.toLong(), p.bytesDown.toLong()))
+                    set(State.Running(p.roundTrips.toLong(), p.casesDown.toLong(), p.bytesDown.toLong(), p.caseload.toLong()))
                 }
                 State.Done(summary, BackgroundSync(repository, lang).setAside())
             } catch (e: CancellationException) {

@@ -28,6 +28,7 @@ fun SuiviException.toUiError(lang: Lang): UiError = when (this) {
     is SuiviException.UpgradeRequired -> UiError(Messages.text("upgrade_required", lang), next = UiError.Next.UPDATE_APP)
     is SuiviException.IllegalTransition -> UiError(Messages.text("illegal_transition", lang))
     is SuiviException.CaseMerged -> UiError(Messages.text("case_merged", lang))
+    is SuiviException.CaseArriving -> UiError(Messages.text("case_arriving", lang), next = UiError.Next.RETRY_LATER)
     is SuiviException.Forbidden -> UiError(Messages.text("forbidden", lang))
     is SuiviException.NotFound -> UiError(Messages.text("not_found", lang))
     is SuiviException.StorageFull -> UiError(Messages.text("storage_full", lang))

@@ -152,7 +152,8 @@ class MainActivity : ChildScreen() {
         cancelButton.visibility = if (running) View.VISIBLE else View.GONE
         syncButton.isEnabled = !running
         when (s) {
-            is SyncViewModel.State.Running -> status.text = getString(R.string.sync_progress, s.casesDown.toInt(), (s.bytesDown / 1024).toInt())
+            is SyncViewModel.State.Running -> status.text = s.howFar(app.lang())
+                ?: getString(R.string.sync_progress, s.casesDown.toInt(), (s.bytesDown / 1024).toInt())
             is SyncViewModel.State.Failed -> {
                 status.text = s.error.message
                 if (s.error.next == UiError.Next.ENROLL_AGAIN) {
