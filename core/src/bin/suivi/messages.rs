@@ -43,6 +43,8 @@ pub(super) fn t(lang: Lang, key: &str) -> &'static str {
         ),
         "imported" => ("cas importés", "cases imported", "حالات مستوردة"),
         "cases" => ("cas", "cases", "حالات"),
+        "arriving" => ("en cours d'arrivée", "arriving", "قيد الوصول"),
+        "arrived_of" => ("arrivés sur", "arrived of", "وصلت من"),
         "case" => ("Cas", "Case", "حالة"),
         "created" => ("Créé le", "Created", "أنشئت في"),
         "by" => ("par", "by", "بواسطة"),

@@ -56,6 +56,17 @@ pub(super) fn referral_moved_text(
 }
 
 pub(super) fn progress_text(lang: Lang, p: &SyncProgress) -> String {
+    // A first sync announced its caseload: how far against it.
+    if p.caseload > 0 {
+        return format!(
+            "{} {} {} {} · {} KB",
+            p.cases_down.min(p.caseload),
+            t(lang, "cases"),
+            t(lang, "arrived_of"),
+            p.caseload,
+            p.bytes_down / 1024
+        );
+    }
     format!(
         "{} {} · {} KB · {} round trip(s)",
         p.cases_down,
@@ -195,6 +206,10 @@ pub(super) fn summary_line(row: &CaseRow, form: Option<&FormDefinition>, lang: L
             row.conflict_count,
             t(lang, "conflicts")
         ));
+    }
+    // A row a first sync sent ahead: the case itself is on its way (read-only until then).
+    if row.arriving {
+        line.push_str(&format!("  ({})", t(lang, "arriving")));
     }
     line
 }
@@ -445,4 +460,51 @@ pub(super) fn describe_form(form: &FormDefinition, lang: Lang) -> String {
         }
     }
     out.trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_first_sync_says_how_far_it_is_and_an_arriving_row_says_so() {
+        let p = SyncProgress {
+            cases_down: 312,
+            caseload: 1000,
+            listed: 1000,
+            bytes_down: 40 * 1024,
+            ..SyncProgress::default()
+        };
+        assert_eq!(
+            progress_text(Lang::Fr, &p),
+            "312 cas arrivés sur 1000 · 40 KB"
+        );
+        assert_eq!(
+            progress_text(Lang::En, &p),
+            "312 cases arrived of 1000 · 40 KB"
+        );
+        let quiet = SyncProgress {
+            cases_down: 2,
+            round_trips: 1,
+            ..SyncProgress::default()
+        };
+        assert_eq!(
+            progress_text(Lang::En, &quiet),
+            "2 cases · 0 KB · 1 round trip(s)"
+        );
+        let row = CaseRow {
+            case_id: "0123456789abcdef0123456789abcdef".into(),
+            first_name: "Awa".into(),
+            last_name: "Traoré".into(),
+            village: Some("Kignan".into()),
+            arriving: true,
+            ..CaseRow::default()
+        };
+        assert!(summary_line(&row, None, Lang::Fr).ends_with("(en cours d'arrivée)"));
+        let held = CaseRow {
+            arriving: false,
+            ..row
+        };
+        assert!(!summary_line(&held, None, Lang::En).contains("arriving"));
+    }
 }

@@ -22,6 +22,7 @@ pub(super) fn first_sync(ctx: &mut Ctx, size: usize) -> Result<FirstSync, String
     let agent = seed_team(&ctx.server, ctx.dir.path(), &team(size), size)?;
     let runs = if size >= 10_000 { 1 } else { ctx.cli.runs };
     let mut times = Vec::new();
+    let mut usable = Vec::new();
     let mut downs = Vec::new();
     let mut ups = Vec::new();
     let mut trips = 0;
@@ -33,6 +34,8 @@ pub(super) fn first_sync(ctx: &mut Ctx, size: usize) -> Result<FirstSync, String
         let started = Instant::now();
         let report = sync(&mut store, &ctx.link.url())?;
         times.push(ms(started.elapsed()));
+        // When `case list` first held every case of the caseload (the rows sent ahead).
+        usable.push(report.list_usable_ms.unwrap_or(report.duration_ms) as f64);
         downs.push(ctx.link.emulator.counters().down());
         ups.push(ctx.link.emulator.counters().up());
         trips = report.round_trips;
@@ -50,13 +53,13 @@ pub(super) fn first_sync(ctx: &mut Ctx, size: usize) -> Result<FirstSync, String
     let state = encoded.state_zstd3;
     ctx.encodings.push(encoded);
     let (median, min, max) = summarise(&mut times);
+    let (usable, _, _) = summarise(&mut usable);
     let down = downs.iter().copied().max().unwrap_or(0);
-    // Issue 29's targets (the list usable first is not measured yet: today it is usable when
-    // the sync completes).
+    // Issue 29's targets.
     let (target, met) = if size == 1000 && ctx.profile.name == "2g" {
         (
-            "complete ≤ 5 s, ≤ 100 KB down".to_string(),
-            Some(down <= 100 * 1024 && median <= 5000.0),
+            "list usable ≤ 2.5 s, complete ≤ 5 s, ≤ 100 KB down".to_string(),
+            Some(usable <= 2500.0 && down <= 100 * 1024 && median <= 5000.0),
         )
     } else {
         ("—".into(), None)
@@ -75,7 +78,9 @@ pub(super) fn first_sync(ctx: &mut Ctx, size: usize) -> Result<FirstSync, String
         target,
         met,
         note: format!(
-            "wire/floor = {:.2}; wire/state = {:.1} (state: zstd -3 of its JSON, {})",
+            "list usable at {:.2} s; wire/floor = {:.2}; wire/state = {:.1} (state: zstd -3 of \
+             its JSON, {})",
+            usable / 1000.0,
             down as f64 / floor.max(1) as f64,
             down as f64 / state.max(1) as f64,
             fmt_bytes(state as u64)
