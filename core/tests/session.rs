@@ -669,3 +669,46 @@ fn rows_sent_ahead_are_listed_until_the_sync_ends_and_more_rows_than_announced_a
     let err = sync(&mut phone, &server).unwrap_err().to_string();
     assert!(err.contains("list rows"), "{err}");
 }
+
+/// A phone updated before its server: the server refuses the newer version and says its own;
+/// the phone asks again in it and syncs page by page. A server older than any version the
+/// phone speaks stays an error.
+#[test]
+fn a_phone_newer_than_its_server_asks_again_in_the_servers_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut phone = enrolled_phone(&dir, "amina", "dev-1");
+    let case_id = phone
+        .create_case(&child("Aïcha", "Traoré", "Kignan"))
+        .unwrap();
+    let too_new = |server: u16| {
+        move |body: &[u8]| {
+            let asked = protocol::peek_version(body)?;
+            let message = format!("protocol version {asked} is newer than this server's {server}");
+            Ok(HttpReply {
+                status: 400,
+                body: serde_json::to_vec(&json!({"error": "bad_request", "message": message}))
+                    .unwrap(),
+            })
+        }
+    };
+    let accepted = case_id.clone();
+    let server = Scripted::default().then(too_new(7)).then(move |body| {
+        let request = protocol::decode_request(body)?;
+        assert_eq!(request.version, 7, "asked again in the server's version");
+        assert_eq!(request.push.len(), 1, "the push goes again");
+        protocol::encode(&SyncResponse {
+            version: 7,
+            accepted: vec![accepted],
+            ..empty_page(1)
+        })
+        .map(|body| HttpReply { status: 200, body })
+    });
+    let report = sync(&mut phone, &server).unwrap();
+    assert_eq!(report.cases_up, 1);
+    assert_eq!(phone.unsynced_case_count().unwrap(), 0);
+    assert_eq!(server.sent().len(), 2);
+
+    let server = Scripted::default().then(too_new(5));
+    let err = sync(&mut phone, &server).unwrap_err();
+    assert!(matches!(err, Error::Protocol(_)), "{err:?}");
+}

@@ -530,6 +530,18 @@ impl CaseStore {
         })
     }
 
+    /// Fetches a case listed ahead of its history (a first sync still running, the row marked
+    /// `arriving`) so it opens at once; `case_detail` then reads it. Offline is
+    /// `SuiviError.Offline`, and the case keeps arriving with the sync.
+    pub fn fetch_case(&self, case_id: String) -> Result<()> {
+        guard(|| {
+            let transport = self.writer().transport()?;
+            let mut handle = &self.writer;
+            suivi_core::sync::fetch_cases(&mut handle, &transport, &[case_id])?;
+            Ok(())
+        })
+    }
+
     /// Pulled cases set aside, with why (a reason, no case data).
     pub fn quarantined_cases(&self) -> Result<Vec<QuarantinedCase>> {
         guard(|| {

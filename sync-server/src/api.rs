@@ -146,6 +146,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/enroll", post(enroll))
         .route("/v1/sync", post(sync))
         .route("/v1/docsync", post(doc_sync))
+        .route("/v1/cases", post(fetch_cases))
         .route("/v1/wipe-confirm", post(wipe_confirm))
 }
 
@@ -421,6 +422,18 @@ async fn doc_sync(
     Ok(sync_reply(reply))
 }
 
+/// Cases a phone opens before its first sync brought them, fetched by id.
+async fn fetch_cases(
+    State(state): State<AppState>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    request: Request,
+) -> Result<Response, AppError> {
+    let (device, raw, _slot) = sync_request(&state, peer, request).await?;
+    let service = state.service.clone();
+    let reply = blocking(move || service.fetch_cases(&device, &raw)).await?;
+    Ok(sync_reply(reply))
+}
+
 async fn wipe_confirm(
     State(state): State<AppState>,
     ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
@@ -437,7 +450,77 @@ async fn wipe_confirm(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::StorageError;
+    use crate::storage::prelude::*;
+    use crate::storage::{AcceptedCase, Device, Role, StorageError, User};
+    use std::sync::Arc;
+
+    /// A phone that reads its stream slowly holds no sync slot: past the first page, each page
+    /// is built with a slot of its own, and none is held while the server waits for the phone
+    /// to take it. Read at last, the stream holds every page and its end.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stream_read_slowly_holds_no_sync_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::SqliteStore::open(&dir.path().join("s.db"), None).unwrap());
+        let fatima = User {
+            user_id: "fatima".into(),
+            role: Role::Supervisor,
+            team: "sikasso".into(),
+            password_hash: None,
+        };
+        store.add_user(&fatima, 0).unwrap();
+        // Changes that do not compress (48 KiB of noise each): a page or so each.
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut noise = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect()
+        };
+        let cases: Vec<AcceptedCase> = (0..8)
+            .map(|n| AcceptedCase {
+                case_id: format!("{n:032x}"),
+                new_case: Some(("amina".into(), "sikasso".into())),
+                changes: vec![(format!("h{n}"), noise(48 * 1024))],
+                summary: None,
+            })
+            .collect();
+        store.store_changes("dev-a", &cases, None, 0).unwrap();
+        let state = crate::state(store, crate::auth::CodeKey::generate());
+        let device = AuthedDevice {
+            device: Device {
+                device_id: "dev-f".into(),
+                user_id: "fatima".into(),
+                actor: "f1".repeat(16),
+                name: "phone".into(),
+                token_hash: String::new(),
+                revoked: false,
+                wiped: false,
+            },
+            user: fatima,
+        };
+        let body = protocol::encode(&protocol::SyncRequest::pushing(0, vec![])).unwrap();
+        let first = state.service.sync_first(&device, &body, 0).unwrap();
+        let start = first
+            .stream
+            .expect("a version 8 request is answered as a stream");
+        assert!(start.position.more, "several pages wait");
+        let response = stream_reply(state.clone(), device, first.page, start);
+        // The phone reads nothing: the next page is built and waits for it, holding no slot.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(state.sync_slots.available_permits(), SYNC_CONCURRENT_MAX);
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let pages = protocol::stream::pages(&bytes).expect("a whole stream, ended");
+        assert!(pages.len() >= 4, "{} pages", pages.len());
+        let last = protocol::decode_response(pages.last().unwrap()).unwrap();
+        assert!(!last.more);
+        assert_eq!(state.sync_slots.available_permits(), SYNC_CONCURRENT_MAX);
+    }
 
     /// A busy store tells the device to retry later (503, which it reads as "offline, nothing
     /// lost"); any other storage failure is an internal error (500).

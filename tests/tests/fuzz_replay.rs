@@ -93,6 +93,35 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     .unwrap();
     let (document, _) =
         suivi_core::case_doc::check::document_of_changes(&changes).expect("a whole history");
+    let rows = protocol::encode(&protocol::CaseRows {
+        version: protocol::PROTOCOL_VERSION,
+        total: 1,
+        rows: vec![protocol::CaseRow {
+            case_id: case_id.clone(),
+            first_name: "Awa".into(),
+            last_name: "Traoré".into(),
+            sex: Some("female".into()),
+            province: None,
+            commune: Some("Kadiolo".into()),
+            village: Some("Zégoua".into()),
+            work_sector: Some("cotton".into()),
+            risk_level: Some("high".into()),
+            referral_statuses: vec!["sent".into()],
+            next_followup_due: Some("2026-11-02".into()),
+            referral_count: 1,
+            followup_count: 1,
+            conflict_count: 0,
+            updated_at: 1_800_000_000,
+        }],
+    })
+    .unwrap();
+    let stream = protocol::stream::stream_of(&[
+        (protocol::stream::FrameKind::Rows, rows),
+        (
+            protocol::stream::FrameKind::Page,
+            zstd::bulk::compress(&page, 3).unwrap(),
+        ),
+    ]);
     vec![
         ("protocol_decode", push.clone()),
         ("protocol_decode", page.clone()),
@@ -102,6 +131,8 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("form_values", record),
         ("json_import", import),
         ("case_document", document),
+        // Version 8: a stream of list rows and a page, as a first sync gets it.
+        ("device_page", stream),
     ]
 }
 

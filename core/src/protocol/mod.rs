@@ -33,6 +33,22 @@ pub const PROTOCOL_VERSION: u16 = 8;
 /// version 2 app cannot honour an erasure, so it must upgrade before it syncs again; a version
 /// 3 app syncs as before and its supervisor sees no app version.
 pub const PROTOCOL_VERSION_MIN: u16 = 3;
+/// The versions this build speaks to a server: from version 6 the request's layout is this
+/// build's, and it reads every response from version 3 on. A server older than this build says
+/// so ("protocol version 8 is newer than this server's 7", HTTP 400), and the phone asks again
+/// in the server's version (`SyncSession`), so a phone updated before its server keeps syncing.
+pub const PROTOCOL_VERSIONS_SPOKEN: std::ops::RangeInclusive<u16> = 6..=PROTOCOL_VERSION;
+
+/// The version a server older than the phone says it speaks, from its refusal of a newer one.
+pub fn version_spoken_by_server(status: u16, body: &[u8]) -> Option<u16> {
+    if status != 400 {
+        return None;
+    }
+    let body: ErrorBody = serde_json::from_slice(body).ok()?;
+    let (_, tail) = body.message.split_once("newer than this server's ")?;
+    tail.trim().parse().ok()
+}
+
 /// Characters of a reported app version the server keeps.
 pub const APP_VERSION_CHARS_MAX: usize = 64;
 pub const CONTENT_TYPE: &str = "application/x-suivi-sync";
@@ -462,6 +478,20 @@ pub struct CaseRows {
     #[serde(deserialize_with = "bounded")]
     pub rows: Vec<CaseRow>,
 }
+
+/// Cases a phone asks for by id (`POST /v1/cases`, version 8): cases listed ahead whose
+/// histories have not come yet, so the one an agent opens need not wait for the stream. The
+/// answer is a page (`SyncResponse`) holding those the user may read, whole; none of its
+/// positions means anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CasesRequest {
+    pub version: u16,
+    #[serde(deserialize_with = "bounded")]
+    pub case_ids: Vec<String>,
+}
+
+/// Cases in one `CasesRequest`.
+pub const FETCH_CASES_MAX: usize = 16;
 
 /// Rows in one frame: a 10,000-case caseload's list comes in two frames.
 pub const ROWS_PER_FRAME_MAX: usize = 5_000;

@@ -5,6 +5,7 @@
 //! paths callers have always used.
 
 pub mod enroll;
+pub mod fetch;
 pub mod session;
 
 pub use crate::store::Enrollment;
@@ -12,5 +13,6 @@ pub use crate::store::{QuarantinedCase, SyncProgress, SyncReport};
 pub use enroll::enroll;
 // The wire and the network, a layer below the store; still reachable by their sync paths.
 pub use crate::{protocol, transport};
+pub use fetch::fetch_cases;
 pub use session::{SyncSession, STALLED_ROUND_TRIPS_MAX};
 pub use transport::{Cancel, Credentials, HttpReply, HttpTransport, Transport, RESPONSE_BYTES_MAX};

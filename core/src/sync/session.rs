@@ -205,6 +205,8 @@ pub struct SyncSession {
     page_cursors: (u64, (u64, u64, u64)),
     /// List rows received ahead of their cases.
     rows_seen: usize,
+    /// The version requests are sent in: this build's, or an older server's it also speaks.
+    version: u16,
 }
 
 impl SyncSession {
@@ -226,6 +228,7 @@ impl SyncSession {
             more_to_push: false,
             page_cursors: (0, (0, 0, 0)),
             rows_seen: 0,
+            version: PROTOCOL_VERSION,
         })
     }
 
@@ -265,7 +268,7 @@ impl SyncSession {
         let mark = positions.mark;
         self.cursor_sent = positions.cursor;
         let request = SyncRequest {
-            version: PROTOCOL_VERSION,
+            version: self.version,
             cursor: self.cursor_sent,
             mark: serde_bytes::ByteBuf::from(mark),
             push: self
@@ -322,7 +325,7 @@ impl SyncSession {
             if outgoing.is_some() || !ds.server_done {
                 ds.rounds += 1;
                 let request = DocSyncRequest {
-                    version: PROTOCOL_VERSION,
+                    version: self.version,
                     case_id: ds.case_id.clone(),
                     message: serde_bytes::ByteBuf::from(
                         outgoing.map(Message::encode).unwrap_or_default(),
@@ -576,6 +579,14 @@ impl SyncSession {
     /// An error reply as a typed error. A revoked device wipes its case data first, as the
     /// server asks, and then confirms the wipe.
     fn error_reply(&mut self, store: &mut Store, reply: &HttpReply) -> Result<Step> {
+        // A server older than this build: ask again in the version it speaks, if this build
+        // speaks it too. Nothing was stored (the version is checked before anything else).
+        if let Some(spoken) = protocol::version_spoken_by_server(reply.status, &reply.body) {
+            if spoken < self.version && protocol::PROTOCOL_VERSIONS_SPOKEN.contains(&spoken) {
+                self.version = spoken;
+                return Ok(Step::Continue);
+            }
+        }
         let body: Option<ErrorBody> = serde_json::from_slice(&reply.body).ok();
         if reply.status == 401 && body.as_ref().is_some_and(|b| b.wipe) {
             store.wipe_case_data()?;

@@ -173,6 +173,71 @@ impl SyncService {
         })
     }
 
+    /// Cases a phone asks for by id (`/v1/cases`): those listed ahead whose histories it has
+    /// not received yet. Each case the user may read, not erased nor set aside, comes whole
+    /// (as a document when smaller, with its changes' verified authors); one it may not read
+    /// is left out, as the feed leaves it out.
+    pub fn fetch_cases(&self, device: &AuthedDevice, body: &[u8]) -> Result<Vec<u8>, ServiceError> {
+        check_version(body)?;
+        let request: protocol::CasesRequest =
+            protocol::decode(body).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+        if request.case_ids.len() > protocol::FETCH_CASES_MAX
+            || !request.case_ids.iter().all(|id| valid_case_id(id))
+        {
+            return Err(ServiceError::BadRequest(format!(
+                "at most {} valid case ids",
+                protocol::FETCH_CASES_MAX
+            )));
+        }
+        let access = self.store.case_access(&request.case_ids)?;
+        let subject = device.user.subject();
+        let mut users: HashMap<String, Option<String>> = HashMap::new();
+        let mut rows = Vec::new();
+        for case_id in &request.case_ids {
+            let readable = access
+                .get(case_id)
+                .is_some_and(|a| policy::may_read(&subject, &a.ownership()));
+            if !readable
+                || rows.iter().any(|r: &FeedRow| &r.case_id == case_id)
+                || self.store.is_erased(case_id)?
+                || self.store.is_quarantined(case_id)?
+            {
+                continue;
+            }
+            for change in self.store.case_stored_changes(case_id)? {
+                if !change.in_feed {
+                    continue;
+                }
+                let user = match users.get(&change.origin_device) {
+                    Some(user) => user.clone(),
+                    None => {
+                        let user = self.store.device(&change.origin_device)?.map(|d| d.user_id);
+                        users.insert(change.origin_device.clone(), user.clone());
+                        user
+                    }
+                };
+                rows.push(FeedRow {
+                    seq: change.id,
+                    case_id: change.case_id,
+                    data: change.data,
+                    user_id: user.unwrap_or_default(),
+                    device_id: change.origin_device,
+                    received_at: change.received_at,
+                });
+            }
+        }
+        let (authors, pull) = group_by_case(&rows);
+        let (pull, documents) = as_documents(&pull, &mut HashMap::new());
+        protocol::encode(&SyncResponse {
+            version: PROTOCOL_VERSION,
+            authors,
+            pull,
+            documents,
+            ..SyncResponse::nothing_new(0, 0)
+        })
+        .map_err(|e| ServiceError::Internal(e.to_string()))
+    }
+
     /// The list rows of everything the device's user may read, the most pressing first (a
     /// visit overdue, then due soonest), as `CaseRows` frames of `ROWS_PER_FRAME_MAX` rows.
     /// From the console's projections: the same scope as the console's list of this user.

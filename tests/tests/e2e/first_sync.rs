@@ -299,9 +299,33 @@ fn a_new_phones_list_works_from_the_rows_sent_ahead_while_its_cases_arrive() {
         Err(suivi_core::Error::CaseArriving(_))
     ));
 
+    // Opened by the agent: fetched at once, whole, with its verified authors.
+    let fetched = suivi_core::sync::fetch_cases(
+        &mut &mut fatima.store,
+        &HttpTransport::new(&server.url()).unwrap(),
+        std::slice::from_ref(&one.case_id),
+    )
+    .unwrap();
+    assert_eq!(fetched.cases_down, 1);
+    assert_eq!(
+        fatima.case_heads(&one.case_id),
+        amina.case_heads(&one.case_id)
+    );
+    let opened = fatima.store.case(&one.case_id).unwrap();
+    assert_eq!(opened.followups.len(), 2);
+    assert!(!fatima.store.is_arriving(&one.case_id).unwrap());
+    let history = fatima.store.history(&one.case_id).unwrap();
+    assert!(
+        history
+            .iter()
+            .all(|h| h.verified.as_ref().is_some_and(|v| v.user == "amina")),
+        "{history:?}"
+    );
+    assert_eq!(fatima.store.cursor().unwrap(), 0, "no position moved");
+
     link.heal();
     let report = fatima.sync_via(&link.url()).unwrap();
-    assert_eq!((report.caseload, report.listed), (300, 300));
+    assert_eq!((report.caseload, report.listed), (300, 299));
     assert!(report.list_usable_ms.unwrap() <= report.duration_ms);
     let listed = fatima.store.list_cases(&CaseFilter::default()).unwrap();
     assert_eq!(listed.len(), 300);
@@ -354,6 +378,15 @@ fn the_rows_sent_ahead_are_only_the_users_caseload() {
     listed.sort();
     assert_eq!(listed, amina.case_ids());
     assert!(!listed.contains(&his));
+    // Asked for by id, a colleague's case is left out as the feed leaves it out.
+    let fetched = suivi_core::sync::fetch_cases(
+        &mut &mut phone.store,
+        &HttpTransport::new(&server.url()).unwrap(),
+        &[his.clone(), listed[0].clone()],
+    )
+    .unwrap();
+    assert_eq!(fetched.cases_down, 1);
+    assert!(phone.store.case(&his).is_err());
     let report = phone.sync().unwrap();
-    assert_eq!((report.caseload, report.listed), (3, 3));
+    assert_eq!((report.caseload, report.listed), (3, 2));
 }

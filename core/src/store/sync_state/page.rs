@@ -1,8 +1,30 @@
 //! One round trip committed: what the server accepted and refused of a push, and the page it sent.
 
 use super::*;
+use crate::protocol::SyncResponse;
 
 impl Store {
+    /// Commits cases fetched by id (`sync::fetch_cases`): their changes or documents go through
+    /// everything a page's go through (checks, verified authors, quarantine), and nothing else
+    /// of the reply is read: no position moves, nothing is acknowledged, erased or removed, no
+    /// form is taken. The stream brings the same cases later, which changes nothing then.
+    pub(crate) fn commit_fetched(&mut self, response: &SyncResponse) -> Result<SyncReport> {
+        let fetched = SyncResponse {
+            version: response.version,
+            authors: response.authors.clone(),
+            pull: response.pull.clone(),
+            documents: response.documents.clone(),
+            ..SyncResponse::nothing_new(0, 0)
+        };
+        let mut plan = plan_page(&[], &fetched, false);
+        plan.moves_positions = false;
+        plan.forms_cursor = None;
+        plan.removals_cursor = None;
+        let mut report = SyncReport::default();
+        self.commit_page(&plan, &mut report)?;
+        Ok(report)
+    }
+
     /// Commits one round trip in one transaction, as its plan says (`plan_page`): what the
     /// server accepted and refused, the forms and page of changes it sent, the new cursors. A
     /// pulled case that fails to apply, load or project is set aside in quarantine; the others
@@ -202,10 +224,12 @@ impl Store {
                 report.erased += 1;
             }
         }
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![META_ERASURES, plan.erasures_cursor.to_string()],
-        )?;
+        if plan.moves_positions {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![META_ERASURES, plan.erasures_cursor.to_string()],
+            )?;
+        }
         // Cases reassigned away from this user leave the phone, with what was only theirs to
         // read, once the server holds everything recorded here: a case still holding changes
         // it has not accepted stays (and is pushed again) rather than lose them.
@@ -230,14 +254,16 @@ impl Store {
                 params![META_REMOVALS, removals_cursor.to_string()],
             )?;
         }
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![META_CURSOR, plan.cursor.to_string()],
-        )?;
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![META_MARK, hex::encode(plan.mark)],
-        )?;
+        if plan.moves_positions {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![META_CURSOR, plan.cursor.to_string()],
+            )?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![META_MARK, hex::encode(plan.mark)],
+            )?;
+        }
         tx.commit()?;
         report.pages += 1;
         if report.forms_received > forms_before {

@@ -70,6 +70,9 @@ pub(crate) struct PagePlan<'a> {
     pub(crate) removals_cursor: Option<u64>,
     pub(crate) cursor: u64,
     pub(crate) mark: &'a [u8],
+    /// Whether the page moves this phone's feed positions (cursor, mark, erasures, removals):
+    /// not for cases fetched by id ahead of the stream.
+    pub(crate) moves_positions: bool,
     /// Cases for the per-document fallback, and cases kept for a later sync, in order.
     pub(crate) fallback: Vec<String>,
     pub(crate) later: Vec<String>,
@@ -168,6 +171,7 @@ pub(crate) fn plan_page<'a>(
         removals_cursor: (response.version >= 4).then_some(response.removals_cursor),
         cursor: response.cursor,
         mark: &response.mark,
+        moves_positions: true,
         fallback,
         later,
     }

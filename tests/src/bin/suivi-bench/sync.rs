@@ -452,6 +452,8 @@ pub(super) fn app_during_sync(ctx: &mut Ctx, size: usize) -> Result<(), String> 
     let reader = Store::open_reader(&path, BENCH_KEY).map_err(|e| e.to_string())?;
     let writer = Mutex::new(writer);
     let transport = HttpTransport::new(&ctx.link.url()).map_err(|e| e.to_string())?;
+    let fetch_transport = HttpTransport::new(&ctx.link.url());
+    let mut fetched = 0usize;
     let done = AtomicBool::new(false);
     let (mut list, mut search, mut case, mut save) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -484,6 +486,22 @@ pub(super) fn app_during_sync(ctx: &mut Ctx, size: usize) -> Result<(), String> 
             search.push(ms(t.elapsed()));
             if let Some(row) = rows.get(n % rows.len().max(1)) {
                 let t = Instant::now();
+                // A row listed ahead of its case: the app fetches the case at once.
+                if let Err(suivi_core::Error::CaseArriving(_)) = reader.case(&row.case_id) {
+                    let mut handle = &writer;
+                    fetch_transport
+                        .as_ref()
+                        .map_err(|e| e.to_string())
+                        .and_then(|t| {
+                            suivi_core::sync::fetch_cases(
+                                &mut handle,
+                                t,
+                                std::slice::from_ref(&row.case_id),
+                            )
+                            .map_err(|e| e.to_string())
+                        })?;
+                    fetched += 1;
+                }
                 reader.case(&row.case_id).map_err(|e| e.to_string())?;
                 case.push(ms(t.elapsed()));
             }
@@ -527,7 +545,10 @@ pub(super) fn app_during_sync(ctx: &mut Ctx, size: usize) -> Result<(), String> 
             floor_bytes: None,
             target: "max < 5000 ms (no ANR)".into(),
             met: Some(runs > 0 && max < 5000.0),
-            note: format!("sync took {}", fmt_ms(sync_ms)),
+            note: format!(
+                "sync took {}; {fetched} case screens fetched their case first (listed ahead)",
+                fmt_ms(sync_ms)
+            ),
         });
     }
     Ok(())

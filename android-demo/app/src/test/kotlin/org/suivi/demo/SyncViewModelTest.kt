@@ -9,6 +9,8 @@ import org.junit.Assert.assertEquals
 import org.junit.Assert.assertTrue
 import org.junit.Test
 import org.suivi.core.CaseQuery
+import org.suivi.core.SuiviException
+import org.suivi.demo.logic.CaseListViewModel
 import org.suivi.demo.logic.CaseRepository
 import org.suivi.demo.logic.Lang
 import org.suivi.demo.logic.SyncViewModel
@@ -65,6 +67,40 @@ class SyncViewModelTest {
             assertEquals(null, SyncViewModel.State.Running(1, 2, 3).howFar(Lang.FR))
             // Once synced the list is the phone's own: nothing marked arriving.
             assertTrue(store.listCases(CaseQuery(null, null, null, null, null, null)).none { it.arriving })
+        }
+    }
+
+    @Test
+    fun `a case listed ahead of its history opens at once, fetched by itself`() = runBlocking {
+        TestServer().use { server ->
+            server.addUser("amina", "agent", "souk-sebt")
+            server.addUser("fatima", "supervisor", "souk-sebt")
+            val (agent, _) = newStore("amina")
+            agent.enroll(server.url, server.enrollmentCode("amina"), null)
+            repeat(40) { n -> agent.createCase(child("Enfant$n", "Benali", "Souk Sebt")) }
+            agent.sync(null, null)
+            StallingProxy(server.port).use { proxy ->
+                val (store, _) = newStore("fatima")
+                store.enroll(proxy.url, server.enrollmentCode("fatima"), null)
+                // The link drops after the list rows, inside the first page of cases.
+                proxy.cutDownAfter = 3000
+                val cut = runCatching { store.sync(null, null) }.exceptionOrNull()
+                assertTrue("$cut", cut is SuiviException.Offline)
+                val listed = store.listCases(CaseQuery(null, null, null, null, null, null))
+                assertEquals(40, listed.size)
+                assertTrue("every row arriving", listed.all { it.arriving })
+                val repo = CaseRepository(store)
+                val list = CaseListViewModel(repo, Lang.FR)
+                list.refresh()
+                assertTrue(list.row(list.cases.first()), list.row(list.cases.first()).endsWith("en cours d'arrivée"))
+                // Opened: fetched at once, through the same link, healed.
+                proxy.cutDownAfter = null
+                val opened = repo.case(listed[7].caseId)
+                assertEquals(listed[7].firstName, opened.summary.firstName)
+                assertTrue(store.listCases(CaseQuery(null, null, null, null, null, null)).count { !it.arriving } == 1)
+                store.sync(null, null)
+                assertTrue(store.listCases(CaseQuery(null, null, null, null, null, null)).none { it.arriving })
+            }
         }
     }
 

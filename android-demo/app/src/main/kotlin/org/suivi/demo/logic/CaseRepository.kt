@@ -48,7 +48,18 @@ class CaseRepository(
 
     suspend fun conflictedCaseCount(): Long = withContext(io) { store.conflictedCaseCount().toLong() }
 
-    suspend fun case(caseId: String): CaseDetail = withContext(io) { store.caseDetail(caseId) }
+    /**
+     * A case's screen. One listed ahead of its history (a first sync still running) is fetched
+     * at once, so the agent need not wait for the sync to reach it.
+     */
+    suspend fun case(caseId: String): CaseDetail = withContext(io) {
+        try {
+            store.caseDetail(caseId)
+        } catch (e: SuiviException.CaseArriving) {
+            store.fetchCase(caseId)
+            store.caseDetail(caseId)
+        }
+    }
 
     /** The case's identification by its labels and in words, in the reader's language. */
     suspend fun identificationInWords(caseId: String, lang: Lang): List<ShownValue> =

@@ -155,6 +155,8 @@ class StallingProxy(private val target: Int) : AutoCloseable {
     val url = "http://127.0.0.1:${listener.localPort}"
     @Volatile var stall = false
     @Volatile var answer: Pair<Int, String>? = null
+    /** Cuts a connection once this many bytes have gone down it (server to phone). */
+    @Volatile var cutDownAfter: Long? = null
     val stalled = CopyOnWriteArrayList<Socket>()
     private val open = CopyOnWriteArrayList<Socket>()
 
@@ -173,7 +175,7 @@ class StallingProxy(private val target: Int) : AutoCloseable {
                     val upstream = Socket("127.0.0.1", target)
                     open.add(upstream)
                     pipe(client.getInputStream(), upstream.getOutputStream())
-                    pipe(upstream.getInputStream(), client.getOutputStream())
+                    pipe(upstream.getInputStream(), client.getOutputStream(), cutDownAfter, listOf(client, upstream))
                 }
             }
         }.apply { isDaemon = true }.start()
@@ -184,9 +186,27 @@ class StallingProxy(private val target: Int) : AutoCloseable {
         try { while (input.read(sink) >= 0) Unit } catch (e: Exception) { }
     }
 
-    private fun pipe(input: InputStream, output: OutputStream) {
+    private fun pipe(input: InputStream, output: OutputStream, cutAfter: Long? = null, cut: List<Socket> = emptyList()) {
         Thread {
-            try { input.copyTo(output) } catch (e: Exception) { }
+            try {
+                if (cutAfter == null) {
+                    input.copyTo(output)
+                } else {
+                    val buffer = ByteArray(1024)
+                    var sent = 0L
+                    while (true) {
+                        val n = input.read(buffer, 0, minOf(buffer.size.toLong(), cutAfter - sent).toInt().coerceAtLeast(1))
+                        if (n < 0) break
+                        output.write(buffer, 0, n)
+                        output.flush()
+                        sent += n
+                        if (sent >= cutAfter) {
+                            cut.forEach { runCatching { it.close() } }
+                            break
+                        }
+                    }
+                }
+            } catch (e: Exception) { }
             try { output.close() } catch (e: Exception) { }
         }.apply { isDaemon = true }.start()
     }
