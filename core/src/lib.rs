@@ -10,6 +10,7 @@ pub mod clock;
 pub mod error;
 pub mod forms;
 pub mod names;
+pub mod outcome;
 pub mod policy;
 pub mod protocol;
 pub mod referral;

@@ -50,6 +50,8 @@ pub const IDLE_SECS: i64 = 30 * 60;
 /// ...and after this long in any case.
 pub const ABSOLUTE_SECS: i64 = 12 * 3600;
 pub use throttle::{login_wait, DELAY_MAX_SECS, FREE_FAILURES};
+/// Rows one Excel export holds; a larger one is refused (413) and the CSV serves it.
+pub const XLSX_ROWS_MAX: usize = export::xlsx::ROWS_MAX as usize;
 /// Cases per page of the caseload.
 pub const PAGE_SIZE: u64 = 50;
 /// The deepest page: past it, a narrower filter finds a case sooner than paging does, and a

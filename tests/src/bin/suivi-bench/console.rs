@@ -400,6 +400,40 @@ pub(super) fn console_caseload_on(
         ("referrals as Excel", "/console/export/referrals.xlsx", 1),
         ("cases as Excel", "/console/export/cases.xlsx", 1),
     ] {
+        // A workbook holds at most `xlsx::ROWS_MAX` rows: a larger caseload is refused (413,
+        // the list told why and the CSV offered), as the hardening issue decided.
+        if path.ends_with(".xlsx") && total * rows_per_case > suivi_server::console::XLSX_ROWS_MAX {
+            let status = client
+                .get(format!("{url}{path}"))
+                .header("cookie", format!("suivi_session={token}"))
+                .send()
+                .map_err(|e| e.to_string())?
+                .status();
+            if status != reqwest::StatusCode::PAYLOAD_TOO_LARGE {
+                return Err(format!(
+                    "{path}: {status}, expected 413 above the workbook cap"
+                ));
+            }
+            figures.push(Figure {
+                scenario: format!("console: export {what} ({store_name}, {total} cases)"),
+                profile: "loopback".into(),
+                runs: 1,
+                median_ms: 0.0,
+                min_ms: 0.0,
+                max_ms: 0.0,
+                bytes_up: 0,
+                bytes_down: 0,
+                round_trips: 1,
+                floor_bytes: None,
+                target: "refused above the workbook cap".into(),
+                met: Some(true),
+                note: format!(
+                    "413: more than {} rows; the CSV export serves it",
+                    suivi_server::console::XLSX_ROWS_MAX
+                ),
+            });
+            continue;
+        }
         let (mut times, bytes) = console_gets(
             &client,
             &url,
