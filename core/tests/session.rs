@@ -707,6 +707,16 @@ fn a_phone_newer_than_its_server_asks_again_in_the_servers_version() {
     assert_eq!(report.cases_up, 1);
     assert_eq!(phone.unsynced_case_count().unwrap(), 0);
     assert_eq!(server.sent().len(), 2);
+    // The next sync of the day starts in the server's version: no refused round trip.
+    let server = Scripted::default().then(|body| {
+        assert_eq!(protocol::peek_version(body)?, 7);
+        protocol::encode(&SyncResponse {
+            version: 7,
+            ..empty_page(1)
+        })
+        .map(|body| HttpReply { status: 200, body })
+    });
+    assert_eq!(sync(&mut phone, &server).unwrap().round_trips, 1);
 
     let server = Scripted::default().then(too_new(5));
     let err = sync(&mut phone, &server).unwrap_err();

@@ -19,7 +19,9 @@ use crate::protocol::{
     self, CaseChanges, DocSyncRequest, DocSyncResponse, ErrorBody, Refusal, RefusalReason,
     SyncRequest, SyncResponse, CONTENT_TYPE, PROTOCOL_VERSION, PROTOCOL_VERSION_MIN,
 };
-use crate::store::sync_state::{refusal_text, Pushed, META_LAST_SYNC, META_TOKEN};
+use crate::store::sync_state::{
+    refusal_text, Pushed, META_LAST_SYNC, META_SERVER_SPEAKS, META_TOKEN,
+};
 use crate::store::{Store, SyncState};
 use crate::store::{SyncProgress, SyncReport};
 use crate::transport::status_error;
@@ -65,6 +67,9 @@ pub const STALLED_ROUND_TRIPS_MAX: usize = 3;
 /// Pages of one sync, in any number of requests or streams: a server that streams page after
 /// page, each moving a cursor, must still end.
 pub const SYNC_PAGES_MAX: usize = 10_000;
+/// How long a server's older version is remembered: after a day the phone tries its own again
+/// (the server may have been updated).
+pub const SERVER_SPEAKS_TTL_SECS: i64 = 24 * 3600;
 /// List rows a phone takes ahead of their cases: the largest caseload a phone is meant to hold.
 pub const LIST_ROWS_AHEAD_MAX: usize = 100_000;
 /// How long one frame of a stream may take to arrive whole: 64 KB in a minute is a quarter of
@@ -211,6 +216,16 @@ pub struct SyncSession {
 
 impl SyncSession {
     pub fn start(store: &Store) -> Result<SyncSession> {
+        // A server that said today it speaks an older version is asked in it straight away.
+        let version = store
+            .meta(META_SERVER_SPEAKS)?
+            .and_then(|said| {
+                let (version, at) = said.split_once(' ')?;
+                let (version, at): (u16, i64) = (version.parse().ok()?, at.parse().ok()?);
+                let fresh = chrono::Utc::now().timestamp() - at < SERVER_SPEAKS_TTL_SECS;
+                (fresh && protocol::PROTOCOL_VERSIONS_SPOKEN.contains(&version)).then_some(version)
+            })
+            .unwrap_or(PROTOCOL_VERSION);
         Ok(SyncSession {
             started: Instant::now(),
             credentials: store.credentials()?,
@@ -228,7 +243,7 @@ impl SyncSession {
             more_to_push: false,
             page_cursors: (0, (0, 0, 0)),
             rows_seen: 0,
-            version: PROTOCOL_VERSION,
+            version,
         })
     }
 
@@ -584,6 +599,10 @@ impl SyncSession {
         if let Some(spoken) = protocol::version_spoken_by_server(reply.status, &reply.body) {
             if spoken < self.version && protocol::PROTOCOL_VERSIONS_SPOKEN.contains(&spoken) {
                 self.version = spoken;
+                store.set_meta(
+                    META_SERVER_SPEAKS,
+                    &format!("{spoken} {}", chrono::Utc::now().timestamp()),
+                )?;
                 return Ok(Step::Continue);
             }
         }

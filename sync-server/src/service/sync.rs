@@ -116,6 +116,7 @@ impl SyncService {
             )?;
             Ok((plan, stored))
         })?;
+        let pushed_nothing = request.push.is_empty();
         let PushPlan {
             accepted, refused, ..
         } = plan;
@@ -152,8 +153,10 @@ impl SyncService {
             refused.clone(),
         )?;
         let stream = if request.version >= protocol::stream::STREAM_VERSION {
-            // A phone that holds nothing of this feed gets its list rows first.
-            let rows = if cursor.unwrap_or(0) == 0 {
+            // A new phone (it holds nothing of this feed and pushes nothing) gets its list rows
+            // first. A phone pushing its own cases at its first sync is an agent who recorded
+            // before syncing: its list is already its own, and its caseload small.
+            let rows = if cursor.unwrap_or(0) == 0 && pushed_nothing {
                 self.caseload_rows(device)?
             } else {
                 Vec::new()

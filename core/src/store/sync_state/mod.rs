@@ -43,6 +43,9 @@ pub(crate) const META_REMOVALS: &str = "removals_cursor";
 /// the same history up to there.
 pub(crate) const META_MARK: &str = "feed_mark";
 pub(crate) const META_LAST_SYNC: &str = "last_sync";
+/// The older version a server said it speaks, and when ("7 1765100000"): the next syncs of
+/// the day start in it rather than pay a refused round trip each.
+pub(crate) const META_SERVER_SPEAKS: &str = "server_speaks";
 const META_SERVER_CA: &str = "server_ca";
 
 pub(crate) struct Pushed {

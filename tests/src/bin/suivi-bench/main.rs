@@ -62,6 +62,9 @@ struct Cli {
     /// Run only the console scenario (on SQLite, and on PostgreSQL with --postgres).
     #[arg(long)]
     console_only: bool,
+    /// Run only the busy server (on a server holding nothing else).
+    #[arg(long)]
+    busy_only: bool,
     /// Cases of one team behind the console's caseload scenario (listing, search, filters).
     #[arg(long, default_value_t = 100_000)]
     console_cases: usize,
@@ -200,6 +203,10 @@ fn run(mut cli: Cli) -> Result<(), String> {
             let figure = console_reassign_on(&ctx, &instance, "PostgreSQL")?;
             ctx.figures.push(figure);
         }
+        return report(&ctx, &[]);
+    }
+    if ctx.cli.busy_only {
+        busy(&mut ctx)?;
         return report(&ctx, &[]);
     }
     let largest = *ctx.cli.sizes.iter().max().ok_or("no sizes")?;
