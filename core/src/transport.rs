@@ -163,29 +163,6 @@ impl HttpTransport {
 /// gigabyte answer costs the phone at most this much memory.
 pub const RESPONSE_BYTES_MAX: usize = crate::protocol::SYNC_BODY_BYTES_MAX;
 
-fn send(request: reqwest::blocking::RequestBuilder) -> Result<HttpReply> {
-    use std::io::Read;
-    let response = request
-        .send()
-        .map_err(|e| Error::Offline(without_url(&e)))?;
-    let status = response.status().as_u16();
-    if response
-        .content_length()
-        .is_some_and(|n| n > RESPONSE_BYTES_MAX as u64)
-    {
-        return Err(too_large());
-    }
-    let mut body = Vec::new();
-    response
-        .take(RESPONSE_BYTES_MAX as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|_| Error::Offline("connection dropped".into()))?;
-    if body.len() > RESPONSE_BYTES_MAX {
-        return Err(too_large());
-    }
-    Ok(HttpReply { status, body })
-}
-
 pub(crate) fn too_large() -> Error {
     Error::Protocol(format!(
         "the server's response is larger than {RESPONSE_BYTES_MAX} bytes"
@@ -200,11 +177,11 @@ impl Transport for HttpTransport {
         body: Vec<u8>,
         credentials: Option<&Credentials>,
     ) -> Result<HttpReply> {
-        send(self.request(path, content_type, body, credentials))
+        self.post_cancellable(path, content_type, body, credentials, &Cancel::default())
     }
 
-    /// The request runs on its own thread; a cancel leaves it to end (its reply, if any, is
-    /// dropped: nothing was committed from it) and returns at once.
+    /// The reply read whole, under `RESPONSE_BYTES_MAX` as it arrives; a cancel returns at once
+    /// (the request's thread stops at its next piece; nothing was committed from it).
     fn post_cancellable(
         &self,
         path: &str,
@@ -213,29 +190,26 @@ impl Transport for HttpTransport {
         credentials: Option<&Credentials>,
         cancel: &Cancel,
     ) -> Result<HttpReply> {
-        if cancel.is_cancelled() {
-            return Err(Error::Cancelled);
-        }
-        let request = self.request(path, content_type, body, credentials);
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("suivi-request".into())
-            .spawn(move || {
-                let _ = tx.send(send(request));
-            })
-            .map_err(|e| Error::Offline(format!("cannot start a request thread: {e}")))?;
-        loop {
-            match rx.recv_timeout(CANCEL_POLL) {
-                Ok(reply) => return reply,
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if cancel.is_cancelled() => {
-                    return Err(Error::Cancelled)
+        let mut reply = HttpReply {
+            status: 0,
+            body: Vec::new(),
+        };
+        self.post_streamed(
+            path,
+            content_type,
+            body,
+            credentials,
+            cancel,
+            &mut |status, bytes| {
+                reply.status = status;
+                if reply.body.len() + bytes.len() > RESPONSE_BYTES_MAX {
+                    return Err(too_large());
                 }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(Error::Offline("request failed".into()))
-                }
-            }
-        }
+                reply.body.extend_from_slice(bytes);
+                Ok(())
+            },
+        )?;
+        Ok(reply)
     }
 
     /// The reply is read on its own thread, in pieces handed to `read` as they come; a cancel
@@ -300,6 +274,14 @@ fn read_pieces(request: reqwest::blocking::RequestBuilder, tx: std::sync::mpsc::
         }
     };
     let status = response.status().as_u16();
+    // A body declared larger than any reply is refused unread (a stream declares none).
+    if response
+        .content_length()
+        .is_some_and(|n| n > RESPONSE_BYTES_MAX as u64)
+    {
+        let _ = tx.send(Piece::Failed(too_large()));
+        return;
+    }
     // The status first, so an empty body still has one.
     if tx.send(Piece::Bytes(status, Vec::new())).is_err() {
         return;

@@ -722,3 +722,21 @@ fn a_phone_newer_than_its_server_asks_again_in_the_servers_version() {
     let err = sync(&mut phone, &server).unwrap_err();
     assert!(matches!(err, Error::Protocol(_)), "{err:?}");
 }
+
+/// A reply that is not a stream is read whole only under the response cap, in the sync as in
+/// a single request.
+#[test]
+fn a_whole_reply_larger_than_the_cap_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut phone = enrolled_phone(&dir, "amina", "dev-1");
+    let huge = vec![0x28u8; suivi_core::sync::RESPONSE_BYTES_MAX + 1];
+    let server = Scripted::default().then(move |_| {
+        Ok(HttpReply {
+            status: 200,
+            body: huge,
+        })
+    });
+    let err = sync(&mut phone, &server).unwrap_err().to_string();
+    assert!(err.contains("larger than"), "{err}");
+    assert_eq!(phone.cursor().unwrap(), 0);
+}

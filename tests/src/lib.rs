@@ -171,13 +171,14 @@ impl TestDevice {
         self.store.sync(&transport, &mut |_| {})
     }
 
-    /// Ids of every case on the device.
+    /// Ids of every case the device holds (not the rows a first sync listed ahead of theirs).
     pub fn case_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self
             .store
             .list_cases(&suivi_core::CaseFilter::default())
             .expect("list")
             .into_iter()
+            .filter(|c| !c.arriving)
             .map(|c| c.case_id)
             .collect();
         ids.sort();

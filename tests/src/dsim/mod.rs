@@ -364,7 +364,12 @@ impl World {
         let rows = store
             .list_cases(&CaseFilter::default())
             .map_err(|e| e.to_string())?;
-        Ok(rows.into_iter().map(|r| r.case_id).collect())
+        // Rows a cut first sync listed ahead are not held: nothing can be recorded on them.
+        Ok(rows
+            .into_iter()
+            .filter(|r| !r.arriving)
+            .map(|r| r.case_id)
+            .collect())
     }
 
     /// A phone records something, offline.

@@ -238,9 +238,12 @@ impl DeviceView {
             .map_err(|e| format!("{} does not open: {e}", device.name))?;
         let mut heads = BTreeMap::new();
         let mut docs = HashMap::new();
+        // The cases held (a sync killed mid-stream leaves rows listed ahead of theirs).
         for row in store
             .list_cases(&CaseFilter::default())
             .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|r| !r.arriving)
         {
             let mut doc = store
                 .load_doc(&row.case_id)

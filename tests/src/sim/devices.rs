@@ -99,7 +99,12 @@ impl World {
     pub(super) fn case_ids(&self, index: usize) -> Result<Vec<String>, String> {
         self.peek(index, |s| {
             s.list_cases(&CaseFilter::default())
-                .map(|rows| rows.into_iter().map(|r| r.case_id).collect::<Vec<_>>())
+                .map(|rows| {
+                    rows.into_iter()
+                        .filter(|r| !r.arriving)
+                        .map(|r| r.case_id)
+                        .collect::<Vec<_>>()
+                })
                 .map_err(|e| e.to_string())
         })?
     }

@@ -206,6 +206,30 @@ fn a_document_that_does_not_read_is_set_aside_and_the_rest_of_the_page_goes_on()
     assert!(!held.contains(&spoiled));
 }
 
+/// The frames the server streams a phone that holds nothing, read whole.
+fn first_stream(
+    server: &TestServer,
+    phone: &suivi_tests::TestDevice,
+) -> Vec<protocol::stream::Frame> {
+    let reply = HttpTransport::new(&server.url())
+        .unwrap()
+        .post(
+            "/v1/sync",
+            CONTENT_TYPE,
+            protocol::encode(&protocol::SyncRequest::pushing(0, vec![])).unwrap(),
+            Some(&phone.store.credentials().unwrap()),
+        )
+        .unwrap();
+    let mut reader = protocol::stream::FrameReader::new();
+    reader.feed(&reply.body).unwrap();
+    let mut frames = Vec::new();
+    while let Some(frame) = reader.next_frame().unwrap() {
+        frames.push(frame);
+    }
+    assert!(reader.ended());
+    frames
+}
+
 /// Protocol version 8: a new phone's list works from the rows sent ahead of its cases. The
 /// link is cut after the rows and inside the first page: every case is listed, searchable and
 /// read-only; the next sync brings the cases and the phone's own projection replaces the rows.
@@ -219,21 +243,10 @@ fn a_new_phones_list_works_from_the_rows_sent_ahead_while_its_cases_arrive() {
     let amina = caseload(&server, 300);
     let mut fatima = server.device("fatima");
     // What the server streams a phone that holds nothing: rows, then pages.
-    let reply = HttpTransport::new(&server.url())
-        .unwrap()
-        .post(
-            "/v1/sync",
-            CONTENT_TYPE,
-            protocol::encode(&protocol::SyncRequest::pushing(0, vec![])).unwrap(),
-            Some(&fatima.store.credentials().unwrap()),
-        )
-        .unwrap();
-    let mut reader = protocol::stream::FrameReader::new();
-    reader.feed(&reply.body).unwrap();
     let mut kinds = Vec::new();
     let mut rows = Vec::new();
     let mut rows_bytes = 0;
-    while let Some(frame) = reader.next_frame().unwrap() {
+    for frame in first_stream(&server, &fatima) {
         if frame.is(protocol::stream::FrameKind::Rows) {
             rows_bytes += frame.body.len() + 5;
             let listed: protocol::CaseRows = protocol::decode(&frame.body).unwrap();
@@ -356,19 +369,8 @@ fn the_rows_sent_ahead_are_only_the_users_caseload() {
     let his = karim.store.create_case(&child(7)).unwrap();
     karim.sync().unwrap();
     let mut phone = server.device("amina");
-    let reply = HttpTransport::new(&server.url())
-        .unwrap()
-        .post(
-            "/v1/sync",
-            CONTENT_TYPE,
-            protocol::encode(&protocol::SyncRequest::pushing(0, vec![])).unwrap(),
-            Some(&phone.store.credentials().unwrap()),
-        )
-        .unwrap();
-    let mut reader = protocol::stream::FrameReader::new();
-    reader.feed(&reply.body).unwrap();
     let mut listed = Vec::new();
-    while let Some(frame) = reader.next_frame().unwrap() {
+    for frame in first_stream(&server, &phone) {
         if frame.is(protocol::stream::FrameKind::Rows) {
             let rows: protocol::CaseRows = protocol::decode(&frame.body).unwrap();
             assert_eq!(rows.total, 3);
