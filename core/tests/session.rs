@@ -668,6 +668,17 @@ fn rows_sent_ahead_are_listed_until_the_sync_ends_and_more_rows_than_announced_a
     });
     let err = sync(&mut phone, &server).unwrap_err().to_string();
     assert!(err.contains("list rows"), "{err}");
+    // A row whose id is not a case id: refused, nothing listed.
+    let odd = stream_of(&[rows_frame(1, vec![row("../../etc/passwd", "Awa")])]);
+    let server = Scripted::default().then(move |_| {
+        Ok(HttpReply {
+            status: 200,
+            body: odd,
+        })
+    });
+    let err = sync(&mut phone, &server).unwrap_err().to_string();
+    assert!(err.contains("not a case id"), "{err}");
+    assert!(phone.list_cases(&Default::default()).unwrap().is_empty());
 }
 
 /// A phone updated before its server: the server refuses the newer version and says its own;
@@ -739,4 +750,43 @@ fn a_whole_reply_larger_than_the_cap_is_refused() {
     let err = sync(&mut phone, &server).unwrap_err().to_string();
     assert!(err.contains("larger than"), "{err}");
     assert_eq!(phone.cursor().unwrap(), 0);
+}
+
+/// A case fetched by id (a row listed ahead, opened): the server's reply may hold only the
+/// cases asked for; one holding another is refused and nothing is kept.
+#[test]
+fn a_fetch_answered_with_a_case_not_asked_for_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut phone = enrolled_phone(&dir, "amina", "dev-1");
+    let mut other = enrolled_phone(&dir, "amina", "dev-2");
+    let asked = other
+        .create_case(&child("Aïcha", "Traoré", "Kignan"))
+        .unwrap();
+    let slipped = other
+        .create_case(&child("Moussa", "Traoré", "Kignan"))
+        .unwrap();
+    let page = |ids: Vec<String>, other: &Store| SyncResponse {
+        authors: vec![Author {
+            user: "amina".into(),
+            device: "dev-2".into(),
+        }],
+        pull: ids.iter().map(|id| pulled(other, id)).collect(),
+        ..empty_page(0)
+    };
+    let server = Scripted::default().page(page(vec![asked.clone(), slipped.clone()], &other));
+    let err = suivi_core::sync::fetch_cases(&mut &mut phone, &server, std::slice::from_ref(&asked))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not asked for"), "{err}");
+    assert!(phone.case(&asked).is_err() && phone.case(&slipped).is_err());
+    // Answered with the case asked for: kept, no position moved.
+    let server = Scripted::default().page(page(vec![asked.clone()], &other));
+    let fetched =
+        suivi_core::sync::fetch_cases(&mut &mut phone, &server, std::slice::from_ref(&asked))
+            .unwrap();
+    assert_eq!(fetched.cases_down, 1);
+    assert_eq!(phone.case(&asked).unwrap().summary.first_name, "Aïcha");
+    assert_eq!(phone.cursor().unwrap(), 0);
+    let sent = server.sent();
+    assert_eq!(sent[0].0, "/v1/cases");
 }

@@ -373,13 +373,10 @@ impl SyncSession {
             while let Some(frame) = incoming.next_frame()? {
                 step = self.on_frame(store, frame)?;
             }
-            return match incoming.finish()? {
-                Finished::Stream(frames) => {
-                    self.on_stream_end(frames)?;
-                    Ok(step)
-                }
-                Finished::Whole(_) => unreachable!("a stream was read"),
-            };
+            if let Finished::Stream(frames) = incoming.finish()? {
+                self.on_stream_end(frames)?;
+            }
+            return Ok(step);
         }
         self.report.bytes_down += reply.body.len();
         if reply.status != 200 {
@@ -416,10 +413,21 @@ impl SyncSession {
     }
 
     /// Lists the rows a first sync sends ahead of the cases (version 8): the list and search
-    /// work from them while the histories arrive. Rows beyond the caseload announced, or more
-    /// rows than `LIST_ROWS_AHEAD_MAX`, are refused.
+    /// work from them while the histories arrive. A frame with a row whose id is not a case
+    /// id, rows beyond the caseload announced, or more rows than `LIST_ROWS_AHEAD_MAX`, are
+    /// refused.
     fn on_rows(&mut self, store: &mut Store, body: &[u8]) -> Result<Step> {
         let rows: protocol::CaseRows = protocol::decode(body)?;
+        if let Some(bad) = rows
+            .rows
+            .iter()
+            .find(|r| !crate::case_doc::is_case_id(&r.case_id))
+        {
+            return Err(Error::Protocol(format!(
+                "a list row for {:?}, not a case id",
+                bad.case_id.chars().take(40).collect::<String>()
+            )));
+        }
         let seen = self.rows_seen + rows.rows.len();
         if rows.total > LIST_ROWS_AHEAD_MAX as u64 || seen as u64 > rows.total {
             return Err(Error::Protocol(format!(
