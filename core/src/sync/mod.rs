@@ -6,6 +6,7 @@
 
 pub mod enroll;
 pub mod fetch;
+mod incoming;
 pub mod session;
 
 pub use crate::store::Enrollment;

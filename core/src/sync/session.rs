@@ -7,14 +7,14 @@
 use std::collections::HashSet;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use automerge::sync::{Message, State, SyncDoc};
 use automerge::ChangeHash;
 
 use crate::case_doc::CaseDoc;
 use crate::error::{Error, Result};
-use crate::protocol::stream::{self, Frame, FrameKind, FrameReader};
+use crate::protocol::stream::{self, Frame, FrameKind};
 use crate::protocol::{
     self, CaseChanges, DocSyncRequest, DocSyncResponse, ErrorBody, Refusal, RefusalReason,
     SyncRequest, SyncResponse, CONTENT_TYPE, PROTOCOL_VERSION, PROTOCOL_VERSION_MIN,
@@ -26,6 +26,8 @@ use crate::store::{Store, SyncState};
 use crate::store::{SyncProgress, SyncReport};
 use crate::transport::status_error;
 use crate::transport::{Cancel, Credentials, HttpReply, Transport};
+
+pub use super::incoming::{Finished, Incoming, FRAME_TIMEOUT};
 
 /// Why a case is set aside when the server's history of it cannot join this phone's.
 pub const HISTORIES_DIFFER: &str =
@@ -72,9 +74,6 @@ pub const SYNC_PAGES_MAX: usize = 10_000;
 pub const SERVER_SPEAKS_TTL_SECS: i64 = 24 * 3600;
 /// List rows a phone takes ahead of their cases: the largest caseload a phone is meant to hold.
 pub const LIST_ROWS_AHEAD_MAX: usize = 100_000;
-/// How long one frame of a stream may take to arrive whole: 64 KB in a minute is a quarter of
-/// the slowest 2G link; a server dripping a byte a minute is cut.
-pub const FRAME_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn stalled() -> Error {
     Error::Protocol(format!(
@@ -677,105 +676,6 @@ fn finish_doc_sync(store: &mut Store, mut ds: DocSync) -> Result<()> {
         .collect();
     let synced = ds.converged.then(|| ds.doc.heads());
     store.commit_doc_sync(&ds.case_id, &received, synced)
-}
-
-/// A reply as it arrives: a stream of pages (a version 8 server's answer to a sync request),
-/// whose frames come out as they complete, or any other body, kept whole (within the response
-/// cap) until it ends.
-#[derive(Debug, Default)]
-pub struct Incoming {
-    status: u16,
-    started: bool,
-    whole: Vec<u8>,
-    stream: Option<FrameReader>,
-    /// When the frame being received began: the end of the last whole frame.
-    frame_since: Option<Instant>,
-}
-
-/// How a reply ended.
-pub enum Finished {
-    /// A stream, ended as the server meant: the frames it held.
-    Stream(usize),
-    /// Any other reply, whole.
-    Whole(HttpReply),
-}
-
-impl Incoming {
-    /// Takes the next piece of the reply.
-    pub fn feed(&mut self, status: u16, bytes: &[u8]) -> Result<()> {
-        self.status = status;
-        if !self.started {
-            self.whole.extend_from_slice(bytes);
-            // Four bytes tell a stream from a single body.
-            if self.whole.len() < stream::STREAM_MAGIC.len() {
-                return Ok(());
-            }
-            self.started = true;
-            if status == 200 && stream::is_stream(&self.whole) {
-                let mut reader = FrameReader::new();
-                reader.feed(&std::mem::take(&mut self.whole))?;
-                self.stream = Some(reader);
-                self.frame_since = Some(Instant::now());
-            }
-            return self.check_whole();
-        }
-        match &mut self.stream {
-            Some(reader) => {
-                reader.feed(bytes)?;
-                if self
-                    .frame_since
-                    .is_some_and(|since| since.elapsed() > FRAME_TIMEOUT)
-                {
-                    return Err(Error::Offline(format!(
-                        "a page of the server's stream took longer than {} s: \
-                         the pages before it are kept",
-                        FRAME_TIMEOUT.as_secs()
-                    )));
-                }
-                Ok(())
-            }
-            None => {
-                self.whole.extend_from_slice(bytes);
-                self.check_whole()
-            }
-        }
-    }
-
-    fn check_whole(&self) -> Result<()> {
-        if self.whole.len() > crate::transport::RESPONSE_BYTES_MAX {
-            return Err(crate::transport::too_large());
-        }
-        Ok(())
-    }
-
-    /// A stream's next whole frame, if one has arrived.
-    pub fn next_frame(&mut self) -> Result<Option<Frame>> {
-        let Some(reader) = &mut self.stream else {
-            return Ok(None);
-        };
-        let frame = reader.next_frame()?;
-        if frame.is_some() {
-            self.frame_since = Some(Instant::now());
-        }
-        Ok(frame)
-    }
-
-    /// The reply once it has ended: a stream without its end marker was cut (its whole frames
-    /// were committed as they came; the next sync goes on after the last).
-    pub fn finish(self) -> Result<Finished> {
-        match self.stream {
-            Some(reader) if reader.ended() => Ok(Finished::Stream(reader.frames())),
-            Some(reader) => Err(Error::Offline(format!(
-                "the link dropped during the server's stream, after {} whole pages \
-                 (kept; the next sync goes on from there)",
-                reader.frames()
-            ))),
-            None => Ok(Finished::Whole(HttpReply {
-                status: self.status,
-                body: self.whole,
-            })),
-        }
-    }
 }
 
 /// Runs a whole sync. The store is held for each decision and commit, never across a request.
