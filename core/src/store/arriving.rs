@@ -4,10 +4,9 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::projection::name_terms;
+use super::projection::SearchKeys;
 use super::Store;
 use crate::error::Result;
-use crate::names::fold;
 use crate::protocol::CaseRow;
 
 impl Store {
@@ -31,6 +30,7 @@ impl Store {
                 .unwrap_or_default()
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             let statuses = format!(" {} ", r.referral_statuses.join(" "));
+            let keys = SearchKeys::of(&r.first_name, &r.last_name, r.village.as_deref());
             tx.execute(
                 "INSERT OR REPLACE INTO arriving_cases (case_id, first_name, last_name,
                     name_folded, sex, province, commune, village, village_folded, work_sector,
@@ -43,12 +43,12 @@ impl Store {
                     r.case_id,
                     r.first_name,
                     r.last_name,
-                    fold(&format!("{} {}", r.first_name, r.last_name)),
+                    keys.name_folded,
                     r.sex,
                     r.province,
                     r.commune,
                     r.village,
-                    r.village.as_deref().map(fold),
+                    keys.village_folded,
                     r.work_sector,
                     r.risk_level,
                     updated,
@@ -56,8 +56,8 @@ impl Store {
                     r.referral_count,
                     r.followup_count,
                     r.conflict_count,
-                    name_terms(&r.first_name, &r.last_name),
-                    r.village.as_deref().map(crate::names::place_key),
+                    keys.name_terms,
+                    keys.village_key,
                     statuses,
                 ],
             )?;

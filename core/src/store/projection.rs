@@ -166,6 +166,27 @@ pub(super) fn name_terms(first: &str, last: &str) -> String {
     format!(" {} ", crate::names::search_terms(&[first, last]).join(" "))
 }
 
+/// The keys a list row is searched and filtered by, from its names and village. The cases
+/// held and the rows a first sync lists ahead (`arriving.rs`) are keyed by this one function,
+/// so one search finds both alike.
+pub(super) struct SearchKeys {
+    pub(super) name_folded: String,
+    pub(super) village_folded: Option<String>,
+    pub(super) name_terms: String,
+    pub(super) village_key: Option<String>,
+}
+
+impl SearchKeys {
+    pub(super) fn of(first: &str, last: &str, village: Option<&str>) -> SearchKeys {
+        SearchKeys {
+            name_folded: fold(&format!("{first} {last}")),
+            village_folded: village.map(fold),
+            name_terms: name_terms(first, last),
+            village_key: village.map(crate::names::place_key),
+        }
+    }
+}
+
 /// Fills the search keys of rows projected before they existed (schema 8), from the names and
 /// village each row already holds; nothing to do once done.
 pub(super) fn fill_search_keys(conn: &mut rusqlite::Connection) -> Result<()> {
@@ -181,13 +202,10 @@ pub(super) fn fill_search_keys(conn: &mut rusqlite::Connection) -> Result<()> {
     }
     let tx = conn.transaction()?;
     for (case_id, first, last, village) in rows {
+        let keys = SearchKeys::of(&first, &last, village.as_deref());
         tx.execute(
             "UPDATE cases SET name_terms = ?2, village_key = ?3 WHERE case_id = ?1",
-            params![
-                case_id,
-                name_terms(&first, &last),
-                village.as_deref().map(crate::names::place_key)
-            ],
+            params![case_id, keys.name_terms, keys.village_key],
         )?;
     }
     tx.commit()?;
@@ -197,6 +215,7 @@ pub(super) fn fill_search_keys(conn: &mut rusqlite::Connection) -> Result<()> {
 /// Replaces a case's projection rows.
 pub fn write(tx: &Transaction<'_>, p: &CaseProjection) -> Result<()> {
     let c = &p.case;
+    let keys = SearchKeys::of(&c.first_name, &c.last_name, c.village.as_deref());
     tx.execute(
         "INSERT OR REPLACE INTO cases (case_id, first_name, last_name, name_folded, sex, province,
             commune, village, village_folded, work_sector, risk_level, created_at, created_by,
@@ -208,12 +227,12 @@ pub fn write(tx: &Transaction<'_>, p: &CaseProjection) -> Result<()> {
             c.case_id,
             c.first_name,
             c.last_name,
-            fold(&format!("{} {}", c.first_name, c.last_name)),
+            keys.name_folded,
             c.sex,
             c.province,
             c.commune,
             c.village,
-            c.village.as_deref().map(fold),
+            keys.village_folded,
             c.work_sector,
             c.risk_level,
             c.created_at,
@@ -223,8 +242,8 @@ pub fn write(tx: &Transaction<'_>, p: &CaseProjection) -> Result<()> {
             c.referral_count,
             c.followup_count,
             c.conflict_count,
-            name_terms(&c.first_name, &c.last_name),
-            c.village.as_deref().map(crate::names::place_key)
+            keys.name_terms,
+            keys.village_key
         ],
     )?;
     tx.execute("DELETE FROM referrals WHERE case_id = ?1", [&c.case_id])?;
