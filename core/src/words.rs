@@ -268,6 +268,15 @@ impl Zone {
         date(lang, self.day_of(at))
     }
 
+    /// A stored moment (RFC 3339, a device's clock) as the reader writes it in this zone; a
+    /// date as a date; anything else as it is.
+    pub fn time_text(self, lang: Lang, text: &str) -> String {
+        match DateTime::parse_from_rfc3339(text) {
+            Ok(at) => self.date_time(lang, at.with_timezone(&Utc)),
+            Err(_) => date_text(lang, text),
+        }
+    }
+
     /// A moment as the reader writes it, in this zone, to the minute: "2 mars 2026 à 14:05".
     pub fn date_time(self, lang: Lang, at: DateTime<Utc>) -> String {
         let local = at.with_timezone(&self.0);

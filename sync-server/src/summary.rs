@@ -48,13 +48,17 @@ pub fn summarize(doc: AutoCommit, change_count: u64, forms: &FormRegistry) -> Op
     let referrals = doc.referrals(forms).unwrap_or_default();
     let followups = doc.followups(forms).unwrap_or_default();
     let c = p.case;
-    let indicators = indicators(
+    let mut indicators = indicators(
         &c,
         merged_into.is_none(),
         &referrals,
         &followups,
         chrono::Utc::now().timestamp(),
     );
+    match doc.closure() {
+        Ok(closure) => outcome_indicators(&mut indicators, &c, &closure, &followups),
+        Err(e) => tracing::warn!(error = %e, "a checked case's closure does not read"),
+    }
     let referral_rows = referrals.iter().map(referral_summary).collect();
     let summary = CaseSummary {
         birth_year: birth_year(&ident, &c.created_at),
@@ -215,7 +219,55 @@ pub fn indicators(
             }
             _ => None,
         },
+        stage: "identified".to_string(),
+        ..CaseIndicators::default()
     }
+}
+
+/// What a programme's report counts of a case's outcome and closure (README, "Outcomes"):
+/// the stage and classification its projection derived, the closure, and its visits on
+/// schedule: each visit, in visit-date order, that followed one setting a next visit due was
+/// scheduled, and on time if made no later than that day.
+pub fn outcome_indicators(
+    i: &mut CaseIndicators,
+    c: &projection::CaseRow,
+    closure: &suivi_core::case_doc::Closure,
+    followups: &[FollowUp],
+) {
+    i.stage = c.stage.clone().unwrap_or_else(|| "identified".to_string());
+    i.classification = c.classification.clone();
+    i.closure = c.closure.clone();
+    i.closed_reason = closure
+        .is_closed()
+        .then(|| closure.reason.clone())
+        .flatten();
+    i.reopenings = i64::try_from(closure.reopenings()).unwrap_or(i64::MAX);
+    let field = |f: &FollowUp, key: &str| {
+        f.fields
+            .get(key)
+            .and_then(Json::as_str)
+            .and_then(|d| chrono::NaiveDate::parse_from_str(d.get(..10)?, "%Y-%m-%d").ok())
+    };
+    let mut visits: Vec<(chrono::NaiveDate, Option<chrono::NaiveDate>, &str)> = followups
+        .iter()
+        .filter_map(|f| {
+            Some((
+                field(f, "visit_date")?,
+                field(f, "next_visit_due"),
+                f.id.as_str(),
+            ))
+        })
+        .collect();
+    visits.sort();
+    let (mut scheduled, mut on_time) = (0, 0);
+    for pair in visits.windows(2) {
+        if let (Some(due), (made, _, _)) = (pair[0].1, pair[1]) {
+            scheduled += 1;
+            on_time += i64::from(made <= due);
+        }
+    }
+    i.visits_scheduled = scheduled;
+    i.visits_on_time = on_time;
 }
 
 /// A referral as the project-wide referral views read it: where it stands, since when, and
@@ -380,6 +432,48 @@ mod tests {
     }
 
     const NOW: i64 = 1_796_000_000; // 2026-11
+
+    /// A visit counts as scheduled when the one before it (by visit date, whatever order they
+    /// were recorded in) set a next visit due, and on time when made by that day; a closed
+    /// case's reason is kept, a proposal's is not.
+    #[test]
+    fn visits_on_schedule_and_the_closure_are_counted_from_the_records() {
+        let due = |mut v: FollowUp, next: &str| {
+            v.fields.insert("next_visit_due".into(), Json::from(next));
+            v
+        };
+        let visits = [
+            due(visit("2026-10-11", Some(false), &[]), "2026-11-20"),
+            visit("2026-11-15", Some(false), &[]),
+            due(visit("2026-09-01", Some(true), &[]), "2026-10-10"),
+        ];
+        let mut i = indicators(&case_row("2026-08-01"), true, &[], &visits, NOW);
+        let mut closure = suivi_core::case_doc::Closure {
+            status: suivi_core::case_doc::ClosureStatus::Proposed,
+            disputed: false,
+            reason: Some("moved_away".into()),
+            steps: Vec::new(),
+        };
+        let row = projection::CaseRow {
+            stage: Some("not_working_at_one_visit".into()),
+            closure: Some("proposed".into()),
+            ..case_row("2026-08-01")
+        };
+        outcome_indicators(&mut i, &row, &closure, &visits);
+        assert_eq!(
+            (i.visits_scheduled, i.visits_on_time),
+            (2, 1),
+            "10-11 late, 11-15 on time"
+        );
+        assert_eq!(i.stage, "not_working_at_one_visit");
+        assert_eq!(
+            (i.closure.as_deref(), i.closed_reason.as_deref()),
+            (Some("proposed"), None)
+        );
+        closure.status = suivi_core::case_doc::ClosureStatus::Closed;
+        outcome_indicators(&mut i, &row, &closure, &visits);
+        assert_eq!(i.closed_reason.as_deref(), Some("moved_away"));
+    }
 
     #[test]
     fn a_referrals_time_in_each_status_comes_from_its_transitions() {

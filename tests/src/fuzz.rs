@@ -276,7 +276,7 @@ pub fn case_changes(data: &[u8]) {
             user: "amina",
             audit_notes_only: false,
             links_cases: false,
-            reassigns: false,
+            supervises: false,
         };
         let _ = copy.apply(pushed.to_vec(), author, &forms);
         let doc = copy.into_document();

@@ -194,7 +194,7 @@ fn the_seeds_reach_deep_paths() {
             user: "amina",
             audit_notes_only: false,
             links_cases: false,
-            reassigns: false,
+            supervises: false,
         },
         &FormRegistry::builtin(),
     )
@@ -247,7 +247,7 @@ fn case_changes_refusal(name: &str) -> suivi_core::case_doc::check::ChangeRefusa
                     user: "amina",
                     audit_notes_only: false,
                     links_cases: false,
-                    reassigns: false,
+                    supervises: false,
                 },
                 &FormRegistry::builtin(),
             )

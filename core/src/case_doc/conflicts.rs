@@ -3,7 +3,8 @@
 use super::*;
 
 impl CaseDoc {
-    /// Fields holding concurrent values: identification fields and referral statuses.
+    /// Fields holding concurrent values: identification fields, the case's agent, its closure
+    /// and referral statuses.
     pub fn conflicts(&self, forms: &FormRegistry) -> Result<Vec<Conflict>> {
         Ok(self
             .conflicts_and_ops(forms)?
@@ -51,12 +52,21 @@ impl CaseDoc {
             };
             out.push((conflict, moves.iter().map(|(_, id)| id.clone()).collect()));
         }
-        let assignees = self.doc.get_all(ROOT, K_ASSIGNED_TO)?;
-        if assignees.len() > 1 {
-            let ops = assignees.iter().map(|(_, id)| id.clone()).collect();
+        for key in [K_ASSIGNED_TO, K_CLOSURE_STATUS, K_CLOSURE_REASON] {
+            let held = self.doc.get_all(ROOT, key)?;
+            let mut distinct: Vec<Json> =
+                held.iter().map(|(v, _)| value_to_plain_json(v)).collect();
+            distinct.sort_by_key(|v| v.to_string());
+            distinct.dedup();
+            // The same closure step taken on two phones is no conflict (a reassignment to the
+            // same agent twice is still shown, as it always was).
+            if held.len() < 2 || (key != K_ASSIGNED_TO && distinct.len() < 2) {
+                continue;
+            }
+            let ops = held.iter().map(|(_, id)| id.clone()).collect();
             let conflict = Conflict {
-                path: K_ASSIGNED_TO.to_string(),
-                values: assignees
+                path: key.to_string(),
+                values: held
                     .into_iter()
                     .map(|(v, _)| value_to_plain_json(&v))
                     .collect(),
@@ -187,6 +197,25 @@ impl CaseDoc {
             }
             self.doc
                 .put(ROOT, K_IDENTIFICATION_FORM, i64::from(newest))?;
+        } else if path == K_CLOSURE_STATUS {
+            // One of the steps taken at once stands; the server checks that a decision is a
+            // supervisor's.
+            let status = value
+                .as_str()
+                .and_then(ClosureStatus::parse)
+                .filter(|_| conflict.values.contains(value))
+                .ok_or_else(|| {
+                    Error::InvalidInput(
+                        "a disputed closure is settled with one of its statuses".into(),
+                    )
+                })?;
+            self.doc.put(ROOT, K_CLOSURE_STATUS, status.as_str())?;
+        } else if path == K_CLOSURE_REASON {
+            let reason = value
+                .as_str()
+                .filter(|r| CLOSURE_REASONS.contains(r))
+                .ok_or_else(|| Error::InvalidInput("closure reason".into()))?;
+            self.doc.put(ROOT, K_CLOSURE_REASON, reason)?;
         } else if path == K_ASSIGNED_TO {
             let agent = value
                 .as_str()

@@ -20,6 +20,7 @@ use crate::referral::{ReferralStatus, Transition};
 
 mod chain;
 pub mod check;
+mod closure;
 mod conflicts;
 mod history;
 mod ownership;
@@ -27,6 +28,7 @@ mod records;
 mod referrals;
 mod story;
 pub use chain::*;
+pub use closure::*;
 use conflicts::*;
 pub use ownership::*;
 use records::*;

@@ -2,7 +2,7 @@
 //! struct per form, so a new form version needs no code change and no app release.
 
 mod label;
-mod validate;
+pub(crate) mod validate;
 #[cfg(feature = "xlsform")]
 pub mod xlsform;
 

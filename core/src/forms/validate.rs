@@ -201,7 +201,7 @@ fn check_number_bounds(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use serde_json::json;
 
     use super::*;

@@ -8,6 +8,7 @@ mod drafts;
 mod exchange;
 mod inputs;
 mod open;
+mod outcomes;
 pub mod projection;
 mod reads;
 pub mod schema;
@@ -270,7 +271,9 @@ impl Store {
         }
         schema::migrate_to(&mut conn, schema::LATEST_VERSION)?;
         projection::fill_search_keys(&mut conn)?;
-        Store::from_connection(conn)
+        let mut store = Store::from_connection(conn)?;
+        store.project_outcomes()?;
+        Ok(store)
     }
 
     /// Deletes a store's files (database, write-ahead log, shared memory): a reset before a new
@@ -482,7 +485,12 @@ impl Store {
                 params![case_id, SyncState::Pending],
             )?;
         }
-        let projection = projection::project(doc, forms)?;
+        let unacknowledged: bool = tx.query_row(
+            "SELECT dirty != ?2 FROM case_sync WHERE case_id = ?1",
+            params![case_id, SyncState::Clean],
+            |r| r.get(0),
+        )?;
+        let projection = projection::project_on_phone(doc, forms, unacknowledged)?;
         projection::write(tx, &projection)?;
         Ok(())
     }

@@ -5,7 +5,7 @@ use rusqlite::{params, Transaction};
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use crate::case_doc::{CaseDoc, Conflict};
+use crate::case_doc::{CaseDoc, ClosureStatus, Conflict};
 use crate::error::Result;
 use crate::forms::{FormRegistry, Record};
 
@@ -31,6 +31,15 @@ pub struct CaseRow {
     pub conflict_count: i64,
     /// Listed from the server's row while the case's history arrives (a first sync): read-only.
     pub arriving: bool,
+    /// The child's stage (`outcome::Stage`, snake case); `None` for a row listed ahead.
+    pub stage: Option<String>,
+    /// `withdrawn` or `prevented` once the rules count the child so.
+    pub classification: Option<String>,
+    /// A visit this phone has not had acknowledged counted in the stage.
+    pub outcome_provisional: bool,
+    /// The closure's status when the case is not simply open (`proposed`, `returned`, `closed`,
+    /// or `disputed` when two were written at once). A closed case has no visit due.
+    pub closure: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -74,6 +83,16 @@ pub fn project(doc: &mut CaseDoc, forms: &FormRegistry) -> Result<CaseProjection
     Ok(project_with_sources(doc, forms)?.projection)
 }
 
+/// A phone's projection: the visits of a case with changes the server has not acknowledged
+/// (`unacknowledged`) count as provisional in its outcome.
+pub fn project_on_phone(
+    doc: &mut CaseDoc,
+    forms: &FormRegistry,
+    unacknowledged: bool,
+) -> Result<CaseProjection> {
+    Ok(project_outcome(doc, forms, unacknowledged)?.projection)
+}
+
 /// A case's projection, with the identification record and the conflicts it was read from:
 /// what another projection of the same document needs too (the server's console summary), so
 /// that it does not read them again.
@@ -84,6 +103,14 @@ pub struct Projected {
 }
 
 pub fn project_with_sources(doc: &mut CaseDoc, forms: &FormRegistry) -> Result<Projected> {
+    project_outcome(doc, forms, false)
+}
+
+fn project_outcome(
+    doc: &mut CaseDoc,
+    forms: &FormRegistry,
+    unacknowledged: bool,
+) -> Result<Projected> {
     let case_id = doc.case_id()?;
     let ident = doc.identification(forms)?;
     let referrals = doc.referrals(forms)?;
@@ -95,7 +122,20 @@ pub fn project_with_sources(doc: &mut CaseDoc, forms: &FormRegistry) -> Result<P
         .map(|t| t.to_rfc3339())
         .unwrap_or_else(|| created_at.clone());
     let latest_visit = followups.last();
+    let closure = doc.closure()?;
+    let facts = crate::outcome::facts_of(&ident, &referrals, &followups, &conflicts, &|_| {
+        unacknowledged
+    });
+    let outcome = crate::outcome::derive(&facts, &crate::outcome::OutcomeSettings::default());
     let case = CaseRow {
+        stage: Some(outcome.stage.as_str().to_string()),
+        classification: outcome.classification.map(|(c, _)| c.as_str().to_string()),
+        outcome_provisional: outcome.provisional,
+        closure: match (closure.disputed, closure.status) {
+            (true, _) => Some("disputed".to_string()),
+            (false, ClosureStatus::Open) => None,
+            (false, status) => Some(status.as_str().to_string()),
+        },
         arriving: false,
         case_id: case_id.clone(),
         first_name: text(&ident, "child_first_name").unwrap_or_default(),
@@ -112,7 +152,10 @@ pub fn project_with_sources(doc: &mut CaseDoc, forms: &FormRegistry) -> Result<P
         created_by: doc.created_by()?,
         created_at,
         updated_at,
-        next_followup_due: latest_visit.and_then(|f| text(&f.fields, "next_visit_due")),
+        // A closed case leaves the due and overdue lists: no visit is due.
+        next_followup_due: latest_visit
+            .and_then(|f| text(&f.fields, "next_visit_due"))
+            .filter(|_| !closure.is_closed()),
         referral_count: referrals.len() as i64,
         followup_count: followups.len() as i64,
         conflict_count: conflicts.len() as i64,
@@ -220,9 +263,9 @@ pub fn write(tx: &Transaction<'_>, p: &CaseProjection) -> Result<()> {
         "INSERT OR REPLACE INTO cases (case_id, first_name, last_name, name_folded, sex, province,
             commune, village, village_folded, work_sector, risk_level, created_at, created_by,
             updated_at, next_followup_due, referral_count, followup_count, conflict_count,
-            name_terms, village_key)
+            name_terms, village_key, stage, classification, outcome_provisional, closure)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-            ?19, ?20)",
+            ?19, ?20, ?21, ?22, ?23, ?24)",
         params![
             c.case_id,
             c.first_name,
@@ -243,7 +286,11 @@ pub fn write(tx: &Transaction<'_>, p: &CaseProjection) -> Result<()> {
             c.followup_count,
             c.conflict_count,
             keys.name_terms,
-            keys.village_key
+            keys.village_key,
+            c.stage,
+            c.classification,
+            c.outcome_provisional,
+            c.closure
         ],
     )?;
     tx.execute("DELETE FROM referrals WHERE case_id = ?1", [&c.case_id])?;

@@ -252,8 +252,10 @@ impl Store {
     pub fn list_cases(&self, filter: &CaseFilter) -> Result<Vec<CaseRow>> {
         // The cases held, and the rows a first sync sent ahead of cases not held yet.
         let mut sql = format!(
-            "SELECT * FROM (SELECT {LISTED}, 0 AS arriving, '' AS referral_statuses FROM cases
-             UNION ALL SELECT {LISTED}, 1, referral_statuses FROM arriving_cases a
+            "SELECT * FROM (SELECT {LISTED}, 0 AS arriving, '' AS referral_statuses, stage,
+                classification, outcome_provisional, closure FROM cases
+             UNION ALL SELECT {LISTED}, 1, referral_statuses, NULL, NULL, 0, NULL
+             FROM arriving_cases a
              WHERE NOT EXISTS (SELECT 1 FROM case_docs d WHERE d.case_id = a.case_id)) cases
              WHERE 1 = 1"
         );
@@ -401,6 +403,10 @@ pub(super) fn row_to_case(row: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> 
         conflict_count: row.get("conflict_count")?,
         // Only the list reads rows the server sent ahead.
         arriving: row.get::<_, bool>("arriving").unwrap_or(false),
+        stage: row.get("stage")?,
+        classification: row.get("classification")?,
+        outcome_provisional: row.get("outcome_provisional")?,
+        closure: row.get("closure")?,
     })
 }
 

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 /// Marks our files so a database of another application is recognised and left alone.
 pub const APPLICATION_ID: i64 = 0x5355_4956; // "SUIV"
 
-pub const MIGRATIONS: [&str; 10] = [
+pub const MIGRATIONS: [&str; 11] = [
     include_str!("migrations/001_cases.sql"),
     include_str!("migrations/002_sync.sql"),
     include_str!("migrations/003_pending.sql"),
@@ -19,6 +19,7 @@ pub const MIGRATIONS: [&str; 10] = [
     include_str!("migrations/008_search.sql"),
     include_str!("migrations/009_drafts.sql"),
     include_str!("migrations/010_arriving.sql"),
+    include_str!("migrations/011_outcomes.sql"),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

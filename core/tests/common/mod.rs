@@ -89,6 +89,6 @@ pub fn phone_author(user: &str, reassigns: bool) -> suivi_core::case_doc::check:
         user,
         audit_notes_only: false,
         links_cases: false,
-        reassigns,
+        supervises: reassigns,
     }
 }

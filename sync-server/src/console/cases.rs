@@ -148,6 +148,8 @@ pub(super) struct CasePageQuery {
     pub(super) noted: String,
     #[serde(default)]
     pub(super) unmerged: String,
+    #[serde(default)]
+    pub(super) decided: String,
 }
 
 /// A case merged into the one shown, read only if the reader may read it. A merged case that
@@ -342,7 +344,27 @@ pub(super) async fn case_page(
         .filter(|until| {
             *until > now() && matches!(signed.user.role, Role::Supervisor | Role::Admin)
         });
+    // The outcome as the server counts it: every visit it holds is verified.
+    let outcome = suivi_core::outcome::derive(
+        &suivi_core::outcome::facts_of(
+            &identification,
+            &referrals,
+            &followups,
+            &conflicts,
+            &|_| false,
+        ),
+        &suivi_core::outcome::OutcomeSettings::default(),
+    );
+    let closure = doc
+        .closure()
+        .map_err(|e| ConsoleError::Storage(e.to_string()))?;
     let page = pages::CasePage {
+        closure: merged_into.is_none().then_some(pages::ClosureView {
+            case_id: &listed.summary.case_id,
+            outcome: &outcome,
+            closure: &closure,
+            decides: matches!(signed.user.role, Role::Supervisor | Role::Admin),
+        }),
         listed: &listed,
         identification: &identification,
         former_fields: &former_fields,
@@ -356,6 +378,8 @@ pub(super) async fn case_page(
             Some(t(lang, T::Noted))
         } else if !query.unmerged.is_empty() {
             Some(t(lang, T::Unmerged))
+        } else if !query.decided.is_empty() {
+            Some(t(lang, T::ClosureDecided))
         } else {
             None
         },
@@ -651,4 +675,87 @@ pub(super) async fn add_note(
     }
 }
 
-csrf_forms!(ResolveForm, ReassignListForm, ReassignForm, NoteForm);
+#[derive(Deserialize)]
+pub(super) struct ClosureForm {
+    #[serde(default)]
+    pub(super) csrf: String,
+    /// `approve`, `return` or `reopen`.
+    #[serde(default)]
+    pub(super) decision: String,
+    #[serde(default)]
+    pub(super) note: String,
+    #[serde(default)]
+    pub(super) confirmed: String,
+}
+
+/// A supervisor's decision on a proposed closure (approve, after a confirmation; return, with
+/// a note), or a closed case reopened: a console change the server checks like a phone's (a
+/// supervisor of another team is refused), which phones receive at their next sync.
+pub(super) async fn decide_closure(
+    State(state): State<AppState>,
+    Path(case_id): Path<String>,
+    CheckedForm { signed, lang, form }: CheckedForm<ClosureForm>,
+) -> Result<Response, ConsoleError> {
+    let here = format!("/console/cases/{}", pages::urlencode(&case_id));
+    let note = form.note.trim().to_string();
+    let known = matches!(form.decision.as_str(), "approve" | "return" | "reopen");
+    if !known || note.chars().count() > NOTE_CHARS_MAX {
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return case_refused(state, signed, lang, case_id, status, T::ClosureRefused).await;
+    }
+    if !matches!(signed.user.role, Role::Supervisor | Role::Admin) {
+        let status = StatusCode::FORBIDDEN;
+        return case_refused(state, signed, lang, case_id, status, T::ClosureRefused).await;
+    }
+    if form.decision == "approve" && form.confirmed != "yes" {
+        let frame = signed.frame(lang, &here);
+        let effect = vec![
+            t(lang, T::ClosureLeavesLists).to_string(),
+            t(lang, T::ClosureStaysReadable).to_string(),
+            t(lang, T::Audited).to_string(),
+        ];
+        let action = format!("{here}/closure");
+        return Ok(html(
+            StatusCode::OK,
+            pages::confirm(
+                &frame,
+                &pages::Confirmation {
+                    detail: None,
+                    title: t(lang, T::ApproveClosureQuestion),
+                    effect: &effect,
+                    action: &action,
+                    fields: &[("decision", "approve".to_string()), ("note", note)],
+                    confirm: t(lang, T::ApproveClosure),
+                    back: &here,
+                },
+            ),
+        ));
+    }
+    let service = state.service.clone();
+    let user = signed.user.clone();
+    let target = case_id.clone();
+    let decision = form.decision.clone();
+    let outcome = blocking(move || {
+        let note = Some(note.as_str()).filter(|n| !n.is_empty());
+        let result = service.console_change(&user, &target, now(), |doc, _, ctx| {
+            match decision.as_str() {
+                "reopen" => doc.reopen(note, ctx),
+                d => doc.decide_closure(d == "approve", note, ctx),
+            }
+        });
+        change_outcome(result, &target, "closure decision")
+    })
+    .await?;
+    match outcome {
+        Ok(()) => Ok(Redirect::to(&format!("{here}?decided=1#closure")).into_response()),
+        Err(status) => case_refused(state, signed, lang, case_id, status, T::ClosureRefused).await,
+    }
+}
+
+csrf_forms!(
+    ResolveForm,
+    ReassignListForm,
+    ReassignForm,
+    NoteForm,
+    ClosureForm
+);

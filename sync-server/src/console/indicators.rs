@@ -91,6 +91,15 @@ pub struct Row {
     pub stopped_working: u64,
     pub overdue: u64,
     pub median_days: Option<i64>,
+    pub withdrawn: u64,
+    pub prevented: u64,
+    pub exited: u64,
+    pub relapsed: u64,
+    pub closed: u64,
+    pub reopened: u64,
+    pub proposed: u64,
+    pub visits_scheduled: u64,
+    pub visits_on_time: u64,
 }
 
 /// The age bands child labour is reported in (ILO: 5-11, 12-14, 15-17), with the ages a
@@ -180,6 +189,19 @@ pub fn rows(
             row.service += c.service;
             row.stopped_working += c.stopped_working;
             row.overdue += c.overdue;
+            row.withdrawn += c.withdrawn;
+            row.prevented += c.prevented;
+            row.exited += c.exited;
+            row.relapsed += c.relapsed;
+            row.closed += if c.closed_reason.is_some() {
+                c.cases
+            } else {
+                0
+            };
+            row.reopened += c.reopened;
+            row.proposed += c.proposed;
+            row.visits_scheduled += c.visits_scheduled;
+            row.visits_on_time += c.visits_on_time;
             if let Some(days) = c.days_to_service {
                 *histogram.entry(days).or_default() += c.cases;
             }
@@ -233,7 +255,7 @@ pub fn rows(
 /// A column of the table: its header and how a row's value is written.
 pub type Column = (&'static str, fn(&Row) -> String);
 
-pub fn columns(lang: Lang) -> [Column; 6] {
+pub fn columns(lang: Lang) -> [Column; 14] {
     [
         (t(lang, T::Identified), |r| r.identified.to_string()),
         (t(lang, T::Referred), |r| r.referred.to_string()),
@@ -245,7 +267,44 @@ pub fn columns(lang: Lang) -> [Column; 6] {
         (t(lang, T::MedianDaysToService), |r| {
             r.median_days.map(|d| d.to_string()).unwrap_or_default()
         }),
+        (t(lang, T::Withdrawn), |r| r.withdrawn.to_string()),
+        (t(lang, T::Prevented), |r| r.prevented.to_string()),
+        (t(lang, T::Exited), |r| r.exited.to_string()),
+        (t(lang, T::Relapsed), |r| r.relapsed.to_string()),
+        (t(lang, T::ClosedCases), |r| r.closed.to_string()),
+        (t(lang, T::Reopened), |r| r.reopened.to_string()),
+        (t(lang, T::ClosuresToDecide), |r| r.proposed.to_string()),
+        (t(lang, T::VisitsOnSchedule), |r| {
+            on_schedule(r.visits_on_time, r.visits_scheduled)
+        }),
     ]
+}
+
+/// Visits on schedule as a share and its counts: "80 % (12/15)"; empty with none scheduled.
+pub fn on_schedule(on_time: u64, scheduled: u64) -> String {
+    if scheduled == 0 {
+        return String::new();
+    }
+    format!("{} % ({on_time}/{scheduled})", on_time * 100 / scheduled)
+}
+
+/// Cases closed in the months from `from` to `to`'s cohorts, by reason, most first: (reason
+/// code, cases).
+pub fn closed_by_reason(cells: &[IndicatorCell], (from, to): (&str, &str)) -> Vec<(String, u64)> {
+    let mut by: BTreeMap<String, u64> = BTreeMap::new();
+    for c in cells {
+        if (!from.is_empty() && c.month.as_str() < from)
+            || (!to.is_empty() && c.month.as_str() > to)
+        {
+            continue;
+        }
+        if let Some(reason) = &c.closed_reason {
+            *by.entry(reason.clone()).or_default() += c.cases;
+        }
+    }
+    let mut out: Vec<(String, u64)> = by.into_iter().collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    out
 }
 
 /// The table as CSV: UTF-8 with a byte-order mark, headers in `lang`, cells neutralised.
@@ -440,7 +499,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("Kadiolo,6,6,3,0,0,4,Kadiolo (5); KADIOLO (1)"),
+            text.contains("Kadiolo,6,6,3,0,0,4,0,0,0,0,0,0,0,,Kadiolo (5); KADIOLO (1)"),
             "{text}"
         );
         let svg = chart(&rows, Dimension::Commune, Lang::Fr).into_string();
@@ -488,6 +547,74 @@ mod tests {
             "{arabic}"
         );
         assert!(arabic.contains("direction=\"ltr\""));
+    }
+
+    /// Outcomes add up per group; a closed case counts under its reason; visits on schedule
+    /// read as a share with its counts.
+    #[test]
+    fn outcomes_and_closures_add_up_and_read_as_people_say_them() {
+        let outcome =
+            |month: &str, reason: Option<&str>, withdrawn: u64, cases: u64| IndicatorCell {
+                month: month.into(),
+                sex: Some("female".into()),
+                closed_reason: reason.map(str::to_string),
+                cases,
+                withdrawn,
+                exited: withdrawn,
+                prevented: cases - withdrawn,
+                visits_scheduled: 4 * cases,
+                visits_on_time: 3 * cases,
+                proposed: u64::from(reason.is_none()),
+                ..IndicatorCell::default()
+            };
+        let cells = [
+            outcome("2026-01", Some("moved_away"), 1, 2),
+            outcome("2026-02", Some("exited_stable"), 3, 3),
+            outcome("2026-02", Some("moved_away"), 0, 1),
+            outcome("2026-03", None, 2, 4),
+        ];
+        let (rows, total) = rows(&cells, &[], Dimension::Sex, ("", ""), None, Lang::Fr);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (
+                total.identified,
+                total.withdrawn,
+                total.prevented,
+                total.exited
+            ),
+            (10, 6, 4, 6)
+        );
+        assert_eq!((total.closed, total.proposed), (6, 1));
+        assert_eq!(
+            on_schedule(total.visits_on_time, total.visits_scheduled),
+            "75 % (30/40)"
+        );
+        assert_eq!(on_schedule(0, 0), "", "none scheduled: no share");
+        assert_eq!(
+            closed_by_reason(&cells, ("", "")),
+            [
+                ("exited_stable".to_string(), 3),
+                ("moved_away".to_string(), 3)
+            ],
+            "most first, a tie by code"
+        );
+        assert_eq!(
+            closed_by_reason(&cells, ("2026-02", "2026-02")),
+            [
+                ("exited_stable".to_string(), 3),
+                ("moved_away".to_string(), 1)
+            ],
+            "the months asked only"
+        );
+        let text = String::from_utf8(csv(&rows, &total, Dimension::Sex, Lang::En)).unwrap();
+        assert!(
+            text.contains(",Withdrawn,Prevented,Exited (two visits),Relapsed,"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Total,10,0,0,0,0,,6,4,6,0,6,0,1,75 % (30/40),"),
+            "{text}"
+        );
     }
 
     fn rows_of_months(cells: &[IndicatorCell]) -> (Vec<Row>, Row) {

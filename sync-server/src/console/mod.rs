@@ -77,6 +77,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/cases/{case_id}", get(case_page))
         .route("/console/cases/{case_id}/resolve", post(resolve))
         .route("/console/cases/{case_id}/notes", post(add_note))
+        .route("/console/cases/{case_id}/closure", post(decide_closure))
         .route("/console/agents", get(agents_page))
         .route("/console/duplicates", get(duplicates_page))
         .route("/console/duplicates/distinct", post(mark_distinct))

@@ -288,22 +288,24 @@ impl IndicatorsQuery {
     }
 }
 
-/// The reader's indicators, grouped as asked: (rows, totals, by, from, to).
+/// The reader's indicators, grouped as asked.
+pub(super) struct IndicatorTable {
+    pub(super) rows: Vec<indicators::Row>,
+    pub(super) total: indicators::Row,
+    pub(super) by: indicators::Dimension,
+    pub(super) from: String,
+    pub(super) to: String,
+    /// (reason code, cases), most first.
+    pub(super) closed_by_reason: Vec<(String, u64)>,
+}
+
+/// The reader's indicators, grouped as asked.
 pub(super) async fn indicator_rows(
     state: &AppState,
     reader: &User,
     lang: Lang,
     query: &IndicatorsQuery,
-) -> Result<
-    (
-        Vec<indicators::Row>,
-        indicators::Row,
-        indicators::Dimension,
-        String,
-        String,
-    ),
-    ConsoleError,
-> {
+) -> Result<IndicatorTable, ConsoleError> {
     let by = indicators::Dimension::parse(&query.by);
     let (from, to) = (
         IndicatorsQuery::month(&query.from),
@@ -323,7 +325,15 @@ pub(super) async fn indicator_rows(
     let identification = forms.latest(IDENTIFICATION).ok();
     let (rows, total) =
         indicators::rows(&cells, &spellings, by, (&from, &to), identification, lang);
-    Ok((rows, total, by, from, to))
+    let closed_by_reason = indicators::closed_by_reason(&cells, (&from, &to));
+    Ok(IndicatorTable {
+        rows,
+        total,
+        by,
+        from,
+        to,
+        closed_by_reason,
+    })
 }
 
 /// Indicators per province, commune, work sector or month, with a chart, from projections.
@@ -333,13 +343,15 @@ pub(super) async fn indicators_page(
     LangOf(lang): LangOf,
     Query(query): Query<IndicatorsQuery>,
 ) -> Result<Response, ConsoleError> {
-    let (rows, total, by, from, to) = indicator_rows(&state, &signed.user, lang, &query).await?;
-    let here = format!("/console/indicators?by={}&from={from}&to={to}", by.as_str());
+    let table = indicator_rows(&state, &signed.user, lang, &query).await?;
+    let here = format!(
+        "/console/indicators?by={}&from={}&to={}",
+        table.by.as_str(),
+        table.from,
+        table.to
+    );
     let frame = signed.frame(lang, &here);
-    Ok(html(
-        StatusCode::OK,
-        pages::indicators(&frame, by, (&from, &to), &rows, &total),
-    ))
+    Ok(html(StatusCode::OK, pages::indicators(&frame, &table)))
 }
 
 /// The same table as CSV.
@@ -349,7 +361,9 @@ pub(super) async fn indicators_csv(
     LangOf(lang): LangOf,
     Query(query): Query<IndicatorsQuery>,
 ) -> Result<Response, ConsoleError> {
-    let (rows, total, by, _, _) = indicator_rows(&state, &signed.user, lang, &query).await?;
+    let IndicatorTable {
+        rows, total, by, ..
+    } = indicator_rows(&state, &signed.user, lang, &query).await?;
     let body = indicators::csv(&rows, &total, by, lang);
     let day = chrono::Utc::now().format("%Y-%m-%d");
     let mut response = body.into_response();

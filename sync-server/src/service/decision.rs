@@ -186,7 +186,7 @@ pub(super) fn validate(
             && matches!(role, Role::Supervisor | Role::Admin),
         // A supervisor reassigns the cases of their own team only (one assigned to them from
         // elsewhere, they may edit but not give away).
-        reassigns: mode == WriteMode::Write
+        supervises: mode == WriteMode::Write
             && (role == Role::Admin || (role == Role::Supervisor && device.user.team == team)),
     };
     // A phone's change is checked against its own dependencies, which a hostile phone chooses:

@@ -26,9 +26,16 @@ pub(super) fn cells_sql(arm: &Arm, dialect: &Dialect) -> String {
                 CAST(sum(CASE WHEN i.stopped_working = 1 THEN 1 ELSE 0 END) AS BIGINT),
                 CAST(sum(CASE WHEN i.next_followup_due < {today} THEN 1 ELSE 0 END) AS BIGINT),
                 i.sex, CAST(CAST(substr(i.identified_on, 1, 4) AS INTEGER) - s.birth_year AS BIGINT),
-                s.owner, s.team
+                s.owner, s.team, i.closed_reason,
+                CAST(sum(CASE WHEN i.classification = 'withdrawn' THEN 1 ELSE 0 END) AS BIGINT),
+                CAST(sum(CASE WHEN i.classification = 'prevented' THEN 1 ELSE 0 END) AS BIGINT),
+                CAST(sum(CASE WHEN i.stage = 'exited' THEN 1 ELSE 0 END) AS BIGINT),
+                CAST(sum(CASE WHEN i.stage = 'relapsed' THEN 1 ELSE 0 END) AS BIGINT),
+                CAST(sum(CASE WHEN i.closure = 'proposed' THEN 1 ELSE 0 END) AS BIGINT),
+                CAST(sum(CASE WHEN i.reopenings > 0 THEN 1 ELSE 0 END) AS BIGINT),
+                CAST(sum(i.visits_scheduled) AS BIGINT), CAST(sum(i.visits_on_time) AS BIGINT)
          FROM case_indicators i JOIN case_summaries s ON s.case_id = i.case_id {}
-         GROUP BY 1, 2, 3, 4, 5, 11, 12, 13, 14",
+         GROUP BY 1, 2, 3, 4, 5, 11, 12, 13, 14, 15",
         and(&arm.filter, "i.counted = 1")
     )
 }
@@ -37,7 +44,7 @@ pub(super) fn cells_sql(arm: &Arm, dialect: &Dialect) -> String {
 pub(super) fn merge_cells(cells: Vec<IndicatorCell>) -> Vec<IndicatorCell> {
     type Key = (
         String,
-        [Option<String>; 4],
+        [Option<String>; 5],
         Option<i64>,
         Option<i64>,
         (String, String),
@@ -51,6 +58,7 @@ pub(super) fn merge_cells(cells: Vec<IndicatorCell>) -> Vec<IndicatorCell> {
                 c.commune_key.clone(),
                 c.sector.clone(),
                 c.sex.clone(),
+                c.closed_reason.clone(),
             ],
             c.days_to_service,
             c.age,
@@ -62,6 +70,14 @@ pub(super) fn merge_cells(cells: Vec<IndicatorCell>) -> Vec<IndicatorCell> {
             service: 0,
             stopped_working: 0,
             overdue: 0,
+            withdrawn: 0,
+            prevented: 0,
+            exited: 0,
+            relapsed: 0,
+            proposed: 0,
+            reopened: 0,
+            visits_scheduled: 0,
+            visits_on_time: 0,
             ..c.clone()
         });
         into.cases += c.cases;
@@ -69,6 +85,14 @@ pub(super) fn merge_cells(cells: Vec<IndicatorCell>) -> Vec<IndicatorCell> {
         into.service += c.service;
         into.stopped_working += c.stopped_working;
         into.overdue += c.overdue;
+        into.withdrawn += c.withdrawn;
+        into.prevented += c.prevented;
+        into.exited += c.exited;
+        into.relapsed += c.relapsed;
+        into.proposed += c.proposed;
+        into.reopened += c.reopened;
+        into.visits_scheduled += c.visits_scheduled;
+        into.visits_on_time += c.visits_on_time;
     }
     merged.into_values().collect()
 }

@@ -393,6 +393,18 @@ pub struct CaseIndicators {
     /// From identification to the first service (a referral taken into service, or a visit
     /// listing a service received).
     pub days_to_service: Option<i64>,
+    /// The child's stage (`suivi_core::outcome::Stage`'s code).
+    pub stage: String,
+    /// `withdrawn` or `prevented`.
+    pub classification: Option<String>,
+    /// The closure's status when not simply open (`proposed`, `returned`, `closed`, `disputed`).
+    pub closure: Option<String>,
+    /// A closed case's reason.
+    pub closed_reason: Option<String>,
+    pub reopenings: i64,
+    /// Visits made with a due date set by the visit before, and those made by that date.
+    pub visits_scheduled: i64,
+    pub visits_on_time: i64,
 }
 
 /// The statuses a referral spends time in before its end, and their projection columns.
@@ -436,11 +448,23 @@ pub struct IndicatorCell {
     pub agent: String,
     pub team: String,
     pub days_to_service: Option<i64>,
+    /// A closed case's reason (`None`: not closed).
+    pub closed_reason: Option<String>,
     pub cases: u64,
     pub referred: u64,
     pub service: u64,
     pub stopped_working: u64,
     pub overdue: u64,
+    pub withdrawn: u64,
+    pub prevented: u64,
+    pub exited: u64,
+    pub relapsed: u64,
+    /// Closures proposed and not decided yet.
+    pub proposed: u64,
+    /// Cases reopened at least once.
+    pub reopened: u64,
+    pub visits_scheduled: u64,
+    pub visits_on_time: u64,
 }
 
 /// A place as typed, under the folded key it is grouped by, and how many cases typed it so.

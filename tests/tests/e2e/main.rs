@@ -19,6 +19,7 @@ mod forms;
 mod hostile_server;
 mod https;
 mod older_phone;
+mod outcomes;
 mod postgres;
 mod simulation;
 mod trust;

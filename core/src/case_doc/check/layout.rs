@@ -22,6 +22,9 @@ pub(super) fn check_layout(
         K_MERGED_INTO,
         K_MERGED_CASES,
         K_ASSIGNED_TO,
+        K_CLOSURE_STATUS,
+        K_CLOSURE_REASON,
+        K_CLOSURE_STEPS,
     ];
     for key in doc.keys(ROOT) {
         if !root_keys.contains(&key.as_str()) {
@@ -159,6 +162,8 @@ pub(super) fn check_layout(
             }
         }
     }
+
+    super::closure::check_closure_layout(doc)?;
 
     let notes = one_map(doc, &ROOT, K_AUDIT_NOTES)?;
     for key in doc.keys(&notes) {

@@ -22,13 +22,16 @@ use automerge::{ScalarValue, Value, ROOT};
 use serde_json::Value as Json;
 
 use super::{
-    scalar_to_field_json, CommitMeta, K_ASSIGNED_TO, K_AUDIT_NOTES, K_CASE_ID, K_CREATED_AT,
-    K_CREATED_BY, K_FOLLOWUPS, K_FORM_VERSION, K_IDENTIFICATION, K_IDENTIFICATION_FORM,
-    K_MERGED_CASES, K_MERGED_INTO, K_NEXT, K_PREVIOUS, K_REFERRALS, K_STATUS, K_TRANSITIONS,
+    scalar_to_field_json, ClosureStatus, CommitMeta, CLOSURE_REASONS, CLOSURE_STEPS,
+    CLOSURE_STEP_KEYS, K_ASSIGNED_TO, K_AUDIT_NOTES, K_CASE_ID, K_CLOSURE_REASON, K_CLOSURE_STATUS,
+    K_CLOSURE_STEPS, K_CREATED_AT, K_CREATED_BY, K_FOLLOWUPS, K_FORM_VERSION, K_IDENTIFICATION,
+    K_IDENTIFICATION_FORM, K_MERGED_CASES, K_MERGED_INTO, K_NEXT, K_PREVIOUS, K_REFERRALS,
+    K_STATUS, K_TRANSITIONS,
 };
 use crate::forms::{FieldType, FormDefinition, FormRegistry, FOLLOWUP, IDENTIFICATION, REFERRAL};
 use crate::referral::{ReferralStatus, ALL_TRANSITIONS};
 mod chunk;
+mod closure;
 mod document;
 mod layout;
 pub use chunk::*;
@@ -85,9 +88,10 @@ pub struct Author<'a> {
     /// A supervisor or admin in the console: the one author who may link cases as merged
     /// (`merged_into`, `merged_cases`), and write to a case merged away.
     pub links_cases: bool,
-    /// A supervisor or admin who may write the case: the authors who give a case to an agent
-    /// (`assigned_to`), from a phone or the console.
-    pub reassigns: bool,
+    /// A supervisor of the case's team or an admin, who may write the case: the authors who
+    /// give a case to an agent (`assigned_to`) and decide a proposed closure, from a phone or
+    /// the console.
+    pub supervises: bool,
 }
 
 /// The server's copy of one case, to apply and check new changes on.
@@ -303,7 +307,7 @@ impl ChangeRules<'_> {
                 [] => key == K_MERGED_INTO || key == K_MERGED_CASES,
                 [m, ..] => m == K_MERGED_CASES,
             };
-            if path.is_empty() && key == K_ASSIGNED_TO && !self.author.reassigns {
+            if path.is_empty() && key == K_ASSIGNED_TO && !self.author.supervises {
                 return Err(ChangeRefusal::NotAllowed(K_ASSIGNED_TO.into()));
             }
             if links && !self.author.links_cases {
@@ -336,6 +340,11 @@ impl ChangeRules<'_> {
                 self.check_transition(&patch.obj, &at)?;
             }
         }
+        // Read from the document, not from the patches: a dispute settled with the value
+        // Automerge already showed makes no patch, and a log two phones created at once is not
+        // the one Automerge shows; both must be checked.
+        self.check_closure_move()?;
+        self.check_closure_steps()?;
         Ok(())
     }
 
@@ -414,13 +423,13 @@ mod tests {
         user: "amina",
         audit_notes_only: false,
         links_cases: false,
-        reassigns: false,
+        supervises: false,
     };
     const OMAR: Author<'static> = Author {
         user: "omar",
         audit_notes_only: true,
         links_cases: false,
-        reassigns: false,
+        supervises: false,
     };
 
     /// A change chunk written by hand: `columns` are (spec, data).
@@ -533,7 +542,7 @@ mod tests {
             user: "karim",
             audit_notes_only: false,
             links_cases: false,
-            reassigns: false,
+            supervises: false,
         };
         assert!(matches!(
             other.apply(parsed, karim, &forms),

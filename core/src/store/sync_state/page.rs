@@ -105,6 +105,13 @@ impl Store {
                     SyncState::Pending
                 ],
             )?;
+            // Every visit of a case the server has wholly acknowledged is verified: its
+            // outcome is no longer provisional.
+            tx.execute(
+                "UPDATE cases SET outcome_provisional = 0 WHERE case_id = ?1
+                 AND (SELECT dirty FROM case_sync s WHERE s.case_id = ?1) = ?2",
+                params![ack.case_id, SyncState::Clean],
+            )?;
             report.cases_up += 1;
             report.changes_up += ack.changes;
         }

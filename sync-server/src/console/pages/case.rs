@@ -33,6 +33,8 @@ pub struct CasePage<'a> {
     pub merged: &'a [MergedView],
     /// The history checked against the checkpoint journal; `None`: the server keeps none.
     pub evidence: Option<&'a CaseEvidence>,
+    /// The outcome the rules derive and the closure, with what the reader may decide.
+    pub closure: Option<ClosureView<'a>>,
 }
 
 /// A case merged into the one shown, as the reader may see it.
@@ -105,6 +107,7 @@ pub fn case_page(frame: &Frame<'_>, p: &CasePage<'_>) -> Markup {
                     }
                 }
             }
+            @if let Some(closure) = &p.closure { (closure_section(frame, closure)) }
             (referral_section(frame, p.forms, p.referrals))
             (followup_section(frame, p.forms, p.followups))
             @for m in p.merged {

@@ -275,15 +275,11 @@ pub fn access_log(
     )
 }
 
-pub fn indicators(
-    frame: &Frame<'_>,
-    by: crate::console::indicators::Dimension,
-    (from, to): (&str, &str),
-    rows: &[crate::console::indicators::Row],
-    total: &crate::console::indicators::Row,
-) -> Markup {
+pub fn indicators(frame: &Frame<'_>, table: &crate::console::officer::IndicatorTable) -> Markup {
     use crate::console::indicators::{chart, columns, Dimension};
     let lang = frame.lang;
+    let (by, from, to) = (table.by, table.from.as_str(), table.to.as_str());
+    let (rows, total) = (&table.rows, &table.total);
     let query = format!(
         "by={}&from={}&to={}",
         by.as_str(),
@@ -334,6 +330,7 @@ pub fn indicators(
                     } }
                 }
             }
+            (closed_by_reason(lang, &table.closed_by_reason))
         },
     )
 }
@@ -475,6 +472,28 @@ pub fn referrals(
             }))
         },
     )
+}
+
+/// Cases closed, by reason, in the reader's words.
+pub fn closed_by_reason(lang: Lang, closed: &[(String, u64)]) -> Markup {
+    html! {
+        h2 { (t(lang, T::ClosedByReason)) }
+        @if closed.is_empty() {
+            p { (t(lang, T::NoneYet)) }
+        } @else {
+            table.closed-by-reason {
+                thead { tr { th { (t(lang, T::Reason)) } th { (t(lang, T::ClosedCases)) } } }
+                tbody {
+                    @for (reason, cases) in closed {
+                        tr {
+                            td { (suivi_core::outcome::closure_reason_label(lang, reason)) }
+                            td.num { (cases) }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ mod sign_in;
 use audit::*;
 use feed::*;
 
-const MIGRATIONS: [&str; 10] = [
+const MIGRATIONS: [&str; 11] = [
     include_str!("../migrations/postgres/001_server.sql"),
     include_str!("../migrations/postgres/002_console.sql"),
     include_str!("../migrations/postgres/003_device_status.sql"),
@@ -48,6 +48,7 @@ const MIGRATIONS: [&str; 10] = [
     include_str!("../migrations/postgres/008_forms.sql"),
     include_str!("../migrations/postgres/009_feed_marks.sql"),
     include_str!("../migrations/postgres/010_exports.sql"),
+    include_str!("../migrations/postgres/011_outcomes.sql"),
 ];
 /// Taken (transaction-scoped) while migrating: instances starting together migrate once.
 const MIGRATION_LOCK: i64 = 0x5375_6976_6900_0001;
@@ -158,9 +159,11 @@ fn write_indicators(tx: &mut impl GenericClient, write: &SummaryWrite) -> Storag
     tx.execute(
         "INSERT INTO case_indicators (case_id, counted, identified_on, province, province_key,
             commune, commune_key, sector, referred, service, stopped_working, days_to_service,
-            next_followup_due, sex, village, village_key)
+            next_followup_due, sex, village, village_key, stage, classification, closure,
+            closed_reason, reopenings, visits_scheduled, visits_on_time)
          SELECT $1, $2, coalesce($3, to_char(to_timestamp(k.created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD')),
-                $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16
+                $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+                $21, $22, $23
          FROM cases k WHERE k.case_id = $1
          ON CONFLICT (case_id) DO UPDATE SET counted = excluded.counted,
             identified_on = excluded.identified_on, province = excluded.province,
@@ -170,7 +173,11 @@ fn write_indicators(tx: &mut impl GenericClient, write: &SummaryWrite) -> Storag
             stopped_working = excluded.stopped_working,
             days_to_service = excluded.days_to_service,
             next_followup_due = excluded.next_followup_due, sex = excluded.sex,
-            village = excluded.village, village_key = excluded.village_key",
+            village = excluded.village, village_key = excluded.village_key,
+            stage = excluded.stage, classification = excluded.classification,
+            closure = excluded.closure, closed_reason = excluded.closed_reason,
+            reopenings = excluded.reopenings, visits_scheduled = excluded.visits_scheduled,
+            visits_on_time = excluded.visits_on_time",
         &[
             case_id,
             &flag(i.counted),
@@ -188,6 +195,13 @@ fn write_indicators(tx: &mut impl GenericClient, write: &SummaryWrite) -> Storag
             &i.sex,
             &i.village,
             &i.village_key,
+            &i.stage,
+            &i.classification,
+            &i.closure,
+            &i.closed_reason,
+            &i.reopenings,
+            &i.visits_scheduled,
+            &i.visits_on_time,
         ],
     )
     .map_err(backend)?;

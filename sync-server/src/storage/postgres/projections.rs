@@ -261,6 +261,15 @@ impl ProjectionStore for PostgresStore {
                 age: r.get::<_, Option<i64>>(11),
                 agent: r.get(12),
                 team: r.get(13),
+                closed_reason: r.get(14),
+                withdrawn: count(15),
+                prevented: count(16),
+                exited: count(17),
+                relapsed: count(18),
+                proposed: count(19),
+                reopened: count(20),
+                visits_scheduled: count(21),
+                visits_on_time: count(22),
             }
         })?;
         Ok(merge_cells(cells))

@@ -25,7 +25,7 @@ mod lifecycle;
 mod projections;
 mod sign_in;
 
-const MIGRATIONS: [&str; 14] = [
+const MIGRATIONS: [&str; 15] = [
     include_str!("../migrations/001_server.sql"),
     include_str!("../migrations/002_trust.sql"),
     include_str!("../migrations/003_quotas.sql"),
@@ -40,6 +40,7 @@ const MIGRATIONS: [&str; 14] = [
     include_str!("../migrations/012_forms.sql"),
     include_str!("../migrations/013_feed_marks.sql"),
     include_str!("../migrations/014_exports.sql"),
+    include_str!("../migrations/015_outcomes.sql"),
 ];
 /// Days of per-device usage kept (for `device quota` to show recent days).
 const USAGE_DAYS_KEPT: i64 = 7;
@@ -291,9 +292,10 @@ fn write_indicators(conn: &Connection, write: &SummaryWrite) -> StorageResult<()
     conn.prepare_cached(
         "INSERT OR REPLACE INTO case_indicators (case_id, counted, identified_on, province,
             province_key, commune, commune_key, sector, referred, service, stopped_working,
-            days_to_service, next_followup_due, sex, village, village_key)
+            days_to_service, next_followup_due, sex, village, village_key, stage, classification,
+            closure, closed_reason, reopenings, visits_scheduled, visits_on_time)
          SELECT ?1, ?2, coalesce(?3, date(k.created_at, 'unixepoch')), ?4, ?5, ?6, ?7, ?8, ?9,
-                ?10, ?11, ?12, ?13, ?14, ?15, ?16
+                ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23
          FROM cases k WHERE k.case_id = ?1",
     )
     .map_err(backend)?
@@ -314,6 +316,13 @@ fn write_indicators(conn: &Connection, write: &SummaryWrite) -> StorageResult<()
         i.sex,
         i.village,
         i.village_key,
+        i.stage,
+        i.classification,
+        i.closure,
+        i.closed_reason,
+        i.reopenings,
+        i.visits_scheduled,
+        i.visits_on_time,
     ])
     .map_err(backend)?;
     conn.prepare_cached("DELETE FROM referral_summaries WHERE case_id = ?1")

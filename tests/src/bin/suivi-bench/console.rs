@@ -666,6 +666,22 @@ pub(super) fn officer_projection(
             service: served,
             stopped_working: Some(n.is_multiple_of(3)),
             days_to_service: served.then_some((n % 60) as i64),
+            // Outcomes spread as a programme's are: most children identified or served, some
+            // exited (withdrawn), a few relapsed, one in twenty closed.
+            stage: [
+                "identified",
+                "receiving_services",
+                "not_working_at_one_visit",
+                "exited",
+                "relapsed",
+            ][n % 5]
+                .into(),
+            classification: (n % 5 == 3).then(|| "withdrawn".into()),
+            closure: n.is_multiple_of(20).then(|| "closed".into()),
+            closed_reason: n.is_multiple_of(20).then(|| "exited_stable".into()),
+            reopenings: i64::from(n.is_multiple_of(97)),
+            visits_scheduled: (n % 4) as i64,
+            visits_on_time: (n % 3).min(n % 4) as i64,
         },
         vec![ReferralSummary {
             referral_id: format!("r{n}"),

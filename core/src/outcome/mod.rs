@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::case_doc::{Conflict, FollowUp, Referral};
 use crate::forms::Record;
 
+mod words;
+pub use words::*;
+
 /// A programme's thresholds. Versioned, so a past period's report can be computed again with
 /// the settings it was made with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +55,31 @@ pub enum Stage {
     Relapsed,
 }
 
+impl Stage {
+    pub const ALL: [Stage; 5] = [
+        Stage::Identified,
+        Stage::ReceivingServices,
+        Stage::NotWorkingAtOneVisit,
+        Stage::Exited,
+        Stage::Relapsed,
+    ];
+
+    /// The stage's code, as stored in projections and sent in exports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Identified => "identified",
+            Stage::ReceivingServices => "receiving_services",
+            Stage::NotWorkingAtOneVisit => "not_working_at_one_visit",
+            Stage::Exited => "exited",
+            Stage::Relapsed => "relapsed",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|s| s.as_str() == code)
+    }
+}
+
 /// How a programme counts a child (ILO's terms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -60,6 +88,15 @@ pub enum Classification {
     Withdrawn,
     /// At risk, never found working, and given a service.
     Prevented,
+}
+
+impl Classification {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Classification::Withdrawn => "withdrawn",
+            Classification::Prevented => "prevented",
+        }
+    }
 }
 
 /// The rule that decided a stage or a classification, to show why.

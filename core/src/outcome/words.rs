@@ -1,0 +1,202 @@
+//! Outcomes and closures as people read them: a stage, a classification, a closure's status
+//! and reason, and the next step, in French, English and Arabic (a form's other languages
+//! read French). The same words on the phone, in the CLI and in the console.
+
+use super::{Classification, Stage};
+use crate::case_doc::ClosureStatus;
+use crate::forms::Lang;
+
+fn pick(lang: Lang, (fr, en, ar): (&'static str, &'static str, &'static str)) -> &'static str {
+    match lang {
+        Lang::Fr | Lang::Other(_) => fr,
+        Lang::En => en,
+        Lang::Ar => ar,
+    }
+}
+
+impl Stage {
+    pub fn label(self, lang: Lang) -> &'static str {
+        pick(
+            lang,
+            match self {
+                Stage::Identified => ("identifié", "identified", "مُحدَّد"),
+                Stage::ReceivingServices => {
+                    ("reçoit des services", "receiving services", "يتلقى خدمات")
+                }
+                Stage::NotWorkingAtOneVisit => (
+                    "ne travaille plus (une visite)",
+                    "not working at one visit",
+                    "لا يعمل (زيارة واحدة)",
+                ),
+                Stage::Exited => ("sorti du travail", "exited", "خرج من العمل"),
+                Stage::Relapsed => ("retourné au travail", "relapsed", "عاد إلى العمل"),
+            },
+        )
+    }
+
+    /// What the agent does next for a child at this stage (the case not closed).
+    pub fn next_step(self, lang: Lang) -> &'static str {
+        pick(
+            lang,
+            match self {
+                Stage::Identified => (
+                    "Orienter vers un service",
+                    "Refer to a service",
+                    "الإحالة إلى خدمة",
+                ),
+                Stage::ReceivingServices => (
+                    "Faire une visite de suivi",
+                    "Make a follow-up visit",
+                    "القيام بزيارة متابعة",
+                ),
+                Stage::NotWorkingAtOneVisit => (
+                    "Confirmer à la visite suivante",
+                    "Confirm at the next visit",
+                    "التأكيد في الزيارة التالية",
+                ),
+                Stage::Exited => ("Proposer la clôture", "Propose closure", "اقتراح الإغلاق"),
+                Stage::Relapsed => (
+                    "Orienter à nouveau et suivre",
+                    "Refer again and follow up",
+                    "إعادة الإحالة والمتابعة",
+                ),
+            },
+        )
+    }
+}
+
+impl Classification {
+    pub fn label(self, lang: Lang) -> &'static str {
+        pick(
+            lang,
+            match self {
+                Classification::Withdrawn => ("retiré du travail", "withdrawn", "مسحوب من العمل"),
+                Classification::Prevented => ("prévenu", "prevented", "تمت وقايته"),
+            },
+        )
+    }
+}
+
+impl ClosureStatus {
+    pub fn label(self, lang: Lang) -> &'static str {
+        pick(
+            lang,
+            match self {
+                ClosureStatus::Open => ("ouvert", "open", "مفتوح"),
+                ClosureStatus::Proposed => ("clôture proposée", "closure proposed", "إغلاق مقترح"),
+                ClosureStatus::Returned => ("clôture renvoyée", "closure returned", "إغلاق مُعاد"),
+                ClosureStatus::Closed => ("clôturé", "closed", "مغلق"),
+            },
+        )
+    }
+}
+
+/// A closure reason (`case_doc::CLOSURE_REASONS`) as the reader says it; an unknown code as
+/// it is.
+pub fn closure_reason_label(lang: Lang, code: &str) -> String {
+    let words = match code {
+        "exited_stable" => (
+            "sorti du travail, situation stable",
+            "exited and stable",
+            "خرج من العمل ووضعه مستقر",
+        ),
+        "moved_away" => ("parti de la zone", "moved away", "غادر المنطقة"),
+        "age_limit" => (
+            "a atteint l'âge limite",
+            "reached the age limit",
+            "بلغ السن القصوى",
+        ),
+        "transferred" => (
+            "transféré à un autre programme",
+            "transferred to another programme",
+            "نُقل إلى برنامج آخر",
+        ),
+        "consent_withdrawn" => ("consentement retiré", "consent withdrawn", "سُحبت الموافقة"),
+        "deceased" => ("décédé", "deceased", "توفي"),
+        other => return other.to_string(),
+    };
+    pick(lang, words).to_string()
+}
+
+/// A step of a closure's log (`case_doc::CLOSURE_STEPS`) as the reader says it.
+pub fn closure_step_label(lang: Lang, step: &str) -> String {
+    let words = match step {
+        "propose" => ("clôture proposée", "closure proposed", "اقتُرح الإغلاق"),
+        "approve" => ("clôture approuvée", "closure approved", "وُوفق على الإغلاق"),
+        "return" => (
+            "renvoyée à l'agent",
+            "returned to the agent",
+            "أُعيد إلى المرشد",
+        ),
+        "reopen" => ("dossier rouvert", "case reopened", "أُعيد فتح الملف"),
+        other => return other.to_string(),
+    };
+    pick(lang, words).to_string()
+}
+
+/// A stage's code as the reader says it; an unknown code as it is.
+pub fn stage_label(lang: Lang, code: &str) -> String {
+    Stage::parse(code).map_or_else(|| code.to_string(), |s| s.label(lang).to_string())
+}
+
+/// A closure's status code (a list row's `closure`) as the reader says it, `disputed` too.
+pub fn closure_label(lang: Lang, code: &str) -> String {
+    match ClosureStatus::parse(code) {
+        Some(status) => status.label(lang).to_string(),
+        None if code == "disputed" => format!(
+            "{} ({})",
+            pick(lang, ("clôture", "closure", "الإغلاق")),
+            crate::words::w(lang, crate::words::W::Disputed)
+        ),
+        None => code.to_string(),
+    }
+}
+
+/// A classification's code as the reader says it.
+pub fn classification_label(lang: Lang, code: &str) -> String {
+    match code {
+        "withdrawn" => Classification::Withdrawn.label(lang).to_string(),
+        "prevented" => Classification::Prevented.label(lang).to_string(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_reads_in_every_language_and_never_as_its_code() {
+        // English words may equal a code ("exited"); a code with `_` never reads as such.
+        let read = |label: &str, code: &str, lang: &Lang| {
+            assert!(!label.contains('_'), "{label}");
+            if *lang != Lang::En {
+                assert_ne!(label, code);
+            }
+        };
+        for lang in [Lang::Fr, Lang::En, Lang::Ar] {
+            for stage in Stage::ALL {
+                read(stage.label(lang), stage.as_str(), &lang);
+                assert!(!stage.next_step(lang).is_empty());
+            }
+            for reason in crate::case_doc::CLOSURE_REASONS {
+                read(&closure_reason_label(lang, reason), reason, &lang);
+            }
+            for status in ClosureStatus::ALL {
+                read(
+                    &closure_label(lang, status.as_str()),
+                    status.as_str(),
+                    &lang,
+                );
+            }
+            read(&closure_label(lang, "disputed"), "disputed", &Lang::Fr);
+            read(&classification_label(lang, "prevented"), "prevented", &lang);
+            for step in crate::case_doc::CLOSURE_STEPS {
+                read(&closure_step_label(lang, step), step, &Lang::Fr);
+            }
+        }
+        assert_eq!(stage_label(Lang::Fr, "exited"), "sorti du travail");
+        assert_eq!(closure_label(Lang::Fr, "disputed"), "clôture (contesté)");
+        assert_eq!(closure_reason_label(Lang::Ar, "moved_away"), "غادر المنطقة");
+    }
+}

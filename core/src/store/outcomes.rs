@@ -1,0 +1,89 @@
+//! A case's outcome and closure on the phone: the closure's steps as the agent and the
+//! supervisor take them offline, and the outcome of rows projected before it existed.
+
+use super::*;
+
+impl Store {
+    /// Proposes to close a case for `reason` (one of `case_doc::CLOSURE_REASONS`), offline if
+    /// need be: a supervisor approves or returns it.
+    pub fn propose_closure(
+        &mut self,
+        case_id: &str,
+        reason: &str,
+        note: Option<&str>,
+    ) -> Result<()> {
+        self.change_case(case_id, |doc, _, ctx| {
+            doc.propose_closure(reason, note, ctx)
+        })
+    }
+
+    /// A supervisor's decision on a proposed closure, from a supervisor's phone: only a
+    /// supervisor's or admin's device may (the server checks the team too).
+    pub fn decide_closure(
+        &mut self,
+        case_id: &str,
+        approve: bool,
+        note: Option<&str>,
+    ) -> Result<()> {
+        if !matches!(
+            self.role()?,
+            crate::policy::Role::Supervisor | crate::policy::Role::Admin
+        ) {
+            return Err(Error::Forbidden(
+                "supervisors and admins decide closures".into(),
+            ));
+        }
+        self.change_case(case_id, |doc, _, ctx| {
+            doc.decide_closure(approve, note, ctx)
+        })
+    }
+
+    /// Opens a closed case again: its visits are due again, and the reopening is counted.
+    pub fn reopen_case(&mut self, case_id: &str, note: Option<&str>) -> Result<()> {
+        self.change_case(case_id, |doc, _, ctx| doc.reopen(note, ctx))
+    }
+
+    /// A case's closure: its status and every step, with who took it.
+    pub fn closure(&self, case_id: &str) -> Result<crate::case_doc::Closure> {
+        self.require_doc(case_id)?.closure()
+    }
+
+    /// Projects again the cases whose rows were written before outcomes were (schema 11), from
+    /// their documents; nothing to do once done. A case that does not load stays as it was.
+    pub(super) fn project_outcomes(&mut self) -> Result<usize> {
+        let ids: Vec<String> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT case_id FROM cases WHERE stage IS NULL")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let forms = self.forms()?;
+        let mut projected = Vec::new();
+        for case_id in ids {
+            let Ok(Some(mut doc)) = self.load_doc(&case_id) else {
+                continue;
+            };
+            let unacknowledged: bool = self.conn.query_row(
+                "SELECT dirty != ?2 FROM case_sync WHERE case_id = ?1",
+                params![case_id, SyncState::Clean],
+                |r| r.get(0),
+            )?;
+            if let Ok(p) = projection::project_on_phone(&mut doc, &forms, unacknowledged) {
+                projected.push(p);
+            }
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for p in &projected {
+            projection::write(&tx, p)?;
+        }
+        let done = projected.len();
+        tx.commit()?;
+        Ok(done)
+    }
+}
