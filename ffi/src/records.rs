@@ -17,6 +17,11 @@ pub struct CaseSummary {
     pub updated_at: String,
     /// Listed from the row a first sync sent ahead; the case itself is on its way: read-only.
     pub arriving: bool,
+    /// The child's stage and closure as codes (`outcomeInWords` says them).
+    pub stage: Option<String>,
+    pub classification: Option<String>,
+    pub outcome_provisional: bool,
+    pub closure: Option<String>,
 }
 
 impl From<suivi_core::store::CaseRow> for CaseSummary {
@@ -33,6 +38,10 @@ impl From<suivi_core::store::CaseRow> for CaseSummary {
             conflict_count: r.conflict_count,
             updated_at: r.updated_at,
             arriving: r.arriving,
+            stage: r.stage,
+            classification: r.classification,
+            outcome_provisional: r.outcome_provisional,
+            closure: r.closure,
         }
     }
 }
@@ -222,6 +231,100 @@ pub fn referral_moves(status: String, lang: String) -> Vec<ReferralMove> {
             names_provider: t == Transition::Transfer,
         })
         .collect()
+}
+
+/// A case's outcome as its row and screen say it.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct OutcomeInWords {
+    pub stage: String,
+    pub classification: Option<String>,
+    /// A visit this phone has not had acknowledged counted.
+    pub provisional: bool,
+    /// What the agent does next; none for a closed case or one waiting on a supervisor.
+    pub next_step: Option<String>,
+    pub closure: Option<String>,
+}
+
+/// A list row's outcome in `lang` (core's words); none for a row listed ahead of its case.
+#[uniffi::export]
+pub fn outcome_in_words(case: CaseSummary, lang: String) -> Option<OutcomeInWords> {
+    suivi_core::outcome::row_in_words(
+        case.stage.as_deref(),
+        case.classification.as_deref(),
+        case.outcome_provisional,
+        case.closure.as_deref(),
+        Lang::from_tag(&lang),
+    )
+    .map(|w| OutcomeInWords {
+        stage: w.stage,
+        classification: w.classification,
+        provisional: w.provisional,
+        next_step: w.next_step,
+        closure: w.closure,
+    })
+}
+
+/// A reason a closure is proposed for: its code and its words.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ClosureReason {
+    pub code: String,
+    pub label: String,
+}
+
+/// The reasons a case may be closed for, in `lang`, as a picker offers them.
+#[uniffi::export]
+pub fn closure_reasons(lang: String) -> Vec<ClosureReason> {
+    suivi_core::outcome::closure_reasons(Lang::from_tag(&lang))
+        .into_iter()
+        .map(|(code, label)| ClosureReason { code, label })
+        .collect()
+}
+
+/// A case's closure as its screen shows it.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ClosureInfo {
+    /// `open`, `proposed`, `returned`, `closed` or `disputed`.
+    pub status: String,
+    pub label: String,
+    pub reason: Option<String>,
+    pub steps: Vec<ClosureStepInfo>,
+    pub may_propose: bool,
+    pub may_decide: bool,
+    pub may_reopen: bool,
+}
+
+/// One step of a closure, in words.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ClosureStepInfo {
+    pub step: String,
+    pub actor: String,
+    pub at: String,
+    pub reason: Option<String>,
+    pub note: Option<String>,
+}
+
+impl From<suivi_core::store::ClosureWords> for ClosureInfo {
+    fn from(c: suivi_core::store::ClosureWords) -> Self {
+        ClosureInfo {
+            status: c.status,
+            label: c.label,
+            reason: c.reason,
+            steps: c
+                .steps
+                .into_iter()
+                .map(|s| ClosureStepInfo {
+                    step: s.step,
+                    actor: s.actor,
+                    at: s.at,
+                    reason: s.reason,
+                    note: s.note,
+                })
+                .collect(),
+            may_propose: c.may_propose,
+            may_decide: c.may_decide,
+            may_reopen: c.may_reopen,
+        }
+    }
 }
 
 /// A stored day (`2026-03-02`, or the day of a stored time) as the reader writes it in `lang`:

@@ -222,6 +222,53 @@ impl CaseStore {
         guard(|| Ok(self.writer().reassign_case(&case_id, &agent)?))
     }
 
+    /// Proposes to close a case for `reason` (a `closureReasons` code), offline if need be: a
+    /// supervisor approves or returns it.
+    pub fn propose_closure(
+        &self,
+        case_id: String,
+        reason: String,
+        note: Option<String>,
+    ) -> Result<()> {
+        guard(|| {
+            Ok(self
+                .writer()
+                .propose_closure(&case_id, &reason, note.as_deref())?)
+        })
+    }
+
+    /// A supervisor's decision on a proposed closure (a supervisor's phone, offline if need
+    /// be): approved, or returned to the agent with a note.
+    pub fn decide_closure(
+        &self,
+        case_id: String,
+        approve: bool,
+        note: Option<String>,
+    ) -> Result<()> {
+        guard(|| {
+            Ok(self
+                .writer()
+                .decide_closure(&case_id, approve, note.as_deref())?)
+        })
+    }
+
+    /// Opens a closed case again (counted in the programme's report).
+    pub fn reopen_case(&self, case_id: String, note: Option<String>) -> Result<()> {
+        guard(|| Ok(self.writer().reopen_case(&case_id, note.as_deref())?))
+    }
+
+    /// A case's closure in the reader's words (`lang`), times in `time_zone` (an IANA name
+    /// such as Africa/Bamako): its steps, and what this phone's user may do next.
+    pub fn closure(&self, case_id: String, lang: String, time_zone: String) -> Result<ClosureInfo> {
+        guard(|| {
+            let zone = suivi_core::words::Zone::parse(&time_zone)?;
+            Ok(self
+                .reader()
+                .closure_in_words(&case_id, Lang::from_tag(&lang), zone)?
+                .into())
+        })
+    }
+
     /// Refers the child to a service; returns the referral id.
     pub fn refer(&self, case_id: String, inputs: HashMap<String, String>) -> Result<String> {
         guard(|| {

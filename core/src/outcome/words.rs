@@ -161,6 +161,45 @@ pub fn classification_label(lang: Lang, code: &str) -> String {
     }
 }
 
+/// Every closure reason with its words, in `CLOSURE_REASONS`' order: what a picker offers.
+pub fn closure_reasons(lang: Lang) -> Vec<(String, String)> {
+    crate::case_doc::CLOSURE_REASONS
+        .iter()
+        .map(|r| (r.to_string(), closure_reason_label(lang, r)))
+        .collect()
+}
+
+/// A list row's outcome in words: its stage (and classification), whether it is provisional,
+/// the next step unless the case is closed or waits on a supervisor, and its closure when not
+/// simply open.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OutcomeWords {
+    pub stage: String,
+    pub classification: Option<String>,
+    pub provisional: bool,
+    pub next_step: Option<String>,
+    pub closure: Option<String>,
+}
+
+/// `OutcomeWords` of a list row's codes; `None` for a row with no stage (listed ahead).
+pub fn row_in_words(
+    stage: Option<&str>,
+    classification: Option<&str>,
+    provisional: bool,
+    closure: Option<&str>,
+    lang: Lang,
+) -> Option<OutcomeWords> {
+    let stage = Stage::parse(stage?)?;
+    let waits = matches!(closure, Some("closed" | "proposed"));
+    Some(OutcomeWords {
+        stage: stage.label(lang).to_string(),
+        classification: classification.map(|c| classification_label(lang, c)),
+        provisional,
+        next_step: (!waits).then(|| stage.next_step(lang).to_string()),
+        closure: closure.map(|c| closure_label(lang, c)),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,6 +235,21 @@ mod tests {
             }
         }
         assert_eq!(stage_label(Lang::Fr, "exited"), "sorti du travail");
+        let words = row_in_words(Some("exited"), Some("withdrawn"), false, None, Lang::En).unwrap();
+        assert_eq!(words.next_step.as_deref(), Some("Propose closure"));
+        assert_eq!(words.classification.as_deref(), Some("withdrawn"));
+        let proposed =
+            row_in_words(Some("exited"), None, true, Some("proposed"), Lang::Fr).unwrap();
+        assert_eq!(
+            proposed.next_step, None,
+            "a proposal waits on the supervisor"
+        );
+        assert_eq!(proposed.closure.as_deref(), Some("clôture proposée"));
+        assert_eq!(row_in_words(None, None, false, None, Lang::Fr), None);
+        assert_eq!(
+            closure_reasons(Lang::En)[1],
+            ("moved_away".into(), "moved away".into())
+        );
         assert_eq!(closure_label(Lang::Fr, "disputed"), "clôture (contesté)");
         assert_eq!(closure_reason_label(Lang::Ar, "moved_away"), "غادر المنطقة");
     }

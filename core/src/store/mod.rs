@@ -9,6 +9,7 @@ mod exchange;
 mod inputs;
 mod open;
 mod outcomes;
+pub use outcomes::{ClosureStepWords, ClosureWords};
 pub mod projection;
 mod reads;
 pub mod schema;
@@ -121,6 +122,8 @@ pub struct CaseDetail {
     pub merged_into: Option<String>,
     /// On a survivor: the cases merged into it, with what they hold.
     pub merged: Vec<MergedCase>,
+    /// Its closure: status, reason and every step with who took it.
+    pub closure: crate::case_doc::Closure,
 }
 
 /// A case merged into the one shown: its referrals and visits belong to the child too, and the

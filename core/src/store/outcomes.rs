@@ -48,6 +48,62 @@ impl Store {
         self.require_doc(case_id)?.closure()
     }
 
+    /// A case's closure as its screen shows it, in `lang`: where it stands, each step with who
+    /// took it and when, and what this phone's user may do next.
+    pub fn closure_in_words(
+        &self,
+        case_id: &str,
+        lang: crate::Lang,
+        zone: crate::words::Zone,
+    ) -> Result<ClosureWords> {
+        use crate::case_doc::ClosureStatus;
+        use crate::outcome::{closure_label, closure_reason_label, closure_step_label};
+        let closure = self.closure(case_id)?;
+        let supervises = matches!(
+            self.role()?,
+            crate::policy::Role::Supervisor | crate::policy::Role::Admin
+        );
+        let settled = !closure.disputed;
+        Ok(ClosureWords {
+            status: if closure.disputed {
+                "disputed".to_string()
+            } else {
+                closure.status.as_str().to_string()
+            },
+            label: closure_label(
+                lang,
+                if closure.disputed {
+                    "disputed"
+                } else {
+                    closure.status.as_str()
+                },
+            ),
+            reason: closure
+                .reason
+                .as_deref()
+                .filter(|_| closure.status != ClosureStatus::Open)
+                .map(|r| closure_reason_label(lang, r)),
+            steps: closure
+                .steps
+                .iter()
+                .map(|s| ClosureStepWords {
+                    step: closure_step_label(lang, &s.step),
+                    actor: s.actor.clone(),
+                    at: zone.time_text(lang, &s.at),
+                    reason: s.reason.as_deref().map(|r| closure_reason_label(lang, r)),
+                    note: s.note.clone(),
+                })
+                .collect(),
+            may_propose: settled
+                && matches!(
+                    closure.status,
+                    ClosureStatus::Open | ClosureStatus::Returned
+                ),
+            may_decide: settled && supervises && closure.status == ClosureStatus::Proposed,
+            may_reopen: settled && closure.status == ClosureStatus::Closed,
+        })
+    }
+
     /// Projects again the cases whose rows were written before outcomes were (schema 11), from
     /// their documents; nothing to do once done. A case that does not load stays as it was.
     pub(super) fn project_outcomes(&mut self) -> Result<usize> {
@@ -86,4 +142,29 @@ impl Store {
         tx.commit()?;
         Ok(done)
     }
+}
+
+/// A case's closure in words (`Store::closure_in_words`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClosureWords {
+    /// `open`, `proposed`, `returned`, `closed` or `disputed`.
+    pub status: String,
+    pub label: String,
+    /// The reason proposed, unless the case is open.
+    pub reason: Option<String>,
+    pub steps: Vec<ClosureStepWords>,
+    pub may_propose: bool,
+    pub may_decide: bool,
+    pub may_reopen: bool,
+}
+
+/// One step of a closure, in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClosureStepWords {
+    pub step: String,
+    pub actor: String,
+    /// When, on the author's clock, as the reader writes it.
+    pub at: String,
+    pub reason: Option<String>,
+    pub note: Option<String>,
 }

@@ -25,6 +25,7 @@ impl Store {
             audit_notes: doc.audit_notes()?,
             merged_into: doc.merged_into()?,
             merged: self.merged_cases_of(&doc)?,
+            closure: doc.closure()?,
         })
     }
 

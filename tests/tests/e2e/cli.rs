@@ -194,3 +194,84 @@ fn connections_per_ip_sets_the_per_address_cap() {
     first.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+/// The command proposes a closure offline and shows the case's stage and closure in words; an
+/// agent's command cannot decide it; the supervisor's approval comes back at the next sync.
+#[test]
+fn the_command_proposes_a_closure_and_shows_it_decided() {
+    let server = TestServer::start();
+    server.add_user("amina", Role::Agent, "sikasso");
+    server.add_user("fatima", Role::Supervisor, "sikasso");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("amina.db");
+    suivi(&db, &["init", "--user", "amina", "--device", "tecno"]);
+    let mut args = vec!["case", "new"];
+    for f in &CHILD {
+        args.push("--set");
+        args.push(f);
+    }
+    let case_id = suivi(&db, &args)["case_id"].as_str().unwrap().to_string();
+    let proposed = suivi(
+        &db,
+        &[
+            "case",
+            "close",
+            &case_id,
+            "--reason",
+            "moved_away",
+            "--note",
+            "parti à Bamako",
+        ],
+    );
+    assert_eq!(proposed["closure"]["status"], "proposed");
+    let text = |args: &[&str]| {
+        let out = Command::new(suivi_binary())
+            .args(["--lang", "fr"])
+            .args(args)
+            .env("SUIVI_DB", &db)
+            .env("SUIVI_KEY", "clé de test")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (_, shown) = text(&["case", "show", &case_id]);
+    assert!(shown.contains("Étape: identifié"), "{shown}");
+    assert!(
+        shown.contains("Clôture: clôture proposée — parti de la zone"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("clôture proposée  amina  parti de la zone : parti à Bamako"),
+        "{shown}"
+    );
+    let (_, listed) = text(&["case", "list"]);
+    assert!(listed.contains("[clôture proposée]"), "{listed}");
+    let (ok, refused) = text(&["case", "decide", &case_id, "approve"]);
+    assert!(
+        !ok && refused.contains("supervisors and admins decide closures"),
+        "{refused}"
+    );
+
+    let code = server.code("amina");
+    suivi(&db, &["enroll", "--server", &server.url(), "--code", &code]);
+    suivi(&db, &["sync"]);
+    let mut fatima = server.device("fatima");
+    fatima.sync().unwrap();
+    fatima.store.decide_closure(&case_id, true, None).unwrap();
+    fatima.sync().unwrap();
+    suivi(&db, &["sync"]);
+    let (_, shown) = text(&["case", "show", &case_id]);
+    assert!(
+        shown.contains("Clôture: clôturé — parti de la zone"),
+        "{shown}"
+    );
+    assert!(shown.contains("clôture approuvée  fatima"), "{shown}");
+    assert!(
+        !shown.contains("Prochaine étape"),
+        "a closed case has no next step"
+    );
+}

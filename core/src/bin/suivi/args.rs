@@ -130,6 +130,29 @@ pub(super) enum CaseCommand {
         #[arg(long)]
         to: String,
     },
+    /// Propose to close a case, offline if need be; a supervisor approves or returns it.
+    /// Reasons: exited_stable, moved_away, age_limit, transferred, consent_withdrawn, deceased.
+    Close {
+        case: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Decide a proposed closure (supervisors): approve, or return it to the agent with a note.
+    Decide {
+        case: String,
+        /// approve or return.
+        decision: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Open a closed case again (counted in the programme's report).
+    Reopen {
+        case: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
     List {
         #[command(flatten)]
         filter: FilterArgs,

@@ -51,6 +51,34 @@ pub(super) fn run(cli: &Cli, lang: Lang) -> Result<(), Error> {
         Command::Case(CaseCommand::Reassign { case, to }) => {
             reassign(&mut open(cli)?, lang, case, to)?
         }
+        Command::Case(CaseCommand::Close { case, reason, note }) => {
+            closure_step(&mut open(cli)?, lang, case, |store, id| {
+                store.propose_closure(id, reason, note.as_deref())
+            })?
+        }
+        Command::Case(CaseCommand::Decide {
+            case,
+            decision,
+            note,
+        }) => {
+            let approve = match decision.as_str() {
+                "approve" | "approuver" => true,
+                "return" | "renvoyer" => false,
+                other => {
+                    return Err(Error::InvalidInput(format!(
+                        "decision {other}: approve or return"
+                    )))
+                }
+            };
+            closure_step(&mut open(cli)?, lang, case, |store, id| {
+                store.decide_closure(id, approve, note.as_deref())
+            })?
+        }
+        Command::Case(CaseCommand::Reopen { case, note }) => {
+            closure_step(&mut open(cli)?, lang, case, |store, id| {
+                store.reopen_case(id, note.as_deref())
+            })?
+        }
         Command::Case(CaseCommand::List { filter }) => {
             list(&open(cli)?, lang, filter.to_filter(None))?
         }
@@ -195,6 +223,23 @@ fn reassign(store: &mut Store, lang: Lang, case: &str, to: &str) -> Result<Shown
     Ok(Shown::new(
         serde_json::json!({"case_id": case_id, "assigned_to": to, "written": written}),
         format!("{} {} → {to}", t(lang, "reassigned"), short(&case_id)),
+    ))
+}
+
+/// A step of a case's closure, then where the closure stands, in words.
+fn closure_step(
+    store: &mut Store,
+    lang: Lang,
+    case: &str,
+    step: impl FnOnce(&mut Store, &str) -> Result<(), Error>,
+) -> Result<Shown, Error> {
+    let case_id = store.resolve_case_id(case)?;
+    step(store, &case_id)?;
+    let closure = store.closure(&case_id)?;
+    let text = format!("{}  {}", short(&case_id), closure_text(lang, &closure));
+    Ok(Shown::new(
+        serde_json::json!({"case_id": case_id, "closure": closure}),
+        text,
     ))
 }
 

@@ -8,8 +8,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::Value as Json;
-use suivi_core::case_doc::{Conflict, HistoryEntry};
+use suivi_core::case_doc::{Closure, ClosureStatus, Conflict, HistoryEntry};
 use suivi_core::forms::{FieldType, FormDefinition, FOLLOWUP, IDENTIFICATION, REFERRAL};
+use suivi_core::outcome;
 use suivi_core::store::{
     CaseDetail, CaseRow, QuarantinedCase, RefusedCase, SyncProgress, SyncReport,
 };

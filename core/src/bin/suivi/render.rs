@@ -207,6 +207,16 @@ pub(super) fn summary_line(row: &CaseRow, form: Option<&FormDefinition>, lang: L
             t(lang, "conflicts")
         ));
     }
+    // Where the child stands, and the closure when the case is not simply open.
+    if let Some(stage) = &row.stage {
+        line.push_str(&format!("  {}", outcome::stage_label(lang, stage)));
+        if let Some(c) = &row.classification {
+            line.push_str(&format!(" · {}", outcome::classification_label(lang, c)));
+        }
+    }
+    if let Some(closure) = &row.closure {
+        line.push_str(&format!("  [{}]", outcome::closure_label(lang, closure)));
+    }
     // A row a first sync sent ahead: the case itself is on its way (read-only until then).
     if row.arriving {
         line.push_str(&format!("  ({})", t(lang, "arriving")));
@@ -300,6 +310,7 @@ pub(super) fn show_case(store: &Store, detail: &CaseDetail, lang: Lang, zone: Zo
     if let Some(into) = &detail.merged_into {
         out.push_str(&format!("\n{} {}\n", t(lang, "merged_into"), into));
     }
+    out.push_str(&outcome_text(lang, s, &detail.closure, zone));
     show_records(
         &mut out,
         store,
@@ -462,6 +473,65 @@ pub(super) fn describe_form(form: &FormDefinition, lang: Lang) -> String {
     out.trim_end().to_string()
 }
 
+/// A case's stage, its next step, and its closure with each step's author, for `case show`.
+pub(super) fn outcome_text(lang: Lang, row: &CaseRow, closure: &Closure, zone: Zone) -> String {
+    let mut out = String::from("\n");
+    if let Some(stage) = row.stage.as_deref().and_then(outcome::Stage::parse) {
+        out.push_str(&format!("{}: {}", t(lang, "stage"), stage.label(lang)));
+        if let Some(c) = &row.classification {
+            out.push_str(&format!(" · {}", outcome::classification_label(lang, c)));
+        }
+        if row.outcome_provisional {
+            out.push_str(&format!(" ({})", t(lang, "provisional")));
+        }
+        out.push('\n');
+        if !closure.is_closed() && closure.status != ClosureStatus::Proposed {
+            out.push_str(&format!(
+                "{}: {}\n",
+                t(lang, "next_step"),
+                stage.next_step(lang)
+            ));
+        }
+    }
+    out.push_str(&format!("{}\n", closure_text(lang, closure)));
+    for step in &closure.steps {
+        out.push_str(&format!(
+            "  {}  {}  {}",
+            zone.time_text(lang, &step.at),
+            outcome::closure_step_label(lang, &step.step),
+            step.actor
+        ));
+        if let Some(reason) = &step.reason {
+            out.push_str(&format!(
+                "  {}",
+                outcome::closure_reason_label(lang, reason)
+            ));
+        }
+        if let Some(note) = &step.note {
+            out.push_str(&format!(" : {note}"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Where a closure stands: "Clôture : clôture proposée — parti de la zone".
+pub(super) fn closure_text(lang: Lang, closure: &Closure) -> String {
+    let status = if closure.disputed {
+        outcome::closure_label(lang, "disputed")
+    } else {
+        closure.status.label(lang).to_string()
+    };
+    match (&closure.reason, closure.status) {
+        (Some(reason), s) if s != ClosureStatus::Open => format!(
+            "{}: {status} — {}",
+            t(lang, "closure"),
+            outcome::closure_reason_label(lang, reason)
+        ),
+        _ => format!("{}: {status}", t(lang, "closure")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -506,5 +576,62 @@ mod tests {
             ..row
         };
         assert!(!summary_line(&held, None, Lang::En).contains("arriving"));
+    }
+
+    #[test]
+    fn a_row_and_a_case_say_the_stage_the_next_step_and_the_closure_in_words() {
+        let row = CaseRow {
+            case_id: "0123456789abcdef0123456789abcdef".into(),
+            first_name: "Awa".into(),
+            last_name: "Traoré".into(),
+            stage: Some("exited".into()),
+            classification: Some("withdrawn".into()),
+            closure: Some("proposed".into()),
+            outcome_provisional: true,
+            ..CaseRow::default()
+        };
+        let line = summary_line(&row, None, Lang::Fr);
+        assert!(
+            line.ends_with("sorti du travail · retiré du travail  [clôture proposée]"),
+            "{line}"
+        );
+        let mut closure = Closure {
+            status: ClosureStatus::Proposed,
+            disputed: false,
+            reason: Some("moved_away".into()),
+            steps: vec![suivi_core::case_doc::ClosureStep {
+                id: "1".into(),
+                step: "propose".into(),
+                reason: Some("moved_away".into()),
+                note: Some("parti à Bamako".into()),
+                actor: "amina".into(),
+                at: "2026-12-07T09:30:00+00:00".into(),
+            }],
+        };
+        let text = outcome_text(Lang::Fr, &row, &closure, Zone::default());
+        assert!(
+            text.contains("Étape: sorti du travail · retiré du travail (provisoire"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("Prochaine étape"),
+            "a proposal waits on the supervisor"
+        );
+        assert!(
+            text.contains("Clôture: clôture proposée — parti de la zone"),
+            "{text}"
+        );
+        assert!(
+            text.contains("7 décembre 2026 à 09:30  clôture proposée  amina  parti de la zone : parti à Bamako"),
+            "{text}"
+        );
+        closure.status = ClosureStatus::Open;
+        closure.steps.clear();
+        let text = outcome_text(Lang::En, &row, &closure, Zone::default());
+        assert!(text.contains("Next step: Propose closure"), "{text}");
+        assert!(
+            text.contains("Closure: open") && !text.contains("moved"),
+            "{text}"
+        );
     }
 }

@@ -9,6 +9,7 @@ import kotlinx.coroutines.launch
 import kotlinx.coroutines.suspendCancellableCoroutine
 import kotlinx.coroutines.isActive
 import kotlinx.coroutines.withContext
+import org.suivi.core.ClosureInfo
 import org.suivi.core.CaseDetail
 import org.suivi.core.CaseQuery
 import org.suivi.core.CaseStore
@@ -99,6 +100,18 @@ class CaseRepository(
         withContext(io) { store.conflictChoices(caseId, lang.tag, zone) }
 
     /** Settles a conflict with one of its values, as the form takes it. */
+    /** A case's closure in the reader's words, times on `zone`'s clock, and what may be done. */
+    suspend fun closure(caseId: String, lang: Lang, zone: String): ClosureInfo =
+        withContext(io) { store.closure(caseId, lang.tag, zone) }
+
+    suspend fun proposeClosure(caseId: String, reason: String, note: String?) =
+        save { store.proposeClosure(caseId, reason, note) }
+
+    suspend fun decideClosure(caseId: String, approve: Boolean, note: String?) =
+        save { store.decideClosure(caseId, approve, note) }
+
+    suspend fun reopenCase(caseId: String, note: String?) = save { store.reopenCase(caseId, note) }
+
     suspend fun resolveConflict(caseId: String, path: String, value: String) =
         save { store.resolveConflict(caseId, path, value) }
 
