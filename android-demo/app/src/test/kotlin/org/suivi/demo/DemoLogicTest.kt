@@ -63,11 +63,20 @@ class DemoLogicTest {
         list.search = "BENALI"
         list.refresh()
         assertEquals(listOf("Salma Benali"), list.cases.map { list.title(it) })
-        assertEquals("a row in words, the risk by its label", "Salma Benali · Souk Sebt · Élevé", list.row(list.cases.single()))
         assertEquals(
-            "a row a first sync sent ahead says its case is on its way",
+            "a row in words, the risk by its label, the child's stage",
+            "Salma Benali · Souk Sebt · Élevé · identifié",
+            list.row(list.cases.single()),
+        )
+        assertEquals(
+            "a row a first sync sent ahead says its case is on its way (no stage yet)",
             "Salma Benali · Souk Sebt · Élevé · en cours d'arrivée",
-            list.row(list.cases.single().copy(arriving = true)),
+            list.row(list.cases.single().copy(arriving = true, stage = null)),
+        )
+        assertEquals(
+            "a closure proposed is said",
+            "Salma Benali · Souk Sebt · Élevé · identifié — clôture proposée",
+            list.row(list.cases.single().copy(closure = "proposed")),
         )
         // Typed as an agent types it: family name first, another spelling, a hyphen.
         list.search = "Bennali-Salma"

@@ -54,13 +54,15 @@ class CaseListViewModel(private val repository: CaseRepository, @Volatile var la
 
     /**
      * A list row in words: the child, the village, the risk by its label, the next visit's day,
-     * and whether the case is still arriving with a first sync (read-only until it has).
+     * the child's stage and the closure (core's words), and whether the case is still arriving
+     * with a first sync (read-only until it has).
      */
     fun row(case: CaseSummary): String = listOfNotNull(
         title(case),
         case.village,
         case.riskLevel?.let { screen.risks[it] ?: it },
         case.nextFollowupDue?.let { org.suivi.core.dateInWords(it, lang.tag) },
+        org.suivi.core.outcomeInWords(case, lang.tag)?.let { o -> listOfNotNull(o.stage, o.closure).joinToString(" — ") },
         Messages.text("arriving", lang).takeIf { case.arriving },
     ).joinToString(" · ")
 }

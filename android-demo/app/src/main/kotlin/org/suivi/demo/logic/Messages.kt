@@ -38,6 +38,12 @@ class Lang private constructor(val tag: String, val rightToLeft: Boolean) {
 object Messages {
     private val texts: Map<String, Triple<String, String, String>> = mapOf(
         "required" to Triple("Obligatoire", "Required", "إجباري"),
+        "closure.next_step" to Triple("Prochaine étape", "Next step", "الخطوة التالية"),
+        "closure.propose" to Triple("Proposer la clôture", "Propose closure", "اقتراح الإغلاق"),
+        "closure.approve" to Triple("Approuver la clôture", "Approve the closure", "الموافقة على الإغلاق"),
+        "closure.return" to Triple("Renvoyer à l'agent", "Return to the agent", "إعادة إلى المرشد"),
+        "closure.reopen" to Triple("Rouvrir le dossier", "Reopen the case", "إعادة فتح الملف"),
+        "closure.note" to Triple("Note", "Note", "ملاحظة"),
         "unknown_field" to Triple("Champ inconnu", "Unknown field", "حقل غير معروف"),
         "not_relevant" to Triple("Ne s'applique pas", "Does not apply", "لا ينطبق"),
         "choice.unknown" to Triple("Choix inconnu", "Not one of the choices", "اختيار غير معروف"),

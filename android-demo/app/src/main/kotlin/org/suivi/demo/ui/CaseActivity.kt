@@ -11,6 +11,7 @@ import androidx.lifecycle.lifecycleScope
 import kotlinx.coroutines.launch
 import org.suivi.demo.R
 import org.suivi.core.ReferralMove
+import org.suivi.demo.logic.ClosureModel
 import org.suivi.demo.logic.ConflictPicker
 import org.suivi.demo.logic.Lang
 import org.suivi.demo.logic.Messages
@@ -49,6 +50,28 @@ class CaseActivity : ChildScreen() {
                 for (shown in repository.identificationInWords(caseId, lang)) {
                     line(if (shown.former) "(${shown.label} : ${shown.value})" else "${shown.label} : ${shown.value}")
                 }
+                // Where the child stands (core's rules), the next step, the closure's steps, and
+                // what this phone's user may do: propose, decide (a supervisor), reopen.
+                val closures = ClosureModel(repository, lang)
+                closures.outcome(detail.summary)?.let { o ->
+                    line(listOfNotNull(o.stage, o.classification).joinToString(" · "), 16f)
+                    o.nextStep?.let { line(Messages.text("closure.next_step", lang) + " : " + it) }
+                }
+                val closure = closures.closure(caseId)
+                line(listOfNotNull(closure.label, closure.reason).joinToString(" — "))
+                closure.steps.forEach { s -> line("  ${s.at} · ${s.step} · ${s.actor}" + (s.note?.let { " « $it »" } ?: "")) }
+                if (closure.mayPropose) body.addView(Button(this@CaseActivity).apply {
+                    text = Messages.text("closure.propose", lang)
+                    setOnClickListener { askAndPropose(closures, caseId, lang) }
+                })
+                if (closure.mayDecide) for (approve in listOf(true, false)) body.addView(Button(this@CaseActivity).apply {
+                    text = Messages.text(if (approve) "closure.approve" else "closure.return", lang)
+                    setOnClickListener { askNoteThen(text.toString(), lang) { note -> closures.decide(caseId, approve, note) } }
+                })
+                if (closure.mayReopen) body.addView(Button(this@CaseActivity).apply {
+                    text = Messages.text("closure.reopen", lang)
+                    setOnClickListener { askNoteThen(text.toString(), lang) { note -> closures.reopen(caseId, note) } }
+                })
                 // Each conflict by its label, each value in words with who wrote it, where and
                 // when; a tap keeps it (`ConflictPicker`).
                 val picker = ConflictPicker(repository, lang)
@@ -108,6 +131,43 @@ class CaseActivity : ChildScreen() {
                 line(e.toUiError(lang).message)
             }
             show(ScrollView(this@CaseActivity).apply { addView(body) })
+        }
+    }
+
+    /** A reason picked in the reader's words and a note, then the proposal; the screen redraws. */
+    private fun askAndPropose(closures: ClosureModel, caseId: String, lang: Lang) {
+        val reasons = closures.reasons()
+        var picked = 0
+        val note = EditText(this).apply { hint = Messages.text("closure.note", lang) }
+        AlertDialog.Builder(this)
+            .setTitle(Messages.text("closure.propose", lang))
+            .setSingleChoiceItems(reasons.map { it.label }.toTypedArray(), 0) { _, which -> picked = which }
+            .setView(note)
+            .setNegativeButton(R.string.cancel, null)
+            .setPositiveButton(Messages.text("closure.propose", lang)) { _, _ ->
+                lifecycleScope.launch { told(closures.propose(caseId, reasons[picked], note.text.toString())) }
+            }
+            .show()
+    }
+
+    /** A note, then `step` (a decision or a reopening); the screen redraws. */
+    private fun askNoteThen(title: String, lang: Lang, step: suspend (String) -> Outcome<Unit>) {
+        val note = EditText(this).apply { hint = Messages.text("closure.note", lang) }
+        AlertDialog.Builder(this)
+            .setTitle(title)
+            .setView(note)
+            .setNegativeButton(R.string.cancel, null)
+            .setPositiveButton(title) { _, _ -> lifecycleScope.launch { told(step(note.text.toString())) } }
+            .show()
+    }
+
+    private fun told(outcome: Outcome<Unit>) {
+        when (outcome) {
+            is Outcome.Ok -> draw()
+            is Outcome.Failed -> AlertDialog.Builder(this)
+                .setMessage((outcome.error.fieldErrors.values + outcome.error.message).joinToString("\n"))
+                .setPositiveButton(android.R.string.ok, null)
+                .show()
         }
     }
 
