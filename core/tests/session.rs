@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use common::*;
 use serde_json::json;
 use suivi_core::forms::{record_as_text, IDENTIFICATION};
+use suivi_core::outcome::OutcomeSettings;
 use suivi_core::store::date_input;
 use suivi_core::sync::protocol::{
     self, Author, EnrollResponse, PulledCase, PulledChange, SyncResponse,
@@ -789,4 +790,77 @@ fn a_fetch_answered_with_a_case_not_asked_for_is_refused() {
     assert_eq!(phone.cursor().unwrap(), 0);
     let sent = server.sent();
     assert_eq!(sent[0].0, "/v1/cases");
+}
+
+/// Outcome settings from a server are input like any other: ones no programme could set are
+/// refused and the held ones stay; good ones are kept, every case's outcome is derived again
+/// with them, and the next request says which version the phone holds.
+#[test]
+fn outcome_settings_from_the_server_are_checked_kept_and_recount_every_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut phone = enrolled_phone(&dir, "amina", "tecno");
+    let case_id = phone
+        .create_case(&child("Awa", "Sangaré", "Zégoua"))
+        .unwrap();
+    for (date, due) in [("2026-09-01", "2026-10-10"), ("2026-10-11", "2026-11-20")] {
+        phone
+            .add_followup(&case_id, &visit(date, due, "low"))
+            .unwrap();
+    }
+    let stage = |phone: &Store| {
+        phone.list_cases(&Default::default()).unwrap()[0]
+            .stage
+            .clone()
+    };
+    assert_eq!(
+        stage(&phone).as_deref(),
+        Some("exited"),
+        "two visits, 40 days apart"
+    );
+
+    let hostile = OutcomeSettings {
+        version: 7,
+        exit_visits: 0,
+        ..OutcomeSettings::default()
+    };
+    let server = Scripted::default().page(SyncResponse {
+        settings: vec![hostile],
+        accepted: vec![case_id.clone()],
+        ..empty_page(1)
+    });
+    let report = sync(&mut phone, &server).unwrap();
+    assert!(
+        report
+            .settings_refused
+            .as_deref()
+            .unwrap_or("")
+            .contains("0 visits"),
+        "{report:?}"
+    );
+    assert_eq!(
+        phone.outcome_settings().unwrap(),
+        OutcomeSettings::default()
+    );
+
+    let three_visits = OutcomeSettings {
+        version: 2,
+        exit_visits: 3,
+        ..OutcomeSettings::default()
+    };
+    let server = Scripted::default().page(SyncResponse {
+        settings: vec![three_visits.clone()],
+        ..empty_page(2)
+    });
+    let report = sync(&mut phone, &server).unwrap();
+    assert_eq!(report.settings_refused, None);
+    assert_eq!(phone.outcome_settings().unwrap(), three_visits);
+    assert_eq!(
+        stage(&phone).as_deref(),
+        Some("not_working_at_one_visit"),
+        "two visits are not three"
+    );
+    let server = Scripted::default().page(empty_page(3));
+    sync(&mut phone, &server).unwrap();
+    let sent = protocol::decode_request(&server.sent()[0].1).unwrap();
+    assert_eq!(sent.settings_seen, 2);
 }

@@ -98,6 +98,24 @@ enum Command {
     /// versions at their next sync.
     #[command(subcommand)]
     Form(FormCommand),
+    /// The programme's outcome settings (ARCHITECTURE.md, "Outcomes"): shown without options;
+    /// with them, published as a new version, which the server's indicators and the phones
+    /// (at their next sync) derive outcomes with.
+    OutcomeSettings {
+        /// Consecutive visits finding the child out of work and in school or training before
+        /// the child counts as exited (1 to 6).
+        #[arg(long)]
+        exit_visits: Option<u32>,
+        /// Days at least between the first and the last of those visits (0 to 365).
+        #[arg(long)]
+        exit_days: Option<u32>,
+        /// The age at which monitoring ends (12 to 25).
+        #[arg(long)]
+        age_limit: Option<u32>,
+        /// The admin publishing them (a user of this server), written in the audit log.
+        #[arg(long)]
+        by: Option<String>,
+    },
     /// The database at rest.
     #[command(subcommand)]
     Store(StoreCommand),
@@ -683,6 +701,46 @@ fn run(cli: Cli) -> Result<(), String> {
                     form.version
                 );
             }
+            Ok(())
+        }
+        Command::OutcomeSettings {
+            exit_visits,
+            exit_days,
+            age_limit,
+            by,
+        } => {
+            let service = suivi_server::SyncService::new(store, codes);
+            let held = service.outcome_settings();
+            let show = |s: &suivi_core::outcome::OutcomeSettings| {
+                format!(
+                    "version {}: exited after {} visits at least {} days apart; monitoring ends at {}",
+                    s.version, s.exit_visits, s.exit_days_apart, s.age_limit
+                )
+            };
+            if exit_visits.is_none() && exit_days.is_none() && age_limit.is_none() {
+                say!("{}", show(&held));
+                return Ok(());
+            }
+            let by = by.ok_or("--by: the admin publishing them")?;
+            let admin = service
+                .store()
+                .user(&by)
+                .map_err(|e| e.to_string())?
+                .filter(|u| u.role == suivi_server::storage::Role::Admin)
+                .ok_or_else(|| format!("{by} is not an admin of this server"))?;
+            let wanted = suivi_core::outcome::OutcomeSettings {
+                exit_visits: exit_visits.unwrap_or(held.exit_visits),
+                exit_days_apart: exit_days.unwrap_or(held.exit_days_apart),
+                age_limit: age_limit.unwrap_or(held.age_limit),
+                ..held
+            };
+            let published = service
+                .publish_outcome_settings(&wanted, &admin.user_id, admin::now())
+                .map_err(|e| e.to_string())?;
+            say!(
+                "published {}: indicators rebuilt; phones derive outcomes with them after their next sync",
+                show(&published)
+            );
             Ok(())
         }
         Command::Form(FormCommand::List) => {

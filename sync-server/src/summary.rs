@@ -21,13 +21,18 @@ pub const DISPUTED: &str = "disputed";
 /// The summary of a checked case holding `change_count` changes. `None` if the document cannot
 /// be read as a case (it passed the layout rules, so this is a bug worth a log line, not a
 /// refused push).
-pub fn summarize(doc: AutoCommit, change_count: u64, forms: &FormRegistry) -> Option<SummaryWrite> {
+pub fn summarize(
+    doc: AutoCommit,
+    change_count: u64,
+    forms: &FormRegistry,
+    settings: &suivi_core::outcome::OutcomeSettings,
+) -> Option<SummaryWrite> {
     let mut doc = CaseDoc::from_automerge(doc);
     let projection::Projected {
         projection: p,
         identification: ident,
         conflicts,
-    } = match projection::project_with_sources(&mut doc, forms) {
+    } = match projection::project_with_sources(&mut doc, forms, settings) {
         Ok(projected) => projected,
         Err(e) => {
             tracing::warn!(error = %e, "a checked case does not project");

@@ -25,11 +25,30 @@ pub struct OutcomeSettings {
     pub version: u32,
     /// Consecutive visits finding the child out of work and in school or training before the
     /// child counts as exited (the remediation systems of cocoa and cotton use two).
-    pub exit_visits: usize,
+    pub exit_visits: u32,
     /// Days at least between the first and the last of those visits.
-    pub exit_days_apart: i64,
+    pub exit_days_apart: u32,
     /// The age at which monitoring ends.
     pub age_limit: u32,
+}
+
+impl OutcomeSettings {
+    /// Settings a programme may set: anything else from a server is refused before it is
+    /// kept (a device takes a server's words as untrusted input).
+    pub fn check(&self) -> crate::Result<()> {
+        let ok = self.version >= 1
+            && (1..=6).contains(&self.exit_visits)
+            && self.exit_days_apart <= 365
+            && (12..=25).contains(&self.age_limit);
+        if ok {
+            Ok(())
+        } else {
+            Err(crate::Error::InvalidInput(format!(
+                "outcome settings: {} visits (1 to 6), {} days apart (at most 365), age limit {} (12 to 25), version {}",
+                self.exit_visits, self.exit_days_apart, self.age_limit, self.version
+            )))
+        }
+    }
 }
 
 impl Default for OutcomeSettings {
@@ -212,9 +231,10 @@ pub fn derive(facts: &CaseFacts, settings: &OutcomeSettings) -> Outcome {
             continue;
         }
         run.push(v);
-        if !exited_now && run.len() >= settings.exit_visits.max(1) {
-            let first = run[run.len() - settings.exit_visits.max(1)];
-            if (v.date - first.date).num_days() >= settings.exit_days_apart {
+        let needed = (settings.exit_visits as usize).max(1);
+        if !exited_now && run.len() >= needed {
+            let first = run[run.len() - needed];
+            if (v.date - first.date).num_days() >= i64::from(settings.exit_days_apart) {
                 exited_now = true;
                 exited_on = Some(v.date);
                 provisional |= run.iter().any(|r| r.provisional);

@@ -28,7 +28,11 @@ pub use older::{decode_request, decode_response};
 /// Version 7: the response's `documents` (a case whose whole history a page holds, sent as one
 /// document when the page is smaller so). Version 8: the same request, answered by a stream of
 /// pages (`stream`), each committed as it arrives; the messages' layouts are version 7's.
-pub const PROTOCOL_VERSION: u16 = 8;
+/// Version 9: the request's `settings_seen` and the response's `settings` (a programme's
+/// outcome settings, published from the server like forms); case documents may hold a
+/// closure (`closure_status`, `closure_reason`, `closure_steps`), which an older app sets
+/// aside in quarantine until it is updated, losing nothing.
+pub const PROTOCOL_VERSION: u16 = 9;
 /// The oldest version a server still answers; an older device is told "upgrade required". A
 /// version 2 app cannot honour an erasure, so it must upgrade before it syncs again; a version
 /// 3 app syncs as before and its supervisor sees no app version.
@@ -158,6 +162,9 @@ pub struct SyncRequest {
     /// a forgery in the server's database, which records it and sets its case aside.
     #[serde(deserialize_with = "bounded")]
     pub forgeries: Vec<ForgeryReport>,
+    /// The version of the programme's outcome settings this device holds (0: none received;
+    /// version 9 on): the server sends newer ones.
+    pub settings_seen: u32,
 }
 
 /// A change the feed holds under a device that the device never wrote.
@@ -191,6 +198,7 @@ impl SyncRequest {
             removals_seen: 0,
             forms_seen: 0,
             forgeries: Vec::new(),
+            settings_seen: 0,
         }
     }
 }
@@ -229,6 +237,7 @@ impl SyncResponse {
             forms_cursor,
             own: Vec::new(),
             documents: Vec::new(),
+            settings: Vec::new(),
         }
     }
 }
@@ -429,6 +438,11 @@ pub struct SyncResponse {
     /// in `pull` (version 7 on; never to an older device). A case is in one list or the other.
     #[serde(deserialize_with = "bounded")]
     pub documents: Vec<PulledDocument>,
+    /// The programme's outcome settings when newer than the request's `settings_seen` (at
+    /// most one; version 9 on): the device checks and keeps them, and derives its cases'
+    /// outcomes with them.
+    #[serde(deserialize_with = "bounded")]
+    pub settings: Vec<crate::outcome::OutcomeSettings>,
 }
 
 /// One case's whole history as one document: Automerge's document format without its own
@@ -693,9 +707,9 @@ mod tests {
         v4.version = 4;
         v4.forms_seen = 0;
         let raw = postcard::to_stdvec(&v4).unwrap();
-        // A version 4 body is a version 6 one without its last two fields (`forms_seen`, a
-        // varint 0, and `forgeries`, an empty list: a byte each).
-        let body = zstd::bulk::compress(&raw[..raw.len() - 2], 3).unwrap();
+        // A version 4 body is a version 9 one without its last three fields (`forms_seen`, a
+        // varint 0, `forgeries`, an empty list, and `settings_seen`, 0: a byte each).
+        let body = zstd::bulk::compress(&raw[..raw.len() - 3], 3).unwrap();
         assert_eq!(decode_request(&body).unwrap(), v4);
 
         let response = SyncResponse {
@@ -716,10 +730,12 @@ mod tests {
             forms_cursor: 0,
             own: vec![],
             documents: vec![],
+            settings: vec![],
         };
         let raw = postcard::to_stdvec(&response).unwrap();
-        // Without `forms` (a length 0), `forms_cursor` (0) and `own` (a length 0): three bytes.
-        let body = zstd::bulk::compress(&raw[..raw.len() - 3], 3).unwrap();
+        // Without its last four fields (`forms_cursor` 0, `own`, `documents` and `settings`,
+        // each an empty list): four bytes.
+        let body = zstd::bulk::compress(&raw[..raw.len() - 4], 3).unwrap();
         assert_eq!(decode_response(&body).unwrap(), response);
         let mut v5 = response.clone();
         v5.version = 5;
@@ -774,7 +790,8 @@ mod tests {
             ..v7.clone()
         };
         let raw = postcard::to_stdvec(&v6).unwrap();
-        let body = zstd::bulk::compress(&raw[..raw.len() - 1], 3).unwrap();
+        // Without `documents` and `settings` (empty lists): two bytes.
+        let body = zstd::bulk::compress(&raw[..raw.len() - 2], 3).unwrap();
         assert_eq!(decode_response(&body).unwrap(), v6);
     }
 
@@ -794,7 +811,8 @@ mod tests {
         v5.version = 5;
         v5.forgeries = vec![];
         let raw = postcard::to_stdvec(&v5).unwrap();
-        let body = zstd::bulk::compress(&raw[..raw.len() - 1], 3).unwrap();
+        // Without `forgeries` (an empty list) and `settings_seen` (0): two bytes.
+        let body = zstd::bulk::compress(&raw[..raw.len() - 2], 3).unwrap();
         assert_eq!(decode_request(&body).unwrap(), v5);
 
         let response = SyncResponse {
@@ -820,6 +838,7 @@ mod tests {
                 forms_cursor: 3,
                 own: vec![],
                 documents: vec![],
+                settings: vec![],
             }
         };
         let body = encode(&response).unwrap();
@@ -830,8 +849,50 @@ mod tests {
         v5.version = 5;
         v5.own = vec![];
         let raw = postcard::to_stdvec(&v5).unwrap();
-        let body = zstd::bulk::compress(&raw[..raw.len() - 1], 3).unwrap();
+        // Without `own`, `documents` and `settings` (empty lists): three bytes.
+        let body = zstd::bulk::compress(&raw[..raw.len() - 3], 3).unwrap();
         assert_eq!(decode_response(&body).unwrap(), v5);
+    }
+
+    /// Version 9 appends the outcome settings held to the request and newer ones to the
+    /// response: a version 8 phone's request reads as holding none, a version 8 server's
+    /// response as sending none, and a version 8 reader takes them for trailing bytes.
+    #[test]
+    fn version_8_messages_read_as_version_9_without_settings_and_back() {
+        let mut v9 = request(vec![]);
+        v9.settings_seen = 3;
+        let body = encode(&v9).unwrap();
+        assert_eq!(decode_request(&body).unwrap(), v9);
+        let read_by_v8: SyncRequestV8 = decode(&body).unwrap();
+        assert_eq!(read_by_v8.forms_seen, v9.forms_seen);
+        let mut v8 = v9.clone();
+        v8.version = 8;
+        v8.settings_seen = 0;
+        let raw = postcard::to_stdvec(&v8).unwrap();
+        let body = zstd::bulk::compress(&raw[..raw.len() - 1], 3).unwrap();
+        assert_eq!(decode_request(&body).unwrap(), v8);
+
+        let settings = crate::outcome::OutcomeSettings {
+            version: 4,
+            exit_visits: 3,
+            ..Default::default()
+        };
+        let v9 = SyncResponse {
+            settings: vec![settings],
+            ..SyncResponse::nothing_new(9, 3)
+        };
+        let body = encode(&v9).unwrap();
+        assert_eq!(decode_response(&body).unwrap(), v9);
+        let read_by_v8: SyncResponseV8 = decode(&body).unwrap();
+        assert_eq!(read_by_v8.cursor, 9);
+        let v8 = SyncResponse {
+            version: 8,
+            settings: vec![],
+            ..v9.clone()
+        };
+        let raw = postcard::to_stdvec(&v8).unwrap();
+        let body = zstd::bulk::compress(&raw[..raw.len() - 1], 3).unwrap();
+        assert_eq!(decode_response(&body).unwrap(), v8);
     }
 
     #[test]
@@ -929,6 +990,7 @@ mod tests {
             forms_cursor: 3,
             own: vec![],
             documents: vec![],
+            settings: vec![],
         };
         // A field appended at the end by a newer server is ignored.
         let mut raw = postcard::to_stdvec(&response).unwrap();

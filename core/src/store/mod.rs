@@ -37,7 +37,7 @@ pub use inputs::date_input;
 pub use projection::{fold, CaseRow, ReferralRow};
 pub use sync_state::{
     Enrollment, QuarantinedCase, RefusedCase, SyncProgress, SyncReport, FORGED_REASON,
-    FORGERIES_KEPT_MAX, PUSH_RAW_BYTES_MAX,
+    FORGERIES_KEPT_MAX, PUSH_RAW_BYTES_MAX, SERVER_SPEAKS_TTL_SECS,
 };
 pub use todo::{Todo, TodoFilter, DUE_SOON_DAYS, WAITING_ON_AGENT};
 
@@ -191,6 +191,8 @@ impl rusqlite::types::FromSql for SyncState {
 
 /// The enrolled user's role, as the server gave it at enrollment.
 pub(crate) const META_ROLE: &str = "role";
+/// The programme's outcome settings the server published (JSON), once received.
+pub(crate) const META_OUTCOME_SETTINGS: &str = "outcome_settings";
 
 /// The forms registry as last loaded, and what the forms table held then (versions,
 /// retirements, definitions' length): a sync on the writer that stores a form changes it, and every connection
@@ -493,7 +495,8 @@ impl Store {
             params![case_id, SyncState::Clean],
             |r| r.get(0),
         )?;
-        let projection = projection::project_on_phone(doc, forms, unacknowledged)?;
+        let settings = outcome_settings_in(tx)?;
+        let projection = projection::project_on_phone(doc, forms, &settings, unacknowledged)?;
         projection::write(tx, &projection)?;
         Ok(())
     }
@@ -546,6 +549,21 @@ impl Store {
     pub(crate) fn format_heads(heads: &[ChangeHash]) -> String {
         format_heads(heads)
     }
+}
+
+/// The outcome settings this phone holds (the programme's, received at sync), or the
+/// defaults until a server sends some.
+pub(crate) fn outcome_settings_in(conn: &Connection) -> Result<crate::outcome::OutcomeSettings> {
+    let held: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [META_OUTCOME_SETTINGS],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(held
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default())
 }
 
 #[cfg(test)]

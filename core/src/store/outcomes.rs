@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// The protocol version servers check closures from.
+const CLOSURES_SINCE: u16 = 9;
+
 impl Store {
     /// Proposes to close a case for `reason` (one of `case_doc::CLOSURE_REASONS`), offline if
     /// need be: a supervisor approves or returns it.
@@ -40,7 +43,19 @@ impl Store {
 
     /// Opens a closed case again: its visits are due again, and the reopening is counted.
     pub fn reopen_case(&mut self, case_id: &str, note: Option<&str>) -> Result<()> {
+        self.require_closures_served()?;
         self.change_case(case_id, |doc, _, ctx| doc.reopen(note, ctx))
+    }
+
+    /// A server older than closures (protocol 9) would refuse the case's every later change:
+    /// the step is refused here, in words, until the server is updated.
+    fn require_closures_served(&self) -> Result<()> {
+        match self.server_speaks()? {
+            Some(v) if v < CLOSURES_SINCE => Err(Error::InvalidInput(format!(
+                "the server speaks protocol {v}: cases can be closed once it is updated (protocol {CLOSURES_SINCE})"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// A case's closure: its status and every step, with who took it.
@@ -104,6 +119,12 @@ impl Store {
         })
     }
 
+    /// The programme's outcome settings this phone derives outcomes with: the server's, once
+    /// received, else the defaults.
+    pub fn outcome_settings(&self) -> Result<crate::outcome::OutcomeSettings> {
+        outcome_settings_in(&self.conn)
+    }
+
     /// Projects again the cases whose rows were written before outcomes were (schema 11), from
     /// their documents; nothing to do once done. A case that does not load stays as it was.
     pub(super) fn project_outcomes(&mut self) -> Result<usize> {
@@ -118,6 +139,7 @@ impl Store {
             return Ok(0);
         }
         let forms = self.forms()?;
+        let settings = self.outcome_settings()?;
         let mut projected = Vec::new();
         for case_id in ids {
             let Ok(Some(mut doc)) = self.load_doc(&case_id) else {
@@ -128,7 +150,8 @@ impl Store {
                 params![case_id, SyncState::Clean],
                 |r| r.get(0),
             )?;
-            if let Ok(p) = projection::project_on_phone(&mut doc, &forms, unacknowledged) {
+            if let Ok(p) = projection::project_on_phone(&mut doc, &forms, &settings, unacknowledged)
+            {
                 projected.push(p);
             }
         }

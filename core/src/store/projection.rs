@@ -8,6 +8,7 @@ use serde_json::Value as Json;
 use crate::case_doc::{CaseDoc, ClosureStatus, Conflict};
 use crate::error::Result;
 use crate::forms::{FormRegistry, Record};
+use crate::outcome::OutcomeSettings;
 
 pub use crate::names::fold;
 
@@ -80,7 +81,7 @@ fn text(record: &Record, key: &str) -> Option<String> {
 }
 
 pub fn project(doc: &mut CaseDoc, forms: &FormRegistry) -> Result<CaseProjection> {
-    Ok(project_with_sources(doc, forms)?.projection)
+    Ok(project_with_sources(doc, forms, &OutcomeSettings::default())?.projection)
 }
 
 /// A phone's projection: the visits of a case with changes the server has not acknowledged
@@ -88,9 +89,10 @@ pub fn project(doc: &mut CaseDoc, forms: &FormRegistry) -> Result<CaseProjection
 pub fn project_on_phone(
     doc: &mut CaseDoc,
     forms: &FormRegistry,
+    settings: &OutcomeSettings,
     unacknowledged: bool,
 ) -> Result<CaseProjection> {
-    Ok(project_outcome(doc, forms, unacknowledged)?.projection)
+    Ok(project_outcome(doc, forms, settings, unacknowledged)?.projection)
 }
 
 /// A case's projection, with the identification record and the conflicts it was read from:
@@ -102,13 +104,18 @@ pub struct Projected {
     pub conflicts: Vec<Conflict>,
 }
 
-pub fn project_with_sources(doc: &mut CaseDoc, forms: &FormRegistry) -> Result<Projected> {
-    project_outcome(doc, forms, false)
+pub fn project_with_sources(
+    doc: &mut CaseDoc,
+    forms: &FormRegistry,
+    settings: &OutcomeSettings,
+) -> Result<Projected> {
+    project_outcome(doc, forms, settings, false)
 }
 
 fn project_outcome(
     doc: &mut CaseDoc,
     forms: &FormRegistry,
+    settings: &OutcomeSettings,
     unacknowledged: bool,
 ) -> Result<Projected> {
     let case_id = doc.case_id()?;
@@ -126,7 +133,7 @@ fn project_outcome(
     let facts = crate::outcome::facts_of(&ident, &referrals, &followups, &conflicts, &|_| {
         unacknowledged
     });
-    let outcome = crate::outcome::derive(&facts, &crate::outcome::OutcomeSettings::default());
+    let outcome = crate::outcome::derive(&facts, settings);
     let case = CaseRow {
         stage: Some(outcome.stage.as_str().to_string()),
         classification: outcome.classification.map(|(c, _)| c.as_str().to_string()),

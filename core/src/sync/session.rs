@@ -69,9 +69,7 @@ pub const STALLED_ROUND_TRIPS_MAX: usize = 3;
 /// Pages of one sync, in any number of requests or streams: a server that streams page after
 /// page, each moving a cursor, must still end.
 pub const SYNC_PAGES_MAX: usize = 10_000;
-/// How long a server's older version is remembered: after a day the phone tries its own again
-/// (the server may have been updated).
-pub const SERVER_SPEAKS_TTL_SECS: i64 = 24 * 3600;
+pub use crate::store::SERVER_SPEAKS_TTL_SECS;
 /// List rows a phone takes ahead of their cases: the largest caseload a phone is meant to hold.
 pub const LIST_ROWS_AHEAD_MAX: usize = 100_000;
 
@@ -217,13 +215,8 @@ impl SyncSession {
     pub fn start(store: &Store) -> Result<SyncSession> {
         // A server that said today it speaks an older version is asked in it straight away.
         let version = store
-            .meta(META_SERVER_SPEAKS)?
-            .and_then(|said| {
-                let (version, at) = said.split_once(' ')?;
-                let (version, at): (u16, i64) = (version.parse().ok()?, at.parse().ok()?);
-                let fresh = chrono::Utc::now().timestamp() - at < SERVER_SPEAKS_TTL_SECS;
-                (fresh && protocol::PROTOCOL_VERSIONS_SPOKEN.contains(&version)).then_some(version)
-            })
+            .server_speaks()?
+            .filter(|v| protocol::PROTOCOL_VERSIONS_SPOKEN.contains(v))
             .unwrap_or(PROTOCOL_VERSION);
         Ok(SyncSession {
             started: Instant::now(),
@@ -309,6 +302,7 @@ impl SyncSession {
                 app_version: store.app_version()?,
                 waiting_cases: u64::try_from(store.unsynced_case_count()?).unwrap_or(0),
             },
+            settings_seen: store.outcome_settings()?.version,
         };
         self.cursors_sent = (
             request.erasures_seen,

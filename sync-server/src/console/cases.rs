@@ -353,7 +353,7 @@ pub(super) async fn case_page(
             &conflicts,
             &|_| false,
         ),
-        &suivi_core::outcome::OutcomeSettings::default(),
+        &state.service.outcome_settings(),
     );
     let closure = doc
         .closure()

@@ -117,7 +117,7 @@ impl SyncService {
             .collect();
         let access = self.store.case_access(&ids)?;
         let allowance = Allowance::today(self.store.as_ref(), &device.device.device_id, now)?;
-        let mut budget = OpsBudget::new(self.refresh_forms());
+        let mut budget = self.budget();
         let mut seen = HashSet::new();
         let mut cases = Vec::with_capacity(push.len());
         for case in push {

@@ -13,6 +13,8 @@ pub(super) struct OpsBudget {
     pub(super) teams_read: HashSet<String>,
     /// The forms the request's changes are checked with, read once for the request.
     pub(super) forms: Arc<FormRegistry>,
+    /// The outcome settings the cases' projections are derived with.
+    pub(super) settings: suivi_core::outcome::OutcomeSettings,
 }
 
 impl OpsBudget {
@@ -23,6 +25,7 @@ impl OpsBudget {
             agents: HashMap::new(),
             teams_read: HashSet::new(),
             forms,
+            settings: Default::default(),
         }
     }
 

@@ -44,7 +44,7 @@ impl SyncService {
                 &console,
                 case_id,
                 access.get(case_id),
-                &mut OpsBudget::new(self.refresh_forms()),
+                &mut self.budget(),
                 now,
                 &mut |doc, forms, ctx| edit(doc, forms, ctx),
             )?;
@@ -115,7 +115,7 @@ impl SyncService {
                                 let mut budget = OpsBudget {
                                     agents: std::mem::take(&mut read.0),
                                     teams_read: std::mem::take(&mut read.1),
-                                    ..OpsBudget::new(self.refresh_forms())
+                                    ..self.budget()
                                 };
                                 let checked = self.console_check(
                                     console,

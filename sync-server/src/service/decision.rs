@@ -150,7 +150,7 @@ pub(super) fn admit(
                 .is_none()
                 .then(|| (device.user.user_id.clone(), device.user.team.clone())),
             changes: raw,
-            summary: summary::summarize(checked, change_count, &budget.forms),
+            summary: summary::summarize(checked, change_count, &budget.forms, &budget.settings),
         },
         reassigned,
         held,

@@ -91,7 +91,7 @@ impl SyncService {
                 let Some(ordered) = causal_order(incoming, &stored_hashes) else {
                     return refuse(RefusalReason::MissingDeps, "");
                 };
-                let mut budget = OpsBudget::new(self.refresh_forms());
+                let mut budget = self.budget();
                 self.read_agents(&mut budget, &device.user.team)?;
                 if let Some(existing) = existing {
                     self.read_agents(&mut budget, &existing.team)?;

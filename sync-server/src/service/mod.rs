@@ -132,6 +132,8 @@ impl AuthedDevice {
     }
 }
 
+use suivi_core::outcome::OutcomeSettings;
+
 pub struct SyncService {
     store: Arc<dyn ServerStore>,
     forms: crate::forms::FormCache,
@@ -150,6 +152,44 @@ impl SyncService {
             codes,
             refusal_audits: RefusalAudits::default(),
         }
+    }
+
+    /// The programme's outcome settings (the defaults until some are published): what the
+    /// server derives outcomes with, and sends to phones holding an older version. Read from
+    /// the store each time, as the forms feed's head is (another instance, or the command, may
+    /// have published some): one small indexed read.
+    pub fn outcome_settings(&self) -> OutcomeSettings {
+        match self.store.outcome_settings() {
+            Ok(stored) => stored.unwrap_or_default(),
+            Err(e) => {
+                tracing::error!(error = %e, "outcome settings");
+                OutcomeSettings::default()
+            }
+        }
+    }
+
+    /// A request's budget: the forms and outcome settings as stored now.
+    fn budget(&self) -> OpsBudget {
+        OpsBudget {
+            settings: self.outcome_settings(),
+            ..OpsBudget::new(self.refresh_forms())
+        }
+    }
+
+    /// Publishes outcome settings as the next version (checked first), audited as `by`, and
+    /// rebuilds every case's projections with them. Phones receive them at their next sync.
+    pub fn publish_outcome_settings(
+        &self,
+        settings: &OutcomeSettings,
+        by: &str,
+        now: i64,
+    ) -> Result<OutcomeSettings, ServiceError> {
+        settings
+            .check()
+            .map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+        let published = self.store.publish_outcome_settings(settings, (by, now))?;
+        self.refresh_all_summaries()?;
+        Ok(published)
     }
 
     pub fn store(&self) -> &Arc<dyn ServerStore> {
@@ -335,7 +375,10 @@ mod tests {
                 &device,
                 &case,
                 None,
-                &mut OpsBudget::new(service.forms()),
+                &mut OpsBudget {
+                    settings: service.outcome_settings(),
+                    ..OpsBudget::new(service.forms())
+                },
                 0,
                 None,
             );

@@ -7,6 +7,7 @@ impl SyncService {
     pub fn rebuild_summaries(&self, case_ids: &[String]) -> Result<(), ServiceError> {
         let mut writes = Vec::new();
         let forms = self.refresh_forms();
+        let settings = self.outcome_settings();
         for case_id in case_ids {
             // One bad stored case (for `case check` to find) never stops the others.
             let stored = match self.stored_changes(case_id) {
@@ -19,9 +20,12 @@ impl SyncService {
             };
             let count = stored.len() as u64;
             match CaseCheck::load(case_id, stored) {
-                Ok(check) => {
-                    writes.extend(summary::summarize(check.into_document(), count, &forms))
-                }
+                Ok(check) => writes.extend(summary::summarize(
+                    check.into_document(),
+                    count,
+                    &forms,
+                    &settings,
+                )),
                 Err(e) => {
                     tracing::warn!(case = %case_id, error = ?e, "a stored case does not load")
                 }

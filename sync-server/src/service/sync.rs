@@ -144,13 +144,16 @@ impl SyncService {
             waiting,
         )?;
         self.record_forgeries(device, &request.forgeries, now)?;
+        // Newer outcome settings travel in the first page (version 9 on).
+        let settings = Some(self.outcome_settings())
+            .filter(|s| request.version >= 9 && s.version > request.settings_seen);
         let (body, pulled, position) = self.pull_page(
             device,
             request.version,
             cursor,
             (erasures_seen, removals_seen, request.forms_seen),
-            accepted,
-            refused.clone(),
+            (accepted, refused.clone()),
+            settings,
         )?;
         let stream = if request.version >= protocol::stream::STREAM_VERSION {
             // A new phone (it holds nothing of this feed and pushes nothing) gets its list rows
@@ -287,8 +290,8 @@ impl SyncService {
             position.version,
             Some(position.cursor),
             (position.erasures, position.removals, position.forms),
-            Vec::new(),
-            Vec::new(),
+            (Vec::new(), Vec::new()),
+            None,
         )
     }
 
@@ -302,8 +305,8 @@ impl SyncService {
         version: u16,
         cursor: Option<u64>,
         (erasures_seen, removals_seen, forms_seen): (u64, u64, u64),
-        accepted: Vec<String>,
-        refused: Vec<Refusal>,
+        (accepted, refused): (Vec<String>, Vec<Refusal>),
+        settings: Option<suivi_core::outcome::OutcomeSettings>,
     ) -> Result<(Vec<u8>, usize, StreamPosition), ServiceError> {
         let from = cursor.unwrap_or(0);
         // The cases first, then the forms: a case in this page was pushed by a phone that held
@@ -403,6 +406,7 @@ impl SyncService {
             forms_cursor,
             own: Vec::new(),
             documents: Vec::new(),
+            settings: settings.into_iter().collect(),
         };
         // A case's document, built once per page even when the page is trimmed and weighed
         // again (keyed by how many of its changes the page holds).

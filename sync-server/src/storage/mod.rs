@@ -368,6 +368,19 @@ pub struct CaseSummary {
     pub merged_into: Option<String>,
 }
 
+/// Outcome settings as stored (JSON).
+pub(crate) fn settings_body(
+    settings: &suivi_core::outcome::OutcomeSettings,
+) -> StorageResult<String> {
+    serde_json::to_string(settings)
+        .map_err(|e| StorageError::Backend(format!("outcome settings: {e}")))
+}
+
+/// Outcome settings read back; a stored body that does not read is a backend error.
+pub(crate) fn settings_of(body: &str) -> StorageResult<suivi_core::outcome::OutcomeSettings> {
+    serde_json::from_str(body).map_err(|e| StorageError::Backend(format!("outcome settings: {e}")))
+}
+
 /// What the indicators count of a case (`summary::indicators`), kept beside its summary.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CaseIndicators {

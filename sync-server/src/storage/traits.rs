@@ -315,8 +315,21 @@ pub trait ProjectionStore {
     fn listed_case(&self, case_id: &str) -> StorageResult<Option<ListedCase>>;
 }
 
-/// Published form versions and the forms feed.
+/// Published form versions and the forms feed, and the programme's outcome settings.
 pub trait FormStore {
+    /// The programme's outcome settings as last published; `None` if never (the defaults
+    /// apply).
+    fn outcome_settings(&self) -> StorageResult<Option<suivi_core::outcome::OutcomeSettings>>;
+
+    /// Publishes outcome settings as the next version (the one given is ignored), audited as
+    /// `outcome_settings.publish` by `by`, and marks every case's projections to be rebuilt
+    /// with them. Returns them with their version.
+    fn publish_outcome_settings(
+        &self,
+        settings: &suivi_core::outcome::OutcomeSettings,
+        by_at: (&str, i64),
+    ) -> StorageResult<suivi_core::outcome::OutcomeSettings>;
+
     /// Publishes a form version, audited as `form.publish` by `by`, unless that id and
     /// version exist: either way returns the stored version, and whether it is new. The
     /// version was checked against the forms feed at `expected_head`: if the feed moved since

@@ -143,3 +143,39 @@ pub fn forms_published_from_many_threads_take_distinct_positions(s: Subject) {
     assert_eq!(seqs, (1..=8).collect::<Vec<u64>>());
     assert_eq!(store.forms_head().unwrap(), 8);
 }
+
+/// Outcome settings are published as the next version each time, the latest read back, and
+/// every case's projections marked to be rebuilt with them.
+pub fn outcome_settings_are_published_as_versions(s: Subject) {
+    let store = s.store.as_ref();
+    assert_eq!(
+        store.outcome_settings().unwrap(),
+        None,
+        "the defaults apply"
+    );
+    let three = suivi_core::outcome::OutcomeSettings {
+        exit_visits: 3,
+        ..Default::default()
+    };
+    let first = store
+        .publish_outcome_settings(&three, ("admin", NOW))
+        .unwrap();
+    assert_eq!((first.version, first.exit_visits), (2, 3));
+    let second = store
+        .publish_outcome_settings(
+            &suivi_core::outcome::OutcomeSettings {
+                version: 99,
+                exit_days_apart: 60,
+                ..three
+            },
+            ("admin", NOW + 1),
+        )
+        .unwrap();
+    assert_eq!(second.version, 3, "the version given is not the one stored");
+    assert_eq!(store.outcome_settings().unwrap(), Some(second));
+    assert!(store
+        .audit_log(0, 100)
+        .unwrap()
+        .iter()
+        .any(|r| r.action == "outcome_settings.publish" && r.subject == "v3"));
+}

@@ -211,6 +211,7 @@ macro_rules! conformance {
                 projections::duplicate_candidates_by_name_commune_and_birth_year,
                 forms::published_forms_are_immutable_and_fed_in_order,
                 forms::forms_published_from_many_threads_take_distinct_positions,
+                forms::outcome_settings_are_published_as_versions,
                 sign_in::sessions_and_login_failures
             );
         }

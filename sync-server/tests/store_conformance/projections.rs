@@ -44,6 +44,19 @@ pub fn indicators_and_referral_views_read_the_projections(s: Subject) {
                     service,
                     stopped_working: Some(service),
                     days_to_service: service.then_some(10 * n as i64),
+                    // Case 2 exited (withdrawn) and was closed; case 3 was reopened once and
+                    // has a closure proposed; every case made two visits, one on time.
+                    stage: if service { "exited" } else { "identified" }.into(),
+                    classification: service.then(|| "withdrawn".into()),
+                    closure: match n {
+                        2 => Some("closed".into()),
+                        3 => Some("proposed".into()),
+                        _ => None,
+                    },
+                    closed_reason: (n == 2).then(|| "moved_away".into()),
+                    reopenings: i64::from(n == 3),
+                    visits_scheduled: 2,
+                    visits_on_time: 1,
                     ..Default::default()
                 },
                 referrals,
@@ -154,6 +167,22 @@ pub fn indicators_and_referral_views_read_the_projections(s: Subject) {
     assert_eq!(by(&|c| c.age == Some(13)), 1, "case 1: born 2013");
     assert_eq!(by(&|c| c.age == Some(15)), 1, "case 3: born 2011");
     assert_eq!(by(&|c| c.agent == "amina" && c.team == "sikasso"), 3);
+    // Outcomes and closures, summed the same on every store.
+    assert_eq!(
+        (
+            total(&|c| c.withdrawn),
+            total(&|c| c.exited),
+            total(&|c| c.prevented),
+            total(&|c| c.relapsed)
+        ),
+        (1, 1, 0, 0)
+    );
+    assert_eq!(by(&|c| c.closed_reason.as_deref() == Some("moved_away")), 1);
+    assert_eq!((total(&|c| c.proposed), total(&|c| c.reopened)), (1, 1));
+    assert_eq!(
+        (total(&|c| c.visits_scheduled), total(&|c| c.visits_on_time)),
+        (6, 3)
+    );
     assert!(cells
         .iter()
         .any(|c| c.month == "2026-01" && c.days_to_service == Some(20)));

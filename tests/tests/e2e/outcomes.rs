@@ -8,6 +8,7 @@ use reqwest::header::LOCATION;
 use reqwest::StatusCode;
 use serde_json::json;
 use suivi_core::protocol::RefusalReason;
+use suivi_server::storage::prelude::*;
 use suivi_tests::{child, raw_push, record, TestDevice, TestServer};
 
 use crate::console::{two_teams, Console};
@@ -276,4 +277,168 @@ fn a_supervisor_returns_a_proposal_from_her_phone_offline() {
         .propose_closure(&case_id, "exited_stable", None)
         .unwrap();
     assert!(amina.sync().unwrap().refused.is_empty());
+}
+
+/// Settings published on the server (the command's path, checked first) recount the server's
+/// indicators at once and reach the phones at their next sync, which derive their cases'
+/// outcomes again with them; a report names the version it counted with.
+#[test]
+fn settings_published_on_the_server_recount_the_indicators_and_reach_the_phones() {
+    let server = two_teams();
+    let mut amina = server.device("amina");
+    let case_id = an_exited_child(&mut amina);
+    amina.sync().unwrap();
+    assert_eq!(listed(&amina, &case_id).stage.as_deref(), Some("exited"));
+    let mut fatima = Console::signed_in(&server, "fatima");
+    let exited = |console: &mut Console| {
+        let (_, csv, _) = console.get("/console/indicators.csv?by=agent");
+        let header: Vec<String> = csv
+            .lines()
+            .next()
+            .unwrap()
+            .trim_start_matches('\u{feff}')
+            .split(',')
+            .map(str::to_string)
+            .collect();
+        let row: Vec<String> = csv
+            .lines()
+            .find(|l| l.starts_with("amina,"))
+            .unwrap()
+            .split(',')
+            .map(str::to_string)
+            .collect();
+        row[header
+            .iter()
+            .position(|h| h == "Sortis (deux visites)")
+            .unwrap()]
+        .clone()
+    };
+    assert_eq!(exited(&mut fatima), "1");
+
+    let service = suivi_server::SyncService::new(server.store.clone(), server.codes.clone());
+    let refused = service.publish_outcome_settings(
+        &suivi_core::outcome::OutcomeSettings {
+            exit_visits: 9,
+            ..Default::default()
+        },
+        "root",
+        1_800_000_000,
+    );
+    assert!(refused.is_err(), "9 visits is no programme's setting");
+    let published = service
+        .publish_outcome_settings(
+            &suivi_core::outcome::OutcomeSettings {
+                exit_visits: 3,
+                ..Default::default()
+            },
+            "root",
+            1_800_000_000,
+        )
+        .unwrap();
+    assert_eq!(published.version, 2);
+    assert_eq!(
+        exited(&mut fatima),
+        "0",
+        "two visits are not three: recounted at once"
+    );
+    let audit = server.store.audit_log(0, 1000).unwrap();
+    assert!(audit
+        .iter()
+        .any(|r| r.action == "outcome_settings.publish" && r.subject == "v2"));
+
+    amina.sync().unwrap();
+    assert_eq!(amina.store.outcome_settings().unwrap(), published);
+    assert_eq!(
+        listed(&amina, &case_id).stage.as_deref(),
+        Some("not_working_at_one_visit")
+    );
+    // The third visit, a month later: exited again, on the phone and on the server.
+    amina
+        .store
+        .add_followup(&case_id, &visit("2026-11-15", false, "yes", "2026-12-20"))
+        .unwrap();
+    assert_eq!(listed(&amina, &case_id).stage.as_deref(), Some("exited"));
+    amina.sync().unwrap();
+    assert_eq!(exited(&mut fatima), "1");
+}
+
+/// A phone still on the app of protocol 8 beside closures: its requests (the version 8 layout)
+/// are answered in a layout it reads, with no settings; a closed case's document holds keys its
+/// checks do not know, so it sets the case aside (its state written here as that app left it:
+/// nothing of the case saved, its changes waiting). Updated, the app takes the case in at its
+/// next sync, closure and all; nothing was lost.
+#[test]
+fn an_app_of_protocol_8_sets_a_closed_case_aside_and_takes_it_in_once_updated() {
+    use suivi_core::protocol::{self, SyncRequest, CONTENT_TYPE};
+    use suivi_core::sync::{HttpTransport, Transport};
+
+    let server = two_teams();
+    let mut amina = server.device("amina");
+    let case_id = an_exited_child(&mut amina);
+    amina
+        .store
+        .propose_closure(&case_id, "exited_stable", None)
+        .unwrap();
+    amina.sync().unwrap();
+    let mut fatima = server.device("fatima");
+    fatima.sync().unwrap();
+    fatima.store.decide_closure(&case_id, true, None).unwrap();
+    fatima.sync().unwrap();
+
+    // Karim's phone on the previous app: a version 8 request, laid out as that build did.
+    let mut karim = server.device("karim");
+    let request = SyncRequest {
+        version: 8,
+        ..SyncRequest::pushing(0, vec![])
+    };
+    let raw = postcard::to_stdvec(&request).unwrap();
+    let body = zstd::bulk::compress(&raw[..raw.len() - 1], 3).unwrap();
+    let reply = HttpTransport::new(&server.url())
+        .unwrap()
+        .post(
+            "/v1/sync",
+            CONTENT_TYPE,
+            body,
+            Some(&karim.store.credentials().unwrap()),
+        )
+        .unwrap();
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let pages = protocol::stream::pages(&reply.body).unwrap();
+    let first = protocol::decode_response(&pages[0]).unwrap();
+    assert_eq!(first.version, 8);
+    assert!(first.settings.is_empty());
+
+    karim.sync().unwrap();
+    {
+        let conn = rusqlite::Connection::open(&karim.path).unwrap();
+        conn.pragma_update(None, "key", suivi_tests::DEVICE_KEY)
+            .unwrap();
+        conn.pragma_update(None, "foreign_keys", true).unwrap();
+        conn.execute("DELETE FROM case_docs WHERE case_id = ?1", [&case_id])
+            .unwrap();
+        for raw in server.store.case_changes(&case_id).unwrap() {
+            conn.execute(
+                "INSERT INTO pending_changes (case_id, data) VALUES (?1, ?2)",
+                rusqlite::params![case_id, raw],
+            )
+            .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO quarantine (case_id, reason, at) VALUES (?1, 'invalid case document at closure_status', '')",
+            [&case_id],
+        )
+        .unwrap();
+    }
+    assert_eq!(karim.store.quarantined_cases().unwrap().len(), 1);
+    assert!(karim.store.case(&case_id).is_err());
+    let report = karim.sync().unwrap();
+    assert_eq!(report.changes_down, 0, "no page brings it again");
+    assert!(karim.store.quarantined_cases().unwrap().is_empty());
+    assert_eq!(listed(&karim, &case_id).closure.as_deref(), Some("closed"));
+    assert_eq!(karim.store.closure(&case_id).unwrap().steps.len(), 2);
 }

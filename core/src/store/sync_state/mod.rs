@@ -47,6 +47,21 @@ pub(crate) const META_LAST_SYNC: &str = "last_sync";
 /// the day start in it rather than pay a refused round trip each.
 pub(crate) const META_SERVER_SPEAKS: &str = "server_speaks";
 const META_SERVER_CA: &str = "server_ca";
+/// How long a server's older version is remembered: after a day the phone tries its own again
+/// (the server may have been updated).
+pub const SERVER_SPEAKS_TTL_SECS: i64 = 24 * 3600;
+
+impl Store {
+    /// The older protocol version the server said today that it speaks, if it did.
+    pub fn server_speaks(&self) -> Result<Option<u16>> {
+        Ok(self.meta(META_SERVER_SPEAKS)?.and_then(|said| {
+            let (version, at) = said.split_once(' ')?;
+            let (version, at): (u16, i64) = (version.parse().ok()?, at.parse().ok()?);
+            let fresh = chrono::Utc::now().timestamp() - at < SERVER_SPEAKS_TTL_SECS;
+            fresh.then_some(version)
+        }))
+    }
+}
 
 pub(crate) struct Pushed {
     pub(crate) case_id: String,

@@ -19,6 +19,7 @@ impl Store {
         let mut plan = plan_page(&[], &fetched, false);
         plan.moves_positions = false;
         plan.forms_cursor = None;
+        plan.settings = None;
         plan.removals_cursor = None;
         let mut report = SyncReport::default();
         self.commit_page(&plan, &mut report)?;
@@ -255,6 +256,30 @@ impl Store {
                 }
             }
         }
+        // Newer outcome settings, checked like any server input: every case's outcome is
+        // derived again with them once the page is in.
+        let mut settings_changed = false;
+        if let Some(settings) = plan.settings {
+            let held = crate::store::outcome_settings_in(&tx)?;
+            match settings.check() {
+                Ok(())
+                    if settings.version > held.version
+                        || settings.version == held.version && *settings != held =>
+                {
+                    tx.execute(
+                        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                        params![
+                            crate::store::META_OUTCOME_SETTINGS,
+                            serde_json::to_string(settings).unwrap_or_default()
+                        ],
+                    )?;
+                    tx.execute("UPDATE cases SET stage = NULL", [])?;
+                    settings_changed = true;
+                }
+                Ok(()) => {}
+                Err(e) => report.settings_refused = Some(e.to_string()),
+            }
+        }
         if let Some(removals_cursor) = plan.removals_cursor {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -276,6 +301,9 @@ impl Store {
         if report.forms_received > forms_before {
             // A case set aside for a form version this device lacked may read now.
             self.retry_quarantined()?;
+        }
+        if settings_changed {
+            self.project_outcomes()?;
         }
         if plan.erases() {
             // Old page images stay in the write-ahead log until a checkpoint.

@@ -54,6 +54,8 @@ pub(crate) struct PagePlan<'a> {
     pub(crate) forms: &'a [FormUpdate],
     /// Where the forms feed now stands (a server of version 5 or later says).
     pub(crate) forms_cursor: Option<u64>,
+    /// The programme's outcome settings, when the server sent newer ones (version 9 on).
+    pub(crate) settings: Option<&'a crate::outcome::OutcomeSettings>,
     pub(crate) acknowledged: Vec<Acknowledged>,
     pub(crate) refusals: Vec<(&'a Refusal, OnRefusal)>,
     /// The server does not hold the history this phone read: every case is pushed again.
@@ -158,6 +160,7 @@ pub(crate) fn plan_page<'a>(
     PagePlan {
         forms: &response.forms,
         forms_cursor: (response.version >= 5).then_some(response.forms_cursor),
+        settings: response.settings.iter().max_by_key(|s| s.version),
         acknowledged,
         refusals,
         reset: response.reset,

@@ -51,6 +51,8 @@ pub struct SyncReport {
     /// Form versions the server sent that this device refused, each with why: their records
     /// wait in quarantine until a good definition comes.
     pub forms_refused: Vec<String>,
+    /// Outcome settings the server sent that this app refused, with why (the ones held stay).
+    pub settings_refused: Option<String>,
     pub duration_ms: u64,
 }
 

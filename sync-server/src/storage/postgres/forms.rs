@@ -1,9 +1,61 @@
 //! FormStore on PostgreSQL: published form versions and the forms feed.
 
 use super::*;
-use crate::storage::FormStore;
+use crate::storage::{settings_body, settings_of, FormStore};
+use suivi_core::outcome::OutcomeSettings;
 
 impl FormStore for PostgresStore {
+    fn outcome_settings(&self) -> StorageResult<Option<OutcomeSettings>> {
+        let row = self
+            .client()?
+            .query_opt(
+                "SELECT body FROM outcome_settings ORDER BY version DESC LIMIT 1",
+                &[],
+            )
+            .map_err(backend)?;
+        row.map(|r| settings_of(&r.get::<_, String>(0))).transpose()
+    }
+
+    fn publish_outcome_settings(
+        &self,
+        settings: &OutcomeSettings,
+        (by, now): (&str, i64),
+    ) -> StorageResult<OutcomeSettings> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction().map_err(backend)?;
+        // One publisher at a time: the next version is read and written under this lock.
+        tx.execute("LOCK TABLE outcome_settings IN EXCLUSIVE MODE", &[])
+            .map_err(backend)?;
+        let version: i64 = tx
+            .query_one(
+                "SELECT (coalesce(max(version), 1) + 1)::BIGINT FROM outcome_settings",
+                &[],
+            )
+            .map_err(backend)?
+            .get(0);
+        let published = OutcomeSettings {
+            version: u32::try_from(version).unwrap_or(u32::MAX),
+            ..settings.clone()
+        };
+        tx.execute(
+            "INSERT INTO outcome_settings (version, body, published_at, published_by)
+             VALUES ($1, $2, $3, $4)",
+            &[&version, &settings_body(&published)?, &now, &by],
+        )
+        .map_err(backend)?;
+        tx.execute("UPDATE case_summaries SET stale = TRUE", &[])
+            .map_err(backend)?;
+        audit_row(
+            &mut tx,
+            now,
+            by,
+            "outcome_settings.publish",
+            &format!("v{version}"),
+        )?;
+        tx.commit().map_err(backend)?;
+        Ok(published)
+    }
+
     fn publish_form(
         &self,
         form_id: &str,

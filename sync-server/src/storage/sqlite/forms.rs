@@ -1,9 +1,62 @@
 //! FormStore on SQLite: published form versions and the forms feed.
 
 use super::*;
-use crate::storage::FormStore;
+use crate::storage::{settings_body, settings_of, FormStore};
+use suivi_core::outcome::OutcomeSettings;
 
 impl FormStore for SqliteStore {
+    fn outcome_settings(&self) -> StorageResult<Option<OutcomeSettings>> {
+        let body: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT body FROM outcome_settings ORDER BY version DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        body.map(|b| settings_of(&b)).transpose()
+    }
+
+    fn publish_outcome_settings(
+        &self,
+        settings: &OutcomeSettings,
+        (by, now): (&str, i64),
+    ) -> StorageResult<OutcomeSettings> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let version: i64 = tx
+            .query_row(
+                "SELECT coalesce(max(version), 1) + 1 FROM outcome_settings",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(backend)?;
+        let published = OutcomeSettings {
+            version: u32::try_from(version).unwrap_or(u32::MAX),
+            ..settings.clone()
+        };
+        tx.execute(
+            "INSERT INTO outcome_settings (version, body, published_at, published_by)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![version, settings_body(&published)?, now, by],
+        )
+        .map_err(backend)?;
+        tx.execute("UPDATE case_summaries SET stale = 1", [])
+            .map_err(backend)?;
+        audit_row(
+            &tx,
+            now,
+            by,
+            "outcome_settings.publish",
+            &format!("v{version}"),
+        )?;
+        tx.commit().map_err(backend)?;
+        Ok(published)
+    }
+
     fn publish_form(
         &self,
         form_id: &str,

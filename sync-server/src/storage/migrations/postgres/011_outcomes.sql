@@ -9,5 +9,14 @@ ALTER TABLE case_indicators ADD COLUMN closed_reason TEXT;
 ALTER TABLE case_indicators ADD COLUMN reopenings BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE case_indicators ADD COLUMN visits_scheduled BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE case_indicators ADD COLUMN visits_on_time BIGINT NOT NULL DEFAULT 0;
+-- The programme's outcome settings (suivi_core::outcome::OutcomeSettings as JSON), each
+-- publication a new version that phones receive at their next sync; the past ones stay, so a
+-- period's report names the version it was counted with.
+CREATE TABLE outcome_settings (
+    version      BIGINT PRIMARY KEY,
+    body         TEXT NOT NULL,
+    published_at BIGINT NOT NULL,
+    published_by TEXT NOT NULL
+);
 CREATE INDEX case_indicators_by_closure ON case_indicators(closure);
 UPDATE case_summaries SET stale = TRUE;
