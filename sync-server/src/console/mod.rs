@@ -16,6 +16,7 @@ mod indicators;
 mod officer;
 pub mod overview;
 mod pages;
+mod report;
 mod session;
 mod team;
 pub mod text;
@@ -41,6 +42,7 @@ use crate::storage::{AuditQuery, CaseQuery, ConsoleSession, StorageError, User};
 use cases::*;
 use officer::*;
 use pages::{Filters, Frame};
+use report::*;
 use session::*;
 use team::*;
 use text::{t, T};
@@ -90,6 +92,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/export/{file}", get(export_file))
         .route("/console/indicators", get(indicators_page))
         .route("/console/indicators.csv", get(indicators_csv))
+        .route("/console/report", get(report_page))
         .route("/console/referrals", get(referrals_page))
         .route("/console/assets/console.css", get(stylesheet))
         // A login or filter form is a few hundred bytes.

@@ -874,3 +874,263 @@ fn an_officer_audits_a_chain_exports_and_reads_the_access_log() {
     assert!(verdict.starts_with("✘ NON vérifié"), "{verdict}");
     assert!(verdict.contains("is not the one checkpointed"), "{verdict}");
 }
+
+/// A project seeded with children at every stage, recorded on two agents' phones: what a test
+/// counts itself from the records the phones hold, written from the rules' text
+/// (ARCHITECTURE.md, "Outcomes"), not from `suivi_core::outcome`.
+struct Counted {
+    withdrawn: u64,
+    prevented: u64,
+    exited: u64,
+    relapsed: u64,
+    closed: u64,
+    by_sex: std::collections::BTreeMap<String, (u64, u64)>,
+}
+
+fn count_independently(details: &[suivi_core::store::CaseDetail]) -> Counted {
+    let mut c = Counted {
+        withdrawn: 0,
+        prevented: 0,
+        exited: 0,
+        relapsed: 0,
+        closed: 0,
+        by_sex: Default::default(),
+    };
+    for d in details {
+        let works = d.identification["works"] == json!(true);
+        let mut visits: Vec<(chrono::NaiveDate, bool, bool)> = d
+            .followups
+            .iter()
+            .map(|f| {
+                let day = chrono::NaiveDate::parse_from_str(
+                    f.fields["visit_date"].as_str().unwrap(),
+                    "%Y-%m-%d",
+                )
+                .unwrap();
+                (
+                    day,
+                    f.fields["still_working"] == json!(true),
+                    f.fields["attends_school"] == json!("yes"),
+                )
+            })
+            .collect();
+        visits.sort();
+        // Exited: two consecutive visits out of work and at school, 30 days apart at least;
+        // relapsed: found working after that.
+        let (mut exited, mut relapsed, mut ever_working) = (false, false, works);
+        for i in 0..visits.len() {
+            let (day, working, school) = visits[i];
+            if working {
+                ever_working = true;
+                if exited {
+                    exited = false;
+                    relapsed = true;
+                }
+            } else if school && i > 0 {
+                let (before, was_working, was_school) = visits[i - 1];
+                if !was_working && was_school && (day - before).num_days() >= 30 {
+                    exited = true;
+                }
+            }
+        }
+        let served = d
+            .referrals
+            .iter()
+            .any(|r| ["accepted", "in_service", "completed"].contains(&r.status.as_str()));
+        let withdrawn = ever_working && exited;
+        let prevented = !ever_working && served;
+        c.withdrawn += u64::from(withdrawn);
+        c.prevented += u64::from(prevented);
+        c.exited += u64::from(exited);
+        c.relapsed += u64::from(relapsed && !exited);
+        c.closed += u64::from(d.closure.is_closed());
+        let sex = d.identification["sex"].as_str().unwrap().to_string();
+        let e = c.by_sex.entry(sex).or_default();
+        e.0 += u64::from(withdrawn);
+        e.1 += u64::from(prevented);
+    }
+    c
+}
+
+/// The officer's programme report, printed by Chromium: the figures in the PDF's text (Debian's
+/// pdftotext) equal what the test counted from the phones' records, and the CSV's breakdown by
+/// sex too; the console's header and filters are not printed.
+#[test]
+fn the_programme_report_prints_to_pdf_with_the_figures_counted_from_the_records() {
+    let server = two_teams();
+    server.add_user("odile", suivi_server::storage::Role::Officer, "");
+    suivi_server::admin::set_password(server.store.as_ref(), "odile", PASSWORD).unwrap();
+    let mut phones = [server.device("amina"), server.device("karim")];
+    let visit = |date: &str, working: bool, school: &str| {
+        let mut v = suivi_tests::record(json!({
+            "visit_date": date, "visit_type": "home", "attends_school": school,
+            "still_working": working, "risk_level_now": "low", "next_visit_due": "2026-12-20"
+        }));
+        if working {
+            v.insert("hazardous_work_seen".into(), json!(true));
+        }
+        v
+    };
+    let mut ids = Vec::new();
+    for n in 0..12 {
+        let phone = &mut phones[n % 2];
+        let mut ident = child(n);
+        if n % 6 == 2 {
+            // At risk, not working.
+            ident.insert("works".into(), json!(false));
+            ident.remove("work_sector");
+            ident.remove("hazardous_conditions");
+            ident.remove("hours_per_week");
+        }
+        let id = phone.store.create_case(&ident).unwrap();
+        let s = &mut phone.store;
+        match n % 6 {
+            0 => {
+                s.add_followup(&id, &visit("2026-09-01", false, "yes"))
+                    .unwrap();
+                s.add_followup(&id, &visit("2026-10-11", false, "yes"))
+                    .unwrap();
+            }
+            1 => {
+                s.add_followup(&id, &visit("2026-10-01", false, "no"))
+                    .unwrap();
+            }
+            2 => {
+                let r = s.refer(&id, &suivi_tests::referral(0)).unwrap();
+                s.transition_referral(&r, suivi_core::Transition::Send, None, None)
+                    .unwrap();
+                s.transition_referral(&r, suivi_core::Transition::Accept, None, None)
+                    .unwrap();
+            }
+            3 => {
+                s.add_followup(&id, &visit("2026-08-01", false, "yes"))
+                    .unwrap();
+                s.add_followup(&id, &visit("2026-09-05", false, "yes"))
+                    .unwrap();
+                s.add_followup(&id, &visit("2026-11-02", true, "no"))
+                    .unwrap();
+            }
+            5 => {
+                // Out of two visits ten days apart: not yet exited. Visits recorded out of
+                // their date order, as two phones would.
+                s.add_followup(&id, &visit("2026-10-20", false, "yes"))
+                    .unwrap();
+                s.add_followup(&id, &visit("2026-10-10", false, "yes"))
+                    .unwrap();
+            }
+            _ => {}
+        }
+        if n % 6 == 0 {
+            let reason = if n == 0 {
+                "exited_stable"
+            } else {
+                "moved_away"
+            };
+            s.propose_closure(&id, reason, None).unwrap();
+        }
+        ids.push(id);
+    }
+    for phone in &mut phones {
+        phone.sync().unwrap();
+    }
+    let mut fatima = server.device("fatima");
+    fatima.sync().unwrap();
+    for id in ids.iter().step_by(6) {
+        fatima.store.decide_closure(id, true, None).unwrap();
+    }
+    fatima.sync().unwrap();
+    let details: Vec<_> = ids
+        .iter()
+        .map(|id| fatima.store.case(id).unwrap())
+        .collect();
+    let counted = count_independently(&details);
+    assert_eq!(
+        (
+            counted.withdrawn,
+            counted.prevented,
+            counted.exited,
+            counted.relapsed,
+            counted.closed
+        ),
+        (2, 2, 2, 2, 2),
+        "the seeded project: each scenario twice"
+    );
+
+    let browser = Browser::open(&server);
+    browser.sign_in("odile", PASSWORD);
+    browser.goto("/console/report?from=2026-01&to=2026-12");
+    assert_eq!(browser.text("article.report h1"), "Rapport du programme");
+    let pdf = browser
+        .runtime
+        .block_on(
+            browser
+                .client()
+                .print(fantoccini::wd::PrintConfiguration::default()),
+        )
+        .unwrap();
+    assert!(pdf.starts_with(b"%PDF"), "a PDF");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.pdf");
+    std::fs::write(&file, &pdf).unwrap();
+    let out = Command::new("pdftotext")
+        .args(["-layout", file.to_str().unwrap(), "-"])
+        .output()
+        .expect("pdftotext (poppler-utils; .ci/setup installs it)");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let figure = |label: &str| -> u64 {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("{label} is not in the printed report:\n{text}"));
+        line.trim_start()[label.len()..]
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{label}: {line}"))
+    };
+    assert_eq!(figure("Enfants identifiés"), 12, "{text}");
+    assert_eq!(figure("Retirés du travail"), counted.withdrawn);
+    assert_eq!(figure("Prévenus"), counted.prevented);
+    assert_eq!(figure("Sortis (deux visites)"), counted.exited);
+    assert_eq!(figure("Retournés au travail"), counted.relapsed);
+    assert_eq!(figure("Dossiers clôturés"), counted.closed);
+    assert!(
+        text.contains("sorti du travail, situation stable") && text.contains("parti de la zone")
+    );
+    assert!(
+        text.contains("version 1 : sorti du travail après 2 visites"),
+        "the rules it counted with"
+    );
+    assert!(
+        !text.contains("Se déconnecter"),
+        "the console's header is not printed"
+    );
+
+    // The breakdown by sex, as the CSV gives it, against the same count.
+    browser.goto("/console/indicators?by=sex");
+    let csv = String::from_utf8(browser.download("a[download]", "suivi-indicators-sex")).unwrap();
+    let header: Vec<&str> = csv
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches('\u{feff}')
+        .split(',')
+        .collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    for (sex, label) in [("female", "Fille"), ("male", "Garçon")] {
+        let row: Vec<&str> = csv
+            .lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("{csv}"))
+            .split(',')
+            .collect();
+        let (withdrawn, prevented) = counted.by_sex.get(sex).copied().unwrap_or_default();
+        assert_eq!(
+            row[col("Retirés du travail")],
+            withdrawn.to_string(),
+            "{sex}: {csv}"
+        );
+        assert_eq!(row[col("Prévenus")], prevented.to_string(), "{sex}: {csv}");
+    }
+}

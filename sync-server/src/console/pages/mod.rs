@@ -20,6 +20,7 @@ mod closure;
 mod confirm;
 mod history;
 mod officer;
+mod report;
 mod team;
 pub use case::*;
 pub use caseload::*;
@@ -27,6 +28,7 @@ pub use closure::*;
 pub use confirm::*;
 use history::*;
 pub use officer::*;
+pub use report::*;
 pub use team::*;
 
 /// What every signed-in page shows in its header.
@@ -64,6 +66,7 @@ pub fn page(frame: &Frame<'_>, title: &str, body: Markup) -> Markup {
                     @if frame.user.is_some() {
                         a href="/console/referrals" { (t(lang, T::ReferralViews)) }
                         a href="/console/indicators" { (t(lang, T::Indicators)) }
+                        a href="/console/report" { (t(lang, T::Report)) }
                     }
                     @if frame.user.is_some_and(|u| matches!(u.role, Role::Officer | Role::Admin)) {
                         a href="/console/access-log" { (t(lang, T::AccessLog)) }

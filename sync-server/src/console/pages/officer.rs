@@ -51,6 +51,7 @@ pub const ACTION_KINDS: [ActionKind; 6] = [
             "console.caseload_viewed",
             "console.case_viewed",
             "console.referrals_viewed",
+            "console.report_viewed",
             "console.duplicates_viewed",
             "console.access_log_viewed",
             "console.search",
@@ -100,6 +101,11 @@ pub fn action_label(lang: Lang, action: &str) -> String {
             "a consulté les orientations",
             "viewed the referrals",
             "اطلع على الإحالات",
+        ),
+        "console.report_viewed" => (
+            "a consulté le rapport du programme",
+            "viewed the programme report",
+            "اطلع على تقرير البرنامج",
         ),
         "console.duplicates_viewed" => (
             "a consulté les doublons",
@@ -151,6 +157,11 @@ pub fn action_label(lang: Lang, action: &str) -> String {
             "غيّر كلمة مرور",
         ),
         "form.publish" => ("a publié un formulaire", "published a form", "نشر استمارة"),
+        "outcome_settings.publish" => (
+            "a publié les règles de devenir",
+            "published the outcome rules",
+            "نشر قواعد المآل",
+        ),
         "form.retire" => ("a retiré un formulaire", "retired a form", "سحب استمارة"),
         _ => return action.to_string(),
     };
