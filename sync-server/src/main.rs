@@ -116,6 +116,25 @@ enum Command {
         #[arg(long)]
         by: Option<String>,
     },
+    /// The officer's indicators as CSV on stdout (the console's download): outcomes, closures,
+    /// referrals and visits, grouped by province, commune, sector, month, sex, age, agent or
+    /// team, over the scope of `--as` (an officer or an admin: the whole project).
+    Indicators {
+        /// The officer or admin reading them, written in the audit log.
+        #[arg(long = "as")]
+        reader: String,
+        #[arg(long, default_value = "commune")]
+        by: String,
+        /// First month of identification (YYYY-MM).
+        #[arg(long, default_value = "")]
+        from: String,
+        /// Last month of identification (YYYY-MM).
+        #[arg(long, default_value = "")]
+        to: String,
+        /// fr, en or ar.
+        #[arg(long, default_value = "fr")]
+        lang: String,
+    },
     /// The database at rest.
     #[command(subcommand)]
     Store(StoreCommand),
@@ -701,6 +720,38 @@ fn run(cli: Cli) -> Result<(), String> {
                     form.version
                 );
             }
+            Ok(())
+        }
+        Command::Indicators {
+            reader,
+            by,
+            from,
+            to,
+            lang,
+        } => {
+            let user = store
+                .user(&reader)
+                .map_err(|e| e.to_string())?
+                .filter(|u| {
+                    matches!(
+                        u.role,
+                        suivi_server::storage::Role::Officer | suivi_server::storage::Role::Admin
+                    )
+                })
+                .ok_or_else(|| format!("{reader} is not an officer or admin of this server"))?;
+            let forms = suivi_server::SyncService::new(store.clone(), codes).refresh_forms();
+            let csv = suivi_server::console::indicators_table(
+                store.as_ref(),
+                &forms,
+                &user,
+                (&by, &from, &to),
+                suivi_core::Lang::from_tag(&lang),
+            )
+            .map_err(|e| e.to_string())?;
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(&csv)
+                .map_err(|e| e.to_string())?;
             Ok(())
         }
         Command::OutcomeSettings {

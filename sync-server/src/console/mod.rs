@@ -69,6 +69,39 @@ const LANG_COOKIE: &str = "suivi_lang";
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
                    frame-ancestors 'none'; base-uri 'none'";
 
+/// The indicators table as the console's CSV download, for `suivi-server indicators`: read
+/// over `reader`'s scope (an officer's or an admin's: the whole project), grouped `by` (a
+/// dimension's key: province, commune, sector, month, sex, age, agent, team), the months from
+/// `from` to `to` (YYYY-MM; empty: all), headers and values in `lang`.
+pub fn indicators_table(
+    store: &dyn crate::ServerStore,
+    forms: &suivi_core::FormRegistry,
+    reader: &User,
+    (by, from, to): (&str, &str, &str),
+    lang: Lang,
+) -> Result<Vec<u8>, StorageError> {
+    let by = indicators::Dimension::parse(by);
+    let (from, to) = (IndicatorsQuery::month(from), IndicatorsQuery::month(to));
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let cells = store.indicator_cells(reader, &today)?;
+    let spellings = store.place_spellings(reader, &["province", "commune"])?;
+    let (rows, total) = indicators::rows(
+        &cells,
+        &spellings,
+        by,
+        (&from, &to),
+        forms.latest(IDENTIFICATION).ok(),
+        lang,
+    );
+    store.audit(
+        chrono::Utc::now().timestamp(),
+        &reader.user_id,
+        "indicators.exported",
+        &format!("{} {from}..{to}", by.as_str()),
+    )?;
+    Ok(indicators::csv(&rows, &total, by, lang))
+}
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/console", get(|| async { Redirect::to("/console/cases") }))

@@ -214,6 +214,26 @@ fn an_agent_proposes_closure_offline_a_supervisor_approves_it_in_the_console_and
         indicators.contains("sorti du travail, situation stable"),
         "{indicators}"
     );
+    // The programme report in the reader's language: English, then Arabic, right to left.
+    fatima.get("/console/lang/en?back=/console/report");
+    let (status, report, _) = fatima.get("/console/report?from=2026-01&to=2026-12");
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        report.contains("Programme report") && report.contains("exited and stable"),
+        "{report}"
+    );
+    assert!(report.contains("version 1: exited after 2 consecutive visits at least 30 days apart"));
+    fatima.get("/console/lang/ar?back=/console/report");
+    let (_, report, _) = fatima.get("/console/report");
+    assert!(
+        report.contains("dir=\"rtl\"") && report.contains("تقرير البرنامج"),
+        "{report}"
+    );
+    assert!(
+        report.contains("خرج من العمل ووضعه مستقر"),
+        "the reason in Arabic"
+    );
+    fatima.get("/console/lang/fr?back=/console/cases");
 
     // Reopened in the console: due again on the phone, and counted.
     let (status, _, _) = fatima.post(
@@ -441,4 +461,61 @@ fn an_app_of_protocol_8_sets_a_closed_case_aside_and_takes_it_in_once_updated() 
     assert!(karim.store.quarantined_cases().unwrap().is_empty());
     assert_eq!(listed(&karim, &case_id).closure.as_deref(), Some("closed"));
     assert_eq!(karim.store.closure(&case_id).unwrap().steps.len(), 2);
+}
+
+/// The server's commands: `outcome-settings` shows and publishes (an admin only, values no
+/// programme could set refused) while the server runs, and a phone of that running server gets
+/// them at its next sync; `indicators` prints the console's CSV for an officer, in words.
+#[test]
+fn the_server_commands_publish_settings_to_a_running_server_and_print_the_indicators() {
+    let site = suivi_tests::ServerSite::new();
+    for (user, role) in [("amina", "agent"), ("nadia", "admin"), ("odile", "officer")] {
+        site.ok(&["user", "add", user, "--role", role, "--team", "sikasso"]);
+    }
+    let served = site.serve();
+    let url = served.url();
+    let mut amina = crate::erasure::Phone::enroll(&site, &url, "amina");
+    let case_id = amina.store.create_case(&child(0)).unwrap();
+    for (date, due) in [("2026-09-01", "2026-10-10"), ("2026-10-11", "2026-11-20")] {
+        amina
+            .store
+            .add_followup(&case_id, &visit(date, false, "yes", due))
+            .unwrap();
+    }
+    amina.sync(&url);
+    let shown = site.ok(&["outcome-settings"]);
+    assert!(
+        shown.contains(
+            "version 1: exited after 2 visits at least 30 days apart; monitoring ends at 18"
+        ),
+        "{shown}"
+    );
+    let refused = site.fails(&["outcome-settings", "--exit-visits", "3", "--by", "amina"]);
+    assert!(refused.contains("amina is not an admin"), "{refused}");
+    let refused = site.fails(&["outcome-settings", "--exit-days", "400", "--by", "nadia"]);
+    assert!(refused.contains("at most 365"), "{refused}");
+    let published = site.ok(&["outcome-settings", "--exit-visits", "3", "--by", "nadia"]);
+    assert!(
+        published.contains("published version 2: exited after 3 visits"),
+        "{published}"
+    );
+
+    amina.sync(&url);
+    assert_eq!(amina.store.outcome_settings().unwrap().exit_visits, 3);
+    let row = amina.store.list_cases(&Default::default()).unwrap();
+    assert_eq!(row[0].stage.as_deref(), Some("not_working_at_one_visit"));
+
+    let csv = site.ok(&["indicators", "--as", "odile", "--by", "sex", "--lang", "en"]);
+    let header = csv.lines().next().unwrap().trim_start_matches('\u{feff}');
+    assert!(header.starts_with("Sex,Children identified,"), "{csv}");
+    assert!(
+        header.contains(",Withdrawn,Prevented,Exited (two visits),Relapsed,"),
+        "{csv}"
+    );
+    assert!(
+        csv.lines().any(|l| l.starts_with("Female,1,")),
+        "values in words: {csv}"
+    );
+    let refused = site.fails(&["indicators", "--as", "amina"]);
+    assert!(refused.contains("not an officer or admin"), "{refused}");
 }

@@ -60,7 +60,7 @@ pub const ACTION_KINDS: [ActionKind; 6] = [
     ActionKind {
         key: "export",
         label: T::ActionsExported,
-        prefixes: &["console.export"],
+        prefixes: &["console.export", "indicators.exported"],
     },
     ActionKind {
         key: "changed",
@@ -80,7 +80,7 @@ pub const ACTION_KINDS: [ActionKind; 6] = [
     ActionKind {
         key: "accounts",
         label: T::ActionsAccounts,
-        prefixes: &["user.", "form.", "server."],
+        prefixes: &["user.", "form.", "server.", "outcome_settings."],
     },
 ];
 
@@ -157,6 +157,11 @@ pub fn action_label(lang: Lang, action: &str) -> String {
             "غيّر كلمة مرور",
         ),
         "form.publish" => ("a publié un formulaire", "published a form", "نشر استمارة"),
+        "indicators.exported" => (
+            "a exporté les indicateurs",
+            "exported the indicators",
+            "صدّر المؤشرات",
+        ),
         "outcome_settings.publish" => (
             "a publié les règles de devenir",
             "published the outcome rules",

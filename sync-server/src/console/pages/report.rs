@@ -33,8 +33,11 @@ fn period(lang: Lang, from: &str, to: &str) -> String {
     }
 }
 
+/// A breakdown table's column: its header and a row's count.
+type Count = (&'static str, fn(&Row) -> u64);
+
 /// The outcome columns of a breakdown table.
-fn outcome_columns(lang: Lang) -> [(&'static str, fn(&Row) -> u64); 6] {
+fn outcome_columns(lang: Lang) -> [Count; 6] {
     [
         (t(lang, T::Identified), |r| r.identified),
         (t(lang, T::Withdrawn), |r| r.withdrawn),
