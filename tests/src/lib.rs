@@ -196,6 +196,32 @@ impl TestDevice {
         heads
     }
 
+    /// Writes this phone's store as an older app left it after pulling `case_id` with keys
+    /// its checks did not know: nothing of the case saved, the case's changes (as `server`
+    /// holds them) waiting, the case set aside with `reason`. What the updated app then does
+    /// with it is the test.
+    pub fn set_aside_as_an_older_app(&self, server: &TestServer, case_id: &str, reason: &str) {
+        use suivi_server::storage::FeedStore;
+        let conn = rusqlite::Connection::open(&self.path).expect("open");
+        conn.pragma_update(None, "key", DEVICE_KEY).expect("key");
+        conn.pragma_update(None, "foreign_keys", true)
+            .expect("pragma");
+        conn.execute("DELETE FROM case_docs WHERE case_id = ?1", [case_id])
+            .expect("delete");
+        for raw in server.store.case_changes(case_id).expect("changes") {
+            conn.execute(
+                "INSERT INTO pending_changes (case_id, data) VALUES (?1, ?2)",
+                rusqlite::params![case_id, raw],
+            )
+            .expect("pending");
+        }
+        conn.execute(
+            "INSERT INTO quarantine (case_id, reason, at) VALUES (?1, ?2, '')",
+            [case_id, reason],
+        )
+        .expect("quarantine");
+    }
+
     /// All changes held on the device, across cases.
     pub fn change_count(&self) -> usize {
         self.case_ids()

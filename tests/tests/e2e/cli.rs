@@ -35,6 +35,16 @@ pub fn suivi(db: &std::path::Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// `suivi case new` with `CHILD`: the new case's JSON.
+pub fn new_child(db: &std::path::Path) -> serde_json::Value {
+    let mut args = vec!["case", "new"];
+    for f in &CHILD {
+        args.push("--set");
+        args.push(f);
+    }
+    suivi(db, &args)
+}
+
 /// A child as `suivi case new --set` takes it (identification version 1).
 pub const CHILD: [&str; 13] = [
     "child_first_name=Oumou",
@@ -60,12 +70,7 @@ fn the_command_enrolls_and_syncs_a_case_recorded_offline() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("amina.db");
     suivi(&db, &["init", "--user", "amina", "--device", "tecno"]);
-    let mut args = vec!["case", "new"];
-    for f in &CHILD {
-        args.push("--set");
-        args.push(f);
-    }
-    suivi(&db, &args);
+    new_child(&db);
     let code = server.code("amina");
     let enrolled = suivi(&db, &["enroll", "--server", &server.url(), "--code", &code]);
     assert_eq!(enrolled["role"], "agent");
@@ -205,12 +210,7 @@ fn the_command_proposes_a_closure_and_shows_it_decided() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("amina.db");
     suivi(&db, &["init", "--user", "amina", "--device", "tecno"]);
-    let mut args = vec!["case", "new"];
-    for f in &CHILD {
-        args.push("--set");
-        args.push(f);
-    }
-    let case_id = suivi(&db, &args)["case_id"].as_str().unwrap().to_string();
+    let case_id = new_child(&db)["case_id"].as_str().unwrap().to_string();
     let proposed = suivi(
         &db,
         &[

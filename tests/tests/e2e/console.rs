@@ -2374,26 +2374,7 @@ fn a_merged_case_an_older_app_set_aside_is_taken_in_after_the_update() {
     // is saved, its changes wait, its cursor moves on (so no later page brings them again).
     let mut old_app = server.device("karim");
     old_app.sync().unwrap();
-    {
-        let conn = rusqlite::Connection::open(&old_app.path).unwrap();
-        conn.pragma_update(None, "key", suivi_tests::DEVICE_KEY)
-            .unwrap();
-        conn.pragma_update(None, "foreign_keys", true).unwrap();
-        conn.execute("DELETE FROM case_docs WHERE case_id = ?1", [&merged])
-            .unwrap();
-        for raw in server.store.case_changes(&merged).unwrap() {
-            conn.execute(
-                "INSERT INTO pending_changes (case_id, data) VALUES (?1, ?2)",
-                rusqlite::params![merged, raw],
-            )
-            .unwrap();
-        }
-        conn.execute(
-            "INSERT INTO quarantine (case_id, reason, at) VALUES (?1, 'invalid case document at merged_into', '')",
-            [&merged],
-        )
-        .unwrap();
-    }
+    old_app.set_aside_as_an_older_app(&server, &merged, "invalid case document at merged_into");
     assert_eq!(old_app.store.quarantined_cases().unwrap().len(), 1);
     assert!(old_app.store.case(&merged).is_err());
     // Updated, the app takes it in at its next sync, though no page brings it again.

@@ -434,26 +434,7 @@ fn an_app_of_protocol_8_sets_a_closed_case_aside_and_takes_it_in_once_updated() 
     assert!(first.settings.is_empty());
 
     karim.sync().unwrap();
-    {
-        let conn = rusqlite::Connection::open(&karim.path).unwrap();
-        conn.pragma_update(None, "key", suivi_tests::DEVICE_KEY)
-            .unwrap();
-        conn.pragma_update(None, "foreign_keys", true).unwrap();
-        conn.execute("DELETE FROM case_docs WHERE case_id = ?1", [&case_id])
-            .unwrap();
-        for raw in server.store.case_changes(&case_id).unwrap() {
-            conn.execute(
-                "INSERT INTO pending_changes (case_id, data) VALUES (?1, ?2)",
-                rusqlite::params![case_id, raw],
-            )
-            .unwrap();
-        }
-        conn.execute(
-            "INSERT INTO quarantine (case_id, reason, at) VALUES (?1, 'invalid case document at closure_status', '')",
-            [&case_id],
-        )
-        .unwrap();
-    }
+    karim.set_aside_as_an_older_app(&server, &case_id, "invalid case document at closure_status");
     assert_eq!(karim.store.quarantined_cases().unwrap().len(), 1);
     assert!(karim.store.case(&case_id).is_err());
     let report = karim.sync().unwrap();
