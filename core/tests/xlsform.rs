@@ -744,7 +744,7 @@ fn with_damaged_entry(bytes: &[u8], rng: &mut impl rand::Rng) -> Vec<u8> {
 
 #[test]
 fn damaged_workbooks_are_refused_without_panicking() {
-    use rand::{Rng, SeedableRng};
+    use rand::Rng;
     let seed: u64 = std::env::var("SUIVI_XLSFORM_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -753,6 +753,18 @@ fn damaged_workbooks_are_refused_without_panicking() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100);
+    damaged_workbooks_from(seed, iterations);
+}
+
+/// A seed whose damage made calamine panic (a subtraction overflowing on a sheet's declared
+/// dimension; found by the test above on 2026-12-07): the import now tells it unreadable.
+#[test]
+fn a_workbook_that_made_calamine_panic_is_refused() {
+    damaged_workbooks_from(11_244_833_287_127_347_972, 100);
+}
+
+fn damaged_workbooks_from(seed: u64, iterations: usize) {
+    use rand::{Rng, SeedableRng};
     println!("seed {seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let original = export(&shipped_json("followup")).unwrap();

@@ -707,6 +707,10 @@ pub(super) async fn decide_closure(
         let status = StatusCode::FORBIDDEN;
         return case_refused(state, signed, lang, case_id, status, T::ClosureRefused).await;
     }
+    if form.decision == "return" && note.is_empty() {
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return case_refused(state, signed, lang, case_id, status, T::ReturnNeedsNote).await;
+    }
     if form.decision == "approve" && form.confirmed != "yes" {
         let frame = signed.frame(lang, &here);
         let effect = vec![

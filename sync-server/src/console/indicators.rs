@@ -25,10 +25,12 @@ pub enum Dimension {
     AgeBand,
     Agent,
     Team,
+    /// A closed case's reason; the open ones together.
+    ClosedReason,
 }
 
 impl Dimension {
-    pub const ALL: [Dimension; 8] = [
+    pub const ALL: [Dimension; 9] = [
         Dimension::Province,
         Dimension::Commune,
         Dimension::Sector,
@@ -37,6 +39,7 @@ impl Dimension {
         Dimension::AgeBand,
         Dimension::Agent,
         Dimension::Team,
+        Dimension::ClosedReason,
     ];
 
     pub fn parse(text: &str) -> Dimension {
@@ -56,6 +59,7 @@ impl Dimension {
             Dimension::AgeBand => "age",
             Dimension::Agent => "agent",
             Dimension::Team => "team",
+            Dimension::ClosedReason => "closure",
         }
     }
 
@@ -71,6 +75,7 @@ impl Dimension {
                 Dimension::AgeBand => T::AgeBand,
                 Dimension::Agent => T::Agent,
                 Dimension::Team => T::Team,
+                Dimension::ClosedReason => T::ClosureReason,
             },
         )
     }
@@ -180,6 +185,7 @@ pub fn rows(
             Dimension::AgeBand => age_band(c.age).map(str::to_string),
             Dimension::Agent => Some(c.agent.clone()),
             Dimension::Team => Some(c.team.clone()),
+            Dimension::ClosedReason => c.closed_reason.clone(),
         }
         .filter(|k| !k.is_empty())
         .unwrap_or_default();
@@ -233,6 +239,10 @@ pub fn rows(
                     .unwrap_or_else(|| key.clone())
             };
             row.label = match (by, row.spellings.first()) {
+                (Dimension::ClosedReason, _) if key.is_empty() => t(lang, T::NotClosed).to_string(),
+                (Dimension::ClosedReason, _) => {
+                    suivi_core::outcome::closure_reason_label(lang, &key)
+                }
                 _ if key.is_empty() => t(lang, T::NotGiven).to_string(),
                 (Dimension::Sector, _) => choice("work_sector"),
                 (Dimension::Sex, _) => choice("sex"),

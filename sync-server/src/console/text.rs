@@ -180,6 +180,9 @@ pub enum T {
     Print,
     Show,
     AllMonths,
+    NotClosed,
+    ClosureReason,
+    ReturnNeedsNote,
     FollowUpsOverdue,
     MedianDaysToService,
     SpellingsGrouped,
@@ -650,6 +653,13 @@ pub fn t(lang: Lang, phrase: T) -> &'static str {
         ),
         T::Show => ("Afficher", "Show", "عرض"),
         T::AllMonths => ("Tous les mois", "Every month", "كل الأشهر"),
+        T::NotClosed => ("Non clôturés", "Not closed", "غير مغلقة"),
+        T::ClosureReason => ("Motif de clôture", "Closure reason", "سبب الإغلاق"),
+        T::ReturnNeedsNote => (
+            "Renvoyer une clôture demande une note pour l'agent : ce qui manque encore.",
+            "Returning a closure needs a note for the agent: what is still missing.",
+            "إعادة الإغلاق تتطلب ملاحظة للمرشد: ما الذي لا يزال ناقصاً.",
+        ),
         T::ProvisionalOutcome => (
             "provisoire : des visites attendent la synchronisation",
             "provisional: visits await their sync",

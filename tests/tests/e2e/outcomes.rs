@@ -135,6 +135,18 @@ fn an_agent_proposes_closure_offline_a_supervisor_approves_it_in_the_console_and
     );
     assert_eq!(status, StatusCode::NOT_FOUND);
 
+    // Returned without a note for the agent: refused, in words, nothing written.
+    let (status, refused, _) = fatima.post(
+        &format!("/console/cases/{case_id}/closure"),
+        &[("csrf", &csrf), ("decision", "return"), ("note", " ")],
+    );
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        Console::alert(&refused).is_some_and(|a| a.contains("demande une note pour l'agent")),
+        "{refused}"
+    );
+    assert!(page_of(&mut fatima).contains("clôture proposée"));
+
     // Fatima approves: first what it does, then the decision.
     let (status, confirm, _) = fatima.post(
         &format!("/console/cases/{case_id}/closure"),
@@ -208,6 +220,13 @@ fn an_agent_proposes_closure_offline_a_supervisor_approves_it_in_the_console_and
     assert_eq!(value("Dossiers clôturés"), "1");
     assert_eq!(value("Suivis en retard"), "0");
     assert_eq!(value("Clôtures à décider"), "0");
+    let (_, csv, _) = fatima.get("/console/indicators.csv?by=closure");
+    assert!(csv.starts_with("\u{feff}Motif de clôture,"), "{csv}");
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("\"sorti du travail, situation stable\",1,")),
+        "closed cases by their reason: {csv}"
+    );
     let (_, indicators, _) = fatima.get("/console/indicators?by=agent");
     assert!(indicators.contains("Clôtures par motif"));
     assert!(

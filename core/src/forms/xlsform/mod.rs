@@ -156,7 +156,15 @@ pub fn import(bytes: &[u8]) -> Result<FormDefinition, XlsFormError> {
         problems.0.push(problem);
         return Err(problems.into_error());
     }
-    let Some(sheets) = read_workbook(bytes, &mut problems) else {
+    // calamine panics on some damaged files (an arithmetic overflow on a sheet's declared
+    // dimension, found by the damaged-workbook test): contained, and told as unreadable.
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        read_workbook(bytes, &mut problems)
+    }));
+    let Ok(Some(sheets)) = read else {
+        if read.is_err() {
+            problems.file("the file is not a readable .xlsx workbook (it is damaged)".to_string());
+        }
         return Err(problems.into_error());
     };
     let form = interpret(&sheets, &mut problems);
