@@ -245,20 +245,23 @@ fn a_proposal_on_two_phones_at_once_keeps_both_steps_and_a_decision_race_is_a_co
     push(&mut server, &mut moussa, "moussa", true, &forms).unwrap();
     assert!(server.closure().unwrap().disputed);
     assert!(!server.closure().unwrap().is_closed());
-    // An agent may not settle it as closed; the supervisor does.
-    let mut agent = replica(&mut server);
-    agent
-        .resolve_conflict(
-            &forms,
-            "closure_status",
-            &json!("closed"),
-            &ChangeContext::now("amina"),
-        )
-        .unwrap();
-    assert_eq!(
-        push(&mut server, &mut agent, "amina", false, &forms),
-        Err(ChangeRefusal::NotAllowed("closure_status".into()))
-    );
+    // An agent may not settle it, either way; the supervisor does.
+    for value in ["returned", "closed"] {
+        let mut agent = replica(&mut server);
+        agent
+            .resolve_conflict(
+                &forms,
+                "closure_status",
+                &json!(value),
+                &ChangeContext::now("amina"),
+            )
+            .unwrap();
+        assert_eq!(
+            push(&mut server, &mut agent, "amina", false, &forms),
+            Err(ChangeRefusal::NotAllowed("closure_status".into())),
+            "{value}"
+        );
+    }
     let mut fatima = replica(&mut server);
     fatima
         .resolve_conflict(

@@ -135,7 +135,10 @@ impl CaseDoc {
             .string(&ROOT, K_CLOSURE_STATUS)?
             .and_then(|s| ClosureStatus::parse(&s))
             .unwrap_or(ClosureStatus::Open);
-        let mut steps = Vec::new();
+        // Each step with its entry's Lamport counter and actor: the order the steps were taken
+        // in as the history knows it (authors' clocks disagree; a console's has no fraction of
+        // a second).
+        let mut steps: Vec<((u64, Vec<u8>), ClosureStep)> = Vec::new();
         for (value, log) in self.doc.get_all(ROOT, K_CLOSURE_STEPS)? {
             if !matches!(value, Value::Object(ObjType::Map)) {
                 continue;
@@ -144,18 +147,23 @@ impl CaseDoc {
                 let Some((Value::Object(ObjType::Map), entry)) = self.doc.get(&log, &key)? else {
                     continue;
                 };
-                steps.push(ClosureStep {
+                let order = match &entry {
+                    ObjId::Id(counter, actor, _) => (*counter, actor.to_bytes().to_vec()),
+                    ObjId::Root => (0, Vec::new()),
+                };
+                let step = ClosureStep {
                     step: self.string(&entry, "step")?.unwrap_or_default(),
                     reason: self.string(&entry, "reason")?,
                     note: self.string(&entry, "note")?,
                     actor: self.string(&entry, "actor")?.unwrap_or_default(),
                     at: self.string(&entry, "at")?.unwrap_or_default(),
                     id: key,
-                });
+                };
+                steps.push((order, step));
             }
         }
-        // In the order their authors took them (clocks to the nanosecond; keys break ties).
-        steps.sort_by(|a, b| (&a.at, &a.id).cmp(&(&b.at, &b.id)));
+        steps.sort_by(|a, b| a.0.cmp(&b.0));
+        let steps: Vec<ClosureStep> = steps.into_iter().map(|(_, step)| step).collect();
         Ok(Closure {
             status,
             disputed: statuses.len() > 1,

@@ -176,6 +176,44 @@ impl<'a> Storyteller<'a> {
                     let to = c.new.as_ref().map(plain).unwrap_or_default();
                     headlines.push(format!("{} {to}", w(lang, W::Reassigned)));
                 }
+                // A closure's step, read from the entry it wrote: what, for which reason, with
+                // which note.
+                [K_CLOSURE_STEPS, id, "step"] => {
+                    let step = c.new.as_ref().map(plain).unwrap_or_default();
+                    let mut line = crate::outcome::closure_step_label(lang, &step);
+                    if let Some(reason) = new_of(&format!("{K_CLOSURE_STEPS}.{id}.reason")) {
+                        line.push_str(words::colon(lang));
+                        line.push_str(&crate::outcome::closure_reason_label(lang, &plain(reason)));
+                    }
+                    if let Some(note) = new_of(&format!("{K_CLOSURE_STEPS}.{id}.note")) {
+                        line.push(' ');
+                        line.push_str(&words::quoted(lang, &plain(note)));
+                    }
+                    headlines.push(line);
+                }
+                [key @ (K_CLOSURE_STATUS | K_CLOSURE_REASON)] => {
+                    let say = |v: &Option<Json>| {
+                        v.as_ref()
+                            .and_then(|v| {
+                                crate::outcome::closure_conflict_words(lang, key, &plain(v))
+                            })
+                            .map(|(_, words)| words)
+                            .unwrap_or_default()
+                    };
+                    let label = crate::outcome::closure_conflict_words(lang, key, "")
+                        .map(|(label, _)| label)
+                        .unwrap_or_default();
+                    details.push(match &c.old {
+                        Some(_) => format!(
+                            "{label}{}{} {} {}",
+                            words::colon(lang),
+                            say(&c.old),
+                            words::arrow(lang),
+                            say(&c.new)
+                        ),
+                        None => format!("{label}{}{}", words::colon(lang), say(&c.new)),
+                    });
+                }
                 [K_MERGED_INTO] => match (&c.old, &c.new) {
                     (Some(from), None) => {
                         let from = self.case_named(&plain(from));

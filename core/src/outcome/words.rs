@@ -161,6 +161,22 @@ pub fn classification_label(lang: Lang, code: &str) -> String {
     }
 }
 
+/// A closure's key in conflict (`closure_status`, `closure_reason`) as a picker names it, and
+/// one of its values in words; `None` for any other path.
+pub fn closure_conflict_words(lang: Lang, path: &str, value: &str) -> Option<(String, String)> {
+    match path {
+        "closure_status" => Some((
+            pick(lang, ("Clôture", "Closure", "الإغلاق")).to_string(),
+            closure_label(lang, value),
+        )),
+        "closure_reason" => Some((
+            pick(lang, ("Motif de clôture", "Closure reason", "سبب الإغلاق")).to_string(),
+            closure_reason_label(lang, value),
+        )),
+        _ => None,
+    }
+}
+
 /// Every closure reason with its words, in `CLOSURE_REASONS`' order: what a picker offers.
 pub fn closure_reasons(lang: Lang) -> Vec<(String, String)> {
     crate::case_doc::CLOSURE_REASONS
@@ -235,6 +251,18 @@ mod tests {
             }
         }
         assert_eq!(stage_label(Lang::Fr, "exited"), "sorti du travail");
+        assert_eq!(
+            closure_conflict_words(Lang::Fr, "closure_status", "returned"),
+            Some(("Clôture".into(), "clôture renvoyée".into()))
+        );
+        assert_eq!(
+            closure_conflict_words(Lang::En, "closure_reason", "moved_away"),
+            Some(("Closure reason".into(), "moved away".into()))
+        );
+        assert_eq!(
+            closure_conflict_words(Lang::Fr, "assigned_to", "karim"),
+            None
+        );
         let words = row_in_words(Some("exited"), Some("withdrawn"), false, None, Lang::En).unwrap();
         assert_eq!(words.next_step.as_deref(), Some("Propose closure"));
         assert_eq!(words.classification.as_deref(), Some("withdrawn"));

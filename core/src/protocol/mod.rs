@@ -33,6 +33,8 @@ pub use older::{decode_request, decode_response};
 /// closure (`closure_status`, `closure_reason`, `closure_steps`), which an older app sets
 /// aside in quarantine until it is updated, losing nothing.
 pub const PROTOCOL_VERSION: u16 = 9;
+/// The version outcome settings travel from, and servers check closures from.
+pub const OUTCOMES_SINCE: u16 = 9;
 /// The oldest version a server still answers; an older device is told "upgrade required". A
 /// version 2 app cannot honour an erasure, so it must upgrade before it syncs again; a version
 /// 3 app syncs as before and its supervisor sees no app version.

@@ -3,8 +3,7 @@
 
 use super::*;
 
-/// The protocol version servers check closures from.
-const CLOSURES_SINCE: u16 = 9;
+use crate::protocol::OUTCOMES_SINCE;
 
 impl Store {
     /// Proposes to close a case for `reason` (one of `case_doc::CLOSURE_REASONS`), offline if
@@ -51,8 +50,8 @@ impl Store {
     /// the step is refused here, in words, until the server is updated.
     fn require_closures_served(&self) -> Result<()> {
         match self.server_speaks()? {
-            Some(v) if v < CLOSURES_SINCE => Err(Error::InvalidInput(format!(
-                "the server speaks protocol {v}: cases can be closed once it is updated (protocol {CLOSURES_SINCE})"
+            Some(v) if v < OUTCOMES_SINCE => Err(Error::InvalidInput(format!(
+                "the server speaks protocol {v}: cases can be closed once it is updated (protocol {OUTCOMES_SINCE})"
             ))),
             _ => Ok(()),
         }

@@ -210,6 +210,8 @@ impl Store {
                 (None, ["assigned_to"]) => {
                     crate::words::w(lang, crate::words::W::Agent).to_string()
                 }
+                (None, [key]) => crate::outcome::closure_conflict_words(lang, key, "")
+                    .map_or_else(|| conflict.path.clone(), |(label, _)| label),
                 _ => conflict.path.clone(),
             };
             let mut options = Vec::with_capacity(conflict.values.len());
@@ -224,7 +226,11 @@ impl Store {
                     None if conflict.path.ends_with(".status") => {
                         crate::words::status_label(lang, &crate::case_doc::plain(value))
                     }
-                    None => crate::case_doc::plain(value),
+                    None => {
+                        let plain = crate::case_doc::plain(value);
+                        crate::outcome::closure_conflict_words(lang, &conflict.path, &plain)
+                            .map_or(plain, |(_, words)| words)
+                    }
                 };
                 options.push(ConflictOption {
                     input: crate::forms::value_as_text(value),

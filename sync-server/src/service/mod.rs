@@ -26,6 +26,7 @@ use std::sync::Arc;
 use automerge::sync::{Message, State, SyncDoc};
 use automerge::{AutoCommit, Change, ChangeHash};
 use suivi_core::case_doc::check::{self, Author, CaseCheck, ChangeRefusal};
+use suivi_core::outcome::OutcomeSettings;
 use suivi_core::policy::{self, WriteMode};
 use suivi_core::sync::protocol::{
     self, CaseChanges, DocSyncRequest, DocSyncResponse, EnrollRequest, EnrollResponse, PulledCase,
@@ -131,8 +132,6 @@ impl AuthedDevice {
         }
     }
 }
-
-use suivi_core::outcome::OutcomeSettings;
 
 pub struct SyncService {
     store: Arc<dyn ServerStore>,

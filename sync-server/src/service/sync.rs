@@ -145,8 +145,9 @@ impl SyncService {
         )?;
         self.record_forgeries(device, &request.forgeries, now)?;
         // Newer outcome settings travel in the first page (version 9 on).
-        let settings = Some(self.outcome_settings())
-            .filter(|s| request.version >= 9 && s.version > request.settings_seen);
+        let settings = Some(self.outcome_settings()).filter(|s| {
+            request.version >= protocol::OUTCOMES_SINCE && s.version > request.settings_seen
+        });
         let (body, pulled, position) = self.pull_page(
             device,
             request.version,

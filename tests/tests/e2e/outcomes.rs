@@ -519,3 +519,107 @@ fn the_server_commands_publish_settings_to_a_running_server_and_print_the_indica
     let refused = site.fails(&["indicators", "--as", "amina"]);
     assert!(refused.contains("not an officer or admin"), "{refused}");
 }
+
+/// A return decided on a supervisor's phone offline while the console approves: the case
+/// holds both decisions, in conflict, told in words on the console (and in the phone's
+/// picker), and out of the closed count until the supervisor keeps one.
+#[test]
+fn two_decisions_at_once_are_a_conflict_told_in_words_and_settled_in_the_console() {
+    let server = two_teams();
+    let mut amina = server.device("amina");
+    let case_id = an_exited_child(&mut amina);
+    amina
+        .store
+        .propose_closure(&case_id, "exited_stable", None)
+        .unwrap();
+    amina.sync().unwrap();
+    let mut fatima_phone = server.device("fatima");
+    fatima_phone.sync().unwrap();
+    fatima_phone
+        .store
+        .decide_closure(&case_id, false, Some("encore une visite"))
+        .unwrap();
+    let mut fatima = Console::signed_in(&server, "fatima");
+    let page = fatima.get(&format!("/console/cases/{case_id}")).1;
+    let csrf = Console::csrf(&page);
+    let (status, _, _) = fatima.post(
+        &format!("/console/cases/{case_id}/closure"),
+        &[
+            ("csrf", &csrf),
+            ("decision", "approve"),
+            ("confirmed", "yes"),
+        ],
+    );
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    fatima_phone.sync().unwrap();
+    assert!(fatima_phone.store.case(&case_id).unwrap().closure.disputed);
+    let picker = fatima_phone
+        .store
+        .conflict_choices(&case_id, suivi_core::Lang::Fr, Default::default())
+        .unwrap();
+    let choice = picker.iter().find(|c| c.path == "closure_status").unwrap();
+    assert_eq!(choice.label, "Clôture");
+    let mut words: Vec<&str> = choice.options.iter().map(|o| o.value.as_str()).collect();
+    words.sort();
+    assert_eq!(words, ["clôture renvoyée", "clôturé"]);
+
+    let page = fatima.get(&format!("/console/cases/{case_id}")).1;
+    assert!(page.contains("Clôture (contesté)"), "{page}");
+    assert!(page.contains("clôture renvoyée") && page.contains("clôturé"));
+    // The history tells each step in words (the raw paths stay in their folded details).
+    assert!(
+        page.contains("clôture proposée : sorti du travail, situation stable")
+            && page.contains("renvoyée à l'agent « encore une visite »")
+            && page.contains("clôture approuvée")
+            && page.contains("Motif de clôture : sorti du travail, situation stable</bdi>"),
+        "{page}"
+    );
+    // The steps in the order they were taken, whatever each author's clock said.
+    let at = |w: &str| {
+        page.find(&format!("· {w} ·"))
+            .unwrap_or_else(|| panic!("{w}"))
+    };
+    assert!(at("clôture proposée") < at("clôture approuvée"));
+    assert!(
+        !page.contains("Prochaine étape"),
+        "a disputed closure waits on the supervisor"
+    );
+    let (_, csv, _) = fatima.get("/console/indicators.csv?by=agent");
+    assert!(csv.lines().any(|l| l.starts_with("amina,1,")), "{csv}");
+    let header: Vec<&str> = csv
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches('\u{feff}')
+        .split(',')
+        .collect();
+    let closed = header
+        .iter()
+        .position(|h| *h == "Dossiers clôturés")
+        .unwrap();
+    let row: Vec<&str> = csv
+        .lines()
+        .find(|l| l.starts_with("amina,"))
+        .unwrap()
+        .split(',')
+        .collect();
+    assert_eq!(row[closed], "0", "a disputed closure is not a closed case");
+
+    // She keeps the approval: its place among the values the form offers.
+    let shown: Vec<usize> = ["clôturé", "clôture renvoyée"]
+        .iter()
+        .map(|w| page.find(&format!("<bdi>{w}</bdi>")).unwrap())
+        .collect();
+    let keep = if shown[0] < shown[1] { "0" } else { "1" };
+    let (status, _, _) = fatima.post(
+        &format!("/console/cases/{case_id}/resolve"),
+        &[
+            ("csrf", &csrf),
+            ("path", "closure_status"),
+            ("choice", keep),
+        ],
+    );
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    amina.sync().unwrap();
+    assert_eq!(listed(&amina, &case_id).closure.as_deref(), Some("closed"));
+}

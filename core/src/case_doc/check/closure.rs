@@ -65,8 +65,8 @@ pub(super) fn check_closure_layout(doc: &AutoCommit) -> Result<(), ChangeRefusal
 
 impl ChangeRules<'_> {
     /// A new closure status follows from one its dependencies hold by one step (or settles a
-    /// dispute with one of the statuses they hold); a decision is a supervisor's; a proposal
-    /// carries its reason.
+    /// dispute with one of the statuses they hold); a decision, and the settling of a dispute,
+    /// are a supervisor's; a proposal carries its reason.
     pub(super) fn check_closure_move(&self) -> Result<(), ChangeRefusal> {
         // Most cases were never proposed for closure: nothing to read at older heads.
         if self
@@ -117,7 +117,8 @@ impl ChangeRules<'_> {
             if !kept && !settles && !was.iter().any(|from| from.moves_to(to)) {
                 return Err(ChangeRefusal::IllegalTransition(K_CLOSURE_STATUS.into()));
             }
-            if to.is_decision() && !self.author.supervises && (!kept || disputed) {
+            // A dispute is a supervisor's to settle, whichever value stands.
+            if !self.author.supervises && (disputed || (to.is_decision() && !kept)) {
                 return Err(ChangeRefusal::NotAllowed(K_CLOSURE_STATUS.into()));
             }
             let reasoned = !self

@@ -286,14 +286,20 @@ pub(super) fn conflict_form(frame: &Frame<'_>, p: &CasePage<'_>, c: &Conflict) -
     let reassignments = c.path == "assigned_to";
     // An officer reads conflicts; settling one is a supervisor's (or an admin's) change.
     let settles = !frame.user.is_some_and(|u| u.role == Role::Officer);
-    let label = match field {
-        Some(f) => f.label.get(lang).to_string(),
-        None if reassignments => t(lang, T::ConcurrentReassignments).to_string(),
-        None => format!("{} ({})", t(lang, T::ReferralStatus), t(lang, T::Disputed)),
+    let closure = suivi_core::outcome::closure_conflict_words(lang, &c.path, "");
+    let label = match (field, &closure) {
+        (Some(f), _) => f.label.get(lang).to_string(),
+        (None, Some((label, _))) => format!("{label} ({})", t(lang, T::Disputed)),
+        (None, None) if reassignments => t(lang, T::ConcurrentReassignments).to_string(),
+        (None, None) => format!("{} ({})", t(lang, T::ReferralStatus), t(lang, T::Disputed)),
     };
     let shown = |v: &Json| match field {
         Some(f) => shown_value(lang, f, v),
         None if reassignments => plain(v),
+        None if closure.is_some() => {
+            suivi_core::outcome::closure_conflict_words(lang, &c.path, &plain(v))
+                .map_or_else(|| plain(v), |(_, words)| words)
+        }
         None => v
             .as_str()
             .map(|s| status_label(lang, s))

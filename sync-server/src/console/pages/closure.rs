@@ -32,7 +32,7 @@ pub fn closure_section(frame: &Frame<'_>, v: &ClosureView<'_>) -> Markup {
                     }
                     @if o.provisional { " " span.meta { "(" (t(lang, T::ProvisionalOutcome)) ")" } }
                 }
-                @if !c.is_closed() && c.status != ClosureStatus::Proposed {
+                @if !c.disputed && !c.is_closed() && c.status != ClosureStatus::Proposed {
                     dt { (t(lang, T::NextStep)) }
                     dd { (o.stage.next_step(lang)) }
                 }
