@@ -10,6 +10,7 @@
 //! hidden by Automerge picking one of them.
 
 use super::*;
+use crate::forms::Lang;
 
 /// Why a case is closed, as a programme reports it.
 pub const CLOSURE_REASONS: [&str; 6] = [
@@ -249,6 +250,103 @@ impl CaseDoc {
         self.doc.put(&entry, "at", ctx.time.to_rfc3339())?;
         self.commit(ctx, &format!("case.closure.{step}"));
         Ok(())
+    }
+}
+
+// --- in words: a closure as people read it, in fr, en and ar (a form's other languages read
+// French); the phone, the CLI, the console and the history say it alike ---
+
+fn pick(lang: Lang, (fr, en, ar): (&'static str, &'static str, &'static str)) -> &'static str {
+    match lang {
+        Lang::Fr | Lang::Other(_) => fr,
+        Lang::En => en,
+        Lang::Ar => ar,
+    }
+}
+
+impl ClosureStatus {
+    pub fn label(self, lang: Lang) -> &'static str {
+        pick(
+            lang,
+            match self {
+                ClosureStatus::Open => ("ouvert", "open", "مفتوح"),
+                ClosureStatus::Proposed => ("clôture proposée", "closure proposed", "إغلاق مقترح"),
+                ClosureStatus::Returned => ("clôture renvoyée", "closure returned", "إغلاق مُعاد"),
+                ClosureStatus::Closed => ("clôturé", "closed", "مغلق"),
+            },
+        )
+    }
+}
+
+/// A closure reason (`case_doc::CLOSURE_REASONS`) as the reader says it; an unknown code as
+/// it is.
+pub fn closure_reason_label(lang: Lang, code: &str) -> String {
+    let words = match code {
+        "exited_stable" => (
+            "sorti du travail, situation stable",
+            "exited and stable",
+            "خرج من العمل ووضعه مستقر",
+        ),
+        "moved_away" => ("parti de la zone", "moved away", "غادر المنطقة"),
+        "age_limit" => (
+            "a atteint l'âge limite",
+            "reached the age limit",
+            "بلغ السن القصوى",
+        ),
+        "transferred" => (
+            "transféré à un autre programme",
+            "transferred to another programme",
+            "نُقل إلى برنامج آخر",
+        ),
+        "consent_withdrawn" => ("consentement retiré", "consent withdrawn", "سُحبت الموافقة"),
+        "deceased" => ("décédé", "deceased", "توفي"),
+        other => return other.to_string(),
+    };
+    pick(lang, words).to_string()
+}
+
+/// A step of a closure's log (`case_doc::CLOSURE_STEPS`) as the reader says it.
+pub fn closure_step_label(lang: Lang, step: &str) -> String {
+    let words = match step {
+        "propose" => ("clôture proposée", "closure proposed", "اقتُرح الإغلاق"),
+        "approve" => ("clôture approuvée", "closure approved", "وُوفق على الإغلاق"),
+        "return" => (
+            "renvoyée à l'agent",
+            "returned to the agent",
+            "أُعيد إلى المرشد",
+        ),
+        "reopen" => ("dossier rouvert", "case reopened", "أُعيد فتح الملف"),
+        other => return other.to_string(),
+    };
+    pick(lang, words).to_string()
+}
+
+/// A closure's status code (a list row's `closure`) as the reader says it, `disputed` too.
+pub fn closure_label(lang: Lang, code: &str) -> String {
+    match ClosureStatus::parse(code) {
+        Some(status) => status.label(lang).to_string(),
+        None if code == "disputed" => format!(
+            "{} ({})",
+            pick(lang, ("clôture", "closure", "الإغلاق")),
+            crate::words::w(lang, crate::words::W::Disputed)
+        ),
+        None => code.to_string(),
+    }
+}
+
+/// A closure's key in conflict (`closure_status`, `closure_reason`) as a picker names it, and
+/// one of its values in words; `None` for any other path.
+pub fn closure_conflict_words(lang: Lang, path: &str, value: &str) -> Option<(String, String)> {
+    match path {
+        "closure_status" => Some((
+            pick(lang, ("Clôture", "Closure", "الإغلاق")).to_string(),
+            closure_label(lang, value),
+        )),
+        "closure_reason" => Some((
+            pick(lang, ("Motif de clôture", "Closure reason", "سبب الإغلاق")).to_string(),
+            closure_reason_label(lang, value),
+        )),
+        _ => None,
     }
 }
 

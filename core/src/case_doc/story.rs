@@ -180,10 +180,10 @@ impl<'a> Storyteller<'a> {
                 // which note.
                 [K_CLOSURE_STEPS, id, "step"] => {
                     let step = c.new.as_ref().map(plain).unwrap_or_default();
-                    let mut line = crate::outcome::closure_step_label(lang, &step);
+                    let mut line = closure_step_label(lang, &step);
                     if let Some(reason) = new_of(&format!("{K_CLOSURE_STEPS}.{id}.reason")) {
                         line.push_str(words::colon(lang));
-                        line.push_str(&crate::outcome::closure_reason_label(lang, &plain(reason)));
+                        line.push_str(&closure_reason_label(lang, &plain(reason)));
                     }
                     if let Some(note) = new_of(&format!("{K_CLOSURE_STEPS}.{id}.note")) {
                         line.push(' ');
@@ -194,13 +194,11 @@ impl<'a> Storyteller<'a> {
                 [key @ (K_CLOSURE_STATUS | K_CLOSURE_REASON)] => {
                     let say = |v: &Option<Json>| {
                         v.as_ref()
-                            .and_then(|v| {
-                                crate::outcome::closure_conflict_words(lang, key, &plain(v))
-                            })
+                            .and_then(|v| closure_conflict_words(lang, key, &plain(v)))
                             .map(|(_, words)| words)
                             .unwrap_or_default()
                     };
-                    let label = crate::outcome::closure_conflict_words(lang, key, "")
+                    let label = closure_conflict_words(lang, key, "")
                         .map(|(label, _)| label)
                         .unwrap_or_default();
                     details.push(match &c.old {

@@ -3,8 +3,13 @@
 //! read French). The same words on the phone, in the CLI and in the console.
 
 use super::{Classification, Stage};
-use crate::case_doc::ClosureStatus;
 use crate::forms::Lang;
+// A closure's words live with the closure (`case_doc::closure`), which the history tells too.
+#[cfg(test)]
+use crate::case_doc::ClosureStatus;
+pub use crate::case_doc::{
+    closure_conflict_words, closure_label, closure_reason_label, closure_step_label,
+};
 
 fn pick(lang: Lang, (fr, en, ar): (&'static str, &'static str, &'static str)) -> &'static str {
     match lang {
@@ -77,79 +82,9 @@ impl Classification {
     }
 }
 
-impl ClosureStatus {
-    pub fn label(self, lang: Lang) -> &'static str {
-        pick(
-            lang,
-            match self {
-                ClosureStatus::Open => ("ouvert", "open", "مفتوح"),
-                ClosureStatus::Proposed => ("clôture proposée", "closure proposed", "إغلاق مقترح"),
-                ClosureStatus::Returned => ("clôture renvoyée", "closure returned", "إغلاق مُعاد"),
-                ClosureStatus::Closed => ("clôturé", "closed", "مغلق"),
-            },
-        )
-    }
-}
-
-/// A closure reason (`case_doc::CLOSURE_REASONS`) as the reader says it; an unknown code as
-/// it is.
-pub fn closure_reason_label(lang: Lang, code: &str) -> String {
-    let words = match code {
-        "exited_stable" => (
-            "sorti du travail, situation stable",
-            "exited and stable",
-            "خرج من العمل ووضعه مستقر",
-        ),
-        "moved_away" => ("parti de la zone", "moved away", "غادر المنطقة"),
-        "age_limit" => (
-            "a atteint l'âge limite",
-            "reached the age limit",
-            "بلغ السن القصوى",
-        ),
-        "transferred" => (
-            "transféré à un autre programme",
-            "transferred to another programme",
-            "نُقل إلى برنامج آخر",
-        ),
-        "consent_withdrawn" => ("consentement retiré", "consent withdrawn", "سُحبت الموافقة"),
-        "deceased" => ("décédé", "deceased", "توفي"),
-        other => return other.to_string(),
-    };
-    pick(lang, words).to_string()
-}
-
-/// A step of a closure's log (`case_doc::CLOSURE_STEPS`) as the reader says it.
-pub fn closure_step_label(lang: Lang, step: &str) -> String {
-    let words = match step {
-        "propose" => ("clôture proposée", "closure proposed", "اقتُرح الإغلاق"),
-        "approve" => ("clôture approuvée", "closure approved", "وُوفق على الإغلاق"),
-        "return" => (
-            "renvoyée à l'agent",
-            "returned to the agent",
-            "أُعيد إلى المرشد",
-        ),
-        "reopen" => ("dossier rouvert", "case reopened", "أُعيد فتح الملف"),
-        other => return other.to_string(),
-    };
-    pick(lang, words).to_string()
-}
-
 /// A stage's code as the reader says it; an unknown code as it is.
 pub fn stage_label(lang: Lang, code: &str) -> String {
     Stage::parse(code).map_or_else(|| code.to_string(), |s| s.label(lang).to_string())
-}
-
-/// A closure's status code (a list row's `closure`) as the reader says it, `disputed` too.
-pub fn closure_label(lang: Lang, code: &str) -> String {
-    match ClosureStatus::parse(code) {
-        Some(status) => status.label(lang).to_string(),
-        None if code == "disputed" => format!(
-            "{} ({})",
-            pick(lang, ("clôture", "closure", "الإغلاق")),
-            crate::words::w(lang, crate::words::W::Disputed)
-        ),
-        None => code.to_string(),
-    }
 }
 
 /// A classification's code as the reader says it.
@@ -158,22 +93,6 @@ pub fn classification_label(lang: Lang, code: &str) -> String {
         "withdrawn" => Classification::Withdrawn.label(lang).to_string(),
         "prevented" => Classification::Prevented.label(lang).to_string(),
         other => other.to_string(),
-    }
-}
-
-/// A closure's key in conflict (`closure_status`, `closure_reason`) as a picker names it, and
-/// one of its values in words; `None` for any other path.
-pub fn closure_conflict_words(lang: Lang, path: &str, value: &str) -> Option<(String, String)> {
-    match path {
-        "closure_status" => Some((
-            pick(lang, ("Clôture", "Closure", "الإغلاق")).to_string(),
-            closure_label(lang, value),
-        )),
-        "closure_reason" => Some((
-            pick(lang, ("Motif de clôture", "Closure reason", "سبب الإغلاق")).to_string(),
-            closure_reason_label(lang, value),
-        )),
-        _ => None,
     }
 }
 
