@@ -309,6 +309,11 @@ pub(super) fn console_caseload_on(
             "<svg",
         ),
         (
+            "programme report (key figures, four breakdowns, closures, chart)",
+            "/console/report?from=2026-01&to=2026-12",
+            "Rapport du programme",
+        ),
+        (
             "indicators as CSV",
             "/console/indicators.csv?by=sector",
             "\u{feff}",
