@@ -22,6 +22,8 @@ pub struct CaseSummary {
     pub classification: Option<String>,
     pub outcome_provisional: bool,
     pub closure: Option<String>,
+    /// The day the child reaches the programme's age limit (YYYY-MM-DD), when known.
+    pub age_limit_on: Option<String>,
 }
 
 impl From<suivi_core::store::CaseRow> for CaseSummary {
@@ -42,6 +44,7 @@ impl From<suivi_core::store::CaseRow> for CaseSummary {
             classification: r.classification,
             outcome_provisional: r.outcome_provisional,
             closure: r.closure,
+            age_limit_on: r.age_limit_on,
         }
     }
 }
@@ -248,14 +251,14 @@ pub struct OutcomeInWords {
 /// A list row's outcome in `lang` (core's words); none for a row listed ahead of its case.
 #[uniffi::export]
 pub fn outcome_in_words(case: CaseSummary, lang: String) -> Option<OutcomeInWords> {
-    suivi_core::outcome::row_in_words(
-        case.stage.as_deref(),
-        case.classification.as_deref(),
-        case.outcome_provisional,
-        case.closure.as_deref(),
-        Lang::from_tag(&lang),
-    )
-    .map(|w| OutcomeInWords {
+    let row = suivi_core::outcome::RowOutcome {
+        stage: case.stage.as_deref(),
+        classification: case.classification.as_deref(),
+        provisional: case.outcome_provisional,
+        closure: case.closure.as_deref(),
+        age_limit_on: case.age_limit_on.as_deref(),
+    };
+    suivi_core::outcome::row_in_words_today(row, Lang::from_tag(&lang)).map(|w| OutcomeInWords {
         stage: w.stage,
         classification: w.classification,
         provisional: w.provisional,

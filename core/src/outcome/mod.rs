@@ -278,6 +278,30 @@ const SERVED: [&str; 3] = ["accepted", "in_service", "completed"];
 /// vocational training).
 const EDUCATION_SERVICES: [&str; 2] = ["school_or_bridging_class", "vocational_training"];
 
+/// The day a child reaches the age that ends monitoring (`settings.age_limit`): from the date
+/// of birth when known, else from the age estimated when the case was created (`created_at`,
+/// RFC 3339 or a date). `None` when neither is recorded. Stored with the list row: whether it
+/// has passed is read against today wherever the row is shown, since it changes with time, not
+/// with a change.
+pub fn age_limit_on(
+    identification: &Record,
+    created_at: &str,
+    settings: &OutcomeSettings,
+) -> Option<NaiveDate> {
+    let years = |from: NaiveDate, n: u32| from.checked_add_months(chrono::Months::new(n * 12));
+    if let Some(born) = identification
+        .get("date_of_birth")
+        .and_then(|d| d.as_str())
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+    {
+        return years(born, settings.age_limit);
+    }
+    let age = identification.get("estimated_age")?.as_u64()?;
+    let created = NaiveDate::parse_from_str(created_at.get(..10)?, "%Y-%m-%d").ok()?;
+    let left = u32::try_from(u64::from(settings.age_limit).saturating_sub(age)).ok()?;
+    years(created, left)
+}
+
 /// Reads a case's facts: its identification, referrals and visits as the document holds them,
 /// its conflicts (a visit field in conflict is unknown), and which visits this phone has not
 /// had acknowledged (`provisional`).
@@ -380,6 +404,36 @@ mod tests {
 
     fn outcome(facts: &CaseFacts) -> Outcome {
         derive(facts, &OutcomeSettings::default())
+    }
+
+    /// The age limit falls on the birthday when the date of birth is known, else that many
+    /// years after the estimate was made.
+    #[test]
+    fn the_age_limit_falls_on_the_birthday_or_from_the_estimate() {
+        let settings = OutcomeSettings::default();
+        let mut ident = Record::new();
+        ident.insert("date_of_birth".into(), serde_json::json!("2008-06-01"));
+        ident.insert("estimated_age".into(), serde_json::json!(3));
+        assert_eq!(
+            age_limit_on(&ident, "2026-01-10T09:00:00Z", &settings),
+            Some(day("2026-06-01")),
+            "the date of birth wins"
+        );
+        ident.remove("date_of_birth");
+        assert_eq!(
+            age_limit_on(&ident, "2026-01-10T09:00:00Z", &settings),
+            Some(day("2041-01-10"))
+        );
+        let younger = OutcomeSettings {
+            age_limit: 15,
+            ..settings.clone()
+        };
+        assert_eq!(
+            age_limit_on(&ident, "2026-01-10", &younger),
+            Some(day("2038-01-10"))
+        );
+        ident.remove("estimated_age");
+        assert_eq!(age_limit_on(&ident, "2026-01-10", &settings), None);
     }
 
     #[test]

@@ -116,23 +116,59 @@ pub struct OutcomeWords {
     pub closure: Option<String>,
 }
 
-/// `OutcomeWords` of a list row's codes; `None` for a row with no stage (listed ahead).
+/// A list row's outcome as stored: the codes `row_in_words` says.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RowOutcome<'a> {
+    pub stage: Option<&'a str>,
+    pub classification: Option<&'a str>,
+    pub provisional: bool,
+    pub closure: Option<&'a str>,
+    /// The day the child reaches the age that ends monitoring (YYYY-MM-DD).
+    pub age_limit_on: Option<&'a str>,
+}
+
+/// `OutcomeWords` of a list row's codes, `today` (the reader's day) deciding whether the
+/// child has reached the age limit; `None` for a row with no stage (listed ahead).
 pub fn row_in_words(
-    stage: Option<&str>,
-    classification: Option<&str>,
-    provisional: bool,
-    closure: Option<&str>,
+    row: RowOutcome<'_>,
+    today: chrono::NaiveDate,
     lang: Lang,
 ) -> Option<OutcomeWords> {
-    let stage = Stage::parse(stage?)?;
-    let waits = matches!(closure, Some("closed" | "proposed"));
+    let stage = Stage::parse(row.stage?)?;
+    // A closure proposed, closed or in dispute waits on a supervisor, not on the agent.
+    let waits = matches!(row.closure, Some("closed" | "proposed" | "disputed"));
+    let aged_out = row
+        .age_limit_on
+        .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .is_some_and(|d| d <= today);
     Some(OutcomeWords {
         stage: stage.label(lang).to_string(),
-        classification: classification.map(|c| classification_label(lang, c)),
-        provisional,
-        next_step: (!waits).then(|| stage.next_step(lang).to_string()),
-        closure: closure.map(|c| closure_label(lang, c)),
+        classification: row.classification.map(|c| classification_label(lang, c)),
+        provisional: row.provisional,
+        next_step: (!waits).then(|| next_step(stage, aged_out, lang)),
+        closure: row.closure.map(|c| closure_label(lang, c)),
     })
+}
+
+/// `row_in_words` on this device's day (UTC).
+pub fn row_in_words_today(row: RowOutcome<'_>, lang: Lang) -> Option<OutcomeWords> {
+    row_in_words(row, crate::clock::now().date_naive(), lang)
+}
+
+/// What the agent does next: a child who reached the age limit is closed whatever the stage.
+pub fn next_step(stage: Stage, aged_out: bool, lang: Lang) -> String {
+    if aged_out {
+        return pick(
+            lang,
+            (
+                "Proposer la clôture : âge limite atteint",
+                "Propose closure: the age limit is reached",
+                "اقتراح الإغلاق: بلوغ السن القصوى",
+            ),
+        )
+        .to_string();
+    }
+    stage.next_step(lang).to_string()
 }
 
 #[cfg(test)]
@@ -182,17 +218,43 @@ mod tests {
             closure_conflict_words(Lang::Fr, "assigned_to", "karim"),
             None
         );
-        let words = row_in_words(Some("exited"), Some("withdrawn"), false, None, Lang::En).unwrap();
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
+        let exited = RowOutcome {
+            stage: Some("exited"),
+            classification: Some("withdrawn"),
+            ..RowOutcome::default()
+        };
+        let words = row_in_words(exited, today, Lang::En).unwrap();
         assert_eq!(words.next_step.as_deref(), Some("Propose closure"));
         assert_eq!(words.classification.as_deref(), Some("withdrawn"));
-        let proposed =
-            row_in_words(Some("exited"), None, true, Some("proposed"), Lang::Fr).unwrap();
+        let proposed = RowOutcome {
+            stage: Some("exited"),
+            provisional: true,
+            closure: Some("proposed"),
+            ..RowOutcome::default()
+        };
+        let proposed = row_in_words(proposed, today, Lang::Fr).unwrap();
         assert_eq!(
             proposed.next_step, None,
             "a proposal waits on the supervisor"
         );
         assert_eq!(proposed.closure.as_deref(), Some("clôture proposée"));
-        assert_eq!(row_in_words(None, None, false, None, Lang::Fr), None);
+        assert_eq!(row_in_words(RowOutcome::default(), today, Lang::Fr), None);
+        // Reaching the age limit turns the next step to a closure, on that very day.
+        let served = |on: &'static str| RowOutcome {
+            stage: Some("receiving_services"),
+            age_limit_on: Some(on),
+            ..RowOutcome::default()
+        };
+        let step = |on| row_in_words(served(on), today, Lang::Fr).unwrap().next_step;
+        assert_eq!(
+            step("2026-12-07").as_deref(),
+            Some("Proposer la clôture : âge limite atteint")
+        );
+        assert_eq!(
+            step("2026-12-08").as_deref(),
+            Some("Faire une visite de suivi")
+        );
         assert_eq!(
             closure_reasons(Lang::En)[1],
             ("moved_away".into(), "moved away".into())

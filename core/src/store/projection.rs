@@ -41,6 +41,21 @@ pub struct CaseRow {
     /// The closure's status when the case is not simply open (`proposed`, `returned`, `closed`,
     /// or `disputed` when two were written at once). A closed case has no visit due.
     pub closure: Option<String>,
+    /// The day the child reaches the age that ends monitoring (YYYY-MM-DD), when known.
+    pub age_limit_on: Option<String>,
+}
+
+impl CaseRow {
+    /// The row's outcome codes, for `outcome::row_in_words`.
+    pub fn outcome(&self) -> crate::outcome::RowOutcome<'_> {
+        crate::outcome::RowOutcome {
+            stage: self.stage.as_deref(),
+            classification: self.classification.as_deref(),
+            provisional: self.outcome_provisional,
+            closure: self.closure.as_deref(),
+            age_limit_on: self.age_limit_on.as_deref(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -138,6 +153,8 @@ fn project_outcome(
         stage: Some(outcome.stage.as_str().to_string()),
         classification: outcome.classification.map(|(c, _)| c.as_str().to_string()),
         outcome_provisional: outcome.provisional,
+        age_limit_on: crate::outcome::age_limit_on(&ident, &created_at, settings)
+            .map(|d| d.format("%Y-%m-%d").to_string()),
         closure: match (closure.disputed, closure.status) {
             (true, _) => Some("disputed".to_string()),
             (false, ClosureStatus::Open) => None,
@@ -270,9 +287,10 @@ pub fn write(tx: &Transaction<'_>, p: &CaseProjection) -> Result<()> {
         "INSERT OR REPLACE INTO cases (case_id, first_name, last_name, name_folded, sex, province,
             commune, village, village_folded, work_sector, risk_level, created_at, created_by,
             updated_at, next_followup_due, referral_count, followup_count, conflict_count,
-            name_terms, village_key, stage, classification, outcome_provisional, closure)
+            name_terms, village_key, stage, classification, outcome_provisional, closure,
+            age_limit_on)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-            ?19, ?20, ?21, ?22, ?23, ?24)",
+            ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
         params![
             c.case_id,
             c.first_name,
@@ -297,7 +315,8 @@ pub fn write(tx: &Transaction<'_>, p: &CaseProjection) -> Result<()> {
             c.stage,
             c.classification,
             c.outcome_provisional,
-            c.closure
+            c.closure,
+            c.age_limit_on
         ],
     )?;
     tx.execute("DELETE FROM referrals WHERE case_id = ?1", [&c.case_id])?;

@@ -260,8 +260,8 @@ impl Store {
         // The cases held, and the rows a first sync sent ahead of cases not held yet.
         let mut sql = format!(
             "SELECT * FROM (SELECT {LISTED}, 0 AS arriving, '' AS referral_statuses, stage,
-                classification, outcome_provisional, closure FROM cases
-             UNION ALL SELECT {LISTED}, 1, referral_statuses, NULL, NULL, 0, NULL
+                classification, outcome_provisional, closure, age_limit_on FROM cases
+             UNION ALL SELECT {LISTED}, 1, referral_statuses, NULL, NULL, 0, NULL, NULL
              FROM arriving_cases a
              WHERE NOT EXISTS (SELECT 1 FROM case_docs d WHERE d.case_id = a.case_id)) cases
              WHERE 1 = 1"
@@ -414,6 +414,7 @@ pub(super) fn row_to_case(row: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> 
         classification: row.get("classification")?,
         outcome_provisional: row.get("outcome_provisional")?,
         closure: row.get("closure")?,
+        age_limit_on: row.get("age_limit_on")?,
     })
 }
 

@@ -345,6 +345,7 @@ pub(super) async fn case_page(
             *until > now() && matches!(signed.user.role, Role::Supervisor | Role::Admin)
         });
     // The outcome as the server counts it: every visit it holds is verified.
+    let settings = state.service.outcome_settings();
     let outcome = suivi_core::outcome::derive(
         &suivi_core::outcome::facts_of(
             &identification,
@@ -353,8 +354,14 @@ pub(super) async fn case_page(
             &conflicts,
             &|_| false,
         ),
-        &state.service.outcome_settings(),
+        &settings,
     );
+    let aged_out = suivi_core::outcome::age_limit_on(
+        &identification,
+        &doc.created_at().unwrap_or_default(),
+        &settings,
+    )
+    .is_some_and(|on| on <= state.zone.day_of(chrono::Utc::now()));
     let closure = doc
         .closure()
         .map_err(|e| ConsoleError::Storage(e.to_string()))?;
@@ -364,6 +371,7 @@ pub(super) async fn case_page(
             outcome: &outcome,
             closure: &closure,
             decides: matches!(signed.user.role, Role::Supervisor | Role::Admin),
+            aged_out,
         }),
         listed: &listed,
         identification: &identification,

@@ -623,3 +623,39 @@ fn two_decisions_at_once_are_a_conflict_told_in_words_and_settled_in_the_console
     amina.sync().unwrap();
     assert_eq!(listed(&amina, &case_id).closure.as_deref(), Some("closed"));
 }
+
+/// A child past the programme's age limit (born 2008-06-01, 18 on 2026-06-01): the next step
+/// says to close the case, on the phone and in the console, whatever the stage; a younger
+/// child's does not.
+#[test]
+fn a_child_past_the_age_limit_is_offered_for_closure() {
+    let server = two_teams();
+    let mut amina = server.device("amina");
+    let mut born = child(0);
+    born.insert("dob_known".into(), json!(true));
+    born.remove("estimated_age");
+    born.insert("date_of_birth".into(), json!("2008-06-01"));
+    let grown = amina.store.create_case(&born).unwrap();
+    let young = amina.store.create_case(&child(1)).unwrap();
+    amina.sync().unwrap();
+    let next = |id: &str| {
+        let row = listed(&amina, id);
+        assert!(row.age_limit_on.is_some());
+        suivi_core::outcome::row_in_words_today(row.outcome(), suivi_core::Lang::Fr)
+            .unwrap()
+            .next_step
+            .unwrap()
+    };
+    assert_eq!(
+        listed(&amina, &grown).age_limit_on.as_deref(),
+        Some("2026-06-01")
+    );
+    assert_eq!(next(&grown), "Proposer la clôture : âge limite atteint");
+    assert_eq!(next(&young), "Orienter vers un service");
+    let mut fatima = Console::signed_in(&server, "fatima");
+    let page = fatima.get(&format!("/console/cases/{grown}")).1;
+    assert!(
+        page.contains("Proposer la clôture : âge limite atteint"),
+        "{page}"
+    );
+}

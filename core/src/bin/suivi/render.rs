@@ -485,12 +485,17 @@ pub(super) fn outcome_text(lang: Lang, row: &CaseRow, closure: &Closure, zone: Z
             out.push_str(&format!(" ({})", t(lang, "provisional")));
         }
         out.push('\n');
-        if !closure.is_closed() && closure.status != ClosureStatus::Proposed {
-            out.push_str(&format!(
-                "{}: {}\n",
-                t(lang, "next_step"),
-                stage.next_step(lang)
-            ));
+        // The closure as this case's document holds it, and the age limit against today.
+        let held = outcome::RowOutcome {
+            closure: Some(if closure.disputed {
+                "disputed"
+            } else {
+                closure.status.as_str()
+            }),
+            ..row.outcome()
+        };
+        if let Some(next) = outcome::row_in_words_today(held, lang).and_then(|w| w.next_step) {
+            out.push_str(&format!("{}: {next}\n", t(lang, "next_step")));
         }
     }
     out.push_str(&format!("{}\n", closure_text(lang, closure)));

@@ -6,3 +6,5 @@ ALTER TABLE cases ADD COLUMN stage TEXT;
 ALTER TABLE cases ADD COLUMN classification TEXT;
 ALTER TABLE cases ADD COLUMN outcome_provisional INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE cases ADD COLUMN closure TEXT;
+-- The day the child reaches the programme's age limit (YYYY-MM-DD): read against today.
+ALTER TABLE cases ADD COLUMN age_limit_on TEXT;

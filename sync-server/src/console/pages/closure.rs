@@ -13,6 +13,8 @@ pub struct ClosureView<'a> {
     /// The reader may decide a proposal, and reopen a closed case (a supervisor or an admin;
     /// the server checks the team).
     pub decides: bool,
+    /// The child has reached the programme's age limit (today, on the project's clock).
+    pub aged_out: bool,
 }
 
 pub fn closure_section(frame: &Frame<'_>, v: &ClosureView<'_>) -> Markup {
@@ -34,7 +36,7 @@ pub fn closure_section(frame: &Frame<'_>, v: &ClosureView<'_>) -> Markup {
                 }
                 @if !c.disputed && !c.is_closed() && c.status != ClosureStatus::Proposed {
                     dt { (t(lang, T::NextStep)) }
-                    dd { (o.stage.next_step(lang)) }
+                    dd { (outcome::next_step(o.stage, v.aged_out, lang)) }
                 }
                 dt { (t(lang, T::Closure)) }
                 dd {
