@@ -268,12 +268,13 @@ pub(super) async fn case_page(
             }
         }
         store.audit(now(), &reader.user_id, "console.case_viewed", &case_id)?;
+        let settings = service.outcome_settings();
         Ok(Some((
-            listed, doc, origins, agents, merged, evidence, phones,
+            listed, doc, origins, agents, merged, evidence, phones, settings,
         )))
     })
     .await?;
-    let Some((listed, doc, origins, agents, merged, evidence, phones)) = loaded else {
+    let Some((listed, doc, origins, agents, merged, evidence, phones, settings)) = loaded else {
         return Ok(not_found());
     };
     let Some(mut doc) = doc else {
@@ -345,7 +346,6 @@ pub(super) async fn case_page(
             *until > now() && matches!(signed.user.role, Role::Supervisor | Role::Admin)
         });
     // The outcome as the server counts it: every visit it holds is verified.
-    let settings = state.service.outcome_settings();
     let outcome = suivi_core::outcome::derive(
         &suivi_core::outcome::facts_of(
             &identification,

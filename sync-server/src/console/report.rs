@@ -49,11 +49,13 @@ pub(super) async fn report_page(
     let reader = signed.user.clone();
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
     let subject = format!("{from}..{to} {team}");
-    let (cells, spellings) = blocking(move || {
+    let service = state.service.clone();
+    // Every read on the blocking pool: a PostgreSQL store's client blocks.
+    let (cells, spellings, settings) = blocking(move || {
         let cells = store.indicator_cells(&reader, &today)?;
         let spellings = store.place_spellings(&reader, &["province", "commune"])?;
         store.audit(now(), &reader.user_id, "console.report_viewed", &subject)?;
-        Ok((cells, spellings))
+        Ok((cells, spellings, service.outcome_settings()))
     })
     .await?;
     let mut teams: Vec<String> = cells.iter().map(|c| c.team.clone()).collect();
@@ -85,7 +87,7 @@ pub(super) async fn report_page(
         total,
         breakdowns,
         months,
-        settings: state.service.outcome_settings(),
+        settings,
         prepared: state.zone.day_of(chrono::Utc::now()),
     };
     let here = format!(

@@ -659,3 +659,59 @@ fn a_child_past_the_age_limit_is_offered_for_closure() {
         "{page}"
     );
 }
+
+/// The programme report on a PostgreSQL server (served by the binary, read by an officer):
+/// the same figures as on SQLite.
+#[test]
+fn the_report_reads_on_postgres() {
+    let database = suivi_server::testing::TestDatabase::create();
+    let site = suivi_tests::ServerSite::on_postgres(&database.url);
+    site.ok(&[
+        "user", "add", "amina", "--role", "agent", "--team", "sikasso",
+    ]);
+    let mut officer = site.command(&[
+        "user",
+        "add",
+        "odile",
+        "--role",
+        "officer",
+        "--team",
+        "project",
+        "--password-env",
+        "ODILE_PASSWORD",
+    ]);
+    let out = officer
+        .env("ODILE_PASSWORD", crate::console::PASSWORD)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let served = site.serve();
+    let url = served.url();
+    let mut amina = crate::erasure::Phone::enroll(&site, &url, "amina");
+    let case_id = amina.store.create_case(&child(0)).unwrap();
+    for (date, due) in [("2026-09-01", "2026-10-10"), ("2026-10-11", "2026-11-20")] {
+        amina
+            .store
+            .add_followup(&case_id, &visit(date, false, "yes", due))
+            .unwrap();
+    }
+    amina.sync(&url);
+    let mut odile = Console::at(&url);
+    let (status, _, _) = odile.log_in("odile", crate::console::PASSWORD);
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, report, _) = odile.get("/console/report?from=2026-01&to=2026-12");
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert!(report.contains("Rapport du programme"), "{report}");
+    assert!(
+        report.contains("<th scope=\"row\">Retirés du travail</th><td class=\"num\">1</td>"),
+        "{report}"
+    );
+    // The case page derives the outcome with the settings read from PostgreSQL too.
+    let (status, page, _) = odile.get(&format!("/console/cases/{case_id}"));
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("retiré du travail"), "{page}");
+}
