@@ -23,16 +23,13 @@ fn visit(date: &str, working: bool, school: &str, due: &str) -> suivi_core::Reco
 
 /// A child out of work and at school at two visits 40 days apart: exited, withdrawn; the next
 /// visit was due on 2026-11-20 (overdue on 2026-12-07).
-fn an_exited_child(amina: &mut TestDevice) -> String {
-    let case_id = amina.store.create_case(&child(0)).unwrap();
-    amina
-        .store
-        .add_followup(&case_id, &visit("2026-09-01", false, "yes", "2026-10-10"))
-        .unwrap();
-    amina
-        .store
-        .add_followup(&case_id, &visit("2026-10-11", false, "yes", "2026-11-20"))
-        .unwrap();
+fn an_exited_child(phone: &mut suivi_core::Store) -> String {
+    let case_id = phone.create_case(&child(0)).unwrap();
+    for (date, due) in [("2026-09-01", "2026-10-10"), ("2026-10-11", "2026-11-20")] {
+        phone
+            .add_followup(&case_id, &visit(date, false, "yes", due))
+            .unwrap();
+    }
     case_id
 }
 
@@ -62,7 +59,7 @@ fn an_agent_proposes_closure_offline_a_supervisor_approves_it_in_the_console_and
 {
     let server: TestServer = two_teams();
     let mut amina = server.device("amina");
-    let case_id = an_exited_child(&mut amina);
+    let case_id = an_exited_child(&mut amina.store);
     assert!(listed(&amina, &case_id).outcome_provisional);
     amina.sync().unwrap();
     let row = listed(&amina, &case_id);
@@ -284,7 +281,7 @@ fn an_agent_proposes_closure_offline_a_supervisor_approves_it_in_the_console_and
 fn a_supervisor_returns_a_proposal_from_her_phone_offline() {
     let server = two_teams();
     let mut amina = server.device("amina");
-    let case_id = an_exited_child(&mut amina);
+    let case_id = an_exited_child(&mut amina.store);
     amina
         .store
         .propose_closure(&case_id, "moved_away", None)
@@ -325,7 +322,7 @@ fn a_supervisor_returns_a_proposal_from_her_phone_offline() {
 fn settings_published_on_the_server_recount_the_indicators_and_reach_the_phones() {
     let server = two_teams();
     let mut amina = server.device("amina");
-    let case_id = an_exited_child(&mut amina);
+    let case_id = an_exited_child(&mut amina.store);
     amina.sync().unwrap();
     assert_eq!(listed(&amina, &case_id).stage.as_deref(), Some("exited"));
     let mut fatima = Console::signed_in(&server, "fatima");
@@ -413,7 +410,7 @@ fn an_app_of_protocol_8_sets_a_closed_case_aside_and_takes_it_in_once_updated() 
 
     let server = two_teams();
     let mut amina = server.device("amina");
-    let case_id = an_exited_child(&mut amina);
+    let case_id = an_exited_child(&mut amina.store);
     amina
         .store
         .propose_closure(&case_id, "exited_stable", None)
@@ -475,13 +472,7 @@ fn the_server_commands_publish_settings_to_a_running_server_and_print_the_indica
     let served = site.serve();
     let url = served.url();
     let mut amina = crate::erasure::Phone::enroll(&site, &url, "amina");
-    let case_id = amina.store.create_case(&child(0)).unwrap();
-    for (date, due) in [("2026-09-01", "2026-10-10"), ("2026-10-11", "2026-11-20")] {
-        amina
-            .store
-            .add_followup(&case_id, &visit(date, false, "yes", due))
-            .unwrap();
-    }
+    let case_id = an_exited_child(&mut amina.store);
     amina.sync(&url);
     let shown = site.ok(&["outcome-settings"]);
     assert!(
@@ -503,6 +494,7 @@ fn the_server_commands_publish_settings_to_a_running_server_and_print_the_indica
     amina.sync(&url);
     assert_eq!(amina.store.outcome_settings().unwrap().exit_visits, 3);
     let row = amina.store.list_cases(&Default::default()).unwrap();
+    assert_eq!(row[0].case_id, case_id);
     assert_eq!(row[0].stage.as_deref(), Some("not_working_at_one_visit"));
 
     let csv = site.ok(&["indicators", "--as", "odile", "--by", "sex", "--lang", "en"]);
@@ -527,7 +519,7 @@ fn the_server_commands_publish_settings_to_a_running_server_and_print_the_indica
 fn two_decisions_at_once_are_a_conflict_told_in_words_and_settled_in_the_console() {
     let server = two_teams();
     let mut amina = server.device("amina");
-    let case_id = an_exited_child(&mut amina);
+    let case_id = an_exited_child(&mut amina.store);
     amina
         .store
         .propose_closure(&case_id, "exited_stable", None)
@@ -692,13 +684,7 @@ fn the_report_reads_on_postgres() {
     let served = site.serve();
     let url = served.url();
     let mut amina = crate::erasure::Phone::enroll(&site, &url, "amina");
-    let case_id = amina.store.create_case(&child(0)).unwrap();
-    for (date, due) in [("2026-09-01", "2026-10-10"), ("2026-10-11", "2026-11-20")] {
-        amina
-            .store
-            .add_followup(&case_id, &visit(date, false, "yes", due))
-            .unwrap();
-    }
+    let case_id = an_exited_child(&mut amina.store);
     amina.sync(&url);
     let mut odile = Console::at(&url);
     let (status, _, _) = odile.log_in("odile", crate::console::PASSWORD);
