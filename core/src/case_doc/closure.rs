@@ -108,6 +108,16 @@ impl Closure {
         self.steps.iter().filter(|s| s.step == "reopen").count()
     }
 
+    /// The closure as one code: its status, or `disputed` when two were written at once (what
+    /// a list row keeps, and `closure_label` says).
+    pub fn code(&self) -> &'static str {
+        if self.disputed {
+            "disputed"
+        } else {
+            self.status.as_str()
+        }
+    }
+
     /// Closed and settled: out of the due and overdue lists.
     pub fn is_closed(&self) -> bool {
         self.status == ClosureStatus::Closed && !self.disputed

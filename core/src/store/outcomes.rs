@@ -79,19 +79,8 @@ impl Store {
         );
         let settled = !closure.disputed;
         Ok(ClosureWords {
-            status: if closure.disputed {
-                "disputed".to_string()
-            } else {
-                closure.status.as_str().to_string()
-            },
-            label: closure_label(
-                lang,
-                if closure.disputed {
-                    "disputed"
-                } else {
-                    closure.status.as_str()
-                },
-            ),
+            status: closure.code().to_string(),
+            label: closure_label(lang, closure.code()),
             reason: closure
                 .reason
                 .as_deref()

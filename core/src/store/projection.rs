@@ -155,11 +155,9 @@ fn project_outcome(
         outcome_provisional: outcome.provisional,
         age_limit_on: crate::outcome::age_limit_on(&ident, &created_at, settings)
             .map(|d| d.format("%Y-%m-%d").to_string()),
-        closure: match (closure.disputed, closure.status) {
-            (true, _) => Some("disputed".to_string()),
-            (false, ClosureStatus::Open) => None,
-            (false, status) => Some(status.as_str().to_string()),
-        },
+        closure: Some(closure.code())
+            .filter(|code| *code != ClosureStatus::Open.as_str())
+            .map(str::to_string),
         arriving: false,
         case_id: case_id.clone(),
         first_name: text(&ident, "child_first_name").unwrap_or_default(),

@@ -487,11 +487,7 @@ pub(super) fn outcome_text(lang: Lang, row: &CaseRow, closure: &Closure, zone: Z
         out.push('\n');
         // The closure as this case's document holds it, and the age limit against today.
         let held = outcome::RowOutcome {
-            closure: Some(if closure.disputed {
-                "disputed"
-            } else {
-                closure.status.as_str()
-            }),
+            closure: Some(closure.code()),
             ..row.outcome()
         };
         if let Some(next) = outcome::row_in_words_today(held, lang).and_then(|w| w.next_step) {
@@ -522,11 +518,7 @@ pub(super) fn outcome_text(lang: Lang, row: &CaseRow, closure: &Closure, zone: Z
 
 /// Where a closure stands: "Clôture : clôture proposée — parti de la zone".
 pub(super) fn closure_text(lang: Lang, closure: &Closure) -> String {
-    let status = if closure.disputed {
-        outcome::closure_label(lang, "disputed")
-    } else {
-        closure.status.label(lang).to_string()
-    };
+    let status = outcome::closure_label(lang, closure.code());
     match (&closure.reason, closure.status) {
         (Some(reason), s) if s != ClosureStatus::Open => format!(
             "{}: {status} — {}",

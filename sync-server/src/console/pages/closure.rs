@@ -40,11 +40,7 @@ pub fn closure_section(frame: &Frame<'_>, v: &ClosureView<'_>) -> Markup {
                 }
                 dt { (t(lang, T::Closure)) }
                 dd {
-                    @if c.disputed {
-                        (outcome::closure_label(lang, "disputed"))
-                    } @else {
-                        (c.status.label(lang))
-                    }
+                    (outcome::closure_label(lang, c.code()))
                     @if let (Some(reason), false) = (&c.reason, c.status == ClosureStatus::Open) {
                         " — " (outcome::closure_reason_label(lang, reason))
                     }
